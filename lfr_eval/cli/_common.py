@@ -1,0 +1,81 @@
+"""Options shared by several commands (engine choice, workspace)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from lfr_eval.faces import BACKENDS, FaceEngine, load_engine
+
+
+def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--engine``, ``--detector``, ``--model-pack``, ``--runtime``, ``--device``."""
+    options = [
+        click.option(
+            "--engine",
+            "engine_backend",
+            type=click.Choice(sorted(BACKENDS)),
+            default="dlib",
+            show_default=True,
+            help="Face engine backend.",
+        ),
+        click.option(
+            "--detector",
+            type=click.Choice(["hog", "cnn"]),
+            default="hog",
+            show_default=True,
+            help="dlib detector: HOG (fast, CPU) or MMOD CNN (accurate, slow on CPU).",
+        ),
+        click.option(
+            "--model-pack",
+            default=None,
+            help="InsightFace model pack: a directory, or a name looked up under $LFR_MODELS "
+            "and ~/.insightface/models (e.g. buffalo_l).",
+        ),
+        click.option(
+            "--runtime",
+            type=click.Choice(["onnxruntime", "torch"]),
+            default="onnxruntime",
+            show_default=True,
+            help="Runtime for ONNX models.",
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(["cpu", "cuda"]),
+            default="cpu",
+            show_default=True,
+            help="Where to run the networks. 'cuda' fails loudly if no GPU is active.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_engine(
+    engine_backend: str, detector: str, model_pack: str | None, runtime: str, device: str
+) -> FaceEngine:
+    """Build the engine selected by :func:`engine_options`."""
+    if engine_backend == "dlib":
+        if device != "cpu":
+            from lfr_eval.errors import RuntimeUnavailableError
+
+            raise RuntimeUnavailableError(
+                "the dlib engine runs on the CPU only (dlib-bin has no CUDA); "
+                "use --engine dlib-torch or --engine insightface for a GPU"
+            )
+        return load_engine("dlib", detector=detector)
+    if engine_backend == "insightface":
+        return load_engine("insightface", model_pack=model_pack, runtime=runtime, device=device)
+    return load_engine("dlib-torch", detector=detector, runtime=runtime, device=device)
+
+
+workspace_option = click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="LFR_WORKSPACE",
+    help="Workspace directory (watchlists, caches). Default: $LFR_WORKSPACE or the user data dir.",
+)

