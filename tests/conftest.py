@@ -1,0 +1,58 @@
+"""Fixtures shared by the whole suite: real data locations and a real default engine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+
+def lfw_root() -> Path | None:
+    """The LFW folder: $LFR_LFW_DIR, else ../shared/datasets/lfw beside the repo; None if absent."""
+    env = os.environ.get("LFR_LFW_DIR")
+    candidate = Path(env) if env else REPO_ROOT.parent / "shared" / "datasets" / "lfw"
+    return candidate if (candidate / "images").is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    root = lfw_root()
+    if root is None:
+        pytest.skip("LFW not found: set LFR_LFW_DIR or place it at ../shared/datasets/lfw")
+    return root
+
+
+@pytest.fixture(scope="session")
+def insightface_images() -> Path:
+    """Sample images shipped in the insightface wheel (t1.jpg is a group photo of 6 people)."""
+    import insightface
+
+    folder = Path(insightface.__file__).parent / "data" / "images"
+    if not (folder / "t1.jpg").is_file():
+        pytest.skip("insightface sample images not installed")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def dlib_engine():
+    from lfr_eval.faces import load_engine
+
+    return load_engine("dlib")
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    return ws
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave screenshots and reports for a person to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
