@@ -34,8 +34,8 @@ def cli() -> None:
 
 
 def _register() -> None:
-    # Imported here so that `lfr_eval.cli` stays importable while one module is broken
-    # during development would be a silent failure; we want the import error instead.
+    # Every command module is imported explicitly: a broken module must fail loudly at start-up
+    # rather than quietly drop its commands.
     from lfr_eval.cli import _app, _config, _embed, _evaluate, _info, _watchlist
 
     for module in (_info, _watchlist, _embed, _evaluate, _config, _app):
