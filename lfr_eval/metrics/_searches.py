@@ -70,7 +70,7 @@ class SearchSet:
 
     @property
     def n_mated(self) -> int:
-        return int(len(self.mate_scores))
+        return len(self.mate_scores)
 
     @property
     def n_non_mated(self) -> int:
@@ -80,3 +80,45 @@ class SearchSet:
     def non_mated_best(self) -> np.ndarray:
         """Best (highest) similarity of each non-mated search, shape (n_non_mated,)."""
         return self.non_mated_topk[:, 0]
+
+    @property
+    def k(self) -> int:
+        """Number of candidates kept per non-mated search (columns of ``non_mated_topk``)."""
+        return int(self.non_mated_topk.shape[1])
+
+    def subset(
+        self,
+        mated_mask: np.ndarray | None = None,
+        non_mated_mask: np.ndarray | None = None,
+    ) -> SearchSet:
+        """The searches selected by boolean masks (``None`` keeps all of that kind).
+
+        The watchlist size is unchanged: a subset of searches was still run against the whole
+        watchlist.
+        """
+        m = np.ones(self.n_mated, bool) if mated_mask is None else np.asarray(mated_mask, bool)
+        nm = (
+            np.ones(self.n_non_mated, bool)
+            if non_mated_mask is None
+            else np.asarray(non_mated_mask, bool)
+        )
+        if m.shape != (self.n_mated,) or nm.shape != (self.n_non_mated,):
+            raise ValueError(
+                "subset masks must be boolean arrays with one entry per mated / non-mated search"
+            )
+        return SearchSet(
+            watchlist_size=self.watchlist_size,
+            mate_scores=self.mate_scores[m],
+            mate_ranks=self.mate_ranks[m],
+            mated_subjects=self.mated_subjects[m],
+            non_mated_topk=self.non_mated_topk[nm],
+            non_mated_subjects=self.non_mated_subjects[nm],
+            mated_groups=_take_rows(self.mated_groups, m),
+            non_mated_groups=_take_rows(self.non_mated_groups, nm),
+        )
+
+
+def _take_rows(groups: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    if not len(groups.columns):
+        return pd.DataFrame()
+    return groups.iloc[np.flatnonzero(mask)].reset_index(drop=True)

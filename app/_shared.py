@@ -1,0 +1,202 @@
+"""Helpers shared by the Streamlit pages: the cached engine, workspace paths, loaded results.
+
+Pages stay thin: everything here either reads settings or calls :mod:`lfr_eval`. The engine is
+chosen by environment variables (set by ``lfr-eval app`` from its options, or by hand):
+
+==================  =====================================================
+``LFR_ENGINE``      ``dlib`` (default), ``insightface`` or ``dlib-torch``
+``LFR_DETECTOR``    ``hog`` (default) or ``cnn`` (dlib engines)
+``LFR_MODEL_PACK``  InsightFace model pack name or directory
+``LFR_RUNTIME``     ``onnxruntime`` (default) or ``torch``
+``LFR_DEVICE``      ``cpu`` (default) or ``cuda`` (fails loudly without a GPU)
+``LFR_WORKSPACE``   workspace directory (watchlists, results, alert captures)
+==================  =====================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+from lfr_eval.deployment import RetentionPolicy, WatchlistRef
+from lfr_eval.errors import ConfigError, LfrError
+from lfr_eval.faces import FaceEngine
+from lfr_eval.watchlist import Watchlist
+from lfr_eval.workspace import workspace_dir
+
+ENV_ENGINE = "LFR_ENGINE"
+ENV_DETECTOR = "LFR_DETECTOR"
+ENV_MODEL_PACK = "LFR_MODEL_PACK"
+ENV_RUNTIME = "LFR_RUNTIME"
+ENV_DEVICE = "LFR_DEVICE"
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine the app was started with (hashable: it keys the engine cache)."""
+
+    backend: str = "dlib"
+    detector: str = "hog"
+    model_pack: str | None = None
+    runtime: str = "onnxruntime"
+    device: str = "cpu"
+
+    @classmethod
+    def from_env(cls) -> EngineChoice:
+        return cls(
+            backend=os.environ.get(ENV_ENGINE, "dlib"),
+            detector=os.environ.get(ENV_DETECTOR, "hog"),
+            model_pack=os.environ.get(ENV_MODEL_PACK) or None,
+            runtime=os.environ.get(ENV_RUNTIME, "onnxruntime"),
+            device=os.environ.get(ENV_DEVICE, "cpu"),
+        )
+
+    def describe(self) -> str:
+        parts = [self.backend]
+        if self.backend in ("dlib", "dlib-torch"):
+            parts.append(f"detector={self.detector}")
+        if self.backend == "insightface":
+            parts.append(f"model_pack={self.model_pack or 'default'}")
+        if self.backend != "dlib":
+            parts.append(f"runtime={self.runtime}")
+        parts.append(f"device={self.device}")
+        return ", ".join(parts)
+
+
+def workspace() -> Path:
+    """The workspace directory ($LFR_WORKSPACE or the per-user data dir), created if needed."""
+    return workspace_dir()
+
+
+@st.cache_resource(show_spinner="Loading the face engine…")
+def _load_engine(choice: EngineChoice) -> FaceEngine:
+    from lfr_eval.cli._common import make_engine
+
+    return make_engine(
+        choice.backend, choice.detector, choice.model_pack, choice.runtime, choice.device
+    )
+
+
+def engine_choice() -> EngineChoice:
+    """The engine settings this app process was started with."""
+    return EngineChoice.from_env()
+
+
+def get_engine() -> FaceEngine:
+    """The face engine, loaded once per process and shared by every page and session.
+
+    Raises :class:`~lfr_eval.errors.LfrError` (missing model, GPU unavailable…); pages show it
+    with :func:`show_error` and stop.
+    """
+    return _load_engine(engine_choice())
+
+
+# ---------------------------------------------------------------------- errors
+
+
+def show_error(exc: LfrError) -> None:
+    """Show an :class:`LfrError` as the user's problem to fix (message, no traceback)."""
+    st.error(f"**{type(exc).__name__}**: {exc}")
+
+
+def engine_or_stop() -> FaceEngine:
+    """The engine, or an error box and ``st.stop()`` when it cannot be loaded."""
+    try:
+        return get_engine()
+    except LfrError as exc:
+        show_error(exc)
+        st.info(
+            "Start the app with another engine, e.g. `lfr-eval app --engine dlib`, or put the "
+            "model files where the message says."
+        )
+        st.stop()
+        raise  # st.stop() raises; this keeps type checkers content
+
+
+# ---------------------------------------------------------------------- watchlist
+
+
+def open_watchlist() -> Watchlist:
+    """The workspace's watchlist (``<workspace>/watchlist.sqlite``), created empty if missing.
+
+    Not cached: SQLite connections are opened per operation, and a fresh object always sees the
+    latest content (another page or the CLI may have changed it).
+    """
+    return Watchlist.open(workspace=workspace())
+
+
+def watchlist_ref(watchlist: Watchlist) -> WatchlistRef:
+    """The watchlist's identity as a deployment config names it."""
+    return WatchlistRef.from_watchlist(watchlist)
+
+
+def show_watchlist_summary(watchlist: Watchlist | None = None) -> None:
+    """Metrics row: subjects, templates, embedding space, id and content hash."""
+    try:
+        watchlist = watchlist if watchlist is not None else open_watchlist()
+    except LfrError as exc:
+        show_error(exc)
+        return
+    subjects = watchlist.subjects()
+    expired = sum(s.is_expired() for s in subjects)
+    cols = st.columns(4)
+    cols[0].metric("Subjects", len(subjects), help="Distinct people listed (N in FPIR(N, T)).")
+    cols[1].metric("Templates", watchlist.n_templates())
+    cols[2].metric("Expired (not searched)", expired)
+    cols[3].metric("Version (content hash)", watchlist.content_hash()[:12])
+    st.caption(
+        f"Watchlist id `{watchlist.watchlist_id}` · content sha256 `{watchlist.content_hash()}` · "
+        f"embedding space `{watchlist.embedding_space or 'none yet'}` · file `{watchlist.path}`"
+    )
+    if not subjects:
+        st.info("The watchlist is empty: enrol people on the **Watchlist** page.")
+
+
+# ---------------------------------------------------------------------- retention
+
+ENV_ALERT_RETENTION_HOURS = "LFR_ALERT_RETENTION_HOURS"
+
+
+def retention_policy() -> RetentionPolicy:
+    """Retention of captures: alert captures kept ``$LFR_ALERT_RETENTION_HOURS`` (default 24 h).
+
+    Non-matching captures are never stored, whatever the setting.
+    """
+    hours = os.environ.get(ENV_ALERT_RETENTION_HOURS)
+    if hours is None:
+        return RetentionPolicy()
+    try:
+        return RetentionPolicy(alert_capture_hours=int(hours))
+    except ValueError:
+        raise ConfigError(
+            f"{ENV_ALERT_RETENTION_HOURS}={hours!r} is not a whole number of hours"
+        ) from None
+
+
+# ---------------------------------------------------------------------- uploads
+
+
+@contextlib.contextmanager
+def uploads_on_disk(files: Sequence[UploadedFile]) -> Iterator[dict[Path, str]]:
+    """Write uploads to a private temporary folder for the length of the block.
+
+    Library functions take paths; uploads are bytes. Each upload goes to its own sub-folder so
+    equal names cannot collide, and the folder is deleted on leaving the block, so uploaded faces
+    are not left on disk. Yields ``{temporary path: upload name}``.
+    """
+    with tempfile.TemporaryDirectory(prefix="lfr-upload-") as tmp:
+        paths: dict[Path, str] = {}
+        for i, upload in enumerate(files):
+            name = Path(upload.name).name or f"upload-{i}"
+            path = Path(tmp) / str(i) / name
+            path.parent.mkdir()
+            path.write_bytes(upload.getvalue())
+            paths[path] = upload.name
+        yield paths

@@ -1,0 +1,58 @@
+"""Datasets: manifests of images with subject ids and group labels, loaders, and the embedding
+cache.
+
+- :class:`Manifest` / :func:`read_manifest` — a validated table of ``path``, ``subject_id`` and
+  attribute columns (``"unknown"`` for a missing label), with a content hash of the dataset;
+- :func:`load_folder` — one sub-folder per subject; :func:`load_lfw` — LFW with its sex and
+  ethnicity labels, :func:`read_lfw_pairs` — LFW's verification pairs;
+- :class:`EmbeddingCache` and :func:`embed_manifest` — embeddings keyed by image sha256 and
+  engine, failures included, so runs resume instead of recomputing.
+"""
+
+from __future__ import annotations
+
+from lfr_eval.datasets._manifest import (
+    REQUIRED_COLUMNS,
+    UNKNOWN,
+    Manifest,
+    ManifestWarning,
+    read_manifest,
+)
+from lfr_eval.datasets._folder import IMAGE_EXTENSIONS, load_folder
+from lfr_eval.datasets._lfw import VerificationPairs, find_lfw_images, load_lfw, read_lfw_pairs
+from lfr_eval.datasets._cache import (
+    CacheError,
+    CachedEmbedding,
+    EmbeddingCache,
+    engine_cache_key,
+)
+from lfr_eval.datasets._embedding import (
+    FAILURE_NO_FACE,
+    ImageEmbeddings,
+    choose_face,
+    embed_image_file,
+    embed_manifest,
+)
+
+__all__ = [
+    "FAILURE_NO_FACE",
+    "IMAGE_EXTENSIONS",
+    "REQUIRED_COLUMNS",
+    "UNKNOWN",
+    "CacheError",
+    "CachedEmbedding",
+    "EmbeddingCache",
+    "ImageEmbeddings",
+    "Manifest",
+    "ManifestWarning",
+    "VerificationPairs",
+    "choose_face",
+    "embed_image_file",
+    "embed_manifest",
+    "engine_cache_key",
+    "find_lfw_images",
+    "load_folder",
+    "load_lfw",
+    "read_lfw_pairs",
+    "read_manifest",
+]

@@ -1,0 +1,274 @@
+"""Embed every image of a manifest once, through the cache, optionally in several processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from lfr_eval.datasets._cache import CachedEmbedding, EmbeddingCache, engine_cache_key
+from lfr_eval.datasets._manifest import Manifest
+from lfr_eval.errors import ImageError
+from lfr_eval.faces import Face, FaceEngine, load_image
+
+FaceChoice = Literal["largest", "central"]
+
+#: ``progress(done, total)`` is called as images are processed.
+ProgressCallback = Callable[[int, int], None]
+
+#: Entries written to the cache per transaction: a crash loses at most this many embeddings.
+COMMIT_EVERY = 64
+
+FAILURE_NO_FACE = "no face"
+
+
+@dataclass(frozen=True)
+class ImageEmbeddings:
+    """One engine's embeddings of a list of images, in the list's order.
+
+    Attributes
+    ----------
+    engine_key : str
+        :func:`~lfr_eval.datasets.engine_cache_key` of the engine that made them.
+    image_sha256 : ndarray of shape (n,), object
+    vectors : ndarray of shape (n, D), float32
+        Unit-norm embeddings; rows of failed images are all zero (check :attr:`ok`).
+    ok : ndarray of shape (n,), bool
+        Whether the image got an embedding.
+    n_faces : ndarray of shape (n,), int
+        Faces detected in each image.
+    failure : ndarray of shape (n,), object
+        Reason for each failure (``"no face"``, ``"unreadable image: …"``), None on success.
+    det_score, face_size_px : ndarray of shape (n,), float
+        Detector confidence and inter-ocular distance (pixels) of the chosen face; NaN on failure.
+    n_computed : int
+        How many were computed in this run (the rest came from the cache).
+    """
+
+    engine_key: str
+    image_sha256: np.ndarray
+    vectors: np.ndarray
+    ok: np.ndarray
+    n_faces: np.ndarray
+    failure: np.ndarray
+    det_score: np.ndarray
+    face_size_px: np.ndarray
+    n_computed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.image_sha256)
+
+    @property
+    def n_failed(self) -> int:
+        return int((~self.ok).sum())
+
+
+def choose_face(faces: Sequence[Face], image_shape: tuple[int, ...], rule: FaceChoice) -> Face:
+    """The face an image stands for when several were found.
+
+    ``"largest"`` takes the biggest box (a portrait or enrolment photo); ``"central"`` takes
+    the box whose centre is nearest the image centre (datasets cropped around their subject,
+    such as LFW, where bystanders appear at the edges).
+    """
+    if rule == "largest":
+        return max(faces, key=lambda f: f.area)
+    if rule == "central":
+        height, width = image_shape[:2]
+        centre = np.array([width / 2.0, height / 2.0])
+
+        def distance(face: Face) -> float:
+            x1, y1, x2, y2 = (float(v) for v in face.box)
+            return float(np.hypot((x1 + x2) / 2 - centre[0], (y1 + y2) / 2 - centre[1]))
+
+        return min(faces, key=distance)
+    raise ValueError(f"face choice must be 'largest' or 'central', got {rule!r}")
+
+
+def embed_image_file(
+    engine: FaceEngine, path: str | Path, image_sha256: str, face_choice: FaceChoice = "largest"
+) -> CachedEmbedding:
+    """Detect, choose and embed the face of one image file; failures become a cached reason.
+
+    Only failures caused by the image (unreadable, no face) are turned into entries; anything
+    else (a broken engine) propagates.
+    """
+    try:
+        image = load_image(path)
+    except ImageError as exc:
+        return CachedEmbedding(image_sha256, 0, None, f"unreadable image: {exc}")
+    faces = engine.analyze(image, embed=False)
+    if not faces:
+        return CachedEmbedding(image_sha256, 0, None, FAILURE_NO_FACE)
+    face = choose_face(faces, image.shape, face_choice)
+    vector = engine.embed_crops([face.crop])[0].astype(np.float32)
+    return CachedEmbedding(
+        image_sha256=image_sha256,
+        n_faces=len(faces),
+        embedding=vector,
+        failure=None,
+        det_score=float(face.det_score),
+        face_size_px=float(face.quality.size_px),
+    )
+
+
+# -------------------------------------------------------------------- worker processes
+_worker_engine: FaceEngine | None = None
+_worker_choice: FaceChoice = "largest"
+
+
+def _init_worker(factory: Callable[[], FaceEngine], key: str, face_choice: FaceChoice) -> None:
+    global _worker_engine, _worker_choice
+    engine = factory()
+    found = engine_cache_key(engine, face_choice)
+    if found != key:
+        raise RuntimeError(f"worker engine differs from the main one: {found} != {key}")
+    _worker_engine, _worker_choice = engine, face_choice
+
+
+def _embed_in_worker(job: tuple[str, str]) -> CachedEmbedding:
+    assert _worker_engine is not None, "worker not initialised"
+    return embed_image_file(_worker_engine, job[0], job[1], _worker_choice)
+
+
+def _report(progress: bool | ProgressCallback | None, total: int, initial: int):
+    """A ``update(n)``/``close()`` pair for a tqdm bar, a callback or nothing."""
+    if progress is True:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=initial, desc="embedding", unit="img")
+        return bar.update, bar.close
+    if callable(progress):
+        done = [initial]
+        progress(initial, total)
+
+        def update(n: int) -> None:
+            done[0] += n
+            progress(done[0], total)
+
+        return update, lambda: None
+    return (lambda n: None), (lambda: None)
+
+
+def embed_manifest(
+    manifest: Manifest,
+    engine: FaceEngine,
+    cache: EmbeddingCache | None = None,
+    *,
+    face_choice: FaceChoice = "largest",
+    progress: bool | ProgressCallback | None = None,
+    workers: int = 1,
+    engine_factory: Callable[[], FaceEngine] | None = None,
+) -> ImageEmbeddings:
+    """Embed every image of a manifest, taking what the cache already has.
+
+    Parameters
+    ----------
+    manifest : Manifest
+    engine : FaceEngine
+        The engine (its :func:`engine_cache_key` keys the cache).
+    cache : EmbeddingCache, optional
+        Where embeddings are looked up and stored; without one nothing is kept.
+    face_choice : {"largest", "central"}
+        Which face stands for an image with several (see :func:`choose_face`).
+    progress : bool or callable, optional
+        True for a tqdm bar on stderr; a callable gets ``(done, total)``.
+    workers : int
+        Processes embedding in parallel (each loads its own engine from ``engine_factory``).
+    engine_factory : callable, optional
+        Picklable zero-argument callable returning an engine identical to ``engine``
+        (e.g. ``functools.partial(load_engine, "dlib", detector="hog")``); needed when
+        ``workers > 1``.
+
+    Returns
+    -------
+    ImageEmbeddings
+        Aligned with the manifest's rows.
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if workers > 1 and engine_factory is None:
+        raise ValueError("workers > 1 needs an engine_factory to build an engine in each process")
+    key = engine_cache_key(engine, face_choice)
+    hashes = manifest.image_hashes()
+    paths = manifest.absolute_paths()
+    known: dict[str, CachedEmbedding] = {}
+    if cache is not None:
+        cache.register_engine(key, engine)
+        known = cache.get_many(hashes, key)
+    # Identical files need embedding once.
+    todo: dict[str, Path] = {}
+    for sha, path in zip(hashes, paths):
+        if sha not in known and sha not in todo:
+            todo[sha] = path
+    total = len(set(hashes))
+    update, close = _report(progress, total, total - len(todo))
+    pending: list[CachedEmbedding] = []
+
+    def keep(entry: CachedEmbedding) -> None:
+        known[entry.image_sha256] = entry
+        pending.append(entry)
+        if cache is not None and len(pending) >= COMMIT_EVERY:
+            cache.put_many(pending, key)
+            pending.clear()
+        update(1)
+
+    jobs = [(str(path), sha) for sha, path in todo.items()]
+    try:
+        if workers == 1 or len(jobs) < 2 * workers:
+            for path, sha in jobs:
+                keep(embed_image_file(engine, path, sha, face_choice))
+        else:
+            # spawn, not fork: dlib and BLAS hold threads and locks a forked child must not copy
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(engine_factory, key, face_choice),
+            ) as pool:
+                for entry in pool.map(_embed_in_worker, jobs, chunksize=8):
+                    keep(entry)
+    finally:
+        # What was computed before an interruption is kept: the next run resumes from it.
+        if cache is not None and pending:
+            cache.put_many(pending, key)
+        close()
+
+    dim = engine.engine_id.embedding_dim
+    n = len(hashes)
+    vectors = np.zeros((n, dim), np.float32)
+    ok = np.zeros(n, bool)
+    n_faces = np.zeros(n, np.int64)
+    failure = np.empty(n, dtype=object)
+    det_score = np.full(n, np.nan)
+    face_size = np.full(n, np.nan)
+    for i, sha in enumerate(hashes):
+        entry = known[sha]
+        n_faces[i] = entry.n_faces
+        failure[i] = entry.failure
+        det_score[i] = entry.det_score
+        face_size[i] = entry.face_size_px
+        if entry.embedding is not None:
+            if entry.embedding.shape != (dim,):
+                raise ValueError(
+                    f"cached embedding of {sha[:12]} has {entry.embedding.shape[0]} values, "
+                    f"the engine makes {dim}"
+                )
+            vectors[i] = entry.embedding
+            ok[i] = True
+    return ImageEmbeddings(
+        engine_key=key,
+        image_sha256=np.asarray(hashes, dtype=object),
+        vectors=vectors,
+        ok=ok,
+        n_faces=n_faces,
+        failure=failure,
+        det_score=det_score,
+        face_size_px=face_size,
+        n_computed=len(jobs),
+    )

@@ -1,0 +1,689 @@
+"""Deployment configurations: threshold, engine, watchlist and retention, with provenance.
+
+A :class:`DeploymentConfig` is what policy staff sign off: the face-match threshold (a cosine
+similarity in [-1, 1]), the engine that produces the similarities (named by model file hashes),
+the watchlist (named by id and content hash), the retention policy, and the evaluation evidence
+behind the threshold (the results file's hash and FPIR/TPIR at the threshold with intervals).
+
+It is written as JSON that validates against ``schemas/deployment_config.schema.json`` and
+carries ``config_sha256``, the sha256 of its own canonical JSON, so an edited file is detected.
+:func:`verify_config` then checks the named artefacts are the ones at hand and refuses any
+mismatch with a :class:`~lfr_eval.errors.ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+
+from lfr_eval.errors import ConfigError
+from lfr_eval.faces import EngineId, FaceEngine, ModelFile, sha256_file
+
+if TYPE_CHECKING:
+    from lfr_eval.watchlist import Watchlist
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_FILE = "deployment_config.schema.json"
+
+#: Hours alert captures are kept for officer review before they are purged (the force's policy).
+DEFAULT_ALERT_CAPTURE_HOURS = 24
+
+#: Two floats read back from JSON are "the same" figure when they differ by less than this.
+_FLOAT_TOLERANCE = 1e-9
+
+MSG_NOT_JSON = "deployment config {path} is not valid JSON ({reason}); was it edited by hand?"
+MSG_SCHEMA = "deployment config {path} does not match the schema: {field}: {reason}"
+MSG_TAMPERED = (
+    "deployment config {path} has been changed since it was exported: its content hash is {actual} "
+    "but the file says {expected}. Export the configuration again rather than editing it."
+)
+MSG_MISMATCH = (
+    "deployment config refused: {field} is {expected!s} in the config but {actual!s} here. {advice}"
+)
+
+
+@dataclass(frozen=True)
+class WatchlistRef:
+    """The watchlist a configuration is for, by identity and content.
+
+    Attributes
+    ----------
+    id : str
+        The watchlist's stable identifier (stays the same as subjects are added or removed).
+    content_sha256 : str
+        Hex sha256 of the watchlist's content (subjects, templates, categories, expiry); any
+        change to who is listed changes it.
+    subject_count : int
+        Number of distinct subjects listed (N in FPIR(N, T)).
+    bundle_path : str or None
+        File name of an exported watchlist bundle, relative to the config file's folder.
+    bundle_sha256 : str or None
+        Hex sha256 of that bundle file.
+    """
+
+    id: str
+    content_sha256: str
+    subject_count: int
+    bundle_path: str | None = None
+    bundle_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        bundle = None
+        if self.bundle_path is not None:
+            bundle = {"path": self.bundle_path, "sha256": self.bundle_sha256}
+        return {
+            "id": self.id,
+            "content_sha256": self.content_sha256,
+            "subject_count": self.subject_count,
+            "bundle": bundle,
+        }
+
+    @classmethod
+    def from_watchlist(
+        cls, watchlist: Watchlist, *, bundle: str | os.PathLike[str] | None = None
+    ) -> WatchlistRef:
+        """The reference to a watchlist store as it is now (optionally with a bundle file).
+
+        Parameters
+        ----------
+        watchlist : Watchlist
+        bundle : path, optional
+            An exported bundle *file* (``.zip``) to name; recorded by file name (it must be kept
+            beside the config) and sha256.
+        """
+        bundle_path = bundle_sha = None
+        if bundle is not None:
+            bundle = Path(bundle)
+            if not bundle.is_file():
+                raise ConfigError(
+                    f"watchlist bundle {bundle} is not a file; export the bundle as a .zip to "
+                    "name it in a deployment config"
+                )
+            bundle_path, bundle_sha = bundle.name, sha256_file(bundle)
+        return cls(
+            id=watchlist.watchlist_id,
+            content_sha256=watchlist.verify(),
+            subject_count=len(watchlist),
+            bundle_path=bundle_path,
+            bundle_sha256=bundle_sha,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WatchlistRef:
+        bundle = data.get("bundle") or {}
+        return cls(
+            id=data["id"],
+            content_sha256=data["content_sha256"],
+            subject_count=int(data["subject_count"]),
+            bundle_path=bundle.get("path"),
+            bundle_sha256=bundle.get("sha256"),
+        )
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long captured faces are kept.
+
+    Attributes
+    ----------
+    alert_capture_hours : int
+        Hours an alert capture (the face that raised an alert) is kept for officer review before
+        it is purged; 0 to 8760. Default 24, the force's published policy.
+    non_matching_captures : str
+        Always ``"never_stored"``: a face that raises no alert is never written to disk. It is a
+        field so the config states the rule, not an option.
+    """
+
+    alert_capture_hours: int = DEFAULT_ALERT_CAPTURE_HOURS
+    non_matching_captures: str = "never_stored"
+
+    def __post_init__(self) -> None:
+        if not 0 <= int(self.alert_capture_hours) <= 8760:
+            raise ConfigError(
+                f"alert capture retention must be 0 to 8760 hours, not {self.alert_capture_hours}"
+            )
+        if self.non_matching_captures != "never_stored":
+            raise ConfigError("non-matching captures are never stored; no other policy is allowed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert_capture_hours": int(self.alert_capture_hours),
+            "non_matching_captures": self.non_matching_captures,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetentionPolicy:
+        return cls(
+            alert_capture_hours=int(data["alert_capture_hours"]),
+            non_matching_captures=data["non_matching_captures"],
+        )
+
+
+@dataclass(frozen=True)
+class RateEvidence:
+    """One measured proportion with its confidence interval.
+
+    Attributes
+    ----------
+    value : float
+        The proportion, in [0, 1].
+    ci_low, ci_high : float
+        Interval bounds, in [0, 1].
+    count : int
+        Searches in the numerator (false positives for FPIR, hits for TPIR).
+    trials : int
+        Searches in the denominator (non-mated searches for FPIR, mated for TPIR).
+    """
+
+    value: float
+    ci_low: float
+    ci_high: float
+    count: int
+    trials: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": float(self.value),
+            "ci_low": float(self.ci_low),
+            "ci_high": float(self.ci_high),
+            "count": int(self.count),
+            "trials": int(self.trials),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RateEvidence:
+        return cls(
+            value=float(data["value"]),
+            ci_low=float(data["ci_low"]),
+            ci_high=float(data["ci_high"]),
+            count=int(data["count"]),
+            trials=int(data["trials"]),
+        )
+
+
+@dataclass(frozen=True)
+class EvaluationEvidence:
+    """The evaluation behind a threshold: which results, and what they say at the threshold.
+
+    Attributes
+    ----------
+    results_sha256 : str
+        Hex sha256 of the saved evaluation results the figures come from.
+    dataset_sha256 : str
+        Hash of the dataset (manifest) evaluated; empty when the results do not record one.
+    protocol : str
+        Name of the evaluation protocol.
+    watchlist_size : int
+        N, the watchlist size of the evaluation (FPIR grows with N).
+    threshold : float
+        Cosine similarity the figures were computed at; equals the config's threshold.
+    confidence : float
+        Confidence level of the intervals, e.g. 0.95.
+    interval_method : str
+        How the intervals were computed (e.g. ``"clopper-pearson"``,
+        ``"subject-bootstrap"``).
+    fpir : RateEvidence
+        FPIR(N, T): non-mated searches with a candidate at or above T.
+    tpir : RateEvidence
+        TPIR(N, T) = 1 − FNIR(N, T) at rank 1.
+    """
+
+    results_sha256: str
+    dataset_sha256: str
+    protocol: str
+    watchlist_size: int
+    threshold: float
+    confidence: float
+    interval_method: str
+    fpir: RateEvidence
+    tpir: RateEvidence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "results_sha256": self.results_sha256,
+            "dataset_sha256": self.dataset_sha256,
+            "protocol": self.protocol,
+            "watchlist_size": int(self.watchlist_size),
+            "threshold": float(self.threshold),
+            "confidence": float(self.confidence),
+            "interval_method": self.interval_method,
+            "fpir": self.fpir.to_dict(),
+            "tpir": self.tpir.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationEvidence:
+        return cls(
+            results_sha256=data["results_sha256"],
+            dataset_sha256=data["dataset_sha256"],
+            protocol=data["protocol"],
+            watchlist_size=int(data["watchlist_size"]),
+            threshold=float(data["threshold"]),
+            confidence=float(data["confidence"]),
+            interval_method=data["interval_method"],
+            fpir=RateEvidence.from_dict(data["fpir"]),
+            tpir=RateEvidence.from_dict(data["tpir"]),
+        )
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """A signed-off configuration for one LFR deployment.
+
+    Attributes
+    ----------
+    threshold : float
+        Face-match threshold: an alert fires when the best cosine similarity is at or above it.
+        In [-1, 1].
+    engine : EngineId
+        Engine backend and every model file it loads, by sha256.
+    watchlist : WatchlistRef
+        Watchlist id, content hash, subject count and optional bundle.
+    retention : RetentionPolicy
+    evidence : EvaluationEvidence or None
+        The evaluation the threshold rests on; ``None`` when none was attached (the Export page
+        and CLI warn about it).
+    approved_by : str
+        Who approved the configuration (free text).
+    notes : str
+    created : str
+        UTC creation time, ISO 8601.
+    schema_version : str
+    """
+
+    threshold: float
+    engine: EngineId
+    watchlist: WatchlistRef
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    evidence: EvaluationEvidence | None = None
+    approved_by: str = ""
+    notes: str = ""
+    created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+    schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.threshold) or not -1.0 <= self.threshold <= 1.0:
+            raise ConfigError(
+                f"threshold must be a cosine similarity in [-1, 1], not {self.threshold}"
+            )
+        if self.evidence is not None and not _same_float(self.evidence.threshold, self.threshold):
+            raise ConfigError(
+                f"the evaluation evidence is at threshold {self.evidence.threshold} but the "
+                f"config's threshold is {self.threshold}; recompute the evidence at the threshold"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, including ``config_sha256``."""
+        body = self._body()
+        return {**body, "config_sha256": _canonical_sha256(body)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @property
+    def sha256(self) -> str:
+        """The config's self-hash: sha256 of the canonical JSON of every other field."""
+        return _canonical_sha256(self._body())
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "created": self.created,
+            "similarity": "cosine",
+            "threshold": float(self.threshold),
+            "engine": self.engine.to_dict(),
+            "watchlist": self.watchlist.to_dict(),
+            "retention": self.retention.to_dict(),
+            "evidence": None if self.evidence is None else self.evidence.to_dict(),
+            "approved_by": self.approved_by,
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> DeploymentConfig:
+        """Validate a JSON document (schema and self-hash) and build the config.
+
+        Raises
+        ------
+        ConfigError
+            The document does not match the schema, or its ``config_sha256`` does not match
+            its content.
+        """
+        validate_document(data, source=source)
+        body = {k: v for k, v in data.items() if k != "config_sha256"}
+        actual = _canonical_sha256(body)
+        if actual != data["config_sha256"]:
+            raise ConfigError(
+                MSG_TAMPERED.format(path=source, actual=actual, expected=data["config_sha256"])
+            )
+        evidence = data["evidence"]
+        return cls(
+            schema_version=data["schema_version"],
+            created=data["created"],
+            threshold=float(data["threshold"]),
+            engine=EngineId.from_dict(data["engine"]),
+            watchlist=WatchlistRef.from_dict(data["watchlist"]),
+            retention=RetentionPolicy.from_dict(data["retention"]),
+            evidence=None if evidence is None else EvaluationEvidence.from_dict(evidence),
+            approved_by=data["approved_by"],
+            notes=data["notes"],
+        )
+
+
+@dataclass(frozen=True)
+class VerifiedField:
+    """One field :func:`verify_config` compared, with the value both sides agree on."""
+
+    field: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ConfigVerification:
+    """What :func:`verify_config` checked (every check passed, or it would have raised).
+
+    Attributes
+    ----------
+    config_sha256 : str
+    checked : tuple of VerifiedField
+        Every field compared against the artefacts given.
+    not_checked : tuple of str
+        Parts of the config that could not be checked because the artefact was not given
+        (e.g. ``"evidence"`` when no results were passed).
+    """
+
+    config_sha256: str
+    checked: tuple[VerifiedField, ...]
+    not_checked: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        """True when every part of the config was checked against a real artefact."""
+        return not self.not_checked
+
+
+@lru_cache(maxsize=1)
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of deployment config files."""
+    text = resources.files("lfr_eval.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def validate_document(data: Any, *, source: str = "<dict>") -> None:
+    """Check a parsed JSON document against the deployment config schema.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first offending field (as a JSON path) and what is wrong with it.
+    """
+    validator_cls = jsonschema.validators.validator_for(config_schema())
+    validator = validator_cls(config_schema(), format_checker=validator_cls.FORMAT_CHECKER)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is None:
+        return
+    where = error.json_path.removeprefix("$").removeprefix(".")
+    reason = error.message
+    # Name the offending key itself for "missing" and "unexpected" errors, which jsonschema
+    # reports at the enclosing object.
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [key for key in error.validator_value if key not in error.instance]
+        where, reason = ".".join(filter(None, [where, missing[0]])), "missing"
+    elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - allowed)
+        where, reason = ".".join(filter(None, [where, extra[0]])), "not a known field"
+    raise ConfigError(MSG_SCHEMA.format(path=source, field=where or "document", reason=reason))
+
+
+def export_config(config: DeploymentConfig, path: str | os.PathLike[str]) -> Path:
+    """Write ``config`` as JSON to ``path`` atomically and return the path.
+
+    The document is validated against the schema before anything is written, so a file on disk
+    is always a valid config.
+    """
+    path = Path(path)
+    document = config.to_dict()
+    validate_document(document, source=str(path))
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def parse_config(text: str | bytes, *, source: str = "<upload>") -> DeploymentConfig:
+    """Parse, validate (schema and self-hash) and build a config from JSON text."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(MSG_NOT_JSON.format(path=source, reason=exc)) from exc
+    return DeploymentConfig.from_dict(data, source=source)
+
+
+def load_config(path: str | os.PathLike[str]) -> DeploymentConfig:
+    """Read a config file, checking it against the schema and its own hash.
+
+    Raises
+    ------
+    ConfigError
+        Missing or unreadable file, invalid JSON, schema violation, or a content hash that does
+        not match (the file was edited after export).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"deployment config not found: {path}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read deployment config {path}: {exc.strerror}") from exc
+    return parse_config(raw, source=str(path))
+
+
+def engine_matches(config_engine: EngineId, engine: FaceEngine | EngineId) -> list[VerifiedField]:
+    """Compare the config's engine with the engine at hand; raise on any difference."""
+    actual = engine.engine_id if not isinstance(engine, EngineId) else engine
+    _require(
+        "engine.backend",
+        config_engine.backend,
+        actual.backend,
+        "Start the app or CLI with the engine the config names.",
+    )
+    _require(
+        "engine.embedding_dim",
+        config_engine.embedding_dim,
+        actual.embedding_dim,
+        "The config is for a different recognizer.",
+    )
+    have = {(m.role, m.name): m for m in actual.models}
+    checked = [
+        VerifiedField("engine.backend", actual.backend),
+    ]
+    for model in config_engine.models:
+        label = f"engine.models[{model.role}:{model.name}].sha256"
+        found: ModelFile | None = have.get((model.role, model.name))
+        if found is None:
+            raise ConfigError(
+                MSG_MISMATCH.format(
+                    field=f"engine.models[{model.role}]",
+                    expected=model.name,
+                    actual=", ".join(m.name for m in actual.models if m.role == model.role)
+                    or "missing",
+                    advice="The engine in use loads a different model file.",
+                )
+            )
+        _require(
+            label,
+            model.sha256,
+            found.sha256,
+            "The model file differs from the one evaluated; restore the original file.",
+        )
+        checked.append(VerifiedField(label, model.sha256))
+    extra = sorted(set(have) - {(m.role, m.name) for m in config_engine.models})
+    if extra:
+        role, name = extra[0]
+        raise ConfigError(
+            MSG_MISMATCH.format(
+                field=f"engine.models[{role}]",
+                expected="absent",
+                actual=name,
+                advice="The engine in use loads a model file the config does not name.",
+            )
+        )
+    return checked
+
+
+def verify_config(
+    config: DeploymentConfig,
+    *,
+    engine: FaceEngine | EngineId | None = None,
+    watchlist: Watchlist | WatchlistRef | None = None,
+    evidence: EvaluationEvidence | None = None,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> ConfigVerification:
+    """Check that the artefacts at hand are the ones the config names.
+
+    Parameters
+    ----------
+    config : DeploymentConfig
+        As returned by :func:`load_config` (schema and self-hash already checked).
+    engine : FaceEngine or EngineId, optional
+        The engine in use: backend, embedding size and every model file's sha256 must match.
+    watchlist : Watchlist or WatchlistRef, optional
+        The watchlist in use: id, content hash and subject count must match. A store is
+        re-verified record by record first (:meth:`Watchlist.verify`).
+    evidence : EvaluationEvidence, optional
+        Evidence recomputed from the results at hand at the config's threshold: the results hash
+        and every figure must match.
+    config_dir : path, optional
+        Folder of the config file; when the config names a watchlist bundle, the bundle file
+        there must exist and have the recorded sha256.
+
+    Returns
+    -------
+    ConfigVerification
+        Every field checked, and the parts that were not (artefact not given).
+
+    Raises
+    ------
+    ConfigError
+        On the first mismatch, naming the field, the two values, and what to do.
+    """
+    checked: list[VerifiedField] = []
+    not_checked: list[str] = []
+    if engine is None:
+        not_checked.append("engine")
+    else:
+        checked.extend(engine_matches(config.engine, engine))
+    if watchlist is None:
+        not_checked.append("watchlist")
+    else:
+        if not isinstance(watchlist, WatchlistRef):
+            watchlist = WatchlistRef.from_watchlist(watchlist)
+        advice = "The watchlist has changed since the config was exported; export it again."
+        _require(
+            "watchlist.id", config.watchlist.id, watchlist.id, "This is a different watchlist."
+        )
+        _require(
+            "watchlist.content_sha256",
+            config.watchlist.content_sha256,
+            watchlist.content_sha256,
+            advice,
+        )
+        _require(
+            "watchlist.subject_count",
+            config.watchlist.subject_count,
+            watchlist.subject_count,
+            advice,
+        )
+        checked += [
+            VerifiedField("watchlist.id", watchlist.id),
+            VerifiedField("watchlist.content_sha256", watchlist.content_sha256),
+            VerifiedField("watchlist.subject_count", str(watchlist.subject_count)),
+        ]
+    if config.watchlist.bundle_path is not None:
+        if config_dir is None:
+            not_checked.append("watchlist.bundle")
+        else:
+            bundle = Path(config_dir) / config.watchlist.bundle_path
+            if not bundle.is_file():
+                raise ConfigError(
+                    f"deployment config refused: watchlist.bundle {config.watchlist.bundle_path} "
+                    f"is not beside the config in {config_dir}; keep the bundle with the config"
+                )
+            _require(
+                "watchlist.bundle.sha256",
+                config.watchlist.bundle_sha256,
+                sha256_file(bundle),
+                "The bundle file was changed or replaced.",
+            )
+            checked.append(
+                VerifiedField("watchlist.bundle.sha256", str(config.watchlist.bundle_sha256))
+            )
+    if config.evidence is None:
+        pass
+    elif evidence is None:
+        not_checked.append("evidence")
+    else:
+        checked.extend(_evidence_matches(config.evidence, evidence))
+    return ConfigVerification(
+        config_sha256=config.sha256, checked=tuple(checked), not_checked=tuple(not_checked)
+    )
+
+
+def _evidence_matches(
+    expected: EvaluationEvidence, actual: EvaluationEvidence
+) -> list[VerifiedField]:
+    _require(
+        "evidence.results_sha256",
+        expected.results_sha256,
+        actual.results_sha256,
+        "These are not the evaluation results the threshold was chosen on.",
+    )
+    checked = [VerifiedField("evidence.results_sha256", actual.results_sha256)]
+    advice = "The results no longer give the figures recorded in the config."
+    for name in ("dataset_sha256", "protocol", "watchlist_size", "confidence", "interval_method"):
+        _require(f"evidence.{name}", getattr(expected, name), getattr(actual, name), advice)
+        checked.append(VerifiedField(f"evidence.{name}", str(getattr(actual, name))))
+    for rate in ("fpir", "tpir"):
+        exp, act = getattr(expected, rate), getattr(actual, rate)
+        for part in ("value", "ci_low", "ci_high", "count", "trials"):
+            _require(f"evidence.{rate}.{part}", getattr(exp, part), getattr(act, part), advice)
+        checked.append(VerifiedField(f"evidence.{rate}", f"{act.value:.6g}"))
+    return checked
+
+
+def _require(field_name: str, expected: Any, actual: Any, advice: str) -> None:
+    same = (
+        _same_float(expected, actual)
+        if isinstance(expected, float) or isinstance(actual, float)
+        else expected == actual
+    )
+    if not same:
+        raise ConfigError(
+            MSG_MISMATCH.format(field=field_name, expected=expected, actual=actual, advice=advice)
+        )
+
+
+def _same_float(a: float, b: float) -> bool:
+    return math.isclose(float(a), float(b), rel_tol=_FLOAT_TOLERANCE, abs_tol=_FLOAT_TOLERANCE)
+
+
+def _canonical_sha256(body: dict[str, Any]) -> str:
+    # Canonical form: sorted keys, no whitespace, UTF-8. Python's float repr round-trips, so a
+    # float read back from the file re-serialises to the same text.
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,269 @@
+"""One call from a manifest and an engine to an :class:`~lfr_eval.results.EvaluationResult`.
+
+:func:`evaluate` is what the CLI (``lfr-eval evaluate``), the app and the notebooks call:
+
+1. hash every image (the dataset hash and the cache key of each image);
+2. build the protocol from the manifest and a seed (split by subject);
+3. embed the images the protocol uses, through the cache (a second run recomputes nothing;
+   an interrupted run resumes);
+4. search every probe against the watchlist, keeping the few numbers the metrics need;
+5. scale FPIR to other watchlist sizes from each non-mated search's false-match rate;
+6. record engine, models, runtime, dataset hash, protocol, seed, software and timings.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lfr_eval.datasets import (
+    EmbeddingCache,
+    ImageEmbeddings,
+    Manifest,
+    ManifestWarning,
+    embed_manifest,
+)
+from lfr_eval.datasets._embedding import FaceChoice
+from lfr_eval.faces import FaceEngine
+from lfr_eval.metrics._scoring import Backend
+from lfr_eval.protocols import (
+    NplParams,
+    OpenSetParams,
+    ProtocolError,
+    ProtocolRun,
+    build_npl_protocol,
+    build_open_set_protocol,
+    resample_fpir,
+    run_npl_protocol,
+    run_protocol,
+    scale_fpir,
+)
+from lfr_eval.protocols._run import DEFAULT_TOP_K
+from lfr_eval.results import DatasetInfo, EvaluationResult, ProtocolInfo
+
+#: ``progress(stage, done, total)``; stages are "hashing", "embedding", "scoring", "scaling".
+StageProgress = Callable[[str, int, int], None]
+
+#: Watchlist sizes FPIR is scaled to by default (the measured size is always added).
+DEFAULT_WATCHLIST_SIZES = (100, 1_000, 10_000, 100_000)
+
+#: Similarity thresholds of the stored scaling tables: [-1, 1] in steps of 0.005.
+DEFAULT_SCALING_THRESHOLDS = np.round(np.linspace(-1.0, 1.0, 401), 4)
+
+#: Largest non-mated × watchlist score matrix kept for scaling (float32: 2**28 = 1 GiB).
+MAX_SCALING_ELEMENTS = 1 << 28
+
+
+def default_thresholds() -> np.ndarray:
+    """The threshold grid used for stored tables: [-1, 1] in steps of 0.005."""
+    return DEFAULT_SCALING_THRESHOLDS.copy()
+
+
+def _expand(part: ImageEmbeddings, rows: np.ndarray, n: int) -> ImageEmbeddings:
+    """Embeddings of a subset of rows placed back at their rows of an ``n``-row manifest."""
+    dim = part.vectors.shape[1]
+    vectors = np.zeros((n, dim), np.float32)
+    vectors[rows] = part.vectors
+    ok = np.zeros(n, bool)
+    ok[rows] = part.ok
+    n_faces = np.zeros(n, np.int64)
+    n_faces[rows] = part.n_faces
+    failure = np.full(n, "not used by the protocol", dtype=object)
+    failure[rows] = part.failure
+    sha = np.full(n, "", dtype=object)
+    sha[rows] = part.image_sha256
+    det = np.full(n, np.nan)
+    det[rows] = part.det_score
+    size = np.full(n, np.nan)
+    size[rows] = part.face_size_px
+    return ImageEmbeddings(part.engine_key, sha, vectors, ok, n_faces, failure, det, size,
+                           part.n_computed)
+
+
+def _scaling_table(
+    run: ProtocolRun,
+    sizes: Sequence[int],
+    thresholds: np.ndarray,
+    attributes: Sequence[str],
+    n_resamples: int,
+    seed: int,
+) -> pd.DataFrame | None:
+    fillers = run.filler_scores
+    if fillers.n_searches == 0 or fillers.n_fillers == 0:
+        return None
+    if fillers.n_searches * fillers.n_fillers > MAX_SCALING_ELEMENTS:
+        return None
+    tables = [scale_fpir(fillers, sizes, thresholds, n_boot=200, seed=seed).table]
+    for attribute in attributes:
+        by = scale_fpir(fillers, sizes, thresholds, by=attribute, n_boot=200, seed=seed).table
+        tables.append(by[by["group_attribute"] == attribute])
+    small = [n for n in sizes if n <= fillers.n_fillers]
+    if small and n_resamples > 0:
+        tables.append(
+            resample_fpir(fillers, small, thresholds, n_resamples=n_resamples, seed=seed).table
+        )
+    return pd.concat(tables, ignore_index=True)
+
+
+def evaluate(
+    manifest: Manifest,
+    engine: FaceEngine,
+    protocol: OpenSetParams | NplParams | None = None,
+    *,
+    cache: EmbeddingCache | None = None,
+    progress: bool | StageProgress | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    face_choice: FaceChoice = "largest",
+    workers: int = 1,
+    engine_factory: Callable[[], FaceEngine] | None = None,
+    watchlist_sizes: Sequence[int] = DEFAULT_WATCHLIST_SIZES,
+    scaling_thresholds: np.ndarray | None = None,
+    n_resamples: int = 100,
+    scoring_backend: Backend = "numpy",
+    scoring_device: str = "cpu",
+) -> EvaluationResult:
+    """Run an open-set (or NPL) evaluation of ``engine`` on ``manifest``.
+
+    Parameters
+    ----------
+    manifest : Manifest
+        Images with subject ids and group labels.
+    engine : FaceEngine
+        The face engine under test.
+    protocol : OpenSetParams or NplParams, optional
+        Protocol and its settings (seed included); default ``OpenSetParams()``.
+    cache : EmbeddingCache, optional
+        Embedding cache; without one every image is embedded afresh.
+    progress : bool or callable, optional
+        True: tqdm bars on stderr. A callable gets ``(stage, done, total)``.
+    top_k : int
+        Candidates kept per non-mated search.
+    face_choice : {"largest", "central"}
+        Which face stands for an image with several.
+    workers, engine_factory :
+        Embed in ``workers`` processes, each building its engine with ``engine_factory``
+        (see :func:`~lfr_eval.datasets.embed_manifest`).
+    watchlist_sizes : sequence of int
+        Watchlist sizes FPIR is scaled to (the measured size is added).
+    scaling_thresholds : ndarray, optional
+        Thresholds of the scaling table (default :func:`default_thresholds`).
+    n_resamples : int
+        Galleries drawn per size for the resampled scaling (0: analytic only).
+    scoring_backend, scoring_device :
+        Where probe × watchlist scores are computed (``"numpy"``/``"cpu"``, or ``"torch"`` /
+        ``"cupy"`` on ``"cuda"``); a GPU asked for but absent raises
+        :class:`~lfr_eval.errors.RuntimeUnavailableError`.
+
+    Returns
+    -------
+    EvaluationResult
+
+    Raises
+    ------
+    ProtocolError
+        The protocol cannot be built, or no enrolment image gave a template.
+    ManifestError
+        (From the manifest) images missing on disk.
+    """
+    protocol = protocol if protocol is not None else OpenSetParams()
+    timings: dict[str, float] = {}
+
+    def stage(name: str) -> bool | Callable[[int, int], None] | None:
+        if callable(progress):
+            return lambda done, total: progress(name, done, total)
+        return progress
+
+    start = time.perf_counter()
+    hash_progress = stage("hashing")
+    manifest.image_hashes(progress=hash_progress is True)
+    dataset = DatasetInfo(
+        name=manifest.name,
+        sha256=manifest.dataset_hash(),
+        n_images=manifest.n_images,
+        n_subjects=manifest.n_subjects,
+        attributes=manifest.attributes,
+    )
+    timings["hashing_s"] = time.perf_counter() - start
+
+    if isinstance(protocol, OpenSetParams):
+        built = build_open_set_protocol(manifest, protocol)
+        kind, counts = "open_set", built.counts().to_dict()
+    elif isinstance(protocol, NplParams):
+        built = build_npl_protocol(manifest, protocol)
+        kind = "npl"
+        counts = {
+            "volunteers": int(len(np.unique(manifest.subject_ids[built.enrolment]))),
+            "enrolment_images": int(len(built.enrolment)),
+            "mated_searches": int(len(built.mated)),
+            "fillers": built.n_fillers,
+            "non_mated_searches": int(len(built.non_mated)),
+        }
+    else:
+        raise TypeError("protocol must be OpenSetParams or NplParams")
+
+    start = time.perf_counter()
+    rows = built.rows_used()
+    subset = manifest.select(np.isin(np.arange(len(manifest)), rows))
+    part = embed_manifest(
+        subset,
+        engine,
+        cache,
+        face_choice=face_choice,
+        progress=stage("embedding"),
+        workers=workers,
+        engine_factory=engine_factory,
+    )
+    embeddings = _expand(part, rows, len(manifest))
+    timings["embedding_s"] = time.perf_counter() - start
+    timings["images_embedded"] = float(part.n_computed)
+    timings["images_from_cache"] = float(len(set(part.image_sha256)) - part.n_computed)
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # inconsistent per-subject labels were already reported when the manifest was read
+        warnings.simplefilter("ignore", ManifestWarning)
+        if kind == "open_set":
+            run = run_protocol(built, embeddings, top_k=top_k, backend=scoring_backend,
+                               device=scoring_device)
+        else:
+            run = run_npl_protocol(built, embeddings, top_k=top_k, backend=scoring_backend,
+                                   device=scoring_device)
+    timings["scoring_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    thresholds = default_thresholds() if scaling_thresholds is None else np.asarray(
+        scaling_thresholds, dtype=np.float64
+    )
+    sizes = sorted({int(n) for n in watchlist_sizes} | {int(run.filler_scores.n_fillers)} - {0})
+    scaling = _scaling_table(
+        run, sizes, thresholds, manifest.attributes, n_resamples, int(protocol.seed)
+    )
+    timings["scaling_s"] = time.perf_counter() - start
+
+    paths = manifest.paths
+    return EvaluationResult(
+        engine=engine.engine_id,
+        runtime=engine.runtime,
+        engine_key=part.engine_key,
+        dataset=dataset,
+        protocol=ProtocolInfo(
+            kind=kind,
+            params=protocol.to_dict(),
+            counts=counts,
+            top_k=int(run.searches.k),
+            failed_to_enrol=run.failed_to_enrol,
+        ),
+        searches=run.searches,
+        search_images=(paths[run.mated_rows], paths[run.non_mated_rows]),
+        acquisition=run.acquisition,
+        scaling=scaling,
+        scoring_runtime=run.scoring_runtime,
+        timings=timings,
+    )
+
+
+__all__ = ["DEFAULT_WATCHLIST_SIZES", "ProtocolError", "default_thresholds", "evaluate"]

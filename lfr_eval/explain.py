@@ -1,0 +1,386 @@
+"""What a threshold means for a deployment, in numbers and in plain language.
+
+Policy staff choose a face-match threshold (a cosine similarity in [-1, 1]); what they need to
+know is what it does on a real deployment: how many false alerts to expect among the faces
+scanned, and what share of the listed people who walk past would be flagged. This module
+turns an evaluation's aggregate figures (:class:`~lfr_eval.report.AggregateResult`) into that,
+overall and per demographic group, keeping the three "false alert rates" apart
+(:class:`~lfr_eval.operational.FalseAlertRates`).
+
+FPIR grows with the watchlist size N. An evaluation measures it at its own N; for a deployment
+with another N the FPIR and its interval bounds are scaled with ``FPIR(N) = 1 - (1 - FMR)^N``
+(:func:`~lfr_eval.operational.scale_fpir`, a monotone map, so the interval keeps its coverage
+under the independence model). TPIR is reported as measured: it changes little with N.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lfr_eval.errors import LfrError
+from lfr_eval.metrics import RateEstimate
+from lfr_eval.operational import FalseAlertRates, one_in_n, scale_fpir
+from lfr_eval.report import ALL, AggregateResult
+
+#: A threshold is "on" an aggregate's grid when it is this close to a grid value.
+GRID_TOLERANCE = 1e-6
+
+MSG_OFF_GRID = (
+    "threshold {threshold:g} is not one of the thresholds these results were computed at; the "
+    "nearest are {nearest}. Choose one of those"
+)
+MSG_NO_ROW = "the results hold no {metric} figures for {attribute} = {group}"
+
+
+class ExplainError(LfrError):
+    """A threshold or group the results cannot speak for."""
+
+
+def grid_threshold(agg: AggregateResult, threshold: float) -> float:
+    """The grid threshold of ``agg`` equal to ``threshold`` (within :data:`GRID_TOLERANCE`).
+
+    Raises
+    ------
+    ExplainError
+        ``threshold`` is not on the grid; the message names the nearest grid values.
+    """
+    grid = agg.thresholds
+    i = int(np.argmin(np.abs(grid - threshold)))
+    if abs(float(grid[i]) - threshold) > GRID_TOLERANCE:
+        around = grid[max(i - 1, 0) : i + 2]
+        nearest = ", ".join(f"{t:g}" for t in around)
+        raise ExplainError(MSG_OFF_GRID.format(threshold=threshold, nearest=nearest))
+    return float(grid[i])
+
+
+def rate_at(
+    agg: AggregateResult,
+    metric: str,
+    threshold: float,
+    attribute: str = ALL,
+    group: str = ALL,
+) -> RateEstimate:
+    """One row of the aggregate as a :class:`~lfr_eval.metrics.RateEstimate`.
+
+    Parameters
+    ----------
+    agg : AggregateResult
+    metric : {"fpir", "fnir"}
+    threshold : float
+        A threshold on the aggregate's grid (cosine similarity in [-1, 1]).
+    attribute, group : str
+        ``"all"`` for the whole population.
+    """
+    t = grid_threshold(agg, threshold)
+    rates = agg.rates
+    part = rates[
+        (rates["metric"] == metric)
+        & (rates["attribute"] == attribute)
+        & (rates["group"] == group)
+        & np.isclose(rates["threshold"], t, rtol=0, atol=GRID_TOLERANCE)
+    ]
+    if part.empty:
+        raise ExplainError(MSG_NO_ROW.format(metric=metric, attribute=attribute, group=group))
+    row = part.iloc[0]
+    return RateEstimate(
+        errors=int(row["errors"]),
+        trials=int(row["n_searches"]),
+        rate=float(row["rate"]),
+        ci_low=float(row["ci_low"]),
+        ci_high=float(row["ci_high"]),
+        method=str(row["ci_method"]),
+        confidence=float(agg.metadata.get("confidence", 0.95)),
+        insufficient_data=bool(row["insufficient_data"]),
+    )
+
+
+@dataclass(frozen=True)
+class ThresholdExplanation:
+    """What one threshold means for one deployment, for the whole population or one group.
+
+    Attributes
+    ----------
+    threshold : float
+        Cosine similarity in [-1, 1].
+    attribute, group : str
+        ``"all"`` for the whole population.
+    evaluated_watchlist_size : int
+        N of the evaluation.
+    watchlist_size : int
+        N of the deployment.
+    faces_scanned : int
+        Faces searched per deployment.
+    listed_passers_by : int
+        How many of those faces are of listed people (used for true alerts and the share of
+        alerts that are false).
+    fpir_measured : RateEstimate
+        FPIR as measured, at ``evaluated_watchlist_size``.
+    fpir, fpir_ci_low, fpir_ci_high : float
+        FPIR and its interval at ``watchlist_size`` (scaled when the sizes differ).
+    tpir : RateEstimate
+        Share of mated searches whose mate is returned at rank 1 at or above the threshold.
+    expected_false_alerts, expected_ci_low, expected_ci_high : float
+        False alerts expected among the ``faces_scanned - listed_passers_by`` faces of people
+        not listed, with the interval.
+    expected_true_alerts : float
+        ``listed_passers_by * TPIR``.
+    rates : FalseAlertRates
+        The three "false alert rates", labelled.
+    small_group : bool
+        The group has too few subjects or searches for a reliable figure.
+    insufficient_data : bool
+        No searches at all: the rates are undefined.
+    """
+
+    threshold: float
+    attribute: str
+    group: str
+    evaluated_watchlist_size: int
+    watchlist_size: int
+    faces_scanned: int
+    listed_passers_by: int
+    fpir_measured: RateEstimate
+    fpir: float
+    fpir_ci_low: float
+    fpir_ci_high: float
+    tpir: RateEstimate
+    expected_false_alerts: float
+    expected_ci_low: float
+    expected_ci_high: float
+    expected_true_alerts: float
+    rates: FalseAlertRates | None
+    small_group: bool
+    insufficient_data: bool
+
+    @property
+    def scaled(self) -> bool:
+        """True when FPIR was scaled from the evaluation's watchlist size."""
+        return self.watchlist_size != self.evaluated_watchlist_size
+
+    @property
+    def label(self) -> str:
+        return "everyone" if self.attribute == ALL else f"{self.attribute} = {self.group}"
+
+    def sentence(self) -> str:
+        """The plain-language summary, e.g. "At 0.60 with a 10,000-person watchlist …"."""
+        pct = f"{self.fpir_measured.confidence:.0%}"
+        lead = (
+            f"At {self.threshold:.2f} with a {self.watchlist_size:,}-person watchlist and "
+            f"{self.faces_scanned:,} faces per deployment"
+        )
+        if self.attribute != ALL:
+            lead = f"If every face scanned were of {self.label}: at" + lead[2:]
+        if self.insufficient_data:
+            return f"{lead}, the results hold no searches for {self.label}: no figure is possible."
+        text = (
+            f"{lead}, expect {_count(self.expected_false_alerts)} false alerts "
+            f"({pct} CI {_count(self.expected_ci_low)}–{_count(self.expected_ci_high)})"
+        )
+        if self.tpir.insufficient_data:
+            text += "; the results hold no mated searches, so the share caught is unknown"
+        else:
+            text += (
+                f" and catch {self.tpir.rate:.0%} of listed people who pass "
+                f"({pct} CI {self.tpir.ci_low:.0%}–{self.tpir.ci_high:.0%})"
+            )
+        text += "."
+        if self.small_group:
+            text += " Few people in this group: treat the figure with caution."
+        return text
+
+    def to_row(self) -> dict[str, object]:
+        """A flat record for tables (rates as fractions, counts as numbers)."""
+        return {
+            "group": self.label,
+            "FPIR (deployed N)": self.fpir,
+            "FPIR CI low": self.fpir_ci_low,
+            "FPIR CI high": self.fpir_ci_high,
+            "false positives / non-mated searches": (
+                f"{self.fpir_measured.errors:,} / {self.fpir_measured.trials:,}"
+            ),
+            "TPIR": self.tpir.rate,
+            "TPIR CI low": self.tpir.ci_low,
+            "TPIR CI high": self.tpir.ci_high,
+            "hits / mated searches": f"{self.tpir.errors:,} / {self.tpir.trials:,}",
+            "expected false alerts": self.expected_false_alerts,
+            "expected CI low": self.expected_ci_low,
+            "expected CI high": self.expected_ci_high,
+            "small group": self.small_group,
+        }
+
+
+def _count(value: float) -> str:
+    """Expected counts: one decimal below 10 (so 0.3 is not shown as 0), whole numbers above."""
+    if not math.isfinite(value):
+        return "?"
+    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
+
+
+def explain_threshold(
+    agg: AggregateResult,
+    threshold: float,
+    *,
+    watchlist_size: int,
+    faces_scanned: int,
+    listed_passers_by: int = 0,
+    attribute: str = ALL,
+    group: str = ALL,
+) -> ThresholdExplanation:
+    """What ``threshold`` means for a deployment, for everyone or one group.
+
+    Parameters
+    ----------
+    agg : AggregateResult
+        The evaluation's aggregate figures.
+    threshold : float
+        A threshold on the aggregate's grid, cosine similarity in [-1, 1].
+    watchlist_size : int
+        People on the deployment's watchlist (N >= 1).
+    faces_scanned : int
+        Faces searched in one deployment (>= 0).
+    listed_passers_by : int
+        How many of those are listed people (0 <= listed <= faces_scanned).
+    attribute, group : str
+        A group of the aggregate, or ``"all"``.
+
+    Raises
+    ------
+    ExplainError
+        Threshold off the grid, unknown group, or impossible counts.
+
+    Examples
+    --------
+    >>> e = explain_threshold(agg, 0.6, watchlist_size=10_000, faces_scanned=30_000)  # doctest: +SKIP
+    >>> e.sentence()  # doctest: +SKIP
+    'At 0.60 with a 10,000-person watchlist and 30,000 faces per deployment, expect 4.2 ...'
+    """
+    if watchlist_size < 1:
+        raise ExplainError("the watchlist must hold at least one person")
+    if faces_scanned < 0 or not 0 <= listed_passers_by <= faces_scanned:
+        raise ExplainError(
+            "faces scanned must be >= 0 and listed passers-by between 0 and the faces scanned"
+        )
+    t = grid_threshold(agg, threshold)
+    fpir = rate_at(agg, "fpir", t, attribute, group)
+    tpir = rate_at(agg, "fnir", t, attribute, group).complement()
+    small = _is_small(agg, t, attribute, group)
+    evaluated = agg.watchlist_size
+    if fpir.insufficient_data:
+        scaled = (math.nan, math.nan, math.nan)
+    else:
+        scaled = tuple(
+            float(v)
+            for v in scale_fpir(
+                np.array([fpir.rate, fpir.ci_low, fpir.ci_high]), evaluated, watchlist_size
+            )
+        )
+    non_mated_faces = faces_scanned - listed_passers_by
+    tpir_value = None if tpir.insufficient_data else tpir.rate
+    prevalence = listed_passers_by / faces_scanned if faces_scanned else 0.0
+    rates = None
+    if not fpir.insufficient_data and prevalence < 1:
+        rates = FalseAlertRates.from_fpir(
+            scaled[0],
+            prevalence=prevalence,
+            tpir=tpir_value,
+            watchlist_size=watchlist_size,
+            threshold=t,
+        )
+    return ThresholdExplanation(
+        threshold=t,
+        attribute=attribute,
+        group=group,
+        evaluated_watchlist_size=evaluated,
+        watchlist_size=int(watchlist_size),
+        faces_scanned=int(faces_scanned),
+        listed_passers_by=int(listed_passers_by),
+        fpir_measured=fpir,
+        fpir=scaled[0],
+        fpir_ci_low=scaled[1],
+        fpir_ci_high=scaled[2],
+        tpir=tpir,
+        expected_false_alerts=non_mated_faces * scaled[0],
+        expected_ci_low=non_mated_faces * scaled[1],
+        expected_ci_high=non_mated_faces * scaled[2],
+        expected_true_alerts=listed_passers_by
+        * (tpir_value if tpir_value is not None else math.nan),
+        rates=rates,
+        small_group=small,
+        insufficient_data=fpir.insufficient_data,
+    )
+
+
+def _is_small(agg: AggregateResult, threshold: float, attribute: str, group: str) -> bool:
+    rates = agg.rates
+    part = rates[
+        (rates["attribute"] == attribute)
+        & (rates["group"] == group)
+        & np.isclose(rates["threshold"], threshold, rtol=0, atol=GRID_TOLERANCE)
+    ]
+    return bool(part["small_group"].astype(bool).any())
+
+
+def explain_by_group(
+    agg: AggregateResult,
+    threshold: float,
+    attribute: str | None,
+    *,
+    watchlist_size: int,
+    faces_scanned: int,
+    listed_passers_by: int = 0,
+) -> list[ThresholdExplanation]:
+    """:func:`explain_threshold` for everyone, then for each group of ``attribute``."""
+    options = dict(
+        watchlist_size=watchlist_size,
+        faces_scanned=faces_scanned,
+        listed_passers_by=listed_passers_by,
+    )
+    out = [explain_threshold(agg, threshold, **options)]
+    if attribute is not None and attribute != ALL:
+        out += [
+            explain_threshold(agg, threshold, attribute=attribute, group=g, **options)
+            for g in agg.groups(attribute)
+        ]
+    return out
+
+
+def explanation_table(explanations: list[ThresholdExplanation]) -> pd.DataFrame:
+    """One row per explanation (see :meth:`ThresholdExplanation.to_row`)."""
+    return pd.DataFrame([e.to_row() for e in explanations])
+
+
+def false_alert_rates_table(explanation: ThresholdExplanation) -> pd.DataFrame:
+    """The three "false alert rates" side by side, each with what it divides by.
+
+    Rows: per face scanned (the forces' figure), FPIR (NPL/NIST/ISO), and false alerts ÷ all
+    alerts (the critics' figure). ``value`` is NaN where the inputs do not fix it (e.g. the
+    share of alerts that are false needs listed passers-by and a TPIR).
+    """
+    r = explanation.rates
+    per_face = r.per_face_scanned if r else math.nan
+    fpir = r.fpir if r else math.nan
+    fdr = r.false_discovery if r and r.false_discovery is not None else math.nan
+    rows = [
+        ("false alerts ÷ faces scanned", "the forces' published figure", per_face),
+        (
+            f"FPIR at N = {explanation.watchlist_size:,}",
+            "false positives ÷ non-mated searches (NPL, NIST, ISO)",
+            fpir,
+        ),
+        ("false alerts ÷ all alerts", "1 − precision; depends on how many listed people pass", fdr),
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "rate": name,
+                "what it divides": what,
+                "value": value,
+                "as 1 in N": one_in_n(value) if math.isfinite(value) and value > 0 else "—",
+            }
+            for name, what, value in rows
+        ]
+    )

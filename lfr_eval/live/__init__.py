@@ -1,0 +1,82 @@
+"""Live facial recognition: the matching pipeline behind the Live page, alerts and retention.
+
+- :class:`LivePipeline` turns video frames into tracked faces, watchlist matches and alerts,
+  with recognition on a worker thread so the video stays smooth on a CPU;
+- :class:`LiveSettings` is the lock-protected object the page and the video threads share
+  (threshold and other settings act on the running stream at once);
+- :class:`FaceTracker` follows faces between detections so each face is embedded once, not per
+  frame;
+- :class:`AlertStore` keeps alert captures for the retention period (24 h by default) and purges
+  them; captures of faces that do not match are never written;
+- :class:`LiveSession` counts faces, alerts, officer decisions, frame rate and latency, and makes
+  the end-of-deployment :class:`DeploymentSummary` in the forces' published style.
+
+Similarities are cosine similarities in [-1, 1]; an alert is raised at ``score >= threshold``.
+"""
+
+from __future__ import annotations
+
+from lfr_eval.live._alerts import (
+    ALERTS_DB,
+    DEFAULT_RETENTION,
+    MSG_ALREADY_REVIEWED,
+    MSG_BELOW_THRESHOLD,
+    MSG_UNKNOWN_ALERT,
+    AlertError,
+    AlertRecord,
+    AlertStore,
+    Decision,
+    LiveAlert,
+    PurgeEntry,
+    PurgeReport,
+    ReviewCounts,
+)
+from lfr_eval.live._pipeline import (
+    FrameResult,
+    LivePipeline,
+    LiveWatchlist,
+    TrackView,
+    WatchlistHolder,
+    crop_capture,
+    draw_tracks,
+)
+from lfr_eval.live._scene import FaceAppearance, SceneScript, write_y4m
+from lfr_eval.live._session import DeploymentSummary, LiveSession, LiveStats
+from lfr_eval.live._settings import DEFAULT_THRESHOLD, LiveConfig, LiveSettings
+from lfr_eval.live._tracker import FaceTracker, TrackState, TrackUpdate, box_iou
+
+__all__ = [
+    "ALERTS_DB",
+    "DEFAULT_RETENTION",
+    "DEFAULT_THRESHOLD",
+    "MSG_ALREADY_REVIEWED",
+    "MSG_BELOW_THRESHOLD",
+    "MSG_UNKNOWN_ALERT",
+    "AlertError",
+    "AlertRecord",
+    "AlertStore",
+    "Decision",
+    "DeploymentSummary",
+    "FaceAppearance",
+    "FaceTracker",
+    "FrameResult",
+    "LiveAlert",
+    "LiveConfig",
+    "LivePipeline",
+    "LiveSession",
+    "LiveSettings",
+    "LiveStats",
+    "LiveWatchlist",
+    "PurgeEntry",
+    "PurgeReport",
+    "ReviewCounts",
+    "SceneScript",
+    "TrackState",
+    "TrackUpdate",
+    "TrackView",
+    "WatchlistHolder",
+    "box_iou",
+    "crop_capture",
+    "draw_tracks",
+    "write_y4m",
+]

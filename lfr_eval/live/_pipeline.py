@@ -1,0 +1,555 @@
+"""The live matching pipeline: detect, track, embed, search the watchlist, raise alerts.
+
+Two threads share the work so the video stays smooth on a CPU:
+
+- the **video thread** (streamlit-webrtc's frame callback) calls :meth:`LivePipeline.process`
+  for every frame. It only hands the frame to the worker (replacing any frame the worker has not
+  started on: stale frames are dropped, never queued) and returns the current tracks with their
+  boxes moved to where the faces should be now. It never waits for recognition.
+- the **recognition worker** takes the newest frame, detects faces (on a downscaled copy), updates
+  the :class:`~lfr_eval.live.FaceTracker`, and embeds and searches only the faces that need it: a
+  new track, a track last checked more than ``recheck_interval_s`` ago, one whose box moved a lot,
+  or every track after the watchlist changed. A face is not re-embedded every frame.
+
+An alert is raised when a track's best watchlist similarity is at or above the threshold in
+force, once per track and subject. The threshold is read from :class:`LiveSettings` on every
+frame and every worker step, so moving the slider acts at once. A track's capture (a crop of the
+frame around the face) stays in memory; it reaches disk only through the session's alert store,
+and only for an alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import cv2
+import numpy as np
+
+from lfr_eval.faces import FaceEngine, ensure_rgb_uint8
+from lfr_eval.live._alerts import LiveAlert
+from lfr_eval.live._session import LiveSession
+from lfr_eval.live._settings import LiveConfig, LiveSettings
+from lfr_eval.live._tracker import FaceTracker, TrackState, box_iou
+from lfr_eval.search import SearchIndex
+
+LOGGER = logging.getLogger("lfr_eval.live")
+
+#: Margin added around a face box for the alert capture, as a fraction of the box size.
+CAPTURE_MARGIN = 0.3
+
+
+@dataclass(frozen=True)
+class LiveWatchlist:
+    """The searchable watchlist as the live threads see it: an immutable snapshot.
+
+    Attributes
+    ----------
+    index : SearchIndex
+        Templates to search (see :meth:`lfr_eval.watchlist.Watchlist.search_index`).
+    names : mapping of str to str
+        Display name of each subject id (the id itself when missing).
+    label : str
+        What the operator calls this watchlist (file name, deployment…).
+    """
+
+    index: SearchIndex
+    names: Mapping[str, str] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def size(self) -> int:
+        """N, the number of distinct subjects searched."""
+        return self.index.watchlist_size
+
+    def name(self, subject_id: str) -> str:
+        return self.names.get(subject_id, subject_id)
+
+    @classmethod
+    def from_watchlist(cls, watchlist, engine: FaceEngine) -> LiveWatchlist:  # noqa: ANN001
+        """Snapshot a :class:`lfr_eval.watchlist.Watchlist` for ``engine``'s embedding space.
+
+        Expired subjects are left out (they are not searched).
+
+        Raises
+        ------
+        WatchlistError
+            The watchlist holds templates of another embedding space.
+        """
+        index = watchlist.search_index(engine.engine_id)
+        names = {s.subject_id: s.display_name for s in watchlist.subjects()}
+        return cls(index=index, names=names, label=str(watchlist.path.name))
+
+
+class WatchlistHolder:
+    """Thread-safe slot holding the current :class:`LiveWatchlist` (or ``None``).
+
+    Pass it as the pipeline's ``index_provider``; the page calls :meth:`set` after an enrolment
+    and the worker picks the new snapshot up on its next step.
+    """
+
+    def __init__(self, watchlist: LiveWatchlist | None = None) -> None:
+        self._lock = threading.Lock()
+        self._watchlist = watchlist
+
+    def set(self, watchlist: LiveWatchlist | None) -> None:
+        with self._lock:
+            self._watchlist = watchlist
+
+    def __call__(self) -> LiveWatchlist | None:
+        with self._lock:
+            return self._watchlist
+
+
+IndexProvider = Callable[[], "LiveWatchlist | SearchIndex | None"]
+
+
+@dataclass(frozen=True)
+class TrackView:
+    """One tracked face as drawn on a frame.
+
+    Attributes
+    ----------
+    track_id : int
+    box : ndarray of shape (4,)
+        ``(x1, y1, x2, y2)`` predicted for the frame's time, pixels.
+    subject_id, subject_name : str or None
+        Best watchlist candidate at the last check; ``None`` before the first check or with an
+        empty watchlist.
+    score : float or None
+        Its cosine similarity in [-1, 1].
+    alert : bool
+        ``score >= threshold`` with the threshold in force for this frame.
+    """
+
+    track_id: int
+    box: np.ndarray
+    subject_id: str | None
+    subject_name: str | None
+    score: float | None
+    alert: bool
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What :meth:`LivePipeline.process` returns for one frame.
+
+    Attributes
+    ----------
+    t : float
+        Stream time of the frame, seconds.
+    tracks : tuple of TrackView
+    threshold : float
+        Face-match threshold used for this frame (cosine similarity).
+    watchlist_size : int
+        Subjects searched (0 when no watchlist is loaded).
+    error : str or None
+        Why recognition stopped, if the worker failed (shown to the operator).
+    """
+
+    t: float
+    tracks: tuple[TrackView, ...]
+    threshold: float
+    watchlist_size: int
+    error: str | None = None
+
+    @property
+    def n_alerting(self) -> int:
+        """Tracks at or above the threshold in this frame."""
+        return sum(1 for tr in self.tracks if tr.alert)
+
+
+@dataclass
+class _Recognition:
+    """Recognition state of one track (worker-owned; copied out under the lock)."""
+
+    checked_t: float | None = None
+    checked_box: np.ndarray | None = None
+    watchlist: object | None = None
+    subject_id: str | None = None
+    subject_name: str | None = None
+    score: float | None = None
+    capture: np.ndarray | None = None
+    alerted_subjects: set[str] = field(default_factory=set)
+
+
+def _as_live_watchlist(value: LiveWatchlist | SearchIndex | None) -> LiveWatchlist | None:
+    if value is None or isinstance(value, LiveWatchlist):
+        return value
+    if isinstance(value, SearchIndex):
+        return LiveWatchlist(index=value)
+    raise TypeError(
+        f"the index provider must return a LiveWatchlist, a SearchIndex or None, not {type(value)}"
+    )
+
+
+def crop_capture(frame: np.ndarray, box: np.ndarray, margin: float = CAPTURE_MARGIN) -> np.ndarray:
+    """Copy of the frame around a face box, with ``margin`` (fraction of box size) each side."""
+    height, width = frame.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    left, top = int(max(0, np.floor(x1 - mx))), int(max(0, np.floor(y1 - my)))
+    right, bottom = int(min(width, np.ceil(x2 + mx))), int(min(height, np.ceil(y2 + my)))
+    return np.ascontiguousarray(frame[top:bottom, left:right]).copy()
+
+
+class LivePipeline:
+    """Per-stream matching pipeline (see module docstring).
+
+    Parameters
+    ----------
+    engine : FaceEngine
+        Any engine; engines with ``detect`` and ``align`` methods (dlib) are used as
+        detect-on-a-small-copy + align-on-the-full-frame, others through ``analyze``.
+    index_provider : callable
+        Returns the current :class:`LiveWatchlist` (or a bare :class:`SearchIndex`, or ``None``
+        when nothing is enrolled); called on every worker step, e.g. a :class:`WatchlistHolder`.
+    settings : LiveSettings, optional
+        Shared with the UI (default: a new one with default values).
+    session : LiveSession, optional
+        Counts faces, alerts and timings and stores alerts (default: a new session without an
+        alert store: alerts are counted but not kept).
+    background : bool
+        Run recognition on a worker thread (default). With ``False``, :meth:`process` runs
+        recognition on every call itself (for offline video processing and tests).
+    clock : callable
+        Monotonic clock in seconds; stream times ``t`` given to :meth:`process` must use it.
+    """
+
+    def __init__(
+        self,
+        engine: FaceEngine,
+        index_provider: IndexProvider,
+        settings: LiveSettings | None = None,
+        *,
+        session: LiveSession | None = None,
+        background: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.index_provider = index_provider
+        self.settings = settings if settings is not None else LiveSettings()
+        self.session = session if session is not None else LiveSession(clock=clock)
+        self.background = background
+        self._clock = clock
+        config = self.settings.snapshot()
+        self._tracker = FaceTracker(max_missing_s=config.max_missing_s)
+        self._recognition: dict[int, _Recognition] = {}
+        self._state_lock = threading.Lock()
+        self._watchlist_size = 0
+        self._error: str | None = None
+        self._last_frame: tuple[np.ndarray, float] | None = None
+        # frame slot: the newest frame not yet taken by the worker
+        self._slot_cond = threading.Condition()
+        self._slot: tuple[np.ndarray, float] | None = None
+        self._stop = False
+        self._last_detection_start = -np.inf
+        self._worker: threading.Thread | None = None
+        if background:
+            self._worker = threading.Thread(
+                target=self._run_worker, name="lfr-live-recognition", daemon=True
+            )
+            self._worker.start()
+
+    # ------------------------------------------------------------------ video thread
+    def process(self, frame_rgb: np.ndarray, t: float | None = None) -> FrameResult:
+        """Hand a frame to recognition and return the tracks to draw on it.
+
+        Parameters
+        ----------
+        frame_rgb : ndarray (H, W, 3) uint8, RGB
+            The frame. It is kept (not copied) until the next frame arrives: do not draw on it
+            in place; :func:`draw_tracks` draws on a copy.
+        t : float, optional
+            Stream time of the frame on the pipeline's clock (default: now).
+
+        Returns
+        -------
+        FrameResult
+        """
+        start = self._clock()
+        result = self._process(frame_rgb, start if t is None else float(t))
+        self.session.on_frame(start, self._clock() - start)
+        return result
+
+    def render(self, frame_rgb: np.ndarray, t: float | None = None) -> tuple[np.ndarray, FrameResult]:
+        """:meth:`process` and :func:`draw_tracks` in one call; latency covers both."""
+        start = self._clock()
+        result = self._process(frame_rgb, start if t is None else float(t))
+        annotated = draw_tracks(frame_rgb, result, self.settings.snapshot())
+        self.session.on_frame(start, self._clock() - start)
+        return annotated, result
+
+    def _process(self, frame_rgb: np.ndarray, t: float) -> FrameResult:
+        frame = ensure_rgb_uint8(frame_rgb)
+        self._last_frame = (frame, t)
+        if self.background:
+            with self._slot_cond:
+                self._slot = (frame, t)
+                self._slot_cond.notify()
+        elif self._error is None:
+            self._recognise(frame, t)
+        return self._result(t, self.settings.snapshot())
+
+    def _result(self, t: float, config: LiveConfig) -> FrameResult:
+        views = []
+        with self._state_lock:
+            for track in self._tracker.tracks:
+                rec = self._recognition.get(track.track_id)
+                score = None if rec is None else rec.score
+                views.append(
+                    TrackView(
+                        track_id=track.track_id,
+                        box=track.predict(t),
+                        subject_id=None if rec is None else rec.subject_id,
+                        subject_name=None if rec is None else rec.subject_name,
+                        score=score,
+                        alert=score is not None and score >= config.threshold,
+                    )
+                )
+            size = self._watchlist_size
+        return FrameResult(
+            t=t, tracks=tuple(views), threshold=config.threshold, watchlist_size=size,
+            error=self._error,
+        )
+
+    def snapshot(self) -> np.ndarray | None:
+        """A copy of the latest frame (RGB), e.g. to enrol a face from the live stream.
+
+        The copy lives in memory only; nothing is written.
+        """
+        last = self._last_frame
+        return None if last is None else last[0].copy()
+
+    @property
+    def error(self) -> str | None:
+        """Why recognition stopped, if the worker failed; ``None`` while it runs."""
+        return self._error
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker and forget all tracks and in-memory captures."""
+        with self._slot_cond:
+            self._stop = True
+            self._slot = None
+            self._slot_cond.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout)
+        with self._state_lock:
+            self._recognition.clear()
+        self._last_frame = None
+
+    def __enter__(self) -> LivePipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ worker
+    def _run_worker(self) -> None:
+        while True:
+            with self._slot_cond:
+                while self._slot is None and not self._stop:
+                    self._slot_cond.wait(timeout=0.25)
+                    if self._slot is None and not self._stop:
+                        self._expire(self._clock())
+                if self._stop:
+                    return
+            # Throttle detection so the video thread keeps a core on small machines; the frame
+            # taken after the pause is the newest one, older ones are simply dropped.
+            wait = self._last_detection_start + self.settings.snapshot().min_detection_interval_s
+            pause = wait - self._clock()
+            if pause > 0:
+                time.sleep(pause)
+            with self._slot_cond:
+                item, self._slot = self._slot, None
+            if item is None:
+                continue
+            try:
+                self._recognise(*item)
+            except Exception as exc:  # noqa: BLE001 - shown to the operator, not hidden
+                LOGGER.exception("live recognition stopped")
+                self._error = f"recognition stopped: {type(exc).__name__}: {exc}"
+                return
+
+    def _expire(self, now: float) -> None:
+        with self._state_lock:
+            for track_id in self._tracker.expire(now):
+                self._recognition.pop(track_id, None)
+
+    def _detect(
+        self, frame: np.ndarray, config: LiveConfig
+    ) -> tuple[np.ndarray, Callable[[list[int]], list[np.ndarray]]]:
+        """Face boxes in ``frame`` and a function giving aligned chips for chosen boxes."""
+        engine = self.engine
+        if hasattr(engine, "detect") and hasattr(engine, "align"):
+            height, width = frame.shape[:2]
+            scale = 1.0
+            if config.detection_width is not None and width > config.detection_width:
+                scale = config.detection_width / width
+            small = frame
+            if scale < 1.0:
+                size = (int(round(width * scale)), int(round(height * scale)))
+                small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            boxes, _ = engine.detect(small)
+            boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
+
+            def chips(indices: list[int]) -> list[np.ndarray]:
+                return [chip for _, chip in engine.align(frame, boxes[indices])]
+
+            return boxes, chips
+        faces = engine.analyze(frame, embed=False)
+        boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+        return boxes, lambda indices: [faces[i].crop for i in indices]
+
+    def _needs_check(self, rec: _Recognition | None, track: TrackState, t: float,
+                     config: LiveConfig, watchlist: LiveWatchlist | None) -> bool:
+        if rec is None or rec.checked_t is None or rec.watchlist is not watchlist:
+            return True
+        if t - rec.checked_t >= config.recheck_interval_s:
+            return True
+        iou = box_iou(track.box[None], rec.checked_box[None])[0, 0]
+        return bool(iou < config.recheck_iou)
+
+    def _recognise(self, frame: np.ndarray, t: float) -> None:
+        """One worker step on one frame (runs on the worker, or inline without background)."""
+        config = self.settings.snapshot()
+        step_start = self._clock()
+        self._last_detection_start = step_start
+        # On the worker, a frame "arrives" at its stream time t (same clock); run inline (offline
+        # video, tests) it arrives when this step starts, whatever time base t uses.
+        arrival = t if self.background else step_start
+        watchlist = _as_live_watchlist(self.index_provider())
+        boxes, chips_for = self._detect(frame, config)
+
+        with self._state_lock:
+            self._tracker.max_missing_s = config.max_missing_s
+            update = self._tracker.update(boxes, t)
+            for track_id in update.ended_track_ids:
+                self._recognition.pop(track_id, None)  # its capture is dropped from memory
+            tracks = {tid: self._tracker.get(tid) for tid in update.track_ids}
+            recs = {tid: self._recognition.get(tid) for tid in update.track_ids}
+            self._watchlist_size = 0 if watchlist is None else watchlist.size
+        for track_id in update.new_track_ids:
+            self.session.on_new_face(track_id, t)
+
+        due = [
+            i
+            for i, tid in enumerate(update.track_ids)
+            if self._needs_check(recs[tid], tracks[tid], t, config, watchlist)
+        ]
+        n_embedded = 0
+        if due:
+            checked: dict[int, _Recognition] = {}
+            if watchlist is not None and watchlist.size > 0:
+                embeddings = self.engine.embed_crops(chips_for(due))
+                n_embedded = len(due)
+                found = watchlist.index.search(
+                    embeddings, k=1, embedding_space=self.engine.engine_id.recognizer_key
+                )
+                for row, i in enumerate(due):
+                    subject = str(found.subject_ids[row, 0])
+                    checked[update.track_ids[i]] = _Recognition(
+                        checked_t=t,
+                        checked_box=tracks[update.track_ids[i]].box.copy(),
+                        watchlist=watchlist,
+                        subject_id=subject,
+                        subject_name=watchlist.name(subject),
+                        score=float(found.scores[row, 0]),
+                        capture=crop_capture(frame, boxes[i]),
+                    )
+            else:
+                # Nothing to search: remember the check so the face is not embedded again.
+                for i in due:
+                    checked[update.track_ids[i]] = _Recognition(
+                        checked_t=t,
+                        checked_box=tracks[update.track_ids[i]].box.copy(),
+                        watchlist=watchlist,
+                    )
+            with self._state_lock:
+                for track_id, rec in checked.items():
+                    if self._tracker.get(track_id) is None:
+                        continue
+                    old = self._recognition.get(track_id)
+                    if old is not None:
+                        rec.alerted_subjects = old.alerted_subjects
+                    self._recognition[track_id] = rec
+        self._raise_alerts(config, t, arrival)
+        self.session.on_recognition(
+            t, self._clock() - arrival, n_faces=len(boxes), n_embedded=n_embedded
+        )
+
+    def _raise_alerts(self, config: LiveConfig, t: float, arrival: float) -> None:
+        due: list[tuple[int, _Recognition, TrackState]] = []
+        with self._state_lock:
+            for track_id, rec in self._recognition.items():
+                if (
+                    rec.score is not None
+                    and rec.score >= config.threshold
+                    and rec.subject_id not in rec.alerted_subjects
+                ):
+                    rec.alerted_subjects.add(rec.subject_id)
+                    due.append((track_id, rec, self._tracker.get(track_id)))
+        # stream time now: the frame's time plus how long it has been in the pipeline
+        now = t + (self._clock() - arrival)
+        for track_id, rec, track in due:
+            alert = LiveAlert(
+                alert_id=uuid.uuid4().hex,
+                session_id=self.session.session_id,
+                track_id=track_id,
+                subject_id=rec.subject_id,
+                subject_name=rec.subject_name or rec.subject_id,
+                score=float(rec.score),
+                threshold=float(config.threshold),
+                raised_at=datetime.now(timezone.utc),
+                time_to_alert_s=max(0.0, now - track.first_seen_t),
+                capture=rec.capture,
+            )
+            self.session.on_alert(alert)
+
+
+# ---------------------------------------------------------------------- drawing
+_RED = (230, 40, 40)
+_GREY = (170, 170, 170)
+_AMBER = (240, 170, 0)
+
+
+def draw_tracks(frame_rgb: np.ndarray, result: FrameResult, config: LiveConfig | None = None
+                ) -> np.ndarray:
+    """Draw boxes, names and scores on a copy of the frame.
+
+    Alerts (score at or above the threshold) are red with the subject's name; other faces grey
+    (or not drawn when ``show_non_matches`` is off); faces not checked yet amber.
+    """
+    config = config or LiveConfig()
+    out = np.array(frame_rgb, copy=True)
+    height, width = out.shape[:2]
+    scale = max(0.4, min(width, height) / 800)
+    thickness = max(1, int(round(scale * 2)))
+    for track in result.tracks:
+        if track.score is None:
+            colour, label = _AMBER, "checking"
+            if not config.show_non_matches:
+                continue
+        elif track.alert:
+            colour = _RED
+            label = f"ALERT {track.subject_name}"
+            if config.show_scores:
+                label += f" {track.score:.2f}"
+        else:
+            if not config.show_non_matches:
+                continue
+            colour = _GREY
+            label = f"no match {track.score:.2f}" if config.show_scores else "no match"
+        x1, y1, x2, y2 = (int(round(float(v))) for v in track.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness + (1 if track.alert else 0))
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        ty = y1 - 4 if y1 - th - base - 4 > 0 else y2 + th + 4
+        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 4, ty + base), colour, -1)
+        cv2.putText(out, label, (x1 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                    thickness, cv2.LINE_AA)
+    return out

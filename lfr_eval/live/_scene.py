@@ -1,0 +1,155 @@
+"""Synthetic camera scenes built from real face photographs, for tests, benchmarks and training.
+
+A :class:`SceneScript` places face photos (e.g. LFW images of listed people and of strangers) on
+a plain background at given times and positions, optionally moving, and renders frames at a
+fixed rate. :func:`write_y4m` writes them as a YUV4MPEG2 file, the format Chromium plays as a
+fake webcam (``--use-file-for-fake-video-capture``). The times at which each face enters are
+known exactly, so the time from a face entering to its alert can be measured.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FaceAppearance:
+    """One face photo shown in the scene for a while.
+
+    Attributes
+    ----------
+    image : ndarray (h, w, 3) uint8 RGB
+        The photo (a whole LFW image is fine: the face is in its middle).
+    start_s, end_s : float
+        When it is visible, seconds from the start of the scene (``start_s <= t < end_s``).
+    x, y : float
+        Top-left corner of the photo at ``start_s``, pixels.
+    width : int
+        Width the photo is scaled to, pixels (height keeps the aspect ratio).
+    velocity : tuple of float
+        Movement in pixels per second, ``(vx, vy)``.
+    label : str
+        Who it is (for the caller's bookkeeping; not drawn).
+    """
+
+    image: np.ndarray = field(repr=False)
+    start_s: float
+    end_s: float
+    x: float
+    y: float
+    width: int = 210
+    velocity: tuple[float, float] = (0.0, 0.0)
+    label: str = ""
+
+    def visible(self, t: float) -> bool:
+        return self.start_s <= t < self.end_s
+
+
+@dataclass(frozen=True)
+class SceneScript:
+    """A camera scene: background, size, frame rate and the faces shown.
+
+    Attributes
+    ----------
+    appearances : tuple of FaceAppearance
+    duration_s : float
+        Length of the scene, seconds.
+    fps : float
+        Frames per second.
+    size : tuple of int
+        ``(width, height)`` in pixels; 640×480 by default.
+    background : int
+        Grey level of the background, 0–255.
+    """
+
+    appearances: tuple[FaceAppearance, ...]
+    duration_s: float
+    fps: float = 15.0
+    size: tuple[int, int] = (640, 480)
+    background: int = 110
+
+    @property
+    def n_frames(self) -> int:
+        return int(round(self.duration_s * self.fps))
+
+    def frame_time(self, index: int) -> float:
+        """Scene time of frame ``index``, seconds."""
+        return index / self.fps
+
+    def render(self, t: float) -> np.ndarray:
+        """The frame at scene time ``t`` (RGB uint8, ``(height, width, 3)``)."""
+        width, height = self.size
+        # A faint gradient rather than a flat colour gives the video encoder something to do,
+        # as a real background would.
+        ramp = np.linspace(-12, 12, width, dtype=np.float32)[None, :]
+        base = np.clip(self.background + ramp, 0, 255).astype(np.uint8)
+        frame = np.repeat(np.repeat(base[:, :, None], 3, axis=2), height, axis=0)
+        for face in self.appearances:
+            if not face.visible(t):
+                continue
+            h0, w0 = face.image.shape[:2]
+            w = int(face.width)
+            h = int(round(h0 * w / w0))
+            photo = cv2.resize(face.image, (w, h), interpolation=cv2.INTER_AREA)
+            dt = t - face.start_s
+            x = int(round(face.x + face.velocity[0] * dt))
+            y = int(round(face.y + face.velocity[1] * dt))
+            # paste the part of the photo that lies inside the frame
+            fx1, fy1 = max(0, x), max(0, y)
+            fx2, fy2 = min(width, x + w), min(height, y + h)
+            if fx2 <= fx1 or fy2 <= fy1:
+                continue
+            frame[fy1:fy2, fx1:fx2] = photo[fy1 - y : fy2 - y, fx1 - x : fx2 - x]
+        return frame
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Every frame of the scene in order."""
+        for i in range(self.n_frames):
+            yield self.render(self.frame_time(i))
+
+    def entries(self, label: str | None = None) -> list[float]:
+        """Start times of the appearances (of one label if given), sorted, seconds."""
+        return sorted(a.start_s for a in self.appearances if label is None or a.label == label)
+
+
+def write_y4m(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float) -> Path:
+    """Write RGB frames as a YUV4MPEG2 (``.y4m``) video, 4:2:0.
+
+    Parameters
+    ----------
+    path : path
+        Output file.
+    frames : iterable of ndarray (H, W, 3) uint8 RGB
+        All the same size; width and height must be even (4:2:0 chroma).
+    fps : float
+        Frame rate; written as an integer ratio (``fps * 1000 : 1000``).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    rate = int(round(fps * 1000))
+    with open(path, "wb") as out:
+        size: tuple[int, int] | None = None
+        for frame in frames:
+            height, width = frame.shape[:2]
+            if size is None:
+                if width % 2 or height % 2:
+                    raise ValueError(f"y4m 4:2:0 needs even frame sizes, got {width}x{height}")
+                size = (width, height)
+                out.write(f"YUV4MPEG2 W{width} H{height} F{rate}:1000 Ip A1:1 C420jpeg\n".encode())
+            elif (width, height) != size:
+                raise ValueError(f"all frames must be {size[0]}x{size[1]}, got {width}x{height}")
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420).tobytes())
+        if size is None:
+            raise ValueError("no frames to write")
+    return path

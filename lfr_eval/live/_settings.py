@@ -1,0 +1,135 @@
+"""Settings of a running live stream, shared between the UI thread and the video threads.
+
+Streamlit reruns the page script on the UI thread whenever a widget moves; the frame callback
+and the recognition worker run on their own threads and must never call Streamlit. They meet in
+one small lock-protected object: the page writes with :meth:`LiveSettings.update`, the video
+threads read an immutable :class:`LiveConfig` snapshot with :meth:`LiveSettings.snapshot` once
+per frame, so a threshold moved on the slider acts on the very next frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+#: Face-match threshold used when none is given: cosine similarity for dlib's ResNet that
+#: corresponds to dlib's documented Euclidean tolerance 0.6 on unit vectors
+#: (``1 - 0.6**2 / 2 = 0.82``). Other engines need their own value (see the Threshold page).
+DEFAULT_THRESHOLD = 0.82
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """One consistent view of the live settings.
+
+    Attributes
+    ----------
+    threshold : float
+        Face-match threshold, cosine similarity in [-1, 1]. An alert is raised when a face's best
+        watchlist similarity is at or above it.
+    recheck_interval_s : float
+        Seconds after which a tracked face is embedded and searched again (> 0). Between checks
+        the track keeps its last result, so one face is not re-embedded every frame.
+    recheck_iou : float
+        Re-embed a track early when the IoU of its box with the box it was last embedded at
+        drops below this, in [0, 1] (the face moved or turned a lot).
+    max_missing_s : float
+        A track not re-detected for this long ends (seconds, > 0).
+    min_detection_interval_s : float
+        Shortest time between two detections (seconds, >= 0). Leaves CPU for the video thread
+        on small machines; 0 detects as often as the worker can.
+    detection_width : int or None
+        Frames wider than this are scaled down to this width (pixels) for detection only;
+        landmarks, crops and embeddings use the full frame. ``None`` detects at full size.
+    show_scores : bool
+        Draw the best score next to each box.
+    show_non_matches : bool
+        Draw boxes of faces below the threshold (grey) as well as alerts (red).
+    """
+
+    threshold: float = DEFAULT_THRESHOLD
+    recheck_interval_s: float = 1.0
+    recheck_iou: float = 0.5
+    max_missing_s: float = 0.7
+    min_detection_interval_s: float = 0.05
+    detection_width: int | None = 320
+    show_scores: bool = True
+    show_non_matches: bool = True
+
+    def __post_init__(self) -> None:
+        checks = {
+            "threshold": math.isfinite(self.threshold) and -1.0 <= self.threshold <= 1.0,
+            "recheck_interval_s": self.recheck_interval_s > 0,
+            "recheck_iou": 0.0 <= self.recheck_iou <= 1.0,
+            "max_missing_s": self.max_missing_s > 0,
+            "min_detection_interval_s": self.min_detection_interval_s >= 0,
+            "detection_width": self.detection_width is None or self.detection_width >= 64,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise ValueError(
+                f"invalid live settings: {values} (threshold is a cosine similarity in [-1, 1]; "
+                "intervals are positive seconds; detection_width is at least 64 px or None)"
+            )
+
+
+class LiveSettings:
+    """Thread-safe holder of the current :class:`LiveConfig`.
+
+    Parameters
+    ----------
+    **values
+        Initial values of :class:`LiveConfig` fields.
+
+    Examples
+    --------
+    >>> settings = LiveSettings(threshold=0.8)
+    >>> settings.update(threshold=0.9).threshold
+    0.9
+    >>> settings.snapshot().threshold
+    0.9
+    """
+
+    def __init__(self, **values: Any) -> None:
+        self._lock = threading.Lock()
+        self._config = LiveConfig(**values)
+        self._version = 0
+
+    def snapshot(self) -> LiveConfig:
+        """The current settings (an immutable object: read it as often as needed)."""
+        with self._lock:
+            return self._config
+
+    @property
+    def version(self) -> int:
+        """Increases by one on every change that altered a value."""
+        with self._lock:
+            return self._version
+
+    @property
+    def threshold(self) -> float:
+        """Current face-match threshold (cosine similarity in [-1, 1])."""
+        return self.snapshot().threshold
+
+    def update(self, **changes: Any) -> LiveConfig:
+        """Change some settings atomically and return the new snapshot.
+
+        Raises
+        ------
+        ValueError
+            An unknown field or an out-of-range value; nothing is changed then.
+        """
+        names = {f.name for f in dataclasses.fields(LiveConfig)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown live settings {unknown}; known: {sorted(names)}")
+        with self._lock:
+            new = dataclasses.replace(self._config, **changes)
+            if new != self._config:
+                self._config = new
+                self._version += 1
+            return self._config

@@ -1,0 +1,542 @@
+"""Per-group FPIR and FNIR with intervals, ratios and tests: one object, like fairlearn's MetricFrame.
+
+:class:`IdentificationFrame` takes a :class:`~lfr_eval.metrics.SearchSet`, thresholds and the names
+of sensitive features (columns of the SearchSet's group tables). Groups are the intersections of
+those features (``["sex", "ethnicity"]`` gives ``("female", "black")`` ...). Every group is
+reported, including ``"unknown"`` labels and groups too small to say much: those carry
+``small_group=True`` rather than being dropped.
+
+Intervals can be clustered by subject (``ci_method="subject-bootstrap"``): subjects are resampled
+within each group, because repeat images of one person are not independent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from lfr_eval.metrics._group_tests import (
+    Alternative,
+    GroupTestResult,
+    fisher_exact_test,
+    permutation_test_subjects,
+)
+from lfr_eval.metrics._intervals import (
+    SubjectCounts,
+    binomial_interval,
+    clopper_pearson,
+    count_at_or_above_by_subject,
+    subject_bootstrap_interval,
+)
+from lfr_eval.metrics._searches import SearchSet
+from lfr_eval.metrics._validation import MetricInputError, as_thresholds, check_confidence
+
+CiMethod = Literal["clopper-pearson", "wilson", "subject-bootstrap"]
+Metric = Literal["fpir", "fnir"]
+METRICS: tuple[str, ...] = ("fpir", "fnir")
+
+#: columns of :attr:`IdentificationFrame.overall` and :attr:`IdentificationFrame.by_group`
+FRAME_COLUMNS: tuple[str, ...] = (
+    "n_searches",
+    "n_subjects",
+    "errors",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "small_group",
+    "insufficient_data",
+)
+
+MSG_MISSING_FEATURE = (
+    "sensitive feature {name!r} is not a column of the {side} group table; available: {available}"
+)
+MSG_UNKNOWN_METRIC = "metric must be one of {choices}, got {value!r}"
+MSG_UNKNOWN_GROUP = "group {group!r} not found; groups are: {groups}"
+MSG_UNKNOWN_THRESHOLD = "threshold {value} is not one of this frame's thresholds: {available}"
+MSG_CI_METHOD = (
+    "ci_method must be 'clopper-pearson', 'wilson' or 'subject-bootstrap', got {value!r}"
+)
+
+NO_GROUP = "all"
+
+
+@dataclass(frozen=True)
+class _SideCounts:
+    """Counts of one metric at every threshold, per subject-within-group cluster."""
+
+    cluster_group: np.ndarray  # (c,) group code of each cluster
+    cluster_subject: np.ndarray  # (c,) subject label of each cluster
+    cluster_trials: np.ndarray  # (c,)
+    cluster_errors: np.ndarray  # (c, m)
+    overall: SubjectCounts  # clustered by subject only, for the overall row
+
+
+def _side_counts(
+    subjects: np.ndarray,
+    hit_scores: np.ndarray,
+    group_codes: np.ndarray,
+    thresholds: np.ndarray,
+    *,
+    error_is_hit: bool,
+) -> _SideCounts:
+    """Per-cluster error counts; an error is a hit (FPIR) or a non-hit (FNIR)."""
+    subj_labels, subj_codes = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
+    s = max(int(subj_labels.shape[0]), 1)
+    cluster_keys = group_codes.astype(np.int64) * s + subj_codes
+    keys, trials, hits = count_at_or_above_by_subject(cluster_keys, hit_scores, thresholds)
+    errors = hits if error_is_hit else trials[:, None] - hits
+    o_codes, o_trials, o_hits = count_at_or_above_by_subject(subj_codes, hit_scores, thresholds)
+    o_subj = subj_labels[o_codes]
+    o_errors = o_hits if error_is_hit else o_trials[:, None] - o_hits
+    return _SideCounts(
+        cluster_group=keys // s,
+        cluster_subject=subj_labels[keys % s] if len(keys) else np.array([], dtype=str),
+        cluster_trials=trials,
+        cluster_errors=errors,
+        overall=SubjectCounts(o_subj, o_trials, o_errors, thresholds),
+    )
+
+
+class IdentificationFrame:
+    """FPIR(N, T) and FNIR(N, R, T) overall and by group, with intervals, ratios and tests.
+
+    Parameters
+    ----------
+    searches : SearchSet
+        Mated and non-mated searches against one watchlist (size N).
+    thresholds : array_like of float
+        Similarity thresholds in [-1, 1]; an alert when score >= T. Sorted and de-duplicated.
+    sensitive_features : sequence of str
+        Columns of ``searches.mated_groups`` / ``non_mated_groups``. Several features give their
+        intersections. Empty: one group called ``"all"``.
+    rank : int
+        R for FNIR (1 = the mate must be the top candidate).
+    confidence : float
+        Two-sided interval coverage in (0, 1).
+    ci_method : {"clopper-pearson", "wilson", "subject-bootstrap"}
+        Binomial intervals treat searches as independent; the subject bootstrap resamples
+        subjects within each group (and overall) with replacement. Where a group has no errors
+        at a threshold, or a single subject, every bootstrap replicate is identical and says
+        nothing: the Clopper–Pearson interval is used there instead and ``ci_method`` says so.
+    n_boot : int
+        Bootstrap replicates (subject bootstrap only).
+    min_subjects, min_searches : int
+        A group with fewer subjects or fewer searches is flagged ``small_group`` (still shown).
+    seed : int
+        Seed of the bootstrap, for reproducible intervals.
+
+    Attributes
+    ----------
+    overall : DataFrame
+        Index ``(metric, threshold)``; columns :data:`FRAME_COLUMNS`.
+    by_group : DataFrame
+        Index ``(metric, threshold, *sensitive_features)``; the same columns. ``n_searches``
+        counts searches (non-mated for FPIR, mated for FNIR), ``n_subjects`` distinct people.
+
+    Examples
+    --------
+    >>> frame = IdentificationFrame(searches, [0.56, 0.58, 0.60], ["ethnicity"])  # doctest: +SKIP
+    >>> frame.by_group.loc[("fpir", 0.60)]  # doctest: +SKIP
+    >>> frame.ratio("fpir", reference="lowest")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        searches: SearchSet,
+        thresholds: ArrayLike,
+        sensitive_features: Sequence[str] = (),
+        *,
+        rank: int = 1,
+        confidence: float = 0.95,
+        ci_method: CiMethod = "clopper-pearson",
+        n_boot: int = 1000,
+        min_subjects: int = 20,
+        min_searches: int = 100,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(searches, SearchSet):
+            raise MetricInputError("IdentificationFrame needs a SearchSet")
+        if ci_method not in ("clopper-pearson", "wilson", "subject-bootstrap"):
+            raise MetricInputError(MSG_CI_METHOD.format(value=ci_method))
+        if rank < 1:
+            raise MetricInputError(f"rank must be >= 1 (1 = best candidate), got {rank}")
+        if isinstance(sensitive_features, str):
+            sensitive_features = [sensitive_features]
+        self._features = list(sensitive_features)
+        self._thresholds = np.unique(np.atleast_1d(as_thresholds(thresholds)).ravel())
+        self._confidence = check_confidence(confidence)
+        self._ci_method = ci_method
+        self._n_boot = int(n_boot)
+        self._rank = int(rank)
+        self._min_subjects = int(min_subjects)
+        self._min_searches = int(min_searches)
+        self._seed = seed
+        self._watchlist_size = int(searches.watchlist_size)
+
+        mated_codes, non_mated_codes, self._group_keys = self._encode_groups(searches)
+        thr = self._thresholds
+        fnir_scores = np.where(
+            np.asarray(searches.mate_ranks) <= rank,
+            np.asarray(searches.mate_scores, dtype=np.float64),
+            -np.inf,
+        )
+        self._sides = {
+            "fpir": _side_counts(
+                searches.non_mated_subjects,
+                np.asarray(searches.non_mated_best, dtype=np.float64),
+                non_mated_codes,
+                thr,
+                error_is_hit=True,
+            ),
+            "fnir": _side_counts(
+                searches.mated_subjects, fnir_scores, mated_codes, thr, error_is_hit=False
+            ),
+        }
+        seeds = np.random.SeedSequence(seed).spawn(2 * (len(self._group_keys) + 1))
+        self._seeds = iter(seeds)
+        self._overall = pd.concat([self._overall_table(m) for m in METRICS])
+        self._by_group = pd.concat([self._group_table(m) for m in METRICS])
+
+    # ---------------------------------------------------------------- construction helpers
+
+    def _encode_groups(self, searches: SearchSet) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        if not self._features:
+            keys = pd.DataFrame({"group": [NO_GROUP]})
+            return (
+                np.zeros(searches.n_mated, np.int64),
+                np.zeros(searches.n_non_mated, np.int64),
+                keys,
+            )
+        sides = []
+        for side, table, n in (
+            ("mated", searches.mated_groups, searches.n_mated),
+            ("non-mated", searches.non_mated_groups, searches.n_non_mated),
+        ):
+            missing = [f for f in self._features if f not in table.columns]
+            if missing and n == 0:
+                table = pd.DataFrame({f: pd.Series([], dtype=object) for f in self._features})
+            elif missing:
+                raise MetricInputError(
+                    MSG_MISSING_FEATURE.format(
+                        name=missing[0], side=side, available=list(table.columns)
+                    )
+                )
+            labels = table[self._features].astype(object)
+            # Missing labels are a group of their own, never dropped.
+            sides.append(labels.where(labels.notna(), "unknown").astype(str))
+        combined = pd.concat(sides, ignore_index=True)
+        codes = combined.groupby(self._features, sort=True).ngroup().to_numpy(np.int64)
+        keys = (
+            combined.assign(_code=codes)
+            .drop_duplicates("_code")
+            .sort_values("_code")
+            .drop(columns="_code")
+            .reset_index(drop=True)
+        )
+        n_m = searches.n_mated
+        return codes[:n_m], codes[n_m:], keys
+
+    def _interval(
+        self, errors: np.ndarray, trials: int, counts: SubjectCounts
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(low, high, method label per threshold) for one group's (or the overall) counts."""
+        m = errors.shape[0]
+        seed = next(self._seeds)
+        if self._ci_method in ("clopper-pearson", "wilson"):
+            low, high = binomial_interval(errors, trials, self._confidence, method=self._ci_method)
+            return low, high, np.full(m, self._ci_method, dtype=object)
+        cp_low, cp_high = clopper_pearson(errors, trials, self._confidence)
+        if trials == 0 or counts.n_subjects < 2:
+            return cp_low, cp_high, np.full(m, "clopper-pearson (too few subjects)", dtype=object)
+        low, high = subject_bootstrap_interval(
+            counts, self._confidence, n_boot=self._n_boot, seed=np.random.default_rng(seed)
+        )
+        no_errors = errors == 0
+        method = np.where(no_errors, "clopper-pearson (no errors)", "subject-bootstrap")
+        return (
+            np.where(no_errors, cp_low, low),
+            np.where(no_errors, cp_high, high),
+            method.astype(object),
+        )
+
+    def _rows(
+        self,
+        errors: np.ndarray,
+        trials: int,
+        n_subjects: int,
+        counts: SubjectCounts,
+    ) -> dict[str, np.ndarray]:
+        m = self._thresholds.shape[0]
+        low, high, method = self._interval(errors, trials, counts)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = errors / trials if trials else np.full(m, np.nan)
+        small = n_subjects < self._min_subjects or trials < self._min_searches
+        return {
+            "n_searches": np.full(m, trials, np.int64),
+            "n_subjects": np.full(m, n_subjects, np.int64),
+            "errors": errors.astype(np.int64),
+            "rate": rate.astype(np.float64),
+            "ci_low": low,
+            "ci_high": high,
+            "ci_method": method,
+            "small_group": np.full(m, small),
+            "insufficient_data": np.full(m, trials == 0),
+        }
+
+    def _overall_table(self, metric: str) -> pd.DataFrame:
+        o = self._sides[metric].overall
+        trials = int(o.trials.sum())
+        errors = o.errors.sum(axis=0) if o.n_subjects else np.zeros(len(self._thresholds), int)
+        data = self._rows(errors, trials, o.n_subjects, o)
+        index = pd.MultiIndex.from_arrays(
+            [np.full(len(self._thresholds), metric), self._thresholds],
+            names=["metric", "threshold"],
+        )
+        return pd.DataFrame(data, index=index, columns=list(FRAME_COLUMNS))
+
+    def _group_table(self, metric: str) -> pd.DataFrame:
+        side = self._sides[metric]
+        m = len(self._thresholds)
+        frames = []
+        for code in range(len(self._group_keys)):
+            sel = side.cluster_group == code
+            counts = SubjectCounts(
+                side.cluster_subject[sel],
+                side.cluster_trials[sel],
+                side.cluster_errors[sel],
+                self._thresholds,
+            )
+            trials = int(counts.trials.sum())
+            errors = counts.errors.sum(axis=0) if counts.n_subjects else np.zeros(m, np.int64)
+            data = self._rows(errors, trials, counts.n_subjects, counts)
+            key = self._group_keys.iloc[code]
+            arrays = [np.full(m, metric), self._thresholds] + [
+                np.full(m, key[c], dtype=object) for c in self._group_keys.columns
+            ]
+            index = pd.MultiIndex.from_arrays(
+                arrays, names=["metric", "threshold", *self._group_keys.columns]
+            )
+            frames.append(pd.DataFrame(data, index=index, columns=list(FRAME_COLUMNS)))
+        return pd.concat(frames).sort_index(level=["metric", "threshold"], sort_remaining=False)
+
+    # ---------------------------------------------------------------- public attributes
+
+    @property
+    def overall(self) -> pd.DataFrame:
+        """Overall rates, index ``(metric, threshold)``; columns :data:`FRAME_COLUMNS`."""
+        return self._overall
+
+    @property
+    def by_group(self) -> pd.DataFrame:
+        """Per-group rates, index ``(metric, threshold, *features)``; small groups flagged."""
+        return self._by_group
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return self._thresholds
+
+    @property
+    def sensitive_features(self) -> list[str]:
+        return list(self._features)
+
+    @property
+    def groups(self) -> list[str | tuple[str, ...]]:
+        """Group labels: strings for one feature, tuples for intersections."""
+        if self._group_keys.shape[1] == 1:
+            return self._group_keys.iloc[:, 0].tolist()
+        return list(self._group_keys.itertuples(index=False, name=None))
+
+    @property
+    def watchlist_size(self) -> int:
+        return self._watchlist_size
+
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def confidence(self) -> float:
+        return self._confidence
+
+    @property
+    def ci_method(self) -> str:
+        return self._ci_method
+
+    # ---------------------------------------------------------------- comparisons
+
+    def _metric(self, metric: str) -> str:
+        if metric not in METRICS:
+            raise MetricInputError(MSG_UNKNOWN_METRIC.format(choices=list(METRICS), value=metric))
+        return metric
+
+    def _table(self, metric: str, include_small: bool) -> pd.DataFrame:
+        table = self._by_group.xs(self._metric(metric), level="metric")
+        keep = ~table["insufficient_data"]
+        if not include_small:
+            keep &= ~table["small_group"]
+        return table[keep]
+
+    def rates(self, metric: Metric = "fpir") -> pd.DataFrame:
+        """Rates as a table: one row per threshold, one column per group (for curves)."""
+        table = self._by_group.xs(self._metric(metric), level="metric")["rate"]
+        return table.unstack(list(range(1, table.index.nlevels)))
+
+    def _group_key(self, group: str | tuple[str, ...]) -> tuple[str, ...]:
+        key = (group,) if isinstance(group, str) else tuple(group)
+        if key not in set(self._group_keys.itertuples(index=False, name=None)):
+            raise MetricInputError(MSG_UNKNOWN_GROUP.format(group=group, groups=self.groups))
+        return key
+
+    def ratio(
+        self,
+        metric: Metric = "fpir",
+        reference: str | tuple[str, ...] | None = "lowest",
+        *,
+        include_small: bool = True,
+    ) -> pd.DataFrame:
+        """Each group's rate divided by a reference rate, at every threshold.
+
+        Parameters
+        ----------
+        metric : {"fpir", "fnir"}
+        reference : "lowest", None or a group label
+            ``"lowest"``: the lowest group rate at that threshold (NIST's convention);
+            ``None``: the overall rate; a group label (tuple for intersections): that group.
+        include_small : bool
+            Whether small groups take part (they are always listed when included).
+
+        Returns
+        -------
+        DataFrame
+            Index ``(threshold, *features)``; columns ``rate``, ``reference_rate``, ``ratio``,
+            ``small_group``. ``ratio`` is ``inf`` when the reference rate is 0 and the group's
+            is not, NaN when both are 0. Groups without searches are left out.
+        """
+        table = self._table(metric, include_small)
+        rate = table["rate"]
+        thr_level = table.index.get_level_values("threshold")
+        if isinstance(reference, str) and reference == "lowest":
+            ref = rate.groupby(level="threshold").transform("min")
+        elif reference is None:
+            overall = self._overall.xs(metric, level="metric")["rate"]
+            ref = pd.Series(overall.reindex(thr_level).to_numpy(), index=rate.index)
+        else:
+            key = self._group_key(reference)
+            full = self._by_group.xs(metric, level="metric")["rate"]
+            ref_rates = full.xs(key, level=list(range(1, full.index.nlevels)))
+            if isinstance(ref_rates, pd.DataFrame):  # pragma: no cover - pandas shape quirk
+                ref_rates = ref_rates.iloc[:, 0]
+            ref = pd.Series(ref_rates.reindex(thr_level).to_numpy(), index=rate.index)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = rate.to_numpy() / ref.to_numpy()
+        return pd.DataFrame(
+            {
+                "rate": rate,
+                "reference_rate": ref.to_numpy(),
+                "ratio": ratio,
+                "small_group": table["small_group"],
+            },
+            index=rate.index,
+        )
+
+    def difference(self, metric: Metric = "fpir", *, include_small: bool = True) -> pd.Series:
+        """Highest minus lowest group rate at each threshold."""
+        rate = self._table(metric, include_small)["rate"].groupby(level="threshold")
+        return (rate.max() - rate.min()).rename(f"{metric}_difference")
+
+    def max_min_ratio(self, metric: Metric = "fpir", *, include_small: bool = True) -> pd.Series:
+        """Highest group rate over lowest group rate at each threshold (inf if the lowest is 0)."""
+        rate = self._table(metric, include_small)["rate"].groupby(level="threshold")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = rate.max() / rate.min()
+        return out.rename(f"{metric}_max_min_ratio")
+
+    def fairness_discrepancy_rate(
+        self, alpha: float = 0.5, beta: float | None = None, *, include_small: bool = True
+    ) -> pd.Series:
+        """Fairness Discrepancy Rate (de Freitas Pereira & Marcel, 2021) at each threshold.
+
+        ``FDR(T) = 1 - (alpha * A(T) + beta * B(T))`` where ``A`` is the largest difference in
+        FPIR between two groups and ``B`` the largest difference in FNIR. 1 is perfectly fair,
+        0 maximally unfair. ``alpha + beta = 1``; ``beta`` defaults to ``1 - alpha``.
+        """
+        beta = 1.0 - alpha if beta is None else beta
+        if not (0 <= alpha <= 1 and 0 <= beta <= 1 and abs(alpha + beta - 1) < 1e-9):
+            raise MetricInputError(
+                f"alpha and beta must be weights in [0, 1] summing to 1, got {alpha}, {beta}"
+            )
+        a = self.difference("fpir", include_small=include_small)
+        b = self.difference("fnir", include_small=include_small)
+        a, b = a.reindex(self._thresholds).fillna(0.0), b.reindex(self._thresholds).fillna(0.0)
+        return (1.0 - (alpha * a + beta * b)).rename("fairness_discrepancy_rate")
+
+    def _threshold_index(self, threshold: float) -> int:
+        hits = np.flatnonzero(self._thresholds == float(threshold))
+        if hits.size == 0:
+            raise MetricInputError(
+                MSG_UNKNOWN_THRESHOLD.format(value=threshold, available=self._thresholds.tolist())
+            )
+        return int(hits[0])
+
+    def group_test(
+        self,
+        metric: Metric,
+        threshold: float,
+        group_a: str | tuple[str, ...],
+        group_b: str | tuple[str, ...],
+        *,
+        test: Literal["permutation", "fisher"] = "permutation",
+        alternative: Alternative = "two-sided",
+        n_permutations: int = 9999,
+        seed: int = 0,
+    ) -> GroupTestResult:
+        """Test equal ``metric`` rates in two groups at one threshold of this frame.
+
+        ``test="permutation"`` permutes group labels between subjects (valid with repeat
+        images of one person); ``test="fisher"`` treats searches as independent.
+        """
+        side = self._sides[self._metric(metric)]
+        t = self._threshold_index(threshold)
+        codes = []
+        for group in (group_a, group_b):
+            key = self._group_key(group)
+            keys = list(self._group_keys.itertuples(index=False, name=None))
+            codes.append(keys.index(key))
+        sel_a = side.cluster_group == codes[0]
+        sel_b = side.cluster_group == codes[1]
+        e_a, n_a = side.cluster_errors[sel_a, t], side.cluster_trials[sel_a]
+        e_b, n_b = side.cluster_errors[sel_b, t], side.cluster_trials[sel_b]
+        name_a, name_b = str(group_a), str(group_b)
+        if test == "fisher":
+            return fisher_exact_test(
+                int(e_a.sum()),
+                int(n_a.sum()),
+                int(e_b.sum()),
+                int(n_b.sum()),
+                alternative=alternative,
+                group_a=name_a,
+                group_b=name_b,
+            )
+        if test != "permutation":
+            raise MetricInputError(f"test must be 'permutation' or 'fisher', got {test!r}")
+        return permutation_test_subjects(
+            e_a,
+            n_a,
+            e_b,
+            n_b,
+            n_permutations=n_permutations,
+            alternative=alternative,
+            seed=seed,
+            group_a=name_a,
+            group_b=name_b,
+        )
+
+
+#: fairlearn-style alias: the group frame of identification metrics
+GroupMetricFrame = IdentificationFrame

@@ -1,0 +1,465 @@
+"""Operational translation: from measured FPIR/TPIR to what a deployment should expect.
+
+Three different numbers are all called a "false alert rate" (domain brief, section 3). This
+module keeps them apart and converts between them when the inputs are known:
+
+1. **per face scanned** — false alerts / faces scanned: the figure forces publish;
+2. **FPIR** — false positives / non-mated searches, tied to a watchlist size N and threshold T:
+   what NPL, NIST and ISO measure;
+3. **false discovery** — false alerts / all alerts (1 - precision): depends on how many listed
+   people walk past; the figure critics quote.
+
+With ``p`` the prevalence (fraction of faces scanned that belong to listed people) and
+TPIR the share of listed passers-by who raise a (correct) alert:
+``per_face = (1 - p) * FPIR`` and
+``false_discovery = (1 - p) * FPIR / ((1 - p) * FPIR + p * TPIR)``.
+(An alert on a listed person naming the wrong listed identity is ignored: it is rare and needs
+the mated search's rank-1 candidate, which these summaries do not keep.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from lfr_eval.metrics._intervals import RateEstimate, clopper_pearson, estimate_rate
+from lfr_eval.metrics._validation import MetricInputError, check_confidence, check_rate
+
+MSG_NEED = "converting to {target} needs {what}"
+
+
+def _rate_or_none(value: float | None, what: str) -> float | None:
+    return None if value is None else check_rate(value, what)
+
+
+@dataclass(frozen=True)
+class FalseAlertRates:
+    """The three "false alert rates", each labelled; ``None`` where the inputs do not fix it.
+
+    Attributes
+    ----------
+    per_face_scanned : float or None
+        False alerts / faces scanned (operational figure), in [0, 1].
+    fpir : float or None
+        False positives / non-mated searches at ``watchlist_size`` and ``threshold``.
+    false_discovery : float or None
+        False alerts / all alerts, i.e. 1 - precision, in [0, 1].
+    prevalence : float or None
+        Fraction of faces scanned that are of listed people, in [0, 1).
+    tpir : float or None
+        True positive identification rate of listed passers-by, in [0, 1].
+    watchlist_size : int or None
+        N the FPIR refers to.
+    threshold : float or None
+        Similarity threshold in [-1, 1] the rates refer to.
+    """
+
+    per_face_scanned: float | None
+    fpir: float | None
+    false_discovery: float | None
+    prevalence: float | None = None
+    tpir: float | None = None
+    watchlist_size: int | None = None
+    threshold: float | None = None
+
+    @staticmethod
+    def _false_discovery(fpir: float, prevalence: float, tpir: float | None) -> float | None:
+        false = (1 - prevalence) * fpir
+        if prevalence > 0 and tpir is None:
+            return None
+        true = prevalence * (tpir or 0.0)
+        if false + true == 0:
+            return float("nan")  # no alerts at all: 1 - precision is undefined
+        return false / (false + true)
+
+    @classmethod
+    def from_fpir(
+        cls,
+        fpir: float,
+        *,
+        prevalence: float | None = None,
+        tpir: float | None = None,
+        watchlist_size: int | None = None,
+        threshold: float | None = None,
+    ) -> FalseAlertRates:
+        """From a measured FPIR; per-face needs ``prevalence`` (0 if nobody listed passes),
+        false discovery needs ``prevalence`` and (when it is > 0) ``tpir``."""
+        fpir = check_rate(fpir, "fpir")
+        p = _rate_or_none(prevalence, "prevalence")
+        t = _rate_or_none(tpir, "tpir")
+        if p is not None and p >= 1:
+            raise MetricInputError("prevalence must be below 1: some scanned faces are not listed")
+        return cls(
+            per_face_scanned=None if p is None else (1 - p) * fpir,
+            fpir=fpir,
+            false_discovery=None if p is None else cls._false_discovery(fpir, p, t),
+            prevalence=p,
+            tpir=t,
+            watchlist_size=watchlist_size,
+            threshold=threshold,
+        )
+
+    @classmethod
+    def from_per_face_scanned(
+        cls,
+        rate: float,
+        *,
+        prevalence: float,
+        tpir: float | None = None,
+        watchlist_size: int | None = None,
+        threshold: float | None = None,
+    ) -> FalseAlertRates:
+        """From the operational rate (false alerts / faces scanned) and the prevalence."""
+        rate = check_rate(rate, "per_face_scanned")
+        p = check_rate(prevalence, "prevalence")
+        if p >= 1:
+            raise MetricInputError("prevalence must be below 1: some scanned faces are not listed")
+        fpir = rate / (1 - p)
+        if fpir > 1:
+            raise MetricInputError(
+                f"a per-face false alert rate of {rate} is impossible with prevalence {p}"
+            )
+        return cls.from_fpir(
+            fpir, prevalence=p, tpir=tpir, watchlist_size=watchlist_size, threshold=threshold
+        )
+
+    @classmethod
+    def from_false_discovery(
+        cls,
+        false_discovery: float,
+        *,
+        prevalence: float,
+        tpir: float,
+        watchlist_size: int | None = None,
+        threshold: float | None = None,
+    ) -> FalseAlertRates:
+        """From 1 - precision; needs the prevalence (> 0) and TPIR to undo the base rate."""
+        fdr = check_rate(false_discovery, "false_discovery")
+        p = check_rate(prevalence, "prevalence")
+        t = check_rate(tpir, "tpir")
+        if not 0 < p < 1:
+            raise MetricInputError(
+                MSG_NEED.format(target="FPIR", what="a prevalence strictly between 0 and 1")
+            )
+        if fdr >= 1:
+            raise MetricInputError("a false discovery rate of 1 (every alert false) fixes no FPIR")
+        fpir = fdr * p * t / ((1 - fdr) * (1 - p))
+        if fpir > 1:
+            raise MetricInputError("these inputs imply an FPIR above 1: check prevalence and TPIR")
+        return cls.from_fpir(
+            fpir, prevalence=p, tpir=t, watchlist_size=watchlist_size, threshold=threshold
+        )
+
+    @classmethod
+    def from_deployment_counts(
+        cls,
+        faces_scanned: int,
+        alerts: int,
+        false_alerts: int,
+        *,
+        listed_passers_by: int | None = None,
+        watchlist_size: int | None = None,
+        threshold: float | None = None,
+    ) -> FalseAlertRates:
+        """From a force's published counts (faces scanned, alerts, false alerts).
+
+        The per-face and false-discovery rates follow directly. FPIR needs the number of
+        non-mated searches, i.e. how many listed people passed (``listed_passers_by``), which
+        forces do not publish; it is left ``None`` without it.
+        """
+        if not 0 <= false_alerts <= alerts <= faces_scanned or faces_scanned <= 0:
+            raise MetricInputError(
+                "need 0 <= false_alerts <= alerts <= faces_scanned and faces_scanned > 0"
+            )
+        fpir = prevalence = tpir = None
+        if listed_passers_by is not None:
+            non_mated = faces_scanned - listed_passers_by
+            if non_mated <= 0:
+                raise MetricInputError("listed_passers_by must be below faces_scanned")
+            fpir = false_alerts / non_mated
+            prevalence = listed_passers_by / faces_scanned
+            if listed_passers_by:
+                tpir = min(1.0, (alerts - false_alerts) / listed_passers_by)
+        return cls(
+            per_face_scanned=false_alerts / faces_scanned,
+            fpir=fpir,
+            false_discovery=false_alerts / alerts if alerts else float("nan"),
+            prevalence=prevalence,
+            tpir=tpir,
+            watchlist_size=watchlist_size,
+            threshold=threshold,
+        )
+
+    def describe(self) -> str:
+        """One line per rate, each saying what it is a rate of."""
+        where = []
+        if self.threshold is not None:
+            where.append(f"threshold {self.threshold:g}")
+        if self.watchlist_size is not None:
+            where.append(f"watchlist of {self.watchlist_size:,}")
+        ctx = f" ({', '.join(where)})" if where else ""
+        lines = [
+            f"false alerts per face scanned: {_fmt(self.per_face_scanned)}",
+            f"FPIR, false positives per non-mated search{ctx}: {_fmt(self.fpir)}",
+            f"false alerts per alert (1 - precision): {_fmt(self.false_discovery)}",
+        ]
+        return "\n".join(lines)
+
+
+def _fmt(rate: float | None) -> str:
+    if rate is None:
+        return "unknown (inputs missing)"
+    return f"{one_in_n(rate)} ({rate:.3g})"
+
+
+def one_in_n(rate: float, sig_figs: int = 2) -> str:
+    """Format a rate as "1 in N", N rounded to ``sig_figs`` significant figures.
+
+    Examples
+    --------
+    >>> one_in_n(1 / 6000)
+    '1 in 6,000'
+    >>> one_in_n(10 / 3_147_436)
+    '1 in 310,000'
+    >>> one_in_n(0.0)
+    '0 (none)'
+    """
+    if rate is None or not np.isfinite(rate):
+        return "n/a"
+    if rate < 0 or rate > 1:
+        raise MetricInputError(f"a rate must be in [0, 1] to format as '1 in N', got {rate}")
+    if rate == 0:
+        return "0 (none)"
+    n = 1.0 / rate
+    digits = sig_figs - 1 - int(np.floor(np.log10(n)))
+    rounded = round(n, digits)
+    if rounded >= 10 or float(rounded).is_integer():
+        return f"1 in {round(rounded):,}"
+    return f"1 in {rounded:g}"
+
+
+# ------------------------------------------------------------------------------------------
+# Watchlist-size scaling
+# ------------------------------------------------------------------------------------------
+
+
+def fpir_at_watchlist_size(fmr: float | ArrayLike, watchlist_size: int | ArrayLike) -> np.ndarray:
+    """FPIR for a watchlist of N subjects from the false match rate per comparison.
+
+    Assuming independent comparisons, ``FPIR(N) = 1 - (1 - FMR)^N`` (about ``N * FMR`` for
+    small rates). Given a per-probe FMR array ``fmr_i`` (each non-mated probe's own chance of
+    falsely matching one random listed subject), the per-probe version
+    ``mean_i[1 - (1 - fmr_i)^N]`` is returned, which allows for some faces being more
+    "look-alike" than others (a plain average FMR would overstate the growth with N).
+
+    Parameters
+    ----------
+    fmr : float or array_like of float
+        Scalar FMR per comparison, or a 1-D array of per-probe FMRs, in [0, 1].
+    watchlist_size : int or array_like of int
+        N >= 0; any shape. The result has this shape.
+    """
+    n = np.asarray(watchlist_size, dtype=np.float64)
+    if np.any(n < 0):
+        raise MetricInputError("watchlist_size must be >= 0")
+    f = np.asarray(fmr, dtype=np.float64)
+    if np.any((f < 0) | (f > 1)) or not np.all(np.isfinite(f)):
+        raise MetricInputError("fmr must be rate(s) in [0, 1]")
+    with np.errstate(divide="ignore"):
+        log_keep = np.log1p(-f)  # log(1 - fmr), -inf where fmr == 1
+    if f.ndim == 0:
+        return -np.expm1(n * log_keep)
+    if f.ndim != 1:
+        raise MetricInputError("a per-probe fmr must be a 1-D array")
+    # mean over probes of 1 - (1 - fmr_i)^N, for every N at once
+    with np.errstate(invalid="ignore"):
+        per_probe = -np.expm1(np.multiply.outer(n, log_keep))
+    per_probe = np.where(np.isnan(per_probe), 0.0, per_probe)  # 0 * -inf: N = 0, fmr = 1
+    return per_probe.mean(axis=-1)
+
+
+def fmr_from_fpir(fpir: float | ArrayLike, watchlist_size: int) -> np.ndarray:
+    """Invert ``FPIR(N) = 1 - (1 - FMR)^N``: the per-comparison FMR implied by an FPIR."""
+    f = np.asarray(fpir, dtype=np.float64)
+    if watchlist_size < 1:
+        raise MetricInputError("watchlist_size must be >= 1")
+    return -np.expm1(np.log1p(-f) / watchlist_size)
+
+
+def scale_fpir(fpir: float | ArrayLike, from_size: int, to_size: int | ArrayLike) -> np.ndarray:
+    """FPIR measured at watchlist size ``from_size`` scaled to ``to_size`` (independence model).
+
+    Examples
+    --------
+    >>> round(float(scale_fpir(1 / 6000, 10_000, 1_000)) * 60_000, 2)  # 1 in 6,000 -> 1 in 60,000
+    1.0
+    """
+    return fpir_at_watchlist_size(fmr_from_fpir(fpir, from_size), to_size)
+
+
+# ------------------------------------------------------------------------------------------
+# Expected false alerts for a deployment
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploymentExpectation:
+    """What a deployment should expect at one threshold and watchlist size.
+
+    Attributes
+    ----------
+    faces_scanned : int
+        Faces the deployment searches (all passers-by).
+    non_mated_faces : float
+        ``faces_scanned * (1 - prevalence)``: faces of people not on the watchlist.
+    fpir : RateEstimate
+        The measured FPIR the expectation rests on (its interval is the data's uncertainty).
+    expected_false_alerts : float
+        ``non_mated_faces * FPIR``.
+    expected_ci_low, expected_ci_high : float
+        Interval for the *expected* number (the FPIR interval scaled), at ``confidence``.
+    predicted_low, predicted_high : int
+        Prediction interval for the false alerts one deployment will actually see: the
+        binomial chance on top of the uncertainty in FPIR (beta-binomial with a Jeffreys
+        posterior for FPIR).
+    expected_true_alerts : float or None
+        ``faces_scanned * prevalence * TPIR`` when TPIR is given.
+    tpir : float or None
+    rates : FalseAlertRates
+        The three false alert rates this implies, each labelled.
+    watchlist_size, threshold : int or None, float or None
+    confidence : float
+    """
+
+    faces_scanned: int
+    non_mated_faces: float
+    fpir: RateEstimate
+    expected_false_alerts: float
+    expected_ci_low: float
+    expected_ci_high: float
+    predicted_low: int
+    predicted_high: int
+    expected_true_alerts: float | None
+    tpir: float | None
+    rates: FalseAlertRates
+    watchlist_size: int | None
+    threshold: float | None
+    confidence: float
+
+    def summary(self) -> str:
+        """Plain-language sentence for policy staff."""
+        pct = round(self.confidence * 100)
+        parts = []
+        if self.threshold is not None:
+            parts.append(f"at threshold {self.threshold:g}")
+        if self.watchlist_size is not None:
+            parts.append(f"with a {self.watchlist_size:,}-person watchlist")
+        parts.append(f"and {self.faces_scanned:,} faces scanned")
+        lead = " ".join(parts)
+        text = (
+            f"{lead[0].upper() + lead[1:]}, expect {self.expected_false_alerts:.1f} false "
+            f"alerts ({pct}% CI {self.expected_ci_low:.1f}-{self.expected_ci_high:.1f}; "
+            f"one deployment will likely see {self.predicted_low}-{self.predicted_high})"
+        )
+        if self.tpir is not None:
+            text += f" and catch {self.tpir:.0%} of listed people who pass"
+        return text + "."
+
+
+def expected_false_alerts(
+    fpir: RateEstimate | tuple[int, int],
+    faces_scanned: int,
+    *,
+    prevalence: float = 0.0,
+    tpir: float | RateEstimate | None = None,
+    watchlist_size: int | None = None,
+    threshold: float | None = None,
+    confidence: float = 0.95,
+) -> DeploymentExpectation:
+    """Expected false alerts for a deployment, with intervals.
+
+    Parameters
+    ----------
+    fpir : RateEstimate or (false_positives, non_mated_searches)
+        Measured FPIR at the deployment's threshold and watchlist size (scale it first with
+        :func:`scale_fpir` if the watchlist differs). Counts are needed, not just a rate: the
+        interval comes from how many searches the rate rests on.
+    faces_scanned : int
+        Faces the deployment will scan.
+    prevalence : float
+        Fraction of scanned faces that are of listed people (0 if unknown and small).
+    tpir : float or RateEstimate, optional
+        For expected true alerts and the false discovery rate.
+    confidence : float
+        Coverage of both intervals.
+
+    Examples
+    --------
+    >>> e = expected_false_alerts((5, 30_000), 30_000, watchlist_size=10_000, threshold=0.6)
+    >>> round(e.expected_false_alerts, 1), round(e.expected_ci_low, 1), round(e.expected_ci_high, 1)
+    (5.0, 1.6, 11.7)
+    """
+    conf = check_confidence(confidence)
+    if isinstance(fpir, RateEstimate):
+        errors, trials = fpir.errors, fpir.trials
+    else:
+        errors, trials = (int(v) for v in fpir)
+    if trials <= 0:
+        raise MetricInputError(
+            "the FPIR must rest on at least one non-mated search to predict false alerts"
+        )
+    if faces_scanned < 0:
+        raise MetricInputError("faces_scanned must be >= 0")
+    p = check_rate(prevalence, "prevalence")
+    if p >= 1:
+        raise MetricInputError("prevalence must be below 1: some scanned faces are not listed")
+    estimate = estimate_rate(errors, trials, conf)
+    t = tpir.rate if isinstance(tpir, RateEstimate) else tpir
+    if t is not None:
+        t = check_rate(t, "tpir")
+    non_mated = faces_scanned * (1 - p)
+    low, high = clopper_pearson(errors, trials, conf)
+    pred_low, pred_high = _prediction_interval(errors, trials, round(non_mated), conf)
+    return DeploymentExpectation(
+        faces_scanned=int(faces_scanned),
+        non_mated_faces=float(non_mated),
+        fpir=estimate,
+        expected_false_alerts=float(non_mated * estimate.rate),
+        expected_ci_low=float(non_mated * low),
+        expected_ci_high=float(non_mated * high),
+        predicted_low=pred_low,
+        predicted_high=pred_high,
+        expected_true_alerts=None if t is None else float(faces_scanned * p * t),
+        tpir=t,
+        rates=FalseAlertRates.from_fpir(
+            estimate.rate, prevalence=p, tpir=t, watchlist_size=watchlist_size, threshold=threshold
+        ),
+        watchlist_size=watchlist_size,
+        threshold=threshold,
+        confidence=conf,
+    )
+
+
+#: above this many non-mated faces the beta-binomial is replaced by its Poisson-gamma limit
+_BETABINOM_MAX_N = 200_000
+
+
+def _prediction_interval(
+    errors: int, trials: int, faces: int, confidence: float
+) -> tuple[int, int]:
+    """Equal-tailed prediction interval of false alerts among ``faces`` non-mated faces."""
+    if faces == 0:
+        return 0, 0
+    tail = (1 - confidence) / 2
+    a, b = errors + 0.5, trials - errors + 0.5  # Jeffreys posterior of FPIR
+    if faces <= _BETABINOM_MAX_N:
+        dist = stats.betabinom(faces, a, b)
+    else:
+        # For large counts the beta-binomial is a gamma-Poisson mixture: negative binomial,
+        # with FPIR ~ Gamma(a, rate = trials) (its small-rate limit); exact scipy is too slow.
+        dist = stats.nbinom(a, trials / (trials + faces))
+    low, high = dist.ppf([tail, 1 - tail])
+    return int(low), int(min(high, faces))

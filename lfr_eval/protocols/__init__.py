@@ -1,0 +1,45 @@
+"""Evaluation protocols: who is enrolled, who searches, and how the searches are scored.
+
+- :func:`build_open_set_protocol` — watchlist, mated and non-mated searches, split by subject;
+- :func:`build_npl_protocol`, :func:`scale_fpir`, :func:`resample_fpir` — NPL's filler-gallery
+  design and FPIR scaled to a deployed watchlist size and composition;
+- :func:`run_protocol` — score a protocol's searches into a :class:`~lfr_eval.metrics.SearchSet`.
+"""
+
+from __future__ import annotations
+
+from lfr_eval.protocols._open_set import (
+    OpenSetParams,
+    OpenSetProtocol,
+    ProtocolCounts,
+    ProtocolError,
+    build_open_set_protocol,
+)
+from lfr_eval.protocols._npl import (
+    FillerScores,
+    NplParams,
+    NplProtocol,
+    WatchlistScaling,
+    build_npl_protocol,
+    resample_fpir,
+    scale_fpir,
+)
+from lfr_eval.protocols._run import ProtocolRun, run_npl_protocol, run_protocol
+
+__all__ = [
+    "FillerScores",
+    "NplParams",
+    "NplProtocol",
+    "OpenSetParams",
+    "OpenSetProtocol",
+    "ProtocolCounts",
+    "ProtocolError",
+    "ProtocolRun",
+    "WatchlistScaling",
+    "build_npl_protocol",
+    "build_open_set_protocol",
+    "resample_fpir",
+    "run_npl_protocol",
+    "run_protocol",
+    "scale_fpir",
+]

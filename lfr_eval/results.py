@@ -1,0 +1,490 @@
+"""A typed, versioned record of one evaluation, saved to and loaded from a folder.
+
+Layout of a results folder::
+
+    result.json          engine (models with hashes), runtime, dataset hash, protocol and its
+                         parameters, seed, software versions, timings, acquisition failures,
+                         the sha256 of every other file and of the result itself
+    searches.parquet     one row per search: kind, image, subject, mate score and rank or the
+                         top-k candidate scores, group labels
+    scaling.parquet      FPIR predicted for other watchlist sizes (optional)
+
+``result.json`` is written last, after the files it vouches for, each through a temporary name:
+a crash leaves either the previous complete result or none, never a half-written one.
+:func:`load_result` checks the hashes and refuses a folder that was altered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lfr_eval.errors import LfrError
+from lfr_eval.faces import EngineId, RuntimeInfo
+from lfr_eval.metrics import SearchSet
+
+#: Version of the results folder layout. Bump on an incompatible change.
+RESULT_SCHEMA_VERSION = 1
+
+RESULT_FILE = "result.json"
+SEARCHES_FILE = "searches.parquet"
+SCALING_FILE = "scaling.parquet"
+
+#: Prefix of group-label columns in ``searches.parquet``.
+GROUP_PREFIX = "group."
+
+MSG_NOT_A_RESULT = (
+    "{path} is not an evaluation results folder (no {file}); run 'lfr-eval evaluate' to make one"
+)
+MSG_VERSION = (
+    "results in {path} use layout version {found}; this lfr-eval reads version {expected}. "
+    "Re-run the evaluation with this version"
+)
+MSG_TAMPERED = (
+    "{file} in {path} does not match the hash recorded in result.json: the results were "
+    "changed after they were written. Re-run the evaluation"
+)
+MSG_CORRUPT = "results in {path} are unreadable ({reason}); re-run the evaluation"
+
+#: Packages whose versions every result records (those that can change a number).
+RECORDED_PACKAGES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "dlib-bin",
+    "dlib",
+    "face_recognition_models",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "insightface",
+    "torch",
+    "faiss-cpu",
+    "opencv-python-headless",
+    "opencv-python",
+    "lfr-workbench",
+)
+
+
+class ResultError(LfrError):
+    """A results folder is missing, unreadable, of another layout version, or altered."""
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of Python, the platform and the installed packages that affect results."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    from lfr_eval import __version__
+
+    versions["lfr_eval"] = __version__
+    return versions
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_path(path: Path) -> str:
+    return _sha256_bytes(path.read_bytes())
+
+
+def _canonical(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Which images were evaluated.
+
+    Attributes
+    ----------
+    name : str
+    sha256 : str
+        :meth:`lfr_eval.datasets.Manifest.dataset_hash` of the manifest (paths, image hashes,
+        subjects, labels).
+    n_images, n_subjects : int
+    attributes : tuple of str
+        Group attribute columns.
+    """
+
+    name: str
+    sha256: str
+    n_images: int
+    n_subjects: int
+    attributes: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "n_images": self.n_images,
+            "n_subjects": self.n_subjects,
+            "attributes": list(self.attributes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DatasetInfo:
+        return cls(
+            name=data["name"],
+            sha256=data["sha256"],
+            n_images=int(data["n_images"]),
+            n_subjects=int(data["n_subjects"]),
+            attributes=tuple(data["attributes"]),
+        )
+
+
+@dataclass(frozen=True)
+class ProtocolInfo:
+    """Which protocol made the searches.
+
+    Attributes
+    ----------
+    kind : str
+        ``"open_set"`` or ``"npl"``.
+    params : dict
+        The protocol's parameters (``OpenSetParams.to_dict()`` …), seed included.
+    counts : dict
+        Images and subjects in each role (before failures to acquire).
+    top_k : int
+        Candidates kept per non-mated search.
+    failed_to_enrol : int
+        Enrolled subjects with no usable enrolment image.
+    """
+
+    kind: str
+    params: dict
+    counts: dict
+    top_k: int
+    failed_to_enrol: int = 0
+
+    @property
+    def seed(self) -> int:
+        return int(self.params.get("seed", 0))
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "params": dict(self.params),
+            "counts": dict(self.counts),
+            "top_k": self.top_k,
+            "failed_to_enrol": self.failed_to_enrol,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ProtocolInfo:
+        return cls(
+            kind=data["kind"],
+            params=dict(data["params"]),
+            counts=dict(data["counts"]),
+            top_k=int(data["top_k"]),
+            failed_to_enrol=int(data.get("failed_to_enrol", 0)),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationResult:
+    """Everything one evaluation produced and what it takes to reproduce it.
+
+    Attributes
+    ----------
+    engine : EngineId
+        Backend and every model file (with sha256) that made the embeddings.
+    runtime : RuntimeInfo
+        What actually ran the networks.
+    engine_key : str
+        The embedding cache key (models + detector settings + face choice).
+    dataset : DatasetInfo
+    protocol : ProtocolInfo
+    searches : SearchSet
+        Mated and non-mated searches (similarities are cosine in [-1, 1]).
+    search_images : tuple of ndarray
+        Relative image path of each mated and each non-mated search (for reviewing errors).
+    acquisition : DataFrame
+        Failures to acquire by role and group (see :class:`~lfr_eval.protocols.ProtocolRun`).
+    scaling : DataFrame or None
+        FPIR predicted for other watchlist sizes
+        (:attr:`lfr_eval.protocols.WatchlistScaling.table`).
+    scoring_runtime : RuntimeInfo or None
+        What computed the search scores (numpy on the CPU, or torch/cupy on a GPU).
+    software : dict
+        Package versions (:func:`software_versions`).
+    timings : dict
+        Seconds spent (``hashing``, ``embedding``, ``scoring``, ``scaling``) and counts
+        (``images_embedded``, ``images_from_cache``).
+    created : str
+        ISO 8601 UTC time the evaluation finished.
+    schema_version : int
+    """
+
+    engine: EngineId
+    runtime: RuntimeInfo
+    engine_key: str
+    dataset: DatasetInfo
+    protocol: ProtocolInfo
+    searches: SearchSet
+    search_images: tuple[np.ndarray, np.ndarray]
+    acquisition: pd.DataFrame
+    scaling: pd.DataFrame | None = None
+    scoring_runtime: RuntimeInfo | None = None
+    software: dict[str, str] = field(default_factory=software_versions)
+    timings: dict[str, float] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    schema_version: int = RESULT_SCHEMA_VERSION
+
+    @property
+    def seed(self) -> int:
+        return self.protocol.seed
+
+    @property
+    def watchlist_size(self) -> int:
+        return int(self.searches.watchlist_size)
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(self.searches.mated_groups.columns) or tuple(
+            self.searches.non_mated_groups.columns
+        )
+
+    def identification_frame(
+        self,
+        thresholds: Sequence[float] | np.ndarray,
+        sensitive_features: Sequence[str] = (),
+        **options: Any,
+    ):
+        """Per-group FPIR/FNIR with intervals (:class:`lfr_eval.metrics.IdentificationFrame`)."""
+        from lfr_eval.metrics._group_frame import IdentificationFrame
+
+        return IdentificationFrame(self.searches, thresholds, list(sensitive_features), **options)
+
+    # ------------------------------------------------------------------ tables
+    def searches_frame(self) -> pd.DataFrame:
+        """One row per search, as stored in ``searches.parquet``."""
+        s = self.searches
+        k = s.k
+        mated = pd.DataFrame(
+            {
+                "kind": "mated",
+                "image": np.asarray(self.search_images[0], dtype=object),
+                "subject_id": np.asarray(s.mated_subjects, dtype=object),
+                "mate_score": np.asarray(s.mate_scores, np.float64),
+                "mate_rank": np.asarray(s.mate_ranks, np.int64),
+            }
+        )
+        non_mated = pd.DataFrame(
+            {
+                "kind": "non_mated",
+                "image": np.asarray(self.search_images[1], dtype=object),
+                "subject_id": np.asarray(s.non_mated_subjects, dtype=object),
+                "mate_score": np.nan,
+                "mate_rank": np.zeros(s.n_non_mated, np.int64),
+            }
+        )
+        for j in range(k):
+            mated[f"top{j + 1}"] = np.nan
+            non_mated[f"top{j + 1}"] = np.asarray(s.non_mated_topk[:, j], np.float64)
+        for column in self.attributes:
+            mated[GROUP_PREFIX + column] = (
+                s.mated_groups[column].to_numpy(dtype=object) if s.n_mated else []
+            )
+            non_mated[GROUP_PREFIX + column] = (
+                s.non_mated_groups[column].to_numpy(dtype=object) if s.n_non_mated else []
+            )
+        return pd.concat([mated, non_mated], ignore_index=True)
+
+    def metadata(self) -> dict:
+        """The JSON-able part of the result (without file hashes)."""
+        return {
+            "schema_version": self.schema_version,
+            "created": self.created,
+            "engine": self.engine.to_dict(),
+            "engine_key": self.engine_key,
+            "runtime": self.runtime.to_dict(),
+            "scoring_runtime": None
+            if self.scoring_runtime is None
+            else self.scoring_runtime.to_dict(),
+            "dataset": self.dataset.to_dict(),
+            "protocol": self.protocol.to_dict(),
+            "watchlist_size": self.watchlist_size,
+            "n_mated": self.searches.n_mated,
+            "n_non_mated": self.searches.n_non_mated,
+            "attributes": list(self.attributes),
+            "acquisition": self.acquisition.to_dict(orient="records"),
+            "software": dict(self.software),
+            "timings": dict(self.timings),
+        }
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the results folder (see module docstring); returns its path.
+
+        Files are written under temporary names and renamed into place, ``result.json`` last.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files: dict[str, str] = {}
+        _atomic_parquet(self.searches_frame(), directory / SEARCHES_FILE)
+        files[SEARCHES_FILE] = _sha256_path(directory / SEARCHES_FILE)
+        if self.scaling is not None:
+            _atomic_parquet(self.scaling, directory / SCALING_FILE)
+            files[SCALING_FILE] = _sha256_path(directory / SCALING_FILE)
+        elif (directory / SCALING_FILE).exists():
+            (directory / SCALING_FILE).unlink()
+        meta = self.metadata()
+        meta["files"] = files
+        meta["result_sha256"] = _sha256_bytes(_canonical(meta))
+        tmp = directory / (RESULT_FILE + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default))
+        os.replace(tmp, directory / RESULT_FILE)
+        return directory
+
+    @property
+    def result_hash(self) -> str:
+        """sha256 identifying this result's content (metadata and per-search scores)."""
+        meta = self.metadata()
+        digest = hashlib.sha256(_canonical(meta))
+        frame = self.searches_frame()
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        return digest.hexdigest()
+
+
+def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def load_result(directory: str | os.PathLike[str]) -> EvaluationResult:
+    """Read a results folder written by :meth:`EvaluationResult.save`, checking its hashes.
+
+    Raises
+    ------
+    ResultError
+        No ``result.json``, another layout version, unreadable files, or a file whose hash
+        differs from the one recorded (the folder was altered).
+    """
+    directory = Path(directory)
+    meta_path = directory / RESULT_FILE
+    if not meta_path.is_file():
+        raise ResultError(MSG_NOT_A_RESULT.format(path=directory, file=RESULT_FILE))
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultError(MSG_CORRUPT.format(path=directory, reason=exc)) from exc
+    if not isinstance(meta, dict):
+        raise ResultError(MSG_CORRUPT.format(path=directory, reason="result.json is not an object"))
+    if meta.get("schema_version") != RESULT_SCHEMA_VERSION:
+        raise ResultError(
+            MSG_VERSION.format(
+                path=directory, found=meta.get("schema_version"), expected=RESULT_SCHEMA_VERSION
+            )
+        )
+    recorded = meta.pop("result_sha256", None)
+    if recorded != _sha256_bytes(_canonical(meta)):
+        raise ResultError(MSG_TAMPERED.format(file=RESULT_FILE, path=directory))
+    files = meta.get("files", {})
+    for name, expected in files.items():
+        path = directory / name
+        if not path.is_file() or _sha256_path(path) != expected:
+            raise ResultError(MSG_TAMPERED.format(file=name, path=directory))
+    try:
+        frame = pd.read_parquet(directory / SEARCHES_FILE)
+        scaling = (
+            pd.read_parquet(directory / SCALING_FILE) if SCALING_FILE in files else None
+        )
+        return _from_parts(meta, frame, scaling)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ResultError(MSG_CORRUPT.format(path=directory, reason=exc)) from exc
+
+
+def _runtime(data: dict) -> RuntimeInfo:
+    return RuntimeInfo(
+        name=data["name"],
+        providers=tuple(data["providers"]),
+        gpu_requested=bool(data["gpu_requested"]),
+        gpu_active=bool(data["gpu_active"]),
+        precision=data.get("precision", "fp32"),
+        version=data.get("version", ""),
+    )
+
+
+def _from_parts(meta: dict, frame: pd.DataFrame, scaling: pd.DataFrame | None) -> EvaluationResult:
+    attributes = list(meta["attributes"])
+    mated = frame[frame["kind"] == "mated"].reset_index(drop=True)
+    non_mated = frame[frame["kind"] == "non_mated"].reset_index(drop=True)
+    top_columns = sorted(
+        (c for c in frame.columns if c.startswith("top")), key=lambda c: int(c[3:])
+    )
+    group_columns = [GROUP_PREFIX + a for a in attributes]
+
+    def groups(part: pd.DataFrame) -> pd.DataFrame:
+        if not attributes:
+            return pd.DataFrame()
+        out = part[group_columns].astype(object)
+        out.columns = attributes
+        return out.reset_index(drop=True)
+
+    searches = SearchSet(
+        watchlist_size=int(meta["watchlist_size"]),
+        mate_scores=mated["mate_score"].to_numpy(np.float64),
+        mate_ranks=mated["mate_rank"].to_numpy(np.int64),
+        mated_subjects=mated["subject_id"].to_numpy(dtype=object),
+        non_mated_topk=non_mated[top_columns].to_numpy(np.float64).reshape(
+            len(non_mated), len(top_columns)
+        ),
+        non_mated_subjects=non_mated["subject_id"].to_numpy(dtype=object),
+        mated_groups=groups(mated),
+        non_mated_groups=groups(non_mated),
+    )
+    return EvaluationResult(
+        engine=EngineId.from_dict(meta["engine"]),
+        runtime=_runtime(meta["runtime"]),
+        scoring_runtime=None
+        if meta.get("scoring_runtime") is None
+        else _runtime(meta["scoring_runtime"]),
+        engine_key=meta["engine_key"],
+        dataset=DatasetInfo.from_dict(meta["dataset"]),
+        protocol=ProtocolInfo.from_dict(meta["protocol"]),
+        searches=searches,
+        search_images=(
+            mated["image"].to_numpy(dtype=object),
+            non_mated["image"].to_numpy(dtype=object),
+        ),
+        acquisition=pd.DataFrame(
+            meta["acquisition"], columns=["role", "attribute", "group", "images", "failed"]
+        ),
+        scaling=scaling,
+        software=dict(meta["software"]),
+        timings=dict(meta["timings"]),
+        created=meta["created"],
+        schema_version=int(meta["schema_version"]),
+    )
+
+
+def with_scaling(result: EvaluationResult, scaling: pd.DataFrame | None) -> EvaluationResult:
+    """A copy of ``result`` with another watchlist-scaling table."""
+    return replace(result, scaling=scaling)

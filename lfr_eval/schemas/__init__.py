@@ -1,0 +1,1 @@
+"""JSON Schemas of the files LFR Workbench writes (read with importlib.resources)."""

@@ -1,0 +1,124 @@
+"""The claim checker: one-sided bounds, verdicts and searches needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lfr_eval.claims import (
+    Claim,
+    check_fpir_claim,
+    searches_needed,
+    searches_needed_at_rate,
+)
+from lfr_eval.metrics import MetricInputError, SearchSet, clopper_pearson
+
+CLAIM = Claim.one_in(6000, watchlist_size=10_000, threshold=0.60, source="NPL via Met")
+
+
+def test_searches_needed_match_the_domain_brief() -> None:
+    # ~18,000 with 0 false positives, ~79,000 with 7 (domain brief section 5)
+    assert searches_needed(0, 1 / 6000) == pytest.approx(18_000, rel=0.01)
+    assert searches_needed(7, 1 / 6000) == pytest.approx(79_000, rel=0.01)
+    for k in (0, 7):
+        n = searches_needed(k, 1 / 6000)
+        assert float(clopper_pearson(k, n, sided="upper")[1]) <= 1 / 6000
+        assert float(clopper_pearson(k, n - 1, sided="upper")[1]) > 1 / 6000
+
+
+def test_zero_false_positives() -> None:
+    ok = check_fpir_claim(
+        CLAIM, false_positives=0, non_mated_searches=20_000, watchlist_size=10_000
+    )
+    assert ok.supported and ok.additional_searches_needed == 0
+    assert ok.upper_bound == pytest.approx(3 / 20_000, rel=0.01)
+    short = check_fpir_claim(CLAIM, false_positives=0, non_mated_searches=10_000)
+    assert not short.supported
+    assert short.searches_needed_if_no_more_errors == searches_needed(0, 1 / 6000)
+    assert short.additional_searches_needed == short.searches_needed_if_no_more_errors - 10_000
+    assert short.smallest_supported_rate == pytest.approx(
+        float(clopper_pearson(0, 10_000, sided="upper")[1])
+    )
+
+
+def test_seven_false_positives() -> None:
+    c = check_fpir_claim(CLAIM, false_positives=7, non_mated_searches=100_000, n_subjects=400)
+    assert c.supported and c.observed_rate == pytest.approx(7e-5)
+    c = check_fpir_claim(CLAIM, false_positives=7, non_mated_searches=50_000, n_subjects=400)
+    assert not c.supported
+    assert c.searches_needed_if_no_more_errors == pytest.approx(79_000, rel=0.01)
+    # at the observed rate (1 in 7,100, under the bound) more searches do get there, but far more
+    assert c.searches_needed_at_observed_rate > 200_000
+    text = c.summary()
+    assert "do not support" in text and "400 people" in text
+    over = check_fpir_claim(CLAIM, false_positives=20, non_mated_searches=60_000)
+    assert over.searches_needed_at_observed_rate is None
+    assert "no number of searches" in over.summary()
+
+
+def test_searches_needed_at_rate_is_consistent() -> None:
+    n = searches_needed_at_rate(1 / 12_000, 1 / 6000)
+    assert n is not None
+    assert float(clopper_pearson(round(n / 12_000), n, sided="upper")[1]) <= 1 / 6000 * 1.05
+    assert searches_needed_at_rate(0.0, 1 / 6000) == searches_needed(0, 1 / 6000)
+    assert searches_needed_at_rate(1 / 5000, 1 / 6000) is None
+
+
+def test_claim_from_search_set_counts_at_threshold() -> None:
+    rng = np.random.default_rng(0)
+    best = rng.uniform(0.0, 0.59, 30_000)
+    best[:3] = [0.6, 0.7, 0.65]  # 3 false positives at T = 0.60 (0.60 itself counts)
+    ss = SearchSet(
+        watchlist_size=10_000,
+        mate_scores=np.array([]),
+        mate_ranks=np.array([], int),
+        mated_subjects=np.array([], str),
+        non_mated_topk=best[:, None],
+        non_mated_subjects=(np.arange(30_000) // 10).astype(str),
+        mated_groups=pd.DataFrame(),
+    )
+    c = check_fpir_claim(CLAIM, ss)
+    assert (c.false_positives, c.non_mated_searches, c.n_subjects) == (3, 30_000, 3_000)
+    assert c.upper_bound == pytest.approx(float(clopper_pearson(3, 30_000, sided="upper")[1]))
+
+
+def test_watchlist_size_mismatch_needs_consent() -> None:
+    with pytest.raises(MetricInputError, match="scale_watchlist"):
+        check_fpir_claim(CLAIM, false_positives=0, non_mated_searches=50_000, watchlist_size=1000)
+    scaled = check_fpir_claim(
+        CLAIM,
+        false_positives=0,
+        non_mated_searches=200_000,
+        watchlist_size=1000,
+        scale_watchlist=True,
+    )
+    assert scaled.watchlist_scaled
+    # 0 in 200,000 at N = 1,000 -> about 1.5e-5, times 10 for N = 10,000
+    assert scaled.upper_bound == pytest.approx(10 * 3 / 200_000, rel=0.02)
+    assert scaled.supported
+    assert scaled.searches_needed_if_no_more_errors == pytest.approx(180_000, rel=0.01)
+
+
+def test_claim_validation() -> None:
+    with pytest.raises(MetricInputError):
+        Claim(bound=0.0)
+    with pytest.raises(MetricInputError):
+        check_fpir_claim(CLAIM)
+    with pytest.raises(MetricInputError, match="threshold"):
+        check_fpir_claim(
+            Claim.one_in(6000),
+            SearchSet(
+                1, np.array([]), np.array([]), np.array([]), np.zeros((1, 1)), np.array(["a"])
+            ),
+        )
+
+
+def test_supported_verdicts_are_wrong_at_most_alpha_of_the_time() -> None:
+    """When the true FPIR equals the claimed bound, 'supported' is a false verdict."""
+    rng = np.random.default_rng(8)
+    n, bound = 60_000, 1 / 6000
+    fps = rng.binomial(n, bound, 20_000)
+    upper = clopper_pearson(fps, n, 0.95, sided="upper")[1]
+    wrong = np.mean(upper <= bound)
+    assert wrong <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 20_000)

@@ -1,0 +1,200 @@
+"""The per-group frame: counts, intervals, ratios, FDR, intersections and group tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lfr_eval.metrics import (
+    FRAME_COLUMNS,
+    IdentificationFrame,
+    MetricInputError,
+    SearchSet,
+    clopper_pearson,
+    fisher_exact_test,
+    fnir,
+    fpir,
+    permutation_test_subjects,
+    wilson,
+)
+
+
+@pytest.fixture()
+def searches() -> SearchSet:
+    """Non-mated: group A 4 searches (2 people), B 6 (3), unknown 1. Mated: A 4, B 2."""
+    best = np.array([0.7, 0.5, 0.65, 0.2, 0.61, 0.3, 0.3, 0.3, 0.3, 0.3, 0.9])
+    eth = ["A", "A", "A", "A", "B", "B", "B", "B", "B", "B", None]
+    sex = ["f", "m", "f", "m", "f", "f", "m", "m", "f", "f", "f"]
+    nm_subj = ["a1", "a1", "a2", "a2", "b1", "b1", "b2", "b2", "b3", "b3", "u1"]
+    return SearchSet(
+        watchlist_size=1000,
+        mate_scores=np.array([0.9, 0.55, 0.8, 0.7, 0.59, 0.95]),
+        mate_ranks=np.array([1, 1, 2, 1, 1, 1]),
+        mated_subjects=np.array(["m1", "m1", "m2", "m3", "m4", "m4"]),
+        non_mated_topk=best[:, None],
+        non_mated_subjects=np.array(nm_subj),
+        mated_groups=pd.DataFrame(
+            {"ethnicity": ["A", "A", "A", "A", "B", "B"], "sex": ["f", "f", "m", "m", "f", "f"]}
+        ),
+        non_mated_groups=pd.DataFrame({"ethnicity": eth, "sex": sex}),
+    )
+
+
+def test_overall_matches_plain_functions(searches: SearchSet) -> None:
+    thr = [0.6, 0.64]
+    frame = IdentificationFrame(searches, thr, ["ethnicity"])
+    assert list(frame.overall.columns) == list(FRAME_COLUMNS)
+    overall_fpir = frame.overall.xs("fpir", level="metric")
+    np.testing.assert_allclose(overall_fpir["rate"], fpir(searches, thr))
+    np.testing.assert_allclose(
+        frame.overall.xs("fnir", level="metric")["rate"], fnir(searches, thr)
+    )
+    assert overall_fpir["n_subjects"].tolist() == [6, 6]
+    assert overall_fpir["n_searches"].tolist() == [11, 11]
+
+
+def test_by_group_counts_and_intervals(searches: SearchSet) -> None:
+    frame = IdentificationFrame(searches, [0.6], ["ethnicity"], min_subjects=3, min_searches=5)
+    g = frame.by_group.xs(("fpir", 0.6), level=["metric", "threshold"])
+    # A: 0.7, 0.65 >= 0.6 -> 2/4 ; B: 0.61 -> 1/6 ; unknown label kept: 0.9 -> 1/1
+    assert g.index.tolist() == ["A", "B", "unknown"]
+    assert g["errors"].tolist() == [2, 1, 1]
+    assert g["n_searches"].tolist() == [4, 6, 1]
+    assert g["n_subjects"].tolist() == [2, 3, 1]
+    assert g["small_group"].tolist() == [True, False, True]  # flagged, never hidden
+    low, high = clopper_pearson([2, 1, 1], [4, 6, 1])
+    np.testing.assert_allclose(g["ci_low"], low)
+    np.testing.assert_allclose(g["ci_high"], high)
+    # FNIR in A: misses 0.55 (score) and rank 2 -> 2/4 ; B: 0.59 -> 1/2 ; unknown: no mated
+    f = frame.by_group.xs(("fnir", 0.6), level=["metric", "threshold"])
+    assert f.loc["A", "errors"] == 2 and f.loc["B", "errors"] == 1
+    assert bool(f.loc["unknown", "insufficient_data"]) and np.isnan(f.loc["unknown", "rate"])
+    wil = IdentificationFrame(searches, [0.6], ["ethnicity"], ci_method="wilson")
+    _, wh = wilson(2, 4)
+    assert wil.by_group.loc[("fpir", 0.6, "A"), "ci_high"] == pytest.approx(float(wh))
+
+
+def test_ratios_and_fairness_discrepancy_rate(searches: SearchSet) -> None:
+    frame = IdentificationFrame(searches, [0.6, 0.64], ["ethnicity"])
+    r = frame.ratio("fpir", "lowest").xs(0.6, level="threshold")
+    # rates A 1/2, B 1/6, unknown 1 -> lowest is B
+    np.testing.assert_allclose(r["ratio"], [3.0, 1.0, 6.0])
+    r_ref = frame.ratio("fpir", "A").xs(0.6, level="threshold")
+    np.testing.assert_allclose(r_ref["ratio"], [1.0, 1 / 3, 2.0])
+    r_all = frame.ratio("fpir", None).xs(0.6, level="threshold")
+    np.testing.assert_allclose(r_all["reference_rate"], 4 / 11)
+    no_small = frame.ratio("fpir", "lowest", include_small=False)
+    assert "unknown" not in no_small.index.get_level_values("ethnicity")
+    # at 0.64: A 2/4, B 0/6 -> ratio to lowest is inf, 0/0 is NaN
+    r64 = frame.ratio("fpir").xs(0.64, level="threshold")["ratio"]
+    assert np.isinf(r64["A"]) and np.isnan(r64["B"])
+    mm = frame.max_min_ratio("fpir")
+    assert mm[0.6] == pytest.approx(6.0) and np.isinf(mm[0.64])
+    # FDR at 0.6: A(FPIR) = 1 - 1/6 ; B(FNIR) = |2/4 - 1/2| = 0 (unknown has no mated searches)
+    fdr = frame.fairness_discrepancy_rate(alpha=0.5)
+    assert fdr[0.6] == pytest.approx(1 - 0.5 * (5 / 6))
+    fdr_b = frame.fairness_discrepancy_rate(alpha=0.0)
+    assert fdr_b[0.6] == pytest.approx(1.0)
+    with pytest.raises(MetricInputError, match="sum"):
+        frame.fairness_discrepancy_rate(alpha=0.5, beta=0.2)
+    with pytest.raises(MetricInputError, match="not found"):
+        frame.ratio("fpir", "Z")
+
+
+def test_intersections(searches: SearchSet) -> None:
+    frame = IdentificationFrame(searches, [0.6], ["ethnicity", "sex"])
+    g = frame.by_group.xs(("fpir", 0.6), level=["metric", "threshold"])
+    assert ("A", "f") in frame.groups and ("unknown", "f") in frame.groups
+    assert g.loc[("A", "f"), "errors"] == 2 and g.loc[("A", "m"), "errors"] == 0
+    assert g.loc[("B", "f"), "n_searches"] == 4
+    r = frame.ratio("fnir", ("A", "f"))
+    assert r.loc[(0.6, "A", "m"), "reference_rate"] == pytest.approx(0.5)
+    assert frame.rates("fpir").shape == (1, len(frame.groups))
+
+
+def test_no_features_gives_one_group(searches: SearchSet) -> None:
+    frame = IdentificationFrame(searches, [0.6])
+    assert frame.groups == ["all"]
+    assert frame.by_group.loc[("fpir", 0.6, "all"), "errors"] == 4
+
+
+def test_bad_arguments(searches: SearchSet) -> None:
+    with pytest.raises(MetricInputError, match="not a column"):
+        IdentificationFrame(searches, [0.6], ["age"])
+    with pytest.raises(MetricInputError, match="ci_method"):
+        IdentificationFrame(searches, [0.6], ci_method="jackknife")  # type: ignore[arg-type]
+    frame = IdentificationFrame(searches, [0.6], ["ethnicity"])
+    with pytest.raises(MetricInputError, match="thresholds"):
+        frame.group_test("fpir", 0.7, "A", "B")
+    with pytest.raises(MetricInputError, match="metric"):
+        frame.ratio("sel")  # type: ignore[arg-type]
+
+
+def test_bootstrap_intervals_fall_back_to_exact_at_zero_errors(searches: SearchSet) -> None:
+    frame = IdentificationFrame(
+        searches, [0.6, 0.95], ["ethnicity"], ci_method="subject-bootstrap", n_boot=200
+    )
+    g = frame.by_group
+    row = g.loc[("fpir", 0.95, "A")]
+    assert row["errors"] == 0 and row["ci_method"] == "clopper-pearson (no errors)"
+    assert row["ci_high"] == pytest.approx(float(clopper_pearson(0, 4)[1]))
+    assert g.loc[("fpir", 0.6, "B"), "ci_method"] == "subject-bootstrap"
+    assert g.loc[("fpir", 0.6, "unknown"), "ci_method"].startswith("clopper-pearson")
+    again = IdentificationFrame(
+        searches, [0.6, 0.95], ["ethnicity"], ci_method="subject-bootstrap", n_boot=200
+    )
+    pd.testing.assert_frame_equal(g, again.by_group)  # seeded: reproducible
+
+
+def test_group_tests_from_frame(searches: SearchSet) -> None:
+    frame = IdentificationFrame(searches, [0.6], ["ethnicity"])
+    fisher = frame.group_test("fpir", 0.6, "A", "B", test="fisher")
+    expected = stats.fisher_exact([[2, 2], [1, 5]]).pvalue
+    assert fisher.p_value == pytest.approx(expected) and fisher.independence_assumed
+    perm = frame.group_test("fpir", 0.6, "A", "B", n_permutations=999)
+    assert perm.n_subjects_a == 2 and perm.n_subjects_b == 3
+    assert perm.statistic == pytest.approx(2 / 4 - 1 / 6)
+    # 5 subjects, 10 distinct relabellings: the p-value cannot be small
+    assert perm.p_value > 0.2 and not perm.independence_assumed
+
+
+def test_permutation_test_detects_a_real_difference() -> None:
+    rng = np.random.default_rng(0)
+    e_a = rng.binomial(5, 0.3, 60)
+    e_b = rng.binomial(5, 0.05, 60)
+    res = permutation_test_subjects(e_a, np.full(60, 5), e_b, np.full(60, 5), n_permutations=1999)
+    assert res.p_value < 0.001 and res.significant()
+    one = permutation_test_subjects(
+        e_a, np.full(60, 5), e_b, np.full(60, 5), n_permutations=999, alternative="less"
+    )
+    assert one.p_value > 0.9
+
+
+def _clustered(rng, n_subjects: int, per: int, mean: float, concentration: float) -> np.ndarray:
+    p = rng.beta(mean * concentration, (1 - mean) * concentration, n_subjects)
+    return rng.binomial(per, p)
+
+
+def test_group_tests_keep_their_size_under_the_null() -> None:
+    """Same rate in both groups: rejections at 5% should be about 5% (simulation)."""
+    rng = np.random.default_rng(123)
+    sims = 400
+    perm_rej = fisher_clustered_rej = fisher_indep_rej = 0
+    for i in range(sims):
+        # clustered: 40 subjects per group, 6 searches each, subject-specific error rates
+        a = _clustered(rng, 40, 6, 0.1, 1.0)
+        b = _clustered(rng, 40, 6, 0.1, 1.0)
+        n = np.full(40, 6)
+        perm = permutation_test_subjects(a, n, b, n, n_permutations=499, seed=i)
+        perm_rej += perm.p_value <= 0.05
+        fisher_clustered_rej += fisher_exact_test(a.sum(), 240, b.sum(), 240).p_value <= 0.05
+        # independent searches: Fisher is valid (conservative)
+        ia, ib = rng.binomial(240, 0.1), rng.binomial(240, 0.1)
+        fisher_indep_rej += fisher_exact_test(ia, 240, ib, 240).p_value <= 0.05
+    se = np.sqrt(0.05 * 0.95 / sims)
+    assert abs(perm_rej / sims - 0.05) < 3 * se
+    assert fisher_indep_rej / sims < 0.05 + 3 * se
+    # the reason for the permutation test: Fisher rejects far too often on clustered searches
+    assert fisher_clustered_rej / sims > 0.15

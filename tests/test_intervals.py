@@ -1,0 +1,136 @@
+"""Binomial intervals and the subject bootstrap: exact values and coverage by simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lfr_eval.metrics import (
+    MetricInputError,
+    SubjectCounts,
+    bootstrap_rates,
+    clopper_pearson,
+    count_at_or_above_by_subject,
+    estimate_rate,
+    subject_bootstrap_interval,
+    wilson,
+)
+from lfr_eval.metrics._intervals import bootstrap_weights
+
+CASES = [(0, 10), (1, 10), (5, 10), (10, 10), (3, 1000), (7, 40_000), (0, 18_000)]
+
+
+@pytest.mark.parametrize(("k", "n"), CASES)
+@pytest.mark.parametrize("confidence", [0.9, 0.95])
+def test_intervals_match_scipy_binomtest(k: int, n: int, confidence: float) -> None:
+    res = stats.binomtest(k, n)
+    exact = res.proportion_ci(confidence, method="exact")
+    low, high = clopper_pearson(k, n, confidence)
+    assert (float(low), float(high)) == pytest.approx((exact.low, exact.high), rel=1e-7, abs=1e-15)
+    wil = res.proportion_ci(confidence, method="wilson")
+    low, high = wilson(k, n, confidence)
+    assert (float(low), float(high)) == pytest.approx((wil.low, wil.high), rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize(("k", "n"), CASES)
+def test_one_sided_bounds_match_scipy(k: int, n: int) -> None:
+    up = stats.binomtest(k, n, alternative="less").proportion_ci(0.95, method="exact")
+    low, high = clopper_pearson(k, n, 0.95, sided="upper")
+    assert float(low) == 0.0 and float(high) == pytest.approx(up.high, rel=1e-7)
+    lo = stats.binomtest(k, n, alternative="greater").proportion_ci(0.95, method="exact")
+    low, high = clopper_pearson(k, n, 0.95, sided="lower")
+    assert float(high) == 1.0 and float(low) == pytest.approx(lo.low, rel=1e-7, abs=1e-15)
+
+
+def test_rule_of_three_and_published_figures() -> None:
+    _, high = clopper_pearson(0, 30_000, sided="upper")
+    assert float(high) == pytest.approx(3 / 30_000, rel=0.01)
+    # domain brief: Met 10 false alerts in 3,147,436 faces -> 1.5e-6 to 5.8e-6
+    est = estimate_rate(10, 3_147_436)
+    assert f"{est.ci_low:.1e} {est.ci_high:.1e}" == "1.5e-06 5.8e-06"
+    assert est.method == "clopper-pearson" and not est.insufficient_data
+
+
+def test_vectorised_and_edge_cases() -> None:
+    low, high = clopper_pearson([0, 2, 5], 5)
+    assert low[0] == 0 and high[2] == 1 and low.shape == (3,)
+    empty = estimate_rate(0, 0)
+    assert empty.insufficient_data and np.isnan(empty.rate)
+    assert (empty.ci_low, empty.ci_high) == (0.0, 1.0)
+    with pytest.raises(MetricInputError, match="0 <= errors <= trials"):
+        clopper_pearson(3, 2)
+    with pytest.raises(MetricInputError, match="confidence"):
+        wilson(1, 2, confidence=95)
+    with pytest.raises(MetricInputError, match="sided"):
+        wilson(1, 2, sided="both")
+
+
+def _coverage(method, p: float, n: int, reps: int, rng: np.random.Generator) -> float:
+    k = rng.binomial(n, p, size=reps)
+    low, high = method(k, n, 0.95)
+    return float(np.mean((low <= p) & (p <= high)))
+
+
+def test_binomial_coverage_by_simulation() -> None:
+    rng = np.random.default_rng(2024)
+    reps = 20_000
+    se = np.sqrt(0.95 * 0.05 / reps)
+    cp = [
+        _coverage(clopper_pearson, p, n, reps, rng) for p, n in [(0.01, 500), (0.1, 80), (0.3, 40)]
+    ]
+    wi = [_coverage(wilson, p, n, reps, rng) for p, n in [(0.01, 500), (0.1, 80), (0.3, 40)]]
+    # Clopper-Pearson is exact: never below nominal (beyond simulation error)
+    assert min(cp) >= 0.95 - 3 * se
+    # Wilson is close to nominal on average, sometimes a little below
+    assert abs(np.mean(wi) - 0.95) < 0.015
+
+
+# ------------------------------------------------------------------------ subject bootstrap
+
+
+def test_count_by_subject_hand_case() -> None:
+    subjects, trials, hits = count_at_or_above_by_subject(
+        ["b", "a", "b", "a", "c"], np.array([0.5, 0.7, 0.9, -np.inf, 0.6]), [0.8, 0.5, 0.6]
+    )
+    assert subjects.tolist() == ["a", "b", "c"] and trials.tolist() == [2, 2, 1]
+    # thresholds in the given order: 0.8, 0.5, 0.6
+    assert hits.tolist() == [[0, 1, 1], [1, 2, 1], [0, 1, 1]]
+
+
+def test_bootstrap_is_the_matrix_form_of_resampling_subjects() -> None:
+    rng = np.random.default_rng(5)
+    errors = rng.integers(0, 4, size=(30, 3))
+    trials = errors.max(axis=1) + rng.integers(1, 3, size=30)
+    counts = SubjectCounts(np.arange(30).astype(str), trials, errors, np.array([0.1, 0.2, 0.3]))
+    reps = bootstrap_rates(counts, 50, seed=9)
+    weights = bootstrap_weights(30, 50, np.random.default_rng(9))
+    assert weights.sum(axis=1).tolist() == [30] * 50
+    # replicate b by explicit resampling: draw subjects, add up their counts
+    draws = np.random.default_rng(9).integers(0, 30, size=(50, 30))
+    explicit = errors[draws].sum(axis=1) / trials[draws].sum(axis=1)[:, None]
+    np.testing.assert_allclose(reps, explicit, rtol=1e-6)
+
+
+def _clustered_sample(rng, n_subjects: int, per_subject: int, mean: float, concentration: float):
+    """Each subject has its own error probability (Beta); searches of a subject share it."""
+    a, b = mean * concentration, (1 - mean) * concentration
+    p = rng.beta(a, b, n_subjects)
+    errors = rng.binomial(per_subject, p)
+    return errors, np.full(n_subjects, per_subject)
+
+
+def test_subject_bootstrap_covers_clustered_rate_where_binomial_does_not() -> None:
+    rng = np.random.default_rng(77)
+    true_rate, sims = 0.05, 300
+    boot_hits = cp_hits = 0
+    for i in range(sims):
+        errors, trials = _clustered_sample(rng, 150, 8, true_rate, concentration=2.0)
+        counts = SubjectCounts(np.arange(150), trials, errors[:, None], np.array([0.5]))
+        low, high = subject_bootstrap_interval(counts, 0.95, n_boot=400, seed=i)
+        boot_hits += bool(low[0] <= true_rate <= high[0])
+        cl, ch = clopper_pearson(errors.sum(), trials.sum())
+        cp_hits += bool(cl <= true_rate <= ch)
+    se = np.sqrt(0.95 * 0.05 / sims)
+    assert abs(boot_hits / sims - 0.95) < 3 * se + 0.015  # percentile bootstrap: near nominal
+    assert cp_hits / sims < 0.85  # searches treated as independent: far too narrow

@@ -1,0 +1,114 @@
+"""Operational translation: the three false alert rates, deployment expectations, scaling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lfr_eval.metrics import MetricInputError, clopper_pearson, estimate_rate
+from lfr_eval.operational import (
+    FalseAlertRates,
+    expected_false_alerts,
+    fmr_from_fpir,
+    fpir_at_watchlist_size,
+    one_in_n,
+    scale_fpir,
+)
+
+
+def test_three_rates_are_kept_apart_and_converted() -> None:
+    rates = FalseAlertRates.from_fpir(1 / 6000, prevalence=0.001, tpir=0.89, watchlist_size=10_000)
+    assert rates.fpir == pytest.approx(1 / 6000)
+    assert rates.per_face_scanned == pytest.approx(0.999 / 6000)
+    false, true = 0.999 / 6000, 0.001 * 0.89
+    assert rates.false_discovery == pytest.approx(false / (false + true))
+    # each conversion inverts the others
+    back = FalseAlertRates.from_per_face_scanned(
+        rates.per_face_scanned, prevalence=0.001, tpir=0.89
+    )
+    assert back.fpir == pytest.approx(1 / 6000)
+    back = FalseAlertRates.from_false_discovery(rates.false_discovery, prevalence=0.001, tpir=0.89)
+    assert back.fpir == pytest.approx(1 / 6000)
+    text = rates.describe()
+    assert "per face scanned" in text and "non-mated search" in text and "1 - precision" in text
+
+
+def test_unknown_inputs_stay_unknown() -> None:
+    rates = FalseAlertRates.from_fpir(0.001)
+    assert rates.per_face_scanned is None and rates.false_discovery is None
+    assert "unknown" in rates.describe()
+    # nobody listed passes: every alert is false
+    assert FalseAlertRates.from_fpir(0.001, prevalence=0.0).false_discovery == 1.0
+    with pytest.raises(MetricInputError, match="prevalence"):
+        FalseAlertRates.from_false_discovery(0.5, prevalence=0.0, tpir=0.9)
+
+
+def test_published_deployment_counts() -> None:
+    # domain brief: Met Sep 2024 - Sep 2025, and South Wales Police 2017
+    met = FalseAlertRates.from_deployment_counts(3_147_436, 2_077, 10)
+    assert met.per_face_scanned == pytest.approx(3.18e-6, rel=1e-2)
+    assert met.false_discovery == pytest.approx(10 / 2077)
+    assert met.fpir is None  # listed passers-by are not published
+    swp = FalseAlertRates.from_deployment_counts(170_000, 2_470, 2_297)
+    assert swp.false_discovery == pytest.approx(0.93, abs=0.01)
+    with pytest.raises(MetricInputError):
+        FalseAlertRates.from_deployment_counts(100, 10, 11)
+
+
+def test_expected_false_alerts_with_intervals() -> None:
+    e = expected_false_alerts(
+        (5, 30_000), 30_000, tpir=0.89, prevalence=0.0, watchlist_size=10_000, threshold=0.6
+    )
+    low, high = clopper_pearson(5, 30_000)
+    assert e.expected_false_alerts == pytest.approx(5.0)
+    assert (e.expected_ci_low, e.expected_ci_high) == pytest.approx((30_000 * low, 30_000 * high))
+    # a single deployment varies more than its expectation
+    assert e.predicted_low <= e.expected_ci_low and e.predicted_high >= e.expected_ci_high
+    assert "expect 5.0 false alerts" in e.summary() and "10,000" in e.summary()
+    # prevalence removes listed people from the non-mated faces
+    e2 = expected_false_alerts(estimate_rate(5, 30_000), 30_000, prevalence=0.01, tpir=0.9)
+    assert e2.non_mated_faces == pytest.approx(29_700)
+    assert e2.expected_true_alerts == pytest.approx(270)
+    with pytest.raises(MetricInputError, match="at least one"):
+        expected_false_alerts((0, 0), 100)
+
+
+def test_prediction_interval_covers_simulated_deployments() -> None:
+    # FPIR measured as 30 / 100,000; deployments of 50,000 faces at the true rate 3e-4
+    rng = np.random.default_rng(4)
+    e = expected_false_alerts((30, 100_000), 50_000)
+    true_rates = rng.beta(30.5, 100_000 - 29.5, 20_000)  # plausible true rates given the data
+    counts = rng.binomial(50_000, true_rates)
+    inside = np.mean((counts >= e.predicted_low) & (counts <= e.predicted_high))
+    assert inside >= 0.94
+    big = expected_false_alerts((30, 100_000), 3_000_000)  # negative-binomial branch
+    assert big.predicted_low < big.expected_false_alerts < big.predicted_high
+
+
+def test_one_in_n() -> None:
+    assert one_in_n(1 / 6000) == "1 in 6,000"
+    assert one_in_n(1 / 60_000) == "1 in 60,000"
+    assert one_in_n(10 / 3_147_436) == "1 in 310,000"
+    assert one_in_n(1 / 6000, sig_figs=3) == "1 in 6,000"
+    assert one_in_n(0.7) == "1 in 1.4"
+    assert one_in_n(1.0) == "1 in 1"
+    assert one_in_n(0.0) == "0 (none)"
+    assert one_in_n(float("nan")) == "n/a"
+    with pytest.raises(MetricInputError):
+        one_in_n(2.0)
+
+
+def test_watchlist_scaling() -> None:
+    # 1 in 6,000 at 10,000 images scales to about 1 in 60,000 at 1,000 (domain brief)
+    assert one_in_n(float(scale_fpir(1 / 6000, 10_000, 1_000))) == "1 in 60,000"
+    fmr = float(fmr_from_fpir(1 / 6000, 10_000))
+    assert fmr * 10_000 == pytest.approx(1 / 6000, rel=1e-3)
+    assert float(fpir_at_watchlist_size(fmr, 10_000)) == pytest.approx(1 / 6000)
+    np.testing.assert_allclose(fpir_at_watchlist_size(0.1, [0, 1, 2]), [0, 0.1, 0.19])
+    # per-probe: one look-alike probe (fmr 0.5) and one ordinary (0): mean of 1-(1-f)^N
+    np.testing.assert_allclose(fpir_at_watchlist_size([0.5, 0.0], [1, 2]), [0.25, 0.375])
+    # heterogeneous probes grow more slowly with N than their average FMR suggests
+    per_probe = fpir_at_watchlist_size([0.02, 0.0, 0.0, 0.0], 1000)
+    assert float(per_probe) < float(fpir_at_watchlist_size(0.005, 1000))
+    with pytest.raises(MetricInputError):
+        fpir_at_watchlist_size(1.5, 10)

@@ -1,0 +1,139 @@
+"""Aggregates, figures and the self-contained HTML report."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from plotly.offline import get_plotlyjs
+
+from lfr_eval.report import (
+    RATE_COLUMNS,
+    AggregateResult,
+    build_html_report,
+    det_figure,
+    group_ratio_figure,
+    rate_vs_threshold_figure,
+    score_histogram_figure,
+    watchlist_scaling_figure,
+    write_report,
+)
+from lfr_eval.results import ResultError
+from tests.test_results import synthetic_result
+
+
+@pytest.fixture(scope="module")
+def aggregate() -> AggregateResult:
+    return AggregateResult.from_result(synthetic_result(), n_boot=200)
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[dict] = []
+        self.links: list[dict] = []
+        self.tags: list[str] = []
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append(tag)
+        if tag == "script":
+            self.scripts.append(dict(attrs))
+        if tag in ("link", "img", "iframe"):
+            self.links.append(dict(attrs))
+
+
+def test_aggregate_matches_the_metrics(aggregate: AggregateResult) -> None:
+    result = synthetic_result()
+    assert list(aggregate.rates.columns) == list(RATE_COLUMNS)
+    assert aggregate.attributes == ["sex", "ethnicity"]
+    curve = aggregate.curve("fpir")
+    from lfr_eval.metrics import fpir
+
+    np.testing.assert_allclose(curve["rate"], fpir(result.searches, curve["threshold"]))
+    b = aggregate.curve("fpir", "ethnicity", "b").set_index("threshold")["rate"]
+    a = aggregate.curve("fpir", "ethnicity", "a").set_index("threshold")["rate"]
+    assert (b.loc[0.7] > a.loc[0.7])  # group b was built to draw more false matches
+    ok = aggregate.rates[~aggregate.rates["insufficient_data"].astype(bool)]
+    assert ((ok["ci_low"] <= ok["rate"] + 1e-12) & (ok["rate"] <= ok["ci_high"] + 1e-12)).all()
+
+
+def test_aggregate_holds_no_per_person_data(aggregate: AggregateResult, tmp_path: Path) -> None:
+    aggregate.save(tmp_path)
+    text = " ".join(p.read_text() for p in tmp_path.iterdir())
+    result = synthetic_result()
+    for subject in list(result.searches.mated_subjects[:20]) + list(
+        result.searches.non_mated_subjects[:20]
+    ):
+        assert f"{subject}," not in text and f'"{subject}"' not in text
+    assert "m/0.jpg" not in text
+
+
+def test_aggregate_round_trip_and_tamper(aggregate: AggregateResult, tmp_path: Path) -> None:
+    aggregate.save(tmp_path)
+    loaded = AggregateResult.load(tmp_path)
+    pd.testing.assert_frame_equal(
+        loaded.rates.reset_index(drop=True), aggregate.rates.reset_index(drop=True),
+        check_dtype=False, atol=1e-7,
+    )
+    assert loaded.metadata["watchlist_size"] == 100
+    rates = tmp_path / "rates.csv"
+    rates.write_text(rates.read_text().replace("fpir", "fnir", 1))
+    with pytest.raises(ResultError, match="changed after it was written"):
+        AggregateResult.load(tmp_path)
+    with pytest.raises(ResultError, match="holds no aggregate"):
+        AggregateResult.load(tmp_path / "nothing")
+
+
+def test_small_groups_are_withheld_and_listed() -> None:
+    agg = AggregateResult.from_result(synthetic_result(n_mated=30, n_non_mated=30),
+                                      n_boot=50, min_subjects=8)
+    withheld = {(w["attribute"], w["group"]) for w in agg.metadata["withheld"]}
+    assert ("ethnicity", "b") in withheld  # 4 subjects a side
+    assert "b" not in set(agg.rates[agg.rates["attribute"] == "ethnicity"]["group"])
+    assert "b" not in set(agg.histograms[agg.histograms["attribute"] == "ethnicity"]["group"])
+
+
+def test_figures_accept_results_and_aggregates(aggregate: AggregateResult) -> None:
+    result = synthetic_result()
+    for source in (aggregate, result):
+        figures = [
+            det_figure(source, "sex"),
+            rate_vs_threshold_figure(source, "fpir", "ethnicity"),
+            rate_vs_threshold_figure(source, "fnir"),
+            group_ratio_figure(source, "fpir", "ethnicity"),
+            watchlist_scaling_figure(source, 0.7),
+            score_histogram_figure(source, "sex"),
+        ]
+        assert all(isinstance(f, go.Figure) and len(f.data) > 0 for f in figures)
+    fpir_by_group = rate_vs_threshold_figure(aggregate, "fpir", "ethnicity")
+    names = [t.name for t in fpir_by_group.data if t.name]
+    assert any("ethnicity = a" in n for n in names) and any("ethnicity = b" in n for n in names)
+    assert fpir_by_group.layout.yaxis.type == "log"
+
+
+def test_html_report_is_self_contained_and_parseable(aggregate: AggregateResult,
+                                                     tmp_path: Path) -> None:
+    page = build_html_report(aggregate, thresholds=[0.7, 0.75], claim_summaries=["claim: ok"])
+    parser = _Collector()
+    parser.feed(page)
+    parser.close()
+    assert parser.tags[0] == "html"
+    assert all("src" not in s for s in parser.scripts)  # nothing fetched from a CDN
+    assert not parser.links
+    assert page.count(get_plotlyjs()[:200]) == 1  # plotly.js inlined exactly once
+    assert page.count('class="plotly-graph-div"') >= 10
+    assert "FPIR" in page and "claim: ok" in page and "0.75" in page
+    ours = page.replace(get_plotlyjs(), "")
+    assert "https://cdn" not in ours and "src=" not in ours  # no remote resources
+    path = write_report(aggregate, tmp_path, thresholds=[0.7])
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert set(summary["attribute"]) == {"all", "sex", "ethnicity"}
+    assert {"rates.csv", "scaling.csv", "acquisition.csv", "histograms.csv"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
