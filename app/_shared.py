@@ -28,6 +28,9 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from lfr_eval.deployment import RetentionPolicy, WatchlistRef
 from lfr_eval.errors import ConfigError, LfrError
 from lfr_eval.faces import FaceEngine
+from lfr_eval.report import ALL, AggregateResult, as_aggregate
+from lfr_eval.report._aggregate import AGGREGATE_FILE
+from lfr_eval.results import RESULT_FILE, ResultError, load_result
 from lfr_eval.watchlist import Watchlist
 from lfr_eval.workspace import workspace_dir
 
@@ -36,6 +39,14 @@ ENV_DETECTOR = "LFR_DETECTOR"
 ENV_MODEL_PACK = "LFR_MODEL_PACK"
 ENV_RUNTIME = "LFR_RUNTIME"
 ENV_DEVICE = "LFR_DEVICE"
+
+#: Session-state keys shared between pages (plain keys, not widget keys: Streamlit drops a
+#: widget's state when its page is left).
+STATE_THRESHOLD = "lfr_chosen_threshold"
+STATE_WATCHLIST_SIZE = "lfr_deployment_watchlist_size"
+STATE_FACES = "lfr_deployment_faces_scanned"
+#: The last deployment config verified on the Export page (a DeploymentConfig).
+STATE_CONFIG = "lfr_verified_config"
 
 
 @dataclass(frozen=True)
@@ -200,3 +211,158 @@ def uploads_on_disk(files: Sequence[UploadedFile]) -> Iterator[dict[Path, str]]:
             path.write_bytes(upload.getvalue())
             paths[path] = upload.name
         yield paths
+
+
+# ---------------------------------------------------------------------- evaluation results
+
+#: Example results shipped with the project (aggregate figures only, no faces or embeddings).
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "datasets" / "examples"
+#: Where the Evaluate page saves results, relative to the workspace.
+RESULTS_SUBDIR = "results"
+AGGREGATE_SUBDIR = "aggregate"
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedResults:
+    """Evaluation results a page works on.
+
+    Attributes
+    ----------
+    label : str
+        What the user sees ("example: …", a folder name).
+    aggregate : AggregateResult
+        The figures every page draws from.
+    path : Path or None
+        Folder the results came from.
+    is_example : bool
+        Shipped with the project rather than made by the user.
+    """
+
+    label: str
+    aggregate: AggregateResult
+    path: Path | None
+    is_example: bool = False
+
+
+def results_folders(root: Path) -> list[Path]:
+    """Sub-folders of ``root`` holding full or aggregate results, newest first."""
+    if not root.is_dir():
+        return []
+    found = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and ((p / AGGREGATE_FILE).is_file() or (p / RESULT_FILE).is_file())
+    ]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def example_folders() -> list[Path]:
+    """The example results shipped in ``datasets/examples/``, by name."""
+    return sorted(results_folders(EXAMPLES_DIR))
+
+
+@st.cache_resource(show_spinner="Loading results…", max_entries=8)
+def _load_aggregate(path: str, stamp: float) -> AggregateResult:
+    # ``stamp`` (the folder's newest modification time) keys the cache, so a folder rewritten
+    # by a new evaluation is read again.
+    folder = Path(path)
+    if (folder / AGGREGATE_FILE).is_file():
+        return AggregateResult.load(folder)
+    if (folder / AGGREGATE_SUBDIR / AGGREGATE_FILE).is_file():
+        agg = AggregateResult.load(folder / AGGREGATE_SUBDIR)
+        if agg.metadata["source"]["result_sha256"] == load_result(folder).result_hash:
+            return agg
+    result = load_result(folder)
+    agg = as_aggregate(result)
+    agg.save(folder / AGGREGATE_SUBDIR)
+    return agg
+
+
+def load_results(path: str | os.PathLike[str], *, is_example: bool = False) -> LoadedResults:
+    """Load a results folder (full ``result.json`` or ``aggregate.json``) as :class:`LoadedResults`.
+
+    Full results are aggregated once (subject-bootstrap intervals) and the aggregate is saved in
+    ``<folder>/aggregate/`` for next time.
+
+    Raises
+    ------
+    ResultError
+        Not a results folder, or altered since it was written.
+    """
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ResultError(f"results folder not found: {folder}")
+    stamp = max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file()), default=0.0)
+    agg = _load_aggregate(str(folder.resolve()), stamp)
+    label = f"example: {folder.name}" if is_example else folder.name
+    return LoadedResults(label=label, aggregate=agg, path=folder, is_example=is_example)
+
+
+def set_current_results(loaded: LoadedResults) -> None:
+    """Make ``loaded`` the results every page shows, for this browser session."""
+    st.session_state["lfr_results"] = loaded
+
+
+def current_results() -> LoadedResults | None:
+    """The results chosen in this session, else the first example; None if there are none."""
+    loaded = st.session_state.get("lfr_results")
+    if loaded is not None:
+        return loaded
+    for folder in example_folders():
+        loaded = load_results(folder, is_example=True)
+        set_current_results(loaded)
+        return loaded
+    return None
+
+
+def results_or_stop() -> LoadedResults:
+    """The current results, or a note pointing to the Evaluate page and ``st.stop()``."""
+    try:
+        loaded = current_results()
+    except LfrError as exc:
+        show_error(exc)
+        st.stop()
+        raise
+    if loaded is None:
+        st.info("No evaluation results yet: run or load one on the **Evaluate** page.")
+        st.stop()
+    return loaded  # type: ignore[return-value]
+
+
+def show_results_summary(loaded: LoadedResults | None = None) -> None:
+    """What the results are: dataset, protocol, engine, searches, intervals, provenance."""
+    try:
+        loaded = loaded if loaded is not None else current_results()
+    except LfrError as exc:
+        show_error(exc)
+        return
+    if loaded is None:
+        st.info("No evaluation results loaded: run or load one on the **Evaluate** page.")
+        return
+    meta = loaded.aggregate.metadata
+    dataset = meta.get("dataset", {})
+    cols = st.columns(4)
+    cols[0].metric("Watchlist size N", f"{loaded.aggregate.watchlist_size:,}")
+    cols[1].metric("Mated searches", f"{meta.get('n_mated', 0):,}")
+    cols[2].metric("Non-mated searches", f"{meta.get('n_non_mated', 0):,}")
+    cols[3].metric("Groups by", ", ".join(loaded.aggregate.attributes) or "none")
+    st.caption(
+        f"**{loaded.label}** · dataset {dataset.get('name', '?')} "
+        f"({dataset.get('n_images', 0):,} images, {dataset.get('n_subjects', 0):,} people; "
+        f"sha256 `{str(dataset.get('sha256', ''))[:12]}`) · protocol "
+        f"{meta.get('protocol', {}).get('kind', '?')} · engine {loaded.aggregate.describe_engine()}"
+        f" · intervals {meta.get('confidence', 0.95):.0%} {meta.get('ci_method', '?')} · "
+        f"result sha256 `{meta.get('source', {}).get('result_sha256', '')[:12]}`"
+    )
+    if loaded.is_example:
+        st.caption(
+            "These are the project's example results (aggregate figures only: no images, "
+            "embeddings or per-person scores). Run your own on the **Evaluate** page."
+        )
+
+
+def non_mated_subjects(agg: AggregateResult, threshold: float) -> int | None:
+    """Distinct people behind the non-mated searches at ``threshold`` (None if not recorded)."""
+    rows = agg.at_threshold(threshold)
+    rows = rows[(rows["metric"] == "fpir") & (rows["attribute"] == ALL)]
+    return int(rows["n_subjects"].iloc[0]) if len(rows) else None

@@ -71,6 +71,11 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--backend", default="numpy", choices=["numpy", "torch", "cupy"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compare-numpy",
+        action="store_true",
+        help="also score with numpy and report how far the chosen backend's numbers differ",
+    )
     args = parser.parse_args()
 
     probes, p_subj, gallery, g_subj, groups = make_embeddings(args.scale, args.dim)
@@ -114,6 +119,18 @@ def main() -> None:
     print(f"group frame, subject bootstrap {t3 - t2:7.2f} s  ({len(frame.by_group):,} rows)")
     print(f"intersections, exact CIs     {t4 - t3:7.2f} s  ({len(inter.by_group):,} rows)")
     print(f"metrics total (excl. scoring) {t4 - t1:7.2f} s; all {t4 - t0:7.2f} s")
+    if args.compare_numpy:
+        t5 = time.perf_counter()
+        ref = score_searches(probes, p_subj, gallery, g_subj, k=10).searches
+        t6 = time.perf_counter()
+        d_mate = np.abs(ref.mate_scores - ss.mate_scores).max()
+        d_top = np.abs(ref.non_mated_topk - ss.non_mated_topk).max()
+        same_rank = np.mean(ref.mate_ranks == ss.mate_ranks)
+        same_fpir = np.array_equal(fpir(ref, thresholds), rates[0])
+        print(
+            f"numpy scoring {t6 - t5:.2f} s; max |diff| mate {d_mate:.2e}, top-k {d_top:.2e}; "
+            f"ranks equal {same_rank:.6f}; FPIR identical at all thresholds: {same_fpir}"
+        )
     at = int(np.searchsorted(thresholds, 0.4))
     print(f"sanity: FPIR({thresholds[at]:.3f}) = {rates[0][at]:.4g}, FNIR = {rates[1][at]:.4g}")
 

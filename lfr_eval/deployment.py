@@ -30,6 +30,8 @@ from lfr_eval.errors import ConfigError
 from lfr_eval.faces import EngineId, FaceEngine, ModelFile, sha256_file
 
 if TYPE_CHECKING:
+    from lfr_eval.report import AggregateResult
+    from lfr_eval.results import EvaluationResult
     from lfr_eval.watchlist import Watchlist
 
 SCHEMA_VERSION = "1.0"
@@ -40,6 +42,9 @@ DEFAULT_ALERT_CAPTURE_HOURS = 24
 
 #: Two floats read back from JSON are "the same" figure when they differ by less than this.
 _FLOAT_TOLERANCE = 1e-9
+#: Evaluation figures (rates, interval bounds) are the same to this relative precision: aggregate
+#: tables are stored with 8 significant digits.
+_FIGURE_TOLERANCE = 1e-6
 
 MSG_NOT_JSON = "deployment config {path} is not valid JSON ({reason}); was it edited by hand?"
 MSG_SCHEMA = "deployment config {path} does not match the schema: {field}: {reason}"
@@ -232,6 +237,9 @@ class EvaluationEvidence:
     interval_method : str
         How the intervals were computed (e.g. ``"clopper-pearson"``,
         ``"subject-bootstrap"``).
+    n_boot : int or None
+        Bootstrap resamples of a ``"subject-bootstrap"`` interval (None otherwise), so the
+        figures can be recomputed exactly from the full results.
     fpir : RateEvidence
         FPIR(N, T): non-mated searches with a candidate at or above T.
     tpir : RateEvidence
@@ -245,6 +253,7 @@ class EvaluationEvidence:
     threshold: float
     confidence: float
     interval_method: str
+    n_boot: int | None
     fpir: RateEvidence
     tpir: RateEvidence
 
@@ -257,6 +266,7 @@ class EvaluationEvidence:
             "threshold": float(self.threshold),
             "confidence": float(self.confidence),
             "interval_method": self.interval_method,
+            "n_boot": self.n_boot,
             "fpir": self.fpir.to_dict(),
             "tpir": self.tpir.to_dict(),
         }
@@ -271,6 +281,7 @@ class EvaluationEvidence:
             threshold=float(data["threshold"]),
             confidence=float(data["confidence"]),
             interval_method=data["interval_method"],
+            n_boot=None if data["n_boot"] is None else int(data["n_boot"]),
             fpir=RateEvidence.from_dict(data["fpir"]),
             tpir=RateEvidence.from_dict(data["tpir"]),
         )
@@ -414,6 +425,153 @@ class ConfigVerification:
         return not self.not_checked
 
 
+def evidence_from_results(
+    results: EvaluationResult | AggregateResult,
+    threshold: float,
+    *,
+    interval_method: str | None = None,
+    n_boot: int | None = None,
+    confidence: float | None = None,
+) -> EvaluationEvidence:
+    """FPIR and TPIR at ``threshold`` with intervals, from evaluation results.
+
+    Parameters
+    ----------
+    results : EvaluationResult or AggregateResult
+        Full results are aggregated at exactly ``threshold`` (:meth:`AggregateResult.from_result`,
+        with the interval settings below or its defaults); aggregate results must have
+        ``threshold`` on their grid and keep the intervals they were made with.
+    threshold : float
+        Cosine similarity in [-1, 1].
+    interval_method, n_boot, confidence : optional
+        Interval settings for full results (e.g. those recorded in a config's evidence, to
+        recompute its figures exactly).
+
+    Returns
+    -------
+    EvaluationEvidence
+        ``results_sha256`` is the hash of the full evaluation result (an aggregate records the
+        hash of the result it was made from), so the same evaluation is named the same way
+        whichever form is at hand.
+
+    Raises
+    ------
+    ConfigError
+        The threshold is off the aggregate's grid, or the results have no mated or no
+        non-mated searches to support a threshold.
+    """
+    from lfr_eval.explain import ExplainError, grid_threshold, rate_at
+    from lfr_eval.report import AggregateResult
+
+    if isinstance(results, AggregateResult):
+        agg = results
+    else:
+        options: dict[str, Any] = {}
+        if interval_method is not None:
+            options["ci_method"] = interval_method
+        if n_boot is not None:
+            options["n_boot"] = n_boot
+        if confidence is not None:
+            options["confidence"] = confidence
+        agg = AggregateResult.from_result(results, thresholds=[threshold], attributes=[], **options)
+    try:
+        grid_threshold(agg, threshold)
+        fpir = rate_at(agg, "fpir", threshold)
+        tpir = rate_at(agg, "fnir", threshold).complement()
+    except ExplainError as exc:
+        raise ConfigError(f"cannot attach evaluation evidence: {exc}") from None
+    for name, rate in (("non-mated", fpir), ("mated", tpir)):
+        if rate.insufficient_data:
+            raise ConfigError(
+                f"cannot attach evaluation evidence: the results hold no {name} searches, so "
+                "they say nothing about this threshold"
+            )
+    meta = agg.metadata
+    method = str(meta.get("ci_method", fpir.method))
+    return EvaluationEvidence(
+        results_sha256=meta["source"]["result_sha256"],
+        dataset_sha256=str(meta["dataset"].get("sha256", "")),
+        protocol=str(meta["protocol"].get("kind", "")),
+        watchlist_size=int(meta["watchlist_size"]),
+        threshold=float(threshold),
+        confidence=float(meta.get("confidence", fpir.confidence)),
+        interval_method=method,
+        n_boot=int(meta["n_boot"]) if method == "subject-bootstrap" else None,
+        fpir=RateEvidence(fpir.rate, fpir.ci_low, fpir.ci_high, fpir.errors, fpir.trials),
+        tpir=RateEvidence(tpir.rate, tpir.ci_low, tpir.ci_high, tpir.errors, tpir.trials),
+    )
+
+
+def make_config(
+    *,
+    threshold: float,
+    engine: FaceEngine | EngineId,
+    watchlist: Watchlist,
+    results: EvaluationResult | AggregateResult | None = None,
+    retention: RetentionPolicy | None = None,
+    bundle: str | os.PathLike[str] | None = None,
+    approved_by: str = "",
+    notes: str = "",
+) -> DeploymentConfig:
+    """Build the config for the artefacts at hand, checking they belong together.
+
+    Parameters
+    ----------
+    threshold : float
+        Face-match threshold, cosine similarity in [-1, 1].
+    engine : FaceEngine or EngineId
+        The engine the deployment runs.
+    watchlist : Watchlist
+        The watchlist it searches (re-verified record by record).
+    results : EvaluationResult or AggregateResult, optional
+        The evaluation behind the threshold; its evidence at ``threshold`` is attached.
+    retention : RetentionPolicy, optional
+        Default: alert captures 24 hours, non-matching captures never stored.
+    bundle : path, optional
+        An exported watchlist bundle file (``.zip``) to name, kept beside the config.
+    approved_by, notes : str
+
+    Raises
+    ------
+    ConfigError
+        The watchlist's templates or the results come from another recognizer than ``engine``
+        (the threshold would mean something else), the threshold is off the results' grid, or
+        the bundle is not a file.
+    """
+    engine_id = engine if isinstance(engine, EngineId) else engine.engine_id
+    space = watchlist.embedding_space
+    if space is not None and space != engine_id.recognizer_key:
+        raise ConfigError(
+            f"the watchlist's templates come from {space} but the engine is "
+            f"{engine_id.recognizer_key}; a deployment needs both from the same recognizer"
+        )
+    evidence = None
+    if results is not None:
+        from lfr_eval.report import AggregateResult
+
+        measured = (
+            EngineId.from_dict(results.metadata["engine"])
+            if isinstance(results, AggregateResult)
+            else results.engine
+        )
+        if measured.recognizer_key != engine_id.recognizer_key:
+            raise ConfigError(
+                f"the evaluation results were measured with {measured.recognizer_key} but the "
+                f"engine is {engine_id.recognizer_key}: they say nothing about this engine's "
+                "threshold. Evaluate the engine in use, or leave the evidence out"
+            )
+        evidence = evidence_from_results(results, threshold)
+    return DeploymentConfig(
+        threshold=float(threshold),
+        engine=engine_id,
+        watchlist=WatchlistRef.from_watchlist(watchlist, bundle=bundle),
+        retention=retention if retention is not None else RetentionPolicy(),
+        evidence=evidence,
+        approved_by=approved_by,
+        notes=notes,
+    )
+
+
 @lru_cache(maxsize=1)
 def config_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of deployment config files."""
@@ -551,6 +709,7 @@ def verify_config(
     *,
     engine: FaceEngine | EngineId | None = None,
     watchlist: Watchlist | WatchlistRef | None = None,
+    results: EvaluationResult | AggregateResult | None = None,
     evidence: EvaluationEvidence | None = None,
     config_dir: str | os.PathLike[str] | None = None,
 ) -> ConfigVerification:
@@ -565,9 +724,12 @@ def verify_config(
     watchlist : Watchlist or WatchlistRef, optional
         The watchlist in use: id, content hash and subject count must match. A store is
         re-verified record by record first (:meth:`Watchlist.verify`).
+    results : EvaluationResult or AggregateResult, optional
+        The evaluation results at hand: the evidence is recomputed from them at the config's
+        threshold (:func:`evidence_from_results`) and the results hash and every figure must
+        match.
     evidence : EvaluationEvidence, optional
-        Evidence recomputed from the results at hand at the config's threshold: the results hash
-        and every figure must match.
+        Evidence already recomputed (instead of ``results``).
     config_dir : path, optional
         Folder of the config file; when the config names a watchlist bundle, the bundle file
         there must exist and have the recorded sha256.
@@ -633,6 +795,15 @@ def verify_config(
             checked.append(
                 VerifiedField("watchlist.bundle.sha256", str(config.watchlist.bundle_sha256))
             )
+    if results is not None and config.evidence is not None:
+        recorded = config.evidence
+        evidence = evidence_from_results(
+            results,
+            config.threshold,
+            interval_method=recorded.interval_method,
+            n_boot=recorded.n_boot,
+            confidence=recorded.confidence,
+        )
     if config.evidence is None:
         pass
     elif evidence is None:
@@ -655,20 +826,35 @@ def _evidence_matches(
     )
     checked = [VerifiedField("evidence.results_sha256", actual.results_sha256)]
     advice = "The results no longer give the figures recorded in the config."
-    for name in ("dataset_sha256", "protocol", "watchlist_size", "confidence", "interval_method"):
+    for name in (
+        "dataset_sha256",
+        "protocol",
+        "watchlist_size",
+        "confidence",
+        "interval_method",
+        "n_boot",
+    ):
         _require(f"evidence.{name}", getattr(expected, name), getattr(actual, name), advice)
         checked.append(VerifiedField(f"evidence.{name}", str(getattr(actual, name))))
     for rate in ("fpir", "tpir"):
         exp, act = getattr(expected, rate), getattr(actual, rate)
         for part in ("value", "ci_low", "ci_high", "count", "trials"):
-            _require(f"evidence.{rate}.{part}", getattr(exp, part), getattr(act, part), advice)
+            _require(
+                f"evidence.{rate}.{part}",
+                getattr(exp, part),
+                getattr(act, part),
+                advice,
+                tolerance=_FIGURE_TOLERANCE,
+            )
         checked.append(VerifiedField(f"evidence.{rate}", f"{act.value:.6g}"))
     return checked
 
 
-def _require(field_name: str, expected: Any, actual: Any, advice: str) -> None:
+def _require(
+    field_name: str, expected: Any, actual: Any, advice: str, *, tolerance: float = _FLOAT_TOLERANCE
+) -> None:
     same = (
-        _same_float(expected, actual)
+        _same_float(expected, actual, tolerance)
         if isinstance(expected, float) or isinstance(actual, float)
         else expected == actual
     )
@@ -678,8 +864,8 @@ def _require(field_name: str, expected: Any, actual: Any, advice: str) -> None:
         )
 
 
-def _same_float(a: float, b: float) -> bool:
-    return math.isclose(float(a), float(b), rel_tol=_FLOAT_TOLERANCE, abs_tol=_FLOAT_TOLERANCE)
+def _same_float(a: float, b: float, tolerance: float = _FLOAT_TOLERANCE) -> bool:
+    return math.isclose(float(a), float(b), rel_tol=tolerance, abs_tol=tolerance)
 
 
 def _canonical_sha256(body: dict[str, Any]) -> str:

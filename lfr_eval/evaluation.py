@@ -196,11 +196,11 @@ def evaluate(
         built = build_npl_protocol(manifest, protocol)
         kind = "npl"
         counts = {
-            "volunteers": int(len(np.unique(manifest.subject_ids[built.enrolment]))),
-            "enrolment_images": int(len(built.enrolment)),
-            "mated_searches": int(len(built.mated)),
+            "volunteers": len(np.unique(manifest.subject_ids[built.enrolment])),
+            "enrolment_images": len(built.enrolment),
+            "mated_searches": len(built.mated),
             "fillers": built.n_fillers,
-            "non_mated_searches": int(len(built.non_mated)),
+            "non_mated_searches": len(built.non_mated),
         }
     else:
         raise TypeError("protocol must be OpenSetParams or NplParams")

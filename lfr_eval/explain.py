@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lfr_eval.datasets import UNKNOWN
 from lfr_eval.errors import LfrError
-from lfr_eval.metrics import RateEstimate
+from lfr_eval.metrics import GroupTestResult, RateEstimate, fisher_exact_test
 from lfr_eval.operational import FalseAlertRates, one_in_n, scale_fpir
 from lfr_eval.report import ALL, AggregateResult
 
@@ -169,7 +170,7 @@ class ThresholdExplanation:
         """The plain-language summary, e.g. "At 0.60 with a 10,000-person watchlist …"."""
         pct = f"{self.fpir_measured.confidence:.0%}"
         lead = (
-            f"At {self.threshold:.2f} with a {self.watchlist_size:,}-person watchlist and "
+            f"At {_threshold_text(self.threshold)} with a {self.watchlist_size:,}-person watchlist and "
             f"{self.faces_scanned:,} faces per deployment"
         )
         if self.attribute != ALL:
@@ -211,6 +212,13 @@ class ThresholdExplanation:
             "expected CI high": self.expected_ci_high,
             "small group": self.small_group,
         }
+
+
+def _threshold_text(threshold: float) -> str:
+    """A threshold as written by people: at least two decimals, no trailing zeros beyond them."""
+    text = f"{threshold:.4f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
 
 
 def _count(value: float) -> str:
@@ -272,11 +280,10 @@ def explain_threshold(
     if fpir.insufficient_data:
         scaled = (math.nan, math.nan, math.nan)
     else:
+        # one scalar at a time: an array would be read as per-probe FMRs and averaged
         scaled = tuple(
-            float(v)
-            for v in scale_fpir(
-                np.array([fpir.rate, fpir.ci_low, fpir.ci_high]), evaluated, watchlist_size
-            )
+            float(scale_fpir(v, evaluated, watchlist_size))
+            for v in (fpir.rate, fpir.ci_low, fpir.ci_high)
         )
     non_mated_faces = faces_scanned - listed_passers_by
     tpir_value = None if tpir.insufficient_data else tpir.rate
@@ -334,11 +341,11 @@ def explain_by_group(
     listed_passers_by: int = 0,
 ) -> list[ThresholdExplanation]:
     """:func:`explain_threshold` for everyone, then for each group of ``attribute``."""
-    options = dict(
-        watchlist_size=watchlist_size,
-        faces_scanned=faces_scanned,
-        listed_passers_by=listed_passers_by,
-    )
+    options = {
+        "watchlist_size": watchlist_size,
+        "faces_scanned": faces_scanned,
+        "listed_passers_by": listed_passers_by,
+    }
     out = [explain_threshold(agg, threshold, **options)]
     if attribute is not None and attribute != ALL:
         out += [
@@ -383,4 +390,97 @@ def false_alert_rates_table(explanation: ThresholdExplanation) -> pd.DataFrame:
             }
             for name, what, value in rows
         ]
+    )
+
+
+@dataclass(frozen=True)
+class GroupComparison:
+    """Per-group error rates at one threshold, their ratios and a test of the widest gap.
+
+    Attributes
+    ----------
+    metric : str
+        ``"fpir"`` or ``"fnir"``.
+    threshold : float
+        Cosine similarity in [-1, 1].
+    attribute : str
+    table : DataFrame
+        One row per group: ``group``, ``n_searches``, ``n_subjects``, ``errors``, ``rate``,
+        ``ci_low``, ``ci_high``, ``ratio_to_lowest`` (NaN when the lowest compared rate is 0 or
+        the group is left out of the comparison), ``small_group``, ``compared``.
+    lowest_group, highest_group : str or None
+        The compared groups (not small, not ``unknown``, with searches) with the lowest and
+        highest rate; None when fewer than two groups can be compared.
+    max_min_ratio : float
+        Highest compared rate over the lowest (NaN when the lowest is 0 or too few groups).
+    test : GroupTestResult or None
+        Fisher's exact test of the highest against the lowest compared group. It treats
+        searches as independent (aggregates keep no per-person data): with repeat images of
+        one person the p-value is optimistic.
+    """
+
+    metric: str
+    threshold: float
+    attribute: str
+    table: pd.DataFrame
+    lowest_group: str | None
+    highest_group: str | None
+    max_min_ratio: float
+    test: GroupTestResult | None
+
+
+def group_comparison(
+    agg: AggregateResult, threshold: float, attribute: str, metric: str = "fpir"
+) -> GroupComparison:
+    """Compare the groups of ``attribute`` on ``metric`` at ``threshold``.
+
+    Small groups (flagged by the evaluation) and the ``unknown`` label are shown but left out
+    of the ratios and the test, so a handful of searches cannot drive the headline figure.
+    """
+    t = grid_threshold(agg, threshold)
+    rates = agg.rates
+    part = rates[
+        (rates["metric"] == metric)
+        & (rates["attribute"] == attribute)
+        & np.isclose(rates["threshold"], t, rtol=0, atol=GRID_TOLERANCE)
+    ]
+    if part.empty:
+        raise ExplainError(MSG_NO_ROW.format(metric=metric, attribute=attribute, group="any"))
+    table = part[
+        ["group", "n_searches", "n_subjects", "errors", "rate", "ci_low", "ci_high", "small_group"]
+    ].copy()
+    table["small_group"] = table["small_group"].astype(bool)
+    table["compared"] = (
+        ~table["small_group"] & (table["group"] != UNKNOWN) & (table["n_searches"] > 0)
+    )
+    compared = table[table["compared"]].sort_values("rate", kind="stable")
+    lowest = highest = None
+    ratio = math.nan
+    test = None
+    table["ratio_to_lowest"] = math.nan
+    if len(compared) >= 2:
+        low_row, high_row = compared.iloc[0], compared.iloc[-1]
+        lowest, highest = str(low_row["group"]), str(high_row["group"])
+        if low_row["rate"] > 0:
+            table.loc[table["compared"], "ratio_to_lowest"] = (
+                table.loc[table["compared"], "rate"] / low_row["rate"]
+            )
+            ratio = float(high_row["rate"] / low_row["rate"])
+        test = fisher_exact_test(
+            int(high_row["errors"]),
+            int(high_row["n_searches"]),
+            int(low_row["errors"]),
+            int(low_row["n_searches"]),
+            group_a=highest,
+            group_b=lowest,
+        )
+    return GroupComparison(
+        metric=metric,
+        threshold=t,
+        attribute=attribute,
+        table=table.sort_values("group").reset_index(drop=True),
+        lowest_group=lowest,
+        highest_group=highest,
+        max_min_ratio=ratio,
+        test=test,
     )

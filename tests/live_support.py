@@ -59,7 +59,7 @@ def lfw_people(lfw: Path) -> LivePeople:
     )
 
 
-def insightface_people(folder: Path, engine) -> LivePeople:  # noqa: ANN001
+def insightface_people(folder: Path, engine) -> LivePeople:
     """Tom Hanks (enrolled from the photo, shown mirrored and rescaled) and t1.jpg's faces."""
     enrol_path = folder / "Tom_Hanks_54745.png"
     enrol = load_image(enrol_path)
@@ -77,17 +77,17 @@ def insightface_people(folder: Path, engine) -> LivePeople:  # noqa: ANN001
     return LivePeople(enrol, enrol_path, camera, tuple(strangers), "insightface", "Tom Hanks")
 
 
-def live_people(lfw: Path | None, insightface_folder: Path, engine) -> LivePeople:  # noqa: ANN001
+def live_people(lfw: Path | None, insightface_folder: Path, engine) -> LivePeople:
     return lfw_people(lfw) if lfw is not None else insightface_people(insightface_folder, engine)
 
 
-def best_face_embedding(engine, image: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def best_face_embedding(engine, image: np.ndarray) -> np.ndarray:
     faces = engine.analyze(image)
     assert faces, "no face found in a test photo"
     return max(faces, key=lambda f: f.area).embedding
 
 
-def separating_threshold(engine, people: LivePeople) -> tuple[float, float, float]:  # noqa: ANN001
+def separating_threshold(engine, people: LivePeople) -> tuple[float, float, float]:
     """(mate score, highest stranger score, a threshold halfway between) with this engine.
 
     The photos are chosen so the mate scores clearly above every stranger; the assertion says

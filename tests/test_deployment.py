@@ -41,6 +41,7 @@ def _evidence(threshold: float = 0.6) -> EvaluationEvidence:
         threshold=threshold,
         confidence=0.95,
         interval_method="clopper-pearson",
+        n_boot=None,
         fpir=RateEvidence(value=0.004, ci_low=0.001, ci_high=0.01, count=4, trials=1000),
         tpir=RateEvidence(value=0.9, ci_low=0.85, ci_high=0.94, count=270, trials=300),
     )

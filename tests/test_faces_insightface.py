@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -255,3 +256,48 @@ def test_bad_options(pack_dir):
         InsightFaceEngine(model_pack=pack_dir, det_size=(100, 100))
     with pytest.raises(ValueError, match="runtime"):
         InsightFaceEngine(model_pack=pack_dir, runtime="tensorrt")
+
+
+# --- lfr-eval info ----------------------------------------------------------------------------
+
+
+def test_info_cli_reports_models_and_runtime(pack_dir, capsys):
+    from lfr_eval.cli import main
+
+    main(["info", "--engine", "insightface", "--model-pack", str(pack_dir), "--json"])
+    document = json.loads(capsys.readouterr().out)
+    engine = document["engine"]
+    assert engine["backend"] == "insightface"
+    models = {m["role"]: m for m in engine["models"]}
+    assert models["recognizer"]["sha256"] == sha256_file(pack_dir / "w600k_r50.onnx")
+    assert models["detector"]["path"] == str(pack_dir / "det_10g.onnx")
+    assert engine["runtime"]["providers"] == ["CPUExecutionProvider"]
+    assert engine["runtime"]["gpu_active"] is False
+    assert document["packages"]["onnxruntime"] == onnxruntime.__version__
+    assert "CPUExecutionProvider" in document["gpu"]["onnxruntime_providers"]
+
+
+def test_info_cli_exit_codes(pack_dir, isolated_roots, capsys):
+    from lfr_eval.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", "--engine", "insightface", "--model-pack", "buffalo_s"])
+    assert exit_info.value.code == 5
+    assert "det_10g.onnx" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", "--device", "cuda"])  # dlib is CPU-only
+    assert exit_info.value.code == 6
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(SystemExit) as exit_info:
+            main(
+                [
+                    "info",
+                    "--engine",
+                    "insightface",
+                    "--model-pack",
+                    str(pack_dir),
+                    "--device",
+                    "cuda",
+                ]
+            )
+        assert exit_info.value.code == 6

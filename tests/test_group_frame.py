@@ -198,3 +198,28 @@ def test_group_tests_keep_their_size_under_the_null() -> None:
     assert fisher_indep_rej / sims < 0.05 + 3 * se
     # the reason for the permutation test: Fisher rejects far too often on clustered searches
     assert fisher_clustered_rej / sims > 0.15
+
+
+def test_missing_side_is_insufficient_not_fair() -> None:
+    ss = SearchSet(
+        watchlist_size=10,
+        mate_scores=np.array([]),
+        mate_ranks=np.array([], int),
+        mated_subjects=np.array([], str),
+        non_mated_topk=np.linspace(0, 1, 40)[:, None],
+        non_mated_subjects=np.arange(40).astype(str),
+        non_mated_groups=pd.DataFrame({"sex": ["f", "m"] * 20}),
+    )
+    frame = IdentificationFrame(ss, [0.5], ["sex"])
+    assert frame.by_group.xs("fnir", level="metric")["insufficient_data"].all()
+    assert np.isnan(frame.fairness_discrepancy_rate()[0.5])  # no FNIR data: unknown
+    assert frame.fairness_discrepancy_rate(alpha=1.0)[0.5] == pytest.approx(1.0)
+
+
+def test_search_set_refuses_inconsistent_lengths() -> None:
+    from lfr_eval.errors import LfrError
+
+    with pytest.raises(LfrError, match="equal length"):
+        SearchSet(
+            1, np.array([0.5]), np.array([1, 2]), np.array(["a"]), np.zeros((1, 1)), np.array(["b"])
+        )

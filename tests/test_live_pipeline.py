@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import lfw_root
+from live_support import LivePeople, best_face_embedding, live_people, separating_threshold
 
 from lfr_eval.errors import WatchlistError
 from lfr_eval.live import (
@@ -35,8 +37,6 @@ from lfr_eval.live import (
 from lfr_eval.search import SearchIndex
 from lfr_eval.watchlist._store import Watchlist
 from lfr_eval.watchlist._types import SubjectInfo
-from conftest import lfw_root
-from live_support import LivePeople, best_face_embedding, live_people, separating_threshold
 
 
 # ---------------------------------------------------------------------- settings
@@ -149,22 +149,22 @@ def scene_of(people: LivePeople, *, listed: bool = True, strangers: int = 2,
 class CountingEngine:
     """The real dlib engine, counting how many faces it embeds."""
 
-    def __init__(self, engine) -> None:  # noqa: ANN001
+    def __init__(self, engine) -> None:
         self._engine = engine
         self.engine_id = engine.engine_id
         self.runtime = engine.runtime
         self.embedded = 0
 
-    def detect(self, image):  # noqa: ANN001, ANN201
+    def detect(self, image):
         return self._engine.detect(image)
 
-    def align(self, image, boxes):  # noqa: ANN001, ANN201
+    def align(self, image, boxes):
         return self._engine.align(image, boxes)
 
-    def analyze(self, image, *, embed=True):  # noqa: ANN001, ANN201
+    def analyze(self, image, *, embed=True):
         return self._engine.analyze(image, embed=embed)
 
-    def embed_crops(self, crops, *, batch_size=32):  # noqa: ANN001, ANN201
+    def embed_crops(self, crops, *, batch_size=32):
         self.embedded += len(crops)
         return self._engine.embed_crops(crops, batch_size=batch_size)
 

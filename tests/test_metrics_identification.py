@@ -224,6 +224,33 @@ def test_scoring_matches_brute_force(embeddings) -> None:
     assert res.runtime.name == "numpy" and not res.runtime.gpu_active
 
 
+def test_scoring_single_template_gallery_in_any_order() -> None:
+    rng = np.random.default_rng(21)
+    gallery = rng.normal(size=(200, 16))
+    g_subj = rng.permutation(200).astype(str)  # one template each, ids in random order
+    probes = rng.normal(size=(120, 16))
+    p_subj = rng.integers(0, 400, 120).astype(str)
+    ss = score_searches(probes, p_subj, gallery, g_subj, k=3).searches
+    subjects, sub = _brute_force(probes, p_subj, gallery, g_subj)
+    mated = np.isin(p_subj, subjects)
+    mate = sub[mated, np.searchsorted(subjects, p_subj[mated])]
+    np.testing.assert_allclose(ss.mate_scores, mate, atol=1e-6)
+    np.testing.assert_array_equal(ss.mate_ranks, (sub[mated] > mate[:, None]).sum(1) + 1)
+    np.testing.assert_allclose(ss.non_mated_topk, -np.sort(-sub[~mated], 1)[:, :3], atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 5, 10, 120])
+def test_block_topk_equals_full_sort(k: int) -> None:
+    from lfr_eval.metrics._scoring import _topk_values
+
+    rng = np.random.default_rng(k)
+    # rounded so that many values tie, and a width that leaves a ragged tail of columns
+    scores = np.round(rng.normal(size=(40, 10_007)), 2).astype(np.float32)
+    scores[0, -3:] = 9.0  # the best values of a row sit in the tail
+    expected = -np.sort(-scores, axis=1)[:, :k]
+    np.testing.assert_array_equal(_topk_values(np, scores, k), expected)
+
+
 def test_scoring_backends_and_chunks_give_same_numbers(embeddings) -> None:
     probes, p_subj, gallery, g_subj, _ = embeddings
     ref = score_searches(probes, p_subj, gallery, g_subj, k=5).searches

@@ -161,6 +161,8 @@ def test_gpu_request_never_falls_back() -> None:
         # "auto" uses a GPU only when one is really there
         auto = SearchIndex(embeddings, list("abcdefghij"), backend="faiss", device="auto")
         assert auto.backend == "faiss-cpu"
+    if not faiss_gpu_available():
+        assert SearchIndex(embeddings, list("abcdefghij")).backend == "numpy"
 
 
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("faiss", marks=needs_faiss)])

@@ -115,6 +115,11 @@ def test_cuda_matches_onnxruntime(models, crops, precision):
     blob = crops_to_blob(crops, 127.5, 127.5)
     cosines = np.sum(_unit(rec.embed(blob)) * _unit(_onnxruntime_embeddings(models[1], blob)), 1)
     assert cosines.min() > (FP16_MIN_COSINE if precision == "fp16" else FP32_MIN_COSINE)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_engine_reports_gpu(models):
+    pytest.importorskip("insightface")
     engine = load_engine(
         "insightface",
         detector_path=models[0],

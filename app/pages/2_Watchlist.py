@@ -345,8 +345,10 @@ with bundles_tab:
         key="import_expected",
         help="The hash you were given for this watchlist version through another channel.",
     )
-    if st.button("Import bundle", key="import_bundle", disabled=bundle_upload is None):
+    if st.button("Import bundle", key="import_bundle"):
         try:
+            if bundle_upload is None:
+                raise LfrError("choose a bundle file to import")
             with _shared.uploads_on_disk([bundle_upload]) as paths:
                 info = import_bundle(
                     watchlist, next(iter(paths)), expected_content_hash=expected.strip() or None

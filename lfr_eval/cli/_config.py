@@ -1,9 +1,191 @@
-"""Placeholder: commands of this group are registered here."""
+"""``lfr-eval config export|verify``: deployment configurations with provenance."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from lfr_eval.cli._common import engine_options, make_engine, workspace_option
+
+
+def _open_results(path: str):
+    """A full results folder (result.json) or an aggregate folder (aggregate.json)."""
+    from lfr_eval.report import AggregateResult
+    from lfr_eval.report._aggregate import AGGREGATE_FILE
+    from lfr_eval.results import load_result
+
+    folder = Path(path)
+    if (folder / AGGREGATE_FILE).is_file():
+        return AggregateResult.load(folder)
+    return load_result(folder)
+
+
+def _open_watchlist(path: str | None, workspace: str | None):
+    from lfr_eval.watchlist import Watchlist
+
+    return Watchlist.open(path, workspace=workspace, create=False)
+
+
+watchlist_path_option = click.option(
+    "--watchlist",
+    "watchlist_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Watchlist file (default: the workspace's watchlist.sqlite).",
+)
 
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to the top-level group."""
+    """Add the ``config`` group to the top-level group."""
+
+    @cli.group("config")
+    def config_group() -> None:
+        """Export and verify deployment configurations (threshold, engine, watchlist)."""
+
+    @config_group.command("export")
+    @click.option(
+        "--threshold",
+        type=click.FloatRange(-1, 1),
+        required=True,
+        help="Face-match threshold (cosine similarity in [-1, 1]).",
+    )
+    @click.option(
+        "--results",
+        "results_path",
+        type=click.Path(exists=True, file_okay=False),
+        default=None,
+        help="Evaluation results behind the threshold (a results or aggregate folder); their "
+        "FPIR/TPIR at the threshold are attached as evidence.",
+    )
+    @click.option(
+        "--bundle/--no-bundle",
+        default=False,
+        show_default=True,
+        help="Also export the watchlist bundle (.zip, no photos) beside the config and name it.",
+    )
+    @click.option(
+        "--retention-hours",
+        type=click.IntRange(0, 8760),
+        default=24,
+        show_default=True,
+        help="Hours alert captures are kept (non-matching captures are never stored).",
+    )
+    @click.option("--approved-by", default="", help="Who approved the configuration.")
+    @click.option("--notes", default="", help="Free-text notes.")
+    @click.option(
+        "--out",
+        "out_path",
+        type=click.Path(dir_okay=False),
+        required=True,
+        help="Config file to write (JSON).",
+    )
+    @watchlist_path_option
+    @engine_options
+    @workspace_option
+    def export_command(
+        threshold: float,
+        results_path: str | None,
+        bundle: bool,
+        retention_hours: int,
+        approved_by: str,
+        notes: str,
+        out_path: str,
+        watchlist_path: str | None,
+        engine_backend: str,
+        detector: str,
+        model_pack: str | None,
+        runtime: str,
+        device: str,
+        workspace: str | None,
+    ) -> None:
+        """Write a deployment config for the engine, watchlist and threshold.
+
+        Without --results the config carries no evaluation evidence (a warning says so).
+        """
+        from lfr_eval.deployment import RetentionPolicy, export_config, make_config
+
+        engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+        watchlist = _open_watchlist(watchlist_path, workspace)
+        results = _open_results(results_path) if results_path else None
+        out = Path(out_path)
+        bundle_path = None
+        if bundle:
+            bundle_path = out.with_name(f"{out.stem}.watchlist.zip")
+            watchlist.export_bundle(bundle_path, include_images=False, overwrite=True)
+        config = make_config(
+            threshold=threshold,
+            engine=engine,
+            watchlist=watchlist,
+            results=results,
+            retention=RetentionPolicy(alert_capture_hours=retention_hours),
+            bundle=bundle_path,
+            approved_by=approved_by,
+            notes=notes,
+        )
+        export_config(config, out)
+        click.echo(f"config: {out} (sha256 {config.sha256})")
+        click.echo(
+            f"threshold {config.threshold:g}; engine {config.engine.key}; watchlist "
+            f"{config.watchlist.id} ({config.watchlist.subject_count:,} subjects, content "
+            f"{config.watchlist.content_sha256[:12]})"
+        )
+        if bundle_path is not None:
+            click.echo(f"bundle: {bundle_path} (keep it beside the config)")
+        if config.evidence is None:
+            click.echo("warning: no evaluation evidence attached (use --results)", err=True)
+        else:
+            ev = config.evidence
+            click.echo(
+                f"evidence at N = {ev.watchlist_size:,}: FPIR {ev.fpir.value:.3g} "
+                f"({ev.fpir.ci_low:.3g}-{ev.fpir.ci_high:.3g}), TPIR {ev.tpir.value:.3g} "
+                f"({ev.tpir.ci_low:.3g}-{ev.tpir.ci_high:.3g}), {ev.confidence:.0%} "
+                f"{ev.interval_method}"
+            )
+
+    @config_group.command("verify")
+    @click.argument("config_path", type=click.Path(dir_okay=False))
+    @click.option(
+        "--results",
+        "results_path",
+        type=click.Path(exists=True, file_okay=False),
+        default=None,
+        help="The evaluation results the config's evidence names.",
+    )
+    @watchlist_path_option
+    @engine_options
+    @workspace_option
+    def verify_command(
+        config_path: str,
+        results_path: str | None,
+        watchlist_path: str | None,
+        engine_backend: str,
+        detector: str,
+        model_pack: str | None,
+        runtime: str,
+        device: str,
+        workspace: str | None,
+    ) -> None:
+        """Check CONFIG_PATH against the engine, watchlist and results here.
+
+        Exit code 0 when every hash matches, 9 (with the differing field) otherwise. Parts of
+        the config that could not be checked (e.g. evidence without --results) are listed.
+        """
+        from lfr_eval.deployment import load_config, verify_config
+
+        config = load_config(config_path)
+        engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+        watchlist = _open_watchlist(watchlist_path, workspace)
+        results = _open_results(results_path) if results_path else None
+        verification = verify_config(
+            config,
+            engine=engine,
+            watchlist=watchlist,
+            results=results,
+            config_dir=Path(config_path).parent,
+        )
+        for item in verification.checked:
+            click.echo(f"ok  {item.field} = {item.value}")
+        for part in verification.not_checked:
+            click.echo(f"--  {part}: not checked (nothing given to compare with)")
+        click.echo(f"config {config_path} verified (sha256 {verification.config_sha256})")

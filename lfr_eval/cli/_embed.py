@@ -1,9 +1,193 @@
-"""Placeholder: commands of this group are registered here."""
+"""``lfr-eval embed``: a folder, LFW copy or manifest into an embeddings file (resumable)."""
 
 from __future__ import annotations
 
+import functools
+import warnings
+from pathlib import Path
+
 import click
+
+from lfr_eval.cli._common import engine_options, make_engine, workspace_option
+
+
+def dataset_options(func):
+    """``SOURCE`` argument plus ``--layout``, ``--labels``, ``--attributes``, ``--limit``."""
+    options = [
+        click.argument("source", type=click.Path(exists=True)),
+        click.option(
+            "--layout",
+            type=click.Choice(["auto", "manifest", "lfw", "folder"]),
+            default="auto",
+            show_default=True,
+            help="How SOURCE is laid out: a manifest (.csv/.parquet with path, subject_id and "
+            "group columns), LFW (its own layout or a user's download), or one sub-folder per "
+            "subject. 'auto' decides from the path.",
+        ),
+        click.option(
+            "--labels",
+            type=click.Path(exists=True, file_okay=False),
+            default=None,
+            help="LFW labels folder (male_names.txt, female_names.txt, race_by_person.json). "
+            "Default SOURCE/labels; without one every label is 'unknown'.",
+        ),
+        click.option(
+            "--attributes",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="Folder layout: per-subject table (subject_id + group columns, CSV/Parquet).",
+        ),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Use a random subset of whole subjects with at most this many images "
+            "(a quick run; subjects are never split).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def cache_options(func):
+    """``--cache``, ``--no-cache``, ``--workers``, ``--face``."""
+    options = [
+        click.option(
+            "--cache",
+            "cache_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Embedding cache (SQLite). Default WORKSPACE/cache/embeddings.sqlite.",
+        ),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Processes embedding in parallel (each loads its own engine).",
+        ),
+        click.option(
+            "--face",
+            "face_choice",
+            type=click.Choice(["largest", "central"]),
+            default=None,
+            help="Which face stands for an image with several: the largest, or the one nearest "
+            "the centre. Default: central for LFW (its subject is centred), largest otherwise.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def open_dataset(source: str, layout: str, labels: str | None, attributes: str | None,
+                 limit: int | None, seed: int = 0):
+    """Load the dataset and report what was loaded on stderr."""
+    from lfr_eval.datasets import ManifestWarning, detect_layout, load_dataset
+
+    chosen = detect_layout(source) if layout == "auto" else layout
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ManifestWarning)
+        manifest = load_dataset(source, chosen, labels=labels, attributes=attributes)  # type: ignore[arg-type]
+        if limit is not None and limit < manifest.n_images:
+            manifest = manifest.limit_subjects(limit, seed=seed)
+    for warning in caught:
+        if issubclass(warning.category, ManifestWarning):
+            click.echo(f"warning: {warning.message}", err=True)
+    click.echo(
+        f"dataset {manifest.name} ({chosen}): {manifest.n_images:,} images of "
+        f"{manifest.n_subjects:,} subjects; attributes: "
+        f"{', '.join(manifest.attributes) or 'none'}",
+        err=True,
+    )
+    return manifest, chosen
+
+
+def open_cache(cache_path: str | None, no_cache: bool, workspace: str | None):
+    from lfr_eval.datasets import EmbeddingCache
+
+    if no_cache:
+        return None
+    if cache_path is not None:
+        return EmbeddingCache(cache_path)
+    return EmbeddingCache.in_workspace(workspace)
+
+
+def engine_factory(engine_backend: str, detector: str, model_pack: str | None, runtime: str,
+                   device: str):
+    """A picklable recipe for the same engine in worker processes."""
+    return functools.partial(make_engine, engine_backend, detector, model_pack, runtime, device)
+
+
+@click.command("embed")
+@dataset_options
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Embeddings file to write: .npz or .parquet.",
+)
+@cache_options
+@engine_options
+@workspace_option
+def embed_command(
+    source: str,
+    layout: str,
+    labels: str | None,
+    attributes: str | None,
+    limit: int | None,
+    out_path: str,
+    cache_path: str | None,
+    no_cache: bool,
+    workers: int,
+    face_choice: str | None,
+    engine_backend: str,
+    detector: str,
+    model_pack: str | None,
+    runtime: str,
+    device: str,
+    workspace: str | None,
+) -> None:
+    """Embed every image of SOURCE (a folder, an LFW copy or a manifest) into an embeddings file.
+
+    Embeddings go through the cache: an interrupted run resumes where it stopped and a second
+    run recomputes nothing. Images without a usable face are kept in the file with their
+    reason ('no face', 'unreadable image'), never dropped.
+    """
+    from lfr_eval.datasets import EMBEDDING_FORMATS, embed_manifest, save_embeddings
+
+    out = Path(out_path)
+    if out.suffix.lower() not in EMBEDDING_FORMATS:
+        raise click.BadParameter(f"must end in {' or '.join(EMBEDDING_FORMATS)}",
+                                 param_hint="--out")
+    manifest, chosen = open_dataset(source, layout, labels, attributes, limit)
+    engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+    click.echo(f"engine {engine.engine_id.key} on {engine.runtime.describe()}", err=True)
+    cache = open_cache(cache_path, no_cache, workspace)
+    try:
+        embeddings = embed_manifest(
+            manifest,
+            engine,
+            cache,
+            face_choice=face_choice or ("central" if chosen == "lfw" else "largest"),  # type: ignore[arg-type]
+            progress=True,
+            workers=workers,
+            engine_factory=engine_factory(engine_backend, detector, model_pack, runtime, device),
+        )
+    finally:
+        if cache is not None:
+            cache.close()
+    save_embeddings(out, manifest, embeddings, engine)
+    click.echo(
+        f"wrote {out}: {len(embeddings) - embeddings.n_failed:,} embeddings, "
+        f"{embeddings.n_failed:,} images without a usable face; {embeddings.n_computed:,} "
+        f"computed now, {len(set(embeddings.image_sha256)) - embeddings.n_computed:,} from the cache"
+    )
 
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to the top-level group."""
+    """Add ``embed`` to the top-level group."""
+    cli.add_command(embed_command)

@@ -1,9 +1,292 @@
-"""Placeholder: commands of this group are registered here."""
+"""``lfr-eval evaluate``, ``lfr-eval report`` and ``lfr-eval claim``."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
+
+from lfr_eval.cli._common import engine_options, make_engine, workspace_option
+from lfr_eval.cli._embed import (
+    cache_options,
+    dataset_options,
+    engine_factory,
+    open_cache,
+    open_dataset,
+)
+
+
+def _open_for_report(path: str):
+    """An EvaluationResult folder or an AggregateResult folder."""
+    from lfr_eval.report import AggregateResult
+    from lfr_eval.report._aggregate import AGGREGATE_FILE
+    from lfr_eval.results import load_result
+
+    folder = Path(path)
+    if (folder / AGGREGATE_FILE).is_file():
+        return AggregateResult.load(folder)
+    return load_result(folder)
+
+
+@click.command("evaluate")
+@dataset_options
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Results folder to write (result.json, searches.parquet, scaling.parquet, report).",
+)
+@click.option("--protocol", "protocol_kind", type=click.Choice(["open-set", "npl"]),
+              default="open-set", show_default=True,
+              help="open-set: watchlist, mated and non-mated searches split by subject. npl: "
+              "volunteers enrolled among a filler gallery, NPL-style.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Protocol seed.")
+@click.option("--n-enrolled", type=click.IntRange(min=1), default=None,
+              help="Watchlist subjects (open-set; default: --enrolled-fraction of the eligible).")
+@click.option("--enrolled-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.5, show_default=True,
+              help="Share of subjects with 2+ images enrolled (open-set) or made volunteers (npl).")
+@click.option("--enrolment-images", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Images per enrolled subject used as templates.")
+@click.option("--max-mated-per-subject", type=click.IntRange(min=1), default=None,
+              help="Cap on mated searches per subject (default: all their other images).")
+@click.option("--max-non-mated-per-subject", type=click.IntRange(min=1), default=None,
+              help="Cap on non-mated searches per subject.")
+@click.option("--balance-by", default=None,
+              help="Attribute to balance enrolled and non-mated subjects over (open-set).")
+@click.option("--top-k", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Candidates kept per non-mated search.")
+@click.option("--watchlist-size", "watchlist_sizes", type=click.IntRange(min=1), multiple=True,
+              help="Watchlist sizes to scale FPIR to (repeatable; default 100, 1k, 10k, 100k).")
+@click.option("--threshold", "thresholds", type=click.FloatRange(-1, 1), multiple=True,
+              help="Operating thresholds (cosine) for the report's summary tables.")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Also write report.html and CSV tables into the results folder.")
+@click.option("--scoring-device", type=click.Choice(["cpu", "cuda"]), default="cpu",
+              show_default=True,
+              help="Where probe x watchlist scores are computed ('cuda' uses torch; fails "
+              "loudly if no GPU is active).")
+@cache_options
+@engine_options
+@workspace_option
+def evaluate_command(
+    source: str,
+    layout: str,
+    labels: str | None,
+    attributes: str | None,
+    limit: int | None,
+    out_dir: str,
+    protocol_kind: str,
+    seed: int,
+    n_enrolled: int | None,
+    enrolled_fraction: float,
+    enrolment_images: int,
+    max_mated_per_subject: int | None,
+    max_non_mated_per_subject: int | None,
+    balance_by: str | None,
+    top_k: int,
+    watchlist_sizes: tuple[int, ...],
+    thresholds: tuple[float, ...],
+    report: bool,
+    scoring_device: str,
+    cache_path: str | None,
+    no_cache: bool,
+    workers: int,
+    face_choice: str | None,
+    engine_backend: str,
+    detector: str,
+    model_pack: str | None,
+    runtime: str,
+    device: str,
+    workspace: str | None,
+) -> None:
+    """Evaluate a face engine on SOURCE (a manifest, an LFW copy or a folder per subject).
+
+    Builds the protocol from the dataset and --seed (split by subject), embeds the images it
+    uses through the cache (resumable: run the same command again after an interruption),
+    searches every probe against the watchlist and writes the results folder: FPIR/FNIR by
+    group with intervals, watchlist-size scaling and full provenance.
+    """
+    from lfr_eval.evaluation import DEFAULT_WATCHLIST_SIZES, evaluate
+    from lfr_eval.protocols import NplParams, OpenSetParams
+
+    manifest, chosen = open_dataset(source, layout, labels, attributes, limit, seed)
+    if protocol_kind == "open-set":
+        params = OpenSetParams(
+            seed=seed,
+            n_enrolled=n_enrolled,
+            enrolled_fraction=enrolled_fraction,
+            enrolment_images=enrolment_images,
+            max_mated_per_subject=max_mated_per_subject,
+            max_non_mated_per_subject=max_non_mated_per_subject,
+            balance_by=balance_by,
+        )
+    else:
+        if n_enrolled is not None or balance_by is not None:
+            raise click.UsageError("--n-enrolled and --balance-by apply to --protocol open-set")
+        params = NplParams(
+            seed=seed,
+            volunteer_fraction=enrolled_fraction,
+            enrolment_images=enrolment_images,
+            max_mated_per_subject=max_mated_per_subject,
+            max_non_mated_per_subject=max_non_mated_per_subject,
+        )
+    engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+    click.echo(f"engine {engine.engine_id.key} on {engine.runtime.describe()}", err=True)
+    cache = open_cache(cache_path, no_cache, workspace)
+    try:
+        result = evaluate(
+            manifest,
+            engine,
+            params,
+            cache=cache,
+            progress=True,
+            top_k=top_k,
+            face_choice=face_choice or ("central" if chosen == "lfw" else "largest"),  # type: ignore[arg-type]
+            workers=workers,
+            engine_factory=engine_factory(engine_backend, detector, model_pack, runtime, device),
+            watchlist_sizes=watchlist_sizes or DEFAULT_WATCHLIST_SIZES,
+            scoring_backend="torch" if scoring_device == "cuda" else "numpy",
+            scoring_device=scoring_device,
+        )
+    finally:
+        if cache is not None:
+            cache.close()
+    out = result.save(out_dir)
+    t = result.timings
+    click.echo(
+        f"watchlist N = {result.watchlist_size:,}; {result.searches.n_mated:,} mated and "
+        f"{result.searches.n_non_mated:,} non-mated searches; failed to enrol "
+        f"{result.protocol.failed_to_enrol}"
+    )
+    click.echo(
+        f"embedding {t.get('embedding_s', 0):.1f} s ({int(t.get('images_embedded', 0)):,} "
+        f"computed, {int(t.get('images_from_cache', 0)):,} from the cache); scoring "
+        f"{t.get('scoring_s', 0):.1f} s; scaling {t.get('scaling_s', 0):.1f} s"
+    )
+    click.echo(f"results: {out}")
+    if report:
+        from lfr_eval.report import write_report
+
+        path = write_report(result, out, list(thresholds) or None)
+        click.echo(f"report: {path}")
+
+
+@click.command("report")
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for report.html and CSV tables (default: the results folder).")
+@click.option("--threshold", "thresholds", type=click.FloatRange(-1, 1), multiple=True,
+              help="Operating thresholds (cosine) for the summary tables (repeatable).")
+@click.option("--group", "groups", multiple=True,
+              help="Attributes to break down by (repeatable; default: all).")
+@click.option("--ci-method", type=click.Choice(["subject-bootstrap", "clopper-pearson", "wilson"]),
+              default="subject-bootstrap", show_default=True,
+              help="Intervals: bootstrap over subjects (repeat images of a person are not "
+              "independent) or binomial.")
+@click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True)
+@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.95,
+              show_default=True)
+def report_command(
+    results: str,
+    out_dir: str | None,
+    thresholds: tuple[float, ...],
+    groups: tuple[str, ...],
+    ci_method: str,
+    n_boot: int,
+    confidence: float,
+) -> None:
+    """Write a self-contained HTML report (and CSV tables) for a results folder.
+
+    RESULTS is a folder written by 'lfr-eval evaluate' or an aggregate folder (aggregate.json).
+    """
+    from lfr_eval.report import write_report
+
+    result = _open_for_report(results)
+    path = write_report(
+        result,
+        out_dir or results,
+        list(thresholds) or None,
+        list(groups) or None,
+        aggregate_options={"ci_method": ci_method, "n_boot": n_boot, "confidence": confidence},
+    )
+    click.echo(f"report: {path}")
+
+
+@click.command("claim")
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--one-in", "one_in", type=click.FloatRange(1, min_open=True), default=None,
+              help="Claimed FPIR as '1 in X' (e.g. 6000).")
+@click.option("--fpir", "bound", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, help="Claimed FPIR upper bound as a rate (e.g. 0.000167).")
+@click.option("--threshold", type=click.FloatRange(-1, 1), required=True,
+              help="Similarity threshold (cosine) the claim is made at.")
+@click.option("--watchlist-size", type=click.IntRange(min=1), default=None,
+              help="Watchlist size N the claim is about (default: the size evaluated).")
+@click.option("--scale-watchlist", is_flag=True,
+              help="Allow a claim about another N: scale with FPIR(N) = 1 - (1 - FMR)^N.")
+@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.95,
+              show_default=True, help="One-sided confidence of the check.")
+@click.option("--by", "by", default=None, help="Also check the claim within each group of this "
+              "attribute (e.g. ethnicity).")
+@click.option("--source", "claim_source", default="", help="Where the claim comes from (text).")
+def claim_command(
+    results: str,
+    one_in: float | None,
+    bound: float | None,
+    threshold: float,
+    watchlist_size: int | None,
+    scale_watchlist: bool,
+    confidence: float,
+    by: str | None,
+    claim_source: str,
+) -> None:
+    """Check a published FPIR claim (e.g. "1 in 6,000 at N = 10,000, threshold 0.6") against
+    a results folder. Exit code 0 when the data support it, 1 when they do not.
+    """
+    import numpy as np
+
+    from lfr_eval.claims import Claim, check_fpir_claim
+    from lfr_eval.results import load_result
+
+    if (one_in is None) == (bound is None):
+        raise click.UsageError("give the claimed rate once: --one-in X or --fpir RATE")
+    result = load_result(results)
+    claim = Claim(
+        bound=bound if bound is not None else 1.0 / float(one_in),  # type: ignore[arg-type]
+        watchlist_size=watchlist_size,
+        threshold=threshold,
+        confidence=confidence,
+        source=claim_source,
+    )
+    check = check_fpir_claim(claim, result.searches, scale_watchlist=scale_watchlist)
+    click.echo(f"claim: {claim.describe()}" + (f" ({claim_source})" if claim_source else ""))
+    click.echo(check.summary())
+    supported = check.supported
+    if by is not None:
+        groups = result.searches.non_mated_groups
+        if by not in groups.columns:
+            raise click.BadParameter(
+                f"no attribute {by!r}; the results have {list(groups.columns)}", param_hint="--by"
+            )
+        labels = groups[by].astype(str).to_numpy()
+        for label in sorted(set(labels)):
+            part = result.searches.subset(non_mated_mask=labels == label)
+            group_check = check_fpir_claim(claim, part, scale_watchlist=scale_watchlist)
+            verdict = "supported" if group_check.supported else "NOT supported"
+            click.echo(
+                f"  {by} = {label}: {group_check.false_positives} false positives in "
+                f"{group_check.non_mated_searches:,} searches "
+                f"({np.unique(part.non_mated_subjects).size:,} subjects); upper bound "
+                f"{group_check.upper_bound:.3g}: {verdict}"
+            )
+    sys.exit(0 if supported else 1)
 
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to the top-level group."""
+    """Add ``evaluate``, ``report`` and ``claim`` to the top-level group."""
+    cli.add_command(evaluate_command)
+    cli.add_command(report_command)
+    cli.add_command(claim_command)

@@ -208,7 +208,10 @@ def _enrol_command(cli: click.Group) -> None:
             raise click.UsageError(
                 "--subject/--name apply to IMAGES only; a folder or manifest names its subjects"
             )
-        expiry = parse_expiry(expires)
+        try:
+            expiry = parse_expiry(expires)
+        except WatchlistError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expires") from None
         # Check the inputs and the watchlist before loading the engine (which takes seconds).
         refused = []
         if folder:
@@ -608,14 +611,15 @@ def _identify_command(cli: click.Group) -> None:
         type=click.Choice(["auto", "numpy", "faiss"]),
         default="auto",
         show_default=True,
-        help="Exact search implementation (identical results; faiss when installed).",
+        help="Exact search implementation; all give the same candidates. 'auto': faiss on a GPU "
+        "when one is really available, else numpy.",
     )
     @click.option(
         "--search-device",
-        type=click.Choice(["cpu", "gpu", "auto"]),
-        default="cpu",
+        type=click.Choice(["auto", "cpu", "gpu"]),
+        default="auto",
         show_default=True,
-        help="Where faiss searches; 'gpu' fails loudly unless faiss really sees a GPU.",
+        help="Where to search; 'gpu' fails loudly unless faiss really sees a GPU.",
     )
     @click.option(
         "--include-expired", is_flag=True, help="Also search subjects whose expiry has passed."

@@ -11,6 +11,23 @@ cache.
 
 from __future__ import annotations
 
+from lfr_eval.datasets._cache import (
+    CachedEmbedding,
+    CacheError,
+    EmbeddingCache,
+    engine_cache_key,
+)
+from lfr_eval.datasets._embedding import (
+    EMBEDDING_FORMATS,
+    FAILURE_NO_FACE,
+    ImageEmbeddings,
+    choose_face,
+    embed_image_file,
+    embed_manifest,
+    save_embeddings,
+)
+from lfr_eval.datasets._folder import IMAGE_EXTENSIONS, load_folder
+from lfr_eval.datasets._lfw import VerificationPairs, find_lfw_images, load_lfw, read_lfw_pairs
 from lfr_eval.datasets._manifest import (
     REQUIRED_COLUMNS,
     UNKNOWN,
@@ -18,25 +35,13 @@ from lfr_eval.datasets._manifest import (
     ManifestWarning,
     read_manifest,
 )
-from lfr_eval.datasets._folder import IMAGE_EXTENSIONS, load_folder
-from lfr_eval.datasets._lfw import VerificationPairs, find_lfw_images, load_lfw, read_lfw_pairs
-from lfr_eval.datasets._cache import (
-    CacheError,
-    CachedEmbedding,
-    EmbeddingCache,
-    engine_cache_key,
-)
-from lfr_eval.datasets._embedding import (
-    FAILURE_NO_FACE,
-    ImageEmbeddings,
-    choose_face,
-    embed_image_file,
-    embed_manifest,
-)
+from lfr_eval.datasets._source import LAYOUTS, detect_layout, load_dataset
 
 __all__ = [
+    "EMBEDDING_FORMATS",
     "FAILURE_NO_FACE",
     "IMAGE_EXTENSIONS",
+    "LAYOUTS",
     "REQUIRED_COLUMNS",
     "UNKNOWN",
     "CacheError",
@@ -47,12 +52,15 @@ __all__ = [
     "ManifestWarning",
     "VerificationPairs",
     "choose_face",
+    "detect_layout",
     "embed_image_file",
     "embed_manifest",
     "engine_cache_key",
     "find_lfw_images",
+    "load_dataset",
     "load_folder",
     "load_lfw",
     "read_lfw_pairs",
     "read_manifest",
+    "save_embeddings",
 ]

@@ -272,3 +272,72 @@ def embed_manifest(
         face_size_px=face_size,
         n_computed=len(jobs),
     )
+
+
+#: File endings :func:`save_embeddings` writes.
+EMBEDDING_FORMATS = (".npz", ".parquet")
+
+
+def save_embeddings(
+    path: str | Path,
+    manifest: Manifest,
+    embeddings: ImageEmbeddings,
+    engine: FaceEngine,
+) -> Path:
+    """Write a manifest's embeddings to ``.npz`` or ``.parquet`` (atomically).
+
+    The file holds, per image: ``path``, ``subject_id``, the attributes, ``image_sha256``,
+    ``ok``, ``failure``, ``n_faces``, ``det_score``, ``face_size_px`` and the unit-norm
+    embedding (zeros where ``ok`` is False); and the engine's models (with hashes), runtime and
+    cache key, so the file says what made it.
+    """
+    import json
+    import os
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in EMBEDDING_FORMATS:
+        raise ValueError(f"embeddings file must end in {' or '.join(EMBEDDING_FORMATS)}: {path}")
+    if len(embeddings) != len(manifest):
+        raise ValueError("embeddings must be aligned with the manifest's rows")
+    meta = json.dumps(
+        {
+            "engine": engine.engine_id.to_dict(),
+            "runtime": engine.runtime.to_dict(),
+            "engine_key": embeddings.engine_key,
+            "dataset": manifest.name,
+            "similarity": "cosine in [-1, 1] (embeddings are unit-norm)",
+        },
+        sort_keys=True,
+    )
+    table = manifest.to_frame()
+    table["image_sha256"] = embeddings.image_sha256
+    table["ok"] = embeddings.ok
+    table["failure"] = [None if f is None else str(f) for f in embeddings.failure]
+    table["n_faces"] = embeddings.n_faces
+    table["det_score"] = embeddings.det_score
+    table["face_size_px"] = embeddings.face_size_px
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp" + suffix)
+    if suffix == ".npz":
+        arrays = {column: table[column].to_numpy(dtype=object if table[column].dtype == object
+                                                  else None) for column in table.columns}
+        arrays["failure"] = np.array(["" if f is None else str(f) for f in embeddings.failure])
+        arrays = {k: (v.astype(str) if v.dtype == object else v) for k, v in arrays.items()}
+        np.savez_compressed(tmp, embeddings=embeddings.vectors, metadata=np.array(meta),
+                            **arrays)
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        arrow = arrow.append_column(
+            "embedding",
+            pa.FixedSizeListArray.from_arrays(
+                pa.array(embeddings.vectors.ravel(), pa.float32()), embeddings.vectors.shape[1]
+            ),
+        )
+        arrow = arrow.replace_schema_metadata({b"lfr_eval": meta.encode()})
+        pq.write_table(arrow, tmp)
+    os.replace(tmp, path)
+    return path

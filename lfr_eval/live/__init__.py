@@ -42,13 +42,20 @@ from lfr_eval.live._pipeline import (
 )
 from lfr_eval.live._scene import FaceAppearance, SceneScript, write_y4m
 from lfr_eval.live._session import DeploymentSummary, LiveSession, LiveStats
-from lfr_eval.live._settings import DEFAULT_THRESHOLD, LiveConfig, LiveSettings
+from lfr_eval.live._settings import (
+    DEFAULT_THRESHOLD,
+    DEFAULT_THRESHOLDS,
+    LiveConfig,
+    LiveSettings,
+    default_threshold,
+)
 from lfr_eval.live._tracker import FaceTracker, TrackState, TrackUpdate, box_iou
 
 __all__ = [
     "ALERTS_DB",
     "DEFAULT_RETENTION",
     "DEFAULT_THRESHOLD",
+    "DEFAULT_THRESHOLDS",
     "MSG_ALREADY_REVIEWED",
     "MSG_BELOW_THRESHOLD",
     "MSG_UNKNOWN_ALERT",
@@ -77,6 +84,7 @@ __all__ = [
     "WatchlistHolder",
     "box_iou",
     "crop_capture",
+    "default_threshold",
     "draw_tracks",
     "write_y4m",
 ]

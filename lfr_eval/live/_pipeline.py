@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 
 import cv2
 import numpy as np
+from typing_extensions import Self
 
 from lfr_eval.faces import FaceEngine, ensure_rgb_uint8
 from lfr_eval.live._alerts import LiveAlert
@@ -71,7 +72,7 @@ class LiveWatchlist:
         return self.names.get(subject_id, subject_id)
 
     @classmethod
-    def from_watchlist(cls, watchlist, engine: FaceEngine) -> LiveWatchlist:  # noqa: ANN001
+    def from_watchlist(cls, watchlist, engine: FaceEngine) -> LiveWatchlist:
         """Snapshot a :class:`lfr_eval.watchlist.Watchlist` for ``engine``'s embedding space.
 
         Expired subjects are left out (they are not searched).
@@ -343,7 +344,7 @@ class LivePipeline:
             self._recognition.clear()
         self._last_frame = None
 
-    def __enter__(self) -> LivePipeline:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -371,7 +372,7 @@ class LivePipeline:
                 continue
             try:
                 self._recognise(*item)
-            except Exception as exc:  # noqa: BLE001 - shown to the operator, not hidden
+            except Exception as exc:
                 LOGGER.exception("live recognition stopped")
                 self._error = f"recognition stopped: {type(exc).__name__}: {exc}"
                 return
@@ -393,7 +394,7 @@ class LivePipeline:
                 scale = config.detection_width / width
             small = frame
             if scale < 1.0:
-                size = (int(round(width * scale)), int(round(height * scale)))
+                size = (round(width * scale), round(height * scale))
                 small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
             boxes, _ = engine.detect(small)
             boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
@@ -529,7 +530,7 @@ def draw_tracks(frame_rgb: np.ndarray, result: FrameResult, config: LiveConfig |
     out = np.array(frame_rgb, copy=True)
     height, width = out.shape[:2]
     scale = max(0.4, min(width, height) / 800)
-    thickness = max(1, int(round(scale * 2)))
+    thickness = max(1, round(scale * 2))
     for track in result.tracks:
         if track.score is None:
             colour, label = _AMBER, "checking"
@@ -545,7 +546,7 @@ def draw_tracks(frame_rgb: np.ndarray, result: FrameResult, config: LiveConfig |
                 continue
             colour = _GREY
             label = f"no match {track.score:.2f}" if config.show_scores else "no match"
-        x1, y1, x2, y2 = (int(round(float(v))) for v in track.box)
+        x1, y1, x2, y2 = (round(float(v)) for v in track.box)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness + (1 if track.alert else 0))
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         ty = y1 - 4 if y1 - th - base - 4 > 0 else y2 + th + 4

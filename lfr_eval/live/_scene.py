@@ -76,7 +76,7 @@ class SceneScript:
 
     @property
     def n_frames(self) -> int:
-        return int(round(self.duration_s * self.fps))
+        return round(self.duration_s * self.fps)
 
     def frame_time(self, index: int) -> float:
         """Scene time of frame ``index``, seconds."""
@@ -95,11 +95,11 @@ class SceneScript:
                 continue
             h0, w0 = face.image.shape[:2]
             w = int(face.width)
-            h = int(round(h0 * w / w0))
+            h = round(h0 * w / w0)
             photo = cv2.resize(face.image, (w, h), interpolation=cv2.INTER_AREA)
             dt = t - face.start_s
-            x = int(round(face.x + face.velocity[0] * dt))
-            y = int(round(face.y + face.velocity[1] * dt))
+            x = round(face.x + face.velocity[0] * dt)
+            y = round(face.y + face.velocity[1] * dt)
             # paste the part of the photo that lies inside the frame
             fx1, fy1 = max(0, x), max(0, y)
             fx2, fy2 = min(width, x + w), min(height, y + h)
@@ -136,7 +136,7 @@ def write_y4m(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: f
         ``path``.
     """
     path = Path(path)
-    rate = int(round(fps * 1000))
+    rate = round(fps * 1000)
     with open(path, "wb") as out:
         size: tuple[int, int] | None = None
         for frame in frames:

@@ -15,10 +15,22 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-#: Face-match threshold used when none is given: cosine similarity for dlib's ResNet that
-#: corresponds to dlib's documented Euclidean tolerance 0.6 on unit vectors
-#: (``1 - 0.6**2 / 2 = 0.82``). Other engines need their own value (see the Threshold page).
-DEFAULT_THRESHOLD = 0.82
+#: Starting face-match threshold per engine backend, cosine similarity. A deployment should use
+#: the threshold its evaluation chose (Threshold and Export pages); these only make the live demo
+#: sensible out of the box. dlib: its 1:1 tolerance (Euclidean 0.6) is a cosine of about 0.91
+#: (see :mod:`lfr_eval.faces._dlib`), and different LFW people commonly score 0.85-0.92 against
+#: one another, so a 1:N watchlist search starts a little stricter, at 0.92. InsightFace
+#: (buffalo_l ArcFace): slightly above its usual 0.2-0.3 verification threshold (not measured
+#: here).
+DEFAULT_THRESHOLDS: dict[str, float] = {"dlib": 0.92, "dlib-torch": 0.92, "insightface": 0.35}
+
+#: Threshold used when the backend is unknown (dlib's value: the default engine).
+DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS["dlib"]
+
+
+def default_threshold(backend: str) -> float:
+    """Starting face-match threshold (cosine similarity) for an engine backend."""
+    return DEFAULT_THRESHOLDS.get(backend, DEFAULT_THRESHOLD)
 
 
 @dataclass(frozen=True)

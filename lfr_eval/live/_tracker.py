@@ -8,7 +8,9 @@ the video thread can draw every frame with the box moved to where the face shoul
 
 A track is a geometric notion ("the face in this part of the picture"): the recognition state
 (embedding, best match) is kept beside it by :class:`~lfr_eval.live.LivePipeline`. The number of
-distinct tracks is the "faces seen" count of a deployment.
+distinct tracks is the "faces seen" count of a deployment. Because tracks are geometric, two
+people who swap places between two detections (about 0.1 s apart) are counted as one face; a
+person walking out of view and back in is counted twice, as a real deployment counts them.
 """
 
 from __future__ import annotations

@@ -471,10 +471,12 @@ class IdentificationFrame:
             raise MetricInputError(
                 f"alpha and beta must be weights in [0, 1] summing to 1, got {alpha}, {beta}"
             )
-        a = self.difference("fpir", include_small=include_small)
-        b = self.difference("fnir", include_small=include_small)
-        a, b = a.reindex(self._thresholds).fillna(0.0), b.reindex(self._thresholds).fillna(0.0)
-        return (1.0 - (alpha * a + beta * b)).rename("fairness_discrepancy_rate")
+        total = pd.Series(0.0, index=pd.Index(self._thresholds, name="threshold"))
+        for metric, weight in (("fpir", alpha), ("fnir", beta)):
+            if weight > 0:  # a metric without data leaves FDR undefined (NaN), not "fair"
+                diff = self.difference(metric, include_small=include_small)  # type: ignore[arg-type]
+                total = total + weight * diff.reindex(self._thresholds).to_numpy()
+        return (1.0 - total).rename("fairness_discrepancy_rate")
 
     def _threshold_index(self, threshold: float) -> int:
         hits = np.flatnonzero(self._thresholds == float(threshold))

@@ -72,6 +72,40 @@ def _normalise(x: ArrayLike, what: str) -> np.ndarray:
     return arr / norms
 
 
+class _Layout:
+    """Where each watchlist subject's templates sit after sorting the gallery by subject."""
+
+    def __init__(self, counts: np.ndarray) -> None:
+        self.single = bool(np.all(counts == 1))
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        width = int(counts.max())
+        offsets = np.minimum(np.arange(width)[None, :], (counts - 1)[:, None])
+        # (subjects x max templates) column table; short rows repeat their first template
+        self.table = self.starts[:, None] + offsets
+
+
+def _topk_values(xp: Any, sub: Any, k: int) -> Any:
+    """The k largest values of each row, descending, in about one pass over the matrix.
+
+    The row is cut into blocks of ~sqrt(n) columns; the k largest values all lie in the k
+    blocks with the largest maxima (any value outside them is beaten by k block maxima), so
+    only those k blocks (plus the ragged tail) are partitioned.
+    """
+    rows, n = sub.shape
+    block = max(k, int(np.sqrt(n)))
+    n_blocks = n // block
+    if n_blocks <= k:
+        vals = xp.partition(sub, n - k, axis=1)[:, n - k :]
+    else:
+        body = sub[:, : n_blocks * block].reshape(rows, n_blocks, block)
+        best_blocks = xp.argpartition(body.max(axis=2), n_blocks - k, axis=1)[:, n_blocks - k :]
+        cand = xp.take_along_axis(body, best_blocks[:, :, None], axis=1).reshape(rows, k * block)
+        if n_blocks * block < n:
+            cand = xp.concatenate([cand, sub[:, n_blocks * block :]], axis=1)
+        vals = xp.partition(cand, cand.shape[1] - k, axis=1)[:, cand.shape[1] - k :]
+    return -xp.sort(-vals, axis=1)
+
+
 class _NumpyLike:
     """numpy or cupy: the same array API."""
 
@@ -87,25 +121,22 @@ class _NumpyLike:
     def get(self, arr: Any) -> np.ndarray:
         return arr.get() if hasattr(arr, "get") else np.asarray(arr)
 
-    def subject_scores(self, probes: Any, gallery: Any, template_table: Any) -> Any:
+    def subject_scores(self, probes: Any, gallery: Any, layout: _Layout) -> Any:
         scores = probes @ gallery.T
-        if template_table.shape[1] == 1:
-            return scores[:, template_table[:, 0]]
-        return scores[:, template_table].max(axis=2)
+        if layout.single:
+            return scores
+        if self.xp is np:  # one pass over contiguous per-subject column runs
+            return np.maximum.reduceat(scores, layout.starts, axis=1)
+        return scores[:, self.xp.asarray(layout.table)].max(axis=2)
 
     def mate_and_rank(self, sub: Any, mate_codes: Any) -> tuple[Any, Any]:
         xp = self.xp
-        rows = xp.arange(sub.shape[0])
-        mate = sub[rows, mate_codes]
-        rank = (sub > mate[:, None]).sum(axis=1) + 1
-        return mate, rank
+        mate = xp.take_along_axis(sub, mate_codes[:, None], axis=1)
+        rank = xp.count_nonzero(sub > mate, axis=1) + 1
+        return mate[:, 0], rank
 
     def topk(self, sub: Any, k: int) -> Any:
-        xp = self.xp
-        n = sub.shape[1]
-        part = xp.argpartition(sub, n - k, axis=1)[:, n - k :]
-        vals = xp.take_along_axis(sub, part, axis=1)
-        return -xp.sort(-vals, axis=1)
+        return _topk_values(self.xp, sub, k)
 
 
 class _Torch:
@@ -126,17 +157,17 @@ class _Torch:
     def get(self, arr: Any) -> np.ndarray:
         return arr.cpu().numpy()
 
-    def subject_scores(self, probes: Any, gallery: Any, template_table: Any) -> Any:
+    def subject_scores(self, probes: Any, gallery: Any, layout: _Layout) -> Any:
         scores = probes @ gallery.T
-        if template_table.shape[1] == 1:
-            return scores[:, template_table[:, 0]]
-        return scores[:, template_table].amax(dim=2)
+        if layout.single:
+            return scores
+        table = self.torch.from_numpy(layout.table).to(self.dev)
+        return scores[:, table].amax(dim=2)
 
     def mate_and_rank(self, sub: Any, mate_codes: Any) -> tuple[Any, Any]:
-        rows = self.torch.arange(sub.shape[0], device=sub.device)
-        mate = sub[rows, mate_codes]
-        rank = (sub > mate[:, None]).sum(dim=1) + 1
-        return mate, rank
+        mate = sub.gather(1, mate_codes[:, None])
+        rank = (sub > mate).sum(dim=1) + 1
+        return mate[:, 0], rank
 
     def topk(self, sub: Any, k: int) -> Any:
         return self.torch.topk(sub, k, dim=1, largest=True, sorted=True).values
@@ -232,47 +263,35 @@ def score_searches(
     subjects, g_codes = np.unique(g_subj, return_inverse=True)
     n_subjects = subjects.shape[0]
     k = min(k, n_subjects)
-    # (subjects x max templates) table of template columns; short rows repeat their first one
-    counts = np.bincount(g_codes, minlength=n_subjects)
-    width = int(counts.max())
+    # Gallery sorted by subject: column runs per subject, and column j = subject j when each
+    # subject has one template (the common case, which then needs no reduction at all).
     order = np.argsort(g_codes, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    offsets = np.minimum(np.arange(width)[None, :], (counts - 1)[:, None])
-    table = order[starts[:, None] + offsets]
+    layout = _Layout(np.bincount(g_codes, minlength=n_subjects))
 
-    pos = np.searchsorted(subjects, p_subj)
-    pos_clipped = np.minimum(pos, n_subjects - 1)
-    mated = subjects[pos_clipped] == p_subj
-    mate_codes_all = np.where(mated, pos_clipped, -1)
+    pos = np.minimum(np.searchsorted(subjects, p_subj), n_subjects - 1)
+    mated = subjects[pos] == p_subj
+    m_idx, nm_idx = np.flatnonzero(mated), np.flatnonzero(~mated)
 
     be = _backend(backend, device)
-    g_dev = be.put(g)
-    table_dev = be.put(table.astype(np.int64))
-    row_bytes = 4 * (g.shape[0] + n_subjects * width)
+    g_dev = be.put(g[order])
+    width = layout.table.shape[1]
+    row_bytes = 4 * (g.shape[0] + (0 if layout.single else n_subjects * width))
     chunk = max(1, int(chunk_bytes // row_bytes))
 
-    mate_scores = np.empty(int(mated.sum()), np.float32)
-    mate_ranks = np.empty(int(mated.sum()), np.int64)
-    topk = np.empty((int((~mated).sum()), k), np.float32)
-    m_out = nm_out = 0
-    for start in range(0, p.shape[0], chunk):
-        stop = min(start + chunk, p.shape[0])
-        sub = be.subject_scores(be.put(p[start:stop]), g_dev, table_dev)
-        is_mated = mated[start:stop]
-        if is_mated.any():
-            rows = np.flatnonzero(is_mated)
-            mate, rank = be.mate_and_rank(
-                sub[be.put(rows)], be.put(mate_codes_all[start:stop][rows].astype(np.int64))
-            )
-            mate_scores[m_out : m_out + rows.size] = be.get(mate)
-            mate_ranks[m_out : m_out + rows.size] = be.get(rank)
-            m_out += rows.size
-        if not is_mated.all():
-            rows = np.flatnonzero(~is_mated)
-            topk[nm_out : nm_out + rows.size] = be.get(be.topk(sub[be.put(rows)], k))
-            nm_out += rows.size
+    mate_scores = np.empty(m_idx.size, np.float32)
+    mate_ranks = np.empty(m_idx.size, np.int64)
+    for start in range(0, m_idx.size, chunk):
+        rows = m_idx[start : start + chunk]
+        sub = be.subject_scores(be.put(p[rows]), g_dev, layout)
+        mate, rank = be.mate_and_rank(sub, be.put(pos[rows].astype(np.int64)))
+        mate_scores[start : start + rows.size] = be.get(mate)
+        mate_ranks[start : start + rows.size] = be.get(rank)
+    topk = np.empty((nm_idx.size, k), np.float32)
+    for start in range(0, nm_idx.size, chunk):
+        rows = nm_idx[start : start + chunk]
+        sub = be.subject_scores(be.put(p[rows]), g_dev, layout)
+        topk[start : start + rows.size] = be.get(be.topk(sub, k))
 
-    m_idx, nm_idx = np.flatnonzero(mated), np.flatnonzero(~mated)
     groups = probe_groups.reset_index(drop=True) if probe_groups is not None else None
     searches = SearchSet(
         watchlist_size=int(n_subjects),

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from lfr_eval.metrics._validation import MetricInputError
+
 
 @dataclass(frozen=True)
 class SearchSet:
@@ -56,17 +58,19 @@ class SearchSet:
     def __post_init__(self) -> None:
         n_m = len(self.mate_scores)
         if len(self.mate_ranks) != n_m or len(self.mated_subjects) != n_m:
-            raise ValueError("mate_scores, mate_ranks and mated_subjects must have equal length")
+            raise MetricInputError(
+                "mate_scores, mate_ranks and mated_subjects must have equal length"
+            )
         if self.non_mated_topk.ndim != 2:
-            raise ValueError("non_mated_topk must be 2-D (n_non_mated, k)")
+            raise MetricInputError("non_mated_topk must be 2-D (n_non_mated, k)")
         if len(self.non_mated_subjects) != self.non_mated_topk.shape[0]:
-            raise ValueError("non_mated_subjects must have one entry per non-mated search")
+            raise MetricInputError("non_mated_subjects must have one entry per non-mated search")
         if len(self.mated_groups.columns) and len(self.mated_groups) != n_m:
-            raise ValueError("mated_groups must have one row per mated search")
+            raise MetricInputError("mated_groups must have one row per mated search")
         if len(self.non_mated_groups.columns) and len(self.non_mated_groups) != len(
             self.non_mated_subjects
         ):
-            raise ValueError("non_mated_groups must have one row per non-mated search")
+            raise MetricInputError("non_mated_groups must have one row per non-mated search")
 
     @property
     def n_mated(self) -> int:
@@ -103,7 +107,7 @@ class SearchSet:
             else np.asarray(non_mated_mask, bool)
         )
         if m.shape != (self.n_mated,) or nm.shape != (self.n_non_mated,):
-            raise ValueError(
+            raise MetricInputError(
                 "subset masks must be boolean arrays with one entry per mated / non-mated search"
             )
         return SearchSet(

@@ -8,13 +8,6 @@
 
 from __future__ import annotations
 
-from lfr_eval.protocols._open_set import (
-    OpenSetParams,
-    OpenSetProtocol,
-    ProtocolCounts,
-    ProtocolError,
-    build_open_set_protocol,
-)
 from lfr_eval.protocols._npl import (
     FillerScores,
     NplParams,
@@ -23,6 +16,13 @@ from lfr_eval.protocols._npl import (
     build_npl_protocol,
     resample_fpir,
     scale_fpir,
+)
+from lfr_eval.protocols._open_set import (
+    OpenSetParams,
+    OpenSetProtocol,
+    ProtocolCounts,
+    ProtocolError,
+    build_open_set_protocol,
 )
 from lfr_eval.protocols._run import ProtocolRun, run_npl_protocol, run_protocol
 

@@ -118,7 +118,7 @@ class NplProtocol:
 
     @property
     def n_fillers(self) -> int:
-        return int(len(self.fillers))
+        return len(self.fillers)
 
 
 def build_npl_protocol(
@@ -138,10 +138,10 @@ def build_npl_protocol(
     per_subject = manifest.images_per_subject()
     needed = params.enrolment_images + 1
     eligible = np.sort(per_subject.index[per_subject >= needed].to_numpy(dtype=str))
-    n_volunteers = int(round(params.volunteer_fraction * len(eligible)))
+    n_volunteers = round(params.volunteer_fraction * len(eligible))
     volunteers = np.sort(rng.choice(eligible, size=n_volunteers, replace=False))
     others = np.setdiff1d(np.sort(per_subject.index.to_numpy(dtype=str)), volunteers)
-    n_fillers = int(round(params.filler_fraction * len(others)))
+    n_fillers = round(params.filler_fraction * len(others))
     filler_subjects = np.sort(rng.choice(others, size=n_fillers, replace=False))
     strangers = np.setdiff1d(others, filler_subjects)
     if min(len(volunteers), len(filler_subjects), len(strangers)) == 0:

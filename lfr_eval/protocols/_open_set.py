@@ -137,7 +137,7 @@ class OpenSetProtocol:
 
     @property
     def watchlist_size(self) -> int:
-        return int(len(self.watchlist_subjects))
+        return len(self.watchlist_subjects)
 
     def rows_used(self) -> np.ndarray:
         """Sorted manifest rows the protocol uses (the only images that need embedding)."""
@@ -147,11 +147,11 @@ class OpenSetProtocol:
         subjects = self.manifest.subject_ids
         return ProtocolCounts(
             enrolled_subjects=self.watchlist_size,
-            enrolment_images=int(len(self.enrolment)),
-            mated_searches=int(len(self.mated)),
-            mated_subjects=int(len(np.unique(subjects[self.mated].astype(str)))),
-            non_mated_searches=int(len(self.non_mated)),
-            non_mated_subjects=int(len(np.unique(subjects[self.non_mated].astype(str)))),
+            enrolment_images=len(self.enrolment),
+            mated_searches=len(self.mated),
+            mated_subjects=len(np.unique(subjects[self.mated].astype(str))),
+            non_mated_searches=len(self.non_mated),
+            non_mated_subjects=len(np.unique(subjects[self.non_mated].astype(str))),
         )
 
     def role_frame(self) -> pd.DataFrame:
@@ -269,7 +269,7 @@ def build_open_set_protocol(
             )
         n_enrolled = params.n_enrolled
     else:
-        n_enrolled = max(1, int(round(params.enrolled_fraction * len(eligible))))
+        n_enrolled = max(1, round(params.enrolled_fraction * len(eligible)))
 
     if labels is None:
         enrolled = np.sort(rng.choice(eligible, size=n_enrolled, replace=False))

@@ -53,7 +53,7 @@ RATE_COLUMNS = (
 
 def threshold_grid(step: float = 0.0025) -> np.ndarray:
     """Regular similarity thresholds over [-1, 1] (rounded so they print cleanly)."""
-    n = int(round(2.0 / step)) + 1
+    n = round(2.0 / step) + 1
     return np.round(np.linspace(-1.0, 1.0, n), 6)
 
 
@@ -220,8 +220,8 @@ class AggregateResult:
         grid = _useful_range(result, threshold_grid()) if thresholds is None else np.unique(
             np.asarray(thresholds, dtype=np.float64)
         )
-        options = dict(rank=rank, confidence=confidence, ci_method=ci_method, n_boot=n_boot,
-                       seed=seed)
+        options = {"rank": rank, "confidence": confidence, "ci_method": ci_method, "n_boot": n_boot,
+                       "seed": seed}
         overall = IdentificationFrame(result.searches, grid, [], **options)
         parts = [_rates_long(overall, None)]
         for attribute in attributes:

@@ -75,30 +75,30 @@ def _meta_rows(agg: AggregateResult) -> str:
     counts = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in protocol["counts"].items())
     software = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in sorted(meta["software"].items()))
     rows = [
-        ("Engine", f"{_esc(engine['backend'])} (embedding dim {_esc(engine['embedding_dim'])})"
-                   f"<br>{models}<br>cache key <code>{_esc(meta.get('engine_key', ''))}</code>"),
-        ("Runtime", f"{_esc(runtime['name'])} {_esc(runtime.get('version', ''))} on "
+        ("Engine", (f"{_esc(engine['backend'])} (embedding dim {_esc(engine['embedding_dim'])})"
+                   f"<br>{models}<br>cache key <code>{_esc(meta.get('engine_key', ''))}</code>")),
+        ("Runtime", (f"{_esc(runtime['name'])} {_esc(runtime.get('version', ''))} on "
                     f"{'GPU' if runtime['gpu_active'] else 'CPU'} "
-                    f"({_esc(', '.join(runtime['providers']))}, {_esc(runtime['precision'])})"),
-        ("Dataset", f"{_esc(dataset['name'])}: {dataset['n_images']:,} images of "
+                    f"({_esc(', '.join(runtime['providers']))}, {_esc(runtime['precision'])})")),
+        ("Dataset", (f"{_esc(dataset['name'])}: {dataset['n_images']:,} images of "
                     f"{dataset['n_subjects']:,} subjects; attributes "
                     f"{_esc(', '.join(dataset['attributes']) or 'none')}<br>dataset sha256 "
-                    f"<code>{_esc(dataset['sha256'])}</code>"),
-        ("Protocol", f"{_esc(protocol['kind'])}: {params}<br>{counts}; failed to enrol "
-                     f"{_esc(protocol.get('failed_to_enrol', 0))}"),
-        ("Searches", f"watchlist N = {meta['watchlist_size']:,} subjects; "
+                    f"<code>{_esc(dataset['sha256'])}</code>")),
+        ("Protocol", (f"{_esc(protocol['kind'])}: {params}<br>{counts}; failed to enrol "
+                     f"{_esc(protocol.get('failed_to_enrol', 0))}")),
+        ("Searches", (f"watchlist N = {meta['watchlist_size']:,} subjects; "
                      f"{meta['n_mated']:,} mated and {meta['n_non_mated']:,} non-mated searches; "
-                     f"FNIR at rank {_esc(meta.get('rank', 1))}"),
-        ("Intervals", f"{meta.get('confidence', 0.95):.0%} {_esc(meta.get('ci_method', ''))} "
-                      f"({_esc(meta.get('n_boot', ''))} replicates where bootstrapped)"),
+                     f"FNIR at rank {_esc(meta.get('rank', 1))}")),
+        ("Intervals", (f"{meta.get('confidence', 0.95):.0%} {_esc(meta.get('ci_method', ''))} "
+                      f"({_esc(meta.get('n_boot', ''))} replicates where bootstrapped)")),
         ("Software", software),
-        ("Result", f"created {_esc(meta.get('source', {}).get('result_created', ''))}; result "
-                   f"sha256 <code>{_esc(meta.get('source', {}).get('result_sha256', ''))}</code>"),
+        ("Result", (f"created {_esc(meta.get('source', {}).get('result_created', ''))}; result "
+                   f"sha256 <code>{_esc(meta.get('source', {}).get('result_sha256', ''))}</code>")),
     ]
     if meta.get("withheld"):
         withheld = ", ".join(f"{w['attribute']}={w['group']}" for w in meta["withheld"])
-        rows.append(("Withheld groups", f"fewer than {meta.get('min_subjects')} subjects: "
-                                        f"{_esc(withheld)}"))
+        rows.append(("Withheld groups", (f"fewer than {meta.get('min_subjects')} subjects: "
+                                        f"{_esc(withheld)}")))
     return "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
 
 

@@ -1,4 +1,4 @@
-"""Exact 1:N cosine search over a watchlist (numpy by default, faiss when installed).
+"""Exact 1:N cosine search over a watchlist: numpy on the CPU, faiss for a GPU (or on request).
 
 Build a :class:`SearchIndex` from a watchlist's templates (see
 :meth:`lfr_eval.watchlist.Watchlist.search_index`) and call :meth:`SearchIndex.search`; the

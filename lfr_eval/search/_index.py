@@ -172,12 +172,15 @@ class SearchIndex:
     template_ids : sequence of int, optional
         Id of each template (e.g. the store's row id), reported in results. Default: row numbers.
     backend : {"auto", "numpy", "faiss"}
-        ``"auto"`` uses faiss when it is installed, else numpy. Both are exact and return the
-        same candidates (up to float rounding, about 1e-6, which only matters for exact ties).
-    device : {"cpu", "gpu", "auto"}
-        Where faiss runs. ``"gpu"`` raises :class:`RuntimeUnavailableError` unless
-        :func:`faiss_gpu_available`; ``"auto"`` uses a GPU only when one really is available.
-        numpy always runs on the CPU (``"gpu"`` with ``backend="numpy"`` is refused).
+        ``"auto"``: a faiss GPU index when the device allows it and a GPU really is available,
+        otherwise numpy (on the CPU numpy is as fast as faiss-cpu's flat index, see
+        ``benchmarks/bench_search.py``). Both are exact and return the same candidates (up to
+        float rounding, about 1e-6, which only matters for exact ties).
+    device : {"auto", "cpu", "gpu"}
+        ``"gpu"`` raises :class:`RuntimeUnavailableError` unless :func:`faiss_gpu_available`
+        (never a silent fall-back); ``"auto"`` uses a GPU only when one really is available;
+        ``"cpu"`` never does. numpy always runs on the CPU (``"gpu"`` with ``backend="numpy"``
+        is refused).
     embedding_space : str, optional
         :attr:`EngineId.recognizer_key` of the engine that made the templates; when set,
         :meth:`search` refuses probes from another embedding space.
@@ -197,7 +200,7 @@ class SearchIndex:
         *,
         template_ids: Sequence[int] | np.ndarray | None = None,
         backend: Backend = "auto",
-        device: Device = "cpu",
+        device: Device = "auto",
         embedding_space: str | None = None,
         copy: bool = True,
     ) -> None:
@@ -254,7 +257,12 @@ class SearchIndex:
         if device not in ("cpu", "gpu", "auto"):
             raise ValueError(f"unknown search device {device!r}; use 'cpu', 'gpu' or 'auto'")
         if backend == "auto":
-            backend = "faiss" if faiss_available() else "numpy"
+            if device == "gpu" or (device == "auto" and faiss_gpu_available()):
+                backend = "faiss"
+            else:
+                # On the CPU numpy's BLAS matched or beat faiss-cpu's flat index in
+                # benchmarks/bench_search.py (faiss-cpu wheels bundle an older OpenBLAS).
+                return "numpy", "cpu"
         if backend == "faiss" and not faiss_available():
             raise RuntimeUnavailableError(
                 "the faiss search backend was requested but faiss is not installed; "

@@ -39,11 +39,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lfr_eval.errors import WatchlistError
-from lfr_eval.faces._types import EngineId, Face, FaceQuality
+from lfr_eval.faces._types import EngineId, Face, FaceEngine, FaceQuality
 from lfr_eval.search import SearchIndex
 from lfr_eval.watchlist import _hashing
 from lfr_eval.watchlist._types import (
     AuditEntry,
+    BundleInfo,
+    EnrolmentReport,
     Subject,
     SubjectInfo,
     Template,
@@ -665,7 +667,7 @@ class Watchlist:
         engine_id: EngineId,
         *,
         backend: str = "auto",
-        device: str = "cpu",
+        device: str = "auto",
         include_expired: bool = False,
         at: datetime | None = None,
     ) -> SearchIndex:
@@ -981,31 +983,41 @@ class Watchlist:
         return tuple(r[0] for r in rows)
 
     # ------------------------------------------------------------------ enrolment and bundles
-    def enrol_files(self, engine, subject, paths, **options):
+    def enrol_files(
+        self,
+        engine: FaceEngine,
+        subject: SubjectInfo | str,
+        paths: Iterable[str | os.PathLike[str]],
+        **options: Any,
+    ) -> EnrolmentReport:
         """Enrol image files of one subject; see :func:`lfr_eval.watchlist.enrol_files`."""
         from lfr_eval.watchlist._enrol import enrol_files
 
         return enrol_files(self, engine, subject, paths, **options)
 
-    def enrol_folder(self, engine, folder, **options):
+    def enrol_folder(
+        self, engine: FaceEngine, folder: str | os.PathLike[str], **options: Any
+    ) -> EnrolmentReport:
         """Enrol a folder with one sub-folder per subject; see :func:`enrol_folder`."""
         from lfr_eval.watchlist._enrol import enrol_folder
 
         return enrol_folder(self, engine, folder, **options)
 
-    def enrol_manifest(self, engine, manifest, **options):
+    def enrol_manifest(
+        self, engine: FaceEngine, manifest: str | os.PathLike[str], **options: Any
+    ) -> EnrolmentReport:
         """Enrol the images a CSV manifest lists; see :func:`enrol_manifest`."""
         from lfr_eval.watchlist._enrol import enrol_manifest
 
         return enrol_manifest(self, engine, manifest, **options)
 
-    def export_bundle(self, destination, **options):
+    def export_bundle(self, destination: str | os.PathLike[str], **options: Any) -> BundleInfo:
         """Write a bundle (directory or .zip); see :func:`lfr_eval.watchlist.export_bundle`."""
         from lfr_eval.watchlist._bundle import export_bundle
 
         return export_bundle(self, destination, **options)
 
-    def import_bundle(self, source, **options):
+    def import_bundle(self, source: str | os.PathLike[str], **options: Any) -> BundleInfo:
         """Verify and import a bundle; see :func:`lfr_eval.watchlist.import_bundle`."""
         from lfr_eval.watchlist._bundle import import_bundle
 

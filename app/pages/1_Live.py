@@ -1,0 +1,459 @@
+"""Live: the camera (or a video file) searched against the watchlist, with alerts and review.
+
+The page is a thin layer over :mod:`lfr_eval.live`. The video frame callback runs on
+streamlit-webrtc's thread and only calls :meth:`LivePipeline.render`; the page talks to it through
+the lock-protected :class:`LiveSettings` (threshold…) and :class:`WatchlistHolder`, and reads
+results back from :class:`LiveSession` and the :class:`AlertStore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from datetime import datetime, timedelta, timezone
+
+import _shared
+import av
+import pandas as pd
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from lfr_eval.errors import LfrError
+from lfr_eval.faces import decode_image, select_one_face
+from lfr_eval.live import (
+    AlertStore,
+    LivePipeline,
+    LiveSession,
+    LiveSettings,
+    LiveWatchlist,
+    WatchlistHolder,
+    default_threshold,
+)
+from lfr_eval.watchlist import SubjectInfo
+
+#: JSON list of RTCIceServer objects for remote use, e.g.
+#: ``[{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "p"}]``.
+#: Default: none, so the browser and the server connect directly (same machine or LAN).
+ENV_ICE_SERVERS = "LFR_ICE_SERVERS"
+
+#: How often the statistics and the alerts panel refresh while the stream plays, seconds.
+REFRESH_S = 1.0
+
+st.set_page_config(page_title="Live · LFR Workbench", page_icon="🎥", layout="wide")
+st.title("Live")
+st.write(
+    "Every face the camera sees is searched against the watchlist; an **alert** is raised when "
+    "its best similarity is at or above the face-match threshold, and the reviewing officer "
+    "confirms or rejects it. Faces that do not match are never stored."
+)
+
+engine = _shared.engine_or_stop()
+workspace = _shared.workspace()
+try:
+    watchlist = _shared.open_watchlist()
+    retention_hours = _shared.retention_policy().alert_capture_hours
+except LfrError as exc:
+    _shared.show_error(exc)
+    st.stop()
+store = AlertStore.open(workspace, retention=timedelta(hours=retention_hours))
+state = st.session_state
+
+
+# ---------------------------------------------------------------------- per-browser state
+def _new_session() -> None:
+    """Start a live session: settings are kept, counts and tracks start afresh."""
+    old = state.get("live_pipeline")
+    if old is not None:
+        old.close()
+    session = LiveSession(store, deployment=state.get("live_deployment", ""))
+    state["live_session"] = session
+    state["live_pipeline"] = LivePipeline(
+        engine, state["live_holder"], state["live_settings"], session=session
+    )
+
+
+if "live_settings" not in state:
+    state["live_settings"] = LiveSettings(threshold=default_threshold(engine.engine_id.backend))
+    state["live_holder"] = WatchlistHolder()
+    state["live_watchlist_hash"] = None
+    state["live_threshold"] = state["live_settings"].threshold
+if state.get("live_pipeline") is None or state["live_pipeline"].engine is not engine:
+    _new_session()
+settings: LiveSettings = state["live_settings"]
+holder: WatchlistHolder = state["live_holder"]
+session: LiveSession = state["live_session"]
+pipeline: LivePipeline = state["live_pipeline"]
+
+
+def _refresh_watchlist(force: bool = False) -> None:
+    """Give the video threads a new snapshot of the watchlist when its content changed."""
+    content = watchlist.content_hash()
+    if force or content != state.get("live_watchlist_hash"):
+        try:
+            holder.set(LiveWatchlist.from_watchlist(watchlist, engine))
+        except LfrError as exc:
+            holder.set(None)
+            _shared.show_error(exc)
+            return
+        state["live_watchlist_hash"] = content
+
+
+_refresh_watchlist()
+
+# ---------------------------------------------------------------------- sidebar: settings
+with st.sidebar:
+    st.header("Live settings")
+    st.slider(
+        "Face-match threshold (cosine similarity)",
+        min_value=0.0,
+        max_value=1.0,
+        step=0.01,
+        key="live_threshold",
+        help="An alert is raised when a face's best watchlist similarity is at or above this. "
+        f"Cosine similarity in [-1, 1]; each engine needs its own value "
+        f"(start for {engine.engine_id.backend}: {default_threshold(engine.engine_id.backend)}). "
+        "Takes effect on the running stream at once.",
+    )
+    recheck = st.number_input(
+        "Re-check each tracked face every (s)",
+        0.2,
+        10.0,
+        1.0,
+        0.1,
+        help="A tracked face is embedded once, then searched again this often (or when it moves "
+        "a lot), so the video stays smooth on a CPU.",
+    )
+    show_non_matches = st.checkbox("Draw faces that do not match", value=True)
+    show_scores = st.checkbox("Show scores", value=True)
+    settings.update(
+        threshold=float(state["live_threshold"]),
+        recheck_interval_s=float(recheck),
+        show_non_matches=show_non_matches,
+        show_scores=show_scores,
+    )
+    st.text_input("Reviewing officer", key="live_reviewer", placeholder="name or number")
+    st.text_input(
+        "Deployment (for the results)", key="live_deployment", placeholder="e.g. training room 2"
+    )
+    session.deployment = state.get("live_deployment", "")
+    source = st.radio(
+        "Video source",
+        ["Camera (browser)", "Video file"],
+        key="live_source",
+        help="Use a video file in rooms without a camera.",
+    )
+    with st.expander("Remote use (ICE servers)"):
+        st.caption(
+            "Default: no ICE servers, for a browser on this machine or the local network. A "
+            "remote browser needs HTTPS and usually a TURN server: give a JSON list of "
+            'RTCIceServer objects, e.g. `[{"urls": ["turn:turn.example.org:3478"], '
+            '"username": "u", "credential": "p"}]`. Environment: ' + f"`{ENV_ICE_SERVERS}`."
+        )
+        ice_text = st.text_area(
+            "ICE servers (JSON)", os.environ.get(ENV_ICE_SERVERS, "[]"), key="live_ice"
+        )
+    try:
+        ice_servers = json.loads(ice_text or "[]")
+        if not isinstance(ice_servers, list):
+            raise TypeError("not a list")
+    except (ValueError, TypeError) as exc:
+        st.error(f"ICE servers must be a JSON list of RTCIceServer objects ({exc}); using none.")
+        ice_servers = []
+
+# ---------------------------------------------------------------------- retention
+purged = store.purge_expired()
+if purged.count:
+    state["live_purged_total"] = state.get("live_purged_total", 0) + purged.count
+st.caption(
+    f"Watchlist: **{holder().size if holder() else 0}** searchable subject(s) · engine "
+    f"`{engine.engine_id.key}` · retention: alert data kept **{retention_hours} h**, "
+    f"non-matching captures never stored · purged automatically this session: "
+    f"**{state.get('live_purged_total', 0)}**"
+)
+if holder() is not None and holder().size == 0:
+    st.info(
+        "The watchlist is empty: enrol a face below (from the stream or a photo) or on the "
+        "**Watchlist** page."
+    )
+
+
+# ---------------------------------------------------------------------- the stream
+def _video_callback(frame: av.VideoFrame) -> av.VideoFrame:
+    # Runs on streamlit-webrtc's thread: no Streamlit calls here, only the pipeline.
+    image = frame.to_ndarray(format="rgb24")
+    annotated, _ = pipeline.render(image)
+    out = av.VideoFrame.from_ndarray(annotated, format="rgb24")
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
+
+
+video_col, side_col = st.columns([3, 2])
+with video_col:
+    rtc_configuration = {"iceServers": ice_servers}
+    if source == "Camera (browser)":
+        context = webrtc_streamer(
+            key="live-camera",
+            mode=WebRtcMode.SENDRECV,
+            rtc_configuration=rtc_configuration,
+            media_stream_constraints={"video": True, "audio": False},
+            video_frame_callback=_video_callback,
+            async_processing=True,
+        )
+    else:
+        upload = st.file_uploader(
+            "Video file (played in a loop)",
+            type=["mp4", "webm", "mov", "mkv", "avi", "y4m"],
+            key="live_video",
+        )
+        if upload is None:
+            context = None
+            st.info("Choose a video file to play it through the pipeline.")
+        else:
+            video_bytes = upload.getvalue()
+
+            def _player():
+                from aiortc.contrib.media import MediaPlayer
+
+                # played from memory: the footage is not copied to disk
+                return MediaPlayer(io.BytesIO(video_bytes), loop=True)
+
+            context = webrtc_streamer(
+                key="live-file",
+                mode=WebRtcMode.RECVONLY,
+                rtc_configuration=rtc_configuration,
+                media_stream_constraints={"video": True, "audio": False},
+                player_factory=_player,
+                video_frame_callback=_video_callback,
+                async_processing=True,
+            )
+    playing = bool(context is not None and context.state.playing)
+
+
+@st.fragment(run_every=REFRESH_S if playing else None)
+def _stats_panel() -> None:
+    stats = session.stats()
+    if pipeline.error:
+        st.error(pipeline.error)
+    cols = st.columns(4)
+    cols[0].metric("Displayed fps", f"{stats.display_fps:.1f}")
+    cols[1].metric(
+        "Frame latency (ms)",
+        "–" if stats.frame_latency_ms is None else f"{stats.frame_latency_ms:.1f}",
+        help="Time in the frame callback per frame (median; p95 "
+        + ("–" if stats.frame_latency_p95_ms is None else f"{stats.frame_latency_p95_ms:.1f}")
+        + " ms).",
+    )
+    cols[2].metric("Recognitions / s", f"{stats.recognition_fps:.1f}")
+    cols[3].metric(
+        "Recognition latency (ms)",
+        "–" if stats.recognition_latency_ms is None else f"{stats.recognition_latency_ms:.0f}",
+        help="From a frame's arrival to its faces being detected, tracked and searched.",
+    )
+    cols = st.columns(4)
+    cols[0].metric("Faces seen", stats.faces_seen, help="Distinct tracked faces.")
+    cols[1].metric("Alerts", stats.alerts)
+    cols[2].metric("Confirmed", stats.confirmed)
+    cols[3].metric("Rejected", stats.rejected)
+    decision = stats.median_time_to_decision_s
+    to_alert = stats.median_time_to_alert_s
+    st.caption(
+        f"Median time to decision: {'–' if decision is None else f'{decision:.0f} s'} · "
+        f"median time from a face appearing to its alert: "
+        f"{'–' if to_alert is None else f'{to_alert:.2f} s'} · threshold in force: "
+        f"{settings.threshold:.2f}"
+    )
+
+
+def _review(alert_id: str, decision: str) -> None:
+    """Button callback: record the officer's decision before the panel is drawn again."""
+    reviewer = (state.get("live_reviewer") or "").strip()
+    if not reviewer:
+        state["live_review_message"] = "Enter the reviewing officer in the sidebar first."
+        return
+    try:
+        session.review(alert_id, decision, reviewer)  # type: ignore[arg-type]
+    except LfrError as exc:
+        state["live_review_message"] = f"{type(exc).__name__}: {exc}"
+    else:
+        state["live_review_message"] = None
+
+
+@st.fragment(run_every=REFRESH_S if playing else None)
+def _alerts_panel() -> None:
+    st.subheader("Alerts")
+    if state.get("live_review_message"):
+        st.warning(state["live_review_message"])
+    alerts = store.alerts(session_id=session.session_id)
+    if not alerts:
+        st.caption("No alerts in this session yet.")
+    for number, alert in zip(range(len(alerts), 0, -1), alerts):
+        with st.container(border=True):
+            image_col, text_col = st.columns([1, 3])
+            try:
+                image_col.image(store.capture(alert.alert_id), width=110)
+            except LfrError:
+                image_col.caption("capture purged")
+            raised = alert.raised_at.astimezone().strftime("%H:%M:%S")
+            text_col.markdown(
+                f"**Alert #{number}** · **{alert.subject_name}** (`{alert.subject_id}`) · "
+                f"score {alert.score:.3f} (threshold {alert.threshold:.2f}) · {raised} · "
+                f"{alert.time_to_alert_s:.2f} s after the face appeared"
+            )
+            if alert.decision is None:
+                buttons = text_col.columns(2)
+                buttons[0].button(
+                    "Confirm",
+                    key=f"confirmed-{alert.alert_id}",
+                    on_click=_review,
+                    args=(alert.alert_id, "confirmed"),
+                )
+                buttons[1].button(
+                    "Reject",
+                    key=f"rejected-{alert.alert_id}",
+                    on_click=_review,
+                    args=(alert.alert_id, "rejected"),
+                )
+            else:
+                text_col.markdown(
+                    f"**{alert.decision}** by {alert.reviewer} after "
+                    f"{alert.time_to_decision_s:.0f} s"
+                )
+
+
+with side_col:
+    _stats_panel()
+    _alerts_panel()
+
+
+# ---------------------------------------------------------------------- enrolment
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _enrol(face, name: str, subject_id: str, image_sha256: str | None) -> bool:
+    """Put one face on the watchlist and hand the new watchlist to the stream."""
+    name = name.strip()
+    subject_id = subject_id.strip() or _slug(name)
+    if not name or not subject_id:
+        st.warning("Give the person's name.")
+        return False
+    try:
+        watchlist.enrol_faces(
+            SubjectInfo(
+                subject_id, name, category="test volunteer", reason="enrolled on the Live page"
+            ),
+            [face],
+            engine.engine_id,
+            image_sha256=image_sha256,
+        )
+    except LfrError as exc:
+        _shared.show_error(exc)
+        return False
+    _refresh_watchlist(force=True)
+    state["live_enrolled"] = (
+        f"Enrolled {name} ({subject_id}); the live stream searches for them now."
+    )
+    return True
+
+
+with st.expander("Enrol a face", expanded=holder() is None or holder().size == 0):
+    if state.get("live_enrolled"):
+        st.success(state["live_enrolled"])
+    snap_tab, photo_tab = st.tabs(["Snapshot of the live stream", "Photo"])
+    with snap_tab:
+        st.caption("Takes the current frame of the stream (kept in memory only).")
+        if st.button("Take snapshot", key="live_take_snapshot"):
+            frame = pipeline.snapshot()
+            if frame is None:
+                st.warning("Start the stream first: there is no frame yet.")
+            else:
+                state["live_snapshot"] = (frame, engine.analyze(frame))
+        snapshot = state.get("live_snapshot")
+        if snapshot is not None:
+            frame, faces = snapshot
+            st.image(frame, width=320)
+            st.caption(
+                f"{len(faces)} face(s) found in the snapshot"
+                + ("; the largest is enrolled." if faces else ": take another one.")
+            )
+            if faces:
+                face = select_one_face(faces, "the snapshot", largest=True)
+                name = st.text_input("Name", key="live_snap_name")
+                subject_id = st.text_input(
+                    "Subject id (default: from the name)", key="live_snap_id"
+                )
+                if st.button("Enrol from snapshot", key="live_enrol_snapshot"):
+                    digest = hashlib.sha256(frame.tobytes()).hexdigest()
+                    if _enrol(face, name, subject_id, digest):
+                        state["live_snapshot"] = None
+                        st.rerun()
+    with photo_tab:
+        photo = st.file_uploader(
+            "Photo of the person", type=["jpg", "jpeg", "png", "webp"], key="live_photo"
+        )
+        name = st.text_input("Name", key="live_photo_name")
+        subject_id = st.text_input("Subject id (default: from the name)", key="live_photo_id")
+        if st.button("Enrol photo", key="live_enrol_photo"):
+            if photo is None:
+                st.warning("Choose a photo first.")
+            else:
+                data = photo.getvalue()
+                try:
+                    face = select_one_face(
+                        engine.analyze(decode_image(data, photo.name)), photo.name, largest=True
+                    )
+                except LfrError as exc:
+                    _shared.show_error(exc)
+                else:
+                    if _enrol(face, name, subject_id, hashlib.sha256(data).hexdigest()):
+                        st.rerun()
+
+# ---------------------------------------------------------------------- end of session
+st.divider()
+if st.button("End session and show the deployment results", key="live_end"):
+    current = holder()
+    state["live_summary"] = session.summary(
+        watchlist_size=0 if current is None else current.size,
+        threshold=settings.threshold,
+        engine=engine.engine_id.key,
+        ended_at=datetime.now(timezone.utc),
+    )
+    _new_session()
+    st.rerun()
+summary = state.get("live_summary")
+if summary is not None:
+    st.subheader("Deployment results")
+    st.table(pd.DataFrame(summary.lines(), columns=["", "value"]).set_index(""))
+    st.caption(
+        "False alert rate here is false alerts per face scanned (the figure forces publish), "
+        "not FPIR."
+    )
+    st.download_button(
+        "Download the results (text)",
+        summary.to_text(),
+        file_name="deployment-results.txt",
+        key="live_summary_download",
+    )
+
+with st.expander("Purge log (alerts removed after the retention period)"):
+    log = store.purge_log()
+    if log:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "alert": e.alert_id,
+                        "raised (UTC)": e.raised_at,
+                        "purged (UTC)": e.purged_at,
+                        "decision": e.decision or "not reviewed",
+                    }
+                    for e in log
+                ]
+            ),
+            hide_index=True,
+        )
+    else:
+        st.caption("Nothing purged yet.")

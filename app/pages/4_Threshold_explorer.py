@@ -1,0 +1,232 @@
+"""Threshold explorer (for policy staff): what a threshold means for a deployment."""
+
+from __future__ import annotations
+
+import math
+
+import _shared
+import plotly.graph_objects as go
+import streamlit as st
+
+from lfr_eval.claims import Claim, check_fpir_claim
+from lfr_eval.errors import LfrError
+from lfr_eval.explain import (
+    explain_by_group,
+    explanation_table,
+    false_alert_rates_table,
+)
+from lfr_eval.operational import one_in_n
+from lfr_eval.report import det_figure, operating_thresholds, rate_vs_threshold_figure
+
+st.set_page_config(page_title="Threshold explorer · LFR Workbench", page_icon="🎚️", layout="wide")
+st.title("Threshold explorer")
+st.write(
+    "Move the face-match threshold and see what it means for one deployment: how many false "
+    "alerts to expect among the faces scanned, and what share of the listed people who walk "
+    "past would be flagged — overall and for each group. The threshold is a **cosine "
+    "similarity** for the engine these results were measured on; it does not carry over to "
+    "another engine."
+)
+
+loaded = _shared.results_or_stop()
+agg = loaded.aggregate
+_shared.show_results_summary(loaded)
+
+grid = agg.thresholds
+step = float(round(grid[1] - grid[0], 6)) if len(grid) > 1 else 0.01
+default = st.session_state.get(_shared.STATE_THRESHOLD)
+if default is None or not grid.min() <= default <= grid.max():
+    candidates = operating_thresholds(agg, (1e-2,))
+    default = candidates[0] if candidates else float(grid[len(grid) // 2])
+
+with st.container(border=True):
+    threshold = st.slider(
+        "Face-match threshold (cosine similarity)",
+        min_value=float(grid.min()),
+        max_value=float(grid.max()),
+        value=float(default),
+        step=step,
+        format="%.4f",
+        key="explorer_threshold",
+        help="An alert fires when a face's best watchlist similarity is at or above this.",
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    watchlist_size = c1.number_input(
+        "People on the watchlist (N)",
+        min_value=1,
+        value=int(st.session_state.get(_shared.STATE_WATCHLIST_SIZE, 10_000)),
+        step=1_000,
+        key="explorer_watchlist_size",
+    )
+    faces_scanned = c2.number_input(
+        "Faces scanned per deployment",
+        min_value=0,
+        value=int(st.session_state.get(_shared.STATE_FACES, 30_000)),
+        step=1_000,
+        key="explorer_faces",
+    )
+    listed_passers_by = c3.number_input(
+        "Listed people walking past",
+        min_value=0,
+        max_value=int(faces_scanned),
+        value=min(10, int(faces_scanned)),
+        key="explorer_listed",
+        help="How many of the faces scanned are people on the watchlist. Needed for true alerts "
+        "and for the share of alerts that are false.",
+    )
+    attributes = agg.attributes
+    attribute = c4.selectbox(
+        "Break down by",
+        ["(no breakdown)", *attributes],
+        index=1 if attributes else 0,
+        key="explorer_attribute",
+    )
+attribute = None if attribute == "(no breakdown)" else attribute
+
+# Remembered outside the widgets (whose state Streamlit drops on other pages) so the Export
+# page can offer the chosen threshold.
+st.session_state[_shared.STATE_THRESHOLD] = float(threshold)
+st.session_state[_shared.STATE_WATCHLIST_SIZE] = int(watchlist_size)
+st.session_state[_shared.STATE_FACES] = int(faces_scanned)
+
+try:
+    explanations = explain_by_group(
+        agg,
+        round(threshold, 6),
+        attribute,
+        watchlist_size=int(watchlist_size),
+        faces_scanned=int(faces_scanned),
+        listed_passers_by=int(listed_passers_by),
+    )
+except LfrError as exc:
+    _shared.show_error(exc)
+    st.stop()
+overall = explanations[0]
+pct = f"{overall.fpir_measured.confidence:.0%}"
+
+st.subheader("In plain language")
+st.info(overall.sentence())
+if overall.scaled:
+    st.caption(
+        f"FPIR was measured with a {overall.evaluated_watchlist_size:,}-person watchlist and "
+        f"scaled to {overall.watchlist_size:,} assuming FPIR(N) = 1 − (1 − FMR)^N (a bigger "
+        "watchlist gives more false alerts at the same threshold). TPIR is shown as measured."
+    )
+for explanation in explanations[1:]:
+    st.markdown(f"- {explanation.sentence()}")
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric(
+    "Expected false alerts",
+    f"{overall.expected_false_alerts:.1f}",
+    help=f"{pct} CI {overall.expected_ci_low:.1f}–{overall.expected_ci_high:.1f}",
+)
+c1.caption(f"{pct} CI {overall.expected_ci_low:.1f}–{overall.expected_ci_high:.1f}")
+c2.metric("Listed people flagged (TPIR)", f"{overall.tpir.rate:.1%}")
+c2.caption(f"{pct} CI {overall.tpir.ci_low:.1%}–{overall.tpir.ci_high:.1%}")
+c3.metric(f"FPIR at N = {overall.watchlist_size:,}", f"{overall.fpir:.3g}")
+c3.caption(f"{pct} CI {overall.fpir_ci_low:.3g}–{overall.fpir_ci_high:.3g}")
+expected_true = overall.expected_true_alerts
+c4.metric(
+    "Expected true alerts",
+    "—" if math.isnan(expected_true) else f"{expected_true:.1f}",
+    help="Listed people walking past × TPIR.",
+)
+c4.caption(f"of {overall.listed_passers_by:,} listed people walking past")
+
+st.subheader("Three different “false alert rates”")
+st.write("Each is a correct figure for a different question; published numbers often mix them up.")
+rates = false_alert_rates_table(overall)
+cols = st.columns(3)
+for col, (_, row) in zip(cols, rates.iterrows()):
+    value = row["value"]
+    col.metric(row["rate"], row["as 1 in N"] if not math.isnan(value) else "needs more inputs")
+    col.caption(row["what it divides"] + ("" if math.isnan(value) else f" · {value:.3g}"))
+
+st.subheader("Overall and by group")
+table = explanation_table(explanations)
+st.dataframe(
+    table,
+    hide_index=True,
+    key="explorer_table",
+    column_config={
+        name: st.column_config.NumberColumn(format="%.3g")
+        for name in table.columns
+        if table[name].dtype.kind == "f"
+    },
+)
+if any(e.small_group for e in explanations):
+    st.warning(
+        "Some groups are small: their intervals are wide and a difference between groups may be "
+        "chance. That is a finding, not a reason to drop them."
+    )
+
+left, right = st.columns(2)
+det = det_figure(agg, attribute)
+point_fpir = overall.fpir_measured.rate
+point_fnir = 1.0 - overall.tpir.rate
+if point_fpir > 0 and point_fnir > 0:
+    det.add_trace(
+        go.Scatter(
+            x=[point_fpir],
+            y=[point_fnir],
+            mode="markers+text",
+            marker={"size": 14, "color": "black", "symbol": "x"},
+            text=[f"T = {overall.threshold:.4f}"],
+            textposition="top right",
+            name=f"chosen threshold {overall.threshold:.4f}",
+        )
+    )
+left.plotly_chart(det, key="explorer_det")
+if not (point_fpir > 0 and point_fnir > 0):
+    left.caption(
+        f"At {overall.threshold:.4f} FPIR is {point_fpir:.3g} and FNIR {point_fnir:.3g}: a zero "
+        "cannot be marked on log axes."
+    )
+fpir_fig = rate_vs_threshold_figure(agg, "fpir", attribute)
+fpir_fig.add_vline(x=overall.threshold, line={"color": "black", "dash": "dash"})
+right.plotly_chart(fpir_fig, key="explorer_fpir")
+fnir_fig = rate_vs_threshold_figure(agg, "fnir", attribute)
+fnir_fig.add_vline(x=overall.threshold, line={"color": "black", "dash": "dash"})
+st.plotly_chart(fnir_fig, key="explorer_fnir")
+
+st.subheader("Claim checker")
+st.write(
+    "Does this evaluation support a published claim such as “false alerts at worst 1 in 6,000 on "
+    f"a 10,000-image watchlist”? Checked at the threshold above ({overall.threshold:.4f}) with a "
+    "one-sided exact (Clopper–Pearson) upper bound."
+)
+c1, c2, c3 = st.columns(3)
+claimed_one_in = c1.number_input(
+    "Claimed FPIR: at most 1 in", min_value=2, value=6_000, step=500, key="claim_one_in"
+)
+claimed_size = c2.number_input(
+    "Claimed watchlist size", min_value=1, value=10_000, step=1_000, key="claim_watchlist_size"
+)
+claim_confidence = c3.selectbox(
+    "Confidence", [0.95, 0.9, 0.99], index=0, key="claim_confidence", format_func="{:.0%}".format
+)
+try:
+    check = check_fpir_claim(
+        Claim.one_in(
+            int(claimed_one_in),
+            watchlist_size=int(claimed_size),
+            threshold=overall.threshold,
+            confidence=float(claim_confidence),
+        ),
+        false_positives=overall.fpir_measured.errors,
+        non_mated_searches=overall.fpir_measured.trials,
+        watchlist_size=agg.watchlist_size,
+        n_subjects=_shared.non_mated_subjects(agg, overall.threshold),
+        scale_watchlist=True,
+    )
+except LfrError as exc:
+    _shared.show_error(exc)
+else:
+    verdict = st.success if check.supported else st.error
+    verdict(
+        f"The data {'support' if check.supported else 'do not support'} "
+        f"“FPIR ≤ {one_in_n(check.claim.bound)} at N = {int(claimed_size):,}”. They support "
+        f"FPIR ≤ {one_in_n(check.upper_bound)}."
+    )
+    st.write(check.summary())

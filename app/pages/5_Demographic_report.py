@@ -1,0 +1,144 @@
+"""Demographic report: per-group error rates with intervals, ratios, tests and the HTML report."""
+
+from __future__ import annotations
+
+import math
+
+import _shared
+import streamlit as st
+
+from lfr_eval.errors import LfrError
+from lfr_eval.explain import group_comparison
+from lfr_eval.operational import one_in_n
+from lfr_eval.report import (
+    build_html_report,
+    group_ratio_figure,
+    operating_thresholds,
+    rate_vs_threshold_figure,
+    score_histogram_figure,
+)
+
+st.set_page_config(page_title="Demographic report · LFR Workbench", page_icon="📊", layout="wide")
+st.title("Demographic report")
+st.write(
+    "Error rates for each group at one fixed threshold, with intervals clustered by person, "
+    "each group's rate over the lowest group's, and a test of the widest gap. FPIR: people not "
+    "on the watchlist wrongly flagged. FNIR: listed people missed."
+)
+
+loaded = _shared.results_or_stop()
+agg = loaded.aggregate
+_shared.show_results_summary(loaded)
+if not agg.attributes:
+    st.info(
+        "These results carry no group labels (sex, ethnicity…): add group columns to the "
+        "dataset manifest and evaluate again to get a demographic report."
+    )
+    st.stop()
+
+grid = agg.thresholds
+chosen = st.session_state.get(_shared.STATE_THRESHOLD)
+if chosen is None or not grid.min() <= chosen <= grid.max():
+    candidates = operating_thresholds(agg, (1e-2,))
+    chosen = candidates[0] if candidates else float(grid[len(grid) // 2])
+nearest = float(grid[abs(grid - chosen).argmin()])
+
+c1, c2 = st.columns([3, 1])
+threshold = c1.select_slider(
+    "Threshold (cosine similarity)",
+    options=[float(t) for t in grid],
+    value=nearest,
+    format_func=lambda t: f"{t:.4f}",
+    key="report_threshold",
+    help="Starts at the threshold chosen in the Threshold explorer, if any.",
+)
+attribute = c2.selectbox("Group attribute", agg.attributes, key="report_attribute")
+
+withheld = agg.metadata.get("withheld", [])
+if withheld:
+    st.info(
+        "Groups withheld from these aggregate results because they were too small to share: "
+        + ", ".join(f"{w['attribute']} = {w['group']}" for w in withheld)
+    )
+
+pct = f"{agg.metadata.get('confidence', 0.95):.0%}"
+for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed listed people (FNIR)")):
+    st.subheader(f"{title} by {attribute} at {threshold:.4f}")
+    try:
+        comparison = group_comparison(agg, threshold, attribute, metric)
+    except LfrError as exc:
+        _shared.show_error(exc)
+        continue
+    table = comparison.table.rename(
+        columns={
+            "n_searches": "searches",
+            "n_subjects": "people",
+            "rate": metric.upper(),
+            "ci_low": f"{pct} CI low",
+            "ci_high": f"{pct} CI high",
+            "ratio_to_lowest": "ratio to lowest",
+            "small_group": "small group",
+            "compared": "in comparison",
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        key=f"report_table_{metric}",
+        column_config={
+            name: st.column_config.NumberColumn(format="%.3g")
+            for name in (metric.upper(), f"{pct} CI low", f"{pct} CI high", "ratio to lowest")
+        },
+    )
+    small = table[table["small group"]]["group"].tolist()
+    if small:
+        st.warning(
+            f"Small groups ({', '.join(small)}): too few people or searches for a reliable rate. "
+            "They are shown with their (wide) intervals but left out of the ratios and the test."
+        )
+    if comparison.test is None:
+        st.caption("Fewer than two groups are large enough to compare.")
+    else:
+        test = comparison.test
+        ratio = (
+            "undefined (the lowest group has no errors)"
+            if math.isnan(comparison.max_min_ratio)
+            else f"{comparison.max_min_ratio:.2f}"
+        )
+        verdict = "a statistically significant" if test.significant(0.05) else "no significant"
+        st.markdown(
+            f"Highest **{comparison.highest_group}** ({one_in_n(test.rate_a)}) vs lowest "
+            f"**{comparison.lowest_group}** ({one_in_n(test.rate_b)}): ratio {ratio}; Fisher's "
+            f"exact test p = {test.p_value:.3g}, {verdict} difference at the 5% level."
+        )
+        st.caption(
+            "Fisher's test treats searches as independent; with several images per person its "
+            "p-value is optimistic. The intervals above are clustered by person."
+        )
+
+st.subheader("Charts")
+left, right = st.columns(2)
+left.plotly_chart(rate_vs_threshold_figure(agg, "fpir", attribute), key="report_fpir")
+right.plotly_chart(rate_vs_threshold_figure(agg, "fnir", attribute), key="report_fnir")
+left.plotly_chart(group_ratio_figure(agg, "fpir", attribute), key="report_ratio_fpir")
+right.plotly_chart(group_ratio_figure(agg, "fnir", attribute), key="report_ratio_fnir")
+st.plotly_chart(score_histogram_figure(agg, attribute), key="report_hist")
+
+st.subheader("Download")
+st.write(
+    "The full report as one self-contained HTML file (figures included; aggregate figures only, "
+    "no images or per-person data)."
+)
+if st.button("Build HTML report", key="report_build"):
+    with st.spinner("Building the report…"):
+        st.session_state["report_html"] = build_html_report(
+            agg, thresholds=[threshold], groups=agg.attributes
+        )
+if "report_html" in st.session_state:
+    st.download_button(
+        "Download report.html",
+        st.session_state["report_html"],
+        file_name="lfr_report.html",
+        mime="text/html",
+        key="report_download",
+    )

@@ -1,0 +1,235 @@
+"""Export: the deployment configuration (threshold, engine, watchlist, retention, evidence).
+
+Widget keys on this page are stable (the browser test drives them): ``export_threshold``,
+``export_retention_hours``, ``export_approved_by``, ``export_notes``, ``export_evidence``,
+``export_include_bundle``, ``export_button``, ``export_download_config``,
+``export_download_bundle``; ``verify_upload``, ``verify_bundle_upload``, ``verify_button``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import _shared
+import pandas as pd
+import streamlit as st
+
+from lfr_eval.deployment import (
+    ConfigVerification,
+    DeploymentConfig,
+    RetentionPolicy,
+    export_config,
+    make_config,
+    parse_config,
+    verify_config,
+)
+from lfr_eval.errors import ConfigError, LfrError
+from lfr_eval.explain import grid_threshold
+from lfr_eval.report import operating_thresholds
+
+st.set_page_config(page_title="Export · LFR Workbench", page_icon="📦", layout="wide")
+st.title("Export a deployment configuration")
+st.write(
+    "A deployment configuration is what is signed off: the face-match threshold, the engine "
+    "(every model file by sha256), the watchlist (id and content hash), the retention policy and "
+    "the evaluation evidence behind the threshold. It is a JSON file checked against a schema "
+    "and carrying its own hash; importing it checks every hash against what is running here and "
+    "refuses any mismatch."
+)
+
+engine = _shared.engine_or_stop()
+try:
+    watchlist = _shared.open_watchlist()
+    loaded = _shared.current_results()
+except LfrError as exc:
+    _shared.show_error(exc)
+    st.stop()
+
+export_tab, verify_tab = st.tabs(["Export", "Import and verify"])
+
+# ---------------------------------------------------------------------- export
+with export_tab:
+    default = st.session_state.get(_shared.STATE_THRESHOLD)
+    if default is None and loaded is not None:
+        candidates = operating_thresholds(loaded.aggregate, (1e-3,))
+        default = candidates[0] if candidates else None
+    if default is None:
+        default = 0.82  # dlib's 0.6 Euclidean tolerance as a cosine similarity
+    threshold = st.number_input(
+        "Face-match threshold (cosine similarity)",
+        min_value=-1.0,
+        max_value=1.0,
+        value=float(default),
+        step=0.0025,
+        format="%.4f",
+        key="export_threshold",
+        help="Starts at the threshold chosen in the Threshold explorer, if any.",
+    )
+    c1, c2 = st.columns(2)
+    retention_hours = c1.number_input(
+        "Keep alert captures for (hours)",
+        min_value=0,
+        max_value=8760,
+        value=_shared.retention_policy().alert_capture_hours,
+        key="export_retention_hours",
+        help="Non-matching captures are never stored, whatever this says.",
+    )
+    approved_by = c2.text_input("Approved by", key="export_approved_by")
+    notes = st.text_area("Notes", key="export_notes", height=80)
+    c1, c2 = st.columns(2)
+    attach_evidence = c1.checkbox(
+        "Attach the evaluation evidence",
+        value=loaded is not None,
+        disabled=loaded is None,
+        key="export_evidence",
+        help="FPIR and TPIR at the threshold, with intervals, from the results in use"
+        + (f" ({loaded.label})." if loaded else " (none loaded)."),
+    )
+    include_bundle = c2.checkbox(
+        "Export the watchlist bundle with it",
+        key="export_include_bundle",
+        help="A verified zip of the watchlist (templates, no photos), named in the config by "
+        "sha256. Keep it beside the config.",
+    )
+
+    st.markdown(
+        f"**Engine** `{engine.engine_id.key}` ({engine.runtime.describe()}) · **Watchlist** "
+        f"`{watchlist.watchlist_id}`, {len(watchlist):,} subject(s), content "
+        f"`{watchlist.content_hash()[:12]}`"
+    )
+    if len(watchlist) == 0:
+        st.warning(
+            "The watchlist is empty: a deployment with it would never alert. Enrol people on the "
+            "**Watchlist** page first, unless this is a dry run."
+        )
+    if loaded is None:
+        st.warning("No evaluation results: the threshold would be exported without evidence.")
+    elif attach_evidence:
+        try:
+            grid_threshold(loaded.aggregate, threshold)
+        except LfrError as exc:
+            st.warning(str(exc))
+
+    if st.button("Export configuration", type="primary", key="export_button"):
+        try:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            folder = _shared.workspace() / "exports" / f"deployment-{stamp}"
+            bundle = None
+            if include_bundle:
+                bundle = folder / f"watchlist-{watchlist.content_hash()[:12]}.zip"
+                watchlist.export_bundle(bundle, include_images=False, overwrite=True)
+            config = make_config(
+                threshold=float(threshold),
+                engine=engine,
+                watchlist=watchlist,
+                results=loaded.aggregate if (attach_evidence and loaded) else None,
+                retention=RetentionPolicy(alert_capture_hours=int(retention_hours)),
+                bundle=bundle,
+                approved_by=approved_by.strip(),
+                notes=notes.strip(),
+            )
+            path = export_config(config, folder / "deployment_config.json")
+        except LfrError as exc:
+            _shared.show_error(exc)
+        else:
+            st.session_state["export_last"] = (str(path), str(bundle) if bundle else None)
+    last = st.session_state.get("export_last")
+    if last and Path(last[0]).is_file():
+        config_path = Path(last[0])
+        st.success(f"Configuration written to `{config_path}`.")
+        text = config_path.read_text(encoding="utf-8")
+        st.download_button(
+            "Download deployment_config.json",
+            text,
+            file_name="deployment_config.json",
+            mime="application/json",
+            key="export_download_config",
+        )
+        if last[1] and Path(last[1]).is_file():
+            st.download_button(
+                f"Download {Path(last[1]).name}",
+                Path(last[1]).read_bytes(),
+                file_name=Path(last[1]).name,
+                mime="application/zip",
+                key="export_download_bundle",
+            )
+        with st.expander("The configuration file"):
+            st.json(json.loads(text))
+
+
+# ---------------------------------------------------------------------- verify
+def _find_results(config: DeploymentConfig) -> _shared.LoadedResults | None:
+    """The saved results whose hash the config's evidence names (current ones first)."""
+    if config.evidence is None:
+        return None
+    wanted = config.evidence.results_sha256
+    folders = _shared.example_folders() + _shared.results_folders(
+        _shared.workspace() / _shared.RESULTS_SUBDIR
+    )
+    candidates = [loaded] if loaded is not None else []
+    examples = set(_shared.example_folders())
+    for folder in folders:
+        candidates.append(_shared.load_results(folder, is_example=folder in examples))
+    for candidate in candidates:
+        if candidate.aggregate.metadata["source"]["result_sha256"] == wanted:
+            return candidate
+    return loaded
+
+
+def _show_verification(config: DeploymentConfig, verification: ConfigVerification) -> None:
+    st.success(
+        f"Configuration verified: threshold {config.threshold:.4f}, every hash checked matches "
+        f"(config sha256 `{verification.config_sha256[:12]}`)."
+    )
+    st.dataframe(
+        pd.DataFrame([{"field": c.field, "value": c.value} for c in verification.checked]),
+        hide_index=True,
+        key="verify_checked",
+    )
+    if verification.not_checked:
+        st.warning(
+            "Not checked (nothing here to compare with): " + ", ".join(verification.not_checked)
+        )
+
+
+with verify_tab:
+    st.write(
+        "Upload a configuration to check it against the engine, watchlist and results here. A "
+        "file edited after export, or any artefact that differs, is refused with the field "
+        "that differs."
+    )
+    upload = st.file_uploader("Deployment config (.json)", type=["json"], key="verify_upload")
+    bundle_upload = st.file_uploader(
+        "Its watchlist bundle (.zip), if it names one", type=["zip"], key="verify_bundle_upload"
+    )
+    if st.button("Verify configuration", key="verify_button"):
+        try:
+            if upload is None:
+                raise LfrError("choose a deployment config file to verify")
+            config = parse_config(upload.getvalue(), source=upload.name)
+            results = _find_results(config)
+            with tempfile.TemporaryDirectory(prefix="lfr-verify-") as tmp:
+                config_dir = None
+                if bundle_upload is not None and config.watchlist.bundle_path:
+                    (Path(tmp) / Path(config.watchlist.bundle_path).name).write_bytes(
+                        bundle_upload.getvalue()
+                    )
+                    config_dir = tmp
+                verification = verify_config(
+                    config,
+                    engine=engine,
+                    watchlist=watchlist,
+                    results=results.aggregate if results is not None else None,
+                    config_dir=config_dir,
+                )
+        except ConfigError as exc:
+            st.error(f"**Configuration refused.** {exc}")
+        except LfrError as exc:
+            _shared.show_error(exc)
+        else:
+            st.session_state[_shared.STATE_THRESHOLD] = config.threshold
+            st.session_state[_shared.STATE_CONFIG] = config
+            _show_verification(config, verification)

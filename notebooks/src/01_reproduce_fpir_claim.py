@@ -1,0 +1,354 @@
+# %% [markdown]
+# # 01 · Reproducing a published false-alert claim with NPL's design
+#
+# The Met and South Wales Police say their live facial recognition raises false alerts "at
+# worst 1 in 6,000 ... on a watchlist containing 10,000 images" (NPL, Mansfield 2023; see
+# `../shared/domain.md`, section 4). This notebook runs the same *kind* of study on real faces
+# with the workbench's default engine and asks what such data can and cannot say about that
+# claim:
+#
+# 1. **Design** — NPL's filler-gallery design on LFW: a reference gallery of *fillers* (one
+#    image each of people never searched for), *volunteers* who are enrolled and then searched
+#    for with their other images (**mated searches**), and *strangers* who were never enrolled
+#    (**non-mated searches**).
+# 2. **Per-probe false matches** — each non-mated search's own false-match rate against the
+#    fillers, and what it implies for watchlists of 1,000 and 10,000.
+# 3. **FPIR and TPIR** at thresholds spanning the operational range, with intervals.
+# 4. **The claim checker** on "1 in 6,000 at N = 10,000": what these data support, and how
+#    many more non-mated searches a firm answer would need.
+#
+# Every number below is computed when the notebook runs; the committed file has no outputs.
+# It uses only the public `lfr_eval` API.
+#
+# ## What differs from the NPL study — read this before any number
+#
+# | | NPL study (2023) | this notebook |
+# |---|---|---|
+# | images | live video of people walking past cameras in crowds at 5 sites | LFW: press photographs of public figures, cropped and aligned, mostly frontal and well lit |
+# | algorithm | NEC NeoFace V4 | the workbench engine (default: dlib ResNet-128); its similarity scale is **not** NeoFace's — 0.60 here means something else |
+# | subjects | ~400 volunteers, a demographically balanced filler set of 178,000 images | LFW's 5,749 public figures, mostly white men; ethnicity labels for only 866 people |
+# | mated searches | ~4,000 passes (~10 per volunteer) | up to 10 images per volunteer, far fewer volunteers on a CI subset |
+# | non-mated searches | crowds of over 130,000 people | a few thousand images of strangers (all of LFW), a few hundred on a CI subset |
+# | watchlist | scaled to the deployed size and composition | scaled from the filler gallery with the same independence model |
+#
+# So this notebook reproduces the **method**, not the **number**: it shows how a claim like
+# "1 in 6,000" is tested, and how far a data set of a given size can go.
+
+# %% tags=["parameters"]
+# Parameters. Environment variables, where set, override them (CI runs a subset this way):
+# LFR_LFW_DIR, LFR_NB_MANIFEST, LFR_NB_ENGINE, LFR_NB_SUBSET, LFR_NB_WORKERS, LFR_WORKSPACE.
+import os
+
+LFW_DIR = os.environ.get("LFR_LFW_DIR", "../../shared/datasets/lfw")  # LFW, either layout
+MANIFEST = os.environ.get("LFR_NB_MANIFEST") or None  # or a manifest CSV/Parquet instead of LFW
+ENGINE = os.environ.get("LFR_NB_ENGINE", "dlib")  # "dlib", "insightface" or "dlib-torch"
+SUBSET = int(os.environ.get("LFR_NB_SUBSET", "0")) or None  # max images (whole people); None: all
+WORKERS = int(os.environ.get("LFR_NB_WORKERS", "2"))  # processes embedding images
+WORKSPACE = os.environ.get("LFR_WORKSPACE") or None  # holds the embedding cache; None: default
+SEED = 0
+
+VOLUNTEER_FRACTION = 0.25  # share of people with 2+ images who enrol (NPL: ~400 volunteers)
+FILLER_FRACTION = 0.5  # share of the others who become fillers; the rest are strangers
+MAX_SEARCHES_PER_PERSON = 10  # NPL's volunteers walked past about 10 times each
+CLAIM_ONE_IN = 6_000  # "1 in 6,000 ..."
+CLAIM_WATCHLIST = 10_000  # "... on a watchlist of 10,000"
+NPL_TPIR = 0.89  # TPIR NPL reported at the police setting (Home Office, PQ 98989)
+
+# %% [markdown]
+# ## 1. Data
+#
+# LFW (or your own manifest, see `datasets/README.md`). With `SUBSET` set, whole people are
+# drawn at random until about that many images are reached — a person is never split.
+
+# %%
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from lfr_eval.claims import Claim, check_fpir_claim, searches_needed
+from lfr_eval.datasets import EmbeddingCache, embed_manifest, load_lfw, read_manifest
+from lfr_eval.errors import ManifestError
+from lfr_eval.faces import load_engine
+from lfr_eval.metrics import (
+    IdentificationFrame,
+    clopper_pearson,
+    fnir_estimate,
+    fpir_estimate,
+    threshold_at_fpir,
+    threshold_at_tpir,
+)
+from lfr_eval.operational import fpir_at_watchlist_size, one_in_n, scale_fpir
+from lfr_eval.protocols import NplParams, build_npl_protocol, run_npl_protocol
+from lfr_eval.protocols import scale_fpir as scale_filler_fpir
+
+pio.renderers.default = "plotly_mimetype+notebook"
+pd.set_option("display.width", 120)
+
+if MANIFEST is not None:
+    manifest = read_manifest(MANIFEST)
+elif Path(LFW_DIR).is_dir():
+    manifest = load_lfw(LFW_DIR)
+else:
+    raise ManifestError(
+        f"LFW not found at {Path(LFW_DIR).resolve()}: set LFR_LFW_DIR (or LFW_DIR in the "
+        "parameter cell) to your LFW folder, or MANIFEST to a manifest file; see datasets/README.md"
+    )
+if SUBSET:
+    manifest = manifest.limit_subjects(SUBSET, seed=SEED)
+print(f"{manifest.name}: {manifest.n_images:,} images of {manifest.n_subjects:,} people")
+manifest.summary()
+
+# %% [markdown]
+# ## 2. The NPL design: volunteers, fillers, strangers
+#
+# Roles are assigned by **person**, never by image, so a stranger can never meet their own
+# face in the gallery. The watchlist searched is volunteers + fillers.
+
+# %%
+params = NplParams(
+    seed=SEED,
+    volunteer_fraction=VOLUNTEER_FRACTION,
+    filler_fraction=FILLER_FRACTION,
+    max_mated_per_subject=MAX_SEARCHES_PER_PERSON,
+    max_non_mated_per_subject=MAX_SEARCHES_PER_PERSON,
+)
+design = build_npl_protocol(manifest, params)
+subjects = manifest.subject_ids.astype(str)
+roles = {
+    "volunteers' enrolment images": design.enrolment,
+    "mated searches (volunteers' other images)": design.mated,
+    "fillers (one image per person)": design.fillers,
+    "non-mated searches (strangers)": design.non_mated,
+}
+pd.DataFrame(
+    {
+        "images": {role: len(rows) for role, rows in roles.items()},
+        "people": {role: len(np.unique(subjects[rows])) for role, rows in roles.items()},
+    }
+)
+
+# %% [markdown]
+# ## 3. Embed the faces (once) and score the searches
+#
+# Embeddings go through the workspace's cache, keyed by image content and engine (model file
+# hashes and detector settings): the other notebooks, and a second run, reuse them. Images in
+# which no face is found are **failures to acquire**; they are counted, not silently dropped.
+
+# %%
+engine = load_engine(ENGINE)
+cache = EmbeddingCache.in_workspace(WORKSPACE)
+embeddings = embed_manifest(
+    manifest, engine, cache, face_choice="central", workers=WORKERS,
+    engine_factory=functools.partial(load_engine, ENGINE),
+)
+run = run_npl_protocol(design, embeddings)
+searches = run.searches
+fillers = run.filler_scores
+print(f"engine: {engine.engine_id.backend}; models: "
+      + ", ".join(f"{m.name} ({m.sha256[:12]})" for m in engine.engine_id.models))
+print(f"runtime: {engine.runtime.name}; scoring: {run.scoring_runtime.name}")
+print(f"embedded now: {embeddings.n_computed:,}; from the cache: "
+      f"{len(set(embeddings.image_sha256)) - embeddings.n_computed:,}; "
+      f"failed to acquire: {embeddings.n_failed:,}")
+print(f"watchlist searched: N = {searches.watchlist_size:,} "
+      f"({searches.watchlist_size - fillers.n_fillers:,} volunteers + {fillers.n_fillers:,} fillers)")
+print(f"mated searches: {searches.n_mated:,}; non-mated searches: {searches.n_non_mated:,} "
+      f"from {len(np.unique(searches.non_mated_subjects)):,} people; failed to enrol: "
+      f"{run.failed_to_enrol}")
+run.acquisition.query("attribute == 'all'")
+
+# %% [markdown]
+# ## 4. Thresholds spanning the operational range
+#
+# Thresholds are set on this engine's own scale. We take the thresholds at which a single
+# non-mated comparison matches falsely with probability 1e-2, 1e-3, 1e-4 (and 1e-5 where the
+# data have enough comparisons to say so), plus the threshold at which this engine's TPIR
+# equals the 89% NPL reported for the police setting — the closest analogue of "0.60 on
+# NeoFace". These are chosen on the same data they are reported on: they describe, they do not
+# validate (notebook 02 shows a held-out choice).
+
+# %%
+comparisons = fillers.scores.ravel()
+fmr_targets = [t for t in (1e-2, 1e-3, 1e-4, 1e-5) if t * comparisons.size >= 10]
+fmr_thresholds = {f"FMR {t:.0e}": threshold_at_fpir(comparisons, t) for t in fmr_targets}
+t_police = threshold_at_tpir(searches, NPL_TPIR)
+named = {**fmr_thresholds, f"TPIR {NPL_TPIR:.0%} (NPL analogue)": t_police}
+thresholds = np.array(sorted(set(round(t, 4) for t in named.values())))
+pd.Series({name: round(t, 4) for name, t in named.items()}, name="threshold (cosine)")
+
+# %%
+fig = go.Figure()
+fig.add_histogram(x=searches.mate_scores, name="mated: mate's score", histnorm="probability",
+                  nbinsx=80, opacity=0.6)
+fig.add_histogram(x=searches.non_mated_best, name="non-mated: best score in watchlist",
+                  histnorm="probability", nbinsx=80, opacity=0.6)
+for name, t in named.items():
+    fig.add_vline(x=t, line_dash="dot", annotation_text=name, annotation_textangle=-90)
+fig.update_layout(barmode="overlay", title=f"Similarity scores (N = {searches.watchlist_size:,})",
+                  xaxis_title="cosine similarity", yaxis_title="share of searches")
+fig
+
+# %% [markdown]
+# ## 5. Per-probe false-match behaviour, scaled to watchlists of 1,000 and 10,000
+#
+# Each non-mated search *p* is compared with every filler, which gives its own false-match
+# rate FMR_p(T). For a watchlist of N people, FPIR(N, T) = mean over searches of
+# 1 − (1 − FMR_p(T))^N, which is about N·FMR for small rates. Keeping the rate **per probe**
+# matters: a few faces draw most false matches, and a single pooled FMR would overstate how
+# fast FPIR grows with N. Intervals are a bootstrap over **people** (a stranger with several
+# images is one cluster).
+
+# %%
+counts, sizes, _ = fillers.false_match_counts(thresholds)
+per_probe_fmr = counts[:, 0, :] / sizes[0]  # (searches, thresholds)
+rows = []
+for j, t in enumerate(thresholds):
+    fmr_p = per_probe_fmr[:, j]
+    matched = fmr_p > 0
+    top = np.sort(fmr_p)[::-1][: max(1, len(fmr_p) // 100)].sum()
+    rows.append({
+        "threshold": t,
+        "pooled FMR": fmr_p.mean(),
+        "searches with any false match": matched.mean(),
+        "share of false matches from the worst 1% of searches": top / fmr_p.sum()
+        if fmr_p.sum() else np.nan,
+        "FPIR(1,000) per-probe": float(fpir_at_watchlist_size(fmr_p, 1_000)),
+        "FPIR(1,000) pooled N·FMR model": float(fpir_at_watchlist_size(fmr_p.mean(), 1_000)),
+        "FPIR(10,000) per-probe": float(fpir_at_watchlist_size(fmr_p, 10_000)),
+        "FPIR(10,000) pooled N·FMR model": float(fpir_at_watchlist_size(fmr_p.mean(), 10_000)),
+    })
+per_probe = pd.DataFrame(rows).set_index("threshold")
+per_probe
+
+# %%
+scaling = scale_filler_fpir(fillers, [1_000, CLAIM_WATCHLIST], thresholds, n_boot=500,
+                            seed=SEED)
+table = scaling.table.assign(
+    **{"1 in": lambda d: d["fpir"].map(one_in_n),
+       "upper 1 in": lambda d: d["upper"].map(one_in_n)}
+)
+print(f"interval: {scaling.interval}; fillers measured: {fillers.n_fillers:,}")
+table[["watchlist_size", "threshold", "fpir", "lower", "upper", "1 in", "upper 1 in",
+       "n_searches"]]
+
+# %% [markdown]
+# The per-probe FMR can only resolve steps of 1 / (number of fillers): with few fillers a
+# single false match is already a large rate, and scaling to N = 10,000 multiplies that
+# coarseness. NPL measured against 178,000 fillers for this reason.
+
+# %% [markdown]
+# ## 6. FPIR and TPIR at these thresholds, with intervals
+#
+# Measured directly at the watchlist searched (volunteers + fillers). Clopper–Pearson intervals
+# treat searches as independent; the subject-bootstrap intervals resample people, which is
+# what repeated images of one person call for.
+
+# %%
+fpir_curve = fpir_estimate(searches, thresholds)
+tpir_curve = fnir_estimate(searches, thresholds)
+frame = IdentificationFrame(searches, thresholds, ci_method="subject-bootstrap", n_boot=1000,
+                            seed=SEED)
+boot = frame.overall.reset_index()
+rows = []
+for j, t in enumerate(thresholds):
+    fp, fn = fpir_curve[j], tpir_curve[j]
+    tp = fn.complement()
+    fb = boot[(boot["metric"] == "fpir") & np.isclose(boot["threshold"], t)].iloc[0]
+    nb = boot[(boot["metric"] == "fnir") & np.isclose(boot["threshold"], t)].iloc[0]
+    rows.append({
+        "threshold": t,
+        "false positives": fp.errors,
+        "non-mated": fp.trials,
+        "FPIR": fp.rate,
+        "FPIR 95% CI (CP)": f"{fp.ci_low:.2g}–{fp.ci_high:.2g}",
+        "FPIR 95% CI (people)": f"{fb['ci_low']:.2g}–{fb['ci_high']:.2g}",
+        "TPIR": tp.rate,
+        "TPIR 95% CI (CP)": f"{tp.ci_low:.2f}–{tp.ci_high:.2f}",
+        "TPIR 95% CI (people)": f"{1 - nb['ci_high']:.2f}–{1 - nb['ci_low']:.2f}",
+        "mated": fn.trials,
+    })
+print(f"watchlist N = {searches.watchlist_size:,}")
+pd.DataFrame(rows).set_index("threshold")
+
+# %% [markdown]
+# ## 7. The claim checker: "1 in 6,000 at N = 10,000"
+#
+# A claim "FPIR ≤ b" is **supported** at 95% when the one-sided Clopper–Pearson upper bound of
+# the measured FPIR is at or below b; **refuted** when the lower bound is above it; otherwise
+# the data are **undecided**. Our searches ran against a smaller watchlist, so the bound is
+# scaled to N = 10,000 with FPIR(N) = 1 − (1 − FMR)^N. The checker also says how many
+# non-mated searches would be needed for the claim to be supported.
+
+# %%
+verdicts = []
+checks = {}
+for name, t in named.items():
+    claim = Claim.one_in(CLAIM_ONE_IN, watchlist_size=CLAIM_WATCHLIST, threshold=round(t, 4),
+                         source="NPL MS 43 via the Met")
+    check = check_fpir_claim(claim, searches, scale_watchlist=True)
+    checks[name] = check
+    low, _ = clopper_pearson(check.false_positives, check.non_mated_searches, 0.95,
+                             sided="lower")
+    low_at_claim = float(scale_fpir(low, searches.watchlist_size, CLAIM_WATCHLIST))
+    verdict = ("supported" if check.supported
+               else "refuted" if low_at_claim > claim.bound else "undecided")
+    verdicts.append({
+        "threshold": name,
+        "T": round(t, 4),
+        "false positives": check.false_positives,
+        "non-mated searches": check.non_mated_searches,
+        "95% upper bound at N=10,000": one_in_n(check.upper_bound),
+        "95% lower bound at N=10,000": one_in_n(low_at_claim),
+        "verdict": verdict,
+        "searches needed (no more errors)": check.searches_needed_if_no_more_errors,
+        "more searches needed": check.additional_searches_needed,
+        "needed at observed rate": check.searches_needed_at_observed_rate,
+    })
+pd.DataFrame(verdicts).set_index("threshold")
+
+# %%
+headline = checks[f"TPIR {NPL_TPIR:.0%} (NPL analogue)"]
+print(headline.summary())
+
+# %% [markdown]
+# ### How many non-mated searches would a firm answer take?
+#
+# With zero false positives, supporting "1 in 6,000" at 95% needs about 18,000 independent
+# non-mated searches *at N = 10,000*; NPL's 7 false positives need about 79,000 (domain brief,
+# section 5). Measured against a smaller watchlist, the claim translates into a smaller FPIR
+# bound, so more searches are needed — which is why NPL scaled from a large filler set.
+
+# %%
+need = pd.DataFrame(
+    {
+        "false positives seen": k,
+        "searches needed at N = 10,000": searches_needed(k, 1 / CLAIM_ONE_IN),
+        f"searches needed at N = {searches.watchlist_size:,} (bound scaled)": searches_needed(
+            k, float(scale_fpir(1 / CLAIM_ONE_IN, CLAIM_WATCHLIST, searches.watchlist_size))
+        ),
+    }
+    for k in (0, 1, 3, 7)
+).set_index("false positives seen")
+need
+
+# %% [markdown]
+# ## 8. What this shows, and what it does not
+#
+# * The **method** reproduces: a filler gallery, mated and non-mated searches split by person,
+#   per-probe false-match rates scaled to the deployed watchlist size, and a claim tested with
+#   an exact binomial bound.
+# * The **number** does not transfer: a different algorithm with a different score scale, on
+#   still press photographs rather than video of crowds, with far fewer and less diverse
+#   subjects. A threshold here is comparable to NPL's only through what it does (its TPIR,
+#   its FPIR), never through its value.
+# * The verdict table says whether *this* data set can decide the claim at each threshold.
+#   Where it is "undecided", the "more searches needed" column is the honest answer: LFW has
+#   too few strangers to confirm a rate of 1 in 6,000 at N = 10,000, and a CI subset has far
+#   fewer. Intervals that resample people are the ones to quote when people repeat.
+# * Scaling to N assumes a watchlist drawn like the fillers. NPL also scaled to the
+#   watchlist's demographic *composition*; `lfr_eval.protocols.scale_fpir(...,
+#   attribute=..., composition=...)` does that where fillers carry labels.

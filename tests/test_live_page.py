@@ -1,0 +1,271 @@
+"""The Live page's logic with streamlit.testing (AppTest).
+
+AppTest cannot run the streamlit-webrtc component (it needs a browser and the server runtime),
+so ``webrtc_streamer`` is replaced by a recorder that hands back the page's own frame callback.
+The tests then push real video frames (real faces, as ``av.VideoFrame``) through that callback
+as the browser would, with the real dlib engine, watchlist and alert store behind it. The real
+browser path is covered by ``test_live_browser.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from fractions import Fraction
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import cv2
+import numpy as np
+import pytest
+import streamlit_webrtc
+from conftest import REPO_ROOT, lfw_root
+from live_support import LivePeople, live_people, separating_threshold
+from streamlit.testing.v1 import AppTest
+
+from lfr_eval.live import AlertStore, FaceAppearance, LiveAlert, SceneScript
+from lfr_eval.watchlist import Watchlist
+
+PAGE = REPO_ROOT / "app" / "pages" / "1_Live.py"
+RUN_TIMEOUT = 120
+
+
+class WebRtcRecorder:
+    """Stands in for ``webrtc_streamer``: records each call and reports the stream state."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.playing = False
+
+    def __call__(self, **kwargs):  # noqa: ANN003, ANN204
+        self.calls.append(kwargs)
+        return SimpleNamespace(state=SimpleNamespace(playing=self.playing))
+
+    @property
+    def last(self) -> dict:
+        return self.calls[-1]
+
+    def send(self, rgb: np.ndarray) -> np.ndarray:
+        """Pass one RGB frame through the page's frame callback, as the browser stream does."""
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        # as aiortc delivers them: 90 kHz RTP clock
+        frame.pts, frame.time_base = int(time.monotonic() * 90_000), Fraction(1, 90_000)
+        return self.last["video_frame_callback"](frame).to_ndarray(format="rgb24")
+
+
+@pytest.fixture()
+def webrtc(monkeypatch: pytest.MonkeyPatch) -> WebRtcRecorder:
+    recorder = WebRtcRecorder()
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", recorder)
+    return recorder
+
+
+@pytest.fixture()
+def page(workspace: Path, webrtc: WebRtcRecorder, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LFR_WORKSPACE", str(workspace))
+    monkeypatch.delenv("LFR_ICE_SERVERS", raising=False)
+    monkeypatch.delenv("LFR_ALERT_RETENTION_HOURS", raising=False)
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "app"))
+    at = AppTest.from_file(str(PAGE), default_timeout=RUN_TIMEOUT)
+    yield at
+    pipeline = at.session_state["live_pipeline"] if "live_pipeline" in at.session_state else None
+    if pipeline is not None:
+        pipeline.close()
+    sys.modules.pop("_shared", None)
+
+
+@pytest.fixture(scope="module")
+def people(dlib_engine, insightface_images: Path) -> LivePeople:
+    return live_people(lfw_root(), insightface_images, dlib_engine)
+
+
+@pytest.fixture(scope="module")
+def threshold(dlib_engine, people: LivePeople) -> float:
+    return separating_threshold(dlib_engine, people)[2]
+
+
+def jpeg(rgb: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+def camera_frame(people: LivePeople, *, listed: bool = True) -> np.ndarray:
+    photo = people.camera_photo if listed else people.strangers[0]
+    return SceneScript((FaceAppearance(photo, 0, 1, 200, 100),), 1.0).render(0.5)
+
+
+def enrol_by_photo(at: AppTest, people: LivePeople) -> None:
+    at.file_uploader(key="live_photo").set_value(
+        ("listed.jpg", jpeg(people.enrol_photo), "image/jpeg")
+    )
+    at.text_input(key="live_photo_name").input(people.listed_name)
+    at.text_input(key="live_photo_id").input("listed-1")
+    at.button(key="live_enrol_photo").click().run()
+    assert not at.exception
+
+
+def stream_until_alert(webrtc: WebRtcRecorder, frame: np.ndarray, store: AlertStore,
+                       seconds: float = 20.0) -> list:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        webrtc.send(frame)
+        alerts = store.alerts()
+        if alerts:
+            return alerts
+        time.sleep(0.05)
+    return []
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_page_starts_with_loopback_ice_and_engine_threshold(page: AppTest, webrtc) -> None:
+    page.run()
+    assert not page.exception
+    assert page.title[0].value == "Live"
+    assert webrtc.last["rtc_configuration"] == {"iceServers": []}
+    assert webrtc.last["mode"] == streamlit_webrtc.WebRtcMode.SENDRECV
+    assert callable(webrtc.last["video_frame_callback"])
+    assert page.slider(key="live_threshold").value == pytest.approx(0.92)
+    captions = " ".join(c.value for c in page.caption)
+    assert "alert data kept **24 h**" in captions and "non-matching captures never stored" in captions
+    assert "No alerts in this session yet." in captions
+    assert "Remote use (ICE servers)" in [e.label for e in page.sidebar.expander]
+
+
+def test_ice_servers_are_configurable_for_remote_use(page: AppTest, webrtc, monkeypatch) -> None:
+    turn = '[{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "p"}]'
+    monkeypatch.setenv("LFR_ICE_SERVERS", turn)
+    page.run()
+    assert webrtc.last["rtc_configuration"]["iceServers"][0]["urls"] == [
+        "turn:turn.example.org:3478"
+    ]
+    page.text_area(key="live_ice").input("{not json").run()
+    assert "ICE servers must be a JSON list" in page.error[0].value
+    assert webrtc.last["rtc_configuration"] == {"iceServers": []}
+
+
+def test_threshold_slider_reaches_the_running_stream(page: AppTest) -> None:
+    page.run()
+    settings = page.session_state["live_settings"]
+    pipeline = page.session_state["live_pipeline"]
+    assert pipeline.settings is settings
+    page.slider(key="live_threshold").set_value(0.97).run()
+    assert settings.threshold == pytest.approx(0.97)
+    assert pipeline.settings.snapshot().threshold == pytest.approx(0.97)
+
+
+def test_enrol_photo_alert_review_and_results(
+    page: AppTest, webrtc, people, threshold, workspace: Path
+) -> None:
+    page.run()
+    page.slider(key="live_threshold").set_value(threshold).run()
+    enrol_by_photo(page, people)
+    assert "Enrolled" in page.success[0].value
+    assert [s.subject_id for s in Watchlist.open(workspace=workspace).subjects()] == ["listed-1"]
+
+    store = AlertStore.open(workspace)
+    # a stranger in front of the camera: boxes, but no alert and nothing stored
+    stranger = camera_frame(people, listed=False)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        webrtc.send(stranger)
+        time.sleep(0.05)
+    assert store.alerts() == []
+    # the stranger walks off (the track ends), then the listed person comes:
+    # an alert, with a red box drawn on the returned frame
+    empty = SceneScript((), 1.0).render(0.0)
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        webrtc.send(empty)
+        time.sleep(0.05)
+    alerts = stream_until_alert(webrtc, camera_frame(people), store)
+    assert len(alerts) == 1 and alerts[0].subject_id == "listed-1"
+    drawn = webrtc.send(camera_frame(people))
+    assert ((drawn[..., 0] > 200) & (drawn[..., 1] < 80)).sum() > 100
+
+    page.run()
+    assert f"**Alert #1** · **{people.listed_name}**" in markdown_text(page)
+    page.button(key=f"confirmed-{alerts[0].alert_id}").click().run()
+    assert "Enter the reviewing officer" in page.warning[0].value
+    assert store.get(alerts[0].alert_id).decision is None
+    page.text_input(key="live_reviewer").input("PC 1234").run()
+    page.button(key=f"confirmed-{alerts[0].alert_id}").click().run()
+    record = store.get(alerts[0].alert_id)
+    assert record.decision == "confirmed" and record.reviewer == "PC 1234"
+    metrics = {m.label: m.value for m in page.metric}
+    assert metrics["Alerts"] == "1" and metrics["Confirmed"] == "1" and metrics["Rejected"] == "0"
+    assert int(metrics["Faces seen"]) >= 2
+    assert "**confirmed** by PC 1234" in markdown_text(page)
+
+    old_session = page.session_state["live_session"].session_id
+    page.text_input(key="live_deployment").input("Training room 2")
+    page.button(key="live_end").click().run()
+    table = page.table[0].value
+    assert table.loc["Deployment", "value"] == "Training room 2"
+    assert table.loc["Alerts", "value"] == "1"
+    assert table.loc["True alerts (confirmed by the reviewing officer)", "value"] == "1"
+    assert int(table.loc["Faces scanned", "value"]) >= 2
+    assert "faces scanned" in table.loc["False alert rate (false alerts per face scanned)", "value"]
+    assert page.session_state["live_session"].session_id != old_session
+    # no file but the two stores: no stranger's capture, no uploaded photo
+    files = sorted(p.relative_to(workspace).as_posix() for p in workspace.rglob("*") if p.is_file())
+    assert files == ["live/alerts.sqlite", "watchlist.sqlite"]
+
+
+def test_enrol_from_a_snapshot_of_the_stream(page: AppTest, webrtc, people, workspace) -> None:
+    page.run()
+    page.button(key="live_take_snapshot").click().run()
+    assert "Start the stream first" in page.warning[0].value
+    webrtc.send(camera_frame(people))
+    page.button(key="live_take_snapshot").click().run()
+    captions = " ".join(c.value for c in page.caption)
+    assert "1 face(s) found in the snapshot; the largest is enrolled." in captions
+    page.text_input(key="live_snap_name").input("Trainer Two")
+    page.button(key="live_enrol_snapshot").click().run()
+    assert not page.exception
+    (subject,) = Watchlist.open(workspace=workspace).subjects()
+    assert (subject.subject_id, subject.display_name) == ("trainer-two", "Trainer Two")
+    holder = page.session_state["live_holder"]
+    assert holder().size == 1
+    assert page.session_state["live_snapshot"] is None  # the snapshot is dropped after use
+
+
+def test_expired_alerts_are_purged_and_the_purge_is_shown(page: AppTest, workspace, people
+                                                          ) -> None:
+    store = AlertStore.open(workspace)
+    raised = datetime.now(timezone.utc) - timedelta(hours=25)
+    store.add(LiveAlert("old-alert", "earlier-session", 1, "listed-1", "Listed", 0.95, 0.92,
+                        raised, 0.4, people.camera_photo[60:190, 60:190]))
+    page.run()
+    assert store.alerts() == []
+    captions = " ".join(c.value for c in page.caption)
+    assert "purged automatically this session: **1**" in captions
+    log = page.dataframe[0].value
+    assert list(log["alert"]) == ["old-alert"] and list(log["decision"]) == ["not reviewed"]
+
+
+def test_retention_follows_the_setting(page: AppTest, monkeypatch) -> None:
+    monkeypatch.setenv("LFR_ALERT_RETENTION_HOURS", "2")
+    page.run()
+    assert "alert data kept **2 h**" in " ".join(c.value for c in page.caption)
+
+
+def test_video_file_mode_plays_from_memory(page: AppTest, webrtc, people, tmp_path) -> None:
+    from lfr_eval.live import write_y4m
+
+    page.run()
+    page.radio(key="live_source").set_value("Video file").run()
+    assert any("Choose a video file" in i.value for i in page.info)
+    scene = SceneScript((FaceAppearance(people.camera_photo, 0, 1, 200, 100),), 1.0, fps=5)
+    video = write_y4m(tmp_path / "clip.y4m", scene.frames(), scene.fps).read_bytes()
+    page.file_uploader(key="live_video").set_value(("clip.y4m", video, "video/x-yuv4mpeg"))
+    page.run()
+    call = webrtc.last
+    assert call["mode"] == streamlit_webrtc.WebRtcMode.RECVONLY
+    assert call["rtc_configuration"] == {"iceServers": []}
+    player = call["player_factory"]()
+    assert player.video is not None
+    player.video.stop()
