@@ -80,8 +80,9 @@ def _expand(part: ImageEmbeddings, rows: np.ndarray, n: int) -> ImageEmbeddings:
     det[rows] = part.det_score
     size = np.full(n, np.nan)
     size[rows] = part.face_size_px
-    return ImageEmbeddings(part.engine_key, sha, vectors, ok, n_faces, failure, det, size,
-                           part.n_computed)
+    return ImageEmbeddings(
+        part.engine_key, sha, vectors, ok, n_faces, failure, det, size, part.n_computed
+    )
 
 
 def _scaling_table(
@@ -227,16 +228,20 @@ def evaluate(
         # inconsistent per-subject labels were already reported when the manifest was read
         warnings.simplefilter("ignore", ManifestWarning)
         if kind == "open_set":
-            run = run_protocol(built, embeddings, top_k=top_k, backend=scoring_backend,
-                               device=scoring_device)
+            run = run_protocol(
+                built, embeddings, top_k=top_k, backend=scoring_backend, device=scoring_device
+            )
         else:
-            run = run_npl_protocol(built, embeddings, top_k=top_k, backend=scoring_backend,
-                                   device=scoring_device)
+            run = run_npl_protocol(
+                built, embeddings, top_k=top_k, backend=scoring_backend, device=scoring_device
+            )
     timings["scoring_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    thresholds = default_thresholds() if scaling_thresholds is None else np.asarray(
-        scaling_thresholds, dtype=np.float64
+    thresholds = (
+        default_thresholds()
+        if scaling_thresholds is None
+        else np.asarray(scaling_thresholds, dtype=np.float64)
     )
     sizes = sorted({int(n) for n in watchlist_sizes} | {int(run.filler_scores.n_fillers)} - {0})
     scaling = _scaling_table(

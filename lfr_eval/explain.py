@@ -52,8 +52,9 @@ def grid_threshold(agg: AggregateResult, threshold: float) -> float:
     grid = agg.thresholds
     i = int(np.argmin(np.abs(grid - threshold)))
     if abs(float(grid[i]) - threshold) > GRID_TOLERANCE:
-        around = grid[max(i - 1, 0) : i + 2]
-        nearest = ", ".join(f"{t:g}" for t in around)
+        j = int(np.searchsorted(grid, threshold))
+        around = grid[max(j - 1, 0) : j + 1]  # the grid values either side
+        nearest = " and ".join(f"{t:g}" for t in around)
         raise ExplainError(MSG_OFF_GRID.format(threshold=threshold, nearest=nearest))
     return float(grid[i])
 
@@ -222,10 +223,10 @@ def _threshold_text(threshold: float) -> str:
 
 
 def _count(value: float) -> str:
-    """Expected counts: one decimal below 10 (so 0.3 is not shown as 0), whole numbers above."""
+    """Expected counts: one decimal below 100 (so 0.3 is not shown as 0), whole numbers above."""
     if not math.isfinite(value):
         return "?"
-    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
 def explain_threshold(
@@ -281,10 +282,11 @@ def explain_threshold(
         scaled = (math.nan, math.nan, math.nan)
     else:
         # one scalar at a time: an array would be read as per-probe FMRs and averaged
-        scaled = tuple(
-            float(scale_fpir(v, evaluated, watchlist_size))
-            for v in (fpir.rate, fpir.ci_low, fpir.ci_high)
-        )
+        with np.errstate(divide="ignore"):  # FPIR = 1 maps to FMR = 1, and back to 1
+            scaled = tuple(
+                float(scale_fpir(v, evaluated, watchlist_size))
+                for v in (fpir.rate, fpir.ci_low, fpir.ci_high)
+            )
     non_mated_faces = faces_scanned - listed_passers_by
     tpir_value = None if tpir.insufficient_data else tpir.rate
     prevalence = listed_passers_by / faces_scanned if faces_scanned else 0.0

@@ -413,9 +413,7 @@ def load_result(directory: str | os.PathLike[str]) -> EvaluationResult:
             raise ResultError(MSG_TAMPERED.format(file=name, path=directory))
     try:
         frame = pd.read_parquet(directory / SEARCHES_FILE)
-        scaling = (
-            pd.read_parquet(directory / SCALING_FILE) if SCALING_FILE in files else None
-        )
+        scaling = pd.read_parquet(directory / SCALING_FILE) if SCALING_FILE in files else None
         return _from_parts(meta, frame, scaling)
     except (KeyError, ValueError, TypeError) as exc:
         raise ResultError(MSG_CORRUPT.format(path=directory, reason=exc)) from exc
@@ -453,9 +451,9 @@ def _from_parts(meta: dict, frame: pd.DataFrame, scaling: pd.DataFrame | None) -
         mate_scores=mated["mate_score"].to_numpy(np.float64),
         mate_ranks=mated["mate_rank"].to_numpy(np.int64),
         mated_subjects=mated["subject_id"].to_numpy(dtype=object),
-        non_mated_topk=non_mated[top_columns].to_numpy(np.float64).reshape(
-            len(non_mated), len(top_columns)
-        ),
+        non_mated_topk=non_mated[top_columns]
+        .to_numpy(np.float64)
+        .reshape(len(non_mated), len(top_columns)),
         non_mated_subjects=non_mated["subject_id"].to_numpy(dtype=object),
         mated_groups=groups(mated),
         non_mated_groups=groups(non_mated),

@@ -37,12 +37,14 @@ def face_folder(tmp_path: Path, insightface_images: Path) -> Path:
     return root
 
 
-def test_embed_folder_resumes_from_cache(face_folder: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_embed_folder_resumes_from_cache(
+    face_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cache = tmp_path / "cache.sqlite"
     out = tmp_path / "emb.npz"
-    code, stdout, stderr = run(["embed", str(face_folder), "--out", str(out), "--cache",
-                                str(cache)], capsys)
+    code, stdout, stderr = run(
+        ["embed", str(face_folder), "--out", str(out), "--cache", str(cache)], capsys
+    )
     assert code == 0, stderr
     assert "2 embeddings, 1 images without a usable face; 3 computed now" in stdout
     data = np.load(out, allow_pickle=False)
@@ -52,40 +54,50 @@ def test_embed_folder_resumes_from_cache(face_folder: Path, tmp_path: Path,
     assert "dlib_face_recognition_resnet_model_v1.dat" in str(data["metadata"])
     norms = np.linalg.norm(data["embeddings"][data["ok"]], axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-4)
-    code, stdout, _ = run(["embed", str(face_folder), "--out", str(tmp_path / "emb.parquet"),
-                           "--cache", str(cache)], capsys)
+    code, stdout, _ = run(
+        ["embed", str(face_folder), "--out", str(tmp_path / "emb.parquet"), "--cache", str(cache)],
+        capsys,
+    )
     assert code == 0 and "0 computed now, 3 from the cache" in stdout
     table = pd.read_parquet(tmp_path / "emb.parquet")
     assert len(table["embedding"].iloc[0]) == 128
 
 
-def test_embed_rejects_bad_output_name(face_folder: Path, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["embed", str(face_folder), "--out", str(tmp_path / "e.txt"),
-                        "--no-cache"], capsys)
+def test_embed_rejects_bad_output_name(
+    face_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        ["embed", str(face_folder), "--out", str(tmp_path / "e.txt"), "--no-cache"], capsys
+    )
     assert code == 2 and ".npz or .parquet" in err
 
 
-def test_malformed_manifest_gives_exit_code_8(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_manifest_gives_exit_code_8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,person\na.jpg,x\n")
-    code, _, err = run(["evaluate", str(manifest), "--out", str(tmp_path / "r"), "--no-cache"],
-                       capsys)
+    code, _, err = run(
+        ["evaluate", str(manifest), "--out", str(tmp_path / "r"), "--no-cache"], capsys
+    )
     assert code == 8
     assert "lacks the column(s) subject_id" in err
     assert "Traceback" not in err
     manifest.write_text("path,subject_id\nmissing.jpg,x\nmissing2.jpg,x\n")
-    code, _, err = run(["evaluate", str(manifest), "--out", str(tmp_path / "r"), "--no-cache"],
-                       capsys)
+    code, _, err = run(
+        ["evaluate", str(manifest), "--out", str(tmp_path / "r"), "--no-cache"], capsys
+    )
     assert code == 8 and "not found" in err
     assert not (tmp_path / "r").exists()  # nothing half-written
 
 
 @pytest.mark.lfw
-def test_evaluate_report_claim_on_lfw(lfw_dir: Path, tmp_path: Path,
-                                      tmp_path_factory: pytest.TempPathFactory,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_report_claim_on_lfw(
+    lfw_dir: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     manifest = small_lfw(lfw_dir)
     table = manifest.to_frame()
     table["path"] = [str(p) for p in manifest.absolute_paths()]
@@ -93,11 +105,24 @@ def test_evaluate_report_claim_on_lfw(lfw_dir: Path, tmp_path: Path,
     table.to_csv(csv, index=False)
     results = tmp_path / "results"
     argv = [
-        "evaluate", str(csv), "--out", str(results), "--seed", str(TEST_PARAMS.seed),
-        "--enrolled-fraction", str(TEST_PARAMS.enrolled_fraction),
-        "--max-mated-per-subject", str(TEST_PARAMS.max_mated_per_subject), "--face", "central",
-        "--cache", str(shared_cache_path(tmp_path_factory)), "--watchlist-size", "1000",
-        "--threshold", "0.93",
+        "evaluate",
+        str(csv),
+        "--out",
+        str(results),
+        "--seed",
+        str(TEST_PARAMS.seed),
+        "--enrolled-fraction",
+        str(TEST_PARAMS.enrolled_fraction),
+        "--max-mated-per-subject",
+        str(TEST_PARAMS.max_mated_per_subject),
+        "--face",
+        "central",
+        "--cache",
+        str(shared_cache_path(tmp_path_factory)),
+        "--watchlist-size",
+        "1000",
+        "--threshold",
+        "0.93",
     ]
     code, stdout, stderr = run(argv, capsys)
     assert code == 0, stderr
@@ -113,23 +138,48 @@ def test_evaluate_report_claim_on_lfw(lfw_dir: Path, tmp_path: Path,
     code, stdout, _ = run(argv, capsys)
     assert code == 0 and "(0 computed" in stdout
 
-    code, stdout, _ = run(["report", str(results), "--out", str(tmp_path / "rep"),
-                           "--ci-method", "wilson", "--group", "sex"], capsys)
+    code, stdout, _ = run(
+        [
+            "report",
+            str(results),
+            "--out",
+            str(tmp_path / "rep"),
+            "--ci-method",
+            "wilson",
+            "--group",
+            "sex",
+        ],
+        capsys,
+    )
     assert code == 0 and (tmp_path / "rep" / "report.html").is_file()
     rates = pd.read_csv(tmp_path / "rep" / "rates.csv")
     assert set(rates["ci_method"]) == {"wilson"}
 
     best = result.searches.non_mated_best
     # a claim the data cannot support (rule of 3 needs ~3x the searches) -> exit 1
-    code, stdout, _ = run(["claim", str(results), "--one-in", "100000", "--threshold", "0.99"],
-                          capsys)
+    code, stdout, _ = run(
+        ["claim", str(results), "--one-in", "100000", "--threshold", "0.99"], capsys
+    )
     assert code == 1 and "do not support" in stdout
     # a generous claim at a strict threshold -> exit 0, with a per-group breakdown
     assert (best >= 0.97).sum() == 0
-    code, stdout, _ = run(["claim", str(results), "--one-in", "10", "--threshold", "0.97",
-                           "--by", "ethnicity"], capsys)
+    code, stdout, _ = run(
+        ["claim", str(results), "--one-in", "10", "--threshold", "0.97", "--by", "ethnicity"],
+        capsys,
+    )
     assert code == 0, stdout
     assert "ethnicity = african" in stdout
-    code, _, err = run(["claim", str(results), "--one-in", "10", "--threshold", "0.97",
-                        "--watchlist-size", "10000"], capsys)
+    code, _, err = run(
+        [
+            "claim",
+            str(results),
+            "--one-in",
+            "10",
+            "--threshold",
+            "0.97",
+            "--watchlist-size",
+            "10000",
+        ],
+        capsys,
+    )
     assert code == 2 and "scale_watchlist" in err

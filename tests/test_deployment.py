@@ -225,3 +225,134 @@ def test_verify_checks_the_bundle_beside_the_config(engine_id, tmp_path: Path) -
     bundle.unlink()
     with pytest.raises(ConfigError, match="is not beside the config"):
         verify_config(config, config_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------- with real artefacts
+
+
+@pytest.fixture()
+def enrolled_watchlist(dlib_engine, workspace: Path, insightface_images: Path):
+    """A real watchlist with one person enrolled from insightface's sample photo."""
+    from lfr_eval.watchlist import SubjectInfo, Watchlist
+
+    watchlist = Watchlist.open(workspace=workspace)
+    report = watchlist.enrol_files(
+        dlib_engine,
+        SubjectInfo("case-1", category="test volunteer"),
+        [insightface_images / "t1.jpg"],
+        largest_face=True,
+    )
+    assert report.n_enrolled == 1
+    return watchlist
+
+
+def _aggregate(engine_id: EngineId):
+    """Aggregate figures of an evaluation by ``engine_id`` at thresholds 0.6 and 0.62."""
+    import pandas as pd
+
+    from lfr_eval.report import RATE_COLUMNS, AggregateResult
+
+    rows = []
+    for t, fp, miss in ((0.6, 4, 30), (0.62, 1, 45)):
+        for metric, errors, n in (("fpir", fp, 1_000), ("fnir", miss, 300)):
+            rows.append(
+                (metric, t, "all", "all", n, 100, errors, errors / n, errors / n / 2,
+                 errors / n * 2, "clopper-pearson", False, False)
+            )  # fmt: skip
+    from lfr_eval.report import AGGREGATE_SCHEMA_VERSION
+
+    metadata = {
+        "schema_version": AGGREGATE_SCHEMA_VERSION,
+        "watchlist_size": 500,
+        "confidence": 0.95,
+        "ci_method": "clopper-pearson",
+        "n_boot": 0,
+        "source": {"result_sha256": SHA_A},
+        "dataset": {"name": "x", "sha256": SHA_B},
+        "protocol": {"kind": "open_set"},
+        "engine": engine_id.to_dict(),
+    }
+    histograms = pd.DataFrame(
+        columns=["kind", "attribute", "group", "bin_low", "bin_high", "count"]
+    )
+    acquisition = pd.DataFrame(columns=["role", "attribute", "group", "images", "failed"])
+    rates = pd.DataFrame(rows, columns=list(RATE_COLUMNS))
+    return AggregateResult(metadata, rates, histograms, None, acquisition)
+
+
+def test_make_config_then_verify_against_the_real_watchlist(
+    dlib_engine, enrolled_watchlist, tmp_path: Path, insightface_images: Path
+) -> None:
+    from lfr_eval.deployment import make_config
+
+    results = _aggregate(dlib_engine.engine_id)
+    bundle = enrolled_watchlist.export_bundle(tmp_path / "wl.zip")
+    config = make_config(
+        threshold=0.62,
+        engine=dlib_engine,
+        watchlist=enrolled_watchlist,
+        results=results,
+        bundle=bundle.path,
+        approved_by="A. Officer",
+    )
+    assert config.watchlist.subject_count == 1
+    assert config.watchlist.content_sha256 == enrolled_watchlist.content_hash()
+    assert (config.evidence.fpir.count, config.evidence.fpir.trials) == (1, 1_000)
+    assert config.evidence.tpir.value == pytest.approx(1 - 45 / 300)
+    path = export_config(config, tmp_path / "deploy.json")
+    result = verify_config(
+        load_config(path),
+        engine=dlib_engine,
+        watchlist=enrolled_watchlist,
+        results=results,
+        config_dir=tmp_path,
+    )
+    assert result.complete
+    # a listed person's expiry changed after sign-off: the config no longer matches
+    from lfr_eval.watchlist import parse_expiry
+
+    enrolled_watchlist.update_subject("case-1", expires=parse_expiry("2030-01-01"))
+    with pytest.raises(ConfigError, match=r"watchlist\.content_sha256"):
+        verify_config(load_config(path), watchlist=enrolled_watchlist)
+
+
+def test_make_config_refuses_evidence_from_another_recognizer(dlib_engine, enrolled_watchlist):
+    from lfr_eval.deployment import make_config
+
+    models = tuple(
+        replace(m, sha256="c" * 64) if m.role == "recognizer" else m
+        for m in dlib_engine.engine_id.models
+    )
+    other = replace(dlib_engine.engine_id, backend="insightface", models=models)
+    with pytest.raises(ConfigError, match="say nothing about this engine's threshold"):
+        make_config(
+            threshold=0.6, engine=dlib_engine, watchlist=enrolled_watchlist,
+            results=_aggregate(other),
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match="same recognizer"):
+        make_config(threshold=0.6, engine=other, watchlist=enrolled_watchlist)
+
+
+def test_cli_config_export_and_verify(dlib_engine, enrolled_watchlist, workspace, tmp_path) -> None:
+    from lfr_eval.cli import main
+
+    results = _aggregate(dlib_engine.engine_id).save(tmp_path / "agg")
+    out = tmp_path / "cfg" / "deploy.json"
+    ws = ["--workspace", str(workspace)]
+
+    def run(*args: str) -> int:
+        with pytest.raises(SystemExit) as info:
+            main([*args, *ws])
+            raise SystemExit(0)
+        return int(info.value.code or 0)
+
+    assert run("config", "export", "--threshold", "0.6", "--results", str(results),
+                "--bundle", "--out", str(out)) == 0  # fmt: skip
+    assert (tmp_path / "cfg" / "deploy.watchlist.zip").is_file()
+    assert run("config", "verify", str(out), "--results", str(results)) == 0
+    assert run("config", "export", "--threshold", "0.61", "--results", str(results),
+               "--out", str(tmp_path / "off.json")) == 9  # fmt: skip
+    document = json.loads(out.read_text())
+    document["approved_by"] = "someone else"
+    out.write_text(json.dumps(document))
+    assert run("config", "verify", str(out)) == 9

@@ -149,8 +149,20 @@ def _float(value: float) -> bytes:
 
 def test_scalar_encodings_decode():
     data = (
-        _int(2) + _int(-300) + _int(70000) + _float(0.04) + _float(-122.782) + b"1" + b"0"
-        + _int(5) + b"con_6" + _int(2) + _int(1) + _int(2) + _int(1) + _int(3)
+        _int(2)
+        + _int(-300)
+        + _int(70000)
+        + _float(0.04)
+        + _float(-122.782)
+        + b"1"
+        + b"0"
+        + _int(5)
+        + b"con_6"
+        + _int(2)
+        + _int(1)
+        + _int(2)
+        + _int(1)
+        + _int(3)
         + np.arange(6, dtype="<f4").tobytes()
     )
     reader = DlibReader(data, "<test>", what="test", expected="nothing")
@@ -161,7 +173,9 @@ def test_scalar_encodings_decode():
     assert reader.real() == pytest.approx(-122.782, rel=1e-7)
     assert reader.boolean() is True and reader.boolean() is False
     assert reader.string() == "con_6"
-    np.testing.assert_array_equal(reader.tensor(), np.arange(6, dtype=np.float32).reshape(1, 2, 1, 3))
+    np.testing.assert_array_equal(
+        reader.tensor(), np.arange(6, dtype=np.float32).reshape(1, 2, 1, 3)
+    )
     assert reader.remaining == 0
     with pytest.raises(DlibFormatError, match="file ends inside"):
         reader.integer()
@@ -181,7 +195,9 @@ def test_recognizer_file_is_read_layer_by_layer(dlib_paths):
     assert net.input.size == (150, 150)
     # dlib's default channel means, and the metric loss's settings as float32 values
     np.testing.assert_allclose(net.input.mean_rgb, (122.782, 117.001, 104.298), rtol=1e-6)
-    assert net.loss.margin == pytest.approx(0.04) and net.loss.distance_threshold == pytest.approx(0.6)
+    assert net.loss.margin == pytest.approx(0.04) and net.loss.distance_threshold == pytest.approx(
+        0.6
+    )
     assert all(np.isfinite(c.weight).all() for c in convs)
 
 
@@ -358,9 +374,11 @@ def test_detector_matches_dlib_on_lfw(converted_mmod, cnn_detector, lfw_subset):
 
 def test_detector_on_images_without_faces(converted_mmod, cnn_detector):
     runner = MmodRunner(converted_mmod, "onnxruntime")
-    for shape in [(8, 8, 3), (40, 30, 3), (200, 300, 3)]:
+    for shape in [(40, 30, 3), (200, 300, 3)]:
         blank = np.full(shape, 127, np.uint8)
         assert len(runner.detect(blank).rects) == len(cnn_detector(blank, 0)) == 0
+    # narrower than the pyramid padding: dlib fails an internal check, we report no face
+    assert len(runner.detect(np.full((8, 8, 3), 127, np.uint8)).rects) == 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -415,7 +433,9 @@ def torch_engine_cnn(convert_cache):
     return load_engine("dlib-torch", detector="cnn", upsample=0, cache_dir=convert_cache)
 
 
-def test_engine_identity_and_runtime(torch_engine_cnn, dlib_engine, converted_resnet, converted_mmod):
+def test_engine_identity_and_runtime(
+    torch_engine_cnn, dlib_engine, converted_resnet, converted_mmod
+):
     engine_id = torch_engine_cnn.engine_id
     assert engine_id.backend == "dlib-torch" and engine_id.embedding_dim == 128
     # same source weights as the dlib engine: templates mix
@@ -431,7 +451,7 @@ def test_engine_identity_and_runtime(torch_engine_cnn, dlib_engine, converted_re
 
 
 def test_engine_cnn_matches_dlib_cnn(torch_engine_cnn, t1_image, dlib_t1_boxes):
-    boxes, scores = torch_engine_cnn.detect(t1_image)
+    boxes, _ = torch_engine_cnn.detect(t1_image)
     rects, _ = dlib_t1_boxes
     theirs = np.sort(np.c_[rects[:, :2], rects[:, 2:] + 1].astype(float), axis=0)
     np.testing.assert_allclose(np.sort(boxes, axis=0), theirs, atol=2)
@@ -466,13 +486,16 @@ def test_fp16_outside_torch_cuda_is_refused(convert_cache):
         load_engine("dlib-torch", runtime="torch", precision="fp16", cache_dir=convert_cache)
 
 
-def test_missing_model_folder_is_a_model_error(tmp_path):
+def test_missing_model_folder_is_a_model_error(tmp_path, convert_cache):
     folder = tmp_path / "models"
     folder.mkdir()
     with pytest.raises(ModelError, match="not found"):
-        load_engine("dlib-torch", models_folder=folder, cache_dir=tmp_path / "cache")
-    for name in ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat"):
+        load_engine("dlib-torch", models_folder=folder, cache_dir=convert_cache)
+    for name in (
+        "shape_predictor_5_face_landmarks.dat",
+        "dlib_face_recognition_resnet_model_v1.dat",
+    ):
         shutil.copy(locate_dlib_models().shape_predictor.parent / name, folder / name)
     (folder / "mmod_human_face_detector.dat").write_bytes(b"\x01\x01" + bytes(100))
     with pytest.raises(DlibFormatError, match="mmod_human_face_detector.dat"):
-        load_engine("dlib-torch", detector="cnn", models_folder=folder, cache_dir=tmp_path / "c")
+        load_engine("dlib-torch", detector="cnn", models_folder=folder, cache_dir=convert_cache)

@@ -70,8 +70,9 @@ def lfw_small(lfw_dir: Path) -> Manifest:
 @pytest.fixture(scope="module")
 def lfw_result(lfw_small: Manifest, dlib_engine, tmp_path_factory: pytest.TempPathFactory):
     with EmbeddingCache(shared_cache_path(tmp_path_factory)) as cache:
-        return evaluate(lfw_small, dlib_engine, TEST_PARAMS, cache=cache, face_choice="central",
-                        n_resamples=20)
+        return evaluate(
+            lfw_small, dlib_engine, TEST_PARAMS, cache=cache, face_choice="central", n_resamples=20
+        )
 
 
 def test_evaluation_produces_sensible_dlib_figures(lfw_result, lfw_small: Manifest) -> None:
@@ -98,15 +99,17 @@ def test_evaluation_produces_sensible_dlib_figures(lfw_result, lfw_small: Manife
 def test_per_sex_and_ethnicity_tables_with_intervals(lfw_result) -> None:
     thresholds = [0.9, 0.93, 0.95]
     for attribute in ("sex", "ethnicity"):
-        frame = lfw_result.identification_frame(thresholds, [attribute],
-                                                ci_method="subject-bootstrap", n_boot=300)
+        frame = lfw_result.identification_frame(
+            thresholds, [attribute], ci_method="subject-bootstrap", n_boot=300
+        )
         table = frame.by_group
         groups = set(table.index.get_level_values(attribute))
         assert UNKNOWN in groups or attribute == "sex"
         assert len(groups) >= 2
         shown = table[~table["insufficient_data"]]
-        assert ((shown["ci_low"] <= shown["rate"] + 1e-12)
-                & (shown["rate"] <= shown["ci_high"] + 1e-12)).all()
+        assert (
+            (shown["ci_low"] <= shown["rate"] + 1e-12) & (shown["rate"] <= shown["ci_high"] + 1e-12)
+        ).all()
         assert (shown["ci_high"] > shown["ci_low"]).any()
         fpir = frame.overall.xs("fpir", level="metric")["rate"]
         assert fpir.is_monotonic_decreasing  # a higher threshold never adds false positives
@@ -115,15 +118,16 @@ def test_per_sex_and_ethnicity_tables_with_intervals(lfw_result) -> None:
     assert eth["small_group"].any()
 
 
-def test_second_run_recomputes_nothing(lfw_result, lfw_small: Manifest, dlib_engine,
-                                       tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_second_run_recomputes_nothing(
+    lfw_result, lfw_small: Manifest, dlib_engine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     with EmbeddingCache(shared_cache_path(tmp_path_factory)) as cache:
-        again = evaluate(lfw_small, dlib_engine, TEST_PARAMS, cache=cache, face_choice="central",
-                         n_resamples=0)
+        again = evaluate(
+            lfw_small, dlib_engine, TEST_PARAMS, cache=cache, face_choice="central", n_resamples=0
+        )
     assert again.timings["images_embedded"] == 0
     np.testing.assert_array_equal(again.searches.mate_scores, lfw_result.searches.mate_scores)
-    np.testing.assert_array_equal(again.searches.non_mated_topk,
-                                  lfw_result.searches.non_mated_topk)
+    np.testing.assert_array_equal(again.searches.non_mated_topk, lfw_result.searches.non_mated_topk)
 
 
 def test_report_opens_and_claim_check(lfw_result, tmp_path: Path, artifacts_dir: Path) -> None:
@@ -148,3 +152,29 @@ def test_report_opens_and_claim_check(lfw_result, tmp_path: Path, artifacts_dir:
     assert check.false_positives == int((best >= 0.93).sum())
     assert check.non_mated_searches == loaded.searches.n_non_mated
     assert check.supported == (check.upper_bound <= 1 / 50)
+
+
+def test_npl_design_scales_to_other_watchlist_sizes(
+    lfw_small: Manifest, dlib_engine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from lfr_eval.protocols import NplParams
+
+    with EmbeddingCache(shared_cache_path(tmp_path_factory)) as cache:
+        result = evaluate(
+            lfw_small,
+            dlib_engine,
+            NplParams(seed=3, volunteer_fraction=0.5),
+            cache=cache,
+            face_choice="central",
+            watchlist_sizes=[10, 1000],
+            n_resamples=50,
+        )
+    assert result.protocol.kind == "npl"
+    fillers = result.protocol.counts["fillers"]
+    table = result.scaling
+    overall = table[(table["group"] == "all") & np.isclose(table["threshold"], 0.9)]
+    analytic = overall[overall["method"] == "analytic"].set_index("watchlist_size")["fpir"]
+    resampled = overall[overall["method"] == "resampled"].set_index("watchlist_size")["fpir"]
+    assert analytic[10] < analytic[1000]  # a bigger watchlist raises more false alerts
+    assert 1000 not in resampled.index or fillers >= 1000  # no resampling beyond the fillers
+    assert abs(resampled[10] - analytic[10]) < 0.1

@@ -98,6 +98,7 @@ def test_other_chip_size_keeps_descriptor(t1_faces, t1):
     np.testing.assert_allclose(faces[0].embedding, t1_faces[0].embedding, atol=1e-5)
 
 
+@pytest.mark.lfw
 def test_cnn_detector_agrees_with_hog(dlib_engine, lfw_dir):
     image = load_image(lfw_dir / "images" / "George_W_Bush" / "George_W_Bush_0001.jpg")
     cnn = load_engine("dlib", detector="cnn", upsample=0)
@@ -134,13 +135,16 @@ def _central_face_embedding(engine, image_path: Path) -> np.ndarray | None:
 
 
 @pytest.mark.lfw
-def test_lfw_pairs_accuracy(dlib_engine, lfw_dir):
+def test_lfw_pairs_accuracy(lfw_dir):
+    # LFW faces are ~100 px wide in 250x250 images: no upsampling needed (measured on these
+    # 300 pairs: 99.0 % with upsample=0, 98.3 % with upsample=1, which finds more bystanders)
+    engine = DlibEngine(upsample=0)
     pairs = _read_pairs(lfw_dir, 150, 150)
     cache: dict[Path, np.ndarray | None] = {}
     for a, b, _ in pairs:
         for p in (a, b):
             if p not in cache:
-                cache[p] = _central_face_embedding(dlib_engine, p)
+                cache[p] = _central_face_embedding(engine, p)
     labels = np.array([same for _, _, same in pairs])
     # a pair with an undetected face scores -inf: wrong if same, right if different
     scores = np.array(
@@ -152,6 +156,8 @@ def test_lfw_pairs_accuracy(dlib_engine, lfw_dir):
     candidates = np.unique(scores[np.isfinite(scores)])
     accuracy = max(np.mean((scores >= t) == labels) for t in candidates)
     assert accuracy >= 0.97, f"dlib LFW accuracy {accuracy:.3f} on {len(pairs)} pairs"
+    # dlib's 0.6 Euclidean tolerance sits near cosine 0.91 (see lfr_eval.faces._dlib)
+    assert np.mean((scores >= 0.91) == labels) >= 0.95
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -284,6 +290,7 @@ def test_pose_of_template_and_rotations():
     assert pose_from_landmarks(raised)[1] > 10
 
 
+@pytest.mark.lfw
 def test_quality_on_frontal_lfw_face(dlib_engine, lfw_dir):
     image = load_image(lfw_dir / "images" / "George_W_Bush" / "George_W_Bush_0001.jpg")
     face = dlib_engine.analyze(image)[0]

@@ -75,6 +75,7 @@ def test_detect_align_embed_end_to_end(engine):
     assert abs(face.quality.yaw_deg) < 1e-6 and abs(face.quality.roll_deg) < 1e-6
 
 
+@pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
 def test_matches_insightface_own_pipeline(engine, pack_dir, insightface_images):
     """Crop and embedding are what insightface's classes give for the same landmarks."""
     from insightface.model_zoo import get_model

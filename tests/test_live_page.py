@@ -269,3 +269,27 @@ def test_video_file_mode_plays_from_memory(page: AppTest, webrtc, people, tmp_pa
     player = call["player_factory"]()
     assert player.video is not None
     player.video.stop()
+
+
+def test_threshold_chosen_on_another_page_is_adopted_once(page: AppTest) -> None:
+    page.session_state["lfr_chosen_threshold"] = 0.915  # Threshold explorer / verified config
+    page.run()
+    assert page.slider(key="live_threshold").value == pytest.approx(0.915)
+    assert page.session_state["live_settings"].threshold == pytest.approx(0.915)
+    page.slider(key="live_threshold").set_value(0.95).run()
+    assert page.session_state["live_settings"].threshold == pytest.approx(0.95)
+    page.session_state["lfr_chosen_threshold"] = 0.93
+    page.run()
+    assert page.session_state["live_settings"].threshold == pytest.approx(0.93)
+
+
+def test_settings_survive_a_visit_to_another_page(page: AppTest) -> None:
+    page.run()
+    page.slider(key="live_threshold").set_value(0.96).run()
+    page.text_input(key="live_reviewer").input("PC 77").run()
+    # Streamlit drops widget state when the user opens another page
+    for key in ("live_threshold", "live_reviewer"):
+        del page.session_state[key]
+    page.run()
+    assert page.slider(key="live_threshold").value == pytest.approx(0.96)
+    assert page.text_input(key="live_reviewer").value == "PC 77"

@@ -359,3 +359,23 @@ def test_y4m_file_layout(tmp_path: Path, people: LivePeople) -> None:
     assert header == b"YUV4MPEG2 W640 H480 F5000:1000 Ip A1:1 C420jpeg"
     assert data.count(b"FRAME\n") == 5
     assert len(data) == len(header) + 1 + 5 * (6 + 640 * 480 * 3 // 2)
+
+
+def test_one_engine_shared_by_the_stream_and_the_page(dlib_engine, people) -> None:
+    """The live worker and a page (snapshot, enrolment) use the one cached engine at once.
+
+    dlib's detector is not thread-safe; without the engine's lock this crashes the process.
+    """
+    image = np.ascontiguousarray(np.tile(people.enrol_photo, (2, 3, 1)))
+    found: list[int] = []
+
+    def work() -> None:
+        for _ in range(4):
+            found.append(len(dlib_engine.analyze(image)))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 12 and len(set(found)) == 1 and found[0] >= 6

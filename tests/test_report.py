@@ -57,7 +57,7 @@ def test_aggregate_matches_the_metrics(aggregate: AggregateResult) -> None:
     np.testing.assert_allclose(curve["rate"], fpir(result.searches, curve["threshold"]))
     b = aggregate.curve("fpir", "ethnicity", "b").set_index("threshold")["rate"]
     a = aggregate.curve("fpir", "ethnicity", "a").set_index("threshold")["rate"]
-    assert (b.loc[0.7] > a.loc[0.7])  # group b was built to draw more false matches
+    assert b.loc[0.7] > a.loc[0.7]  # group b was built to draw more false matches
     ok = aggregate.rates[~aggregate.rates["insufficient_data"].astype(bool)]
     assert ((ok["ci_low"] <= ok["rate"] + 1e-12) & (ok["rate"] <= ok["ci_high"] + 1e-12)).all()
 
@@ -77,8 +77,10 @@ def test_aggregate_round_trip_and_tamper(aggregate: AggregateResult, tmp_path: P
     aggregate.save(tmp_path)
     loaded = AggregateResult.load(tmp_path)
     pd.testing.assert_frame_equal(
-        loaded.rates.reset_index(drop=True), aggregate.rates.reset_index(drop=True),
-        check_dtype=False, atol=1e-7,
+        loaded.rates.reset_index(drop=True),
+        aggregate.rates.reset_index(drop=True),
+        check_dtype=False,
+        atol=1e-7,
     )
     assert loaded.metadata["watchlist_size"] == 100
     rates = tmp_path / "rates.csv"
@@ -90,8 +92,9 @@ def test_aggregate_round_trip_and_tamper(aggregate: AggregateResult, tmp_path: P
 
 
 def test_small_groups_are_withheld_and_listed() -> None:
-    agg = AggregateResult.from_result(synthetic_result(n_mated=30, n_non_mated=30),
-                                      n_boot=50, min_subjects=8)
+    agg = AggregateResult.from_result(
+        synthetic_result(n_mated=30, n_non_mated=30), n_boot=50, min_subjects=8
+    )
     withheld = {(w["attribute"], w["group"]) for w in agg.metadata["withheld"]}
     assert ("ethnicity", "b") in withheld  # 4 subjects a side
     assert "b" not in set(agg.rates[agg.rates["attribute"] == "ethnicity"]["group"])
@@ -116,8 +119,9 @@ def test_figures_accept_results_and_aggregates(aggregate: AggregateResult) -> No
     assert fpir_by_group.layout.yaxis.type == "log"
 
 
-def test_html_report_is_self_contained_and_parseable(aggregate: AggregateResult,
-                                                     tmp_path: Path) -> None:
+def test_html_report_is_self_contained_and_parseable(
+    aggregate: AggregateResult, tmp_path: Path
+) -> None:
     page = build_html_report(aggregate, thresholds=[0.7, 0.75], claim_summaries=["claim: ok"])
     parser = _Collector()
     parser.feed(page)

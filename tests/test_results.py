@@ -23,17 +23,26 @@ from lfr_eval.results import (
 )
 
 
-def synthetic_result(seed: int = 0, n_mated: int = 300, n_non_mated: int = 900,
-                     with_scaling: bool = True) -> EvaluationResult:
+def synthetic_result(
+    seed: int = 0, n_mated: int = 300, n_non_mated: int = 900, with_scaling: bool = True
+) -> EvaluationResult:
     """A result whose scores look like a face model's: mates high, strangers lower, and one
     group ('b') drawing more false matches."""
     rng = np.random.default_rng(seed)
     m_subj = np.array([f"m{i // 3}" for i in range(n_mated)], dtype=object)
     nm_subj = np.array([f"n{i // 3}" for i in range(n_non_mated)], dtype=object)
-    m_groups = pd.DataFrame({"sex": np.where(np.arange(n_mated) % 6 < 3, "female", "male"),
-                             "ethnicity": np.where(np.arange(n_mated) % 9 < 3, "b", "a")})
-    nm_groups = pd.DataFrame({"sex": np.where(np.arange(n_non_mated) % 6 < 3, "female", "male"),
-                              "ethnicity": np.where(np.arange(n_non_mated) % 9 < 3, "b", "a")})
+    m_groups = pd.DataFrame(
+        {
+            "sex": np.where(np.arange(n_mated) % 6 < 3, "female", "male"),
+            "ethnicity": np.where(np.arange(n_mated) % 9 < 3, "b", "a"),
+        }
+    )
+    nm_groups = pd.DataFrame(
+        {
+            "sex": np.where(np.arange(n_non_mated) % 6 < 3, "female", "male"),
+            "ethnicity": np.where(np.arange(n_non_mated) % 9 < 3, "b", "a"),
+        }
+    )
     topk = np.sort(rng.normal(0.55, 0.08, (n_non_mated, 5)), axis=1)[:, ::-1]
     topk[nm_groups["ethnicity"].to_numpy() == "b"] += 0.05
     searches = SearchSet(
@@ -53,21 +62,37 @@ def synthetic_result(seed: int = 0, n_mated: int = 300, n_non_mated: int = 900,
             for t in np.round(np.arange(0.5, 1.0, 0.05), 4):
                 rate = min(1.0, n * 1e-3 * np.exp(-20 * (t - 0.5)))
                 rows.append(("analytic", n, t, rate, rate * 0.8, rate * 1.2, "all", "all", 900))
-        scaling = pd.DataFrame(rows, columns=["method", "watchlist_size", "threshold", "fpir",
-                                              "lower", "upper", "group_attribute", "group",
-                                              "n_searches"])
+        scaling = pd.DataFrame(
+            rows,
+            columns=[
+                "method",
+                "watchlist_size",
+                "threshold",
+                "fpir",
+                "lower",
+                "upper",
+                "group_attribute",
+                "group",
+                "n_searches",
+            ],
+        )
     return EvaluationResult(
         engine=EngineId("dlib", (ModelFile("recognizer", "resnet.dat", "ab" * 32),), 128),
         runtime=RuntimeInfo("dlib", ("cpu",), False, False, "fp32", "20.0"),
         engine_key="dlib|recognizer=resnet.dat@abab|face=largest",
         dataset=DatasetInfo("synthetic", "cd" * 32, 1300, 433, ("sex", "ethnicity")),
-        protocol=ProtocolInfo("open_set", {"seed": seed, "n_enrolled": 100},
-                              {"enrolled_subjects": 100}, top_k=5),
+        protocol=ProtocolInfo(
+            "open_set", {"seed": seed, "n_enrolled": 100}, {"enrolled_subjects": 100}, top_k=5
+        ),
         searches=searches,
-        search_images=(np.array([f"m/{i}.jpg" for i in range(n_mated)], dtype=object),
-                       np.array([f"n/{i}.jpg" for i in range(n_non_mated)], dtype=object)),
-        acquisition=pd.DataFrame([("mated", "all", "all", 310, 10)],
-                                 columns=["role", "attribute", "group", "images", "failed"]),
+        search_images=(
+            np.array([f"m/{i}.jpg" for i in range(n_mated)], dtype=object),
+            np.array([f"n/{i}.jpg" for i in range(n_non_mated)], dtype=object),
+        ),
+        acquisition=pd.DataFrame(
+            [("mated", "all", "all", 310, 10)],
+            columns=["role", "attribute", "group", "images", "failed"],
+        ),
         scaling=scaling,
         timings={"embedding_s": 1.5},
     )

@@ -52,14 +52,20 @@ st.write(
 
 engine = _shared.engine_or_stop()
 workspace = _shared.workspace()
+state = st.session_state
+#: a deployment config verified on the Export page sets the threshold and the retention
+config = state.get(_shared.STATE_CONFIG)
 try:
     watchlist = _shared.open_watchlist()
-    retention_hours = _shared.retention_policy().alert_capture_hours
+    retention_hours = (
+        config.retention.alert_capture_hours
+        if config is not None
+        else _shared.retention_policy().alert_capture_hours
+    )
 except LfrError as exc:
     _shared.show_error(exc)
     st.stop()
 store = AlertStore.open(workspace, retention=timedelta(hours=retention_hours))
-state = st.session_state
 
 
 # ---------------------------------------------------------------------- per-browser state
@@ -79,7 +85,22 @@ if "live_settings" not in state:
     state["live_settings"] = LiveSettings(threshold=default_threshold(engine.engine_id.backend))
     state["live_holder"] = WatchlistHolder()
     state["live_watchlist_hash"] = None
-    state["live_threshold"] = state["live_settings"].threshold
+# A threshold chosen on another page (Threshold explorer, or a config verified on the Export page)
+# is adopted once, when it changes; the slider can move away from it afterwards.
+chosen = state.get(_shared.STATE_THRESHOLD)
+if chosen is not None and chosen != state.get("live_adopted_threshold"):
+    state["live_adopted_threshold"] = chosen
+    state["live_settings"].update(threshold=float(chosen))
+    state.pop("live_threshold", None)
+# Streamlit forgets widget values when the user visits another page: restore them from the
+# settings object and plain keys, which survive.
+for widget_key, saved in (
+    ("live_threshold", state["live_settings"].threshold),
+    ("live_reviewer", state.get("live_reviewer_saved", "")),
+    ("live_deployment", state.get("live_deployment_saved", "")),
+):
+    if widget_key not in state:
+        state[widget_key] = saved
 if state.get("live_pipeline") is None or state["live_pipeline"].engine is not engine:
     _new_session()
 settings: LiveSettings = state["live_settings"]
@@ -138,7 +159,9 @@ with st.sidebar:
     st.text_input(
         "Deployment (for the results)", key="live_deployment", placeholder="e.g. training room 2"
     )
-    session.deployment = state.get("live_deployment", "")
+    state["live_reviewer_saved"] = state["live_reviewer"]
+    state["live_deployment_saved"] = state["live_deployment"]
+    session.deployment = state["live_deployment"]
     source = st.radio(
         "Video source",
         ["Camera (browser)", "Video file"],
@@ -169,7 +192,9 @@ if purged.count:
     state["live_purged_total"] = state.get("live_purged_total", 0) + purged.count
 st.caption(
     f"Watchlist: **{holder().size if holder() else 0}** searchable subject(s) · engine "
-    f"`{engine.engine_id.key}` · retention: alert data kept **{retention_hours} h**, "
+    f"`{engine.engine_id.key}` · retention"
+    f"{' (from the verified deployment config)' if config is not None else ''}: "
+    f"alert data kept **{retention_hours} h**, "
     f"non-matching captures never stored · purged automatically this session: "
     f"**{state.get('live_purged_total', 0)}**"
 )
@@ -238,19 +263,21 @@ def _stats_panel() -> None:
     if pipeline.error:
         st.error(pipeline.error)
     cols = st.columns(4)
-    cols[0].metric("Displayed fps", f"{stats.display_fps:.1f}")
+    cols[0].metric("Displayed fps", f"{stats.display_fps:.1f}",
+                   help="Frames per second through the video callback.")
     cols[1].metric(
-        "Frame latency (ms)",
-        "–" if stats.frame_latency_ms is None else f"{stats.frame_latency_ms:.1f}",
-        help="Time in the frame callback per frame (median; p95 "
+        "Frame latency",
+        "–" if stats.frame_latency_ms is None else f"{stats.frame_latency_ms:.1f} ms",
+        help="Time spent in the frame callback per frame (median; 95th percentile "
         + ("–" if stats.frame_latency_p95_ms is None else f"{stats.frame_latency_p95_ms:.1f}")
         + " ms).",
     )
-    cols[2].metric("Recognitions / s", f"{stats.recognition_fps:.1f}")
+    cols[2].metric("Recognitions/s", f"{stats.recognition_fps:.1f}",
+                   help="Detection and tracking steps per second on the recognition thread.")
     cols[3].metric(
-        "Recognition latency (ms)",
-        "–" if stats.recognition_latency_ms is None else f"{stats.recognition_latency_ms:.0f}",
-        help="From a frame's arrival to its faces being detected, tracked and searched.",
+        "Recog. latency",
+        "–" if stats.recognition_latency_ms is None else f"{stats.recognition_latency_ms:.0f} ms",
+        help="From a frame's arrival to its faces being detected, tracked and searched (median).",
     )
     cols = st.columns(4)
     cols[0].metric("Faces seen", stats.faces_seen, help="Distinct tracked faces.")
@@ -323,8 +350,9 @@ def _alerts_panel() -> None:
                 )
 
 
-with side_col:
+with video_col:
     _stats_panel()
+with side_col:
     _alerts_panel()
 
 

@@ -223,7 +223,7 @@ try:
 except LfrError as exc:
     _shared.show_error(exc)
 else:
-    verdict = st.success if check.supported else st.error
+    verdict = st.success if check.supported else st.warning
     verdict(
         f"The data {'support' if check.supported else 'do not support'} "
         f"“FPIR ≤ {one_in_n(check.claim.bound)} at N = {int(claimed_size):,}”. They support "

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from lfr_eval.cli._common import engine_options, make_engine, workspace_option
+from lfr_eval.datasets._embedding import FaceChoice
 
 
 def dataset_options(func):
@@ -82,15 +83,26 @@ def cache_options(func):
     return func
 
 
-def open_dataset(source: str, layout: str, labels: str | None, attributes: str | None,
-                 limit: int | None, seed: int = 0):
+def open_dataset(
+    source: str,
+    layout: str,
+    labels: str | None,
+    attributes: str | None,
+    limit: int | None,
+    seed: int = 0,
+):
     """Load the dataset and report what was loaded on stderr."""
     from lfr_eval.datasets import ManifestWarning, detect_layout, load_dataset
 
     chosen = detect_layout(source) if layout == "auto" else layout
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ManifestWarning)
-        manifest = load_dataset(source, chosen, labels=labels, attributes=attributes)  # type: ignore[arg-type]
+        manifest = load_dataset(
+            source,
+            chosen,  # type: ignore[arg-type]
+            labels=labels,
+            attributes=attributes,
+        )
         if limit is not None and limit < manifest.n_images:
             manifest = manifest.limit_subjects(limit, seed=seed)
     for warning in caught:
@@ -105,6 +117,14 @@ def open_dataset(source: str, layout: str, labels: str | None, attributes: str |
     return manifest, chosen
 
 
+def default_face_choice(face_choice: str | None, layout: str) -> FaceChoice:
+    """The face standing for an image with several: as asked, else the central one for LFW
+    (its subject is centred, bystanders sit at the edges) and the largest otherwise."""
+    if face_choice is not None:
+        return face_choice  # type: ignore[return-value]
+    return "central" if layout == "lfw" else "largest"
+
+
 def open_cache(cache_path: str | None, no_cache: bool, workspace: str | None):
     from lfr_eval.datasets import EmbeddingCache
 
@@ -115,8 +135,9 @@ def open_cache(cache_path: str | None, no_cache: bool, workspace: str | None):
     return EmbeddingCache.in_workspace(workspace)
 
 
-def engine_factory(engine_backend: str, detector: str, model_pack: str | None, runtime: str,
-                   device: str):
+def engine_factory(
+    engine_backend: str, detector: str, model_pack: str | None, runtime: str, device: str
+):
     """A picklable recipe for the same engine in worker processes."""
     return functools.partial(make_engine, engine_backend, detector, model_pack, runtime, device)
 
@@ -161,8 +182,9 @@ def embed_command(
 
     out = Path(out_path)
     if out.suffix.lower() not in EMBEDDING_FORMATS:
-        raise click.BadParameter(f"must end in {' or '.join(EMBEDDING_FORMATS)}",
-                                 param_hint="--out")
+        raise click.BadParameter(
+            f"must end in {' or '.join(EMBEDDING_FORMATS)}", param_hint="--out"
+        )
     manifest, chosen = open_dataset(source, layout, labels, attributes, limit)
     engine = make_engine(engine_backend, detector, model_pack, runtime, device)
     click.echo(f"engine {engine.engine_id.key} on {engine.runtime.describe()}", err=True)
@@ -172,7 +194,7 @@ def embed_command(
             manifest,
             engine,
             cache,
-            face_choice=face_choice or ("central" if chosen == "lfw" else "largest"),  # type: ignore[arg-type]
+            face_choice=default_face_choice(face_choice, chosen),
             progress=True,
             workers=workers,
             engine_factory=engine_factory(engine_backend, detector, model_pack, runtime, device),
@@ -181,10 +203,11 @@ def embed_command(
         if cache is not None:
             cache.close()
     save_embeddings(out, manifest, embeddings, engine)
+    cached = len(set(embeddings.image_sha256)) - embeddings.n_computed
     click.echo(
         f"wrote {out}: {len(embeddings) - embeddings.n_failed:,} embeddings, "
         f"{embeddings.n_failed:,} images without a usable face; {embeddings.n_computed:,} "
-        f"computed now, {len(set(embeddings.image_sha256)) - embeddings.n_computed:,} from the cache"
+        f"computed now, {cached:,} from the cache"
     )
 
 

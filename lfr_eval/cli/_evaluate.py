@@ -11,6 +11,7 @@ from lfr_eval.cli._common import engine_options, make_engine, workspace_option
 from lfr_eval.cli._embed import (
     cache_options,
     dataset_options,
+    default_face_choice,
     engine_factory,
     open_cache,
     open_dataset,
@@ -38,36 +39,88 @@ def _open_for_report(path: str):
     required=True,
     help="Results folder to write (result.json, searches.parquet, scaling.parquet, report).",
 )
-@click.option("--protocol", "protocol_kind", type=click.Choice(["open-set", "npl"]),
-              default="open-set", show_default=True,
-              help="open-set: watchlist, mated and non-mated searches split by subject. npl: "
-              "volunteers enrolled among a filler gallery, NPL-style.")
+@click.option(
+    "--protocol",
+    "protocol_kind",
+    type=click.Choice(["open-set", "npl"]),
+    default="open-set",
+    show_default=True,
+    help="open-set: watchlist, mated and non-mated searches split by subject. npl: "
+    "volunteers enrolled among a filler gallery, NPL-style.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Protocol seed.")
-@click.option("--n-enrolled", type=click.IntRange(min=1), default=None,
-              help="Watchlist subjects (open-set; default: --enrolled-fraction of the eligible).")
-@click.option("--enrolled-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.5, show_default=True,
-              help="Share of subjects with 2+ images enrolled (open-set) or made volunteers (npl).")
-@click.option("--enrolment-images", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Images per enrolled subject used as templates.")
-@click.option("--max-mated-per-subject", type=click.IntRange(min=1), default=None,
-              help="Cap on mated searches per subject (default: all their other images).")
-@click.option("--max-non-mated-per-subject", type=click.IntRange(min=1), default=None,
-              help="Cap on non-mated searches per subject.")
-@click.option("--balance-by", default=None,
-              help="Attribute to balance enrolled and non-mated subjects over (open-set).")
-@click.option("--top-k", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Candidates kept per non-mated search.")
-@click.option("--watchlist-size", "watchlist_sizes", type=click.IntRange(min=1), multiple=True,
-              help="Watchlist sizes to scale FPIR to (repeatable; default 100, 1k, 10k, 100k).")
-@click.option("--threshold", "thresholds", type=click.FloatRange(-1, 1), multiple=True,
-              help="Operating thresholds (cosine) for the report's summary tables.")
-@click.option("--report/--no-report", default=True, show_default=True,
-              help="Also write report.html and CSV tables into the results folder.")
-@click.option("--scoring-device", type=click.Choice(["cpu", "cuda"]), default="cpu",
-              show_default=True,
-              help="Where probe x watchlist scores are computed ('cuda' uses torch; fails "
-              "loudly if no GPU is active).")
+@click.option(
+    "--n-enrolled",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Watchlist subjects (open-set; default: --enrolled-fraction of the eligible).",
+)
+@click.option(
+    "--enrolled-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Share of subjects with 2+ images enrolled (open-set) or made volunteers (npl).",
+)
+@click.option(
+    "--enrolment-images",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Images per enrolled subject used as templates.",
+)
+@click.option(
+    "--max-mated-per-subject",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cap on mated searches per subject (default: all their other images).",
+)
+@click.option(
+    "--max-non-mated-per-subject",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cap on non-mated searches per subject.",
+)
+@click.option(
+    "--balance-by",
+    default=None,
+    help="Attribute to balance enrolled and non-mated subjects over (open-set).",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Candidates kept per non-mated search.",
+)
+@click.option(
+    "--watchlist-size",
+    "watchlist_sizes",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Watchlist sizes to scale FPIR to (repeatable; default 100, 1k, 10k, 100k).",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    type=click.FloatRange(-1, 1),
+    multiple=True,
+    help="Operating thresholds (cosine) for the report's summary tables.",
+)
+@click.option(
+    "--report/--no-report",
+    default=True,
+    show_default=True,
+    help="Also write report.html and CSV tables into the results folder.",
+)
+@click.option(
+    "--scoring-device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="Where probe x watchlist scores are computed ('cuda' uses torch; fails "
+    "loudly if no GPU is active).",
+)
 @cache_options
 @engine_options
 @workspace_option
@@ -144,7 +197,7 @@ def evaluate_command(
             cache=cache,
             progress=True,
             top_k=top_k,
-            face_choice=face_choice or ("central" if chosen == "lfw" else "largest"),  # type: ignore[arg-type]
+            face_choice=default_face_choice(face_choice, chosen),
             workers=workers,
             engine_factory=engine_factory(engine_backend, detector, model_pack, runtime, device),
             watchlist_sizes=watchlist_sizes or DEFAULT_WATCHLIST_SIZES,
@@ -176,19 +229,38 @@ def evaluate_command(
 
 @click.command("report")
 @click.argument("results", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for report.html and CSV tables (default: the results folder).")
-@click.option("--threshold", "thresholds", type=click.FloatRange(-1, 1), multiple=True,
-              help="Operating thresholds (cosine) for the summary tables (repeatable).")
-@click.option("--group", "groups", multiple=True,
-              help="Attributes to break down by (repeatable; default: all).")
-@click.option("--ci-method", type=click.Choice(["subject-bootstrap", "clopper-pearson", "wilson"]),
-              default="subject-bootstrap", show_default=True,
-              help="Intervals: bootstrap over subjects (repeat images of a person are not "
-              "independent) or binomial.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for report.html and CSV tables (default: the results folder).",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    type=click.FloatRange(-1, 1),
+    multiple=True,
+    help="Operating thresholds (cosine) for the summary tables (repeatable).",
+)
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    help="Attributes to break down by (repeatable; default: all).",
+)
+@click.option(
+    "--ci-method",
+    type=click.Choice(["subject-bootstrap", "clopper-pearson", "wilson"]),
+    default="subject-bootstrap",
+    show_default=True,
+    help="Intervals: bootstrap over subjects (repeat images of a person are not "
+    "independent) or binomial.",
+)
 @click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True)
-@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.95,
-              show_default=True)
+@click.option(
+    "--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.95, show_default=True
+)
 def report_command(
     results: str,
     out_dir: str | None,
@@ -217,20 +289,50 @@ def report_command(
 
 @click.command("claim")
 @click.argument("results", type=click.Path(exists=True, file_okay=False))
-@click.option("--one-in", "one_in", type=click.FloatRange(1, min_open=True), default=None,
-              help="Claimed FPIR as '1 in X' (e.g. 6000).")
-@click.option("--fpir", "bound", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=None, help="Claimed FPIR upper bound as a rate (e.g. 0.000167).")
-@click.option("--threshold", type=click.FloatRange(-1, 1), required=True,
-              help="Similarity threshold (cosine) the claim is made at.")
-@click.option("--watchlist-size", type=click.IntRange(min=1), default=None,
-              help="Watchlist size N the claim is about (default: the size evaluated).")
-@click.option("--scale-watchlist", is_flag=True,
-              help="Allow a claim about another N: scale with FPIR(N) = 1 - (1 - FMR)^N.")
-@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.95,
-              show_default=True, help="One-sided confidence of the check.")
-@click.option("--by", "by", default=None, help="Also check the claim within each group of this "
-              "attribute (e.g. ethnicity).")
+@click.option(
+    "--one-in",
+    "one_in",
+    type=click.FloatRange(1, min_open=True),
+    default=None,
+    help="Claimed FPIR as '1 in X' (e.g. 6000).",
+)
+@click.option(
+    "--fpir",
+    "bound",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Claimed FPIR upper bound as a rate (e.g. 0.000167).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(-1, 1),
+    required=True,
+    help="Similarity threshold (cosine) the claim is made at.",
+)
+@click.option(
+    "--watchlist-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Watchlist size N the claim is about (default: the size evaluated).",
+)
+@click.option(
+    "--scale-watchlist",
+    is_flag=True,
+    help="Allow a claim about another N: scale with FPIR(N) = 1 - (1 - FMR)^N.",
+)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0.5, 1, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="One-sided confidence of the check.",
+)
+@click.option(
+    "--by",
+    "by",
+    default=None,
+    help="Also check the claim within each group of this attribute (e.g. ethnicity).",
+)
 @click.option("--source", "claim_source", default="", help="Where the claim comes from (text).")
 def claim_command(
     results: str,

@@ -46,8 +46,14 @@ class CacheError(LfrError):
 
 
 #: Engine attributes that change the embedding an image gets, beyond the model files.
-_SETTING_ATTRIBUTES = ("detector_kind", "upsample", "det_size", "det_thresh", "chip_size",
-                       "chip_padding")
+_SETTING_ATTRIBUTES = (
+    "detector_kind",
+    "upsample",
+    "det_size",
+    "det_thresh",
+    "chip_size",
+    "chip_padding",
+)
 
 
 def engine_cache_key(engine: FaceEngine, face_choice: str = "largest") -> str:

@@ -225,14 +225,18 @@ def embed_manifest(
         else:
             # spawn, not fork: dlib and BLAS hold threads and locks a forked child must not copy
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
+            pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=context,
                 initializer=_init_worker,
                 initargs=(engine_factory, key, face_choice),
-            ) as pool:
+            )
+            try:
                 for entry in pool.map(_embed_in_worker, jobs, chunksize=8):
                     keep(entry)
+            finally:
+                # on Ctrl-C or an error, drop the queued images instead of embedding them all
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         # What was computed before an interruption is kept: the next run resumes from it.
         if cache is not None and pending:
@@ -320,12 +324,13 @@ def save_embeddings(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp" + suffix)
     if suffix == ".npz":
-        arrays = {column: table[column].to_numpy(dtype=object if table[column].dtype == object
-                                                  else None) for column in table.columns}
+        arrays = {
+            column: table[column].to_numpy(dtype=object if table[column].dtype == object else None)
+            for column in table.columns
+        }
         arrays["failure"] = np.array(["" if f is None else str(f) for f in embeddings.failure])
         arrays = {k: (v.astype(str) if v.dtype == object else v) for k, v in arrays.items()}
-        np.savez_compressed(tmp, embeddings=embeddings.vectors, metadata=np.array(meta),
-                            **arrays)
+        np.savez_compressed(tmp, embeddings=embeddings.vectors, metadata=np.array(meta), **arrays)
     else:
         import pyarrow as pa
         import pyarrow.parquet as pq

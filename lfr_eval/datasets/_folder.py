@@ -31,7 +31,9 @@ MSG_ATTRIBUTES_UNMATCHED = (
 )
 
 
-def _read_subject_table(attributes: str | os.PathLike[str] | pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def _read_subject_table(
+    attributes: str | os.PathLike[str] | pd.DataFrame,
+) -> tuple[pd.DataFrame, str]:
     if isinstance(attributes, pd.DataFrame):
         return attributes.copy(), "<attributes table>"
     path = Path(attributes)
@@ -77,7 +79,9 @@ def load_folder(
     if not root_path.is_dir():
         raise ManifestError(MSG_NOT_A_FOLDER.format(root=root_path))
     lowered = tuple(e.lower() for e in extensions)
-    loose = sorted(p.name for p in root_path.iterdir() if p.is_file() and p.suffix.lower() in lowered)
+    loose = sorted(
+        p.name for p in root_path.iterdir() if p.is_file() and p.suffix.lower() in lowered
+    )
     if loose:
         warnings.warn(
             MSG_LOOSE_FILES.format(count=len(loose), root=root_path, example=loose[0]),

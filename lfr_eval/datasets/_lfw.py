@@ -27,8 +27,14 @@ from lfr_eval.datasets._manifest import UNKNOWN, Manifest, ManifestWarning
 from lfr_eval.errors import ManifestError
 
 #: Folder names an LFW archive unpacks to.
-LFW_IMAGE_FOLDERS = ("images", "lfw-deepfunneled", "lfw_deepfunneled", "lfw-funneled",
-                     "lfw_funneled", "lfw")
+LFW_IMAGE_FOLDERS = (
+    "images",
+    "lfw-deepfunneled",
+    "lfw_deepfunneled",
+    "lfw-funneled",
+    "lfw_funneled",
+    "lfw",
+)
 
 _IMAGE_NAME = re.compile(r"^(?P<name>.+)_(?P<number>\d{4})\.jpg$")
 
@@ -152,8 +158,9 @@ def load_lfw(
         for file in sorted(person.iterdir()):
             match = _IMAGE_NAME.match(file.name)
             if match and file.is_file():
-                rows.append((f"{person.name}/{file.name}", person.name, file.name,
-                             int(match["number"])))
+                rows.append(
+                    (f"{person.name}/{file.name}", person.name, file.name, int(match["number"]))
+                )
     frame = pd.DataFrame(rows, columns=["path", "subject_id", "file", "number"])
     labels_dir = Path(labels).expanduser() if labels is not None else root_path / "labels"
     if labels_dir.is_dir() and (labels_dir / "male_names.txt").is_file():
@@ -164,7 +171,9 @@ def load_lfw(
             frame["ethnicity"] = UNKNOWN
         if age_band:
             if (labels_dir / "kumar_attributes_62people.csv").is_file():
-                frame["age_band"] = _age_band_labels(labels_dir, frame["subject_id"], frame["number"])
+                frame["age_band"] = _age_band_labels(
+                    labels_dir, frame["subject_id"], frame["number"]
+                )
             else:
                 frame["age_band"] = UNKNOWN
     else:
@@ -177,8 +186,9 @@ def load_lfw(
     with warnings.catch_warnings():
         # LFW's 4,069 one-image people are expected; they serve as non-mated searches.
         warnings.simplefilter("ignore", ManifestWarning)
-        return Manifest.from_frame(frame, root=images, name="lfw", check_files=False,
-                                   source=str(images))
+        return Manifest.from_frame(
+            frame, root=images, name="lfw", check_files=False, source=str(images)
+        )
 
 
 @dataclass(frozen=True)
@@ -236,8 +246,11 @@ def read_lfw_pairs(
     if pairs_file is not None:
         candidates = [Path(pairs_file)]
     else:
-        candidates = [root_path / "labels" / "pairs.txt", root_path / "pairs.txt",
-                      images.parent / "pairs.txt"]
+        candidates = [
+            root_path / "labels" / "pairs.txt",
+            root_path / "pairs.txt",
+            images.parent / "pairs.txt",
+        ]
     path = next((c for c in candidates if c.is_file()), None)
     if path is None:
         raise ManifestError(MSG_NO_PAIRS.format(candidates=", ".join(map(str, candidates))))
@@ -264,14 +277,16 @@ def read_lfw_pairs(
             rows.append((fold, _image_path(name, a), _image_path(name, b), name, name, True))
         elif len(fields) == 4:
             name_a, a, name_b, b = fields
-            rows.append((fold, _image_path(name_a, a), _image_path(name_b, b), name_a, name_b,
-                         False))
+            rows.append(
+                (fold, _image_path(name_a, a), _image_path(name_b, b), name_a, name_b, False)
+            )
         else:
             raise ManifestError(
                 MSG_BAD_PAIRS.format(path=path, line=i + 2, reason="expected 3 or 4 fields")
             )
-    frame = pd.DataFrame(rows, columns=["fold", "path_a", "path_b", "subject_a", "subject_b",
-                                        "mated"])
+    frame = pd.DataFrame(
+        rows, columns=["fold", "path_a", "path_b", "subject_a", "subject_b", "mated"]
+    )
     pairs = VerificationPairs(frame=frame, root=images)
     missing = [p for p in pairs.image_paths() if not (images / p).is_file()]
     if missing:

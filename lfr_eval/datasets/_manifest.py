@@ -162,7 +162,9 @@ class Manifest:
         if missing:
             raise ManifestError(
                 MSG_MISSING_COLUMNS.format(
-                    source=source, missing=", ".join(missing), found=", ".join(map(str, frame.columns))
+                    source=source,
+                    missing=", ".join(missing),
+                    found=", ".join(map(str, frame.columns)),
                 )
             )
         if len(frame) == 0:

@@ -29,9 +29,7 @@ def detect_layout(source: str | os.PathLike[str]) -> str:
     if path.is_file():
         if path.suffix.lower() in (".csv", ".parquet", ".pq"):
             return "manifest"
-        raise ManifestError(
-            f"{path} is neither a manifest (.csv/.parquet) nor a folder of images"
-        )
+        raise ManifestError(f"{path} is neither a manifest (.csv/.parquet) nor a folder of images")
     if not path.is_dir():
         raise ManifestError(f"dataset not found: {path}")
     if any((path / name).is_dir() for name in LFW_IMAGE_FOLDERS):

@@ -22,6 +22,7 @@ in this space; thresholds quoted for other engines (e.g. ~0.3 for ArcFace) do no
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from typing import Literal
 
@@ -188,6 +189,10 @@ class DlibEngine:
                 f"{chip_padding}"
             )
         self.detector_kind = detector
+        # dlib's detector, shape predictor and network objects are not thread-safe: two threads
+        # running the same HOG detector at once crash the process (seen with the live page's
+        # recognition thread and a page enrolling at the same time). One lock per engine.
+        self._native_lock = threading.RLock()
         self.upsample = int(upsample)
         self.chip_size = int(chip_size)
         self.chip_padding = float(chip_padding)
@@ -292,10 +297,12 @@ class DlibEngine:
         image = self._check_image(image)
         height, width = image.shape[:2]
         if self.detector_kind == "hog":
-            rects, scores, _ = self._hog.run(image, self.upsample, 0.0)
+            with self._native_lock:
+                rects, scores, _ = self._hog.run(image, self.upsample, 0.0)
             pairs = [(_rect_to_box(r, width, height), float(s)) for r, s in zip(rects, scores)]
         else:
-            detections = self._cnn(image, self.upsample)
+            with self._native_lock:
+                detections = self._cnn(image, self.upsample)
             pairs = [(_rect_to_box(d.rect, width, height), float(d.confidence)) for d in detections]
         pairs = [(b, s) for b, s in pairs if b[2] > b[0] and b[3] > b[1]]
         if not pairs:
@@ -308,7 +315,8 @@ class DlibEngine:
         return boxes[order], scores[order]
 
     def _shapes(self, image: np.ndarray, boxes: np.ndarray) -> list[dlib.full_object_detection]:
-        return [self._shape_predictor(image, _box_to_rect(box)) for box in boxes]
+        with self._native_lock:
+            return [self._shape_predictor(image, _box_to_rect(box)) for box in boxes]
 
     def align(
         self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]]
@@ -412,7 +420,8 @@ class DlibEngine:
         out = []
         for start in range(0, len(crops), max(1, int(batch_size))):
             batch = [np.ascontiguousarray(c) for c in crops[start : start + batch_size]]
-            out.append(np.array(self._recognizer.compute_face_descriptor(batch)))
+            with self._native_lock:
+                out.append(np.array(self._recognizer.compute_face_descriptor(batch)))
         return np.concatenate(out).reshape(-1, EMBEDDING_DIM)
 
     def embed_crops(self, crops: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:

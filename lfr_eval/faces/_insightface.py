@@ -320,7 +320,7 @@ class InsightFaceEngine:
 
         if detector_path is None or recognizer_path is None:
             folder = find_model_pack(model_pack or DEFAULT_PACK, workspace)
-            pack_det, pack_rec = pack_files(folder, models_dir(workspace))
+            pack_det, pack_rec = pack_files(folder)
             detector_path = detector_path or pack_det
             recognizer_path = recognizer_path or pack_rec
         self.model_pack = str(model_pack) if model_pack is not None else None

@@ -278,7 +278,9 @@ def _shares(
     unknown_labels = set(composition) - set(labels)
     if (shares < 0).any() or unknown_labels or shares.sum() <= 0:
         raise ProtocolError(
-            MSG_COMPOSITION.format(attribute=attribute, labels=labels, composition=dict(composition))
+            MSG_COMPOSITION.format(
+                attribute=attribute, labels=labels, composition=dict(composition)
+            )
         )
     return shares / shares.sum()
 
@@ -334,7 +336,11 @@ def _per_search_fpir(
 
 
 def _clustered_bootstrap(
-    values: np.ndarray, subjects: np.ndarray, n_boot: int, confidence: float, rng: np.random.Generator
+    values: np.ndarray,
+    subjects: np.ndarray,
+    n_boot: int,
+    confidence: float,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of the mean of per-search values, resampling subjects."""
     codes, inverse = np.unique(subjects.astype(str), return_inverse=True)
@@ -411,12 +417,32 @@ def scale_fpir(
             else:
                 lower = upper = np.full(len(thresholds), np.nan)
             for t, threshold in enumerate(thresholds):
-                rows.append(("analytic", int(n), float(threshold), float(fpir[t]),
-                             float(lower[t]), float(upper[t]), attr_name, label, int(mask.sum())))
+                rows.append(
+                    (
+                        "analytic",
+                        int(n),
+                        float(threshold),
+                        float(fpir[t]),
+                        float(lower[t]),
+                        float(upper[t]),
+                        attr_name,
+                        label,
+                        int(mask.sum()),
+                    )
+                )
     table = pd.DataFrame(
         rows,
-        columns=["method", "watchlist_size", "threshold", "fpir", "lower", "upper",
-                 "group_attribute", "group", "n_searches"],
+        columns=[
+            "method",
+            "watchlist_size",
+            "threshold",
+            "fpir",
+            "lower",
+            "upper",
+            "group_attribute",
+            "group",
+            "n_searches",
+        ],
     )
     return WatchlistScaling(
         table=table,
@@ -472,20 +498,41 @@ def resample_fpir(
         rates = np.empty((n_resamples, len(thresholds)))
         for r in range(n_resamples):
             columns = np.concatenate(
-                [rng.choice(pool, size=need, replace=False) for need, pool in zip(per_group, members)]
+                [
+                    rng.choice(pool, size=need, replace=False)
+                    for need, pool in zip(per_group, members)
+                ]
             )
             best = filler_scores.scores[:, columns].max(axis=1)
             best.sort()
             rates[r] = (len(best) - np.searchsorted(best, thresholds, side="left")) / len(best)
         for t, threshold in enumerate(thresholds):
-            rows.append(("resampled", int(n), float(threshold), float(rates[:, t].mean()),
-                         float(np.quantile(rates[:, t], alpha)),
-                         float(np.quantile(rates[:, t], 1 - alpha)), "all", "all",
-                         filler_scores.n_searches))
+            rows.append(
+                (
+                    "resampled",
+                    int(n),
+                    float(threshold),
+                    float(rates[:, t].mean()),
+                    float(np.quantile(rates[:, t], alpha)),
+                    float(np.quantile(rates[:, t], 1 - alpha)),
+                    "all",
+                    "all",
+                    filler_scores.n_searches,
+                )
+            )
     table = pd.DataFrame(
         rows,
-        columns=["method", "watchlist_size", "threshold", "fpir", "lower", "upper",
-                 "group_attribute", "group", "n_searches"],
+        columns=[
+            "method",
+            "watchlist_size",
+            "threshold",
+            "fpir",
+            "lower",
+            "upper",
+            "group_attribute",
+            "group",
+            "n_searches",
+        ],
     )
     return WatchlistScaling(
         table=table,

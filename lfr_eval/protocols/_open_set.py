@@ -35,9 +35,7 @@ MSG_NO_NON_MATED = (
     "enrolled; enrol fewer (n_enrolled or enrolled_fraction) or add subjects"
 )
 MSG_BALANCE_COLUMN = "cannot balance by {column!r}: the manifest's attributes are {attributes}"
-MSG_BALANCE_UNKNOWN = (
-    "balancing by {column!r} leaves out {count} subject(s) whose label is unknown"
-)
+MSG_BALANCE_UNKNOWN = "balancing by {column!r} leaves out {count} subject(s) whose label is unknown"
 
 
 @dataclass(frozen=True)
@@ -157,8 +155,11 @@ class OpenSetProtocol:
     def role_frame(self) -> pd.DataFrame:
         """The manifest rows used, with a ``role`` column (enrolment, mated, non_mated)."""
         parts = []
-        for role, rows in (("enrolment", self.enrolment), ("mated", self.mated),
-                           ("non_mated", self.non_mated)):
+        for role, rows in (
+            ("enrolment", self.enrolment),
+            ("mated", self.mated),
+            ("non_mated", self.non_mated),
+        ):
             part = self.manifest.frame.iloc[rows].copy()
             part.insert(0, "role", role)
             part.insert(1, "row", rows)
@@ -191,7 +192,9 @@ def _balanced_choice(
         return np.array([], dtype=object)
     smallest = min(len(g) for g in groups.values())
     per_group = smallest if total is None else min(smallest, total // len(groups))
-    chosen = [rng.choice(np.sort(g), size=per_group, replace=False) for _, g in sorted(groups.items())]
+    chosen = [
+        rng.choice(np.sort(g), size=per_group, replace=False) for _, g in sorted(groups.items())
+    ]
     return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=object)
 
 

@@ -226,8 +226,11 @@ def run_protocol(
         search_groups=_groups(manifest, non_mated_rows, attributes),
         filler_groups=filler_groups,
     )
-    roles = {"enrolment": protocol.enrolment, "mated": protocol.mated,
-             "non_mated": protocol.non_mated}
+    roles = {
+        "enrolment": protocol.enrolment,
+        "mated": protocol.mated,
+        "non_mated": protocol.non_mated,
+    }
     return ProtocolRun(
         searches=searches,
         filler_scores=filler_scores,
@@ -273,10 +276,15 @@ def run_npl_protocol(
         subjects[non_mated_rows],
         _groups(manifest, non_mated_rows, attributes),
         _groups(manifest, fillers, attributes)
-        if attributes else pd.DataFrame(index=range(len(fillers))),
+        if attributes
+        else pd.DataFrame(index=range(len(fillers))),
     )
-    roles = {"enrolment": protocol.enrolment, "mated": protocol.mated,
-             "non_mated": protocol.non_mated, "filler": protocol.fillers}
+    roles = {
+        "enrolment": protocol.enrolment,
+        "mated": protocol.mated,
+        "non_mated": protocol.non_mated,
+        "filler": protocol.fillers,
+    }
     return ProtocolRun(
         searches=searches,
         filler_scores=filler_scores,

@@ -46,8 +46,19 @@ ALL = "all"
 HISTOGRAM_BIN = 0.01
 
 RATE_COLUMNS = (
-    "metric", "threshold", "attribute", "group", "n_searches", "n_subjects", "errors", "rate",
-    "ci_low", "ci_high", "ci_method", "small_group", "insufficient_data",
+    "metric",
+    "threshold",
+    "attribute",
+    "group",
+    "n_searches",
+    "n_subjects",
+    "errors",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "small_group",
+    "insufficient_data",
 )
 
 
@@ -217,11 +228,18 @@ class AggregateResult:
             their rows and histograms are left out and listed in ``metadata["withheld"]``.
         """
         attributes = list(result.attributes if attributes is None else attributes)
-        grid = _useful_range(result, threshold_grid()) if thresholds is None else np.unique(
-            np.asarray(thresholds, dtype=np.float64)
+        grid = (
+            _useful_range(result, threshold_grid())
+            if thresholds is None
+            else np.unique(np.asarray(thresholds, dtype=np.float64))
         )
-        options = {"rank": rank, "confidence": confidence, "ci_method": ci_method, "n_boot": n_boot,
-                       "seed": seed}
+        options = {
+            "rank": rank,
+            "confidence": confidence,
+            "ci_method": ci_method,
+            "n_boot": n_boot,
+            "seed": seed,
+        }
         overall = IdentificationFrame(result.searches, grid, [], **options)
         parts = [_rates_long(overall, None)]
         for attribute in attributes:
@@ -234,7 +252,8 @@ class AggregateResult:
         if min_subjects > 1:
             subjects = (
                 rates[rates["attribute"] != ALL]
-                .groupby(["attribute", "group", "metric"])["n_subjects"].max()
+                .groupby(["attribute", "group", "metric"])["n_subjects"]
+                .max()
                 .unstack("metric")
                 .fillna(0)
             )
@@ -252,13 +271,17 @@ class AggregateResult:
         if scaling is not None and withheld:
             keep = np.ones(len(scaling), bool)
             for item in withheld:
-                keep &= ~((scaling["group_attribute"] == item["attribute"])
-                          & (scaling["group"] == item["group"]))
+                keep &= ~(
+                    (scaling["group_attribute"] == item["attribute"])
+                    & (scaling["group"] == item["group"])
+                )
             scaling = scaling[keep]
         if scaling is not None:
             # the scaling table only needs the thresholds the curves show
             lo, hi = float(grid.min()), float(grid.max())
-            scaling = scaling[(scaling["threshold"] >= lo - 1e-9) & (scaling["threshold"] <= hi + 1e-9)]
+            scaling = scaling[
+                (scaling["threshold"] >= lo - 1e-9) & (scaling["threshold"] <= hi + 1e-9)
+            ]
         metadata = {
             "schema_version": AGGREGATE_SCHEMA_VERSION,
             "created": datetime.now(timezone.utc).isoformat(),

@@ -68,13 +68,20 @@ def det_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
     agg = as_aggregate(result)
     fig = go.Figure()
     for i, (attr, group, label) in enumerate(_series(agg, attribute)):
-        fpir = agg.curve("fpir", attr, group)[["threshold", "rate"]].rename(columns={"rate": "fpir"})
-        fnir = agg.curve("fnir", attr, group)[["threshold", "rate"]].rename(columns={"rate": "fnir"})
+        fpir = agg.curve("fpir", attr, group)[["threshold", "rate"]].rename(
+            columns={"rate": "fpir"}
+        )
+        fnir = agg.curve("fnir", attr, group)[["threshold", "rate"]].rename(
+            columns={"rate": "fnir"}
+        )
         both = fpir.merge(fnir, on="threshold")
         both = both[(both["fpir"] > 0) & (both["fnir"] > 0)]
         fig.add_trace(
             go.Scatter(
-                x=both["fpir"], y=both["fnir"], mode="lines", name=label,
+                x=both["fpir"],
+                y=both["fnir"],
+                mode="lines",
+                name=label,
                 line={"color": _colour(i)},
                 customdata=both["threshold"],
                 hovertemplate="threshold %{customdata:.4f}<br>FPIR %{x:.3g}<br>FNIR %{y:.3g}"
@@ -83,8 +90,12 @@ def det_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
         )
     n = agg.watchlist_size
     return _layout(
-        fig, f"DET (identification, watchlist N = {n:,}, rank {agg.metadata.get('rank', 1)})",
-        "FPIR", "FNIR", log_x=True, log_y=True,
+        fig,
+        f"DET (identification, watchlist N = {n:,}, rank {agg.metadata.get('rank', 1)})",
+        "FPIR",
+        "FNIR",
+        log_x=True,
+        log_y=True,
     )
 
 
@@ -125,7 +136,9 @@ def rate_vs_threshold_figure(
         colour = _colour(i)
         n_subj = int(curve["n_subjects"].max())
         n_search = int(curve["n_searches"].max())
-        name = f"{label} ({n_search:,} searches, {n_subj:,} subjects)" + (" — small" if small else "")
+        name = f"{label} ({n_search:,} searches, {n_subj:,} subjects)" + (
+            " — small" if small else ""
+        )
         x = curve["threshold"].to_numpy()
         low = curve["ci_low"].to_numpy(dtype=float)
         high = curve["ci_high"].to_numpy(dtype=float)
@@ -133,16 +146,25 @@ def rate_vs_threshold_figure(
             go.Scatter(
                 x=np.concatenate([x, x[::-1]]),
                 y=np.concatenate([high, low[::-1]]),
-                fill="toself", fillcolor=_rgba(colour, 0.15), line={"width": 0},
-                hoverinfo="skip", showlegend=False, legendgroup=label,
+                fill="toself",
+                fillcolor=_rgba(colour, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=label,
             )
         )
         fig.add_trace(
             go.Scatter(
-                x=x, y=curve["rate"], mode="lines", name=name, legendgroup=label,
+                x=x,
+                y=curve["rate"],
+                mode="lines",
+                name=name,
+                legendgroup=label,
                 line={"color": colour, "dash": "dash" if small else "solid"},
                 customdata=np.stack([curve["errors"], curve["n_searches"], low, high], axis=1),
-                hovertemplate="threshold %{x:.4f}<br>" + metric.upper()
+                hovertemplate="threshold %{x:.4f}<br>"
+                + metric.upper()
                 + " %{y:.3g} (%{customdata[0]:,} of %{customdata[1]:,})"
                 "<br>interval %{customdata[2]:.3g} – %{customdata[3]:.3g}<extra></extra>",
             )
@@ -150,9 +172,14 @@ def rate_vs_threshold_figure(
     title = f"{metric.upper()} vs threshold" + (f" by {attribute}" if attribute else "")
     interval = agg.metadata.get("ci_method", "")
     conf = agg.metadata.get("confidence", 0.95)
-    fig = _layout(fig, f"{title} (bands: {conf:.0%} {interval} interval)",
-                  "similarity threshold (cosine)", METRIC_LABELS.get(metric, metric),
-                  log_x=False, log_y=log_y)
+    fig = _layout(
+        fig,
+        f"{title} (bands: {conf:.0%} {interval} interval)",
+        "similarity threshold (cosine)",
+        METRIC_LABELS.get(metric, metric),
+        log_x=False,
+        log_y=log_y,
+    )
     if threshold_range is not None:
         fig.update_xaxes(range=list(threshold_range))
     return fig
@@ -172,8 +199,9 @@ def group_ratio_figure(
     attribute = attribute or (agg.attributes[0] if agg.attributes else None)
     fig = go.Figure()
     if attribute is None:
-        return _layout(fig, "no group attribute to compare", "threshold", "ratio",
-                       log_x=False, log_y=False)
+        return _layout(
+            fig, "no group attribute to compare", "threshold", "ratio", log_x=False, log_y=False
+        )
     part = agg.rates[(agg.rates["metric"] == metric) & (agg.rates["attribute"] == attribute)]
     part = part[~part["insufficient_data"].astype(bool)]
     if not include_small:
@@ -185,15 +213,25 @@ def group_ratio_figure(
     ratio = wide.div(lowest.where(lowest > 0), axis=0).dropna(how="all")
     for i, group in enumerate(ratio.columns):
         fig.add_trace(
-            go.Scatter(x=ratio.index, y=ratio[group], mode="lines", name=f"{attribute} = {group}",
-                       line={"color": _colour(i)},
-                       hovertemplate="threshold %{x:.4f}<br>ratio %{y:.3g}<extra></extra>")
+            go.Scatter(
+                x=ratio.index,
+                y=ratio[group],
+                mode="lines",
+                name=f"{attribute} = {group}",
+                line={"color": _colour(i)},
+                hovertemplate="threshold %{x:.4f}<br>ratio %{y:.3g}<extra></extra>",
+            )
         )
     fig.add_hline(y=1.0, line={"color": "grey", "dash": "dot"})
     note = "" if include_small else " (small groups left out)"
-    return _layout(fig, f"{metric.upper()} ratio to the lowest {attribute} group{note}",
-                   "similarity threshold (cosine)", f"{metric.upper()} / lowest group's",
-                   log_x=False, log_y=True)
+    return _layout(
+        fig,
+        f"{metric.upper()} ratio to the lowest {attribute} group{note}",
+        "similarity threshold (cosine)",
+        f"{metric.upper()} / lowest group's",
+        log_x=False,
+        log_y=True,
+    )
 
 
 def watchlist_scaling_figure(
@@ -209,8 +247,9 @@ def watchlist_scaling_figure(
     fig = go.Figure()
     table = agg.scaling
     if table is None or table.empty:
-        return _layout(fig, "no watchlist-size scaling in this result", "N", "FPIR",
-                       log_x=True, log_y=True)
+        return _layout(
+            fig, "no watchlist-size scaling in this result", "N", "FPIR", log_x=True, log_y=True
+        )
     grid = np.sort(table["threshold"].unique())
     nearest = float(grid[int(np.argmin(np.abs(grid - threshold)))])
     at = table[np.isclose(table["threshold"], nearest)]
@@ -220,37 +259,72 @@ def watchlist_scaling_figure(
         selections = [(attribute, g, f"{attribute} = {g}") for g in groups]
     for i, (attr, group, label) in enumerate(selections):
         colour = _colour(i)
-        rows = at[(at["method"] == "analytic") & (at["group_attribute"] == attr)
-                  & (at["group"] == group)].sort_values("watchlist_size")
+        rows = at[
+            (at["method"] == "analytic") & (at["group_attribute"] == attr) & (at["group"] == group)
+        ].sort_values("watchlist_size")
         if not rows.empty:
             x = rows["watchlist_size"].to_numpy(float)
             low = rows["lower"].to_numpy(float)
             high = rows["upper"].to_numpy(float)
             if np.isfinite(low).all():
-                fig.add_trace(go.Scatter(
-                    x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]),
-                    fill="toself", fillcolor=_rgba(colour, 0.15), line={"width": 0},
-                    hoverinfo="skip", showlegend=False, legendgroup=label))
-            fig.add_trace(go.Scatter(
-                x=x, y=rows["fpir"], mode="lines+markers", name=f"{label}, analytic",
-                legendgroup=label, line={"color": colour},
-                hovertemplate="N %{x:,}<br>FPIR %{y:.3g}<extra></extra>"))
-        sampled = at[(at["method"] == "resampled") & (at["group_attribute"] == attr)
-                     & (at["group"] == group)].sort_values("watchlist_size")
+                fig.add_trace(
+                    go.Scatter(
+                        x=np.concatenate([x, x[::-1]]),
+                        y=np.concatenate([high, low[::-1]]),
+                        fill="toself",
+                        fillcolor=_rgba(colour, 0.15),
+                        line={"width": 0},
+                        hoverinfo="skip",
+                        showlegend=False,
+                        legendgroup=label,
+                    )
+                )
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=rows["fpir"],
+                    mode="lines+markers",
+                    name=f"{label}, analytic",
+                    legendgroup=label,
+                    line={"color": colour},
+                    hovertemplate="N %{x:,}<br>FPIR %{y:.3g}<extra></extra>",
+                )
+            )
+        sampled = at[
+            (at["method"] == "resampled") & (at["group_attribute"] == attr) & (at["group"] == group)
+        ].sort_values("watchlist_size")
         if not sampled.empty:
-            fig.add_trace(go.Scatter(
-                x=sampled["watchlist_size"], y=sampled["fpir"], mode="markers",
-                name=f"{label}, resampled galleries", legendgroup=label,
-                marker={"color": colour, "symbol": "diamond", "size": 9},
-                error_y={"type": "data", "symmetric": False,
-                         "array": sampled["upper"] - sampled["fpir"],
-                         "arrayminus": sampled["fpir"] - sampled["lower"]},
-                hovertemplate="N %{x:,}<br>FPIR %{y:.3g}<extra>resampled</extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=sampled["watchlist_size"],
+                    y=sampled["fpir"],
+                    mode="markers",
+                    name=f"{label}, resampled galleries",
+                    legendgroup=label,
+                    marker={"color": colour, "symbol": "diamond", "size": 9},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": sampled["upper"] - sampled["fpir"],
+                        "arrayminus": sampled["fpir"] - sampled["lower"],
+                    },
+                    hovertemplate="N %{x:,}<br>FPIR %{y:.3g}<extra>resampled</extra>",
+                )
+            )
     measured = agg.watchlist_size
-    fig.add_vline(x=measured, line={"color": "grey", "dash": "dot"},
-                  annotation_text=f"measured N = {measured:,}")
-    return _layout(fig, f"FPIR vs watchlist size at threshold {nearest:.4g}",
-                   "watchlist size N (entries)", "FPIR", log_x=True, log_y=True)
+    fig.add_vline(
+        x=measured,
+        line={"color": "grey", "dash": "dot"},
+        annotation_text=f"measured N = {measured:,}",
+    )
+    return _layout(
+        fig,
+        f"FPIR vs watchlist size at threshold {nearest:.4g}",
+        "watchlist size N (entries)",
+        "FPIR",
+        log_x=True,
+        log_y=True,
+    )
 
 
 def score_histogram_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
@@ -261,25 +335,42 @@ def score_histogram_figure(result: ResultLike, attribute: str | None = None) -> 
     fig = go.Figure()
     selections = _series(agg, attribute)
     for i, (attr, group, label) in enumerate(selections):
-        for kind, dash, kind_label in (("mated", "solid", "mate score"),
-                                       ("non_mated", "dot", "best non-mated score")):
-            part = hist[(hist["kind"] == kind) & (hist["attribute"] == attr)
-                        & (hist["group"] == group)].sort_values("bin_low")
+        for kind, dash, kind_label in (
+            ("mated", "solid", "mate score"),
+            ("non_mated", "dot", "best non-mated score"),
+        ):
+            part = hist[
+                (hist["kind"] == kind) & (hist["attribute"] == attr) & (hist["group"] == group)
+            ].sort_values("bin_low")
             total = part["count"].sum()
             if total == 0:
                 continue
             centres = (part["bin_low"] + part["bin_high"]) / 2
             colour = _colour(i) if attribute else ("#1f77b4" if kind == "mated" else "#d62728")
-            fig.add_trace(go.Scatter(
-                x=centres, y=part["count"] / total, mode="lines", line_shape="hvh",
-                name=f"{label}: {kind_label} ({total:,})",
-                line={"color": colour, "dash": dash},
-                hovertemplate="similarity %{x:.3f}<br>share %{y:.3g}<extra></extra>"))
-    return _layout(fig, "Similarity distributions" + (f" by {attribute}" if attribute else ""),
-                   "cosine similarity", "share of searches", log_x=False, log_y=False)
+            fig.add_trace(
+                go.Scatter(
+                    x=centres,
+                    y=part["count"] / total,
+                    mode="lines",
+                    line_shape="hvh",
+                    name=f"{label}: {kind_label} ({total:,})",
+                    line={"color": colour, "dash": dash},
+                    hovertemplate="similarity %{x:.3f}<br>share %{y:.3g}<extra></extra>",
+                )
+            )
+    return _layout(
+        fig,
+        "Similarity distributions" + (f" by {attribute}" if attribute else ""),
+        "cosine similarity",
+        "share of searches",
+        log_x=False,
+        log_y=False,
+    )
 
 
-def operating_thresholds(result: ResultLike, fpir_targets: tuple[float, ...] = (1e-2, 1e-3)) -> list[float]:
+def operating_thresholds(
+    result: ResultLike, fpir_targets: tuple[float, ...] = (1e-2, 1e-3)
+) -> list[float]:
     """Grid thresholds where overall FPIR first falls to each target (lowest such threshold).
 
     These are chosen on the evaluated data itself: descriptive operating points, not a
@@ -295,15 +386,16 @@ def operating_thresholds(result: ResultLike, fpir_targets: tuple[float, ...] = (
     return sorted(set(out))
 
 
-def summary_table(result: ResultLike, thresholds: list[float], attribute: str | None = None) -> pd.DataFrame:
+def summary_table(
+    result: ResultLike, thresholds: list[float], attribute: str | None = None
+) -> pd.DataFrame:
     """FPIR, FNIR and TPIR with intervals at the given thresholds, overall and per group."""
     agg = as_aggregate(result)
     rows = []
     for threshold in thresholds:
         at = agg.at_threshold(threshold, attribute)
         for (attr, group), part in at.groupby(["attribute", "group"], sort=False):
-            row = {"threshold": float(part["threshold"].iloc[0]), "attribute": attr,
-                   "group": group}
+            row = {"threshold": float(part["threshold"].iloc[0]), "attribute": attr, "group": group}
             for metric in ("fpir", "fnir"):
                 m = part[part["metric"] == metric]
                 if m.empty:

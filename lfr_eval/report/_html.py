@@ -50,14 +50,23 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
             return float_format.format(value)
         return str(value)
 
-    return frame.to_html(index=False, escape=True, na_rep="–", formatters={
-        c: fmt for c in frame.columns if frame[c].dtype.kind == "f"
-    }, border=0)
+    return frame.to_html(
+        index=False,
+        escape=True,
+        na_rep="–",
+        formatters={c: fmt for c in frame.columns if frame[c].dtype.kind == "f"},
+        border=0,
+    )
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:
-    body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       default_height="520px", default_width="100%")
+    body = fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        default_height="520px",
+        default_width="100%",
+    )
     return f'<div class="figure">{body}</div>'
 
 
@@ -75,30 +84,69 @@ def _meta_rows(agg: AggregateResult) -> str:
     counts = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in protocol["counts"].items())
     software = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in sorted(meta["software"].items()))
     rows = [
-        ("Engine", (f"{_esc(engine['backend'])} (embedding dim {_esc(engine['embedding_dim'])})"
-                   f"<br>{models}<br>cache key <code>{_esc(meta.get('engine_key', ''))}</code>")),
-        ("Runtime", (f"{_esc(runtime['name'])} {_esc(runtime.get('version', ''))} on "
-                    f"{'GPU' if runtime['gpu_active'] else 'CPU'} "
-                    f"({_esc(', '.join(runtime['providers']))}, {_esc(runtime['precision'])})")),
-        ("Dataset", (f"{_esc(dataset['name'])}: {dataset['n_images']:,} images of "
-                    f"{dataset['n_subjects']:,} subjects; attributes "
-                    f"{_esc(', '.join(dataset['attributes']) or 'none')}<br>dataset sha256 "
-                    f"<code>{_esc(dataset['sha256'])}</code>")),
-        ("Protocol", (f"{_esc(protocol['kind'])}: {params}<br>{counts}; failed to enrol "
-                     f"{_esc(protocol.get('failed_to_enrol', 0))}")),
-        ("Searches", (f"watchlist N = {meta['watchlist_size']:,} subjects; "
-                     f"{meta['n_mated']:,} mated and {meta['n_non_mated']:,} non-mated searches; "
-                     f"FNIR at rank {_esc(meta.get('rank', 1))}")),
-        ("Intervals", (f"{meta.get('confidence', 0.95):.0%} {_esc(meta.get('ci_method', ''))} "
-                      f"({_esc(meta.get('n_boot', ''))} replicates where bootstrapped)")),
+        (
+            "Engine",
+            (
+                f"{_esc(engine['backend'])} (embedding dim {_esc(engine['embedding_dim'])})"
+                f"<br>{models}<br>cache key <code>{_esc(meta.get('engine_key', ''))}</code>"
+            ),
+        ),
+        (
+            "Runtime",
+            (
+                f"{_esc(runtime['name'])} {_esc(runtime.get('version', ''))} on "
+                f"{'GPU' if runtime['gpu_active'] else 'CPU'} "
+                f"({_esc(', '.join(runtime['providers']))}, {_esc(runtime['precision'])})"
+            ),
+        ),
+        (
+            "Dataset",
+            (
+                f"{_esc(dataset['name'])}: {dataset['n_images']:,} images of "
+                f"{dataset['n_subjects']:,} subjects; attributes "
+                f"{_esc(', '.join(dataset['attributes']) or 'none')}<br>dataset sha256 "
+                f"<code>{_esc(dataset['sha256'])}</code>"
+            ),
+        ),
+        (
+            "Protocol",
+            (
+                f"{_esc(protocol['kind'])}: {params}<br>{counts}; failed to enrol "
+                f"{_esc(protocol.get('failed_to_enrol', 0))}"
+            ),
+        ),
+        (
+            "Searches",
+            (
+                f"watchlist N = {meta['watchlist_size']:,} subjects; "
+                f"{meta['n_mated']:,} mated and {meta['n_non_mated']:,} non-mated searches; "
+                f"FNIR at rank {_esc(meta.get('rank', 1))}"
+            ),
+        ),
+        (
+            "Intervals",
+            (
+                f"{meta.get('confidence', 0.95):.0%} {_esc(meta.get('ci_method', ''))} "
+                f"({_esc(meta.get('n_boot', ''))} replicates where bootstrapped)"
+            ),
+        ),
         ("Software", software),
-        ("Result", (f"created {_esc(meta.get('source', {}).get('result_created', ''))}; result "
-                   f"sha256 <code>{_esc(meta.get('source', {}).get('result_sha256', ''))}</code>")),
+        (
+            "Result",
+            (
+                f"created {_esc(meta.get('source', {}).get('result_created', ''))}; result "
+                f"sha256 <code>{_esc(meta.get('source', {}).get('result_sha256', ''))}</code>"
+            ),
+        ),
     ]
     if meta.get("withheld"):
         withheld = ", ".join(f"{w['attribute']}={w['group']}" for w in meta["withheld"])
-        rows.append(("Withheld groups", (f"fewer than {meta.get('min_subjects')} subjects: "
-                                        f"{_esc(withheld)}")))
+        rows.append(
+            (
+                "Withheld groups",
+                (f"fewer than {meta.get('min_subjects')} subjects: {_esc(withheld)}"),
+            )
+        )
     return "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
 
 
@@ -133,8 +181,9 @@ def build_html_report(
         HTML with plotly.js inlined once and every figure's data embedded.
     """
     agg = as_aggregate(result, **(aggregate_options or {}))
-    attributes = [a for a in (groups if groups is not None else agg.attributes)
-                  if a in agg.attributes]
+    attributes = [
+        a for a in (groups if groups is not None else agg.attributes) if a in agg.attributes
+    ]
     chosen = list(thresholds) if thresholds else operating_thresholds(agg)
     dataset = agg.metadata["dataset"]["name"]
     title = title or f"LFR evaluation: {agg.describe_engine()} on {dataset}"
@@ -154,19 +203,26 @@ def build_html_report(
     add("<h2>Summary at operating thresholds</h2>")
     if chosen:
         threshold_text = ", ".join(f"{t:.4g}" for t in chosen)
-        add(f"<p>Thresholds: {_esc(threshold_text)}"
-            + ("" if thresholds else " (where overall FPIR first reaches 1e-2 and 1e-3 on this "
-               "data: descriptive operating points, not a threshold chosen on a separate split)")
-            + ".</p>")
-        add(_table(summary_table(agg, chosen)[_summary_columns()].rename(
-            columns=_SUMMARY_NAMES)))
+        add(
+            f"<p>Thresholds: {_esc(threshold_text)}"
+            + (
+                ""
+                if thresholds
+                else " (where overall FPIR first reaches 1e-2 and 1e-3 on this "
+                "data: descriptive operating points, not a threshold chosen on a separate split)"
+            )
+            + ".</p>"
+        )
+        add(_table(summary_table(agg, chosen)[_summary_columns()].rename(columns=_SUMMARY_NAMES)))
         for attribute in attributes:
             table = summary_table(agg, chosen, attribute)
             table = table[table["attribute"] == attribute]
             add(f"<h3>By {_esc(attribute)}</h3>")
             add(_table(table[_summary_columns()].rename(columns=_SUMMARY_NAMES)))
-        add("<p>Groups marked small have fewer than 20 subjects or 100 searches: their intervals "
-            "are wide, which is a finding, not a reason to hide them.</p>")
+        add(
+            "<p>Groups marked small have fewer than 20 subjects or 100 searches: their intervals "
+            "are wide, which is a finding, not a reason to hide them.</p>"
+        )
     else:
         add("<p>Overall FPIR never reaches 1e-2 on this data; pass thresholds to summarise.</p>")
 
@@ -183,24 +239,36 @@ def build_html_report(
     add("<h2>FPIR and FNIR against the threshold</h2>")
     for attribute in [None, *attributes]:
         for metric in ("fpir", "fnir"):
-            add(_figure_html(rate_vs_threshold_figure(agg, metric, attribute),
-                             f"fig{next(figure_id)}"))
+            add(
+                _figure_html(
+                    rate_vs_threshold_figure(agg, metric, attribute), f"fig{next(figure_id)}"
+                )
+            )
     if attributes:
         add("<h2>Group ratios</h2>")
         for attribute in attributes:
             for metric in ("fpir", "fnir"):
-                add(_figure_html(group_ratio_figure(agg, metric, attribute),
-                                 f"fig{next(figure_id)}"))
+                add(
+                    _figure_html(
+                        group_ratio_figure(agg, metric, attribute), f"fig{next(figure_id)}"
+                    )
+                )
     add("<h2>Watchlist size</h2>")
     if agg.scaling is not None and chosen:
-        add("<p>FPIR grows with the watchlist: for small rates FPIR(N) ≈ N × FMR. The analytic "
+        add(
+            "<p>FPIR grows with the watchlist: for small rates FPIR(N) ≈ N × FMR. The analytic "
             "curve uses each non-mated search's own false-match rate against the measured "
-            "watchlist; resampled points draw galleries of N from it (only up to its size).</p>")
+            "watchlist; resampled points draw galleries of N from it (only up to its size).</p>"
+        )
         for threshold in chosen:
             add(_figure_html(watchlist_scaling_figure(agg, threshold), f"fig{next(figure_id)}"))
             for attribute in attributes:
-                add(_figure_html(watchlist_scaling_figure(agg, threshold, attribute=attribute),
-                                 f"fig{next(figure_id)}"))
+                add(
+                    _figure_html(
+                        watchlist_scaling_figure(agg, threshold, attribute=attribute),
+                        f"fig{next(figure_id)}",
+                    )
+                )
     else:
         add("<p>No watchlist-size scaling in this result.</p>")
     add("<h2>Score distributions</h2>")
@@ -208,8 +276,10 @@ def build_html_report(
     for attribute in attributes:
         add(_figure_html(score_histogram_figure(agg, attribute), f"fig{next(figure_id)}"))
     add("<h2>Failures to acquire</h2>")
-    add("<p>Images in which the engine found no face (or could not read) are left out of the "
-        "searches above and counted here.</p>")
+    add(
+        "<p>Images in which the engine found no face (or could not read) are left out of the "
+        "searches above and counted here.</p>"
+    )
     acquisition = agg.acquisition
     if attributes:
         acquisition = acquisition[acquisition["attribute"].isin([ALL, *attributes])]
@@ -217,29 +287,53 @@ def build_html_report(
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
     add(f"<p><small>Generated by lfr-eval {generated}.</small></p>")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_esc(title)}</title><style>{_STYLE}</style>"
-        f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
+        f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
         + "\n".join(parts)
         + "</body></html>"
     )
 
 
 _SUMMARY_NAMES = {
-    "fpir": "FPIR", "fpir_ci_low": "FPIR low", "fpir_ci_high": "FPIR high",
-    "fpir_errors": "false positives", "fpir_searches": "non-mated searches",
-    "fpir_subjects": "non-mated subjects", "fnir": "FNIR", "fnir_ci_low": "FNIR low",
-    "fnir_ci_high": "FNIR high", "fnir_errors": "misses", "fnir_searches": "mated searches",
-    "fnir_subjects": "mated subjects", "tpir": "TPIR", "fpir_small_group": "small (non-mated)",
+    "fpir": "FPIR",
+    "fpir_ci_low": "FPIR low",
+    "fpir_ci_high": "FPIR high",
+    "fpir_errors": "false positives",
+    "fpir_searches": "non-mated searches",
+    "fpir_subjects": "non-mated subjects",
+    "fnir": "FNIR",
+    "fnir_ci_low": "FNIR low",
+    "fnir_ci_high": "FNIR high",
+    "fnir_errors": "misses",
+    "fnir_searches": "mated searches",
+    "fnir_subjects": "mated subjects",
+    "tpir": "TPIR",
+    "fpir_small_group": "small (non-mated)",
     "fnir_small_group": "small (mated)",
 }
 
 
 def _summary_columns() -> list[str]:
-    return ["threshold", "group", "fpir", "fpir_ci_low", "fpir_ci_high", "fpir_errors",
-            "fpir_searches", "fpir_subjects", "fnir", "fnir_ci_low", "fnir_ci_high",
-            "fnir_errors", "fnir_searches", "fnir_subjects", "tpir", "fpir_small_group",
-            "fnir_small_group"]
+    return [
+        "threshold",
+        "group",
+        "fpir",
+        "fpir_ci_low",
+        "fpir_ci_high",
+        "fpir_errors",
+        "fpir_searches",
+        "fpir_subjects",
+        "fnir",
+        "fnir_ci_low",
+        "fnir_ci_high",
+        "fnir_errors",
+        "fnir_searches",
+        "fnir_subjects",
+        "tpir",
+        "fpir_small_group",
+        "fnir_small_group",
+    ]
 
 
 def write_report(
@@ -256,7 +350,8 @@ def write_report(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    agg = as_aggregate(result, **(options.pop("aggregate_options", None) or {}))  # type: ignore[arg-type]
+    aggregate_options = options.pop("aggregate_options", None) or {}
+    agg = as_aggregate(result, **aggregate_options)  # type: ignore[arg-type]
     page = build_html_report(agg, thresholds, groups, **options)  # type: ignore[arg-type]
     chosen = list(thresholds) if thresholds else operating_thresholds(agg)
     agg.rates.to_csv(directory / "rates.csv", index=False, float_format="%.8g")

@@ -150,7 +150,9 @@ def _entry_from(folder: Path, manifest: dict, source: Path) -> ConvertedModel:
     )
 
 
-def _valid_entry(folder: Path, source: Path, source_sha: str, kind: ModelKind) -> ConvertedModel | None:
+def _valid_entry(
+    folder: Path, source: Path, source_sha: str, kind: ModelKind
+) -> ConvertedModel | None:
     manifest = _read_manifest(folder)
     if manifest is None:
         return None
@@ -164,7 +166,10 @@ def _valid_entry(folder: Path, source: Path, source_sha: str, kind: ModelKind) -
         entry = _entry_from(folder, manifest, source)
     except (KeyError, TypeError, ValueError):
         return None
-    for path, digest in ((entry.onnx_path, entry.onnx_sha256), (entry.torch_path, entry.torch_sha256)):
+    for path, digest in (
+        (entry.onnx_path, entry.onnx_sha256),
+        (entry.torch_path, entry.torch_sha256),
+    ):
         if not path.is_file() or sha256_file(path) != digest:
             return None
     return entry
@@ -238,6 +243,7 @@ def convert_dlib_model(
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{source_sha[:16]}-", dir=root))
+        staging.chmod(0o755)  # mkdtemp makes it private; the entry holds public weights
     except OSError as exc:
         raise ModelError(MSG_CACHE_UNWRITABLE.format(folder=root, reason=exc.strerror)) from exc
     try:
@@ -266,5 +272,7 @@ def convert_dlib_model(
             shutil.rmtree(staging, ignore_errors=True)
     entry = _valid_entry(folder, source, source_sha, kind)
     if entry is None:
-        raise ModelError(f"the converted model in {folder} failed its own check right after writing")
+        raise ModelError(
+            f"the converted model in {folder} failed its own check right after writing"
+        )
     return entry

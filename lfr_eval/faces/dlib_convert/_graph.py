@@ -70,7 +70,11 @@ def _module(layer: Layer) -> nn.Module:
     if isinstance(layer, ConvLayer):
         out_ch, in_ch, kh, kw = layer.weight.shape
         conv = nn.Conv2d(
-            in_ch, out_ch, (kh, kw), stride=layer.stride, padding=layer.padding,
+            in_ch,
+            out_ch,
+            (kh, kw),
+            stride=layer.stride,
+            padding=layer.padding,
             bias=layer.bias is not None,
         )
         with torch.no_grad():

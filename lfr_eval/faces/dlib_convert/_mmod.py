@@ -57,7 +57,9 @@ def _con(filters: int, size: int, stride: int) -> Node:
     return Node("con", outputs=filters, size=(size, size), stride=(stride, stride))
 
 
-_AFFINE, _RELU = Node("affine"), Node("relu")
+def _con_affine_relu(filters: int, size: int, stride: int) -> tuple[Node, Node, Node]:
+    return (_con(filters, size, stride), Node("affine"), Node("relu"))
+
 
 MMOD_SPEC = NetSpec(
     name="dlib MMOD face detector",
@@ -65,12 +67,15 @@ MMOD_SPEC = NetSpec(
     loss_kind="mmod",
     expected_file=MMOD_FILE,
     nodes=(
-        _con(16, 5, 2), _AFFINE, _RELU,
-        _con(32, 5, 2), _AFFINE, _RELU,
-        _con(32, 5, 2), _AFFINE, _RELU,
-        _con(45, 5, 1), _AFFINE, _RELU,
-        _con(45, 5, 1), _AFFINE, _RELU,
-        _con(45, 5, 1), _AFFINE, _RELU,
+        # the "downsampler": three 5x5 stride-2 convolutions (8x smaller)
+        *_con_affine_relu(16, 5, 2),
+        *_con_affine_relu(32, 5, 2),
+        *_con_affine_relu(32, 5, 2),
+        # three 5x5 convolutions with 45 filters ("rcon5")
+        *_con_affine_relu(45, 5, 1),
+        *_con_affine_relu(45, 5, 1),
+        *_con_affine_relu(45, 5, 1),
+        # one score per position for the single 80x80 detector window
         _con(1, 9, 1),
     ),
 )
@@ -237,6 +242,10 @@ def pyramid_layout(height: int, width: int, padding: int = 10, outer: int = 11) 
         y += h + padding
         i += 1
     y -= padding
+    if not rects:
+        # images narrower than the padding: dlib's own layout then writes outside its canvas
+        # (undefined behaviour); no tile fits, so there is nothing to detect
+        return PyramidLayout(0, 0, np.zeros((0, 4), np.int64), ())
     first = rects[0]
     while i < len(sizes):
         w, h = sizes[i]
@@ -372,7 +381,7 @@ def pyramid_up_rgb(images: torch.Tensor) -> torch.Tensor:
     with ``pyramid_down<2>``'s ``(p + (1.25, 0.75)) * 2`` and rounds), filled by its bilinear
     resize with values truncated to uint8.
     """
-    n, h, w, _ = images.shape
+    _, h, w, _ = images.shape
     out_h, out_w = 2 * int(h) + 1, 2 * int(w) + 2
     plan = _resize_plan(int(h), int(w), out_h, out_w)
     device = images.device

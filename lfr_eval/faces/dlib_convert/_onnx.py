@@ -33,8 +33,13 @@ MSG_ORT_CUDA_INACTIVE = (
 )
 
 
-def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, names: tuple[str, str],
-            dynamic: dict[str, dict[int, str]]) -> None:
+def _export(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    names: tuple[str, str],
+    dynamic: dict[str, dict[int, str]],
+) -> None:
     module = module.eval()
     with warnings.catch_warnings():
         # the graph is static apart from the batch (and canvas size): shape tests made while
@@ -61,7 +66,10 @@ def export_resnet_onnx(module: torch.nn.Module, path: str | os.PathLike[str]) ->
     """Write the descriptor network (fp32) to ``path``."""
     example = torch.zeros((2, 150, 150, 3), dtype=torch.uint8)
     _export(
-        module, example, Path(path), (RESNET_INPUT, RESNET_OUTPUT),
+        module,
+        example,
+        Path(path),
+        (RESNET_INPUT, RESNET_OUTPUT),
         {RESNET_INPUT: {0: "batch"}, RESNET_OUTPUT: {0: "batch"}},
     )
 
@@ -70,7 +78,10 @@ def export_mmod_onnx(module: torch.nn.Module, path: str | os.PathLike[str]) -> N
     """Write the detector's score network (fp32) to ``path``."""
     example = torch.zeros((1, 3, 96, 128), dtype=torch.float32)
     _export(
-        module, example, Path(path), (MMOD_INPUT, MMOD_OUTPUT),
+        module,
+        example,
+        Path(path),
+        (MMOD_INPUT, MMOD_OUTPUT),
         {
             MMOD_INPUT: {0: "batch", 2: "height", 3: "width"},
             MMOD_OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"},

@@ -67,20 +67,18 @@ RESNET_SPEC = NetSpec(
     input_size=(CHIP_SIZE, CHIP_SIZE),
     loss_kind="metric",
     expected_file=RESNET_FILE,
-    nodes=tuple(
-        [
-            _con(32, 7, 2),
-            _AFFINE,
-            _RELU,
-            Node("pool_max", size=(3, 3), stride=(2, 2)),
-            *_level(32, 3, down=False),
-            *_level(64, 3, down=True),
-            *_level(128, 2, down=True),
-            *_level(256, 2, down=True),
-            *_level(256, 0, down=True),
-            Node("pool_avg", size=(0, 0), stride=(1, 1)),
-            Node("fc", outputs=DESCRIPTOR_DIM, bias=False),
-        ]
+    nodes=(
+        _con(32, 7, 2),
+        _AFFINE,
+        _RELU,
+        Node("pool_max", size=(3, 3), stride=(2, 2)),
+        *_level(32, 3, down=False),
+        *_level(64, 3, down=True),
+        *_level(128, 2, down=True),
+        *_level(256, 2, down=True),
+        *_level(256, 0, down=True),
+        Node("pool_avg", size=(0, 0), stride=(1, 1)),
+        Node("fc", outputs=DESCRIPTOR_DIM, bias=False),
     ),
 )
 

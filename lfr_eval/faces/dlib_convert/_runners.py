@@ -32,7 +32,7 @@ from lfr_eval.faces.dlib_convert._onnx import (
     ort_session,
 )
 from lfr_eval.faces.dlib_convert._resnet import CHIP_SIZE, DESCRIPTOR_DIM
-from lfr_eval.faces.dlib_convert._serialize import MmodLoss
+from lfr_eval.faces.dlib_convert._serialize import DlibNetwork, MmodLoss
 
 Runtime = Literal["onnxruntime", "torch"]
 Device = Literal["cpu", "cuda"]
@@ -85,8 +85,10 @@ class RuntimeChoice:
 
 
 def _torch_device(choice: RuntimeChoice) -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if choice.device == "cuda" else (
-        torch.device("cpu")
+    return (
+        torch.device("cuda", torch.cuda.current_device())
+        if choice.device == "cuda"
+        else (torch.device("cpu"))
     )
 
 
@@ -104,9 +106,11 @@ def _runtime_info(choice: RuntimeChoice, session=None) -> RuntimeInfo:
             version=ort.__version__,
         )
     device = _torch_device(choice)
-    label = f"cuda:{device.index} ({torch.cuda.get_device_name(device)})" if (
-        device.type == "cuda"
-    ) else "cpu"
+    label = (
+        f"cuda:{device.index} ({torch.cuda.get_device_name(device)})"
+        if (device.type == "cuda")
+        else "cpu"
+    )
     return RuntimeInfo(
         name="torch",
         providers=(label,),
@@ -161,7 +165,28 @@ class DescriptorRunner:
             self.model_file = converted.torch_path
         self.runtime_info = _runtime_info(self.choice, self._session)
 
-    def __call__(self, chips: np.ndarray | Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
+    @classmethod
+    def from_module(
+        cls, module: torch.nn.Module, device: str = "cpu", precision: str = "fp32"
+    ) -> DescriptorRunner:
+        """Run a module built in memory (e.g. ``load_resnet(path)``) with PyTorch.
+
+        No cache and no ONNX involved (``model_file`` and ``converted`` are None): for
+        machines without the ``onnx`` package, e.g. a benchmark run.
+        """
+        runner = cls.__new__(cls)
+        runner.choice = RuntimeChoice.check("torch", device, precision)
+        runner.converted = None
+        runner._session = None
+        runner._module = _prepare_torch(module, runner.choice)
+        runner._device = _torch_device(runner.choice)
+        runner.model_file = None
+        runner.runtime_info = _runtime_info(runner.choice)
+        return runner
+
+    def __call__(
+        self, chips: np.ndarray | Sequence[np.ndarray], *, batch_size: int = 32
+    ) -> np.ndarray:
         """Raw 128-d descriptors of 150x150 RGB uint8 chips, ``(n, 128)`` float32.
 
         Raises
@@ -232,11 +257,7 @@ class MmodRunner:
     ) -> None:
         self.choice = RuntimeChoice.check(runtime, device, precision)
         self.converted = converted
-        network = converted.network()
-        assert isinstance(network.loss, MmodLoss)
-        self.loss: MmodLoss = network.loss
-        self.input = network.input
-        self.out_to_in = output_to_input_map(network)
+        self._use_network(converted.network())
         self._session = None
         self._module: MmodScoreNet | None = None
         if self.choice.runtime == "onnxruntime":
@@ -251,9 +272,30 @@ class MmodRunner:
             self.model_file = converted.torch_path
         self.runtime_info = _runtime_info(self.choice, self._session)
 
-    def detect(
-        self, image: np.ndarray, *, upsample: int = 0, threshold: float = 0.0
-    ) -> Detections:
+    def _use_network(self, network: DlibNetwork) -> None:
+        assert isinstance(network.loss, MmodLoss)
+        self.loss: MmodLoss = network.loss
+        self.input = network.input
+        self.out_to_in = output_to_input_map(network)
+
+    @classmethod
+    def from_network(
+        cls, network: DlibNetwork, device: str = "cpu", precision: str = "fp32"
+    ) -> MmodRunner:
+        """Run a parsed network (``load_mmod_network(path)``) with PyTorch, without the cache
+        or ONNX (``model_file`` and ``converted`` are None)."""
+        runner = cls.__new__(cls)
+        runner.choice = RuntimeChoice.check("torch", device, precision)
+        runner.converted = None
+        runner._use_network(network)
+        runner._session = None
+        runner._module = _prepare_torch(MmodScoreNet(network), runner.choice)
+        runner._device = _torch_device(runner.choice)
+        runner.model_file = None
+        runner.runtime_info = _runtime_info(runner.choice)
+        return runner
+
+    def detect(self, image: np.ndarray, *, upsample: int = 0, threshold: float = 0.0) -> Detections:
         """Faces in one RGB uint8 image ``(H, W, 3)``.
 
         Parameters
@@ -275,7 +317,9 @@ class MmodRunner:
     ) -> list[Detections]:
         """Faces in a batch of same-size RGB uint8 images ``(N, H, W, 3)``."""
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-            raise ImageError(f"expected (N, H, W, 3) uint8 RGB images, got {images.shape} {images.dtype}")
+            raise ImageError(
+                f"expected (N, H, W, 3) uint8 RGB images, got {images.shape} {images.dtype}"
+            )
         if upsample < 0:
             raise ValueError(f"upsample must be >= 0, got {upsample}")
         with torch.inference_mode():
@@ -283,7 +327,9 @@ class MmodRunner:
             for _ in range(upsample):
                 x = pyramid_up_rgb(x)
             canvas, layout = build_pyramid(
-                x, self.input.mean_rgb, self.input.pyramid_padding,
+                x,
+                self.input.mean_rgb,
+                self.input.pyramid_padding,
                 self.input.pyramid_outer_padding,
             )
             if layout.levels == 0:

@@ -287,7 +287,9 @@ class SkipLayer:
     kind: Literal["skip"] = "skip"
 
 
-Layer = ConvLayer | AffineLayer | ReluLayer | PoolLayer | FcLayer | AddPrevLayer | TagLayer | SkipLayer
+Layer = (
+    ConvLayer | AffineLayer | ReluLayer | PoolLayer | FcLayer | AddPrevLayer | TagLayer | SkipLayer
+)
 
 
 @dataclass(frozen=True)
@@ -559,9 +561,7 @@ def _input_layer(r: DlibReader, spec: NetSpec) -> RgbInput:
         if spec.input_size is not None and size != spec.input_size:
             raise r.error(f"input size {size}, expected {spec.input_size}")
         return RgbInput("sized", mean, size=size)
-    name = r.expect_name(
-        ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"), "the input layer"
-    )
+    name = r.expect_name(("input_rgb_image_pyramid", "input_rgb_image_pyramid2"), "the input layer")
     mean = (r.real("avg_red"), r.real("avg_green"), r.real("avg_blue"))
     if name == "input_rgb_image_pyramid2":
         padding, outer = r.unsigned("pyramid padding"), r.unsigned("pyramid outer padding")
