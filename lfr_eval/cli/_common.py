@@ -55,9 +55,18 @@ def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_engine(
-    engine_backend: str, detector: str, model_pack: str | None, runtime: str, device: str
+    engine_backend: str,
+    detector: str,
+    model_pack: str | None,
+    runtime: str,
+    device: str,
+    workspace: str | None = None,
 ) -> FaceEngine:
-    """Build the engine selected by :func:`engine_options`."""
+    """Build the engine selected by :func:`engine_options`.
+
+    ``workspace`` is where InsightFace packs are looked up (``<workspace>/models/<pack>``)
+    besides ``$LFR_MODELS`` and ``~/.insightface/models``.
+    """
     if engine_backend == "dlib":
         if device != "cpu":
             from lfr_eval.errors import RuntimeUnavailableError
@@ -68,7 +77,13 @@ def make_engine(
             )
         return load_engine("dlib", detector=detector)
     if engine_backend == "insightface":
-        return load_engine("insightface", model_pack=model_pack, runtime=runtime, device=device)
+        return load_engine(
+            "insightface",
+            model_pack=model_pack,
+            runtime=runtime,
+            device=device,
+            workspace=workspace,
+        )
     return load_engine("dlib-torch", detector=detector, runtime=runtime, device=device)
 
 
