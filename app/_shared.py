@@ -11,6 +11,8 @@ chosen by environment variables (set by ``lfr-eval app`` from its options, or by
 ``LFR_DEVICE``      ``cpu`` (default) or ``cuda`` (fails loudly without a GPU)
 ``LFR_WORKSPACE``   workspace directory (watchlists, results, alert captures)
 ==================  =====================================================
+
+``LFR_ALERT_RETENTION_HOURS`` sets how long alert captures are kept (default 24).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from lfr_eval.deployment import RetentionPolicy, WatchlistRef
+from lfr_eval.deployment import RetentionPolicy
 from lfr_eval.errors import ConfigError, LfrError
 from lfr_eval.faces import FaceEngine
 from lfr_eval.report import ALL, AggregateResult, as_aggregate
@@ -141,11 +143,6 @@ def open_watchlist() -> Watchlist:
     latest content (another page or the CLI may have changed it).
     """
     return Watchlist.open(workspace=workspace())
-
-
-def watchlist_ref(watchlist: Watchlist) -> WatchlistRef:
-    """The watchlist's identity as a deployment config names it."""
-    return WatchlistRef.from_watchlist(watchlist)
 
 
 def show_watchlist_summary(watchlist: Watchlist | None = None) -> None:
@@ -274,7 +271,10 @@ def _load_aggregate(path: str, stamp: float) -> AggregateResult:
             return agg
     result = load_result(folder)
     agg = as_aggregate(result)
-    agg.save(folder / AGGREGATE_SUBDIR)
+    try:
+        agg.save(folder / AGGREGATE_SUBDIR)
+    except OSError:
+        pass  # a read-only folder: the aggregate is only a cache, recomputed next time
     return agg
 
 

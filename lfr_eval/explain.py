@@ -178,9 +178,10 @@ class ThresholdExplanation:
             lead = f"If every face scanned were of {self.label}: at" + lead[2:]
         if self.insufficient_data:
             return f"{lead}, the results hold no searches for {self.label}: no figure is possible."
+        low, high = format_count(self.expected_ci_low), format_count(self.expected_ci_high)
         text = (
-            f"{lead}, expect {_count(self.expected_false_alerts)} false alerts "
-            f"({pct} CI {_count(self.expected_ci_low)}–{_count(self.expected_ci_high)})"
+            f"{lead}, expect {format_count(self.expected_false_alerts)} false alerts "
+            f"({pct} CI {low}–{high})"
         )
         if self.tpir.insufficient_data:
             text += "; the results hold no mated searches, so the share caught is unknown"
@@ -191,7 +192,8 @@ class ThresholdExplanation:
             )
         text += "."
         if self.small_group:
-            text += " Few people in this group: treat the figure with caution."
+            who = "these results" if self.attribute == ALL else "this group"
+            text += f" Few searches or people in {who}: treat the figure with caution."
         return text
 
     def to_row(self) -> dict[str, object]:
@@ -222,7 +224,7 @@ def _threshold_text(threshold: float) -> str:
     return f"{whole}.{decimals.ljust(2, '0')}"
 
 
-def _count(value: float) -> str:
+def format_count(value: float) -> str:
     """Expected counts: one decimal below 100 (so 0.3 is not shown as 0), whole numbers above."""
     if not math.isfinite(value):
         return "?"

@@ -284,12 +284,19 @@ def test_threshold_chosen_on_another_page_is_adopted_once(page: AppTest) -> None
 
 
 def test_settings_survive_a_visit_to_another_page(page: AppTest) -> None:
-    page.run()
-    page.slider(key="live_threshold").set_value(0.96).run()
-    page.text_input(key="live_reviewer").input("PC 77").run()
-    # Streamlit drops widget state when the user opens another page
-    for key in ("live_threshold", "live_reviewer"):
-        del page.session_state[key]
-    page.run()
-    assert page.slider(key="live_threshold").value == pytest.approx(0.96)
-    assert page.text_input(key="live_reviewer").value == "PC 77"
+    app = AppTest.from_file(str(REPO_ROOT / "app" / "Home.py"), default_timeout=RUN_TIMEOUT)
+    app.run()
+    app.switch_page("pages/1_Live.py").run()
+    assert app.title[0].value == "Live"
+    app.slider(key="live_threshold").set_value(0.96).run()
+    app.text_input(key="live_reviewer").input("PC 77").run()
+    # Streamlit drops a page's widget state when the user opens another page
+    app.switch_page("pages/2_Watchlist.py").run()
+    assert not app.exception and app.title[0].value == "Watchlist"
+    app.switch_page("pages/1_Live.py").run()
+    try:
+        assert app.slider(key="live_threshold").value == pytest.approx(0.96)
+        assert app.text_input(key="live_reviewer").value == "PC 77"
+        assert app.session_state["live_settings"].threshold == pytest.approx(0.96)
+    finally:
+        app.session_state["live_pipeline"].close()

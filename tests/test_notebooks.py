@@ -13,11 +13,10 @@ import os
 import sys
 from pathlib import Path
 
+import nbclient
 import nbformat
 import pytest
-
-nbclient = pytest.importorskip("nbclient")
-from nbclient.exceptions import CellExecutionError  # noqa: E402
+from nbclient.exceptions import CellExecutionError
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"

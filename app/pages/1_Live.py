@@ -387,9 +387,10 @@ def _enrol(face, name: str, subject_id: str, image_sha256: str | None) -> bool:
     return True
 
 
+if state.get("live_enrolled"):
+    # shown once, outside the expander (which folds away once someone is enrolled)
+    st.success(state.pop("live_enrolled"))
 with st.expander("Enrol a face", expanded=holder() is None or holder().size == 0):
-    if state.get("live_enrolled"):
-        st.success(state["live_enrolled"])
     snap_tab, photo_tab = st.tabs(["Snapshot of the live stream", "Photo"])
     with snap_tab:
         st.caption("Takes the current frame of the stream (kept in memory only).")

@@ -107,7 +107,9 @@ def _progress_bar(label: str):
 
 
 if "watchlist_message" in st.session_state:
-    st.success(st.session_state.pop("watchlist_message"))
+    message = st.session_state.pop("watchlist_message")
+    if message:
+        st.success(message)
     report = st.session_state.pop("watchlist_report", None)
     if report is not None:
         _show_report(report, st.session_state.pop("watchlist_upload_names", None))
@@ -127,7 +129,7 @@ enrol_tab, subjects_tab, bundles_tab, audit_tab = st.tabs(
 # ---------------------------------------------------------------------- enrol
 with enrol_tab:
     st.subheader("Enrol one person from photos")
-    with st.form("enrol_upload", clear_on_submit=False):
+    with st.form("enrol_upload", clear_on_submit=True):
         c1, c2 = st.columns(2)
         subject_id = c1.text_input(
             "Subject id", key="enrol_subject_id", help="Unique, e.g. a case reference."
@@ -181,7 +183,7 @@ with enrol_tab:
         else:
             if report.enrolled:
                 st.session_state["watchlist_upload_names"] = names
-                _after_change(f"Enrolment of {info.subject_id} done.", report)
+                _after_change("", report)
             else:
                 _show_report(report, names)
 
@@ -216,7 +218,7 @@ with enrol_tab:
             _shared.show_error(exc)
         else:
             if report.enrolled:
-                _after_change(f"Enrolment of folder {folder.strip()} done.", report)
+                _after_change("", report)
             else:
                 _show_report(report)
 

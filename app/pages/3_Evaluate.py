@@ -12,7 +12,7 @@ from lfr_eval.datasets import EmbeddingCache, ManifestWarning, detect_layout, lo
 from lfr_eval.errors import LfrError
 from lfr_eval.evaluation import evaluate
 from lfr_eval.protocols import NplParams, OpenSetParams
-from lfr_eval.report import operating_thresholds, summary_table
+from lfr_eval.report import ALL, operating_thresholds, summary_table
 
 st.set_page_config(page_title="Evaluate · LFR Workbench", page_icon="🧪", layout="wide")
 st.title("Evaluate")
@@ -182,7 +182,9 @@ if current is not None:
             "(descriptive: chosen on the same data they describe)."
         )
         table = summary_table(current.aggregate, thresholds)
-        st.dataframe(table, hide_index=True, key="eval_summary")
+        overall = table[table["attribute"] == ALL].drop(columns=["attribute", "group"])
+        st.dataframe(overall, hide_index=True, key="eval_summary")
+        st.caption("By group: see the **Demographic report** page.")
     else:
         st.caption("FPIR never falls to 1 in 100 on these data.")
     if current.path is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import _shared
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -14,6 +15,7 @@ from lfr_eval.explain import (
     explain_by_group,
     explanation_table,
     false_alert_rates_table,
+    format_count,
 )
 from lfr_eval.operational import one_in_n
 from lfr_eval.report import det_figure, operating_thresholds, rate_vs_threshold_figure
@@ -118,10 +120,12 @@ for explanation in explanations[1:]:
 c1, c2, c3, c4 = st.columns(4)
 c1.metric(
     "Expected false alerts",
-    f"{overall.expected_false_alerts:.1f}",
-    help=f"{pct} CI {overall.expected_ci_low:.1f}–{overall.expected_ci_high:.1f}",
+    format_count(overall.expected_false_alerts),
+    help="Among the faces scanned of people not on the watchlist, at the deployed N.",
 )
-c1.caption(f"{pct} CI {overall.expected_ci_low:.1f}–{overall.expected_ci_high:.1f}")
+c1.caption(
+    f"{pct} CI {format_count(overall.expected_ci_low)}–{format_count(overall.expected_ci_high)}"
+)
 c2.metric("Listed people flagged (TPIR)", f"{overall.tpir.rate:.1%}")
 c2.caption(f"{pct} CI {overall.tpir.ci_low:.1%}–{overall.tpir.ci_high:.1%}")
 c3.metric(f"FPIR at N = {overall.watchlist_size:,}", f"{overall.fpir:.3g}")
@@ -129,7 +133,7 @@ c3.caption(f"{pct} CI {overall.fpir_ci_low:.3g}–{overall.fpir_ci_high:.3g}")
 expected_true = overall.expected_true_alerts
 c4.metric(
     "Expected true alerts",
-    "—" if math.isnan(expected_true) else f"{expected_true:.1f}",
+    "—" if math.isnan(expected_true) else format_count(expected_true),
     help="Listed people walking past × TPIR.",
 )
 c4.caption(f"of {overall.listed_passers_by:,} listed people walking past")
@@ -162,7 +166,7 @@ if any(e.small_group for e in explanations):
     )
 
 left, right = st.columns(2)
-det = det_figure(agg, attribute)
+det = det_figure(agg)  # everyone: the marked point is the overall operating point
 point_fpir = overall.fpir_measured.rate
 point_fnir = 1.0 - overall.tpir.rate
 if point_fpir > 0 and point_fnir > 0:
@@ -207,19 +211,21 @@ claim_confidence = c3.selectbox(
     "Confidence", [0.95, 0.9, 0.99], index=0, key="claim_confidence", format_func="{:.0%}".format
 )
 try:
-    check = check_fpir_claim(
-        Claim.one_in(
-            int(claimed_one_in),
-            watchlist_size=int(claimed_size),
-            threshold=overall.threshold,
-            confidence=float(claim_confidence),
-        ),
-        false_positives=overall.fpir_measured.errors,
-        non_mated_searches=overall.fpir_measured.trials,
-        watchlist_size=agg.watchlist_size,
-        n_subjects=_shared.non_mated_subjects(agg, overall.threshold),
-        scale_watchlist=True,
-    )
+    # an upper bound of 1 (very few searches) scales through log(0); the result is still 1
+    with np.errstate(divide="ignore"):
+        check = check_fpir_claim(
+            Claim.one_in(
+                int(claimed_one_in),
+                watchlist_size=int(claimed_size),
+                threshold=overall.threshold,
+                confidence=float(claim_confidence),
+            ),
+            false_positives=overall.fpir_measured.errors,
+            non_mated_searches=overall.fpir_measured.trials,
+            watchlist_size=agg.watchlist_size,
+            n_subjects=_shared.non_mated_subjects(agg, overall.threshold),
+            scale_watchlist=True,
+        )
 except LfrError as exc:
     _shared.show_error(exc)
 else:

@@ -21,13 +21,13 @@ from lfr_eval.deployment import (
     ConfigVerification,
     DeploymentConfig,
     RetentionPolicy,
+    evidence_from_results,
     export_config,
     make_config,
     parse_config,
     verify_config,
 )
 from lfr_eval.errors import ConfigError, LfrError
-from lfr_eval.explain import grid_threshold
 from lfr_eval.report import operating_thresholds
 
 st.set_page_config(page_title="Export · LFR Workbench", page_icon="📦", layout="wide")
@@ -109,9 +109,26 @@ with export_tab:
         st.warning("No evaluation results: the threshold would be exported without evidence.")
     elif attach_evidence:
         try:
-            grid_threshold(loaded.aggregate, threshold)
+            evidence = evidence_from_results(loaded.aggregate, float(threshold))
         except LfrError as exc:
             st.warning(str(exc))
+        else:
+            pct = f"{evidence.confidence:.0%}"
+            st.markdown(
+                f"**Evidence at {threshold:.4f}** ({loaded.label}, measured with a "
+                f"{evidence.watchlist_size:,}-person watchlist): FPIR {evidence.fpir.value:.3g} "
+                f"({pct} CI {evidence.fpir.ci_low:.3g}–{evidence.fpir.ci_high:.3g}; "
+                f"{evidence.fpir.count:,} of {evidence.fpir.trials:,} non-mated searches), "
+                f"TPIR {evidence.tpir.value:.1%} ({pct} CI {evidence.tpir.ci_low:.1%}–"
+                f"{evidence.tpir.ci_high:.1%}; {evidence.tpir.count:,} of "
+                f"{evidence.tpir.trials:,} mated searches)."
+            )
+            if len(watchlist) and len(watchlist) != evidence.watchlist_size:
+                st.caption(
+                    f"The watchlist holds {len(watchlist):,} people, the evaluation "
+                    f"{evidence.watchlist_size:,}: FPIR changes with N (see the Threshold "
+                    "explorer for the scaled figures). The evidence records the measured ones."
+                )
 
     if st.button("Export configuration", type="primary", key="export_button"):
         try:

@@ -24,6 +24,7 @@ def app_environment(
     runtime: str,
     device: str,
     workspace: str | None,
+    alert_retention_hours: int | None = None,
 ) -> dict[str, str]:
     """The environment variables through which the pages learn the engine and workspace.
 
@@ -39,6 +40,8 @@ def app_environment(
         env["LFR_MODEL_PACK"] = model_pack
     if workspace:
         env["LFR_WORKSPACE"] = str(Path(workspace).expanduser().resolve())
+    if alert_retention_hours is not None:
+        env["LFR_ALERT_RETENTION_HOURS"] = str(alert_retention_hours)
     return env
 
 
@@ -56,6 +59,13 @@ def register(cli: click.Group) -> None:
         help="Address to listen on. The live camera needs HTTPS anywhere but localhost.",
     )
     @click.option(
+        "--alert-retention-hours",
+        type=click.IntRange(0, 8760),
+        default=None,
+        help="Hours alert captures are kept for review before purging (default 24). "
+        "Non-matching captures are never stored.",
+    )
+    @click.option(
         "--check",
         is_flag=True,
         help="Load the engine, print the command that would start the app, and exit.",
@@ -69,6 +79,7 @@ def register(cli: click.Group) -> None:
         workspace: str | None,
         port: int,
         address: str,
+        alert_retention_hours: int | None,
         check: bool,
     ) -> None:
         """Start the LFR Workbench web app (Streamlit) at http://ADDRESS:PORT.
@@ -89,6 +100,7 @@ def register(cli: click.Group) -> None:
             runtime=runtime,
             device=device,
             workspace=workspace,
+            alert_retention_hours=alert_retention_hours,
         )
         command = [
             sys.executable, "-m", "streamlit", "run", str(APP_HOME),

@@ -597,7 +597,7 @@ def _identify_command(cli: click.Group) -> None:
         type=click.FloatRange(-1.0, 1.0),
         required=True,
         help="Face-match threshold: cosine similarity in [-1, 1] at or above which a face "
-        "raises an alert. Engine-specific (dlib's usual 0.6 distance is about 0.82).",
+        "raises an alert. Engine-specific (dlib's usual 0.6 distance is about 0.91).",
     )
     @click.option(
         "--top-k",

@@ -15,6 +15,7 @@ person walking out of view and back in is counted twice, as a real deployment co
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,10 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+#: Shortest gap between two detections from which a speed is measured, seconds.
+_MIN_VELOCITY_DT_S = 0.05
+
+
 @dataclass(frozen=True)
 class TrackState:
     """Where one tracked face is.
@@ -65,6 +70,8 @@ class TrackState:
         Stream time of the last frame in which it was detected.
     hits : int
         Number of detections matched to this track.
+    misses : int
+        Detection steps since the last match (0 when matched in the latest step).
     """
 
     track_id: int
@@ -73,6 +80,7 @@ class TrackState:
     first_seen_t: float
     last_seen_t: float
     hits: int
+    misses: int = 0
 
     def predict(self, t: float, *, max_extrapolation_s: float = 0.3) -> np.ndarray:
         """Box expected at stream time ``t``, moving at the track's velocity.
@@ -112,14 +120,23 @@ class FaceTracker:
         Lowest overlap, in [0, 1], between a track's predicted box and a detection for the two to
         be the same face.
     max_missing_s : float
-        A track not detected for this many seconds ends.
+        A track ends when it has not been detected for this many seconds *and* in at least
+        ``min_misses`` detection steps in a row (so a slow detection step on a busy CPU does not
+        end every track it happens to miss once).
+    min_misses : int
+        See ``max_missing_s``.
     smoothing : float
         Weight in (0, 1] of a new detection in the smoothed box (1 = no smoothing). Smoothing
         removes the detector's frame-to-frame jitter from the drawn boxes.
     """
 
     def __init__(
-        self, *, min_iou: float = 0.3, max_missing_s: float = 0.7, smoothing: float = 0.6
+        self,
+        *,
+        min_iou: float = 0.3,
+        max_missing_s: float = 0.7,
+        min_misses: int = 2,
+        smoothing: float = 0.6,
     ) -> None:
         if not 0.0 <= min_iou <= 1.0:
             raise ValueError(f"min_iou must be in [0, 1], got {min_iou}")
@@ -129,6 +146,7 @@ class FaceTracker:
             raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
         self.min_iou = float(min_iou)
         self.max_missing_s = float(max_missing_s)
+        self.min_misses = max(1, int(min_misses))
         self.smoothing = float(smoothing)
         self._tracks: dict[int, TrackState] = {}
         self._next_id = 1
@@ -164,8 +182,11 @@ class FaceTracker:
         ids = list(self._tracks)
         assigned = np.full(len(boxes), -1, dtype=np.int64)
         if ids and len(boxes):
+            # Overlap with the predicted box or with the last seen one, whichever is larger: the
+            # prediction follows a moving face, the last box keeps a face that stopped.
             predicted = np.stack([self._tracks[i].predict(t) for i in ids])
-            iou = box_iou(predicted, boxes)
+            last = np.stack([self._tracks[i].box for i in ids])
+            iou = np.maximum(box_iou(predicted, boxes), box_iou(last, boxes))
             rows, cols = linear_sum_assignment(-iou)
             keep = iou[rows, cols] >= self.min_iou
             assigned[cols[keep]] = np.asarray(ids, dtype=np.int64)[rows[keep]]
@@ -189,17 +210,25 @@ class FaceTracker:
                 self._tracks[int(track_id)] = self._advance(self._tracks[int(track_id)], box, t)
             out_ids.append(int(track_id))
 
-        ended = [
-            i
-            for i, track in self._tracks.items()
-            if i not in out_ids and t - track.last_seen_t > self.max_missing_s
-        ]
+        matched = set(out_ids)
+        ended = []
+        for i, track in list(self._tracks.items()):
+            if i in matched:
+                continue
+            track = dataclasses.replace(track, misses=track.misses + 1)
+            self._tracks[i] = track
+            if track.misses >= self.min_misses and t - track.last_seen_t > self.max_missing_s:
+                ended.append(i)
         for i in ended:
             del self._tracks[i]
         return TrackUpdate(tuple(out_ids), tuple(new_ids), tuple(ended))
 
     def expire(self, t: float) -> tuple[int, ...]:
-        """End tracks not detected since ``t - max_missing_s``; return their ids."""
+        """End tracks not detected since ``t - max_missing_s``; return their ids.
+
+        For when no frame arrives at all (the stream stopped): nothing can be seen, so time alone
+        decides.
+        """
         ended = [i for i, tr in self._tracks.items() if t - tr.last_seen_t > self.max_missing_s]
         for i in ended:
             del self._tracks[i]
@@ -208,11 +237,14 @@ class FaceTracker:
     def _advance(self, track: TrackState, box: np.ndarray, t: float) -> TrackState:
         dt = t - track.last_seen_t
         smoothed = self.smoothing * box + (1.0 - self.smoothing) * track.predict(t)
-        if dt > 1e-6:
+        velocity = track.velocity
+        # Over very short gaps the detector's pixel jitter would read as a high speed.
+        if dt >= _MIN_VELOCITY_DT_S:
             measured = (smoothed - track.box) / dt
             velocity = 0.5 * measured + 0.5 * track.velocity
-        else:
-            velocity = track.velocity
+            # no face crosses more than two of its own widths per second in front of a camera
+            size = max(1.0, float(smoothed[2] - smoothed[0]))
+            velocity = np.clip(velocity, -2 * size, 2 * size)
         return TrackState(
             track_id=track.track_id,
             box=smoothed,
@@ -220,4 +252,5 @@ class FaceTracker:
             first_seen_t=track.first_seen_t,
             last_seen_t=float(t),
             hits=track.hits + 1,
+            misses=0,
         )

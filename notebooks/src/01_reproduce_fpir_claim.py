@@ -69,6 +69,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+from IPython.display import display
 
 from lfr_eval.claims import Claim, check_fpir_claim, searches_needed
 from lfr_eval.datasets import EmbeddingCache, embed_manifest, load_dataset, load_lfw
@@ -184,7 +185,7 @@ tpir_thresholds = {
     for p in (NPL_TPIR, 0.80, 0.70)
 }
 named = {**fmr_thresholds, **tpir_thresholds}
-thresholds = np.array(sorted(set(round(t, 4) for t in named.values())))
+thresholds = np.array(sorted({round(t, 4) for t in named.values()}))
 pd.Series({name: round(t, 4) for name, t in named.items()}, name="threshold (cosine)")
 
 # %%
@@ -197,7 +198,7 @@ for name, t in named.items():
     fig.add_vline(x=t, line_dash="dot", annotation_text=name, annotation_textangle=-90)
 fig.update_layout(barmode="overlay", title=f"Similarity scores (N = {searches.watchlist_size:,})",
                   xaxis_title="cosine similarity", yaxis_title="share of searches")
-fig
+display(fig)
 
 # %% [markdown]
 # ## 5. Per-probe false-match behaviour, scaled to watchlists of 1,000 and 10,000
@@ -229,7 +230,7 @@ for j, t in enumerate(thresholds):
         "FPIR(10,000) pooled N·FMR model": float(fpir_at_watchlist_size(fmr_p.mean(), 10_000)),
     })
 per_probe = pd.DataFrame(rows).set_index("threshold")
-per_probe
+display(per_probe)
 
 # %%
 scaling = scale_filler_fpir(fillers, [1_000, CLAIM_WATCHLIST], thresholds, n_boot=500,
@@ -245,7 +246,9 @@ table[["watchlist_size", "threshold", "fpir", "lower", "upper", "1 in", "upper 1
 # %% [markdown]
 # The per-probe FMR can only resolve steps of 1 / (number of fillers): with few fillers a
 # single false match is already a large rate, and scaling to N = 10,000 multiplies that
-# coarseness. NPL measured against 178,000 fillers for this reason.
+# coarseness. NPL measured against 178,000 fillers for this reason. Where no search matched
+# any filler the bootstrap interval collapses to 0 – 0; that is not certainty: with no false
+# match in *n* searches the one-sided 95% bound on FPIR is still about 3 / *n* (section 7).
 
 # %% [markdown]
 # ## 6. FPIR and TPIR at these thresholds, with intervals
@@ -286,8 +289,9 @@ pd.DataFrame(rows).set_index("threshold")
 #
 # A claim "FPIR ≤ b" is **supported** at 95% when the one-sided Clopper–Pearson upper bound of
 # the measured FPIR is at or below b; **refuted** when the lower bound is above it; otherwise
-# the data are **undecided**. Our searches ran against a smaller watchlist, so the bound is
-# scaled to N = 10,000 with FPIR(N) = 1 − (1 − FMR)^N. The checker also says how many
+# the data are **undecided**. Our searches ran against a smaller watchlist, so the bounds are
+# scaled to N = 10,000 with FPIR(N) = 1 − (1 − FMR)^N: "supported" and "refuted" hold under
+# that independence model, which grows less exact the further N is from the size measured. The checker also says how many
 # non-mated searches would be needed for the claim to be supported.
 
 # %%
@@ -313,7 +317,8 @@ for name, t in named.items():
         "verdict": verdict,
         "searches needed (no more errors)": check.searches_needed_if_no_more_errors,
         "more searches needed": check.additional_searches_needed,
-        "needed at observed rate": check.searches_needed_at_observed_rate,
+        "needed at observed rate": check.searches_needed_at_observed_rate
+        or "never: observed rate above the claim",
     })
 pd.DataFrame(verdicts).set_index("threshold")
 
@@ -340,7 +345,7 @@ need = pd.DataFrame(
     }
     for k in (0, 1, 3, 7)
 ).set_index("false positives seen")
-need
+display(need)
 
 # %% [markdown]
 # ## 8. What this shows, and what it does not

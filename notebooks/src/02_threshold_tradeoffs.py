@@ -50,8 +50,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import plotly.io as pio
+from IPython.display import display
 from plotly.subplots import make_subplots
 
 from lfr_eval.datasets import EmbeddingCache, load_dataset, load_lfw
@@ -121,6 +121,10 @@ print(f"results saved to {results_dir} (sha256 {result.result_hash[:16]}…)")
 # (forces have chosen thresholds this way: NPL reported 89% at the police setting). It is
 # fitted on a random half of the people ("dev") and reported on the other half ("eval"), so
 # the reported figures are not flattered by the choice. Set `THRESHOLD` to override.
+#
+# A TPIR rule says nothing about false alerts: section 3 shows what the chosen threshold costs.
+# If the cost is too high, the answer is a stricter threshold (fewer listed people flagged), a
+# smaller watchlist, or a better engine — not a different reading of the same numbers.
 
 # %%
 rng = np.random.default_rng(SEED)
@@ -184,7 +188,7 @@ fig.update_yaxes(type="log", title_text=f"expected false alerts per {DEPLOY_FACE
                  secondary_y=False)
 fig.update_yaxes(range=[0, 1], title_text="TPIR", secondary_y=True)
 fig.update_layout(title="Threshold trade-off", xaxis_title="threshold (cosine similarity)")
-fig
+display(fig)
 
 # %%
 table = explanation_table([e for e in explorer[DEPLOY_WATCHLIST] if e.threshold in span[::4]
@@ -205,8 +209,13 @@ for n in WATCHLIST_SIZES:
         grid_rows.append({"watchlist": n, "faces scanned": faces,
                           "expected false alerts": e.expected_false_alerts,
                           "95% CI": f"{e.expected_ci_low:.1f}–{e.expected_ci_high:.1f}"})
-print(explain_threshold(agg, chosen, watchlist_size=DEPLOY_WATCHLIST, faces_scanned=DEPLOY_FACES,
-                        listed_passers_by=LISTED_PASSERS_BY).sentence())
+headline = explain_threshold(agg, chosen, watchlist_size=DEPLOY_WATCHLIST,
+                             faces_scanned=DEPLOY_FACES, listed_passers_by=LISTED_PASSERS_BY)
+print(headline.sentence())
+if headline.expected_ci_low > 1:
+    print(f"Even the lower 95% bound is {headline.expected_ci_low:,.1f} false alerts per "
+          f"deployment: at a threshold that flags {TARGET_TPIR:.0%} of listed people, this "
+          f"engine is not fit for a {DEPLOY_WATCHLIST:,}-person watchlist.")
 pd.DataFrame(grid_rows).set_index(["watchlist", "faces scanned"])
 
 # %% [markdown]

@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+from IPython.display import display
 
 from lfr_eval.datasets import UNKNOWN, EmbeddingCache, load_dataset, load_lfw
 from lfr_eval.errors import ManifestError
@@ -249,7 +250,7 @@ for attribute in ATTRIBUTES:
 fig.update_layout(title=f"FPIR interval width against group size at threshold {middle}",
                   xaxis_title="people in the group (non-mated searches)", xaxis_type="log",
                   yaxis_title="95% interval width (FPIR)")
-fig
+display(fig)
 
 # %%
 rows = []

@@ -50,6 +50,10 @@ MSG_CACHE_UNWRITABLE = (
     "cannot write the converted model cache {folder}: {reason}. Set $LFR_MODELS (or "
     "--workspace) to a writable folder."
 )
+MSG_EXPORT_FAILED = (
+    "could not export {source} to ONNX: {reason}. The dlib-torch engine needs the `onnx` "
+    "package (pip install onnx)."
+)
 MSG_EXPORT_MISMATCH = (
     "the ONNX export of {source} disagrees with the PyTorch conversion by {diff:.2e} "
     "(tolerance {tol:.0e}); the conversion is not trustworthy with this torch/onnxruntime."
@@ -180,10 +184,13 @@ def _build(source: Path, source_sha: str, kind: ModelKind, folder: Path) -> None
     module = _module(network, kind)
     stem = source.stem
     onnx_path, torch_path = folder / f"{stem}.onnx", folder / f"{stem}.pt"
-    if kind == "resnet":
-        export_resnet_onnx(module, onnx_path)
-    else:
-        export_mmod_onnx(module, onnx_path)
+    try:
+        if kind == "resnet":
+            export_resnet_onnx(module, onnx_path)
+        else:
+            export_mmod_onnx(module, onnx_path)
+    except torch.onnx.OnnxExporterError as exc:  # e.g. the `onnx` package is missing
+        raise ModelError(MSG_EXPORT_FAILED.format(source=source, reason=exc)) from exc
     torch.save(module.state_dict(), torch_path)
     diff = _export_difference(module, onnx_path, kind)
     if not diff <= EXPORT_TOLERANCE:

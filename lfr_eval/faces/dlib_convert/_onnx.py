@@ -106,7 +106,8 @@ def ort_session(path: str | os.PathLike[str], device: str, *, threads: int = 0):
         available = ort.get_available_providers()
         if "CUDAExecutionProvider" not in available:
             raise RuntimeUnavailableError(MSG_ORT_NO_CUDA.format(available=", ".join(available)))
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        # TF32 would round fp32 convolutions to a 10-bit mantissa on Ampere and newer GPUs
+        providers = [("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]
     else:
         providers = ["CPUExecutionProvider"]
     session = ort.InferenceSession(str(path), sess_options=options, providers=providers)

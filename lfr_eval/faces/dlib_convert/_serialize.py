@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -212,13 +212,6 @@ class ConvLayer:
     relu: bool = False
     kind: Literal["con"] = "con"
 
-    def map_output_to_input(self, xy: np.ndarray) -> np.ndarray:
-        """Centre of the receptive field in the input of output position(s) ``xy`` (x, y)."""
-        size = np.array([self.weight.shape[3], self.weight.shape[2]])
-        stride = np.array([self.stride[1], self.stride[0]])
-        pad = np.array([self.padding[1], self.padding[0]])
-        return xy * stride - pad + size // 2
-
 
 @dataclass(frozen=True)
 class AffineLayer:
@@ -400,7 +393,6 @@ class DlibNetwork:
     layers: tuple[Layer, ...]
     loss: MetricLoss | MmodLoss
     source: str = ""
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def _con_details(r: DlibReader, node: Node, where: str) -> ConvLayer:

@@ -1,0 +1,363 @@
+"""End to end: the Live page in Debian's Chromium with a fake camera, over real WebRTC, offline.
+
+Follows ``../shared/testing_live.md``: a ``.y4m`` built at test time from real face photos (an
+enrolled person and strangers) is Chromium's webcam; Streamlit and Chromium run inside a
+private network namespace with a second loopback address (``unshare -n``), the only setup in
+which aiortc and Chromium connect reliably without a network; ICE servers are none.
+
+The outer test prepares the video and re-runs this file's inner test inside the namespace. The
+inner test drives the page as a trainer would: enrol the person from a photo, start the camera,
+see an alert for them and none for the strangers, raise the threshold and see the alerts stop,
+confirm an alert as the reviewing officer, end the session and read the deployment results,
+export the deployment config and import it back (Export page), and finally checks that nothing
+from a stranger reached the disk. Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, lfw_root
+from live_support import best_face_embedding, live_people, separating_threshold
+
+from lfr_eval.live import AlertStore, FaceAppearance, SceneScript, write_y4m
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ENV_INNER = "LFR_LIVE_E2E_DIR"
+#: One loop of the fake camera, seconds: listed person, pause, two strangers, pause.
+LOOP_S = 8.0
+FPS = 10.0
+LISTED_ID = "listed-1"
+#: Threshold exported and re-imported through the Export page.
+EXPORTED_THRESHOLD = 0.95
+
+CHROMIUM_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--allow-loopback-in-peer-connection",
+]
+
+
+def _missing_prerequisite() -> str | None:
+    if not CHROMIUM.is_file():
+        return "Debian's Chromium is not installed (apt-get install chromium)"
+    if os.geteuid() != 0:
+        return "needs root for a private network namespace (unshare -n), as in CI"
+    for tool in ("unshare", "ip"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' is not installed"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is not installed"
+    return None
+
+
+def build_scene(people) -> SceneScript:
+    """One camera loop: the listed person walks in, leaves; two strangers stand side by side."""
+    return SceneScript(
+        (
+            FaceAppearance(people.camera_photo, 0.8, 3.3, 60, 120, width=220, velocity=(20, 0),
+                           label="listed"),
+            FaceAppearance(people.strangers[0], 4.3, 7.3, 40, 120, width=220, label="stranger"),
+            FaceAppearance(people.strangers[1], 4.3, 7.3, 360, 120, width=220, label="stranger"),
+        ),
+        duration_s=LOOP_S,
+        fps=FPS,
+    )
+
+
+@pytest.mark.skipif(ENV_INNER in os.environ, reason="this process is the inner run")
+def test_live_page_in_a_real_browser(tmp_path: Path, dlib_engine, insightface_images: Path
+                                     ) -> None:
+    missing = _missing_prerequisite()
+    if missing:
+        pytest.skip(missing)
+    people = live_people(lfw_root(), insightface_images, dlib_engine)
+    mate, best_stranger, threshold = separating_threshold(dlib_engine, people)
+    scene = build_scene(people)
+    write_y4m(tmp_path / "camera.y4m", scene.frames(), scene.fps)
+    photo = tmp_path / "enrol.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(people.enrol_photo, cv2.COLOR_RGB2BGR))
+    np.save(tmp_path / "listed.npy", best_face_embedding(dlib_engine, people.enrol_photo))
+    np.save(tmp_path / "strangers.npy",
+            np.stack([best_face_embedding(dlib_engine, s) for s in people.strangers[:2]]))
+    (tmp_path / "params.json").write_text(json.dumps({
+        "threshold": threshold, "mate": mate, "best_stranger": best_stranger,
+        "listed_name": people.listed_name, "source": people.source,
+    }))
+    script = (
+        'ip link set lo up && ip addr add 127.0.0.2/8 dev lo && exec "$0" -m pytest "$1" '
+        "-k test_inner -q -p no:cacheprovider -rA"
+    )
+    env = {**os.environ, ENV_INNER: str(tmp_path)}
+    try:
+        proc = subprocess.run(
+            ["unshare", "-n", "bash", "-c", script, sys.executable, str(Path(__file__))],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=420, check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the browser test did not finish in 420 s:\n{(exc.stdout or '')[-4000:]}")
+    report = proc.stdout[-8000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, report
+    assert "1 passed" in proc.stdout, report
+
+
+# ---------------------------------------------------------------------- inside the namespace
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_server(root: Path, port: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "LFR_WORKSPACE": str(root / "workspace"),
+        # everything the server writes outside the workspace lands here, to be checked after
+        "TMPDIR": str(root / "server-tmp"),
+        "HOME": str(root / "server-home"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("LFR_ICE_SERVERS", None)
+    for folder in ("workspace", "server-tmp", "server-home"):
+        (root / folder).mkdir(exist_ok=True)
+    log = open(root / "server.log", "w")  # noqa: SIM115 - closed with the process
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/Home.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return server
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.5)
+    os.killpg(server.pid, signal.SIGTERM)
+    raise AssertionError("Streamlit did not start:\n" + (root / "server.log").read_text()[-3000:])
+
+
+def _stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+
+
+def _images_in(data: bytes) -> list[np.ndarray]:
+    """Every JPEG or PNG image that can be decoded from somewhere inside ``data``."""
+    images = []
+    for magic in (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"):
+        start = data.find(magic)
+        while start >= 0:
+            decoded = cv2.imdecode(np.frombuffer(data[start:], np.uint8), cv2.IMREAD_COLOR)
+            if decoded is not None:
+                images.append(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB))
+            start = data.find(magic, start + 1)
+    return images
+
+
+def _faces_on_disk(folders: list[Path], engine) -> list[tuple[Path, np.ndarray]]:
+    """(file, embedding) of every face in every image stored anywhere in those folders."""
+    found = []
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            for image in _images_in(path.read_bytes()):
+                if min(image.shape[:2]) < 40:
+                    continue
+                found += [(path, f.embedding) for f in engine.analyze(image)]
+    return found
+
+
+def _wait_for(page, predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _set_slider(page, value: float) -> None:
+    """Move the threshold slider with the keyboard, as a user can, to ``value``."""
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    for _ in range(200):
+        now = float(slider.get_attribute("aria-valuenow"))
+        if abs(now - value) < 1e-6:
+            return
+        slider.press("ArrowRight" if now < value else "ArrowLeft")
+        page.wait_for_timeout(30)
+    raise AssertionError(f"could not move the slider to {value}")
+
+
+@pytest.mark.skipif(ENV_INNER not in os.environ,
+                    reason="run by test_live_page_in_a_real_browser inside a network namespace")
+def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
+    from playwright.sync_api import sync_playwright
+
+    root = Path(os.environ[ENV_INNER])
+    params = json.loads((root / "params.json").read_text())
+    threshold = float(params["threshold"])
+    listed_name = params["listed_name"]
+    workspace = root / "workspace"
+    shots = artifacts_dir
+    port = _free_port()
+    server = _start_server(root, port)
+    console: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(root / "chromium-profile"),
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={root / 'camera.y4m'}"],
+                viewport={"width": 1400, "height": 1100},
+                accept_downloads=True,
+                downloads_path=str(root / "downloads"),
+            )
+            page = context.new_page()
+            page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+            page.set_default_timeout(60_000)
+            page.goto(f"http://127.0.0.1:{port}/Live")
+            page.get_by_role("heading", name="Live").first.wait_for()
+
+            # --- enrol the listed person from a photo
+            page.get_by_role("tab", name="Photo").click()
+            page.locator(".st-key-live_photo input[type=file]").set_input_files(
+                str(root / "enrol.jpg")
+            )
+            page.locator(".st-key-live_photo_name input").fill(listed_name)
+            page.locator(".st-key-live_photo_id input").fill(LISTED_ID)
+            page.locator(".st-key-live_photo_id input").press("Tab")
+            page.locator(".st-key-live_enrol_photo button").click()
+            page.get_by_text(f"Enrolled {listed_name}").wait_for()
+            _set_slider(page, threshold)
+            page.get_by_text(f"threshold in force: {threshold:.2f}").wait_for()
+            page.screenshot(path=str(shots / "live_1_enrolled.png"), full_page=True)
+
+            # --- start the camera: an alert for the listed person, none for strangers
+            component = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
+            component.get_by_role("button", name="START").click()
+            video = component.locator("video")
+            _wait_for(page, lambda: video.evaluate("v => v.readyState >= 2 && !v.paused"), 60,
+                      "the processed video to play")
+            store = AlertStore.open(workspace)
+            _wait_for(page, lambda: len(store.alerts()) >= 1, 45, "the first alert")
+            page.get_by_text("Alert #1").wait_for()
+            page.screenshot(path=str(shots / "live_2_alert.png"), full_page=True)
+            # a second loop of the camera: the listed person comes back, strangers pass again
+            _wait_for(page, lambda: len(store.alerts()) >= 2, 3 * LOOP_S, "the second alert")
+            video.screenshot(path=str(shots / "live_3_video_boxes.png"))
+            alerts = store.alerts()
+            assert {a.subject_id for a in alerts} == {LISTED_ID}
+            stats = page.locator('[data-testid="stMetric"]').all_inner_texts()
+
+            # --- raise the threshold above any score: the alerts stop
+            _set_slider(page, 1.0)
+            page.get_by_text("threshold in force: 1.00").wait_for()
+            page.wait_for_timeout(1500)  # let a step in flight finish
+            before = len(store.alerts())
+            page.wait_for_timeout(int(2 * LOOP_S * 1000))  # two more passes of the listed person
+            assert len(store.alerts()) == before, "alerts went on above the threshold"
+            video.screenshot(path=str(shots / "live_4_threshold_raised_video.png"))
+            page.screenshot(path=str(shots / "live_4_threshold_raised.png"), full_page=True)
+
+            # --- the reviewing officer confirms the first alert
+            page.locator(".st-key-live_reviewer input").fill("PC 1234")
+            page.locator(".st-key-live_reviewer input").press("Enter")
+            first = store.alerts()[-1]
+            page.locator(f".st-key-confirmed-{first.alert_id} button").click()
+            page.get_by_text("confirmed by PC 1234").first.wait_for()
+            assert store.get(first.alert_id).decision == "confirmed"
+            page.screenshot(path=str(shots / "live_5_confirmed.png"), full_page=True)
+
+            # --- end of session: deployment results in the forces' style
+            component.get_by_role("button", name="STOP").click()
+            page.locator(".st-key-live_end button").click()
+            page.get_by_text("Deployment results").wait_for()
+            results = page.locator('[data-testid="stTable"]').inner_text()
+            assert "Faces scanned" in results and "False alert rate" in results
+            page.screenshot(path=str(shots / "live_6_results.png"), full_page=True)
+
+            # --- export the deployment config and import it back (Export page)
+            page.get_by_role("link", name="Export").click()
+            page.locator(".st-key-export_threshold input").fill(f"{EXPORTED_THRESHOLD:.4f}")
+            page.locator(".st-key-export_threshold input").press("Enter")
+            page.wait_for_timeout(500)
+            page.locator(".st-key-export_button button").click()
+            page.get_by_text("Configuration written to").wait_for()
+            with page.expect_download() as download:
+                page.locator(".st-key-export_download_config button").click()
+            config_file = root / "downloads" / "deployment_config.json"
+            download.value.save_as(str(config_file))
+            page.get_by_role("tab", name="Import and verify").click()
+            page.locator(".st-key-verify_upload input[type=file]").set_input_files(
+                str(config_file)
+            )
+            page.locator(".st-key-verify_button button").click()
+            page.get_by_text("Configuration verified").wait_for()
+            page.screenshot(path=str(shots / "live_7_config_verified.png"), full_page=True)
+            page.get_by_role("link", name="Live").click()
+            slider = page.get_by_role("slider").first
+            slider.wait_for()
+            _wait_for(page, lambda: abs(float(slider.get_attribute("aria-valuenow"))
+                                        - EXPORTED_THRESHOLD) < 1e-6,
+                      20, "the imported threshold on the Live page")
+            page.screenshot(path=str(shots / "live_8_threshold_imported.png"), full_page=True)
+            context.close()
+    except BaseException:
+        print("server log:\n" + (root / "server.log").read_text()[-4000:])
+        print("browser console:\n" + "\n".join(console[-40:]))
+        raise
+    finally:
+        _stop_server(server)
+    print("metrics at the second alert:", stats)
+
+    # --- nothing from a stranger reached the disk: every face stored anywhere the server could
+    # write (workspace, its temp and home folders) is the listed person's
+    listed = np.load(root / "listed.npy")
+    strangers = np.load(root / "strangers.npy")
+    files = sorted(p.relative_to(workspace).as_posix() for p in workspace.rglob("*") if p.is_file())
+    assert {"watchlist.sqlite", "live/alerts.sqlite"} <= set(files)
+    assert all(f in ("watchlist.sqlite", "live/alerts.sqlite") or f.startswith("exports/")
+               and f.endswith(".json") for f in files), files
+    faces = _faces_on_disk([workspace, root / "server-tmp", root / "server-home"], dlib_engine)
+    assert len(faces) >= 2, "the alert captures should be on disk (within retention)"
+    for path, embedding in faces:
+        to_listed = float(embedding @ listed)
+        to_strangers = (strangers @ embedding).max()
+        assert to_listed >= threshold and to_listed > to_strangers + 0.02, (
+            f"a face in {path} is not the listed person's: similarity {to_listed:.3f} to them, "
+            f"{to_strangers:.3f} to a stranger"
+        )
