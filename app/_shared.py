@@ -30,7 +30,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from lfr_eval.deployment import RetentionPolicy
 from lfr_eval.errors import ConfigError, LfrError
 from lfr_eval.faces import FaceEngine
-from lfr_eval.report import ALL, AggregateResult, as_aggregate
+from lfr_eval.report import ALL, AggregateResult, as_aggregate, operating_thresholds
 from lfr_eval.report._aggregate import AGGREGATE_FILE
 from lfr_eval.results import RESULT_FILE, ResultError, load_result
 from lfr_eval.watchlist import Watchlist
@@ -366,3 +366,17 @@ def non_mated_subjects(agg: AggregateResult, threshold: float) -> int | None:
     rows = agg.at_threshold(threshold)
     rows = rows[(rows["metric"] == "fpir") & (rows["attribute"] == ALL)]
     return int(rows["n_subjects"].iloc[0]) if len(rows) else None
+
+
+def default_threshold(agg: AggregateResult | None) -> float:
+    """The threshold a page starts at: the one chosen in this session, if it is in the results'
+    range; else the lowest where overall FPIR falls to 1 in 1,000 (or 1 in 100); else the middle
+    of the grid. Without results, 0.82 (dlib's 0.6 Euclidean tolerance as a cosine)."""
+    chosen = st.session_state.get(STATE_THRESHOLD)
+    if agg is None:
+        return float(chosen) if chosen is not None else 0.82
+    grid = agg.thresholds
+    if chosen is not None and grid.min() <= chosen <= grid.max():
+        return float(grid[abs(grid - chosen).argmin()])
+    candidates = operating_thresholds(agg, (1e-3, 1e-2))
+    return float(candidates[-1]) if candidates else float(grid[len(grid) // 2])

@@ -25,9 +25,12 @@ from lfr_eval.operational import fmr_from_fpir, fpir_at_watchlist_size, one_in_n
 
 MSG_WATCHLIST_MISMATCH = (
     "the claim is about a watchlist of {claim:,} but the searches ran against {data:,}; pass "
-    "scale_watchlist=True to scale the bound with FPIR(N) = 1 - (1 - FMR)^N, or measure at "
-    "the claimed size"
+    "{option} to scale the bound with FPIR(N) = 1 - (1 - FMR)^N, or measure at the claimed size"
 )
+#: How the Python API names the switch that allows scaling (the CLI names its flag instead).
+SCALE_OPTION_API = "scale_watchlist=True"
+#: The CLI flag that allows scaling, for messages raised from ``lfr-eval claim``.
+SCALE_OPTION_CLI = "--scale-watchlist"
 MSG_NEED_COUNTS = (
     "give either a SearchSet or both false_positives and non_mated_searches to check a claim"
 )
@@ -242,6 +245,7 @@ def check_fpir_claim(
     watchlist_size: int | None = None,
     n_subjects: int | None = None,
     scale_watchlist: bool = False,
+    scale_option: str = SCALE_OPTION_API,
 ) -> ClaimCheck:
     """Check an FPIR claim against measured non-mated searches.
 
@@ -262,6 +266,15 @@ def check_fpir_claim(
         Allow a claim about another watchlist size: the upper bound is scaled with
         ``FPIR(N) = 1 - (1 - FMR)^N`` (a monotone map, so the coverage is kept, under the
         independence model).
+    scale_option : str
+        How the caller names the ``scale_watchlist`` switch in the error raised when the
+        watchlist sizes differ (the CLI passes :data:`SCALE_OPTION_CLI`).
+
+    Raises
+    ------
+    MetricInputError
+        Counts are impossible, no threshold to count at, or the claim is about another
+        watchlist size and scaling was not allowed (the message names ``scale_option``).
 
     Examples
     --------
@@ -297,7 +310,9 @@ def check_fpir_claim(
     ):
         if not scale_watchlist:
             raise MetricInputError(
-                MSG_WATCHLIST_MISMATCH.format(claim=claim.watchlist_size, data=watchlist_size)
+                MSG_WATCHLIST_MISMATCH.format(
+                    claim=claim.watchlist_size, data=watchlist_size, option=scale_option
+                )
             )
         scaled = True
         fmr_upper = fmr_from_fpir(upper, watchlist_size)

@@ -59,6 +59,36 @@ class ConfigError(LfrError):
     exit_code = 9
 
 
+# Exit code 10 belongs to lfr_eval.live's AlertError (the alert store).
+
+
+class ResultError(LfrError):
+    """A results folder is missing, unreadable, of another layout version, or altered."""
+
+    exit_code = 11
+
+
+class CacheError(LfrError):
+    """The embedding cache file cannot be used (corrupt, or written by an incompatible version)."""
+
+    exit_code = 12
+
+
+class ProtocolError(LfrError):
+    """A protocol cannot be built from this manifest with these settings."""
+
+    exit_code = 13
+
+
+class MetricInputError(LfrError, ValueError):
+    """Scores, labels, thresholds, targets or claims given to a metric are malformed.
+
+    Also a :class:`ValueError`, so code that validates numbers the usual Python way catches it.
+    """
+
+    exit_code = 14
+
+
 MSG_IMAGE_MISSING = "image not found: {path}"
 MSG_IMAGE_EMPTY = "image file is empty (0 bytes): {path}"
 MSG_IMAGE_UNREADABLE = "not a readable image (corrupt or unsupported format): {path}"

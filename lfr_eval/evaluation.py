@@ -6,8 +6,10 @@
 2. build the protocol from the manifest and a seed (split by subject);
 3. embed the images the protocol uses, through the cache (a second run recomputes nothing;
    an interrupted run resumes);
-4. search every probe against the watchlist, keeping the few numbers the metrics need;
-5. scale FPIR to other watchlist sizes from each non-mated search's false-match rate;
+4. search every probe against the watchlist, keeping the few numbers the metrics need
+   (probes that failed to acquire count as NIST counts them unless ``failures="exclude"``);
+5. scale FPIR to other watchlist sizes (and, if given, a deployed watchlist's demographic
+   composition) from each non-mated search's false-match rate;
 6. record engine, models, runtime, dataset hash, protocol, seed, software and timings.
 """
 
@@ -31,13 +33,16 @@ from lfr_eval.datasets._embedding import FaceChoice
 from lfr_eval.faces import FaceEngine
 from lfr_eval.metrics._scoring import Backend
 from lfr_eval.protocols import (
+    FailurePolicy,
     NplParams,
     OpenSetParams,
     ProtocolError,
     ProtocolRun,
+    WatchlistComposition,
     build_npl_protocol,
     build_open_set_protocol,
     resample_fpir,
+    resample_sizes,
     run_npl_protocol,
     run_protocol,
     scale_fpir,
@@ -92,22 +97,46 @@ def _scaling_table(
     attributes: Sequence[str],
     n_resamples: int,
     seed: int,
+    composition: WatchlistComposition | None = None,
 ) -> pd.DataFrame | None:
     fillers = run.filler_scores
     if fillers.n_searches == 0 or fillers.n_fillers == 0:
         return None
     if fillers.n_searches * fillers.n_fillers > MAX_SCALING_ELEMENTS:
         return None
-    tables = [scale_fpir(fillers, sizes, thresholds, n_boot=200, seed=seed).table]
+    weighting = (
+        {}
+        if composition is None
+        else {"attribute": composition.attribute, "composition": composition.shares}
+    )
+    tables = [scale_fpir(fillers, sizes, thresholds, n_boot=200, seed=seed, **weighting).table]
     for attribute in attributes:
-        by = scale_fpir(fillers, sizes, thresholds, by=attribute, n_boot=200, seed=seed).table
+        by = scale_fpir(
+            fillers, sizes, thresholds, by=attribute, n_boot=200, seed=seed, **weighting
+        ).table
         tables.append(by[by["group_attribute"] == attribute])
-    small = [n for n in sizes if n <= fillers.n_fillers]
+    small = resample_sizes(fillers, sizes, **weighting)
     if small and n_resamples > 0:
         tables.append(
-            resample_fpir(fillers, small, thresholds, n_resamples=n_resamples, seed=seed).table
+            resample_fpir(
+                fillers, small, thresholds, n_resamples=n_resamples, seed=seed, **weighting
+            ).table
         )
     return pd.concat(tables, ignore_index=True)
+
+
+def _check_composition(
+    composition: WatchlistComposition | None, manifest: Manifest
+) -> WatchlistComposition | None:
+    if composition is None:
+        return None
+    if composition.attribute not in manifest.attributes:
+        raise ProtocolError(
+            f"the watchlist composition is over {composition.attribute!r}, which is not an "
+            f"attribute of this dataset ({list(manifest.attributes)}); label the images with "
+            "it or drop the composition"
+        )
+    return composition
 
 
 def evaluate(
@@ -126,6 +155,8 @@ def evaluate(
     n_resamples: int = 100,
     scoring_backend: Backend = "numpy",
     scoring_device: str = "cpu",
+    failures: FailurePolicy = "nist",
+    composition: WatchlistComposition | None = None,
 ) -> EvaluationResult:
     """Run an open-set (or NPL) evaluation of ``engine`` on ``manifest``.
 
@@ -158,6 +189,16 @@ def evaluate(
         Where probe × watchlist scores are computed (``"numpy"``/``"cpu"``, or ``"torch"`` /
         ``"cupy"`` on ``"cuda"``); a GPU asked for but absent raises
         :class:`~lfr_eval.errors.RuntimeUnavailableError`.
+    failures : {"nist", "exclude"}
+        How probes that failed to acquire (no face, no template) enter FPIR and FNIR.
+        ``"nist"`` (default, NIST FRTE's convention): a failed mated probe is a miss at every
+        threshold and rank; a failed non-mated probe is a search that returned no candidate.
+        ``"exclude"``: both are left out of the rates. Either way they are counted by role
+        and group in :attr:`EvaluationResult.acquisition`.
+    composition : WatchlistComposition, optional
+        Demographic make-up of the deployed watchlist: the scaling table weights each
+        filler (watchlist-subject) group by its share, as NPL scaled to the deployed
+        watchlist's composition. Recorded in the result. Default: the measured mix.
 
     Returns
     -------
@@ -166,11 +207,13 @@ def evaluate(
     Raises
     ------
     ProtocolError
-        The protocol cannot be built, or no enrolment image gave a template.
+        The protocol cannot be built, no enrolment image gave a template, an unknown
+        ``failures`` policy, or a composition over an attribute (or labels) the data lack.
     ManifestError
         (From the manifest) images missing on disk.
     """
     protocol = protocol if protocol is not None else OpenSetParams()
+    composition = _check_composition(composition, manifest)
     timings: dict[str, float] = {}
 
     def stage(name: str) -> bool | Callable[[int, int], None] | None:
@@ -229,11 +272,21 @@ def evaluate(
         warnings.simplefilter("ignore", ManifestWarning)
         if kind == "open_set":
             run = run_protocol(
-                built, embeddings, top_k=top_k, backend=scoring_backend, device=scoring_device
+                built,
+                embeddings,
+                top_k=top_k,
+                backend=scoring_backend,
+                device=scoring_device,
+                failures=failures,
             )
         else:
             run = run_npl_protocol(
-                built, embeddings, top_k=top_k, backend=scoring_backend, device=scoring_device
+                built,
+                embeddings,
+                top_k=top_k,
+                backend=scoring_backend,
+                device=scoring_device,
+                failures=failures,
             )
     timings["scoring_s"] = time.perf_counter() - start
 
@@ -245,7 +298,7 @@ def evaluate(
     )
     sizes = sorted({int(n) for n in watchlist_sizes} | {int(run.filler_scores.n_fillers)} - {0})
     scaling = _scaling_table(
-        run, sizes, thresholds, manifest.attributes, n_resamples, int(protocol.seed)
+        run, sizes, thresholds, manifest.attributes, n_resamples, int(protocol.seed), composition
     )
     timings["scaling_s"] = time.perf_counter() - start
 
@@ -261,11 +314,13 @@ def evaluate(
             counts=counts,
             top_k=int(run.searches.k),
             failed_to_enrol=run.failed_to_enrol,
+            failures=run.failures,
         ),
         searches=run.searches,
         search_images=(paths[run.mated_rows], paths[run.non_mated_rows]),
         acquisition=run.acquisition,
         scaling=scaling,
+        composition=composition,
         scoring_runtime=run.scoring_runtime,
         timings=timings,
     )

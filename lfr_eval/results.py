@@ -30,12 +30,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lfr_eval.errors import LfrError
+from lfr_eval.errors import ResultError
 from lfr_eval.faces import EngineId, RuntimeInfo
 from lfr_eval.metrics import SearchSet
+from lfr_eval.protocols._npl import WatchlistComposition
 
 #: Version of the results folder layout. Bump on an incompatible change.
-RESULT_SCHEMA_VERSION = 1
+#: 2: searches that failed to acquire are stored (NIST convention; mate score -inf, rank N + 1,
+#: top-k all -inf) and ``protocol.failures`` says whether they were; version 1 folders (which
+#: left them out) are still read, as ``failures="exclude"``.
+RESULT_SCHEMA_VERSION = 2
+
+#: Layout versions :func:`load_result` reads.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 RESULT_FILE = "result.json"
 SEARCHES_FILE = "searches.parquet"
@@ -48,7 +55,7 @@ MSG_NOT_A_RESULT = (
     "{path} is not an evaluation results folder (no {file}); run 'lfr-eval evaluate' to make one"
 )
 MSG_VERSION = (
-    "results in {path} use layout version {found}; this lfr-eval reads version {expected}. "
+    "results in {path} use layout version {found}; this lfr-eval reads versions {expected}. "
     "Re-run the evaluation with this version"
 )
 MSG_TAMPERED = (
@@ -75,10 +82,6 @@ RECORDED_PACKAGES = (
     "opencv-python",
     "lfr-workbench",
 )
-
-
-class ResultError(LfrError):
-    """A results folder is missing, unreadable, of another layout version, or altered."""
 
 
 def software_versions() -> dict[str, str]:
@@ -174,6 +177,9 @@ class ProtocolInfo:
         Candidates kept per non-mated search.
     failed_to_enrol : int
         Enrolled subjects with no usable enrolment image.
+    failures : str
+        How probes that failed to acquire entered the rates: ``"nist"`` (failed mated probes
+        are misses, failed non-mated probes searches with no candidate) or ``"exclude"``.
     """
 
     kind: str
@@ -181,6 +187,7 @@ class ProtocolInfo:
     counts: dict
     top_k: int
     failed_to_enrol: int = 0
+    failures: str = "nist"
 
     @property
     def seed(self) -> int:
@@ -193,6 +200,7 @@ class ProtocolInfo:
             "counts": dict(self.counts),
             "top_k": self.top_k,
             "failed_to_enrol": self.failed_to_enrol,
+            "failures": self.failures,
         }
 
     @classmethod
@@ -203,6 +211,8 @@ class ProtocolInfo:
             counts=dict(data["counts"]),
             top_k=int(data["top_k"]),
             failed_to_enrol=int(data.get("failed_to_enrol", 0)),
+            # results written before failures were counted left them out
+            failures=str(data.get("failures", "exclude")),
         )
 
 
@@ -229,6 +239,9 @@ class EvaluationResult:
     scaling : DataFrame or None
         FPIR predicted for other watchlist sizes
         (:attr:`lfr_eval.protocols.WatchlistScaling.table`).
+    composition : WatchlistComposition or None
+        Demographic make-up of the deployed watchlist the scaling was weighted to (None: the
+        measured mix).
     scoring_runtime : RuntimeInfo or None
         What computed the search scores (numpy on the CPU, or torch/cupy on a GPU).
     software : dict
@@ -250,6 +263,7 @@ class EvaluationResult:
     search_images: tuple[np.ndarray, np.ndarray]
     acquisition: pd.DataFrame
     scaling: pd.DataFrame | None = None
+    composition: WatchlistComposition | None = None
     scoring_runtime: RuntimeInfo | None = None
     software: dict[str, str] = field(default_factory=software_versions)
     timings: dict[str, float] = field(default_factory=dict)
@@ -293,6 +307,7 @@ class EvaluationResult:
                 "subject_id": np.asarray(s.mated_subjects, dtype=object),
                 "mate_score": np.asarray(s.mate_scores, np.float64),
                 "mate_rank": np.asarray(s.mate_ranks, np.int64),
+                "failed_to_acquire": s.mated_failed,
             }
         )
         non_mated = pd.DataFrame(
@@ -302,6 +317,7 @@ class EvaluationResult:
                 "subject_id": np.asarray(s.non_mated_subjects, dtype=object),
                 "mate_score": np.nan,
                 "mate_rank": np.zeros(s.n_non_mated, np.int64),
+                "failed_to_acquire": s.non_mated_failed,
             }
         )
         for j in range(k):
@@ -333,6 +349,9 @@ class EvaluationResult:
             "n_mated": self.searches.n_mated,
             "n_non_mated": self.searches.n_non_mated,
             "attributes": list(self.attributes),
+            "n_failed_mated": self.searches.n_failed_mated,
+            "n_failed_non_mated": self.searches.n_failed_non_mated,
+            "composition": None if self.composition is None else self.composition.to_dict(),
             "acquisition": self.acquisition.to_dict(orient="records"),
             "software": dict(self.software),
             "timings": dict(self.timings),
@@ -397,10 +416,12 @@ def load_result(directory: str | os.PathLike[str]) -> EvaluationResult:
         raise ResultError(MSG_CORRUPT.format(path=directory, reason=exc)) from exc
     if not isinstance(meta, dict):
         raise ResultError(MSG_CORRUPT.format(path=directory, reason="result.json is not an object"))
-    if meta.get("schema_version") != RESULT_SCHEMA_VERSION:
+    if meta.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
         raise ResultError(
             MSG_VERSION.format(
-                path=directory, found=meta.get("schema_version"), expected=RESULT_SCHEMA_VERSION
+                path=directory,
+                found=meta.get("schema_version"),
+                expected=", ".join(map(str, READABLE_SCHEMA_VERSIONS)),
             )
         )
     recorded = meta.pop("result_sha256", None)
@@ -476,6 +497,9 @@ def _from_parts(meta: dict, frame: pd.DataFrame, scaling: pd.DataFrame | None) -
             meta["acquisition"], columns=["role", "attribute", "group", "images", "failed"]
         ),
         scaling=scaling,
+        composition=None
+        if meta.get("composition") is None
+        else WatchlistComposition.from_dict(meta["composition"]),
         software=dict(meta["software"]),
         timings=dict(meta["timings"]),
         created=meta["created"],

@@ -123,6 +123,20 @@ def test_every_page_loads_on_a_fresh_workspace(page: str) -> None:
     assert at.title, "each page has a title"
 
 
+def test_first_launch_uses_the_shipped_example() -> None:
+    import _shared
+
+    examples = _shared.example_folders()
+    if not examples:
+        pytest.skip("no example results in datasets/examples yet")
+    at = _page("4_Threshold_explorer.py").run()
+    _no_exceptions(at)
+    assert at.session_state["lfr_results"].is_example
+    assert at.info and "false alerts" in at.info[0].value
+    home = AppTest.from_file(str(APP / "Home.py"), default_timeout=TIMEOUT).run()
+    assert any("example results" in c.value for c in home.caption)
+
+
 @pytest.mark.parametrize(
     "page", ["4_Threshold_explorer.py", "5_Demographic_report.py", "3_Evaluate.py"]
 )

@@ -84,8 +84,19 @@ def test_claim_from_search_set_counts_at_threshold() -> None:
 
 
 def test_watchlist_size_mismatch_needs_consent() -> None:
-    with pytest.raises(MetricInputError, match="scale_watchlist"):
+    with pytest.raises(MetricInputError, match="scale_watchlist=True"):
         check_fpir_claim(CLAIM, false_positives=0, non_mated_searches=50_000, watchlist_size=1000)
+    # raised for the command line, the message names the CLI flag instead
+    with pytest.raises(MetricInputError, match="pass --scale-watchlist to scale") as info:
+        check_fpir_claim(
+            CLAIM,
+            false_positives=0,
+            non_mated_searches=50_000,
+            watchlist_size=1000,
+            scale_option="--scale-watchlist",
+        )
+    assert "scale_watchlist=True" not in str(info.value)
+    assert info.value.exit_code == 14
     scaled = check_fpir_claim(
         CLAIM,
         false_positives=0,

@@ -137,6 +137,28 @@ def test_evaluate_report_claim_on_lfw(
     # run again: everything comes from the cache
     code, stdout, _ = run(argv, capsys)
     assert code == 0 and "(0 computed" in stdout
+    assert result.protocol.failures == "nist" and "counted as NIST does" in stdout
+
+    # failures left out, and the scaling weighted to a deployed watchlist's make-up
+    other = tmp_path / "excluded"
+    weighted = [*argv[:3], str(other), *argv[4:], "--no-report", "--failures", "exclude"]
+    code, stdout, stderr = run([*weighted, "--composition", "sex=female:0.8,male:0.2"], capsys)
+    assert code == 0, stderr
+    assert "weighted to sex=female:0.8,male:0.2" in stdout
+    excluded = load_result(other)
+    assert excluded.protocol.failures == "exclude"
+    assert excluded.searches.n_failed_mated == excluded.searches.n_failed_non_mated == 0
+    s = result.searches
+    assert s.n_mated - excluded.searches.n_mated == s.n_failed_mated
+    assert s.n_non_mated - excluded.searches.n_non_mated == s.n_failed_non_mated
+    assert excluded.composition is not None and excluded.composition.shares["female"] == 0.8
+    assert json.loads((other / "result.json").read_text())["composition"]["attribute"] == "sex"
+    a = result.scaling.query("method == 'analytic' and group == 'all' and watchlist_size == 1000")
+    b = excluded.scaling.query("method == 'analytic' and group == 'all' and watchlist_size == 1000")
+    assert not np.allclose(a["fpir"].to_numpy(), b["fpir"].to_numpy())
+    # a composition over an attribute the data lack: a ProtocolError (exit code 13)
+    code, _, err = run([*weighted, "--composition", "height=tall:1"], capsys)
+    assert code == 13 and "'height'" in err
 
     code, stdout, _ = run(
         [
@@ -182,4 +204,5 @@ def test_evaluate_report_claim_on_lfw(
         ],
         capsys,
     )
-    assert code == 2 and "scale_watchlist" in err
+    # a MetricInputError (exit code 14) naming the CLI flag, not the Python keyword
+    assert code == 14 and "--scale-watchlist" in err and "scale_watchlist=True" not in err

@@ -201,6 +201,25 @@ def test_limit_subjects_keeps_whole_subjects(folder_dataset: Path) -> None:
     assert all(counts[s] == full[s] for s in counts.index)
 
 
+def test_limit_subjects_caps_images_per_subject() -> None:
+    frame = pd.DataFrame(
+        {
+            "path": [f"{s}/{i}.jpg" for s, n in (("a", 5), ("b", 1), ("c", 3)) for i in range(n)],
+            "subject_id": [s for s, n in (("a", 5), ("b", 1), ("c", 3)) for _ in range(n)],
+        }
+    )
+    manifest = Manifest.from_frame(frame, root=None, check_files=False)
+    capped = manifest.limit_subjects(100, max_images_per_subject=2)
+    assert capped.images_per_subject().to_dict() == {"a": 2, "b": 1, "c": 2}
+    # the first images of each subject, in manifest order
+    assert sorted(capped.paths) == ["a/0.jpg", "a/1.jpg", "b/0.jpg", "c/0.jpg", "c/1.jpg"]
+    # the budget and min_images count the images kept, and subjects are never split
+    both = manifest.limit_subjects(4, seed=3, min_images=2, max_images_per_subject=2)
+    assert both.images_per_subject().to_dict() == {"a": 2, "c": 2}
+    with pytest.raises(ValueError, match="max_images_per_subject"):
+        manifest.limit_subjects(4, max_images_per_subject=0)
+
+
 # ---------------------------------------------------------------- LFW
 @pytest.mark.lfw
 def test_load_lfw_labels(lfw_dir: Path) -> None:

@@ -148,6 +148,22 @@ def test_bootstrap_intervals_fall_back_to_exact_at_zero_errors(searches: SearchS
     pd.testing.assert_frame_equal(g, again.by_group)  # seeded: reproducible
 
 
+def test_bootstrap_intervals_fall_back_to_exact_when_every_search_errs(
+    searches: SearchSet,
+) -> None:
+    # At T = 0.1 every non-mated search of group B (0.3 or 0.61) is a false positive: every
+    # bootstrap replicate is 1 and the percentile interval would be 1 - 1.
+    frame = IdentificationFrame(
+        searches, [0.1], ["ethnicity"], ci_method="subject-bootstrap", n_boot=200
+    )
+    row = frame.by_group.loc[("fpir", 0.1, "B")]
+    assert row["errors"] == row["n_searches"] == 6
+    assert row["ci_method"] == "clopper-pearson (all errors)"
+    assert row["ci_high"] == 1.0
+    assert row["ci_low"] == pytest.approx(float(clopper_pearson(6, 6)[0]))
+    assert row["ci_low"] < 1.0
+
+
 def test_group_tests_from_frame(searches: SearchSet) -> None:
     frame = IdentificationFrame(searches, [0.6], ["ethnicity"])
     fisher = frame.group_test("fpir", 0.6, "A", "B", test="fisher")
@@ -223,3 +239,62 @@ def test_search_set_refuses_inconsistent_lengths() -> None:
         SearchSet(
             1, np.array([0.5]), np.array([1, 2]), np.array(["a"]), np.zeros((1, 1)), np.array(["b"])
         )
+
+
+def test_ratio_intervals_bootstrap_subjects_within_groups() -> None:
+    """Group B's FPIR is 3x group A's. The ratio's subject-bootstrap interval should hold 3,
+    exclude 1 with this much data, and match a direct loop over resampled subjects."""
+    rng = np.random.default_rng(4)
+    n_people, per_person = 400, 5
+    group = np.repeat(np.where(np.arange(2 * n_people) < n_people, "A", "B"), per_person)
+    people = np.repeat(np.arange(2 * n_people), per_person).astype(str)
+    # a person-level propensity makes searches of one person correlated (clustered)
+    base = np.where(group == "A", 0.02, 0.06)
+    propensity = np.repeat(rng.uniform(0.0, 2.0, 2 * n_people), per_person)
+    best = np.where(rng.random(group.size) < base * propensity, 0.9, 0.1)
+    s = SearchSet(
+        watchlist_size=100,
+        mate_scores=np.array([0.9]),
+        mate_ranks=np.array([1]),
+        mated_subjects=np.array(["m"]),
+        non_mated_topk=best[:, None],
+        non_mated_subjects=people,
+        mated_groups=pd.DataFrame({"g": ["A"]}),
+        non_mated_groups=pd.DataFrame({"g": group}),
+    )
+    frame = IdentificationFrame(s, [0.5], ["g"], n_boot=400, seed=1)
+    r = frame.ratio("fpir", "lowest").xs(0.5, level="threshold")
+    b = r.loc["B"]
+    assert b["ratio_ci_low"] < b["ratio"] < b["ratio_ci_high"]
+    assert 1.0 < b["ratio_ci_low"] < 3.0 < b["ratio_ci_high"]
+    assert r.loc["A", "ratio_ci_low"] <= 1.0 <= r.loc["A", "ratio_ci_high"]
+    # the same interval by brute force: resample people within each group, 400 times
+    boot = np.random.default_rng(0)
+    fp = (best >= 0.5).astype(float)
+    ratios = []
+    by_person = pd.DataFrame({"p": people, "g": group, "fp": fp}).groupby(["g", "p"])["fp"]
+    sums, counts = by_person.sum(), by_person.count()
+    for _ in range(400):
+        rates = {}
+        for g in ("A", "B"):
+            e, n = sums.loc[g].to_numpy(), counts.loc[g].to_numpy()
+            pick = boot.integers(0, len(e), len(e))
+            rates[g] = e[pick].sum() / n[pick].sum()
+        ratios.append(rates["B"] / min(rates.values()))
+    lo, hi = np.quantile(ratios, [0.025, 0.975])
+    assert b["ratio_ci_low"] == pytest.approx(lo, rel=0.15)
+    assert b["ratio_ci_high"] == pytest.approx(hi, rel=0.15)
+    # other references, and no interval on request
+    assert {"ratio_ci_low", "ratio_ci_high"} <= set(frame.ratio("fpir", None).columns)
+    named = frame.ratio("fpir", "A").xs(0.5, level="threshold")
+    assert named.loc["A", "ratio_ci_low"] == named.loc["A", "ratio_ci_high"] == 1.0
+    assert "ratio_ci_low" not in frame.ratio("fpir", ci=False).columns
+
+
+def test_ratio_interval_when_the_reference_rate_can_be_zero(searches: SearchSet) -> None:
+    frame = IdentificationFrame(searches, [0.6, 0.64], ["ethnicity"], n_boot=200)
+    r = frame.ratio("fpir", "lowest")
+    assert {"ratio_ci_low", "ratio_ci_high"} <= set(r.columns)
+    finite = r[np.isfinite(r["ratio"])]
+    assert (finite["ratio_ci_low"] <= finite["ratio"]).all()
+    assert (finite["ratio"] <= finite["ratio_ci_high"]).all()

@@ -134,3 +134,27 @@ def test_subject_bootstrap_covers_clustered_rate_where_binomial_does_not() -> No
     se = np.sqrt(0.95 * 0.05 / sims)
     assert abs(boot_hits / sims - 0.95) < 3 * se + 0.015  # percentile bootstrap: near nominal
     assert cp_hits / sims < 0.85  # searches treated as independent: far too narrow
+
+
+def test_subject_bootstrap_is_never_zero_width() -> None:
+    """No errors (or errors everywhere, or one subject): every replicate is equal, so the
+    percentile interval would be 0 - 0 (or 1 - 1); the pooled Clopper-Pearson bound is used."""
+    from lfr_eval.metrics import SubjectCounts, bootstrap_degenerate
+
+    subjects = np.array(["a", "b", "c", "d"])
+    trials = np.array([50, 50, 50, 50])
+    # threshold 0: no errors; threshold 1: errors in every search; threshold 2: ordinary
+    errors = np.array([[0, 50, 5], [0, 50, 0], [0, 50, 9], [0, 50, 1]])
+    counts = SubjectCounts(subjects, trials, errors, np.array([0.9, -1.0, 0.5]))
+    assert bootstrap_degenerate(counts).tolist() == [True, True, False]
+    low, high = subject_bootstrap_interval(counts, 0.95, n_boot=300, sided="upper")
+    assert low[0] == 0 and high[0] == pytest.approx(1 - 0.05 ** (1 / 200))  # ~3/n
+    assert high[0] == pytest.approx(3 / 200, rel=0.01)
+    low2, high2 = subject_bootstrap_interval(counts, 0.95, n_boot=300)
+    cp_low, cp_high = clopper_pearson([0, 200], 200)
+    assert high2[0] == pytest.approx(cp_high[0]) and high2[0] > 0
+    assert low2[1] == pytest.approx(cp_low[1]) and low2[1] < 1 and high2[1] == 1
+    assert 0 < low2[2] < 15 / 200 < high2[2]  # the bootstrap proper where replicates differ
+    one = counts.subset(np.array([True, False, False, False]))
+    low3, high3 = subject_bootstrap_interval(one, 0.95, n_boot=100)
+    assert low3[2] < 0.1 < high3[2]  # a single subject: not the 0.1 - 0.1 of its replicates

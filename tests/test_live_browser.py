@@ -210,10 +210,10 @@ def _wait_for(page, predicate, timeout_s: float, what: str) -> None:
 
 def _set_slider(page, value: float) -> None:
     """Move the threshold slider with the keyboard, as a user can, to ``value``."""
-    slider = page.get_by_role("slider").first
+    slider = page.locator(".st-key-live_threshold input[type=range]")
     slider.focus()
     for _ in range(200):
-        now = float(slider.get_attribute("aria-valuenow"))
+        now = float(slider.input_value())
         if abs(now - value) < 1e-6:
             return
         slider.press("ArrowRight" if now < value else "ArrowLeft")
@@ -249,92 +249,95 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
             page = context.new_page()
             page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
             page.set_default_timeout(60_000)
-            page.goto(f"http://127.0.0.1:{port}/Live")
-            page.get_by_role("heading", name="Live").first.wait_for()
+            try:
+                page.goto(f"http://127.0.0.1:{port}/Live")
+                page.get_by_role("heading", name="Live").first.wait_for()
 
-            # --- enrol the listed person from a photo
-            page.get_by_role("tab", name="Photo").click()
-            page.locator(".st-key-live_photo input[type=file]").set_input_files(
-                str(root / "enrol.jpg")
-            )
-            page.locator(".st-key-live_photo_name input").fill(listed_name)
-            page.locator(".st-key-live_photo_id input").fill(LISTED_ID)
-            page.locator(".st-key-live_photo_id input").press("Tab")
-            page.locator(".st-key-live_enrol_photo button").click()
-            page.get_by_text(f"Enrolled {listed_name}").wait_for()
-            _set_slider(page, threshold)
-            page.get_by_text(f"threshold in force: {threshold:.2f}").wait_for()
-            page.screenshot(path=str(shots / "live_1_enrolled.png"), full_page=True)
+                # --- enrol the listed person from a photo
+                page.get_by_role("tab", name="Photo").click()
+                page.locator(".st-key-live_photo input[type=file]").set_input_files(
+                    str(root / "enrol.jpg")
+                )
+                page.locator(".st-key-live_photo_name input").fill(listed_name)
+                page.locator(".st-key-live_photo_id input").fill(LISTED_ID)
+                page.locator(".st-key-live_photo_id input").press("Tab")
+                page.locator(".st-key-live_enrol_photo button").click()
+                page.get_by_text(f"Enrolled {listed_name}").wait_for()
+                _set_slider(page, threshold)
+                page.get_by_text(f"threshold in force: {threshold:.2f}").wait_for()
+                page.screenshot(path=str(shots / "live_1_enrolled.png"), full_page=True)
 
-            # --- start the camera: an alert for the listed person, none for strangers
-            component = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
-            component.get_by_role("button", name="START").click()
-            video = component.locator("video")
-            _wait_for(page, lambda: video.evaluate("v => v.readyState >= 2 && !v.paused"), 60,
-                      "the processed video to play")
-            store = AlertStore.open(workspace)
-            _wait_for(page, lambda: len(store.alerts()) >= 1, 45, "the first alert")
-            page.get_by_text("Alert #1").wait_for()
-            page.screenshot(path=str(shots / "live_2_alert.png"), full_page=True)
-            # a second loop of the camera: the listed person comes back, strangers pass again
-            _wait_for(page, lambda: len(store.alerts()) >= 2, 3 * LOOP_S, "the second alert")
-            video.screenshot(path=str(shots / "live_3_video_boxes.png"))
-            alerts = store.alerts()
-            assert {a.subject_id for a in alerts} == {LISTED_ID}
-            stats = page.locator('[data-testid="stMetric"]').all_inner_texts()
+                # --- start the camera: an alert for the listed person, none for strangers
+                component = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
+                component.get_by_role("button", name="START").click()
+                video = component.locator("video")
+                _wait_for(page, lambda: video.evaluate("v => v.readyState >= 2 && !v.paused"), 60,
+                          "the processed video to play")
+                store = AlertStore.open(workspace)
+                _wait_for(page, lambda: len(store.alerts()) >= 1, 45, "the first alert")
+                page.get_by_text("Alert #1").wait_for()
+                page.screenshot(path=str(shots / "live_2_alert.png"), full_page=True)
+                # a second loop of the camera: the listed person comes back, strangers pass again
+                _wait_for(page, lambda: len(store.alerts()) >= 2, 3 * LOOP_S, "the second alert")
+                video.screenshot(path=str(shots / "live_3_video_boxes.png"))
+                alerts = store.alerts()
+                assert {a.subject_id for a in alerts} == {LISTED_ID}
+                stats = page.locator('[data-testid="stMetric"]').all_inner_texts()
 
-            # --- raise the threshold above any score: the alerts stop
-            _set_slider(page, 1.0)
-            page.get_by_text("threshold in force: 1.00").wait_for()
-            page.wait_for_timeout(1500)  # let a step in flight finish
-            before = len(store.alerts())
-            page.wait_for_timeout(int(2 * LOOP_S * 1000))  # two more passes of the listed person
-            assert len(store.alerts()) == before, "alerts went on above the threshold"
-            video.screenshot(path=str(shots / "live_4_threshold_raised_video.png"))
-            page.screenshot(path=str(shots / "live_4_threshold_raised.png"), full_page=True)
+                # --- raise the threshold above any score: the alerts stop
+                _set_slider(page, 1.0)
+                page.get_by_text("threshold in force: 1.00").wait_for()
+                page.wait_for_timeout(1500)  # let a step in flight finish
+                before = len(store.alerts())
+                page.wait_for_timeout(int(2 * LOOP_S * 1000))  # two more passes of the listed person
+                assert len(store.alerts()) == before, "alerts went on above the threshold"
+                video.screenshot(path=str(shots / "live_4_threshold_raised_video.png"))
+                page.screenshot(path=str(shots / "live_4_threshold_raised.png"), full_page=True)
 
-            # --- the reviewing officer confirms the first alert
-            page.locator(".st-key-live_reviewer input").fill("PC 1234")
-            page.locator(".st-key-live_reviewer input").press("Enter")
-            first = store.alerts()[-1]
-            page.locator(f".st-key-confirmed-{first.alert_id} button").click()
-            page.get_by_text("confirmed by PC 1234").first.wait_for()
-            assert store.get(first.alert_id).decision == "confirmed"
-            page.screenshot(path=str(shots / "live_5_confirmed.png"), full_page=True)
+                # --- the reviewing officer confirms the first alert
+                page.locator(".st-key-live_reviewer input").fill("PC 1234")
+                page.locator(".st-key-live_reviewer input").press("Enter")
+                first = store.alerts()[-1]
+                page.locator(f".st-key-confirmed-{first.alert_id} button").click()
+                page.get_by_text("confirmed by PC 1234").first.wait_for()
+                assert store.get(first.alert_id).decision == "confirmed"
+                page.screenshot(path=str(shots / "live_5_confirmed.png"), full_page=True)
 
-            # --- end of session: deployment results in the forces' style
-            component.get_by_role("button", name="STOP").click()
-            page.locator(".st-key-live_end button").click()
-            page.get_by_text("Deployment results").wait_for()
-            results = page.locator('[data-testid="stTable"]').inner_text()
-            assert "Faces scanned" in results and "False alert rate" in results
-            page.screenshot(path=str(shots / "live_6_results.png"), full_page=True)
+                # --- end of session: deployment results in the forces' style
+                component.get_by_role("button", name="STOP").click()
+                page.locator(".st-key-live_end button").click()
+                page.get_by_text("Deployment results").wait_for()
+                results = page.locator('[data-testid="stTable"]').inner_text()
+                assert "Faces scanned" in results and "False alert rate" in results
+                page.screenshot(path=str(shots / "live_6_results.png"), full_page=True)
 
-            # --- export the deployment config and import it back (Export page)
-            page.get_by_role("link", name="Export").click()
-            page.locator(".st-key-export_threshold input").fill(f"{EXPORTED_THRESHOLD:.4f}")
-            page.locator(".st-key-export_threshold input").press("Enter")
-            page.wait_for_timeout(500)
-            page.locator(".st-key-export_button button").click()
-            page.get_by_text("Configuration written to").wait_for()
-            with page.expect_download() as download:
-                page.locator(".st-key-export_download_config button").click()
-            config_file = root / "downloads" / "deployment_config.json"
-            download.value.save_as(str(config_file))
-            page.get_by_role("tab", name="Import and verify").click()
-            page.locator(".st-key-verify_upload input[type=file]").set_input_files(
-                str(config_file)
-            )
-            page.locator(".st-key-verify_button button").click()
-            page.get_by_text("Configuration verified").wait_for()
-            page.screenshot(path=str(shots / "live_7_config_verified.png"), full_page=True)
-            page.get_by_role("link", name="Live").click()
-            slider = page.get_by_role("slider").first
-            slider.wait_for()
-            _wait_for(page, lambda: abs(float(slider.get_attribute("aria-valuenow"))
-                                        - EXPORTED_THRESHOLD) < 1e-6,
-                      20, "the imported threshold on the Live page")
-            page.screenshot(path=str(shots / "live_8_threshold_imported.png"), full_page=True)
+                # --- export the deployment config and import it back (Export page)
+                page.get_by_role("link", name="Export").click()
+                page.locator(".st-key-export_threshold input").fill(f"{EXPORTED_THRESHOLD:.4f}")
+                page.locator(".st-key-export_threshold input").press("Enter")
+                page.wait_for_timeout(500)
+                page.locator(".st-key-export_button button").click()
+                page.get_by_text("Configuration written to").wait_for()
+                with page.expect_download() as download:
+                    page.locator(".st-key-export_download_config button").click()
+                config_file = root / "downloads" / "deployment_config.json"
+                download.value.save_as(str(config_file))
+                page.get_by_role("tab", name="Import and verify").click()
+                page.locator(".st-key-verify_upload input[type=file]").set_input_files(
+                    str(config_file)
+                )
+                page.locator(".st-key-verify_button button").click()
+                page.get_by_text("Configuration verified").wait_for()
+                page.screenshot(path=str(shots / "live_7_config_verified.png"), full_page=True)
+                page.get_by_role("link", name="Live").click()
+                slider = page.locator(".st-key-live_threshold input[type=range]")
+                slider.wait_for(state="attached")
+                _wait_for(page, lambda: abs(float(slider.input_value()) - EXPORTED_THRESHOLD) < 1e-6,
+                          20, "the imported threshold on the Live page")
+                page.screenshot(path=str(shots / "live_8_threshold_imported.png"), full_page=True)
+            except BaseException:
+                page.screenshot(path=str(shots / "live_failure.png"), full_page=True)
+                raise
             context.close()
     except BaseException:
         print("server log:\n" + (root / "server.log").read_text()[-4000:])

@@ -11,6 +11,7 @@ import pytest
 
 from lfr_eval.errors import RuntimeUnavailableError
 from lfr_eval.metrics import (
+    IdentificationFrame,
     MetricInputError,
     SearchSet,
     choose_threshold,
@@ -312,3 +313,76 @@ def test_scoring_on_cuda_matches_numpy(embeddings) -> None:
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def _with_failures() -> SearchSet:
+    """N = 5. Mated: 0.9 (rank 1), 0.7 (rank 2), 0.5 (rank 1) and one failure to acquire.
+    Non-mated: best 0.8, 0.4 and one failure to acquire (no candidate)."""
+    scored = SearchSet(
+        watchlist_size=5,
+        mate_scores=np.array([0.9, 0.7, 0.5]),
+        mate_ranks=np.array([1, 2, 1]),
+        mated_subjects=np.array(["a", "b", "c"], dtype=object),
+        non_mated_topk=np.array([[0.8, 0.3], [0.4, 0.1]]),
+        non_mated_subjects=np.array(["x", "y"], dtype=object),
+        mated_groups=pd.DataFrame({"sex": ["f", "m", "f"]}),
+        non_mated_groups=pd.DataFrame({"sex": ["f", "m"]}),
+    )
+    return scored.with_failures(
+        np.array(["d"]), np.array(["z"]), pd.DataFrame({"sex": ["m"]}), pd.DataFrame({"sex": ["f"]})
+    )
+
+
+def test_failures_to_acquire_count_as_nist_counts_them() -> None:
+    s = _with_failures()
+    assert s.n_mated == 4 and s.n_non_mated == 3
+    assert s.mated_failed.tolist() == [False, False, False, True]
+    assert s.non_mated_failed.tolist() == [False, False, True]
+    assert s.mate_ranks[-1] == 6 and np.all(s.non_mated_topk[-1] == -np.inf)
+    thr = [-1.0, 0.45, 0.6, 0.85]
+    # FNIR(rank 1): misses / 4; the failure misses everywhere, the rank-2 mate too
+    np.testing.assert_allclose(fnir(s, thr), [2 / 4, 2 / 4, 3 / 4, 3 / 4])
+    np.testing.assert_allclose(fnir(s, thr, rank=2), [1 / 4, 1 / 4, 2 / 4, 3 / 4])
+    # FPIR: false positives / 3; the failed search is in the denominator only
+    np.testing.assert_allclose(fpir(s, thr), [2 / 3, 1 / 3, 1 / 3, 0])
+    np.testing.assert_allclose(selectivity(s, [-1.0, 0.2]), [4 / 3, 3 / 3])
+    np.testing.assert_allclose(cmc_curve(s, max_rank=5), [2 / 4, 3 / 4, 3 / 4, 3 / 4, 3 / 4])
+    # "exclude": the older convention, by hand
+    e = s.without_failures()
+    np.testing.assert_allclose(fnir(e, thr), [1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(fpir(e, thr), [1, 1 / 2, 1 / 2, 0])
+    # thresholds and EER ignore the -inf sentinels as candidate thresholds
+    assert threshold_at_fpir(s, 1.0) == pytest.approx(0.4)
+    assert np.isfinite(identification_eer(s).threshold)
+    det = identification_det_curve(s)
+    assert np.all(np.isfinite(det.thresholds))
+    # group frame: counts include the failures in their own groups
+    frame = IdentificationFrame(s, [0.45], ["sex"])
+    by = frame.by_group
+    assert by.loc[("fnir", 0.45, "m"), ["errors", "n_searches"]].tolist() == [2, 2]
+    assert by.loc[("fpir", 0.45, "f"), ["errors", "n_searches"]].tolist() == [1, 2]
+    # claim checking counts the failed search as a non-mated search
+    from lfr_eval.claims import Claim, check_fpir_claim
+
+    check = check_fpir_claim(Claim(0.5, threshold=0.45), s)
+    assert (check.false_positives, check.non_mated_searches) == (1, 3)
+
+
+def test_failure_sentinels_are_checked() -> None:
+    with pytest.raises(MetricInputError, match="rank"):
+        SearchSet(
+            5, np.array([-np.inf]), np.array([1]), np.array(["a"]), np.zeros((0, 1)), np.array([])
+        )
+    with pytest.raises(MetricInputError, match="partly"):
+        SearchSet(
+            5,
+            np.array([]),
+            np.array([]),
+            np.array([]),
+            np.array([[0.5, -np.inf]]),
+            np.array(["x"]),
+        )
+    with pytest.raises(MetricInputError, match="NaN"):
+        SearchSet(
+            5, np.array([np.nan]), np.array([1]), np.array(["a"]), np.zeros((0, 1)), np.array([])
+        )

@@ -112,3 +112,13 @@ def test_watchlist_scaling() -> None:
     assert float(per_probe) < float(fpir_at_watchlist_size(0.005, 1000))
     with pytest.raises(MetricInputError):
         fpir_at_watchlist_size(1.5, 10)
+
+
+def test_expected_false_alerts_with_no_false_positives_is_not_zero_width() -> None:
+    # 0 false positives in 20,000 searches: the expectation is 0 but its interval must reach
+    # the exact bound (two-sided 95% Clopper-Pearson: 1 - 0.025^(1/n), about 3.7/n)
+    e = expected_false_alerts((0, 20_000), 1_000_000)
+    assert e.expected_false_alerts == 0 and e.expected_ci_low == 0
+    assert e.expected_ci_high == pytest.approx(1_000_000 * (1 - 0.025 ** (1 / 20_000)))
+    assert e.expected_ci_high > 150
+    assert e.predicted_high > 0  # one deployment may well see some

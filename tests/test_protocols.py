@@ -215,3 +215,149 @@ def test_composition_weighting_moves_fpir() -> None:
     assert abs(stratified - analytic) / analytic < 0.15
     with pytest.raises(ProtocolError, match="composition"):
         scale_fpir(fs, [10], [0.6], attribute="ethnicity", composition={"z": 1.0})
+
+
+def test_zero_false_matches_give_an_exact_upper_bound_not_zero_width() -> None:
+    """No search meets any filler at T = 0.99: FPIR is 0, but the interval must be the
+    exact one-sided bound (rule of three scaled to N), never 0 - 0."""
+    from lfr_eval.protocols._npl import INTERVAL_EXACT_ZERO, zero_false_match_upper
+
+    fs = _filler_scores()  # 300 searches, 400 fillers, scores far below 0.99
+    n, f = fs.n_searches, fs.n_fillers
+    analytic = scale_fpir(fs, [f, 10_000], [0.6, 0.99], n_boot=100).table
+    zero = analytic[analytic["threshold"] == 0.99].set_index("watchlist_size")
+    assert (zero["fpir"] == 0).all() and (zero["lower"] == 0).all()
+    assert (zero["interval"] == INTERVAL_EXACT_ZERO).all()
+    # N = F: the n searches met all F fillers, so the bound is Clopper-Pearson's 1 - 0.05^(1/n)
+    assert zero.loc[f, "upper"] == pytest.approx(1 - 0.05 ** (1 / n))
+    assert zero.loc[f, "upper"] == pytest.approx(3 / n, rel=0.01)
+    # scaled to N = 10,000 through FMR <= 1 - 0.05^(1/(nF)): about 3N/(nF)
+    assert zero.loc[10_000, "upper"] == pytest.approx(1 - 0.05 ** (10_000 / (n * f)))
+    busy = analytic[analytic["threshold"] == 0.6]
+    assert (busy["interval"] == "subject-bootstrap").all() and (busy["upper"] > busy["fpir"]).all()
+    # per-group rows use their own number of searches
+    by_sex = scale_fpir(fs, [f], [0.99], by="sex", n_boot=50).table.set_index("group")
+    n_female = int((fs.search_groups["sex"] == "female").sum())
+    assert by_sex.loc["female", "upper"] == pytest.approx(1 - 0.05 ** (1 / n_female))
+    # the resampled form: every gallery gives 0, so it carries the same exact bound
+    resampled = resample_fpir(fs, [100], [0.99], n_resamples=20).table.iloc[0]
+    assert resampled["fpir"] == 0 and resampled["interval"] == INTERVAL_EXACT_ZERO
+    assert resampled["upper"] == pytest.approx(zero_false_match_upper(n, 100, [f], [1.0]))
+    # composition: the bound puts the unseen risk on the group most over-represented relative
+    # to its fillers (b: 100 fillers at a share of 0.8)
+    weighted = scale_fpir(
+        fs, [1_000], [0.99], attribute="ethnicity", composition={"a": 0.2, "b": 0.8}, n_boot=20
+    ).table.iloc[0]
+    assert weighted["upper"] == pytest.approx(1 - 0.05 ** (1_000 * 0.8 / (n * 100)))
+    # a failed search (row of -inf) is a search with no candidate: it adds to n, never to FPIR
+    failed = FillerScores(
+        scores=np.vstack([fs.scores, np.full((1, f), -np.inf, np.float32)]),
+        search_subjects=np.append(fs.search_subjects, "failed"),
+        search_groups=pd.concat([fs.search_groups, pd.DataFrame({"sex": ["male"]})]),
+        filler_groups=fs.filler_groups,
+    )
+    with_failed = scale_fpir(failed, [1], [-1.0, 0.6], n_boot=0).table.set_index("threshold")
+    assert with_failed.loc[-1.0, "fpir"] == pytest.approx(n / (n + 1))
+    direct = (fs.scores >= 0.6).mean() * n / (n + 1)
+    assert with_failed.loc[0.6, "fpir"] == pytest.approx(direct)
+
+
+def _synthetic_embeddings(manifest: Manifest, failed: np.ndarray, seed: int = 0):
+    """Each subject a random direction plus noise; rows in ``failed`` gave no template."""
+    from lfr_eval.datasets import ImageEmbeddings
+
+    rng = np.random.default_rng(seed)
+    codes = np.unique(manifest.subject_ids.astype(str), return_inverse=True)[1]
+    centres = rng.normal(size=(codes.max() + 1, 32))
+    vectors = centres[codes] + rng.normal(scale=0.8, size=(len(codes), 32))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ok = ~np.isin(np.arange(len(codes)), failed)
+    vectors[~ok] = 0.0
+    n = len(codes)
+    return ImageEmbeddings(
+        "synthetic",
+        np.array([f"{i:064x}" for i in range(n)], dtype=object),
+        vectors.astype(np.float32),
+        ok,
+        ok.astype(np.int64),
+        np.where(ok, "", "no face found").astype(object),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+    )
+
+
+@pytest.mark.parametrize("kind", ["open_set", "npl"])
+def test_run_protocol_counts_failures_to_acquire_as_nist(kind: str) -> None:
+    from lfr_eval.metrics import IdentificationFrame, fnir, fpir
+    from lfr_eval.protocols import NplParams, run_npl_protocol, run_protocol
+
+    manifest = synthetic_manifest(120, seed=3)
+    if kind == "open_set":
+        protocol = build_open_set_protocol(manifest, OpenSetParams(seed=1))
+        run = run_protocol
+    else:
+        protocol = build_npl_protocol(manifest, NplParams(seed=1))
+        run = run_npl_protocol
+    failed = np.concatenate([protocol.mated[:4], protocol.non_mated[:5]])
+    embeddings = _synthetic_embeddings(manifest, failed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ManifestWarning)
+        nist = run(protocol, embeddings)
+        excl = run(protocol, embeddings, failures="exclude")
+    assert (nist.failures, excl.failures) == ("nist", "exclude")
+    s, e = nist.searches, excl.searches
+    assert (s.n_failed_mated, s.n_failed_non_mated) == (4, 5)
+    assert (s.n_mated, s.n_non_mated) == (e.n_mated + 4, e.n_non_mated + 5)
+    assert e.n_failed_mated == e.n_failed_non_mated == 0
+    # the failed searches are appended, with their manifest rows and subjects
+    assert set(nist.mated_rows[s.mated_failed]) == set(protocol.mated[:4])
+    assert set(nist.non_mated_rows[s.non_mated_failed]) == set(protocol.non_mated[:5])
+    subjects = manifest.subject_ids.astype(str)
+    assert list(s.mated_subjects) == list(subjects[nist.mated_rows])
+    thr = np.linspace(-0.2, 0.9, 12)
+    # every failed mated search is a miss; a failed non-mated one never a false positive
+    np.testing.assert_allclose(fnir(s, thr) * s.n_mated, fnir(e, thr) * e.n_mated + 4)
+    np.testing.assert_allclose(fpir(s, thr) * s.n_non_mated, fpir(e, thr) * e.n_non_mated)
+    np.testing.assert_allclose(
+        fnir(s, thr, rank=3) * s.n_mated, fnir(e, thr, rank=3) * e.n_mated + 4
+    )
+    frame = IdentificationFrame(s, [0.3], ["sex"])
+    n_by_sex = frame.by_group.xs("fnir", level="metric")["n_searches"].sum()
+    assert n_by_sex == s.n_mated
+    # failures are still reported per role, whatever the policy
+    pd.testing.assert_frame_equal(nist.acquisition, excl.acquisition)
+    acq = nist.acquisition.set_index(["role", "attribute", "group"])
+    assert acq.loc[("non_mated", "all", "all"), "failed"] == 5
+    # watchlist-size scaling sees the failed non-mated searches as searches with no match
+    assert nist.filler_scores.n_searches == s.n_non_mated
+    assert np.all(nist.filler_scores.scores[s.non_mated_failed] == -np.inf)
+    a = scale_fpir(nist.filler_scores, [10], [0.3], n_boot=0).at(10, 0.3)
+    b = scale_fpir(excl.filler_scores, [10], [0.3], n_boot=0).at(10, 0.3)
+    assert a == pytest.approx(b * e.n_non_mated / s.n_non_mated)
+    with pytest.raises(ProtocolError, match="failures must be"):
+        run(protocol, embeddings, failures="drop")
+
+
+def test_watchlist_composition_from_text_and_files(tmp_path: Path) -> None:
+    from lfr_eval.protocols import WatchlistComposition
+
+    c = WatchlistComposition.parse("ethnicity=african:0.2, caucasian:0.6,eastasian:0.2")
+    assert c.attribute == "ethnicity"
+    assert c.shares == {"african": 0.2, "caucasian": 0.6, "eastasian": 0.2}
+    assert WatchlistComposition.parse(c.to_text()) == c
+    assert WatchlistComposition.from_dict(c.to_dict()) == c
+    (tmp_path / "c.json").write_text(
+        '{"attribute": "ethnicity", "shares": {"african": 0.2, "caucasian": 0.6, "eastasian": 0.2}}'
+    )
+    assert WatchlistComposition.from_option(str(tmp_path / "c.json")) == c
+    pd.DataFrame(
+        {"attribute": "ethnicity", "label": list(c.shares), "share": list(c.shares.values())}
+    ).to_csv(tmp_path / "c.csv", index=False)
+    assert WatchlistComposition.from_option(str(tmp_path / "c.csv")) == c
+    for bad in ("ethnicity", "ethnicity=african", "ethnicity=african:x", "=a:1"):
+        with pytest.raises(ProtocolError, match="ATTRIBUTE=LABEL:SHARE"):
+            WatchlistComposition.parse(bad)
+    with pytest.raises(ProtocolError, match="non-negative"):
+        WatchlistComposition.parse("sex=female:-1,male:2")
+    with pytest.raises(ProtocolError, match="cannot read"):
+        WatchlistComposition.from_option(str(tmp_path / "missing.json"))

@@ -122,13 +122,58 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
 def test_result_json_records_provenance(tmp_path: Path) -> None:
     synthetic_result().save(tmp_path)
     meta = json.loads((tmp_path / RESULT_FILE).read_text())
-    assert meta["schema_version"] == 1
+    assert meta["schema_version"] == 2
+    assert meta["protocol"]["failures"] == "nist" and meta["composition"] is None
     assert meta["engine"]["models"][0]["sha256"] == "ab" * 32
     assert meta["dataset"]["sha256"] == "cd" * 32
     assert meta["protocol"]["params"]["seed"] == 0
     assert {"numpy", "pandas", "lfr_eval", "python"} <= set(meta["software"])
     assert len(meta["files"][SEARCHES_FILE]) == 64
     assert "numpy" in software_versions()
+
+
+def test_failures_and_composition_round_trip(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from lfr_eval.protocols import WatchlistComposition
+
+    result = synthetic_result(n_mated=30, n_non_mated=60)
+    s = result.searches
+    groups = pd.DataFrame({"sex": ["female"], "ethnicity": ["b"]})
+    failed = s.with_failures(
+        np.array(["m0"]), np.array(["n99", "n99"]), groups, pd.concat([groups] * 2)
+    )
+    composition = WatchlistComposition("ethnicity", {"a": 0.7, "b": 0.3})
+    result = replace(
+        result,
+        searches=failed,
+        search_images=(
+            np.append(result.search_images[0], "m/failed.jpg"),
+            np.append(result.search_images[1], ["n/f1.jpg", "n/f2.jpg"]),
+        ),
+        composition=composition,
+    )
+    result.save(tmp_path)
+    frame = pd.read_parquet(tmp_path / SEARCHES_FILE)
+    assert frame["failed_to_acquire"].sum() == 3
+    loaded = load_result(tmp_path)
+    assert loaded.searches.n_failed_mated == 1 and loaded.searches.n_failed_non_mated == 2
+    assert loaded.searches.mate_ranks[-1] == s.watchlist_size + 1
+    assert loaded.composition == composition
+    assert loaded.result_hash == result.result_hash
+    # a version-1 folder (failures left out, no composition) still loads, as "exclude"
+    meta = json.loads((tmp_path / RESULT_FILE).read_text())
+    meta.pop("result_sha256")
+    for key in ("composition", "n_failed_mated", "n_failed_non_mated"):
+        meta.pop(key)
+    meta["protocol"].pop("failures")
+    meta["schema_version"] = 1
+    from lfr_eval.results import _canonical, _sha256_bytes
+
+    meta["result_sha256"] = _sha256_bytes(_canonical(meta))
+    (tmp_path / RESULT_FILE).write_text(json.dumps(meta))
+    old = load_result(tmp_path)
+    assert old.protocol.failures == "exclude" and old.composition is None
 
 
 def test_altered_results_are_refused(tmp_path: Path) -> None:

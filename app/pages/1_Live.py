@@ -357,16 +357,23 @@ with side_col:
 
 
 # ---------------------------------------------------------------------- enrolment
+# Actions run as button callbacks: a callback finishes before the page runs again, whereas
+# work in the script body can be cut short by the next rerun (the video component asks for
+# reruns of its own), which would lose a click.
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def _message(kind: str, text: str) -> None:
+    state["live_message"] = (kind, text)
+
+
 def _enrol(face, name: str, subject_id: str, image_sha256: str | None) -> bool:
     """Put one face on the watchlist and hand the new watchlist to the stream."""
-    name = name.strip()
-    subject_id = subject_id.strip() or _slug(name)
+    name = (name or "").strip()
+    subject_id = (subject_id or "").strip() or _slug(name)
     if not name or not subject_id:
-        st.warning("Give the person's name.")
+        _message("warning", "Give the person's name.")
         return False
     try:
         watchlist.enrol_faces(
@@ -378,28 +385,56 @@ def _enrol(face, name: str, subject_id: str, image_sha256: str | None) -> bool:
             image_sha256=image_sha256,
         )
     except LfrError as exc:
-        _shared.show_error(exc)
+        _message("error", f"{type(exc).__name__}: {exc}")
         return False
     _refresh_watchlist(force=True)
-    state["live_enrolled"] = (
-        f"Enrolled {name} ({subject_id}); the live stream searches for them now."
-    )
+    _message("success", f"Enrolled {name} ({subject_id}); the live stream searches for them now.")
     return True
 
 
-if state.get("live_enrolled"):
-    # shown once, outside the expander (which folds away once someone is enrolled)
-    st.success(state.pop("live_enrolled"))
+def _take_snapshot() -> None:
+    frame = pipeline.snapshot()
+    if frame is None:
+        _message("warning", "Start the stream first: there is no frame yet.")
+        return
+    state["live_snapshot"] = (frame, engine.analyze(frame))
+    state["live_message"] = None
+
+
+def _enrol_snapshot() -> None:
+    frame, faces = state["live_snapshot"]
+    face = select_one_face(faces, "the snapshot", largest=True)
+    digest = hashlib.sha256(frame.tobytes()).hexdigest()
+    if _enrol(face, state.get("live_snap_name", ""), state.get("live_snap_id", ""), digest):
+        state["live_snapshot"] = None
+
+
+def _enrol_photo() -> None:
+    photo = state.get("live_photo")
+    if photo is None:
+        _message("warning", "Choose a photo first.")
+        return
+    data = photo.getvalue()
+    try:
+        face = select_one_face(
+            engine.analyze(decode_image(data, photo.name)), photo.name, largest=True
+        )
+    except LfrError as exc:
+        _message("error", f"{type(exc).__name__}: {exc}")
+        return
+    _enrol(face, state.get("live_photo_name", ""), state.get("live_photo_id", ""),
+           hashlib.sha256(data).hexdigest())
+
+
+if state.get("live_message"):
+    # shown outside the expander, which folds away once someone is enrolled
+    kind, text = state["live_message"]
+    {"success": st.success, "warning": st.warning, "error": st.error}[kind](text)
 with st.expander("Enrol a face", expanded=holder() is None or holder().size == 0):
     snap_tab, photo_tab = st.tabs(["Snapshot of the live stream", "Photo"])
     with snap_tab:
         st.caption("Takes the current frame of the stream (kept in memory only).")
-        if st.button("Take snapshot", key="live_take_snapshot"):
-            frame = pipeline.snapshot()
-            if frame is None:
-                st.warning("Start the stream first: there is no frame yet.")
-            else:
-                state["live_snapshot"] = (frame, engine.analyze(frame))
+        st.button("Take snapshot", key="live_take_snapshot", on_click=_take_snapshot)
         snapshot = state.get("live_snapshot")
         if snapshot is not None:
             frame, faces = snapshot
@@ -409,40 +444,21 @@ with st.expander("Enrol a face", expanded=holder() is None or holder().size == 0
                 + ("; the largest is enrolled." if faces else ": take another one.")
             )
             if faces:
-                face = select_one_face(faces, "the snapshot", largest=True)
-                name = st.text_input("Name", key="live_snap_name")
-                subject_id = st.text_input(
-                    "Subject id (default: from the name)", key="live_snap_id"
-                )
-                if st.button("Enrol from snapshot", key="live_enrol_snapshot"):
-                    digest = hashlib.sha256(frame.tobytes()).hexdigest()
-                    if _enrol(face, name, subject_id, digest):
-                        state["live_snapshot"] = None
-                        st.rerun()
+                st.text_input("Name", key="live_snap_name")
+                st.text_input("Subject id (default: from the name)", key="live_snap_id")
+                st.button("Enrol from snapshot", key="live_enrol_snapshot",
+                          on_click=_enrol_snapshot)
     with photo_tab:
-        photo = st.file_uploader(
+        st.file_uploader(
             "Photo of the person", type=["jpg", "jpeg", "png", "webp"], key="live_photo"
         )
-        name = st.text_input("Name", key="live_photo_name")
-        subject_id = st.text_input("Subject id (default: from the name)", key="live_photo_id")
-        if st.button("Enrol photo", key="live_enrol_photo"):
-            if photo is None:
-                st.warning("Choose a photo first.")
-            else:
-                data = photo.getvalue()
-                try:
-                    face = select_one_face(
-                        engine.analyze(decode_image(data, photo.name)), photo.name, largest=True
-                    )
-                except LfrError as exc:
-                    _shared.show_error(exc)
-                else:
-                    if _enrol(face, name, subject_id, hashlib.sha256(data).hexdigest()):
-                        st.rerun()
+        st.text_input("Name", key="live_photo_name")
+        st.text_input("Subject id (default: from the name)", key="live_photo_id")
+        st.button("Enrol photo", key="live_enrol_photo", on_click=_enrol_photo)
+
 
 # ---------------------------------------------------------------------- end of session
-st.divider()
-if st.button("End session and show the deployment results", key="live_end"):
+def _end_session() -> None:
     current = holder()
     state["live_summary"] = session.summary(
         watchlist_size=0 if current is None else current.size,
@@ -451,7 +467,10 @@ if st.button("End session and show the deployment results", key="live_end"):
         ended_at=datetime.now(timezone.utc),
     )
     _new_session()
-    st.rerun()
+
+
+st.divider()
+st.button("End session and show the deployment results", key="live_end", on_click=_end_session)
 summary = state.get("live_summary")
 if summary is not None:
     st.subheader("Deployment results")

@@ -18,7 +18,7 @@ from lfr_eval.explain import (
     format_count,
 )
 from lfr_eval.operational import one_in_n
-from lfr_eval.report import det_figure, operating_thresholds, rate_vs_threshold_figure
+from lfr_eval.report import det_figure, rate_vs_threshold_figure
 
 st.set_page_config(page_title="Threshold explorer · LFR Workbench", page_icon="🎚️", layout="wide")
 st.title("Threshold explorer")
@@ -36,10 +36,7 @@ _shared.show_results_summary(loaded)
 
 grid = agg.thresholds
 step = float(round(grid[1] - grid[0], 6)) if len(grid) > 1 else 0.01
-default = st.session_state.get(_shared.STATE_THRESHOLD)
-if default is None or not grid.min() <= default <= grid.max():
-    candidates = operating_thresholds(agg, (1e-2,))
-    default = candidates[0] if candidates else float(grid[len(grid) // 2])
+default = _shared.default_threshold(agg)
 
 with st.container(border=True):
     threshold = st.slider(
@@ -108,7 +105,15 @@ pct = f"{overall.fpir_measured.confidence:.0%}"
 
 st.subheader("In plain language")
 st.info(overall.sentence())
-if overall.scaled:
+if overall.scaled and overall.watchlist_size > 10 * overall.evaluated_watchlist_size:
+    st.warning(
+        f"These results were measured with a {overall.evaluated_watchlist_size:,}-person "
+        f"watchlist; {overall.watchlist_size:,} is "
+        f"{overall.watchlist_size / overall.evaluated_watchlist_size:,.0f} times bigger. The "
+        "scaled figures rest on the independence model and on the rarest false matches, which "
+        "few searches cannot pin down: evaluate with a watchlist nearer the deployed size."
+    )
+elif overall.scaled:
     st.caption(
         f"FPIR was measured with a {overall.evaluated_watchlist_size:,}-person watchlist and "
         f"scaled to {overall.watchlist_size:,} assuming FPIR(N) = 1 − (1 − FMR)^N (a bigger "

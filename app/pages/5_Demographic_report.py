@@ -13,7 +13,6 @@ from lfr_eval.operational import one_in_n
 from lfr_eval.report import (
     build_html_report,
     group_ratio_figure,
-    operating_thresholds,
     rate_vs_threshold_figure,
     score_histogram_figure,
 )
@@ -37,11 +36,7 @@ if not agg.attributes:
     st.stop()
 
 grid = agg.thresholds
-chosen = st.session_state.get(_shared.STATE_THRESHOLD)
-if chosen is None or not grid.min() <= chosen <= grid.max():
-    candidates = operating_thresholds(agg, (1e-2,))
-    chosen = candidates[0] if candidates else float(grid[len(grid) // 2])
-nearest = float(grid[abs(grid - chosen).argmin()])
+nearest = _shared.default_threshold(agg)
 
 c1, c2 = st.columns([3, 1])
 threshold = c1.select_slider(
@@ -107,8 +102,9 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
         )
         verdict = "a statistically significant" if test.significant(0.05) else "no significant"
         st.markdown(
-            f"Highest **{comparison.highest_group}** ({one_in_n(test.rate_a)}) vs lowest "
-            f"**{comparison.lowest_group}** ({one_in_n(test.rate_b)}): ratio {ratio}; Fisher's "
+            f"Highest **{comparison.highest_group}** ({test.errors_a:,} of {test.trials_a:,}, "
+            f"{one_in_n(test.rate_a)}) vs lowest **{comparison.lowest_group}** "
+            f"({test.errors_b:,} of {test.trials_b:,}): ratio {ratio}; Fisher's "
             f"exact test p = {test.p_value:.3g}, {verdict} difference at the 5% level."
         )
         st.caption(

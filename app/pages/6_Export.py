@@ -28,7 +28,6 @@ from lfr_eval.deployment import (
     verify_config,
 )
 from lfr_eval.errors import ConfigError, LfrError
-from lfr_eval.report import operating_thresholds
 
 st.set_page_config(page_title="Export · LFR Workbench", page_icon="📦", layout="wide")
 st.title("Export a deployment configuration")
@@ -52,12 +51,7 @@ export_tab, verify_tab = st.tabs(["Export", "Import and verify"])
 
 # ---------------------------------------------------------------------- export
 with export_tab:
-    default = st.session_state.get(_shared.STATE_THRESHOLD)
-    if default is None and loaded is not None:
-        candidates = operating_thresholds(loaded.aggregate, (1e-3,))
-        default = candidates[0] if candidates else None
-    if default is None:
-        default = 0.82  # dlib's 0.6 Euclidean tolerance as a cosine similarity
+    default = _shared.default_threshold(loaded.aggregate if loaded else None)
     threshold = st.number_input(
         "Face-match threshold (cosine similarity)",
         min_value=-1.0,

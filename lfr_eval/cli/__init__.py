@@ -9,6 +9,11 @@ Exit codes a script can rely on:
 3   unreadable image          4  no face / several faces
 5   model file problem        6  requested runtime (GPU) not available
 7   watchlist refused         8  malformed manifest      9  bad deployment config
+10  alert store refused (live)
+11  results folder missing, altered or of another version (ResultError)
+12  embedding cache unusable (CacheError)
+13  protocol cannot be built from the data (ProtocolError)
+14  malformed metric input or claim (MetricInputError)
 ==  ==========================================================
 
 Each group of commands lives in its own module and registers itself on :data:`cli`.

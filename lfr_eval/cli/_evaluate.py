@@ -114,6 +114,23 @@ def _open_for_report(path: str):
     help="Also write report.html and CSV tables into the results folder.",
 )
 @click.option(
+    "--failures",
+    type=click.Choice(["nist", "exclude"]),
+    default="nist",
+    show_default=True,
+    help="Probes with no face / no template: 'nist' counts a failed mated probe as a miss "
+    "and a failed non-mated probe as a search with no candidate (NIST FRTE); 'exclude' "
+    "leaves them out of FPIR/FNIR. Either way they are reported per role and group.",
+)
+@click.option(
+    "--composition",
+    default=None,
+    metavar="ATTR=LABEL:SHARE,... | FILE",
+    help="Demographic make-up of the deployed watchlist to weight the watchlist-size scaling "
+    "by, e.g. 'ethnicity=african:0.2,caucasian:0.6,asian:0.2', or a .json file "
+    '({"attribute": ..., "shares": {...}}) or .csv file (columns attribute, label, share).',
+)
+@click.option(
     "--scoring-device",
     type=click.Choice(["cpu", "cuda"]),
     default="cpu",
@@ -143,6 +160,8 @@ def evaluate_command(
     watchlist_sizes: tuple[int, ...],
     thresholds: tuple[float, ...],
     report: bool,
+    failures: str,
+    composition: str | None,
     scoring_device: str,
     cache_path: str | None,
     no_cache: bool,
@@ -163,8 +182,9 @@ def evaluate_command(
     group with intervals, watchlist-size scaling and full provenance.
     """
     from lfr_eval.evaluation import DEFAULT_WATCHLIST_SIZES, evaluate
-    from lfr_eval.protocols import NplParams, OpenSetParams
+    from lfr_eval.protocols import NplParams, OpenSetParams, WatchlistComposition
 
+    weighting = None if composition is None else WatchlistComposition.from_option(composition)
     manifest, chosen = open_dataset(source, layout, labels, attributes, limit, seed)
     if protocol_kind == "open-set":
         params = OpenSetParams(
@@ -203,17 +223,28 @@ def evaluate_command(
             watchlist_sizes=watchlist_sizes or DEFAULT_WATCHLIST_SIZES,
             scoring_backend="torch" if scoring_device == "cuda" else "numpy",
             scoring_device=scoring_device,
+            failures=failures,  # type: ignore[arg-type]
+            composition=weighting,
         )
     finally:
         if cache is not None:
             cache.close()
     out = result.save(out_dir)
     t = result.timings
+    searches = result.searches
+    failed = (
+        f"{searches.n_failed_mated:,} mated and {searches.n_failed_non_mated:,} non-mated "
+        "searches failed to acquire (counted as NIST does)"
+        if result.protocol.failures == "nist"
+        else "searches that failed to acquire left out (--failures exclude)"
+    )
     click.echo(
-        f"watchlist N = {result.watchlist_size:,}; {result.searches.n_mated:,} mated and "
-        f"{result.searches.n_non_mated:,} non-mated searches; failed to enrol "
+        f"watchlist N = {result.watchlist_size:,}; {searches.n_mated:,} mated and "
+        f"{searches.n_non_mated:,} non-mated searches; {failed}; failed to enrol "
         f"{result.protocol.failed_to_enrol}"
     )
+    if weighting is not None:
+        click.echo(f"watchlist-size scaling weighted to {weighting.to_text()}")
     click.echo(
         f"embedding {t.get('embedding_s', 0):.1f} s ({int(t.get('images_embedded', 0)):,} "
         f"computed, {int(t.get('images_from_cache', 0)):,} from the cache); scoring "
@@ -350,7 +381,7 @@ def claim_command(
     """
     import numpy as np
 
-    from lfr_eval.claims import Claim, check_fpir_claim
+    from lfr_eval.claims import SCALE_OPTION_CLI, Claim, check_fpir_claim
     from lfr_eval.results import load_result
 
     if (one_in is None) == (bound is None):
@@ -363,7 +394,9 @@ def claim_command(
         confidence=confidence,
         source=claim_source,
     )
-    check = check_fpir_claim(claim, result.searches, scale_watchlist=scale_watchlist)
+    check = check_fpir_claim(
+        claim, result.searches, scale_watchlist=scale_watchlist, scale_option=SCALE_OPTION_CLI
+    )
     click.echo(f"claim: {claim.describe()}" + (f" ({claim_source})" if claim_source else ""))
     click.echo(check.summary())
     supported = check.supported
@@ -376,7 +409,9 @@ def claim_command(
         labels = groups[by].astype(str).to_numpy()
         for label in sorted(set(labels)):
             part = result.searches.subset(non_mated_mask=labels == label)
-            group_check = check_fpir_claim(claim, part, scale_watchlist=scale_watchlist)
+            group_check = check_fpir_claim(
+                claim, part, scale_watchlist=scale_watchlist, scale_option=SCALE_OPTION_CLI
+            )
             verdict = "supported" if group_check.supported else "NOT supported"
             click.echo(
                 f"  {by} = {label}: {group_check.false_positives} false positives in "

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from typing_extensions import Self
 
-from lfr_eval.errors import LfrError
+from lfr_eval.errors import CacheError
 from lfr_eval.faces import FaceEngine
 
 #: Version of the cache's table layout; a file with another version is refused, not migrated.
@@ -39,10 +39,6 @@ MSG_CACHE_VERSION = (
     "embedding cache {path} has layout version {found}, this version of lfr-eval uses "
     "{expected}; delete the file (embeddings will be recomputed) or use another --cache"
 )
-
-
-class CacheError(LfrError):
-    """The embedding cache file cannot be used (corrupt, or written by an incompatible version)."""
 
 
 #: Engine attributes that change the embedding an image gets, beyond the model files.

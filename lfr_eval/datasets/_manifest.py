@@ -318,15 +318,31 @@ class Manifest:
             out._hashes["sha256"] = self._hashes["sha256"][mask]
         return out
 
-    def limit_subjects(self, max_images: int, *, seed: int = 0, min_images: int = 1) -> Manifest:
+    def limit_subjects(
+        self,
+        max_images: int,
+        *,
+        seed: int = 0,
+        min_images: int = 1,
+        max_images_per_subject: int | None = None,
+    ) -> Manifest:
         """A random subset of whole subjects with at most about ``max_images`` images.
 
         Subjects are drawn in a seeded random order and kept while the image count stays within
         ``max_images``, so a subject is never split (protocols split by subject, not image).
         ``min_images`` keeps only subjects with at least that many images.
+        ``max_images_per_subject`` first keeps each subject's first that many images (in
+        manifest order), which spreads a budget over more people; ``min_images`` and
+        ``max_images`` then count the images kept.
         """
         if max_images < 1:
             raise ValueError("max_images must be at least 1")
+        if max_images_per_subject is not None:
+            if max_images_per_subject < 1:
+                raise ValueError("max_images_per_subject must be at least 1 (or None for all)")
+            position = self.frame.groupby("subject_id").cumcount().to_numpy()
+            capped = self.select(position < max_images_per_subject)
+            return capped.limit_subjects(max_images, seed=seed, min_images=min_images)
         counts = self.images_per_subject()
         counts = counts[counts >= min_images]
         order = np.random.default_rng(seed).permutation(len(counts))

@@ -12,6 +12,7 @@ within each group, because repeat images of one person are not independent.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -29,6 +30,7 @@ from lfr_eval.metrics._group_tests import (
 from lfr_eval.metrics._intervals import (
     SubjectCounts,
     binomial_interval,
+    bootstrap_weights,
     clopper_pearson,
     count_at_or_above_by_subject,
     subject_bootstrap_interval,
@@ -122,8 +124,9 @@ class IdentificationFrame:
     ci_method : {"clopper-pearson", "wilson", "subject-bootstrap"}
         Binomial intervals treat searches as independent; the subject bootstrap resamples
         subjects within each group (and overall) with replacement. Where a group has no errors
-        at a threshold, or a single subject, every bootstrap replicate is identical and says
-        nothing: the Clopper–Pearson interval is used there instead and ``ci_method`` says so.
+        at a threshold, errors in every search, or a single subject, every bootstrap replicate
+        is identical and says nothing: the Clopper–Pearson interval is used there instead
+        (never a zero-width interval) and ``ci_method`` says so.
     n_boot : int
         Bootstrap replicates (subject bootstrap only).
     min_subjects, min_searches : int
@@ -257,11 +260,19 @@ class IdentificationFrame:
         low, high = subject_bootstrap_interval(
             counts, self._confidence, n_boot=self._n_boot, seed=np.random.default_rng(seed)
         )
+        # The bootstrap already falls back to Clopper-Pearson where its replicates cannot
+        # differ; here those thresholds are labelled so a reader knows which interval it is.
         no_errors = errors == 0
-        method = np.where(no_errors, "clopper-pearson (no errors)", "subject-bootstrap")
+        all_errors = errors == trials
+        method = np.select(
+            [no_errors, all_errors],
+            ["clopper-pearson (no errors)", "clopper-pearson (all errors)"],
+            "subject-bootstrap",
+        )
+        fallback = no_errors | all_errors
         return (
-            np.where(no_errors, cp_low, low),
-            np.where(no_errors, cp_high, high),
+            np.where(fallback, cp_low, low),
+            np.where(fallback, cp_high, high),
             method.astype(object),
         )
 
@@ -399,6 +410,7 @@ class IdentificationFrame:
         reference: str | tuple[str, ...] | None = "lowest",
         *,
         include_small: bool = True,
+        ci: bool = True,
     ) -> pd.DataFrame:
         """Each group's rate divided by a reference rate, at every threshold.
 
@@ -411,12 +423,22 @@ class IdentificationFrame:
         include_small : bool
             Whether small groups take part (they are always listed when included).
 
+        ci : bool
+            Also give a percentile interval of each ratio (``ratio_ci_low``,
+            ``ratio_ci_high``) from a bootstrap over subjects: each replicate resamples the
+            subjects of every group (within the group) with replacement, recomputes every
+            group's rate and the reference (the lowest included group's rate in that
+            replicate, the overall rate, or the named group's) and divides. Uses the frame's
+            ``confidence``, ``n_boot`` and ``seed``; repeat images of one person stay together.
+
         Returns
         -------
         DataFrame
             Index ``(threshold, *features)``; columns ``rate``, ``reference_rate``, ``ratio``,
-            ``small_group``. ``ratio`` is ``inf`` when the reference rate is 0 and the group's
-            is not, NaN when both are 0. Groups without searches are left out.
+            ``small_group`` and, with ``ci``, ``ratio_ci_low``, ``ratio_ci_high``. ``ratio``
+            is ``inf`` when the reference rate is 0 and the group's is not, NaN when both are
+            0 (replicates where that happens are left out of the interval; it is NaN when all
+            are). Groups without searches are left out.
         """
         table = self._table(metric, include_small)
         rate = table["rate"]
@@ -435,7 +457,7 @@ class IdentificationFrame:
             ref = pd.Series(ref_rates.reindex(thr_level).to_numpy(), index=rate.index)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = rate.to_numpy() / ref.to_numpy()
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "rate": rate,
                 "reference_rate": ref.to_numpy(),
@@ -444,6 +466,75 @@ class IdentificationFrame:
             },
             index=rate.index,
         )
+        if ci:
+            low, high = self._ratio_interval(metric, reference, include_small)
+            codes, t_index = self._locate(rate.index)
+            out["ratio_ci_low"] = low[codes, t_index]
+            out["ratio_ci_high"] = high[codes, t_index]
+        return out
+
+    def _locate(self, index: pd.MultiIndex) -> tuple[np.ndarray, np.ndarray]:
+        """(group code, threshold position) of each row of an index (threshold, *features)."""
+        keys = pd.MultiIndex.from_frame(self._group_keys.astype(str))
+        labels = index.droplevel("threshold")
+        if not isinstance(labels, pd.MultiIndex):
+            labels = pd.MultiIndex.from_arrays([labels.astype(str)])
+        codes = keys.get_indexer(labels)
+        positions = np.searchsorted(self._thresholds, index.get_level_values("threshold"))
+        return codes.astype(np.int64), positions.astype(np.int64)
+
+    def _group_replicates(self, metric: str) -> np.ndarray:
+        """Subject-bootstrap replicate errors and trials per group: shape (2, B, G, m)."""
+        side = self._sides[metric]
+        n_groups, m = len(self._group_keys), len(self._thresholds)
+        rng = np.random.default_rng(
+            np.random.SeedSequence([int(self._seed), 1 + METRICS.index(metric)])
+        )
+        errors = np.zeros((self._n_boot, n_groups, m))
+        trials = np.zeros((self._n_boot, n_groups, 1))
+        for code in range(n_groups):
+            sel = side.cluster_group == code
+            n_subjects = int(sel.sum())
+            if n_subjects == 0:
+                continue
+            weights = bootstrap_weights(n_subjects, self._n_boot, rng).astype(np.float64)
+            errors[:, code, :] = weights @ side.cluster_errors[sel].astype(np.float64)
+            trials[:, code, 0] = weights @ side.cluster_trials[sel].astype(np.float64)
+        return np.stack([errors, np.broadcast_to(trials, errors.shape)])
+
+    def _ratio_interval(
+        self, metric: str, reference: str | tuple[str, ...] | None, include_small: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of each group's ratio, shape (G, m) each (NaN if undefined)."""
+        errors, trials = self._group_replicates(metric)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rates = errors / trials  # (B, G, m); NaN for groups without searches
+            if isinstance(reference, str) and reference == "lowest":
+                table = self._table(metric, include_small)  # the groups ratio() compares
+                mask = np.zeros((len(self._group_keys), len(self._thresholds)), bool)
+                mask[self._locate(table.index)] = True
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # no group: NaN
+                    ref = np.nanmin(np.where(mask[None], rates, np.nan), axis=1)  # (B, m)
+            elif reference is None:
+                ref = errors.sum(axis=1) / trials.sum(axis=1)
+            else:
+                key = self._group_key(reference)
+                keys = list(self._group_keys.itertuples(index=False, name=None))
+                ref = rates[:, keys.index(key), :]
+            ratios = rates / ref[:, None, :]
+        alpha = 1.0 - self._confidence
+        # 0/0 replicates are NaN and left out (sorting puts them last); order statistics
+        # without interpolation keep infinite ratios (a reference rate of 0) meaningful.
+        ordered = np.sort(ratios, axis=0)
+        valid = np.count_nonzero(~np.isnan(ratios), axis=0)
+        last = np.maximum(valid - 1, 0)
+        lo = np.floor(alpha / 2 * last).astype(np.int64)
+        hi = np.ceil((1 - alpha / 2) * last).astype(np.int64)
+        low = np.take_along_axis(ordered, lo[None], axis=0)[0]
+        high = np.take_along_axis(ordered, hi[None], axis=0)[0]
+        undefined = valid == 0
+        return np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
 
     def difference(self, metric: Metric = "fpir", *, include_small: bool = True) -> pd.Series:
         """Highest minus lowest group rate at each threshold."""

@@ -6,6 +6,11 @@ similarities in [-1, 1]; a candidate is returned (an alert is raised) when its s
 **at or above** the threshold. Counting is done on sorted scores with ``searchsorted``, so many
 thresholds cost O((n + m) log n), not O(n * m).
 
+Failures to acquire count as NIST FRTE counts them (see :mod:`lfr_eval.metrics._searches`): a
+failed mated search (score ``-inf``, rank N + 1) is a miss at every threshold and rank, and a
+failed non-mated search (a row of ``-inf``) is a search with no candidate. Use
+:meth:`SearchSet.without_failures` to leave them out instead.
+
 Definitions (domain brief, section 3):
 
 - FPIR(N, T) = non-mated searches with at least one candidate scoring >= T / non-mated searches;
@@ -54,9 +59,10 @@ def _non_mated_topk(searches: SearchSet | ArrayLike) -> np.ndarray:
         )
     if topk.dtype.kind != "f":
         topk = topk.astype(np.float64)
-    if not np.all(np.isfinite(topk)):
+    if not np.all(np.isfinite(topk) | (topk == -np.inf)):
         raise MetricInputError(
-            "non-mated scores contain NaN or infinite values; similarities must be finite"
+            "non-mated scores contain NaN or +inf values; similarities must be finite "
+            "(-inf marks a search that failed to acquire)"
         )
     return topk
 
@@ -68,10 +74,10 @@ def _mated_hit_scores(
     if rank < 1:
         raise MetricInputError(f"rank must be >= 1 (1 = best candidate), got {rank}")
     if isinstance(searches, SearchSet):
-        scores = as_scores(searches.mate_scores, "mate_scores")
+        scores = as_scores(searches.mate_scores, "mate_scores", allow_failed=True)
         ranks_arr = np.asarray(searches.mate_ranks)
     else:
-        scores = as_scores(searches, "mate scores")
+        scores = as_scores(searches, "mate scores", allow_failed=True)
         ranks_arr = np.ones(scores.shape[0], np.int64) if ranks is None else np.asarray(ranks)
         if ranks_arr.shape != scores.shape:
             raise MetricInputError("mate ranks must have one entry per mate score")
@@ -304,9 +310,9 @@ def identification_det_curve(
         R for FNIR.
     """
     if thresholds is None:
-        thr = np.unique(
-            np.concatenate([searches.non_mated_best, searches.mate_scores]).astype(np.float64)
-        )
+        observed = np.concatenate([searches.non_mated_best, searches.mate_scores])
+        observed = observed.astype(np.float64)
+        thr = np.unique(observed[np.isfinite(observed)])  # failures (-inf) are no threshold
     else:
         thr = np.sort(np.atleast_1d(as_thresholds(thresholds)).ravel())
     return IdentificationDet(

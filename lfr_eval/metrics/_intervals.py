@@ -452,10 +452,12 @@ def subject_bootstrap_interval(
     Returns
     -------
     low, high : ndarray of shape (m,)
-        Percentile interval ends. When no search of any subject has an error at a threshold,
-        every replicate is 0 and the interval collapses to [0, 0]: the bootstrap cannot see past
-        the sample. Callers reporting such rates should use a binomial bound there (the group
-        frame does, and says so in ``ci_method``).
+        Percentile interval ends. Where every replicate is the same — no search of any
+        subject has an error at that threshold, every search has one, or there is a single
+        subject — the bootstrap cannot see past the sample and would give a zero-width
+        interval (0 – 0 with no errors). There the Clopper–Pearson interval of the pooled
+        counts is returned instead (same ``confidence`` and ``sided``; about 3/n at 95%
+        one-sided with no errors in n searches): see :func:`bootstrap_degenerate`.
     """
     a_low, a_high = _tail_probabilities(confidence, sided)
     reps = bootstrap_rates(counts, n_boot, seed=seed)
@@ -470,4 +472,25 @@ def subject_bootstrap_interval(
         low = np.zeros(m)
     if a_high == 0:
         high = np.ones(m)
+    degenerate = bootstrap_degenerate(counts)
+    if degenerate.any():
+        cp_low, cp_high = clopper_pearson(
+            counts.errors.sum(axis=0), counts.trials.sum(), confidence, sided=sided
+        )
+        low = np.where(degenerate, cp_low, low)
+        high = np.where(degenerate, cp_high, high)
     return low, high
+
+
+def bootstrap_degenerate(counts: SubjectCounts) -> np.ndarray:
+    """Thresholds where every subject-bootstrap replicate has the same rate, shape (m,).
+
+    That happens with no errors at all (every replicate 0), errors in every search (every
+    replicate 1) or a single subject: a percentile interval there has zero width and says
+    nothing about the sampling uncertainty.
+    """
+    m = counts.errors.shape[1]
+    if counts.n_subjects < 2:
+        return np.ones(m, bool)
+    errors = counts.errors.sum(axis=0)
+    return (errors == 0) | (errors == counts.trials.sum())

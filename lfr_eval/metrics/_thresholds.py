@@ -68,9 +68,11 @@ def threshold_at_fpir(searches: SearchSet | ArrayLike, target_fpir: float) -> fl
     if n == 0:
         raise MetricInputError("no non-mated searches to set an FPIR threshold on")
     allowed = int(np.floor(target * n + _COUNT_TOLERANCE))
-    if allowed >= n:
-        return float(best.min())
-    desc = np.sort(best)[::-1]
+    # Failed searches (-inf) return no candidate at any threshold: they count in n only.
+    scored = best[np.isfinite(best)]
+    if allowed >= scored.shape[0]:
+        return float(scored.min()) if scored.size else -1.0
+    desc = np.sort(scored)[::-1]
     # nextafter in the scores' own precision, so the threshold survives a cast back to it
     return float(np.nextafter(desc[allowed], np.asarray(np.inf, dtype=desc.dtype)))
 

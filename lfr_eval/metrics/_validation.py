@@ -5,15 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lfr_eval.errors import LfrError
-
-
-class MetricInputError(LfrError, ValueError):
-    """Scores, labels, thresholds or targets given to a metric are malformed.
-
-    Also a :class:`ValueError`, so code that validates numbers the usual Python way catches it.
-    """
-
+from lfr_eval.errors import MetricInputError
 
 MSG_NOT_FINITE = (
     "{what} contains NaN or infinite values; similarities must be finite cosine scores in [-1, 1]"
@@ -28,8 +20,14 @@ MSG_COUNTS = (
 MSG_SIDED = "sided must be 'two-sided', 'upper' or 'lower', got {value!r}"
 
 
-def as_scores(values: ArrayLike, what: str, *, allow_empty: bool = True) -> np.ndarray:
-    """Return ``values`` as a 1-D floating array of finite similarities (checked)."""
+def as_scores(
+    values: ArrayLike, what: str, *, allow_empty: bool = True, allow_failed: bool = False
+) -> np.ndarray:
+    """Return ``values`` as a 1-D floating array of finite similarities (checked).
+
+    With ``allow_failed``, ``-inf`` (a search that failed to acquire: never at or above any
+    threshold) is accepted too; NaN and ``+inf`` never are.
+    """
     arr = np.asarray(values)
     if arr.dtype.kind not in "fiub":
         raise MetricInputError(f"{what} must be numeric similarities, got dtype {arr.dtype}")
@@ -39,7 +37,8 @@ def as_scores(values: ArrayLike, what: str, *, allow_empty: bool = True) -> np.n
         raise MetricInputError(MSG_NOT_1D.format(what=what, shape=arr.shape))
     if not allow_empty and arr.size == 0:
         raise MetricInputError(MSG_EMPTY.format(what=what, unit="score"))
-    if not np.all(np.isfinite(arr)):
+    ok = np.isfinite(arr) | (arr == -np.inf) if allow_failed else np.isfinite(arr)
+    if not np.all(ok):
         raise MetricInputError(MSG_NOT_FINITE.format(what=what))
     return arr
 

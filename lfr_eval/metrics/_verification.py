@@ -158,8 +158,9 @@ def eer(genuine_scores: ArrayLike, impostor_scores: ArrayLike) -> EqualErrorRate
 
 
 def _eer_from_scores(gen: np.ndarray, imp: np.ndarray) -> EqualErrorRate:
-    """EER where genuine scores may contain ``-inf`` (an identification miss at every T)."""
-    finite = np.concatenate([gen[np.isfinite(gen)], imp]).astype(np.float64)
+    """EER where genuine scores may contain ``-inf`` (an identification miss at every T) and
+    impostor scores ``-inf`` (a non-mated search that failed to acquire: never an alert)."""
+    finite = np.concatenate([gen[np.isfinite(gen)], imp[np.isfinite(imp)]]).astype(np.float64)
     if finite.size == 0:
         raise MetricInputError("no finite scores to place an equal-error threshold on")
     # One candidate above every score gives FMR = 0 and FNMR = 1 (reject all).

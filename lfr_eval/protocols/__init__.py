@@ -12,10 +12,13 @@ from lfr_eval.protocols._npl import (
     FillerScores,
     NplParams,
     NplProtocol,
+    WatchlistComposition,
     WatchlistScaling,
     build_npl_protocol,
     resample_fpir,
+    resample_sizes,
     scale_fpir,
+    zero_false_match_upper,
 )
 from lfr_eval.protocols._open_set import (
     OpenSetParams,
@@ -24,9 +27,17 @@ from lfr_eval.protocols._open_set import (
     ProtocolError,
     build_open_set_protocol,
 )
-from lfr_eval.protocols._run import ProtocolRun, run_npl_protocol, run_protocol
+from lfr_eval.protocols._run import (
+    FAILURE_POLICIES,
+    FailurePolicy,
+    ProtocolRun,
+    run_npl_protocol,
+    run_protocol,
+)
 
 __all__ = [
+    "FAILURE_POLICIES",
+    "FailurePolicy",
     "FillerScores",
     "NplParams",
     "NplProtocol",
@@ -35,11 +46,14 @@ __all__ = [
     "ProtocolCounts",
     "ProtocolError",
     "ProtocolRun",
+    "WatchlistComposition",
     "WatchlistScaling",
     "build_npl_protocol",
     "build_open_set_protocol",
     "resample_fpir",
+    "resample_sizes",
     "run_npl_protocol",
     "run_protocol",
     "scale_fpir",
+    "zero_false_match_upper",
 ]

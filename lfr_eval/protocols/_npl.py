@@ -23,12 +23,25 @@ keeps per-search differences (some faces draw false matches far more than others
 single pooled FMR would hide. The resampled form needs no such assumption but cannot go beyond
 the number of fillers measured; when N is a large share of the fillers it runs a little above
 the analytic form, because a gallery drawn without replacement holds more distinct fillers.
+
+Where no non-mated search meets any filler at a threshold, every bootstrap replicate (and every
+resampled gallery) gives 0 and a percentile interval would collapse to 0 – 0, which is not
+certainty. Those rows get the exact one-sided upper bound of :func:`zero_false_match_upper`
+instead (about ``3 N / (n F)`` at 95% for n searches and F fillers: the rule of three scaled to
+N); their ``interval`` column says so.
+
+A search whose row of scores is all ``-inf`` is a non-mated search that failed to acquire (no
+face, no template): it is counted as a search that returned no candidate (NIST FRTE's
+convention), so it lowers FPIR and raises n.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,6 +59,26 @@ MSG_COMPOSITION = (
     "watchlist composition must give a share in [0, 1] for labels of {attribute!r} found among "
     "the fillers ({labels}); got {composition}"
 )
+#: ``interval`` column values of :attr:`WatchlistScaling.table`
+INTERVAL_BOOTSTRAP = "subject-bootstrap"
+INTERVAL_RESAMPLED = "gallery-resampling"
+INTERVAL_EXACT_ZERO = "exact one-sided (no false matches)"
+INTERVAL_NONE = "none"
+
+#: Columns of :attr:`WatchlistScaling.table`.
+SCALING_COLUMNS = (
+    "method",
+    "watchlist_size",
+    "threshold",
+    "fpir",
+    "lower",
+    "upper",
+    "interval",
+    "group_attribute",
+    "group",
+    "n_searches",
+)
+
 MSG_RESAMPLE_TOO_LARGE = (
     "cannot draw a gallery of {size} fillers: only {available} fillers{where}; use the "
     "analytic scaling for larger watchlists"
@@ -259,14 +292,24 @@ def _rowwise_searchsorted(sorted_rows: np.ndarray, thresholds: np.ndarray) -> np
     """For each row of a row-sorted matrix, how many entries are below each threshold.
 
     Similarities lie in [-1, 1], so shifting row i by 4*i makes the flattened matrix one sorted
-    array and a single searchsorted answers every (row, threshold) pair.
+    array and a single searchsorted answers every (row, threshold) pair. ``-inf`` (a search
+    that failed to acquire) is first raised to -1.75, still below every threshold (clipped to
+    [-1.5, 1.5]) but finite, so the rows stay in their own bands.
     """
     n_rows, n_cols = sorted_rows.shape
     offsets = 4.0 * np.arange(n_rows)
-    flat = (sorted_rows + offsets[:, None]).ravel()
+    flat = (np.maximum(sorted_rows, -1.75) + offsets[:, None]).ravel()
     clipped = np.clip(thresholds, -1.5, 1.5)
     positions = np.searchsorted(flat, clipped[None, :] + offsets[:, None], side="left")
     return positions - (np.arange(n_rows) * n_cols)[:, None]
+
+
+def count_at_or_above_rows(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Searches (rows of ``scores``) whose best score reaches each threshold, shape (m,)."""
+    if scores.shape[0] == 0 or scores.shape[1] == 0:
+        return np.zeros(len(thresholds), np.int64)
+    best = np.sort(scores.max(axis=1).astype(np.float64))
+    return len(best) - np.searchsorted(best, thresholds, side="left")
 
 
 def _shares(
@@ -285,6 +328,121 @@ def _shares(
     return shares / shares.sum()
 
 
+MSG_COMPOSITION_SYNTAX = (
+    "cannot read watchlist composition {text!r}: write ATTRIBUTE=LABEL:SHARE,LABEL:SHARE "
+    "(e.g. ethnicity=african:0.2,caucasian:0.6,asian:0.2), or give a .json file "
+    '({{"attribute": "ethnicity", "shares": {{"african": 0.2, ...}}}}) or a .csv file with '
+    "columns attribute, label, share"
+)
+
+
+@dataclass(frozen=True)
+class WatchlistComposition:
+    """The demographic make-up of a deployed watchlist, for scaling FPIR to it.
+
+    Attributes
+    ----------
+    attribute : str
+        The filler attribute the shares refer to (e.g. ``"ethnicity"``).
+    shares : dict of str to float
+        Share of the deployed watchlist with each label, each in [0, 1]; normalised to sum to
+        1 when used. Labels not named count 0.
+    """
+
+    attribute: str
+    shares: dict[str, float]
+
+    def __post_init__(self) -> None:
+        if not self.attribute or not self.shares:
+            raise ProtocolError(MSG_COMPOSITION_SYNTAX.format(text=self.to_text()))
+        values = np.array(list(self.shares.values()), dtype=np.float64)
+        if not np.all(np.isfinite(values)) or (values < 0).any() or values.sum() <= 0:
+            raise ProtocolError(
+                f"watchlist composition shares must be non-negative numbers with a positive "
+                f"sum; got {self.shares}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> WatchlistComposition:
+        """From ``"ethnicity=african:0.2,caucasian:0.6,asian:0.2"``."""
+        attribute, sep, rest = text.partition("=")
+        shares: dict[str, float] = {}
+        try:
+            if not sep:
+                raise ValueError("no '='")
+            for item in rest.split(","):
+                label, colon, value = item.strip().rpartition(":")
+                if not colon or not label.strip():
+                    raise ValueError(item)
+                shares[label.strip()] = float(value)
+        except ValueError as exc:
+            raise ProtocolError(MSG_COMPOSITION_SYNTAX.format(text=text)) from exc
+        return cls(attribute.strip(), shares)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> WatchlistComposition:
+        """From a JSON file (``{"attribute": ..., "shares": {label: share}}``) or a CSV file
+        with columns ``attribute``, ``label``, ``share`` (one attribute)."""
+        path = Path(path)
+        try:
+            if path.suffix.lower() == ".json":
+                data = json.loads(path.read_text())
+                return cls(
+                    str(data["attribute"]), {str(k): float(v) for k, v in data["shares"].items()}
+                )
+            table = pd.read_csv(path, dtype={"attribute": str, "label": str})
+            attributes = table["attribute"].unique()
+            if len(attributes) != 1:
+                raise ValueError(f"one attribute expected, found {list(attributes)}")
+            return cls(
+                str(attributes[0]),
+                {str(k): float(v) for k, v in zip(table["label"], table["share"])},
+            )
+        except (OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise ProtocolError(
+                f"cannot read watchlist composition from {path}: {exc}. "
+                + MSG_COMPOSITION_SYNTAX.format(text=str(path))
+            ) from exc
+
+    @classmethod
+    def from_option(cls, value: str) -> WatchlistComposition:
+        """A file path (``.json``/``.csv``) when one exists, else the inline form."""
+        if Path(value).suffix.lower() in (".json", ".csv") or Path(value).is_file():
+            return cls.from_file(value)
+        return cls.parse(value)
+
+    def to_text(self) -> str:
+        return f"{self.attribute}=" + ",".join(f"{k}:{v:g}" for k, v in self.shares.items())
+
+    def to_dict(self) -> dict:
+        return {"attribute": self.attribute, "shares": dict(self.shares)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WatchlistComposition:
+        return cls(str(data["attribute"]), {str(k): float(v) for k, v in data["shares"].items()})
+
+
+def resample_sizes(
+    filler_scores: FillerScores,
+    watchlist_sizes: Sequence[int],
+    *,
+    attribute: str | None = None,
+    composition: Mapping[str, float] | None = None,
+) -> list[int]:
+    """The sizes :func:`resample_fpir` can draw (each group's share fits its fillers)."""
+    labels_per_filler = filler_scores._filler_labels(attribute)
+    labels = sorted(set(labels_per_filler))
+    if composition is None and attribute is not None:
+        composition = {label: float((labels_per_filler == label).sum()) for label in labels}
+    shares = _shares(labels, composition, attribute)
+    available = np.array([(labels_per_filler == label).sum() for label in labels])
+    return [
+        int(n)
+        for n in watchlist_sizes
+        if np.all(np.round(int(n) * shares).astype(int) <= available)
+    ]
+
+
 @dataclass(frozen=True)
 class WatchlistScaling:
     """FPIR predicted for watchlists of several sizes, by threshold.
@@ -294,6 +452,8 @@ class WatchlistScaling:
     table : DataFrame
         Columns ``method`` (``"analytic"`` or ``"resampled"``), ``watchlist_size`` (N),
         ``threshold``, ``fpir``, ``lower``, ``upper`` (interval bounds, NaN where not computed),
+        ``interval`` (how that row's bounds were made: ``"subject-bootstrap"``,
+        ``"gallery-resampling"``, ``"exact one-sided (no false matches)"`` or ``"none"``),
         ``group_attribute``, ``group`` (``"all"`` for every search; else a search group label),
         ``n_searches``.
     attribute : str or None
@@ -353,6 +513,69 @@ def _clustered_bootstrap(
     return np.quantile(means, alpha, axis=0), np.quantile(means, 1.0 - alpha, axis=0)
 
 
+def zero_false_match_upper(
+    n_searches: int,
+    watchlist_size: int,
+    filler_sizes: ArrayLike,
+    shares: ArrayLike,
+    confidence: float = 0.95,
+) -> float:
+    """Exact one-sided upper bound on FPIR(N) when no search met any filler.
+
+    Parameters
+    ----------
+    n_searches : int
+        n, the non-mated searches (each compared with every filler), treated as independent.
+    watchlist_size : int
+        N, the deployed watchlist size the bound is for.
+    filler_sizes : array_like of int
+        F_g, the fillers of each group (one group: all fillers).
+    shares : array_like of float
+        w_g, each group's share of the deployed watchlist (sums to 1).
+    confidence : float
+        One-sided coverage in (0, 1).
+
+    Returns
+    -------
+    float
+        ``1 - alpha ** max_g(N * w_g / (n * F_g))`` with ``alpha = 1 - confidence``; 1 when
+        there are no searches.
+
+    Notes
+    -----
+    With one filler pool of F this is Clopper–Pearson's zero-error bound scaled to N. The n
+    searches each met all F fillers and none returned a candidate, so FPIR(F) <= 1 - alpha^(1/n)
+    (about 3/n at 95%: the rule of three). The independence model that scales FPIR,
+    FPIR(N) = 1 - (1 - FMR)^N, turns that into FMR <= 1 - alpha^(1/(nF)) per comparison and
+    FPIR(N) <= 1 - alpha^(N/(nF)), about 3N/(nF): the bound shrinks with the fillers measured
+    and grows with the watchlist deployed. (Treating the n*F comparisons as independent
+    trials gives the same number.) The map is monotone, so the coverage carries over under
+    that model.
+
+    With filler groups of rates f_g, the chance of seeing no false match is
+    prod_g (1 - f_g)^(n F_g); the rates not rejected at level alpha are those with
+    sum_g n F_g x_g <= -ln(alpha), x_g = -ln(1 - f_g), and FPIR(N) = 1 - exp(-N sum_g w_g x_g)
+    is largest at the corner that puts everything on the group with the largest
+    ``w_g / F_g``: the formula above. Repeat images of one person are not independent; with
+    few people the bound is optimistic, as every binomial bound is.
+
+    Examples
+    --------
+    >>> round(zero_false_match_upper(1000, 100, [100], [1.0]) * 1000, 2)  # N = F: 3/n
+    2.99
+    """
+    sizes = np.asarray(filler_sizes, dtype=np.float64)
+    w = np.asarray(shares, dtype=np.float64)
+    if n_searches <= 0:
+        return 1.0
+    alpha = 1.0 - float(confidence)
+    use = (w > 0) & (sizes > 0)
+    if not use.any():
+        return 1.0
+    exponent = float(np.max(watchlist_size * w[use] / (n_searches * sizes[use])))
+    return float(-np.expm1(exponent * np.log(alpha)))
+
+
 def scale_fpir(
     filler_scores: FillerScores,
     watchlist_sizes: Sequence[int],
@@ -386,12 +609,18 @@ def scale_fpir(
     n_boot : int
         Subject-clustered bootstrap replicates for the interval (0: no interval).
     confidence : float
+        Coverage of the interval: two-sided for the bootstrap, one-sided for the exact bound
+        used where no search met any filler.
     seed : int
 
     Returns
     -------
     WatchlistScaling
-        Rows with ``method == "analytic"``.
+        Rows with ``method == "analytic"``. ``lower``/``upper`` are the subject-clustered
+        bootstrap percentiles (``interval == "subject-bootstrap"``), except where no search
+        met any filler: there FPIR is 0 and every replicate is 0, so the rows carry
+        ``lower = 0`` and the exact one-sided upper bound of :func:`zero_false_match_upper`
+        (``interval == "exact one-sided (no false matches)"``) instead of a 0 – 0 interval.
     """
     thresholds = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     counts, sizes, labels = filler_scores.false_match_counts(thresholds, attribute)
@@ -410,10 +639,21 @@ def scale_fpir(
             if not mask.any():
                 continue
             fpir = per_search[mask].mean(axis=0)
+            method = np.full(len(thresholds), INTERVAL_NONE, dtype=object)
             if n_boot > 0:
                 lower, upper = _clustered_bootstrap(
                     per_search[mask], filler_scores.search_subjects[mask], n_boot, confidence, rng
                 )
+                method[:] = INTERVAL_BOOTSTRAP
+                # No false match at all: the bootstrap cannot see past the sample (0 - 0).
+                zero = fpir == 0
+                if zero.any():
+                    bound = zero_false_match_upper(
+                        int(mask.sum()), int(n), sizes, shares, confidence
+                    )
+                    lower = np.where(zero, 0.0, lower)
+                    upper = np.where(zero, bound, upper)
+                    method[zero] = INTERVAL_EXACT_ZERO
             else:
                 lower = upper = np.full(len(thresholds), np.nan)
             for t, threshold in enumerate(thresholds):
@@ -425,30 +665,19 @@ def scale_fpir(
                         float(fpir[t]),
                         float(lower[t]),
                         float(upper[t]),
+                        method[t],
                         attr_name,
                         label,
                         int(mask.sum()),
                     )
                 )
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "method",
-            "watchlist_size",
-            "threshold",
-            "fpir",
-            "lower",
-            "upper",
-            "group_attribute",
-            "group",
-            "n_searches",
-        ],
-    )
+    table = pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
     return WatchlistScaling(
         table=table,
         attribute=attribute,
         composition={label: float(s) for label, s in zip(labels, shares)},
-        interval=f"subject-clustered bootstrap ({n_boot} replicates, {confidence:.0%})"
+        interval=f"subject-clustered bootstrap ({n_boot} replicates, {confidence:.0%}); exact "
+        f"one-sided {confidence:.0%} bound where no search met a filler"
         if n_boot
         else "none",
     )
@@ -470,7 +699,11 @@ def resample_fpir(
     Each replicate draws a gallery (stratified so group g has ``round(N * w_g)`` fillers when a
     composition is given), takes each search's best score in it and counts searches at or
     above each threshold. ``fpir`` is the mean over replicates; ``lower``/``upper`` are the
-    replicate percentiles: how much FPIR varies from one deployed watchlist to another.
+    replicate percentiles: how much FPIR varies from one deployed watchlist to another
+    (``interval == "gallery-resampling"``). Where no search meets any filler every gallery
+    gives 0; those rows carry the exact one-sided upper bound of
+    :func:`zero_false_match_upper` instead (``interval == "exact one-sided (no false
+    matches)"``), since 0 – 0 would read as certainty.
 
     Raises
     ------
@@ -484,6 +717,9 @@ def resample_fpir(
         composition = {label: float((labels_per_filler == label).sum()) for label in labels}
     shares = _shares(labels, composition, attribute)
     members = [np.flatnonzero(labels_per_filler == label) for label in labels]
+    member_sizes = np.array([len(m) for m in members])
+    # A search meets some filler at T iff its best score over all fillers reaches T.
+    any_match = count_at_or_above_rows(filler_scores.scores, thresholds) > 0
     rng = np.random.default_rng(seed)
     rows = []
     alpha = (1.0 - confidence) / 2.0
@@ -506,39 +742,37 @@ def resample_fpir(
             best = filler_scores.scores[:, columns].max(axis=1)
             best.sort()
             rates[r] = (len(best) - np.searchsorted(best, thresholds, side="left")) / len(best)
+        zero_bound = zero_false_match_upper(
+            filler_scores.n_searches, int(n), member_sizes, shares, confidence
+        )
         for t, threshold in enumerate(thresholds):
+            if any_match[t]:
+                low = float(np.quantile(rates[:, t], alpha))
+                high = float(np.quantile(rates[:, t], 1 - alpha))
+                how = INTERVAL_RESAMPLED
+            else:
+                low, high, how = 0.0, zero_bound, INTERVAL_EXACT_ZERO
             rows.append(
                 (
                     "resampled",
                     int(n),
                     float(threshold),
                     float(rates[:, t].mean()),
-                    float(np.quantile(rates[:, t], alpha)),
-                    float(np.quantile(rates[:, t], 1 - alpha)),
+                    low,
+                    high,
+                    how,
                     "all",
                     "all",
                     filler_scores.n_searches,
                 )
             )
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "method",
-            "watchlist_size",
-            "threshold",
-            "fpir",
-            "lower",
-            "upper",
-            "group_attribute",
-            "group",
-            "n_searches",
-        ],
-    )
+    table = pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
     return WatchlistScaling(
         table=table,
         attribute=attribute,
         composition={label: float(s) for label, s in zip(labels, shares)},
-        interval=f"gallery resampling percentiles ({n_resamples} galleries, {confidence:.0%})",
+        interval=f"gallery resampling percentiles ({n_resamples} galleries, {confidence:.0%}); "
+        f"exact one-sided {confidence:.0%} bound where no search met a filler",
     )
 
 

@@ -15,12 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lfr_eval.datasets import UNKNOWN, Manifest, ManifestWarning
-from lfr_eval.errors import LfrError
-
-
-class ProtocolError(LfrError):
-    """A protocol cannot be built from this manifest with these settings."""
-
+from lfr_eval.errors import ProtocolError
 
 MSG_NO_ELIGIBLE = (
     "no subject has the {needed} images needed to enrol one and search with another "

@@ -4,16 +4,22 @@ The searches themselves are scored by :func:`lfr_eval.metrics.score_searches`; t
 chooses the probes and gallery of each role and keeps, for watchlist-size scaling, each
 non-mated search's similarity to every watchlist subject (or filler).
 
-Images the engine could not use (no face, unreadable) are **failures to acquire**. They are left
-out of the SearchSet and counted, by role and group, in :attr:`ProtocolRun.acquisition`: an
-evaluation reports them beside FPIR/FNIR rather than folding them in silently. An enrolled
-subject none of whose enrolment images gave a template is a **failure to enrol**: the subject is
-not on the watchlist, and its mated searches are dropped (and counted).
+Images the engine could not use (no face, unreadable) are **failures to acquire**. By default
+(``failures="nist"``) they are counted as NIST FRTE counts them: a mated probe that gave no
+template is a miss at every threshold and rank (it is in the SearchSet with mate score ``-inf``
+and rank N + 1), and a non-mated probe that gave none is a search that returned no candidate (a
+row of ``-inf``: in FPIR's denominator, never a false positive). ``failures="exclude"`` leaves
+them out of the SearchSet instead. Either way they are also counted, by role and group, in
+:attr:`ProtocolRun.acquisition`, so an evaluation can report them beside FPIR/FNIR.
+
+An enrolled subject none of whose enrolment images gave a template is a **failure to enrol**:
+the subject is not on the watchlist, and its mated searches are dropped (and counted).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +30,13 @@ from lfr_eval.metrics import SearchSet
 from lfr_eval.metrics._scoring import Backend, score_searches
 from lfr_eval.protocols._npl import FillerScores, NplProtocol
 from lfr_eval.protocols._open_set import OpenSetProtocol, ProtocolError
+
+#: How failures to acquire enter the rates: "nist" (NIST FRTE: failed mated probes are misses,
+#: failed non-mated probes searches without candidates) or "exclude" (left out of the rates).
+FailurePolicy = Literal["nist", "exclude"]
+FAILURE_POLICIES: tuple[str, ...] = ("nist", "exclude")
+
+MSG_FAILURE_POLICY = "failures must be 'nist' (count them, the default) or 'exclude', got {value!r}"
 
 #: Candidates kept per non-mated search (selectivity needs more than one).
 DEFAULT_TOP_K = 20
@@ -45,10 +58,13 @@ class ProtocolRun:
     Attributes
     ----------
     searches : SearchSet
-        Mated and non-mated searches that got a template, against the enrolled watchlist.
+        Mated and non-mated searches against the enrolled watchlist; with
+        ``failures == "nist"`` the searches that failed to acquire are appended after the
+        scored ones of their kind (see module doc).
     filler_scores : FillerScores
         Each non-mated search's similarity to every watchlist subject (open set) or every
-        filler (NPL): the input of watchlist-size scaling.
+        filler (NPL): the input of watchlist-size scaling. Rows follow the SearchSet's
+        non-mated searches; a failed search's row is ``-inf`` (no false match).
     acquisition : DataFrame
         Failures to acquire: columns ``role`` (enrolment, mated, non_mated, filler),
         ``attribute``, ``group`` (``"all"``/``"all"`` for the totals), ``images``, ``failed``.
@@ -58,6 +74,8 @@ class ProtocolRun:
         Manifest rows behind each search of :attr:`searches`, in order.
     scoring_runtime : RuntimeInfo
         What computed the scores (numpy on the CPU, torch/cupy on a GPU).
+    failures : str
+        ``"nist"`` or ``"exclude"``: how failures to acquire entered :attr:`searches`.
     """
 
     searches: SearchSet
@@ -67,6 +85,7 @@ class ProtocolRun:
     mated_rows: np.ndarray
     non_mated_rows: np.ndarray
     scoring_runtime: RuntimeInfo
+    failures: str = "nist"
 
 
 def subject_scores(
@@ -160,6 +179,43 @@ def _score(
     )
 
 
+def _check_policy(failures: str) -> None:
+    if failures not in FAILURE_POLICIES:
+        raise ProtocolError(MSG_FAILURE_POLICY.format(value=failures))
+
+
+def _add_failures(
+    searches: SearchSet,
+    mated_rows: np.ndarray,
+    non_mated_rows: np.ndarray,
+    failed_mated: np.ndarray,
+    failed_non_mated: np.ndarray,
+    manifest: Manifest,
+    attributes: list[str],
+) -> tuple[SearchSet, np.ndarray, np.ndarray]:
+    """Append the probes that failed to acquire as NIST counts them (see module doc)."""
+    subjects = manifest.subject_ids.astype(str)
+    searches = searches.with_failures(
+        subjects[failed_mated].astype(object),
+        subjects[failed_non_mated].astype(object),
+        _groups(manifest, failed_mated, attributes) if attributes else None,
+        _groups(manifest, failed_non_mated, attributes) if attributes else None,
+    )
+    return (
+        searches,
+        np.concatenate([mated_rows, failed_mated]).astype(np.int64),
+        np.concatenate([non_mated_rows, failed_non_mated]).astype(np.int64),
+    )
+
+
+def _failed_rows_below(scores: np.ndarray, n_failed: int) -> np.ndarray:
+    """Filler scores with a row of ``-inf`` (no false match) per failed non-mated search."""
+    if n_failed == 0:
+        return scores
+    failed = np.full((n_failed, scores.shape[1]), -np.inf, dtype=scores.dtype)
+    return np.concatenate([scores, failed])
+
+
 def _empty_watchlist(protocol_rows: np.ndarray, embeddings: ImageEmbeddings) -> ProtocolError:
     reasons = sorted({str(r) for r in embeddings.failure[protocol_rows]})
     return ProtocolError(
@@ -174,6 +230,7 @@ def run_protocol(
     top_k: int = DEFAULT_TOP_K,
     backend: Backend = "numpy",
     device: str = "cpu",
+    failures: FailurePolicy = "nist",
 ) -> ProtocolRun:
     """Search every mated and non-mated probe against the protocol's watchlist.
 
@@ -187,6 +244,11 @@ def run_protocol(
     backend, device :
         Scoring backend and device (see :func:`lfr_eval.metrics.score_searches`); a GPU asked
         for but absent raises :class:`~lfr_eval.errors.RuntimeUnavailableError`.
+    failures : {"nist", "exclude"}
+        ``"nist"`` (default): probes that failed to acquire stay in the SearchSet, a failed
+        mated probe as a miss at every threshold and rank, a failed non-mated probe as a
+        search with no candidate (NIST FRTE). ``"exclude"``: they are left out of the rates.
+        They are counted in :attr:`ProtocolRun.acquisition` either way.
 
     Returns
     -------
@@ -195,8 +257,9 @@ def run_protocol(
     Raises
     ------
     ProtocolError
-        No enrolment image gave a template.
+        No enrolment image gave a template, or an unknown ``failures`` policy.
     """
+    _check_policy(failures)
     manifest = protocol.manifest
     _check(manifest, embeddings)
     attributes = list(manifest.attributes)
@@ -206,7 +269,8 @@ def run_protocol(
     if len(enrol) == 0:
         raise _empty_watchlist(protocol.enrolment, embeddings)
     enrolled = np.unique(subjects[enrol])
-    mated = protocol.mated[ok[protocol.mated] & np.isin(subjects[protocol.mated], enrolled)]
+    listed = np.isin(subjects[protocol.mated], enrolled)
+    mated = protocol.mated[ok[protocol.mated] & listed]
     non_mated = protocol.non_mated[ok[protocol.non_mated]]
     searches, mated_rows, non_mated_rows, runtime = _score(
         embeddings, manifest, attributes, mated, non_mated, enrol, top_k, backend, device
@@ -216,6 +280,18 @@ def run_protocol(
     non_mated_scores, columns = subject_scores(
         embeddings.vectors[non_mated_rows], embeddings.vectors[enrol], subjects[enrol]
     )
+    if failures == "nist":
+        failed_non_mated = protocol.non_mated[~ok[protocol.non_mated]]
+        searches, mated_rows, non_mated_rows = _add_failures(
+            searches,
+            mated_rows,
+            non_mated_rows,
+            protocol.mated[~ok[protocol.mated] & listed],
+            failed_non_mated,
+            manifest,
+            attributes,
+        )
+        non_mated_scores = _failed_rows_below(non_mated_scores, len(failed_non_mated))
     if attributes:
         filler_groups = manifest.subject_attributes(attributes).loc[columns].reset_index(drop=True)
     else:
@@ -239,6 +315,7 @@ def run_protocol(
         mated_rows=mated_rows,
         non_mated_rows=non_mated_rows,
         scoring_runtime=runtime,
+        failures=failures,
     )
 
 
@@ -249,10 +326,15 @@ def run_npl_protocol(
     top_k: int = DEFAULT_TOP_K,
     backend: Backend = "numpy",
     device: str = "cpu",
+    failures: FailurePolicy = "nist",
 ) -> ProtocolRun:
     """Score the NPL design: volunteers enrolled among the fillers (watchlist = volunteers +
     fillers); mated searches find their volunteer's template; non-mated searches meet every
-    filler (the :attr:`ProtocolRun.filler_scores`) and every volunteer (the SearchSet)."""
+    filler (the :attr:`ProtocolRun.filler_scores`) and every volunteer (the SearchSet).
+
+    ``failures`` is as in :func:`run_protocol`; a filler that failed to acquire is simply not
+    in the gallery (counted in :attr:`ProtocolRun.acquisition` under role ``filler``)."""
+    _check_policy(failures)
     manifest = protocol.manifest
     _check(manifest, embeddings)
     attributes = list(manifest.attributes)
@@ -264,18 +346,34 @@ def run_npl_protocol(
         raise _empty_watchlist(protocol.enrolment, embeddings)
     enrolled = np.unique(subjects[enrol])
     n_volunteers = len(np.unique(subjects[protocol.enrolment]))
-    mated = protocol.mated[ok[protocol.mated] & np.isin(subjects[protocol.mated], enrolled)]
+    listed = np.isin(subjects[protocol.mated], enrolled)
+    mated = protocol.mated[ok[protocol.mated] & listed]
     non_mated = protocol.non_mated[ok[protocol.non_mated]]
     gallery = np.concatenate([enrol, fillers])
     searches, mated_rows, non_mated_rows, runtime = _score(
         embeddings, manifest, attributes, mated, non_mated, gallery, top_k, backend, device
     )
-    filler_scores = FillerScores.from_embeddings(
-        embeddings.vectors[non_mated_rows],
-        embeddings.vectors[fillers],
-        subjects[non_mated_rows],
-        _groups(manifest, non_mated_rows, attributes),
-        _groups(manifest, fillers, attributes)
+    scored_non_mated = non_mated_rows
+    if failures == "nist":
+        searches, mated_rows, non_mated_rows = _add_failures(
+            searches,
+            mated_rows,
+            non_mated_rows,
+            protocol.mated[~ok[protocol.mated] & listed],
+            protocol.non_mated[~ok[protocol.non_mated]],
+            manifest,
+            attributes,
+        )
+    scores = (
+        np.asarray(embeddings.vectors[scored_non_mated], np.float32)
+        @ np.asarray(embeddings.vectors[fillers], np.float32).T
+    )
+    np.clip(scores, -1.0, 1.0, out=scores)
+    filler_scores = FillerScores(
+        scores=_failed_rows_below(scores, len(non_mated_rows) - len(scored_non_mated)),
+        search_subjects=subjects[non_mated_rows].astype(object),
+        search_groups=_groups(manifest, non_mated_rows, attributes),
+        filler_groups=_groups(manifest, fillers, attributes)
         if attributes
         else pd.DataFrame(index=range(len(fillers))),
     )
@@ -293,4 +391,5 @@ def run_npl_protocol(
         mated_rows=mated_rows,
         non_mated_rows=non_mated_rows,
         scoring_runtime=runtime,
+        failures=failures,
     )

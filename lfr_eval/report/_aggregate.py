@@ -73,6 +73,7 @@ def _useful_range(result: EvaluationResult, grid: np.ndarray) -> np.ndarray:
     FPIR is 1 and FNIR 0, or FPIR 0 and FNIR 1, and rows say nothing new."""
     s = result.searches
     scores = np.concatenate([s.non_mated_best, s.mate_scores]).astype(np.float64)
+    scores = scores[np.isfinite(scores)]  # failures to acquire (-inf) place no threshold
     if scores.size == 0:
         return grid
     low = np.searchsorted(grid, scores.min(), side="right") - 2
@@ -106,8 +107,9 @@ def _histograms(result: EvaluationResult, attributes: Sequence[str]) -> pd.DataF
             if attribute in groups.columns and len(scores):
                 labels = groups[attribute].astype(str).to_numpy()
                 selections += [(attribute, g, labels == g) for g in sorted(set(labels))]
+        scored = np.isfinite(scores)  # failures to acquire (-inf) have no score to bin
         for attribute, group, mask in selections:
-            counts, _ = np.histogram(np.clip(scores[mask], -1, 1), bins=edges)
+            counts, _ = np.histogram(np.clip(scores[mask & scored], -1, 1), bins=edges)
             nonzero = np.flatnonzero(counts)
             rows += [
                 (kind, attribute, group, float(edges[i]), float(edges[i + 1]), int(counts[i]))

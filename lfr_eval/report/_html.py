@@ -276,10 +276,18 @@ def build_html_report(
     for attribute in attributes:
         add(_figure_html(score_histogram_figure(agg, attribute), f"fig{next(figure_id)}"))
     add("<h2>Failures to acquire</h2>")
-    add(
-        "<p>Images in which the engine found no face (or could not read) are left out of the "
-        "searches above and counted here.</p>"
-    )
+    if agg.metadata.get("protocol", {}).get("failures", "exclude") == "nist":
+        add(
+            "<p>Images in which the engine found no face (or could not read) are counted here "
+            "and, as NIST FRTE counts them, in the rates above: a failed mated search is a "
+            "miss at every threshold (it raises FNIR), a failed non-mated search returns no "
+            "candidate (it is in FPIR's denominator, never a false positive).</p>"
+        )
+    else:
+        add(
+            "<p>Images in which the engine found no face (or could not read) are left out of "
+            "the searches above and counted here.</p>"
+        )
     acquisition = agg.acquisition
     if attributes:
         acquisition = acquisition[acquisition["attribute"].isin([ALL, *attributes])]

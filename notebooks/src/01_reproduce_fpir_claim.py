@@ -102,8 +102,9 @@ else:
     )
 if SUBSET:
     # Spread the budget over more people: at most MAX_SEARCHES_PER_PERSON + 1 images each.
-    first = manifest.frame.groupby("subject_id").cumcount().to_numpy() <= MAX_SEARCHES_PER_PERSON
-    manifest = manifest.select(first).limit_subjects(SUBSET, seed=SEED)
+    manifest = manifest.limit_subjects(
+        SUBSET, seed=SEED, max_images_per_subject=MAX_SEARCHES_PER_PERSON + 1
+    )
 print(f"{manifest.name}: {manifest.n_images:,} images of {manifest.n_subjects:,} people")
 manifest.summary()
 
@@ -141,7 +142,11 @@ pd.DataFrame(
 #
 # Embeddings go through the workspace's cache, keyed by image content and engine (model file
 # hashes and detector settings): the other notebooks, and a second run, reuse them. Images in
-# which no face is found are **failures to acquire**; they are counted, not silently dropped.
+# which no face is found are **failures to acquire**; they are counted, not silently dropped,
+# and they count as NIST FRTE counts them: a volunteer's image with no face is a missed mated
+# search (it raises FNIR at every threshold), a stranger's is a non-mated search that returned
+# no candidate (in FPIR's denominator, never a false positive). `run_npl_protocol(...,
+# failures="exclude")` leaves them out instead.
 
 # %%
 engine = load_engine(ENGINE)
@@ -161,7 +166,8 @@ print(f"embedded now: {embeddings.n_computed:,}; from the cache: "
       f"failed to acquire: {embeddings.n_failed:,}")
 print(f"watchlist searched: N = {searches.watchlist_size:,} "
       f"({searches.watchlist_size - fillers.n_fillers:,} volunteers + {fillers.n_fillers:,} fillers)")
-print(f"mated searches: {searches.n_mated:,}; non-mated searches: {searches.n_non_mated:,} "
+print(f"mated searches: {searches.n_mated:,} ({searches.n_failed_mated:,} failed to acquire); "
+      f"non-mated searches: {searches.n_non_mated:,} ({searches.n_failed_non_mated:,} failed) "
       f"from {len(np.unique(searches.non_mated_subjects)):,} people; failed to enrol: "
       f"{run.failed_to_enrol}")
 run.acquisition.query("attribute == 'all'")
@@ -177,7 +183,7 @@ run.acquisition.query("attribute == 'all'")
 # validate (notebook 02 shows a held-out choice).
 
 # %%
-comparisons = fillers.scores.ravel()
+comparisons = fillers.scores[~searches.non_mated_failed].ravel()  # failures compare nothing
 fmr_targets = [t for t in (1e-2, 1e-3, 1e-4, 1e-5) if t * comparisons.size >= 10]
 fmr_thresholds = {f"FMR {t:.0e}": threshold_at_fpir(comparisons, t) for t in fmr_targets}
 tpir_thresholds = {
@@ -190,10 +196,12 @@ pd.Series({name: round(t, 4) for name, t in named.items()}, name="threshold (cos
 
 # %%
 fig = go.Figure()
-fig.add_histogram(x=searches.mate_scores, name="mated: mate's score", histnorm="probability",
-                  nbinsx=80, opacity=0.6)
-fig.add_histogram(x=searches.non_mated_best, name="non-mated: best score in watchlist",
+# failures to acquire have no score (-inf) and are left out of the histograms
+fig.add_histogram(x=searches.mate_scores[~searches.mated_failed], name="mated: mate's score",
                   histnorm="probability", nbinsx=80, opacity=0.6)
+fig.add_histogram(x=searches.non_mated_best[~searches.non_mated_failed],
+                  name="non-mated: best score in watchlist", histnorm="probability", nbinsx=80,
+                  opacity=0.6)
 for name, t in named.items():
     fig.add_vline(x=t, line_dash="dot", annotation_text=name, annotation_textangle=-90)
 fig.update_layout(barmode="overlay", title=f"Similarity scores (N = {searches.watchlist_size:,})",
@@ -240,15 +248,19 @@ table = scaling.table.assign(
        "upper 1 in": lambda d: d["upper"].map(one_in_n)}
 )
 print(f"interval: {scaling.interval}; fillers measured: {fillers.n_fillers:,}")
-table[["watchlist_size", "threshold", "fpir", "lower", "upper", "1 in", "upper 1 in",
-       "n_searches"]]
+table[["watchlist_size", "threshold", "fpir", "lower", "upper", "interval", "1 in",
+       "upper 1 in", "n_searches"]]
 
 # %% [markdown]
 # The per-probe FMR can only resolve steps of 1 / (number of fillers): with few fillers a
 # single false match is already a large rate, and scaling to N = 10,000 multiplies that
 # coarseness. NPL measured against 178,000 fillers for this reason. Where no search matched
-# any filler the bootstrap interval collapses to 0 – 0; that is not certainty: with no false
-# match in *n* searches the one-sided 95% bound on FPIR is still about 3 / *n* (section 7).
+# any filler, FPIR is 0 and every bootstrap replicate is 0, so a bootstrap interval would
+# collapse to 0 – 0 — which is not certainty. Those rows (`interval` column: "exact one-sided
+# (no false matches)") carry the exact one-sided 95% bound instead: with no false match in
+# *n* searches against *F* fillers, FPIR(F) ≤ 1 − 0.05^(1/n), about 3 / *n* (the rule of
+# three, section 7), and under the same independence model FPIR(N) ≤ 1 − 0.05^(N/(nF)),
+# about 3N / (nF): fewer fillers or searches, or a larger watchlist, widen it.
 
 # %% [markdown]
 # ## 6. FPIR and TPIR at these thresholds, with intervals

@@ -93,8 +93,9 @@ else:
     )
 if SUBSET:
     # Spread the budget over more people: at most MAX_SEARCHES_PER_PERSON + 1 images each.
-    first = manifest.frame.groupby("subject_id").cumcount().to_numpy() <= MAX_SEARCHES_PER_PERSON
-    manifest = manifest.select(first).limit_subjects(SUBSET, seed=SEED)
+    manifest = manifest.limit_subjects(
+        SUBSET, seed=SEED, max_images_per_subject=MAX_SEARCHES_PER_PERSON + 1
+    )
 
 engine = load_engine(ENGINE)
 params = NplParams(seed=SEED, volunteer_fraction=0.25, filler_fraction=0.5,

@@ -84,9 +84,10 @@ if missing:
     raise ManifestError(f"the data have no {missing} column(s); they have {manifest.attributes}")
 if SUBSET:
     # Spread the budget over more people: their first few images, people with a label only.
-    first = manifest.frame.groupby("subject_id").cumcount().to_numpy() <= MAX_SEARCHES_PER_PERSON
     labelled = manifest.frame[ATTRIBUTES[-1]].to_numpy() != UNKNOWN
-    manifest = manifest.select(first & labelled).limit_subjects(SUBSET, seed=SEED)
+    manifest = manifest.select(labelled).limit_subjects(
+        SUBSET, seed=SEED, max_images_per_subject=MAX_SEARCHES_PER_PERSON + 1
+    )
 print(f"{manifest.name}: {manifest.n_images:,} images of {manifest.n_subjects:,} people")
 manifest.summary().pivot_table(index=["attribute", "group"], values=["n_images", "n_subjects"])
 
