@@ -258,6 +258,7 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 page.locator(".st-key-live_photo input[type=file]").set_input_files(
                     str(root / "enrol.jpg")
                 )
+                page.locator(".st-key-live_photo").get_by_text("enrol.jpg").wait_for()
                 page.locator(".st-key-live_photo_name input").fill(listed_name)
                 page.locator(".st-key-live_photo_id input").fill(LISTED_ID)
                 page.locator(".st-key-live_photo_id input").press("Tab")

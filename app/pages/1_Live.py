@@ -459,6 +459,7 @@ with st.expander("Enrol a face", expanded=holder() is None or holder().size == 0
 
 # ---------------------------------------------------------------------- end of session
 def _end_session() -> None:
+    session.deployment = state.get("live_deployment", "")
     current = holder()
     state["live_summary"] = session.summary(
         watchlist_size=0 if current is None else current.size,
