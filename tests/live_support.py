@@ -16,8 +16,11 @@ import numpy as np
 from lfr_eval.faces import load_image
 
 #: LFW people used: the listed person and strangers (all with frontal, well-lit first images).
+#: With dlib the strangers score 0.75-0.84 against the listed person's photos and the listed
+#: person 0.97 against their own (a near-miss such as Hugo_Chavez, 0.88, passes within codec
+#: noise of a 0.92 threshold and would make the browser test flaky).
 LFW_LISTED = "George_W_Bush"
-LFW_STRANGERS = ("Serena_Williams", "Hugo_Chavez", "Junichiro_Koizumi", "Jennifer_Aniston")
+LFW_STRANGERS = ("Serena_Williams", "Kofi_Annan", "Junichiro_Koizumi", "Jennifer_Aniston")
 
 
 @dataclass(frozen=True)

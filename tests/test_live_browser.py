@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -174,6 +175,17 @@ def _stop_server(server: subprocess.Popen) -> None:
             server.wait(timeout=10)
 
 
+def _sqlite_blobs(path: Path) -> list[bytes]:
+    """Every blob in every table of an SQLite file (large blobs span pages: raw scans miss them)."""
+    blobs = []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                blobs += [bytes(v) for v in row if isinstance(v, bytes)]
+    return blobs
+
+
 def _images_in(data: bytes) -> list[np.ndarray]:
     """Every JPEG or PNG image that can be decoded from somewhere inside ``data``."""
     images = []
@@ -192,7 +204,10 @@ def _faces_on_disk(folders: list[Path], engine) -> list[tuple[Path, np.ndarray]]
     found = []
     for folder in folders:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            for image in _images_in(path.read_bytes()):
+            data = [path.read_bytes()]
+            if data[0].startswith(b"SQLite format 3\x00"):
+                data += _sqlite_blobs(path)
+            for image in (im for chunk in data for im in _images_in(chunk)):
                 if min(image.shape[:2]) < 40:
                     continue
                 found += [(path, f.embedding) for f in engine.analyze(image)]
@@ -206,6 +221,12 @@ def _wait_for(page, predicate, timeout_s: float, what: str) -> None:
             return
         page.wait_for_timeout(250)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _wait_for_upload(page, key: str) -> None:
+    """Wait until the uploader shows its file and the rerun that follows has settled."""
+    page.locator(f'.st-key-{key} [data-testid="stFileChipName"]').wait_for()
+    page.wait_for_timeout(800)
 
 
 def _set_slider(page, value: float) -> None:
@@ -258,7 +279,7 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 page.locator(".st-key-live_photo input[type=file]").set_input_files(
                     str(root / "enrol.jpg")
                 )
-                page.locator(".st-key-live_photo").get_by_text("enrol.jpg").wait_for()
+                _wait_for_upload(page, "live_photo")
                 page.locator(".st-key-live_photo_name input").fill(listed_name)
                 page.locator(".st-key-live_photo_id input").fill(LISTED_ID)
                 page.locator(".st-key-live_photo_id input").press("Tab")
@@ -280,6 +301,7 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 page.screenshot(path=str(shots / "live_2_alert.png"), full_page=True)
                 # a second loop of the camera: the listed person comes back, strangers pass again
                 _wait_for(page, lambda: len(store.alerts()) >= 2, 3 * LOOP_S, "the second alert")
+                page.wait_for_timeout(600)  # the annotated frame reaches the browser a bit later
                 video.screenshot(path=str(shots / "live_3_video_boxes.png"))
                 alerts = store.alerts()
                 assert {a.subject_id for a in alerts} == {LISTED_ID}
@@ -327,6 +349,7 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 page.locator(".st-key-verify_upload input[type=file]").set_input_files(
                     str(config_file)
                 )
+                _wait_for_upload(page, "verify_upload")
                 page.locator(".st-key-verify_button button").click()
                 page.get_by_text("Configuration verified").wait_for()
                 page.screenshot(path=str(shots / "live_7_config_verified.png"), full_page=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 import time
-from fractions import Fraction
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,7 +39,7 @@ class WebRtcRecorder:
         self.calls: list[dict] = []
         self.playing = False
 
-    def __call__(self, **kwargs):  # noqa: ANN003, ANN204
+    def __call__(self, **kwargs):
         self.calls.append(kwargs)
         return SimpleNamespace(state=SimpleNamespace(playing=self.playing))
 
@@ -70,7 +70,7 @@ def page(workspace: Path, webrtc: WebRtcRecorder, monkeypatch: pytest.MonkeyPatc
     monkeypatch.syspath_prepend(str(REPO_ROOT / "app"))
     at = AppTest.from_file(str(PAGE), default_timeout=RUN_TIMEOUT)
     yield at
-    pipeline = at.session_state["live_pipeline"] if "live_pipeline" in at.session_state else None
+    pipeline = at.session_state.get("live_pipeline")
     if pipeline is not None:
         pipeline.close()
     sys.modules.pop("_shared", None)

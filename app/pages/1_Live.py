@@ -306,10 +306,14 @@ def _review(alert_id: str, decision: str) -> None:
         state["live_review_message"] = f"{type(exc).__name__}: {exc}"
     else:
         state["live_review_message"] = None
+        state["live_reviewed"] = True
 
 
 @st.fragment(run_every=REFRESH_S if playing else None)
 def _alerts_panel() -> None:
+    if state.pop("live_reviewed", False):
+        # a decision changes the counts in the statistics panel too: redraw the whole page
+        st.rerun()
     st.subheader("Alerts")
     if state.get("live_review_message"):
         st.warning(state["live_review_message"])
@@ -320,7 +324,8 @@ def _alerts_panel() -> None:
         with st.container(border=True):
             image_col, text_col = st.columns([1, 3])
             try:
-                image_col.image(store.capture(alert.alert_id), width=110)
+                # the stored JPEG as is: the same bytes give the same media URL on every refresh
+                image_col.image(store.capture_jpeg(alert.alert_id), width=110)
             except LfrError:
                 image_col.caption("capture purged")
             raised = alert.raised_at.astimezone().strftime("%H:%M:%S")

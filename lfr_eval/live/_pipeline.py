@@ -8,8 +8,9 @@ Two threads share the work so the video stays smooth on a CPU:
   boxes moved to where the faces should be now. It never waits for recognition.
 - the **recognition worker** takes the newest frame, detects faces (on a downscaled copy), updates
   the :class:`~lfr_eval.live.FaceTracker`, and embeds and searches only the faces that need it: a
-  new track, a track last checked more than ``recheck_interval_s`` ago, one whose box moved a lot,
-  or every track after the watchlist changed. A face is not re-embedded every frame.
+  new track, a track last checked more than ``recheck_interval_s`` ago (``new_face_recheck_s``
+  during the first moments of a face not matched yet), one whose box moved a lot, or every track
+  after the watchlist changed. A face is not re-embedded every frame.
 
 An alert is raised when a track's best watchlist similarity is at or above the threshold in
 force, once per track and subject. The threshold is read from :class:`LiveSettings` on every
@@ -43,6 +44,10 @@ LOGGER = logging.getLogger("lfr_eval.live")
 
 #: Margin added around a face box for the alert capture, as a fraction of the box size.
 CAPTURE_MARGIN = 0.3
+
+#: A track not detected for longer than this (seconds) is not drawn: the face has probably
+#: left, though the track is kept until ``max_missing_s`` in case the detector missed it.
+DRAW_UNSEEN_S = 0.4
 
 
 @dataclass(frozen=True)
@@ -301,6 +306,8 @@ class LivePipeline:
         views = []
         with self._state_lock:
             for track in self._tracker.tracks:
+                if t - track.last_seen_t > DRAW_UNSEEN_S:
+                    continue  # kept a little longer for association, but not drawn
                 rec = self._recognition.get(track.track_id)
                 score = None if rec is None else rec.score
                 views.append(
@@ -411,7 +418,12 @@ class LivePipeline:
                      config: LiveConfig, watchlist: LiveWatchlist | None) -> bool:
         if rec is None or rec.checked_t is None or rec.watchlist is not watchlist:
             return True
-        if t - rec.checked_t >= config.recheck_interval_s:
+        # a new face not matched yet gets a few quick second looks (see LiveConfig)
+        young = t - track.first_seen_t < config.new_face_window_s and not (
+            rec.score is not None and rec.score >= config.threshold
+        )
+        interval = config.new_face_recheck_s if young else config.recheck_interval_s
+        if t - rec.checked_t >= min(interval, config.recheck_interval_s):
             return True
         iou = box_iou(track.box[None], rec.checked_box[None])[0, 0]
         return bool(iou < config.recheck_iou)

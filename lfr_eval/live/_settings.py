@@ -45,6 +45,12 @@ class LiveConfig:
     recheck_interval_s : float
         Seconds after which a tracked face is embedded and searched again (> 0). Between checks
         the track keeps its last result, so one face is not re-embedded every frame.
+    new_face_recheck_s : float
+        Re-check interval during a track's first ``new_face_window_s`` seconds (> 0): a face
+        entering the picture is often blurred or half-turned at first, and a quick second look
+        raises its alert sooner without embedding it on every frame.
+    new_face_window_s : float
+        How long a track counts as new, seconds (>= 0).
     recheck_iou : float
         Re-embed a track early when the IoU of its box with the box it was last embedded at
         drops below this, in [0, 1] (the face moved or turned a lot).
@@ -64,6 +70,8 @@ class LiveConfig:
 
     threshold: float = DEFAULT_THRESHOLD
     recheck_interval_s: float = 1.0
+    new_face_recheck_s: float = 0.25
+    new_face_window_s: float = 1.5
     recheck_iou: float = 0.5
     max_missing_s: float = 0.7
     min_detection_interval_s: float = 0.05
@@ -75,6 +83,8 @@ class LiveConfig:
         checks = {
             "threshold": math.isfinite(self.threshold) and -1.0 <= self.threshold <= 1.0,
             "recheck_interval_s": self.recheck_interval_s > 0,
+            "new_face_recheck_s": self.new_face_recheck_s > 0,
+            "new_face_window_s": self.new_face_window_s >= 0,
             "recheck_iou": 0.0 <= self.recheck_iou <= 1.0,
             "max_missing_s": self.max_missing_s > 0,
             "min_detection_interval_s": self.min_detection_interval_s >= 0,
