@@ -1,8 +1,9 @@
-"""Options shared by several commands (engine choice, workspace)."""
+"""Options shared by several commands (engine choice, workspace) and the results they open."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -94,3 +95,15 @@ workspace_option = click.option(
     envvar="LFR_WORKSPACE",
     help="Workspace directory (watchlists, caches). Default: $LFR_WORKSPACE or the user data dir.",
 )
+
+
+def open_results(path: str):
+    """A full results folder (result.json) or an aggregate folder (aggregate.json)."""
+    from lfr_eval.report import AggregateResult
+    from lfr_eval.report._aggregate import AGGREGATE_FILE
+    from lfr_eval.results import load_result
+
+    folder = Path(path)
+    if (folder / AGGREGATE_FILE).is_file():
+        return AggregateResult.load(folder)
+    return load_result(folder)

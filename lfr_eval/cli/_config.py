@@ -6,19 +6,7 @@ from pathlib import Path
 
 import click
 
-from lfr_eval.cli._common import engine_options, make_engine, workspace_option
-
-
-def _open_results(path: str):
-    """A full results folder (result.json) or an aggregate folder (aggregate.json)."""
-    from lfr_eval.report import AggregateResult
-    from lfr_eval.report._aggregate import AGGREGATE_FILE
-    from lfr_eval.results import load_result
-
-    folder = Path(path)
-    if (folder / AGGREGATE_FILE).is_file():
-        return AggregateResult.load(folder)
-    return load_result(folder)
+from lfr_eval.cli._common import engine_options, make_engine, open_results, workspace_option
 
 
 def _open_watchlist(path: str | None, workspace: str | None):
@@ -107,7 +95,7 @@ def register(cli: click.Group) -> None:
 
         engine = make_engine(engine_backend, detector, model_pack, runtime, device)
         watchlist = _open_watchlist(watchlist_path, workspace)
-        results = _open_results(results_path) if results_path else None
+        results = open_results(results_path) if results_path else None
         out = Path(out_path)
         bundle_path = None
         if bundle:
@@ -176,7 +164,7 @@ def register(cli: click.Group) -> None:
         config = load_config(config_path)
         engine = make_engine(engine_backend, detector, model_pack, runtime, device)
         watchlist = _open_watchlist(watchlist_path, workspace)
-        results = _open_results(results_path) if results_path else None
+        results = open_results(results_path) if results_path else None
         verification = verify_config(
             config,
             engine=engine,

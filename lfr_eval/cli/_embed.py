@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
 from lfr_eval.cli._common import engine_options, make_engine, workspace_option
+from lfr_eval.datasets._cache import EmbeddingCache
 from lfr_eval.datasets._embedding import FaceChoice
+from lfr_eval.faces import FaceEngine
 
 
 def dataset_options(func):
@@ -125,21 +129,33 @@ def default_face_choice(face_choice: str | None, layout: str) -> FaceChoice:
     return "central" if layout == "lfw" else "largest"
 
 
-def open_cache(cache_path: str | None, no_cache: bool, workspace: str | None):
-    from lfr_eval.datasets import EmbeddingCache
-
+@contextlib.contextmanager
+def open_cache(
+    cache_path: str | None, no_cache: bool, workspace: str | None
+) -> Iterator[EmbeddingCache | None]:
+    """The embedding cache ``--cache``/``--no-cache`` name (None: no cache), closed on exit."""
     if no_cache:
-        return None
+        yield None
+        return
     if cache_path is not None:
-        return EmbeddingCache(cache_path)
-    return EmbeddingCache.in_workspace(workspace)
+        cache = EmbeddingCache(cache_path)
+    else:
+        cache = EmbeddingCache.in_workspace(workspace)
+    try:
+        yield cache
+    finally:
+        cache.close()
 
 
-def engine_factory(
+def open_engine(
     engine_backend: str, detector: str, model_pack: str | None, runtime: str, device: str
-):
-    """A picklable recipe for the same engine in worker processes."""
-    return functools.partial(make_engine, engine_backend, detector, model_pack, runtime, device)
+) -> tuple[FaceEngine, Callable[[], FaceEngine]]:
+    """The engine the options name (reported on stderr), and a picklable recipe for the same
+    engine in worker processes."""
+    engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+    click.echo(f"engine {engine.engine_id.key} on {engine.runtime.describe()}", err=True)
+    factory = functools.partial(make_engine, engine_backend, detector, model_pack, runtime, device)
+    return engine, factory
 
 
 @click.command("embed")
@@ -186,10 +202,8 @@ def embed_command(
             f"must end in {' or '.join(EMBEDDING_FORMATS)}", param_hint="--out"
         )
     manifest, chosen = open_dataset(source, layout, labels, attributes, limit)
-    engine = make_engine(engine_backend, detector, model_pack, runtime, device)
-    click.echo(f"engine {engine.engine_id.key} on {engine.runtime.describe()}", err=True)
-    cache = open_cache(cache_path, no_cache, workspace)
-    try:
+    engine, factory = open_engine(engine_backend, detector, model_pack, runtime, device)
+    with open_cache(cache_path, no_cache, workspace) as cache:
         embeddings = embed_manifest(
             manifest,
             engine,
@@ -197,11 +211,8 @@ def embed_command(
             face_choice=default_face_choice(face_choice, chosen),
             progress=True,
             workers=workers,
-            engine_factory=engine_factory(engine_backend, detector, model_pack, runtime, device),
+            engine_factory=factory,
         )
-    finally:
-        if cache is not None:
-            cache.close()
     save_embeddings(out, manifest, embeddings, engine)
     cached = len(set(embeddings.image_sha256)) - embeddings.n_computed
     click.echo(

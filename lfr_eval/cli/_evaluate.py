@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from lfr_eval.cli._common import engine_options, make_engine, workspace_option
+from lfr_eval.cli._common import engine_options, open_results, workspace_option
 from lfr_eval.cli._embed import (
     cache_options,
     dataset_options,
     default_face_choice,
-    engine_factory,
     open_cache,
     open_dataset,
+    open_engine,
 )
-
-
-def _open_for_report(path: str):
-    """An EvaluationResult folder or an AggregateResult folder."""
-    from lfr_eval.report import AggregateResult
-    from lfr_eval.report._aggregate import AGGREGATE_FILE
-    from lfr_eval.results import load_result
-
-    folder = Path(path)
-    if (folder / AGGREGATE_FILE).is_file():
-        return AggregateResult.load(folder)
-    return load_result(folder)
 
 
 @click.command("evaluate")
@@ -206,10 +193,8 @@ def evaluate_command(
             max_mated_per_subject=max_mated_per_subject,
             max_non_mated_per_subject=max_non_mated_per_subject,
         )
-    engine = make_engine(engine_backend, detector, model_pack, runtime, device)
-    click.echo(f"engine {engine.engine_id.key} on {engine.runtime.describe()}", err=True)
-    cache = open_cache(cache_path, no_cache, workspace)
-    try:
+    engine, factory = open_engine(engine_backend, detector, model_pack, runtime, device)
+    with open_cache(cache_path, no_cache, workspace) as cache:
         result = evaluate(
             manifest,
             engine,
@@ -219,16 +204,13 @@ def evaluate_command(
             top_k=top_k,
             face_choice=default_face_choice(face_choice, chosen),
             workers=workers,
-            engine_factory=engine_factory(engine_backend, detector, model_pack, runtime, device),
+            engine_factory=factory,
             watchlist_sizes=watchlist_sizes or DEFAULT_WATCHLIST_SIZES,
             scoring_backend="torch" if scoring_device == "cuda" else "numpy",
             scoring_device=scoring_device,
             failures=failures,  # type: ignore[arg-type]
             composition=weighting,
         )
-    finally:
-        if cache is not None:
-            cache.close()
     out = result.save(out_dir)
     t = result.timings
     searches = result.searches
@@ -307,7 +289,7 @@ def report_command(
     """
     from lfr_eval.report import write_report
 
-    result = _open_for_report(results)
+    result = open_results(results)
     path = write_report(
         result,
         out_dir or results,

@@ -16,7 +16,7 @@ import click
 
 from lfr_eval import __version__
 from lfr_eval.cli._common import engine_options, make_engine, workspace_option
-from lfr_eval.faces import FaceEngine, load_engine
+from lfr_eval.faces import FaceEngine
 
 #: Distributions whose versions matter for reproducing a number (absent ones are skipped).
 PACKAGES = (
@@ -207,17 +207,8 @@ def register(cli: click.Group) -> None:
         """
         engine = None
         if not no_engine:
-            if engine_backend == "insightface":
-                # make_engine has no workspace argument; packs may live in <workspace>/models
-                engine = load_engine(
-                    "insightface",
-                    model_pack=model_pack,
-                    runtime=runtime,
-                    device=device,
-                    workspace=workspace,
-                )
-            else:
-                engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+            # InsightFace packs may also live in <workspace>/models.
+            engine = make_engine(engine_backend, detector, model_pack, runtime, device, workspace)
         info = SystemInfo(
             lfr_eval_version=__version__,
             python=platform.python_version(),

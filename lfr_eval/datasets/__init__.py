@@ -5,6 +5,8 @@ cache.
   attribute columns (``"unknown"`` for a missing label), with a content hash of the dataset;
 - :func:`load_folder` — one sub-folder per subject; :func:`load_lfw` — LFW with its sex and
   ethnicity labels, :func:`read_lfw_pairs` — LFW's verification pairs;
+- :func:`load_dataset` — any of those by path; :func:`load_dataset_subset` — a study's data (a
+  path, else LFW), optionally a random subset of whole subjects;
 - :class:`EmbeddingCache` and :func:`embed_manifest` — embeddings keyed by image sha256 and
   engine, failures included, so runs resume instead of recomputing.
 """
@@ -35,7 +37,7 @@ from lfr_eval.datasets._manifest import (
     ManifestWarning,
     read_manifest,
 )
-from lfr_eval.datasets._source import LAYOUTS, detect_layout, load_dataset
+from lfr_eval.datasets._source import LAYOUTS, detect_layout, load_dataset, load_dataset_subset
 
 __all__ = [
     "EMBEDDING_FORMATS",
@@ -58,6 +60,7 @@ __all__ = [
     "engine_cache_key",
     "find_lfw_images",
     "load_dataset",
+    "load_dataset_subset",
     "load_folder",
     "load_lfw",
     "read_lfw_pairs",

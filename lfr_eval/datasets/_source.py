@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from lfr_eval.datasets._folder import load_folder
 from lfr_eval.datasets._lfw import LFW_IMAGE_FOLDERS, load_lfw
-from lfr_eval.datasets._manifest import Manifest, read_manifest
+from lfr_eval.datasets._manifest import UNKNOWN, Manifest, read_manifest
 from lfr_eval.errors import ManifestError
 
 Layout = Literal["auto", "manifest", "lfw", "folder"]
 LAYOUTS: tuple[str, ...] = ("auto", "manifest", "lfw", "folder")
+
+MSG_LFW_NOT_FOUND = (
+    "LFW not found at {path}: set LFR_LFW_DIR (or LFW_DIR in the parameter cell) to your LFW "
+    "folder, or DATA to a manifest file; see datasets/README.md"
+)
+MSG_MISSING_ATTRIBUTES = "the data have no {missing} column(s); they have {attributes}"
 
 
 def detect_layout(source: str | os.PathLike[str]) -> str:
@@ -66,3 +73,65 @@ def load_dataset(
     if chosen == "folder":
         return load_folder(source, attributes=attributes)
     raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def load_dataset_subset(
+    data: str | os.PathLike[str] | None,
+    lfw_dir: str | os.PathLike[str],
+    *,
+    subset: int | None = None,
+    seed: int = 0,
+    max_images_per_subject: int | None = None,
+    required_attributes: Sequence[str] = (),
+    labelled_by: str | None = None,
+) -> Manifest:
+    """A study's data (the notebooks' first cell): ``data`` if given, else LFW at
+    ``lfw_dir``, optionally cut to a random subset of whole subjects.
+
+    Parameters
+    ----------
+    data : path-like, optional
+        A manifest file, an LFW copy or a folder per subject (layout detected, see
+        :func:`load_dataset`); None reads LFW from ``lfw_dir``.
+    lfw_dir : path-like
+        The LFW folder (either layout), used when ``data`` is None.
+    subset : int, optional
+        At most about this many images, whole subjects drawn at random with ``seed`` (see
+        :meth:`Manifest.limit_subjects`: a subject is never split). None or 0: every image.
+    seed : int
+        Seed of the subset.
+    max_images_per_subject : int, optional
+        With ``subset``: each subject's first that many images only, which spreads the budget
+        over more people.
+    required_attributes : sequence of str
+        Group columns the data must have (checked before any subset is drawn).
+    labelled_by : str, optional
+        With ``subset``: draw only images whose label in this column is known (not
+        ``"unknown"``), so that its groups are not empty. Without ``subset`` unlabelled images
+        are kept as ``"unknown"``.
+
+    Raises
+    ------
+    ManifestError
+        ``data`` is None and ``lfw_dir`` is not a folder (the message says how to point at
+        LFW), ``data`` cannot be read, or a required column is missing.
+    """
+    if data is not None:
+        manifest = load_dataset(data)
+    elif Path(lfw_dir).is_dir():
+        manifest = load_lfw(lfw_dir)
+    else:
+        raise ManifestError(MSG_LFW_NOT_FOUND.format(path=Path(lfw_dir).resolve()))
+    required = list(dict.fromkeys([*required_attributes, *([labelled_by] if labelled_by else [])]))
+    missing = [a for a in required if a not in manifest.attributes]
+    if missing:
+        raise ManifestError(
+            MSG_MISSING_ATTRIBUTES.format(missing=missing, attributes=manifest.attributes)
+        )
+    if subset:
+        if labelled_by is not None:
+            manifest = manifest.select(manifest.frame[labelled_by].to_numpy() != UNKNOWN)
+        manifest = manifest.limit_subjects(
+            subset, seed=seed, max_images_per_subject=max_images_per_subject
+        )
+    return manifest

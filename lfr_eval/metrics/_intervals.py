@@ -42,6 +42,16 @@ def _tail_probabilities(confidence: float, sided: str) -> tuple[float, float]:
     return alpha, 0.0
 
 
+def _unknown_without_trials(
+    low: ArrayLike, high: ArrayLike, trials: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The interval ends as float64, [0, 1] where ``trials == 0``: nothing is known there."""
+    empty = trials == 0
+    low = np.where(empty, 0.0, low)
+    high = np.where(empty, 1.0, high)
+    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+
+
 def clopper_pearson(
     errors: ArrayLike,
     trials: ArrayLike,
@@ -81,10 +91,7 @@ def clopper_pearson(
         high = stats.beta.ppf(1 - a_high, k + 1, np.maximum(n - k, 1))
     low = np.where((k == 0) | (a_low == 0.0), 0.0, low)
     high = np.where((k == n) | (a_high == 0.0), 1.0, high)
-    empty = n == 0
-    low = np.where(empty, 0.0, low)
-    high = np.where(empty, 1.0, high)
-    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    return _unknown_without_trials(low, high, n)
 
 
 def wilson(
@@ -116,10 +123,7 @@ def wilson(
         high = bound(a_high, +1.0) if a_high > 0 else np.ones_like(p)
     low = np.where(k == 0, 0.0, np.clip(low, 0.0, 1.0))
     high = np.where(k == n, 1.0, np.clip(high, 0.0, 1.0))
-    empty = n == 0
-    low = np.where(empty, 0.0, low)
-    high = np.where(empty, 1.0, high)
-    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    return _unknown_without_trials(low, high, n)
 
 
 def binomial_interval(

@@ -49,6 +49,13 @@ def fnmr(genuine_scores: ArrayLike, thresholds: ArrayLike) -> np.ndarray:
     return (gen.size - count_at_or_above(gen, thr)) / gen.size
 
 
+def _scores_and_threshold_vector(
+    scores: ArrayLike, name: str, thresholds: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checked scores, and the checked thresholds as a flat vector (a scalar gives one)."""
+    return as_scores(scores, name), np.atleast_1d(as_thresholds(thresholds)).ravel()
+
+
 def fmr_estimate(
     impostor_scores: ArrayLike,
     thresholds: ArrayLike,
@@ -58,8 +65,7 @@ def fmr_estimate(
     sided: Sided = "two-sided",
 ) -> RateCurve:
     """FMR at each threshold with counts and binomial intervals."""
-    imp = as_scores(impostor_scores, "impostor_scores")
-    thr = np.atleast_1d(as_thresholds(thresholds)).ravel()
+    imp, thr = _scores_and_threshold_vector(impostor_scores, "impostor_scores", thresholds)
     errors = count_at_or_above(imp, thr)
     return rate_curve("fmr", thr, errors, imp.size, confidence, method=method, sided=sided)
 
@@ -73,8 +79,7 @@ def fnmr_estimate(
     sided: Sided = "two-sided",
 ) -> RateCurve:
     """FNMR at each threshold with counts and binomial intervals."""
-    gen = as_scores(genuine_scores, "genuine_scores")
-    thr = np.atleast_1d(as_thresholds(thresholds)).ravel()
+    gen, thr = _scores_and_threshold_vector(genuine_scores, "genuine_scores", thresholds)
     errors = gen.size - count_at_or_above(gen, thr)
     return rate_curve("fnmr", thr, errors, gen.size, confidence, method=method, sided=sided)
 

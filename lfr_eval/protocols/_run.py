@@ -146,28 +146,79 @@ def _check(manifest: Manifest, embeddings: ImageEmbeddings) -> None:
         raise ValueError(MSG_NOT_ALIGNED.format(found=len(embeddings), expected=len(manifest)))
 
 
+def _check_policy(failures: str) -> None:
+    if failures not in FAILURE_POLICIES:
+        raise ProtocolError(MSG_FAILURE_POLICY.format(value=failures))
+
+
+@dataclass(frozen=True, eq=False)
+class _UsableRows:
+    """A protocol's manifest rows split by whether the engine could use them.
+
+    ``enrol``, ``mated`` and ``non_mated`` are the rows that gave a template (mated searches
+    only of subjects that made it onto the watchlist); ``failed_mated`` and
+    ``failed_non_mated`` are the searches that failed to acquire (see module doc).
+    """
+
+    manifest: Manifest
+    attributes: list[str]
+    subjects: np.ndarray
+    ok: np.ndarray
+    enrol: np.ndarray
+    enrolled: np.ndarray
+    mated: np.ndarray
+    non_mated: np.ndarray
+    failed_mated: np.ndarray
+    failed_non_mated: np.ndarray
+
+
+def _usable_rows(
+    protocol: OpenSetProtocol | NplProtocol, embeddings: ImageEmbeddings, failures: str
+) -> _UsableRows:
+    """Check the inputs and split the protocol's enrolment and search rows (both designs)."""
+    _check_policy(failures)
+    manifest = protocol.manifest
+    _check(manifest, embeddings)
+    subjects = manifest.subject_ids.astype(str)
+    ok = embeddings.ok
+    enrol = protocol.enrolment[ok[protocol.enrolment]]
+    if len(enrol) == 0:
+        raise _empty_watchlist(protocol.enrolment, embeddings)
+    enrolled = np.unique(subjects[enrol])
+    listed = np.isin(subjects[protocol.mated], enrolled)
+    return _UsableRows(
+        manifest=manifest,
+        attributes=list(manifest.attributes),
+        subjects=subjects,
+        ok=ok,
+        enrol=enrol,
+        enrolled=enrolled,
+        mated=protocol.mated[ok[protocol.mated] & listed],
+        non_mated=protocol.non_mated[ok[protocol.non_mated]],
+        failed_mated=protocol.mated[~ok[protocol.mated] & listed],
+        failed_non_mated=protocol.non_mated[~ok[protocol.non_mated]],
+    )
+
+
 def _score(
     embeddings: ImageEmbeddings,
-    manifest: Manifest,
-    attributes: list[str],
-    mated: np.ndarray,
-    non_mated: np.ndarray,
+    rows: _UsableRows,
     gallery: np.ndarray,
     top_k: int,
     backend: Backend,
     device: str,
 ) -> tuple[SearchSet, np.ndarray, np.ndarray, RuntimeInfo]:
-    """The SearchSet of mated and non-mated probes against a gallery (metrics' scoring), with
-    the manifest rows behind each mated and each non-mated search."""
-    subjects = manifest.subject_ids.astype(str)
-    probes = np.concatenate([mated, non_mated])
+    """The SearchSet of the usable mated and non-mated probes against a gallery (metrics'
+    scoring), with the manifest rows behind each mated and each non-mated search."""
+    subjects, attributes = rows.subjects, rows.attributes
+    probes = np.concatenate([rows.mated, rows.non_mated])
     scored = score_searches(
         embeddings.vectors[probes],
         subjects[probes],
         embeddings.vectors[gallery],
         subjects[gallery],
         k=top_k,
-        probe_groups=_groups(manifest, probes, attributes) if attributes else None,
+        probe_groups=_groups(rows.manifest, probes, attributes) if attributes else None,
         backend=backend,
         device=device,
     )
@@ -179,25 +230,18 @@ def _score(
     )
 
 
-def _check_policy(failures: str) -> None:
-    if failures not in FAILURE_POLICIES:
-        raise ProtocolError(MSG_FAILURE_POLICY.format(value=failures))
-
-
 def _add_failures(
     searches: SearchSet,
     mated_rows: np.ndarray,
     non_mated_rows: np.ndarray,
-    failed_mated: np.ndarray,
-    failed_non_mated: np.ndarray,
-    manifest: Manifest,
-    attributes: list[str],
+    rows: _UsableRows,
 ) -> tuple[SearchSet, np.ndarray, np.ndarray]:
     """Append the probes that failed to acquire as NIST counts them (see module doc)."""
-    subjects = manifest.subject_ids.astype(str)
+    manifest, attributes = rows.manifest, rows.attributes
+    failed_mated, failed_non_mated = rows.failed_mated, rows.failed_non_mated
     searches = searches.with_failures(
-        subjects[failed_mated].astype(object),
-        subjects[failed_non_mated].astype(object),
+        rows.subjects[failed_mated].astype(object),
+        rows.subjects[failed_non_mated].astype(object),
         _groups(manifest, failed_mated, attributes) if attributes else None,
         _groups(manifest, failed_non_mated, attributes) if attributes else None,
     )
@@ -259,21 +303,11 @@ def run_protocol(
     ProtocolError
         No enrolment image gave a template, or an unknown ``failures`` policy.
     """
-    _check_policy(failures)
-    manifest = protocol.manifest
-    _check(manifest, embeddings)
-    attributes = list(manifest.attributes)
-    subjects = manifest.subject_ids.astype(str)
-    ok = embeddings.ok
-    enrol = protocol.enrolment[ok[protocol.enrolment]]
-    if len(enrol) == 0:
-        raise _empty_watchlist(protocol.enrolment, embeddings)
-    enrolled = np.unique(subjects[enrol])
-    listed = np.isin(subjects[protocol.mated], enrolled)
-    mated = protocol.mated[ok[protocol.mated] & listed]
-    non_mated = protocol.non_mated[ok[protocol.non_mated]]
+    rows = _usable_rows(protocol, embeddings, failures)
+    manifest, attributes, subjects = rows.manifest, rows.attributes, rows.subjects
+    ok, enrol = rows.ok, rows.enrol
     searches, mated_rows, non_mated_rows, runtime = _score(
-        embeddings, manifest, attributes, mated, non_mated, enrol, top_k, backend, device
+        embeddings, rows, enrol, top_k, backend, device
     )
     # The watchlist subjects play the fillers' part: each non-mated search's false-match
     # rate against them is what scales to other watchlist sizes.
@@ -281,17 +315,10 @@ def run_protocol(
         embeddings.vectors[non_mated_rows], embeddings.vectors[enrol], subjects[enrol]
     )
     if failures == "nist":
-        failed_non_mated = protocol.non_mated[~ok[protocol.non_mated]]
         searches, mated_rows, non_mated_rows = _add_failures(
-            searches,
-            mated_rows,
-            non_mated_rows,
-            protocol.mated[~ok[protocol.mated] & listed],
-            failed_non_mated,
-            manifest,
-            attributes,
+            searches, mated_rows, non_mated_rows, rows
         )
-        non_mated_scores = _failed_rows_below(non_mated_scores, len(failed_non_mated))
+        non_mated_scores = _failed_rows_below(non_mated_scores, len(rows.failed_non_mated))
     if attributes:
         filler_groups = manifest.subject_attributes(attributes).loc[columns].reset_index(drop=True)
     else:
@@ -311,7 +338,7 @@ def run_protocol(
         searches=searches,
         filler_scores=filler_scores,
         acquisition=_acquisition_table(manifest, roles, ok, attributes),
-        failed_to_enrol=int(protocol.watchlist_size - len(enrolled)),
+        failed_to_enrol=int(protocol.watchlist_size - len(rows.enrolled)),
         mated_rows=mated_rows,
         non_mated_rows=non_mated_rows,
         scoring_runtime=runtime,
@@ -334,35 +361,19 @@ def run_npl_protocol(
 
     ``failures`` is as in :func:`run_protocol`; a filler that failed to acquire is simply not
     in the gallery (counted in :attr:`ProtocolRun.acquisition` under role ``filler``)."""
-    _check_policy(failures)
-    manifest = protocol.manifest
-    _check(manifest, embeddings)
-    attributes = list(manifest.attributes)
-    subjects = manifest.subject_ids.astype(str)
-    ok = embeddings.ok
-    enrol = protocol.enrolment[ok[protocol.enrolment]]
+    rows = _usable_rows(protocol, embeddings, failures)
+    manifest, attributes, subjects = rows.manifest, rows.attributes, rows.subjects
+    ok = rows.ok
     fillers = protocol.fillers[ok[protocol.fillers]]
-    if len(enrol) == 0:
-        raise _empty_watchlist(protocol.enrolment, embeddings)
-    enrolled = np.unique(subjects[enrol])
     n_volunteers = len(np.unique(subjects[protocol.enrolment]))
-    listed = np.isin(subjects[protocol.mated], enrolled)
-    mated = protocol.mated[ok[protocol.mated] & listed]
-    non_mated = protocol.non_mated[ok[protocol.non_mated]]
-    gallery = np.concatenate([enrol, fillers])
+    gallery = np.concatenate([rows.enrol, fillers])
     searches, mated_rows, non_mated_rows, runtime = _score(
-        embeddings, manifest, attributes, mated, non_mated, gallery, top_k, backend, device
+        embeddings, rows, gallery, top_k, backend, device
     )
     scored_non_mated = non_mated_rows
     if failures == "nist":
         searches, mated_rows, non_mated_rows = _add_failures(
-            searches,
-            mated_rows,
-            non_mated_rows,
-            protocol.mated[~ok[protocol.mated] & listed],
-            protocol.non_mated[~ok[protocol.non_mated]],
-            manifest,
-            attributes,
+            searches, mated_rows, non_mated_rows, rows
         )
     scores = (
         np.asarray(embeddings.vectors[scored_non_mated], np.float32)
@@ -387,7 +398,7 @@ def run_npl_protocol(
         searches=searches,
         filler_scores=filler_scores,
         acquisition=_acquisition_table(manifest, roles, ok, attributes),
-        failed_to_enrol=int(n_volunteers - len(enrolled)),
+        failed_to_enrol=int(n_volunteers - len(rows.enrolled)),
         mated_rows=mated_rows,
         non_mated_rows=non_mated_rows,
         scoring_runtime=runtime,

@@ -35,6 +35,23 @@ def _rgba(colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def _interval_band(
+    x: np.ndarray, low: np.ndarray, high: np.ndarray, colour: str, legendgroup: str
+) -> go.Scatter:
+    """A shaded interval band between ``low`` and ``high`` along ``x`` (no legend entry; it
+    shows and hides with its curve's ``legendgroup``)."""
+    return go.Scatter(
+        x=np.concatenate([x, x[::-1]]),
+        y=np.concatenate([high, low[::-1]]),
+        fill="toself",
+        fillcolor=_rgba(colour, 0.15),
+        line={"width": 0},
+        hoverinfo="skip",
+        showlegend=False,
+        legendgroup=legendgroup,
+    )
+
+
 def _series(agg: AggregateResult, attribute: str | None) -> list[tuple[str, str, str]]:
     """(attribute, group, legend label) of every curve to draw."""
     if attribute is None or attribute == ALL:
@@ -142,18 +159,7 @@ def rate_vs_threshold_figure(
         x = curve["threshold"].to_numpy()
         low = curve["ci_low"].to_numpy(dtype=float)
         high = curve["ci_high"].to_numpy(dtype=float)
-        fig.add_trace(
-            go.Scatter(
-                x=np.concatenate([x, x[::-1]]),
-                y=np.concatenate([high, low[::-1]]),
-                fill="toself",
-                fillcolor=_rgba(colour, 0.15),
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=label,
-            )
-        )
+        fig.add_trace(_interval_band(x, low, high, colour, label))
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -267,18 +273,7 @@ def watchlist_scaling_figure(
             low = rows["lower"].to_numpy(float)
             high = rows["upper"].to_numpy(float)
             if np.isfinite(low).all():
-                fig.add_trace(
-                    go.Scatter(
-                        x=np.concatenate([x, x[::-1]]),
-                        y=np.concatenate([high, low[::-1]]),
-                        fill="toself",
-                        fillcolor=_rgba(colour, 0.15),
-                        line={"width": 0},
-                        hoverinfo="skip",
-                        showlegend=False,
-                        legendgroup=label,
-                    )
-                )
+                fig.add_trace(_interval_band(x, low, high, colour, label))
             fig.add_trace(
                 go.Scatter(
                     x=x,

@@ -63,7 +63,6 @@ NPL_TPIR = 0.89  # TPIR NPL reported at the police setting (Home Office, PQ 9898
 
 # %%
 import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,8 +71,7 @@ import plotly.io as pio
 from IPython.display import display
 
 from lfr_eval.claims import Claim, check_fpir_claim, searches_needed
-from lfr_eval.datasets import EmbeddingCache, embed_manifest, load_dataset, load_lfw
-from lfr_eval.errors import ManifestError
+from lfr_eval.datasets import EmbeddingCache, embed_manifest, load_dataset_subset
 from lfr_eval.faces import load_engine
 from lfr_eval.metrics import (
     IdentificationFrame,
@@ -91,20 +89,10 @@ pio.renderers.default = "plotly_mimetype+notebook"
 pd.set_option("display.width", 120)
 pd.set_option("display.float_format", "{:.4g}".format)
 
-if DATA is not None:
-    manifest = load_dataset(DATA)
-elif Path(LFW_DIR).is_dir():
-    manifest = load_lfw(LFW_DIR)
-else:
-    raise ManifestError(
-        f"LFW not found at {Path(LFW_DIR).resolve()}: set LFR_LFW_DIR (or LFW_DIR in the "
-        "parameter cell) to your LFW folder, or DATA to a manifest file; see datasets/README.md"
-    )
-if SUBSET:
-    # Spread the budget over more people: at most MAX_SEARCHES_PER_PERSON + 1 images each.
-    manifest = manifest.limit_subjects(
-        SUBSET, seed=SEED, max_images_per_subject=MAX_SEARCHES_PER_PERSON + 1
-    )
+# With SUBSET, spread the budget over more people: at most MAX_SEARCHES_PER_PERSON + 1 images each.
+manifest = load_dataset_subset(
+    DATA, LFW_DIR, subset=SUBSET, seed=SEED, max_images_per_subject=MAX_SEARCHES_PER_PERSON + 1
+)
 print(f"{manifest.name}: {manifest.n_images:,} images of {manifest.n_subjects:,} people")
 manifest.summary()
 

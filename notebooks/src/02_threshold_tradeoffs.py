@@ -46,7 +46,6 @@ THRESHOLD = None  # or a number to use instead of the rule
 
 # %%
 import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,7 +53,7 @@ import plotly.io as pio
 from IPython.display import display
 from plotly.subplots import make_subplots
 
-from lfr_eval.datasets import EmbeddingCache, load_dataset, load_lfw
+from lfr_eval.datasets import EmbeddingCache, load_dataset_subset
 from lfr_eval.deployment import (
     evidence_from_results,
     export_config,
@@ -62,7 +61,6 @@ from lfr_eval.deployment import (
     make_config,
     verify_config,
 )
-from lfr_eval.errors import ManifestError
 from lfr_eval.evaluation import evaluate
 from lfr_eval.explain import (
     explain_by_group,
@@ -82,20 +80,10 @@ pio.renderers.default = "plotly_mimetype+notebook"
 pd.set_option("display.width", 120)
 pd.set_option("display.float_format", "{:.4g}".format)
 
-if DATA is not None:
-    manifest = load_dataset(DATA)
-elif Path(LFW_DIR).is_dir():
-    manifest = load_lfw(LFW_DIR)
-else:
-    raise ManifestError(
-        f"LFW not found at {Path(LFW_DIR).resolve()}: set LFR_LFW_DIR (or LFW_DIR in the "
-        "parameter cell) to your LFW folder, or DATA to a manifest file; see datasets/README.md"
-    )
-if SUBSET:
-    # Spread the budget over more people: at most MAX_SEARCHES_PER_PERSON + 1 images each.
-    manifest = manifest.limit_subjects(
-        SUBSET, seed=SEED, max_images_per_subject=MAX_SEARCHES_PER_PERSON + 1
-    )
+# With SUBSET, spread the budget over more people: at most MAX_SEARCHES_PER_PERSON + 1 images each.
+manifest = load_dataset_subset(
+    DATA, LFW_DIR, subset=SUBSET, seed=SEED, max_images_per_subject=MAX_SEARCHES_PER_PERSON + 1
+)
 
 engine = load_engine(ENGINE)
 params = NplParams(seed=SEED, volunteer_fraction=0.25, filler_fraction=0.5,

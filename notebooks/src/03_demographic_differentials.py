@@ -51,7 +51,6 @@ MAX_SEARCHES_PER_PERSON = 10  # caps prolific people (LFW has 530 images of one 
 
 # %%
 import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,8 +58,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from IPython.display import display
 
-from lfr_eval.datasets import UNKNOWN, EmbeddingCache, load_dataset, load_lfw
-from lfr_eval.errors import ManifestError
+from lfr_eval.datasets import UNKNOWN, EmbeddingCache, load_dataset_subset
 from lfr_eval.evaluation import evaluate
 from lfr_eval.faces import load_engine
 from lfr_eval.metrics import IdentificationFrame, threshold_at_fpir
@@ -70,24 +68,12 @@ pio.renderers.default = "plotly_mimetype+notebook"
 pd.set_option("display.width", 120)
 pd.set_option("display.float_format", "{:.4g}".format)
 
-if DATA is not None:
-    manifest = load_dataset(DATA)
-elif Path(LFW_DIR).is_dir():
-    manifest = load_lfw(LFW_DIR)
-else:
-    raise ManifestError(
-        f"LFW not found at {Path(LFW_DIR).resolve()}: set LFR_LFW_DIR (or LFW_DIR in the "
-        "parameter cell) to your LFW folder, or DATA to a manifest file; see datasets/README.md"
-    )
-missing = [a for a in ATTRIBUTES if a not in manifest.attributes]
-if missing:
-    raise ManifestError(f"the data have no {missing} column(s); they have {manifest.attributes}")
-if SUBSET:
-    # Spread the budget over more people: their first few images, people with a label only.
-    labelled = manifest.frame[ATTRIBUTES[-1]].to_numpy() != UNKNOWN
-    manifest = manifest.select(labelled).limit_subjects(
-        SUBSET, seed=SEED, max_images_per_subject=MAX_SEARCHES_PER_PERSON + 1
-    )
+# With SUBSET, spread the budget over more people: their first few images, people with a label
+# only.
+manifest = load_dataset_subset(
+    DATA, LFW_DIR, subset=SUBSET, seed=SEED, max_images_per_subject=MAX_SEARCHES_PER_PERSON + 1,
+    required_attributes=ATTRIBUTES, labelled_by=ATTRIBUTES[-1],
+)
 print(f"{manifest.name}: {manifest.n_images:,} images of {manifest.n_subjects:,} people")
 manifest.summary().pivot_table(index=["attribute", "group"], values=["n_images", "n_subjects"])
 
