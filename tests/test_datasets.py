@@ -382,3 +382,40 @@ def test_corrupt_or_foreign_cache_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(CacheError, match="layout version 99"):
         EmbeddingCache(future)
+
+
+# --- load_dataset_subset: the one call the notebooks start with -------------------------------
+
+
+def test_load_dataset_subset_missing_lfw_says_where(tmp_path):
+    from lfr_eval.datasets import load_dataset_subset
+    from lfr_eval.errors import ManifestError
+
+    with pytest.raises(ManifestError, match="LFR_LFW_DIR"):
+        load_dataset_subset(None, tmp_path / "no-such-lfw")
+
+
+def test_load_dataset_subset_refuses_missing_attribute(lfw_dir):
+    from lfr_eval.datasets import load_dataset_subset
+    from lfr_eval.errors import ManifestError
+
+    with pytest.raises(ManifestError, match="age_group"):
+        load_dataset_subset(None, lfw_dir, required_attributes=["age_group"])
+
+
+def test_load_dataset_subset_labelled_only_with_subset(lfw_dir):
+    from lfr_eval.datasets import load_dataset_subset
+
+    full = load_dataset_subset(None, lfw_dir)
+    # without a subset, unlabelled images stay (as "unknown")
+    assert (full.frame["ethnicity"] == "unknown").any()
+    part = load_dataset_subset(
+        None, lfw_dir, subset=200, seed=3, max_images_per_subject=4, labelled_by="ethnicity"
+    )
+    assert 0 < len(part.frame) <= 200
+    assert not (part.frame["ethnicity"] == "unknown").any()
+    assert part.frame.groupby("subject_id").size().max() <= 4
+    again = load_dataset_subset(
+        None, lfw_dir, subset=200, seed=3, max_images_per_subject=4, labelled_by="ethnicity"
+    )
+    assert list(again.frame["path"]) == list(part.frame["path"])
