@@ -172,6 +172,13 @@ def test_retention_is_configurable(workspace: Path, face_crops) -> None:
         AlertStore.open(workspace, retention=timedelta(hours=-1))
 
 
+def test_shorter_retention_applies_to_alerts_already_stored(workspace: Path, face_crops) -> None:
+    AlertStore.open(workspace).add(make_alert(face_crops[0], 1))  # stored under 24 h
+    strict = AlertStore.open(workspace, retention=timedelta(hours=2))
+    assert strict.purge_expired(T0 + timedelta(hours=1)).count == 0
+    assert strict.purge_expired(T0 + timedelta(hours=2)).alert_ids == ("a1",)
+
+
 def test_purge_accepts_epoch_seconds_and_refuses_naive_times(workspace: Path, face_crops) -> None:
     store = AlertStore.open(workspace)
     store.add(make_alert(face_crops[0], 1))

@@ -72,6 +72,15 @@ def _missing_prerequisite() -> str | None:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "the playwright Python package is not installed"
+    probe = subprocess.run(
+        ["unshare", "-n", "ip", "link", "set", "lo", "up"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"cannot create a network namespace here: {probe.stderr.strip()}"
     return None
 
 
@@ -79,8 +88,9 @@ def build_scene(people) -> SceneScript:
     """One camera loop: the listed person walks in, leaves; two strangers stand side by side."""
     return SceneScript(
         (
-            FaceAppearance(people.camera_photo, 0.8, 3.3, 60, 120, width=220, velocity=(20, 0),
-                           label="listed"),
+            FaceAppearance(
+                people.camera_photo, 0.8, 3.3, 60, 120, width=220, velocity=(20, 0), label="listed"
+            ),
             FaceAppearance(people.strangers[0], 4.3, 7.3, 40, 120, width=220, label="stranger"),
             FaceAppearance(people.strangers[1], 4.3, 7.3, 360, 120, width=220, label="stranger"),
         ),
@@ -90,8 +100,7 @@ def build_scene(people) -> SceneScript:
 
 
 @pytest.mark.skipif(ENV_INNER in os.environ, reason="this process is the inner run")
-def test_live_page_in_a_real_browser(tmp_path: Path, dlib_engine, insightface_images: Path
-                                     ) -> None:
+def test_live_page_in_a_real_browser(tmp_path: Path, dlib_engine, insightface_images: Path) -> None:
     missing = _missing_prerequisite()
     if missing:
         pytest.skip(missing)
@@ -102,12 +111,21 @@ def test_live_page_in_a_real_browser(tmp_path: Path, dlib_engine, insightface_im
     photo = tmp_path / "enrol.jpg"
     cv2.imwrite(str(photo), cv2.cvtColor(people.enrol_photo, cv2.COLOR_RGB2BGR))
     np.save(tmp_path / "listed.npy", best_face_embedding(dlib_engine, people.enrol_photo))
-    np.save(tmp_path / "strangers.npy",
-            np.stack([best_face_embedding(dlib_engine, s) for s in people.strangers[:2]]))
-    (tmp_path / "params.json").write_text(json.dumps({
-        "threshold": threshold, "mate": mate, "best_stranger": best_stranger,
-        "listed_name": people.listed_name, "source": people.source,
-    }))
+    np.save(
+        tmp_path / "strangers.npy",
+        np.stack([best_face_embedding(dlib_engine, s) for s in people.strangers[:2]]),
+    )
+    (tmp_path / "params.json").write_text(
+        json.dumps(
+            {
+                "threshold": threshold,
+                "mate": mate,
+                "best_stranger": best_stranger,
+                "listed_name": people.listed_name,
+                "source": people.source,
+            }
+        )
+    )
     script = (
         'ip link set lo up && ip addr add 127.0.0.2/8 dev lo && exec "$0" -m pytest "$1" '
         "-k test_inner -q -p no:cacheprovider -rA"
@@ -116,7 +134,12 @@ def test_live_page_in_a_real_browser(tmp_path: Path, dlib_engine, insightface_im
     try:
         proc = subprocess.run(
             ["unshare", "-n", "bash", "-c", script, sys.executable, str(Path(__file__))],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=420, check=False,
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=420,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the browser test did not finish in 420 s:\n{(exc.stdout or '')[-4000:]}")
@@ -146,10 +169,27 @@ def _start_server(root: Path, port: int) -> subprocess.Popen:
         (root / folder).mkdir(exist_ok=True)
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed with the process
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/Home.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app/Home.py",
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
@@ -242,8 +282,10 @@ def _set_slider(page, value: float) -> None:
     raise AssertionError(f"could not move the slider to {value}")
 
 
-@pytest.mark.skipif(ENV_INNER not in os.environ,
-                    reason="run by test_live_page_in_a_real_browser inside a network namespace")
+@pytest.mark.skipif(
+    ENV_INNER not in os.environ,
+    reason="run by test_live_page_in_a_real_browser inside a network namespace",
+)
 def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -290,11 +332,17 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 page.screenshot(path=str(shots / "live_1_enrolled.png"), full_page=True)
 
                 # --- start the camera: an alert for the listed person, none for strangers
-                component = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
+                component = page.frame_locator(
+                    'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
+                )
                 component.get_by_role("button", name="START").click()
                 video = component.locator("video")
-                _wait_for(page, lambda: video.evaluate("v => v.readyState >= 2 && !v.paused"), 60,
-                          "the processed video to play")
+                _wait_for(
+                    page,
+                    lambda: video.evaluate("v => v.readyState >= 2 && !v.paused"),
+                    60,
+                    "the processed video to play",
+                )
                 store = AlertStore.open(workspace)
                 _wait_for(page, lambda: len(store.alerts()) >= 1, 45, "the first alert")
                 page.get_by_text("Alert #1").wait_for()
@@ -312,7 +360,9 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 page.get_by_text("threshold in force: 1.00").wait_for()
                 page.wait_for_timeout(1500)  # let a step in flight finish
                 before = len(store.alerts())
-                page.wait_for_timeout(int(2 * LOOP_S * 1000))  # two more passes of the listed person
+                page.wait_for_timeout(
+                    int(2 * LOOP_S * 1000)
+                )  # two more passes of the listed person
                 assert len(store.alerts()) == before, "alerts went on above the threshold"
                 video.screenshot(path=str(shots / "live_4_threshold_raised_video.png"))
                 page.screenshot(path=str(shots / "live_4_threshold_raised.png"), full_page=True)
@@ -356,8 +406,12 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 page.get_by_role("link", name="Live").click()
                 slider = page.locator(".st-key-live_threshold input[type=range]")
                 slider.wait_for(state="attached")
-                _wait_for(page, lambda: abs(float(slider.input_value()) - EXPORTED_THRESHOLD) < 1e-6,
-                          20, "the imported threshold on the Live page")
+                _wait_for(
+                    page,
+                    lambda: abs(float(slider.input_value()) - EXPORTED_THRESHOLD) < 1e-6,
+                    20,
+                    "the imported threshold on the Live page",
+                )
                 page.screenshot(path=str(shots / "live_8_threshold_imported.png"), full_page=True)
             except BaseException:
                 page.screenshot(path=str(shots / "live_failure.png"), full_page=True)
@@ -377,8 +431,12 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
     strangers = np.load(root / "strangers.npy")
     files = sorted(p.relative_to(workspace).as_posix() for p in workspace.rglob("*") if p.is_file())
     assert {"watchlist.sqlite", "live/alerts.sqlite"} <= set(files)
-    assert all(f in ("watchlist.sqlite", "live/alerts.sqlite") or f.startswith("exports/")
-               and f.endswith(".json") for f in files), files
+    assert all(
+        f in ("watchlist.sqlite", "live/alerts.sqlite")
+        or f.startswith("exports/")
+        and f.endswith(".json")
+        for f in files
+    ), files
     faces = _faces_on_disk([workspace, root / "server-tmp", root / "server-home"], dlib_engine)
     assert len(faces) >= 2, "the alert captures should be on disk (within retention)"
     for path, embedding in faces:

@@ -105,8 +105,9 @@ def enrol_by_photo(at: AppTest, people: LivePeople) -> None:
     assert not at.exception
 
 
-def stream_until_alert(webrtc: WebRtcRecorder, frame: np.ndarray, store: AlertStore,
-                       seconds: float = 20.0) -> list:
+def stream_until_alert(
+    webrtc: WebRtcRecorder, frame: np.ndarray, store: AlertStore, seconds: float = 20.0
+) -> list:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         webrtc.send(frame)
@@ -130,7 +131,9 @@ def test_page_starts_with_loopback_ice_and_engine_threshold(page: AppTest, webrt
     assert callable(webrtc.last["video_frame_callback"])
     assert page.slider(key="live_threshold").value == pytest.approx(0.92)
     captions = " ".join(c.value for c in page.caption)
-    assert "alert data kept **24 h**" in captions and "non-matching captures never stored" in captions
+    assert (
+        "alert data kept **24 h**" in captions and "non-matching captures never stored" in captions
+    )
     assert "No alerts in this session yet." in captions
     assert "Remote use (ICE servers)" in [e.label for e in page.sidebar.expander]
 
@@ -233,12 +236,23 @@ def test_enrol_from_a_snapshot_of_the_stream(page: AppTest, webrtc, people, work
     assert page.session_state["live_snapshot"] is None  # the snapshot is dropped after use
 
 
-def test_expired_alerts_are_purged_and_the_purge_is_shown(page: AppTest, workspace, people
-                                                          ) -> None:
+def test_expired_alerts_are_purged_and_the_purge_is_shown(page: AppTest, workspace, people) -> None:
     store = AlertStore.open(workspace)
     raised = datetime.now(timezone.utc) - timedelta(hours=25)
-    store.add(LiveAlert("old-alert", "earlier-session", 1, "listed-1", "Listed", 0.95, 0.92,
-                        raised, 0.4, people.camera_photo[60:190, 60:190]))
+    store.add(
+        LiveAlert(
+            "old-alert",
+            "earlier-session",
+            1,
+            "listed-1",
+            "Listed",
+            0.95,
+            0.92,
+            raised,
+            0.4,
+            people.camera_photo[60:190, 60:190],
+        )
+    )
     page.run()
     assert store.alerts() == []
     captions = " ".join(c.value for c in page.caption)

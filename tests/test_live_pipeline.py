@@ -144,17 +144,30 @@ def watchlist(dlib_engine, people: LivePeople, workspace: Path) -> LiveWatchlist
     return LiveWatchlist.from_watchlist(store, dlib_engine)
 
 
-def scene_of(people: LivePeople, *, listed: bool = True, strangers: int = 2,
-             duration: float = 4.0) -> SceneScript:
+def scene_of(
+    people: LivePeople, *, listed: bool = True, strangers: int = 2, duration: float = 4.0
+) -> SceneScript:
     """640x480 at 10 fps: the listed person walks in at 0.5 s (left, moving right 10 px/s),
     strangers stand at 250 px and 450 px from 1.0 s and 1.5 s. The photos never overlap."""
     faces = []
     if listed:
-        faces.append(FaceAppearance(people.camera_photo, 0.5, 3.5, 10, 120, width=200,
-                                    velocity=(10, 0), label="listed"))
+        faces.append(
+            FaceAppearance(
+                people.camera_photo, 0.5, 3.5, 10, 120, width=200, velocity=(10, 0), label="listed"
+            )
+        )
     for k in range(strangers):
-        faces.append(FaceAppearance(people.strangers[k], 1.0 + 0.5 * k, duration, 250 + 200 * k,
-                                    40 + 220 * (k % 2), width=170, label="stranger"))
+        faces.append(
+            FaceAppearance(
+                people.strangers[k],
+                1.0 + 0.5 * k,
+                duration,
+                250 + 200 * k,
+                40 + 220 * (k % 2),
+                width=170,
+                label="stranger",
+            )
+        )
     return SceneScript(tuple(faces), duration_s=duration, fps=10)
 
 
@@ -192,8 +205,11 @@ def test_listed_person_alerts_once_strangers_never(
     store = AlertStore.open(workspace)
     session = LiveSession(store)
     pipeline = LivePipeline(
-        engine, WatchlistHolder(watchlist), LiveSettings(threshold=threshold),
-        session=session, background=False,
+        engine,
+        WatchlistHolder(watchlist),
+        LiveSettings(threshold=threshold),
+        session=session,
+        background=False,
     )
     scene = scene_of(people)
     results = run_scene(pipeline, scene)
@@ -239,8 +255,11 @@ def test_higher_threshold_no_alerts_and_nothing_written(
 ) -> None:
     store = AlertStore.open(workspace)
     pipeline = LivePipeline(
-        dlib_engine, WatchlistHolder(watchlist), LiveSettings(threshold=0.999),
-        session=LiveSession(store), background=False,
+        dlib_engine,
+        WatchlistHolder(watchlist),
+        LiveSettings(threshold=0.999),
+        session=LiveSession(store),
+        background=False,
     )
     results = run_scene(pipeline, scene_of(people))
     assert any(r.tracks for r in results)
@@ -249,11 +268,13 @@ def test_higher_threshold_no_alerts_and_nothing_written(
         assert bytes([0xFF, 0xD8, 0xFF]) not in handle.read()
 
 
-def test_enrolment_during_the_stream_is_picked_up(dlib_engine, people, threshold, watchlist
-                                                   ) -> None:
+def test_enrolment_during_the_stream_is_picked_up(
+    dlib_engine, people, threshold, watchlist
+) -> None:
     holder = WatchlistHolder(None)
-    pipeline = LivePipeline(dlib_engine, holder, LiveSettings(threshold=threshold),
-                            background=False)
+    pipeline = LivePipeline(
+        dlib_engine, holder, LiveSettings(threshold=threshold), background=False
+    )
     scene = scene_of(people, strangers=0)
     for i in range(8, 11):
         result = pipeline.process(scene.render(scene.frame_time(i)), scene.frame_time(i))
@@ -263,13 +284,15 @@ def test_enrolment_during_the_stream_is_picked_up(dlib_engine, people, threshold
     assert result.watchlist_size == 1 and result.n_alerting == 1
 
 
-def test_background_worker_keeps_the_video_thread_fast(dlib_engine, people, threshold, watchlist
-                                                        ) -> None:
+def test_background_worker_keeps_the_video_thread_fast(
+    dlib_engine, people, threshold, watchlist
+) -> None:
     scene = scene_of(people, strangers=1, duration=3.0)
     frames = list(scene.frames())
     session = LiveSession()
-    with LivePipeline(dlib_engine, WatchlistHolder(watchlist), LiveSettings(threshold=threshold),
-                      session=session) as pipeline:
+    with LivePipeline(
+        dlib_engine, WatchlistHolder(watchlist), LiveSettings(threshold=threshold), session=session
+    ) as pipeline:
         start = time.monotonic()
         latencies = []
         for i, frame in enumerate(frames):
@@ -281,8 +304,10 @@ def test_background_worker_keeps_the_video_thread_fast(dlib_engine, people, thre
         stats = session.stats()
     # the video thread never waits for detection or embedding (each ~30-100 ms on a CPU)
     assert np.median(latencies) < 0.02
-    raised = [(a.track_id, a.subject_id, round(a.score, 3), round(a.time_to_alert_s, 2))
-              for a in session.recent_alerts]
+    raised = [
+        (a.track_id, a.subject_id, round(a.score, 3), round(a.time_to_alert_s, 2))
+        for a in session.recent_alerts
+    ]
     assert stats.alerts == 1 and stats.faces_seen >= 2, (raised, stats.faces_seen)
     assert stats.recognition_fps > 1 and stats.display_fps > 5
     assert stats.median_time_to_alert_s is not None and stats.median_time_to_alert_s < 2.0
@@ -303,8 +328,10 @@ def test_worker_failure_is_reported_not_hidden(dlib_engine, people) -> None:
         assert "embedding space" in pipeline.error
         assert pipeline.process(scene.render(1.0)).error == pipeline.error
     with pytest.raises(WatchlistError):
-        other_space.search(best_face_embedding(dlib_engine, people.enrol_photo),
-                           embedding_space=dlib_engine.engine_id.recognizer_key)
+        other_space.search(
+            best_face_embedding(dlib_engine, people.enrol_photo),
+            embedding_space=dlib_engine.engine_id.recognizer_key,
+        )
 
 
 def test_snapshot_is_a_copy(dlib_engine, people) -> None:
@@ -328,8 +355,9 @@ def test_draw_tracks_marks_alerts_red_and_keeps_the_input() -> None:
     assert np.all(frame == 100)
     red = (out[..., 0] > 200) & (out[..., 1] < 80)
     assert red[:, :150].any() and not red[:, 170:].any()
-    hidden = draw_tracks(frame, FrameResult(0.0, tracks, 0.9, 1),
-                         LiveConfig(show_non_matches=False))
+    hidden = draw_tracks(
+        frame, FrameResult(0.0, tracks, 0.9, 1), LiveConfig(show_non_matches=False)
+    )
     assert np.all(hidden[:, 170:] == 100)
 
 
@@ -342,12 +370,25 @@ def test_deployment_summary_in_published_style(workspace: Path, people: LivePeop
     for n in range(40):
         session.on_new_face(n + 1, float(n))
     for n, decision in enumerate(["confirmed", "rejected", None]):
-        session.on_alert(LiveAlert(f"a{n}", session.session_id, n + 1, "listed-1", "Listed",
-                                   0.95, 0.92, start, 0.4, people.camera_photo))
+        session.on_alert(
+            LiveAlert(
+                f"a{n}",
+                session.session_id,
+                n + 1,
+                "listed-1",
+                "Listed",
+                0.95,
+                0.92,
+                start,
+                0.4,
+                people.camera_photo,
+            )
+        )
         if decision:
             session.review(f"a{n}", decision, "PC 9", now=start + timedelta(seconds=30))
-    summary = session.summary(watchlist_size=12, threshold=0.93, engine="dlib:x",
-                              ended_at=start + timedelta(minutes=45))
+    summary = session.summary(
+        watchlist_size=12, threshold=0.93, engine="dlib:x", ended_at=start + timedelta(minutes=45)
+    )
     assert (summary.faces_scanned, summary.alerts) == (40, 3)
     assert (summary.true_alerts, summary.false_alerts, summary.unreviewed_alerts) == (1, 1, 1)
     assert summary.false_alert_rate.rate == pytest.approx(1 / 40)
@@ -357,8 +398,15 @@ def test_deployment_summary_in_published_style(workspace: Path, people: LivePeop
     assert summary.thresholds == (0.92, 0.93)
     assert summary.median_time_to_decision_s == pytest.approx(30)
     text = summary.to_text()
-    for needle in ("Training room 2", "Faces scanned: 40", "Alerts: 3", "1 in 40 faces scanned",
-                   "Watchlist size: 12", "not FPIR", "(45 min)"):
+    for needle in (
+        "Training room 2",
+        "Faces scanned: 40",
+        "Alerts: 3",
+        "1 in 40 faces scanned",
+        "Watchlist size: 12",
+        "not FPIR",
+        "(45 min)",
+    ):
         assert needle in text
     assert summary.to_dict()["false_alert_rate_per_face_scanned"]["rate"] == pytest.approx(0.025)
     empty = LiveSession().summary(watchlist_size=0, threshold=0.9, engine="dlib:x")
@@ -404,3 +452,97 @@ def test_detector_jitter_over_a_short_gap_does_not_split_a_face() -> None:
     assert abs(tracker.get(1).velocity).max() < 1e-9
     assert tracker.update(box[None], 0.3).track_ids == (1,)
     assert tracker.n_started == 1
+
+
+def test_worker_stops_when_the_stream_stops_and_restarts(dlib_engine, people) -> None:
+    scene = scene_of(people, strangers=0)
+    frame = scene.render(2.0)
+    with LivePipeline(dlib_engine, lambda: None, idle_exit_s=0.5) as pipeline:
+
+        def stream(seconds: float) -> FrameResult:
+            end = time.monotonic() + seconds
+            while True:
+                result = pipeline.process(frame)
+                if time.monotonic() > end and result.tracks:
+                    return result
+                time.sleep(0.05)
+
+        assert len(stream(0.5).tracks) == 1
+        worker = pipeline._worker
+        time.sleep(2.0)  # the browser went away: no frames
+        assert not worker.is_alive() and pipeline._worker is None
+        assert pipeline._result(time.monotonic(), pipeline.settings.snapshot()).tracks == ()
+        assert len(stream(0.5).tracks) == 1  # frames again: a new worker picks them up
+        assert pipeline._worker is not None and pipeline._worker.is_alive()
+
+
+def test_tracker_split_starts_a_new_face() -> None:
+    tracker = FaceTracker()
+    tracker.update(np.array([[100, 100, 200, 200.0]]), 0.0)
+    new_id = tracker.split(1, 0.5)
+    assert new_id == 2 and tracker.get(1) is None and tracker.get(2).first_seen_t == 0.5
+    assert tracker.update(np.array([[102, 100, 202, 200.0]]), 0.6).track_ids == (2,)
+    assert tracker.n_started == 2
+
+
+@pytest.mark.parametrize("listed_first", [True, False])
+def test_someone_stepping_into_a_tracked_place_is_a_new_face(
+    dlib_engine, people, threshold, watchlist, listed_first
+) -> None:
+    """A person leaves and another stands in the same spot 0.3 s later (within the tracker's
+    patience): the newcomer must not inherit the previous person's name, score or alert."""
+    first, second = (
+        (people.camera_photo, people.strangers[0])
+        if listed_first
+        else (people.strangers[0], people.camera_photo)
+    )
+    scene = SceneScript(
+        (FaceAppearance(first, 0.3, 2.0, 200, 100), FaceAppearance(second, 2.3, 4.0, 200, 100)),
+        duration_s=4.0,
+        fps=10,
+    )
+    pipeline = LivePipeline(
+        dlib_engine, WatchlistHolder(watchlist), LiveSettings(threshold=threshold), background=False
+    )
+    results = run_scene(pipeline, scene)
+    stats = pipeline.session.stats()
+    assert stats.faces_seen == 2 and stats.alerts == 1
+    late = [r for r in results if r.t >= 2.6]  # the second person, after a detection or two
+    listed_late = not listed_first
+    assert all(r.n_alerting == (1 if listed_late else 0) for r in late if r.tracks)
+    assert all(tr.subject_name is not None for r in late for tr in r.tracks)
+
+
+def test_same_listed_person_matched_twice_is_not_split(dlib_engine, people, watchlist) -> None:
+    """Blur or pose can move a face's embedding a lot between checks; if both checks match the
+    same listed person above the threshold it is still them (no second face, no second alert)."""
+    from lfr_eval.live._pipeline import _Recognition
+
+    pipeline = LivePipeline(
+        dlib_engine,
+        WatchlistHolder(watchlist),
+        LiveSettings(threshold=0.9, same_face_similarity=0.999),
+        background=False,
+    )
+    pipeline._tracker.update(np.array([[100, 100, 200, 200.0]]), 0.0)
+    config = pipeline.settings.snapshot()
+    listed = best_face_embedding(dlib_engine, people.enrol_photo)
+    camera = best_face_embedding(dlib_engine, people.camera_photo)
+    stranger = best_face_embedding(dlib_engine, people.strangers[0])
+
+    def check(embedding: np.ndarray) -> _Recognition:
+        score = float(embedding @ listed)
+        return _Recognition(
+            checked_t=0.0,
+            subject_id="listed-1",
+            score=score,
+            embedding=embedding,
+            checked_box=np.zeros(4),
+        )
+
+    pipeline._store_check(1, check(listed), 0.1, config)
+    pipeline._store_check(1, check(camera), 0.2, config)  # 0.97 < 0.999, same person matched
+    assert [t.track_id for t in pipeline._tracker.tracks] == [1]
+    pipeline._store_check(1, check(stranger), 0.3, config)  # a stranger took the place
+    assert [t.track_id for t in pipeline._tracker.tracks] == [2]
+    assert pipeline.session.stats().faces_seen == 1  # the split counted (update() counted none)

@@ -263,8 +263,11 @@ def _stats_panel() -> None:
     if pipeline.error:
         st.error(pipeline.error)
     cols = st.columns(4)
-    cols[0].metric("Displayed fps", f"{stats.display_fps:.1f}",
-                   help="Frames per second through the video callback.")
+    cols[0].metric(
+        "Displayed fps",
+        f"{stats.display_fps:.1f}",
+        help="Frames per second through the video callback.",
+    )
     cols[1].metric(
         "Frame latency",
         "–" if stats.frame_latency_ms is None else f"{stats.frame_latency_ms:.1f} ms",
@@ -272,8 +275,11 @@ def _stats_panel() -> None:
         + ("–" if stats.frame_latency_p95_ms is None else f"{stats.frame_latency_p95_ms:.1f}")
         + " ms).",
     )
-    cols[2].metric("Recognitions/s", f"{stats.recognition_fps:.1f}",
-                   help="Detection and tracking steps per second on the recognition thread.")
+    cols[2].metric(
+        "Recognitions/s",
+        f"{stats.recognition_fps:.1f}",
+        help="Detection and tracking steps per second on the recognition thread.",
+    )
     cols[3].metric(
         "Recog. latency",
         "–" if stats.recognition_latency_ms is None else f"{stats.recognition_latency_ms:.0f} ms",
@@ -427,8 +433,12 @@ def _enrol_photo() -> None:
     except LfrError as exc:
         _message("error", f"{type(exc).__name__}: {exc}")
         return
-    _enrol(face, state.get("live_photo_name", ""), state.get("live_photo_id", ""),
-           hashlib.sha256(data).hexdigest())
+    _enrol(
+        face,
+        state.get("live_photo_name", ""),
+        state.get("live_photo_id", ""),
+        hashlib.sha256(data).hexdigest(),
+    )
 
 
 if state.get("live_message"):
@@ -451,8 +461,9 @@ with st.expander("Enrol a face", expanded=holder() is None or holder().size == 0
             if faces:
                 st.text_input("Name", key="live_snap_name")
                 st.text_input("Subject id (default: from the name)", key="live_snap_id")
-                st.button("Enrol from snapshot", key="live_enrol_snapshot",
-                          on_click=_enrol_snapshot)
+                st.button(
+                    "Enrol from snapshot", key="live_enrol_snapshot", on_click=_enrol_snapshot
+                )
     with photo_tab:
         st.file_uploader(
             "Photo of the person", type=["jpg", "jpeg", "png", "webp"], key="live_photo"

@@ -47,6 +47,7 @@ from lfr_eval.live._settings import (
     DEFAULT_THRESHOLDS,
     LiveConfig,
     LiveSettings,
+    default_same_face_similarity,
     default_threshold,
 )
 from lfr_eval.live._tracker import FaceTracker, TrackState, TrackUpdate, box_iou
@@ -84,6 +85,7 @@ __all__ = [
     "WatchlistHolder",
     "box_iou",
     "crop_capture",
+    "default_same_face_similarity",
     "default_threshold",
     "draw_tracks",
     "write_y4m",

@@ -286,7 +286,12 @@ def _record(row: tuple) -> AlertRecord:
 def encode_capture(capture: np.ndarray, quality: int = 90) -> bytes:
     """JPEG bytes of an RGB uint8 crop."""
     image = np.asarray(capture)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+    if (
+        image.dtype != np.uint8
+        or image.ndim != 3
+        or image.shape[2] != 3
+        or min(image.shape[:2]) < 1
+    ):
         raise AlertError(f"an alert capture must be an RGB uint8 image; got {image.shape}")
     ok, buffer = cv2.imencode(
         ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
@@ -430,6 +435,9 @@ class AlertStore:
     def purge_expired(self, now: datetime | float | None = None) -> PurgeReport:
         """Delete every alert, with its capture, whose retention period has ended.
 
+        That is every alert past the expiry set when it was stored, and every alert older than
+        this store's retention (so shortening the retention purges older alerts at once).
+
         Parameters
         ----------
         now : datetime or float, optional
@@ -443,11 +451,14 @@ class AlertStore:
         """
         moment = _utc(now)
         stamp = moment.timestamp()
+        # An alert goes when the period it was stored under ends, or sooner if the store's
+        # retention has since been shortened (a stricter policy applies to data already held).
+        oldest_kept = (moment - self.retention).timestamp()
         with self._connect() as db:
             rows = db.execute(
                 "SELECT alert_id, session_id, raised_at, decision, decided_at FROM alerts "
-                "WHERE expires_at <= ? ORDER BY raised_at",
-                (stamp,),
+                "WHERE expires_at <= ? OR raised_at <= ? ORDER BY raised_at",
+                (stamp, oldest_kept),
             ).fetchall()
             db.executemany(
                 "INSERT OR REPLACE INTO purge_log VALUES (?, ?, ?, ?, ?, ?)",
@@ -504,7 +515,9 @@ class AlertStore:
             Unknown or purged alert.
         """
         with self._connect() as db:
-            row = db.execute("SELECT capture FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+            row = db.execute(
+                "SELECT capture FROM alerts WHERE alert_id = ?", (alert_id,)
+            ).fetchone()
         if row is None:
             raise AlertError(MSG_UNKNOWN_ALERT.format(alert_id=alert_id))
         bgr = cv2.imdecode(np.frombuffer(row[0], np.uint8), cv2.IMREAD_COLOR)
@@ -513,7 +526,9 @@ class AlertStore:
     def capture_jpeg(self, alert_id: str) -> bytes:
         """The stored JPEG bytes of an alert's capture."""
         with self._connect() as db:
-            row = db.execute("SELECT capture FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+            row = db.execute(
+                "SELECT capture FROM alerts WHERE alert_id = ?", (alert_id,)
+            ).fetchone()
         if row is None:
             raise AlertError(MSG_UNKNOWN_ALERT.format(alert_id=alert_id))
         return bytes(row[0])
@@ -528,9 +543,7 @@ class AlertStore:
             args = (session_id,)
         with self._connect() as db:
             rows = db.execute(query + " ORDER BY purged_at DESC, raised_at DESC", args).fetchall()
-        return [
-            PurgeEntry(a, s, _from_epoch(r), _from_epoch(p), d, t) for a, s, r, p, d, t in rows
-        ]
+        return [PurgeEntry(a, s, _from_epoch(r), _from_epoch(p), d, t) for a, s, r, p, d, t in rows]
 
     def review_counts(self, session_id: str | None = None) -> ReviewCounts:
         """Confirmed, rejected and pending alerts of a session (or all), purged ones included."""

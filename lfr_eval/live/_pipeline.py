@@ -36,7 +36,7 @@ from typing_extensions import Self
 from lfr_eval.faces import FaceEngine, ensure_rgb_uint8
 from lfr_eval.live._alerts import LiveAlert
 from lfr_eval.live._session import LiveSession
-from lfr_eval.live._settings import LiveConfig, LiveSettings
+from lfr_eval.live._settings import LiveConfig, LiveSettings, default_same_face_similarity
 from lfr_eval.live._tracker import FaceTracker, TrackState, box_iou
 from lfr_eval.search import SearchIndex
 
@@ -181,6 +181,7 @@ class _Recognition:
     subject_name: str | None = None
     score: float | None = None
     capture: np.ndarray | None = None
+    embedding: np.ndarray | None = None
     alerted_subjects: set[str] = field(default_factory=set)
 
 
@@ -225,6 +226,10 @@ class LivePipeline:
         recognition on every call itself (for offline video processing and tests).
     clock : callable
         Monotonic clock in seconds; stream times ``t`` given to :meth:`process` must use it.
+    idle_exit_s : float
+        The worker thread ends after this many seconds without a frame (and forgets its tracks);
+        the next frame starts it again. Streamlit gives no signal when a browser goes away, so
+        this keeps abandoned sessions from holding threads.
     """
 
     def __init__(
@@ -236,8 +241,10 @@ class LivePipeline:
         session: LiveSession | None = None,
         background: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        idle_exit_s: float = 60.0,
     ) -> None:
         self.engine = engine
+        self.idle_exit_s = float(idle_exit_s)
         self.index_provider = index_provider
         self.settings = settings if settings is not None else LiveSettings()
         self.session = session if session is not None else LiveSession(clock=clock)
@@ -257,10 +264,7 @@ class LivePipeline:
         self._last_detection_start = -np.inf
         self._worker: threading.Thread | None = None
         if background:
-            self._worker = threading.Thread(
-                target=self._run_worker, name="lfr-live-recognition", daemon=True
-            )
-            self._worker.start()
+            self._ensure_worker()
 
     # ------------------------------------------------------------------ video thread
     def process(self, frame_rgb: np.ndarray, t: float | None = None) -> FrameResult:
@@ -283,7 +287,9 @@ class LivePipeline:
         self.session.on_frame(start, self._clock() - start)
         return result
 
-    def render(self, frame_rgb: np.ndarray, t: float | None = None) -> tuple[np.ndarray, FrameResult]:
+    def render(
+        self, frame_rgb: np.ndarray, t: float | None = None
+    ) -> tuple[np.ndarray, FrameResult]:
         """:meth:`process` and :func:`draw_tracks` in one call; latency covers both."""
         start = self._clock()
         result = self._process(frame_rgb, start if t is None else float(t))
@@ -295,6 +301,8 @@ class LivePipeline:
         frame = ensure_rgb_uint8(frame_rgb)
         self._last_frame = (frame, t)
         if self.background:
+            if self._worker is None:
+                self._ensure_worker()
             with self._slot_cond:
                 self._slot = (frame, t)
                 self._slot_cond.notify()
@@ -322,7 +330,10 @@ class LivePipeline:
                 )
             size = self._watchlist_size
         return FrameResult(
-            t=t, tracks=tuple(views), threshold=config.threshold, watchlist_size=size,
+            t=t,
+            tracks=tuple(views),
+            threshold=config.threshold,
+            watchlist_size=size,
             error=self._error,
         )
 
@@ -358,15 +369,36 @@ class LivePipeline:
         self.close()
 
     # ------------------------------------------------------------------ worker
+    def _ensure_worker(self) -> None:
+        """Start the recognition thread if it is not running (it stops itself when idle)."""
+        with self._slot_cond:
+            if self._stop or self._error is not None:
+                return
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(
+                    target=self._run_worker, name="lfr-live-recognition", daemon=True
+                )
+                self._worker.start()
+
     def _run_worker(self) -> None:
+        idle_since = self._clock()
         while True:
             with self._slot_cond:
                 while self._slot is None and not self._stop:
                     self._slot_cond.wait(timeout=0.25)
                     if self._slot is None and not self._stop:
-                        self._expire(self._clock())
+                        now = self._clock()
+                        self._expire(now)
+                        if now - idle_since > self.idle_exit_s:
+                            # The stream stopped (or the browser left without closing the page):
+                            # end the thread and drop tracks and in-memory captures; the next
+                            # frame starts a new thread.
+                            self._forget_tracks()
+                            self._worker = None
+                            return
                 if self._stop:
                     return
+            idle_since = self._clock()
             # Throttle detection so the video thread keeps a core on small machines; the frame
             # taken after the pause is the newest one, older ones are simply dropped.
             wait = self._last_detection_start + self.settings.snapshot().min_detection_interval_s
@@ -383,6 +415,11 @@ class LivePipeline:
                 LOGGER.exception("live recognition stopped")
                 self._error = f"recognition stopped: {type(exc).__name__}: {exc}"
                 return
+
+    def _forget_tracks(self) -> None:
+        with self._state_lock:
+            self._tracker.expire(np.inf)
+            self._recognition.clear()
 
     def _expire(self, now: float) -> None:
         with self._state_lock:
@@ -414,10 +451,18 @@ class LivePipeline:
         boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
         return boxes, lambda indices: [faces[i].crop for i in indices]
 
-    def _needs_check(self, rec: _Recognition | None, track: TrackState, t: float,
-                     config: LiveConfig, watchlist: LiveWatchlist | None) -> bool:
+    def _needs_check(
+        self,
+        rec: _Recognition | None,
+        track: TrackState,
+        t: float,
+        config: LiveConfig,
+        watchlist: LiveWatchlist | None,
+    ) -> bool:
         if rec is None or rec.checked_t is None or rec.watchlist is not watchlist:
             return True
+        if track.reacquired:
+            return True  # hidden for a moment: is it still the same person?
         # a new face not matched yet gets a few quick second looks (see LiveConfig)
         young = t - track.first_seen_t < config.new_face_window_s and not (
             rec.score is not None and rec.score >= config.threshold
@@ -455,46 +500,82 @@ class LivePipeline:
             for i, tid in enumerate(update.track_ids)
             if self._needs_check(recs[tid], tracks[tid], t, config, watchlist)
         ]
-        n_embedded = 0
-        if due:
-            checked: dict[int, _Recognition] = {}
-            if watchlist is not None and watchlist.size > 0:
-                embeddings = self.engine.embed_crops(chips_for(due))
-                n_embedded = len(due)
-                found = watchlist.index.search(
-                    embeddings, k=1, embedding_space=self.engine.engine_id.recognizer_key
-                )
-                for row, i in enumerate(due):
-                    subject = str(found.subject_ids[row, 0])
-                    checked[update.track_ids[i]] = _Recognition(
-                        checked_t=t,
-                        checked_box=tracks[update.track_ids[i]].box.copy(),
-                        watchlist=watchlist,
-                        subject_id=subject,
-                        subject_name=watchlist.name(subject),
-                        score=float(found.scores[row, 0]),
-                        capture=crop_capture(frame, boxes[i]),
-                    )
-            else:
-                # Nothing to search: remember the check so the face is not embedded again.
-                for i in due:
-                    checked[update.track_ids[i]] = _Recognition(
-                        checked_t=t,
-                        checked_box=tracks[update.track_ids[i]].box.copy(),
-                        watchlist=watchlist,
-                    )
-            with self._state_lock:
-                for track_id, rec in checked.items():
-                    if self._tracker.get(track_id) is None:
-                        continue
-                    old = self._recognition.get(track_id)
-                    if old is not None:
-                        rec.alerted_subjects = old.alerted_subjects
-                    self._recognition[track_id] = rec
-        self._raise_alerts(config, t, arrival)
-        self.session.on_recognition(
-            t, self._clock() - arrival, n_faces=len(boxes), n_embedded=n_embedded
+        # Faces never checked go first, then faces seen again after a gap, then routine
+        # re-checks; each face is searched and can alert before the next one is embedded, so a
+        # listed person entering with strangers is not kept waiting for their embeddings.
+        due.sort(
+            key=lambda i: (
+                recs[update.track_ids[i]] is not None,
+                not tracks[update.track_ids[i]].reacquired,
+            )
         )
+        searchable = watchlist is not None and watchlist.size > 0
+        for i in due:
+            track_id = update.track_ids[i]
+            if not searchable:
+                # Nothing to search: remember the check so the face is not embedded again.
+                rec = _Recognition(
+                    checked_t=t, checked_box=tracks[track_id].box.copy(), watchlist=watchlist
+                )
+            else:
+                embedding = self.engine.embed_crops(chips_for([i]))
+                found = watchlist.index.search(
+                    embedding, k=1, embedding_space=self.engine.engine_id.recognizer_key
+                )
+                subject = str(found.subject_ids[0, 0])
+                rec = _Recognition(
+                    checked_t=t,
+                    checked_box=tracks[track_id].box.copy(),
+                    watchlist=watchlist,
+                    subject_id=subject,
+                    subject_name=watchlist.name(subject),
+                    score=float(found.scores[0, 0]),
+                    capture=crop_capture(frame, boxes[i]),
+                    embedding=embedding[0],
+                )
+            self._store_check(track_id, rec, t, config)
+            self._raise_alerts(config, t, arrival)
+        if not due:
+            self._raise_alerts(config, t, arrival)  # the threshold may have been lowered
+        self.session.on_recognition(
+            t, self._clock() - arrival, n_faces=len(boxes), n_embedded=len(due) if searchable else 0
+        )
+
+    def _store_check(self, track_id: int, rec: _Recognition, t: float, config: LiveConfig) -> None:
+        """Keep a check's result; split the track if it now shows someone else."""
+        same_face = config.same_face_similarity
+        if same_face is None:
+            same_face = default_same_face_similarity(self.engine.engine_id.backend)
+        new_face = None
+        with self._state_lock:
+            if self._tracker.get(track_id) is None:
+                return
+            old = self._recognition.get(track_id)
+            # Two checks that both match the same listed subject are that person, however much
+            # blur or pose moved the embedding: never a reason for a second alert.
+            same_match = (
+                old is not None
+                and old.subject_id is not None
+                and old.subject_id == rec.subject_id
+                and min(old.score, rec.score) >= config.threshold
+            )
+            if (
+                same_face is not None
+                and not same_match
+                and old is not None
+                and old.embedding is not None
+                and rec.embedding is not None
+                and float(rec.embedding @ old.embedding) < same_face
+            ):
+                # someone else stepped into the tracked place: a new face, whose alerts are
+                # independent of the previous person's
+                self._recognition.pop(track_id)
+                track_id = new_face = self._tracker.split(track_id, t)
+            elif old is not None:
+                rec.alerted_subjects = old.alerted_subjects
+            self._recognition[track_id] = rec
+        if new_face is not None:
+            self.session.on_new_face(new_face, t)
 
     def _raise_alerts(self, config: LiveConfig, t: float, arrival: float) -> None:
         due: list[tuple[int, _Recognition, TrackState]] = []
@@ -531,8 +612,9 @@ _GREY = (170, 170, 170)
 _AMBER = (240, 170, 0)
 
 
-def draw_tracks(frame_rgb: np.ndarray, result: FrameResult, config: LiveConfig | None = None
-                ) -> np.ndarray:
+def draw_tracks(
+    frame_rgb: np.ndarray, result: FrameResult, config: LiveConfig | None = None
+) -> np.ndarray:
     """Draw boxes, names and scores on a copy of the frame.
 
     Alerts (score at or above the threshold) are red with the subject's name; other faces grey
@@ -563,6 +645,14 @@ def draw_tracks(frame_rgb: np.ndarray, result: FrameResult, config: LiveConfig |
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         ty = y1 - 4 if y1 - th - base - 4 > 0 else y2 + th + 4
         cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 4, ty + base), colour, -1)
-        cv2.putText(out, label, (x1 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            label,
+            (x1 + 2, ty),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
     return out

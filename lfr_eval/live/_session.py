@@ -169,7 +169,8 @@ class DeploymentSummary:
             else "alerts not stored; non-matching captures never stored"
         )
         decision = (
-            "n/a" if self.median_time_to_decision_s is None
+            "n/a"
+            if self.median_time_to_decision_s is None
             else f"{self.median_time_to_decision_s:.0f} s (median)"
         )
         return [
@@ -317,8 +318,9 @@ class LiveSession:
     def review_counts(self) -> ReviewCounts:
         if self.store is None:
             with self._lock:
-                return ReviewCounts(alerts=self._alerts, confirmed=0, rejected=0,
-                                    pending=self._alerts)
+                return ReviewCounts(
+                    alerts=self._alerts, confirmed=0, rejected=0, pending=self._alerts
+                )
         return self.store.review_counts(self.session_id)
 
     # ------------------------------------------------------------------ reading
@@ -385,12 +387,13 @@ class LiveSession:
         rates = None
         if faces > 0 and reviews.rejected <= alerts <= faces:
             rates = FalseAlertRates.from_deployment_counts(
-                faces, alerts, reviews.rejected, watchlist_size=watchlist_size,
+                faces,
+                alerts,
+                reviews.rejected,
+                watchlist_size=watchlist_size,
                 threshold=float(threshold),
             )
-        retention = (
-            None if self.store is None else self.store.retention.total_seconds() / 3600
-        )
+        retention = None if self.store is None else self.store.retention.total_seconds() / 3600
         return DeploymentSummary(
             deployment=self.deployment,
             started_at=self.started_at,

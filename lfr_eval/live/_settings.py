@@ -33,6 +33,18 @@ def default_threshold(backend: str) -> float:
     return DEFAULT_THRESHOLDS.get(backend, DEFAULT_THRESHOLD)
 
 
+#: Cosine similarity below which two captures of one track are taken to be different people,
+#: per backend: the engine's 1:1 verification operating point (dlib's 0.6 Euclidean tolerance is
+#: about 0.91 cosine; buffalo_l's usual verification threshold is about 0.3). Captures of one
+#: person a fraction of a second apart score far above it.
+SAME_FACE_SIMILARITY: dict[str, float] = {"dlib": 0.91, "dlib-torch": 0.91, "insightface": 0.3}
+
+
+def default_same_face_similarity(backend: str) -> float | None:
+    """:attr:`LiveConfig.same_face_similarity` for a backend; ``None`` if unknown (no check)."""
+    return SAME_FACE_SIMILARITY.get(backend)
+
+
 @dataclass(frozen=True)
 class LiveConfig:
     """One consistent view of the live settings.
@@ -62,6 +74,11 @@ class LiveConfig:
     detection_width : int or None
         Frames wider than this are scaled down to this width (pixels) for detection only;
         landmarks, crops and embeddings use the full frame. ``None`` detects at full size.
+    same_face_similarity : float or None
+        When a track is re-checked and its new embedding's cosine similarity to the previous one
+        is below this, someone else has taken the place of the tracked face: the track is split
+        and the newcomer counts as a new face (and can raise its own alert). ``None``: the
+        engine's default (:data:`SAME_FACE_SIMILARITY`), no check for unknown engines.
     show_scores : bool
         Draw the best score next to each box.
     show_non_matches : bool
@@ -70,12 +87,13 @@ class LiveConfig:
 
     threshold: float = DEFAULT_THRESHOLD
     recheck_interval_s: float = 1.0
-    new_face_recheck_s: float = 0.25
+    new_face_recheck_s: float = 0.5
     new_face_window_s: float = 1.5
     recheck_iou: float = 0.5
     max_missing_s: float = 0.7
     min_detection_interval_s: float = 0.05
     detection_width: int | None = 320
+    same_face_similarity: float | None = None
     show_scores: bool = True
     show_non_matches: bool = True
 
@@ -89,6 +107,8 @@ class LiveConfig:
             "max_missing_s": self.max_missing_s > 0,
             "min_detection_interval_s": self.min_detection_interval_s >= 0,
             "detection_width": self.detection_width is None or self.detection_width >= 64,
+            "same_face_similarity": self.same_face_similarity is None
+            or -1.0 <= self.same_face_similarity <= 1.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -72,6 +72,9 @@ class TrackState:
         Number of detections matched to this track.
     misses : int
         Detection steps since the last match (0 when matched in the latest step).
+    reacquired : bool
+        Matched in the latest step after being missed in the step(s) before: the face may have
+        been hidden, or someone else may have stepped into its place.
     """
 
     track_id: int
@@ -81,6 +84,7 @@ class TrackState:
     last_seen_t: float
     hits: int
     misses: int = 0
+    reacquired: bool = False
 
     def predict(self, t: float, *, max_extrapolation_s: float = 0.3) -> np.ndarray:
         """Box expected at stream time ``t``, moving at the track's velocity.
@@ -223,6 +227,24 @@ class FaceTracker:
             del self._tracks[i]
         return TrackUpdate(tuple(out_ids), tuple(new_ids), tuple(ended))
 
+    def split(self, track_id: int, t: float) -> int:
+        """End a track and start a new one in its place (another person took it over).
+
+        Returns the new track's id; it counts as a new face seen at stream time ``t``.
+        """
+        old = self._tracks.pop(track_id)
+        new_id = self._next_id
+        self._next_id += 1
+        self._tracks[new_id] = TrackState(
+            track_id=new_id,
+            box=old.box.copy(),
+            velocity=np.zeros(4),
+            first_seen_t=float(t),
+            last_seen_t=old.last_seen_t,
+            hits=1,
+        )
+        return new_id
+
     def expire(self, t: float) -> tuple[int, ...]:
         """End tracks not detected since ``t - max_missing_s``; return their ids.
 
@@ -253,4 +275,5 @@ class FaceTracker:
             last_seen_t=float(t),
             hits=track.hits + 1,
             misses=0,
+            reacquired=track.misses > 0,
         )
