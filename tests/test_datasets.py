@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import sys
 import warnings
 from pathlib import Path
 
@@ -367,6 +368,29 @@ def test_embedding_in_two_processes_matches_one(face_images: Path, dlib_engine) 
     )
     np.testing.assert_allclose(double.vectors, single.vectors, atol=1e-6)
     np.testing.assert_array_equal(double.ok, single.ok)
+
+
+def test_workers_do_not_rerun_a_streamlit_page(
+    face_images: Path, dlib_engine, tmp_path: Path, monkeypatch
+) -> None:
+    """Streamlit runs pages as ``__main__``; spawned workers must not re-run the page."""
+    import types
+
+    from lfr_eval.faces import load_engine
+
+    page = tmp_path / "page.py"
+    page.write_text("import _module_only_the_app_has\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ManifestWarning)
+        manifest = load_folder(face_images)
+    double = embed_manifest(
+        manifest, dlib_engine, workers=2, engine_factory=functools.partial(load_engine, "dlib")
+    )
+    assert double.n_computed == len(manifest.frame)
+    assert sys.modules["__main__"] is fake_main
 
 
 def test_corrupt_or_foreign_cache_is_refused(tmp_path: Path) -> None:

@@ -379,7 +379,7 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 # --- end of session: deployment results in the forces' style
                 component.get_by_role("button", name="STOP").click()
                 page.locator(".st-key-live_end button").click()
-                page.get_by_text("Deployment results").wait_for()
+                page.get_by_text("Deployment results", exact=True).wait_for()
                 results = page.locator('[data-testid="stTable"]').inner_text()
                 assert "Faces scanned" in results and "False alert rate" in results
                 page.screenshot(path=str(shots / "live_6_results.png"), full_page=True)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import multiprocessing
-from collections.abc import Callable, Sequence
+import sys
+import types
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,7 +236,10 @@ def embed_manifest(
                 initargs=(engine_factory, key, face_choice),
             )
             try:
-                for entry in pool.map(_embed_in_worker, jobs, chunksize=8):
+                # map() submits every chunk, and so starts the workers, before it returns
+                with _workers_skip_main_script(engine_factory):
+                    results = pool.map(_embed_in_worker, jobs, chunksize=8)
+                for entry in results:
                     keep(entry)
             finally:
                 # on Ctrl-C or an error, drop the queued images instead of embedding them all
@@ -276,6 +283,34 @@ def embed_manifest(
         face_size_px=face_size,
         n_computed=len(jobs),
     )
+
+
+def _defined_in_main(factory: Callable[..., object] | None) -> bool:
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return getattr(factory, "__module__", None) == "__main__"
+
+
+@contextlib.contextmanager
+def _workers_skip_main_script(engine_factory: Callable[..., object] | None) -> Iterator[None]:
+    """Start spawned workers without re-running the host's ``__main__`` script.
+
+    The spawn start method re-imports ``__main__`` in every worker. Under Streamlit (and its
+    AppTest) ``__main__`` is the *page script*: a worker would re-run the page and die, which
+    surfaced as ``BrokenProcessPool`` from the Evaluate page. Workers only need functions of
+    this module, so while they start, ``__main__`` is a bare module — unless the engine
+    factory itself lives in ``__main__`` and must be importable there.
+    """
+    if _defined_in_main(engine_factory):
+        yield
+        return
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 #: File endings :func:`save_embeddings` writes.
