@@ -218,6 +218,9 @@ def _fmt(rate: float | None) -> str:
 def one_in_n(rate: float, sig_figs: int = 2) -> str:
     """Format a rate as "1 in N", N rounded to ``sig_figs`` significant figures.
 
+    Rates above one half read as "K in 100" instead, since "1 in 1" would hide whether
+    99 % or 60 % of alerts are false.
+
     Examples
     --------
     >>> one_in_n(1 / 6000)
@@ -226,6 +229,8 @@ def one_in_n(rate: float, sig_figs: int = 2) -> str:
     '1 in 310,000'
     >>> one_in_n(0.0)
     '0 (none)'
+    >>> one_in_n(0.993)
+    '99 in 100'
     """
     if rate is None or not np.isfinite(rate):
         return "n/a"
@@ -233,6 +238,8 @@ def one_in_n(rate: float, sig_figs: int = 2) -> str:
         raise MetricInputError(f"a rate must be in [0, 1] to format as '1 in N', got {rate}")
     if rate == 0:
         return "0 (none)"
+    if rate > 0.5:
+        return f"{round(rate * 100)} in 100"
     n = 1.0 / rate
     digits = sig_figs - 1 - int(np.floor(np.log10(n)))
     rounded = round(n, digits)

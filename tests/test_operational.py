@@ -90,8 +90,10 @@ def test_one_in_n() -> None:
     assert one_in_n(1 / 60_000) == "1 in 60,000"
     assert one_in_n(10 / 3_147_436) == "1 in 310,000"
     assert one_in_n(1 / 6000, sig_figs=3) == "1 in 6,000"
-    assert one_in_n(0.7) == "1 in 1.4"
-    assert one_in_n(1.0) == "1 in 1"
+    assert one_in_n(0.4) == "1 in 2.5"
+    assert one_in_n(0.7) == "70 in 100"  # above one half, "1 in 1.4" reads poorly
+    assert one_in_n(0.993) == "99 in 100"
+    assert one_in_n(1.0) == "100 in 100"
     assert one_in_n(0.0) == "0 (none)"
     assert one_in_n(float("nan")) == "n/a"
     with pytest.raises(MetricInputError):
