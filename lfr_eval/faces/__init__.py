@@ -13,6 +13,7 @@ Similarity between two embeddings is always their cosine similarity, in ``[-1, 1
 
 from __future__ import annotations
 
+from lfr_eval.faces._engine import BACKENDS, load_engine, select_one_face
 from lfr_eval.faces._image import decode_image, ensure_rgb_uint8, load_image
 from lfr_eval.faces._types import (
     EngineId,
@@ -23,7 +24,6 @@ from lfr_eval.faces._types import (
     RuntimeInfo,
     sha256_file,
 )
-from lfr_eval.faces._engine import BACKENDS, load_engine, select_one_face
 
 __all__ = [
     "BACKENDS",
