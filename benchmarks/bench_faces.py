@@ -174,7 +174,9 @@ def _time_embed(run, blob: np.ndarray, repeats: int, sync=lambda: None) -> float
     return time.perf_counter() - start
 
 
-def bench_recognizer(model_dir: Path, quick: bool) -> list[Measurement]:
+def bench_recognizer(
+    model_dir: Path, quick: bool, channels_last: bool | None = None
+) -> list[Measurement]:
     import torch
     from onnx_models import build_arcface_r50
 
@@ -198,7 +200,8 @@ def bench_recognizer(model_dir: Path, quick: bool) -> list[Measurement]:
         sync = lambda: None
         name = platform.processor() or "cpu"
     for precision, sizes in configs:
-        rec = TorchRecognizer(path, device=device, precision=precision)
+        rec = TorchRecognizer(path, device=device, precision=precision, channels_last=channels_last)
+        layout = "NHWC" if rec.channels_last else "NCHW"
         for batch in sizes:
             blob = rng.uniform(-1, 1, (batch, 3, 112, 112)).astype(np.float32)
             repeats = max(2, min(50, (2048 if device == "cuda" else 16) // batch))
@@ -216,7 +219,7 @@ def bench_recognizer(model_dir: Path, quick: bool) -> list[Measurement]:
                 crops = batch * repeats
                 out.append(
                     Measurement(
-                        f"torch ArcFace-R50 {precision} ({label})",
+                        f"torch ArcFace-R50 {precision} {layout} ({label})",
                         device,
                         batch,
                         crops,
@@ -269,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-dlib", action="store_true")
     parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument(
+        "--layout",
+        choices=["auto", "nchw", "nhwc"],
+        default="auto",
+        help="torch memory layout (auto: NHWC on CUDA, NCHW on the CPU)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script runs")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     args = parser.parse_args(argv)
@@ -301,12 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as exc:
             print(f"torch runtime skipped: {exc}")
         else:
+            layout = {"auto": None, "nchw": False, "nhwc": True}[args.layout]
             if args.model_dir is not None:
                 args.model_dir.mkdir(parents=True, exist_ok=True)
-                ms = bench_recognizer(args.model_dir, args.quick)
+                ms = bench_recognizer(args.model_dir, args.quick, layout)
             else:
                 with tempfile.TemporaryDirectory() as tmp:
-                    ms = bench_recognizer(Path(tmp), args.quick)
+                    ms = bench_recognizer(Path(tmp), args.quick, layout)
             for m in ms:
                 print(_line(m), flush=True)
             results += ms

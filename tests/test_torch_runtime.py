@@ -69,6 +69,15 @@ def test_cpu_fp32_matches_onnxruntime(models, crops):
     assert rec.embed(torch.from_numpy(blob)).shape == (9, 512)
 
 
+def test_channels_last_layout_gives_the_same_embeddings(models, crops):
+    """NHWC (the CUDA default) must not change what the network computes."""
+    blob = crops_to_blob(crops, 127.5, 127.5)
+    nchw = TorchRecognizer(models[1], device="cpu", channels_last=False)
+    nhwc = TorchRecognizer(models[1], device="cpu", channels_last=True)
+    assert not nchw.channels_last and nhwc.channels_last
+    np.testing.assert_allclose(_unit(nhwc.embed(blob)), _unit(nchw.embed(blob)), atol=FP32_ATOL)
+
+
 def test_engine_torch_runtime_matches_onnxruntime(models):
     det, rec = models
     ort_engine = load_engine("insightface", detector_path=det, recognizer_path=rec)
