@@ -209,9 +209,9 @@ class TorchRecognizer:
         outputs them.
         """
         torch = self._torch
-        # cuDNN autotuning picks the fastest kernels per batch shape (it never changes the
-        # arithmetic precision: TF32 stays as configured, off by default for fp32).
-        with torch.inference_mode(), torch.backends.cudnn.flags(benchmark=self.gpu_active):
+        # No cuDNN autotuning here: live batches change size every call, and each new shape
+        # would be re-tuned (and torch.backends.cudnn.flags() would reset TF32 and cuDNN itself).
+        with torch.inference_mode():
             x = torch.as_tensor(batch).to(self.device, dtype=self._dtype, non_blocking=True)
             x = x.contiguous(memory_format=self._memory_format)
             out = self._module(x)
