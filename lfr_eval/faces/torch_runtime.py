@@ -22,6 +22,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from lfr_eval.errors import ModelError, RuntimeUnavailableError
+from lfr_eval.faces._torch_fp32 import true_fp32
 
 MSG_TORCH_MISSING = (
     "the torch runtime needs PyTorch and onnx2torch: pip install torch onnx2torch ({detail})"
@@ -188,6 +189,7 @@ class TorchRecognizer:
             device=torch_device, dtype=self._dtype, memory_format=self._memory_format
         )
         self.device = str(torch_device)
+        self._device_type = torch_device.type
         self.precision = precision
         self.version = str(torch.__version__)
 
@@ -211,7 +213,7 @@ class TorchRecognizer:
         torch = self._torch
         # No cuDNN autotuning here: live batches change size every call, and each new shape
         # would be re-tuned (and torch.backends.cudnn.flags() would reset TF32 and cuDNN itself).
-        with torch.inference_mode():
+        with torch.inference_mode(), true_fp32(self._device_type, self.precision):
             x = torch.as_tensor(batch).to(self.device, dtype=self._dtype, non_blocking=True)
             x = x.contiguous(memory_format=self._memory_format)
             out = self._module(x)

@@ -7,8 +7,7 @@ Neither needs dlib.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from lfr_eval.errors import ImageError, RuntimeUnavailableError
+from lfr_eval.faces._torch_fp32 import true_fp32
 from lfr_eval.faces._types import RuntimeInfo
 from lfr_eval.faces.dlib_convert._cache import ConvertedModel
 from lfr_eval.faces.dlib_convert._mmod import (
@@ -122,36 +122,6 @@ def _runtime_info(choice: RuntimeChoice, session=None) -> RuntimeInfo:
     )
 
 
-@contextmanager
-def _true_fp32(choice: RuntimeChoice) -> Iterator[None]:
-    """Keep fp32 convolutions and matmuls in IEEE fp32 on CUDA.
-
-    cuDNN runs fp32 convolutions in TF32 (10-bit mantissa) on Ampere and newer GPUs unless
-    told otherwise, which moves descriptors by ~1e-3: "fp32" must mean fp32. The flags are
-    global, so they are set only around our own forward passes and restored after.
-    """
-    if choice.device != "cuda" or choice.precision != "fp32":
-        yield
-        return
-    settings = []
-    for owner in (getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul):
-        if owner is not None and hasattr(owner, "fp32_precision"):  # torch >= 2.9
-            settings.append((owner, "fp32_precision", "ieee"))
-    if not settings:  # older torch: the legacy switches
-        settings = [
-            (torch.backends.cudnn, "allow_tf32", False),
-            (torch.backends.cuda.matmul, "allow_tf32", False),
-        ]
-    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in settings]
-    try:
-        for owner, name, value in settings:
-            setattr(owner, name, value)
-        yield
-    finally:
-        for owner, name, value in saved:
-            setattr(owner, name, value)
-
-
 def _prepare_torch(module: torch.nn.Module, choice: RuntimeChoice) -> torch.nn.Module:
     module = module.to(_torch_device(choice))
     if choice.precision == "fp16":
@@ -237,7 +207,7 @@ class DescriptorRunner:
         if self._session is not None:
             return self._session.run(None, {RESNET_INPUT: chips})[0]
         assert self._module is not None
-        with torch.inference_mode(), _true_fp32(self.choice):
+        with torch.inference_mode(), true_fp32(self.choice.device, self.choice.precision):
             x = torch.from_numpy(chips).to(self._device, non_blocking=True)
             return self._module(x).cpu().numpy()
 
@@ -384,5 +354,5 @@ class MmodRunner:
             out = self._session.run(None, {MMOD_INPUT: canvas.numpy()})[0]
             return torch.from_numpy(out)
         assert self._module is not None
-        with _true_fp32(self.choice):
+        with true_fp32(self.choice.device, self.choice.precision):
             return self._module(canvas)
