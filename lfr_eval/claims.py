@@ -150,8 +150,12 @@ class ClaimCheck:
             ),
             (
                 f"One-sided {pct} upper bound: {one_in_n(self.upper_bound)} "
-                f"({self.upper_bound:.3g}); the data {verdict} the claim; they support "
-                f"FPIR <= {one_in_n(self.upper_bound)}."
+                f"({self.upper_bound:.3g}); the data {verdict} the claim; "
+                + (
+                    f"they support FPIR <= {one_in_n(self.upper_bound)}."
+                    if self.upper_bound < 0.5
+                    else "they support no useful bound (FPIR could be near or above one half)."
+                )
             ),
         ]
         if not self.supported:
