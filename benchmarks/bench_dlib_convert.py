@@ -5,8 +5,9 @@ Three ways to run it:
 ``--prepare DIR`` (a machine with dlib and LFW): writes what a machine *without* dlib needs,
 into DIR (keep it out of git: ``workspace/`` is ignored): the two ``.dat`` models, 256 aligned
 LFW chips made by dlib (``chips.npy``), a few hundred LFW images (``lfw_subset/``) and t1.jpg;
-and writes the small committed reference ``benchmarks/data/dlib_reference.npz`` (dlib's
-descriptors of those chips and dlib's CNN boxes on some of those images: numbers, no images).
+and the reference ``DIR/dlib_reference.npz`` (dlib's descriptors of those chips and dlib's CNN
+boxes on some of those images). Descriptors of real people's faces are biometric data: they stay
+in DIR, out of git, like the images.
 
 default (any machine; dlib optional): converts the models, checks them against the reference
 (descriptors: max |difference|, cosine; boxes: count, pixels), and times descriptor
@@ -58,7 +59,7 @@ from lfr_eval.faces.dlib_convert import (
     load_resnet,
 )
 
-REFERENCE = REPO / "benchmarks" / "data" / "dlib_reference.npz"
+REFERENCE_NAME = "dlib_reference.npz"  # written by --prepare into its folder, never committed
 RESNET_DAT = "dlib_face_recognition_resnet_model_v1.dat"
 MMOD_DAT = "mmod_human_face_detector.dat"
 SHAPE_DAT = "shape_predictor_5_face_landmarks.dat"
@@ -237,7 +238,7 @@ def dlib_cnn_rects(detector, image: np.ndarray, upsample: int) -> tuple[np.ndarr
 
 
 def prepare(data: Path, lfw: Path) -> None:
-    """Chips, models and an LFW subset into ``data``; the reference numbers into the repo."""
+    """Chips, models, an LFW subset and dlib's reference numbers into ``data``."""
     import dlib
 
     from lfr_eval.faces import load_engine
@@ -304,9 +305,8 @@ def prepare(data: Path, lfw: Path) -> None:
     if t1 is not None:
         r, s = dlib_cnn_rects(cnn, read_rgb(t1), 0)
         reference["t1_rects"], reference["t1_scores"] = r, s
-    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(REFERENCE, **reference)
-    log(f"wrote {data} ({len(chips_array)} chips) and {REFERENCE}")
+    np.savez_compressed(data / REFERENCE_NAME, **reference)
+    log(f"wrote {data} ({len(chips_array)} chips and {REFERENCE_NAME})")
 
 
 # ----------------------------------------------------------------------------------------
@@ -322,7 +322,10 @@ class Bench:
         self.cuda = torch.cuda.is_available()
         self.quick = args.quick
         self.min_seconds = 0.5 if args.quick else 2.0
-        self.reference = dict(np.load(REFERENCE)) if REFERENCE.is_file() else None
+        reference_file = args.data / REFERENCE_NAME if args.data else None
+        self.reference = (
+            dict(np.load(reference_file)) if reference_file and reference_file.is_file() else None
+        )
         self.chips: np.ndarray | None = None
         chips_file = args.data / "chips.npy" if args.data else None
         if chips_file and chips_file.is_file():
@@ -648,7 +651,7 @@ class Bench:
         report.data["machine"] = machine_info()
         report.section("conversion", self.convert)
         if self.reference is None:
-            report.skip("checks", f"no reference file {REFERENCE}: run --prepare on a dlib machine")
+            report.skip("checks", f"no {REFERENCE_NAME} in --data: run --prepare on a dlib machine")
         if self.chips is None:
             report.skip("descriptors", "no chips.npy: pass --data DIR from a --prepare run")
         elif self.reference is not None:
