@@ -92,7 +92,7 @@ def register(cli: click.Group) -> None:
                 f"the app's pages are not installed ({APP_HOME} is missing); run 'lfr-eval app' "
                 "from a source checkout installed with 'pip install -e .'"
             )
-        engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+        engine = make_engine(engine_backend, detector, model_pack, runtime, device, workspace)
         env = app_environment(
             engine_backend=engine_backend,
             detector=detector,

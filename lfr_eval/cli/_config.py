@@ -93,7 +93,7 @@ def register(cli: click.Group) -> None:
         """
         from lfr_eval.deployment import RetentionPolicy, export_config, make_config
 
-        engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+        engine = make_engine(engine_backend, detector, model_pack, runtime, device, workspace)
         watchlist = _open_watchlist(watchlist_path, workspace)
         results = open_results(results_path) if results_path else None
         out = Path(out_path)
@@ -162,7 +162,7 @@ def register(cli: click.Group) -> None:
         from lfr_eval.deployment import load_config, verify_config
 
         config = load_config(config_path)
-        engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+        engine = make_engine(engine_backend, detector, model_pack, runtime, device, workspace)
         watchlist = _open_watchlist(watchlist_path, workspace)
         results = open_results(results_path) if results_path else None
         verification = verify_config(

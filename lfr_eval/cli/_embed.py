@@ -148,13 +148,20 @@ def open_cache(
 
 
 def open_engine(
-    engine_backend: str, detector: str, model_pack: str | None, runtime: str, device: str
+    engine_backend: str,
+    detector: str,
+    model_pack: str | None,
+    runtime: str,
+    device: str,
+    workspace: str | None = None,
 ) -> tuple[FaceEngine, Callable[[], FaceEngine]]:
     """The engine the options name (reported on stderr), and a picklable recipe for the same
     engine in worker processes."""
-    engine = make_engine(engine_backend, detector, model_pack, runtime, device)
+    engine = make_engine(engine_backend, detector, model_pack, runtime, device, workspace)
     click.echo(f"engine {engine.engine_id.key} on {engine.runtime.describe()}", err=True)
-    factory = functools.partial(make_engine, engine_backend, detector, model_pack, runtime, device)
+    factory = functools.partial(
+        make_engine, engine_backend, detector, model_pack, runtime, device, workspace
+    )
     return engine, factory
 
 
@@ -202,7 +209,7 @@ def embed_command(
             f"must end in {' or '.join(EMBEDDING_FORMATS)}", param_hint="--out"
         )
     manifest, chosen = open_dataset(source, layout, labels, attributes, limit)
-    engine, factory = open_engine(engine_backend, detector, model_pack, runtime, device)
+    engine, factory = open_engine(engine_backend, detector, model_pack, runtime, device, workspace)
     with open_cache(cache_path, no_cache, workspace) as cache:
         embeddings = embed_manifest(
             manifest,

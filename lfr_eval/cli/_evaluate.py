@@ -193,7 +193,7 @@ def evaluate_command(
             max_mated_per_subject=max_mated_per_subject,
             max_non_mated_per_subject=max_non_mated_per_subject,
         )
-    engine, factory = open_engine(engine_backend, detector, model_pack, runtime, device)
+    engine, factory = open_engine(engine_backend, detector, model_pack, runtime, device, workspace)
     with open_cache(cache_path, no_cache, workspace) as cache:
         result = evaluate(
             manifest,

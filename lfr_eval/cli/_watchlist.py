@@ -230,7 +230,7 @@ def _enrol_command(cli: click.Group) -> None:
             )
             requests = [_Request(Path(p), info) for p in images]
         watchlist = _open(watchlist_path, workspace, create=True)
-        engine = make_engine(**engine_args)
+        engine = make_engine(**engine_args, workspace=workspace)
         report = enrol_requests(
             watchlist,
             engine,
@@ -651,7 +651,7 @@ def _identify_command(cli: click.Group) -> None:
         another engine.
         """
         wl = _open(watchlist_path, workspace, create=False)
-        engine = make_engine(**engine_args)
+        engine = make_engine(**engine_args, workspace=workspace)
         index = wl.search_index(
             engine.engine_id,
             backend=search_backend,
