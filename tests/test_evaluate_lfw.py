@@ -88,7 +88,7 @@ def test_evaluation_produces_sensible_dlib_figures(lfw_result, lfw_small: Manife
     assert not set(s.mated_subjects) & set(s.non_mated_subjects)
     assert result.dataset.sha256 == lfw_small.dataset_hash()
     assert result.engine.recognizer.name == "dlib_face_recognition_resnet_model_v1.dat"
-    assert result.runtime.name == "dlib" and not result.runtime.gpu_active
+    assert result.runtime.name == "onnxruntime" and not result.runtime.gpu_active
     assert {"numpy", "dlib-bin"} <= set(result.software)
     acq = result.acquisition
     total = acq[(acq["attribute"] == "all")]

@@ -65,8 +65,10 @@ def test_engine_id_and_runtime(dlib_engine):
     assert eid.backend == "dlib" and eid.embedding_dim == 128
     assert eid.recognizer.name == RECOGNITION_RESNET
     assert eid.recognizer.sha256 == sha256_file(folder / RECOGNITION_RESNET)
-    assert {m.role for m in eid.models} == {"landmarks", "recognizer"}
-    assert dlib_engine.runtime.name == "dlib" and not dlib_engine.runtime.gpu_active
+    # the default embedder: dlib's ResNet as ONNX, listed (with its hash) beside the .dat
+    assert {m.role for m in eid.models} == {"landmarks", "recognizer", "recognizer_onnx"}
+    assert dlib_engine.runtime.name == "onnxruntime" and not dlib_engine.runtime.gpu_active
+    assert dlib_engine.runtime.providers == ("CPUExecutionProvider",)
     assert dlib_engine.info().model_paths["recognizer"].endswith(RECOGNITION_RESNET)
 
 
@@ -102,7 +104,12 @@ def test_other_chip_size_keeps_descriptor(t1_faces, t1):
 def test_cnn_detector_agrees_with_hog(dlib_engine, lfw_dir):
     image = load_image(lfw_dir / "images" / "George_W_Bush" / "George_W_Bush_0001.jpg")
     cnn = load_engine("dlib", detector="cnn", upsample=0)
-    assert {m.role for m in cnn.engine_id.models} == {"detector", "landmarks", "recognizer"}
+    assert {m.role for m in cnn.engine_id.models} == {
+        "detector",
+        "landmarks",
+        "recognizer",
+        "recognizer_onnx",
+    }
     # same recognizer: the embedding space is shared whatever the detector
     assert cnn.engine_id.recognizer_key == dlib_engine.engine_id.recognizer_key
     (face_cnn,) = cnn.analyze(image)

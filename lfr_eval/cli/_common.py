@@ -37,10 +37,11 @@ def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--runtime",
-            type=click.Choice(["onnxruntime", "torch"]),
+            type=click.Choice(["onnxruntime", "torch", "dlib"]),
             default="onnxruntime",
             show_default=True,
-            help="Runtime for ONNX models.",
+            help="What runs the networks. For --engine dlib: onnxruntime (dlib's ResNet as "
+            "ONNX, the default) or dlib (dlib's own compute_face_descriptor, the reference).",
         ),
         click.option(
             "--device",
@@ -76,7 +77,15 @@ def make_engine(
                 "the dlib engine runs on the CPU only (dlib-bin has no CUDA); "
                 "use --engine dlib-torch or --engine insightface for a GPU"
             )
-        return load_engine("dlib", detector=detector)
+        if runtime not in ("onnxruntime", "dlib"):
+            raise click.BadParameter(
+                "the dlib engine runs its ResNet on onnxruntime or dlib; for PyTorch use "
+                "--engine dlib-torch --runtime torch",
+                param_hint="--runtime",
+            )
+        return load_engine("dlib", detector=detector, embedder=runtime)
+    if runtime == "dlib":
+        raise click.BadParameter("--runtime dlib is only for --engine dlib", param_hint="--runtime")
     if engine_backend == "insightface":
         return load_engine(
             "insightface",

@@ -19,6 +19,7 @@ from lfr_eval.datasets._cache import CachedEmbedding, EmbeddingCache, engine_cac
 from lfr_eval.datasets._manifest import Manifest
 from lfr_eval.errors import ImageError
 from lfr_eval.faces import Face, FaceEngine, load_image
+from lfr_eval.faces._dlib_onnx import available_cpus
 
 FaceChoice = Literal["largest", "central"]
 
@@ -125,8 +126,14 @@ _worker_engine: FaceEngine | None = None
 _worker_choice: FaceChoice = "largest"
 
 
-def _init_worker(factory: Callable[[], FaceEngine], key: str, face_choice: FaceChoice) -> None:
+def _init_worker(
+    factory: Callable[[], FaceEngine], key: str, face_choice: FaceChoice, threads: int
+) -> None:
     global _worker_engine, _worker_choice
+    from lfr_eval.faces._dlib_onnx import set_cpu_threads
+
+    # the workers share the machine's cores instead of each taking all of them
+    set_cpu_threads(threads)
     engine = factory()
     found = engine_cache_key(engine, face_choice)
     if found != key:
@@ -233,7 +240,7 @@ def embed_manifest(
                 max_workers=workers,
                 mp_context=context,
                 initializer=_init_worker,
-                initargs=(engine_factory, key, face_choice),
+                initargs=(engine_factory, key, face_choice, max(1, available_cpus() // workers)),
             )
             try:
                 # map() submits every chunk, and so starts the workers, before it returns

@@ -100,6 +100,7 @@ class DlibTorchEngine(DlibEngine):
             chip_size=chip_size,
             chip_padding=chip_padding,
             device="cpu",
+            embedder="dlib",  # its own converted ResNet replaces dlib's below
             models_folder=models_folder,
             shape_predictor_path=shape_predictor_path,
             recognizer_path=recognizer_path,
