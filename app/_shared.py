@@ -281,7 +281,7 @@ def _load_aggregate(path: str, stamp: float) -> AggregateResult:
 def load_results(path: str | os.PathLike[str], *, is_example: bool = False) -> LoadedResults:
     """Load a results folder (full ``result.json`` or ``aggregate.json``) as :class:`LoadedResults`.
 
-    Full results are aggregated once (subject-bootstrap intervals) and the aggregate is saved in
+    Full results are aggregated once (intervals clustered by person) and the aggregate is saved in
     ``<folder>/aggregate/`` for next time.
 
     Raises

@@ -19,6 +19,7 @@ from lfr_eval.metrics import (
     permutation_test_subjects,
     wilson,
 )
+from lfr_eval.metrics._clustered import KORN_GRAUBARD_ALL_ERRORS, KORN_GRAUBARD_NO_ERRORS
 
 
 @pytest.fixture()
@@ -56,7 +57,10 @@ def test_overall_matches_plain_functions(searches: SearchSet) -> None:
 
 
 def test_by_group_counts_and_intervals(searches: SearchSet) -> None:
-    frame = IdentificationFrame(searches, [0.6], ["ethnicity"], min_subjects=3, min_searches=5)
+    frame = IdentificationFrame(
+        searches, [0.6], ["ethnicity"], min_subjects=3, min_searches=5,
+        ci_method="clopper-pearson",
+    )
     g = frame.by_group.xs(("fpir", 0.6), level=["metric", "threshold"])
     # A: 0.7, 0.65 >= 0.6 -> 2/4 ; B: 0.61 -> 1/6 ; unknown label kept: 0.9 -> 1/1
     assert g.index.tolist() == ["A", "B", "unknown"]
@@ -138,10 +142,12 @@ def test_bootstrap_intervals_fall_back_to_exact_at_zero_errors(searches: SearchS
     )
     g = frame.by_group
     row = g.loc[("fpir", 0.95, "A")]
-    assert row["errors"] == 0 and row["ci_method"] == "clopper-pearson (no errors)"
-    assert row["ci_high"] == pytest.approx(float(clopper_pearson(0, 4)[1]))
+    # No errors: the bound is counted by people (2 in group A), not by its 4 searches.
+    assert row["errors"] == 0 and row["ci_method"] == KORN_GRAUBARD_NO_ERRORS
+    assert row["ci_high"] == pytest.approx(float(clopper_pearson(0, 2)[1]))
+    assert row["ci_high"] > float(clopper_pearson(0, 4)[1])
     assert g.loc[("fpir", 0.6, "B"), "ci_method"] == "subject-bootstrap"
-    assert g.loc[("fpir", 0.6, "unknown"), "ci_method"].startswith("clopper-pearson")
+    assert g.loc[("fpir", 0.6, "unknown"), "ci_method"].startswith("korn-graubard")
     again = IdentificationFrame(
         searches, [0.6, 0.95], ["ethnicity"], ci_method="subject-bootstrap", n_boot=200
     )
@@ -158,9 +164,9 @@ def test_bootstrap_intervals_fall_back_to_exact_when_every_search_errs(
     )
     row = frame.by_group.loc[("fpir", 0.1, "B")]
     assert row["errors"] == row["n_searches"] == 6
-    assert row["ci_method"] == "clopper-pearson (all errors)"
+    assert row["ci_method"] == KORN_GRAUBARD_ALL_ERRORS
     assert row["ci_high"] == 1.0
-    assert row["ci_low"] == pytest.approx(float(clopper_pearson(6, 6)[0]))
+    assert row["ci_low"] == pytest.approx(float(clopper_pearson(3, 3)[0]))  # 3 people
     assert row["ci_low"] < 1.0
 
 

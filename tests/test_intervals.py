@@ -137,24 +137,26 @@ def test_subject_bootstrap_covers_clustered_rate_where_binomial_does_not() -> No
 
 
 def test_subject_bootstrap_is_never_zero_width() -> None:
-    """No errors (or errors everywhere, or one subject): every replicate is equal, so the
-    percentile interval would be 0 - 0 (or 1 - 1); the pooled Clopper-Pearson bound is used."""
+    """No errors (or errors everywhere, or one subject, or every subject at one rate): every
+    replicate is equal, so the percentile interval would have zero width; the clustered
+    (Korn-Graubard) interval is used, with the no-error bound counted by people."""
     from lfr_eval.metrics import SubjectCounts, bootstrap_degenerate
 
     subjects = np.array(["a", "b", "c", "d"])
     trials = np.array([50, 50, 50, 50])
-    # threshold 0: no errors; threshold 1: errors in every search; threshold 2: ordinary
-    errors = np.array([[0, 50, 5], [0, 50, 0], [0, 50, 9], [0, 50, 1]])
-    counts = SubjectCounts(subjects, trials, errors, np.array([0.9, -1.0, 0.5]))
-    assert bootstrap_degenerate(counts).tolist() == [True, True, False]
+    # threshold 0: no errors; threshold 1: errors in every search; threshold 2: ordinary;
+    # threshold 3: every subject at the same rate 0.1
+    errors = np.array([[0, 50, 5, 5], [0, 50, 0, 5], [0, 50, 9, 5], [0, 50, 1, 5]])
+    counts = SubjectCounts(subjects, trials, errors, np.array([0.9, -1.0, 0.5, 0.6]))
+    assert bootstrap_degenerate(counts).tolist() == [True, True, False, True]
     low, high = subject_bootstrap_interval(counts, 0.95, n_boot=300, sided="upper")
-    assert low[0] == 0 and high[0] == pytest.approx(1 - 0.05 ** (1 / 200))  # ~3/n
-    assert high[0] == pytest.approx(3 / 200, rel=0.01)
+    assert low[0] == 0 and high[0] == pytest.approx(1 - 0.05 ** (1 / 4))  # ~3 / people
     low2, high2 = subject_bootstrap_interval(counts, 0.95, n_boot=300)
-    cp_low, cp_high = clopper_pearson([0, 200], 200)
+    cp_low, cp_high = clopper_pearson([0, 4], 4)
     assert high2[0] == pytest.approx(cp_high[0]) and high2[0] > 0
     assert low2[1] == pytest.approx(cp_low[1]) and low2[1] < 1 and high2[1] == 1
     assert 0 < low2[2] < 15 / 200 < high2[2]  # the bootstrap proper where replicates differ
+    assert low2[3] < 0.1 < high2[3]  # same rate everywhere: not 0.1 - 0.1
     one = counts.subset(np.array([True, False, False, False]))
     low3, high3 = subject_bootstrap_interval(one, 0.95, n_boot=100)
     assert low3[2] < 0.1 < high3[2]  # a single subject: not the 0.1 - 0.1 of its replicates

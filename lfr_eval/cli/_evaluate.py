@@ -264,11 +264,12 @@ def evaluate_command(
 )
 @click.option(
     "--ci-method",
-    type=click.Choice(["subject-bootstrap", "clopper-pearson", "wilson"]),
-    default="subject-bootstrap",
+    type=click.Choice(["korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"]),
+    default="korn-graubard",
     show_default=True,
-    help="Intervals: bootstrap over subjects (repeat images of a person are not "
-    "independent) or binomial.",
+    help="Intervals: korn-graubard = design-effect Clopper-Pearson clustered by person "
+    "(repeat images of a person are not independent; the default); subject-bootstrap = "
+    "percentile bootstrap over people; clopper-pearson / wilson treat searches as independent.",
 )
 @click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option(

@@ -6,6 +6,12 @@ when its score is at or above the threshold. Rates are vectorised over arrays of
 
 from __future__ import annotations
 
+from lfr_eval.metrics._clustered import (
+    KORN_GRAUBARD,
+    ClusteredRate,
+    cluster_robust_variance,
+    korn_graubard,
+)
 from lfr_eval.metrics._group_frame import (
     FRAME_COLUMNS,
     GroupMetricFrame,
@@ -72,6 +78,8 @@ from lfr_eval.metrics._verification import (
 
 __all__ = [
     "FRAME_COLUMNS",
+    "KORN_GRAUBARD",
+    "ClusteredRate",
     "DetCurve",
     "EqualErrorRate",
     "GroupMetricFrame",
@@ -91,6 +99,7 @@ __all__ = [
     "bootstrap_rates",
     "choose_threshold",
     "clopper_pearson",
+    "cluster_robust_variance",
     "cmc_curve",
     "count_at_or_above",
     "count_at_or_above_by_subject",
@@ -111,6 +120,7 @@ __all__ = [
     "fpir_estimate",
     "identification_det_curve",
     "identification_eer",
+    "korn_graubard",
     "operating_point",
     "permutation_test_subjects",
     "rank_k_identification_rate",

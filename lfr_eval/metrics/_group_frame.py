@@ -6,8 +6,11 @@ those features (``["sex", "ethnicity"]`` gives ``("female", "black")`` ...). Eve
 reported, including ``"unknown"`` labels and groups too small to say much: those carry
 ``small_group=True`` rather than being dropped.
 
-Intervals can be clustered by subject (``ci_method="subject-bootstrap"``): subjects are resampled
-within each group, because repeat images of one person are not independent.
+Intervals are clustered by subject by default (``ci_method="korn-graubard"``: the design-effect
+Clopper–Pearson interval of :mod:`lfr_eval.metrics._clustered`), because repeat images of one
+person are not independent. The percentile subject bootstrap is available by name
+(``"subject-bootstrap"``), and the independence intervals (``"clopper-pearson"``, ``"wilson"``)
+only by name.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from lfr_eval.metrics._clustered import KORN_GRAUBARD, korn_graubard
 from lfr_eval.metrics._group_tests import (
     Alternative,
     GroupTestResult,
@@ -30,15 +34,16 @@ from lfr_eval.metrics._group_tests import (
 from lfr_eval.metrics._intervals import (
     SubjectCounts,
     binomial_interval,
+    bootstrap_degenerate,
     bootstrap_weights,
-    clopper_pearson,
     count_at_or_above_by_subject,
     subject_bootstrap_interval,
 )
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, as_thresholds, check_confidence
 
-CiMethod = Literal["clopper-pearson", "wilson", "subject-bootstrap"]
+CiMethod = Literal["korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"]
+CI_METHODS: tuple[str, ...] = ("korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson")
 Metric = Literal["fpir", "fnir"]
 METRICS: tuple[str, ...] = ("fpir", "fnir")
 
@@ -62,7 +67,8 @@ MSG_UNKNOWN_METRIC = "metric must be one of {choices}, got {value!r}"
 MSG_UNKNOWN_GROUP = "group {group!r} not found; groups are: {groups}"
 MSG_UNKNOWN_THRESHOLD = "threshold {value} is not one of this frame's thresholds: {available}"
 MSG_CI_METHOD = (
-    "ci_method must be 'clopper-pearson', 'wilson' or 'subject-bootstrap', got {value!r}"
+    "ci_method must be 'korn-graubard' (clustered by subject, the default), 'subject-bootstrap', "
+    "'clopper-pearson' or 'wilson' (these two treat searches as independent), got {value!r}"
 )
 
 NO_GROUP = "all"
@@ -121,12 +127,13 @@ class IdentificationFrame:
         R for FNIR (1 = the mate must be the top candidate).
     confidence : float
         Two-sided interval coverage in (0, 1).
-    ci_method : {"clopper-pearson", "wilson", "subject-bootstrap"}
-        Binomial intervals treat searches as independent; the subject bootstrap resamples
-        subjects within each group (and overall) with replacement. Where a group has no errors
-        at a threshold, errors in every search, or a single subject, every bootstrap replicate
-        is identical and says nothing: the Clopper–Pearson interval is used there instead
-        (never a zero-width interval) and ``ci_method`` says so.
+    ci_method : {"korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"}
+        ``"korn-graubard"`` (default): design-effect Clopper–Pearson clustered by subject
+        (:func:`~lfr_eval.metrics.korn_graubard`); with no errors the bound is counted by
+        people, not searches. ``"subject-bootstrap"``: percentile bootstrap over subjects
+        within each group (it under-covers with strong clustering; where every replicate is
+        identical the Korn–Graubard interval is used and ``ci_method`` says so). The binomial
+        intervals treat searches as independent and are used only when named.
     n_boot : int
         Bootstrap replicates (subject bootstrap only).
     min_subjects, min_searches : int
@@ -157,7 +164,7 @@ class IdentificationFrame:
         *,
         rank: int = 1,
         confidence: float = 0.95,
-        ci_method: CiMethod = "clopper-pearson",
+        ci_method: CiMethod = "korn-graubard",
         n_boot: int = 1000,
         min_subjects: int = 20,
         min_searches: int = 100,
@@ -165,7 +172,7 @@ class IdentificationFrame:
     ) -> None:
         if not isinstance(searches, SearchSet):
             raise MetricInputError("IdentificationFrame needs a SearchSet")
-        if ci_method not in ("clopper-pearson", "wilson", "subject-bootstrap"):
+        if ci_method not in CI_METHODS:
             raise MetricInputError(MSG_CI_METHOD.format(value=ci_method))
         if rank < 1:
             raise MetricInputError(f"rank must be >= 1 (1 = best candidate), got {rank}")
@@ -254,25 +261,24 @@ class IdentificationFrame:
         if self._ci_method in ("clopper-pearson", "wilson"):
             low, high = binomial_interval(errors, trials, self._confidence, method=self._ci_method)
             return low, high, np.full(m, self._ci_method, dtype=object)
-        cp_low, cp_high = clopper_pearson(errors, trials, self._confidence)
-        if trials == 0 or counts.n_subjects < 2:
-            return cp_low, cp_high, np.full(m, "clopper-pearson (too few subjects)", dtype=object)
+        if trials == 0:
+            return np.zeros(m), np.ones(m), np.full(m, KORN_GRAUBARD, dtype=object)
+        clustered = korn_graubard(counts.errors, counts.trials, self._confidence)
+        if self._ci_method == "korn-graubard":
+            return clustered.ci_low, clustered.ci_high, clustered.method
+        if counts.n_subjects < 2:
+            return clustered.ci_low, clustered.ci_high, clustered.method
         low, high = subject_bootstrap_interval(
             counts, self._confidence, n_boot=self._n_boot, seed=np.random.default_rng(seed)
         )
-        # The bootstrap already falls back to Clopper-Pearson where its replicates cannot
-        # differ; here those thresholds are labelled so a reader knows which interval it is.
-        no_errors = errors == 0
-        all_errors = errors == trials
-        method = np.select(
-            [no_errors, all_errors],
-            ["clopper-pearson (no errors)", "clopper-pearson (all errors)"],
-            "subject-bootstrap",
-        )
-        fallback = no_errors | all_errors
+        # Where every replicate is the same (no errors, all errors, every subject at the same
+        # rate) the percentile interval has zero width; the clustered interval stands in and
+        # the label says so.
+        fallback = bootstrap_degenerate(counts)
+        method = np.where(fallback, clustered.method, "subject-bootstrap")
         return (
-            np.where(fallback, cp_low, low),
-            np.where(fallback, cp_high, high),
+            np.where(fallback, clustered.ci_low, low),
+            np.where(fallback, clustered.ci_high, high),
             method.astype(object),
         )
 

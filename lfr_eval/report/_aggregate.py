@@ -5,7 +5,7 @@ An :class:`AggregateResult` holds, per threshold and per group, the counts behin
 watchlist-size scaling table; and failures to acquire per group. It holds no embeddings, no
 image names, no subject ids and no individual scores, so it can be shared or shipped as an
 example (``datasets/examples/``) even when the evaluation ran on real people's faces. Intervals
-are computed (by subject bootstrap, where asked) *before* aggregation, so they stay clustered by
+are computed (clustered by subject: Korn–Graubard by default) *before* aggregation, so they stay clustered by
 subject without keeping the subjects.
 
 Groups with fewer than ``min_subjects`` subjects can be withheld entirely
@@ -205,7 +205,7 @@ class AggregateResult:
         *,
         thresholds: Sequence[float] | np.ndarray | None = None,
         attributes: Sequence[str] | None = None,
-        ci_method: str = "subject-bootstrap",
+        ci_method: str = "korn-graubard",
         n_boot: int = 1000,
         confidence: float = 0.95,
         rank: int = 1,
@@ -222,7 +222,10 @@ class AggregateResult:
             rates change.
         attributes : sequence of str, optional
             Group attributes (default: all of the result's).
-        ci_method : {"subject-bootstrap", "clopper-pearson", "wilson"}
+        ci_method : {"korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"}
+            ``"korn-graubard"`` (default): clustered by subject (design-effect
+            Clopper–Pearson); the others by name only (the binomial ones treat searches as
+            independent).
         n_boot, confidence, rank, seed :
             Interval and FNIR settings (see :class:`lfr_eval.metrics.IdentificationFrame`).
         min_subjects : int

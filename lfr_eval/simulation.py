@@ -1,0 +1,188 @@
+"""Seeded simulations with known truth: how well the workbench's statistics hold under clustering.
+
+Real LFR test data cluster by person (the NPL design: about 400 volunteers × 10 passes). These
+simulations draw data sets whose true error rate is known and count how often an interval
+covers it, how often a false claim is called "supported", and how often a group test rejects
+equal rates. They back the method choices of :mod:`lfr_eval.metrics` and :mod:`lfr_eval.claims`;
+``tests/test_stats_simulation.py`` runs a small subset in CI and
+``benchmarks/bench_stats_grid.py`` the full grid.
+
+The model: person i has error rate ``p_i ~ Beta(a, b)`` with mean ``rate`` and intra-person
+correlation ``icc = 1 / (a + b + 1)`` (0: every person has the same rate and searches are
+independent), and ``e_i ~ Binomial(n_i, p_i)`` errors in ``n_i`` searches. ``n_i`` is the same
+for everyone or, with ``unequal=True``, varies (1 + Poisson with a gamma-distributed mean,
+coefficient of variation about 0.7) as crowd tracking gives some faces many captures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from lfr_eval.metrics._clustered import korn_graubard
+from lfr_eval.metrics._intervals import clopper_pearson
+
+
+@dataclass(frozen=True)
+class ClusterDesign:
+    """One cell of the simulation grid.
+
+    Attributes
+    ----------
+    n_people : int
+        People (clusters), >= 1.
+    searches_per_person : float
+        Mean searches per person, >= 1.
+    icc : float
+        Intra-person correlation of errors in [0, 1).
+    rate : float
+        True (search-weighted) error rate in (0, 1).
+    unequal : bool
+        Searches per person vary between people.
+    """
+
+    n_people: int
+    searches_per_person: float
+    icc: float
+    rate: float
+    unequal: bool = False
+
+    def __post_init__(self) -> None:
+        if self.n_people < 1 or self.searches_per_person < 1:
+            raise ValueError("a design needs at least one person and one search per person")
+        if not 0 <= self.icc < 1 or not 0 < self.rate < 1:
+            raise ValueError("icc must be in [0, 1) and rate in (0, 1)")
+
+    @property
+    def expected_errors(self) -> float:
+        return self.n_people * self.searches_per_person * self.rate
+
+
+def draw_trials(design: ClusterDesign, rng: np.random.Generator) -> np.ndarray:
+    """Searches per person, shape (n_people,), each >= 1."""
+    m = design.searches_per_person
+    if not design.unequal or m <= 1:
+        return np.full(design.n_people, max(1, round(m)), np.int64)
+    means = rng.gamma(2.0, (m - 1) / 2.0, size=design.n_people)
+    return 1 + rng.poisson(means).astype(np.int64)
+
+
+def draw_person_rates(
+    design: ClusterDesign, size: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray:
+    """Per-person error rates with mean ``design.rate`` and correlation ``design.icc``."""
+    if design.icc == 0:
+        return np.full(size, design.rate)
+    scale = (1 - design.icc) / design.icc
+    return rng.beta(design.rate * scale, (1 - design.rate) * scale, size=size)
+
+
+def draw_errors(
+    design: ClusterDesign, trials: np.ndarray, n_datasets: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Errors of each person in each of ``n_datasets`` data sets, shape (n_people, n_datasets)."""
+    p = draw_person_rates(design, (trials.shape[0], n_datasets), rng)
+    return rng.binomial(trials[:, None], p)
+
+
+#: ``interval(errors (s, R), trials (s,), confidence, sided) -> (low (R,), high (R,))``
+IntervalFunction = Callable[[np.ndarray, np.ndarray, float, str], tuple[np.ndarray, np.ndarray]]
+
+
+def korn_graubard_interval(
+    errors: np.ndarray, trials: np.ndarray, confidence: float, sided: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The workbench default (:func:`lfr_eval.metrics.korn_graubard`), as an IntervalFunction."""
+    r = korn_graubard(errors, trials, confidence, sided=sided)
+    return r.ci_low, r.ci_high
+
+
+def independent_clopper_pearson(
+    errors: np.ndarray, trials: np.ndarray, confidence: float, sided: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper–Pearson over searches (ignores clustering), for comparison."""
+    return clopper_pearson(errors.sum(axis=0), trials.sum(), confidence, sided=sided)  # type: ignore[arg-type]
+
+
+INTERVALS: dict[str, IntervalFunction] = {
+    "korn-graubard": korn_graubard_interval,
+    "clopper-pearson (independence)": independent_clopper_pearson,
+}
+
+
+@dataclass(frozen=True)
+class CoverageResult:
+    """Measured coverage of one interval method in one design.
+
+    Attributes
+    ----------
+    design : ClusterDesign
+    method : str
+    n_datasets : int
+    two_sided : float
+        Share of data sets whose two-sided interval holds the true rate.
+    upper : float
+        Share whose one-sided upper bound is at or above the true rate.
+    miss_below, miss_above : float
+        Two-sided misses with the truth below the interval / above it.
+    median_relative_width : float
+        Median of (high - low) / rate of the two-sided interval.
+    """
+
+    design: ClusterDesign
+    method: str
+    n_datasets: int
+    two_sided: float
+    upper: float
+    miss_below: float
+    miss_above: float
+    median_relative_width: float
+
+    def standard_error(self, coverage: float = 0.95) -> float:
+        """Monte-Carlo standard error of a coverage estimate near ``coverage``."""
+        return float(np.sqrt(coverage * (1 - coverage) / self.n_datasets))
+
+
+def interval_coverage(
+    design: ClusterDesign,
+    method: str = "korn-graubard",
+    *,
+    n_datasets: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batches: int = 8,
+) -> CoverageResult:
+    """Coverage of ``method`` (a key of :data:`INTERVALS`) over simulated data sets.
+
+    The searches per person are redrawn for each of ``batches`` batches of data sets.
+    """
+    interval = INTERVALS[method]
+    rng = np.random.default_rng(seed)
+    inside = upper_ok = below = above = 0
+    widths = []
+    sizes = np.diff(np.linspace(0, n_datasets, batches + 1).astype(int))
+    for size in sizes:
+        if size == 0:
+            continue
+        trials = draw_trials(design, rng)
+        errors = draw_errors(design, trials, int(size), rng)
+        low, high = interval(errors, trials, confidence, "two-sided")
+        _, ub = interval(errors, trials, confidence, "upper")
+        p = design.rate
+        inside += int(np.count_nonzero((low <= p) & (p <= high)))
+        below += int(np.count_nonzero(p < low))
+        above += int(np.count_nonzero(p > high))
+        upper_ok += int(np.count_nonzero(p <= ub))
+        widths.append((high - low) / p)
+    return CoverageResult(
+        design=design,
+        method=method,
+        n_datasets=n_datasets,
+        two_sided=inside / n_datasets,
+        upper=upper_ok / n_datasets,
+        miss_below=below / n_datasets,
+        miss_above=above / n_datasets,
+        median_relative_width=float(np.median(np.concatenate(widths))),
+    )

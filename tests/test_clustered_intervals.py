@@ -1,0 +1,88 @@
+"""Hand cases of the clustered (Korn–Graubard design-effect Clopper–Pearson) interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lfr_eval.metrics import MetricInputError, clopper_pearson, korn_graubard
+from lfr_eval.metrics._clustered import (
+    KORN_GRAUBARD,
+    KORN_GRAUBARD_NO_ERRORS,
+    KORN_GRAUBARD_ONE_PERSON,
+    cluster_robust_variance,
+    fractional_clopper_pearson,
+)
+
+
+def test_same_rate_everyone_is_not_zero_width() -> None:
+    # 30 people x 2 searches, one error each: a bootstrap over people gives [0.5, 0.5].
+    r = korn_graubard([1] * 30, [2] * 30)
+    assert r.rate[0] == 0.5 and r.method[0] == KORN_GRAUBARD
+    # no spread between people: the design effect (0) is truncated at 1, so the interval is
+    # Clopper-Pearson's on 60 searches, a little wider for the t adjustment (29 df)
+    low, high = clopper_pearson(30, 60)
+    assert r.ci_low[0] < float(low) < 0.5 < float(high) < r.ci_high[0]
+    assert r.effective_trials[0] == pytest.approx(60 * (1.96 / stats.t.ppf(0.975, 29)) ** 2, 1e-3)
+
+
+def test_no_errors_bound_counted_by_people() -> None:
+    r = korn_graubard([0] * 20, [50] * 20, sided="upper")
+    assert r.method[0] == KORN_GRAUBARD_NO_ERRORS
+    assert r.ci_low[0] == 0.0
+    assert r.ci_high[0] == pytest.approx(1 - 0.05 ** (1 / 20))  # rule of three over people
+    # independence would claim 3/1000
+    assert r.ci_high[0] > 40 * float(clopper_pearson(0, 1000, sided="upper")[1])
+
+
+def test_no_errors_unequal_searches_uses_kish_people() -> None:
+    trials = np.array([100, 1, 1, 1])
+    r = korn_graubard(np.zeros(4), trials, sided="upper")
+    kish = trials.sum() ** 2 / (trials**2).sum()
+    assert r.effective_trials[0] == pytest.approx(kish)
+
+
+def test_clustered_interval_wider_than_independence_when_people_differ() -> None:
+    # 10 people x 100 searches; two people carry every error
+    errors = np.array([30, 20] + [0] * 8)
+    r = korn_graubard(errors, np.full(10, 100))
+    low, high = clopper_pearson(50, 1000)
+    assert r.design_effect[0] > 10
+    assert r.ci_low[0] < float(low) and r.ci_high[0] > float(high)
+    assert 0 < r.ci_low[0] < 0.05 < r.ci_high[0]
+
+
+def test_variance_is_the_ratio_estimator_variance() -> None:
+    e = np.array([[1.0], [3.0], [0.0]])
+    n = np.array([10.0, 10.0, 20.0])
+    rate, var = cluster_robust_variance(e, n)
+    p = 4 / 40
+    expected = 3 / 2 * ((1 - p * 10) ** 2 + (3 - p * 10) ** 2 + (0 - p * 20) ** 2) / 40**2
+    assert rate[0] == pytest.approx(p) and var[0] == pytest.approx(expected)
+
+
+def test_fractional_clopper_pearson_matches_integer_case() -> None:
+    low, high = fractional_clopper_pearson(7, 100, 0.025, 0.025)
+    cl, ch = clopper_pearson(7, 100)
+    assert low == pytest.approx(float(cl)) and high == pytest.approx(float(ch))
+    assert float(fractional_clopper_pearson(2.5, 50, 0.0, 0.05)[1]) == pytest.approx(
+        stats.beta.ppf(0.95, 3.5, 47.5)
+    )
+
+
+def test_one_person_and_vectorised_thresholds() -> None:
+    r = korn_graubard(np.array([[3, 0, 10]]), [10])
+    assert r.method.tolist() == [
+        KORN_GRAUBARD_ONE_PERSON,
+        KORN_GRAUBARD_NO_ERRORS,
+        "korn-graubard (all errors: counted by people)",
+    ]
+    assert r.ci_low[0] < 0.3 < r.ci_high[0] and r.ci_high[0] - r.ci_low[0] > 0.5
+
+
+def test_bad_counts_are_refused() -> None:
+    with pytest.raises(MetricInputError):
+        korn_graubard([3], [2])
+    with pytest.raises(MetricInputError):
+        korn_graubard(np.zeros((3, 2)), [1, 1])
