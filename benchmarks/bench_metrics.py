@@ -69,7 +69,7 @@ def main() -> None:
     )
     parser.add_argument("--thresholds", type=int, default=1000)
     parser.add_argument("--n-boot", type=int, default=1000)
-    parser.add_argument("--backend", default="numpy", choices=["numpy", "torch", "cupy"])
+    parser.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--compare-numpy",

@@ -47,7 +47,7 @@ from lfr_eval.protocols import (
     run_protocol,
     scale_fpir,
 )
-from lfr_eval.protocols._run import DEFAULT_TOP_K
+from lfr_eval.protocols._run import DEFAULT_THRESHOLDS, DEFAULT_TOP_K
 from lfr_eval.results import DatasetInfo, EvaluationResult, ProtocolInfo
 
 #: ``progress(stage, done, total)``; stages are "hashing", "embedding", "scoring", "scaling".
@@ -57,10 +57,13 @@ StageProgress = Callable[[str, int, int], None]
 DEFAULT_WATCHLIST_SIZES = (100, 1_000, 10_000, 100_000)
 
 #: Similarity thresholds of the stored scaling tables: [-1, 1] in steps of 0.005.
-DEFAULT_SCALING_THRESHOLDS = np.round(np.linspace(-1.0, 1.0, 401), 4)
+DEFAULT_SCALING_THRESHOLDS = DEFAULT_THRESHOLDS
 
-#: Largest non-mated × watchlist score matrix kept for scaling (float32: 2**28 = 1 GiB).
-MAX_SCALING_ELEMENTS = 1 << 28
+MSG_NO_SCALING = "no watchlist-size scaling table: {why}"
+
+
+class ScalingSkipped(UserWarning):
+    """The scaling table could not be made (the message says why)."""
 
 
 def default_thresholds() -> np.ndarray:
@@ -99,10 +102,14 @@ def _scaling_table(
     seed: int,
     composition: WatchlistComposition | None = None,
 ) -> pd.DataFrame | None:
-    fillers = run.filler_scores
+    fillers = run.filler_counts
     if fillers.n_searches == 0 or fillers.n_fillers == 0:
-        return None
-    if fillers.n_searches * fillers.n_fillers > MAX_SCALING_ELEMENTS:
+        why = (
+            "the protocol has no non-mated searches"
+            if fillers.n_searches == 0
+            else "no filler (watchlist subject) gave a template"
+        )
+        warnings.warn(MSG_NO_SCALING.format(why=why), ScalingSkipped, stacklevel=3)
         return None
     weighting = (
         {}
@@ -186,8 +193,8 @@ def evaluate(
     n_resamples : int
         Galleries drawn per size for the resampled scaling (0: analytic only).
     scoring_backend, scoring_device :
-        Where probe × watchlist scores are computed (``"numpy"``/``"cpu"``, or ``"torch"`` /
-        ``"cupy"`` on ``"cuda"``); a GPU asked for but absent raises
+        Where probe × watchlist scores are computed (``"numpy"``/``"cpu"``, or ``"torch"``
+        on ``"cuda"``); a GPU asked for but absent raises
         :class:`~lfr_eval.errors.RuntimeUnavailableError`.
     failures : {"nist", "exclude"}
         How probes that failed to acquire (no face, no template) enter FPIR and FNIR.
@@ -266,6 +273,11 @@ def evaluate(
     timings["images_embedded"] = float(part.n_computed)
     timings["images_from_cache"] = float(len(set(part.image_sha256)) - part.n_computed)
 
+    thresholds = (
+        default_thresholds()
+        if scaling_thresholds is None
+        else np.asarray(scaling_thresholds, dtype=np.float64)
+    )
     start = time.perf_counter()
     with warnings.catch_warnings():
         # inconsistent per-subject labels were already reported when the manifest was read
@@ -278,6 +290,7 @@ def evaluate(
                 backend=scoring_backend,
                 device=scoring_device,
                 failures=failures,
+                thresholds=thresholds,
             )
         else:
             run = run_npl_protocol(
@@ -287,16 +300,12 @@ def evaluate(
                 backend=scoring_backend,
                 device=scoring_device,
                 failures=failures,
+                thresholds=thresholds,
             )
     timings["scoring_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    thresholds = (
-        default_thresholds()
-        if scaling_thresholds is None
-        else np.asarray(scaling_thresholds, dtype=np.float64)
-    )
-    sizes = sorted({int(n) for n in watchlist_sizes} | {int(run.filler_scores.n_fillers)} - {0})
+    sizes = sorted({int(n) for n in watchlist_sizes} | {int(run.filler_counts.n_fillers)} - {0})
     scaling = _scaling_table(
         run, sizes, thresholds, manifest.attributes, n_resamples, int(protocol.seed), composition
     )

@@ -240,18 +240,6 @@ def test_scoring_single_template_gallery_in_any_order() -> None:
     np.testing.assert_allclose(ss.non_mated_topk, -np.sort(-sub[~mated], 1)[:, :3], atol=1e-6)
 
 
-@pytest.mark.parametrize("k", [1, 5, 10, 120])
-def test_block_topk_equals_full_sort(k: int) -> None:
-    from lfr_eval.metrics._scoring import _topk_values
-
-    rng = np.random.default_rng(k)
-    # rounded so that many values tie, and a width that leaves a ragged tail of columns
-    scores = np.round(rng.normal(size=(40, 10_007)), 2).astype(np.float32)
-    scores[0, -3:] = 9.0  # the best values of a row sit in the tail
-    expected = -np.sort(-scores, axis=1)[:, :k]
-    np.testing.assert_array_equal(_topk_values(np, scores, k), expected)
-
-
 def test_scoring_backends_and_chunks_give_same_numbers(embeddings) -> None:
     probes, p_subj, gallery, g_subj, _ = embeddings
     ref = score_searches(probes, p_subj, gallery, g_subj, k=5).searches
@@ -278,11 +266,8 @@ def test_scoring_refuses_bad_input_and_missing_gpu(embeddings) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeUnavailableError, match="CUDA"):
             score_searches(probes, p_subj, gallery, g_subj, backend="torch", device="cuda")
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        with pytest.raises(RuntimeUnavailableError, match="CuPy"):
-            score_searches(probes, p_subj, gallery, g_subj, backend="cupy", device="cuda")
+    with pytest.raises(MetricInputError, match="backend"):
+        score_searches(probes, p_subj, gallery, g_subj, backend="cupy", device="cuda")
 
 
 def test_scoring_on_cuda_matches_numpy(embeddings) -> None:

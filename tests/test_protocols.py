@@ -11,7 +11,7 @@ import pytest
 
 from lfr_eval.datasets import Manifest, ManifestWarning, load_lfw
 from lfr_eval.protocols import (
-    FillerScores,
+    FillerCounts,
     OpenSetParams,
     ProtocolError,
     build_npl_protocol,
@@ -153,7 +153,25 @@ def test_npl_roles_are_subject_disjoint() -> None:
     assert len(roles["fillers"]) == protocol.n_fillers  # one image per filler
 
 
-def _filler_scores(n_searches: int = 300, n_fillers: int = 400, seed: int = 0) -> FillerScores:
+#: the grid the test counts are made at (every threshold the tests ask for is on it)
+GRID = np.round(np.linspace(-1.0, 1.0, 401), 4)
+
+
+class _Fillers:
+    """FillerCounts (what scaling sees) with the dense scores kept beside them for the
+    brute-force checks."""
+
+    def __init__(self, scores, search_subjects, search_groups, filler_groups, top_k=20):
+        self.scores = scores
+        self.counts = FillerCounts.from_scores(
+            scores, GRID, search_subjects, search_groups, filler_groups, top_k=top_k
+        )
+
+    def __getattr__(self, name):
+        return getattr(self.counts, name)
+
+
+def _filler_scores(n_searches: int = 300, n_fillers: int = 400, seed: int = 0) -> _Fillers:
     """Scores whose per-search FMR differs (some faces attract false matches)."""
     rng = np.random.default_rng(seed)
     attraction = rng.normal(0.0, 0.05, size=(n_searches, 1))
@@ -162,11 +180,11 @@ def _filler_scores(n_searches: int = 300, n_fillers: int = 400, seed: int = 0) -
     filler_groups = pd.DataFrame({"ethnicity": np.where(np.arange(n_fillers) % 4 == 0, "b", "a")})
     # group "b" fillers draw more false matches
     scores[:, filler_groups["ethnicity"].to_numpy() == "b"] += 0.05
-    return FillerScores(
-        scores=scores.astype(np.float32),
-        search_subjects=np.array([f"p{i // 3}" for i in range(n_searches)], dtype=object),
-        search_groups=groups,
-        filler_groups=filler_groups,
+    return _Fillers(
+        scores.astype(np.float32),
+        np.array([f"p{i // 3}" for i in range(n_searches)], dtype=object),
+        groups,
+        filler_groups,
     )
 
 
@@ -250,11 +268,11 @@ def test_zero_false_matches_give_an_exact_upper_bound_not_zero_width() -> None:
     ).table.iloc[0]
     assert weighted["upper"] == pytest.approx(1 - 0.05 ** (1_000 * 0.8 / (n * 100)))
     # a failed search (row of -inf) is a search with no candidate: it adds to n, never to FPIR
-    failed = FillerScores(
-        scores=np.vstack([fs.scores, np.full((1, f), -np.inf, np.float32)]),
-        search_subjects=np.append(fs.search_subjects, "failed"),
-        search_groups=pd.concat([fs.search_groups, pd.DataFrame({"sex": ["male"]})]),
-        filler_groups=fs.filler_groups,
+    failed = _Fillers(
+        np.vstack([fs.scores, np.full((1, f), -np.inf, np.float32)]),
+        np.append(fs.search_subjects, "failed"),
+        pd.concat([fs.search_groups, pd.DataFrame({"sex": ["male"]})]),
+        fs.filler_groups,
     )
     with_failed = scale_fpir(failed, [1], [-1.0, 0.6], n_boot=0).table.set_index("threshold")
     assert with_failed.loc[-1.0, "fpir"] == pytest.approx(n / (n + 1))
@@ -329,10 +347,11 @@ def test_run_protocol_counts_failures_to_acquire_as_nist(kind: str) -> None:
     acq = nist.acquisition.set_index(["role", "attribute", "group"])
     assert acq.loc[("non_mated", "all", "all"), "failed"] == 5
     # watchlist-size scaling sees the failed non-mated searches as searches with no match
-    assert nist.filler_scores.n_searches == s.n_non_mated
-    assert np.all(nist.filler_scores.scores[s.non_mated_failed] == -np.inf)
-    a = scale_fpir(nist.filler_scores, [10], [0.3], n_boot=0).at(10, 0.3)
-    b = scale_fpir(excl.filler_scores, [10], [0.3], n_boot=0).at(10, 0.3)
+    assert nist.filler_counts.n_searches == s.n_non_mated
+    assert np.all(nist.filler_counts.counts[s.non_mated_failed] == 0)
+    assert not nist.filler_counts.scored[s.non_mated_failed].any()
+    a = scale_fpir(nist.filler_counts, [10], [0.3], n_boot=0).at(10, 0.3)
+    b = scale_fpir(excl.filler_counts, [10], [0.3], n_boot=0).at(10, 0.3)
     assert a == pytest.approx(b * e.n_non_mated / s.n_non_mated)
     with pytest.raises(ProtocolError, match="failures must be"):
         run(protocol, embeddings, failures="drop")

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from lfr_eval.protocols._npl import (
-    FillerScores,
+    FillerCounts,
     NplParams,
     NplProtocol,
     WatchlistComposition,
@@ -38,7 +38,7 @@ from lfr_eval.protocols._run import (
 __all__ = [
     "FAILURE_POLICIES",
     "FailurePolicy",
-    "FillerScores",
+    "FillerCounts",
     "NplParams",
     "NplProtocol",
     "OpenSetParams",

@@ -30,9 +30,11 @@ certainty. Those rows get the exact one-sided upper bound of :func:`zero_false_m
 instead (about ``3 N / (n F)`` at 95% for n searches and F fillers: the rule of three scaled to
 N); their ``interval`` column says so.
 
-A search whose row of scores is all ``-inf`` is a non-mated search that failed to acquire (no
-face, no template): it is counted as a search that returned no candidate (NIST FRTE's
-convention), so it lowers FPIR and raises n.
+The fillers enter as :class:`FillerCounts`: per search, the fillers scoring at or above each
+threshold of a grid (made in one streaming pass, never the searches × fillers matrix). A
+search whose counts are all zero and whose candidates are ``-inf`` is a non-mated search that
+failed to acquire (no face, no template): it is counted as a search that returned no candidate
+(NIST FRTE's convention), so it lowers FPIR and raises n.
 """
 
 from __future__ import annotations
@@ -205,111 +207,247 @@ def build_npl_protocol(
     return NplProtocol(manifest, params, enrolment, mated, fillers, non_mated)
 
 
+MSG_OFF_GRID = (
+    "threshold(s) {missing} are not on the grid the filler counts were made with "
+    "({n} thresholds from {lo:g} to {hi:g}); score again with them in the grid "
+    "(run_protocol(..., thresholds=...), evaluate(..., scaling_thresholds=...))"
+)
+
+
 @dataclass(frozen=True, eq=False)
-class FillerScores:
-    """Similarities of non-mated searches against every filler.
+class FillerCounts:
+    """Each non-mated search's false matches against the fillers, at every threshold of a grid.
+
+    What watchlist-size scaling needs from the filler gallery, without the (searches × fillers)
+    score matrix: made in one streaming pass by :mod:`lfr_eval.search._kernel` (memory per
+    block, see :func:`lfr_eval.protocols.count_filler_matches`).
+
+    Fillers are split into *cells*: the distinct combinations of their attribute labels
+    (e.g. ``sex`` × ``ethnicity``); per-attribute counts are sums over cells.
 
     Attributes
     ----------
-    scores : ndarray of shape (n_searches, n_fillers), float32
-        Cosine similarity in [-1, 1] of each (search, filler) pair.
-    search_subjects : ndarray of shape (n_searches,)
+    thresholds : ndarray of shape (n_thresholds,), float64
+        Ascending similarity grid (cosine, in [-1, 1]).
+    counts : ndarray of shape (n_searches, n_cells, n_thresholds), int32
+        ``counts[i, c, t]``: distinct fillers of cell ``c`` whose best score against search
+        ``i`` is ``>= thresholds[t]``. A search that failed to acquire has a row of zeros (a
+        search with no candidate). May be a read-only memory map of a work folder's file.
+    cell_sizes : ndarray of shape (n_cells,), int64
+        F_c, fillers in each cell (sum: F, :attr:`n_fillers`).
+    cells : DataFrame
+        One row per cell, one column per filler attribute (its labels); no columns when the
+        fillers carry no attributes (then one cell).
+    filler_cells : ndarray of shape (n_fillers,), int64
+        Cell of each filler (filler index = position in the gallery the counts were made
+        from).
+    search_subjects : ndarray of shape (n_searches,), object
         Subject of each search (for subject-clustered intervals).
     search_groups : DataFrame
         Attributes of each search (one row per search).
-    filler_groups : DataFrame
-        Attributes of each filler (one row per filler).
+    top_scores : ndarray of shape (n_searches, k), float32, optional
+        Each search's k best candidate scores, descending (``-inf`` padding); the candidates
+        are fillers (and, in the NPL design, volunteers, marked -1 in :attr:`top_fillers`).
+    top_fillers : ndarray of shape (n_searches, k), int64, optional
+        Filler index of each of those candidates; -1 for a non-filler or padding.
     """
 
-    scores: np.ndarray
+    thresholds: np.ndarray
+    counts: np.ndarray
+    cell_sizes: np.ndarray
+    cells: pd.DataFrame
+    filler_cells: np.ndarray
     search_subjects: np.ndarray
     search_groups: pd.DataFrame
-    filler_groups: pd.DataFrame
+    top_scores: np.ndarray | None = None
+    top_fillers: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n, c, t = self.counts.shape
+        if len(self.thresholds) != t or len(self.cell_sizes) != c or len(self.cells) != c:
+            raise ProtocolError("filler counts, thresholds and cells do not agree in shape")
+        if len(self.search_subjects) != n:
+            raise ProtocolError("need one search subject per row of filler counts")
+        if len(self.filler_cells) != int(np.sum(self.cell_sizes)):
+            raise ProtocolError("need one cell per filler")
 
     @property
     def n_searches(self) -> int:
-        return int(self.scores.shape[0])
+        return int(self.counts.shape[0])
 
     @property
     def n_fillers(self) -> int:
-        return int(self.scores.shape[1])
+        """F, the fillers searched."""
+        return int(np.sum(self.cell_sizes))
+
+    @property
+    def n_thresholds(self) -> int:
+        return len(self.thresholds)
+
+    @property
+    def filler_groups(self) -> pd.DataFrame:
+        """Attributes of each filler (one row per filler)."""
+        return self.cells.iloc[self.filler_cells].reset_index(drop=True)
 
     @classmethod
-    def from_embeddings(
+    def from_scores(
         cls,
-        search_vectors: np.ndarray,
-        filler_vectors: np.ndarray,
+        scores: np.ndarray,
+        thresholds: ArrayLike,
         search_subjects: ArrayLike,
         search_groups: pd.DataFrame,
         filler_groups: pd.DataFrame,
-    ) -> FillerScores:
-        """Score unit-norm search embeddings against unit-norm filler embeddings."""
-        scores = np.asarray(search_vectors, np.float32) @ np.asarray(filler_vectors, np.float32).T
-        np.clip(scores, -1.0, 1.0, out=scores)
+        *,
+        top_k: int = 20,
+    ) -> FillerCounts:
+        """Counts from a dense (searches × fillers) score matrix (small data and tests).
+
+        A row of ``-inf`` is a search that failed to acquire.
+        """
+        from lfr_eval.search._kernel import check_thresholds
+
+        thr = check_thresholds(np.atleast_1d(np.asarray(thresholds, np.float64)))
+        scores = np.asarray(scores, np.float32)
+        cells, filler_cells = filler_cell_codes(filler_groups, scores.shape[1])
+        counts = np.zeros((scores.shape[0], len(cells), len(thr)), np.int32)
+        for c in range(len(cells)):
+            block = scores[:, filler_cells == c].astype(np.float64)
+            counts[:, c, :] = (block[:, :, None] >= thr[None, None, :]).sum(axis=1)
+        k = min(top_k, scores.shape[1])
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        top = np.take_along_axis(scores, order, axis=1)
         return cls(
-            scores=scores,
+            thresholds=thr,
+            counts=counts,
+            cell_sizes=np.bincount(filler_cells, minlength=len(cells)).astype(np.int64),
+            cells=cells,
+            filler_cells=filler_cells,
             search_subjects=np.asarray(search_subjects, dtype=object),
             search_groups=search_groups.reset_index(drop=True),
-            filler_groups=filler_groups.reset_index(drop=True),
+            top_scores=top,
+            top_fillers=np.where(np.isfinite(top), order, -1).astype(np.int64),
         )
 
-    def _filler_labels(self, attribute: str | None) -> np.ndarray:
-        if attribute is None:
-            return np.full(self.n_fillers, "all", dtype=object)
-        if attribute not in self.filler_groups.columns:
+    def threshold_index(self, thresholds: ArrayLike) -> np.ndarray:
+        """Position of each threshold on :attr:`thresholds` (within 1e-9).
+
+        Raises
+        ------
+        ProtocolError
+            A threshold is not on the grid (counts exist only for the grid's thresholds).
+        """
+        wanted = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+        grid = self.thresholds
+        pos = np.clip(np.searchsorted(grid, wanted), 0, max(len(grid) - 1, 0))
+        for shift in (-1, 0):
+            alt = np.clip(pos + shift, 0, max(len(grid) - 1, 0))
+            closer = np.abs(grid[alt] - wanted) < np.abs(grid[pos] - wanted)
+            pos = np.where(closer, alt, pos)
+        off = np.abs(grid[pos] - wanted) > 1e-9 if len(grid) else np.ones(len(wanted), bool)
+        if off.any():
             raise ProtocolError(
-                f"fillers have no attribute {attribute!r}; they have "
-                f"{list(self.filler_groups.columns)}"
+                MSG_OFF_GRID.format(
+                    missing=", ".join(f"{t:g}" for t in wanted[off][:5]),
+                    n=len(grid),
+                    lo=grid[0] if len(grid) else np.nan,
+                    hi=grid[-1] if len(grid) else np.nan,
+                )
             )
-        return self.filler_groups[attribute].to_numpy(dtype=object)
+        return pos
+
+    def _filler_labels(self, attribute: str | None) -> np.ndarray:
+        """Label of each filler for ``attribute`` (``"all"`` when None)."""
+        return self._cell_labels(attribute)[self.filler_cells]
+
+    def _cell_labels(self, attribute: str | None) -> np.ndarray:
+        if attribute is None:
+            return np.full(len(self.cells), "all", dtype=object)
+        if attribute not in self.cells.columns:
+            raise ProtocolError(
+                f"fillers have no attribute {attribute!r}; they have {list(self.cells.columns)}"
+            )
+        return self.cells[attribute].to_numpy(dtype=object)
+
+    def group_counts(
+        self, attribute: str | None = None, thresholds: ArrayLike | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Counts summed over the cells of each label of ``attribute``.
+
+        Returns
+        -------
+        counts : ndarray of shape (n_searches, n_labels, n_thresholds), int64
+        sizes : ndarray of shape (n_labels,), int64
+            Fillers with each label.
+        labels : list of str
+            Sorted labels (``["all"]`` when ``attribute`` is None).
+        """
+        idx = (
+            np.arange(self.n_thresholds)
+            if thresholds is None
+            else self.threshold_index(thresholds)
+        )
+        cell_labels = self._cell_labels(attribute)
+        labels = sorted(set(cell_labels))
+        counts = np.zeros((self.n_searches, len(labels), len(idx)), np.int64)
+        sizes = np.zeros(len(labels), np.int64)
+        for g, label in enumerate(labels):
+            members = np.flatnonzero(cell_labels == label)
+            sizes[g] = int(self.cell_sizes[members].sum())
+            for c in members:
+                counts[:, g, :] += self.counts[:, c, idx]
+        return counts, sizes, labels
 
     def false_match_counts(
         self, thresholds: ArrayLike, attribute: str | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Fillers at or above each threshold, per search and filler group.
+        """Fillers at or above each threshold, per search and filler group (see
+        :meth:`group_counts`); the thresholds must be on :attr:`thresholds`."""
+        return self.group_counts(attribute, thresholds)
 
-        Returns
-        -------
-        counts : ndarray of shape (n_searches, n_groups, n_thresholds), int
-        sizes : ndarray of shape (n_groups,), int
-            Fillers in each group.
-        labels : list of str
-            Group labels (``["all"]`` when ``attribute`` is None).
-        """
-        thresholds = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-        labels_per_filler = self._filler_labels(attribute)
-        labels = sorted(set(labels_per_filler))
-        counts = np.zeros((self.n_searches, len(labels), len(thresholds)), np.int64)
-        sizes = np.zeros(len(labels), np.int64)
-        for g, label in enumerate(labels):
-            block = np.sort(self.scores[:, labels_per_filler == label].astype(np.float64), axis=1)
-            sizes[g] = block.shape[1]
-            counts[:, g, :] = block.shape[1] - _rowwise_searchsorted(block, thresholds)
-        return counts, sizes, labels
+    def any_match(self, thresholds: ArrayLike | None = None) -> np.ndarray:
+        """Whether any search meets any filler at each threshold, shape (n_thresholds,)."""
+        idx = (
+            np.arange(self.n_thresholds)
+            if thresholds is None
+            else self.threshold_index(thresholds)
+        )
+        return np.asarray(self.counts[:, :, idx].sum(axis=(0, 1)) > 0)
+
+    def pooled_fmr(self, thresholds: ArrayLike | None = None) -> np.ndarray:
+        """Share of all (scored search, filler) comparisons at or above each threshold: the
+        pooled false-match rate, shape (n_thresholds,). Failed searches compare nothing."""
+        idx = (
+            np.arange(self.n_thresholds)
+            if thresholds is None
+            else self.threshold_index(thresholds)
+        )
+        scored = self.scored
+        total = self.counts[scored][:, :, idx].sum(axis=(0, 1), dtype=np.int64)
+        comparisons = int(scored.sum()) * self.n_fillers
+        return total / max(comparisons, 1)
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Searches that gave a template (a failed search has no candidate at all)."""
+        if self.top_scores is not None and self.top_scores.shape[1]:
+            return np.isfinite(self.top_scores[:, 0])
+        if len(self.thresholds) and self.thresholds[0] <= -1.0:
+            # every score is >= -1: a scored search counts every filler there
+            return np.asarray(self.counts[:, :, 0].sum(axis=1) > 0)
+        return np.ones(self.n_searches, bool)
 
 
-def _rowwise_searchsorted(sorted_rows: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """For each row of a row-sorted matrix, how many entries are below each threshold.
-
-    Similarities lie in [-1, 1], so shifting row i by 4*i makes the flattened matrix one sorted
-    array and a single searchsorted answers every (row, threshold) pair. ``-inf`` (a search
-    that failed to acquire) is first raised to -1.75, still below every threshold (clipped to
-    [-1.5, 1.5]) but finite, so the rows stay in their own bands.
-    """
-    n_rows, n_cols = sorted_rows.shape
-    offsets = 4.0 * np.arange(n_rows)
-    flat = (np.maximum(sorted_rows, -1.75) + offsets[:, None]).ravel()
-    clipped = np.clip(thresholds, -1.5, 1.5)
-    positions = np.searchsorted(flat, clipped[None, :] + offsets[:, None], side="left")
-    return positions - (np.arange(n_rows) * n_cols)[:, None]
-
-
-def count_at_or_above_rows(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Searches (rows of ``scores``) whose best score reaches each threshold, shape (m,)."""
-    if scores.shape[0] == 0 or scores.shape[1] == 0:
-        return np.zeros(len(thresholds), np.int64)
-    best = np.sort(scores.max(axis=1).astype(np.float64))
-    return len(best) - np.searchsorted(best, thresholds, side="left")
+def filler_cell_codes(
+    filler_groups: pd.DataFrame, n_fillers: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Distinct label combinations of the fillers (the cells) and each filler's cell."""
+    if len(filler_groups.columns) == 0 or n_fillers == 0:
+        return pd.DataFrame(index=range(1)), np.zeros(n_fillers, np.int64)
+    frame = filler_groups.reset_index(drop=True).astype(str)
+    keys = frame.apply(lambda row: "\x1f".join(row), axis=1).to_numpy(dtype=str)
+    unique, first, codes = np.unique(keys, return_index=True, return_inverse=True)
+    cells = frame.iloc[first].reset_index(drop=True).astype(object)
+    return cells, codes.astype(np.int64).reshape(-1)
 
 
 def _shares(
@@ -423,24 +561,26 @@ class WatchlistComposition:
 
 
 def resample_sizes(
-    filler_scores: FillerScores,
+    filler_counts: FillerCounts,
     watchlist_sizes: Sequence[int],
     *,
     attribute: str | None = None,
     composition: Mapping[str, float] | None = None,
 ) -> list[int]:
     """The sizes :func:`resample_fpir` can draw (each group's share fits its fillers)."""
-    labels_per_filler = filler_scores._filler_labels(attribute)
+    labels_per_filler = filler_counts._filler_labels(attribute)
     labels = sorted(set(labels_per_filler))
     if composition is None and attribute is not None:
         composition = {label: float((labels_per_filler == label).sum()) for label in labels}
     shares = _shares(labels, composition, attribute)
     available = np.array([(labels_per_filler == label).sum() for label in labels])
-    return [
-        int(n)
-        for n in watchlist_sizes
-        if np.all(np.round(int(n) * shares).astype(int) <= available)
-    ]
+    sizes = []
+    for n in watchlist_sizes:
+        need = np.round(int(n) * shares).astype(int)
+        # a gallery of every filler is the same in every draw: nothing to resample
+        if np.all(need <= available) and not np.all(need == available):
+            sizes.append(int(n))
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -577,7 +717,7 @@ def zero_false_match_upper(
 
 
 def scale_fpir(
-    filler_scores: FillerScores,
+    filler_counts: FillerCounts,
     watchlist_sizes: Sequence[int],
     thresholds: ArrayLike,
     *,
@@ -592,7 +732,7 @@ def scale_fpir(
 
     Parameters
     ----------
-    filler_scores : FillerScores
+    filler_counts : FillerCounts
     watchlist_sizes : sequence of int
         Deployed watchlist sizes N (entries; may exceed the number of fillers).
     thresholds : array_like
@@ -623,14 +763,14 @@ def scale_fpir(
         (``interval == "exact one-sided (no false matches)"``) instead of a 0 – 0 interval.
     """
     thresholds = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-    counts, sizes, labels = filler_scores.false_match_counts(thresholds, attribute)
+    counts, sizes, labels = filler_counts.false_match_counts(thresholds, attribute)
     if composition is None and attribute is not None:
         composition = {label: float(size) for label, size in zip(labels, sizes)}
     shares = _shares(labels, composition, attribute)
     rng = np.random.default_rng(seed)
-    search_sets = [("all", "all", np.ones(filler_scores.n_searches, bool))]
+    search_sets = [("all", "all", np.ones(filler_counts.n_searches, bool))]
     if by is not None:
-        values = filler_scores.search_groups[by].to_numpy(dtype=object)
+        values = filler_counts.search_groups[by].to_numpy(dtype=object)
         search_sets += [(by, label, values == label) for label in sorted(set(values))]
     rows = []
     for n in watchlist_sizes:
@@ -642,7 +782,7 @@ def scale_fpir(
             method = np.full(len(thresholds), INTERVAL_NONE, dtype=object)
             if n_boot > 0:
                 lower, upper = _clustered_bootstrap(
-                    per_search[mask], filler_scores.search_subjects[mask], n_boot, confidence, rng
+                    per_search[mask], filler_counts.search_subjects[mask], n_boot, confidence, rng
                 )
                 method[:] = INTERVAL_BOOTSTRAP
                 # No false match at all: the bootstrap cannot see past the sample (0 - 0).
@@ -683,8 +823,93 @@ def scale_fpir(
     )
 
 
+@dataclass(frozen=True, eq=False)
+class _ListedFillers:
+    """The fillers each search lists among its top candidates (scores and groups), for
+    resampling galleries from counts.
+
+    A drawn gallery of n_g fillers per group g meets search i at threshold T when a listed
+    filler in the gallery scores ``>= T`` (known exactly), or else when one of the unlisted
+    matches (``counts - listed matches``, per group) is in it. Given which listed fillers were
+    drawn (j_g), the rest of the gallery is a uniform draw of ``n_g - j_g`` from the
+    ``F_g - L_g`` unlisted fillers, so the chance of no unlisted match is the hypergeometric
+    ``prod_g C(F_g - L_g - m_g, n_g - j_g) / C(F_g - L_g, n_g - j_g)``; that event is drawn
+    for each search. Where every match of a search is listed (all thresholds above its k-th
+    candidate) this is the exact replicate; below, each search's replicate is exact in
+    distribution and searches are drawn independently of one another.
+    """
+
+    fillers: np.ndarray  # (n, k) filler index or -1
+    scores: np.ndarray  # (n, k) float32
+    groups: np.ndarray  # (n, k) group of each listed filler, -1 for none
+    listed: np.ndarray  # (n, G) listed fillers per group
+    listed_ge: np.ndarray  # (n, G, T) listed fillers per group scoring >= T
+    thresholds: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        fc: FillerCounts,
+        labels_per_filler: np.ndarray,
+        labels: list[str],
+        thresholds: np.ndarray,
+    ) -> _ListedFillers:
+        n, n_groups = fc.n_searches, len(labels)
+        if fc.top_fillers is None or fc.top_scores is None:
+            fillers = np.full((n, 0), -1, np.int64)
+            scores = np.empty((n, 0), np.float32)
+        else:
+            fillers, scores = fc.top_fillers, fc.top_scores
+        code = {label: g for g, label in enumerate(labels)}
+        filler_group = np.array([code[x] for x in labels_per_filler], dtype=np.int64)
+        groups = np.where(fillers >= 0, filler_group[np.maximum(fillers, 0)], -1)
+        listed = np.stack([(groups == g).sum(axis=1) for g in range(n_groups)], axis=1)
+        ge = scores[:, :, None].astype(np.float64) >= thresholds[None, None, :]
+        listed_ge = np.stack(
+            [((groups == g)[:, :, None] & ge).sum(axis=1) for g in range(n_groups)], axis=1
+        )
+        return cls(fillers, scores, groups, listed, listed_ge, thresholds)
+
+    def matches(
+        self,
+        drawn: np.ndarray,
+        counts: np.ndarray,
+        sizes: np.ndarray,
+        per_group: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Whether each search meets the drawn gallery at each threshold, (n, T) bool."""
+        from scipy.special import gammaln
+
+        in_gallery = (self.fillers >= 0) & drawn[np.maximum(self.fillers, 0)]
+        best = np.where(in_gallery, self.scores, -np.inf).max(axis=1, initial=-np.inf)
+        matched = best[:, None].astype(np.float64) >= self.thresholds[None, :]
+        unlisted = counts - self.listed_ge  # (n, G, T) matches not listed
+        todo = ~matched & (unlisted > 0).any(axis=1)
+        if not todo.any():
+            return matched
+        i, t = np.nonzero(todo)
+        drawn_listed = np.stack(
+            [(in_gallery & (self.groups == g)).sum(axis=1) for g in range(len(sizes))], axis=1
+        )
+        pool = (sizes[None, :] - self.listed)[i].astype(np.float64)  # (m, G)
+        take = (per_group[None, :] - drawn_listed)[i].astype(np.float64)
+        hits = unlisted[i, :, t].astype(np.float64)
+        free = pool - hits
+        possible = free >= take
+        log_none = np.where(
+            possible,
+            gammaln(free + 1) - gammaln(free - take + 1) - gammaln(pool + 1)
+            + gammaln(pool - take + 1),
+            -np.inf,
+        ).sum(axis=1)
+        none = rng.random(len(i)) < np.exp(log_none)
+        matched[i, t] = ~none
+        return matched
+
+
 def resample_fpir(
-    filler_scores: FillerScores,
+    filler_counts: FillerCounts,
     watchlist_sizes: Sequence[int],
     thresholds: ArrayLike,
     *,
@@ -711,15 +936,16 @@ def resample_fpir(
         N (or a group's share of it) exceeds the fillers available.
     """
     thresholds = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-    labels_per_filler = filler_scores._filler_labels(attribute)
+    labels_per_filler = filler_counts._filler_labels(attribute)
     labels = sorted(set(labels_per_filler))
     if composition is None and attribute is not None:
         composition = {label: float((labels_per_filler == label).sum()) for label in labels}
     shares = _shares(labels, composition, attribute)
     members = [np.flatnonzero(labels_per_filler == label) for label in labels]
     member_sizes = np.array([len(m) for m in members])
-    # A search meets some filler at T iff its best score over all fillers reaches T.
-    any_match = count_at_or_above_rows(filler_scores.scores, thresholds) > 0
+    any_match = filler_counts.any_match(thresholds)
+    counts, _, _ = filler_counts.group_counts(attribute, thresholds)
+    listed = _ListedFillers.of(filler_counts, labels_per_filler, labels, thresholds)
     rng = np.random.default_rng(seed)
     rows = []
     alpha = (1.0 - confidence) / 2.0
@@ -732,18 +958,15 @@ def resample_fpir(
                     MSG_RESAMPLE_TOO_LARGE.format(size=need, available=len(pool), where=where)
                 )
         rates = np.empty((n_resamples, len(thresholds)))
+        drawn = np.zeros(filler_counts.n_fillers, bool)
         for r in range(n_resamples):
-            columns = np.concatenate(
-                [
-                    rng.choice(pool, size=need, replace=False)
-                    for need, pool in zip(per_group, members)
-                ]
-            )
-            best = filler_scores.scores[:, columns].max(axis=1)
-            best.sort()
-            rates[r] = (len(best) - np.searchsorted(best, thresholds, side="left")) / len(best)
+            drawn[:] = False
+            for need, pool in zip(per_group, members):
+                drawn[rng.choice(pool, size=need, replace=False)] = True
+            matched = listed.matches(drawn, counts, member_sizes, per_group, rng)
+            rates[r] = matched.sum(axis=0) / max(filler_counts.n_searches, 1)
         zero_bound = zero_false_match_upper(
-            filler_scores.n_searches, int(n), member_sizes, shares, confidence
+            filler_counts.n_searches, int(n), member_sizes, shares, confidence
         )
         for t, threshold in enumerate(thresholds):
             if any_match[t]:
@@ -763,7 +986,7 @@ def resample_fpir(
                     how,
                     "all",
                     "all",
-                    filler_scores.n_searches,
+                    filler_counts.n_searches,
                 )
             )
     table = pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
@@ -776,7 +999,7 @@ def resample_fpir(
     )
 
 
-def filler_groups_known(filler_scores: FillerScores, attribute: str) -> bool:
+def filler_groups_known(filler_counts: FillerCounts, attribute: str) -> bool:
     """Whether any filler has a known label for ``attribute`` (composition weighting needs it)."""
-    values = filler_scores.filler_groups.get(attribute)
+    values = filler_counts.cells.get(attribute)
     return values is not None and bool((values != UNKNOWN).any())

@@ -1,8 +1,10 @@
 """Score a protocol's searches against its watchlist: embeddings in, a SearchSet out.
 
-The searches themselves are scored by :func:`lfr_eval.metrics.score_searches`; this module
-chooses the probes and gallery of each role and keeps, for watchlist-size scaling, each
-non-mated search's similarity to every watchlist subject (or filler).
+The searches are scored by :func:`lfr_eval.metrics.score_searches` (the project's one scoring
+kernel); this module chooses the probes and gallery of each role. In the same pass each
+non-mated search's watchlist subjects (open set) or fillers (NPL) at or above every threshold
+of a grid are counted: the :class:`~lfr_eval.protocols.FillerCounts` that watchlist-size scaling
+needs, without a searches × fillers matrix. Each probe is scored once.
 
 Images the engine could not use (no face, unreadable) are **failures to acquire**. By default
 (``failures="nist"``) they are counted as NIST FRTE counts them: a mated probe that gave no
@@ -23,12 +25,13 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from lfr_eval.datasets import ImageEmbeddings, Manifest
 from lfr_eval.faces import RuntimeInfo
 from lfr_eval.metrics import SearchSet
 from lfr_eval.metrics._scoring import Backend, score_searches
-from lfr_eval.protocols._npl import FillerScores, NplProtocol
+from lfr_eval.protocols._npl import FillerCounts, NplProtocol, filler_cell_codes
 from lfr_eval.protocols._open_set import OpenSetProtocol, ProtocolError
 
 #: How failures to acquire enter the rates: "nist" (NIST FRTE: failed mated probes are misses,
@@ -41,8 +44,8 @@ MSG_FAILURE_POLICY = "failures must be 'nist' (count them, the default) or 'excl
 #: Candidates kept per non-mated search (selectivity needs more than one).
 DEFAULT_TOP_K = 20
 
-#: Largest probes × templates block scored at once (float32: 2**24 values = 64 MiB).
-_BLOCK_ELEMENTS = 1 << 24
+#: Similarity thresholds the filler counts are made at by default: [-1, 1] in steps of 0.005.
+DEFAULT_THRESHOLDS = np.round(np.linspace(-1.0, 1.0, 401), 4)
 
 MSG_EMPTY_WATCHLIST = (
     "no enrolment image gave a template ({n} tried, all failed: {reasons}); the watchlist is "
@@ -61,10 +64,10 @@ class ProtocolRun:
         Mated and non-mated searches against the enrolled watchlist; with
         ``failures == "nist"`` the searches that failed to acquire are appended after the
         scored ones of their kind (see module doc).
-    filler_scores : FillerScores
-        Each non-mated search's similarity to every watchlist subject (open set) or every
-        filler (NPL): the input of watchlist-size scaling. Rows follow the SearchSet's
-        non-mated searches; a failed search's row is ``-inf`` (no false match).
+    filler_counts : FillerCounts
+        Each non-mated search's watchlist subjects (open set) or fillers (NPL) at or above
+        every threshold of the grid: the input of watchlist-size scaling. Rows follow the
+        SearchSet's non-mated searches; a failed search's counts are 0 (no false match).
     acquisition : DataFrame
         Failures to acquire: columns ``role`` (enrolment, mated, non_mated, filler),
         ``attribute``, ``group`` (``"all"``/``"all"`` for the totals), ``images``, ``failed``.
@@ -73,51 +76,19 @@ class ProtocolRun:
     mated_rows, non_mated_rows : ndarray of int
         Manifest rows behind each search of :attr:`searches`, in order.
     scoring_runtime : RuntimeInfo
-        What computed the scores (numpy on the CPU, torch/cupy on a GPU).
+        What computed the scores (numpy on the CPU, torch on the CPU or a GPU).
     failures : str
         ``"nist"`` or ``"exclude"``: how failures to acquire entered :attr:`searches`.
     """
 
     searches: SearchSet
-    filler_scores: FillerScores
+    filler_counts: FillerCounts
     acquisition: pd.DataFrame
     failed_to_enrol: int
     mated_rows: np.ndarray
     non_mated_rows: np.ndarray
     scoring_runtime: RuntimeInfo
     failures: str = "nist"
-
-
-def subject_scores(
-    probes: np.ndarray, templates: np.ndarray, template_subjects: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each probe's similarity to each subject: the best over the subject's templates.
-
-    Parameters
-    ----------
-    probes : ndarray of shape (p, d), unit rows
-    templates : ndarray of shape (t, d), unit rows
-    template_subjects : ndarray of shape (t,)
-
-    Returns
-    -------
-    scores : ndarray of shape (p, s), float32
-        Cosine similarities in [-1, 1].
-    subjects : ndarray of shape (s,)
-        Sorted distinct subject ids (the columns of ``scores``).
-    """
-    subjects, codes = np.unique(np.asarray(template_subjects).astype(str), return_inverse=True)
-    order = np.argsort(codes, kind="stable")
-    sorted_templates = np.ascontiguousarray(templates[order], dtype=np.float32)
-    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
-    out = np.empty((len(probes), len(subjects)), np.float32)
-    rows_per_block = max(1, _BLOCK_ELEMENTS // max(1, len(sorted_templates)))
-    probes = np.asarray(probes, dtype=np.float32)
-    for start in range(0, len(probes), rows_per_block):
-        block = probes[start : start + rows_per_block] @ sorted_templates.T
-        out[start : start + rows_per_block] = np.maximum.reduceat(block, starts, axis=1)
-    np.clip(out, -1.0, 1.0, out=out)
-    return out, subjects
 
 
 def _acquisition_table(
@@ -200,6 +171,17 @@ def _usable_rows(
     )
 
 
+@dataclass(frozen=True, eq=False)
+class _Scored:
+    searches: SearchSet
+    mated_rows: np.ndarray
+    non_mated_rows: np.ndarray
+    runtime: RuntimeInfo
+    counts: np.ndarray
+    top_scores: np.ndarray
+    top_gallery: np.ndarray  # position in the gallery rows of each candidate, -1 padding
+
+
 def _score(
     embeddings: ImageEmbeddings,
     rows: _UsableRows,
@@ -207,9 +189,13 @@ def _score(
     top_k: int,
     backend: Backend,
     device: str,
-) -> tuple[SearchSet, np.ndarray, np.ndarray, RuntimeInfo]:
-    """The SearchSet of the usable mated and non-mated probes against a gallery (metrics'
-    scoring), with the manifest rows behind each mated and each non-mated search."""
+    thresholds: np.ndarray,
+    count_groups: np.ndarray,
+    n_count_groups: int,
+) -> _Scored:
+    """The SearchSet of the usable mated and non-mated probes against a gallery (one pass of
+    the scoring kernel), with the manifest rows behind each search and the non-mated
+    searches' counts by count group of the gallery's subjects."""
     subjects, attributes = rows.subjects, rows.attributes
     probes = np.concatenate([rows.mated, rows.non_mated])
     scored = score_searches(
@@ -221,12 +207,19 @@ def _score(
         probe_groups=_groups(rows.manifest, probes, attributes) if attributes else None,
         backend=backend,
         device=device,
+        thresholds=thresholds,
+        count_groups=count_groups,
+        n_count_groups=n_count_groups,
     )
-    return (
+    assert scored.non_mated_counts is not None and scored.non_mated_top_rows is not None
+    return _Scored(
         scored.searches,
         probes[scored.mated_probe_index],
         probes[scored.non_mated_probe_index],
         scored.runtime,
+        scored.non_mated_counts,
+        scored.searches.non_mated_topk,
+        scored.non_mated_top_rows,
     )
 
 
@@ -252,12 +245,42 @@ def _add_failures(
     )
 
 
-def _failed_rows_below(scores: np.ndarray, n_failed: int) -> np.ndarray:
-    """Filler scores with a row of ``-inf`` (no false match) per failed non-mated search."""
-    if n_failed == 0:
-        return scores
-    failed = np.full((n_failed, scores.shape[1]), -np.inf, dtype=scores.dtype)
-    return np.concatenate([scores, failed])
+def _filler_counts(
+    scored: _Scored,
+    rows: _UsableRows,
+    non_mated_rows: np.ndarray,
+    thresholds: np.ndarray,
+    cells: pd.DataFrame,
+    filler_cells: np.ndarray,
+    filler_of_gallery: np.ndarray,
+) -> FillerCounts:
+    """The non-mated searches' counts over the filler cells (the first ``len(cells)`` count
+    groups), with a row of zeros per search that failed to acquire."""
+    n_failed = len(non_mated_rows) - scored.counts.shape[0]
+    counts = scored.counts[:, : len(cells), :]
+    top_fillers = np.where(
+        scored.top_gallery >= 0, filler_of_gallery[np.maximum(scored.top_gallery, 0)], -1
+    )
+    top_scores = scored.top_scores
+    if n_failed:
+        counts = np.concatenate([counts, np.zeros((n_failed, *counts.shape[1:]), np.int32)])
+        top_scores = np.concatenate(
+            [top_scores, np.full((n_failed, top_scores.shape[1]), -np.inf, np.float32)]
+        )
+        top_fillers = np.concatenate(
+            [top_fillers, np.full((n_failed, top_fillers.shape[1]), -1, np.int64)]
+        )
+    return FillerCounts(
+        thresholds=thresholds,
+        counts=np.ascontiguousarray(counts),
+        cell_sizes=np.bincount(filler_cells, minlength=len(cells)).astype(np.int64),
+        cells=cells,
+        filler_cells=filler_cells,
+        search_subjects=rows.subjects[non_mated_rows].astype(object),
+        search_groups=_groups(rows.manifest, non_mated_rows, rows.attributes),
+        top_scores=top_scores.astype(np.float32),
+        top_fillers=top_fillers.astype(np.int64),
+    )
 
 
 def _empty_watchlist(protocol_rows: np.ndarray, embeddings: ImageEmbeddings) -> ProtocolError:
@@ -265,6 +288,17 @@ def _empty_watchlist(protocol_rows: np.ndarray, embeddings: ImageEmbeddings) -> 
     return ProtocolError(
         MSG_EMPTY_WATCHLIST.format(n=len(protocol_rows), reasons="; ".join(reasons))
     )
+
+
+def _check_grid(thresholds: ArrayLike | None) -> np.ndarray:
+    from lfr_eval.search._kernel import check_thresholds
+
+    if thresholds is None:
+        return DEFAULT_THRESHOLDS.copy()
+    try:
+        return check_thresholds(np.atleast_1d(np.asarray(thresholds, dtype=np.float64)))
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from exc
 
 
 def run_protocol(
@@ -275,6 +309,7 @@ def run_protocol(
     backend: Backend = "numpy",
     device: str = "cpu",
     failures: FailurePolicy = "nist",
+    thresholds: ArrayLike | None = None,
 ) -> ProtocolRun:
     """Search every mated and non-mated probe against the protocol's watchlist.
 
@@ -293,6 +328,9 @@ def run_protocol(
         mated probe as a miss at every threshold and rank, a failed non-mated probe as a
         search with no candidate (NIST FRTE). ``"exclude"``: they are left out of the rates.
         They are counted in :attr:`ProtocolRun.acquisition` either way.
+    thresholds : array_like, optional
+        Ascending similarity grid of :attr:`ProtocolRun.filler_counts` (default
+        :data:`DEFAULT_THRESHOLDS`); scaling can report only thresholds on it.
 
     Returns
     -------
@@ -303,31 +341,31 @@ def run_protocol(
     ProtocolError
         No enrolment image gave a template, or an unknown ``failures`` policy.
     """
+    grid = _check_grid(thresholds)
     rows = _usable_rows(protocol, embeddings, failures)
     manifest, attributes, subjects = rows.manifest, rows.attributes, rows.subjects
     ok, enrol = rows.ok, rows.enrol
-    searches, mated_rows, non_mated_rows, runtime = _score(
-        embeddings, rows, enrol, top_k, backend, device
-    )
     # The watchlist subjects play the fillers' part: each non-mated search's false-match
     # rate against them is what scales to other watchlist sizes.
-    non_mated_scores, columns = subject_scores(
-        embeddings.vectors[non_mated_rows], embeddings.vectors[enrol], subjects[enrol]
+    listed = np.unique(subjects[enrol])
+    if attributes:
+        subject_labels = manifest.subject_attributes(attributes).loc[listed]
+    else:
+        subject_labels = pd.DataFrame(index=range(len(listed)))
+    cells, filler_cells = filler_cell_codes(subject_labels.reset_index(drop=True), len(listed))
+    template_cells = filler_cells[np.searchsorted(listed, subjects[enrol])]
+    scored = _score(
+        embeddings, rows, enrol, top_k, backend, device, grid, template_cells, len(cells)
     )
+    searches, mated_rows, non_mated_rows = scored.searches, scored.mated_rows, scored.non_mated_rows
     if failures == "nist":
         searches, mated_rows, non_mated_rows = _add_failures(
             searches, mated_rows, non_mated_rows, rows
         )
-        non_mated_scores = _failed_rows_below(non_mated_scores, len(rows.failed_non_mated))
-    if attributes:
-        filler_groups = manifest.subject_attributes(attributes).loc[columns].reset_index(drop=True)
-    else:
-        filler_groups = pd.DataFrame(index=range(len(columns)))
-    filler_scores = FillerScores(
-        scores=non_mated_scores,
-        search_subjects=subjects[non_mated_rows].astype(object),
-        search_groups=_groups(manifest, non_mated_rows, attributes),
-        filler_groups=filler_groups,
+    # a candidate's filler index is its subject's position among the listed subjects
+    filler_of_gallery = np.searchsorted(listed, subjects[enrol]).astype(np.int64)
+    filler_counts = _filler_counts(
+        scored, rows, non_mated_rows, grid, cells, filler_cells, filler_of_gallery
     )
     roles = {
         "enrolment": protocol.enrolment,
@@ -336,12 +374,12 @@ def run_protocol(
     }
     return ProtocolRun(
         searches=searches,
-        filler_scores=filler_scores,
+        filler_counts=filler_counts,
         acquisition=_acquisition_table(manifest, roles, ok, attributes),
         failed_to_enrol=int(protocol.watchlist_size - len(rows.enrolled)),
         mated_rows=mated_rows,
         non_mated_rows=non_mated_rows,
-        scoring_runtime=runtime,
+        scoring_runtime=scored.runtime,
         failures=failures,
     )
 
@@ -354,39 +392,44 @@ def run_npl_protocol(
     backend: Backend = "numpy",
     device: str = "cpu",
     failures: FailurePolicy = "nist",
+    thresholds: ArrayLike | None = None,
 ) -> ProtocolRun:
     """Score the NPL design: volunteers enrolled among the fillers (watchlist = volunteers +
     fillers); mated searches find their volunteer's template; non-mated searches meet every
-    filler (the :attr:`ProtocolRun.filler_scores`) and every volunteer (the SearchSet).
+    filler and every volunteer in one pass: the SearchSet, and the fillers at or above each
+    threshold (:attr:`ProtocolRun.filler_counts`).
 
-    ``failures`` is as in :func:`run_protocol`; a filler that failed to acquire is simply not
-    in the gallery (counted in :attr:`ProtocolRun.acquisition` under role ``filler``)."""
+    ``failures`` and ``thresholds`` are as in :func:`run_protocol`; a filler that failed to
+    acquire is simply not in the gallery (counted in :attr:`ProtocolRun.acquisition` under
+    role ``filler``)."""
+    grid = _check_grid(thresholds)
     rows = _usable_rows(protocol, embeddings, failures)
     manifest, attributes, subjects = rows.manifest, rows.attributes, rows.subjects
     ok = rows.ok
     fillers = protocol.fillers[ok[protocol.fillers]]
     n_volunteers = len(np.unique(subjects[protocol.enrolment]))
     gallery = np.concatenate([rows.enrol, fillers])
-    searches, mated_rows, non_mated_rows, runtime = _score(
-        embeddings, rows, gallery, top_k, backend, device
+    filler_labels = (
+        _groups(manifest, fillers, attributes)
+        if attributes
+        else pd.DataFrame(index=range(len(fillers)))
     )
-    scored_non_mated = non_mated_rows
+    cells, filler_cells = filler_cell_codes(filler_labels, len(fillers))
+    # volunteers are counted in a group of their own, left out of the filler counts
+    template_cells = np.concatenate([np.full(len(rows.enrol), len(cells), np.int64), filler_cells])
+    scored = _score(
+        embeddings, rows, gallery, top_k, backend, device, grid, template_cells, len(cells) + 1
+    )
+    searches, mated_rows, non_mated_rows = scored.searches, scored.mated_rows, scored.non_mated_rows
     if failures == "nist":
         searches, mated_rows, non_mated_rows = _add_failures(
             searches, mated_rows, non_mated_rows, rows
         )
-    scores = (
-        np.asarray(embeddings.vectors[scored_non_mated], np.float32)
-        @ np.asarray(embeddings.vectors[fillers], np.float32).T
+    filler_of_gallery = np.concatenate(
+        [np.full(len(rows.enrol), -1, np.int64), np.arange(len(fillers), dtype=np.int64)]
     )
-    np.clip(scores, -1.0, 1.0, out=scores)
-    filler_scores = FillerScores(
-        scores=_failed_rows_below(scores, len(non_mated_rows) - len(scored_non_mated)),
-        search_subjects=subjects[non_mated_rows].astype(object),
-        search_groups=_groups(manifest, non_mated_rows, attributes),
-        filler_groups=_groups(manifest, fillers, attributes)
-        if attributes
-        else pd.DataFrame(index=range(len(fillers))),
+    filler_counts = _filler_counts(
+        scored, rows, non_mated_rows, grid, cells, filler_cells, filler_of_gallery
     )
     roles = {
         "enrolment": protocol.enrolment,
@@ -396,11 +439,11 @@ def run_npl_protocol(
     }
     return ProtocolRun(
         searches=searches,
-        filler_scores=filler_scores,
+        filler_counts=filler_counts,
         acquisition=_acquisition_table(manifest, roles, ok, attributes),
         failed_to_enrol=int(n_volunteers - len(rows.enrolled)),
         mated_rows=mated_rows,
         non_mated_rows=non_mated_rows,
-        scoring_runtime=runtime,
+        scoring_runtime=scored.runtime,
         failures=failures,
     )

@@ -78,7 +78,6 @@ from lfr_eval.metrics import (
     clopper_pearson,
     fnir_estimate,
     fpir_estimate,
-    threshold_at_fpir,
     threshold_at_tpir,
 )
 from lfr_eval.operational import fpir_at_watchlist_size, one_in_n, scale_fpir
@@ -143,9 +142,11 @@ embeddings = embed_manifest(
     manifest, engine, cache, face_choice="central", workers=WORKERS,
     engine_factory=functools.partial(load_engine, ENGINE),
 )
-run = run_npl_protocol(design, embeddings)
+# counts of fillers at or above every threshold of a fine grid (no searches × fillers matrix)
+GRID = np.round(np.linspace(-1.0, 1.0, 2001), 4)
+run = run_npl_protocol(design, embeddings, thresholds=GRID)
 searches = run.searches
-fillers = run.filler_scores
+fillers = run.filler_counts
 print(f"engine: {engine.engine_id.backend}; models: "
       + ", ".join(f"{m.name} ({m.sha256[:12]})" for m in engine.engine_id.models))
 print(f"runtime: {engine.runtime.name}; scoring: {run.scoring_runtime.name}")
@@ -171,11 +172,22 @@ run.acquisition.query("attribute == 'all'")
 # validate (notebook 02 shows a held-out choice).
 
 # %%
-comparisons = fillers.scores[~searches.non_mated_failed].ravel()  # failures compare nothing
-fmr_targets = [t for t in (1e-2, 1e-3, 1e-4, 1e-5) if t * comparisons.size >= 10]
-fmr_thresholds = {f"FMR {t:.0e}": threshold_at_fpir(comparisons, t) for t in fmr_targets}
+# pooled FMR on the grid: failed searches compare nothing
+pooled = fillers.pooled_fmr()
+n_comparisons = int(fillers.scored.sum()) * fillers.n_fillers
+fmr_targets = [t for t in (1e-2, 1e-3, 1e-4, 1e-5) if t * n_comparisons >= 10]
+# the lowest grid threshold whose pooled FMR is at most the target
+fmr_thresholds = {f"FMR {t:.0e}": float(GRID[np.argmax(pooled <= t)]) for t in fmr_targets}
+
+
+def on_grid(threshold: float) -> float:
+    # the grid threshold at or just below it (TPIR at least the target)
+    return float(GRID[max(0, np.searchsorted(GRID, threshold, side="right") - 1)])
+
+
 tpir_thresholds = {
-    f"TPIR {p:.0%}" + (" (NPL analogue)" if p == NPL_TPIR else ""): threshold_at_tpir(searches, p)
+    f"TPIR {p:.0%}" + (" (NPL analogue)" if p == NPL_TPIR else ""):
+        on_grid(threshold_at_tpir(searches, p))
     for p in (NPL_TPIR, 0.80, 0.70)
 }
 named = {**fmr_thresholds, **tpir_thresholds}

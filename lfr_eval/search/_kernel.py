@@ -1,0 +1,801 @@
+"""The one probes × templates scoring kernel: best template per subject, top-k over distinct
+subjects, mate rank and per-threshold counts, in one blocked pass.
+
+Every 1:N score in the project comes from here: the live page's :class:`SearchIndex`, the
+evaluation's :func:`~lfr_eval.metrics.score_searches` and the NPL design's filler counts.
+
+How it works
+------------
+A :class:`Gallery` holds the templates grouped by subject (contiguous rows per subject). The
+probes are cut into blocks of rows and the gallery into *tiles* of columns that end on subject
+boundaries; each (probe block, tile) similarity matrix is made by one matrix product (BLAS on
+the CPU, cuBLAS through torch on a GPU) and immediately reduced, so memory is
+O(block × tile), never probes × gallery. What each probe keeps is a :class:`Partial`:
+
+- the k best distinct subjects (score, subject code, template row), ties ordered by the lower
+  subject code;
+- ``higher``: subjects other than the mate scoring strictly above the mate's score (so the mate's
+  rank is ``1 + higher``; ties favour the mate, as NIST FRTE ranks);
+- ``counts[i, c, t]``: subjects of count group ``c`` other than the probe's mate whose best
+  score is ``>= thresholds[t]`` — the number of false matches of a non-mated search at every
+  threshold of a grid, which is what FPIR(N) scaling and selectivity need.
+
+Merging (exact)
+---------------
+Partials of the same probes over *disjoint sets of whole subjects* (gallery shards that never
+split a subject) merge exactly with :func:`merge_partials`: counts and ``higher`` add, top-k
+lists are concatenated and re-cut to k by (score descending, subject code ascending). The
+mate's score must be known before the shards run (it is an input, see :func:`mate_scores`), so
+every shard can count the subjects above it. :func:`score_block` is pure (no state, no I/O): a
+Dask task can run it on any shard of any probe block and the reduction gives the same numbers
+as one process, bit for bit on the numpy backend.
+
+Backends
+--------
+``"numpy"``: BLAS matrix products, reduced by a compiled (numba) pass over each tile that
+takes subject maxima, updates the top-k, the mate's ``higher`` and the threshold histogram in
+one read of the tile. ``"torch"``: the same on a torch device (``"cpu"`` or ``"cuda"``) in fp32
+or fp16 (products in fp16, reductions in fp32; fp16 scores agree to about 1e-3, not to float32
+rounding). torch is imported only when chosen. faiss serves top-k-only searches (the live
+page, :class:`~lfr_eval.search.SearchIndex`), see :func:`faiss_top_k`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from lfr_eval.errors import RuntimeUnavailableError
+
+KernelBackend = Literal["numpy", "torch"]
+Precision = Literal["fp32", "fp16"]
+
+#: Default memory for one (probe block × tile) similarity matrix, bytes (float32).
+DEFAULT_TILE_BYTES = 64 * 2**20
+
+#: Cells of the lookup table that maps a score to its threshold bin (see ``_bin_table``).
+_LUT_CELLS = 1 << 14
+
+MSG_NO_CUDA_TORCH = (
+    "scoring on CUDA was requested but torch.cuda.is_available() is False (torch {version}); "
+    "install a CUDA build of PyTorch on a machine with an NVIDIA GPU, or use device='cpu'"
+)
+MSG_NO_TORCH = (
+    "the torch scoring backend was requested but torch is not installed ({why}); "
+    "pip install 'lfr-workbench[torch]', or use backend='numpy'"
+)
+MSG_THRESHOLDS = "thresholds must be a 1-D ascending array of finite or infinite numbers"
+
+
+# ---------------------------------------------------------------------------------- gallery
+@dataclass(frozen=True, eq=False)
+class Gallery:
+    """Templates grouped by subject, ready to be scored.
+
+    Build one with :meth:`Gallery.build`; the arrays are read-only.
+
+    Attributes
+    ----------
+    matrix : ndarray of shape (n_templates, d), float32, C-contiguous
+        Unit-norm templates, rows grouped by subject (subject code order).
+    subject_ids : ndarray of shape (n_subjects,), object
+        Distinct subject ids, sorted; a subject's *code* is its position here.
+    starts : ndarray of shape (n_subjects + 1,), int64
+        Rows ``starts[s]:starts[s + 1]`` of :attr:`matrix` are subject ``s``'s templates.
+    template_rows : ndarray of shape (n_templates,), int64
+        Row of the caller's input that each row of :attr:`matrix` came from.
+    subject_groups : ndarray of shape (n_subjects,), int64
+        Count group (0 … ``n_groups - 1``) of each subject: :attr:`Partial.counts` is split by
+        it (e.g. fillers by demographic cell). All 0 when no groups were given.
+    n_groups : int
+    """
+
+    matrix: np.ndarray
+    subject_ids: np.ndarray
+    starts: np.ndarray
+    template_rows: np.ndarray
+    subject_groups: np.ndarray
+    n_groups: int
+
+    @classmethod
+    def build(
+        cls,
+        embeddings: np.ndarray,
+        subject_ids: Sequence[str] | np.ndarray,
+        *,
+        subject_groups: np.ndarray | None = None,
+        n_groups: int | None = None,
+        copy: bool = False,
+    ) -> Gallery:
+        """Group ``embeddings`` by subject.
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_templates, d)
+            Unit-norm templates (checked by the callers). A float32 C-contiguous array already
+            grouped by subject is used as it is (no copy) unless ``copy``; otherwise the
+            grouped copy is the only one made.
+        subject_ids : sequence of str, length n_templates
+        subject_groups : ndarray of int, length n_subjects, optional
+            Count group of each *distinct* subject, in sorted-subject-id order.
+        n_groups : int, optional
+            Number of count groups (default ``subject_groups.max() + 1``).
+        copy : bool
+            Copy even when no reordering is needed.
+        """
+        matrix = np.asarray(embeddings)
+        subjects = np.asarray(subject_ids).astype(str)
+        if matrix.ndim != 2 or subjects.shape != (matrix.shape[0],):
+            raise ValueError("need a 2-D embedding matrix and one subject id per row")
+        names, codes = np.unique(subjects, return_inverse=True)
+        codes = codes.astype(np.int64).reshape(-1)
+        if np.all(codes[1:] >= codes[:-1]):
+            rows = np.arange(len(codes), dtype=np.int64)
+            grouped = np.ascontiguousarray(matrix, dtype=np.float32)
+            if copy and grouped is matrix:
+                grouped = grouped.copy()
+        else:
+            rows = np.argsort(codes, kind="stable").astype(np.int64)
+            grouped = np.ascontiguousarray(matrix[rows], dtype=np.float32)
+            codes = codes[rows]
+        counts = np.bincount(codes, minlength=len(names))
+        starts = np.zeros(len(names) + 1, np.int64)
+        np.cumsum(counts, out=starts[1:])
+        if subject_groups is None:
+            groups = np.zeros(len(names), np.int64)
+            n = 1 if n_groups is None else int(n_groups)
+        else:
+            groups = np.asarray(subject_groups, dtype=np.int64)
+            if groups.shape != (len(names),):
+                raise ValueError("need one count group per distinct subject")
+            n = int(groups.max()) + 1 if n_groups is None else int(n_groups)
+            if len(groups) and (groups.min() < 0 or groups.max() >= n):
+                raise ValueError(f"count groups must lie in 0..{n - 1}")
+        for array in (grouped, starts, rows, groups):
+            if array.flags.writeable and array.flags.owndata:
+                array.setflags(write=False)
+        return cls(grouped, names.astype(object), starts, rows, groups, max(n, 1))
+
+    @property
+    def n_subjects(self) -> int:
+        return len(self.subject_ids)
+
+    @property
+    def n_templates(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    @property
+    def max_templates(self) -> int:
+        """Most templates of one subject (0 for an empty gallery)."""
+        return int(np.diff(self.starts).max()) if self.n_subjects else 0
+
+    @property
+    def template_subjects(self) -> np.ndarray:
+        """Subject code of each row of :attr:`matrix`."""
+        return np.repeat(np.arange(self.n_subjects, dtype=np.int64), np.diff(self.starts))
+
+    def group_sizes(self) -> np.ndarray:
+        """Subjects in each count group, shape (n_groups,)."""
+        return np.bincount(self.subject_groups, minlength=self.n_groups).astype(np.int64)
+
+    def codes_of(self, subject_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Subject code of each id; -1 for an id not in the gallery."""
+        wanted = np.asarray(subject_ids).astype(str)
+        if self.n_subjects == 0:
+            return np.full(wanted.shape, -1, np.int64)
+        names = self.subject_ids.astype(str)
+        pos = np.minimum(np.searchsorted(names, wanted), self.n_subjects - 1)
+        return np.where(names[pos] == wanted, pos, -1).astype(np.int64)
+
+    def shards(self, n_shards: int) -> list[tuple[int, int]]:
+        """Split the subjects into about ``n_shards`` ranges ``(first, end)`` of similar
+        template counts; no subject straddles two (what :func:`merge_partials` needs)."""
+        return [
+            (s0, s1)
+            for _, _, s0, s1 in _tiles(
+                self.starts, 0, self.n_subjects, -(-self.n_templates // max(1, n_shards))
+            )
+        ]
+
+
+def _tiles(starts: np.ndarray, s0: int, s1: int, width: int) -> list[tuple[int, int, int, int]]:
+    """Template tiles ``(t0, t1, first subject, end subject)`` of about ``width`` rows covering
+    subjects ``s0:s1``, cut on subject boundaries (a subject wider than ``width`` is one tile)."""
+    out = []
+    width = max(1, int(width))
+    s = s0
+    while s < s1:
+        t0 = int(starts[s])
+        e = int(np.searchsorted(starts, t0 + width, side="right")) - 1
+        e = min(max(e, s + 1), s1)
+        out.append((t0, int(starts[e]), s, e))
+        s = e
+    return out
+
+
+# ---------------------------------------------------------------------------------- partials
+@dataclass(frozen=True, eq=False)
+class Partial:
+    """What a block of probes keeps from (part of) a gallery; mergeable, see module doc.
+
+    Attributes
+    ----------
+    top_scores : ndarray of shape (n, k), float32
+        Best subjects' scores (cosine), descending; ``-inf`` pads rows with fewer than k.
+    top_subjects : ndarray of shape (n, k), int64
+        Their subject codes (-1 in padding).
+    top_rows : ndarray of shape (n, k), int64
+        Row of :attr:`Gallery.matrix` of the template that gave each score (-1 in padding).
+    higher : ndarray of shape (n,), int64
+        Subjects other than the mate scoring strictly above the mate's score (0 without one).
+    counts : ndarray of shape (n, n_groups, n_thresholds), int32, or None
+        Subjects (mate excluded) of each count group with best score ``>= thresholds[t]``.
+    """
+
+    top_scores: np.ndarray
+    top_subjects: np.ndarray
+    top_rows: np.ndarray
+    higher: np.ndarray
+    counts: np.ndarray | None
+
+    @property
+    def n_probes(self) -> int:
+        return int(self.top_scores.shape[0])
+
+
+def empty_partial(n: int, k: int, n_groups: int = 1, n_thresholds: int | None = None) -> Partial:
+    """The identity of :func:`merge_partials`: nothing seen yet."""
+    return Partial(
+        np.full((n, k), -np.inf, np.float32),
+        np.full((n, k), -1, np.int64),
+        np.full((n, k), -1, np.int64),
+        np.zeros(n, np.int64),
+        None if n_thresholds is None else np.zeros((n, n_groups, n_thresholds), np.int32),
+    )
+
+
+def merge_partials(parts: Sequence[Partial]) -> Partial:
+    """Combine partials of the *same probes* over disjoint sets of whole subjects.
+
+    Counts and ``higher`` add; the top-k lists are pooled and cut back to k by score descending
+    then subject code ascending (the order one pass over the whole gallery gives). Associative
+    and commutative, so a tree reduction of shards in any order gives identical arrays.
+    """
+    if not parts:
+        raise ValueError("nothing to merge")
+    if len(parts) == 1:
+        return parts[0]
+    n = parts[0].n_probes
+    k = max(p.top_scores.shape[1] for p in parts)
+    if any(p.n_probes != n for p in parts):
+        raise ValueError("partials of different probe blocks cannot be merged")
+    scores = np.concatenate([p.top_scores for p in parts], axis=1)
+    subjects = np.concatenate([p.top_subjects for p in parts], axis=1)
+    rows = np.concatenate([p.top_rows for p in parts], axis=1)
+    # padding (-1) sorts after every real subject at -inf
+    tie_key = np.where(subjects < 0, np.iinfo(np.int64).max, subjects)
+    order = np.lexsort((tie_key, -scores.astype(np.float64)), axis=1)[:, :k]
+    counts = None
+    if parts[0].counts is not None:
+        counts = parts[0].counts.copy()
+        for p in parts[1:]:
+            assert p.counts is not None
+            counts += p.counts
+    return Partial(
+        np.take_along_axis(scores, order, axis=1),
+        np.take_along_axis(subjects, order, axis=1),
+        np.take_along_axis(rows, order, axis=1),
+        np.sum([p.higher for p in parts], axis=0).astype(np.int64),
+        counts,
+    )
+
+
+# ---------------------------------------------------------------------------------- helpers
+def check_thresholds(thresholds: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Thresholds as a float64 1-D ascending array (raises ValueError otherwise)."""
+    thr = np.asarray(thresholds, dtype=np.float64)
+    if thr.ndim != 1 or np.isnan(thr).any() or np.any(np.diff(thr) < 0):
+        raise ValueError(MSG_THRESHOLDS)
+    return thr
+
+
+def _bin_table(thr: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Lookup table for ``searchsorted(thr, s, 'right')`` over s in [lo, hi].
+
+    Cell c covers ``[lo + c h, lo + (c + 1) h)``; ``table[c]`` is the number of thresholds at or
+    below the cell's start, and the kernel steps forward over the few thresholds inside the
+    cell, so the bin is exact (the table only saves a binary search per score).
+    """
+    lo, hi = -1.0 - 1e-6, 1.0 + 1e-6
+    h = (hi - lo) / _LUT_CELLS
+    starts = lo + h * np.arange(_LUT_CELLS + 1)
+    table = np.searchsorted(thr, starts, side="right").astype(np.int64)
+    return table, lo, 1.0 / h
+
+
+def mate_scores(probes: np.ndarray, gallery: Gallery, mate_codes: np.ndarray) -> np.ndarray:
+    """Each probe's score against its mate (best of the mate's templates), float32.
+
+    ``-inf`` where ``mate_codes`` is -1 (no mate in the gallery). Computed in float64 from the
+    float32 inputs and rounded to float32 (BLAS tiles agree with it to float32 rounding).
+    """
+    probes = np.asarray(probes, dtype=np.float32)
+    codes = np.asarray(mate_codes, dtype=np.int64)
+    out = np.full(len(codes), -np.inf, np.float32)
+    has = np.flatnonzero(codes >= 0)
+    if has.size == 0:
+        return out
+    first = gallery.starts[codes[has]]
+    width = gallery.starts[codes[has] + 1] - first
+    for m in range(int(width.max())):
+        use = width > m
+        rows = first[use] + m
+        dots = np.einsum(
+            "ij,ij->i",
+            probes[has[use]].astype(np.float64),
+            gallery.matrix[rows].astype(np.float64),
+        ).astype(np.float32)
+        out[has[use]] = np.maximum(out[has[use]], dots)
+    return out
+
+
+# ---------------------------------------------------------------------------------- numba
+_NUMBA: dict[str, Any] = {}
+
+
+def _numba_reduce() -> Any:  # noqa: C901 - one compiled pass, kept together
+    """The compiled tile reduction (built on first use; cached on disk by numba)."""
+    if "reduce" in _NUMBA:
+        return _NUMBA["reduce"]
+    import numba
+
+    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=False)
+    def reduce_tile(  # noqa: C901
+        sims,  # (n, w) float32: probes × the tile's templates
+        local_starts,  # (n_sub + 1,) int64: subject runs within the tile
+        subject_offset,  # int: code of the tile's first subject
+        row_offset,  # int: gallery row of the tile's first template
+        groups,  # (n_sub,) int64: count group of each subject of the tile
+        mates,  # (n,) int64: mate code of each probe (-1: none)
+        mate_sc,  # (n,) float32: mate score of each probe (-inf: none)
+        thr,  # (T,) float64 ascending; T == 0: no counts
+        lut,  # bin lookup table
+        lut_lo,
+        lut_inv_h,
+        top_s,  # (n, k) float32, in/out, descending
+        top_j,  # (n, k) int64, in/out
+        top_r,  # (n, k) int64, in/out
+        higher,  # (n,) int64, in/out
+        counts,  # (n, G, T) int32, in/out (unused when T == 0)
+    ):
+        n = sims.shape[0]
+        n_sub = local_starts.shape[0] - 1
+        k = top_s.shape[1]
+        n_thr = thr.shape[0]
+        n_groups = counts.shape[1]
+        n_cells = lut.shape[0] - 1
+        for i in numba.prange(n):
+            hist = np.zeros((n_groups, n_thr + 1), np.int32)
+            mate = mates[i]
+            ms = mate_sc[i]
+            above = 0
+            for s in range(n_sub):
+                a = local_starts[s]
+                b = local_starts[s + 1]
+                best = sims[i, a]
+                arg = a
+                for t in range(a + 1, b):
+                    v = sims[i, t]
+                    if v > best:
+                        best = v
+                        arg = t
+                code = subject_offset + s
+                # top-k, strict > keeps the lower subject first among equal scores
+                if best > top_s[i, k - 1]:
+                    pos = k - 1
+                    while pos > 0 and top_s[i, pos - 1] < best:
+                        top_s[i, pos] = top_s[i, pos - 1]
+                        top_j[i, pos] = top_j[i, pos - 1]
+                        top_r[i, pos] = top_r[i, pos - 1]
+                        pos -= 1
+                    top_s[i, pos] = best
+                    top_j[i, pos] = code
+                    top_r[i, pos] = row_offset + arg
+                if code == mate:
+                    continue
+                if best > ms:
+                    above += 1
+                if n_thr:
+                    x = np.float64(best)
+                    c = int((x - lut_lo) * lut_inv_h)
+                    c = min(max(c, 0), n_cells - 1)
+                    bin_ = lut[c]
+                    while bin_ < n_thr and thr[bin_] <= x:
+                        bin_ += 1
+                    while bin_ > 0 and thr[bin_ - 1] > x:
+                        bin_ -= 1
+                    hist[groups[s], bin_] += 1
+            higher[i] += above
+            if n_thr:
+                for g in range(n_groups):
+                    run = 0
+                    for t in range(n_thr, 0, -1):
+                        run += hist[g, t]
+                        counts[i, g, t - 1] += run
+
+    _NUMBA["reduce"] = reduce_tile
+    return reduce_tile
+
+
+# ---------------------------------------------------------------------------------- backends
+class _NumpyKernel:
+    name = "numpy"
+    device = "cpu"
+    precision: Precision = "fp32"
+
+    @property
+    def version(self) -> str:
+        return np.__version__
+
+    def run(
+        self,
+        probes: np.ndarray,
+        gallery: Gallery,
+        s0: int,
+        s1: int,
+        part: Partial,
+        mates: np.ndarray,
+        mate_sc: np.ndarray,
+        thr: np.ndarray,
+        tile_bytes: int,
+    ) -> None:
+        reduce_tile = _numba_reduce()
+        n = probes.shape[0]
+        width = max(1, tile_bytes // (4 * max(1, n)))
+        lut, lo, inv_h = _bin_table(thr)
+        counts = part.counts if part.counts is not None else np.zeros((n, 1, 0), np.int32)
+        buf = np.empty(n * min(width, max(1, gallery.n_templates)), np.float32)
+        for t0, t1, a, b in _tiles(gallery.starts, s0, s1, width):
+            w = t1 - t0
+            sims = buf[: n * w].reshape(n, w) if n * w <= buf.size else np.empty((n, w), np.float32)
+            np.matmul(probes, gallery.matrix[t0:t1].T, out=sims)
+            reduce_tile(
+                sims,
+                gallery.starts[a : b + 1] - t0,
+                a,
+                t0,
+                gallery.subject_groups[a:b],
+                mates,
+                mate_sc,
+                thr,
+                lut,
+                lo,
+                inv_h,
+                part.top_scores,
+                part.top_subjects,
+                part.top_rows,
+                part.higher,
+                counts,
+            )
+
+
+class _TorchKernel:
+    name = "torch"
+
+    def __init__(self, device: str, precision: Precision) -> None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise RuntimeUnavailableError(MSG_NO_TORCH.format(why=exc)) from exc
+        self.torch = torch
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeUnavailableError(MSG_NO_CUDA_TORCH.format(version=torch.__version__))
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+        self.dev = torch.device(device)
+        self.device = "cpu" if self.dev.type == "cpu" else f"cuda:{self.dev.index or 0}"
+        self.precision = precision
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self._gallery: tuple[int, Any] | None = None
+
+    @property
+    def version(self) -> str:
+        return str(self.torch.__version__)
+
+    def _matrix(self, gallery: Gallery) -> Any:
+        # one device copy per gallery, kept while the same gallery is scored
+        if self._gallery is None or self._gallery[0] != id(gallery.matrix):
+            with warnings.catch_warnings():
+                # the gallery is read-only and torch only reads it
+                warnings.simplefilter("ignore", UserWarning)
+                tensor = self.torch.from_numpy(gallery.matrix)
+            self._gallery = (id(gallery.matrix), tensor.to(self.dev, self.dtype))
+        return self._gallery[1]
+
+    def run(
+        self,
+        probes: np.ndarray,
+        gallery: Gallery,
+        s0: int,
+        s1: int,
+        part: Partial,
+        mates: np.ndarray,
+        mate_sc: np.ndarray,
+        thr: np.ndarray,
+        tile_bytes: int,
+    ) -> None:
+        torch = self.torch
+        n = probes.shape[0]
+        k = part.top_scores.shape[1]
+        g_dev = self._matrix(gallery)
+        p_dev = torch.from_numpy(np.ascontiguousarray(probes)).to(self.dev, self.dtype)
+        # float32 sims plus int64 bins per element
+        width = max(1, tile_bytes // (12 * max(1, n)))
+        mates_t = torch.from_numpy(mates).to(self.dev)
+        mate_t = torch.from_numpy(mate_sc).to(self.dev)
+        thr_t = torch.from_numpy(thr).to(self.dev)
+        n_thr = len(thr)
+        for t0, t1, a, b in _tiles(gallery.starts, s0, s1, width):
+            sims = (p_dev @ g_dev[t0:t1].T).float()
+            local = gallery.starts[a : b + 1] - t0
+            widths = np.diff(local)
+            if np.all(widths == 1):
+                sub, arg = sims, None
+            else:
+                m = int(widths.max())
+                table = np.minimum(local[:-1, None] + np.arange(m), local[1:, None] - 1)
+                table_t = torch.from_numpy(table).to(self.dev)
+                sub, arg_local = sims[:, table_t].max(dim=2)
+                arg = table_t[torch.arange(b - a, device=self.dev)[None, :], arg_local]
+            kk = min(k, b - a)
+            vals, cols = torch.topk(sub, kk, dim=1, largest=True, sorted=True)
+            rows = cols if arg is None else arg.gather(1, cols)
+            tile = Partial(
+                vals.cpu().numpy().astype(np.float32),
+                cols.cpu().numpy().astype(np.int64) + a,
+                rows.cpu().numpy().astype(np.int64) + t0,
+                np.zeros(n, np.int64),
+                None,
+            )
+            # torch.topk's order among equal scores is unspecified: re-sort like numpy
+            merged = merge_partials([_as_top(part), tile])
+            part.top_scores[:] = merged.top_scores
+            part.top_subjects[:] = merged.top_subjects
+            part.top_rows[:] = merged.top_rows
+            codes = torch.arange(a, b, device=self.dev)
+            is_mate = codes[None, :] == mates_t[:, None]
+            sub = sub.masked_fill(is_mate, float("-inf"))
+            part.higher[:] += (sub > mate_t[:, None]).sum(dim=1).cpu().numpy()
+            if n_thr and part.counts is not None:
+                n_groups = part.counts.shape[1]
+                bins = torch.searchsorted(thr_t, sub.double().contiguous(), right=True)
+                bins = bins.masked_fill(is_mate, 0)  # bin 0: below every threshold
+                group_t = torch.from_numpy(gallery.subject_groups[a:b]).to(self.dev)
+                idx = group_t[None, :] * (n_thr + 1) + bins
+                hist = torch.zeros((n, n_groups * (n_thr + 1)), dtype=torch.int32, device=self.dev)
+                hist.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.int32))
+                hist = hist.view(n, n_groups, n_thr + 1)
+                above = hist.flip(2).cumsum(2).flip(2)[:, :, 1:]
+                part.counts[:] += above.to(torch.int32).cpu().numpy()
+
+
+def _as_top(part: Partial) -> Partial:
+    return Partial(part.top_scores, part.top_subjects, part.top_rows, part.higher * 0, None)
+
+
+def kernel_backend(
+    backend: str = "numpy", device: str = "cpu", precision: Precision = "fp32"
+) -> _NumpyKernel | _TorchKernel:
+    """The backend object :func:`score_block` runs on (reuse it across blocks: torch keeps
+    the gallery on the device)."""
+    if backend == "numpy":
+        if device != "cpu":
+            raise RuntimeUnavailableError(
+                "the numpy scoring backend runs on the CPU only; use backend='torch' with "
+                "device='cuda' for a GPU"
+            )
+        if precision != "fp32":
+            raise ValueError("the numpy backend computes in fp32 only")
+        return _NumpyKernel()
+    if backend == "torch":
+        return _TorchKernel(device, precision)
+    raise ValueError(f"scoring backend must be 'numpy' or 'torch', got {backend!r}")
+
+
+# ---------------------------------------------------------------------------------- entry points
+def score_block(
+    probes: np.ndarray,
+    gallery: Gallery,
+    *,
+    k: int,
+    thresholds: np.ndarray | None = None,
+    mate_codes: np.ndarray | None = None,
+    mate_score: np.ndarray | None = None,
+    subjects: tuple[int, int] | None = None,
+    backend: _NumpyKernel | _TorchKernel | None = None,
+    tile_bytes: int = DEFAULT_TILE_BYTES,
+) -> Partial:
+    """Score one block of probes against a range of whole subjects of the gallery.
+
+    Pure: the result depends only on the arguments, so blocks can run anywhere (threads,
+    processes, Dask tasks) and be merged with :func:`merge_partials`.
+
+    Parameters
+    ----------
+    probes : ndarray of shape (n, d), float32, unit rows
+    gallery : Gallery
+    k : int
+        Candidates kept per probe (>= 1; rows hold ``-inf`` padding past the subjects seen).
+    thresholds : ndarray of shape (T,), optional
+        Ascending similarity grid for :attr:`Partial.counts` (None: no counts).
+    mate_codes : ndarray of shape (n,), int, optional
+        Each probe's mate subject code (-1: none); excluded from counts and ``higher``.
+    mate_score : ndarray of shape (n,), float32, optional
+        Each probe's mate score, from :func:`mate_scores` (needed with ``mate_codes``).
+    subjects : (first, end), optional
+        The subject range (shard) to score; default all.
+    backend : from :func:`kernel_backend` (default numpy)
+    tile_bytes : int
+        Memory of one similarity tile (float32), bytes.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1; got {k}")
+    probes = np.ascontiguousarray(probes, dtype=np.float32)
+    n = probes.shape[0]
+    thr = np.empty(0) if thresholds is None else check_thresholds(thresholds)
+    part = empty_partial(n, k, gallery.n_groups, None if thresholds is None else len(thr))
+    mates = np.full(n, -1, np.int64) if mate_codes is None else np.asarray(mate_codes, np.int64)
+    if mate_codes is not None and mate_score is None:
+        mate_score = mate_scores(probes, gallery, mates)
+    ms = (
+        np.full(n, -np.inf, np.float32)
+        if mate_score is None
+        else np.asarray(mate_score, np.float32)
+    )
+    s0, s1 = (0, gallery.n_subjects) if subjects is None else subjects
+    if n == 0 or s1 <= s0:
+        return part
+    be = backend if backend is not None else _NumpyKernel()
+    be.run(probes, gallery, s0, s1, part, mates, np.ascontiguousarray(ms), thr, tile_bytes)
+    return part
+
+
+def probe_blocks(n_probes: int, block: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive probe blocks of at most ``block`` rows."""
+    block = max(1, int(block))
+    for start in range(0, n_probes, block):
+        yield start, min(n_probes, start + block)
+
+
+def block_rows(
+    n_templates: int, n_groups: int, n_thresholds: int, k: int, memory_bytes: int
+) -> int:
+    """Probe rows per block so that one block's similarity tile and its partial results fit in
+    ``memory_bytes`` (the gallery itself not counted)."""
+    per_row = 4 * n_groups * n_thresholds + 20 * k + 8 + 4 * min(n_templates, 1 << 16)
+    return int(max(1, min(4096, memory_bytes // max(1, per_row))))
+
+
+def score_all(
+    probes: np.ndarray,
+    gallery: Gallery,
+    *,
+    k: int,
+    thresholds: np.ndarray | None = None,
+    mate_codes: np.ndarray | None = None,
+    backend: _NumpyKernel | _TorchKernel | None = None,
+    block: int = 1024,
+    tile_bytes: int = DEFAULT_TILE_BYTES,
+) -> Partial:
+    """:func:`score_block` over consecutive probe blocks, concatenated (one process)."""
+    probes = np.asarray(probes, dtype=np.float32)
+    mates = None if mate_codes is None else np.asarray(mate_codes, np.int64)
+    ms = None if mates is None else mate_scores(probes, gallery, mates)
+    be = backend if backend is not None else _NumpyKernel()
+    parts = [
+        score_block(
+            probes[a:b],
+            gallery,
+            k=k,
+            thresholds=thresholds,
+            mate_codes=None if mates is None else mates[a:b],
+            mate_score=None if ms is None else ms[a:b],
+            backend=be,
+            tile_bytes=tile_bytes,
+        )
+        for a, b in probe_blocks(len(probes), block)
+    ]
+    if not parts:
+        thr_n = None if thresholds is None else len(np.atleast_1d(thresholds))
+        return empty_partial(0, k, gallery.n_groups, thr_n)
+    return concat_partials(parts)
+
+
+def concat_partials(parts: Sequence[Partial]) -> Partial:
+    """Stack partials of consecutive probe blocks (over the same subjects)."""
+    counts = None
+    if parts[0].counts is not None:
+        counts = np.concatenate([p.counts for p in parts])  # type: ignore[misc]
+    return Partial(
+        np.concatenate([p.top_scores for p in parts]),
+        np.concatenate([p.top_subjects for p in parts]),
+        np.concatenate([p.top_rows for p in parts]),
+        np.concatenate([p.higher for p in parts]),
+        counts,
+    )
+
+
+def trim(part: Partial, k: int) -> Partial:
+    """The first ``k`` candidate columns of a partial."""
+    return replace(
+        part,
+        top_scores=part.top_scores[:, :k],
+        top_subjects=part.top_subjects[:, :k],
+        top_rows=part.top_rows[:, :k],
+    )
+
+
+# ---------------------------------------------------------------------------------- faiss
+def faiss_top_k(
+    search: Any, gallery: Gallery, probes: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k distinct subjects from a faiss flat inner-product index over ``gallery.matrix``.
+
+    ``search(queries, n)`` runs the index. The k-th best subject's best template ranks at most
+    (k - 1) m + 1 among templates (m = most templates of one subject), so k m templates always
+    hold k distinct subjects. Returns scores, subject codes and gallery rows, ordered as
+    :func:`merge_partials` orders them.
+    """
+    m = gallery.max_templates
+    width = min(gallery.n_templates, k * m)
+    scores, rows = search(probes, width)
+    rows = rows.astype(np.int64, copy=False)
+    subjects = gallery.template_subjects[rows]
+    part = Partial(
+        scores.astype(np.float32, copy=False), subjects, rows, np.zeros(len(rows), np.int64), None
+    )
+    if m > 1:
+        # keep each subject's best template (faiss rows are sorted by score)
+        order = np.lexsort((np.arange(width)[None, :].repeat(len(rows), 0), subjects), axis=1)
+        s_sorted = np.take_along_axis(subjects, order, axis=1)
+        dup = np.zeros_like(s_sorted, dtype=bool)
+        dup[:, 1:] = s_sorted[:, 1:] == s_sorted[:, :-1]
+        drop = np.zeros_like(dup)
+        np.put_along_axis(drop, order, dup, axis=1)
+        part = Partial(
+            np.where(drop, -np.inf, part.top_scores).astype(np.float32),
+            np.where(drop, -1, subjects),
+            np.where(drop, -1, rows),
+            part.higher,
+            None,
+        )
+    merged = merge_partials([part, empty_partial(len(rows), 1)])
+    return merged.top_scores[:, :k], merged.top_subjects[:, :k], merged.top_rows[:, :k]
+
+
+def single_thread_limits() -> Any:
+    """A context manager limiting BLAS/OpenMP pools to one thread (threadpoolctl).
+
+    A single probe's search is one matrix-vector product: on a loaded machine the thread
+    pool's start-up and contention cost more than the product itself.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def default_threads() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
