@@ -267,7 +267,7 @@ def _load_aggregate(path: str, stamp: float) -> AggregateResult:
         return AggregateResult.load(folder)
     if (folder / AGGREGATE_SUBDIR / AGGREGATE_FILE).is_file():
         agg = AggregateResult.load(folder / AGGREGATE_SUBDIR)
-        if agg.metadata["source"]["result_sha256"] == load_result(folder).result_hash:
+        if agg.result_sha256 == load_result(folder).result_hash:
             return agg
     result = load_result(folder)
     agg = as_aggregate(result)
@@ -339,21 +339,23 @@ def show_results_summary(loaded: LoadedResults | None = None) -> None:
     if loaded is None:
         st.info("No evaluation results loaded: run or load one on the **Evaluate** page.")
         return
-    meta = loaded.aggregate.metadata
-    dataset = meta.get("dataset", {})
+    agg = loaded.aggregate
+    provenance = agg.provenance
+    dataset = provenance.dataset
     cols = st.columns(4)
-    cols[0].metric("Watchlist size N", f"{loaded.aggregate.watchlist_size:,}")
-    cols[1].metric("Mated searches", f"{meta.get('n_mated', 0):,}")
-    cols[2].metric("Non-mated searches", f"{meta.get('n_non_mated', 0):,}")
-    cols[3].metric("Groups by", ", ".join(loaded.aggregate.attributes) or "none")
+    cols[0].metric("Watchlist size N", f"{agg.watchlist_size:,}")
+    cols[1].metric("Mated searches", f"{agg.n_mated:,}")
+    cols[2].metric("Non-mated searches", f"{agg.n_non_mated:,}")
+    cols[3].metric("Groups by", ", ".join(agg.attributes) or "none")
     st.caption(
-        f"**{loaded.label}** · dataset {dataset.get('name', '?')} "
-        f"({dataset.get('n_images', 0):,} images, {dataset.get('n_subjects', 0):,} people; "
-        f"sha256 `{str(dataset.get('sha256', ''))[:12]}`) · protocol "
-        f"{meta.get('protocol', {}).get('kind', '?')} · engine {loaded.aggregate.describe_engine()}"
-        f" · intervals {meta.get('confidence', 0.95):.0%} {meta.get('ci_method', '?')} · "
-        f"result sha256 `{meta.get('source', {}).get('result_sha256', '')[:12]}`"
+        f"**{loaded.label}** · dataset {dataset.name} "
+        f"({dataset.n_images:,} images, {dataset.n_subjects:,} people; "
+        f"sha256 `{dataset.sha256[:12]}`) · protocol {provenance.protocol.kind} "
+        f"(seed {provenance.seed}) · engine {agg.describe_engine()} · "
+        f"{agg.intervals.describe()}"
     )
+    # the full hash, as result.json, the report and a deployment config's evidence show it
+    st.caption(f"result sha256 `{agg.result_sha256}`")
     if loaded.is_example:
         st.caption(
             "These are the project's example results (aggregate figures only: no images, "

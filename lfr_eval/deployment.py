@@ -486,17 +486,17 @@ def evidence_from_results(
                 f"cannot attach evaluation evidence: the results hold no {name} searches, so "
                 "they say nothing about this threshold"
             )
-    meta = agg.metadata
-    method = str(meta.get("ci_method", fpir.method))
+    provenance = agg.provenance
+    intervals = agg.intervals
     return EvaluationEvidence(
-        results_sha256=meta["source"]["result_sha256"],
-        dataset_sha256=str(meta["dataset"].get("sha256", "")),
-        protocol=str(meta["protocol"].get("kind", "")),
-        watchlist_size=int(meta["watchlist_size"]),
+        results_sha256=provenance.result_sha256,
+        dataset_sha256=provenance.dataset.sha256,
+        protocol=provenance.protocol.kind,
+        watchlist_size=agg.watchlist_size,
         threshold=float(threshold),
-        confidence=float(meta.get("confidence", fpir.confidence)),
-        interval_method=method,
-        n_boot=int(meta["n_boot"]) if method == "subject-bootstrap" else None,
+        confidence=intervals.confidence,
+        interval_method=intervals.method,
+        n_boot=intervals.n_boot if intervals.bootstrapped else None,
         fpir=RateEvidence(fpir.rate, fpir.ci_low, fpir.ci_high, fpir.errors, fpir.trials),
         tpir=RateEvidence(tpir.rate, tpir.ci_low, tpir.ci_high, tpir.errors, tpir.trials),
     )
@@ -547,13 +547,7 @@ def make_config(
         )
     evidence = None
     if results is not None:
-        from lfr_eval.report import AggregateResult
-
-        measured = (
-            EngineId.from_dict(results.metadata["engine"])
-            if isinstance(results, AggregateResult)
-            else results.engine
-        )
+        measured = results.provenance.engine
         if measured.recognizer_key != engine_id.recognizer_key:
             raise ConfigError(
                 f"the evaluation results were measured with {measured.recognizer_key} but the "

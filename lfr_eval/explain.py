@@ -95,7 +95,7 @@ def rate_at(
         ci_low=float(row["ci_low"]),
         ci_high=float(row["ci_high"]),
         method=str(row["ci_method"]),
-        confidence=float(agg.metadata.get("confidence", 0.95)),
+        confidence=agg.intervals.confidence,
         insufficient_data=bool(row["insufficient_data"]),
     )
 

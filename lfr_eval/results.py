@@ -12,16 +12,26 @@ Layout of a results folder::
 ``result.json`` is written last, after the files it vouches for, each through a temporary name:
 a crash leaves either the previous complete result or none, never a half-written one.
 :func:`load_result` checks the hashes and refuses a folder that was altered.
+
+The result hash
+---------------
+One hash names one evaluation everywhere (``result.json``, the aggregate, the report, the app and a
+deployment config's evidence): :func:`result_sha256`, the sha256 of the canonical JSON of
+``result.json``'s content without the hash itself. That content includes the sha256 of every data
+file, so the hash covers every per-search score. :attr:`EvaluationResult.result_hash` gives the
+same value before the folder is written (the files are serialised in memory, byte for byte as
+:meth:`EvaluationResult.save` writes them) and after it is read back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -108,6 +118,20 @@ def _sha256_path(path: Path) -> str:
 
 def _canonical(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
+
+
+def result_sha256(content: Mapping[str, Any]) -> str:
+    """The result hash: sha256 (hex) of ``result.json``'s content in canonical JSON.
+
+    Parameters
+    ----------
+    content : mapping
+        ``result.json`` without its ``result_sha256`` key: metadata plus ``files`` (the
+        sha256 of each data file).
+
+    This is the only definition of the hash; every output that names a result uses it.
+    """
+    return _sha256_bytes(_canonical(dict(content)))
 
 
 def _json_default(value: Any) -> Any:
@@ -216,6 +240,164 @@ class ProtocolInfo:
         )
 
 
+def runtime_from_dict(data: Mapping[str, Any]) -> RuntimeInfo:
+    """:class:`RuntimeInfo` from its ``to_dict()`` form (older files may lack some keys)."""
+    return RuntimeInfo(
+        name=data["name"],
+        providers=tuple(data["providers"]),
+        gpu_requested=bool(data["gpu_requested"]),
+        gpu_active=bool(data["gpu_active"]),
+        precision=data.get("precision", "fp32"),
+        version=data.get("version", ""),
+    )
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """How the confidence intervals of an aggregate were made.
+
+    Attributes
+    ----------
+    method : str
+        Interval method as the metrics report it (``"subject-bootstrap"``,
+        ``"clopper-pearson"``, ``"wilson"`` ...); a row whose own ``ci_method`` differs (e.g. a
+        bootstrap that fell back for a group with one subject) says so in its row.
+    confidence : float
+        Two-sided coverage in (0, 1).
+    n_boot : int or None
+        Bootstrap replicates (None for binomial intervals).
+    seed : int
+        Seed of the bootstrap.
+    """
+
+    method: str
+    confidence: float
+    n_boot: int | None
+    seed: int = 0
+
+    @property
+    def bootstrapped(self) -> bool:
+        return "bootstrap" in self.method
+
+    def describe(self) -> str:
+        """E.g. ``"95% subject-bootstrap intervals (1,000 replicates)"``."""
+        text = f"{self.confidence:.0%} {self.method} intervals"
+        if self.bootstrapped and self.n_boot:
+            text += f" ({self.n_boot:,} replicates)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "confidence": self.confidence,
+            "n_boot": self.n_boot,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IntervalSettings:
+        n_boot = data.get("n_boot")
+        return cls(
+            method=str(data["method"]),
+            confidence=float(data["confidence"]),
+            n_boot=None if n_boot is None else int(n_boot),
+            seed=int(data.get("seed", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a figure comes from: the engine, its runtime, the data, the protocol, the software
+    and (for aggregates) the interval method, plus the hash of the evaluation result.
+
+    Shared by :class:`EvaluationResult` (:attr:`EvaluationResult.provenance`) and
+    :class:`lfr_eval.report.AggregateResult`; dicts appear only at the JSON boundary
+    (:meth:`to_dict`, :meth:`from_dict`).
+
+    Attributes
+    ----------
+    engine : EngineId
+        Backend and every model file with its sha256.
+    engine_key : str
+        The embedding cache key (models, detector settings, face choice).
+    runtime : RuntimeInfo
+        What ran the networks.
+    scoring_runtime : RuntimeInfo or None
+        What computed the search scores.
+    dataset : DatasetInfo
+        Dataset name, hash, sizes and attributes.
+    protocol : ProtocolInfo
+        Protocol kind, parameters (seed included), counts and failure policy.
+    software : mapping of str to str
+        Package versions (:func:`software_versions`).
+    result_sha256 : str
+        The result hash (:func:`result_sha256`).
+    result_created : str
+        ISO 8601 UTC time the evaluation finished.
+    intervals : IntervalSettings or None
+        How intervals were made (None for a full result: intervals are made when aggregating).
+    """
+
+    engine: EngineId
+    engine_key: str
+    runtime: RuntimeInfo
+    scoring_runtime: RuntimeInfo | None
+    dataset: DatasetInfo
+    protocol: ProtocolInfo
+    software: Mapping[str, str]
+    result_sha256: str
+    result_created: str
+    intervals: IntervalSettings | None = None
+
+    @property
+    def seed(self) -> int:
+        return self.protocol.seed
+
+    def describe_engine(self) -> str:
+        """E.g. ``"dlib: dlib_face_recognition_resnet_model_v1.dat (sha256 55533b28a958…)"``."""
+        rec = next((m for m in self.engine.models if m.role == "recognizer"), None)
+        name = f"{rec.name} (sha256 {rec.sha256[:12]}…)" if rec else "no recognizer recorded"
+        return f"{self.engine.backend}: {name}"
+
+    def with_intervals(self, intervals: IntervalSettings) -> Provenance:
+        return replace(self, intervals=intervals)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine.to_dict(),
+            "engine_key": self.engine_key,
+            "runtime": self.runtime.to_dict(),
+            "scoring_runtime": None
+            if self.scoring_runtime is None
+            else self.scoring_runtime.to_dict(),
+            "dataset": self.dataset.to_dict(),
+            "protocol": self.protocol.to_dict(),
+            "software": dict(self.software),
+            "result_sha256": self.result_sha256,
+            "result_created": self.result_created,
+            "intervals": None if self.intervals is None else self.intervals.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        return cls(
+            engine=EngineId.from_dict(data["engine"]),
+            engine_key=str(data.get("engine_key", "")),
+            runtime=runtime_from_dict(data["runtime"]),
+            scoring_runtime=None
+            if data.get("scoring_runtime") is None
+            else runtime_from_dict(data["scoring_runtime"]),
+            dataset=DatasetInfo.from_dict(data["dataset"]),
+            protocol=ProtocolInfo.from_dict(data["protocol"]),
+            software=dict(data.get("software", {})),
+            result_sha256=str(data["result_sha256"]),
+            result_created=str(data.get("result_created", "")),
+            intervals=None
+            if data.get("intervals") is None
+            else IntervalSettings.from_dict(data["intervals"]),
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class EvaluationResult:
     """Everything one evaluation produced and what it takes to reproduce it.
@@ -269,6 +451,24 @@ class EvaluationResult:
     timings: dict[str, float] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     schema_version: int = RESULT_SCHEMA_VERSION
+    #: The hash read from ``result.json`` (and checked) when loaded; None for a result made in
+    #: memory, whose hash is computed from its content.
+    stored_sha256: str | None = field(default=None, repr=False)
+
+    @property
+    def provenance(self) -> Provenance:
+        """Engine, runtime, dataset, protocol, software and the result hash, typed."""
+        return Provenance(
+            engine=self.engine,
+            engine_key=self.engine_key,
+            runtime=self.runtime,
+            scoring_runtime=self.scoring_runtime,
+            dataset=self.dataset,
+            protocol=self.protocol,
+            software=dict(self.software),
+            result_sha256=self.result_hash,
+            result_created=self.created,
+        )
 
     @property
     def seed(self) -> int:
@@ -358,24 +558,35 @@ class EvaluationResult:
         }
 
     # ------------------------------------------------------------------ persistence
+    def _files(self) -> dict[str, bytes]:
+        """The data files' bytes, exactly as :meth:`save` writes them."""
+        files = {SEARCHES_FILE: _parquet_bytes(self.searches_frame())}
+        if self.scaling is not None:
+            files[SCALING_FILE] = _parquet_bytes(self.scaling)
+        return files
+
+    def _content(self, files: Mapping[str, bytes]) -> dict[str, Any]:
+        meta = self.metadata()
+        meta["files"] = {name: _sha256_bytes(data) for name, data in files.items()}
+        return meta
+
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the results folder (see module docstring); returns its path.
 
         Files are written under temporary names and renamed into place, ``result.json`` last.
+        ``result.json`` records :attr:`result_hash` as ``result_sha256``.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        files: dict[str, str] = {}
-        _atomic_parquet(self.searches_frame(), directory / SEARCHES_FILE)
-        files[SEARCHES_FILE] = _sha256_path(directory / SEARCHES_FILE)
-        if self.scaling is not None:
-            _atomic_parquet(self.scaling, directory / SCALING_FILE)
-            files[SCALING_FILE] = _sha256_path(directory / SCALING_FILE)
-        elif (directory / SCALING_FILE).exists():
+        files = self._files()
+        for name, data in files.items():
+            _atomic_bytes(data, directory / name)
+        if SCALING_FILE not in files and (directory / SCALING_FILE).exists():
             (directory / SCALING_FILE).unlink()
-        meta = self.metadata()
-        meta["files"] = files
-        meta["result_sha256"] = _sha256_bytes(_canonical(meta))
+        meta = self._content(files)
+        meta["result_sha256"] = result_sha256(meta)
+        if self.stored_sha256 is None:
+            object.__setattr__(self, "_memo_sha256", meta["result_sha256"])
         tmp = directory / (RESULT_FILE + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default))
         os.replace(tmp, directory / RESULT_FILE)
@@ -383,17 +594,26 @@ class EvaluationResult:
 
     @property
     def result_hash(self) -> str:
-        """sha256 identifying this result's content (metadata and per-search scores)."""
-        meta = self.metadata()
-        digest = hashlib.sha256(_canonical(meta))
-        frame = self.searches_frame()
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-        return digest.hexdigest()
+        """The result hash (:func:`result_sha256`): what ``result.json`` records as
+        ``result_sha256``, the same before saving and after loading."""
+        if self.stored_sha256 is not None:
+            return self.stored_sha256
+        memo = getattr(self, "_memo_sha256", None)
+        if memo is None:
+            memo = result_sha256(self._content(self._files()))
+            object.__setattr__(self, "_memo_sha256", memo)
+        return memo
 
 
-def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _atomic_bytes(data: bytes, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
@@ -425,7 +645,7 @@ def load_result(directory: str | os.PathLike[str]) -> EvaluationResult:
             )
         )
     recorded = meta.pop("result_sha256", None)
-    if recorded != _sha256_bytes(_canonical(meta)):
+    if recorded != result_sha256(meta):
         raise ResultError(MSG_TAMPERED.format(file=RESULT_FILE, path=directory))
     files = meta.get("files", {})
     for name, expected in files.items():
@@ -435,20 +655,9 @@ def load_result(directory: str | os.PathLike[str]) -> EvaluationResult:
     try:
         frame = pd.read_parquet(directory / SEARCHES_FILE)
         scaling = pd.read_parquet(directory / SCALING_FILE) if SCALING_FILE in files else None
-        return _from_parts(meta, frame, scaling)
+        return replace(_from_parts(meta, frame, scaling), stored_sha256=recorded)
     except (KeyError, ValueError, TypeError) as exc:
         raise ResultError(MSG_CORRUPT.format(path=directory, reason=exc)) from exc
-
-
-def _runtime(data: dict) -> RuntimeInfo:
-    return RuntimeInfo(
-        name=data["name"],
-        providers=tuple(data["providers"]),
-        gpu_requested=bool(data["gpu_requested"]),
-        gpu_active=bool(data["gpu_active"]),
-        precision=data.get("precision", "fp32"),
-        version=data.get("version", ""),
-    )
 
 
 def _from_parts(meta: dict, frame: pd.DataFrame, scaling: pd.DataFrame | None) -> EvaluationResult:
@@ -481,10 +690,10 @@ def _from_parts(meta: dict, frame: pd.DataFrame, scaling: pd.DataFrame | None) -
     )
     return EvaluationResult(
         engine=EngineId.from_dict(meta["engine"]),
-        runtime=_runtime(meta["runtime"]),
+        runtime=runtime_from_dict(meta["runtime"]),
         scoring_runtime=None
         if meta.get("scoring_runtime") is None
-        else _runtime(meta["scoring_runtime"]),
+        else runtime_from_dict(meta["scoring_runtime"]),
         engine_key=meta["engine_key"],
         dataset=DatasetInfo.from_dict(meta["dataset"]),
         protocol=ProtocolInfo.from_dict(meta["protocol"]),
@@ -508,5 +717,5 @@ def _from_parts(meta: dict, frame: pd.DataFrame, scaling: pd.DataFrame | None) -
 
 
 def with_scaling(result: EvaluationResult, scaling: pd.DataFrame | None) -> EvaluationResult:
-    """A copy of ``result`` with another watchlist-scaling table."""
-    return replace(result, scaling=scaling)
+    """A copy of ``result`` with another watchlist-scaling table (and so another hash)."""
+    return replace(result, scaling=scaling, stored_sha256=None)

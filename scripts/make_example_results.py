@@ -131,19 +131,18 @@ def main(argv: list[str] | None = None) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     aggregate.save(out)
-    meta = aggregate.metadata
-    withheld = ", ".join(f"{w['attribute']}={w['group']}" for w in meta["withheld"]) or "none"
+    withheld = ", ".join(f"{w.attribute}={w.group}" for w in aggregate.withheld) or "none"
     (out / "README.md").write_text(
         README.format(
-            created=meta["created"][:10],
+            created=aggregate.created[:10],
             n_images=manifest.n_images,
             n_subjects=manifest.n_subjects,
             seed=args.seed,
             watchlist=result.watchlist_size,
             n_mated=result.searches.n_mated,
             n_non_mated=result.searches.n_non_mated,
-            confidence=meta["confidence"],
-            ci_method=meta["ci_method"],
+            confidence=aggregate.intervals.confidence,
+            ci_method=aggregate.intervals.method,
             min_subjects=args.min_subjects,
             withheld=withheld,
         )

@@ -259,25 +259,36 @@ def _aggregate(engine_id: EngineId):
                 (metric, t, "all", "all", n, 100, errors, errors / n, errors / n / 2,
                  errors / n * 2, "clopper-pearson", False, False)
             )  # fmt: skip
-    from lfr_eval.report import AGGREGATE_SCHEMA_VERSION
+    from lfr_eval.faces import RuntimeInfo
+    from lfr_eval.results import DatasetInfo, IntervalSettings, ProtocolInfo, Provenance
 
-    metadata = {
-        "schema_version": AGGREGATE_SCHEMA_VERSION,
-        "watchlist_size": 500,
-        "confidence": 0.95,
-        "ci_method": "clopper-pearson",
-        "n_boot": 0,
-        "source": {"result_sha256": SHA_A},
-        "dataset": {"name": "x", "sha256": SHA_B},
-        "protocol": {"kind": "open_set"},
-        "engine": engine_id.to_dict(),
-    }
+    provenance = Provenance(
+        engine=engine_id,
+        engine_key="",
+        runtime=RuntimeInfo("dlib", ("cpu",), False, False),
+        scoring_runtime=None,
+        dataset=DatasetInfo("x", SHA_B, 2_000, 600, ()),
+        protocol=ProtocolInfo("open_set", {"seed": 0}, {}, 20),
+        software={},
+        result_sha256=SHA_A,
+        result_created="",
+        intervals=IntervalSettings("clopper-pearson", 0.95, None),
+    )
     histograms = pd.DataFrame(
         columns=["kind", "attribute", "group", "bin_low", "bin_high", "count"]
     )
     acquisition = pd.DataFrame(columns=["role", "attribute", "group", "images", "failed"])
     rates = pd.DataFrame(rows, columns=list(RATE_COLUMNS))
-    return AggregateResult(metadata, rates, histograms, None, acquisition)
+    return AggregateResult(
+        provenance=provenance,
+        rates=rates,
+        histograms=histograms,
+        scaling=None,
+        acquisition=acquisition,
+        watchlist_size=500,
+        n_mated=300,
+        n_non_mated=1_000,
+    )
 
 
 def test_make_config_then_verify_against_the_real_watchlist(

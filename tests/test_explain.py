@@ -17,8 +17,10 @@ from lfr_eval.explain import (
     false_alert_rates_table,
     group_comparison,
 )
+from lfr_eval.faces import EngineId, ModelFile, RuntimeInfo
 from lfr_eval.metrics import clopper_pearson
 from lfr_eval.report import RATE_COLUMNS, AggregateResult
+from lfr_eval.results import DatasetInfo, IntervalSettings, ProtocolInfo, Provenance
 
 THRESHOLDS = (0.58, 0.6, 0.62)
 
@@ -63,17 +65,29 @@ def agg() -> AggregateResult:
             _row("fnir", t, "sex", "other", 0, 0, 0, small=True),
         ]
     rates = pd.DataFrame(rows, columns=list(RATE_COLUMNS))
-    metadata = {
-        "watchlist_size": 10_000,
-        "confidence": 0.95,
-        "ci_method": "clopper-pearson",
-        "n_boot": 0,
-        "source": {"result_sha256": "ab" * 32},
-        "dataset": {"name": "npl-like", "sha256": "cd" * 32},
-        "protocol": {"kind": "npl"},
-    }
+    provenance = Provenance(
+        engine=EngineId("dlib", (ModelFile("recognizer", "resnet.dat", "ef" * 32),), 128),
+        engine_key="",
+        runtime=RuntimeInfo("dlib", ("cpu",), False, False),
+        scoring_runtime=None,
+        dataset=DatasetInfo("npl-like", "cd" * 32, 40_000, 3_400, ("sex",)),
+        protocol=ProtocolInfo("npl", {"seed": 0}, {}, 20),
+        software={},
+        result_sha256="ab" * 32,
+        result_created="",
+        intervals=IntervalSettings("clopper-pearson", 0.95, None),
+    )
     empty = pd.DataFrame()
-    return AggregateResult(metadata, rates, empty, None, empty)
+    return AggregateResult(
+        provenance=provenance,
+        rates=rates,
+        histograms=empty,
+        scaling=None,
+        acquisition=empty,
+        watchlist_size=10_000,
+        n_mated=4_000,
+        n_non_mated=30_000,
+    )
 
 
 def test_expected_false_alerts_at_the_measured_watchlist_size(agg) -> None:

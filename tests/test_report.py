@@ -82,7 +82,13 @@ def test_aggregate_round_trip_and_tamper(aggregate: AggregateResult, tmp_path: P
         check_dtype=False,
         atol=1e-7,
     )
-    assert loaded.metadata["watchlist_size"] == 100
+    assert loaded.watchlist_size == 100
+    assert loaded.provenance == aggregate.provenance
+    assert loaded.withheld == aggregate.withheld
+    pd.testing.assert_frame_equal(
+        loaded.ranks.reset_index(drop=True), aggregate.ranks.reset_index(drop=True),
+        check_dtype=False, atol=1e-7,
+    )  # fmt: skip
     rates = tmp_path / "rates.csv"
     rates.write_text(rates.read_text().replace("fpir", "fnir", 1))
     with pytest.raises(ResultError, match="changed after it was written"):
@@ -95,7 +101,7 @@ def test_small_groups_are_withheld_and_listed() -> None:
     agg = AggregateResult.from_result(
         synthetic_result(n_mated=30, n_non_mated=30), n_boot=50, min_subjects=8
     )
-    withheld = {(w["attribute"], w["group"]) for w in agg.metadata["withheld"]}
+    withheld = {(w.attribute, w.group) for w in agg.withheld}
     assert ("ethnicity", "b") in withheld  # 4 subjects a side
     assert "b" not in set(agg.rates[agg.rates["attribute"] == "ethnicity"]["group"])
     assert "b" not in set(agg.histograms[agg.histograms["attribute"] == "ethnicity"]["group"])

@@ -49,14 +49,14 @@ threshold = c1.select_slider(
 )
 attribute = c2.selectbox("Group attribute", agg.attributes, key="report_attribute")
 
-withheld = agg.metadata.get("withheld", [])
+withheld = agg.withheld
 if withheld:
     st.info(
         "Groups withheld from these aggregate results because they were too small to share: "
-        + ", ".join(f"{w['attribute']} = {w['group']}" for w in withheld)
+        + ", ".join(w.describe() for w in withheld)
     )
 
-pct = f"{agg.metadata.get('confidence', 0.95):.0%}"
+pct = f"{agg.intervals.confidence:.0%}"
 for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed listed people (FNIR)")):
     st.subheader(f"{title} by {attribute} at {threshold:.4f}")
     try:

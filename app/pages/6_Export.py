@@ -185,7 +185,7 @@ def _find_results(config: DeploymentConfig) -> _shared.LoadedResults | None:
     for folder in folders:
         candidates.append(_shared.load_results(folder, is_example=folder in examples))
     for candidate in candidates:
-        if candidate.aggregate.metadata["source"]["result_sha256"] == wanted:
+        if candidate.aggregate.result_sha256 == wanted:
             return candidate
     return loaded
 

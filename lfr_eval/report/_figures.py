@@ -108,7 +108,7 @@ def det_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
     n = agg.watchlist_size
     return _layout(
         fig,
-        f"DET (identification, watchlist N = {n:,}, rank {agg.metadata.get('rank', 1)})",
+        f"DET (identification, watchlist N = {n:,}, rank {agg.rank})",
         "FPIR",
         "FNIR",
         log_x=True,
@@ -176,11 +176,9 @@ def rate_vs_threshold_figure(
             )
         )
     title = f"{metric.upper()} vs threshold" + (f" by {attribute}" if attribute else "")
-    interval = agg.metadata.get("ci_method", "")
-    conf = agg.metadata.get("confidence", 0.95)
     fig = _layout(
         fig,
-        f"{title} (bands: {conf:.0%} {interval} interval)",
+        f"{title} (bands: {agg.intervals.describe()})",
         "similarity threshold (cosine)",
         METRIC_LABELS.get(metric, metric),
         log_x=False,
@@ -384,26 +382,8 @@ def operating_thresholds(
 def summary_table(
     result: ResultLike, thresholds: list[float], attribute: str | None = None
 ) -> pd.DataFrame:
-    """FPIR, FNIR and TPIR with intervals at the given thresholds, overall and per group."""
+    """FPIR, FNIR and TPIR with intervals at the given thresholds: the whole population and,
+    when ``attribute`` is given, its groups (:meth:`AggregateResult.summary`, one row per
+    attribute, group and threshold)."""
     agg = as_aggregate(result)
-    rows = []
-    for threshold in thresholds:
-        at = agg.at_threshold(threshold, attribute)
-        for (attr, group), part in at.groupby(["attribute", "group"], sort=False):
-            row = {"threshold": float(part["threshold"].iloc[0]), "attribute": attr, "group": group}
-            for metric in ("fpir", "fnir"):
-                m = part[part["metric"] == metric]
-                if m.empty:
-                    continue
-                r = m.iloc[0]
-                row[f"{metric}"] = r["rate"]
-                row[f"{metric}_ci_low"] = r["ci_low"]
-                row[f"{metric}_ci_high"] = r["ci_high"]
-                row[f"{metric}_errors"] = int(r["errors"])
-                row[f"{metric}_searches"] = int(r["n_searches"])
-                row[f"{metric}_subjects"] = int(r["n_subjects"])
-                row[f"{metric}_small_group"] = bool(r["small_group"])
-            if "fnir" in row:
-                row["tpir"] = 1.0 - row["fnir"]
-            rows.append(row)
-    return pd.DataFrame(rows)
+    return agg.summary(thresholds, [] if attribute is None else [attribute])

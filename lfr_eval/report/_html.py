@@ -71,81 +71,69 @@ def _figure_html(fig: go.Figure, div_id: str) -> str:
 
 
 def _meta_rows(agg: AggregateResult) -> str:
-    meta = agg.metadata
-    engine = meta["engine"]
+    provenance = agg.provenance
+    engine = provenance.engine
     models = "<br>".join(
-        f"{_esc(m['role'])}: <code>{_esc(m['name'])}</code> sha256 <code>{_esc(m['sha256'])}</code>"
-        for m in engine["models"]
+        f"{_esc(m.role)}: <code>{_esc(m.name)}</code> sha256 <code>{_esc(m.sha256)}</code>"
+        for m in engine.models
     )
-    runtime = meta["runtime"]
-    dataset = meta["dataset"]
-    protocol = meta["protocol"]
-    params = ", ".join(f"{_esc(k)}={_esc(v)}" for k, v in protocol["params"].items())
-    counts = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in protocol["counts"].items())
-    software = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in sorted(meta["software"].items()))
+    dataset = provenance.dataset
+    protocol = provenance.protocol
+    params = ", ".join(f"{_esc(k)}={_esc(v)}" for k, v in protocol.params.items())
+    counts = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in protocol.counts.items())
+    software = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in sorted(provenance.software.items()))
+    scoring = (
+        ""
+        if provenance.scoring_runtime is None
+        else f"<br>scores: {_esc(provenance.scoring_runtime.describe())}"
+    )
     rows = [
         (
             "Engine",
             (
-                f"{_esc(engine['backend'])} (embedding dim {_esc(engine['embedding_dim'])})"
-                f"<br>{models}<br>cache key <code>{_esc(meta.get('engine_key', ''))}</code>"
+                f"{_esc(engine.backend)} (embedding dim {_esc(engine.embedding_dim)})"
+                f"<br>{models}<br>cache key <code>{_esc(provenance.engine_key)}</code>"
             ),
         ),
-        (
-            "Runtime",
-            (
-                f"{_esc(runtime['name'])} {_esc(runtime.get('version', ''))} on "
-                f"{'GPU' if runtime['gpu_active'] else 'CPU'} "
-                f"({_esc(', '.join(runtime['providers']))}, {_esc(runtime['precision'])})"
-            ),
-        ),
+        ("Runtime", f"networks: {_esc(provenance.runtime.describe())}{scoring}"),
         (
             "Dataset",
             (
-                f"{_esc(dataset['name'])}: {dataset['n_images']:,} images of "
-                f"{dataset['n_subjects']:,} subjects; attributes "
-                f"{_esc(', '.join(dataset['attributes']) or 'none')}<br>dataset sha256 "
-                f"<code>{_esc(dataset['sha256'])}</code>"
+                f"{_esc(dataset.name)}: {dataset.n_images:,} images of "
+                f"{dataset.n_subjects:,} subjects; attributes "
+                f"{_esc(', '.join(dataset.attributes) or 'none')}<br>dataset sha256 "
+                f"<code>{_esc(dataset.sha256)}</code>"
             ),
         ),
         (
             "Protocol",
             (
-                f"{_esc(protocol['kind'])}: {params}<br>{counts}; failed to enrol "
-                f"{_esc(protocol.get('failed_to_enrol', 0))}"
+                f"{_esc(protocol.kind)}: {params}<br>{counts}; failed to enrol "
+                f"{protocol.failed_to_enrol:,}"
             ),
         ),
         (
             "Searches",
             (
-                f"watchlist N = {meta['watchlist_size']:,} subjects; "
-                f"{meta['n_mated']:,} mated and {meta['n_non_mated']:,} non-mated searches; "
-                f"FNIR at rank {_esc(meta.get('rank', 1))}"
+                f"watchlist N = {agg.watchlist_size:,} subjects; "
+                f"{agg.n_mated:,} mated and {agg.n_non_mated:,} non-mated searches; "
+                f"FNIR at rank {agg.rank}"
             ),
         ),
-        (
-            "Intervals",
-            (
-                f"{meta.get('confidence', 0.95):.0%} {_esc(meta.get('ci_method', ''))} "
-                f"({_esc(meta.get('n_boot', ''))} replicates where bootstrapped)"
-            ),
-        ),
+        ("Intervals", _esc(agg.intervals.describe())),
         ("Software", software),
         (
             "Result",
             (
-                f"created {_esc(meta.get('source', {}).get('result_created', ''))}; result "
-                f"sha256 <code>{_esc(meta.get('source', {}).get('result_sha256', ''))}</code>"
+                f"created {_esc(provenance.result_created)}; result sha256 "
+                f"<code>{_esc(agg.result_sha256)}</code>"
             ),
         ),
     ]
-    if meta.get("withheld"):
-        withheld = ", ".join(f"{w['attribute']}={w['group']}" for w in meta["withheld"])
+    if agg.withheld:
+        withheld = ", ".join(w.describe() for w in agg.withheld)
         rows.append(
-            (
-                "Withheld groups",
-                (f"fewer than {meta.get('min_subjects')} subjects: {_esc(withheld)}"),
-            )
+            ("Withheld groups", f"fewer than {agg.min_subjects} subjects: {_esc(withheld)}")
         )
     return "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
 
@@ -185,7 +173,7 @@ def build_html_report(
         a for a in (groups if groups is not None else agg.attributes) if a in agg.attributes
     ]
     chosen = list(thresholds) if thresholds else operating_thresholds(agg)
-    dataset = agg.metadata["dataset"]["name"]
+    dataset = agg.provenance.dataset.name
     title = title or f"LFR evaluation: {agg.describe_engine()} on {dataset}"
     parts: list[str] = []
     add = parts.append
@@ -276,7 +264,7 @@ def build_html_report(
     for attribute in attributes:
         add(_figure_html(score_histogram_figure(agg, attribute), f"fig{next(figure_id)}"))
     add("<h2>Failures to acquire</h2>")
-    if agg.metadata.get("protocol", {}).get("failures", "exclude") == "nist":
+    if agg.provenance.protocol.failures == "nist":
         add(
             "<p>Images in which the engine found no face (or could not read) are counted here "
             "and, as NIST FRTE counts them, in the rates above: a failed mated search is a "
@@ -325,6 +313,7 @@ _SUMMARY_NAMES = {
 def _summary_columns() -> list[str]:
     return [
         "threshold",
+        "attribute",
         "group",
         "fpir",
         "fpir_ci_low",
@@ -368,11 +357,9 @@ def write_report(
     if agg.scaling is not None:
         agg.scaling.to_csv(directory / "scaling.csv", index=False, float_format="%.8g")
     if chosen:
-        summary = pd.concat(
-            [summary_table(agg, chosen)]
-            + [summary_table(agg, chosen, a).query("attribute == @a") for a in agg.attributes],
-            ignore_index=True,
-        )
+        asked = groups if groups is not None else agg.attributes
+        wanted = [a for a in asked if a in agg.attributes]
+        summary = agg.summary(chosen, wanted)
         summary.to_csv(directory / "summary.csv", index=False, float_format="%.8g")
     tmp = directory / (REPORT_FILE + ".tmp")
     tmp.write_text(page, encoding="utf-8")
