@@ -196,7 +196,8 @@ def _rank_table(
                 searches, [-1.0], [] if attribute is None else [attribute], rank=r, **options
             )
             table = _rates_long(frame, attribute)
-            table = table[table["metric"] == "fnir"]
+            # groups with no mated search (strangers only) have no rank to report
+            table = table[(table["metric"] == "fnir") & (table["n_searches"] > 0)]
             parts.append(
                 pd.DataFrame(
                     {
