@@ -273,7 +273,7 @@ def prepare(data: Path, lfw: Path) -> None:
     chips, chip_names = [], []
     for path, name in zip(subset, names):
         image = read_rgb(path)
-        boxes, _ = engine.detect(image)
+        boxes = engine.detect(image).boxes
         if len(boxes) == 0:
             continue
         chips.append(engine.align(image, boxes[:1])[0][1])
@@ -631,7 +631,7 @@ class Bench:
         engine = load_engine("dlib")
         files = list_images(self.lfw)[:20]
         images = [read_rgb(p) for p in files]
-        boxes = [engine.detect(im)[0][:1] for im in images]
+        boxes = [engine.detect(im).boxes[:1] for im in images]
         pairs = [(im, b) for im, b in zip(images, boxes) if len(b)]
         start = time.perf_counter()
         for image, box in pairs:
@@ -711,7 +711,7 @@ def lfw_pairs_accuracy(lfw: Path, converted_resnet, max_pairs: int = 0) -> dict:
     start = time.perf_counter()
     for i, rel in enumerate(paths):
         image = read_rgb(pairs.root / rel)
-        boxes, _ = engine.detect(image)
+        boxes = engine.detect(image).boxes
         if len(boxes) == 0:  # LFW faces are centred: landmarks inside the middle box
             boxes, fallback = np.array([[70.0, 70.0, 180.0, 180.0]]), fallback + 1
         chips.append(engine.align(image, boxes[:1])[0][1])

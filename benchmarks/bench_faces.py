@@ -107,7 +107,7 @@ def bench_dlib_frames(n_frames: int) -> list[Measurement]:
     start = time.perf_counter()
     for _ in range(n_frames):
         t0 = time.perf_counter()
-        boxes, _ = engine.detect(frame)
+        boxes = engine.detect(frame).boxes
         t1 = time.perf_counter()
         aligned = engine.align(frame, boxes)
         t2 = time.perf_counter()

@@ -85,6 +85,11 @@ def live_people(lfw: Path | None, insightface_folder: Path, engine) -> LivePeopl
 
 
 def best_face_embedding(engine, image: np.ndarray) -> np.ndarray:
+    if engine.engine_id.backend == "insightface" and image.shape[:2] == (
+        MARKED_SIZE,
+        MARKED_SIZE,
+    ):
+        image = in_frame(image)  # a marked photo: the synthetic detector needs it on the grid
     faces = engine.analyze(image)
     assert faces, "no face found in a test photo"
     return max(faces, key=lambda f: f.area).embedding
@@ -103,3 +108,65 @@ def separating_threshold(engine, people: LivePeople) -> tuple[float, float, floa
         f"test photos do not separate: mate {mate:.3f}, best stranger {strangers:.3f}"
     )
     return mate, strangers, round((mate + strangers) / 2, 2)
+
+
+# ---------------------------------------------------------------------- synthetic InsightFace
+#: Side of a person's photo in the synthetic-pack scenes, pixels (drawn unscaled).
+MARKED_SIZE = 200
+#: Where the detector's white cell sits in a marked photo (top-left, pixels): the test SCRFD's
+#: box and keypoints (tests/onnx_models.py) then frame the photo, so the ArcFace crop holds it.
+MARK_AT = 84
+
+
+def build_synthetic_pack(folder: Path) -> Path:
+    """An InsightFace pack laid out like buffalo_l, from the test-built ONNX models."""
+    from onnx_models import build_arcface_like, build_scrfd_like
+
+    folder.mkdir(parents=True, exist_ok=True)
+    build_scrfd_like(folder / "det_10g.onnx")
+    build_arcface_like(folder / "w600k_r50.onnx")
+    return folder
+
+
+def marked_photo(photo: np.ndarray) -> np.ndarray:
+    """A person's photo as the synthetic detector sees a face: 200x200 with a white mark.
+
+    The mark is 40 px square, 4 px larger each side than the detector's 32 px cell, so video
+    compression softening its edges does not stop the cell firing when the photo is placed at a
+    grid position (:func:`grid_position`).
+    """
+    out = cv2.resize(photo, (MARKED_SIZE, MARKED_SIZE), interpolation=cv2.INTER_AREA)
+    out[MARK_AT - 4 : MARK_AT + 36, MARK_AT - 4 : MARK_AT + 36] = 255
+    return np.ascontiguousarray(out)
+
+
+def grid_position(col: int, row: int) -> tuple[int, int]:
+    """Top-left (x, y) for a marked photo whose mark covers stride-32 cell (col, row) of a
+    640x480 frame (the synthetic detector's input is the frame itself, letterboxed at scale 1)."""
+    return 32 * col - MARK_AT, 32 * row - MARK_AT
+
+
+def in_frame(photo: np.ndarray, col: int = 6, row: int = 5) -> np.ndarray:
+    """A 640x480 frame showing one marked photo at a grid position (for enrolment and scoring)."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    x, y = grid_position(col, row)
+    frame[y : y + MARKED_SIZE, x : x + MARKED_SIZE] = photo
+    return frame
+
+
+def marked_people(people: LivePeople, tmp: Path) -> LivePeople:
+    """The same people for the synthetic pack: its random-weight recognizer knows no identity,
+    so the "listed person" is shown to the camera with the very photo they were enrolled from;
+    every photo is marked and every photo used alone is put in a 640x480 frame."""
+    listed = marked_photo(people.enrol_photo)
+    enrol = in_frame(listed)
+    enrol_path = tmp / "enrol_synthetic.png"
+    cv2.imwrite(str(enrol_path), cv2.cvtColor(enrol, cv2.COLOR_RGB2BGR))
+    return LivePeople(
+        enrol_photo=enrol,
+        enrol_path=enrol_path,
+        camera_photo=listed,
+        strangers=tuple(marked_photo(s) for s in people.strangers),
+        source=f"{people.source}+synthetic-mark",
+        listed_name=people.listed_name,
+    )

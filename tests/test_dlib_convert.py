@@ -90,7 +90,7 @@ def lfw_chips(lfw_subset, dlib_engine):
     chips = []
     for path in files:
         image = load_image(path)
-        boxes, _ = dlib_engine.detect(image)
+        boxes = dlib_engine.detect(image).boxes
         if len(boxes) == 0:  # LFW faces are centred: fall back to the middle of the image
             boxes = np.array([[70.0, 70.0, 180.0, 180.0]])
         chips.append(dlib_engine.align(image, boxes[:1])[0][1])
@@ -451,7 +451,7 @@ def test_engine_identity_and_runtime(
 
 
 def test_engine_cnn_matches_dlib_cnn(torch_engine_cnn, t1_image, dlib_t1_boxes):
-    boxes, _ = torch_engine_cnn.detect(t1_image)
+    boxes = torch_engine_cnn.detect(t1_image).boxes
     rects, _ = dlib_t1_boxes
     theirs = np.sort(np.c_[rects[:, :2], rects[:, 2:] + 1].astype(float), axis=0)
     np.testing.assert_allclose(np.sort(boxes, axis=0), theirs, atol=2)

@@ -183,8 +183,8 @@ class CountingEngine:
     def detect(self, image):
         return self._engine.detect(image)
 
-    def align(self, image, boxes):
-        return self._engine.align(image, boxes)
+    def crops(self, image, detections, indices=None):
+        return self._engine.crops(image, detections, indices)
 
     def analyze(self, image, *, embed=True):
         return self._engine.analyze(image, embed=embed)

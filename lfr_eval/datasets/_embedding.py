@@ -18,7 +18,7 @@ import numpy as np
 from lfr_eval.datasets._cache import CachedEmbedding, EmbeddingCache, engine_cache_key
 from lfr_eval.datasets._manifest import Manifest
 from lfr_eval.errors import ImageError
-from lfr_eval.faces import Face, FaceEngine, load_image
+from lfr_eval.faces import Detections, Face, FaceEngine, load_image
 from lfr_eval.faces._dlib_onnx import available_cpus
 
 FaceChoice = Literal["largest", "central"]
@@ -110,7 +110,9 @@ def embed_image_file(
     if not faces:
         return CachedEmbedding(image_sha256, 0, None, FAILURE_NO_FACE)
     face = choose_face(faces, image.shape, face_choice)
-    vector = engine.embed_crops([face.crop])[0].astype(np.float32)
+    # through the engine contract: the recognizer's own chip (dlib's Face.crop can be another size)
+    vector = engine.embed_crops(engine.crops(image, Detections.from_faces([face])))[0]
+    vector = np.asarray(vector, dtype=np.float32)
     return CachedEmbedding(
         image_sha256=image_sha256,
         n_faces=len(faces),

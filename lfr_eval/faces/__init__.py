@@ -8,14 +8,19 @@ Use :func:`load_engine` to get an engine for a backend:
   onnxruntime, or by PyTorch through ``onnx2torch`` (``runtime="torch"``);
 - ``"dlib-torch"``: dlib's own networks converted to PyTorch/ONNX so they can run on a GPU.
 
+Every engine implements one contract (:class:`FaceEngine`): ``detect(image) -> Detections``
+(boxes, scores, landmarks or ``None``), ``crops(image, detections, indices)`` (the recognizer's
+aligned chips) and ``embed_crops(chips)``; ``analyze(image)`` does all three per face.
+
 Similarity between two embeddings is always their cosine similarity, in ``[-1, 1]``.
 """
 
 from __future__ import annotations
 
-from lfr_eval.faces._engine import BACKENDS, load_engine, select_one_face
+from lfr_eval.faces._engine import BACKENDS, embed_faces, load_engine, select_one_face
 from lfr_eval.faces._image import decode_image, ensure_rgb_uint8, load_image
 from lfr_eval.faces._types import (
+    Detections,
     EngineId,
     Face,
     FaceEngine,
@@ -27,6 +32,7 @@ from lfr_eval.faces._types import (
 
 __all__ = [
     "BACKENDS",
+    "Detections",
     "EngineId",
     "Face",
     "FaceEngine",
@@ -34,6 +40,7 @@ __all__ = [
     "ModelFile",
     "RuntimeInfo",
     "decode_image",
+    "embed_faces",
     "ensure_rgb_uint8",
     "load_engine",
     "load_image",

@@ -39,7 +39,14 @@ from lfr_eval.faces._dlib_models import (
 )
 from lfr_eval.faces._image import MAX_PIXELS, ensure_rgb_uint8
 from lfr_eval.faces._quality import ARCFACE_TEMPLATE_112, face_quality
-from lfr_eval.faces._types import EngineId, EngineInfo, Face, ModelFile, RuntimeInfo
+from lfr_eval.faces._types import (
+    Detections,
+    EngineId,
+    EngineInfo,
+    Face,
+    ModelFile,
+    RuntimeInfo,
+)
 
 #: The chip dlib's ResNet was trained on: 150x150, 25 % padding (``dlib.get_face_chip``'s
 #: defaults, and what ``compute_face_descriptor(img, shape)`` uses internally).
@@ -109,6 +116,11 @@ def _rect_to_box(rect: dlib.rectangle, width: int, height: int) -> np.ndarray:
     return np.clip(box, 0, [width, height, width, height])
 
 
+def _largest_first(boxes: np.ndarray, scores: np.ndarray) -> Detections:
+    order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
+    return Detections(boxes[order], scores[order])
+
+
 def _box_to_rect(box: Sequence[float]) -> dlib.rectangle:
     x1, y1, x2, y2 = (round(float(v)) for v in box)
     return dlib.rectangle(x1, y1, x2 - 1, y2 - 1)
@@ -165,10 +177,13 @@ class DlibEngine:
     Embeddings are L2-normalised: compare them by cosine similarity in [-1, 1]. dlib's usual
     Euclidean tolerance 0.6 corresponds to a cosine similarity of about 0.91 (module docstring).
 
-    Other engines reuse this one's detection and alignment: :meth:`detect` gives boxes,
-    :meth:`align` turns boxes into landmarks and chips, and :meth:`analyze` calls
-    :meth:`embed_crops`, so a subclass that overrides only :meth:`embed_crops` (and its
-    ``engine_id``/``runtime``) gets exactly the same boxes, landmarks and chips.
+    The engine contract (:class:`~lfr_eval.faces.FaceEngine`): :meth:`detect` gives
+    :class:`~lfr_eval.faces.Detections` (boxes, scores, no landmarks), :meth:`crops` turns
+    chosen detections into descriptor chips, :meth:`embed_crops` embeds them. :meth:`align`
+    (dlib-specific) also returns the 5 landmarks and the ``chip_size`` chips. Other engines
+    reuse this one's detection and alignment, so a subclass that overrides only
+    :meth:`embed_crops` (and its ``engine_id``/``runtime``) gets exactly the same boxes,
+    landmarks and chips.
     """
 
     backend = "dlib"
@@ -324,7 +339,7 @@ class DlibEngine:
             )
         return image
 
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, image: np.ndarray) -> Detections:
         """Find faces.
 
         Parameters
@@ -333,11 +348,11 @@ class DlibEngine:
 
         Returns
         -------
-        boxes : ndarray of shape (n, 4), float64
-            ``(x1, y1, x2, y2)`` in pixels, clipped to the image, largest first.
-        scores : ndarray of shape (n,), float64
-            HOG: SVM margin (>= 0 with the default threshold, ~0..3); MMOD: detector
-            confidence (same kind of scale). Comparable within one detector only.
+        Detections
+            Boxes ``(x1, y1, x2, y2)`` in pixels, clipped to the image, largest first; scores
+            are the HOG SVM margin (>= 0 with the default threshold, ~0..3) or the MMOD
+            confidence (same kind of scale), comparable within one detector only. No landmarks:
+            the shape predictor finds them from the box in :meth:`crops`.
         """
         image = self._check_image(image)
         height, width = image.shape[:2]
@@ -351,13 +366,8 @@ class DlibEngine:
             pairs = [(_rect_to_box(d.rect, width, height), float(d.confidence)) for d in detections]
         pairs = [(b, s) for b, s in pairs if b[2] > b[0] and b[3] > b[1]]
         if not pairs:
-            return np.zeros((0, 4)), np.zeros(0)
-        boxes = np.stack([b for b, _ in pairs])
-        scores = np.array([s for _, s in pairs])
-        order = np.argsort(
-            -(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable"
-        )
-        return boxes[order], scores[order]
+            return Detections.empty()
+        return _largest_first(np.stack([b for b, _ in pairs]), np.array([s for _, s in pairs]))
 
     def _shapes(self, image: np.ndarray, boxes: np.ndarray) -> list[dlib.full_object_detection]:
         with self._native_lock:
@@ -390,6 +400,39 @@ class DlibEngine:
             for shape in shapes
         ]
 
+    def crops(
+        self,
+        image: np.ndarray,
+        detections: Detections,
+        indices: Sequence[int] | None = None,
+    ) -> list[np.ndarray]:
+        """dlib's 150x150 descriptor chips (padding 0.25) for chosen detections.
+
+        The 5-point shape predictor runs on each box (any landmarks in ``detections`` are not
+        used: dlib's chip geometry comes from its own points).
+
+        Parameters
+        ----------
+        image : ndarray (H, W, 3) uint8, RGB
+            The image the detection coordinates refer to.
+        detections : Detections
+        indices : sequence of int, optional
+            Which detections (default all), in the order wanted.
+
+        Returns
+        -------
+        list of ndarray (150, 150, 3) uint8, ready for :meth:`embed_crops`.
+        """
+        image = self._check_image(image)
+        chosen = detections if indices is None else detections.select(indices)
+        shapes = self._shapes(image, chosen.boxes)
+        return [
+            dlib.get_face_chip(
+                image, shape, size=DESCRIPTOR_CHIP_SIZE, padding=DESCRIPTOR_CHIP_PADDING
+            )
+            for shape in shapes
+        ]
+
     def analyze(self, image: np.ndarray, *, embed: bool = True) -> list[Face]:
         """Detect, align and (if ``embed``) embed every face; largest first.
 
@@ -405,9 +448,10 @@ class DlibEngine:
             Not an RGB uint8 image, or larger than :data:`~lfr_eval.faces._image.MAX_PIXELS`.
         """
         image = self._check_image(image)
-        boxes, scores = self.detect(image)
-        if len(boxes) == 0:
+        found = self.detect(image)
+        if len(found) == 0:
             return []
+        boxes, scores = found.boxes, found.scores
         shapes = self._shapes(image, boxes)
         chips = [
             dlib.get_face_chip(image, s, size=self.chip_size, padding=self.chip_padding)

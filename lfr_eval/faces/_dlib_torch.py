@@ -18,9 +18,14 @@ from typing import Literal
 import numpy as np
 
 from lfr_eval.errors import ImageError
-from lfr_eval.faces._dlib import DESCRIPTOR_CHIP_PADDING, DESCRIPTOR_CHIP_SIZE, DlibEngine
+from lfr_eval.faces._dlib import (
+    DESCRIPTOR_CHIP_PADDING,
+    DESCRIPTOR_CHIP_SIZE,
+    DlibEngine,
+    _largest_first,
+)
 from lfr_eval.faces._dlib_models import locate_dlib_models
-from lfr_eval.faces._types import EngineId, EngineInfo, ModelFile
+from lfr_eval.faces._types import Detections, EngineId, EngineInfo, ModelFile
 from lfr_eval.faces.dlib_convert import (
     DESCRIPTOR_DIM,
     DescriptorRunner,
@@ -159,7 +164,7 @@ class DlibTorchEngine(DlibEngine):
     def info(self) -> EngineInfo:
         return EngineInfo(self.engine_id, self.runtime, dict(self.model_paths))
 
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, image: np.ndarray) -> Detections:
         """Find faces; see :meth:`DlibEngine.detect` (same boxes, scores and order)."""
         if self._mmod is None:
             return super().detect(image)
@@ -170,10 +175,8 @@ class DlibTorchEngine(DlibEngine):
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         boxes, scores = boxes[keep], found.scores[keep]
         if len(boxes) == 0:
-            return np.zeros((0, 4)), np.zeros(0)
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        order = np.argsort(-area, kind="stable")
-        return boxes[order], scores[order]
+            return Detections.empty()
+        return _largest_first(boxes, np.asarray(scores, dtype=np.float64))
 
     def raw_descriptors(self, crops: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
         """dlib's 128-d descriptors before normalisation, from the converted ResNet.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from lfr_eval.errors import MSG_NO_FACE, MSG_SEVERAL_FACES, FaceCountError
-from lfr_eval.faces._types import Face, FaceEngine
+from lfr_eval.faces._types import Detections, Face, FaceEngine
 
 #: Backends :func:`load_engine` knows, with a one-line description each.
 BACKENDS: dict[str, str] = {
@@ -69,3 +72,24 @@ def select_one_face(faces: list[Face], source: str, *, largest: bool = False) ->
     if len(faces) > 1 and not largest:
         raise FaceCountError(MSG_SEVERAL_FACES.format(count=len(faces), source=source))
     return max(faces, key=lambda f: f.area)
+
+
+def embed_faces(engine: FaceEngine, image: np.ndarray, faces: Sequence[Face]) -> list[Face]:
+    """Give faces found by ``engine.analyze(image, embed=False)`` their embeddings.
+
+    Goes through the engine contract: the recognizer's chips are cut from ``image`` with
+    :meth:`FaceEngine.crops` and embedded with :meth:`FaceEngine.embed_crops`, so only the faces
+    asked for are embedded (e.g. the one face chosen from a group photo).
+
+    Returns
+    -------
+    list of Face
+        The same objects, with :attr:`Face.embedding` set (unit-norm float32).
+    """
+    faces = list(faces)
+    if not faces:
+        return faces
+    vectors = engine.embed_crops(engine.crops(image, Detections.from_faces(faces)))
+    for face, vector in zip(faces, vectors, strict=True):
+        face.embedding = np.asarray(vector, dtype=np.float32)
+    return faces

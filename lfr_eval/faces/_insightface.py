@@ -40,7 +40,14 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from lfr_eval.errors import MSG_IMAGE_TOO_LARGE, ImageError, ModelError, RuntimeUnavailableError
 from lfr_eval.faces._image import MAX_PIXELS, ensure_rgb_uint8
 from lfr_eval.faces._quality import face_quality
-from lfr_eval.faces._types import EngineId, EngineInfo, Face, ModelFile, RuntimeInfo
+from lfr_eval.faces._types import (
+    Detections,
+    EngineId,
+    EngineInfo,
+    Face,
+    ModelFile,
+    RuntimeInfo,
+)
 from lfr_eval.faces.torch_runtime import RecognizerSignature, crops_to_blob, load_onnx
 from lfr_eval.workspace import models_dir
 
@@ -416,21 +423,21 @@ class InsightFaceEngine:
         )
         return dets, kpss
 
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def detect(self, image: np.ndarray) -> Detections:
         """Find faces in an RGB uint8 image.
 
         Returns
         -------
-        boxes : ndarray (n, 4) float64, pixels, clipped to the image, largest first
-        scores : ndarray (n,) float64, SCRFD probability in [0, 1]
-        landmarks : ndarray (n, 5, 2) float64, pixels (insightface order = ours)
+        Detections
+            Boxes (n, 4) in pixels, clipped to the image, largest first; scores are SCRFD
+            probabilities in [0, 1]; landmarks (n, 5, 2) in pixels (insightface order = ours).
         """
         image = self._check_image(image)
         height, width = image.shape[:2]
         # insightface's detector takes BGR (it swaps to RGB inside)
         dets, kpss = self._detect_bgr(np.ascontiguousarray(image[:, :, ::-1]))
         if len(dets) == 0:
-            return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
+            return Detections.empty(with_landmarks=True)
         boxes = np.clip(dets[:, :4].astype(np.float64), 0, [width, height, width, height])
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         boxes, scores = boxes[keep], dets[keep, 4].astype(np.float64)
@@ -438,7 +445,7 @@ class InsightFaceEngine:
         order = np.argsort(
             -(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable"
         )
-        return boxes[order], scores[order], landmarks[order]
+        return Detections(boxes[order], scores[order], landmarks[order])
 
     @staticmethod
     def _check_image(image: np.ndarray) -> np.ndarray:
@@ -466,6 +473,28 @@ class InsightFaceEngine:
                 for points in np.asarray(landmarks).reshape(-1, 5, 2)
             ]
 
+    def crops(
+        self,
+        image: np.ndarray,
+        detections: Detections,
+        indices: Sequence[int] | None = None,
+    ) -> list[np.ndarray]:
+        """ArcFace crops (``crop_size`` square, RGB uint8) of chosen detections, from their
+        five landmarks.
+
+        Raises
+        ------
+        ValueError
+            The detections carry no landmarks (they did not come from this engine's detector).
+        """
+        chosen = detections if indices is None else detections.select(indices)
+        if chosen.landmarks is None:
+            raise ValueError(
+                "InsightFace crops are aligned on the detector's five landmarks; these "
+                "detections have none (use this engine's detect())"
+            )
+        return self.align(image, chosen.landmarks)
+
     def analyze(self, image: np.ndarray, *, embed: bool = True) -> list[Face]:
         """Detect, align and (if ``embed``) embed every face; largest first.
 
@@ -475,8 +504,9 @@ class InsightFaceEngine:
             Not an RGB uint8 image, or too large.
         """
         image = self._check_image(image)
-        boxes, scores, landmarks = self.detect(image)
-        crops = self.align(image, landmarks)
+        found = self.detect(image)
+        boxes, scores, landmarks = found.boxes, found.scores, found.landmarks
+        crops = self.crops(image, found)
         faces = [
             Face(
                 box=box,

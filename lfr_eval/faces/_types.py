@@ -152,7 +152,9 @@ class RuntimeInfo:
 
     def describe(self) -> str:
         where = "GPU" if self.gpu_active else "CPU"
-        return f"{self.name} {self.version} on {where} ({', '.join(self.providers)}, {self.precision})"
+        return (
+            f"{self.name} {self.version} on {where} ({', '.join(self.providers)}, {self.precision})"
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -233,12 +235,108 @@ class Face:
         return max(0.0, x2 - x1) * max(0.0, y2 - y1)
 
 
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one image by an engine's detector, before alignment.
+
+    Attributes
+    ----------
+    boxes : ndarray of shape (n, 4), float64
+        ``(x1, y1, x2, y2)`` in input-image pixels, clipped to the image, largest first.
+    scores : ndarray of shape (n,), float64
+        Detector confidence; its scale depends on the detector (comparable within one engine).
+    landmarks : ndarray of shape (n, 5, 2), float64, or None
+        Five landmarks per face in input-image pixels when the detector gives them (SCRFD);
+        ``None`` when the engine finds them at alignment time (dlib's shape predictor works
+        from the box).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        if len(scores) != len(boxes):
+            raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "scores", scores)
+        if self.landmarks is not None:
+            landmarks = np.asarray(self.landmarks, dtype=np.float64).reshape(-1, 5, 2)
+            if len(landmarks) != len(boxes):
+                raise ValueError(f"{len(boxes)} boxes but {len(landmarks)} landmark sets")
+            object.__setattr__(self, "landmarks", landmarks)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls, *, with_landmarks: bool = False) -> Detections:
+        """No face."""
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)) if with_landmarks else None)
+
+    @classmethod
+    def from_faces(cls, faces: Sequence[Face]) -> Detections:
+        """The detections behind :meth:`FaceEngine.analyze`'s faces (boxes, scores, landmarks)."""
+        if not faces:
+            return cls.empty(with_landmarks=True)
+        return cls(
+            np.stack([f.box for f in faces]),
+            np.array([f.det_score for f in faces]),
+            np.stack([f.landmarks for f in faces]),
+        )
+
+    def scaled(self, factor: float) -> Detections:
+        """Coordinates multiplied by ``factor`` (e.g. back to the full frame after detecting on
+        a downscaled copy: ``factor = full width / small width``)."""
+        return Detections(
+            self.boxes * factor,
+            self.scores,
+            None if self.landmarks is None else self.landmarks * factor,
+        )
+
+    def select(self, indices: Sequence[int] | np.ndarray) -> Detections:
+        """The detections at ``indices``, in that order."""
+        idx = np.asarray(indices, dtype=np.intp).reshape(-1)
+        return Detections(
+            self.boxes[idx],
+            self.scores[idx],
+            None if self.landmarks is None else self.landmarks[idx],
+        )
+
+
 @runtime_checkable
 class FaceEngine(Protocol):
-    """What every backend provides. Use :func:`lfr_eval.faces.load_engine` to get one."""
+    """What every backend provides. Use :func:`lfr_eval.faces.load_engine` to get one.
+
+    The contract every caller (live pipeline, identification, enrolment, evaluation) relies on:
+
+    - :meth:`detect` finds faces and returns :class:`Detections`;
+    - :meth:`crops` turns chosen detections into the aligned chips the recognizer takes;
+    - :meth:`embed_crops` embeds chips in batches;
+    - :meth:`analyze` does all three for every face of an image (``Face`` objects with quality).
+
+    ``engine.embed_crops(engine.crops(image, engine.detect(image)))`` gives the same embeddings
+    as ``analyze(image)``, in the same order.
+    """
 
     engine_id: EngineId
     runtime: RuntimeInfo
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Faces in an RGB uint8 image, largest first (see :class:`Detections`)."""
+        ...
+
+    def crops(
+        self,
+        image: np.ndarray,
+        detections: Detections,
+        indices: Sequence[int] | None = None,
+    ) -> list[np.ndarray]:
+        """Aligned chips, ready for :meth:`embed_crops`, of the detections at ``indices``
+        (default all), taken from ``image`` (the image the detections' coordinates refer to)."""
+        ...
 
     def analyze(self, image: np.ndarray, *, embed: bool = True) -> list[Face]:
         """Detect, align and (if ``embed``) embed every face in an RGB uint8 image.

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from typing_extensions import Self
 
-from lfr_eval.faces import FaceEngine, ensure_rgb_uint8
+from lfr_eval.faces import Detections, FaceEngine, ensure_rgb_uint8
 from lfr_eval.live._alerts import LiveAlert
 from lfr_eval.live._session import LiveSession
 from lfr_eval.live._settings import LiveConfig, LiveSettings, default_same_face_similarity
@@ -211,8 +211,9 @@ class LivePipeline:
     Parameters
     ----------
     engine : FaceEngine
-        Any engine; engines with ``detect`` and ``align`` methods (dlib) are used as
-        detect-on-a-small-copy + align-on-the-full-frame, others through ``analyze``.
+        Any engine; used only through the engine contract (``detect``, ``crops``,
+        ``embed_crops``): detection on a copy scaled to ``detection_width``, crops cut from the
+        full frame.
     index_provider : callable
         Returns the current :class:`LiveWatchlist` (or a bare :class:`SearchIndex`, or ``None``
         when nothing is enrolled); called on every worker step, e.g. a :class:`WatchlistHolder`.
@@ -426,30 +427,19 @@ class LivePipeline:
             for track_id in self._tracker.expire(now):
                 self._recognition.pop(track_id, None)
 
-    def _detect(
-        self, frame: np.ndarray, config: LiveConfig
-    ) -> tuple[np.ndarray, Callable[[list[int]], list[np.ndarray]]]:
-        """Face boxes in ``frame`` and a function giving aligned chips for chosen boxes."""
-        engine = self.engine
-        if hasattr(engine, "detect") and hasattr(engine, "align"):
-            height, width = frame.shape[:2]
-            scale = 1.0
-            if config.detection_width is not None and width > config.detection_width:
-                scale = config.detection_width / width
-            small = frame
-            if scale < 1.0:
-                size = (round(width * scale), round(height * scale))
-                small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-            boxes, _ = engine.detect(small)
-            boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
+    def _detect(self, frame: np.ndarray, config: LiveConfig) -> Detections:
+        """Faces in ``frame`` (full-frame coordinates) through the engine contract.
 
-            def chips(indices: list[int]) -> list[np.ndarray]:
-                return [chip for _, chip in engine.align(frame, boxes[indices])]
-
-            return boxes, chips
-        faces = engine.analyze(frame, embed=False)
-        boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
-        return boxes, lambda indices: [faces[i].crop for i in indices]
+        With ``detection_width`` set, the detector sees a downscaled copy; boxes and landmarks
+        are scaled back, and crops are always cut from the full frame.
+        """
+        height, width = frame.shape[:2]
+        if config.detection_width is None or width <= config.detection_width:
+            return self.engine.detect(frame)
+        scale = config.detection_width / width
+        size = (round(width * scale), round(height * scale))
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        return self.engine.detect(small).scaled(width / size[0])
 
     def _needs_check(
         self,
@@ -482,7 +472,8 @@ class LivePipeline:
         # video, tests) it arrives when this step starts, whatever time base t uses.
         arrival = t if self.background else step_start
         watchlist = _as_live_watchlist(self.index_provider())
-        boxes, chips_for = self._detect(frame, config)
+        detections = self._detect(frame, config)
+        boxes = detections.boxes
 
         with self._state_lock:
             self._tracker.max_missing_s = config.max_missing_s
@@ -518,7 +509,7 @@ class LivePipeline:
                     checked_t=t, checked_box=tracks[track_id].box.copy(), watchlist=watchlist
                 )
             else:
-                embedding = self.engine.embed_crops(chips_for([i]))
+                embedding = self.engine.embed_crops(self.engine.crops(frame, detections, [i]))
                 found = watchlist.index.search(
                     embedding, k=1, embedding_space=self.engine.engine_id.recognizer_key
                 )

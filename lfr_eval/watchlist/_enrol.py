@@ -26,7 +26,7 @@ from lfr_eval.errors import (
     ManifestError,
     WatchlistError,
 )
-from lfr_eval.faces._engine import select_one_face
+from lfr_eval.faces._engine import embed_faces, select_one_face
 from lfr_eval.faces._image import decode_image
 from lfr_eval.faces._types import Face, FaceEngine
 from lfr_eval.watchlist._store import Watchlist
@@ -84,13 +84,15 @@ def _analyse(
         except OSError as exc:
             raise ImageError(f"cannot read {source}: {exc.strerror}") from exc
         image = decode_image(data, source)
-        faces = engine.analyze(image, embed=True)
+        faces = engine.analyze(image, embed=False)
     except ImageError as exc:
         return _refusal(source, sid, "unreadable_image", exc)
     try:
         face = select_one_face(faces, source, largest=largest_face)
     except FaceCountError as exc:
         return _refusal(source, sid, "no_face" if not faces else "several_faces", exc)
+    # only the face enrolled is embedded, through the engine contract
+    (face,) = embed_faces(engine, image, [face])
     return _Accepted(request, data, hashlib.sha256(data).hexdigest(), face, len(faces))
 
 
