@@ -23,18 +23,23 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from lfr_eval.deployment import RetentionPolicy
-from lfr_eval.errors import ConfigError, LfrError
+from lfr_eval.errors import ConfigError, LfrError, ResultError
 from lfr_eval.faces import FaceEngine
-from lfr_eval.report import ALL, AggregateResult, as_aggregate, operating_thresholds
-from lfr_eval.report._aggregate import AGGREGATE_FILE
-from lfr_eval.results import RESULT_FILE, ResultError, load_result
 from lfr_eval.watchlist import Watchlist
 from lfr_eval.workspace import workspace_dir
+
+if TYPE_CHECKING:
+    from lfr_eval.report import AggregateResult
+
+# The report and results modules (and through them scipy.stats, about 2 s on a loaded 2-core
+# machine) are imported inside the functions that read results, so a page that shows none starts
+# as fast as Streamlit itself (tests/test_imports.py checks the import set).
 
 ENV_ENGINE = "LFR_ENGINE"
 ENV_DETECTOR = "LFR_DETECTOR"
@@ -243,6 +248,9 @@ class LoadedResults:
 
 def results_folders(root: Path) -> list[Path]:
     """Sub-folders of ``root`` holding full or aggregate results, newest first."""
+    from lfr_eval.report._aggregate import AGGREGATE_FILE
+    from lfr_eval.results import RESULT_FILE
+
     if not root.is_dir():
         return []
     found = [
@@ -262,6 +270,10 @@ def example_folders() -> list[Path]:
 def _load_aggregate(path: str, stamp: float) -> AggregateResult:
     # ``stamp`` (the folder's newest modification time) keys the cache, so a folder rewritten
     # by a new evaluation is read again.
+    from lfr_eval.report import AggregateResult, as_aggregate
+    from lfr_eval.report._aggregate import AGGREGATE_FILE
+    from lfr_eval.results import load_result
+
     folder = Path(path)
     if (folder / AGGREGATE_FILE).is_file():
         return AggregateResult.load(folder)
@@ -365,6 +377,8 @@ def show_results_summary(loaded: LoadedResults | None = None) -> None:
 
 def non_mated_subjects(agg: AggregateResult, threshold: float) -> int | None:
     """Distinct people behind the non-mated searches at ``threshold`` (None if not recorded)."""
+    from lfr_eval.report import ALL
+
     rows = agg.at_threshold(threshold)
     rows = rows[(rows["metric"] == "fpir") & (rows["attribute"] == ALL)]
     return int(rows["n_subjects"].iloc[0]) if len(rows) else None
@@ -380,5 +394,7 @@ def default_threshold(agg: AggregateResult | None) -> float:
     grid = agg.thresholds
     if chosen is not None and grid.min() <= chosen <= grid.max():
         return float(grid[abs(grid - chosen).argmin()])
+    from lfr_eval.report import operating_thresholds
+
     candidates = operating_thresholds(agg, (1e-3, 1e-2))
     return float(candidates[-1]) if candidates else float(grid[len(grid) // 2])

@@ -16,11 +16,14 @@ Exit codes a script can rely on:
 14  malformed metric input or claim (MetricInputError)
 ==  ==========================================================
 
-Each group of commands lives in its own module and registers itself on :data:`cli`.
+Each group of commands lives in its own module with a ``register(cli)`` function; :data:`COMMANDS`
+names the module and one-line help of every command, so ``lfr-eval --help`` lists them without
+importing numpy, pandas or OpenCV, and ``lfr-eval COMMAND`` imports only that command's module.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -28,8 +31,71 @@ import click
 from lfr_eval import __version__
 from lfr_eval.errors import LfrError
 
+#: Command name -> (module that registers it, one-line help shown by ``lfr-eval --help``).
+#: A new command module adds its commands here; ``tests/test_imports.py`` checks that every
+#: module's commands are listed and every listed command exists.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("_info", "Show the engine, model files and hashes, runtime, GPU."),
+    "enrol": ("_watchlist", "Enrol faces onto a watchlist from images or a manifest."),
+    "watchlist": ("_watchlist", "Inspect and manage a watchlist (list, export, audit...)."),
+    "identify": ("_watchlist", "Search every face in IMAGES against the watchlist (1:N)."),
+    "embed": ("_embed", "Embed every image of SOURCE into an embeddings file."),
+    "evaluate": ("_evaluate", "Evaluate a face engine on SOURCE: FPIR/FNIR by group."),
+    "report": ("_evaluate", "Write an HTML report (and CSV tables) for a results folder."),
+    "claim": ("_evaluate", "Check a published FPIR claim against a results folder."),
+    "config": ("_config", "Export and verify deployment configurations."),
+    "app": ("_app", "Start the LFR Workbench web app (Streamlit)."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is run (or asked for)."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+        self._loaded: set[str] = set()
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.lazy) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.load(self.lazy[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def load(self, module: str) -> None:
+        """Import ``lfr_eval.cli.<module>`` and let it register its commands (once)."""
+        if module in self._loaded:
+            return
+        # no try/except: a broken command module must fail loudly, not drop its commands
+        importlib.import_module(f"{__name__}.{module}").register(self)
+        self._loaded.add(module)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in self.lazy:
+                text = self.lazy[name][1]
+            else:
+                command = self.commands[name]
+                if command.hidden:
+                    continue
+                text = command.get_short_help_str(limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="lfr-eval")
 def cli() -> None:
     """LFR Workbench: evaluate and demonstrate live facial recognition.
@@ -38,16 +104,10 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    # Every command module is imported explicitly: a broken module must fail loudly at start-up
-    # rather than quietly drop its commands.
-    from lfr_eval.cli import _app, _config, _embed, _evaluate, _info, _watchlist
-
-    for module in (_info, _watchlist, _embed, _evaluate, _config, _app):
-        module.register(cli)
-
-
-_register()
+def load_all() -> None:
+    """Import every command module (documentation, tests, shell completion)."""
+    for module in dict.fromkeys(module for module, _ in COMMANDS.values()):
+        cli.load(module)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from lfr_eval.errors import (
@@ -64,6 +63,10 @@ def decode_image(data: bytes, source: str = "<bytes>", *, max_pixels: int = MAX_
     size = _header_size(data)
     if size is not None:
         _check_size(size[0], size[1], source, max_pixels)
+    # OpenCV is imported here, not at module level: `lfr_eval.faces` types are used by the metrics
+    # and the CLI, which must not pay for loading OpenCV (tests/test_imports.py)
+    import cv2
+
     buffer = np.frombuffer(data, dtype=np.uint8)
     bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if bgr is None or bgr.size == 0:

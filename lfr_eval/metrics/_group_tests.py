@@ -13,7 +13,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from lfr_eval.metrics._validation import MetricInputError, check_counts
 
@@ -100,6 +99,10 @@ def fisher_exact_test(
     for name, n in ((group_a, trials_a), (group_b, trials_b)):
         if n == 0:
             raise MetricInputError(MSG_NO_TRIALS.format(name=name))
+    # scipy.stats is imported where it is used: it costs ~1 s at import and the app's pages and
+    # the CLI import the metrics without always computing an interval (tests/test_imports.py)
+    from scipy import stats
+
     table = [[errors_a, trials_a - errors_a], [errors_b, trials_b - errors_b]]
     res = stats.fisher_exact(table, alternative=alternative)
     return GroupTestResult(

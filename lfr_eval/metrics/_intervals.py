@@ -16,7 +16,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from lfr_eval.metrics._clustered import korn_graubard
 from lfr_eval.metrics._validation import (
@@ -84,6 +83,10 @@ def clopper_pearson(
     >>> round(float(high), 5)
     0.00299
     """
+    # scipy.stats is imported where it is used: it costs ~1 s at import and the app's pages and
+    # the CLI import the metrics without always computing an interval (tests/test_imports.py)
+    from scipy import stats
+
     k, n = check_counts(errors, trials)
     a_low, a_high = _tail_probabilities(confidence, sided)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -108,6 +111,8 @@ def wilson(
     shorter than Clopper–Pearson's and its coverage is close to nominal on average, but it can
     dip below nominal for some ``(n, p)``; prefer Clopper–Pearson for claims.
     """
+    from scipy import stats
+
     k, n = check_counts(errors, trials)
     a_low, a_high = _tail_probabilities(confidence, sided)
     with np.errstate(invalid="ignore", divide="ignore"):
