@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from lfr_eval.metrics._validation import MetricInputError, check_confidence, check_sided
 
@@ -112,6 +111,8 @@ def fractional_clopper_pearson(
     ``a_low`` / ``a_high`` are the probabilities left below / above (0 means that end is
     0 / 1). ``errors == 0`` gives a lower end of 0 and ``errors == trials`` an upper end of 1.
     """
+    from scipy import stats  # imported here: ~1 s, and not every caller needs it
+
     x = np.asarray(errors, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     x, n = np.broadcast_arrays(x, n)
@@ -218,6 +219,8 @@ def korn_graubard(
     >>> round(float(korn_graubard([0] * 20, [50] * 20, sided="upper").ci_high[0]), 3)
     0.139
     """
+    from scipy import stats  # imported here: ~1 s, and not every caller needs it
+
     e = np.asarray(errors, dtype=np.float64)
     if e.ndim == 1:
         e = e[:, None]
