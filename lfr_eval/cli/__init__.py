@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "claim": ("_evaluate", "Check a published FPIR claim against a results folder."),
     "config": ("_config", "Export and verify deployment configurations."),
     "app": ("_app", "Start the LFR Workbench web app (Streamlit)."),
+    "models": ("_models", "Install and list face model packs, with hashes and licences."),
 }
 
 
