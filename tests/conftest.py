@@ -56,3 +56,22 @@ def artifacts_dir() -> Path:
     """Where tests leave screenshots and reports for a person to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_key_outside_home(tmp_path_factory: pytest.TempPathFactory):
+    """Every test's stores are encrypted under a throw-away key ring, never the user's own.
+
+    Set in the environment, so app and CLI subprocesses the tests start use it too.
+    """
+    from lfr_eval.atrest import ENV_KEY_FILE, clear_cache
+
+    previous = os.environ.get(ENV_KEY_FILE)
+    os.environ[ENV_KEY_FILE] = str(tmp_path_factory.mktemp("data-keys") / "data-keys.json")
+    clear_cache()
+    yield
+    if previous is None:
+        os.environ.pop(ENV_KEY_FILE, None)
+    else:
+        os.environ[ENV_KEY_FILE] = previous
+    clear_cache()

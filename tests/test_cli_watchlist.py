@@ -167,4 +167,7 @@ def test_enrol_identify_export_import_remove(
     actions = [e["action"] for e in json.loads(out)["entries"]]
     assert actions[0] == "create" and actions[-2:] == ["export_bundle", "remove_subject"]
     code, out, _ = run(capsys, "watchlist", "audit", "--watchlist", wl, "--limit", "1")
-    assert code == 0 and "remove_subject" in out and "case-A" in out
+    assert code == 0 and "remove_subject" in out and "case-A" not in out  # pseudonymous
+    code, out, _ = run(capsys, "watchlist", "audit", "--watchlist", wl, "--subject", "case-A")
+    assert code == 0 and out.count("\n") == 4  # add_subject, 2 add_template, remove_subject
+    assert out.splitlines()[-1].split()[4] == "remove_subject"

@@ -73,7 +73,8 @@ def populated(tmp_path: Path) -> Watchlist:
 
 # ---------------------------------------------------------------------- store basics
 def test_store_round_trip_and_expiry(populated: Watchlist) -> None:
-    wl = Watchlist(populated.path, create=False)  # reopen from disk
+    # reopen from disk (a long grace: case-3 expired in 2001 and would be purged on open)
+    wl = Watchlist(populated.path, create=False, expiry_grace=timedelta(days=365 * 100))
     subjects = {s.subject_id: s for s in wl.subjects()}
     assert set(subjects) == {"case-1", "case-2", "case-3"}
     assert subjects["case-1"].display_name == "Jane Doe"
@@ -193,7 +194,11 @@ def test_audit_log_records_every_change_without_personal_data(populated: Watchli
     assert actions[0] == "create"
     assert actions.count("add_subject") == 3 and actions.count("add_template") == 4
     assert actions[-2:] == ["update_subject", "remove_subject"]
-    assert entries[-1].subject_id == "case-2" and entries[-1].details["templates"] == 1
+    # subjects appear by pseudonym (keyed hash), image hashes by image_ref: no name, no sha
+    assert entries[-1].subject_id == populated.subject_ref("case-2") != "case-2"
+    assert entries[-1].details["templates"] == 1
+    assert "case-2" not in json.dumps([e.subject_id for e in entries])
+    assert "1" * 64 not in json.dumps([e.details for e in entries])
     assert all(e.actor for e in entries)
     text = json.dumps([e.details for e in entries])
     assert "Jane Doe" not in text and "warrant" not in text
@@ -202,8 +207,18 @@ def test_audit_log_records_every_change_without_personal_data(populated: Watchli
 
 def test_removal_really_deletes(populated: Watchlist) -> None:
     secret = populated.templates("case-1")[0].embedding.astype("<f4").tobytes()
-    assert secret in populated.path.read_bytes()
-    assert b"Jane Doe" in populated.path.read_bytes()
+    ref = populated.subject_ref("case-1")
+    with sqlite3.connect(populated.path) as con:
+        sealed = [
+            bytes(r[0])
+            for r in con.execute(
+                "SELECT sealed FROM templates WHERE subject_ref = ? UNION ALL "
+                "SELECT sealed FROM subjects WHERE ref = ?",
+                (ref, ref),
+            )
+        ]
+    assert len(sealed) == 3 and all(blob in populated.path.read_bytes() for blob in sealed)
+    assert secret not in populated.path.read_bytes()  # encrypted at rest
     hash_before = populated.content_hash()
     with pytest.raises(WatchlistError, match="no subject 'ghost'"):
         populated.remove_subjects(["case-1", "ghost"])  # all or nothing
@@ -212,16 +227,16 @@ def test_removal_really_deletes(populated: Watchlist) -> None:
     assert populated.remove_subjects(["case-1"]) == 2
     raw = populated.path.read_bytes()
     assert secret not in raw and b"Jane Doe" not in raw and b"warrant 17/2024" not in raw
+    assert not any(blob in raw for blob in sealed)  # the sealed rows are gone, not just unlinked
     assert "case-1" not in populated
     with sqlite3.connect(populated.path) as con:
         assert (
-            con.execute("SELECT COUNT(*) FROM templates WHERE subject_id='case-1'").fetchone()[0]
+            con.execute("SELECT COUNT(*) FROM templates WHERE subject_ref=?", (ref,)).fetchone()[0]
             == 0
         )
 
     template = populated.templates("case-2")[0]
     populated.remove_templates([template.template_id])
-    assert template.embedding.astype("<f4").tobytes() not in populated.path.read_bytes()
     assert populated.subject("case-2").n_templates == 0
     assert populated.purge_expired() == ("case-3",)
     assert [s.subject_id for s in populated.subjects()] == ["case-2"]

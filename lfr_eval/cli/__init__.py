@@ -98,11 +98,24 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="lfr-eval")
-def cli() -> None:
+@click.option(
+    "--actor",
+    default=None,
+    metavar="NAME",
+    help="Who is acting, recorded in audit entries and alert decisions "
+    "(default: $LFR_EVAL_ACTOR, else the OS user).",
+)
+def cli(actor: str | None) -> None:
     """LFR Workbench: evaluate and demonstrate live facial recognition.
 
     Run 'lfr-eval COMMAND --help' for each command's options.
     """
+    if actor is not None and actor.strip():
+        import os
+
+        from lfr_eval.atrest import ENV_ACTOR
+
+        os.environ[ENV_ACTOR] = actor.strip()
 
 
 def load_all() -> None:

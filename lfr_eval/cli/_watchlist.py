@@ -487,17 +487,37 @@ def _watchlist_group(cli: click.Group) -> None:
 
     @watchlist_group.command("audit")
     @click.option("--limit", type=int, default=None, help="Show only the last N entries.")
+    @click.option(
+        "--subject",
+        "subject_id",
+        default=None,
+        help="Only the entries of this subject id (found by its pseudonym, also after removal).",
+    )
     @watchlist_path_option
     @workspace_option
     @json_option
     def audit_command(
-        limit: int | None, watchlist_path: str | None, workspace: str | None, as_json: bool
+        limit: int | None,
+        subject_id: str | None,
+        watchlist_path: str | None,
+        workspace: str | None,
+        as_json: bool,
     ) -> None:
-        """Show the audit log: every change (and export) with time, user and resulting version."""
+        """Show the audit log: every change (and export) with time, user and resulting version.
+
+        Subjects appear by pseudonym (a keyed hash of their id) and images by a keyed hash of
+        their sha256, so the log names no one; the chain of keyed entry hashes is checked first.
+        """
         wl = _open(watchlist_path, workspace, create=False)
-        entries = wl.audit_log(limit=limit)
+        n_entries = wl.verify_audit()
+        entries = wl.audit_log(limit=None if subject_id else limit)
+        if subject_id is not None:
+            ref = wl.subject_ref(subject_id)
+            entries = [e for e in entries if e.subject_id == ref]
+            entries = entries[-limit:] if limit else entries
         document = {
             "watchlist": str(wl.path),
+            "audit_chain_verified_entries": n_entries,
             "entries": [
                 {
                     "entry_id": e.entry_id,
@@ -516,7 +536,7 @@ def _watchlist_group(cli: click.Group) -> None:
         def lines() -> list[str]:
             return [
                 f"{e.entry_id:>5}  {e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<10} {e.action:<16}"
-                f"{e.subject_id or '':<20} {'' if e.template_id is None else e.template_id!s:>6}"
+                f"{e.subject_id or '':<32} {'' if e.template_id is None else e.template_id!s:>6}"
                 f"  {e.content_hash[:12]}"
                 for e in entries
             ]

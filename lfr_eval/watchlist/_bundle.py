@@ -215,20 +215,34 @@ def _collect(
 ) -> tuple[dict[str, bytes], BundleInfo]:
     """Read one consistent snapshot of the store into bundle members."""
     with watchlist._read() as con:
-        subjects = con.execute(
-            "SELECT id, display_name, category, reason, created, expires, digest "
-            "FROM subjects ORDER BY id"
-        ).fetchall()
+        # decrypted and checked against the file's MAC: a tampered watchlist is not exported
+        snapshot = watchlist._snapshot(con)
+        subjects = [
+            (s.subject_id, s.display_name, s.category, s.reason, s.created, s.expires)
+            for s in sorted(snapshot.subjects, key=lambda s: s.subject_id)
+        ]
         engine_rows = con.execute(
             "SELECT id, engine_json, recognizer_key, embedding_dim FROM engines "
             "WHERE id IN (SELECT DISTINCT engine FROM templates) ORDER BY id"
         ).fetchall()
-        columns = "t.image, t.image_ext" if include_images else "NULL, NULL"
-        templates = con.execute(
-            "SELECT t.id, t.subject_id, t.engine, t.embedding, t.image_sha256, t.quality, "
-            f"t.created, t.digest, {columns} FROM templates t ORDER BY t.id"
-        ).fetchall()
-        content = watchlist._content_hash(con)
+        templates = []
+        for t in snapshot.templates:
+            image = watchlist._image_bytes(con, t.template_id) if include_images else None
+            templates.append(
+                (
+                    t.template_id,
+                    t.subject_id,
+                    t.engine,
+                    t.embedding,
+                    t.image_sha256,
+                    t.quality,
+                    t.created,
+                    None,
+                    None if image is None else image[0],
+                    None if image is None else image[1],
+                )
+            )
+        content = snapshot.content_hash
         watchlist_id = con.execute("SELECT value FROM meta WHERE key = 'watchlist_id'").fetchone()[
             0
         ]
@@ -541,7 +555,7 @@ def import_bundle(
         clashes = [
             s["id"]
             for s in manifest["subjects"]
-            if tx.con.execute("SELECT 1 FROM subjects WHERE id = ?", (s["id"],)).fetchone()
+            if watchlist._has_subject(tx.con, s["id"])
         ]
         if clashes:
             shown = ", ".join(repr(c) for c in clashes[:5])

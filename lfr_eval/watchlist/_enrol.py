@@ -169,9 +169,7 @@ def enrol_requests(
         for item in accepted:
             subject = item.request.subject
             source = str(item.request.source)
-            owner = tx.con.execute(
-                "SELECT subject_id FROM templates WHERE image_sha256 = ? LIMIT 1", (item.sha256,)
-            ).fetchone()
+            owner = watchlist._image_owner(tx.con, item.sha256)
             if owner is not None:
                 refusals.append(
                     _refusal(
@@ -179,16 +177,13 @@ def enrol_requests(
                         subject.subject_id,
                         "duplicate",
                         WatchlistError(
-                            f"{source} is already enrolled (as subject {owner[0]!r}); "
+                            f"{source} is already enrolled (as subject {owner!r}); "
                             "remove that template first to enrol it again"
                         ),
                     )
                 )
                 continue
-            exists = tx.con.execute(
-                "SELECT 1 FROM subjects WHERE id = ?", (subject.subject_id,)
-            ).fetchone()
-            if not exists:
+            if not watchlist._has_subject(tx.con, subject.subject_id):
                 watchlist._insert_subject(tx, subject)
                 new_subjects.append(subject.subject_id)
             template_id = watchlist._insert_template(
