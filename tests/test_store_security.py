@@ -184,7 +184,7 @@ def test_lost_key_says_what_it_means(two_people, tmp_path: Path, monkeypatch) ->
     try:
         with pytest.raises(DataKeyError, match="cannot be read by anyone") as info:
             Watchlist(wl.path)
-        assert info.value.exit_code == 15
+        assert info.value.exit_code == 17
     finally:
         clear_cache()
 

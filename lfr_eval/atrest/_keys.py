@@ -66,7 +66,7 @@ MSG_BAD_KEY_FILE = "data key file {path} is unreadable ({why}); restore it from 
 class DataKeyError(LfrError):
     """The data-at-rest key is missing, unreadable, or misplaced."""
 
-    exit_code = 15
+    exit_code = 17
 
 
 def default_key_file() -> Path:

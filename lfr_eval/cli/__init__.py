@@ -14,6 +14,7 @@ Exit codes a script can rely on:
 12  embedding cache unusable (CacheError)
 13  protocol cannot be built from the data (ProtocolError)
 14  malformed metric input or claim (MetricInputError)
+17  data-at-rest key missing, unreadable or beside the data (DataKeyError)
 ==  ==========================================================
 
 Each group of commands lives in its own module with a ``register(cli)`` function; :data:`COMMANDS`
