@@ -89,8 +89,17 @@ class EngineChoice:
 
 
 def workspace() -> Path:
-    """The workspace directory ($LFR_WORKSPACE or the per-user data dir), created if needed."""
-    return workspace_dir()
+    """The workspace directory ($LFR_WORKSPACE or the per-user data dir), created if needed.
+
+    Every page asks for it, so this is where the app's retention timer starts: while the app
+    runs, everything past its retention period is purged every few minutes (one timer per
+    process, see :func:`lfr_eval.retention.start_purge_timer`), whichever page is open.
+    """
+    from lfr_eval.retention import start_purge_timer
+
+    root = workspace_dir()
+    start_purge_timer(root)
+    return root
 
 
 @st.cache_resource(show_spinner="Loading the face engine…")

@@ -23,6 +23,11 @@ from lfr_eval.live import (
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 
+def at_t0() -> datetime:
+    """The injected clock: alerts raised at T0 are fresh, whatever today's date."""
+    return T0
+
+
 @pytest.fixture(scope="module")
 def face_crops(insightface_images: Path) -> list[np.ndarray]:
     """Real face crops from the group photo t1.jpg (an alert capture is a crop like these)."""
@@ -67,14 +72,14 @@ def make_alert(
 
 
 def test_store_lives_in_the_workspace(workspace: Path) -> None:
-    store = AlertStore.open(workspace)
+    store = AlertStore.open(workspace, clock=at_t0)
     assert store.path == workspace / ALERTS_DB
     assert store.path.is_file()
     assert store.retention == timedelta(hours=24)
 
 
 def test_add_and_read_back(workspace: Path, face_crops: list[np.ndarray]) -> None:
-    store = AlertStore.open(workspace)
+    store = AlertStore.open(workspace, clock=at_t0)
     record = store.add(make_alert(face_crops[0], 1))
     assert record.subject_name == "Person 1" and record.score == pytest.approx(0.95)
     assert record.raised_at == T0 and record.expires_at == T0 + timedelta(hours=24)
@@ -88,7 +93,7 @@ def test_add_and_read_back(workspace: Path, face_crops: list[np.ndarray]) -> Non
 
 
 def test_non_matching_capture_is_never_written(workspace: Path, face_crops) -> None:
-    store = AlertStore.open(workspace)
+    store = AlertStore.open(workspace, clock=at_t0)
     with pytest.raises(AlertError, match="never written"):
         store.add(make_alert(face_crops[0], 1, score=0.80, threshold=0.92))
     assert store.alerts() == []
@@ -97,7 +102,7 @@ def test_non_matching_capture_is_never_written(workspace: Path, face_crops) -> N
 
 
 def test_review_confirm_and_reject(workspace: Path, face_crops) -> None:
-    store = AlertStore.open(workspace)
+    store = AlertStore.open(workspace, clock=at_t0)
     store.add(make_alert(face_crops[0], 1))
     store.add(make_alert(face_crops[1], 2))
     confirmed = store.review("a1", "confirmed", "PC 1234", now=T0 + timedelta(seconds=40))
@@ -111,7 +116,7 @@ def test_review_confirm_and_reject(workspace: Path, face_crops) -> None:
 
 
 def test_review_is_refused_when_it_cannot_be_recorded(workspace: Path, face_crops) -> None:
-    store = AlertStore.open(workspace)
+    store = AlertStore.open(workspace, clock=at_t0)
     store.add(make_alert(face_crops[0], 1))
     with pytest.raises(AlertError, match="must be 'confirmed' or 'rejected'"):
         store.review("a1", "maybe", "PC 1")  # type: ignore[arg-type]
@@ -126,12 +131,17 @@ def test_review_is_refused_when_it_cannot_be_recorded(workspace: Path, face_crop
 
 
 def test_purge_after_retention(workspace: Path, face_crops, caplog) -> None:
-    store = AlertStore.open(workspace)
+    store = AlertStore.open(workspace, clock=at_t0)
     store.add(make_alert(face_crops[0], 1, raised_at=T0))
     store.add(make_alert(face_crops[1], 2, raised_at=T0 + timedelta(hours=2)))
     store.review("a1", "confirmed", "PC 7", now=T0 + timedelta(minutes=1))
     jpeg_a1, jpeg_a2 = store.capture_jpeg("a1"), store.capture_jpeg("a2")
-    assert fragments_in_file(jpeg_a1, store.path, unlike=jpeg_a2) > 0.9
+    # encrypted at rest: the JPEG is not in the file, its sealed form is
+    assert fragments_in_file(jpeg_a1, store.path, unlike=jpeg_a2) == 0
+    with sqlite3.connect(store.path) as db:
+        sealed = dict(db.execute("SELECT alert_id, capture FROM alerts").fetchall())
+    sealed_a1, sealed_a2 = bytes(sealed["a1"]), bytes(sealed["a2"])
+    assert fragments_in_file(sealed_a1, store.path) > 0.9
 
     assert store.purge_expired(T0 + timedelta(hours=23, minutes=59)).count == 0
     assert len(store.alerts()) == 2
@@ -139,13 +149,13 @@ def test_purge_after_retention(workspace: Path, face_crops, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="lfr_eval.live"):
         report = store.purge_expired(T0 + timedelta(hours=24))
     assert report.alert_ids == ("a1",)
-    assert "purged 1 alert(s)" in caplog.text and "a1" in caplog.text
+    assert "purged 1 alert(s)" in caplog.text  # a count, never a face or a name
     assert [a.alert_id for a in store.alerts()] == ["a2"]
     with pytest.raises(AlertError, match="purged"):
         store.capture("a1")
     # irretrievable: the JPEG bytes are gone from the file itself, not just unlinked
-    assert fragments_in_file(jpeg_a1, store.path, unlike=jpeg_a2) == 0
-    assert fragments_in_file(jpeg_a2, store.path, unlike=jpeg_a1) > 0.9
+    assert fragments_in_file(sealed_a1, store.path) == 0
+    assert fragments_in_file(sealed_a2, store.path) > 0.9
 
     (entry,) = store.purge_log()
     assert entry.alert_id == "a1" and entry.decision == "confirmed"
@@ -164,23 +174,23 @@ def test_purge_after_retention(workspace: Path, face_crops, caplog) -> None:
 
 
 def test_retention_is_configurable(workspace: Path, face_crops) -> None:
-    store = AlertStore.open(workspace, retention=timedelta(hours=1))
+    store = AlertStore.open(workspace, clock=at_t0, retention=timedelta(hours=1))
     record = store.add(make_alert(face_crops[0], 1))
     assert record.expires_at == T0 + timedelta(hours=1)
     assert store.purge_expired(T0 + timedelta(minutes=61)).count == 1
     with pytest.raises(ValueError, match="negative"):
-        AlertStore.open(workspace, retention=timedelta(hours=-1))
+        AlertStore.open(workspace, clock=at_t0, retention=timedelta(hours=-1))
 
 
 def test_shorter_retention_applies_to_alerts_already_stored(workspace: Path, face_crops) -> None:
-    AlertStore.open(workspace).add(make_alert(face_crops[0], 1))  # stored under 24 h
-    strict = AlertStore.open(workspace, retention=timedelta(hours=2))
+    AlertStore.open(workspace, clock=at_t0).add(make_alert(face_crops[0], 1))  # stored under 24 h
+    strict = AlertStore.open(workspace, clock=at_t0, retention=timedelta(hours=2))
     assert strict.purge_expired(T0 + timedelta(hours=1)).count == 0
     assert strict.purge_expired(T0 + timedelta(hours=2)).alert_ids == ("a1",)
 
 
 def test_purge_accepts_epoch_seconds_and_refuses_naive_times(workspace: Path, face_crops) -> None:
-    store = AlertStore.open(workspace)
+    store = AlertStore.open(workspace, clock=at_t0)
     store.add(make_alert(face_crops[0], 1))
     assert store.purge_expired((T0 + timedelta(days=2)).timestamp()).count == 1
     with pytest.raises(AlertError, match="time zone"):
@@ -189,7 +199,7 @@ def test_purge_accepts_epoch_seconds_and_refuses_naive_times(workspace: Path, fa
 
 def test_concurrent_writers(workspace: Path, face_crops) -> None:
     """The recognition worker adds alerts while the page reviews and purges."""
-    store = AlertStore.open(workspace)
+    store = AlertStore.open(workspace, clock=at_t0)
     errors: list[Exception] = []
 
     def add(offset: int) -> None:

@@ -66,6 +66,7 @@ except LfrError as exc:
     _shared.show_error(exc)
     st.stop()
 store = AlertStore.open(workspace, retention=timedelta(hours=retention_hours))
+store.start_purge_timer()  # purges while the page is open, not only when it reruns
 
 
 # ---------------------------------------------------------------------- per-browser state

@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("_config", "Export and verify deployment configurations."),
     "app": ("_app", "Start the LFR Workbench web app (Streamlit)."),
     "models": ("_models", "Install and list face model packs, with hashes and licences."),
+    "purge": ("_datakey", "Delete everything past its retention period (for cron)."),
+    "keys": ("_datakey", "Signing keys and the data-at-rest key (rotate-data, data-status)."),
 }
 
 

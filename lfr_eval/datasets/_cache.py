@@ -12,6 +12,7 @@ loses at most the batch in flight and never leaves a half-written row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from typing_extensions import Self
 
+from lfr_eval.atrest import private_dir, private_file
 from lfr_eval.errors import CacheError
 from lfr_eval.faces import FaceEngine
 
@@ -125,10 +127,18 @@ class EmbeddingCache:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():
+            private_dir(self.path.parent)
         try:
+            if not self.path.exists():
+                # embeddings of face images are biometric data: owner-only from the start
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            private_file(self.path)
             self._db = sqlite3.connect(self.path)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # purged entries are overwritten, not just unlinked
+            self._db.execute("PRAGMA secure_delete = ON")
             self._create()
         except sqlite3.DatabaseError as exc:
             raise CacheError(MSG_CACHE_UNREADABLE.format(path=self.path, reason=exc)) from exc
@@ -251,6 +261,25 @@ class EmbeddingCache:
                 "SELECT COUNT(*) FROM embeddings WHERE engine_key = ?", (engine_key,)
             ).fetchone()[0]
         )
+
+    def purge_older_than(self, cutoff: datetime) -> int:
+        """Delete entries computed before ``cutoff`` (aware datetime); returns how many.
+
+        The cache has its own retention (see :mod:`lfr_eval.retention`): an evaluation's
+        embeddings are biometric data and are not kept for ever.
+        """
+        if cutoff.tzinfo is None:
+            raise CacheError(f"cutoff {cutoff!r} has no time zone; give an aware datetime")
+        stamp = cutoff.astimezone(timezone.utc).isoformat()
+        with self._db:
+            cur = self._db.execute(
+                "DELETE FROM embeddings WHERE julianday(created) < julianday(?)", (stamp,)
+            )
+        removed = int(cur.rowcount)
+        if removed:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+        return removed
 
     def engine_keys(self) -> list[str]:
         """Engine keys with at least one cached entry."""

@@ -46,8 +46,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -717,9 +717,7 @@ class Watchlist:
                 f"SELECT {self._TEMPLATE_COLUMNS}{self._TEMPLATE_FROM}ORDER BY t.id"
             )
         ]
-        content = _hashing.content_hash(
-            [s.digest for s in subjects], [t.digest for t in templates]
-        )
+        content = _hashing.content_hash([s.digest for s in subjects], [t.digest for t in templates])
         if check_mac:
             row = con.execute("SELECT value FROM meta WHERE key = 'content_mac'").fetchone()
             expected = self._mac_text(con, content)
@@ -813,10 +811,13 @@ class Watchlist:
             An entry was edited, removed or inserted outside lfr-eval.
         """
         with self._read() as con:
-            rows = con.execute(
-                "SELECT id, at, action, subject_ref, template_id, actor, content_hash, details, "
-                "chain FROM audit ORDER BY id"
-            ).fetchall()
+            return self._check_chain(con)
+
+    def _check_chain(self, con: sqlite3.Connection) -> int:
+        rows = con.execute(
+            "SELECT id, at, action, subject_ref, template_id, actor, content_hash, details, "
+            "chain FROM audit ORDER BY id"
+        ).fetchall()
         previous = _GENESIS
         for row in rows:
             previous = self._chain(previous, row[1:8])
@@ -1403,6 +1404,155 @@ class Watchlist:
             tx.vacuum = vacuum
         return len(ids)
 
+    def rekey(self) -> int:
+        """Re-encrypt the file under the installation's current data key (key rotation).
+
+        Every row is decrypted and checked with the old key first (a tampered file is refused,
+        not re-sealed), then sealed again with keys derived from the current one; pseudonyms of
+        subjects still listed and of their images are re-derived, older audit pseudonyms stay as
+        they were, and the audit chain is re-keyed. One transaction, then ``VACUUM``.
+
+        Returns
+        -------
+        int
+            Templates re-sealed (0 when the file already uses the current key).
+        """
+        from lfr_eval.atrest import load_key_ring
+
+        ring = load_key_ring()
+        if self._keys.key_id == ring.current:
+            return 0
+        old_keys, old_sealer = self._keys, self._sealer
+        with self._lock, self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                snapshot = self._snapshot(con)
+                self._check_chain(con)
+                images = {
+                    t.template_id: self._image_bytes(con, t.template_id)
+                    for t in snapshot.templates
+                    if t.has_image
+                }
+                audit = con.execute(
+                    "SELECT id, at, action, subject_ref, template_id, actor, content_hash, "
+                    "details FROM audit ORDER BY id"
+                ).fetchall()
+                old_refs = {s.ref: s.subject_id for s in snapshot.subjects}
+                old_images = {
+                    old_keys.pseudonym("image", t.image_sha256): t.image_sha256
+                    for t in snapshot.templates
+                    if t.image_sha256
+                }
+                self._keys = file_keys(self._file_id, ring.current, what=f"watchlist {self.path}")
+                self._sealer = Sealer(self._keys.seal)
+                con.execute("DELETE FROM templates")
+                con.execute("DELETE FROM subjects")
+                tx = _Transaction(con, self._keys, self._sealer)
+                for sub in snapshot.subjects:
+                    info = SubjectInfo(
+                        sub.subject_id,
+                        sub.display_name,
+                        sub.category,
+                        sub.reason,
+                        from_iso(sub.expires) if sub.expires else None,
+                    )
+                    self._seal_subject(tx, info, sub.created, sub.expires, insert=True)
+                for t in snapshot.templates:
+                    image = images.get(t.template_id)
+                    self._put_template(
+                        con,
+                        t.template_id,
+                        t.subject_id,
+                        t.engine,
+                        t.image_sha256,
+                        t.embedding,
+                        t.quality,
+                        t.created,
+                        None if image is None else image[0],
+                        None if image is None else image[1],
+                    )
+                previous = _GENESIS
+                for eid, at, action, ref, template_id, actor, content_hash, details in audit:
+                    if ref in old_refs:
+                        ref = self.subject_ref(old_refs[ref])
+                    parsed = json.loads(details)
+                    if parsed.get("image_ref") in old_images:
+                        parsed["image_ref"] = self.image_ref(old_images[parsed["image_ref"]])
+                    fields = (
+                        at,
+                        action,
+                        ref,
+                        template_id,
+                        actor,
+                        content_hash,
+                        json.dumps(parsed, sort_keys=True),
+                    )
+                    previous = self._chain(previous, fields)
+                    con.execute(
+                        "UPDATE audit SET subject_ref = ?, details = ?, chain = ? WHERE id = ?",
+                        (ref, fields[6], previous, eid),
+                    )
+                con.execute("UPDATE meta SET value = ? WHERE key = 'key_id'", (self._keys.key_id,))
+                self._set_mac(con, snapshot.content_hash)
+                self._write_audit(
+                    con,
+                    [
+                        _PendingAudit(
+                            "rekey",
+                            None,
+                            None,
+                            {"from_key": old_keys.key_id, "to_key": self._keys.key_id},
+                        )
+                    ],
+                    snapshot.content_hash,
+                )
+                if self._content_hash(con) != snapshot.content_hash:
+                    raise RuntimeError("re-keyed watchlist does not reproduce its content hash")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                self._keys, self._sealer = old_keys, old_sealer
+                raise
+            con.execute("VACUUM")
+        return len(snapshot.templates)
+
+    def _put_template(
+        self,
+        con: sqlite3.Connection,
+        template_id: int,
+        subject_id: str,
+        engine: int,
+        image_sha256: str | None,
+        embedding: bytes,
+        quality: str | None,
+        created: str,
+        image: bytes | None,
+        image_ext: str | None,
+    ) -> None:
+        """Insert one template row under a known id, sealed with the current keys."""
+        ref = self.subject_ref(subject_id)
+        ext = image_ext if image is not None else None
+        con.execute(
+            "INSERT INTO templates (id, subject_ref, engine, sealed, image_ref, quality, created, "
+            "image, image_ext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                template_id,
+                ref,
+                engine,
+                self._sealer.seal(
+                    _pack_template(image_sha256, embedding),
+                    _template_ad(template_id, ref, engine, quality, created),
+                ),
+                self.image_ref(image_sha256) if image_sha256 else None,
+                quality,
+                created,
+                None
+                if image is None
+                else self._sealer.seal(image, _image_ad(template_id, ref, ext)),
+                ext,
+            ),
+        )
+
     def purge_expired(
         self,
         *,
@@ -1454,10 +1604,12 @@ class Watchlist:
             )
 
     def _purge_past_grace(self) -> None:
+        #: Ids of the subjects opening the file deleted (expired for longer than the grace).
+        self.purged_on_open: tuple[str, ...] = ()
         if self.n_past_grace() == 0:
             return
         try:
-            self.purge_expired(grace=self.expiry_grace)
+            self.purged_on_open = self.purge_expired(grace=self.expiry_grace)
         except WatchlistError as exc:
             if "readonly" not in str(exc) and "read-only" not in str(exc):
                 raise
