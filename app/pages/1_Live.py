@@ -188,9 +188,10 @@ with st.sidebar:
         ice_servers = []
 
 # ---------------------------------------------------------------------- retention
-purged = store.purge_expired()
-if purged.count:
-    state["live_purged_total"] = state.get("live_purged_total", 0) + purged.count
+# the store purges when opened (above) and on its timer; count what this rerun's open removed
+purged = store.purged_on_open.count + store.purge_expired().count
+if purged:
+    state["live_purged_total"] = state.get("live_purged_total", 0) + purged
 st.caption(
     f"Watchlist: **{holder().size if holder() else 0}** searchable subject(s) · engine "
     f"`{engine.engine_id.key}` · retention"

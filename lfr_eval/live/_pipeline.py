@@ -195,14 +195,57 @@ def _as_live_watchlist(value: LiveWatchlist | SearchIndex | None) -> LiveWatchli
     )
 
 
-def crop_capture(frame: np.ndarray, box: np.ndarray, margin: float = CAPTURE_MARGIN) -> np.ndarray:
-    """Copy of the frame around a face box, with ``margin`` (fraction of box size) each side."""
+#: Other faces inside a capture are blanked over their box enlarged by this fraction each side
+#: (detector boxes are tight: hair, ears and chin would otherwise stay recognisable).
+BLANK_MARGIN = 0.2
+
+
+def crop_capture(
+    frame: np.ndarray,
+    box: np.ndarray,
+    margin: float = CAPTURE_MARGIN,
+    *,
+    others: np.ndarray | None = None,
+) -> np.ndarray:
+    """Copy of the frame around a face box, with ``margin`` (fraction of box size) each side.
+
+    Parameters
+    ----------
+    frame : ndarray (H, W, 3) uint8
+    box : array of 4 floats
+        ``(x1, y1, x2, y2)`` of the face that alerted, in frame pixels.
+    margin : float
+        Fraction of the box's width/height added on each side.
+    others : ndarray (n, 4), optional
+        Boxes of the other faces detected in the frame. Those inside the crop are blanked
+        (filled black, over the box enlarged by :data:`BLANK_MARGIN`): a capture keeps only the
+        face that raised the alert, never a bystander's. The alerting face's own box is kept.
+
+    Returns
+    -------
+    ndarray (h, w, 3) uint8
+        A new array (never a view of ``frame``).
+    """
     height, width = frame.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box)
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     left, top = int(max(0, np.floor(x1 - mx))), int(max(0, np.floor(y1 - my)))
     right, bottom = int(min(width, np.ceil(x2 + mx))), int(min(height, np.ceil(y2 + my)))
-    return np.ascontiguousarray(frame[top:bottom, left:right]).copy()
+    capture = np.ascontiguousarray(frame[top:bottom, left:right]).copy()
+    if others is None or len(others) == 0:
+        return capture
+    for ox1, oy1, ox2, oy2 in np.asarray(others, dtype=float).reshape(-1, 4):
+        bx, by = (ox2 - ox1) * BLANK_MARGIN, (oy2 - oy1) * BLANK_MARGIN
+        c1, r1 = int(max(left, np.floor(ox1 - bx))), int(max(top, np.floor(oy1 - by)))
+        c2, r2 = int(min(right, np.ceil(ox2 + bx))), int(min(bottom, np.ceil(oy2 + by)))
+        if c2 > c1 and r2 > r1:
+            capture[r1 - top : r2 - top, c1 - left : c2 - left] = 0
+    # where a bystander's enlarged box overlapped the alerting face, keep that face whole
+    f1, g1 = int(max(left, np.floor(x1))), int(max(top, np.floor(y1)))
+    f2, g2 = int(min(right, np.ceil(x2))), int(min(bottom, np.ceil(y2)))
+    if f2 > f1 and g2 > g1:
+        capture[g1 - top : g2 - top, f1 - left : f2 - left] = frame[g1:g2, f1:f2]
+    return capture
 
 
 class LivePipeline:
@@ -521,7 +564,7 @@ class LivePipeline:
                     subject_id=subject,
                     subject_name=watchlist.name(subject),
                     score=float(found.scores[0, 0]),
-                    capture=crop_capture(frame, boxes[i]),
+                    capture=crop_capture(frame, boxes[i], others=np.delete(boxes, i, axis=0)),
                     embedding=embedding[0],
                 )
             self._store_check(track_id, rec, t, config)
