@@ -34,14 +34,14 @@ def test_other_boxes_inside_the_crop_are_blanked_and_the_alerting_face_kept() ->
 def test_a_capture_from_a_group_photo_shows_one_face(dlib_engine, insightface_images: Path) -> None:
     """Real faces: t1.jpg (six people side by side), a wide crop around one of them."""
     group = load_image(insightface_images / "t1.jpg")
-    boxes, _ = dlib_engine.detect(group)
+    boxes = dlib_engine.detect(group).boxes
     assert len(boxes) >= 5
     margin = 2.0  # wide, so that neighbours come into the crop
     with_bystanders = 0
     for i in range(len(boxes)):
         unredacted = crop_capture(group, boxes[i], margin)
-        with_bystanders += len(dlib_engine.detect(unredacted)[0]) >= 2
+        with_bystanders += len(dlib_engine.detect(unredacted).boxes) >= 2
         capture = crop_capture(group, boxes[i], margin, others=np.delete(boxes, i, axis=0))
-        found, _ = dlib_engine.detect(capture)
+        found = dlib_engine.detect(capture).boxes
         assert len(found) == 1, i  # only the alerting face is left to see
     assert with_bystanders >= 3  # without blanking, bystanders would have been kept

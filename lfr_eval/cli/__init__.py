@@ -48,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "app": ("_app", "Start the LFR Workbench web app (Streamlit)."),
     "models": ("_models", "Install and list face model packs, with hashes and licences."),
     "purge": ("_datakey", "Delete everything past its retention period (for cron)."),
-    "keys": ("_datakey", "Signing keys and the data-at-rest key (rotate-data, data-status)."),
+    "keys": ("_datakey", "Signing keys and the data-at-rest key."),
 }
 
 
