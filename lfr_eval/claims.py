@@ -1,13 +1,31 @@
 """Claim checker: does the data support a published error-rate claim?
 
 A claim such as "FPIR is at most 1 in 6,000 with a 10,000-person watchlist at threshold 0.60" is
-supported at confidence ``c`` when the one-sided Clopper–Pearson upper confidence bound of the
-measured FPIR is at or below the claimed bound. The check also says what the data *does*
-support (the smallest bound it supports: the upper bound itself) and how many non-mated searches
-would be needed for the claim to be supported.
+supported at confidence ``c`` when a one-sided upper confidence bound of the measured FPIR is at
+or below the claimed bound. The bound is **clustered by person** whenever subject ids are known
+(the Korn–Graubard design-effect Clopper–Pearson bound of :func:`lfr_eval.metrics.korn_graubard`:
+repeat passes of one person are not independent); only bare counts without subjects get the
+search-level Clopper–Pearson bound, and the verdict says so. Measured by seeded simulation
+(``benchmarks/bench_stats_grid.py``), a false claim is called "supported" at most about 5% of the
+time across clustering levels (a search-level bound did so in up to 77% of data sets).
+
+The check also says what the data *does* support (the smallest bound: the upper bound itself)
+and how much more data a firm answer would need — counted in **people** for clustered data (more
+searches of the same people add little when their searches correlate).
 
 With zero false positives, supporting "1 in 6,000" at 95% takes about 18,000 independent
-non-mated searches (rule of three); with 7 false positives about 79,000 (domain brief, §5).
+non-mated searches (rule of three); with 7 false positives about 79,000 (domain brief, §5). With
+zero false positives in clustered data the bound is counted by people (about 3 / people).
+
+**Watchlist size.** FPIR at N is the mean over searches of ``1 - (1 - FMR_i)^N``; how it changes
+with N depends on how false-match rates differ between people. Scaling a bound measured at N₀ up
+to a larger N with a single pooled FMR (``1 - (1 - u)^(N/N₀)``) is conservative: for every
+person ``1 - (1 - y)^r`` is concave in y when r > 1 (Jensen). Scaling *down* with a pooled FMR is
+anti-conservative (one realistic model called a false claim supported every time), so by default
+a claim about a smaller watchlist is checked against the bound at the size measured (FPIR cannot
+fall faster than that bound allows only if every search has the same FMR; the honest bound is
+FPIR(N) <= FPIR(N₀) for N <= N₀). ``scaling="pooled"`` uses the pooled figure anyway and says it
+is optimistic, next to the conservative one.
 """
 
 from __future__ import annotations
@@ -16,12 +34,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
-from lfr_eval.metrics._intervals import clopper_pearson
+from lfr_eval.metrics._clustered import (
+    ClusteredRate,
+    ClusterSummary,
+    korn_graubard,
+    korn_graubard_from_summary,
+)
+from lfr_eval.metrics._intervals import clopper_pearson, count_at_or_above_by_subject
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, check_confidence, check_rate
-from lfr_eval.operational import fmr_from_fpir, fpir_at_watchlist_size, one_in_n
+from lfr_eval.operational import one_in_n
 
 MSG_WATCHLIST_MISMATCH = (
     "the claim is about a watchlist of {claim:,} but the searches ran against {data:,}; pass "
@@ -85,6 +110,17 @@ class Claim:
         return ", ".join(parts)
 
 
+ScalingModel = Literal["conservative", "pooled"]
+
+#: ``ClaimCheck.scaling`` values.
+SCALED_UP = "up: pooled FMR (conservative)"
+SCALED_DOWN_CONSERVATIVE = "down: bound at the size measured (conservative)"
+SCALED_DOWN_POOLED = "down: pooled FMR (optimistic)"
+
+#: Method label where only counts (no subject ids) were given.
+INDEPENDENT_BOUND = "clopper-pearson (searches assumed independent: no subject ids given)"
+
+
 @dataclass(frozen=True)
 class ClaimCheck:
     """Verdict on a :class:`Claim` from measured non-mated searches.
@@ -93,30 +129,52 @@ class ClaimCheck:
     ----------
     claim : Claim
     supported : bool
-        Whether the one-sided upper bound is at or below the claimed bound.
+        Whether the one-sided upper bound (at the claimed N) is at or below the claimed bound.
     false_positives, non_mated_searches : int
         The counts the verdict rests on.
     observed_rate : float
-        ``false_positives / non_mated_searches``.
+        ``false_positives / non_mated_searches`` at the size measured.
     upper_bound : float
-        One-sided Clopper–Pearson upper bound at ``claim.confidence``, at the claimed
-        watchlist size (scaled if ``watchlist_scaled``). It is also the smallest "FPIR <= x"
-        claim these data support.
+        One-sided upper confidence bound at ``claim.confidence`` at the claimed watchlist size
+        (scaled if ``watchlist_scaled``). It is also the smallest "FPIR <= x" claim these data
+        support.
+    method : str
+        How the bound was made: ``"korn-graubard"`` (clustered by person), one of its edge
+        cases (e.g. no errors: counted by people), or :data:`INDEPENDENT_BOUND`.
     tested_watchlist_size : int or None
         N the searches ran against.
     watchlist_scaled : bool
-        True when the bound was scaled from ``tested_watchlist_size`` to the claim's N.
+        True when the claim's N differs from the N measured.
+    scaling : str
+        ``"none"``, ``"up: pooled FMR (conservative)"``, ``"down: bound at the size measured
+        (conservative)"`` or ``"down: pooled FMR (optimistic)"``.
+    optimistic_upper_bound : float or None
+        Scaling down: the pooled-FMR figure, which is only valid if every search had the same
+        false-match rate (shown for comparison; the verdict uses it only with
+        ``scaling="pooled"``).
     searches_needed_if_no_more_errors : int
         Total non-mated searches at which the claim would be supported if the extra searches
-        brought no further false positives (the "18,000 for 0, 79,000 for 7" figure).
+        brought no further false positives (for clustered data: people needed times searches
+        per person).
     additional_searches_needed : int
         ``max(0, searches_needed_if_no_more_errors - non_mated_searches)``.
     searches_needed_at_observed_rate : int or None
         Total searches needed if false positives keep occurring at the observed rate; ``None``
         when the observed rate is at or above the bound (no number of searches would do).
     n_subjects : int or None
-        Distinct people among the non-mated searches, when known. Clopper–Pearson treats
-        searches as independent; if people repeat, the effective sample is smaller.
+        Distinct people among the non-mated searches, when known.
+    design_effect : float or None
+        Variance of the rate over its variance were searches independent (>= 1 used); None
+        without subjects or with no errors (then the worst case, searches per person, is used).
+    effective_searches : float or None
+        The independent-search equivalent the bound rests on.
+    people_needed_if_no_more_errors, additional_people_needed : int or None
+        For clustered data: people (at the same searches per person) needed for support if no
+        further false positives came, and how many more than measured.
+    people_needed_at_observed_rate : int or None
+        The same if false positives keep occurring at the observed rate.
+    measured_upper_bound : float or None
+        The bound at the watchlist size measured (before any scaling).
     """
 
     claim: Claim
@@ -131,25 +189,47 @@ class ClaimCheck:
     additional_searches_needed: int
     searches_needed_at_observed_rate: int | None
     n_subjects: int | None = None
+    method: str = INDEPENDENT_BOUND
+    scaling: str = "none"
+    optimistic_upper_bound: float | None = None
+    design_effect: float | None = None
+    effective_searches: float | None = None
+    people_needed_if_no_more_errors: int | None = None
+    additional_people_needed: int | None = None
+    people_needed_at_observed_rate: int | None = None
+    measured_upper_bound: float | None = None
 
     @property
     def smallest_supported_rate(self) -> float:
         """The lowest FPIR bound the data support at the claim's confidence."""
         return self.upper_bound
 
+    @property
+    def clustered(self) -> bool:
+        return self.method != INDEPENDENT_BOUND
+
     def summary(self) -> str:
         """A few plain sentences for a report."""
         pct = f"{self.claim.confidence:.0%}"
         verdict = "support" if self.supported else "do not support"
         observed = f" ({one_in_n(self.observed_rate)})" if self.false_positives else ""
+        people = f" from {self.n_subjects:,} people" if self.n_subjects is not None else ""
+        how = (
+            "clustered by person (Korn–Graubard design-effect Clopper–Pearson"
+            + (", counted by people as no false positive was seen" if "people" in self.method
+               else "")
+            + ")"
+            if self.clustered
+            else "Clopper–Pearson, treating searches as independent (no subject ids given)"
+        )
         lines = [
             f"Claim: {self.claim.describe()}.",
             (
                 f"Observed {self.false_positives} false positives in {self.non_mated_searches:,} "
-                f"non-mated searches{observed}."
+                f"non-mated searches{people}{observed}."
             ),
             (
-                f"One-sided {pct} upper bound: {one_in_n(self.upper_bound)} "
+                f"One-sided {pct} upper bound, {how}: {one_in_n(self.upper_bound)} "
                 f"({self.upper_bound:.3g}); the data {verdict} the claim; "
                 + (
                     f"they support FPIR <= {one_in_n(self.upper_bound)}."
@@ -159,28 +239,69 @@ class ClaimCheck:
             ),
         ]
         if not self.supported:
-            lines.append(
-                f"With no further false positives, {self.searches_needed_if_no_more_errors:,} "
-                f"searches in all ({self.additional_searches_needed:,} more) would support it."
-            )
+            if self.people_needed_if_no_more_errors is not None:
+                lines.append(
+                    f"With no further false positives, about "
+                    f"{self.people_needed_if_no_more_errors:,} people in all "
+                    f"({self.additional_people_needed:,} more, at the same searches per person: "
+                    f"{self.searches_needed_if_no_more_errors:,} searches) would support it."
+                )
+            else:
+                lines.append(
+                    f"With no further false positives, {self.searches_needed_if_no_more_errors:,}"
+                    f" searches in all ({self.additional_searches_needed:,} more) would support it."
+                )
             if self.searches_needed_at_observed_rate is None:
                 lines.append("At the observed rate no number of searches would support it.")
+            elif self.people_needed_at_observed_rate is not None:
+                lines.append(
+                    f"At the observed rate, about {self.people_needed_at_observed_rate:,} people "
+                    "in all would be needed."
+                )
             else:
                 lines.append(
                     f"At the observed rate, {self.searches_needed_at_observed_rate:,} searches "
                     "in all would be needed."
                 )
-        if self.watchlist_scaled:
+        if self.scaling.startswith("up"):
             lines.append(
-                f"The bound was scaled from a watchlist of {self.tested_watchlist_size:,} "
-                "assuming independent comparisons."
+                f"The bound was scaled up from a watchlist of {self.tested_watchlist_size:,} with "
+                "one pooled false-match rate, which overstates FPIR when people differ "
+                "(conservative), assuming comparisons with further entries behave like those "
+                "measured."
             )
-        if self.n_subjects is not None and self.n_subjects < self.non_mated_searches:
+        elif self.scaling.startswith("down: bound"):
+            lines.append(
+                f"The claim is about a smaller watchlist than the {self.tested_watchlist_size:,} "
+                "measured; FPIR cannot exceed its value at the larger size, so that bound is used "
+                "(conservative). Scaling it down with one pooled false-match rate would give "
+                f"{one_in_n(self.optimistic_upper_bound or 0.0)}, valid only if every search had "
+                "the same false-match rate."
+            )
+        elif self.scaling.startswith("down: pooled"):
+            lines.append(
+                f"WARNING: the bound was scaled down from a watchlist of "
+                f"{self.tested_watchlist_size:,} with one pooled false-match rate; that is "
+                "optimistic when people differ in how often they draw false matches. The "
+                f"conservative bound is the one at the size measured, "
+                f"{one_in_n(self.conservative_upper_bound)}."
+            )
+        if not self.clustered and self.n_subjects is not None and (
+            self.n_subjects < self.non_mated_searches
+        ):
             lines.append(
                 f"The searches come from {self.n_subjects:,} people; the bound assumes "
-                "independent searches, so it is optimistic if one person's searches correlate."
+                "independent searches, so it is optimistic if one person's searches correlate. "
+                "Give per-person counts (or the SearchSet) for a clustered bound."
             )
         return " ".join(lines)
+
+    @property
+    def conservative_upper_bound(self) -> float:
+        """The bound valid whatever the spread of false-match rates between people."""
+        if self.scaling.startswith("down: pooled") and self.measured_upper_bound is not None:
+            return self.measured_upper_bound
+        return self.upper_bound
 
 
 def _upper(k: float, n: float, confidence: float) -> float:
@@ -240,6 +361,114 @@ def searches_needed_at_rate(rate: float, bound: float, confidence: float = 0.95)
     return int(lo)
 
 
+def _trials_needed(k: float, bound: float, confidence: float) -> int:
+    """Smallest n whose one-sided Clopper–Pearson bound for k (maybe fractional) errors <= bound."""
+    if k <= 0:
+        return int(np.ceil(np.log1p(-confidence) / np.log1p(-bound)))
+    lo, hi = int(np.ceil(k)) + 1, max(int(np.ceil(k)) + 2, int(2 * (k + 3) / bound))
+    while _upper(k, hi, confidence) > bound:
+        hi *= 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _upper(k, mid, confidence) <= bound:
+            hi = mid
+        else:
+            lo = mid + 1
+    return int(lo)
+
+
+def fpir_upper_bound(
+    subject_false_positives: ArrayLike,
+    subject_searches: ArrayLike,
+    confidence: float = 0.95,
+) -> ClusteredRate:
+    """One-sided upper confidence bound on FPIR clustered by person: what a claim is checked with.
+
+    Parameters
+    ----------
+    subject_false_positives : array_like of int, shape (s,) or (s, m)
+        False positives of each person (at each of m thresholds or data sets).
+    subject_searches : array_like of int, shape (s,)
+        Non-mated searches of each person.
+    confidence : float
+        One-sided coverage.
+
+    Returns
+    -------
+    ClusteredRate
+        ``ci_high`` is the bound (Korn–Graubard, ``sided="upper"``).
+    """
+    return korn_graubard(subject_false_positives, subject_searches, confidence, sided="upper")
+
+
+def _scaled(upper: float, tested: int, claimed: int) -> float:
+    """``1 - (1 - upper)^(claimed / tested)``: the pooled-FMR map between watchlist sizes."""
+    if upper >= 1.0:
+        return 1.0
+    return float(-np.expm1(claimed / tested * np.log1p(-upper)))
+
+
+def _scale_bound(
+    claim: Claim, measured: float, tested: int, scaling: str
+) -> tuple[str, float, float, float | None]:
+    """(how, upper bound at the claim's N, claimed bound at the tested N, optimistic figure)."""
+    claimed = int(claim.watchlist_size)  # type: ignore[arg-type]
+    pooled_upper = _scaled(measured, tested, claimed)
+    pooled_bound = _scaled(claim.bound, claimed, tested)
+    if claimed > tested:
+        return SCALED_UP, pooled_upper, pooled_bound, None
+    if scaling == "pooled":
+        return SCALED_DOWN_POOLED, pooled_upper, pooled_bound, pooled_upper
+    return SCALED_DOWN_CONSERVATIVE, measured, claim.bound, pooled_upper
+
+
+def _per_person_counts(
+    claim: Claim,
+    searches: SearchSet | None,
+    subject_false_positives: ArrayLike | None,
+    subject_searches: ArrayLike | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(false positives, searches) per person at the claim's threshold, if the data have them."""
+    if searches is not None:
+        if claim.threshold is None:
+            raise MetricInputError(MSG_NEED_THRESHOLD)
+        best = np.asarray(searches.non_mated_best, dtype=np.float64)
+        _, trials, hits = count_at_or_above_by_subject(
+            np.asarray(searches.non_mated_subjects).astype(str), best, np.array([claim.threshold])
+        )
+        return hits[:, 0], trials
+    if subject_false_positives is None and subject_searches is None:
+        return None
+    if subject_false_positives is None or subject_searches is None:
+        raise MetricInputError(
+            "give both subject_false_positives and subject_searches (one entry per person)"
+        )
+    return (
+        np.asarray(subject_false_positives, dtype=np.int64).ravel(),
+        np.asarray(subject_searches, dtype=np.int64).ravel(),
+    )
+
+
+def _clustered_needs(
+    k: int, n: int, n_eff: float, n_subjects: int, bound: float, confidence: float
+) -> tuple[int, int | None, int, int | None]:
+    """(searches needed, searches at observed rate, people needed, people at observed rate).
+
+    Each search is worth ``n_eff / n`` independent searches (1 / design effect; the worst case,
+    1 / searches per person, when no false positive shows the clustering); new people are
+    assumed to bring the same searches per person and the same clustering.
+    """
+    per_search = n_eff / n
+    per_person = n / max(n_subjects, 1)
+    searches = int(np.ceil(_trials_needed(k * per_search, bound, confidence) / per_search))
+    people = int(np.ceil(searches / per_person))
+    independent_at_rate = searches_needed_at_rate(k / n, bound, confidence)
+    if independent_at_rate is None:
+        return searches, None, people, None
+    at_rate = int(np.ceil(independent_at_rate / per_search))
+    return searches, at_rate, people, int(np.ceil(at_rate / per_person))
+
+
 def check_fpir_claim(
     claim: Claim,
     searches: SearchSet | None = None,
@@ -248,7 +477,11 @@ def check_fpir_claim(
     non_mated_searches: int | None = None,
     watchlist_size: int | None = None,
     n_subjects: int | None = None,
+    subject_false_positives: ArrayLike | None = None,
+    subject_searches: ArrayLike | None = None,
+    cluster_summary: ClusterSummary | None = None,
     scale_watchlist: bool = False,
+    scaling: ScalingModel = "conservative",
     scale_option: str = SCALE_OPTION_API,
 ) -> ClaimCheck:
     """Check an FPIR claim against measured non-mated searches.
@@ -259,17 +492,28 @@ def check_fpir_claim(
         The bound, watchlist size, threshold and confidence.
     searches : SearchSet, optional
         Searches to count false positives in at ``claim.threshold`` (best non-mated score
-        >= threshold). Its watchlist size and subjects are used.
+        >= threshold), per person. Its watchlist size and subjects are used: the bound is
+        clustered by person.
     false_positives, non_mated_searches : int, optional
-        Counts, instead of ``searches``.
+        Counts, instead of ``searches``. Without per-person counts the bound treats searches
+        as independent (the verdict says so).
     watchlist_size : int, optional
         N of the counts (ignored with ``searches``).
     n_subjects : int, optional
-        Distinct people behind the counts (ignored with ``searches``).
+        Distinct people behind bare counts (ignored otherwise; only for the warning).
+    subject_false_positives, subject_searches : array_like of int, optional
+        Per-person counts, instead of ``searches``: a clustered bound.
+    cluster_summary : ClusterSummary, optional
+        The clustered bound's sufficient statistics (from an aggregate's rates row, see
+        :func:`lfr_eval.report.cluster_summary`), with the counts: a clustered bound without
+        the per-person data.
     scale_watchlist : bool
-        Allow a claim about another watchlist size: the upper bound is scaled with
-        ``FPIR(N) = 1 - (1 - FMR)^N`` (a monotone map, so the coverage is kept, under the
-        independence model).
+        Allow a claim about another watchlist size (see the module notes).
+    scaling : {"conservative", "pooled"}
+        For a claim about a *smaller* watchlist than measured: ``"conservative"`` (default)
+        uses the bound at the size measured; ``"pooled"`` scales it down with one pooled
+        false-match rate, which is optimistic when people differ, and says so. A larger
+        watchlist is always scaled with the pooled rate (conservative).
     scale_option : str
         How the caller names the ``scale_watchlist`` switch in the error raised when the
         watchlist sizes differ (the CLI passes :data:`SCALE_OPTION_CLI`).
@@ -286,46 +530,66 @@ def check_fpir_claim(
     >>> c.supported, c.searches_needed_if_no_more_errors
     (True, 17973)
     """
-    if searches is not None:
-        if claim.threshold is None:
-            raise MetricInputError(MSG_NEED_THRESHOLD)
-        best = np.asarray(searches.non_mated_best, dtype=np.float64)
-        false_positives = int(np.count_nonzero(best >= claim.threshold))
-        non_mated_searches = int(best.shape[0])
-        watchlist_size = int(searches.watchlist_size)
-        n_subjects = int(np.unique(np.asarray(searches.non_mated_subjects)).shape[0])
-    elif false_positives is None or non_mated_searches is None:
+    if scaling not in ("conservative", "pooled"):
+        raise MetricInputError(f"scaling must be 'conservative' or 'pooled', got {scaling!r}")
+    conf = claim.confidence
+    per_person = _per_person_counts(claim, searches, subject_false_positives, subject_searches)
+    watchlist_size = int(searches.watchlist_size) if searches is not None else watchlist_size
+    if per_person is None and cluster_summary is None and None in (
+        false_positives,
+        non_mated_searches,
+    ):
         raise MetricInputError(MSG_NEED_COUNTS)
-    k, n = int(false_positives), int(non_mated_searches)
+    clustered: ClusteredRate | None = None
+    if per_person is not None:
+        clustered = fpir_upper_bound(per_person[0], per_person[1], conf)
+    elif cluster_summary is not None:
+        clustered = korn_graubard_from_summary(cluster_summary, conf, sided="upper")
+    if clustered is not None:
+        k, n = int(clustered.errors[0]), int(clustered.trials)
+        n_subjects = clustered.n_subjects
+    else:
+        k, n = int(false_positives), int(non_mated_searches)  # type: ignore[arg-type]
     if n <= 0 or not 0 <= k <= n:
         raise MetricInputError(
             f"need 0 <= false_positives <= non_mated_searches and at least one search; "
             f"got {k} of {n}"
         )
-    conf = claim.confidence
-    _, upper = clopper_pearson(k, n, conf, sided="upper")
-    upper = float(upper)
-    bound_at_tested = claim.bound
-    scaled = False
-    if (
+    if clustered is not None:
+        measured = float(clustered.ci_high[0])
+        method = str(clustered.method[0])
+        n_eff = float(clustered.effective_trials[0])
+        deff = float(clustered.design_effect[0])
+    else:
+        measured = float(clopper_pearson(k, n, conf, sided="upper")[1])
+        method, n_eff, deff = INDEPENDENT_BOUND, float(n), float("nan")
+    scaled = (
         claim.watchlist_size is not None
         and watchlist_size is not None
         and claim.watchlist_size != watchlist_size
-    ):
-        if not scale_watchlist:
-            raise MetricInputError(
-                MSG_WATCHLIST_MISMATCH.format(
-                    claim=claim.watchlist_size, data=watchlist_size, option=scale_option
-                )
+    )
+    if scaled and not scale_watchlist:
+        raise MetricInputError(
+            MSG_WATCHLIST_MISMATCH.format(
+                claim=claim.watchlist_size, data=watchlist_size, option=scale_option
             )
-        scaled = True
-        fmr_upper = fmr_from_fpir(upper, watchlist_size)
-        upper = float(fpir_at_watchlist_size(fmr_upper, claim.watchlist_size))
-        # The claimed bound expressed at the size the searches were run at.
-        bound_at_tested = float(
-            fpir_at_watchlist_size(fmr_from_fpir(claim.bound, claim.watchlist_size), watchlist_size)
         )
-    needed = searches_needed(k, bound_at_tested, conf)
+    how, upper, bound_at_tested, optimistic = (
+        _scale_bound(claim, measured, int(watchlist_size), scaling)  # type: ignore[arg-type]
+        if scaled
+        else ("none", measured, claim.bound, None)
+    )
+    if clustered is None:
+        needed = searches_needed(k, bound_at_tested, conf)
+        at_rate = searches_needed_at_rate(k / n, bound_at_tested, conf)
+        people_needed = people_at_rate = None
+    else:
+        needed, at_rate, people_needed, people_at_rate = _clustered_needs(
+            k, n, n_eff, int(n_subjects or 1), bound_at_tested, conf
+        )
+    people_more = (
+        None if people_needed is None else max(0, people_needed - int(n_subjects or 0))
+    )
     return ClaimCheck(
         claim=claim,
         supported=upper <= claim.bound,
@@ -337,6 +601,105 @@ def check_fpir_claim(
         watchlist_scaled=scaled,
         searches_needed_if_no_more_errors=needed,
         additional_searches_needed=max(0, needed - n),
-        searches_needed_at_observed_rate=searches_needed_at_rate(k / n, bound_at_tested, conf),
+        searches_needed_at_observed_rate=at_rate,
         n_subjects=n_subjects,
+        method=method,
+        scaling=how,
+        optimistic_upper_bound=optimistic,
+        design_effect=None if not np.isfinite(deff) else max(1.0, deff),
+        effective_searches=n_eff if clustered is not None else None,
+        people_needed_if_no_more_errors=people_needed,
+        additional_people_needed=people_more,
+        people_needed_at_observed_rate=people_at_rate,
+        measured_upper_bound=measured,
     )
+
+
+@dataclass(frozen=True)
+class GroupClaimChecks:
+    """A claim checked overall and within each group of one attribute.
+
+    Attributes
+    ----------
+    overall : ClaimCheck
+    attribute : str
+    groups : dict of str to ClaimCheck
+        Every group of the attribute with non-mated searches, ``"unknown"`` included.
+    small_groups : tuple of str
+        Groups with fewer than ``min_subjects`` people (checked and reported like the others;
+        with few people a clustered bound is wide, so they rarely support a claim).
+    """
+
+    overall: ClaimCheck
+    attribute: str
+    groups: dict[str, ClaimCheck]
+    small_groups: tuple[str, ...] = ()
+
+    @property
+    def failing_groups(self) -> list[str]:
+        """Groups whose data do not support the claim."""
+        return [label for label, check in self.groups.items() if not check.supported]
+
+    @property
+    def supported(self) -> bool:
+        """True only when the claim is supported overall **and** in every reported group."""
+        return self.overall.supported and not self.failing_groups
+
+    def summary(self) -> str:
+        lines = [self.overall.summary()]
+        for label, check in self.groups.items():
+            verdict = "supported" if check.supported else "NOT supported"
+            small = " (small group)" if label in self.small_groups else ""
+            lines.append(
+                f"{self.attribute} = {label}{small}: {check.false_positives} false positives in "
+                f"{check.non_mated_searches:,} searches from {check.n_subjects or 0:,} people; "
+                f"upper bound {one_in_n(check.upper_bound)} ({check.upper_bound:.3g}): {verdict}."
+            )
+        if self.failing_groups:
+            lines.append(
+                "The claim is not supported for every group: " + ", ".join(self.failing_groups)
+                + "."
+            )
+        return "\n".join(lines)
+
+
+def check_fpir_claim_by_group(
+    claim: Claim,
+    searches: SearchSet,
+    attribute: str,
+    *,
+    min_subjects: int = 20,
+    scale_watchlist: bool = False,
+    scaling: ScalingModel = "conservative",
+    scale_option: str = SCALE_OPTION_API,
+) -> GroupClaimChecks:
+    """Check a claim overall and within every group of ``attribute`` (clustered by person).
+
+    The claim holds for the population only where it holds for each group, so
+    :attr:`GroupClaimChecks.supported` is False when any reported group fails (the CLI's
+    ``lfr-eval claim --by`` then exits non-zero). No group is dropped: small groups and
+    ``"unknown"`` labels are checked and listed.
+
+    Raises
+    ------
+    MetricInputError
+        The non-mated searches carry no such attribute (or the checks' own errors).
+    """
+    groups = searches.non_mated_groups
+    if attribute not in groups.columns:
+        raise MetricInputError(
+            f"no attribute {attribute!r} among the non-mated searches; they have "
+            f"{list(groups.columns)}"
+        )
+    options = {"scale_watchlist": scale_watchlist, "scaling": scaling, "scale_option": scale_option}
+    overall = check_fpir_claim(claim, searches, **options)  # type: ignore[arg-type]
+    labels = groups[attribute].astype(object)
+    labels = labels.where(labels.notna(), "unknown").astype(str).to_numpy()
+    checks: dict[str, ClaimCheck] = {}
+    small = []
+    for label in sorted(set(labels)):
+        part = searches.subset(non_mated_mask=labels == label)
+        checks[label] = check_fpir_claim(claim, part, **options)  # type: ignore[arg-type]
+        if (checks[label].n_subjects or 0) < min_subjects:
+            small.append(label)
+    return GroupClaimChecks(overall, attribute, checks, tuple(small))

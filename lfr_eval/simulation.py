@@ -186,3 +186,48 @@ def interval_coverage(
         miss_above=above / n_datasets,
         median_relative_width=float(np.median(np.concatenate(widths))),
     )
+
+
+@dataclass(frozen=True)
+class ClaimSupportResult:
+    """How often "FPIR <= bound" is called supported when the true FPIR is ``design.rate``.
+
+    With ``design.rate >= bound`` every "supported" is a false verdict (the false-support
+    rate, to be <= 1 - confidence); with ``design.rate < bound`` it is the power.
+    """
+
+    design: ClusterDesign
+    bound: float
+    method: str
+    n_datasets: int
+    supported: float
+
+
+def claim_support_rate(
+    design: ClusterDesign,
+    bound: float,
+    method: str = "korn-graubard",
+    *,
+    n_datasets: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batches: int = 8,
+) -> ClaimSupportResult:
+    """Share of simulated data sets in which the claim checker's one-sided bound is <= ``bound``.
+
+    ``method="korn-graubard"`` is the bound :func:`lfr_eval.claims.check_fpir_claim` uses with
+    subject ids (:func:`lfr_eval.claims.fpir_upper_bound`); ``"clopper-pearson
+    (independence)"`` the search-level bound it used before.
+    """
+    interval = INTERVALS[method]
+    rng = np.random.default_rng(seed)
+    supported = 0
+    sizes = np.diff(np.linspace(0, n_datasets, batches + 1).astype(int))
+    for size in sizes:
+        if size == 0:
+            continue
+        trials = draw_trials(design, rng)
+        errors = draw_errors(design, trials, int(size), rng)
+        _, upper = interval(errors, trials, confidence, "upper")
+        supported += int(np.count_nonzero(upper <= bound))
+    return ClaimSupportResult(design, bound, method, n_datasets, supported / n_datasets)

@@ -9,6 +9,7 @@ import pytest
 from lfr_eval.claims import (
     Claim,
     check_fpir_claim,
+    check_fpir_claim_by_group,
     searches_needed,
     searches_needed_at_rate,
 )
@@ -80,7 +81,27 @@ def test_claim_from_search_set_counts_at_threshold() -> None:
     )
     c = check_fpir_claim(CLAIM, ss)
     assert (c.false_positives, c.non_mated_searches, c.n_subjects) == (3, 30_000, 3_000)
-    assert c.upper_bound == pytest.approx(float(clopper_pearson(3, 30_000, sided="upper")[1]))
+    # all three false positives come from one person (searches 0-2 are subject "0"): the
+    # clustered bound is far wider than the 3-in-30,000 of independent searches
+    independent = float(clopper_pearson(3, 30_000, sided="upper")[1])
+    assert c.method == "korn-graubard" and c.upper_bound > 5 * independent
+    # spread over three people, the clustered bound is close to the independent one
+    spread = best.copy()
+    spread[:3] = 0.0
+    spread[[0, 10, 20]] = [0.6, 0.7, 0.65]
+    ss2 = SearchSet(
+        watchlist_size=10_000,
+        mate_scores=np.array([]),
+        mate_ranks=np.array([], int),
+        mated_subjects=np.array([], str),
+        non_mated_topk=spread[:, None],
+        non_mated_subjects=ss.non_mated_subjects,
+    )
+    c2 = check_fpir_claim(CLAIM, ss2)
+    assert c2.false_positives == 3
+    # (the t adjustment for a variance resting on three people still widens it, up to ~2x)
+    assert independent <= c2.upper_bound < min(2.5 * independent, c.upper_bound)
+    assert c2.people_needed_if_no_more_errors is not None
 
 
 def test_watchlist_size_mismatch_needs_consent() -> None:
@@ -133,3 +154,62 @@ def test_supported_verdicts_are_wrong_at_most_alpha_of_the_time() -> None:
     upper = clopper_pearson(fps, n, 0.95, sided="upper")[1]
     wrong = np.mean(upper <= bound)
     assert wrong <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 20_000)
+
+
+def _grouped_searches() -> SearchSet:
+    """Group A: 600 people x 10 searches, no false positive; group B: 600 x 10 with 12 false
+    positives spread over 12 people (1 in 500 in B)."""
+    people = np.repeat(np.arange(1200), 10).astype(str)
+    best = np.full(12_000, 0.3)
+    best[6000 + np.arange(12) * 10] = 0.7
+    groups = pd.DataFrame({"ethnicity": np.where(np.arange(12_000) < 6000, "A", "B")})
+    return SearchSet(
+        watchlist_size=1000,
+        mate_scores=np.array([]),
+        mate_ranks=np.array([], int),
+        mated_subjects=np.array([], str),
+        non_mated_topk=best[:, None],
+        non_mated_subjects=people,
+        non_mated_groups=groups,
+    )
+
+
+def test_claim_by_group_fails_when_any_group_fails() -> None:
+    claim = Claim(bound=1 / 100, watchlist_size=1000, threshold=0.6)
+    checks = check_fpir_claim_by_group(claim, _grouped_searches(), "ethnicity")
+    assert checks.overall.supported
+    assert checks.groups["A"].supported
+    assert checks.failing_groups == [] or checks.failing_groups == ["B"]
+    strict = Claim(bound=1 / 1000, watchlist_size=1000, threshold=0.6)
+    checks = check_fpir_claim_by_group(strict, _grouped_searches(), "ethnicity")
+    assert "B" in checks.failing_groups and not checks.supported
+    assert "not supported for every group" in checks.summary()
+    with pytest.raises(MetricInputError, match="no attribute"):
+        check_fpir_claim_by_group(strict, _grouped_searches(), "sex")
+
+
+def test_zero_false_positives_clustered_counts_people() -> None:
+    # 400 people x 10 searches, no false positive: the bound is counted by people (~3/400),
+    # and the extra data needed is counted in people
+    c = check_fpir_claim(
+        CLAIM, subject_false_positives=np.zeros(400, int), subject_searches=np.full(400, 10)
+    )
+    assert c.upper_bound == pytest.approx(1 - 0.05 ** (1 / 400))
+    assert not c.supported
+    assert c.people_needed_if_no_more_errors == searches_needed(0, 1 / 6000)
+    assert "people in all" in c.summary()
+
+
+def test_scaling_down_is_conservative_unless_asked() -> None:
+    small = Claim.one_in(60_000, watchlist_size=1_000, threshold=0.6)
+    fps = np.zeros(4000, int)
+    fps[:3] = 1
+    data = {"subject_false_positives": fps, "subject_searches": np.full(4000, 50)}
+    c = check_fpir_claim(small, watchlist_size=10_000, scale_watchlist=True, **data)
+    assert c.scaling.startswith("down: bound") and c.upper_bound == c.measured_upper_bound
+    assert c.optimistic_upper_bound < c.upper_bound
+    pooled = check_fpir_claim(
+        small, watchlist_size=10_000, scale_watchlist=True, scaling="pooled", **data
+    )
+    assert pooled.upper_bound == pytest.approx(c.optimistic_upper_bound)
+    assert "WARNING" in pooled.summary() and pooled.conservative_upper_bound == c.upper_bound

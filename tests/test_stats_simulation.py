@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from lfr_eval.simulation import ClusterDesign, interval_coverage
+from lfr_eval.simulation import ClusterDesign, claim_support_rate, interval_coverage
 
 N_DATASETS = 1500
 
@@ -56,3 +56,25 @@ def test_independence_interval_fails_under_clustering() -> None:
     design = ClusterDesign(200, 50, 0.2, 0.05)
     naive = interval_coverage(design, "clopper-pearson (independence)", n_datasets=600, seed=5)
     assert naive.two_sided < 0.7
+
+
+#: (people, searches per person, icc): 20,000 searches split as in issue 9, and more clustering
+CLAIM_CELLS = [(2000, 10, 0.1), (500, 40, 0.2), (200, 100, 0.3)]
+
+
+@pytest.mark.parametrize("cell", CLAIM_CELLS, ids=lambda c: "-".join(map(str, c)))
+def test_claim_false_support_rate(cell: tuple) -> None:
+    """True FPIR at the claimed bound (the hardest false claim): 'supported' <= 5% + noise."""
+    people, m, icc = cell
+    design = ClusterDesign(people, m, icc, 1e-3)
+    result = claim_support_rate(design, 1e-3, n_datasets=N_DATASETS, seed=21)
+    assert result.supported <= 0.06, result
+
+
+def test_search_level_bound_supports_false_claims_under_clustering() -> None:
+    """The failure found in issue 9 shows up here too (guards the test above)."""
+    design = ClusterDesign(200, 100, 0.3, 1e-3)
+    naive = claim_support_rate(
+        design, 1e-3, "clopper-pearson (independence)", n_datasets=600, seed=21
+    )
+    assert naive.supported > 0.2

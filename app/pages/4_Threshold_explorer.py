@@ -203,7 +203,9 @@ st.subheader("Claim checker")
 st.write(
     "Does this evaluation support a published claim such as “false alerts at worst 1 in 6,000 on "
     f"a 10,000-image watchlist”? Checked at the threshold above ({overall.threshold:.4f}) with a "
-    "one-sided exact (Clopper–Pearson) upper bound."
+    "one-sided upper bound clustered by person (Korn–Graubard design-effect Clopper–Pearson: "
+    "repeat passes of one person are not independent). A claim about a smaller watchlist than "
+    "measured is checked against the bound at the size measured (conservative)."
 )
 c1, c2, c3 = st.columns(3)
 claimed_one_in = c1.number_input(
@@ -229,6 +231,9 @@ try:
             non_mated_searches=overall.fpir_measured.trials,
             watchlist_size=agg.watchlist_size,
             n_subjects=_shared.non_mated_subjects(agg, overall.threshold),
+            # clustered by person from the aggregate's recorded variance (None in old
+            # aggregates: the check then says it treats searches as independent)
+            cluster_summary=agg.cluster_summary(overall.threshold, "fpir"),
             scale_watchlist=True,
         )
 except LfrError as exc:

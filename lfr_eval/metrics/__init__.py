@@ -9,8 +9,11 @@ from __future__ import annotations
 from lfr_eval.metrics._clustered import (
     KORN_GRAUBARD,
     ClusteredRate,
+    ClusterSummary,
     cluster_robust_variance,
     korn_graubard,
+    korn_graubard_from_summary,
+    summarise_clusters,
 )
 from lfr_eval.metrics._group_frame import (
     FRAME_COLUMNS,
@@ -79,6 +82,7 @@ from lfr_eval.metrics._verification import (
 __all__ = [
     "FRAME_COLUMNS",
     "KORN_GRAUBARD",
+    "ClusterSummary",
     "ClusteredRate",
     "DetCurve",
     "EqualErrorRate",
@@ -121,6 +125,7 @@ __all__ = [
     "identification_det_curve",
     "identification_eer",
     "korn_graubard",
+    "korn_graubard_from_summary",
     "operating_point",
     "permutation_test_subjects",
     "rank_k_identification_rate",
@@ -129,6 +134,7 @@ __all__ = [
     "selectivity",
     "selectivity_truncated",
     "subject_bootstrap_interval",
+    "summarise_clusters",
     "threshold_at_fpir",
     "threshold_at_tpir",
     "tpir",

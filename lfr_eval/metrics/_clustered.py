@@ -219,8 +219,44 @@ def korn_graubard(
     >>> round(float(korn_graubard([0] * 20, [50] * 20, sided="upper").ci_high[0]), 3)
     0.139
     """
-    from scipy import stats  # imported here: ~1 s, and not every caller needs it
+    return korn_graubard_from_summary(
+        summarise_clusters(errors, trials), confidence, sided=sided
+    )
 
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    """The sufficient statistics of the Korn–Graubard interval, at m thresholds.
+
+    They hold nothing per person, so an aggregate result can keep them (``variance``,
+    ``ci_df``, ``effective_people`` columns) and any later interval or claim check made from
+    the aggregate is the same as one made from the full data.
+
+    Attributes
+    ----------
+    errors : ndarray of float, shape (m,)
+    trials : float
+        Searches in all.
+    n_subjects : int
+        People with at least one search.
+    variance : ndarray of float, shape (m,)
+        Cluster-robust variance of the rate (:func:`cluster_robust_variance`).
+    df : ndarray of float, shape (m,)
+        Degrees of freedom (:func:`effective_degrees_of_freedom`); NaN with one person.
+    effective_people : float
+        Kish's effective number of people ``(sum n_i)^2 / sum n_i^2``.
+    """
+
+    errors: np.ndarray
+    trials: float
+    n_subjects: int
+    variance: np.ndarray
+    df: np.ndarray
+    effective_people: float
+
+
+def summarise_clusters(errors: ArrayLike, trials: ArrayLike) -> ClusterSummary:
+    """:class:`ClusterSummary` of per-person counts (errors (s,) or (s, m), trials (s,))."""
     e = np.asarray(errors, dtype=np.float64)
     if e.ndim == 1:
         e = e[:, None]
@@ -234,11 +270,35 @@ def korn_graubard(
         raise MetricInputError("per-person counts must satisfy 0 <= errors <= trials")
     keep = n > 0
     e, n = e[keep], n[keep]
-    a_low, a_high = _tails(confidence, sided)
     s = int(n.shape[0])
     m = e.shape[1]
-    total = float(n.sum())
     if s == 0:
+        return ClusterSummary(np.zeros(m), 0.0, 0, np.zeros(m), np.full(m, np.nan), 0.0)
+    rate, variance = cluster_robust_variance(e, n)
+    df = effective_degrees_of_freedom(e, n, rate) if s > 1 else np.full(m, np.nan)
+    total = float(n.sum())
+    return ClusterSummary(
+        errors=e.sum(axis=0),
+        trials=total,
+        n_subjects=s,
+        variance=np.where(np.isfinite(variance), variance, 0.0),
+        df=df,
+        effective_people=total**2 / float((n**2).sum()),
+    )
+
+
+def korn_graubard_from_summary(
+    summary: ClusterSummary, confidence: float = 0.95, *, sided: str = "two-sided"
+) -> ClusteredRate:
+    """The Korn–Graubard interval from its sufficient statistics (see :func:`korn_graubard`)."""
+    from scipy import stats  # imported here: ~1 s, and not every caller needs it
+
+    a_low, a_high = _tails(confidence, sided)
+    k = np.atleast_1d(np.asarray(summary.errors, dtype=np.float64))
+    m = k.shape[0]
+    total = float(summary.trials)
+    s = int(summary.n_subjects)
+    if s == 0 or total <= 0:
         nan = np.full(m, np.nan)
         return ClusteredRate(
             np.zeros(m, np.int64),
@@ -254,18 +314,19 @@ def korn_graubard(
             float(confidence),
             sided,
         )
-    rate, variance = cluster_robust_variance(e, n)
-    k = e.sum(axis=0)
+    variance = np.atleast_1d(np.asarray(summary.variance, dtype=np.float64))
+    rate = k / total
     with np.errstate(invalid="ignore", divide="ignore"):
         binomial = rate * (1 - rate) / total
         deff = variance / binomial
         n_eff = np.minimum(total, rate * (1 - rate) / variance)
-    # Small-sample correction: the variance rests on s people, so scale n_eff by (z / t)^2.
+    # Small-sample correction: the variance rests on few people, so scale n_eff by (z / t)^2.
     tail = max(a_low, a_high)
     if s > 1:
-        df = effective_degrees_of_freedom(e, n, rate)
+        df = np.atleast_1d(np.asarray(summary.df, dtype=np.float64))
+        df = np.where(np.isfinite(df), df, s - 1.0)
         n_eff = n_eff * (stats.norm.ppf(1 - tail) / stats.t.ppf(1 - tail, df)) ** 2
-    people = total**2 / float((n**2).sum())  # Kish's effective number of people
+    people = float(summary.effective_people)
     none = k == 0
     every = k == total
     one = (s == 1) & ~none & ~every
@@ -280,11 +341,11 @@ def korn_graubard(
         KORN_GRAUBARD,
     ).astype(object)
     return ClusteredRate(
-        errors=k.astype(np.int64),
-        trials=int(total),
+        errors=np.round(k).astype(np.int64),
+        trials=int(round(total)),
         n_subjects=s,
         rate=rate,
-        variance=np.where(np.isfinite(variance), variance, 0.0),
+        variance=variance,
         design_effect=np.where(none | every, np.nan, deff),
         effective_trials=n_eff,
         ci_low=low,

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from lfr_eval.metrics._clustered import KORN_GRAUBARD, korn_graubard
+from lfr_eval.metrics._clustered import KORN_GRAUBARD, korn_graubard, summarise_clusters
 from lfr_eval.metrics._group_tests import (
     Alternative,
     GroupTestResult,
@@ -58,6 +58,9 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "ci_method",
     "small_group",
     "insufficient_data",
+    "rate_variance",
+    "variance_df",
+    "effective_people",
 )
 
 MSG_MISSING_FEATURE = (
@@ -144,7 +147,10 @@ class IdentificationFrame:
     Attributes
     ----------
     overall : DataFrame
-        Index ``(metric, threshold)``; columns :data:`FRAME_COLUMNS`.
+        Index ``(metric, threshold)``; columns :data:`FRAME_COLUMNS`. ``rate_variance``,
+        ``variance_df`` and ``effective_people`` are the cluster-robust variance of the rate,
+        its degrees of freedom and Kish's effective number of people: the sufficient
+        statistics of the Korn–Graubard interval (:class:`~lfr_eval.metrics.ClusterSummary`).
     by_group : DataFrame
         Index ``(metric, threshold, *sensitive_features)``; the same columns. ``n_searches``
         counts searches (non-mated for FPIR, mated for FNIR), ``n_subjects`` distinct people.
@@ -294,6 +300,9 @@ class IdentificationFrame:
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = errors / trials if trials else np.full(m, np.nan)
         small = n_subjects < self._min_subjects or trials < self._min_searches
+        # The clustered interval's sufficient statistics (nothing per person): an aggregate
+        # keeps them so claims checked from it match those checked from the full data.
+        summary = summarise_clusters(counts.errors, counts.trials)
         return {
             "n_searches": np.full(m, trials, np.int64),
             "n_subjects": np.full(m, n_subjects, np.int64),
@@ -304,6 +313,9 @@ class IdentificationFrame:
             "ci_method": method,
             "small_group": np.full(m, small),
             "insufficient_data": np.full(m, trials == 0),
+            "rate_variance": summary.variance,
+            "variance_df": summary.df,
+            "effective_people": np.full(m, summary.effective_people),
         }
 
     def _overall_table(self, metric: str) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from lfr_eval.report._aggregate import (
     RATE_COLUMNS,
     AggregateResult,
     as_aggregate,
+    cluster_summary,
     threshold_grid,
 )
 from lfr_eval.report._figures import (
@@ -37,6 +38,7 @@ __all__ = [
     "AggregateResult",
     "as_aggregate",
     "build_html_report",
+    "cluster_summary",
     "det_figure",
     "group_ratio_figure",
     "operating_thresholds",

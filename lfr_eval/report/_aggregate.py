@@ -39,6 +39,7 @@ from lfr_eval.results import (
     ResultError,
     runtime_from_dict,
 )
+from lfr_eval.metrics._clustered import ClusterSummary
 
 #: Version of the aggregate folder layout. 2: typed provenance under ``provenance`` and the
 #: rank table (``ranks.csv``); version 1 folders (flat metadata) are still read.
@@ -77,6 +78,9 @@ RATE_COLUMNS = (
     "ci_method",
     "small_group",
     "insufficient_data",
+    "rate_variance",
+    "variance_df",
+    "effective_people",
 )
 
 #: Columns of :attr:`AggregateResult.ranks`: the identification rate at rank r (share of mated
@@ -119,6 +123,24 @@ def _useful_range(result: EvaluationResult, grid: np.ndarray) -> np.ndarray:
     return grid[max(low, 0) : min(high, len(grid))]
 
 
+def cluster_summary(row: pd.Series | dict) -> ClusterSummary | None:
+    """The Korn–Graubard sufficient statistics of one ``rates`` row (None in old aggregates)."""
+    try:
+        values = [float(row[c]) for c in ("rate_variance", "variance_df", "effective_people")]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not np.isfinite(values[0]) or not np.isfinite(values[2]):
+        return None
+    return ClusterSummary(
+        errors=np.array([float(row["errors"])]),
+        trials=float(row["n_searches"]),
+        n_subjects=int(row["n_subjects"]),
+        variance=np.array([values[0]]),
+        df=np.array([values[1]]),
+        effective_people=values[2],
+    )
+
+
 def _rates_long(frame: IdentificationFrame, attribute: str | None) -> pd.DataFrame:
     table = frame.overall if attribute is None else frame.by_group
     out = table.reset_index()
@@ -129,7 +151,7 @@ def _rates_long(frame: IdentificationFrame, attribute: str | None) -> pd.DataFra
         out = out.rename(columns={attribute: "group"})
         out["attribute"] = attribute
         out["group"] = out["group"].astype(str)
-    return out[list(RATE_COLUMNS)]
+    return out[[c for c in RATE_COLUMNS if c in out.columns]]
 
 
 def _selection_keys(
@@ -433,6 +455,19 @@ class AggregateResult:
             kind="stable",
         )
         return out.reset_index(drop=True)
+
+    def cluster_summary(
+        self, threshold: float, metric: str = "fpir", attribute: str = ALL, group: str = ALL
+    ) -> ClusterSummary | None:
+        """The clustered interval's sufficient statistics at the grid threshold nearest
+        ``threshold`` (None for aggregates made before they were recorded): pass them to
+        :func:`lfr_eval.claims.check_fpir_claim` (``cluster_summary=``) for a bound clustered by
+        person from aggregate figures alone."""
+        rows = self.at_threshold(threshold)
+        rows = rows[
+            (rows["metric"] == metric) & (rows["attribute"] == attribute) & (rows["group"] == group)
+        ]
+        return cluster_summary(rows.iloc[0]) if len(rows) else None
 
     def describe_engine(self) -> str:
         return self.provenance.describe_engine()
