@@ -35,7 +35,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from lfr_eval.metrics._clustered import (
     ClusteredRate,
@@ -306,6 +305,8 @@ class ClaimCheck:
 
 def _upper(k: float, n: float, confidence: float) -> float:
     """One-sided Clopper–Pearson upper bound; ``k`` may be fractional (expected errors)."""
+    from scipy import stats  # imported here: ~1 s, and not every caller needs it
+
     if k >= n:
         return 1.0
     return float(stats.beta.ppf(confidence, k + 1, n - k))
