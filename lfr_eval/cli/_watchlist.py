@@ -485,6 +485,35 @@ def _watchlist_group(cli: click.Group) -> None:
             ],
         )
 
+    @watchlist_group.command("verify")
+    @watchlist_path_option
+    @workspace_option
+    @json_option
+    def verify_command(watchlist_path: str | None, workspace: str | None, as_json: bool) -> None:
+        """Check the watchlist's integrity: SQLite quick_check, every sealed row, the content hash
+        recomputed from the data against its keyed MAC, and the audit log's keyed chain.
+
+        Exit 0 when all hold; exit 7 with the reason when the file was changed outside lfr-eval or
+        is damaged (it is then never searched or changed).
+        """
+        wl = _open(watchlist_path, workspace, create=False)  # opening runs every check once
+        content = wl.verify()
+        n_entries = wl.verify_audit()
+        _emit(
+            as_json,
+            {
+                "watchlist": str(wl.path),
+                "content_hash": content,
+                "key_id": wl.key_id,
+                "audit_entries_verified": n_entries,
+                "ok": True,
+            },
+            lambda: [
+                f"watchlist {wl.path}: intact, version {content[:16]}, data key {wl.key_id}",
+                f"audit log: {n_entries} entries, chain intact",
+            ],
+        )
+
     @watchlist_group.command("audit")
     @click.option("--limit", type=int, default=None, help="Show only the last N entries.")
     @click.option(
