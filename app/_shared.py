@@ -30,7 +30,8 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from lfr_eval.deployment import RetentionPolicy
 from lfr_eval.errors import ConfigError, LfrError, ResultError
-from lfr_eval.faces import FaceEngine
+from lfr_eval.faces import EngineChoice, FaceEngine
+from lfr_eval.faces import default_threshold as engine_default_threshold
 from lfr_eval.watchlist import Watchlist
 from lfr_eval.workspace import workspace_dir
 
@@ -41,11 +42,6 @@ if TYPE_CHECKING:
 # machine) are imported inside the functions that read results, so a page that shows none starts
 # as fast as Streamlit itself (tests/test_imports.py checks the import set).
 
-ENV_ENGINE = "LFR_ENGINE"
-ENV_DETECTOR = "LFR_DETECTOR"
-ENV_MODEL_PACK = "LFR_MODEL_PACK"
-ENV_RUNTIME = "LFR_RUNTIME"
-ENV_DEVICE = "LFR_DEVICE"
 
 #: Session-state keys shared between pages (plain keys, not widget keys: Streamlit drops a
 #: widget's state when its page is left).
@@ -54,38 +50,6 @@ STATE_WATCHLIST_SIZE = "lfr_deployment_watchlist_size"
 STATE_FACES = "lfr_deployment_faces_scanned"
 #: The last deployment config verified on the Export page (a DeploymentConfig).
 STATE_CONFIG = "lfr_verified_config"
-
-
-@dataclass(frozen=True)
-class EngineChoice:
-    """The engine the app was started with (hashable: it keys the engine cache)."""
-
-    backend: str = "dlib"
-    detector: str = "hog"
-    model_pack: str | None = None
-    runtime: str = "onnxruntime"
-    device: str = "cpu"
-
-    @classmethod
-    def from_env(cls) -> EngineChoice:
-        return cls(
-            backend=os.environ.get(ENV_ENGINE, "dlib"),
-            detector=os.environ.get(ENV_DETECTOR, "hog"),
-            model_pack=os.environ.get(ENV_MODEL_PACK) or None,
-            runtime=os.environ.get(ENV_RUNTIME, "onnxruntime"),
-            device=os.environ.get(ENV_DEVICE, "cpu"),
-        )
-
-    def describe(self) -> str:
-        parts = [self.backend]
-        if self.backend in ("dlib", "dlib-torch"):
-            parts.append(f"detector={self.detector}")
-        if self.backend == "insightface":
-            parts.append(f"model_pack={self.model_pack or 'default'}")
-        if self.backend != "dlib":
-            parts.append(f"runtime={self.runtime}")
-        parts.append(f"device={self.device}")
-        return ", ".join(parts)
 
 
 def workspace() -> Path:
@@ -103,12 +67,8 @@ def workspace() -> Path:
 
 
 @st.cache_resource(show_spinner="Loading the face engine…")
-def _load_engine(choice: EngineChoice) -> FaceEngine:
-    from lfr_eval.cli._common import make_engine
-
-    return make_engine(
-        choice.backend, choice.detector, choice.model_pack, choice.runtime, choice.device
-    )
+def _load_engine(choice: EngineChoice, workspace: Path) -> FaceEngine:
+    return choice.load(workspace)
 
 
 def engine_choice() -> EngineChoice:
@@ -122,7 +82,7 @@ def get_engine() -> FaceEngine:
     Raises :class:`~lfr_eval.errors.LfrError` (missing model, GPU unavailable…); pages show it
     with :func:`show_error` and stop.
     """
-    return _load_engine(engine_choice())
+    return _load_engine(engine_choice(), workspace())
 
 
 # ---------------------------------------------------------------------- errors
@@ -396,10 +356,13 @@ def non_mated_subjects(agg: AggregateResult, threshold: float) -> int | None:
 def default_threshold(agg: AggregateResult | None) -> float:
     """The threshold a page starts at: the one chosen in this session, if it is in the results'
     range; else the lowest where overall FPIR falls to 1 in 1,000 (or 1 in 100); else the middle
-    of the grid. Without results, 0.82 (dlib's 0.6 Euclidean tolerance as a cosine)."""
+    of the grid. Without results, the engine's default (:func:`lfr_eval.faces.default_threshold`,
+    the same one the Live page and the CLI start at)."""
     chosen = st.session_state.get(STATE_THRESHOLD)
     if agg is None:
-        return float(chosen) if chosen is not None else 0.82
+        if chosen is not None:
+            return float(chosen)
+        return engine_default_threshold(engine_choice().backend)
     grid = agg.thresholds
     if chosen is not None and grid.min() <= chosen <= grid.max():
         return float(grid[abs(grid - chosen).argmin()])

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from lfr_eval.faces import BACKENDS, FaceEngine, load_engine
+from lfr_eval.faces import BACKENDS, EngineChoice, FaceEngine
 
 
 def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,37 +64,19 @@ def make_engine(
     device: str,
     workspace: str | None = None,
 ) -> FaceEngine:
-    """Build the engine selected by :func:`engine_options`.
+    """Build the engine selected by :func:`engine_options` (:meth:`EngineChoice.load`).
 
     ``workspace`` is where InsightFace packs are looked up (``<workspace>/models/<pack>``)
     besides ``$LFR_MODELS`` and ``~/.insightface/models``.
     """
-    if engine_backend == "dlib":
-        if device != "cpu":
-            from lfr_eval.errors import RuntimeUnavailableError
-
-            raise RuntimeUnavailableError(
-                "the dlib engine runs on the CPU only (dlib-bin has no CUDA); "
-                "use --engine dlib-torch or --engine insightface for a GPU"
-            )
-        if runtime not in ("onnxruntime", "dlib"):
-            raise click.BadParameter(
-                "the dlib engine runs its ResNet on onnxruntime or dlib; for PyTorch use "
-                "--engine dlib-torch --runtime torch",
-                param_hint="--runtime",
-            )
-        return load_engine("dlib", detector=detector, embedder=runtime)
-    if runtime == "dlib":
-        raise click.BadParameter("--runtime dlib is only for --engine dlib", param_hint="--runtime")
-    if engine_backend == "insightface":
-        return load_engine(
-            "insightface",
-            model_pack=model_pack,
-            runtime=runtime,
-            device=device,
-            workspace=workspace,
-        )
-    return load_engine("dlib-torch", detector=detector, runtime=runtime, device=device)
+    choice = EngineChoice(
+        backend=engine_backend,
+        detector=detector,
+        model_pack=model_pack,
+        runtime=runtime,
+        device=device,
+    )
+    return choice.load(workspace)
 
 
 workspace_option = click.option(

@@ -17,6 +17,7 @@ Similarity between two embeddings is always their cosine similarity, in ``[-1, 1
 
 from __future__ import annotations
 
+from lfr_eval.faces._choice import DEFAULT_THRESHOLDS, EngineChoice, default_threshold
 from lfr_eval.faces._engine import BACKENDS, embed_faces, load_engine, select_one_face
 from lfr_eval.faces._image import decode_image, ensure_rgb_uint8, load_image
 from lfr_eval.faces._types import (
@@ -32,7 +33,9 @@ from lfr_eval.faces._types import (
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_THRESHOLDS",
     "Detections",
+    "EngineChoice",
     "EngineId",
     "Face",
     "FaceEngine",
@@ -40,6 +43,7 @@ __all__ = [
     "ModelFile",
     "RuntimeInfo",
     "decode_image",
+    "default_threshold",
     "embed_faces",
     "ensure_rgb_uint8",
     "load_engine",

@@ -27,6 +27,11 @@ def load_engine(backend: str = "dlib", **options: Any) -> FaceEngine:
     **options
         Backend options, e.g. ``detector="hog"|"cnn"`` for dlib; ``model_pack=...``,
         ``runtime="onnxruntime"|"torch"``, ``device="cpu"|"cuda"`` for insightface.
+        ``workspace=`` (every backend) is where model packs and converted models are looked up
+        and kept (``<workspace>/models`` unless ``$LFR_MODELS`` is set).
+
+    To load what a user chose on the command line or in the app, with the same checks of the
+    combination, use :meth:`lfr_eval.faces.EngineChoice.load`.
 
     Raises
     ------
@@ -38,6 +43,8 @@ def load_engine(backend: str = "dlib", **options: Any) -> FaceEngine:
     if backend == "dlib":
         from lfr_eval.faces._dlib import DlibEngine
 
+        # dlib's model files come from face_recognition_models, not from the workspace
+        options.pop("workspace", None)
         return DlibEngine(**options)
     if backend == "insightface":
         from lfr_eval.faces._insightface import InsightFaceEngine
@@ -46,6 +53,11 @@ def load_engine(backend: str = "dlib", **options: Any) -> FaceEngine:
     if backend == "dlib-torch":
         from lfr_eval.faces._dlib_torch import DlibTorchEngine
 
+        workspace = options.pop("workspace", None)
+        if workspace is not None and options.get("cache_dir") is None:
+            from lfr_eval.faces.dlib_convert._cache import cache_root
+
+            options["cache_dir"] = cache_root(workspace)
         return DlibTorchEngine(**options)
     raise ValueError(f"unknown face engine backend {backend!r}; choose one of {sorted(BACKENDS)}")
 

@@ -15,22 +15,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-#: Starting face-match threshold per engine backend, cosine similarity. A deployment should use
-#: the threshold its evaluation chose (Threshold and Export pages); these only make the live demo
-#: sensible out of the box. dlib: its 1:1 tolerance (Euclidean 0.6) is a cosine of about 0.91
-#: (see :mod:`lfr_eval.faces._dlib`), and different LFW people commonly score 0.85-0.92 against
-#: one another, so a 1:N watchlist search starts a little stricter, at 0.92. InsightFace
-#: (buffalo_l ArcFace): slightly above its usual 0.2-0.3 verification threshold (not measured
-#: here).
-DEFAULT_THRESHOLDS: dict[str, float] = {"dlib": 0.92, "dlib-torch": 0.92, "insightface": 0.35}
+from lfr_eval.faces._choice import DEFAULT_THRESHOLDS, default_threshold  # noqa: F401 (re-export)
 
-#: Threshold used when the backend is unknown (dlib's value: the default engine).
+# One default per engine for the whole workbench (lfr_eval.faces.default_threshold); re-exported
+# here for the live package's users.
 DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS["dlib"]
-
-
-def default_threshold(backend: str) -> float:
-    """Starting face-match threshold (cosine similarity) for an engine backend."""
-    return DEFAULT_THRESHOLDS.get(backend, DEFAULT_THRESHOLD)
 
 
 #: Cosine similarity below which two captures of one track are taken to be different people,

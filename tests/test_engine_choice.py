@@ -1,0 +1,41 @@
+"""One place turns a user's engine choice into an engine, and one default threshold per engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lfr_eval.errors import LfrError, RuntimeUnavailableError
+from lfr_eval.faces import DEFAULT_THRESHOLDS, EngineChoice, default_threshold
+
+APP = Path(__file__).resolve().parents[1] / "app"
+
+
+def test_environment_round_trip() -> None:
+    choice = EngineChoice("insightface", "hog", "buffalo_l", "torch", "cuda")
+    assert EngineChoice.from_env(choice.to_env()) == choice
+    assert EngineChoice.from_env({}) == EngineChoice()
+    assert choice.describe() == "insightface, model_pack=buffalo_l, runtime=torch, device=cuda"
+
+
+def test_impossible_combinations_are_refused_before_loading() -> None:
+    with pytest.raises(RuntimeUnavailableError, match="CPU only"):
+        EngineChoice("dlib", device="cuda").load()
+    with pytest.raises(LfrError, match="dlib-torch --runtime torch"):
+        EngineChoice("dlib", runtime="torch").load()
+    with pytest.raises(LfrError, match="only for --engine dlib"):
+        EngineChoice("insightface", runtime="dlib").load()
+
+
+def test_one_default_threshold(dlib_engine) -> None:
+    from lfr_eval.live import default_threshold as live_default
+
+    assert default_threshold(dlib_engine) == default_threshold("dlib") == DEFAULT_THRESHOLDS["dlib"]
+    assert live_default("insightface") == default_threshold("insightface")
+    assert -1.0 <= min(DEFAULT_THRESHOLDS.values()) <= max(DEFAULT_THRESHOLDS.values()) <= 1.0
+
+
+def test_app_uses_the_library_not_the_cli() -> None:
+    for page in [APP / "_shared.py", *sorted((APP / "pages").glob("*.py"))]:
+        assert "lfr_eval.cli" not in page.read_text(), page.name
