@@ -39,3 +39,20 @@ def test_one_default_threshold(dlib_engine) -> None:
 def test_app_uses_the_library_not_the_cli() -> None:
     for page in [APP / "_shared.py", *sorted((APP / "pages").glob("*.py"))]:
         assert "lfr_eval.cli" not in page.read_text(), page.name
+
+
+def test_open_dataset_is_shared_by_cli_and_page(tmp_path: Path) -> None:
+    from lfr_eval.datasets import default_face_choice, open_dataset
+    from tests.test_datasets import _write_noise_jpeg
+
+    for person in ("ann", "bob", "cy"):
+        for i in range(2):
+            _write_noise_jpeg(tmp_path / "data" / person / f"{i}.jpg", i)
+    opened = open_dataset(tmp_path / "data", limit=4, seed=1)
+    assert opened.layout == "folder" and opened.face_choice == "largest"
+    assert opened.manifest.n_images == 4 and opened.manifest.n_subjects == 2  # whole subjects
+    assert (
+        opened.describe().startswith("dataset ") and "4 images of 2 subjects" in opened.describe()
+    )
+    assert default_face_choice("lfw") == "central"
+    assert default_face_choice("lfw", "largest") == "largest"

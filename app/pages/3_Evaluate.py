@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from datetime import datetime, timezone
 
 import _shared
 import streamlit as st
 
-from lfr_eval.datasets import EmbeddingCache, ManifestWarning, detect_layout, load_dataset
+from lfr_eval.datasets import EmbeddingCache, open_dataset
 from lfr_eval.errors import LfrError
 from lfr_eval.evaluation import evaluate
 from lfr_eval.protocols import NplParams, OpenSetParams
@@ -122,15 +121,13 @@ with run_tab:
         try:
             if not source.strip():
                 raise LfrError("give the dataset to evaluate")
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ManifestWarning)
-                chosen = detect_layout(source.strip()) if layout == "auto" else layout
-                manifest = load_dataset(source.strip(), chosen)
-                if limit and limit < manifest.n_images:
-                    manifest = manifest.limit_subjects(int(limit), seed=int(seed))
-            for warning in caught:
-                if issubclass(warning.category, ManifestWarning):
-                    st.warning(str(warning.message))
+            # the same opening and face-choice rule as `lfr-eval evaluate`
+            opened = open_dataset(
+                source.strip(), layout, limit=int(limit) if limit else None, seed=int(seed)
+            )
+            manifest = opened.manifest
+            for message in opened.warnings:
+                st.warning(message)
             st.write(
                 f"Dataset **{manifest.name}**: {manifest.n_images:,} images of "
                 f"{manifest.n_subjects:,} people; groups: "
@@ -154,7 +151,7 @@ with run_tab:
                     params,
                     cache=cache,
                     progress=progress,
-                    face_choice="central" if chosen == "lfw" else "largest",
+                    face_choice=opened.face_choice,
                 )
             finally:
                 cache.close()

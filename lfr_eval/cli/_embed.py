@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -95,38 +94,23 @@ def open_dataset(
     limit: int | None,
     seed: int = 0,
 ):
-    """Load the dataset and report what was loaded on stderr."""
-    from lfr_eval.datasets import ManifestWarning, detect_layout, load_dataset
+    """Load the dataset (:func:`lfr_eval.datasets.open_dataset`) and report it on stderr."""
+    from lfr_eval.datasets import open_dataset as open_source
 
-    chosen = detect_layout(source) if layout == "auto" else layout
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ManifestWarning)
-        manifest = load_dataset(
-            source,
-            chosen,  # type: ignore[arg-type]
-            labels=labels,
-            attributes=attributes,
-        )
-        if limit is not None and limit < manifest.n_images:
-            manifest = manifest.limit_subjects(limit, seed=seed)
-    for warning in caught:
-        if issubclass(warning.category, ManifestWarning):
-            click.echo(f"warning: {warning.message}", err=True)
-    click.echo(
-        f"dataset {manifest.name} ({chosen}): {manifest.n_images:,} images of "
-        f"{manifest.n_subjects:,} subjects; attributes: "
-        f"{', '.join(manifest.attributes) or 'none'}",
-        err=True,
+    opened = open_source(
+        source, layout, labels=labels, attributes=attributes, limit=limit, seed=seed
     )
-    return manifest, chosen
+    for message in opened.warnings:
+        click.echo(f"warning: {message}", err=True)
+    click.echo(opened.describe(), err=True)
+    return opened.manifest, opened.layout
 
 
 def default_face_choice(face_choice: str | None, layout: str) -> FaceChoice:
-    """The face standing for an image with several: as asked, else the central one for LFW
-    (its subject is centred, bystanders sit at the edges) and the largest otherwise."""
-    if face_choice is not None:
-        return face_choice  # type: ignore[return-value]
-    return "central" if layout == "lfw" else "largest"
+    """:func:`lfr_eval.datasets.default_face_choice` (the CLI's argument order)."""
+    from lfr_eval.datasets import default_face_choice as rule
+
+    return rule(layout, face_choice)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

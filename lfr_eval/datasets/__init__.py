@@ -37,7 +37,15 @@ from lfr_eval.datasets._manifest import (
     ManifestWarning,
     read_manifest,
 )
-from lfr_eval.datasets._source import LAYOUTS, detect_layout, load_dataset, load_dataset_subset
+from lfr_eval.datasets._source import (
+    LAYOUTS,
+    OpenedDataset,
+    default_face_choice,
+    detect_layout,
+    load_dataset,
+    load_dataset_subset,
+    open_dataset,
+)
 
 __all__ = [
     "EMBEDDING_FORMATS",
@@ -52,8 +60,10 @@ __all__ = [
     "ImageEmbeddings",
     "Manifest",
     "ManifestWarning",
+    "OpenedDataset",
     "VerificationPairs",
     "choose_face",
+    "default_face_choice",
     "detect_layout",
     "embed_image_file",
     "embed_manifest",
@@ -63,6 +73,7 @@ __all__ = [
     "load_dataset_subset",
     "load_folder",
     "load_lfw",
+    "open_dataset",
     "read_lfw_pairs",
     "read_manifest",
     "save_embeddings",

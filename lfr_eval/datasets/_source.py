@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from lfr_eval.datasets._folder import load_folder
 from lfr_eval.datasets._lfw import LFW_IMAGE_FOLDERS, load_lfw
-from lfr_eval.datasets._manifest import UNKNOWN, Manifest, read_manifest
+from lfr_eval.datasets._manifest import UNKNOWN, Manifest, ManifestWarning, read_manifest
 from lfr_eval.errors import ManifestError
 
 Layout = Literal["auto", "manifest", "lfw", "folder"]
@@ -135,3 +137,90 @@ def load_dataset_subset(
             subset, seed=seed, max_images_per_subject=max_images_per_subject
         )
     return manifest
+
+
+@dataclass(frozen=True)
+class OpenedDataset:
+    """A dataset opened for an evaluation or an embedding run.
+
+    Attributes
+    ----------
+    manifest : Manifest
+        The images, subjects and group labels (a subset of whole subjects with ``limit``).
+    layout : str
+        The layout used: ``"manifest"``, ``"lfw"`` or ``"folder"`` (decided when ``"auto"``).
+    warnings : tuple of str
+        What :class:`ManifestWarning` said while reading (show them to the user).
+    face_choice : {"central", "largest"}
+        Which face stands for an image with several (:func:`default_face_choice`).
+    """
+
+    manifest: Manifest
+    layout: str
+    warnings: tuple[str, ...] = ()
+    face_choice: Literal["largest", "central"] = "largest"
+
+    def describe(self) -> str:
+        """``dataset NAME (LAYOUT): N images of M subjects; attributes: ...``."""
+        m = self.manifest
+        return (
+            f"dataset {m.name} ({self.layout}): {m.n_images:,} images of {m.n_subjects:,} "
+            f"subjects; attributes: {', '.join(m.attributes) or 'none'}"
+        )
+
+
+def default_face_choice(
+    layout: str, face_choice: Literal["largest", "central"] | None = None
+) -> Literal["largest", "central"]:
+    """The face standing for an image with several: ``face_choice`` if given, else the central
+    one for LFW (its subject is centred, bystanders sit at the edges), else the largest."""
+    if face_choice is not None:
+        return face_choice
+    return "central" if layout == "lfw" else "largest"
+
+
+def open_dataset(
+    source: str | os.PathLike[str],
+    layout: str = "auto",
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    attributes: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    face_choice: Literal["largest", "central"] | None = None,
+) -> OpenedDataset:
+    """Open a dataset as the CLI's ``evaluate``/``embed`` and the app's Evaluate page do.
+
+    Parameters
+    ----------
+    source : path
+        A manifest (.csv/.parquet), an LFW copy or a folder per subject.
+    layout : {"auto", "manifest", "lfw", "folder"}
+        ``"auto"`` decides from the path (:func:`detect_layout`).
+    labels, attributes : path, optional
+        LFW labels folder; per-subject attribute table for the folder layout.
+    limit : int, optional
+        Keep a seeded random subset of whole subjects with at most this many images.
+    seed : int
+        Seed of that subset.
+    face_choice : {"largest", "central"}, optional
+        Override :func:`default_face_choice`.
+
+    Raises
+    ------
+    ManifestError
+        The source cannot be read as a dataset.
+    """
+    chosen = detect_layout(source) if layout == "auto" else layout
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ManifestWarning)
+        manifest = load_dataset(source, chosen, labels=labels, attributes=attributes)  # type: ignore[arg-type]
+        if limit is not None and limit < manifest.n_images:
+            manifest = manifest.limit_subjects(limit, seed=seed)
+    said = tuple(str(w.message) for w in caught if issubclass(w.category, ManifestWarning))
+    return OpenedDataset(
+        manifest=manifest,
+        layout=chosen,
+        warnings=said,
+        face_choice=default_face_choice(chosen, face_choice),
+    )
