@@ -16,12 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from lfr_eval.cli._common import engine_options, make_engine, workspace_option
-from lfr_eval.errors import ImageError, WatchlistError
-from lfr_eval.faces import FaceEngine, load_image
-from lfr_eval.search import SearchIndex
+from lfr_eval.errors import WatchlistError
 from lfr_eval.watchlist import (
     DEFAULT_CATEGORY,
     DEFAULT_WATCHLIST_NAME,
@@ -36,6 +33,7 @@ from lfr_eval.watchlist._enrol import (
     plan_folder,
     plan_manifest,
 )
+from lfr_eval.watchlist._identify import identify_images
 
 watchlist_path_option = click.option(
     "--watchlist",
@@ -584,60 +582,6 @@ def _bundle_document(info: Any) -> dict[str, Any]:
     }
 
 
-def identify_images(
-    engine: FaceEngine,
-    index: SearchIndex,
-    images: Sequence[str],
-    *,
-    top_k: int,
-    threshold: float,
-) -> list[dict[str, Any]]:
-    """Detect faces in each image and search them all in one batch.
-
-    Returns one record per image: ``{"image", "error", "faces": [{"box", "alert",
-    "candidates": [{"rank", "subject_id", "score", "template_id"}]}]}``; an unreadable image
-    gets ``error`` (with its exit code) instead of faces.
-    """
-    records: list[dict[str, Any]] = []
-    probes: list[np.ndarray] = []
-    owners: list[tuple[int, int]] = []
-    for path in images:
-        record: dict[str, Any] = {"image": path, "error": None, "exit_code": 0, "faces": []}
-        records.append(record)
-        try:
-            faces = engine.analyze(load_image(path), embed=True)
-        except ImageError as exc:
-            record["error"], record["exit_code"] = str(exc), exc.exit_code
-            continue
-        for face in faces:
-            record["faces"].append(
-                {
-                    "box": [round(float(v), 1) for v in face.box],
-                    "det_score": float(face.det_score),
-                }
-            )
-            probes.append(face.embedding)  # type: ignore[arg-type]
-            owners.append((len(records) - 1, len(record["faces"]) - 1))
-    if probes:
-        result = index.search(
-            np.stack(probes), top_k, embedding_space=engine.engine_id.recognizer_key
-        )
-        alerts = result.alerts(threshold)
-        for row, (i, j) in enumerate(owners):
-            face_record = records[i]["faces"][j]
-            face_record["alert"] = bool(alerts[row])
-            face_record["candidates"] = [
-                {
-                    "rank": rank + 1,
-                    "subject_id": str(result.subject_ids[row, rank]),
-                    "score": round(float(result.scores[row, rank]), 4),
-                    "template_id": int(result.template_ids[row, rank]),
-                }
-                for rank in range(result.k)
-            ]
-    return records
-
-
 def _identify_command(cli: click.Group) -> None:
     @cli.command("identify")
     @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -712,12 +656,11 @@ def _identify_command(cli: click.Group) -> None:
                 f"warning: watchlist {wl.path} has no searchable templates; no face can alert",
                 err=True,
             )
-        records = identify_images(engine, index, images, top_k=top_k, threshold=threshold)
         names = {s.subject_id: s.display_name for s in wl.subjects()}
-        for record in records:
-            for face in record["faces"]:
-                for candidate in face.get("candidates", []):
-                    candidate["display_name"] = names.get(candidate["subject_id"], "")
+        results = identify_images(
+            engine, index, images, top_k=top_k, threshold=threshold, display_names=names
+        )
+        records = [r.to_dict() for r in results]
         document = {
             "watchlist": str(wl.path),
             "content_hash": wl.content_hash(),

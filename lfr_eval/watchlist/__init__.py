@@ -20,6 +20,12 @@ from lfr_eval.watchlist._enrol import (
     plan_folder,
     plan_manifest,
 )
+from lfr_eval.watchlist._identify import (
+    Candidate,
+    IdentifiedFace,
+    ImageIdentification,
+    identify_images,
+)
 from lfr_eval.watchlist._store import (
     DEFAULT_WATCHLIST_NAME,
     KEEP,
@@ -53,9 +59,12 @@ __all__ = [
     "AuditEntry",
     "Bundle",
     "BundleInfo",
+    "Candidate",
     "EnrolledFile",
     "EnrolmentReport",
     "EnrolmentRequest",
+    "IdentifiedFace",
+    "ImageIdentification",
     "RefusedFile",
     "Subject",
     "SubjectInfo",
@@ -67,6 +76,7 @@ __all__ = [
     "enrol_manifest",
     "enrol_requests",
     "export_bundle",
+    "identify_images",
     "import_bundle",
     "parse_expiry",
     "plan_folder",
