@@ -38,6 +38,7 @@ from lfr_eval.protocols import (
     OpenSetParams,
     ProtocolError,
     ProtocolRun,
+    ScoringScale,
     WatchlistComposition,
     build_npl_protocol,
     build_open_set_protocol,
@@ -164,6 +165,7 @@ def evaluate(
     scoring_device: str = "cpu",
     failures: FailurePolicy = "nist",
     composition: WatchlistComposition | None = None,
+    scoring_scale: ScoringScale | None = None,
 ) -> EvaluationResult:
     """Run an open-set (or NPL) evaluation of ``engine`` on ``manifest``.
 
@@ -206,6 +208,9 @@ def evaluate(
         Demographic make-up of the deployed watchlist: the scaling table weights each
         filler (watchlist-subject) group by its share, as NPL scaled to the deployed
         watchlist's composition. Recorded in the result. Default: the measured mix.
+    scoring_scale : ScoringScale, optional
+        Memory setting, work folder (resumable blocks) and progress of the scoring pass;
+        nothing is skipped for size. Default: 3 GiB, no work folder, progress as ``progress``.
 
     Returns
     -------
@@ -278,6 +283,8 @@ def evaluate(
         if scaling_thresholds is None
         else np.asarray(scaling_thresholds, dtype=np.float64)
     )
+    if scoring_scale is None:
+        scoring_scale = ScoringScale(progress=progress is True)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # inconsistent per-subject labels were already reported when the manifest was read
@@ -291,6 +298,7 @@ def evaluate(
                 device=scoring_device,
                 failures=failures,
                 thresholds=thresholds,
+                scale=scoring_scale,
             )
         else:
             run = run_npl_protocol(
@@ -301,6 +309,7 @@ def evaluate(
                 device=scoring_device,
                 failures=failures,
                 thresholds=thresholds,
+                scale=scoring_scale,
             )
     timings["scoring_s"] = time.perf_counter() - start
 

@@ -70,12 +70,14 @@ def test_matches_brute_force_reference(gallery, backend: str) -> None:
 
 def test_numpy_blocked_search_matches_reference(gallery, monkeypatch) -> None:
     """Large watchlists are searched in template blocks; merging blocks must not change results."""
-    from lfr_eval.search import _index
+    from lfr_eval.search import _kernel
 
     embeddings, subjects, probes = gallery
-    monkeypatch.setattr(_index, "_BLOCK_ELEMENTS", 3000)  # ~20 templates per block for 150 probes
+    # tiles of ~20 templates for 150 probes
+    monkeypatch.setattr(_kernel, "DEFAULT_TILE_BYTES", 4 * 150 * 20)
     index = SearchIndex(embeddings, subjects, backend="numpy")
-    assert len(index._template_blocks(20)) > 50
+    starts = index._gallery.starts
+    assert len(_kernel._tiles(starts, 0, index.watchlist_size, 20)) > 50
     result = index.search(probes, k=7)
     ref_ids, ref_scores = reference_search(embeddings, subjects, probes, 7)
     assert result.subject_ids.tolist() == ref_ids

@@ -19,6 +19,7 @@ what watchlist-size scaling and selectivity need, without the probes × watchlis
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -35,9 +36,6 @@ if TYPE_CHECKING:
     from lfr_eval.search._kernel import Gallery, Precision
 
 Backend = Literal["numpy", "torch"]
-
-#: default bytes for one tile of the (probes x templates) score matrix
-DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -93,10 +91,13 @@ def score_searches(
     backend: Backend = "numpy",
     device: str = "cpu",
     precision: Precision = "fp32",
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int | None = None,
     thresholds: ArrayLike | None = None,
     count_groups: ArrayLike | None = None,
     n_count_groups: int | None = None,
+    memory_bytes: int | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
 ) -> ScoringResult:
     """Search every probe against the watchlist and summarise each search.
 
@@ -119,8 +120,9 @@ def score_searches(
         ``"cpu"`` or ``"cuda"`` / ``"cuda:1"`` (torch).
     precision : {"fp32", "fp16"}
         fp16 (torch only): products in half precision, about 1e-3 from fp32.
-    chunk_bytes : int
-        Memory budget of one tile of the score matrix (float32), in bytes.
+    chunk_bytes : int, optional
+        Memory of one tile of the score matrix (float32), in bytes (default: from
+        ``memory_bytes``).
     thresholds : array_like, optional
         Ascending similarity grid: each non-mated search's subjects at or above every
         threshold are counted (:attr:`ScoringResult.non_mated_counts`).
@@ -128,7 +130,16 @@ def score_searches(
         Count group (>= 0) of each template's subject (constant within a subject); counts are
         split by it. Default: one group.
     n_count_groups : int, optional
-        Number of count groups (default the largest code + 1).
+        Number of count groups (default the largest code + 1); code -1 marks subjects that
+        are searched but not counted.
+    memory_bytes : int, optional
+        Memory setting of the run (default 3 GiB: fits a 4 GB machine); probe blocks are sized
+        from it and large counts are memory-mapped (see :mod:`lfr_eval.search._blocks`).
+    work_dir : path, optional
+        Keep finished blocks there (resume after Ctrl-C or a crash; inputs are hashed, so
+        changed inputs never reuse them).
+    progress : bool, optional
+        tqdm bars on stderr.
 
     Returns
     -------
@@ -140,7 +151,8 @@ def score_searches(
     A mate's rank is 1 + the number of other watchlist subjects scoring strictly higher
     (ties favour the mate). Each probe is scored once.
     """
-    from lfr_eval.search._kernel import Gallery, kernel_backend, score_all
+    from lfr_eval.search._blocks import DEFAULT_MEMORY_BYTES, score_probes
+    from lfr_eval.search._kernel import Gallery, kernel_backend
 
     p = _normalise(probes, "probes")
     g = _normalise(gallery, "gallery")
@@ -168,8 +180,8 @@ def score_searches(
     subject_groups = None
     if count_groups is not None:
         per_template = np.asarray(count_groups, dtype=np.int64)
-        if per_template.shape != (g.shape[0],) or (per_template < 0).any():
-            raise MetricInputError("count_groups needs one code >= 0 per gallery template")
+        if per_template.shape != (g.shape[0],) or (per_template < -1).any():
+            raise MetricInputError("count_groups needs one code >= -1 per gallery template")
         _, first = np.unique(g_subj, return_index=True)
         subject_groups = per_template[first]
     wl = Gallery.build(g, g_subj, subject_groups=subject_groups, n_groups=n_count_groups)
@@ -182,20 +194,32 @@ def score_searches(
         be = kernel_backend(backend, device, precision)
     except ValueError as exc:
         raise MetricInputError(str(exc)) from exc
-    block = max(1, min(4096, chunk_bytes // (4 * max(1, min(wl.n_templates, 1 << 16)))))
-    mated = score_all(
+    memory = DEFAULT_MEMORY_BYTES if memory_bytes is None else int(memory_bytes)
+    mated = score_probes(
         p[m_idx],
         wl,
         k=1,
         mate_codes=mate[m_idx],
         backend=be,
-        block=block,
+        memory_bytes=memory,
+        work_dir=work_dir,
+        progress=progress,
+        desc="mated searches",
         tile_bytes=chunk_bytes,
     )
     mate_scores = _mate_scores(p[m_idx], wl, mate[m_idx]) if m_idx.size else np.empty(0, np.float32)
     thr = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-    non_mated = score_all(
-        p[nm_idx], wl, k=k, thresholds=thr, backend=be, block=block, tile_bytes=chunk_bytes
+    non_mated = score_probes(
+        p[nm_idx],
+        wl,
+        k=k,
+        thresholds=thr,
+        backend=be,
+        memory_bytes=memory,
+        work_dir=work_dir,
+        progress=progress,
+        desc="non-mated searches",
+        tile_bytes=chunk_bytes,
     )
 
     groups = probe_groups.reset_index(drop=True) if probe_groups is not None else None

@@ -31,6 +31,7 @@ from lfr_eval.protocols._run import (
     FAILURE_POLICIES,
     FailurePolicy,
     ProtocolRun,
+    ScoringScale,
     run_npl_protocol,
     run_protocol,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "ProtocolCounts",
     "ProtocolError",
     "ProtocolRun",
+    "ScoringScale",
     "WatchlistComposition",
     "WatchlistScaling",
     "build_npl_protocol",

@@ -20,6 +20,7 @@ the subject is not on the watchlist, and its mated searches are dropped (and cou
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -171,6 +172,26 @@ def _usable_rows(
     )
 
 
+@dataclass(frozen=True)
+class ScoringScale:
+    """How a large scoring pass runs (none of it changes the numbers).
+
+    Attributes
+    ----------
+    memory_bytes : int or None
+        Memory setting (default 3 GiB, which fits a 4 GB machine); blocks are sized from it
+        and large filler counts are memory-mapped from ``work_dir`` (or a temporary folder).
+    work_dir : path or None
+        Folder where finished blocks are kept: an interrupted run resumes from them.
+    progress : bool
+        tqdm bars on stderr.
+    """
+
+    memory_bytes: int | None = None
+    work_dir: str | os.PathLike[str] | None = None
+    progress: bool = False
+
+
 @dataclass(frozen=True, eq=False)
 class _Scored:
     searches: SearchSet
@@ -192,6 +213,7 @@ def _score(
     thresholds: np.ndarray,
     count_groups: np.ndarray,
     n_count_groups: int,
+    scale: ScoringScale,
 ) -> _Scored:
     """The SearchSet of the usable mated and non-mated probes against a gallery (one pass of
     the scoring kernel), with the manifest rows behind each search and the non-mated
@@ -210,6 +232,9 @@ def _score(
         thresholds=thresholds,
         count_groups=count_groups,
         n_count_groups=n_count_groups,
+        memory_bytes=scale.memory_bytes,
+        work_dir=scale.work_dir,
+        progress=scale.progress,
     )
     assert scored.non_mated_counts is not None and scored.non_mated_top_rows is not None
     return _Scored(
@@ -257,7 +282,7 @@ def _filler_counts(
     """The non-mated searches' counts over the filler cells (the first ``len(cells)`` count
     groups), with a row of zeros per search that failed to acquire."""
     n_failed = len(non_mated_rows) - scored.counts.shape[0]
-    counts = scored.counts[:, : len(cells), :]
+    counts = scored.counts
     top_fillers = np.where(
         scored.top_gallery >= 0, filler_of_gallery[np.maximum(scored.top_gallery, 0)], -1
     )
@@ -272,7 +297,7 @@ def _filler_counts(
         )
     return FillerCounts(
         thresholds=thresholds,
-        counts=np.ascontiguousarray(counts),
+        counts=counts,
         cell_sizes=np.bincount(filler_cells, minlength=len(cells)).astype(np.int64),
         cells=cells,
         filler_cells=filler_cells,
@@ -310,6 +335,7 @@ def run_protocol(
     device: str = "cpu",
     failures: FailurePolicy = "nist",
     thresholds: ArrayLike | None = None,
+    scale: ScoringScale | None = None,
 ) -> ProtocolRun:
     """Search every mated and non-mated probe against the protocol's watchlist.
 
@@ -331,6 +357,8 @@ def run_protocol(
     thresholds : array_like, optional
         Ascending similarity grid of :attr:`ProtocolRun.filler_counts` (default
         :data:`DEFAULT_THRESHOLDS`); scaling can report only thresholds on it.
+    scale : ScoringScale, optional
+        Memory setting, work folder (resume) and progress bars of the scoring pass.
 
     Returns
     -------
@@ -355,9 +383,11 @@ def run_protocol(
     cells, filler_cells = filler_cell_codes(subject_labels.reset_index(drop=True), len(listed))
     template_cells = filler_cells[np.searchsorted(listed, subjects[enrol])]
     scored = _score(
-        embeddings, rows, enrol, top_k, backend, device, grid, template_cells, len(cells)
+        embeddings, rows, enrol, top_k, backend, device, grid, template_cells, len(cells),
+        scale or ScoringScale(),
     )
-    searches, mated_rows, non_mated_rows = scored.searches, scored.mated_rows, scored.non_mated_rows
+    searches, mated_rows = scored.searches, scored.mated_rows
+    non_mated_rows = scored.non_mated_rows
     if failures == "nist":
         searches, mated_rows, non_mated_rows = _add_failures(
             searches, mated_rows, non_mated_rows, rows
@@ -393,14 +423,15 @@ def run_npl_protocol(
     device: str = "cpu",
     failures: FailurePolicy = "nist",
     thresholds: ArrayLike | None = None,
+    scale: ScoringScale | None = None,
 ) -> ProtocolRun:
     """Score the NPL design: volunteers enrolled among the fillers (watchlist = volunteers +
     fillers); mated searches find their volunteer's template; non-mated searches meet every
     filler and every volunteer in one pass: the SearchSet, and the fillers at or above each
     threshold (:attr:`ProtocolRun.filler_counts`).
 
-    ``failures`` and ``thresholds`` are as in :func:`run_protocol`; a filler that failed to
-    acquire is simply not in the gallery (counted in :attr:`ProtocolRun.acquisition` under
+    ``failures``, ``thresholds`` and ``scale`` are as in :func:`run_protocol`; a filler that
+    failed to acquire is simply not in the gallery (counted in :attr:`ProtocolRun.acquisition` under
     role ``filler``)."""
     grid = _check_grid(thresholds)
     rows = _usable_rows(protocol, embeddings, failures)
@@ -415,12 +446,14 @@ def run_npl_protocol(
         else pd.DataFrame(index=range(len(fillers)))
     )
     cells, filler_cells = filler_cell_codes(filler_labels, len(fillers))
-    # volunteers are counted in a group of their own, left out of the filler counts
-    template_cells = np.concatenate([np.full(len(rows.enrol), len(cells), np.int64), filler_cells])
+    # volunteers are searched (SearchSet) but not counted among the fillers (group -1)
+    template_cells = np.concatenate([np.full(len(rows.enrol), -1, np.int64), filler_cells])
     scored = _score(
-        embeddings, rows, gallery, top_k, backend, device, grid, template_cells, len(cells) + 1
+        embeddings, rows, gallery, top_k, backend, device, grid, template_cells, len(cells),
+        scale or ScoringScale(),
     )
-    searches, mated_rows, non_mated_rows = scored.searches, scored.mated_rows, scored.non_mated_rows
+    searches, mated_rows = scored.searches, scored.mated_rows
+    non_mated_rows = scored.non_mated_rows
     if failures == "nist":
         searches, mated_rows, non_mated_rows = _add_failures(
             searches, mated_rows, non_mated_rows, rows

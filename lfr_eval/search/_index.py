@@ -18,14 +18,10 @@ from typing import Literal
 import numpy as np
 
 from lfr_eval.errors import RuntimeUnavailableError, WatchlistError
+from lfr_eval.search._kernel import Gallery, faiss_top_k, score_all, score_block
 
 Backend = Literal["numpy", "faiss", "auto"]
 Device = Literal["cpu", "gpu", "auto"]
-
-#: Largest similarity block (probes × templates) the numpy backend materialises at once.
-#: 2**24 float32 values is 64 MiB: big enough for BLAS to run at full speed, small enough that a
-#: batch of probes against a million templates does not exhaust memory.
-_BLOCK_ELEMENTS = 1 << 24
 
 #: Tolerance on the L2 norm of embeddings and probes. Engines return unit vectors in float32;
 #: anything further from 1 than this was not normalised and would not give cosine similarities.
@@ -222,24 +218,12 @@ class SearchIndex:
             if ids.shape != (n_templates,):
                 raise ValueError("need one template id per template")
 
-        # Group templates by subject (stable, so a subject's templates keep their order):
-        # contiguous segments let numpy take each subject's best score with one reduceat.
-        codes_unique, codes = np.unique(subjects.astype(str), return_inverse=True)
-        codes = codes.astype(np.int64)
-        if np.all(codes[1:] >= codes[:-1]):
-            # already grouped (e.g. rows ordered by subject id): no copy of a large matrix
-            self._matrix = matrix.copy() if copy and matrix is embeddings else matrix
-            self._template_subject = codes
-            self._template_ids = ids.copy()
-        else:
-            order = np.argsort(codes, kind="stable")
-            self._matrix = matrix[order]
-            self._template_subject = codes[order]
-            self._template_ids = ids[order]
-        self._subject_names = codes_unique.astype(object)
-        counts = np.bincount(self._template_subject, minlength=len(codes_unique))
-        self._segment_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        self._max_templates = int(counts.max()) if counts.size else 0
+        # Group templates by subject (stable, so a subject's templates keep their order): the
+        # scoring kernel takes each subject's best template over contiguous rows. Rows already
+        # grouped (e.g. ordered by subject id) are used as they are, copied only if ``copy``.
+        self._gallery = Gallery.build(matrix, subjects, copy=copy and matrix is embeddings)
+        self._template_ids = ids[self._gallery.template_rows]
+        self._template_ids.setflags(write=False)
         self._dim = int(dim)
         self.embedding_space = embedding_space
 
@@ -248,7 +232,6 @@ class SearchIndex:
         self._faiss_lock = threading.Lock()
         if self._backend == "faiss" and n_templates:
             self._faiss_index = self._build_faiss()
-        self._matrix.setflags(write=False)
 
     @staticmethod
     def _resolve_backend(backend: str, device: str) -> tuple[str, str]:
@@ -292,7 +275,7 @@ class SearchIndex:
             resources = faiss.StandardGpuResources()
             index = faiss.index_cpu_to_gpu(resources, 0, index)
             self._faiss_resources = resources  # must outlive the GPU index
-        index.add(self._matrix)
+        index.add(self._gallery.matrix)
         return index
 
     # ------------------------------------------------------------------ properties
@@ -307,17 +290,17 @@ class SearchIndex:
 
     @property
     def n_templates(self) -> int:
-        return int(self._matrix.shape[0])
+        return self._gallery.n_templates
 
     @property
     def watchlist_size(self) -> int:
         """N: the number of distinct subjects."""
-        return len(self._subject_names)
+        return self._gallery.n_subjects
 
     @property
     def subject_ids(self) -> tuple[str, ...]:
         """The distinct subject ids, sorted."""
-        return tuple(str(s) for s in self._subject_names)
+        return tuple(str(s) for s in self._gallery.subject_ids)
 
     # ------------------------------------------------------------------ search
     def search(
@@ -375,148 +358,52 @@ class SearchIndex:
             scores, subj, rows = self._search_faiss(queries, k_eff)
         return SearchResult(
             scores=scores,
-            subject_ids=self._subject_names[subj],
+            subject_ids=self._gallery.subject_ids[subj],
             template_ids=self._template_ids[rows],
             watchlist_size=self.watchlist_size,
             backend=self.backend,
         )
 
-    @staticmethod
-    def _top_k_rows(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Column indices and values of the k largest entries of each row, sorted descending."""
-        n_cols = values.shape[1]
-        if k < n_cols:
-            part = np.argpartition(values, n_cols - k, axis=1)[:, n_cols - k :]
-        else:
-            part = np.broadcast_to(np.arange(n_cols), values.shape).copy()
-        # Sort descending by score; among equal scores the lower column (subject) comes first,
-        # so ties are ordered the same way by both backends.
-        part_sorted = np.sort(part, axis=1)
-        part_values = np.take_along_axis(values, part_sorted, axis=1)
-        order = np.argsort(-part_values, axis=1, kind="stable")
-        return (
-            np.take_along_axis(part_sorted, order, axis=1),
-            np.take_along_axis(part_values, order, axis=1),
-        )
-
-    def _template_blocks(self, block_templates: int) -> list[tuple[int, int, int, int]]:
-        """Split templates into blocks of about ``block_templates`` rows on subject boundaries.
-
-        Returns ``(first template, end template, first subject, end subject)`` per block; no
-        subject straddles two blocks, so per-block subject maxima are final.
-        """
-        starts = self._segment_starts
-        n_subjects, n_templates = len(starts), self.n_templates
-        blocks = []
-        s0 = 0
-        while s0 < n_subjects:
-            t0 = int(starts[s0])
-            s1 = int(np.searchsorted(starts, t0 + block_templates, side="right")) - 1
-            s1 = n_subjects if t0 + block_templates >= n_templates else max(s1, s0 + 1)
-            t1 = int(starts[s1]) if s1 < n_subjects else n_templates
-            blocks.append((t0, t1, s0, s1))
-            s0 = s1
-        return blocks
-
     def _search_numpy(
         self, queries: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n_probes = queries.shape[0]
-        single = self._max_templates == 1
-        # Tile probes x templates so each similarity block holds about _BLOCK_ELEMENTS values:
-        # all probes of a chunk share one pass over the templates (memory traffic), and a
-        # running top-k is merged across template blocks.
-        chunk = max(1, min(n_probes, 1024))
-        blocks = self._template_blocks(max(1, _BLOCK_ELEMENTS // chunk))
-        out_scores = np.empty((n_probes, k), dtype=np.float32)
-        out_subjects = np.empty((n_probes, k), dtype=np.int64)
-        out_rows = np.empty((n_probes, k), dtype=np.int64)
-        for start in range(0, n_probes, chunk):
-            probes = queries[start : start + chunk]
-            best: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-            for t0, t1, s0, s1 in blocks:
-                block = probes @ self._matrix[t0:t1].T  # cosine, (chunk, t1 - t0)
-                kk = min(k, s1 - s0)
-                if single:
-                    cols, vals = self._top_k_rows(block, kk)
-                    subjects, rows = cols + s0, cols + t0
-                else:
-                    segment_starts = self._segment_starts[s0:s1] - t0
-                    per_subject = np.maximum.reduceat(block, segment_starts, axis=1)
-                    cols, vals = self._top_k_rows(per_subject, kk)
-                    subjects = cols + s0
-                    rows = self._best_template_rows(block, subjects, t0)
-                if best is None:
-                    best = (vals, subjects, rows)
-                    continue
-                # Earlier blocks hold lower subject indices, so a stable sort on the score keeps
-                # the tie order of a single pass (lower subject first).
-                merged_vals = np.concatenate([best[0], vals], axis=1)
-                order = np.argsort(-merged_vals, axis=1, kind="stable")[:, :k]
-                best = (
-                    np.take_along_axis(merged_vals, order, axis=1),
-                    np.take_along_axis(np.concatenate([best[1], subjects], axis=1), order, 1),
-                    np.take_along_axis(np.concatenate([best[2], rows], axis=1), order, 1),
-                )
-            assert best is not None  # there is at least one block when k >= 1
-            stop = start + len(probes)
-            out_scores[start:stop], out_subjects[start:stop], out_rows[start:stop] = best
-        return out_scores, out_subjects, out_rows
-
-    def _best_template_rows(self, block: np.ndarray, subjects: np.ndarray, t0: int) -> np.ndarray:
-        """Row of the best template of each chosen subject, shape like ``subjects``.
-
-        ``block`` holds the similarities of templates ``t0, t0 + 1, …``.
-        """
-        starts = self._segment_starts[subjects] - t0  # (chunk, k), local to the block
-        ends = np.append(self._segment_starts[1:], self.n_templates)[subjects] - t0
-        offsets = np.arange(self._max_templates)
-        rows = starts[..., None] + offsets  # (chunk, k, m)
-        valid = rows < ends[..., None]
-        rows = np.where(valid, rows, starts[..., None])
-        gathered = np.take_along_axis(block[:, None, :], rows, axis=2)
-        gathered = np.where(valid, gathered, -np.inf)
-        best = np.take_along_axis(rows, gathered.argmax(axis=2)[..., None], axis=2)[..., 0]
-        return best + t0
+        # One probe is a matrix-vector product: one BLAS thread does it faster than a pool that
+        # must wake up (and, on a loaded machine, wait for cores); see benchmarks/bench_search.py.
+        if queries.shape[0] <= _SINGLE_THREAD_PROBES:
+            with _single_thread():
+                part = score_block(queries, self._gallery, k=k)
+        else:
+            part = score_all(queries, self._gallery, k=k, block=_PROBE_BLOCK)
+        return part.top_scores, part.top_subjects, part.top_rows
 
     def _search_faiss(
         self, queries: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # The k-th best subject's best template ranks at most (k - 1) * m + 1 among templates
-        # (m = most templates of one subject), so k * m templates always hold k distinct subjects.
-        k_templates = min(self.n_templates, k * self._max_templates)
         # GPU indexes are not safe for concurrent use; CPU IndexFlat search is, but the lock
         # costs nothing next to the search itself.
-        with self._faiss_lock:
-            scores, rows = self._faiss_index.search(queries, k_templates)
-        rows = rows.astype(np.int64, copy=False)
-        subjects = self._template_subject[rows]
-        if self._max_templates == 1:
-            return scores[:, :k].astype(np.float32), subjects[:, :k], rows[:, :k]
-        return self._collapse_sorted(scores, subjects, rows, k)
+        def run(q: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+            with self._faiss_lock:
+                return self._faiss_index.search(q, width)
 
-    def _collapse_sorted(
-        self, scores: np.ndarray, subjects: np.ndarray, rows: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Keep each subject's first (best) template in score-sorted rows, then the top k."""
-        n_probes, width = scores.shape
-        probe = np.repeat(np.arange(n_probes, dtype=np.int64), width)
-        flat_subject = subjects.ravel()
-        flat_score = scores.ravel()
-        flat_row = rows.ravel()
-        position = np.tile(np.arange(width, dtype=np.int64), n_probes)
-        # Order by (probe, subject, position): the first entry of each (probe, subject) group is
-        # that subject's best template because faiss returns each row sorted by score.
-        order = np.lexsort((position, flat_subject, probe))
-        p, s = probe[order], flat_subject[order]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = (p[1:] != p[:-1]) | (s[1:] != s[:-1])
-        keep = order[first]
-        p, s = probe[keep], flat_subject[keep]
-        v, r = flat_score[keep], flat_row[keep]
-        # Within each probe sort by score descending, subject ascending (same tie rule as numpy).
-        order = np.lexsort((s, -v, p))
-        p, s, v, r = p[order], s[order], v[order], r[order]
-        starts = np.searchsorted(p, np.arange(n_probes))
-        take = starts[:, None] + np.arange(k)
-        return v[take].astype(np.float32), s[take], r[take]
+        if queries.shape[0] <= _SINGLE_THREAD_PROBES and self._device == "cpu":
+            with _single_thread():
+                return faiss_top_k(run, self._gallery, queries, k)
+        return faiss_top_k(run, self._gallery, queries, k)
+
+
+#: Searches of at most this many probes run with one BLAS/OpenMP thread.
+_SINGLE_THREAD_PROBES = 1
+
+#: Probes scored together by the numpy backend (one pass over the templates per block).
+_PROBE_BLOCK = 1024
+
+_CONTROLLER: list = []
+
+
+def _single_thread():
+    """threadpoolctl's one-thread limit, with the library scan done once per process."""
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1)

@@ -58,8 +58,11 @@ Precision = Literal["fp32", "fp16"]
 #: Default memory for one (probe block × tile) similarity matrix, bytes (float32).
 DEFAULT_TILE_BYTES = 64 * 2**20
 
+#: Probe blocks smaller than this are reduced in the calling thread (numba parallel otherwise).
+_PARALLEL_ROWS = 8
+
 #: Cells of the lookup table that maps a score to its threshold bin (see ``_bin_table``).
-_LUT_CELLS = 1 << 14
+_LUT_CELLS = 1 << 12
 
 MSG_NO_CUDA_TORCH = (
     "scoring on CUDA was requested but torch.cuda.is_available() is False (torch {version}); "
@@ -91,7 +94,8 @@ class Gallery:
         Row of the caller's input that each row of :attr:`matrix` came from.
     subject_groups : ndarray of shape (n_subjects,), int64
         Count group (0 … ``n_groups - 1``) of each subject: :attr:`Partial.counts` is split by
-        it (e.g. fillers by demographic cell). All 0 when no groups were given.
+        it (e.g. fillers by demographic cell); -1: searched (top-k, rank) but not counted (the
+        NPL volunteers). All 0 when no groups were given.
     n_groups : int
     """
 
@@ -122,7 +126,8 @@ class Gallery:
             grouped copy is the only one made.
         subject_ids : sequence of str, length n_templates
         subject_groups : ndarray of int, length n_subjects, optional
-            Count group of each *distinct* subject, in sorted-subject-id order.
+            Count group of each *distinct* subject, in sorted-subject-id order (-1: not
+            counted).
         n_groups : int, optional
             Number of count groups (default ``subject_groups.max() + 1``).
         copy : bool
@@ -153,11 +158,12 @@ class Gallery:
             groups = np.asarray(subject_groups, dtype=np.int64)
             if groups.shape != (len(names),):
                 raise ValueError("need one count group per distinct subject")
-            n = int(groups.max()) + 1 if n_groups is None else int(n_groups)
-            if len(groups) and (groups.min() < 0 or groups.max() >= n):
-                raise ValueError(f"count groups must lie in 0..{n - 1}")
+            n = int(groups.max(initial=0)) + 1 if n_groups is None else int(n_groups)
+            if len(groups) and (groups.min() < -1 or groups.max() >= n):
+                raise ValueError(f"count groups must lie in -1..{n - 1}")
         for array in (grouped, starts, rows, groups):
-            if array.flags.writeable and array.flags.owndata:
+            # read-only, except an array that is still the caller's own
+            if array is not matrix and array is not subject_groups and array.flags.owndata:
                 array.setflags(write=False)
         return cls(grouped, names.astype(object), starts, rows, groups, max(n, 1))
 
@@ -308,18 +314,28 @@ def check_thresholds(thresholds: np.ndarray | Sequence[float]) -> np.ndarray:
     return thr
 
 
-def _bin_table(thr: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Lookup table for ``searchsorted(thr, s, 'right')`` over s in [lo, hi].
+def _bin_table(thr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.float32, np.float32]:
+    """Float32 thresholds and a lookup table for ``searchsorted(thr, s, 'right')``.
 
-    Cell c covers ``[lo + c h, lo + (c + 1) h)``; ``table[c]`` is the number of thresholds at or
-    below the cell's start, and the kernel steps forward over the few thresholds inside the
-    cell, so the bin is exact (the table only saves a binary search per score).
+    ``thr32[t]`` is the smallest float32 at or above ``thr[t]``, so for a float32 score s,
+    ``s >= thr[t]`` (compared exactly in float64) iff ``s >= thr32[t]``. Cell c of the table
+    covers ``[lo + c h, lo + (c + 1) h)`` and holds the number of thresholds at or below its
+    start; the kernel steps over the few thresholds inside the cell, so the bin is exact (the
+    table only saves a binary search per score).
     """
+    thr32 = thr.astype(np.float32)
+    low = thr32.astype(np.float64) < thr
+    thr32[low] = np.nextafter(thr32[low], np.float32(np.inf))
+    # a +inf sentinel ends the kernel's forward step without a bounds test
+    thr32 = np.append(thr32, np.float32(np.inf))
     lo, hi = -1.0 - 1e-6, 1.0 + 1e-6
     h = (hi - lo) / _LUT_CELLS
-    starts = lo + h * np.arange(_LUT_CELLS + 1)
-    table = np.searchsorted(thr, starts, side="right").astype(np.int64)
-    return table, lo, 1.0 / h
+    # cell starts lowered by a margin, so a score that rounding puts into cell c is never
+    # below cell c's start: the table never overshoots and the kernel only steps forward
+    starts = lo + h * np.arange(_LUT_CELLS + 1) - 1e-5
+    table = np.searchsorted(thr32[:-1].astype(np.float64), starts, side="right").astype(np.int32)
+    table[0] = 0  # scores below the table's range (and -inf) start from the first bin
+    return thr32, table, np.float32(lo), np.float32(1.0 / h)
 
 
 def mate_scores(probes: np.ndarray, gallery: Gallery, mate_codes: np.ndarray) -> np.ndarray:
@@ -361,76 +377,103 @@ def _numba_reduce() -> Any:  # noqa: C901 - one compiled pass, kept together
     @numba.njit(parallel=True, cache=True, nogil=True, fastmath=False)
     def reduce_tile(  # noqa: C901
         sims,  # (n, w) float32: probes × the tile's templates
+        single,  # bool: one template per subject (local_starts is then 0..n_sub)
         local_starts,  # (n_sub + 1,) int64: subject runs within the tile
         subject_offset,  # int: code of the tile's first subject
         row_offset,  # int: gallery row of the tile's first template
-        groups,  # (n_sub,) int64: count group of each subject of the tile
+        groups,  # (n_sub,) int64: count group of each subject of the tile (-1: not counted)
         mates,  # (n,) int64: mate code of each probe (-1: none)
         mate_sc,  # (n,) float32: mate score of each probe (-inf: none)
-        thr,  # (T,) float64 ascending; T == 0: no counts
-        lut,  # bin lookup table
-        lut_lo,
-        lut_inv_h,
+        thr,  # (T + 1,) float32 ascending with a +inf sentinel (see _bin_table); T == 0: none
+        lut,  # (cells + 1,) int32 bin lookup table
+        lut_lo,  # float32
+        lut_inv_h,  # float32
+        n_groups,  # int: count groups
         top_s,  # (n, k) float32, in/out, descending
         top_j,  # (n, k) int64, in/out
         top_r,  # (n, k) int64, in/out
         higher,  # (n,) int64, in/out
-        counts,  # (n, G, T) int32, in/out (unused when T == 0)
+        hist,  # (n, n_groups, T + 1) int32, in/out: subjects per threshold bin
     ):
         n = sims.shape[0]
         n_sub = local_starts.shape[0] - 1
         k = top_s.shape[1]
-        n_thr = thr.shape[0]
-        n_groups = counts.shape[1]
-        n_cells = lut.shape[0] - 1
+        n_thr = thr.shape[0] - 1
+        last_cell = lut.shape[0] - 2
         for i in numba.prange(n):
-            hist = np.zeros((n_groups, n_thr + 1), np.int32)
-            mate = mates[i]
+            # 1. each subject's best template (one contiguous buffer either way, so that the
+            #    passes below compile to vector code)
+            best = np.empty(n_sub, np.float32)
+            arg = np.empty(0 if single else n_sub, np.int64)
+            if single:
+                for s in range(n_sub):
+                    best[s] = sims[i, s]
+            else:
+                for s in range(n_sub):
+                    a = local_starts[s]
+                    v_best = sims[i, a]
+                    a_best = a
+                    for t in range(a + 1, local_starts[s + 1]):
+                        v = sims[i, t]
+                        if v > v_best:
+                            v_best = v
+                            a_best = t
+                    best[s] = v_best
+                    arg[s] = a_best
+            mate = mates[i] - subject_offset  # local index of the mate (may be outside)
             ms = mate_sc[i]
+            # 2. top-k (strict > keeps the lower subject first among equal scores) and the
+            #    subjects above the mate
             above = 0
             for s in range(n_sub):
-                a = local_starts[s]
-                b = local_starts[s + 1]
-                best = sims[i, a]
-                arg = a
-                for t in range(a + 1, b):
-                    v = sims[i, t]
-                    if v > best:
-                        best = v
-                        arg = t
-                code = subject_offset + s
-                # top-k, strict > keeps the lower subject first among equal scores
-                if best > top_s[i, k - 1]:
-                    pos = k - 1
-                    while pos > 0 and top_s[i, pos - 1] < best:
-                        top_s[i, pos] = top_s[i, pos - 1]
-                        top_j[i, pos] = top_j[i, pos - 1]
-                        top_r[i, pos] = top_r[i, pos - 1]
-                        pos -= 1
-                    top_s[i, pos] = best
-                    top_j[i, pos] = code
-                    top_r[i, pos] = row_offset + arg
-                if code == mate:
+                above += best[s] > ms
+            # block maxima first: a block of 64 whose maximum does not beat the k-th best so
+            # far holds no candidate, and most blocks are skipped after the first few
+            kth = top_s[i, k - 1]
+            for s0 in range(0, n_sub, 64):
+                s1 = min(s0 + 64, n_sub)
+                m = best[s0]
+                for s in range(s0 + 1, s1):
+                    m = max(m, best[s])
+                if m <= kth:
                     continue
-                if best > ms:
-                    above += 1
-                if n_thr:
-                    x = np.float64(best)
-                    c = int((x - lut_lo) * lut_inv_h)
-                    c = min(max(c, 0), n_cells - 1)
-                    bin_ = lut[c]
-                    while bin_ < n_thr and thr[bin_] <= x:
-                        bin_ += 1
-                    while bin_ > 0 and thr[bin_ - 1] > x:
-                        bin_ -= 1
-                    hist[groups[s], bin_] += 1
+                for s in range(s0, s1):
+                    v = best[s]
+                    if v > kth:
+                        pos = k - 1
+                        while pos > 0 and top_s[i, pos - 1] < v:
+                            top_s[i, pos] = top_s[i, pos - 1]
+                            top_j[i, pos] = top_j[i, pos - 1]
+                            top_r[i, pos] = top_r[i, pos - 1]
+                            pos -= 1
+                        top_s[i, pos] = v
+                        top_j[i, pos] = subject_offset + s
+                        top_r[i, pos] = row_offset + (s if single else arg[s])
+                        kth = top_s[i, k - 1]
+            if 0 <= mate < n_sub and best[mate] > ms:
+                above -= 1  # the mate is not above itself (its score may round differently)
             higher[i] += above
-            if n_thr:
-                for g in range(n_groups):
-                    run = 0
-                    for t in range(n_thr, 0, -1):
-                        run += hist[g, t]
-                        counts[i, g, t - 1] += run
+            if n_thr <= 0:
+                continue
+            # 3. threshold bins: a table look-up (vectorised), then the rare step forward
+            bins = np.empty(n_sub, np.int32)
+            for s in range(n_sub):
+                c = min(max(int((best[s] - lut_lo) * lut_inv_h), 0), last_cell)
+                b = lut[c]
+                bins[s] = b + np.int32(thr[b] <= best[s])
+            for s in range(n_sub):
+                if thr[bins[s]] <= best[s]:
+                    b = bins[s]
+                    while thr[b] <= best[s]:
+                        b += 1
+                    bins[s] = b
+            # 4. histogram by count group (group -1 is not counted)
+            for s in range(n_sub):
+                g = groups[s]
+                if g >= 0:
+                    hist[i, g, bins[s]] += 1
+            if 0 <= mate < n_sub and groups[mate] >= 0:
+                hist[i, groups[mate], bins[mate]] -= 1
 
     _NUMBA["reduce"] = reduce_tile
     return reduce_tile
@@ -458,11 +501,40 @@ class _NumpyKernel:
         thr: np.ndarray,
         tile_bytes: int,
     ) -> None:
+        n = probes.shape[0]
+        if n < _PARALLEL_ROWS:
+            # a parallel region for a few rows waits for worker threads (milliseconds on a
+            # loaded machine) to save microseconds: run it in this thread
+            import numba
+
+            threads = numba.get_num_threads()
+            numba.set_num_threads(1)
+            try:
+                self._run(probes, gallery, s0, s1, part, mates, mate_sc, thr, tile_bytes)
+            finally:
+                numba.set_num_threads(threads)
+            return
+        self._run(probes, gallery, s0, s1, part, mates, mate_sc, thr, tile_bytes)
+
+    def _run(
+        self,
+        probes: np.ndarray,
+        gallery: Gallery,
+        s0: int,
+        s1: int,
+        part: Partial,
+        mates: np.ndarray,
+        mate_sc: np.ndarray,
+        thr: np.ndarray,
+        tile_bytes: int,
+    ) -> None:
         reduce_tile = _numba_reduce()
         n = probes.shape[0]
         width = max(1, tile_bytes // (4 * max(1, n)))
-        lut, lo, inv_h = _bin_table(thr)
-        counts = part.counts if part.counts is not None else np.zeros((n, 1, 0), np.int32)
+        thr32, lut, lo, inv_h = _bin_table(thr)
+        n_thr = len(thr)
+        hist = np.zeros((n, gallery.n_groups if n_thr else 1, n_thr + 1), np.int32)
+        single = gallery.max_templates <= 1
         buf = np.empty(n * min(width, max(1, gallery.n_templates)), np.float32)
         for t0, t1, a, b in _tiles(gallery.starts, s0, s1, width):
             w = t1 - t0
@@ -470,22 +542,28 @@ class _NumpyKernel:
             np.matmul(probes, gallery.matrix[t0:t1].T, out=sims)
             reduce_tile(
                 sims,
+                single,
                 gallery.starts[a : b + 1] - t0,
                 a,
                 t0,
                 gallery.subject_groups[a:b],
                 mates,
                 mate_sc,
-                thr,
+                thr32,
                 lut,
                 lo,
                 inv_h,
+                gallery.n_groups,
                 part.top_scores,
                 part.top_subjects,
                 part.top_rows,
                 part.higher,
-                counts,
+                hist,
             )
+        if n_thr and part.counts is not None:
+            # bin b holds subjects at or above thresholds[:b]: counts are reverse cumulative
+            above = np.cumsum(hist[:, :, :0:-1], axis=2, dtype=np.int32)[:, :, ::-1]
+            np.add(part.counts, above, out=part.counts)
 
 
 class _TorchKernel:
@@ -578,9 +656,10 @@ class _TorchKernel:
             if n_thr and part.counts is not None:
                 n_groups = part.counts.shape[1]
                 bins = torch.searchsorted(thr_t, sub.double().contiguous(), right=True)
-                bins = bins.masked_fill(is_mate, 0)  # bin 0: below every threshold
                 group_t = torch.from_numpy(gallery.subject_groups[a:b]).to(self.dev)
-                idx = group_t[None, :] * (n_thr + 1) + bins
+                skip = is_mate | (group_t < 0)[None, :]
+                bins = bins.masked_fill(skip, 0)  # bin 0: below every threshold, dropped
+                idx = group_t.clamp(min=0)[None, :] * (n_thr + 1) + bins
                 hist = torch.zeros((n, n_groups * (n_thr + 1)), dtype=torch.int32, device=self.dev)
                 hist.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.int32))
                 hist = hist.view(n, n_groups, n_thr + 1)
@@ -622,7 +701,7 @@ def score_block(
     mate_score: np.ndarray | None = None,
     subjects: tuple[int, int] | None = None,
     backend: _NumpyKernel | _TorchKernel | None = None,
-    tile_bytes: int = DEFAULT_TILE_BYTES,
+    tile_bytes: int | None = None,
 ) -> Partial:
     """Score one block of probes against a range of whole subjects of the gallery.
 
@@ -644,9 +723,11 @@ def score_block(
     subjects : (first, end), optional
         The subject range (shard) to score; default all.
     backend : from :func:`kernel_backend` (default numpy)
-    tile_bytes : int
-        Memory of one similarity tile (float32), bytes.
+    tile_bytes : int, optional
+        Memory of one similarity tile (float32), bytes (default :data:`DEFAULT_TILE_BYTES`).
     """
+    if tile_bytes is None:
+        tile_bytes = DEFAULT_TILE_BYTES
     if k < 1:
         raise ValueError(f"k must be at least 1; got {k}")
     probes = np.ascontiguousarray(probes, dtype=np.float32)
@@ -694,7 +775,7 @@ def score_all(
     mate_codes: np.ndarray | None = None,
     backend: _NumpyKernel | _TorchKernel | None = None,
     block: int = 1024,
-    tile_bytes: int = DEFAULT_TILE_BYTES,
+    tile_bytes: int | None = None,
 ) -> Partial:
     """:func:`score_block` over consecutive probe blocks, concatenated (one process)."""
     probes = np.asarray(probes, dtype=np.float32)

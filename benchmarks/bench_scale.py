@@ -1,0 +1,307 @@
+"""NPL-scale scoring from embeddings: time, peak memory and the ratio to a raw BLAS matmul.
+
+Cases (each runs in a fresh child process, so its peak RSS is its own):
+
+- ``npl``: the NPL design from synthetic 128-d embeddings, through the real path
+  (:func:`lfr_eval.protocols.run_npl_protocol`: the scoring kernel, per-group filler counts at
+  every threshold of the grid, resumable blocks in a work folder), then the per-group
+  watchlist-size scaling (:func:`lfr_eval.protocols.scale_fpir`). Default 200,000 fillers ×
+  (150,000 non-mated + 4,000 mated), 1,000 thresholds, 4 filler/search groups. In the same
+  process: a raw ``np.matmul`` of the same probes × gallery (the physical floor) in the same
+  blocks.
+- ``growth``: the kernel alone (:func:`lfr_eval.search._blocks.score_probes`) for probes
+  10k → 100k → 1M against 1,000 templates and gallery 1k → 10k → 100k for 10,000 probes.
+
+Usage::
+
+    python benchmarks/bench_scale.py npl [--fillers 200000 --non-mated 150000 --mated 4000]
+    python benchmarks/bench_scale.py growth
+    python benchmarks/bench_scale.py all --out benchmarks/results/bench_scale.json
+
+Embeddings are random (one direction per subject plus noise): no face data is involved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def _peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _machine() -> dict:
+    load = os.getloadavg()
+    return {
+        "cpus": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)),
+        "load_average_1_5_15": [round(v, 2) for v in load],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": _blas(),
+    }
+
+
+def _blas() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        info = [f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()]
+        return ", ".join(info)
+    except Exception:  # noqa: BLE001 - only a description
+        return "unknown"
+
+
+def case_npl(args: argparse.Namespace) -> dict:
+    """The NPL design through run_npl_protocol, then per-group scaling."""
+    import pandas as pd
+
+    from lfr_eval.datasets import ImageEmbeddings, Manifest
+    from lfr_eval.protocols import NplParams, ScoringScale, scale_fpir
+    from lfr_eval.protocols._npl import NplProtocol
+    from lfr_eval.protocols._run import run_npl_protocol
+
+    rng = np.random.default_rng(0)
+    d = 128
+    n_vol = max(1, args.mated // 10)
+    per_vol = 1 + args.mated // n_vol  # one enrolment image + mated searches
+    n_f, n_nm = args.fillers, args.non_mated
+    subjects = np.concatenate(
+        [
+            np.repeat([f"v{i:06d}" for i in range(n_vol)], per_vol),
+            [f"f{i:07d}" for i in range(n_f)],
+            [f"s{i:07d}" for i in range(n_nm)],
+        ]
+    )
+    n = len(subjects)
+    groups = np.array(["a", "b", "c", "d"])[rng.integers(0, 4, n)]
+    # subjects: a direction each; volunteers' images: their direction plus noise
+    vectors = rng.standard_normal((n, d), dtype=np.float32)
+    vol_rows = np.arange(n_vol * per_vol)
+    centres = rng.standard_normal((n_vol, d), dtype=np.float32)
+    vectors[vol_rows] = centres[vol_rows // per_vol] + 0.6 * vectors[vol_rows]
+    _unit(vectors)
+    frame = pd.DataFrame(
+        {"path": [f"img/{i}.jpg" for i in range(n)], "subject_id": subjects, "group": groups}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        manifest = Manifest.from_frame(frame, root=None, check_files=False)
+    enrol = np.arange(0, n_vol * per_vol, per_vol)
+    mated = np.setdiff1d(vol_rows, enrol)
+    fillers = np.arange(n_vol * per_vol, n_vol * per_vol + n_f)
+    non_mated = np.arange(n_vol * per_vol + n_f, n)
+    protocol = NplProtocol(manifest, NplParams(), enrol, mated, fillers, non_mated)
+    ok = np.ones(n, bool)
+    embeddings = ImageEmbeddings(
+        "synthetic-128",
+        np.array([f"{i:064x}" for i in range(n)], dtype=object),
+        vectors,
+        ok,
+        ok.astype(np.int64),
+        np.full(n, "", dtype=object),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+    )
+    thresholds = np.round(np.linspace(-1.0, 1.0, args.thresholds), 6)
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-scale-"))
+    scale = ScoringScale(
+        memory_bytes=int(args.memory_gib * 2**30), work_dir=work, progress=args.progress
+    )
+    setup_rss = _peak_rss_gib()
+
+    start = time.perf_counter()
+    run = run_npl_protocol(protocol, embeddings, thresholds=thresholds, scale=scale)
+    scoring_s = time.perf_counter() - start
+    scoring_rss = _peak_rss_gib()
+    fc = run.filler_counts
+
+    # the operating thresholds a report asks for (a sub-grid: stats' estimators materialise
+    # per-search float64 tables of the thresholds they are given)
+    wanted = thresholds[(thresholds >= 0.2) & (thresholds <= 0.7)][
+        :: max(1, args.thresholds // 100)
+    ]
+    start = time.perf_counter()
+    table = scale_fpir(
+        fc, [1_000, 10_000, 100_000], wanted, attribute="group", by="group", n_boot=args.n_boot
+    ).table
+    scaling_s = time.perf_counter() - start
+
+    # the floor: the same probes × gallery product, same blocks, nothing else
+    probes = np.ascontiguousarray(vectors[np.concatenate([mated, non_mated])])
+    gallery = np.ascontiguousarray(vectors[np.concatenate([enrol, fillers])])
+    block = 2048
+    width = min(len(gallery), 1 << 16)
+    out = np.empty((block, width), np.float32)
+    start = time.perf_counter()
+    for a in range(0, len(probes), block):
+        p = probes[a : a + block]
+        for t in range(0, len(gallery), width):
+            g = gallery[t : t + width]
+            np.matmul(p, g.T, out=out[: len(p), : len(g)])
+    matmul_s = time.perf_counter() - start
+    return {
+        "case": "npl",
+        "fillers": n_f,
+        "non_mated": n_nm,
+        "mated": len(mated),
+        "volunteers": n_vol,
+        "dim": d,
+        "thresholds": args.thresholds,
+        "groups": 4,
+        "memory_setting_gib": args.memory_gib,
+        "scoring_s": round(scoring_s, 2),
+        "scaling_s": round(scaling_s, 2),
+        "scaling_thresholds": len(wanted),
+        "scaling_rows": len(table),
+        "raw_matmul_s": round(matmul_s, 2),
+        "ratio_scoring_to_matmul": round(scoring_s / matmul_s, 2),
+        "peak_rss_after_setup_gib": round(setup_rss, 3),
+        "peak_rss_after_scoring_gib": round(scoring_rss, 3),
+        "peak_rss_gib": round(_peak_rss_gib(), 3),
+        "counts_on_disk_gib": round(fc.counts.nbytes / 2**30, 3),
+        "work_dir": str(work),
+        "fpir_1k_at_0.5": float(
+            table[(table.watchlist_size == 1_000) & (table.group == "all")]
+            .set_index("threshold")["fpir"]
+            .iloc[np.argmin(np.abs(wanted - 0.5))]
+        ),
+    }
+
+
+def case_kernel(args: argparse.Namespace) -> dict:
+    """The kernel alone: probes × gallery with counts at every threshold."""
+    from lfr_eval.search._blocks import score_probes
+    from lfr_eval.search._kernel import Gallery
+
+    rng = np.random.default_rng(1)
+    d = 128
+    gallery_v = _unit(rng.standard_normal((args.gallery, d), dtype=np.float32))
+    gal = Gallery.build(gallery_v, np.array([f"g{i:07d}" for i in range(args.gallery)]))
+    probes = _unit(rng.standard_normal((args.probes, d), dtype=np.float32))
+    thresholds = np.linspace(-1.0, 1.0, args.thresholds)
+    work = tempfile.mkdtemp(prefix="bench-kernel-")
+    setup = _peak_rss_gib()
+    start = time.perf_counter()
+    part = score_probes(
+        probes,
+        gal,
+        k=20,
+        thresholds=thresholds,
+        memory_bytes=int(args.memory_gib * 2**30),
+        work_dir=work,
+    )
+    kernel_s = time.perf_counter() - start
+    assert part.counts is not None
+    block = 2048
+    out = np.empty((block, min(args.gallery, 1 << 16)), np.float32)
+    start = time.perf_counter()
+    for a in range(0, len(probes), block):
+        p = probes[a : a + block]
+        for t in range(0, args.gallery, 1 << 16):
+            g = gal.matrix[t : t + (1 << 16)]
+            np.matmul(p, g.T, out=out[: len(p), : len(g)])
+    matmul_s = time.perf_counter() - start
+    return {
+        "case": "kernel",
+        "probes": args.probes,
+        "gallery": args.gallery,
+        "thresholds": args.thresholds,
+        "kernel_s": round(kernel_s, 3),
+        "raw_matmul_s": round(matmul_s, 3),
+        "ratio": round(kernel_s / matmul_s, 2),
+        "ns_per_pair": round(kernel_s / (args.probes * args.gallery) * 1e9, 3),
+        "peak_rss_after_setup_gib": round(setup, 3),
+        "peak_rss_gib": round(_peak_rss_gib(), 3),
+    }
+
+
+def _child(argv: list[str], timeout: float) -> dict:
+    """Run one case in a fresh process (its own peak RSS)."""
+    cmd = [sys.executable, __file__, "_case", *argv]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        return {"case": argv[0], "error": done.stderr[-2000:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=["npl", "growth", "all", "_case"])
+    parser.add_argument("case", nargs="?", default="npl")
+    parser.add_argument("--fillers", type=int, default=200_000)
+    parser.add_argument("--non-mated", type=int, default=150_000)
+    parser.add_argument("--mated", type=int, default=4_000)
+    parser.add_argument("--thresholds", type=int, default=1_000)
+    parser.add_argument("--n-boot", type=int, default=100)
+    parser.add_argument("--memory-gib", type=float, default=3.0)
+    parser.add_argument("--probes", type=int, default=10_000)
+    parser.add_argument("--gallery", type=int, default=1_000)
+    parser.add_argument("--work-dir", default=None)
+    parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    if args.what == "_case":
+        result = case_npl(args) if args.case == "npl" else case_kernel(args)
+        print(json.dumps(result))
+        return
+    results = {"machine": _machine(), "cases": []}
+    common = ["--memory-gib", str(args.memory_gib), "--thresholds", str(args.thresholds)]
+    if args.what in ("npl", "all"):
+        argv = [
+            "npl",
+            *common,
+            "--fillers",
+            str(args.fillers),
+            "--non-mated",
+            str(args.non_mated),
+            "--mated",
+            str(args.mated),
+            "--n-boot",
+            str(args.n_boot),
+        ]
+        if args.work_dir:
+            argv += ["--work-dir", args.work_dir]
+        results["cases"].append(_child(argv, args.timeout))
+        print(json.dumps(results["cases"][-1]), flush=True)
+    if args.what in ("growth", "all"):
+        for probes, gallery in [
+            (10_000, 1_000),
+            (100_000, 1_000),
+            (1_000_000, 1_000),
+            (10_000, 10_000),
+            (10_000, 100_000),
+        ]:
+            argv = ["kernel", *common, "--probes", str(probes), "--gallery", str(gallery)]
+            results["cases"].append(_child(argv, args.timeout))
+            print(json.dumps(results["cases"][-1]), flush=True)
+    results["machine_after"] = _machine()
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Run the scoring kernel over many probes within a memory budget, resumably.
+
+:func:`score_probes` cuts the probes into blocks sized from a memory setting, scores each block
+with :func:`~lfr_eval.search._kernel.score_block` and, when given a work folder, keeps every
+finished block on disk:
+
+- ``<work_dir>/<key>/counts.npy``: the (probes × groups × thresholds) int32 counts, written
+  block by block through a memory map (never held in memory whole when it is large);
+- ``<work_dir>/<key>/block_000123.npz``: block 123's top-k, ranks (``higher``) — written after
+  its counts rows are flushed, atomically (temporary file, then rename), so its presence means
+  the block is complete.
+
+``<key>`` is a SHA-256 of everything that determines the numbers (probe and gallery bytes,
+subjects, count groups, thresholds, k, mates, backend and precision), so a changed input never
+reuses stale blocks, and an interrupted run (Ctrl-C, a killed process) resumes from its
+finished blocks. Ctrl-C raises :class:`ScoringInterrupted` (a ``KeyboardInterrupt``) saying how
+many blocks are kept and where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from lfr_eval.search._kernel import (
+    Gallery,
+    Partial,
+    _NumpyKernel,
+    _TorchKernel,
+    check_thresholds,
+    empty_partial,
+    mate_scores,
+    score_block,
+)
+
+#: Default memory setting for one scoring run (bytes): fits a 4 GB machine with room to spare.
+DEFAULT_MEMORY_BYTES = 3 * 2**30
+
+#: Counts larger than this share of the memory setting live in a memory-mapped file.
+_COUNTS_IN_MEMORY_SHARE = 0.25
+
+BlockProgress = Callable[[int, int], None]
+
+MSG_INTERRUPTED = (
+    "scoring interrupted after {done} of {total} blocks; the finished blocks are kept in "
+    "{folder} and a run with the same inputs resumes from them"
+)
+MSG_MEMORY = (
+    "the memory setting ({setting:.2f} GiB) is too small for this scoring run: the gallery "
+    "alone takes {gallery:.2f} GiB; raise it (--scoring-memory / memory_bytes)"
+)
+
+
+class ScoringInterrupted(KeyboardInterrupt):
+    """Ctrl-C during scoring; the message says which finished blocks were kept, and where."""
+
+
+def scoring_key(
+    probes: np.ndarray,
+    gallery: Gallery,
+    *,
+    k: int,
+    thresholds: np.ndarray | None,
+    mate_codes: np.ndarray | None,
+    backend: str,
+) -> str:
+    """SHA-256 (hex) of everything that determines a scoring run's numbers."""
+    h = hashlib.sha256()
+    for part in (
+        np.ascontiguousarray(probes, np.float32),
+        gallery.matrix,
+        gallery.starts,
+        gallery.subject_groups,
+        np.empty(0) if thresholds is None else np.asarray(thresholds, np.float64),
+        np.empty(0, np.int64) if mate_codes is None else np.asarray(mate_codes, np.int64),
+    ):
+        h.update(str(part.shape).encode())
+        h.update(memoryview(np.ascontiguousarray(part)).cast("B"))
+    h.update("\x1f".join(map(str, gallery.subject_ids)).encode())
+    h.update(f"k={k};groups={gallery.n_groups};backend={backend}".encode())
+    return h.hexdigest()
+
+
+def _rows_per_block(n_probes: int, gallery: Gallery, k: int, n_thr: int, memory: int) -> int:
+    """Probe rows per block: the block's tile and partials take about a quarter of the
+    memory setting, so that the gallery, the probes and the result have the rest."""
+    gallery_bytes = gallery.matrix.nbytes
+    spare = memory - gallery_bytes - 4 * int(np.prod(gallery.matrix.shape[1:])) * n_probes
+    if spare <= 0:
+        raise MemoryError(MSG_MEMORY.format(setting=memory / 2**30, gallery=gallery_bytes / 2**30))
+    per_row = 4 * gallery.n_groups * n_thr + 24 * k + 16
+    # a tile of 2**16 templates per row keeps BLAS efficient; fewer when memory is tight
+    per_row += 4 * min(gallery.n_templates, 1 << 16)
+    rows = (spare // 4) // max(per_row, 1)
+    return int(max(16, min(2048, rows)))
+
+
+def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
+    probes: np.ndarray,
+    gallery: Gallery,
+    *,
+    k: int,
+    thresholds: np.ndarray | None = None,
+    mate_codes: np.ndarray | None = None,
+    backend: _NumpyKernel | _TorchKernel | None = None,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    work_dir: str | os.PathLike[str] | None = None,
+    progress: bool | BlockProgress | None = None,
+    desc: str = "scoring",
+    tile_bytes: int | None = None,
+) -> Partial:
+    """Score all probes against the whole gallery in blocks, keeping finished blocks on disk.
+
+    Parameters
+    ----------
+    probes : ndarray of shape (n, d), float32, unit rows
+    gallery : Gallery
+    k, thresholds, mate_codes, backend :
+        As in :func:`~lfr_eval.search._kernel.score_block`.
+    memory_bytes : int
+        Memory setting for the run (gallery, probes, one block's tile and partials, and the
+        counts when they are small; larger counts are memory-mapped from ``work_dir`` or a
+        temporary folder).
+    work_dir : path, optional
+        Folder for finished blocks (resume). Without it nothing is kept after the run.
+    progress : bool or callable, optional
+        True: a tqdm bar on stderr; a callable gets ``(blocks done, blocks in all)``.
+    desc : str
+        Label of the progress bar.
+    tile_bytes : int, optional
+        Memory of one similarity tile (default: what the memory setting leaves, up to 2**16
+        templates per probe row).
+
+    Returns
+    -------
+    Partial
+        One row per probe; ``counts`` may be a read-only memory map of the work folder's
+        ``counts.npy``.
+
+    Raises
+    ------
+    ScoringInterrupted
+        On Ctrl-C, after keeping the finished blocks.
+    MemoryError
+        The memory setting cannot hold the gallery.
+    """
+    be = backend if backend is not None else _NumpyKernel()
+    probes = np.ascontiguousarray(probes, dtype=np.float32)
+    n = probes.shape[0]
+    thr = None if thresholds is None else check_thresholds(thresholds)
+    n_thr = 0 if thr is None else len(thr)
+    rows = _rows_per_block(n, gallery, k, n_thr, int(memory_bytes))
+    n_blocks = -(-n // rows) if n else 0
+    tile = int(tile_bytes) if tile_bytes else 4 * rows * min(max(gallery.n_templates, 1), 1 << 16)
+    mates = None if mate_codes is None else np.asarray(mate_codes, np.int64)
+    ms = None if mates is None else mate_scores(probes, gallery, mates)
+
+    counts_bytes = 4 * n * gallery.n_groups * n_thr
+    folder: Path | None = None
+    temporary: tempfile.TemporaryDirectory[str] | None = None
+    if work_dir is not None:
+        key = scoring_key(
+            probes,
+            gallery,
+            k=k,
+            thresholds=thr,
+            mate_codes=mates,
+            backend=f"{be.name}:{be.precision}",
+        )
+        folder = Path(work_dir) / key
+        folder.mkdir(parents=True, exist_ok=True)
+        info = {
+            "n_probes": n,
+            "n_subjects": gallery.n_subjects,
+            "k": k,
+            "n_thresholds": n_thr,
+            "n_groups": gallery.n_groups,
+            "rows_per_block": rows,
+            "backend": be.name,
+        }
+        info_path = folder / "run.json"
+        if info_path.exists():
+            # blocks are only reusable with the block size they were made with
+            rows = int(json.loads(info_path.read_text())["rows_per_block"])
+            n_blocks = -(-n // rows) if n else 0
+        else:
+            info_path.write_text(json.dumps(info))
+    elif thr is not None and counts_bytes > _COUNTS_IN_MEMORY_SHARE * memory_bytes:
+        temporary = tempfile.TemporaryDirectory(prefix="lfr-scoring-")
+        folder = Path(temporary.name)
+
+    counts_path = None if folder is None or thr is None else folder / "counts.npy"
+    counts_mem: np.ndarray | None = None
+    if thr is not None and counts_path is None:
+        counts_mem = np.zeros((n, gallery.n_groups, n_thr), np.int32)
+    elif counts_path is not None and not counts_path.exists():
+        tmp = counts_path.with_suffix(".tmp.npy")
+        np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.int32, shape=(n, gallery.n_groups, n_thr)
+        ).flush()
+        os.replace(tmp, counts_path)
+
+    top_s = np.full((n, k), -np.inf, np.float32)
+    top_j = np.full((n, k), -1, np.int64)
+    top_r = np.full((n, k), -1, np.int64)
+    higher = np.zeros(n, np.int64)
+
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_blocks, desc=desc, unit="block")
+    done = 0
+    try:
+        for b in range(n_blocks):
+            a, e = b * rows, min(n, (b + 1) * rows)
+            block_file = None if folder is None else folder / f"block_{b:06d}.npz"
+            if block_file is not None and block_file.exists():
+                with np.load(block_file) as kept:
+                    top_s[a:e], top_j[a:e] = kept["top_scores"], kept["top_subjects"]
+                    top_r[a:e], higher[a:e] = kept["top_rows"], kept["higher"]
+            else:
+                part = score_block(
+                    probes[a:e],
+                    gallery,
+                    k=k,
+                    thresholds=thr,
+                    mate_codes=None if mates is None else mates[a:e],
+                    mate_score=None if ms is None else ms[a:e],
+                    backend=be,
+                    tile_bytes=tile,
+                )
+                top_s[a:e], top_j[a:e] = part.top_scores, part.top_subjects
+                top_r[a:e], higher[a:e] = part.top_rows, part.higher
+                if part.counts is not None:
+                    if counts_mem is not None:
+                        counts_mem[a:e] = part.counts
+                    else:
+                        assert counts_path is not None
+                        out = np.load(counts_path, mmap_mode="r+")
+                        out[a:e] = part.counts
+                        out.flush()
+                        del out  # unmap: finished rows leave this process's memory
+                if block_file is not None:
+                    tmp = block_file.with_name(block_file.stem + ".tmp.npz")
+                    with open(tmp, "wb") as fh:
+                        np.savez(
+                            fh,
+                            top_scores=part.top_scores,
+                            top_subjects=part.top_subjects,
+                            top_rows=part.top_rows,
+                            higher=part.higher,
+                        )
+                    os.replace(tmp, block_file)
+            done += 1
+            if bar is not None:
+                bar.update(1)
+            elif callable(progress):
+                progress(done, n_blocks)
+    except KeyboardInterrupt:
+        if temporary is not None:
+            temporary.cleanup()
+        where = "memory only (no work folder)" if work_dir is None else str(folder)
+        raise ScoringInterrupted(
+            MSG_INTERRUPTED.format(done=done, total=n_blocks, folder=where)
+        ) from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+    if thr is None:
+        counts = None
+    elif counts_mem is not None:
+        counts = counts_mem
+    else:
+        assert counts_path is not None
+        counts = np.load(counts_path, mmap_mode="r")
+        if temporary is not None:
+            # the open map keeps the data after the folder's entry is removed (POSIX)
+            temporary.cleanup()
+    if n == 0:
+        return empty_partial(0, k, gallery.n_groups, None if thr is None else n_thr)
+    return Partial(top_s, top_j, top_r, higher, counts)

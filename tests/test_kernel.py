@@ -1,0 +1,265 @@
+"""The one scoring kernel against brute force: every backend, best-of-templates, ties, shards
+merged exactly, resumable blocks, and the same candidates from SearchIndex and score_searches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lfr_eval.search._blocks import ScoringInterrupted, score_probes
+from lfr_eval.search._kernel import (
+    Gallery,
+    kernel_backend,
+    mate_scores,
+    merge_partials,
+    score_all,
+    score_block,
+)
+
+THRESHOLDS = np.round(np.linspace(-1.0, 1.0, 81), 4)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _backends() -> list[str]:
+    names = ["numpy"]
+    try:
+        import torch  # noqa: F401
+
+        names.append("torch-cpu")
+        if torch.cuda.is_available():
+            names += ["torch-cuda"]
+    except ImportError:
+        pass
+    return names
+
+
+def _backend(name: str):
+    if name == "numpy":
+        return kernel_backend("numpy")
+    return kernel_backend("torch", "cuda" if name.endswith("cuda") else "cpu")
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(5)
+    n_subjects = 60
+    # 1 to 4 templates per subject, rows shuffled (the gallery must group them)
+    per = rng.integers(1, 5, n_subjects)
+    subj = np.repeat([f"s{i:03d}" for i in range(n_subjects)], per)
+    centres = rng.normal(size=(n_subjects, 24))
+    templates = centres[np.repeat(np.arange(n_subjects), per)] + rng.normal(size=(len(subj), 24))
+    order = rng.permutation(len(subj))
+    templates, subj = _unit(templates[order]), subj[order]
+    probes = _unit(rng.normal(size=(150, 24)) + 0.8 * centres[rng.integers(0, n_subjects, 150)])
+    mates = np.array([f"s{i:03d}" for i in rng.integers(0, 90, 150)])  # some not listed
+    groups = rng.integers(0, 3, n_subjects)
+    groups[:5] = -1  # searched, not counted
+    return templates, subj, probes, mates, groups
+
+
+def _brute(templates, subj, probes, mates, groups, thresholds, k):
+    names = np.unique(subj)
+    sims = probes.astype(np.float64) @ templates.astype(np.float64).T
+    sub = np.full((len(probes), len(names)), -np.inf)
+    for j, s in enumerate(subj):
+        c = np.searchsorted(names, s)
+        sub[:, c] = np.maximum(sub[:, c], sims[:, j])
+    code = np.array([np.searchsorted(names, m) if m in names else -1 for m in mates])
+    mate_score = np.where(code >= 0, sub[np.arange(len(probes)), np.maximum(code, 0)], -np.inf)
+    others = sub.copy()
+    others[np.arange(len(probes))[code >= 0], code[code >= 0]] = -np.inf
+    higher = (others > mate_score[:, None]).sum(axis=1)
+    counts = np.stack(
+        [
+            (others[:, groups == g][:, :, None] >= thresholds).sum(axis=1)
+            for g in range(groups.max() + 1)
+        ],
+        axis=1,
+    )
+    top = -np.sort(-sub, axis=1)[:, :k]
+    return sub, code, higher, counts, top
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_kernel_equals_brute_force(data, backend: str) -> None:
+    templates, subj, probes, mates, groups = data
+    gal = Gallery.build(templates, subj, subject_groups=groups)
+    assert gal.n_groups == 3 and gal.max_templates > 1
+    codes = gal.codes_of(mates)
+    # tiny tiles and blocks: many tiles per probe block, merged on the way
+    part = score_all(
+        probes,
+        gal,
+        k=7,
+        thresholds=THRESHOLDS,
+        mate_codes=codes,
+        backend=_backend(backend),
+        block=40,
+        tile_bytes=4 * 40 * 9,
+    )
+    sub, code, higher, counts, top = _brute(templates, subj, probes, mates, groups, THRESHOLDS, 7)
+    np.testing.assert_array_equal(codes, code)
+    np.testing.assert_allclose(part.top_scores, top, atol=2e-6)
+    # each candidate is the subject's best template, and that template is the reported row
+    chosen = sub[np.arange(len(probes))[:, None], part.top_subjects]
+    np.testing.assert_allclose(part.top_scores, chosen, atol=2e-6)
+    row_subject = gal.template_subjects[part.top_rows]
+    np.testing.assert_array_equal(row_subject, part.top_subjects)
+    row_scores = np.einsum("pd,pkd->pk", probes, gal.matrix[part.top_rows])
+    np.testing.assert_allclose(row_scores, part.top_scores, atol=2e-6)
+    np.testing.assert_array_equal(part.higher, higher)
+    assert part.counts is not None and part.counts.dtype == np.int32
+    np.testing.assert_array_equal(part.counts, counts)
+    np.testing.assert_allclose(
+        mate_scores(probes, gal, codes),
+        np.where(code >= 0, sub[np.arange(len(probes)), np.maximum(code, 0)], -np.inf),
+        atol=1e-6,
+    )
+
+
+def test_ties_favour_lower_subject_and_the_mate() -> None:
+    # exactly representable scores: every backend and order of summation gives the same value
+    templates = np.zeros((6, 4), np.float32)
+    templates[:, 0] = 1.0
+    templates[4] = [0.0, 1.0, 0.0, 0.0]
+    templates[5] = [0.5, 0.5, 0.5, 0.5]
+    subj = np.array(["e", "c", "a", "d", "b", "f"])
+    probe = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)
+    gal = Gallery.build(templates, subj)
+    for name in _backends():
+        part = score_all(
+            probe,
+            gal,
+            k=5,
+            thresholds=[0.5, 1.0],
+            mate_codes=gal.codes_of(["d"]),
+            backend=_backend(name),
+        )
+        # a, c, d, e tie at 1.0: lower subject first; then f (0.5); b scores 0
+        assert list(gal.subject_ids[part.top_subjects[0]]) == ["a", "c", "d", "e", "f"]
+        assert part.higher[0] == 0  # equal scores never rank above the mate
+        np.testing.assert_array_equal(part.counts[0, 0], [4, 3])  # mate d left out
+
+
+def test_shards_merge_exactly_in_any_order(data) -> None:
+    templates, subj, probes, mates, groups = data
+    gal = Gallery.build(templates, subj, subject_groups=groups)
+    codes = gal.codes_of(mates)
+    ms = mate_scores(probes, gal, codes)
+    whole = score_block(probes, gal, k=6, thresholds=THRESHOLDS, mate_codes=codes, mate_score=ms)
+    shards = gal.shards(5)
+    assert len(shards) >= 4 and shards[0][0] == 0 and shards[-1][1] == gal.n_subjects
+    parts = [
+        score_block(
+            probes,
+            gal,
+            k=6,
+            thresholds=THRESHOLDS,
+            mate_codes=codes,
+            mate_score=ms,
+            subjects=shard,
+        )
+        for shard in shards
+    ]
+    for merged in (
+        merge_partials(parts),
+        merge_partials(parts[::-1]),
+        merge_partials([merge_partials(parts[:2]), merge_partials(parts[2:])]),
+    ):
+        np.testing.assert_array_equal(merged.top_scores, whole.top_scores)
+        np.testing.assert_array_equal(merged.top_subjects, whole.top_subjects)
+        np.testing.assert_array_equal(merged.top_rows, whole.top_rows)
+        np.testing.assert_array_equal(merged.higher, whole.higher)
+        np.testing.assert_array_equal(merged.counts, whole.counts)
+
+
+def test_resumable_blocks_equal_an_uninterrupted_run(data, tmp_path, monkeypatch) -> None:
+    from lfr_eval.search import _blocks
+
+    templates, subj, probes, mates, groups = data
+    gal = Gallery.build(templates, subj, subject_groups=groups)
+    reference = score_probes(probes, gal, k=5, thresholds=THRESHOLDS)
+    monkeypatch.setattr(_blocks, "_rows_per_block", lambda *a, **k: 16)
+    calls = {"n": 0}
+    real = _blocks.score_block
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_blocks, "score_block", interrupted)
+    with pytest.raises(ScoringInterrupted, match="3 of 10 blocks"):
+        score_probes(probes, gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    assert len(list(folder.glob("block_*.npz"))) == 3
+    calls["n"] = -100  # no more interruptions
+    resumed = score_probes(probes, gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
+    assert calls["n"] == -100 + 7  # only the 7 unfinished blocks were scored
+    for name in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(reference, name))
+    # other inputs never reuse those blocks
+    other = score_probes(probes[::-1], gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+    np.testing.assert_array_equal(other.counts, reference.counts[::-1])
+
+
+def test_large_counts_are_memory_mapped(data) -> None:
+    templates, subj, probes, _, _ = data
+    gal = Gallery.build(templates, subj)
+    small = score_probes(probes, gal, k=3, thresholds=THRESHOLDS)
+    mapped = score_probes(probes, gal, k=3, thresholds=THRESHOLDS, memory_bytes=100_000)
+    assert isinstance(mapped.counts, np.memmap) and not isinstance(small.counts, np.memmap)
+    np.testing.assert_array_equal(mapped.counts, small.counts)
+
+
+def test_search_index_and_score_searches_agree(data) -> None:
+    from lfr_eval.metrics import score_searches
+    from lfr_eval.search import SearchIndex
+
+    templates, subj, probes, mates, _ = data
+    index = SearchIndex(templates, subj, backend="numpy")
+    live = index.search(probes, k=8)
+    scored = score_searches(probes, mates, templates, subj, k=8)
+    nm = scored.non_mated_probe_index
+    np.testing.assert_array_equal(live.scores[nm], scored.searches.non_mated_topk)
+    np.testing.assert_array_equal(live.template_ids[nm], scored.non_mated_top_rows)
+    # mated: the rank the live page would show is the rank the evaluation reports
+    m = scored.mated_probe_index
+    hit = live.subject_ids[m] == mates[m][:, None]
+    rank = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
+    in_top = rank > 0
+    assert in_top.sum() > 10
+    np.testing.assert_array_equal(rank[in_top], scored.searches.mate_ranks[in_top])
+    assert (scored.searches.mate_ranks[~in_top] > 8).all()
+    # one probe at a time is a matrix-vector product (another BLAS routine): float32 rounding
+    one = np.concatenate([index.search(p, k=8).scores for p in probes[:10]])
+    np.testing.assert_allclose(one, live.scores[:10], atol=1e-6)
+
+
+def test_score_searches_counts_equal_brute_force(data) -> None:
+    from lfr_eval.metrics import score_searches
+
+    templates, subj, probes, mates, groups = data
+    names = np.unique(subj)
+    per_template = groups[np.searchsorted(names, subj)]
+    res = score_searches(
+        probes,
+        mates,
+        templates,
+        subj,
+        k=4,
+        thresholds=THRESHOLDS,
+        count_groups=per_template,
+        n_count_groups=3,
+        probe_groups=pd.DataFrame({"x": ["y"] * len(probes)}),
+    )
+    _, code, _, counts, _ = _brute(templates, subj, probes, mates, groups, THRESHOLDS, 4)
+    nm = res.non_mated_probe_index
+    np.testing.assert_array_equal(res.non_mated_counts, counts[nm])
+    assert (code[nm] == -1).all()
