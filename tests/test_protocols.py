@@ -380,3 +380,30 @@ def test_watchlist_composition_from_text_and_files(tmp_path: Path) -> None:
         WatchlistComposition.parse("sex=female:-1,male:2")
     with pytest.raises(ProtocolError, match="cannot read"):
         WatchlistComposition.from_option(str(tmp_path / "missing.json"))
+
+
+def test_npl_filler_counts_on_disk_equal_in_memory(tmp_path: Path) -> None:
+    """A memory setting too small for the counts puts them in a work folder (memory-mapped,
+    failed searches appended on disk); scaling reads them in chunks and gives the same table."""
+    from lfr_eval.protocols import NplParams, ScoringScale, run_npl_protocol
+
+    manifest = synthetic_manifest(120, seed=3)
+    protocol = build_npl_protocol(manifest, NplParams(seed=1))
+    embeddings = _synthetic_embeddings(manifest, protocol.non_mated[:3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ManifestWarning)
+        memory = run_npl_protocol(protocol, embeddings)
+        disk = run_npl_protocol(
+            protocol, embeddings, scale=ScoringScale(memory_bytes=300_000, work_dir=tmp_path)
+        )
+    assert isinstance(disk.filler_counts.counts, np.memmap)
+    assert not isinstance(memory.filler_counts.counts, np.memmap)
+    np.testing.assert_array_equal(disk.filler_counts.counts, memory.filler_counts.counts)
+    assert disk.filler_counts.scored.sum() == memory.filler_counts.n_searches - 3
+    thresholds = [0.2, 0.4, 0.6]
+    a = scale_fpir(memory.filler_counts, [10, 100], thresholds, by="sex", n_boot=20).table
+    b = scale_fpir(disk.filler_counts, [10, 100], thresholds, by="sex", n_boot=20).table
+    pd.testing.assert_frame_equal(a, b)
+    np.testing.assert_array_equal(
+        disk.filler_counts.pooled_fmr(thresholds), memory.filler_counts.pooled_fmr(thresholds)
+    )

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -220,7 +220,7 @@ class FillerCounts:
 
     What watchlist-size scaling needs from the filler gallery, without the (searches × fillers)
     score matrix: made in one streaming pass by :mod:`lfr_eval.search._kernel` (memory per
-    block, see :func:`lfr_eval.protocols.count_filler_matches`).
+    block; see :func:`~lfr_eval.protocols.run_npl_protocol` and :class:`~lfr_eval.protocols.ScoringScale`).
 
     Fillers are split into *cells*: the distinct combinations of their attribute labels
     (e.g. ``sex`` × ``ethnicity``); per-attribute counts are sums over cells.
@@ -390,12 +390,29 @@ class FillerCounts:
         labels = sorted(set(cell_labels))
         counts = np.zeros((self.n_searches, len(labels), len(idx)), np.int64)
         sizes = np.zeros(len(labels), np.int64)
-        for g, label in enumerate(labels):
-            members = np.flatnonzero(cell_labels == label)
-            sizes[g] = int(self.cell_sizes[members].sum())
-            for c in members:
-                counts[:, g, :] += self.counts[:, c, idx]
+        members = [np.flatnonzero(cell_labels == label) for label in labels]
+        for g, cells in enumerate(members):
+            sizes[g] = int(self.cell_sizes[cells].sum())
+        for a, chunk in self.row_chunks():
+            for g, cells in enumerate(members):
+                counts[a : a + len(chunk), g, :] = chunk[:, cells][:, :, idx].sum(axis=1)
         return counts, sizes, labels
+
+    def row_chunks(self, rows: int = 4096) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first row, counts[first : first + rows])`` over all searches.
+
+        When :attr:`counts` is a memory map (large runs) each chunk is read through a map of
+        its own that is closed before the next, so reading every row does not keep the whole
+        file in this process's memory.
+        """
+        path = getattr(self.counts, "filename", None)
+        for a in range(0, self.n_searches, rows):
+            if path is None:
+                yield a, np.asarray(self.counts[a : a + rows])
+            else:
+                view = np.load(path, mmap_mode="r")
+                yield a, np.array(view[a : a + rows])
+                del view
 
     def false_match_counts(
         self, thresholds: ArrayLike, attribute: str | None = None
@@ -411,7 +428,10 @@ class FillerCounts:
             if thresholds is None
             else self.threshold_index(thresholds)
         )
-        return np.asarray(self.counts[:, :, idx].sum(axis=(0, 1)) > 0)
+        total = np.zeros(len(idx), np.int64)
+        for _, chunk in self.row_chunks():
+            total += chunk[:, :, idx].sum(axis=(0, 1), dtype=np.int64)
+        return total > 0
 
     def pooled_fmr(self, thresholds: ArrayLike | None = None) -> np.ndarray:
         """Share of all (scored search, filler) comparisons at or above each threshold: the
@@ -422,7 +442,10 @@ class FillerCounts:
             else self.threshold_index(thresholds)
         )
         scored = self.scored
-        total = self.counts[scored][:, :, idx].sum(axis=(0, 1), dtype=np.int64)
+        total = np.zeros(len(idx), np.int64)
+        for a, chunk in self.row_chunks():
+            use = scored[a : a + len(chunk)]
+            total += chunk[use][:, :, idx].sum(axis=(0, 1), dtype=np.int64)
         comparisons = int(scored.sum()) * self.n_fillers
         return total / max(comparisons, 1)
 
@@ -433,7 +456,10 @@ class FillerCounts:
             return np.isfinite(self.top_scores[:, 0])
         if len(self.thresholds) and self.thresholds[0] <= -1.0:
             # every score is >= -1: a scored search counts every filler there
-            return np.asarray(self.counts[:, :, 0].sum(axis=1) > 0)
+            return np.concatenate(
+                [chunk[:, :, 0].sum(axis=1) > 0 for _, chunk in self.row_chunks()]
+                or [np.zeros(0, bool)]
+            )
         return np.ones(self.n_searches, bool)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -270,6 +271,28 @@ def _add_failures(
     )
 
 
+def _append_zero_rows(counts: np.ndarray, n_rows: int) -> np.ndarray:
+    """Counts with ``n_rows`` rows of zeros appended; a memory-mapped array stays on disk
+    (copied in chunks into a file beside it)."""
+    path = getattr(counts, "filename", None)
+    if path is None:
+        return np.concatenate([counts, np.zeros((n_rows, *counts.shape[1:]), np.int32)])
+    target = Path(path).with_name(Path(path).stem + f"_and_{n_rows}_failed.npy")
+    if not target.exists():
+        tmp = target.with_suffix(".tmp.npy")
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.int32, shape=(counts.shape[0] + n_rows, *counts.shape[1:])
+        )
+        n = counts.shape[0]
+        for a in range(0, n, 4096):
+            out[a : min(n, a + 4096)] = counts[a : a + 4096]
+        out[counts.shape[0] :] = 0
+        out.flush()
+        del out
+        os.replace(tmp, target)
+    return np.load(target, mmap_mode="r")
+
+
 def _filler_counts(
     scored: _Scored,
     rows: _UsableRows,
@@ -288,7 +311,7 @@ def _filler_counts(
     )
     top_scores = scored.top_scores
     if n_failed:
-        counts = np.concatenate([counts, np.zeros((n_failed, *counts.shape[1:]), np.int32)])
+        counts = _append_zero_rows(counts, n_failed)
         top_scores = np.concatenate(
             [top_scores, np.full((n_failed, top_scores.shape[1]), -np.inf, np.float32)]
         )

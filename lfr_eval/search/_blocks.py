@@ -125,8 +125,8 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         As in :func:`~lfr_eval.search._kernel.score_block`.
     memory_bytes : int
         Memory setting for the run (gallery, probes, one block's tile and partials, and the
-        counts when they are small; larger counts are memory-mapped from ``work_dir`` or a
-        temporary folder).
+        counts when they are small; larger counts are memory-mapped from ``work_dir``, or
+        without one from ``<temp dir>/lfr-scoring/<key>``, which a re-run also resumes from).
     work_dir : path, optional
         Folder for finished blocks (resume). Without it nothing is kept after the run.
     progress : bool or callable, optional
@@ -163,7 +163,13 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
 
     counts_bytes = 4 * n * gallery.n_groups * n_thr
     folder: Path | None = None
-    temporary: tempfile.TemporaryDirectory[str] | None = None
+    if (
+        work_dir is None
+        and thr is not None
+        and counts_bytes > _COUNTS_IN_MEMORY_SHARE * memory_bytes
+    ):
+        # counts too large for the memory setting live on disk even without a work folder
+        work_dir = Path(tempfile.gettempdir()) / "lfr-scoring"
     if work_dir is not None:
         key = scoring_key(
             probes,
@@ -191,9 +197,6 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
             n_blocks = -(-n // rows) if n else 0
         else:
             info_path.write_text(json.dumps(info))
-    elif thr is not None and counts_bytes > _COUNTS_IN_MEMORY_SHARE * memory_bytes:
-        temporary = tempfile.TemporaryDirectory(prefix="lfr-scoring-")
-        folder = Path(temporary.name)
 
     counts_path = None if folder is None or thr is None else folder / "counts.npy"
     counts_mem: np.ndarray | None = None
@@ -264,9 +267,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
             elif callable(progress):
                 progress(done, n_blocks)
     except KeyboardInterrupt:
-        if temporary is not None:
-            temporary.cleanup()
-        where = "memory only (no work folder)" if work_dir is None else str(folder)
+        where = "memory only (no work folder)" if folder is None else str(folder)
         raise ScoringInterrupted(
             MSG_INTERRUPTED.format(done=done, total=n_blocks, folder=where)
         ) from None
@@ -281,9 +282,6 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     else:
         assert counts_path is not None
         counts = np.load(counts_path, mmap_mode="r")
-        if temporary is not None:
-            # the open map keeps the data after the folder's entry is removed (POSIX)
-            temporary.cleanup()
     if n == 0:
         return empty_partial(0, k, gallery.n_groups, None if thr is None else n_thr)
     return Partial(top_s, top_j, top_r, higher, counts)
