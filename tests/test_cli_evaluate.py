@@ -127,6 +127,7 @@ def test_evaluate_report_claim_on_lfw(
     code, stdout, stderr = run(argv, capsys)
     assert code == 0, stderr
     assert "watchlist N =" in stdout and "report:" in stdout
+    assert "rank 1" in stdout and "all mated searches" in stdout  # the CMC summary
     result = load_result(results)
     assert result.protocol.params["seed"] == TEST_PARAMS.seed
     assert set(result.scaling["watchlist_size"]) >= {1000, result.watchlist_size}
@@ -176,6 +177,11 @@ def test_evaluate_report_claim_on_lfw(
     assert code == 0 and (tmp_path / "rep" / "report.html").is_file()
     rates = pd.read_csv(tmp_path / "rep" / "rates.csv")
     assert set(rates["ci_method"]) == {"wilson"}
+    summary = pd.read_csv(tmp_path / "rep" / "summary.csv", keep_default_na=False)
+    assert set(summary["attribute"]) == {"all", "sex"}  # only what --group asked for
+    assert not summary.duplicated(["threshold", "attribute", "group"]).any()
+    code, _, err = run(["report", str(results), "--group", "height"], capsys)
+    assert code == 2 and "--group" in err and "'height'" in err
 
     best = result.searches.non_mated_best
     # a claim the data cannot support (rule of 3 needs ~3x the searches) -> exit 1

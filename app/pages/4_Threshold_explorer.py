@@ -18,7 +18,7 @@ from lfr_eval.explain import (
     format_count,
 )
 from lfr_eval.operational import one_in_n
-from lfr_eval.report import det_figure, rate_vs_threshold_figure
+from lfr_eval.report import ALL, cmc_figure, det_figure, rate_vs_threshold_figure
 
 st.set_page_config(page_title="Threshold explorer · LFR Workbench", page_icon="🎚️", layout="wide")
 st.title("Threshold explorer")
@@ -198,6 +198,29 @@ right.plotly_chart(fpir_fig, key="explorer_fpir")
 fnir_fig = rate_vs_threshold_figure(agg, "fnir", attribute)
 fnir_fig.add_vline(x=overall.threshold, line={"color": "black", "dash": "dash"})
 st.plotly_chart(fnir_fig, key="explorer_fnir")
+
+st.subheader("Rank-based identification (CMC)")
+if agg.ranks is None or agg.ranks.empty:
+    st.caption("These results hold no rank table (made before ranks were recorded).")
+else:
+    st.caption(
+        "Share of mated searches whose mate is among the r best candidates, whatever its score "
+        f"(no threshold); {agg.intervals.describe()}. Ties rank in the mate's favour (NIST)."
+    )
+    ranks = agg.ranks[agg.ranks["attribute"].isin([ALL, attribute])]
+    keys = ["attribute", "group"]
+    wide = ranks.pivot_table(index=keys, columns="rank", values="rate", sort=False)
+    wide.columns = [f"rank {r}" for r in wide.columns]
+    counts = ranks.groupby(keys, sort=False)[["n_searches", "n_subjects"]].first()
+    counts = counts.rename(columns={"n_searches": "mated searches", "n_subjects": "people"})
+    shown = counts.join(wide)
+    st.dataframe(
+        shown.reset_index(),
+        hide_index=True,
+        key="explorer_ranks",
+        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in wide.columns},
+    )
+    st.plotly_chart(cmc_figure(agg, attribute), key="explorer_cmc")
 
 st.subheader("Claim checker")
 st.write(

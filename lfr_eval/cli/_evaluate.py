@@ -233,10 +233,20 @@ def evaluate_command(
         f"{t.get('scoring_s', 0):.1f} s; scaling {t.get('scaling_s', 0):.1f} s"
     )
     click.echo(f"results: {out}")
-    if report:
-        from lfr_eval.report import write_report
+    from lfr_eval.report import AggregateResult, write_report
+    from lfr_eval.report._text import rank_summary_lines
 
-        path = write_report(result, out, list(thresholds) or None)
+    if report:
+        agg = AggregateResult.from_result(result)
+        ranks, interval = agg.ranks, agg.intervals.describe()
+    else:
+        # the rank table alone: no threshold grid, no report
+        agg = AggregateResult.from_result(result, thresholds=[-1.0])
+        ranks, interval = agg.ranks, agg.intervals.describe()
+    for line in rank_summary_lines(ranks, interval):
+        click.echo(line)
+    if report:
+        path = write_report(agg, out, list(thresholds) or None)
         click.echo(f"report: {path}")
 
 
@@ -288,16 +298,27 @@ def report_command(
 
     RESULTS is a folder written by 'lfr-eval evaluate' or an aggregate folder (aggregate.json).
     """
-    from lfr_eval.report import write_report
+    from lfr_eval.report import as_aggregate, write_report
+    from lfr_eval.report._text import rank_summary_lines
 
-    result = open_results(results)
-    path = write_report(
-        result,
-        out_dir or results,
-        list(thresholds) or None,
-        list(groups) or None,
-        aggregate_options={"ci_method": ci_method, "n_boot": n_boot, "confidence": confidence},
+    agg = as_aggregate(
+        open_results(results),
+        ci_method=ci_method,
+        n_boot=n_boot,
+        confidence=confidence,
+        **({"attributes": list(groups)} if groups else {}),
     )
+    unknown = [g for g in groups if g not in agg.attributes]
+    if unknown:
+        raise click.BadParameter(
+            f"no attribute {', '.join(map(repr, unknown))} in these results; they have "
+            f"{', '.join(agg.attributes) or 'none'}",
+            param_hint="--group",
+        )
+    if agg.ranks is not None:
+        for line in rank_summary_lines(agg.ranks, agg.intervals.describe()):
+            click.echo(line)
+    path = write_report(agg, out_dir or results, list(thresholds) or None, list(groups) or None)
     click.echo(f"report: {path}")
 
 

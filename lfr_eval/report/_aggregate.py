@@ -5,8 +5,8 @@ An :class:`AggregateResult` holds, per threshold and per group, the counts behin
 watchlist-size scaling table; and failures to acquire per group. It holds no embeddings, no
 image names, no subject ids and no individual scores, so it can be shared or shipped as an
 example (``datasets/examples/``) even when the evaluation ran on real people's faces. Intervals
-are computed (clustered by subject: Korn–Graubard by default) *before* aggregation, so they stay clustered by
-subject without keeping the subjects.
+are computed (clustered by subject: Korn–Graubard by default) *before* aggregation, so they stay
+clustered by subject without keeping the subjects.
 
 Groups with fewer than ``min_subjects`` subjects can be withheld entirely
 (:meth:`AggregateResult.from_result`); :attr:`AggregateResult.withheld` lists what was withheld,
@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from lfr_eval.metrics import IdentificationFrame, SearchSet
+from lfr_eval.metrics._clustered import ClusterSummary
 from lfr_eval.results import (
     EvaluationResult,
     IntervalSettings,
@@ -39,7 +40,6 @@ from lfr_eval.results import (
     ResultError,
     runtime_from_dict,
 )
-from lfr_eval.metrics._clustered import ClusterSummary
 
 #: Version of the aggregate folder layout. 2: typed provenance under ``provenance`` and the
 #: rank table (``ranks.csv``); version 1 folders (flat metadata) are still read.
@@ -54,6 +54,9 @@ HISTOGRAMS_FILE = "histograms.csv"
 SCALING_FILE = "scaling.csv"
 ACQUISITION_FILE = "acquisition.csv"
 RANKS_FILE = "ranks.csv"
+
+#: Interval method of aggregates unless asked otherwise (clustered by person).
+DEFAULT_CI_METHOD = "korn-graubard"
 
 #: Default deepest rank of the rank table (CMC).
 DEFAULT_MAX_RANK = 10
@@ -102,6 +105,9 @@ RANK_COLUMNS = (
 
 #: Columns of the interval that rows over the same searches share.
 _INTERVAL_COLUMNS = ("ci_low", "ci_high", "ci_method")
+
+#: The clustered interval's sufficient statistics, shared the same way.
+_CLUSTER_COLUMNS = ("rate_variance", "variance_df", "effective_people")
 
 
 def threshold_grid(step: float = 0.0025) -> np.ndarray:
@@ -193,29 +199,53 @@ def _share_intervals(
     out = table.reset_index(drop=True)
     positions = pd.Series(np.arange(len(out)))
     first = positions.groupby([pd.Series(selection), out[by]], sort=False).transform("min")
-    columns = list(_INTERVAL_COLUMNS)
+    columns = [c for c in (*_INTERVAL_COLUMNS, *_CLUSTER_COLUMNS) if c in out.columns]
     out.loc[:, columns] = out.loc[first.to_numpy(), columns].to_numpy()
     return out
 
 
-def _rank_table(
+def cmc_table(
     searches: SearchSet,
-    attributes: Sequence[str],
-    max_rank: int,
-    options: Mapping[str, Any],
+    attributes: Sequence[str] = (),
+    max_rank: int = DEFAULT_MAX_RANK,
+    **interval_options: Any,
 ) -> pd.DataFrame:
     """Identification rate at ranks 1..``max_rank`` (the CMC), overall and per group.
 
     The rate at rank r is the share of mated searches whose mate is among the r best
-    candidates, whatever its score: 1 - FNIR(N, r, T) at the lowest threshold, T = -1, so the
-    interval comes from the same machinery (and the same method) as every FNIR interval.
-    Failures to acquire, where counted, are misses at every rank.
+    candidates (distinct watchlist subjects), whatever its score: 1 - FNIR(N, r, T) at the
+    lowest threshold, T = -1, so its interval comes from the same machinery, and the same
+    method, as every FNIR interval. Ties rank in the mate's favour (NIST FRTE; bob.measure
+    counts tied non-mates against it). Failures to acquire, where counted, are misses at every
+    rank. Groups without mated searches have no rows.
+
+    Parameters
+    ----------
+    searches : SearchSet
+    attributes : sequence of str
+        Group attributes (columns of ``searches.mated_groups``).
+    max_rank : int
+        Deepest rank, >= 1 (capped at the watchlist size N).
+    **interval_options
+        ``ci_method``, ``confidence``, ``n_boot``, ``seed`` of
+        :class:`lfr_eval.metrics.IdentificationFrame`.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`RANK_COLUMNS`, the whole population first.
     """
+    if max_rank < 1:
+        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
     parts = []
-    for r in range(1, max_rank + 1):
+    for r in range(1, min(max_rank, max(searches.watchlist_size, 1)) + 1):
         for attribute in [None, *attributes]:
             frame = IdentificationFrame(
-                searches, [-1.0], [] if attribute is None else [attribute], rank=r, **options
+                searches,
+                [-1.0],
+                [] if attribute is None else [attribute],
+                rank=r,
+                **interval_options,
             )
             table = _rates_long(frame, attribute)
             # groups with no mated search (strangers only) have no rank to report
@@ -239,7 +269,10 @@ def _rank_table(
                 )
             )
     out = pd.concat(parts, ignore_index=True)[list(RANK_COLUMNS)]
-    return out.sort_values(["attribute", "group", "rank"], kind="stable", key=_all_first)
+    out = out.sort_values(["attribute", "group", "rank"], kind="stable", key=_all_first)
+    return _share_intervals(
+        out.reset_index(drop=True), _selection_keys(searches, attributes), "fnir", "rank"
+    )
 
 
 def _all_first(column: pd.Series) -> pd.Series:
@@ -480,7 +513,7 @@ class AggregateResult:
         *,
         thresholds: Sequence[float] | np.ndarray | None = None,
         attributes: Sequence[str] | None = None,
-        ci_method: str = "korn-graubard",
+        ci_method: str = DEFAULT_CI_METHOD,
         n_boot: int = 1000,
         confidence: float = 0.95,
         rank: int = 1,
@@ -532,9 +565,7 @@ class AggregateResult:
         depth = min(DEFAULT_MAX_RANK, result.watchlist_size) if max_rank is None else max_rank
         ranks = None
         if depth > 0 and result.searches.n_mated:
-            ranks = _share_intervals(
-                _rank_table(result.searches, attributes, depth, options), keys, "fnir", "rank"
-            )
+            ranks = cmc_table(result.searches, attributes, depth, **options)
         histograms = _histograms(result, attributes)
         acquisition = result.acquisition.copy()
         withheld: list[WithheldGroup] = []

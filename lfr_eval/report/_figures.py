@@ -238,6 +238,57 @@ def group_ratio_figure(
     )
 
 
+def cmc_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
+    """Cumulative match characteristic: identification rate against rank (mate among the r best
+    candidates, whatever its score), one line per group with interval bars.
+
+    Accepts an aggregate, a full result, or the rank table itself
+    (:func:`lfr_eval.report.cmc_table`)."""
+    if isinstance(result, pd.DataFrame):
+        ranks = result
+        n = None
+    else:
+        agg = as_aggregate(result)
+        ranks = agg.ranks
+        n = agg.watchlist_size
+    fig = go.Figure()
+    if ranks is None or ranks.empty:
+        return _layout(
+            fig, "no rank table in these results", "rank", "rate", log_x=False, log_y=False
+        )
+    wanted = ALL if attribute in (None, ALL) else attribute
+    part = ranks[ranks["attribute"] == wanted]
+    for i, (group, rows) in enumerate(part.groupby("group", sort=True)):
+        rows = rows.sort_values("rank")
+        searches = int(rows["n_searches"].iloc[0])
+        label = "all mated searches" if wanted == ALL else f"{wanted} = {group}"
+        fig.add_trace(
+            go.Scatter(
+                x=rows["rank"],
+                y=rows["rate"],
+                mode="lines+markers",
+                name=f"{label} ({searches:,} searches, {int(rows['n_subjects'].iloc[0]):,} people)",
+                line={"color": _colour(i)},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": rows["ci_high"] - rows["rate"],
+                    "arrayminus": rows["rate"] - rows["ci_low"],
+                },
+                customdata=np.stack([rows["hits"], rows["n_searches"]], axis=1),
+                hovertemplate="rank %{x}<br>rate %{y:.3f} (%{customdata[0]:,} of "
+                "%{customdata[1]:,})<extra>" + label + "</extra>",
+            )
+        )
+    where = "" if n is None else f", watchlist N = {n:,}"
+    title = "Identification rate by rank (CMC)" + (f" by {attribute}" if wanted != ALL else "")
+    fig = _layout(fig, title + where, "rank r", "mate among the r best candidates", log_x=False,
+                  log_y=False)  # fmt: skip
+    fig.update_xaxes(dtick=1, range=[0.5, float(ranks["rank"].max()) + 0.5])
+    fig.update_yaxes(range=[0, 1.02])
+    return fig
+
+
 def watchlist_scaling_figure(
     result: ResultLike,
     threshold: float,

@@ -15,6 +15,7 @@ from plotly.offline import get_plotlyjs
 from lfr_eval.report._aggregate import ALL, AggregateResult, as_aggregate
 from lfr_eval.report._figures import (
     ResultLike,
+    cmc_figure,
     det_figure,
     group_ratio_figure,
     operating_thresholds,
@@ -241,6 +242,20 @@ def build_html_report(
                         group_ratio_figure(agg, metric, attribute), f"fig{next(figure_id)}"
                     )
                 )
+    add("<h2>Rank-based identification (CMC)</h2>")
+    if agg.ranks is not None and not agg.ranks.empty:
+        add(
+            "<p>Share of mated searches whose mate is among the r best candidates "
+            f"(distinct watchlist subjects), whatever its score; {_esc(agg.intervals.describe())}. "
+            "Ties rank in the mate's favour, as NIST FRTE ranks; failures to acquire are "
+            "misses at every rank where they are counted.</p>"
+        )
+        add(_table(_rank_wide(agg, attributes), float_format="{:.3f}"))
+        add(_figure_html(cmc_figure(agg), f"fig{next(figure_id)}"))
+        for attribute in attributes:
+            add(_figure_html(cmc_figure(agg, attribute), f"fig{next(figure_id)}"))
+    else:
+        add("<p>No rank table in these results (made before ranks were recorded).</p>")
     add("<h2>Watchlist size</h2>")
     if agg.scaling is not None and chosen:
         add(
@@ -289,6 +304,28 @@ def build_html_report(
         + "\n".join(parts)
         + "</body></html>"
     )
+
+
+def _rank_wide(agg: AggregateResult, attributes: Sequence[str]) -> pd.DataFrame:
+    """Rank table as one row per group: searches, people, then rate [interval] per rank."""
+    ranks = agg.ranks
+    assert ranks is not None
+    ranks = ranks[ranks["attribute"].isin([ALL, *attributes])]
+    rows = []
+    for (attribute, group), part in ranks.groupby(["attribute", "group"], sort=False):
+        part = part.sort_values("rank")
+        row: dict[str, object] = {
+            "attribute": attribute,
+            "group": group,
+            "mated searches": int(part["n_searches"].iloc[0]),
+            "mated people": int(part["n_subjects"].iloc[0]),
+        }
+        for _, r in part.iterrows():
+            row[f"rank {int(r['rank'])}"] = (
+                f"{r['rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 _SUMMARY_NAMES = {
@@ -356,6 +393,8 @@ def write_report(
     agg.acquisition.to_csv(directory / "acquisition.csv", index=False)
     if agg.scaling is not None:
         agg.scaling.to_csv(directory / "scaling.csv", index=False, float_format="%.8g")
+    if agg.ranks is not None:
+        agg.ranks.to_csv(directory / "ranks.csv", index=False, float_format="%.8g")
     if chosen:
         asked = groups if groups is not None else agg.attributes
         wanted = [a for a in asked if a in agg.attributes]
