@@ -301,20 +301,21 @@ def report_command(
     from lfr_eval.report import as_aggregate, write_report
     from lfr_eval.report._text import rank_summary_lines
 
+    loaded = open_results(results)
+    unknown = [g for g in groups if g not in loaded.attributes]
+    if unknown:
+        raise click.BadParameter(
+            f"no attribute {', '.join(map(repr, unknown))} in these results; they have "
+            f"{', '.join(loaded.attributes) or 'none'}",
+            param_hint="--group",
+        )
     agg = as_aggregate(
-        open_results(results),
+        loaded,
         ci_method=ci_method,
         n_boot=n_boot,
         confidence=confidence,
         **({"attributes": list(groups)} if groups else {}),
     )
-    unknown = [g for g in groups if g not in agg.attributes]
-    if unknown:
-        raise click.BadParameter(
-            f"no attribute {', '.join(map(repr, unknown))} in these results; they have "
-            f"{', '.join(agg.attributes) or 'none'}",
-            param_hint="--group",
-        )
     if agg.ranks is not None:
         for line in rank_summary_lines(agg.ranks, agg.intervals.describe()):
             click.echo(line)

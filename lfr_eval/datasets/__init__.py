@@ -32,6 +32,8 @@ from lfr_eval.datasets._folder import IMAGE_EXTENSIONS, load_folder
 from lfr_eval.datasets._lfw import VerificationPairs, find_lfw_images, load_lfw, read_lfw_pairs
 from lfr_eval.datasets._manifest import (
     REQUIRED_COLUMNS,
+    ROLE_COLUMN,
+    ROLES,
     UNKNOWN,
     Manifest,
     ManifestWarning,
@@ -53,6 +55,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "LAYOUTS",
     "REQUIRED_COLUMNS",
+    "ROLES",
+    "ROLE_COLUMN",
     "UNKNOWN",
     "CacheError",
     "CachedEmbedding",

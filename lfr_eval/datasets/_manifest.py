@@ -6,7 +6,13 @@ A manifest is a table with one row per image:
 - ``subject_id`` — who is in the image (any string; one person, one id);
 - any number of **attribute** columns (``sex``, ``ethnicity``, ``age_band``, ``capture`` …) whose
   values are group labels. A missing label is the string ``"unknown"``: rows are never dropped
-  because a label is missing, so every image still counts in the overall figures.
+  because a label is missing, so every image still counts in the overall figures;
+- optionally ``role`` — what the image is for in a protocol: ``enrol`` (a watchlist template),
+  ``mated`` (a search for an enrolled subject), ``non_mated`` (a stranger's search) or
+  ``filler`` (a gallery entry never searched: the NPL design's filler set, or padding of an
+  open-set watchlist). Roles override the seeded split for the subjects that have them;
+  subjects without roles are split by the seed as usual. Per subject the roles must be one of
+  {enrol}, {enrol, mated}, {non_mated} or {filler} (a stranger is never on the watchlist).
 
 Manifests are read from CSV or Parquet (:func:`read_manifest`) or built by the loaders
 (:func:`~lfr_eval.datasets.load_folder`, :func:`~lfr_eval.datasets.load_lfw`).
@@ -34,8 +40,23 @@ UNKNOWN = "unknown"
 #: Columns every manifest has.
 REQUIRED_COLUMNS = ("path", "subject_id")
 
+#: Optional column fixing each image's protocol role.
+ROLE_COLUMN = "role"
+
+#: Roles an image can have (see the module docstring).
+ROLES = ("enrol", "mated", "non_mated", "filler")
+
+#: Role sets a subject may have: on the watchlist (templates, maybe searches), a stranger, or a
+#: filler.
+ALLOWED_SUBJECT_ROLES = (
+    frozenset({"enrol"}),
+    frozenset({"enrol", "mated"}),
+    frozenset({"non_mated"}),
+    frozenset({"filler"}),
+)
+
 #: Columns with a fixed meaning that are not group attributes.
-RESERVED_COLUMNS = ("path", "subject_id", "image_sha256")
+RESERVED_COLUMNS = ("path", "subject_id", "image_sha256", ROLE_COLUMN)
 
 MSG_MISSING_COLUMNS = (
     "manifest {source} lacks the column(s) {missing}; a manifest needs 'path' (image file, "
@@ -71,6 +92,21 @@ MSG_INCONSISTENT_SUBJECT_LABEL = (
 )
 
 
+MSG_BAD_ROLE = (
+    "manifest {source} has {count} row(s) with an unknown role, e.g. {examples} (first at row "
+    "{first}); roles are enrol, mated, non_mated and filler (or empty for the seeded split)"
+)
+MSG_PARTIAL_ROLES = (
+    "manifest {source}: {count} subject(s) have a role on some images but not others, e.g. "
+    "{examples}; give every image of a subject a role, or none"
+)
+MSG_MIXED_ROLES = (
+    "manifest {source}: {count} subject(s) mix roles that cannot go together, e.g. {examples}; "
+    "a subject is on the watchlist (enrol, plus mated searches), a stranger (non_mated) or a "
+    "filler, never two of these"
+)
+
+
 class ManifestWarning(UserWarning):
     """A manifest is usable but something about it will limit or bias an evaluation."""
 
@@ -84,6 +120,51 @@ def _relative(path: str, root: Path | None) -> str:
         except ValueError:
             return p.as_posix()
     return p.as_posix()
+
+
+def _add_labels(frame: pd.DataFrame, out: pd.DataFrame, source: str) -> None:
+    """Copy the role column (checked) and the attribute columns (missing: "unknown")."""
+    if ROLE_COLUMN in frame.columns:
+        roles = _roles(frame[ROLE_COLUMN].reset_index(drop=True), out["subject_id"], source)
+        if (roles != "").any():
+            out[ROLE_COLUMN] = roles
+    for column in (c for c in frame.columns if c not in RESERVED_COLUMNS):
+        values = frame[column].reset_index(drop=True)
+        text = values.astype(object).where(values.notna(), UNKNOWN).astype(str).str.strip()
+        out[str(column)] = text.where(text != "", UNKNOWN).to_numpy(dtype=object)
+
+
+def _roles(values: pd.Series, subjects: pd.Series, source: str) -> np.ndarray:
+    """Normalised roles ("" for none), checked value by value and subject by subject."""
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip().str.lower()
+    text = text.str.replace("-", "_").replace({"non mated": "non_mated", "enroll": "enrol"})
+    bad = ~text.isin(["", *ROLES]).to_numpy()
+    if bad.any():
+        raise ManifestError(
+            MSG_BAD_ROLE.format(
+                source=source,
+                count=int(bad.sum()),
+                examples=_examples(values[bad].astype(str).tolist()),
+                first=int(np.flatnonzero(bad)[0]) + 1,
+            )
+        )
+    frame = pd.DataFrame({"subject": subjects.to_numpy(), "role": text.to_numpy()})
+    sets = frame.groupby("subject", sort=True)["role"].agg(lambda r: frozenset(r))
+    partial = [str(s) for s, r in sets.items() if "" in r and len(r) > 1]
+    if partial:
+        raise ManifestError(
+            MSG_PARTIAL_ROLES.format(source=source, count=len(partial), examples=_examples(partial))
+        )
+    mixed = [
+        f"{s} ({', '.join(sorted(r))})"
+        for s, r in sets.items()
+        if "" not in r and r not in ALLOWED_SUBJECT_ROLES
+    ]
+    if mixed:
+        raise ManifestError(
+            MSG_MIXED_ROLES.format(source=source, count=len(mixed), examples=_examples(mixed))
+        )
+    return text.to_numpy(dtype=object)
 
 
 def _examples(values: Sequence[str], limit: int = 3) -> str:
@@ -196,11 +277,7 @@ class Manifest:
                 )
             )
 
-        attributes = [c for c in frame.columns if c not in RESERVED_COLUMNS]
-        for column in attributes:
-            values = frame[column].reset_index(drop=True)
-            text = values.astype(object).where(values.notna(), UNKNOWN).astype(str).str.strip()
-            out[str(column)] = text.where(text != "", UNKNOWN).to_numpy(dtype=object)
+        _add_labels(frame, out, source)
 
         manifest = cls(frame=out, root=root_path, name=name)
         if "image_sha256" in frame.columns:
@@ -225,7 +302,8 @@ class Manifest:
             )
 
     def _warn_singletons(self) -> None:
-        counts = self.frame["subject_id"].value_counts()
+        # subjects with a role were placed on purpose (a stranger needs one image only)
+        counts = self.frame["subject_id"][self.roles == ""].value_counts()
         singletons = int((counts == 1).sum())
         if singletons:
             warnings.warn(
@@ -250,6 +328,18 @@ class Manifest:
     def attributes(self) -> tuple[str, ...]:
         """Names of the attribute (group) columns, in table order."""
         return tuple(c for c in self.frame.columns if c not in RESERVED_COLUMNS)
+
+    @property
+    def has_roles(self) -> bool:
+        """Whether any image has a ``role``."""
+        return ROLE_COLUMN in self.frame.columns
+
+    @property
+    def roles(self) -> np.ndarray:
+        """Each image's role (:data:`ROLES`), ``""`` where none was given, shape (n_images,)."""
+        if not self.has_roles:
+            return np.full(len(self), "", dtype=object)
+        return self.frame[ROLE_COLUMN].to_numpy(dtype=object)
 
     @property
     def paths(self) -> np.ndarray:
@@ -394,10 +484,13 @@ class Manifest:
         labels) rows. Reading every image once is needed the first time (see
         :meth:`image_hashes`)."""
         hashes = self.image_hashes()
-        columns = ["path", "subject_id", *self.attributes]
+        # roles change the evaluation, so they are hashed; a manifest without them hashes as
+        # it always has
+        labels = [*self.attributes, *([ROLE_COLUMN] if self.has_roles else [])]
+        columns = ["path", "subject_id", *labels]
         table = self.frame[columns].copy()
         table["image_sha256"] = hashes
-        header = "\t".join(["path", "image_sha256", "subject_id", *self.attributes])
+        header = "\t".join(["path", "image_sha256", "subject_id", *labels])
         rows = sorted(
             "\t".join([r[0], r[-1], *r[1:-1]])
             for r in table[columns + ["image_sha256"]].itertuples(index=False, name=None)

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from lfr_eval.datasets import UNKNOWN, Manifest
+from lfr_eval.datasets import ROLES, UNKNOWN, Manifest
 from lfr_eval.protocols._open_set import ProtocolError, _cap_per_subject
 
 MSG_TOO_FEW_SUBJECTS = (
@@ -161,6 +161,11 @@ def build_npl_protocol(
 ) -> NplProtocol:
     """Split a manifest by subject into volunteers, fillers and strangers (see module doc).
 
+    Subjects with a ``role`` in the manifest keep it: ``enrol``/``mated`` images are volunteers'
+    templates and searches, ``non_mated`` images strangers' searches, and ``filler`` images the
+    filler gallery (one image per filler subject). When any image is a filler, the gallery is
+    exactly those fillers and every role-less subject who does not volunteer is a stranger.
+
     Raises
     ------
     ProtocolError
@@ -170,24 +175,28 @@ def build_npl_protocol(
         params = NplParams(**kwargs)  # type: ignore[arg-type]
     rng = np.random.default_rng(params.seed)
     subjects = manifest.subject_ids.astype(str)
-    per_subject = manifest.images_per_subject()
+    roles = manifest.roles
+    free = roles == ""
+    per_subject = manifest.select(free).images_per_subject() if free.any() else pd.Series([])
     needed = params.enrolment_images + 1
     eligible = np.sort(per_subject.index[per_subject >= needed].to_numpy(dtype=str))
     n_volunteers = round(params.volunteer_fraction * len(eligible))
     volunteers = np.sort(rng.choice(eligible, size=n_volunteers, replace=False))
     others = np.setdiff1d(np.sort(per_subject.index.to_numpy(dtype=str)), volunteers)
-    n_fillers = round(params.filler_fraction * len(others))
+    # a filler gallery named by the manifest is the whole gallery: the other role-less
+    # subjects are strangers
+    named = bool((roles == "filler").any())
+    n_fillers = 0 if named else round(params.filler_fraction * len(others))
     filler_subjects = np.sort(rng.choice(others, size=n_fillers, replace=False))
     strangers = np.setdiff1d(others, filler_subjects)
-    if min(len(volunteers), len(filler_subjects), len(strangers)) == 0:
-        raise ProtocolError(
-            MSG_TOO_FEW_SUBJECTS.format(
-                needed=needed,
-                volunteers=len(volunteers),
-                fillers=len(filler_subjects),
-                strangers=len(strangers),
-            )
-        )
+    fixed = {role: np.unique(subjects[roles == role]) for role in ROLES}
+    counts = {
+        "volunteers": len(volunteers) + len(fixed["enrol"]),
+        "fillers": len(filler_subjects) + len(fixed["filler"]),
+        "strangers": len(strangers) + len(fixed["non_mated"]),
+    }
+    if min(counts.values()) == 0:
+        raise ProtocolError(MSG_TOO_FEW_SUBJECTS.format(needed=needed, **counts))
     rows = np.arange(len(manifest))
 
     def first_k_per_subject(pool: np.ndarray, k: int) -> np.ndarray:
@@ -195,14 +204,20 @@ def build_npl_protocol(
         position = pd.Series(subjects[shuffled]).groupby(subjects[shuffled]).cumcount().to_numpy()
         return np.sort(shuffled[position < k])
 
-    volunteer_rows = rows[np.isin(subjects, volunteers)]
+    volunteer_rows = rows[free & np.isin(subjects, volunteers)]
     enrolment = first_k_per_subject(volunteer_rows, params.enrolment_images)
-    mated = _cap_per_subject(
-        np.setdiff1d(volunteer_rows, enrolment), subjects, params.max_mated_per_subject, rng
+    mated_pool = np.concatenate([np.setdiff1d(volunteer_rows, enrolment), rows[roles == "mated"]])
+    enrolment = np.sort(np.concatenate([enrolment, rows[roles == "enrol"]]))
+    mated = _cap_per_subject(mated_pool, subjects, params.max_mated_per_subject, rng)
+    # one image per filler subject: the gallery counts people, not photos
+    fillers = first_k_per_subject(
+        rows[(free & np.isin(subjects, filler_subjects)) | (roles == "filler")], 1
     )
-    fillers = first_k_per_subject(rows[np.isin(subjects, filler_subjects)], 1)
     non_mated = _cap_per_subject(
-        rows[np.isin(subjects, strangers)], subjects, params.max_non_mated_per_subject, rng
+        rows[(free & np.isin(subjects, strangers)) | (roles == "non_mated")],
+        subjects,
+        params.max_non_mated_per_subject,
+        rng,
     )
     return NplProtocol(manifest, params, enrolment, mated, fillers, non_mated)
 

@@ -4,6 +4,11 @@ The split is by **subject**, never by image: an enrolled subject's other images 
 searches; the images of subjects never enrolled are the non-mated searches. A subject is thus
 either on the watchlist or a stranger to it, never both, so a non-mated search can never meet
 its own subject's template.
+
+A manifest's ``role`` column (see :mod:`lfr_eval.datasets`) fixes the role of the subjects that
+have one: ``enrol`` images are templates, ``mated`` images mated searches, ``non_mated`` images
+strangers' searches and ``filler`` images watchlist templates never searched (padding). Only
+the subjects without roles are split by the seed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from lfr_eval.datasets import UNKNOWN, Manifest, ManifestWarning
+from lfr_eval.datasets import ROLES, UNKNOWN, Manifest, ManifestWarning
 from lfr_eval.errors import ProtocolError
 
 MSG_NO_ELIGIBLE = (
@@ -31,6 +36,10 @@ MSG_NO_NON_MATED = (
 )
 MSG_BALANCE_COLUMN = "cannot balance by {column!r}: the manifest's attributes are {attributes}"
 MSG_BALANCE_UNKNOWN = "balancing by {column!r} leaves out {count} subject(s) whose label is unknown"
+MSG_NO_WATCHLIST = (
+    "nobody is on the watchlist: no image has role enrol or filler and no subject without a "
+    "role has the {needed} images needed to enrol one and search with another"
+)
 
 
 @dataclass(frozen=True)
@@ -219,7 +228,9 @@ def build_open_set_protocol(
     -----
     Eligible subjects (more than ``enrolment_images`` images) are enrolled at random; every
     other subject — including all single-image subjects — provides non-mated searches.
-    The same manifest, params and seed always give the same protocol.
+    Subjects with a ``role`` in the manifest keep it (``filler``: enrolled, never searched);
+    the caps on searches per subject apply to them too. The same manifest, params and seed
+    always give the same protocol.
     """
     if params is None:
         params = OpenSetParams(**kwargs)  # type: ignore[arg-type]
@@ -227,10 +238,61 @@ def build_open_set_protocol(
         raise TypeError("pass either params or keyword settings, not both")
     rng = np.random.default_rng(params.seed)
     subjects = manifest.subject_ids.astype(str)
+    roles = manifest.roles
+    rows = np.arange(len(manifest))
+    fixed = _fixed_roles(roles, rows)
+    free = roles == ""
+    if free.any():
+        enrolment, mated_pool, non_mated_pool = _seeded_split(
+            manifest.select(free), params, rng, roles_given=not free.all()
+        )
+        free_rows = rows[free]
+        enrolment, mated_pool, non_mated_pool = (
+            free_rows[enrolment],
+            free_rows[mated_pool],
+            free_rows[non_mated_pool],
+        )
+    else:
+        enrolment = mated_pool = non_mated_pool = np.array([], dtype=np.int64)
+    enrolment = np.sort(np.concatenate([enrolment, fixed["enrol"], fixed["filler"]]))
+    if len(enrolment) == 0:
+        raise ProtocolError(MSG_NO_WATCHLIST.format(needed=params.enrolment_images + 1))
+    mated_pool = np.concatenate([mated_pool, fixed["mated"]])
+    non_mated_pool = np.concatenate([non_mated_pool, fixed["non_mated"]])
+    if len(non_mated_pool) == 0:
+        raise ProtocolError(
+            MSG_NO_NON_MATED.format(
+                n_enrolled=len(np.unique(subjects[enrolment])),
+                n_subjects=manifest.n_subjects,
+            )
+        )
+    mated = _cap_per_subject(mated_pool, subjects, params.max_mated_per_subject, rng)
+    non_mated = _cap_per_subject(non_mated_pool, subjects, params.max_non_mated_per_subject, rng)
+    return OpenSetProtocol(
+        manifest=manifest, params=params, enrolment=enrolment, mated=mated, non_mated=non_mated
+    )
+
+
+def _fixed_roles(roles: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Manifest rows of each role given in the manifest's ``role`` column."""
+    return {role: rows[roles == role].astype(np.int64) for role in ROLES}
+
+
+def _seeded_split(
+    manifest: Manifest, params: OpenSetParams, rng: np.random.Generator, *, roles_given: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The seeded split of a manifest (rows: enrolment, mated pool, non-mated pool).
+
+    With ``roles_given`` (other subjects have fixed roles) an empty side is not an error: the
+    fixed roles may fill it."""
+    subjects = manifest.subject_ids.astype(str)
     per_subject = manifest.images_per_subject()
     needed = params.enrolment_images + 1
     eligible = np.sort(per_subject.index[per_subject >= needed].to_numpy(dtype=str))
+    empty = np.array([], dtype=np.int64)
     if len(eligible) == 0:
+        if roles_given:
+            return empty, empty, np.arange(len(manifest))
         raise ProtocolError(
             MSG_NO_ELIGIBLE.format(
                 needed=needed, n_subjects=len(per_subject), max_images=int(per_subject.max())
@@ -252,7 +314,7 @@ def build_open_set_protocol(
             warnings.warn(
                 MSG_BALANCE_UNKNOWN.format(column=params.balance_by, count=len(unknown)),
                 ManifestWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         labels = labels[labels != UNKNOWN]
         eligible = eligible[np.isin(eligible, labels.index)]
@@ -275,7 +337,7 @@ def build_open_set_protocol(
     else:
         enrolled = _balanced_choice(eligible, labels, n_enrolled, rng)
         strangers = _balanced_choice(np.setdiff1d(all_subjects, enrolled), labels, None, rng)
-    if len(strangers) == 0:
+    if len(strangers) == 0 and not roles_given:
         raise ProtocolError(
             MSG_NO_NON_MATED.format(n_enrolled=len(enrolled), n_subjects=len(all_subjects))
         )
@@ -288,9 +350,5 @@ def build_open_set_protocol(
     position = pd.Series(subjects[shuffled]).groupby(subjects[shuffled]).cumcount().to_numpy()
     enrolment = np.sort(shuffled[position < params.enrolment_images])
     mated_pool = np.setdiff1d(listed_rows, enrolment)
-    mated = _cap_per_subject(mated_pool, subjects, params.max_mated_per_subject, rng)
     non_mated_pool = rows[np.isin(subjects, strangers)]
-    non_mated = _cap_per_subject(non_mated_pool, subjects, params.max_non_mated_per_subject, rng)
-    return OpenSetProtocol(
-        manifest=manifest, params=params, enrolment=enrolment, mated=mated, non_mated=non_mated
-    )
+    return enrolment, mated_pool, non_mated_pool
