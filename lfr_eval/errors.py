@@ -98,5 +98,5 @@ MSG_IMAGE_TOO_LARGE = (
 MSG_NO_FACE = "no face found in {source}"
 MSG_SEVERAL_FACES = (
     "{count} faces found in {source}; exactly one is needed "
-    "(use 'largest face' to take the biggest one)"
+    "(use --largest-face to take the biggest one)"
 )

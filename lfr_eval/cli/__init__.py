@@ -1,8 +1,5 @@
 """The ``lfr-eval`` command line.
 
-Exit codes a script can rely on:
-
-==  ==========================================================
 0   success
 1   the command ran but its check failed (e.g. a claim not supported)
 2   usage error or other input error (:class:`~lfr_eval.errors.LfrError`)
@@ -16,6 +13,9 @@ Exit codes a script can rely on:
 14  malformed metric input or claim (MetricInputError)
 17  data-at-rest key missing, unreadable or beside the data (DataKeyError)
 ==  ==========================================================
+=======
+Exit codes a script can rely on are :data:`EXIT_CODES` (shown by ``lfr-eval --help`` and listed
+in the README; ``tests/test_cli_messages.py`` checks all three agree with :mod:`lfr_eval.errors`).
 
 Each group of commands lives in its own module with a ``register(cli)`` function; :data:`COMMANDS`
 names the module and one-line help of every command, so ``lfr-eval --help`` lists them without
@@ -31,6 +31,33 @@ import click
 
 from lfr_eval import __version__
 from lfr_eval.errors import LfrError
+
+#: Every exit code the command line returns, and what it means.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (1, "the command ran but its check failed (a claim the data do not support)"),
+    (2, "usage error (an option or argument) or other input error"),
+    (3, "unreadable image"),
+    (4, "no face, or several faces where one was needed"),
+    (5, "model file missing or corrupt"),
+    (6, "requested runtime or GPU not available (never a silent CPU fallback)"),
+    (7, "watchlist refused (missing, altered, another engine)"),
+    (8, "malformed manifest"),
+    (9, "deployment config malformed, altered or not matching"),
+    (10, "alert store refused (live)"),
+    (11, "results folder missing, altered or of another layout version"),
+    (12, "embedding cache unusable"),
+    (13, "protocol cannot be built from the data"),
+    (14, "malformed metric input or claim"),
+    (17, "data-at-rest key missing, unreadable or kept beside the data"),
+    (130, "interrupted (Ctrl+C)"),
+)
+
+
+def exit_codes_text() -> str:
+    """The exit codes as aligned lines (for ``--help`` and the README)."""
+    return "\n".join(f"{code:>3}  {meaning}" for code, meaning in EXIT_CODES)
+
 
 #: Command name -> (module that registers it, one-line help shown by ``lfr-eval --help``).
 #: A new command module adds its commands here; ``tests/test_imports.py`` checks that every
@@ -99,6 +126,8 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    # \b keeps click from re-wrapping the table
+    epilog="\b\nExit codes:\n" + exit_codes_text(),
 )
 @click.version_option(__version__, prog_name="lfr-eval")
 @click.option(

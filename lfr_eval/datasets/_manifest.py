@@ -70,7 +70,7 @@ MSG_BLANK_FIELD = (
 )
 MSG_UNKNOWN_PATHS = (
     "manifest {source}: {count} image file(s) not found under {root}, e.g. {examples}; "
-    "check the paths are relative to the manifest's folder (or pass root=...)"
+    "check the paths are relative to the manifest's folder, or absolute"
 )
 MSG_DUPLICATE_PATHS = (
     "manifest {source} lists {count} image(s) more than once, e.g. {examples}; "
