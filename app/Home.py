@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 st.set_page_config(page_title="LFR Workbench", page_icon="🎯", layout="wide")
+_shared.require_role()
 st.title("LFR Workbench")
 st.write(
     "Evaluate and demonstrate live facial recognition as police forces deploy it: every face "

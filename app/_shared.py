@@ -13,13 +13,22 @@ chosen by environment variables (set by ``lfr-eval app`` from its options, or by
 ==================  =====================================================
 
 ``LFR_ALERT_RETENTION_HOURS`` sets how long alert captures are kept (default 24).
+
+Access: every page starts with :func:`require_role`. With no users configured the app is open,
+but only while Streamlit listens on loopback; once ``lfr-eval users add`` has created a user,
+every page asks for a sign-in and shows only what the user's roles allow. The signed-in user
+is :func:`current_user`; :func:`current_actor` is the name the pages pass to library calls
+that audit. Server-side paths typed into a page go through :func:`server_path` (the workspace
+and ``$LFR_ALLOWED_ROOTS`` only).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +41,9 @@ from lfr_eval.deployment import RetentionPolicy
 from lfr_eval.errors import ConfigError, LfrError, ResultError
 from lfr_eval.faces import EngineChoice, FaceEngine
 from lfr_eval.faces import default_threshold as engine_default_threshold
+from lfr_eval.users import MSG_EXPOSED_WITHOUT_USERS, Role, UserStore, is_loopback
 from lfr_eval.watchlist import Watchlist
-from lfr_eval.workspace import workspace_dir
+from lfr_eval.workspace import allowed_roots, confine_path, workspace_dir
 
 if TYPE_CHECKING:
     from lfr_eval.report import AggregateResult
@@ -50,6 +60,149 @@ STATE_WATCHLIST_SIZE = "lfr_deployment_watchlist_size"
 STATE_FACES = "lfr_deployment_faces_scanned"
 #: The last deployment config verified on the Export page (a DeploymentConfig).
 STATE_CONFIG = "lfr_verified_config"
+#: The signed-in user (a SignedInUser); read it with current_user().
+STATE_USER = "lfr_signed_in"
+_STATE_FAILURES = "lfr_sign_in_failures"
+
+#: Who may open each page (administrators may open every page).
+ROLES_LIVE = (Role.TRAINER, Role.REVIEWING_OFFICER)
+ROLES_WATCHLIST = (Role.TRAINER,)
+ROLES_EVALUATE = (Role.EVALUATOR,)
+ROLES_RESULTS = (Role.EVALUATOR, Role.TRAINER)
+ROLES_EXPORT = (Role.EVALUATOR,)
+
+
+# ---------------------------------------------------------------------- access
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    """Who is using this browser session.
+
+    Attributes
+    ----------
+    username : str
+    roles : frozenset of Role
+    """
+
+    username: str
+    roles: frozenset[Role]
+
+    def has_any(self, roles: Sequence[Role]) -> bool:
+        """True when the user holds one of ``roles``; administrators hold them all."""
+        return Role.ADMINISTRATOR in self.roles or bool(self.roles & set(roles))
+
+
+def current_user() -> SignedInUser | None:
+    """The signed-in user, re-read from the users file (a removed user is signed out at once,
+    changed roles apply at once); None when nobody is signed in or no users are configured."""
+    signed = st.session_state.get(STATE_USER)
+    if signed is None:
+        return None
+    stored = UserStore().get(signed.username)
+    if stored is None:
+        del st.session_state[STATE_USER]
+        return None
+    return SignedInUser(stored.username, stored.roles)
+
+
+def current_actor() -> str | None:
+    """The name library calls record in audit entries and alert decisions: the signed-in
+    user, or None in open mode (the library then records the OS user)."""
+    user = current_user()
+    return user.username if user is not None else None
+
+
+def _sign_in(store: UserStore) -> None:
+    """The sign-in form; signs the session in and reruns, or says why not."""
+    st.title("Sign in")
+    st.write("This LFR Workbench holds biometric data: sign in to continue.")
+    with st.form("lfr_sign_in"):
+        username = st.text_input("User name", key="signin_username")
+        password = st.text_input("Password", type="password", key="signin_password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if not submitted:
+        return
+    failures = int(st.session_state.get(_STATE_FAILURES, 0))
+    if failures >= 3:
+        # Slows guessing from one browser session; argon2 slows it everywhere.
+        time.sleep(min(2.0 * (failures - 2), 10.0))
+    user = store.authenticate(username.strip(), password)
+    if user is None:
+        st.session_state[_STATE_FAILURES] = failures + 1
+        st.error("Unknown user name or wrong password.")
+        return
+    st.session_state.pop(_STATE_FAILURES, None)
+    st.session_state[STATE_USER] = SignedInUser(user.username, user.roles)
+    st.rerun()
+
+
+def require_role(*roles: Role) -> SignedInUser | None:
+    """Gate a page: call it first thing after ``st.set_page_config``.
+
+    - no users configured: the page opens only when Streamlit listens on loopback (refuses
+      otherwise, whoever started it and however);
+    - users configured: shows the sign-in form until someone signs in, then the page only
+      if the user holds one of ``roles`` (no roles: any signed-in user).
+
+    Returns the signed-in user, or None in open mode. Stops the page otherwise.
+    """
+    store = UserStore()
+    try:
+        has_users = store.has_users()
+    except LfrError as exc:
+        show_error(exc)
+        st.stop()
+        raise
+    if not has_users:
+        address = st.get_option("server.address")
+        if not is_loopback(address):
+            st.error(
+                MSG_EXPOSED_WITHOUT_USERS.format(
+                    address=address or "every interface", path=store.path
+                )
+            )
+            st.stop()
+        st.sidebar.caption("Open mode: no users configured, reachable from this machine only.")
+        return None
+    user = current_user()
+    if user is None:
+        _sign_in(store)
+        st.stop()
+        raise AssertionError  # st.stop() raises
+    with st.sidebar:
+        st.caption(
+            f"Signed in as **{user.username}** ({', '.join(sorted(r.value for r in user.roles))})"
+        )
+        if st.button("Sign out", key="lfr_sign_out"):
+            del st.session_state[STATE_USER]
+            st.rerun()
+    if roles and not user.has_any(roles):
+        st.error(
+            f"{user.username} may not open this page: it needs the role "
+            f"{' or '.join(r.value for r in roles)} (or administrator)."
+        )
+        st.stop()
+    return user
+
+
+def server_path(text: str) -> Path:
+    """A folder or file typed into a page, resolved, if it lies in an allowed root.
+
+    Relative paths are taken from the workspace. Raises
+    :class:`~lfr_eval.errors.AccessError` for anything outside the workspace and
+    ``$LFR_ALLOWED_ROOTS`` (``lfr-eval app --allow-root``), symbolic links followed.
+    """
+    return confine_path(text.strip(), allowed_roots(workspace()))
+
+
+def signing_key_or_none():
+    """This installation's signing key (:class:`lfr_eval.signing.SigningKey`), or None when
+    none was generated; a key that exists but cannot be used raises ``SignatureError``."""
+    from lfr_eval.signing import KeyRing
+
+    ring = KeyRing()
+    return ring.signing_key() if ring.has_signing_key() else None
 
 
 def workspace() -> Path:
@@ -114,8 +267,12 @@ def open_watchlist() -> Watchlist:
     """The workspace's watchlist (``<workspace>/watchlist.sqlite``), created empty if missing.
 
     Not cached: SQLite connections are opened per operation, and a fresh object always sees the
-    latest content (another page or the CLI may have changed it).
+    latest content (another page or the CLI may have changed it). Audit entries written
+    through it record the signed-in user (:func:`current_actor`).
     """
+    actor = current_actor()
+    if actor is not None and "actor" in inspect.signature(Watchlist.open).parameters:
+        return Watchlist.open(workspace=workspace(), actor=actor)
     return Watchlist.open(workspace=workspace())
 
 

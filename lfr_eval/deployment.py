@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from lfr_eval.errors import ConfigError
+from lfr_eval.errors import ConfigError, SignatureError
 from lfr_eval.faces import EngineId, FaceEngine, ModelFile, sha256_file
+from lfr_eval.limits import load_json
+from lfr_eval.signing import PURPOSE_CONFIG, KeyRing, Signature, SignatureCheck, SigningKey
 
 if TYPE_CHECKING:
     from lfr_eval.report import AggregateResult
@@ -45,6 +47,9 @@ _FLOAT_TOLERANCE = 1e-9
 #: Evaluation figures (rates, interval bounds) are the same to this relative precision: aggregate
 #: tables are stored with 8 significant digits.
 _FIGURE_TOLERANCE = 1e-6
+
+#: Largest deployment config accepted, in bytes (a real one is a few kB).
+MAX_CONFIG_BYTES = 1 << 20
 
 MSG_NOT_JSON = "deployment config {path} is not valid JSON ({reason}); was it edited by hand?"
 MSG_SCHEMA = "deployment config {path} does not match the schema: {field}: {reason}"
@@ -323,6 +328,7 @@ class DeploymentConfig:
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
     schema_version: str = SCHEMA_VERSION
+    signature: Signature | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.threshold) or not -1.0 <= self.threshold <= 1.0:
@@ -336,9 +342,12 @@ class DeploymentConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document, including ``config_sha256``."""
+        """The JSON document, including ``config_sha256`` and the signature (if signed)."""
         body = self._body()
-        return {**body, "config_sha256": _canonical_sha256(body)}
+        document = {**body, "config_sha256": _canonical_sha256(body)}
+        if self.signature is not None:
+            document["signature"] = self.signature.to_dict()
+        return document
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
@@ -373,7 +382,7 @@ class DeploymentConfig:
             its content.
         """
         validate_document(data, source=source)
-        body = {k: v for k, v in data.items() if k != "config_sha256"}
+        body = {k: v for k, v in data.items() if k not in ("config_sha256", "signature")}
         actual = _canonical_sha256(body)
         if actual != data["config_sha256"]:
             raise ConfigError(
@@ -390,7 +399,67 @@ class DeploymentConfig:
             evidence=None if evidence is None else EvaluationEvidence.from_dict(evidence),
             approved_by=data["approved_by"],
             notes=data["notes"],
+            signature=(
+                None
+                if data.get("signature") is None
+                else _parse_signature(data["signature"], source)
+            ),
         )
+
+
+def _parse_signature(data: Any, source: str) -> Signature:
+    try:
+        return Signature.from_dict(data, source=f"deployment config {source} signature")
+    except SignatureError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def sign_config(config: DeploymentConfig, key: SigningKey | None = None) -> DeploymentConfig:
+    """The config signed with ``key`` (default: this installation's, :meth:`KeyRing.signing_key`).
+
+    The signature covers ``config_sha256`` and so every other field, provenance included
+    (``created``, ``approved_by``, ``notes``, the evidence), plus the signer's name and time.
+
+    Raises
+    ------
+    SignatureError
+        No signing key (``lfr-eval keys generate``) or an unusable one.
+    """
+    from dataclasses import replace
+
+    key = key if key is not None else KeyRing().signing_key()
+    return replace(config, signature=key.sign(PURPOSE_CONFIG, config.sha256))
+
+
+def check_signature(
+    config: DeploymentConfig,
+    *,
+    keyring: KeyRing | None = None,
+    allow_unsigned: bool = False,
+    source: str = "deployment config",
+) -> SignatureCheck:
+    """Check the config's signature against the trusted keys.
+
+    The hash signed is recomputed from the config's content, so an edited and re-hashed file
+    fails even though its ``config_sha256`` is self-consistent.
+
+    Raises
+    ------
+    ConfigError
+        Unsigned (unless ``allow_unsigned``), signed with an untrusted or revoked key, or an
+        invalid signature.
+    """
+    keyring = keyring if keyring is not None else KeyRing()
+    try:
+        return keyring.check(
+            config.signature,
+            purpose=PURPOSE_CONFIG,
+            sha256=config.sha256,
+            what=source,
+            allow_unsigned=allow_unsigned,
+        )
+    except SignatureError as exc:
+        raise ConfigError(f"deployment config refused: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -618,11 +687,15 @@ def export_config(config: DeploymentConfig, path: str | os.PathLike[str]) -> Pat
 
 
 def parse_config(text: str | bytes, *, source: str = "<upload>") -> DeploymentConfig:
-    """Parse, validate (schema and self-hash) and build a config from JSON text."""
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(MSG_NOT_JSON.format(path=source, reason=exc)) from exc
+    """Parse, validate (schema and self-hash) and build a config from JSON text.
+
+    The JSON is read with :func:`lfr_eval.limits.load_json` limits (1 MiB, nesting, number
+    size), so a hostile file is refused with a :class:`ConfigError`, never a traceback.
+    The signature is *not* checked here; see :func:`check_signature`.
+    """
+    data = load_json(
+        text, source=f"deployment config {source}", error=ConfigError, max_bytes=MAX_CONFIG_BYTES
+    )
     return DeploymentConfig.from_dict(data, source=source)
 
 
@@ -637,6 +710,11 @@ def load_config(path: str | os.PathLike[str]) -> DeploymentConfig:
     """
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"deployment config {path} refused: {path.stat().st_size:,} bytes is more than "
+                f"a config can be ({MAX_CONFIG_BYTES:,})"
+            )
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"deployment config not found: {path}") from exc

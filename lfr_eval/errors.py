@@ -89,6 +89,25 @@ class MetricInputError(LfrError, ValueError):
     exit_code = 14
 
 
+class SignatureError(LfrError):
+    """A signature is missing, invalid or made with an untrusted or revoked key; or a signing
+    key or the trusted-key list cannot be used."""
+
+    exit_code = 15
+
+
+class AccessError(LfrError):
+    """Refused for safety: a path outside the allowed folders, an exposed server without users,
+    an unknown user or a wrong password."""
+
+    exit_code = 18
+
+
+# Exit code 17 is lfr_eval.atrest's DataKeyError (the data-at-rest key).
+# Exit code 16 is a file-system error (an unreadable or unwritable path): the CLI turns any
+# OSError that reaches it into a one-line message with that code.
+
+
 MSG_IMAGE_MISSING = "image not found: {path}"
 MSG_IMAGE_EMPTY = "image file is empty (0 bytes): {path}"
 MSG_IMAGE_UNREADABLE = "not a readable image (corrupt or unsupported format): {path}"

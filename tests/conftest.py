@@ -75,3 +75,14 @@ def _data_key_outside_home(tmp_path_factory: pytest.TempPathFactory):
     else:
         os.environ[ENV_KEY_FILE] = previous
     clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def private_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Users, signing keys and trusted keys of each test live in a fresh folder, never in the
+    real per-user config dir (and no allowed roots leak in from the environment)."""
+    folder = tmp_path_factory.mktemp("lfr-config")
+    monkeypatch.setenv("LFR_CONFIG_DIR", str(folder))
+    for name in ("LFR_KEYS_DIR", "LFR_USERS_FILE", "LFR_ALLOWED_ROOTS"):
+        monkeypatch.delenv(name, raising=False)
+    return folder

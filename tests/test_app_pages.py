@@ -298,7 +298,9 @@ def _verify(at: AppTest, text: bytes, bundle: Path | None = None) -> None:
 
 def test_export_config_then_verify_ok(results_dir: Path) -> None:
     from lfr_eval.deployment import load_config
+    from lfr_eval.signing import KeyRing
 
+    KeyRing().generate("Evaluation team")
     at = _page("6_Export.py")
     _use_results(at, results_dir)
     at.run()
@@ -310,14 +312,31 @@ def test_export_config_then_verify_ok(results_dir: Path) -> None:
     assert config.approved_by == "Insp. Example"
     assert config.evidence is not None and config.evidence.threshold == config.threshold
     assert config.watchlist.bundle_sha256 is not None and bundle is not None and bundle.is_file()
+    assert config.signature is not None and config.signature.signer == "Evaluation team"
     _verify(at, config_path.read_bytes(), bundle)
     assert any(s.value.startswith("Configuration verified") for s in at.success)
+    assert any("signed by 'Evaluation team'" in s.value for s in at.success)
     checked = set(_frame(at, "field", "value")["field"])
     assert {
         "watchlist.content_sha256",
         "evidence.results_sha256",
         "watchlist.bundle.sha256",
     } <= checked
+
+
+def test_unsigned_config_needs_an_explicit_accept(results_dir: Path) -> None:
+    at = _page("6_Export.py")
+    _use_results(at, results_dir)
+    at.run()
+    assert any("unsigned" in w.value for w in at.warning)
+    config_path, _ = _export(at)
+    _verify(at, config_path.read_bytes())
+    assert any("is not signed" in e.value for e in at.error)
+    assert not any(s.value.startswith("Configuration verified") for s in at.success)
+    at.checkbox(key="verify_unsigned").check()
+    _verify(at, config_path.read_bytes())
+    assert any(s.value.startswith("Configuration verified") for s in at.success)
+    assert any("not signed" in w.value for w in at.warning)
 
 
 def test_tampered_config_is_refused(results_dir: Path) -> None:
@@ -336,8 +355,10 @@ def test_config_for_a_changed_watchlist_is_refused(
     results_dir: Path, insightface_images: Path, workspace: Path
 ) -> None:
     from lfr_eval.faces import load_engine
+    from lfr_eval.signing import KeyRing
     from lfr_eval.watchlist import Watchlist
 
+    KeyRing().generate("Evaluation team")
     at = _page("6_Export.py")
     _use_results(at, results_dir)
     at.run()

@@ -137,6 +137,10 @@ def test_enrol_identify_export_import_remove(
 
     # export, verify, import with the expected hash; a tampered copy is refused
     bundle = tmp_path / "deploy.zip"
+    code, _, err = run(capsys, "watchlist", "export", bundle, "--watchlist", wl)
+    assert code == 15 and "keys generate" in err and not bundle.exists()
+    code, _, _ = run(capsys, "keys", "generate", "--name", "Watchlist office")
+    assert code == 0
     code, out, _ = run(capsys, "watchlist", "export", bundle, "--watchlist", wl, "--json")
     assert code == 0 and json.loads(out)["content_hash"] == version
     code, out, _ = run(capsys, "watchlist", "import", bundle, "--check", "--expect-hash", version)

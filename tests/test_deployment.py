@@ -358,6 +358,13 @@ def test_cli_config_export_and_verify(dlib_engine, enrolled_watchlist, workspace
             raise SystemExit(0)
         return int(info.value.code or 0)
 
+    # no signing key yet: the export is refused before anything is written
+    assert run("config", "export", "--threshold", "0.6", "--out", str(out)) == 15
+    assert not out.exists()
+    with pytest.raises(SystemExit) as generated:
+        main(["keys", "generate", "--name", "Evaluation team"])
+        raise SystemExit(0)
+    assert generated.value.code in (0, None)
     assert run("config", "export", "--threshold", "0.6", "--results", str(results),
                 "--bundle", "--out", str(out)) == 0  # fmt: skip
     assert (tmp_path / "cfg" / "deploy.watchlist.zip").is_file()

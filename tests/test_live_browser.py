@@ -156,6 +156,13 @@ def _free_port() -> int:
 
 
 def _start_server(root: Path, port: int) -> subprocess.Popen:
+    from lfr_eval.signing import KeyRing
+
+    # The Export page signs the config it exports with this installation's key; the Import tab
+    # then accepts it without "accept unsigned". (LFR_CONFIG_DIR is the test's private folder.)
+    ring = KeyRing()
+    if not ring.has_signing_key():
+        ring.generate("Browser test")
     env = {
         **os.environ,
         "LFR_WORKSPACE": str(root / "workspace"),

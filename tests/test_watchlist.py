@@ -305,7 +305,7 @@ def test_bundle_round_trip_dir_and_zip(populated: Watchlist, tmp_path: Path) -> 
         assert info.content_hash == populated.content_hash()
         assert (info.n_subjects, info.n_templates, info.n_images) == (3, 4, 0)
         copy = Watchlist(tmp_path / f"copy-{name}.sqlite")
-        imported = copy.import_bundle(tmp_path / name)
+        imported = copy.import_bundle(tmp_path / name, allow_unsigned=True)
         assert imported.content_hash == populated.content_hash() == copy.content_hash()
         assert copy.watchlist_id == populated.watchlist_id  # a fresh copy takes the id
         assert [s.subject_id for s in copy.subjects()] == ["case-1", "case-2", "case-3"]
@@ -334,7 +334,7 @@ def test_bundle_images_only_when_asked(tmp_path: Path) -> None:
     full = wl.export_bundle(tmp_path / "full.zip", include_images=True)
     assert full.n_images == 1
     copy = Watchlist(tmp_path / "copy.sqlite")
-    copy.import_bundle(tmp_path / "full.zip")
+    copy.import_bundle(tmp_path / "full.zip", allow_unsigned=True)
     assert copy.image(copy.templates()[0].template_id) == (image, ".jpg")
 
 
@@ -415,7 +415,7 @@ def test_tampered_bundles_are_refused_and_store_unchanged(
         shutil.copytree(original, copy)
         damage(copy)
         with pytest.raises(WatchlistError, match=message) as caught:
-            target.import_bundle(copy)
+            target.import_bundle(copy, allow_unsigned=True)
         assert "refused" in str(caught.value), name
         assert "watchlist was not changed" in str(caught.value), name
         assert (target.content_hash(), len(target.audit_log()), file_sha(target.path)) == state
@@ -429,7 +429,7 @@ def test_tampered_bundles_are_refused_and_store_unchanged(
     data[info.header_offset + 30 + len(info.filename) + info.file_size - 5] ^= 0x01
     zipped.write_bytes(bytes(data))
     with pytest.raises(WatchlistError, match="refused"):
-        target.import_bundle(zipped)
+        target.import_bundle(zipped, allow_unsigned=True)
     assert file_sha(target.path) == state[2]
 
 
@@ -444,23 +444,27 @@ def test_bundle_refused_for_other_space_clash_or_unexpected_hash(
     other_space.add_subject(SubjectInfo("x"))
     other_space.add_template("x", unit(rng), ENGINE_B)
     with pytest.raises(WatchlistError, match="cannot be compared"):
-        other_space.import_bundle(tmp_path / "bundle")
+        other_space.import_bundle(tmp_path / "bundle", allow_unsigned=True)
 
     clash = Watchlist(tmp_path / "clash.sqlite")
     clash.add_subject(SubjectInfo("case-2"))
     before = file_sha(clash.path)
     with pytest.raises(WatchlistError, match="'case-2' already on this watchlist"):
-        clash.import_bundle(tmp_path / "bundle")
+        clash.import_bundle(tmp_path / "bundle", allow_unsigned=True)
     assert file_sha(clash.path) == before
 
     fresh = Watchlist(tmp_path / "fresh.sqlite")
     with pytest.raises(WatchlistError, match="not the expected"):
-        fresh.import_bundle(tmp_path / "bundle", expected_content_hash="0" * 64)
+        fresh.import_bundle(
+            tmp_path / "bundle", expected_content_hash="0" * 64, allow_unsigned=True
+        )
     assert len(fresh) == 0
-    fresh.import_bundle(tmp_path / "bundle", expected_content_hash=content.upper())
+    fresh.import_bundle(
+        tmp_path / "bundle", expected_content_hash=content.upper(), allow_unsigned=True
+    )
     assert fresh.content_hash() == content
 
-    assert read_bundle(tmp_path / "bundle").content_hash == content
+    assert read_bundle(tmp_path / "bundle", allow_unsigned=True).content_hash == content
     with pytest.raises(WatchlistError, match="bundle not found"):
         read_bundle(tmp_path / "nowhere.zip")
 

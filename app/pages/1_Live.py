@@ -43,6 +43,7 @@ ENV_ICE_SERVERS = "LFR_ICE_SERVERS"
 REFRESH_S = 1.0
 
 st.set_page_config(page_title="Live · LFR Workbench", page_icon="🎥", layout="wide")
+_shared.require_role(*_shared.ROLES_LIVE)
 st.title("Live")
 st.write(
     "Every face the camera sees is searched against the watchlist; an **alert** is raised when "

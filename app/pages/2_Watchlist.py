@@ -20,6 +20,7 @@ from lfr_eval.watchlist import (
 )
 
 st.set_page_config(page_title="Watchlist · LFR Workbench", page_icon="🗂️", layout="wide")
+_shared.require_role(*_shared.ROLES_WATCHLIST)
 st.title("Watchlist")
 st.write(
     "Who is searched for. Each person has a category and a reason for inclusion, and may have an "
@@ -190,7 +191,8 @@ with enrol_tab:
     st.subheader("Enrol a folder (one sub-folder per person)")
     st.caption(
         "Each sub-folder's name is the subject id (`Jane_Doe/1.jpg` enrols subject `Jane_Doe`). "
-        "The folder must be readable by the machine running the app."
+        "The folder must be readable by the machine running the app, and inside the workspace "
+        "or a folder the app was started with (`lfr-eval app --allow-root FOLDER`)."
     )
     with st.form("enrol_folder"):
         folder = st.text_input("Folder on the server", key="folder_path")
@@ -207,7 +209,7 @@ with enrol_tab:
             if not folder.strip():
                 raise LfrError("give the folder to enrol")
             report = enrol_folder(
-                watchlist, engine, Path(folder.strip()).expanduser(),
+                watchlist, engine, _shared.server_path(folder),
                 category=(folder_category or "unspecified").strip(),
                 reason=folder_reason.strip(),
                 expires=parse_expiry(folder_expiry),
@@ -324,7 +326,12 @@ with bundles_tab:
     if st.button("Export bundle", key="export_bundle", disabled=len(watchlist) == 0):
         target = _shared.workspace() / "exports" / f"watchlist-{watchlist.content_hash()[:12]}.zip"
         try:
-            info = watchlist.export_bundle(target, include_images=include_images, overwrite=True)
+            info = watchlist.export_bundle(
+                target,
+                include_images=include_images,
+                overwrite=True,
+                signing_key=_shared.signing_key_or_none(),
+            )
         except LfrError as exc:
             _shared.show_error(exc)
         else:
@@ -347,13 +354,22 @@ with bundles_tab:
         key="import_expected",
         help="The hash you were given for this watchlist version through another channel.",
     )
+    import_unsigned = st.checkbox(
+        "Accept an unsigned bundle",
+        key="import_unsigned",
+        help="Only for a bundle whose origin you know: nothing proves who made it. A bundle "
+        "signed with a key this installation does not trust is refused regardless.",
+    )
     if st.button("Import bundle", key="import_bundle"):
         try:
             if bundle_upload is None:
                 raise LfrError("choose a bundle file to import")
             with _shared.uploads_on_disk([bundle_upload]) as paths:
                 info = import_bundle(
-                    watchlist, next(iter(paths)), expected_content_hash=expected.strip() or None
+                    watchlist,
+                    next(iter(paths)),
+                    expected_content_hash=expected.strip() or None,
+                    allow_unsigned=import_unsigned,
                 )
         except LfrError as exc:
             _shared.show_error(exc)

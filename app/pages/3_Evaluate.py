@@ -14,6 +14,7 @@ from lfr_eval.protocols import NplParams, OpenSetParams
 from lfr_eval.report import ALL, operating_thresholds, summary_table
 
 st.set_page_config(page_title="Evaluate · LFR Workbench", page_icon="🧪", layout="wide")
+_shared.require_role(*_shared.ROLES_EVALUATE)
 st.title("Evaluate")
 st.write(
     "Run an open-set (NIST FRTE 1:N style) or NPL-style evaluation of the engine in use on your "
@@ -71,7 +72,7 @@ with load_tab:
     )
     if st.button("Load folder", key="load_folder", disabled=not folder.strip()):
         try:
-            _shared.set_current_results(_shared.load_results(folder.strip()))
+            _shared.set_current_results(_shared.load_results(_shared.server_path(folder)))
         except LfrError as exc:
             _shared.show_error(exc)
         else:
@@ -85,7 +86,8 @@ with run_tab:
             "Dataset on the server",
             key="eval_source",
             help="A manifest (.csv/.parquet with path, subject_id and group columns), an LFW "
-            "folder, or a folder with one sub-folder per person.",
+            "folder, or a folder with one sub-folder per person; inside the workspace or a "
+            "folder the app was started with ('lfr-eval app --allow-root FOLDER').",
         )
         c1, c2, c3 = st.columns(3)
         layout = c1.selectbox("Layout", ["auto", "manifest", "lfw", "folder"], key="eval_layout")
@@ -123,9 +125,15 @@ with run_tab:
                 raise LfrError("give the dataset to evaluate")
             # the same opening and face-choice rule as `lfr-eval evaluate`
             opened = open_dataset(
-                source.strip(), layout, limit=int(limit) if limit else None, seed=int(seed)
+                str(_shared.server_path(source)),
+                layout,
+                limit=int(limit) if limit else None,
+                seed=int(seed),
             )
             manifest = opened.manifest
+            # A manifest may name images anywhere: they must be inside the roots too.
+            for image in manifest.absolute_paths():
+                _shared.server_path(str(image))
             for message in opened.warnings:
                 st.warning(message)
             st.write(

@@ -21,6 +21,7 @@ from lfr_eval.operational import one_in_n
 from lfr_eval.report import ALL, cmc_figure, det_figure, rate_vs_threshold_figure
 
 st.set_page_config(page_title="Threshold explorer · LFR Workbench", page_icon="🎚️", layout="wide")
+_shared.require_role(*_shared.ROLES_RESULTS)
 st.title("Threshold explorer")
 st.write(
     "Move the face-match threshold and see what it means for one deployment: how many false "

@@ -18,6 +18,7 @@ from lfr_eval.report import (
 )
 
 st.set_page_config(page_title="Demographic report · LFR Workbench", page_icon="📊", layout="wide")
+_shared.require_role(*_shared.ROLES_RESULTS)
 st.title("Demographic report")
 st.write(
     "Error rates for each group at one fixed threshold, with intervals clustered by person, "

@@ -3,7 +3,8 @@
 Widget keys on this page are stable (the browser test drives them): ``export_threshold``,
 ``export_retention_hours``, ``export_approved_by``, ``export_notes``, ``export_evidence``,
 ``export_include_bundle``, ``export_button``, ``export_download_config``,
-``export_download_bundle``; ``verify_upload``, ``verify_bundle_upload``, ``verify_button``.
+``export_download_bundle``; ``verify_upload``, ``verify_bundle_upload``, ``verify_unsigned``,
+``verify_button``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,19 @@ from lfr_eval.deployment import (
     ConfigVerification,
     DeploymentConfig,
     RetentionPolicy,
+    check_signature,
     evidence_from_results,
     export_config,
     make_config,
     parse_config,
+    sign_config,
     verify_config,
 )
 from lfr_eval.errors import ConfigError, LfrError
+from lfr_eval.signing import SignatureCheck
 
 st.set_page_config(page_title="Export · LFR Workbench", page_icon="📦", layout="wide")
+_shared.require_role(*_shared.ROLES_EXPORT)
 st.title("Export a deployment configuration")
 st.write(
     "A deployment configuration is what is signed off: the face-match threshold, the engine "
@@ -124,6 +129,22 @@ with export_tab:
                     "explorer for the scaled figures). The evidence records the measured ones."
                 )
 
+    try:
+        signing_key = _shared.signing_key_or_none()
+    except LfrError as exc:
+        _shared.show_error(exc)
+        st.stop()
+    if signing_key is None:
+        st.warning(
+            "No signing key on this installation: the configuration would be exported "
+            "**unsigned**, and verifying it anywhere then needs an explicit 'accept unsigned'. "
+            'An administrator creates a key with `lfr-eval keys generate --name "Team"`.'
+        )
+    else:
+        st.caption(
+            f"Signed with key `{signing_key.public.key_id}` "
+            f"({signing_key.public.name or 'unnamed'})."
+        )
     if st.button("Export configuration", type="primary", key="export_button"):
         try:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -131,7 +152,9 @@ with export_tab:
             bundle = None
             if include_bundle:
                 bundle = folder / f"watchlist-{watchlist.content_hash()[:12]}.zip"
-                watchlist.export_bundle(bundle, include_images=False, overwrite=True)
+                watchlist.export_bundle(
+                    bundle, include_images=False, overwrite=True, signing_key=signing_key
+                )
             config = make_config(
                 threshold=float(threshold),
                 engine=engine,
@@ -142,6 +165,8 @@ with export_tab:
                 approved_by=approved_by.strip(),
                 notes=notes.strip(),
             )
+            if signing_key is not None:
+                config = sign_config(config, signing_key)
             path = export_config(config, folder / "deployment_config.json")
         except LfrError as exc:
             _shared.show_error(exc)
@@ -190,11 +215,15 @@ def _find_results(config: DeploymentConfig) -> _shared.LoadedResults | None:
     return loaded
 
 
-def _show_verification(config: DeploymentConfig, verification: ConfigVerification) -> None:
+def _show_verification(
+    config: DeploymentConfig, verification: ConfigVerification, signed: SignatureCheck
+) -> None:
     st.success(
         f"Configuration verified: threshold {config.threshold:.4f}, every hash checked matches "
-        f"(config sha256 `{verification.config_sha256[:12]}`)."
+        f"(config sha256 `{verification.config_sha256[:12]}`); {signed.describe()}."
     )
+    if not signed.signed:
+        st.warning("Nothing proves who wrote this configuration: it is not signed.")
     st.dataframe(
         pd.DataFrame([{"field": c.field, "value": c.value} for c in verification.checked]),
         hide_index=True,
@@ -216,11 +245,20 @@ with verify_tab:
     bundle_upload = st.file_uploader(
         "Its watchlist bundle (.zip), if it names one", type=["zip"], key="verify_bundle_upload"
     )
+    verify_unsigned = st.checkbox(
+        "Accept an unsigned configuration",
+        key="verify_unsigned",
+        help="Only for a file whose origin you know. A configuration signed with a key this "
+        "installation does not trust is refused regardless.",
+    )
     if st.button("Verify configuration", key="verify_button"):
         try:
             if upload is None:
                 raise LfrError("choose a deployment config file to verify")
             config = parse_config(upload.getvalue(), source=upload.name)
+            signed = check_signature(
+                config, allow_unsigned=verify_unsigned, source=f"deployment config {upload.name}"
+            )
             results = _find_results(config)
             with tempfile.TemporaryDirectory(prefix="lfr-verify-") as tmp:
                 config_dir = None
@@ -243,4 +281,4 @@ with verify_tab:
         else:
             st.session_state[_shared.STATE_THRESHOLD] = config.threshold
             st.session_state[_shared.STATE_CONFIG] = config
-            _show_verification(config, verification)
+            _show_verification(config, verification, signed)

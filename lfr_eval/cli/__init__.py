@@ -11,7 +11,11 @@
 12  embedding cache unusable (CacheError)
 13  protocol cannot be built from the data (ProtocolError)
 14  malformed metric input or claim (MetricInputError)
+15  signature missing, invalid or untrusted; signing key unusable (SignatureError)
+16  file-system error: a path that cannot be read or written (any OSError)
 17  data-at-rest key missing, unreadable or beside the data (DataKeyError)
+18  refused for safety: path outside the allowed folders, exposed server without users,
+    unknown user (AccessError)
 ==  ==========================================================
 =======
 Exit codes a script can rely on are :data:`EXIT_CODES` (shown by ``lfr-eval --help`` and listed
@@ -72,11 +76,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("_evaluate", "Write an HTML report (and CSV tables) for a results folder."),
     "claim": ("_evaluate", "Check a published FPIR claim against a results folder."),
     "config": ("_config", "Export and verify deployment configurations."),
+    "users": ("_users", "Users of the web app and their roles."),
     "app": ("_app", "Start the LFR Workbench web app (Streamlit)."),
     "models": ("_models", "Install and list face model packs, with hashes and licences."),
     "purge": ("_datakey", "Delete everything past its retention period (for cron)."),
-    "keys": ("_datakey", "Signing keys and the data-at-rest key."),
+    # _keys (signing keys) loads _datakey too: both add commands to the one ``keys`` group
+    "keys": ("_keys", "Signing keys and the data-at-rest key."),
 }
+#: Exit code for an OSError (unreadable or unwritable path) that reaches the command line.
+EXIT_OS_ERROR = 16
 
 
 class LazyGroup(click.Group):
@@ -91,7 +99,9 @@ class LazyGroup(click.Group):
         return sorted(set(self.lazy) | set(self.commands))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in self.lazy:
+        if cmd_name in self.lazy:
+            # also when the name exists: another module may have made the group (``keys``)
+            # without this command's own subcommands
             self.load(self.lazy[cmd_name][0])
         return self.commands.get(cmd_name)
 
@@ -169,6 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     except LfrError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        # A path the command cannot read or write (permissions, full disk, read-only file
+        # system): the environment's problem, said in one line, never a traceback.
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(EXIT_OS_ERROR)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from lfr_eval.cli._common import engine_options, make_engine, open_results, workspace_option
+from lfr_eval.cli._keys import keys_dir_option
 
 
 def _open_watchlist(path: str | None, workspace: str | None):
@@ -68,6 +69,12 @@ def register(cli: click.Group) -> None:
         required=True,
         help="Config file to write (JSON).",
     )
+    @click.option(
+        "--unsigned",
+        is_flag=True,
+        help="Write the config without a signature (it will verify only with --allow-unsigned).",
+    )
+    @keys_dir_option
     @watchlist_path_option
     @engine_options
     @workspace_option
@@ -79,6 +86,8 @@ def register(cli: click.Group) -> None:
         approved_by: str,
         notes: str,
         out_path: str,
+        unsigned: bool,
+        keys_dir: str | None,
         watchlist_path: str | None,
         engine_backend: str,
         detector: str,
@@ -89,10 +98,15 @@ def register(cli: click.Group) -> None:
     ) -> None:
         """Write a deployment config for the engine, watchlist and threshold.
 
-        Without --results the config carries no evaluation evidence (a warning says so).
+        Without --results the config carries no evaluation evidence (a warning says so). The
+        config (and the bundle) are signed with this installation's key ('lfr-eval keys
+        generate') unless --unsigned.
         """
-        from lfr_eval.deployment import RetentionPolicy, export_config, make_config
+        from lfr_eval.deployment import RetentionPolicy, export_config, make_config, sign_config
+        from lfr_eval.signing import KeyRing
 
+        # Load the key first: a missing key must stop the export before anything is written.
+        key = None if unsigned else KeyRing(keys_dir).signing_key()
         engine = make_engine(engine_backend, detector, model_pack, runtime, device, workspace)
         watchlist = _open_watchlist(watchlist_path, workspace)
         results = open_results(results_path) if results_path else None
@@ -100,7 +114,9 @@ def register(cli: click.Group) -> None:
         bundle_path = None
         if bundle:
             bundle_path = out.with_name(f"{out.stem}.watchlist.zip")
-            watchlist.export_bundle(bundle_path, include_images=False, overwrite=True)
+            watchlist.export_bundle(
+                bundle_path, include_images=False, overwrite=True, signing_key=key
+            )
         config = make_config(
             threshold=threshold,
             engine=engine,
@@ -111,8 +127,14 @@ def register(cli: click.Group) -> None:
             approved_by=approved_by,
             notes=notes,
         )
+        if key is not None:
+            config = sign_config(config, key)
         export_config(config, out)
         click.echo(f"config: {out} (sha256 {config.sha256})")
+        if config.signature is not None:
+            click.echo(f"signed by {config.signature.signer!r} (key {config.signature.key_id})")
+        else:
+            click.echo("warning: the config is NOT signed (--unsigned)", err=True)
         click.echo(
             f"threshold {config.threshold:g}; engine {config.engine.key}; watchlist "
             f"{config.watchlist.id} ({config.watchlist.subject_count:,} subjects, content "
@@ -140,12 +162,20 @@ def register(cli: click.Group) -> None:
         default=None,
         help="The evaluation results the config's evidence names.",
     )
+    @click.option(
+        "--allow-unsigned",
+        is_flag=True,
+        help="Accept a config without a signature (a bad or untrusted signature is still refused).",
+    )
+    @keys_dir_option
     @watchlist_path_option
     @engine_options
     @workspace_option
     def verify_command(
         config_path: str,
         results_path: str | None,
+        allow_unsigned: bool,
+        keys_dir: str | None,
         watchlist_path: str | None,
         engine_backend: str,
         detector: str,
@@ -156,12 +186,20 @@ def register(cli: click.Group) -> None:
     ) -> None:
         """Check CONFIG_PATH against the engine, watchlist and results here.
 
-        Exit code 0 when every hash matches, 9 (with the differing field) otherwise. Parts of
-        the config that could not be checked (e.g. evidence without --results) are listed.
+        Exit code 0 when the signature is from a trusted key and every hash matches, 9 (with
+        the reason) otherwise. Parts of the config that could not be checked (e.g. evidence
+        without --results) are listed.
         """
-        from lfr_eval.deployment import load_config, verify_config
+        from lfr_eval.deployment import check_signature, load_config, verify_config
+        from lfr_eval.signing import KeyRing
 
         config = load_config(config_path)
+        signed = check_signature(
+            config,
+            keyring=KeyRing(keys_dir),
+            allow_unsigned=allow_unsigned,
+            source=f"deployment config {config_path}",
+        )
         engine = make_engine(engine_backend, detector, model_pack, runtime, device, workspace)
         watchlist = _open_watchlist(watchlist_path, workspace)
         results = open_results(results_path) if results_path else None
@@ -172,6 +210,7 @@ def register(cli: click.Group) -> None:
             results=results,
             config_dir=Path(config_path).parent,
         )
+        click.echo(f"{'ok' if signed.signed else '!!'}  signature: {signed.describe()}")
         for item in verification.checked:
             click.echo(f"ok  {item.field} = {item.value}")
         for part in verification.not_checked:

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from lfr_eval.cli._common import engine_options, make_engine, workspace_option
+from lfr_eval.cli._keys import keys_dir_option
 from lfr_eval.errors import WatchlistError
 from lfr_eval.watchlist import (
     DEFAULT_CATEGORY,
@@ -334,7 +335,17 @@ def _watchlist_group(cli: click.Group) -> None:
         is_flag=True,
         help="Include the source images the watchlist kept (default: embeddings only).",
     )
-    @click.option("--overwrite", is_flag=True, help="Replace DESTINATION if it exists.")
+    @click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace DESTINATION if it is a previous bundle (anything else is never deleted).",
+    )
+    @click.option(
+        "--unsigned",
+        is_flag=True,
+        help="Do not sign the bundle (it then imports only with --allow-unsigned).",
+    )
+    @keys_dir_option
     @watchlist_path_option
     @workspace_option
     @json_option
@@ -342,6 +353,8 @@ def _watchlist_group(cli: click.Group) -> None:
         destination: str,
         include_images: bool,
         overwrite: bool,
+        unsigned: bool,
+        keys_dir: str | None,
         watchlist_path: str | None,
         workspace: str | None,
         as_json: bool,
@@ -349,11 +362,17 @@ def _watchlist_group(cli: click.Group) -> None:
         """Export the watchlist as a bundle: a directory, or a zip file if DESTINATION ends .zip.
 
         The bundle holds manifest.json (subjects, engines with model hashes, sha256 of every
-        file, content hash) and embeddings.npy; images only with --images. The export is
+        file, content hash) and embeddings.npy; images only with --images. It is signed with
+        this installation's key ('lfr-eval keys generate') unless --unsigned. The export is
         recorded in the audit log.
         """
+        from lfr_eval.signing import KeyRing
+
+        key = None if unsigned else KeyRing(keys_dir).signing_key()
         wl = _open(watchlist_path, workspace, create=False)
-        info = wl.export_bundle(destination, include_images=include_images, overwrite=overwrite)
+        info = wl.export_bundle(
+            destination, include_images=include_images, overwrite=overwrite, signing_key=key
+        )
         _emit(
             as_json,
             {**_bundle_document(info), "watchlist": str(wl.path)},
@@ -378,6 +397,12 @@ def _watchlist_group(cli: click.Group) -> None:
         "--check", is_flag=True, help="Only verify the bundle; do not change any watchlist."
     )
     @click.option("--no-images", is_flag=True, help="Do not store the bundle's images, if any.")
+    @click.option(
+        "--allow-unsigned",
+        is_flag=True,
+        help="Accept a bundle without a signature (a bad or untrusted signature is still refused).",
+    )
+    @keys_dir_option
     @watchlist_path_option
     @workspace_option
     @json_option
@@ -386,6 +411,8 @@ def _watchlist_group(cli: click.Group) -> None:
         expect_hash: str | None,
         check: bool,
         no_images: bool,
+        allow_unsigned: bool,
+        keys_dir: str | None,
         watchlist_path: str | None,
         workspace: str | None,
         as_json: bool,
@@ -396,10 +423,12 @@ def _watchlist_group(cli: click.Group) -> None:
         or inconsistent bundle, one from another engine's embedding space, or one whose subject
         ids are already on the watchlist is refused (exit code 7) and nothing changes.
         """
+        from lfr_eval.signing import KeyRing
         from lfr_eval.watchlist import read_bundle
 
+        keyring = KeyRing(keys_dir)
         if check:
-            verified = read_bundle(bundle)
+            verified = read_bundle(bundle, keyring=keyring, allow_unsigned=allow_unsigned)
             if expect_hash and verified.content_hash != expect_hash.lower():
                 raise WatchlistError(
                     f"bundle {bundle} refused: its content hash {verified.content_hash} is not "
@@ -409,12 +438,19 @@ def _watchlist_group(cli: click.Group) -> None:
             _emit(
                 as_json,
                 {**_bundle_document(info), "verified": True},
-                lambda: [f"bundle {bundle} verified; content hash {info.content_hash}"],
+                lambda: [
+                    f"bundle {bundle} verified; content hash {info.content_hash}; "
+                    f"{verified.signature.describe()}"
+                ],
             )
             return
         wl = _open(watchlist_path, workspace, create=True)
         info = wl.import_bundle(
-            bundle, expected_content_hash=expect_hash, include_images=not no_images
+            bundle,
+            expected_content_hash=expect_hash,
+            include_images=not no_images,
+            keyring=keyring,
+            allow_unsigned=allow_unsigned,
         )
         _emit(
             as_json,

@@ -5,7 +5,9 @@ Images come back as RGB ``uint8`` arrays of shape ``(height, width, 3)``.
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,28 +32,47 @@ def _check_size(width: int, height: int, source: str, max_pixels: int) -> None:
         )
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from the file header, without decoding pixels (PNG and JPEG)."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                return None
-            marker = data[i + 1]
-            length = int.from_bytes(data[i + 2 : i + 4], "big")
-            # SOF0..SOF15 except DHT (C4), JPG (C8), DAC (CC) carry the frame size
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height = int.from_bytes(data[i + 5 : i + 7], "big")
-                width = int.from_bytes(data[i + 7 : i + 9], "big")
-                return width, height
-            i += 2 + length
-    return None
+def _header_size(data: bytes, source: str) -> tuple[int, int]:
+    """Width and height from the file header, without decoding any pixel.
+
+    Pillow's ``Image.open`` is lazy: it parses the header of every format it knows (JPEG in any
+    marker order, PNG, GIF, TIFF, WebP, BMP, …) and stops. Data Pillow cannot identify is
+    refused here: OpenCV would otherwise decode it with no size check first.
+
+    Raises
+    ------
+    ImageError
+        Not an image Pillow can identify.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above its own limit; ours (lower) is applied by the caller.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return _open_size(Image.open, data)
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses beyond twice its limit before telling us the size.
+        raise ImageError(f"image is too large ({exc}): {source}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        raise ImageError(MSG_IMAGE_UNREADABLE.format(path=source)) from None
 
 
-def decode_image(data: bytes, source: str = "<bytes>", *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def _open_size(open_image, data: bytes) -> tuple[int, int]:
+    # The first frame only: OpenCV's imdecode decodes the first frame (GIF, TIFF pages), and
+    # seeking to later frames would make Pillow decode the earlier ones.
+    with open_image(io.BytesIO(data)) as image:
+        width, height = image.size
+    return int(width), int(height)
+
+
+def decode_image(
+    data: bytes, source: str = "<bytes>", *, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
     """Decode encoded image bytes (JPEG, PNG, BMP, WebP…) to RGB uint8.
+
+    The size is read from the header first (:func:`_header_size`, every format), so an image
+    over ``max_pixels`` is refused before any pixel is decoded.
 
     Raises
     ------
@@ -60,9 +81,8 @@ def decode_image(data: bytes, source: str = "<bytes>", *, max_pixels: int = MAX_
     """
     if len(data) == 0:
         raise ImageError(MSG_IMAGE_EMPTY.format(path=source))
-    size = _header_size(data)
-    if size is not None:
-        _check_size(size[0], size[1], source, max_pixels)
+    width, height = _header_size(data, source)
+    _check_size(width, height, source, max_pixels)
     # OpenCV is imported here, not at module level: `lfr_eval.faces` types are used by the metrics
     # and the CLI, which must not pay for loading OpenCV (tests/test_imports.py)
     import cv2

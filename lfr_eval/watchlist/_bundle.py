@@ -15,8 +15,17 @@ recomputed from the data equals the manifest's (and the one the user expects, wh
 mismatch raises :class:`WatchlistError` naming what was wrong, and the watchlist is unchanged.
 
 A content hash in the manifest only proves the bundle is self-consistent: someone who edits
-the data can also rewrite the hash. Compare it with the hash you were given through another
-channel (``expected_content_hash``, ``lfr-eval watchlist import --expect-hash``).
+the data can also rewrite the hash. Bundles are therefore signed: ``signature.json`` holds an
+Ed25519 signature (:mod:`lfr_eval.signing`) of the manifest's sha256, and the manifest lists the
+sha256 of every other member, so the signature covers everything. Import refuses an unsigned
+bundle, or one signed with a key that is not trusted, unless unsigned bundles are explicitly
+allowed. The hash you were given through another channel (``expected_content_hash``,
+``lfr-eval watchlist import --expect-hash``) can be checked as well.
+
+Reading is bounded (:class:`BundleLimits`): the zip's directory is checked (member count, total
+and per-member uncompressed size, compression ratio) before any member is read, the manifest is
+read first and parsed with JSON limits, and a member the manifest does not list is refused
+before it is read.
 """
 
 from __future__ import annotations
@@ -31,13 +40,16 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from zlib import error as zlib_error
 
 import jsonschema
 import numpy as np
 
 from lfr_eval import __version__
-from lfr_eval.errors import WatchlistError
+from lfr_eval.errors import SignatureError, WatchlistError
 from lfr_eval.faces._types import EngineId, FaceQuality
+from lfr_eval.limits import load_json
+from lfr_eval.signing import PURPOSE_BUNDLE, KeyRing, Signature, SignatureCheck, SigningKey
 from lfr_eval.watchlist import _hashing
 from lfr_eval.watchlist._store import Watchlist, check_embedding
 from lfr_eval.watchlist._types import BundleInfo, SubjectInfo, from_iso, to_iso, utc_now
@@ -46,9 +58,36 @@ BUNDLE_FORMAT = "lfr-watchlist-bundle"
 BUNDLE_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 EMBEDDINGS_NAME = "embeddings.npy"
+SIGNATURE_NAME = "signature.json"
+#: Every member name a bundle can hold: the three above and ``images/<n><suffix>``.
+_IMAGE_DIR = "images"
 
-#: Largest bundle member read into memory (a million 512-d templates is 2 GiB).
-_MAX_MEMBER_BYTES = 8 << 30
+
+@dataclass(frozen=True)
+class BundleLimits:
+    """What a bundle may hold before anything is read into memory.
+
+    Attributes
+    ----------
+    max_members : int
+        Files in the bundle (manifest, embeddings, signature and one image per template).
+    max_total_bytes : int
+        Sum of the members' uncompressed sizes, in bytes.
+    max_manifest_bytes : int
+        Size of ``manifest.json``, in bytes (about 300 bytes per template).
+    max_ratio : float
+        Largest uncompressed/compressed size ratio of a zip member above 1 MiB. Our exports
+        store images and embeddings uncompressed and deflate only the manifest (about 5:1);
+        a zip bomb needs ratios in the hundreds.
+    """
+
+    max_members: int = 250_000
+    max_total_bytes: int = 4 << 30
+    max_manifest_bytes: int = 256 << 20
+    max_ratio: float = 50.0
+
+
+DEFAULT_LIMITS = BundleLimits()
 
 _SHA = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _TIME = {"type": "string", "minLength": 20}
@@ -140,12 +179,76 @@ def _sha256(data: bytes) -> str:
 
 
 # ---------------------------------------------------------------------- export
+MSG_NOT_A_BUNDLE = (
+    "{path} exists and is not a watchlist bundle ({why}); overwriting only replaces a previous "
+    "bundle. Choose another destination"
+)
+
+
+def _bundle_member_name(name: str) -> bool:
+    """True for a member name our exports write."""
+    if name in (MANIFEST_NAME, EMBEDDINGS_NAME, SIGNATURE_NAME):
+        return True
+    parts = PurePosixPath(name).parts
+    return len(parts) == 2 and parts[0] == _IMAGE_DIR and parts[1][:1].isdigit()
+
+
+def _why_not_a_bundle(dest: Path) -> str | None:
+    """None when ``dest`` is a bundle this module wrote; else why it is not."""
+    try:
+        if dest.is_symlink():
+            return "a symbolic link"
+        if dest.is_dir():
+            names = []
+            for file in dest.rglob("*"):
+                if file.is_symlink():
+                    return f"it holds a symbolic link {file.relative_to(dest)}"
+                if file.is_file():
+                    names.append(file.relative_to(dest).as_posix())
+                elif file.is_dir() and file.relative_to(dest).as_posix() != _IMAGE_DIR:
+                    return f"it holds a folder {file.relative_to(dest)}"
+            manifest_path = dest / MANIFEST_NAME
+            if not manifest_path.is_file():
+                return f"no {MANIFEST_NAME}"
+            if manifest_path.stat().st_size > DEFAULT_LIMITS.max_manifest_bytes:
+                return f"{MANIFEST_NAME} is too large"
+            manifest_bytes = manifest_path.read_bytes()
+        elif dest.is_file():
+            if not zipfile.is_zipfile(dest):
+                return "a file that is not a zip"
+            with zipfile.ZipFile(dest) as archive:
+                infos = archive.infolist()
+                names = [i.filename for i in infos if not i.is_dir()]
+                if MANIFEST_NAME not in names:
+                    return f"no {MANIFEST_NAME}"
+                info = archive.getinfo(MANIFEST_NAME)
+                if info.file_size > DEFAULT_LIMITS.max_manifest_bytes:
+                    return f"{MANIFEST_NAME} is too large"
+                manifest_bytes = archive.read(info)
+        else:
+            return "not a file or folder"
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, zipfile.error) as exc:
+        return f"unreadable: {exc}"
+    strangers = sorted(n for n in names if not _bundle_member_name(n))
+    if strangers:
+        shown = ", ".join(strangers[:3]) + (" …" if len(strangers) > 3 else "")
+        return f"it holds other files: {shown}"
+    try:
+        manifest = load_json(manifest_bytes, source=MANIFEST_NAME, error=WatchlistError)
+    except WatchlistError as exc:
+        return str(exc)
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        return f"its {MANIFEST_NAME} is not a bundle manifest"
+    return None
+
+
 def export_bundle(
     watchlist: Watchlist,
     destination: str | os.PathLike[str],
     *,
     include_images: bool = False,
     overwrite: bool = False,
+    signing_key: SigningKey | None = None,
 ) -> BundleInfo:
     """Write the watchlist (all subjects, expired ones included) as a bundle.
 
@@ -158,7 +261,11 @@ def export_bundle(
         Include the source images the watchlist kept (default: embeddings only). Images are never
         exported unless asked for, because they are biometric data beyond what search needs.
     overwrite : bool
-        Replace an existing destination.
+        Replace an existing destination, *if it is a previous bundle* (a directory or zip holding
+        only bundle files and a bundle manifest). Anything else is never deleted.
+    signing_key : SigningKey, optional
+        Sign the bundle (``signature.json``); see :mod:`lfr_eval.signing`. Unsigned bundles are
+        refused on import unless explicitly allowed.
 
     Returns
     -------
@@ -167,12 +274,19 @@ def export_bundle(
     Raises
     ------
     WatchlistError
-        The destination exists and ``overwrite`` is False.
+        The destination exists and ``overwrite`` is False, or it is not a previous bundle.
     """
     dest = Path(destination).expanduser()
-    if dest.exists() and not overwrite:
-        raise WatchlistError(f"{dest} already exists; choose another path or allow overwriting")
+    if dest.exists() or dest.is_symlink():
+        if not overwrite:
+            raise WatchlistError(f"{dest} already exists; choose another path or allow overwriting")
+        why = _why_not_a_bundle(dest)
+        if why is not None:
+            raise WatchlistError(MSG_NOT_A_BUNDLE.format(path=dest, why=why))
     members, info = _collect(watchlist, include_images, str(dest))
+    if signing_key is not None:
+        signature = signing_key.sign(PURPOSE_BUNDLE, _sha256(members[MANIFEST_NAME]))
+        members[SIGNATURE_NAME] = (json.dumps(signature.to_dict(), indent=1) + "\n").encode()
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Write beside the destination and move into place, so a failed export leaves no partial
     # bundle that could later be mistaken for a complete one.
@@ -206,6 +320,7 @@ def export_bundle(
             bundle_content_hash=info.content_hash,
             subjects=info.n_subjects,
             templates=info.n_templates,
+            signed_by=None if signing_key is None else signing_key.public.key_id,
         )
     return info
 
@@ -317,6 +432,7 @@ class Bundle:
     engines: tuple[EngineId, ...]
     embeddings: np.ndarray
     images: dict[str, bytes]
+    signature: SignatureCheck = SignatureCheck(signed=False)
 
     @property
     def content_hash(self) -> str:
@@ -341,53 +457,151 @@ def _refuse(path: str, what: str) -> WatchlistError:
     return WatchlistError(f"bundle {path} refused: {what}; the watchlist was not changed")
 
 
-def _read_members(path: Path) -> dict[str, bytes]:
-    label = str(path)
-    members: dict[str, bytes] = {}
-    if path.is_dir():
-        for file in sorted(path.rglob("*")):
+class _Members:
+    """The members of a bundle directory or zip, listed (with sizes) before any is read."""
+
+    def __init__(self, path: Path, limits: BundleLimits) -> None:
+        self.path, self.limits, self.label = path, limits, str(path)
+        self._archive: zipfile.ZipFile | None = None
+        self.sizes: dict[str, int] = {}
+        if path.is_dir():
+            self._list_directory()
+        elif path.is_file():
+            self._list_zip()
+        else:
+            raise WatchlistError(f"bundle not found: {path}")
+
+    def _list_directory(self) -> None:
+        for count, file in enumerate(self.path.rglob("*"), 1):
+            if count > self.limits.max_members + 1:  # +1: the images/ folder itself
+                raise _refuse(self.label, f"it holds more than {self.limits.max_members:,} files")
             if file.is_symlink():
-                raise _refuse(label, f"it contains a symbolic link ({file.relative_to(path)})")
+                raise _refuse(
+                    self.label, f"it contains a symbolic link ({file.relative_to(self.path)})"
+                )
             if file.is_file():
-                members[file.relative_to(path).as_posix()] = file.read_bytes()
-        return members
-    if not path.is_file():
-        raise WatchlistError(f"bundle not found: {path}")
+                self.sizes[file.relative_to(self.path).as_posix()] = file.stat().st_size
+        self._check_total()
+
+    def _list_zip(self) -> None:
+        try:
+            self._archive = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
+            raise _refuse(
+                self.label, f"not a bundle directory or a readable zip file ({exc})"
+            ) from None
+        infos = self._archive.infolist()
+        if len(infos) > self.limits.max_members:
+            raise _refuse(
+                self.label, f"it holds {len(infos):,} members (limit {self.limits.max_members:,})"
+            )
+        for item in infos:
+            if item.is_dir():
+                continue
+            name = PurePosixPath(item.filename)
+            if name.is_absolute() or ".." in name.parts or "\\" in item.filename:
+                raise _refuse(self.label, f"unsafe member name {item.filename!r}")
+            key = str(name)
+            if key in self.sizes:
+                raise _refuse(self.label, f"member {key!r} appears twice")
+            ratio = item.file_size / max(item.compress_size, 1)
+            if item.file_size > (1 << 20) and ratio > self.limits.max_ratio:
+                raise _refuse(
+                    self.label,
+                    f"member {key!r} would expand {ratio:,.0f} times "
+                    f"(limit {self.limits.max_ratio:g}; a zip bomb?)",
+                )
+            self.sizes[key] = item.file_size
+        self._check_total()
+
+    def _check_total(self) -> None:
+        total = sum(self.sizes.values())
+        if total > self.limits.max_total_bytes:
+            raise _refuse(
+                self.label,
+                f"its files add up to {total:,} bytes (limit {self.limits.max_total_bytes:,})",
+            )
+
+    def read(self, name: str) -> bytes:
+        try:
+            if self._archive is None:
+                data = (self.path / name).read_bytes()
+            else:
+                data = self._archive.read(name)
+        except zipfile.error as exc:  # e.g. CRC error on a corrupted member
+            raise _refuse(self.label, f"corrupt zip member ({exc})") from None
+        except (OSError, EOFError, zlib_error) as exc:
+            raise _refuse(self.label, f"member {name} cannot be read ({exc})") from None
+        # A zip member's declared size bounds what zipfile returns; check it anyway.
+        if len(data) != self.sizes[name]:
+            raise _refuse(self.label, f"member {name} is not the size its directory says")
+        return data
+
+    def close(self) -> None:
+        if self._archive is not None:
+            self._archive.close()
+
+
+def _member_json(data: bytes, name: str, label: str, max_bytes: int) -> Any:
     try:
-        with zipfile.ZipFile(path) as archive:
-            for item in archive.infolist():
-                if item.is_dir():
-                    continue
-                name = PurePosixPath(item.filename)
-                if name.is_absolute() or ".." in name.parts:
-                    raise _refuse(label, f"unsafe member name {item.filename!r}")
-                if item.file_size > _MAX_MEMBER_BYTES:
-                    raise _refuse(label, f"member {item.filename!r} is implausibly large")
-                members[str(name)] = archive.read(item)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
-        raise _refuse(label, f"not a bundle directory or a readable zip file ({exc})") from exc
-    except zipfile.error as exc:  # e.g. CRC error on a corrupted member
-        raise _refuse(label, f"corrupt zip member ({exc})") from exc
-    return members
+        return load_json(data, source=name, error=WatchlistError, max_bytes=max_bytes)
+    except WatchlistError as exc:
+        raise _refuse(label, str(exc)) from None
 
 
-def read_bundle(source: str | os.PathLike[str]) -> Bundle:
-    """Read a bundle and verify it completely (hashes, structure, content hash).
+def read_bundle(
+    source: str | os.PathLike[str],
+    *,
+    keyring: KeyRing | None = None,
+    allow_unsigned: bool = False,
+    limits: BundleLimits = DEFAULT_LIMITS,
+) -> Bundle:
+    """Read a bundle and verify it completely (limits, signature, hashes, structure, content).
+
+    Parameters
+    ----------
+    source : path-like
+        Bundle directory or ``.zip``.
+    keyring : KeyRing, optional
+        Trusted keys to check the signature against (default: this installation's).
+    allow_unsigned : bool
+        Accept a bundle without ``signature.json``. A bad signature, or one by an untrusted or
+        revoked key, is refused regardless.
+    limits : BundleLimits
+        Bounds checked before reading (member count, sizes, compression ratio).
 
     Raises
     ------
     WatchlistError
-        Missing, malformed, tampered or inconsistent bundle; the message names what was wrong.
+        Missing, too large, unsigned, untrusted, malformed, tampered or inconsistent bundle; the
+        message names what was wrong.
     """
     path = Path(source).expanduser()
     label = str(path)
-    members = _read_members(path)
-    if MANIFEST_NAME not in members:
-        raise _refuse(label, f"no {MANIFEST_NAME}")
+    listing = _Members(path, limits)
     try:
-        manifest = json.loads(members.pop(MANIFEST_NAME).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _refuse(label, f"{MANIFEST_NAME} is not valid JSON ({exc})") from exc
+        return _verify(listing, label, keyring, allow_unsigned, limits)
+    finally:
+        listing.close()
+
+
+def _verify(
+    listing: _Members,
+    label: str,
+    keyring: KeyRing | None,
+    allow_unsigned: bool,
+    limits: BundleLimits,
+) -> Bundle:
+    if MANIFEST_NAME not in listing.sizes:
+        raise _refuse(label, f"no {MANIFEST_NAME}")
+    if listing.sizes[MANIFEST_NAME] > limits.max_manifest_bytes:
+        raise _refuse(
+            label,
+            f"{MANIFEST_NAME} is {listing.sizes[MANIFEST_NAME]:,} bytes "
+            f"(limit {limits.max_manifest_bytes:,})",
+        )
+    manifest_bytes = listing.read(MANIFEST_NAME)
+    manifest = _member_json(manifest_bytes, MANIFEST_NAME, label, limits.max_manifest_bytes)
     try:
         jsonschema.validate(manifest, MANIFEST_SCHEMA)
     except jsonschema.ValidationError as exc:
@@ -395,16 +609,52 @@ def read_bundle(source: str | os.PathLike[str]) -> Bundle:
         raise _refuse(label, f"{MANIFEST_NAME} is malformed at {where}: {exc.message}") from None
 
     listed = manifest["files"]
+    # Refuse anything the manifest does not name before reading it.
+    unlisted = sorted(set(listing.sizes) - set(listed) - {MANIFEST_NAME, SIGNATURE_NAME})
+    if unlisted:
+        raise _refuse(label, f"unlisted file(s) {', '.join(unlisted[:5])}")
+    for name in sorted(listed):
+        if name in (MANIFEST_NAME, SIGNATURE_NAME) or not _bundle_member_name(name):
+            raise _refuse(label, f"the manifest lists an unexpected file {name!r}")
+    signature = None
+    if SIGNATURE_NAME in listing.sizes:
+        if listing.sizes[SIGNATURE_NAME] > 4096:
+            raise _refuse(label, f"{SIGNATURE_NAME} is too large to be a signature")
+        document = _member_json(listing.read(SIGNATURE_NAME), SIGNATURE_NAME, label, 4096)
+        try:
+            signature = Signature.from_dict(document, source=SIGNATURE_NAME)
+        except SignatureError as exc:
+            raise _refuse(label, str(exc)) from None
+    try:
+        check = (keyring if keyring is not None else KeyRing()).check(
+            signature,
+            purpose=PURPOSE_BUNDLE,
+            sha256=_sha256(manifest_bytes),
+            what="the bundle",
+            allow_unsigned=allow_unsigned,
+        )
+    except SignatureError as exc:
+        raise WatchlistError(
+            f"bundle {label} refused: {exc}; the watchlist was not changed"
+        ) from None
+    if EMBEDDINGS_NAME not in listed:
+        raise _refuse(label, f"no {EMBEDDINGS_NAME}")
+    n_templates, dim = len(manifest["templates"]), manifest["embedding_dim"] or 0
+    if listing.sizes.get(EMBEDDINGS_NAME, 0) > 4096 + 4 * n_templates * dim:
+        raise _refuse(
+            label, f"{EMBEDDINGS_NAME} is larger than {n_templates} templates of dimension {dim}"
+        )
+    members: dict[str, bytes] = {}
+    listed = manifest["files"]
     unlisted = sorted(set(members) - set(listed))
     if unlisted:
         raise _refuse(label, f"unlisted file(s) {', '.join(unlisted)}")
     for name, expected in sorted(listed.items()):
-        if name not in members:
+        if name not in listing.sizes:
             raise _refuse(label, f"file {name} is missing")
+        members[name] = listing.read(name)
         if _sha256(members[name]) != expected:
             raise _refuse(label, f"sha256 of {name} does not match the manifest (tampered?)")
-    if EMBEDDINGS_NAME not in listed:
-        raise _refuse(label, f"no {EMBEDDINGS_NAME}")
 
     try:
         embeddings = np.load(io.BytesIO(members[EMBEDDINGS_NAME]), allow_pickle=False)
@@ -496,7 +746,7 @@ def read_bundle(source: str | os.PathLike[str]) -> Bundle:
             f"its content does not match its content hash (manifest says "
             f"{manifest['content_hash'][:16]}…, data gives {recomputed[:16]}…)",
         )
-    return Bundle(label, manifest, engines, embeddings, images)
+    return Bundle(label, manifest, engines, embeddings, images, check)
 
 
 # ---------------------------------------------------------------------- import
@@ -506,6 +756,9 @@ def import_bundle(
     *,
     expected_content_hash: str | None = None,
     include_images: bool = True,
+    keyring: KeyRing | None = None,
+    allow_unsigned: bool = False,
+    limits: BundleLimits = DEFAULT_LIMITS,
 ) -> BundleInfo:
     """Verify a bundle and add its subjects and templates to the watchlist, all or nothing.
 
@@ -519,6 +772,9 @@ def import_bundle(
         the bundle itself). Refused if the bundle's differs.
     include_images : bool
         Store the bundle's images (if it has any) in the watchlist.
+    keyring, allow_unsigned, limits
+        As for :func:`read_bundle`: the signature must be by a trusted key unless unsigned
+        bundles are explicitly allowed.
 
     Returns
     -------
@@ -530,7 +786,7 @@ def import_bundle(
         The bundle failed verification, its embedding space differs from the watchlist's, or a
         subject id is already on the watchlist. The watchlist is left unchanged.
     """
-    bundle = read_bundle(source)
+    bundle = read_bundle(source, keyring=keyring, allow_unsigned=allow_unsigned, limits=limits)
     label = bundle.path
     if expected_content_hash is not None and bundle.content_hash != expected_content_hash.lower():
         raise _refuse(
@@ -603,5 +859,6 @@ def import_bundle(
             bundle_content_hash=bundle.content_hash,
             subjects=len(manifest["subjects"]),
             templates=len(manifest["templates"]),
+            signed_by=bundle.signature.key_id,
         )
     return bundle.info()
