@@ -630,10 +630,10 @@ def load_result(directory: str | os.PathLike[str]) -> EvaluationResult:
     meta_path = directory / RESULT_FILE
     if not meta_path.is_file():
         raise ResultError(MSG_NOT_A_RESULT.format(path=directory, file=RESULT_FILE))
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultError(MSG_CORRUPT.format(path=directory, reason=exc)) from exc
+    from lfr_eval.limits import load_json
+
+    # Limits on depth and number size: a results folder may come from someone else.
+    meta = load_json(meta_path.read_bytes(), source=str(meta_path), error=ResultError)
     if not isinstance(meta, dict):
         raise ResultError(MSG_CORRUPT.format(path=directory, reason="result.json is not an object"))
     if meta.get("schema_version") not in READABLE_SCHEMA_VERSIONS:

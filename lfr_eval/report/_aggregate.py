@@ -688,10 +688,9 @@ class AggregateResult:
                 f"{directory} holds no aggregate results ({AGGREGATE_FILE} missing); make one "
                 "with 'lfr-eval report' or AggregateResult.from_result(...).save(folder)"
             )
-        try:
-            meta = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ResultError(f"{path} is not valid JSON: {exc}") from exc
+        from lfr_eval.limits import load_json
+
+        meta = load_json(path.read_bytes(), source=str(path), error=ResultError)
         if not isinstance(meta, dict) or meta.get("schema_version") not in (
             READABLE_AGGREGATE_VERSIONS
         ):

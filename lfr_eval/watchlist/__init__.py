@@ -9,7 +9,13 @@ import verified bundles; build a :class:`~lfr_eval.search.SearchIndex` for 1:N s
 
 from __future__ import annotations
 
-from lfr_eval.watchlist._bundle import Bundle, export_bundle, import_bundle, read_bundle
+from lfr_eval.watchlist._bundle import (
+    Bundle,
+    BundleLimits,
+    export_bundle,
+    import_bundle,
+    read_bundle,
+)
 from lfr_eval.watchlist._enrol import (
     MANIFEST_COLUMNS,
     EnrolmentRequest,
@@ -58,6 +64,7 @@ __all__ = [
     "MSG_UNKNOWN_SUBJECT",
     "AuditEntry",
     "Bundle",
+    "BundleLimits",
     "BundleInfo",
     "Candidate",
     "EnrolledFile",
