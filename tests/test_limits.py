@@ -49,7 +49,9 @@ def _peak_rss_growth_mib(code: str) -> tuple[float, str]:
         "import resource, sys, numpy, PIL.Image, cv2\n"
         "import lfr_eval.watchlist, lfr_eval.faces._image\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "try:\n" + "".join(f"    {line}\n" for line in code.splitlines()) + "    print('NO ERROR')\n"
+        "try:\n"
+        + "".join(f"    {line}\n" for line in code.splitlines())
+        + "    print('NO ERROR')\n"
         "except lfr_eval.errors.LfrError as exc:\n"
         "    print('REFUSED', type(exc).__name__, exc)\n"
         "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
