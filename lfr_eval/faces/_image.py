@@ -55,7 +55,32 @@ def _header_size(data: bytes, source: str) -> tuple[int, int]:
         # Pillow refuses beyond twice its limit before telling us the size.
         raise ImageError(f"image is too large ({exc}): {source}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        # Unreadable to Pillow (e.g. a header with nothing after it): say "too large" when the
+        # header alone says so, "unreadable" otherwise.
+        size = _marker_size(data)
+        if size is not None:
+            _check_size(size[0], size[1], source, MAX_PIXELS)
         raise ImageError(MSG_IMAGE_UNREADABLE.format(path=source)) from None
+
+
+def _marker_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height read by hand from a PNG IHDR or a JPEG SOF segment (or None)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            length = int.from_bytes(data[i + 2 : i + 4], "big")
+            # SOF0..SOF15 except DHT (C4), JPG (C8), DAC (CC) carry the frame size
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                height = int.from_bytes(data[i + 5 : i + 7], "big")
+                width = int.from_bytes(data[i + 7 : i + 9], "big")
+                return width, height
+            i += 2 + length
+    return None
 
 
 def _open_size(open_image, data: bytes) -> tuple[int, int]:
