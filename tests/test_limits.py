@@ -251,5 +251,5 @@ def test_unidentifiable_or_giant_headers_are_refused_before_opencv_sees_them() -
 def test_lfr_error_subclasses_keep_their_exit_codes() -> None:
     from lfr_eval.errors import AccessError, SignatureError
 
-    assert (SignatureError.exit_code, AccessError.exit_code, LfrError.exit_code) == (15, 17, 2)
+    assert (SignatureError.exit_code, AccessError.exit_code, LfrError.exit_code) == (15, 18, 2)
     assert json.dumps  # the module stays importable without the app extras

@@ -96,7 +96,7 @@ def test_users_cli_add_list_remove(private_config: Path) -> None:
     )  # fmt: skip
     assert code == 0, out
     code, out = _cli("users", "add", "bob", "--role", "trainer", "--password-stdin", input="x\n")
-    assert code == 17 and "at least" in out
+    assert code == 18 and "at least" in out
     code, out = _cli("users", "list")
     assert "alice" in out and "evaluator, trainer" in out and "argon2" not in out
     assert _cli("users", "remove", "alice")[0] == 0
@@ -117,7 +117,7 @@ def test_a_users_file_others_can_write_is_refused(users) -> None:
 def test_app_refuses_a_non_loopback_bind_without_users(workspace: Path) -> None:
     for address in ("0.0.0.0", "192.168.1.20", "::", "example.org"):
         code, out = _cli("app", "--check", "--address", address, "--workspace", workspace)
-        assert code == 17, out
+        assert code == 18, out
         assert "no users are configured" in out and "Traceback" not in out
 
 

@@ -151,7 +151,7 @@ def register(cli: click.Group) -> None:
 
         The engine is loaded once here first, so a missing model or an unavailable GPU is
         reported before the server starts rather than on the first page. Listening on anything
-        but loopback is refused until users are configured (exit code 17).
+        but loopback is refused until users are configured (exit code 18).
         """
         from lfr_eval.users import UserStore, require_users_for_address
 
