@@ -1,8 +1,9 @@
-"""Build the notebooks from their percent-format sources, with outputs stripped.
+"""Build the notebooks from their percent-format sources with jupytext, outputs stripped.
 
-The sources in ``notebooks/src/*.py`` are plain Python (jupytext's "percent" format: a cell
+The sources in ``notebooks/src/*.py`` are plain Python in jupytext's "percent" format (a cell
 starts at a ``# %%`` line; ``# %% [markdown]`` cells hold markdown as ``# `` comments; a
-``# %% tags=["parameters"]`` cell is the parameter cell). Edit the sources, then run::
+``# %% tags=["parameters"]`` cell is the parameter cell), read with :func:`jupytext.read`.
+``jupytext --sync`` or Jupyter with jupytext work on them too. Edit the sources, then run::
 
     python notebooks/build_notebooks.py          # write notebooks/*.ipynb
     python notebooks/build_notebooks.py --check  # exit 1 if an .ipynb is stale or has outputs
@@ -15,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import re
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 
 NOTEBOOKS = Path(__file__).resolve().parent
 SOURCES = NOTEBOOKS / "src"
-
-_CELL = re.compile(r"^# %%(?P<kind> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$")
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
@@ -36,40 +34,17 @@ def _cell_id(stem: str, index: int) -> str:
 
 
 def parse_source(path: Path) -> nbformat.NotebookNode:
-    """A notebook (no outputs) from one percent-format source file."""
-    cells: list[tuple[str, list[str], list[str]]] = []
-    kind, tags, lines = None, [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = _CELL.match(line)
-        if match:
-            if kind is not None:
-                cells.append((kind, tags, lines))
-            kind = "markdown" if match["kind"] else "code"
-            tags = json.loads(match["tags"]) if match["tags"] else []
-            lines = []
-        elif kind is not None:
-            lines.append(line)
-    if kind is not None:
-        cells.append((kind, tags, lines))
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = {
-        "kernelspec": dict(KERNELSPEC),
-        "language_info": {"name": "python"},
-    }
-    for index, (kind, tags, body) in enumerate(cells):
-        while body and not body[-1].strip():
-            body.pop()
-        while body and not body[0].strip():
-            body.pop(0)
-        if kind == "markdown":
-            text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body)
-            cell = nbformat.v4.new_markdown_cell(text)
-        else:
-            cell = nbformat.v4.new_code_cell("\n".join(body))
+    """A notebook (no outputs) from one percent-format source file, read by jupytext."""
+    nb = jupytext.read(path, fmt="py:percent")
+    # Only what a reader needs stays: the kernel, and each cell's tags (the parameter cell);
+    # jupytext's own bookkeeping would make the committed files depend on its version.
+    nb.metadata = nbformat.from_dict(
+        {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
+    )
+    for index, cell in enumerate(nb.cells):
+        tags = cell.metadata.get("tags")
+        cell.metadata = nbformat.from_dict({"tags": list(tags)} if tags else {})
         cell.id = _cell_id(path.stem, index)
-        if tags:
-            cell.metadata["tags"] = tags
-        nb.cells.append(cell)
     nbformat.validate(nb)
     return nb
 
