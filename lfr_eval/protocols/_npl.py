@@ -235,7 +235,8 @@ class FillerCounts:
 
     What watchlist-size scaling needs from the filler gallery, without the (searches × fillers)
     score matrix: made in one streaming pass by :mod:`lfr_eval.search._kernel` (memory per
-    block; see :func:`~lfr_eval.protocols.run_npl_protocol` and :class:`~lfr_eval.protocols.ScoringScale`).
+    block; see :func:`~lfr_eval.protocols.run_npl_protocol` and
+    :class:`~lfr_eval.protocols.ScoringScale`).
 
     Fillers are split into *cells*: the distinct combinations of their attribute labels
     (e.g. ``sex`` × ``ethnicity``); per-attribute counts are sums over cells.
