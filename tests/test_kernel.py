@@ -263,3 +263,21 @@ def test_score_searches_counts_equal_brute_force(data) -> None:
     nm = res.non_mated_probe_index
     np.testing.assert_array_equal(res.non_mated_counts, counts[nm])
     assert (code[nm] == -1).all()
+
+
+def test_torch_fp16_is_close_and_says_so(data) -> None:
+    torch = pytest.importorskip("torch")
+    from lfr_eval.metrics import score_searches
+
+    templates, subj, probes, mates, _ = data
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ref = score_searches(probes, mates, templates, subj, k=5)
+    half = score_searches(
+        probes, mates, templates, subj, k=5, backend="torch", device=device, precision="fp16"
+    )
+    assert half.runtime.precision == "fp16" and ref.runtime.precision == "fp32"
+    np.testing.assert_allclose(
+        half.searches.non_mated_topk, ref.searches.non_mated_topk, atol=3e-3
+    )
+    with pytest.raises(ValueError, match="fp32 only"):
+        kernel_backend("numpy", "cpu", "fp16")
