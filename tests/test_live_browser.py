@@ -33,7 +33,7 @@ import pytest
 from conftest import REPO_ROOT, lfw_root
 from live_support import best_face_embedding, live_people, separating_threshold
 
-from lfr_eval.live import AlertStore, FaceAppearance, SceneScript, write_y4m
+from lfr_eval.live import ALERTS_DB, AlertStore, FaceAppearance, SceneScript, write_y4m
 
 pytestmark = pytest.mark.browser
 
@@ -439,7 +439,7 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
     files = sorted(p.relative_to(workspace).as_posix() for p in workspace.rglob("*") if p.is_file())
     assert {"watchlist.sqlite", "live/alerts.sqlite"} <= set(files)
     assert all(
-        f in ("watchlist.sqlite", "live/alerts.sqlite")
+        f in ("watchlist.sqlite", "live/alerts.sqlite", "purge-log.jsonl")
         or f.startswith("exports/")
         and f.endswith(".json")
         # the default engine's converted ResNet (model weights, no face data)
@@ -447,8 +447,17 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
         and f.endswith((".onnx", ".json"))
         for f in files
     ), files
-    faces = _faces_on_disk([workspace, root / "server-tmp", root / "server-home"], dlib_engine)
-    assert len(faces) >= 2, "the alert captures should be on disk (within retention)"
+    # encrypted at rest: no face can be decoded from any file the server wrote, raw
+    in_clear = _faces_on_disk([workspace, root / "server-tmp", root / "server-home"], dlib_engine)
+    assert in_clear == [], f"faces readable in clear in {sorted({str(p) for p, _ in in_clear})}"
+    # decrypted through the store, every stored capture is the listed person's
+    store = AlertStore.open(workspace)
+    faces = [
+        (workspace / ALERTS_DB / a.alert_id, f.embedding)
+        for a in store.alerts()
+        for f in dlib_engine.analyze(store.capture(a.alert_id))
+    ]
+    assert len(faces) >= 2, "the alert captures should be in the store (within retention)"
     for path, embedding in faces:
         to_listed = float(embedding @ listed)
         to_strangers = (strangers @ embedding).max()

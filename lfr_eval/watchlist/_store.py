@@ -472,6 +472,9 @@ class Watchlist:
                 # Outside the transaction (VACUUM cannot run inside one): rewrites the file so
                 # freed pages of removed subjects are gone, not just zeroed.
                 con.execute("VACUUM")
+                # and no decrypted copy of a removed person stays in this process's caches
+                _OPENED.clear()
+                _DECODED.clear()
 
     def _create(self) -> None:
         if not self.path.parent.exists():
