@@ -347,3 +347,22 @@ def test_verify_command_exit_codes(two_people, capsys) -> None:
     raw_edit(wl.path, ("DELETE FROM templates WHERE id = 1", ()))
     code, _, err = run("watchlist", "verify", "--watchlist", wl.path)
     assert code == 7 and "integrity check" in err and "Traceback" not in err
+
+
+def test_workspace_set_to_home_still_finds_its_default_key(tmp_path: Path, monkeypatch) -> None:
+    """The per-user config folder is never part of a workspace, even one set to the home folder."""
+    import platformdirs
+
+    home = tmp_path / "home"
+    config = home / ".config" / "lfr-eval"
+    monkeypatch.setattr(platformdirs, "user_config_dir", lambda *a, **k: str(config))
+    monkeypatch.delenv(ENV_KEY_FILE, raising=False)
+    # never the developer's real OS keyring
+    monkeypatch.setattr("lfr_eval.atrest._keys._keyring_backend", lambda: None)
+    clear_cache()
+    try:
+        wl = Watchlist(home / "wl.sqlite")
+        assert default_key_file() == config / "data-keys.json" and default_key_file().is_file()
+        assert len(wl) == 0
+    finally:
+        clear_cache()

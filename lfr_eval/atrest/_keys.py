@@ -290,11 +290,15 @@ def check_key_outside(folder: Path) -> None:
     store = _Store()
     if store.keyring is not None:
         return
+    default = Path(platformdirs.user_config_dir("lfr-eval", appauthor=False)) / KEY_FILE_NAME
+    if store.file.resolve() == default.resolve():
+        # the per-user config folder is never part of a workspace, even when a workspace is
+        # set to the home folder that contains it
+        return
     try:
         store.file.resolve().relative_to(folder.resolve())
     except ValueError:
         return
-    default = Path(platformdirs.user_config_dir("lfr-eval", appauthor=False)) / KEY_FILE_NAME
     raise DataKeyError(
         MSG_KEY_BESIDE_DATA.format(key=store.file, folder=folder, default=default, env=ENV_KEY_FILE)
     )

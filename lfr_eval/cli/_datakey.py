@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ import click
 from lfr_eval.cli._common import workspace_option
 
 
-def _echo(as_json: bool, document: dict[str, object], lines: list[str]) -> None:
+def _echo(as_json: bool, document: Mapping[str, object], lines: list[str]) -> None:
     if as_json:
         click.echo(json.dumps(document, indent=1))
     else:

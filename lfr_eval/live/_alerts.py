@@ -718,11 +718,12 @@ class AlertStore:
 
     def alerts(self, session_id: str | None = None) -> list[AlertRecord]:
         """Alerts inside their retention period, newest first; one session's if given."""
-        kept, args = self._kept()
+        kept, bounds = self._kept()
         query = f"SELECT {_COLUMNS} FROM alerts WHERE {kept}"
+        args: tuple[object, ...] = bounds
         if session_id is not None:
             query += " AND session_id = ?"
-            args = (*args, session_id)
+            args = (*bounds, session_id)
         with self._connect() as db:
             rows = db.execute(query + " ORDER BY raised_at DESC, alert_id", args).fetchall()
         return [self._record(r) for r in rows]

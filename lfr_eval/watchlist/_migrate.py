@@ -178,9 +178,9 @@ def _migrate(wl: Watchlist, con: sqlite3.Connection, meta: dict[str, str]) -> No
         )
     previous = "0" * 64
     for eid, at, action, sid, template_id, actor, content_hash, details in audit:
-        ref = None if sid is None else wl.subject_ref(sid)
+        audit_ref = None if sid is None else wl.subject_ref(sid)
         clean = json.dumps(wl._pseudonymous(json.loads(details)), sort_keys=True)
-        fields = (at, action, ref, template_id, actor, content_hash, clean)
+        fields = (at, action, audit_ref, template_id, actor, content_hash, clean)
         previous = wl._chain(previous, fields)
         con.execute(
             "INSERT INTO audit (id, at, action, subject_ref, template_id, actor, content_hash, "
