@@ -23,7 +23,15 @@ import pandas as pd
 
 from lfr_eval.datasets import UNKNOWN
 from lfr_eval.errors import LfrError
-from lfr_eval.metrics import GroupTestResult, RateEstimate, fisher_exact_test
+from lfr_eval.metrics import (
+    GroupRatesComparison,
+    GroupTestResult,
+    PairComparison,
+    RateEstimate,
+    compare_group_rates,
+    fisher_exact_test,
+    korn_graubard_from_summary,
+)
 from lfr_eval.operational import FalseAlertRates, one_in_n, scale_fpir
 from lfr_eval.report import ALL, AggregateResult
 
@@ -418,9 +426,20 @@ class GroupComparison:
     max_min_ratio : float
         Highest compared rate over the lowest (NaN when the lowest is 0 or too few groups).
     test : GroupTestResult or None
-        Fisher's exact test of the highest against the lowest compared group. It treats
-        searches as independent (aggregates keep no per-person data): with repeat images of
-        one person the p-value is optimistic.
+        Fisher's exact test of the highest against the lowest compared group, for reference
+        only: it treats searches as independent and its p-value is not corrected for picking
+        the pair after seeing the data. Never read it as "significant"; use ``pairs``.
+    pairs : GroupRatesComparison or None
+        Every pair of compared groups tested with design-effect-adjusted statistics and a
+        max-statistic multiplicity adjustment (:func:`lfr_eval.metrics.compare_group_rates`);
+        None for aggregates made before the clustered statistics were recorded.
+    extreme_pair : PairComparison or None
+        The highest-vs-lowest pair out of ``pairs``: its ``p_adjusted`` is valid although the
+        pair was chosen after seeing the data.
+    simultaneous_confidence : float or None
+        Coverage of the table's ``sim_ci_low``/``sim_ci_high`` (all compared groups at once,
+        Bonferroni over groups) and of ``ratio_ci_low``/``ratio_ci_high`` (ratio to the
+        lowest group, from the simultaneous rate intervals).
     """
 
     metric: str
@@ -431,6 +450,9 @@ class GroupComparison:
     highest_group: str | None
     max_min_ratio: float
     test: GroupTestResult | None
+    pairs: GroupRatesComparison | None = None
+    extreme_pair: PairComparison | None = None
+    simultaneous_confidence: float | None = None
 
 
 def group_comparison(
@@ -478,6 +500,11 @@ def group_comparison(
             group_a=highest,
             group_b=lowest,
         )
+        pairs, extreme, sim_conf = _clustered_comparison(
+            agg, t, attribute, metric, table, lowest, highest
+        )
+    else:
+        pairs = extreme = sim_conf = None
     return GroupComparison(
         metric=metric,
         threshold=t,
@@ -487,4 +514,44 @@ def group_comparison(
         highest_group=highest,
         max_min_ratio=ratio,
         test=test,
+        pairs=pairs,
+        extreme_pair=extreme,
+        simultaneous_confidence=sim_conf,
     )
+
+
+def _clustered_comparison(
+    agg: AggregateResult,
+    threshold: float,
+    attribute: str,
+    metric: str,
+    table: pd.DataFrame,
+    lowest: str,
+    highest: str,
+) -> tuple[GroupRatesComparison | None, PairComparison | None, float | None]:
+    """Multiplicity-adjusted pair tests and simultaneous intervals (columns added to ``table``)."""
+    compared = table[table["compared"]]["group"].astype(str).tolist()
+    summaries = {g: agg.cluster_summary(threshold, metric, attribute, g) for g in compared}
+    for column in ("sim_ci_low", "sim_ci_high", "ratio_ci_low", "ratio_ci_high"):
+        table[column] = math.nan
+    if any(v is None for v in summaries.values()):
+        return None, None, None
+    clean = {g: v for g, v in summaries.items() if v is not None}
+    pairs = compare_group_rates(clean)
+    confidence = float(agg.intervals.confidence)
+    simultaneous = 1.0 - (1.0 - confidence) / len(clean)  # Bonferroni over the groups
+    bounds = {
+        g: korn_graubard_from_summary(v, simultaneous) for g, v in clean.items()
+    }
+    rows = table["group"].astype(str)
+    for g, b in bounds.items():
+        table.loc[rows == g, "sim_ci_low"] = float(b.ci_low[0])
+        table.loc[rows == g, "sim_ci_high"] = float(b.ci_high[0])
+    ref = bounds[lowest]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for g, b in bounds.items():
+            table.loc[rows == g, "ratio_ci_low"] = float(b.ci_low[0]) / float(ref.ci_high[0])
+            table.loc[rows == g, "ratio_ci_high"] = (
+                float(b.ci_high[0]) / float(ref.ci_low[0]) if ref.ci_low[0] > 0 else math.inf
+            )
+    return pairs, pairs.pair(highest, lowest), confidence

@@ -231,3 +231,59 @@ def claim_support_rate(
         _, upper = interval(errors, trials, confidence, "upper")
         supported += int(np.count_nonzero(upper <= bound))
     return ClaimSupportResult(design, bound, method, n_datasets, supported / n_datasets)
+
+
+@dataclass(frozen=True)
+class GroupTestResultSim:
+    """How often the group comparison calls some pair of groups different.
+
+    With equal true rates this is the family-wise false-positive rate (size, to be 0.03–0.07
+    at a nominal 5%); with unequal rates it is the power to detect a difference, and
+    ``extreme_pair`` the share of data sets where the highest-vs-lowest pair is called different.
+    """
+
+    designs: tuple[ClusterDesign, ...]
+    n_datasets: int
+    any_pair: float
+    extreme_pair: float
+
+
+def group_test_rejection(
+    designs: list[ClusterDesign],
+    *,
+    n_datasets: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> GroupTestResultSim:
+    """Rejection rates of :func:`lfr_eval.metrics.compare_group_rates` over simulated groups.
+
+    Each design is one group (its own people, searches per person, clustering and rate), so
+    groups can differ in searches per person, as crowd captures do.
+    """
+    from lfr_eval.metrics._clustered import ClusterSummary, summarise_clusters
+    from lfr_eval.metrics._group_tests import compare_group_rates
+
+    rng = np.random.default_rng(seed)
+    summaries = []
+    for design in designs:
+        trials = draw_trials(design, rng)
+        errors = draw_errors(design, trials, n_datasets, rng)
+        summaries.append(summarise_clusters(errors, trials))
+    any_pair = extreme = 0
+    for r in range(n_datasets):
+        groups = {
+            f"g{g}": ClusterSummary(
+                s.errors[r : r + 1], s.trials, s.n_subjects, s.variance[r : r + 1],
+                s.df[r : r + 1], s.effective_people,
+            )
+            for g, s in enumerate(summaries)
+        }
+        result = compare_group_rates(groups, n_draws=4000, seed=r)
+        rates = {name: float(s.errors[0]) / s.trials for name, s in groups.items()}
+        high, low = max(rates, key=rates.get), min(rates, key=rates.get)  # type: ignore[arg-type]
+        any_pair += any(p.p_adjusted <= alpha for p in result.pairs)
+        if high != low:
+            extreme += result.pair(high, low).p_adjusted <= alpha
+    return GroupTestResultSim(
+        tuple(designs), n_datasets, any_pair / n_datasets, extreme / n_datasets
+    )

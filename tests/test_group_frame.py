@@ -304,3 +304,22 @@ def test_ratio_interval_when_the_reference_rate_can_be_zero(searches: SearchSet)
     finite = r[np.isfinite(r["ratio"])]
     assert (finite["ratio_ci_low"] <= finite["ratio"]).all()
     assert (finite["ratio"] <= finite["ratio_ci_high"]).all()
+
+
+def test_compare_group_rates_adjusts_for_all_pairs() -> None:
+    from lfr_eval.metrics import compare_group_rates, summarise_clusters
+
+    rng = np.random.default_rng(3)
+    summaries = {}
+    for g, rate in enumerate([0.01, 0.01, 0.01, 0.04]):
+        trials = np.full(300, 10)
+        summaries[f"g{g}"] = summarise_clusters(rng.binomial(trials, rate), trials)
+    result = compare_group_rates(summaries)
+    assert len(result.pairs) == 6
+    top = result.pairs[0]
+    assert top.group_a == "g3" and top.significant()
+    for p in result.pairs:
+        assert p.p_adjusted >= p.p_value  # adjusting never makes a pair look stronger
+    # a group without errors keeps a variance: no infinite statistic
+    summaries["g0"] = summarise_clusters(np.zeros(300), np.full(300, 10))
+    assert np.isfinite(compare_group_rates(summaries).pair("g3", "g0").statistic)

@@ -22,7 +22,8 @@ _shared.require_role(*_shared.ROLES_RESULTS)
 st.title("Demographic report")
 st.write(
     "Error rates for each group at one fixed threshold, with intervals clustered by person, "
-    "each group's rate over the lowest group's, and a test of the widest gap. FPIR: people not "
+    "each group's rate over the lowest group's, and a test of the widest gap adjusted for "
+    "picking it after seeing the data. FPIR: people not "
     "on the watchlist wrongly flagged. FNIR: listed people missed."
 )
 
@@ -75,6 +76,10 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
             "ratio_to_lowest": "ratio to lowest",
             "small_group": "small group",
             "compared": "in comparison",
+            "sim_ci_low": "sim CI low",
+            "sim_ci_high": "sim CI high",
+            "ratio_ci_low": "ratio CI low",
+            "ratio_ci_high": "ratio CI high",
         }
     )
     st.dataframe(
@@ -83,7 +88,10 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
         key=f"report_table_{metric}",
         column_config={
             name: st.column_config.NumberColumn(format="%.3g")
-            for name in (metric.upper(), f"{pct} CI low", f"{pct} CI high", "ratio to lowest")
+            for name in (
+                metric.upper(), f"{pct} CI low", f"{pct} CI high", "ratio to lowest",
+                "sim CI low", "sim CI high", "ratio CI low", "ratio CI high",
+            )
         },
     )
     small = table[table["small group"]]["group"].tolist()
@@ -94,23 +102,43 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
         )
     if comparison.test is None:
         st.caption("Fewer than two groups are large enough to compare.")
-    else:
-        test = comparison.test
+    elif comparison.extreme_pair is not None:
+        pair = comparison.extreme_pair
         ratio = (
             "undefined (the lowest group has no errors)"
             if math.isnan(comparison.max_min_ratio)
             else f"{comparison.max_min_ratio:.2f}"
         )
-        verdict = "a statistically significant" if test.significant(0.05) else "no significant"
+        verdict = (
+            "a statistically significant difference"
+            if pair.significant(0.05)
+            else "no significant difference"
+        )
         st.markdown(
-            f"Highest **{comparison.highest_group}** ({test.errors_a:,} of {test.trials_a:,}, "
-            f"{one_in_n(test.rate_a)}) vs lowest **{comparison.lowest_group}** "
-            f"({test.errors_b:,} of {test.trials_b:,}): ratio {ratio}; Fisher's "
-            f"exact test p = {test.p_value:.3g}, {verdict} difference at the 5% level."
+            f"Highest **{pair.group_a}** ({one_in_n(pair.rate_a)}) vs lowest **{pair.group_b}** "
+            f"({one_in_n(pair.rate_b)}): ratio {ratio}; p = {pair.p_adjusted:.3g} adjusted for "
+            f"comparing all {len(comparison.pairs.pairs)} pairs of groups, {verdict} at the 5% "  # type: ignore[union-attr]
+            "level."
         )
         st.caption(
-            "Fisher's test treats searches as independent; with several images per person its "
-            "p-value is optimistic. The intervals above are clustered by person."
+            "The pair was picked after seeing the data, so its p-value is adjusted for every "
+            "pair that could have been picked (single-step max-statistic adjustment), and each "
+            "pair's test is adjusted for repeat searches of one person (design effect). "
+            f"Columns 'sim CI' give {comparison.simultaneous_confidence:.0%} intervals that hold "
+            "for all compared groups at once, and the ratio interval to the lowest group."
+        )
+    else:
+        test = comparison.test
+        st.markdown(
+            f"Highest **{comparison.highest_group}** ({test.errors_a:,} of {test.trials_a:,}) vs "
+            f"lowest **{comparison.lowest_group}** ({test.errors_b:,} of {test.trials_b:,}): "
+            f"Fisher's exact p = {test.p_value:.3g} (uncorrected)."
+        )
+        st.caption(
+            "These aggregate results predate the clustered statistics, so no significance "
+            "verdict is given: Fisher's test treats searches as independent and its p-value "
+            "ignores that the pair was picked after seeing the data. Aggregate the full results "
+            "again for an adjusted test."
         )
 
 st.subheader("Charts")
