@@ -314,3 +314,31 @@ def test_settings_survive_a_visit_to_another_page(page: AppTest) -> None:
         assert app.session_state["live_settings"].threshold == pytest.approx(0.96)
     finally:
         app.session_state["live_pipeline"].close()
+
+
+def test_a_signed_in_officer_is_recorded_as_the_reviewer(
+    page: AppTest, webrtc, people, threshold, workspace: Path
+) -> None:
+    """With users configured, decisions carry the signed-in user, not a typed name; and the
+    watchlist audit records who enrolled."""
+    import _shared
+
+    from lfr_eval.users import Role, UserStore
+
+    user = UserStore().add("officer7", "a long enough password", [Role.TRAINER])
+    page.session_state[_shared.STATE_USER] = _shared.SignedInUser(user.username, user.roles)
+    page.run()
+    assert not page.exception, [e.value for e in page.exception]
+    assert not any(w.key == "live_reviewer" for w in page.text_input)
+    assert any("**officer7** (signed in)" in c.value for c in page.sidebar.caption)
+    page.slider(key="live_threshold").set_value(threshold).run()
+    enrol_by_photo(page, people)
+    store = AlertStore.open(workspace)
+    alerts = stream_until_alert(webrtc, camera_frame(people), store)
+    assert alerts
+    page.run()
+    page.button(key=f"rejected-{alerts[0].alert_id}").click().run()
+    record = store.get(alerts[0].alert_id)
+    assert record.decision == "rejected" and record.reviewer == "officer7"
+    audit = Watchlist.open(workspace=workspace).audit_log()
+    assert any(e.action != "create" and e.actor == "officer7" for e in audit)

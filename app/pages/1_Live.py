@@ -157,7 +157,11 @@ with st.sidebar:
         show_non_matches=show_non_matches,
         show_scores=show_scores,
     )
-    st.text_input("Reviewing officer", key="live_reviewer", placeholder="name or number")
+    if _shared.current_actor() is None:
+        st.text_input("Reviewing officer", key="live_reviewer", placeholder="name or number")
+    else:
+        # signed in: decisions are recorded under the signed-in user, not a typed name
+        st.caption(f"Reviewing officer: **{_shared.current_actor()}** (signed in)")
     st.text_input(
         "Deployment (for the results)", key="live_deployment", placeholder="e.g. training room 2"
     )
@@ -305,7 +309,7 @@ def _stats_panel() -> None:
 
 def _review(alert_id: str, decision: str) -> None:
     """Button callback: record the officer's decision before the panel is drawn again."""
-    reviewer = (state.get("live_reviewer") or "").strip()
+    reviewer = _shared.current_actor() or (state.get("live_reviewer") or "").strip()
     if not reviewer:
         state["live_review_message"] = "Enter the reviewing officer in the sidebar first."
         return
