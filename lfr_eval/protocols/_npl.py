@@ -51,6 +51,7 @@ from numpy.typing import ArrayLike
 
 from lfr_eval.datasets import ROLES, UNKNOWN, Manifest
 from lfr_eval.protocols._open_set import ProtocolError, _cap_per_subject
+from lfr_eval.protocols._scaling import POOLED, per_search_fpir, pooled_fpir, within_fillers
 
 MSG_TOO_FEW_SUBJECTS = (
     "the NPL design needs volunteers (subjects with {needed}+ images), fillers and strangers; "
@@ -758,6 +759,27 @@ def zero_false_match_upper(
     return float(-np.expm1(exponent * np.log(alpha)))
 
 
+def _pooled_rows(
+    counts: np.ndarray,
+    sizes: np.ndarray,
+    shares: np.ndarray,
+    n: int,
+    thresholds: np.ndarray,
+    search_sets: list[tuple[str, str, np.ndarray]],
+) -> list[tuple]:
+    """Scaling-table rows of the pooled-rate model (the high end beyond F), no interval."""
+    rows: list[tuple] = []
+    for attr_name, label, mask in search_sets:
+        if mask.any():
+            high = pooled_fpir(counts[mask], sizes, shares, n)
+            rows += [
+                (POOLED, n, float(thr), float(high[t]), np.nan, np.nan,
+                 INTERVAL_NONE, attr_name, label, int(mask.sum()))
+                for t, thr in enumerate(thresholds)
+            ]  # fmt: skip
+    return rows
+
+
 def scale_fpir(
     filler_counts: FillerCounts,
     watchlist_sizes: Sequence[int],
@@ -815,8 +837,11 @@ def scale_fpir(
         values = filler_counts.search_groups[by].to_numpy(dtype=object)
         search_sets += [(by, label, values == label) for label in sorted(set(values))]
     rows = []
+    models = {}
     for n in watchlist_sizes:
-        per_search = _per_search_fpir(counts, sizes, shares, int(n))
+        # Unbiased (hypergeometric) up to N = F; beyond, the per-person plug-in is the low end
+        # of the extrapolation range and the pooled-rate rows below its high end.
+        per_search, models[int(n)] = per_search_fpir(counts, sizes, shares, int(n))
         for attr_name, label, mask in search_sets:
             if not mask.any():
                 continue
@@ -853,15 +878,22 @@ def scale_fpir(
                         int(mask.sum()),
                     )
                 )
+        if not within_fillers(int(n), sizes, shares):
+            rows += _pooled_rows(counts, sizes, shares, int(n), thresholds, search_sets)
     table = pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
+    estimators = "; ".join(f"N={n:,}: {m}" for n, m in models.items())
     return WatchlistScaling(
         table=table,
         attribute=attribute,
         composition={label: float(s) for label, s in zip(labels, shares)},
-        interval=f"subject-clustered bootstrap ({n_boot} replicates, {confidence:.0%}); exact "
-        f"one-sided {confidence:.0%} bound where no search met a filler"
-        if n_boot
-        else "none",
+        interval=(
+            f"subject-clustered bootstrap ({n_boot} replicates, {confidence:.0%}); exact "
+            f"one-sided {confidence:.0%} bound where no search met a filler"
+            if n_boot
+            else "none"
+        )
+        + f". Estimators: {estimators}; beyond F also '{POOLED}' rows (one pooled rate, the "
+        "high end of the extrapolation range)",
     )
 
 

@@ -1,0 +1,60 @@
+"""Watchlist-size scaling estimators: the hypergeometric form is unbiased up to N = F."""
+
+from __future__ import annotations
+
+import itertools
+from math import comb
+
+import numpy as np
+import pytest
+
+from lfr_eval.protocols._scaling import (
+    hypergeometric_fpir,
+    per_search_fpir,
+    plug_in_fpir,
+    pooled_fpir,
+)
+
+
+def test_hypergeometric_is_the_expectation_of_gallery_resampling() -> None:
+    # F = 8 fillers, a search matching 3 of them, every gallery of N = 4: brute force
+    matched = {0, 1, 2}
+    galleries = list(itertools.combinations(range(8), 4))
+    expected = np.mean([bool(matched & set(g)) for g in galleries])
+    value = hypergeometric_fpir(np.array([[[3]]]), np.array([8]), np.array([1.0]), 4)
+    assert value[0, 0] == pytest.approx(expected)
+    assert value[0, 0] == pytest.approx(1 - comb(5, 4) / comb(8, 4))
+    # the watchlist holds every filler: an alert iff any filler matches
+    full = hypergeometric_fpir(np.array([[[0], [1]]]).reshape(2, 1, 1), np.array([8]),
+                               np.array([1.0]), 8)  # fmt: skip
+    assert full.ravel().tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("n_over_f", [0.1, 0.5, 1.0])
+def test_hypergeometric_unbiased_plug_in_biased_low(n_over_f: float) -> None:
+    """Searches with heterogeneous false-match rates against F = 1,000 fillers: the truth is
+    mean_i [1 - (1 - f_i)^N]; the hypergeometric estimate is within 5% of it for N <= F."""
+    rng = np.random.default_rng(0)
+    f_fillers = 1000
+    n = int(n_over_f * f_fillers)
+    f = rng.beta(0.05, 50.0, size=200_000)  # mean FMR ~1e-3, very unequal between people
+    counts = rng.binomial(f_fillers, f)[:, None, None]
+    truth = float(np.mean(-np.expm1(n * np.log1p(-f))))
+    sizes, shares = np.array([f_fillers]), np.array([1.0])
+    estimate = float(hypergeometric_fpir(counts, sizes, shares, n).mean())
+    plug_in = float(plug_in_fpir(counts, sizes, shares, n).mean())
+    assert estimate == pytest.approx(truth, rel=0.05)
+    assert plug_in < estimate  # Jensen: the plug-in is biased low
+    values, model = per_search_fpir(counts, sizes, shares, n)
+    assert model.startswith("hypergeometric")
+    _, beyond = per_search_fpir(counts, sizes, shares, 10 * f_fillers)
+    assert beyond.startswith("extrapolation x10")
+
+
+def test_pooled_is_the_high_end_beyond_f() -> None:
+    rng = np.random.default_rng(1)
+    counts = rng.binomial(1000, rng.beta(0.05, 50.0, size=5000))[:, None, None]
+    sizes, shares = np.array([1000]), np.array([1.0])
+    low = plug_in_fpir(counts, sizes, shares, 10_000).mean()
+    high = pooled_fpir(counts, sizes, shares, 10_000)[0]
+    assert low < high
