@@ -9,8 +9,9 @@
 # * per-sex and per-ethnicity **FPIR** (false positives among non-mated searches) and **FNIR**
 #   (listed people missed) at a few **fixed thresholds** — one threshold for everyone, as a
 #   deployment uses;
-# * **intervals from a bootstrap over people** (repeat images of one person are not
-#   independent; Schuckers et al. 2022);
+# * **intervals clustered by person** (repeat images of one person are not independent;
+#   Korn–Graubard design-effect Clopper–Pearson: the between-person spread of errors gives the
+#   effective number of independent searches);
 # * **ratios** to the lowest group, the max/min ratio and the Fairness Discrepancy Rate;
 # * **tests**: a permutation test that moves whole people between groups, and Fisher's exact
 #   test (which treats images as independent, so its p-values are optimistic);
@@ -117,7 +118,7 @@ pd.Series(thresholds, index=[f"overall FPIR {f:.1%}" for f in FPIR_TARGETS][: le
 # %%
 frames = {
     attribute: IdentificationFrame(
-        searches, thresholds, [attribute], ci_method="subject-bootstrap", n_boot=N_BOOT,
+        searches, thresholds, [attribute], ci_method="korn-graubard", n_boot=N_BOOT,
         min_subjects=MIN_SUBJECTS, seed=SEED,
     )
     for attribute in ATTRIBUTES
