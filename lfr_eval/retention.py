@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from lfr_eval.atrest import private_file, write_private
+from lfr_eval.atrest import private_dir, private_file, write_private
 from lfr_eval.errors import ConfigError
 from lfr_eval.workspace import workspace_dir
 
@@ -123,6 +123,8 @@ class PurgeSummary:
 def _purge_exports(folder: Path, cutoff: datetime) -> int:
     if not folder.is_dir():
         return 0
+    # bundles hold names and embeddings in clear: the folder is the owner's alone
+    private_dir(folder)
     removed = 0
     for entry in sorted(folder.iterdir()):
         # an entry's age is its own modification time; links are removed, never followed

@@ -98,6 +98,7 @@ def test_each_store_keeps_data_exactly_as_long_as_its_setting(workspace: Path) -
     with EmbeddingCache.in_workspace(workspace) as cache:
         assert cache.count() == 0
     assert not any((workspace / "exports").iterdir())
+    assert os.stat(workspace / "exports").st_mode & 0o077 == 0  # bundles are clear: owner only
     # the purge log holds counts, never a name, an id or a file name
     log = read_purge_log(workspace)
     assert len(log) == len(steps) and sum(e["alerts"] for e in log) == 1
