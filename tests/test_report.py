@@ -11,10 +11,12 @@ import plotly.graph_objects as go
 import pytest
 from plotly.offline import get_plotlyjs
 
+from lfr_eval.metrics._intervals import rate_curve
 from lfr_eval.report import (
     RATE_COLUMNS,
     AggregateResult,
     build_html_report,
+    cmc_figure,
     det_figure,
     group_ratio_figure,
     rate_vs_threshold_figure,
@@ -22,6 +24,7 @@ from lfr_eval.report import (
     watchlist_scaling_figure,
     write_report,
 )
+from lfr_eval.report._figures import empty_reason
 from lfr_eval.results import ResultError
 from tests.test_results import synthetic_result
 
@@ -107,22 +110,65 @@ def test_small_groups_are_withheld_and_listed() -> None:
     assert "b" not in set(agg.histograms[agg.histograms["attribute"] == "ethnicity"]["group"])
 
 
-def test_figures_accept_results_and_aggregates(aggregate: AggregateResult) -> None:
+def test_figures_draw_computed_objects(aggregate: AggregateResult) -> None:
+    figures = [
+        det_figure(aggregate, "sex"),
+        rate_vs_threshold_figure(aggregate, "fpir", "ethnicity"),
+        rate_vs_threshold_figure(aggregate, "fnir"),
+        group_ratio_figure(aggregate, "fpir", "ethnicity"),
+        watchlist_scaling_figure(aggregate, 0.7),
+        score_histogram_figure(aggregate, "sex"),
+        cmc_figure(aggregate, "sex"),
+    ]
+    assert all(isinstance(f, go.Figure) and len(f.data) > 0 for f in figures)
+    # every chart names its population and N
+    for f in figures[:4]:
+        title = f.layout.title.text
+        assert "watchlist N = 100" in title and ("by " in title or "all searches" in title)
+    # thresholds stay in the cosine domain, watchlist sizes up to the largest asked
+    x_range = figures[1].layout.xaxis.range
+    assert -1.0 <= x_range[0] < x_range[1] <= 1.0
+    n_range = figures[4].layout.xaxis.range
+    assert 10 ** n_range[1] <= 1000 * 1.3
+    # the ratio chart carries intervals (bands)
+    assert any(t.fill == "toself" for t in figures[3].data)
+
+    # a notebook's own computed objects plot themselves, without any aggregate
     result = synthetic_result()
-    for source in (aggregate, result):
-        figures = [
-            det_figure(source, "sex"),
-            rate_vs_threshold_figure(source, "fpir", "ethnicity"),
-            rate_vs_threshold_figure(source, "fnir"),
-            group_ratio_figure(source, "fpir", "ethnicity"),
-            watchlist_scaling_figure(source, 0.7),
-            score_histogram_figure(source, "sex"),
-        ]
-        assert all(isinstance(f, go.Figure) and len(f.data) > 0 for f in figures)
+    frame = result.identification_frame(np.linspace(0.5, 0.95, 19), ["ethnicity"], n_boot=50,
+                                        ci_method="subject-bootstrap")  # fmt: skip
+    assert len(rate_vs_threshold_figure(frame, "fpir", "ethnicity").data) > 0
+    ratio = group_ratio_figure(frame, "fpir", "ethnicity")
+    assert "subject bootstrap" in ratio.layout.title.text and len(ratio.data) > 0
+    assert len(det_figure(frame).data) == 1
+    curve = rate_curve("fpir", [0.6, 0.7, 0.8], np.array([30, 5, 0]), 900)
+    drawn = rate_vs_threshold_figure(curve)
+    assert len(drawn.data) == 2 and "900 searches" in drawn.data[1].name
+    from lfr_eval.metrics import det_curve
+
+    verification = det_curve(np.array([0.9, 0.8, 0.85, 0.4]), np.array([0.1, 0.5, 0.6, 0.3]))
+    assert len(det_figure(verification).data) == 1
+    assert len(watchlist_scaling_figure(result.scaling, 0.7, measured_size=100).data) > 0
+    assert len(cmc_figure(aggregate.ranks).data) == 1
+
+    # nothing to draw: no traces, and the reason
+    empty = rate_vs_threshold_figure(replace_rates(aggregate, metric="fnir"), "fnir")
+    assert not empty.data and empty_reason(empty) == "no mated searches"
+
+    # a full result is refused: aggregating (intervals, bootstrap) is the caller's choice
+    with pytest.raises(TypeError, match="AggregateResult.from_result"):
+        det_figure(result)
     fpir_by_group = rate_vs_threshold_figure(aggregate, "fpir", "ethnicity")
     names = [t.name for t in fpir_by_group.data if t.name]
     assert any("ethnicity = a" in n for n in names) and any("ethnicity = b" in n for n in names)
     assert fpir_by_group.layout.yaxis.type == "log"
+
+
+def replace_rates(agg: AggregateResult, metric: str) -> AggregateResult:
+    """The aggregate without any row of ``metric``."""
+    from dataclasses import replace
+
+    return replace(agg, rates=agg.rates[agg.rates["metric"] != metric])
 
 
 def test_html_report_is_self_contained_and_parseable(

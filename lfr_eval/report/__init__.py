@@ -25,6 +25,7 @@ from lfr_eval.report._aggregate import (
 from lfr_eval.report._figures import (
     cmc_figure,
     det_figure,
+    empty_reason,
     group_ratio_figure,
     operating_thresholds,
     rate_vs_threshold_figure,
@@ -32,13 +33,14 @@ from lfr_eval.report._figures import (
     summary_table,
     watchlist_scaling_figure,
 )
-from lfr_eval.report._html import REPORT_FILE, build_html_report, write_report
+from lfr_eval.report._html import PLOTLY_FILE, REPORT_FILE, build_html_report, write_report
 
 __all__ = [
     "AGGREGATE_SCHEMA_VERSION",
     "ALL",
     "RANK_COLUMNS",
     "RATE_COLUMNS",
+    "PLOTLY_FILE",
     "REPORT_FILE",
     "AggregateResult",
     "WithheldGroup",
@@ -48,6 +50,7 @@ __all__ = [
     "cluster_summary",
     "cmc_figure",
     "det_figure",
+    "empty_reason",
     "group_ratio_figure",
     "operating_thresholds",
     "rate_vs_threshold_figure",

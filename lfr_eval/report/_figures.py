@@ -1,28 +1,52 @@
-"""Plotly figures of an evaluation, drawn from aggregates (computing is done elsewhere).
+"""Plotly figures of computed evaluation objects (computing is done elsewhere).
 
-Every function takes an :class:`~lfr_eval.report.AggregateResult` (or an
-:class:`~lfr_eval.results.EvaluationResult`, aggregated on the fly with default settings) and
-returns a ``plotly.graph_objects.Figure``; the HTML report and the Streamlit pages draw the
-same figures. Similarities on the axes are cosine similarities in [-1, 1].
+Each function draws what it is given and computes nothing behind the caller's back, in the
+spirit of scikit-learn's ``*Display.from_*`` classes:
+
+- an :class:`~lfr_eval.report.AggregateResult` (what the report and the app hold);
+- an :class:`~lfr_eval.metrics.IdentificationFrame` (a notebook's own per-group rates);
+- a :class:`~lfr_eval.metrics.RateCurve` (one rate against the threshold) for
+  :func:`rate_vs_threshold_figure`, a pair of them (FPIR, FNIR) or a verification
+  :class:`~lfr_eval.metrics.DetCurve` for :func:`det_figure`;
+- a :class:`~lfr_eval.protocols.WatchlistScaling` (or its table) for
+  :func:`watchlist_scaling_figure`; a rank table for :func:`cmc_figure`.
+
+A full :class:`~lfr_eval.results.EvaluationResult` is refused with a message: aggregating it
+(intervals, bootstrap) is a choice the caller makes once, with
+:meth:`AggregateResult.from_result`. A figure with nothing to draw has no traces and says why in
+``fig.layout.meta["empty"]``; the report prints that line instead of an empty chart. Every
+title names the population (group) and the watchlist size N where known; similarities on the
+axes are cosine similarities in [-1, 1].
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from scipy import stats
 
-from lfr_eval.report._aggregate import ALL, AggregateResult, as_aggregate
+from lfr_eval.metrics import DetCurve, IdentificationFrame, RateCurve
+from lfr_eval.protocols import WatchlistScaling
+from lfr_eval.report._aggregate import ALL, RATE_COLUMNS, AggregateResult, _rates_long
 from lfr_eval.results import EvaluationResult
 
-ResultLike = EvaluationResult | AggregateResult
+ResultLike = AggregateResult | IdentificationFrame
 
 METRIC_LABELS = {
     "fpir": "FPIR (false positive identification rate)",
     "fnir": "FNIR (false negative identification rate)",
 }
 PALETTE = qualitative.Plotly + qualitative.D3
+
+MSG_AGGREGATE_FIRST = (
+    "figures draw computed objects and do not aggregate behind your back: make the aggregate "
+    "once with AggregateResult.from_result(result, ci_method=..., n_boot=...) and pass it"
+)
 
 
 def _colour(i: int) -> str:
@@ -52,11 +76,112 @@ def _interval_band(
     )
 
 
-def _series(agg: AggregateResult, attribute: str | None) -> list[tuple[str, str, str]]:
-    """(attribute, group, legend label) of every curve to draw."""
-    if attribute is None or attribute == ALL:
-        return [(ALL, ALL, "all searches")]
-    return [(attribute, g, f"{attribute} = {g}") for g in agg.groups(attribute)]
+@dataclass(frozen=True)
+class _Rates:
+    """What the rate figures read: a tidy rates table (:data:`RATE_COLUMNS`) and its context."""
+
+    rates: pd.DataFrame
+    watchlist_size: int | None
+    rank: int | None
+    interval: str
+    frame: IdentificationFrame | None = None
+
+    @classmethod
+    def of(cls, source: object) -> _Rates:
+        if isinstance(source, AggregateResult):
+            return cls(
+                source.rates, source.watchlist_size, source.rank, source.intervals.describe()
+            )
+        if isinstance(source, IdentificationFrame):
+            parts = [_rates_long(source, None)]
+            features = source.sensitive_features
+            if len(features) == 1:
+                parts.append(_rates_long(source, features[0]))
+            elif features:
+                table = source.by_group.reset_index()
+                table["attribute"] = " × ".join(features)
+                table["group"] = table[features].astype(str).agg(", ".join, axis=1)
+                parts.append(table[[c for c in RATE_COLUMNS if c in table.columns]])
+            interval = f"{source.confidence:.0%} {source.ci_method} intervals"
+            return cls(
+                pd.concat(parts, ignore_index=True),
+                source.watchlist_size,
+                source.rank,
+                interval,
+                source,
+            )
+        if isinstance(source, RateCurve):
+            return cls(_curve_rows(source), None, None, _curve_interval(source))
+        if isinstance(source, Sequence) and all(isinstance(c, RateCurve) for c in source):
+            curves = list(source)
+            table = pd.concat([_curve_rows(c) for c in curves], ignore_index=True)
+            return cls(table, None, None, _curve_interval(curves[0]) if curves else "")
+        if isinstance(source, EvaluationResult):
+            raise TypeError(MSG_AGGREGATE_FIRST)
+        raise TypeError(
+            "expected an AggregateResult, an IdentificationFrame or RateCurve(s), got "
+            f"{type(source).__name__}"
+        )
+
+    def curve(self, metric: str, attribute: str = ALL, group: str = ALL) -> pd.DataFrame:
+        r = self.rates
+        part = r[(r["metric"] == metric) & (r["attribute"] == attribute) & (r["group"] == group)]
+        return part.sort_values("threshold").reset_index(drop=True)
+
+    def groups(self, attribute: str) -> list[str]:
+        return sorted(self.rates[self.rates["attribute"] == attribute]["group"].unique())
+
+    def series(self, attribute: str | None) -> list[tuple[str, str, str]]:
+        """(attribute, group, legend label) of every curve to draw."""
+        if attribute is None or attribute == ALL:
+            return [(ALL, ALL, "all searches")]
+        return [(attribute, g, f"{attribute} = {g}") for g in self.groups(attribute)]
+
+    def where(self, attribute: str | None) -> str:
+        """Title suffix naming the population and N."""
+        who = " (all searches)" if attribute in (None, ALL) else f" by {attribute}"
+        n = "" if self.watchlist_size is None else f", watchlist N = {self.watchlist_size:,}"
+        return who + n
+
+
+def _curve_rows(curve: RateCurve) -> pd.DataFrame:
+    n = len(curve)
+    return pd.DataFrame(
+        {
+            "metric": curve.metric,
+            "threshold": curve.thresholds,
+            "attribute": ALL,
+            "group": ALL,
+            "n_searches": np.full(n, curve.trials),
+            "n_subjects": np.full(n, np.nan),
+            "errors": curve.errors,
+            "rate": curve.rate,
+            "ci_low": curve.ci_low,
+            "ci_high": curve.ci_high,
+            "ci_method": curve.method,
+            "small_group": False,
+            "insufficient_data": curve.insufficient_data,
+        }
+    )
+
+
+def _curve_interval(curve: RateCurve) -> str:
+    return f"{curve.confidence:.0%} {curve.method} intervals"
+
+
+def _aggregate(source: object) -> AggregateResult:
+    """``source`` if it is an aggregate; a full result is refused (no hidden aggregation)."""
+    if isinstance(source, AggregateResult):
+        return source
+    if isinstance(source, EvaluationResult):
+        raise TypeError(MSG_AGGREGATE_FIRST)
+    raise TypeError(f"expected an AggregateResult, got {type(source).__name__}")
+
+
+def _counts(curve: pd.DataFrame) -> str:
+    searches = int(curve["n_searches"].max())
+    people = curve["n_subjects"].max()
+    return f"{searches:,} searches" + ("" if pd.isna(people) else f", {int(people):,} people")
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, *, log_x: bool, log_y: bool) -> go.Figure:
@@ -77,47 +202,106 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, *, log_x: bool, log_y: b
     return fig
 
 
-def det_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
-    """Identification DET: FNIR against FPIR as the threshold moves, log–log, one curve per group.
+def _empty(fig: go.Figure, title: str, why: str) -> go.Figure:
+    """Mark a figure with nothing to draw: no traces, and the reason in its metadata."""
+    fig.update_layout(title=f"{title}: nothing to show ({why})", meta={"empty": why})
+    return fig
 
-    Points where either rate is 0 cannot be drawn on log axes and are left out.
+
+def empty_reason(fig: go.Figure) -> str | None:
+    """Why a figure has nothing to draw (None when it has something)."""
+    meta = fig.layout.meta
+    if isinstance(meta, dict) and meta.get("empty"):
+        return str(meta["empty"])
+    return None if fig.data else "no data"
+
+
+def _threshold_axis(fig: go.Figure, thresholds: np.ndarray) -> None:
+    """Keep the threshold axis on the data, inside the cosine domain [-1, 1]."""
+    finite = thresholds[np.isfinite(thresholds)]
+    if finite.size:
+        lo, hi = max(float(finite.min()), -1.0), min(float(finite.max()), 1.0)
+        pad = max((hi - lo) * 0.02, 0.005)
+        fig.update_xaxes(range=[max(lo - pad, -1.0), min(hi + pad, 1.0)])
+
+
+def det_figure(
+    source: ResultLike | DetCurve | Sequence[RateCurve], attribute: str | None = None
+) -> go.Figure:
+    """Identification DET: FNIR against FPIR as the threshold moves, log–log, one curve per group
+    (an :class:`~lfr_eval.metrics.DetCurve` gives verification FNMR against FMR).
+
+    Groups without both mated and non-mated searches, and points where either rate is 0
+    (undrawable on log axes), are left out; the legend says so.
     """
-    agg = as_aggregate(result)
     fig = go.Figure()
-    for i, (attr, group, label) in enumerate(_series(agg, attribute)):
-        fpir = agg.curve("fpir", attr, group)[["threshold", "rate"]].rename(
-            columns={"rate": "fpir"}
+    if isinstance(source, DetCurve):
+        keep = (source.fmr > 0) & (source.fnmr > 0)
+        title = "DET (verification)"
+        if not keep.any():
+            return _empty(fig, title, "FMR or FNMR is 0 at every threshold")
+        fig.add_trace(
+            go.Scatter(
+                x=source.fmr[keep],
+                y=source.fnmr[keep],
+                mode="lines",
+                name="FNMR vs FMR",
+                customdata=source.thresholds[keep],
+                hovertemplate="threshold %{customdata:.4f}<br>FMR %{x:.3g}<br>FNMR %{y:.3g}",
+            )
         )
-        fnir = agg.curve("fnir", attr, group)[["threshold", "rate"]].rename(
-            columns={"rate": "fnir"}
+        return _layout(fig, title, "FMR", "FNMR", log_x=True, log_y=True)
+    view = _Rates.of(source)
+    rank = "" if view.rank is None else f", rank {view.rank}"
+    title = f"DET (identification{rank}){view.where(attribute)}"
+    skipped = []
+    for i, (attr, group, label) in enumerate(view.series(attribute)):
+        fpir = view.curve("fpir", attr, group)
+        fnir = view.curve("fnir", attr, group)
+        if (
+            fpir.empty
+            or fnir.empty
+            or fpir["n_searches"].max() == 0
+            or fnir["n_searches"].max() == 0
+        ):
+            skipped.append(group)
+            continue
+        both = (
+            fpir[["threshold", "rate"]]
+            .rename(columns={"rate": "fpir"})
+            .merge(fnir[["threshold", "rate"]].rename(columns={"rate": "fnir"}), on="threshold")
         )
-        both = fpir.merge(fnir, on="threshold")
         both = both[(both["fpir"] > 0) & (both["fnir"] > 0)]
+        if both.empty:
+            skipped.append(group)
+            continue
+        name = f"{label} ({_counts(fnir)} mated; {_counts(fpir)} non-mated)"
         fig.add_trace(
             go.Scatter(
                 x=both["fpir"],
                 y=both["fnir"],
                 mode="lines",
-                name=label,
+                name=name,
                 line={"color": _colour(i)},
                 customdata=both["threshold"],
                 hovertemplate="threshold %{customdata:.4f}<br>FPIR %{x:.3g}<br>FNIR %{y:.3g}"
                 "<extra>" + label + "</extra>",
             )
         )
-    n = agg.watchlist_size
-    return _layout(
-        fig,
-        f"DET (identification, watchlist N = {n:,}, rank {agg.rank})",
-        "FPIR",
-        "FNIR",
-        log_x=True,
-        log_y=True,
-    )
+    if not fig.data:
+        return _empty(
+            fig, title, "no group has mated and non-mated searches with both rates above 0"
+        )
+    if skipped:
+        title += (
+            "<br><sup>not drawn (no mated or no non-mated searches, or a rate of 0): "
+            f"{', '.join(skipped)}</sup>"
+        )
+    return _layout(fig, title, "FPIR", "FNIR", log_x=True, log_y=True)
 
 
 def rate_vs_threshold_figure(
-    result: ResultLike,
+    source: ResultLike | RateCurve | Sequence[RateCurve],
     metric: str = "fpir",
     attribute: str | None = None,
     *,
@@ -129,21 +313,26 @@ def rate_vs_threshold_figure(
 
     Parameters
     ----------
+    source : AggregateResult, IdentificationFrame or RateCurve(s)
+        A :class:`~lfr_eval.metrics.RateCurve` draws itself (its own ``metric``).
     metric : {"fpir", "fnir"}
     attribute : str, optional
         Group attribute (None: the whole population).
     log_y : bool, optional
         Log rate axis (default: True for FPIR, whose interesting values span decades).
     threshold_range : (low, high), optional
-        Similarity range shown.
+        Similarity range shown (default: the thresholds computed, within [-1, 1]).
     show_small : bool
         Draw groups flagged ``small_group`` (dashed) as well.
     """
-    agg = as_aggregate(result)
+    if isinstance(source, RateCurve):
+        metric = source.metric
+    view = _Rates.of(source)
     log_y = (metric == "fpir") if log_y is None else log_y
     fig = go.Figure()
-    for i, (attr, group, label) in enumerate(_series(agg, attribute)):
-        curve = agg.curve(metric, attr, group)
+    title = f"{metric.upper()} vs threshold{view.where(attribute)}"
+    for i, (attr, group, label) in enumerate(view.series(attribute)):
+        curve = view.curve(metric, attr, group)
         curve = curve[~curve["insufficient_data"].astype(bool)]
         if curve.empty:
             continue
@@ -151,11 +340,7 @@ def rate_vs_threshold_figure(
         if small and not show_small:
             continue
         colour = _colour(i)
-        n_subj = int(curve["n_subjects"].max())
-        n_search = int(curve["n_searches"].max())
-        name = f"{label} ({n_search:,} searches, {n_subj:,} subjects)" + (
-            " — small" if small else ""
-        )
+        name = f"{label} ({_counts(curve)})" + (" — small" if small else "")
         x = curve["threshold"].to_numpy()
         low = curve["ci_low"].to_numpy(dtype=float)
         high = curve["ci_high"].to_numpy(dtype=float)
@@ -175,10 +360,12 @@ def rate_vs_threshold_figure(
                 "<br>interval %{customdata[2]:.3g} – %{customdata[3]:.3g}<extra></extra>",
             )
         )
-    title = f"{metric.upper()} vs threshold" + (f" by {attribute}" if attribute else "")
+    kind = "non-mated" if metric == "fpir" else "mated"
+    if not fig.data:
+        return _empty(fig, title, f"no {kind} searches")
     fig = _layout(
         fig,
-        f"{title} (bands: {agg.intervals.describe()})",
+        f"{title}<br><sup>bands: {view.interval}</sup>",
         "similarity threshold (cosine)",
         METRIC_LABELS.get(metric, metric),
         log_x=False,
@@ -186,11 +373,48 @@ def rate_vs_threshold_figure(
     )
     if threshold_range is not None:
         fig.update_xaxes(range=list(threshold_range))
+    else:
+        _threshold_axis(fig, view.rates["threshold"].to_numpy(dtype=float))
     return fig
 
 
+def _ratio_table(view: _Rates, metric: str, attribute: str, include_small: bool,
+                 include_unknown: bool, confidence: float) -> pd.DataFrame:  # fmt: skip
+    """Ratio of each group's rate to the lowest group's at each threshold, with a delta-method
+    interval on the log ratio from the rows' clustered variances (where recorded)."""
+    part = view.rates[(view.rates["metric"] == metric) & (view.rates["attribute"] == attribute)]
+    part = part[~part["insufficient_data"].astype(bool)]
+    if not include_small:
+        part = part[~part["small_group"].astype(bool)]
+    if not include_unknown:
+        part = part[part["group"] != "unknown"]
+    if part.empty:
+        return pd.DataFrame(columns=["threshold", "group", "ratio", "low", "high"])
+    has_variance = "rate_variance" in part.columns
+    rows = []
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    for threshold, at in part.groupby("threshold"):
+        positive = at[at["rate"] > 0]
+        if len(positive) < 2 or len(positive) < len(at):
+            continue  # the lowest rate is 0 (or a single group): no ratio
+        ref = positive.loc[positive["rate"].idxmin()]
+        for _, row in positive.iterrows():
+            ratio = row["rate"] / ref["rate"]
+            low = high = np.nan
+            if has_variance and row["group"] != ref["group"]:
+                var = (
+                    row["rate_variance"] / row["rate"] ** 2
+                    + ref["rate_variance"] / ref["rate"] ** 2
+                )
+                if np.isfinite(var):
+                    half = z * np.sqrt(var)
+                    low, high = ratio * np.exp(-half), ratio * np.exp(half)
+            rows.append((threshold, row["group"], ratio, low, high))
+    return pd.DataFrame(rows, columns=["threshold", "group", "ratio", "low", "high"])
+
+
 def group_ratio_figure(
-    result: ResultLike,
+    source: ResultLike,
     metric: str = "fpir",
     attribute: str | None = None,
     *,
@@ -198,44 +422,69 @@ def group_ratio_figure(
     include_unknown: bool = False,
 ) -> go.Figure:
     """Each group's rate divided by the lowest group's rate at each threshold (NIST's
-    convention); 1 means parity. Thresholds where the lowest rate is 0 are left out."""
-    agg = as_aggregate(result)
-    attribute = attribute or (agg.attributes[0] if agg.attributes else None)
+    convention); 1 means parity. Thresholds where the lowest rate is 0 are left out.
+
+    Intervals: from an :class:`~lfr_eval.metrics.IdentificationFrame`, its subject bootstrap
+    (:meth:`~lfr_eval.metrics.IdentificationFrame.ratio`); from an aggregate, a delta-method
+    interval on the log ratio from the rows' clustered variances, treating the two groups as
+    independent. Either way the lowest group is picked after seeing the data, so ratios of
+    small rates lean away from 1.
+    """
+    view = _Rates.of(source)
+    attributes = [a for a in view.rates["attribute"].unique() if a != ALL]
+    attribute = attribute or (attributes[0] if attributes else None)
     fig = go.Figure()
+    title = f"{metric.upper()} ratio to the lowest group"
     if attribute is None:
-        return _layout(
-            fig, "no group attribute to compare", "threshold", "ratio", log_x=False, log_y=False
+        return _empty(fig, title, "no group attribute to compare")
+    title += view.where(attribute)
+    confidence = 0.95
+    if view.frame is not None and view.frame.sensitive_features == [attribute]:
+        table = view.frame.ratio(metric, include_small=include_small).reset_index()  # type: ignore[arg-type]
+        table = table.rename(
+            columns={attribute: "group", "ratio_ci_low": "low", "ratio_ci_high": "high"}
         )
-    part = agg.rates[(agg.rates["metric"] == metric) & (agg.rates["attribute"] == attribute)]
-    part = part[~part["insufficient_data"].astype(bool)]
-    if not include_small:
-        part = part[~part["small_group"].astype(bool)]
-    if not include_unknown:
-        part = part[part["group"] != "unknown"]
-    wide = part.pivot_table(index="threshold", columns="group", values="rate")
-    lowest = wide.min(axis=1)
-    ratio = wide.div(lowest.where(lowest > 0), axis=0).dropna(how="all")
-    for i, group in enumerate(ratio.columns):
+        if not include_unknown:
+            table = table[table["group"] != "unknown"]
+        method = "subject bootstrap"
+    else:
+        table = _ratio_table(view, metric, attribute, include_small, include_unknown, confidence)
+        method = "delta method on clustered variances"
+    table = table[np.isfinite(table["ratio"].astype(float))]
+    if table.empty:
+        return _empty(fig, title, "the lowest group's rate is 0 at every threshold, or one group")
+    for i, (group, rows) in enumerate(table.groupby("group", sort=True)):
+        rows = rows.sort_values("threshold")
+        x = rows["threshold"].to_numpy(dtype=float)
+        low = rows["low"].to_numpy(dtype=float)
+        high = rows["high"].to_numpy(dtype=float)
+        ok = np.isfinite(low) & np.isfinite(high)
+        if ok.any():
+            fig.add_trace(_interval_band(x[ok], low[ok], high[ok], _colour(i), str(group)))
         fig.add_trace(
             go.Scatter(
-                x=ratio.index,
-                y=ratio[group],
+                x=x,
+                y=rows["ratio"],
                 mode="lines",
                 name=f"{attribute} = {group}",
+                legendgroup=str(group),
                 line={"color": _colour(i)},
                 hovertemplate="threshold %{x:.4f}<br>ratio %{y:.3g}<extra></extra>",
             )
         )
     fig.add_hline(y=1.0, line={"color": "grey", "dash": "dot"})
-    note = "" if include_small else " (small groups left out)"
-    return _layout(
+    note = "" if include_small else "; small groups left out"
+    fig = _layout(
         fig,
-        f"{metric.upper()} ratio to the lowest {attribute} group{note}",
+        f"{title}<br><sup>bands: {method}{note}; the lowest group is picked after seeing the "
+        "data</sup>",
         "similarity threshold (cosine)",
         f"{metric.upper()} / lowest group's",
         log_x=False,
         log_y=True,
     )
+    _threshold_axis(fig, table["threshold"].to_numpy(dtype=float))
+    return fig
 
 
 def cmc_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
@@ -248,14 +497,12 @@ def cmc_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
         ranks = result
         n = None
     else:
-        agg = as_aggregate(result)
+        agg = _aggregate(result)
         ranks = agg.ranks
         n = agg.watchlist_size
     fig = go.Figure()
     if ranks is None or ranks.empty:
-        return _layout(
-            fig, "no rank table in these results", "rank", "rate", log_x=False, log_y=False
-        )
+        return _empty(fig, "Identification rate by rank (CMC)", "no rank table in these results")
     wanted = ALL if attribute in (None, ALL) else attribute
     part = ranks[ranks["attribute"] == wanted]
     for i, (group, rows) in enumerate(part.groupby("group", sort=True)):
@@ -290,21 +537,31 @@ def cmc_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
 
 
 def watchlist_scaling_figure(
-    result: ResultLike,
+    result: AggregateResult | WatchlistScaling | pd.DataFrame,
     threshold: float,
     *,
     attribute: str | None = None,
+    measured_size: int | None = None,
 ) -> go.Figure:
     """FPIR against watchlist size N at one threshold (log–log): the analytic scaling from each
     non-mated search's false-match rate, with its interval band, and the resampled galleries
-    (mean and percentile bars) where the data allow."""
-    agg = as_aggregate(result)
+    (mean and percentile bars) where the data allow.
+
+    ``result`` is an aggregate, a :class:`~lfr_eval.protocols.WatchlistScaling` or its table;
+    ``measured_size`` marks the evaluated N (an aggregate knows it). The N axis runs from the
+    smallest to the largest size asked for, no further."""
     fig = go.Figure()
-    table = agg.scaling
+    if isinstance(result, WatchlistScaling):
+        table = result.table
+    elif isinstance(result, pd.DataFrame):
+        table = result
+    else:
+        agg = _aggregate(result)
+        table = agg.scaling
+        measured_size = agg.watchlist_size if measured_size is None else measured_size
+    title = "FPIR vs watchlist size"
     if table is None or table.empty:
-        return _layout(
-            fig, "no watchlist-size scaling in this result", "N", "FPIR", log_x=True, log_y=True
-        )
+        return _empty(fig, title, "no watchlist-size scaling in these results")
     grid = np.sort(table["threshold"].unique())
     nearest = float(grid[int(np.argmin(np.abs(grid - threshold)))])
     at = table[np.isclose(table["threshold"], nearest)]
@@ -355,29 +612,39 @@ def watchlist_scaling_figure(
                     hovertemplate="N %{x:,}<br>FPIR %{y:.3g}<extra>resampled</extra>",
                 )
             )
-    measured = agg.watchlist_size
-    fig.add_vline(
-        x=measured,
-        line={"color": "grey", "dash": "dot"},
-        annotation_text=f"measured N = {measured:,}",
-    )
-    return _layout(
+    who = "all searches" if attribute is None else f"by {attribute}"
+    if not fig.data:
+        return _empty(fig, f"{title} at threshold {nearest:.4g} ({who})", "no rows at it")
+    if measured_size is not None:
+        fig.add_vline(
+            x=measured_size,
+            line={"color": "grey", "dash": "dot"},
+            annotation_text=f"measured N = {measured_size:,}",
+        )
+    fig = _layout(
         fig,
-        f"FPIR vs watchlist size at threshold {nearest:.4g}",
+        f"{title} at threshold {nearest:.4g} ({who})",
         "watchlist size N (entries)",
         "FPIR",
         log_x=True,
         log_y=True,
     )
+    sizes = at["watchlist_size"].to_numpy(dtype=float)
+    sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
+    if measured_size:
+        sizes = np.append(sizes, float(measured_size))
+    if sizes.size:
+        fig.update_xaxes(range=[np.log10(sizes.min()) - 0.1, np.log10(sizes.max()) + 0.1])
+    return fig
 
 
 def score_histogram_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
     """Distributions of mate scores (mated searches) and best candidate scores (non-mated
     searches), as shares of each kind's searches; per group of ``attribute`` when given."""
-    agg = as_aggregate(result)
+    agg = _aggregate(result)
     hist = agg.histograms
     fig = go.Figure()
-    selections = _series(agg, attribute)
+    selections = _Rates.of(agg).series(attribute)
     for i, (attr, group, label) in enumerate(selections):
         for kind, dash, kind_label in (
             ("mated", "solid", "mate score"),
@@ -420,7 +687,7 @@ def operating_thresholds(
     These are chosen on the evaluated data itself: descriptive operating points, not a
     held-out threshold choice.
     """
-    agg = as_aggregate(result)
+    agg = _aggregate(result)
     curve = agg.curve("fpir")
     out = []
     for target in fpir_targets:
@@ -436,5 +703,5 @@ def summary_table(
     """FPIR, FNIR and TPIR with intervals at the given thresholds: the whole population and,
     when ``attribute`` is given, its groups (:meth:`AggregateResult.summary`, one row per
     attribute, group and threshold)."""
-    agg = as_aggregate(result)
+    agg = _aggregate(result)
     return agg.summary(thresholds, [] if attribute is None else [attribute])

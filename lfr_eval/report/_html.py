@@ -1,4 +1,5 @@
-"""A self-contained HTML evaluation report (plotly.js embedded once; no network needed)."""
+"""The HTML evaluation report (a jinja2 template; plotly.js once, inline or beside the page; no
+network needed)."""
 
 from __future__ import annotations
 
@@ -8,37 +9,31 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+import jinja2
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from lfr_eval.report._aggregate import ALL, AggregateResult, as_aggregate
 from lfr_eval.report._figures import (
-    ResultLike,
     cmc_figure,
     det_figure,
+    empty_reason,
     group_ratio_figure,
     operating_thresholds,
     rate_vs_threshold_figure,
     score_histogram_figure,
-    summary_table,
     watchlist_scaling_figure,
 )
+from lfr_eval.results import EvaluationResult
+
+ResultLike = EvaluationResult | AggregateResult
 
 REPORT_FILE = "report.html"
 
-_STYLE = """
-body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2rem auto;
-       max-width: 1100px; color: #222; line-height: 1.45; padding: 0 1rem; }
-h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem;
-margin-top: 2.2rem; } table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0; }
-th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: right; }
-th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
-.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: .5rem .8rem; }
-.meta { width: 100%; } .meta td { text-align: left; } code { font-size: .85em; }
-.meta code { word-break: break-all; }
-.figure { margin: 1rem 0 2rem 0; }
-"""
+#: plotly.js written beside the report (:func:`write_report`), loaded by it.
+PLOTLY_FILE = "plotly.min.js"
 
 
 def _esc(value: object) -> str:
@@ -61,6 +56,11 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:
+    """The figure, or one line saying why there is nothing to draw."""
+    why = empty_reason(fig)
+    if why is not None:
+        title = str(fig.layout.title.text or "chart").split(": nothing to show")[0]
+        return f'<p class="empty">{_esc(title)}: not drawn ({_esc(why)}).</p>'
     body = fig.to_html(
         full_html=False,
         include_plotlyjs=False,
@@ -139,16 +139,89 @@ def _meta_rows(agg: AggregateResult) -> str:
     return "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
 
 
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("lfr_eval.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _interval_cell(rate: object, low: object, high: object) -> str:
+    if rate is None or (isinstance(rate, float) and not np.isfinite(rate)):
+        return "–"
+    return f"{float(rate):.4g} [{float(low):.3g}, {float(high):.3g}]"  # type: ignore[arg-type]
+
+
+def _count_cell(errors: object, searches: object, people: object) -> str:
+    if searches is None or (isinstance(searches, float) and not np.isfinite(searches)):
+        return "–"
+    if int(searches) == 0:  # type: ignore[call-overload]
+        return "no searches"
+    n_people = int(people)  # type: ignore[call-overload]
+    return (
+        f"{int(errors):,} of {int(searches):,} "  # type: ignore[call-overload]
+        f"({n_people:,} {'person' if n_people == 1 else 'people'})"
+    )
+
+
+def _compact(summary: pd.DataFrame, with_group: bool) -> pd.DataFrame:
+    """The summary as a table that fits a page: rate [interval] and counts per metric."""
+    rows = []
+    for _, r in summary.iterrows():
+        row: dict[str, object] = {"threshold": f"{r['threshold']:.4g}"}
+        if with_group:
+            row["group"] = r["group"]
+        row["FPIR [interval]"] = _interval_cell(r["fpir"], r["fpir_ci_low"], r["fpir_ci_high"])
+        row["false positives of non-mated searches"] = _count_cell(
+            r["fpir_errors"], r["fpir_searches"], r["fpir_subjects"]
+        )
+        row["FNIR [interval]"] = _interval_cell(r["fnir"], r["fnir_ci_low"], r["fnir_ci_high"])
+        row["misses of mated searches"] = _count_cell(
+            r["fnir_errors"], r["fnir_searches"], r["fnir_subjects"]
+        )
+        row["TPIR"] = "–" if pd.isna(r["tpir"]) else f"{r['tpir']:.4g}"
+        small = [
+            kind
+            for kind, column in (("non-mated", "fpir_small_group"), ("mated", "fnir_small_group"))
+            if bool(r.get(column)) is True
+        ]
+        row["small"] = ", ".join(small)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _verdicts(claims: Sequence[object]) -> list[dict[str, object]]:
+    out = []
+    for claim in claims:
+        if hasattr(claim, "summary") and hasattr(claim, "supported"):
+            out.append({"text": claim.summary(), "supported": bool(claim.supported)})
+        else:
+            text = str(claim)
+            refused = "not support" in text.lower() or "NOT supported" in text
+            out.append({"text": text, "supported": not refused})
+    return out
+
+
 def build_html_report(
     result: ResultLike,
     thresholds: Sequence[float] | None = None,
     groups: Sequence[str] | None = None,
     *,
     title: str | None = None,
-    claim_summaries: Sequence[str] = (),
+    claim_summaries: Sequence[object] = (),
     aggregate_options: dict | None = None,
+    plotlyjs: str = "inline",
 ) -> str:
-    """The evaluation report as one self-contained HTML page.
+    """The evaluation report as one HTML page (template ``templates/report.html``).
+
+    The first page holds the verdicts, the headline table and the methods (denominators,
+    interval method, failure-to-acquire and -enrol policy); the details follow: tables by
+    group, provenance, then the charts. A chart with nothing to show is replaced by one line
+    saying why. Printing (or ``chromium --headless --print-to-pdf``) starts the details on a new
+    page.
 
     Parameters
     ----------
@@ -159,151 +232,214 @@ def build_html_report(
     groups : sequence of str, optional
         Attributes to break down by (default: all in the result).
     title : str, optional
-    claim_summaries : sequence of str
-        Plain-text claim verdicts (:meth:`lfr_eval.claims.ClaimCheck.summary`) to include.
+    claim_summaries : sequence of ClaimCheck or str
+        Claim verdicts (:class:`lfr_eval.claims.ClaimCheck` or its summary text).
     aggregate_options : dict, optional
         Passed to :meth:`AggregateResult.from_result` when ``result`` is not aggregated yet.
+    plotlyjs : {"inline", "directory"}
+        ``"inline"``: plotly.js embedded once (one self-contained file, about 5 MB);
+        ``"directory"``: loaded from ``plotly.min.js`` beside the page (:func:`write_report`
+        writes it), which keeps the page itself small.
 
     Returns
     -------
     str
-        HTML with plotly.js inlined once and every figure's data embedded.
+        HTML with every figure's data embedded.
     """
     agg = as_aggregate(result, **(aggregate_options or {}))
     attributes = [
         a for a in (groups if groups is not None else agg.attributes) if a in agg.attributes
     ]
     chosen = list(thresholds) if thresholds else operating_thresholds(agg)
-    dataset = agg.provenance.dataset.name
-    title = title or f"LFR evaluation: {agg.describe_engine()} on {dataset}"
-    parts: list[str] = []
-    add = parts.append
-    add(f"<h1>{_esc(title)}</h1>")
-    add(
-        '<p class="note">All rates here are <b>FPIR</b> (false positives ÷ non-mated searches, '
-        f"for a watchlist of N = {agg.watchlist_size:,} subjects) and <b>FNIR</b> (mated searches "
-        "whose mate is not returned at or above the threshold ÷ mated searches), as NIST FRTE "
-        "1:N and ISO/IEC 19795-1 define them. They are not false alerts per face scanned, nor "
-        "the share of alerts that are false. Similarity is cosine similarity in [-1, 1]; an "
-        "alert is raised at or above the threshold.</p>"
-    )
-    add(f'<h2>Provenance</h2><table class="meta">{_meta_rows(agg)}</table>')
+    provenance = agg.provenance
+    title = title or f"LFR evaluation: {agg.describe_engine()} on {provenance.dataset.name}"
+    figure_id = iter(range(10_000))
 
-    add("<h2>Summary at operating thresholds</h2>")
+    def figure(fig: go.Figure) -> str:
+        return _figure_html(fig, f"fig{next(figure_id)}")
+
+    headline = ""
+    group_tables = []
     if chosen:
-        threshold_text = ", ".join(f"{t:.4g}" for t in chosen)
-        add(
-            f"<p>Thresholds: {_esc(threshold_text)}"
-            + (
-                ""
-                if thresholds
-                else " (where overall FPIR first reaches 1e-2 and 1e-3 on this "
-                "data: descriptive operating points, not a threshold chosen on a separate split)"
-            )
-            + ".</p>"
-        )
-        add(_table(summary_table(agg, chosen)[_summary_columns()].rename(columns=_SUMMARY_NAMES)))
+        headline = _table(_compact(agg.summary(chosen, []), with_group=False))
         for attribute in attributes:
-            table = summary_table(agg, chosen, attribute)
+            table = agg.summary(chosen, [attribute])
             table = table[table["attribute"] == attribute]
-            add(f"<h3>By {_esc(attribute)}</h3>")
-            add(_table(table[_summary_columns()].rename(columns=_SUMMARY_NAMES)))
-        add(
-            "<p>Groups marked small have fewer than 20 subjects or 100 searches: their intervals "
-            "are wide, which is a finding, not a reason to hide them.</p>"
-        )
-    else:
-        add("<p>Overall FPIR never reaches 1e-2 on this data; pass thresholds to summarise.</p>")
-
-    if claim_summaries:
-        add("<h2>Claims</h2>")
-        for text in claim_summaries:
-            add(f"<pre>{_esc(text)}</pre>")
-
-    figure_id = iter(range(1000))
-    add("<h2>DET</h2>")
-    add(_figure_html(det_figure(agg), f"fig{next(figure_id)}"))
-    for attribute in attributes:
-        add(_figure_html(det_figure(agg, attribute), f"fig{next(figure_id)}"))
-    add("<h2>FPIR and FNIR against the threshold</h2>")
-    for attribute in [None, *attributes]:
-        for metric in ("fpir", "fnir"):
-            add(
-                _figure_html(
-                    rate_vs_threshold_figure(agg, metric, attribute), f"fig{next(figure_id)}"
-                )
+            group_tables.append(
+                {"attribute": attribute, "table": _table(_compact(table, with_group=True))}
             )
+    threshold_note = (
+        "Thresholds: "
+        + ", ".join(f"{t:.4g}" for t in chosen)
+        + (
+            "."
+            if thresholds
+            else " (where overall FPIR first reaches 1e-2 and 1e-3 on this data: descriptive "
+            "operating points, not a threshold chosen on a separate split)."
+        )
+    )
+    sections = [
+        {
+            "title": "DET",
+            "intro": "",
+            "parts": [figure(det_figure(agg))] + [figure(det_figure(agg, a)) for a in attributes],
+        },
+        {
+            "title": "FPIR and FNIR against the threshold",
+            "intro": "",
+            "parts": [
+                figure(rate_vs_threshold_figure(agg, metric, attribute))
+                for attribute in [None, *attributes]
+                for metric in ("fpir", "fnir")
+            ],
+        },
+    ]
     if attributes:
-        add("<h2>Group ratios</h2>")
-        for attribute in attributes:
-            for metric in ("fpir", "fnir"):
-                add(
-                    _figure_html(
-                        group_ratio_figure(agg, metric, attribute), f"fig{next(figure_id)}"
-                    )
-                )
-    add("<h2>Rank-based identification (CMC)</h2>")
-    if agg.ranks is not None and not agg.ranks.empty:
-        add(
-            "<p>Share of mated searches whose mate is among the r best candidates "
-            f"(distinct watchlist subjects), whatever its score; {_esc(agg.intervals.describe())}. "
-            "Ties rank in the mate's favour, as NIST FRTE ranks; failures to acquire are "
-            "misses at every rank where they are counted.</p>"
+        sections.append(
+            {
+                "title": "Group ratios",
+                "intro": "",
+                "parts": [
+                    figure(group_ratio_figure(agg, metric, attribute))
+                    for attribute in attributes
+                    for metric in ("fpir", "fnir")
+                ],
+            }
         )
-        add(_table(_rank_wide(agg, attributes), float_format="{:.3f}"))
-        add(_figure_html(cmc_figure(agg), f"fig{next(figure_id)}"))
-        for attribute in attributes:
-            add(_figure_html(cmc_figure(agg, attribute), f"fig{next(figure_id)}"))
-    else:
-        add("<p>No rank table in these results (made before ranks were recorded).</p>")
-    add("<h2>Watchlist size</h2>")
-    if agg.scaling is not None and chosen:
-        add(
-            "<p>FPIR grows with the watchlist: for small rates FPIR(N) ≈ N × FMR. The analytic "
-            "curve uses each non-mated search's own false-match rate against the measured "
-            "watchlist; resampled points draw galleries of N from it (only up to its size).</p>"
-        )
-        for threshold in chosen:
-            add(_figure_html(watchlist_scaling_figure(agg, threshold), f"fig{next(figure_id)}"))
-            for attribute in attributes:
-                add(
-                    _figure_html(
-                        watchlist_scaling_figure(agg, threshold, attribute=attribute),
-                        f"fig{next(figure_id)}",
-                    )
-                )
-    else:
-        add("<p>No watchlist-size scaling in this result.</p>")
-    add("<h2>Score distributions</h2>")
-    add(_figure_html(score_histogram_figure(agg), f"fig{next(figure_id)}"))
-    for attribute in attributes:
-        add(_figure_html(score_histogram_figure(agg, attribute), f"fig{next(figure_id)}"))
-    add("<h2>Failures to acquire</h2>")
-    if agg.provenance.protocol.failures == "nist":
-        add(
-            "<p>Images in which the engine found no face (or could not read) are counted here "
-            "and, as NIST FRTE counts them, in the rates above: a failed mated search is a "
-            "miss at every threshold (it raises FNIR), a failed non-mated search returns no "
-            "candidate (it is in FPIR's denominator, never a false positive).</p>"
-        )
-    else:
-        add(
-            "<p>Images in which the engine found no face (or could not read) are left out of "
-            "the searches above and counted here.</p>"
-        )
+    sections.append(_rank_section(agg, attributes, figure))
+    sections.append(_scaling_section(agg, attributes, chosen, figure))
+    sections.append(
+        {
+            "title": "Score distributions",
+            "intro": "",
+            "parts": [figure(score_histogram_figure(agg))]
+            + [figure(score_histogram_figure(agg, a)) for a in attributes],
+        }
+    )
     acquisition = agg.acquisition
     if attributes:
         acquisition = acquisition[acquisition["attribute"].isin([ALL, *attributes])]
-    add(_table(acquisition))
-    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    add(f"<p><small>Generated by lfr-eval {generated}.</small></p>")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(title)}</title><style>{_STYLE}</style>"
-        f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
-        + "\n".join(parts)
-        + "</body></html>"
+    sections.append(
+        {"title": "Failures to acquire", "intro": _fta_policy(agg), "parts": [_table(acquisition)]}
     )
+    n_failed = _failed(agg)
+    if plotlyjs == "inline":
+        script = f'<script type="text/javascript">{get_plotlyjs()}</script>'
+    elif plotlyjs == "directory":
+        script = f'<script src="{PLOTLY_FILE}"></script>'
+    else:
+        raise ValueError(f"plotlyjs must be 'inline' or 'directory', got {plotlyjs!r}")
+    from lfr_eval import __version__
+
+    return (
+        _env()
+        .get_template("report.html")
+        .render(
+            title=title,
+            subtitle=(
+                f"{provenance.dataset.name}: {provenance.dataset.n_images:,} images of "
+                f"{provenance.dataset.n_subjects:,} people; protocol {provenance.protocol.kind} "
+                f"(seed {provenance.seed}); watchlist N = {agg.watchlist_size:,}; engine "
+                f"{agg.describe_engine()}."
+            ),
+            verdicts=_verdicts(claim_summaries),
+            headline=headline,
+            threshold_note=threshold_note,
+            n_non_mated=f"{agg.n_non_mated:,}",
+            n_mated=f"{agg.n_mated:,}",
+            watchlist_size=f"{agg.watchlist_size:,}",
+            rank=agg.rank,
+            intervals=agg.intervals.describe(),
+            failed=n_failed,
+            fta_policy=_fta_policy(agg),
+            failed_to_enrol=_failed_to_enrol(provenance.protocol.failed_to_enrol),
+            withheld=", ".join(w.describe() for w in agg.withheld),
+            min_subjects=agg.min_subjects,
+            result_sha256=agg.result_sha256,
+            group_tables=group_tables,
+            provenance=_meta_rows(agg),
+            sections=sections,
+            plotly_script=script,
+            version=__version__,
+            generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+    )
+
+
+def _failed_to_enrol(count: int) -> str:
+    if count == 0:
+        return "none: every enrolled person has a usable enrolment image"
+    people = "person has" if count == 1 else "people have"
+    verb = "is" if count == 1 else "are"
+    return f"{count:,} enrolled {people} no usable enrolment image, so {verb} not on the watchlist"
+
+
+def _failed(agg: AggregateResult) -> str:
+    table = agg.acquisition
+    overall = table[table["attribute"] == ALL] if "attribute" in table.columns else table
+    if overall.empty or "failed" not in overall.columns:
+        return "none recorded"
+    parts = [
+        f"{int(r['failed']):,} of {int(r['images']):,} {str(r['role']).replace('_', '-')} images"
+        for _, r in overall.iterrows()
+    ]
+    return "; ".join(parts)
+
+
+def _fta_policy(agg: AggregateResult) -> str:
+    if agg.provenance.protocol.failures == "nist":
+        return (
+            "Images in which the engine found no face (or could not read) count as NIST FRTE "
+            "counts them: a failed mated search is a miss at every threshold and rank (it "
+            "raises FNIR), a failed non-mated search returns no candidate (it is in FPIR's "
+            "denominator, never a false positive)."
+        )
+    return (
+        "Images in which the engine found no face (or could not read) are left out of the "
+        "searches (--failures exclude) and counted per role and group."
+    )
+
+
+def _rank_section(agg: AggregateResult, attributes: Sequence[str], figure) -> dict:
+    if agg.ranks is None or agg.ranks.empty:
+        return {
+            "title": "Rank-based identification (CMC)",
+            "intro": "No rank table in these results (made before ranks were recorded).",
+            "parts": [],
+        }
+    return {
+        "title": "Rank-based identification (CMC)",
+        "intro": (
+            "Share of mated searches whose mate is among the r best candidates (distinct "
+            f"watchlist subjects), whatever its score; {agg.intervals.describe()}. Ties rank in "
+            "the mate's favour, as NIST FRTE ranks; failures to acquire are misses at every "
+            "rank where they are counted."
+        ),
+        "parts": [_table(_rank_wide(agg, attributes))]
+        + [figure(cmc_figure(agg))]
+        + [figure(cmc_figure(agg, a)) for a in attributes],
+    }
+
+
+def _scaling_section(
+    agg: AggregateResult, attributes: Sequence[str], chosen: Sequence[float], figure
+) -> dict:
+    if agg.scaling is None or not chosen:
+        return {"title": "Watchlist size", "intro": "No watchlist-size scaling in these results.",
+                "parts": []}  # fmt: skip
+    return {
+        "title": "Watchlist size",
+        "intro": (
+            "FPIR grows with the watchlist: for small rates FPIR(N) ≈ N × FMR. The analytic "
+            "curve uses each non-mated search's own false-match rate against the measured "
+            "watchlist; resampled points draw galleries of N from it (only up to its size)."
+        ),
+        "parts": [
+            figure(watchlist_scaling_figure(agg, threshold, attribute=attribute))
+            for threshold in chosen
+            for attribute in [None, *attributes]
+        ],
+    }
 
 
 def _rank_wide(agg: AggregateResult, attributes: Sequence[str]) -> pd.DataFrame:
@@ -318,7 +454,7 @@ def _rank_wide(agg: AggregateResult, attributes: Sequence[str]) -> pd.DataFrame:
             "attribute": attribute,
             "group": group,
             "mated searches": int(part["n_searches"].iloc[0]),
-            "mated people": int(part["n_subjects"].iloc[0]),
+            "people": int(part["n_subjects"].iloc[0]),
         }
         for _, r in part.iterrows():
             row[f"rank {int(r['rank'])}"] = (
@@ -326,48 +462,6 @@ def _rank_wide(agg: AggregateResult, attributes: Sequence[str]) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-_SUMMARY_NAMES = {
-    "fpir": "FPIR",
-    "fpir_ci_low": "FPIR low",
-    "fpir_ci_high": "FPIR high",
-    "fpir_errors": "false positives",
-    "fpir_searches": "non-mated searches",
-    "fpir_subjects": "non-mated subjects",
-    "fnir": "FNIR",
-    "fnir_ci_low": "FNIR low",
-    "fnir_ci_high": "FNIR high",
-    "fnir_errors": "misses",
-    "fnir_searches": "mated searches",
-    "fnir_subjects": "mated subjects",
-    "tpir": "TPIR",
-    "fpir_small_group": "small (non-mated)",
-    "fnir_small_group": "small (mated)",
-}
-
-
-def _summary_columns() -> list[str]:
-    return [
-        "threshold",
-        "attribute",
-        "group",
-        "fpir",
-        "fpir_ci_low",
-        "fpir_ci_high",
-        "fpir_errors",
-        "fpir_searches",
-        "fpir_subjects",
-        "fnir",
-        "fnir_ci_low",
-        "fnir_ci_high",
-        "fnir_errors",
-        "fnir_searches",
-        "fnir_subjects",
-        "tpir",
-        "fpir_small_group",
-        "fnir_small_group",
-    ]
 
 
 def write_report(
@@ -386,7 +480,19 @@ def write_report(
     directory.mkdir(parents=True, exist_ok=True)
     aggregate_options = options.pop("aggregate_options", None) or {}
     agg = as_aggregate(result, **aggregate_options)  # type: ignore[arg-type]
-    page = build_html_report(agg, thresholds, groups, **options)  # type: ignore[arg-type]
+    page = build_html_report(
+        agg,
+        thresholds,
+        groups,
+        plotlyjs="directory",
+        **options,  # type: ignore[arg-type]
+    )
+    script = get_plotlyjs()
+    target = directory / PLOTLY_FILE
+    if not target.is_file() or target.read_text(encoding="utf-8") != script:
+        tmp = directory / (PLOTLY_FILE + ".tmp")
+        tmp.write_text(script, encoding="utf-8")
+        os.replace(tmp, target)
     chosen = list(thresholds) if thresholds else operating_thresholds(agg)
     agg.rates.to_csv(directory / "rates.csv", index=False, float_format="%.8g")
     agg.histograms.to_csv(directory / "histograms.csv", index=False)
