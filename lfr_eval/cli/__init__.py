@@ -53,7 +53,13 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (12, "embedding cache unusable"),
     (13, "protocol cannot be built from the data"),
     (14, "malformed metric input or claim"),
+    (15, "signature missing or invalid, or a signing key untrusted, revoked or unusable"),
     (17, "data-at-rest key missing, unreadable or kept beside the data"),
+    (
+        18,
+        "refused for safety (a path outside the allowed folders, an exposed server without "
+        "users, an unknown user or a wrong password)",
+    ),
     (130, "interrupted (Ctrl+C)"),
 )
 
