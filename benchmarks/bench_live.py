@@ -189,7 +189,7 @@ class EmbedCounter:
     def __init__(self, engine) -> None:
         self._engine = engine
         self.engine_id, self.runtime = engine.engine_id, engine.runtime
-        self.detect, self.align, self.analyze = engine.detect, engine.align, engine.analyze
+        self.detect, self.crops, self.analyze = engine.detect, engine.crops, engine.analyze
         self.count = 0
 
     def embed_crops(self, crops, *, batch_size: int = 32):

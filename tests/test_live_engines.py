@@ -132,6 +132,7 @@ def test_listed_person_alerts_once_with_every_engine(case: Case, workspace: Path
     scene = _scene(case.people)
     results = [pipeline.process(f, scene.frame_time(i)) for i, f in enumerate(scene.frames())]
     assert pipeline.error is None
+    assert session.flush()
     alerts = store.alerts()
     assert [a.subject_id for a in alerts] == ["listed-1"], (case, alerts)
     assert alerts[0].score >= case.threshold

@@ -342,3 +342,91 @@ def test_a_signed_in_officer_is_recorded_as_the_reviewer(
     assert record.decision == "rejected" and record.reviewer == "officer7"
     audit = Watchlist.open(workspace=workspace).audit_log()
     assert any(e.action != "create" and e.actor == "officer7" for e in audit)
+
+
+def _coloured_capture(n: int) -> np.ndarray:
+    """A capture told apart from every other by its colour (n-th of many), 120x100 px."""
+    rng = np.random.default_rng(n)
+    image = np.empty((120, 100, 3), np.uint8)
+    image[:] = rng.integers(30, 226, size=3)
+    return image
+
+
+def _cards(at: AppTest) -> list[tuple[str, np.ndarray, str]]:
+    """(alert id in the <img>, decoded image, the card's text) of every alert card, in order."""
+    import base64
+    import re
+
+    cards = []
+    values = [m.value for m in at.markdown]
+    for i, value in enumerate(values):
+        found = re.search(r'data-alert-id="([0-9a-z-]+)".*base64,([A-Za-z0-9+/=]+)"', value)
+        if found:
+            data = np.frombuffer(base64.b64decode(found.group(2)), np.uint8)
+            rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            cards.append((found.group(1), rgb, values[i + 1]))
+    return cards
+
+
+def test_alert_cards_show_their_own_capture_after_many_rapid_alerts(
+    page: AppTest, workspace: Path
+) -> None:
+    """Alerts arrive in bursts between refreshes; every card shown must hold its own alert's
+    capture (never the picture drawn in that place at the previous refresh), newest first, with
+    paging and filters; the queue is read from the session, not from the store."""
+    page.run()
+    session = page.session_state["live_session"]
+    now = datetime.now(timezone.utc)
+    numbers: dict[str, int] = {}
+    colours: dict[str, np.ndarray] = {}
+    n = 0
+    for burst in range(8):
+        for _ in range(3 + burst % 3):
+            n += 1
+            alert_id = f"alert-{n:03d}"
+            capture = _coloured_capture(n)
+            session.on_alert(
+                LiveAlert(
+                    alert_id,
+                    session.session_id,
+                    n,
+                    "listed-1",
+                    "Listed",
+                    0.95,
+                    0.92,
+                    now + timedelta(seconds=n),
+                    0.3,
+                    capture,
+                )
+            )
+            numbers[alert_id], colours[alert_id] = n, capture[0, 0]
+        page.run()
+        assert not page.exception
+        cards = _cards(page)
+        assert [numbers[a] for a, _, _ in cards] == list(range(n, max(0, n - 5), -1))
+        for alert_id, image, text in cards:
+            assert f"**Alert #{numbers[alert_id]}**" in text
+            # the image is this alert's capture (JPEG: colour within a few levels)
+            assert np.abs(image[60, 50].astype(int) - colours[alert_id]).max() <= 6, alert_id
+    assert session.flush()
+    assert len(AlertStore.open(workspace).alerts()) == n
+
+    # paging: older alerts, their captures read back once from memory or the store
+    page.button(key="live_alerts_older").click().run()
+    older = _cards(page)
+    assert [numbers[a] for a, _, _ in older] == list(range(n - 5, n - 10, -1))
+    for alert_id, image, _ in older:
+        assert np.abs(image[60, 50].astype(int) - colours[alert_id]).max() <= 6
+    assert any("alerts 6–10 of" in c.value for c in page.caption)
+
+    # filters: review one (first unreviewed has the keyboard shortcut), then show confirmed only
+    page.text_input(key="live_reviewer").input("PC 7").run()
+    page.radio(key="live_alert_filter").set_value("Unreviewed").run()
+    first = _cards(page)[0][0]
+    assert numbers[first] == n  # the filter went back to the first page
+    page.button(key=f"confirmed-{first}").click().run()
+    page.radio(key="live_alert_filter").set_value("Confirmed").run()
+    assert [a for a, _, _ in _cards(page)] == [first]
+    page.radio(key="live_alert_filter").set_value("Rejected").run()
+    assert _cards(page) == [] and "No rejected alerts." in [c.value for c in page.caption]
+    assert AlertStore.open(workspace).get(first).decision == "confirmed"

@@ -214,6 +214,7 @@ def test_listed_person_alerts_once_strangers_never(
     scene = scene_of(people)
     results = run_scene(pipeline, scene)
 
+    assert session.flush()  # alerts are written on the writer thread
     alerts = store.alerts()
     assert len(alerts) == 1, "one alert per track and subject, not one per frame"
     (alert,) = alerts
@@ -263,6 +264,7 @@ def test_higher_threshold_no_alerts_and_nothing_written(
     )
     results = run_scene(pipeline, scene_of(people))
     assert any(r.tracks for r in results)
+    assert pipeline.session.flush()
     assert store.alerts() == [] and pipeline.session.stats().alerts == 0
     with open(store.path, "rb") as handle:
         assert bytes([0xFF, 0xD8, 0xFF]) not in handle.read()
@@ -546,3 +548,36 @@ def test_same_listed_person_matched_twice_is_not_split(dlib_engine, people, watc
     pipeline._store_check(1, check(stranger), 0.3, config)  # a stranger took the place
     assert [t.track_id for t in pipeline._tracker.tracks] == [2]
     assert pipeline.session.stats().faces_seen == 1  # the split counted (update() counted none)
+
+
+def test_one_alert_per_passage_even_when_the_track_breaks(
+    dlib_engine, people, threshold, watchlist
+) -> None:
+    """The listed person is hidden for 1 s (longer than a track survives) and comes back: the
+    same passage, no second alert. Back after the cool-down: a new passage, a new alert."""
+    photo = people.camera_photo
+    scene = SceneScript(
+        (
+            FaceAppearance(photo, 0.3, 2.0, 200, 100, width=200),
+            FaceAppearance(photo, 3.0, 4.5, 200, 100, width=200),  # 1 s gap: same passage
+            FaceAppearance(photo, 9.5, 11.0, 200, 100, width=200),  # 5 s later: a new one
+        ),
+        duration_s=11.0,
+        fps=5,
+    )
+    session = LiveSession()
+    pipeline = LivePipeline(
+        dlib_engine,
+        WatchlistHolder(watchlist),
+        LiveSettings(threshold=threshold, alert_cooldown_s=4.0),
+        session=session,
+        background=False,
+    )
+    alerts_at = []
+    for i, frame in enumerate(scene.frames()):
+        before = session.stats().alerts
+        pipeline.process(frame, scene.frame_time(i))
+        if session.stats().alerts > before:
+            alerts_at.append(scene.frame_time(i))
+    assert session.stats().faces_seen == 3  # three tracks
+    assert len(alerts_at) == 2 and alerts_at[0] < 2.0 and alerts_at[1] > 9.5, alerts_at

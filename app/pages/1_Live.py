@@ -8,6 +8,7 @@ results back from :class:`LiveSession` and the :class:`AlertStore`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -24,6 +25,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from lfr_eval.errors import LfrError
 from lfr_eval.faces import decode_image, select_one_face
 from lfr_eval.live import (
+    AlertEntry,
     AlertStore,
     LivePipeline,
     LiveSession,
@@ -31,6 +33,7 @@ from lfr_eval.live import (
     LiveWatchlist,
     WatchlistHolder,
     default_threshold,
+    encode_capture,
 )
 from lfr_eval.watchlist import SubjectInfo
 
@@ -41,6 +44,17 @@ ENV_ICE_SERVERS = "LFR_ICE_SERVERS"
 
 #: How often the statistics and the alerts panel refresh while the stream plays, seconds.
 REFRESH_S = 1.0
+#: Step of the threshold slider (cosine similarity).
+THRESHOLD_STEP = 0.0025
+#: Alerts per page of the officers' queue.
+ALERTS_PER_PAGE = 5
+#: Filters of the queue: label shown -> LiveSession.alert_page status.
+ALERT_FILTER_LABELS = {
+    "All": "all",
+    "Unreviewed": "unreviewed",
+    "Confirmed": "confirmed",
+    "Rejected": "rejected",
+}
 
 st.set_page_config(page_title="Live · LFR Workbench", page_icon="🎥", layout="wide")
 _shared.require_role(*_shared.ROLES_LIVE)
@@ -133,7 +147,9 @@ with st.sidebar:
         "Face-match threshold (cosine similarity)",
         min_value=0.0,
         max_value=1.0,
-        step=0.01,
+        # fine enough for a verified config's threshold (e.g. 0.9525); arrow keys move one step
+        step=THRESHOLD_STEP,
+        format="%.4f",
         key="live_threshold",
         help="An alert is raised when a face's best watchlist similarity is at or above this. "
         f"Cosine similarity in [-1, 1]; each engine needs its own value "
@@ -303,8 +319,19 @@ def _stats_panel() -> None:
         f"Median time to decision: {'–' if decision is None else f'{decision:.0f} s'} · "
         f"median time from a face appearing to its alert: "
         f"{'–' if to_alert is None else f'{to_alert:.2f} s'} · threshold in force: "
-        f"{settings.threshold:.2f}"
+        f"{settings.threshold:.4f}"
     )
+    writer = session.writer_status()
+    if writer is not None and writer.lost:
+        st.error(
+            f"{writer.lost} alert(s) could not be stored: {writer.last_error}. "
+            "Recognition goes on; check the workspace's disk and alert database."
+        )
+    elif writer is not None and writer.retrying:
+        st.warning(
+            f"The alert store is failing ({writer.last_error}); {writer.pending} alert(s) "
+            "waiting, retrying. Recognition goes on and no alert is dropped."
+        )
 
 
 def _review(alert_id: str, decision: str) -> None:
@@ -322,6 +349,37 @@ def _review(alert_id: str, decision: str) -> None:
         state["live_reviewed"] = True
 
 
+def _capture_html(entry: AlertEntry, cache: dict[str, str]) -> str | None:
+    """The alert's own capture as an <img> tagged with its alert id (None once purged).
+
+    The image travels inside the card itself (a data URI), keyed by alert id: a card can never
+    show another alert's picture while a new image loads, whatever was drawn in its place at the
+    previous refresh. Captures come from the session's memory (recent alerts) or, for older
+    ones, from the store once; only the shown page's images are kept.
+    """
+    alert_id = entry.alert_id
+    if entry.alert.raised_at + store.retention <= datetime.now(timezone.utc):
+        cache.pop(alert_id, None)
+        return None
+    if alert_id not in cache:
+        try:
+            if entry.alert.capture.size:
+                jpeg = encode_capture(entry.alert.capture)
+            else:
+                jpeg = store.capture_jpeg(alert_id)
+        except LfrError:
+            return None
+        cache[alert_id] = base64.b64encode(jpeg).decode("ascii")
+    return (
+        f'<img class="lfr-alert-capture" data-alert-id="{alert_id}" width="110" '
+        f'alt="capture of alert {entry.number}" src="data:image/jpeg;base64,{cache[alert_id]}">'
+    )
+
+
+def _move_page(step: int) -> None:
+    state["live_alert_offset"] = max(0, state.get("live_alert_offset", 0) + step)
+
+
 @st.fragment(run_every=REFRESH_S if playing else None)
 def _alerts_panel() -> None:
     if state.pop("live_reviewed", False):
@@ -330,42 +388,89 @@ def _alerts_panel() -> None:
     st.subheader("Alerts")
     if state.get("live_review_message"):
         st.warning(state["live_review_message"])
-    alerts = store.alerts(session_id=session.session_id)
-    if not alerts:
-        st.caption("No alerts in this session yet.")
-    for number, alert in zip(range(len(alerts), 0, -1), alerts):
-        with st.container(border=True):
+    label = st.radio(
+        "Show",
+        list(ALERT_FILTER_LABELS),
+        key="live_alert_filter",
+        horizontal=True,
+        on_change=lambda: state.update(live_alert_offset=0),
+        label_visibility="collapsed",
+    )
+    # read from the session's memory: nothing touches the store on a refresh
+    page = session.alert_page(
+        ALERT_FILTER_LABELS[label or "All"],
+        offset=state.get("live_alert_offset", 0),
+        limit=ALERTS_PER_PAGE,
+    )
+    state["live_alert_offset"] = page.offset
+    if page.total == 0:
+        st.caption(
+            "No alerts in this session yet."
+            if label in (None, "All") or session.stats().alerts == 0
+            else f"No {label.lower()} alerts."
+        )
+        return
+    cache: dict[str, str] = state.setdefault("live_capture_cache", {})
+    shown = {e.alert_id for e in page.entries}
+    for stale in [k for k in cache if k not in shown]:
+        del cache[stale]
+    first_pending = next((e.alert_id for e in page.entries if e.decision is None), None)
+    for entry in page.entries:
+        alert = entry.alert
+        with st.container(border=True, key=f"alert-{alert.alert_id}"):
             image_col, text_col = st.columns([1, 3])
-            try:
-                # the stored JPEG as is: the same bytes give the same media URL on every refresh
-                image_col.image(store.capture_jpeg(alert.alert_id), width=110)
-            except LfrError:
+            html = _capture_html(entry, cache)
+            if html is None:
                 image_col.caption("capture purged")
+            else:
+                image_col.markdown(html, unsafe_allow_html=True)
             raised = alert.raised_at.astimezone().strftime("%H:%M:%S")
             text_col.markdown(
-                f"**Alert #{number}** · **{alert.subject_name}** (`{alert.subject_id}`) · "
-                f"score {alert.score:.3f} (threshold {alert.threshold:.2f}) · {raised} · "
+                f"**Alert #{entry.number}** · **{alert.subject_name}** (`{alert.subject_id}`) · "
+                f"score {alert.score:.3f} (threshold {alert.threshold:.4f}) · {raised} · "
                 f"{alert.time_to_alert_s:.2f} s after the face appeared"
             )
-            if alert.decision is None:
+            if entry.decision is None:
+                keys = entry.alert_id == first_pending
                 buttons = text_col.columns(2)
                 buttons[0].button(
-                    "Confirm",
+                    "Confirm (Y)" if keys else "Confirm",
                     key=f"confirmed-{alert.alert_id}",
                     on_click=_review,
                     args=(alert.alert_id, "confirmed"),
+                    shortcut="Y" if keys else None,
+                    help="Keyboard: Y confirms the newest unreviewed alert." if keys else None,
                 )
                 buttons[1].button(
-                    "Reject",
+                    "Reject (N)" if keys else "Reject",
                     key=f"rejected-{alert.alert_id}",
                     on_click=_review,
                     args=(alert.alert_id, "rejected"),
+                    shortcut="N" if keys else None,
+                    help="Keyboard: N rejects the newest unreviewed alert." if keys else None,
                 )
             else:
                 text_col.markdown(
-                    f"**{alert.decision}** by {alert.reviewer} after "
-                    f"{alert.time_to_decision_s:.0f} s"
+                    f"**{entry.decision}** by {entry.reviewer} after "
+                    f"{entry.time_to_decision_s:.0f} s"
                 )
+    last = page.offset + len(page.entries)
+    nav = st.columns([1, 2, 1])
+    nav[0].button(
+        "◀ Newer",
+        key="live_alerts_newer",
+        disabled=page.offset == 0,
+        on_click=_move_page,
+        args=(-ALERTS_PER_PAGE,),
+    )
+    nav[1].caption(f"alerts {page.offset + 1}–{last} of {page.total}, newest first")
+    nav[2].button(
+        "Older ▶",
+        key="live_alerts_older",
+        disabled=last >= page.total,
+        on_click=_move_page,
+        args=(ALERTS_PER_PAGE,),
+    )
 
 
 with video_col:

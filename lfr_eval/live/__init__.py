@@ -6,6 +6,8 @@
   (threshold and other settings act on the running stream at once);
 - :class:`FaceTracker` follows faces between detections so each face is embedded once, not per
   frame;
+- :class:`AlertWriter` stores alerts on its own thread with retries, so storage never stalls
+  recognition;
 - :class:`AlertStore` keeps alert captures for the retention period (24 h by default) and purges
   them; captures of faces that do not match are never written;
 - :class:`LiveSession` counts faces, alerts, officer decisions, frame rate and latency, and makes
@@ -30,6 +32,7 @@ from lfr_eval.live._alerts import (
     PurgeEntry,
     PurgeReport,
     ReviewCounts,
+    encode_capture,
 )
 from lfr_eval.live._pipeline import (
     FrameResult,
@@ -41,7 +44,14 @@ from lfr_eval.live._pipeline import (
     draw_tracks,
 )
 from lfr_eval.live._scene import FaceAppearance, SceneScript, write_y4m
-from lfr_eval.live._session import DeploymentSummary, LiveSession, LiveStats
+from lfr_eval.live._session import (
+    ALERT_FILTERS,
+    AlertEntry,
+    AlertPage,
+    DeploymentSummary,
+    LiveSession,
+    LiveStats,
+)
 from lfr_eval.live._settings import (
     DEFAULT_THRESHOLD,
     DEFAULT_THRESHOLDS,
@@ -51,18 +61,23 @@ from lfr_eval.live._settings import (
     default_threshold,
 )
 from lfr_eval.live._tracker import FaceTracker, TrackState, TrackUpdate, box_iou
+from lfr_eval.live._writer import AlertWriter, WriterStatus
 
 __all__ = [
     "ALERTS_DB",
+    "ALERT_FILTERS",
     "DEFAULT_RETENTION",
     "DEFAULT_THRESHOLD",
     "DEFAULT_THRESHOLDS",
     "MSG_ALREADY_REVIEWED",
     "MSG_BELOW_THRESHOLD",
     "MSG_UNKNOWN_ALERT",
+    "AlertEntry",
     "AlertError",
+    "AlertPage",
     "AlertRecord",
     "AlertStore",
+    "AlertWriter",
     "Decision",
     "DeploymentSummary",
     "FaceAppearance",
@@ -83,10 +98,12 @@ __all__ = [
     "TrackUpdate",
     "TrackView",
     "WatchlistHolder",
+    "WriterStatus",
     "box_iou",
     "crop_capture",
     "default_same_face_similarity",
     "default_threshold",
     "draw_tracks",
+    "encode_capture",
     "write_y4m",
 ]

@@ -13,10 +13,12 @@ Two threads share the work so the video stays smooth on a CPU:
   after the watchlist changed. A face is not re-embedded every frame.
 
 An alert is raised when a track's best watchlist similarity is at or above the threshold in
-force, once per track and subject. The threshold is read from :class:`LiveSettings` on every
-frame and every worker step, so moving the slider acts at once. A track's capture (a crop of the
-frame around the face) stays in memory; it reaches disk only through the session's alert store,
-and only for an alert.
+force, once per passage of a person: once per track and subject, and not again while the
+subject was matched within ``alert_cooldown_s`` (a face lost for a moment comes back on a new
+track). Alerts are stored by the session's writer thread, never on the recognition thread.
+The threshold is read from :class:`LiveSettings` on every frame and every worker step, so
+moving the slider acts at once. A track's capture (a crop of the frame around the face) stays in
+memory; it reaches disk only through the session's alert store, and only for an alert.
 """
 
 from __future__ import annotations
@@ -45,9 +47,24 @@ LOGGER = logging.getLogger("lfr_eval.live")
 #: Margin added around a face box for the alert capture, as a fraction of the box size.
 CAPTURE_MARGIN = 0.3
 
-#: A track not detected for longer than this (seconds) is not drawn: the face has probably
-#: left, though the track is kept until ``max_missing_s`` in case the detector missed it.
-DRAW_UNSEEN_S = 0.4
+#: A track that the latest detection step missed is still drawn (at its predicted place) for this
+#: many seconds after it was last detected: a face held through one missed detection does not
+#: flicker. Missed twice in a row, it is not drawn (the face has probably left), though the track
+#: is kept until ``max_missing_s`` in case the detector missed it.
+DRAW_UNSEEN_S = 0.5
+
+#: A track matched by the latest detection step is drawn for up to this long after that step:
+#: on a busy CPU the next step can come late, and the face is still there until a step says
+#: otherwise. Past it (recognition stalled), boxes go.
+DRAW_STALE_S = 2.0
+
+
+def _drawn(track: TrackState, t: float) -> bool:
+    """Whether a track is drawn on the frame at stream time ``t`` (see :data:`DRAW_UNSEEN_S`)."""
+    unseen = t - track.last_seen_t
+    if track.misses == 0:
+        return unseen <= DRAW_STALE_S
+    return track.misses == 1 and unseen <= DRAW_UNSEEN_S
 
 
 @dataclass(frozen=True)
@@ -297,6 +314,8 @@ class LivePipeline:
         config = self.settings.snapshot()
         self._tracker = FaceTracker(max_missing_s=config.max_missing_s)
         self._recognition: dict[int, _Recognition] = {}
+        #: stream time each subject was last matched at or above the threshold (cool-down)
+        self._subject_matched_t: dict[str, float] = {}
         self._state_lock = threading.Lock()
         self._watchlist_size = 0
         self._error: str | None = None
@@ -358,7 +377,7 @@ class LivePipeline:
         views = []
         with self._state_lock:
             for track in self._tracker.tracks:
-                if t - track.last_seen_t > DRAW_UNSEEN_S:
+                if not _drawn(track, t):
                     continue  # kept a little longer for association, but not drawn
                 rec = self._recognition.get(track.track_id)
                 score = None if rec is None else rec.score
@@ -612,16 +631,21 @@ class LivePipeline:
             self.session.on_new_face(new_face, t)
 
     def _raise_alerts(self, config: LiveConfig, t: float, arrival: float) -> None:
+        """Alert once per passage: once per track and subject, and not again for a subject
+        matched within ``alert_cooldown_s`` (the same person on a new track after a miss)."""
         due: list[tuple[int, _Recognition, TrackState]] = []
         with self._state_lock:
             for track_id, rec in self._recognition.items():
-                if (
-                    rec.score is not None
-                    and rec.score >= config.threshold
-                    and rec.subject_id not in rec.alerted_subjects
-                ):
-                    rec.alerted_subjects.add(rec.subject_id)
-                    due.append((track_id, rec, self._tracker.get(track_id)))
+                if rec.score is None or rec.score < config.threshold or rec.subject_id is None:
+                    continue
+                subject = rec.subject_id
+                seen = rec.checked_t if rec.checked_t is not None else t
+                last = self._subject_matched_t.get(subject)
+                if subject not in rec.alerted_subjects:
+                    rec.alerted_subjects.add(subject)
+                    if last is None or seen - last > config.alert_cooldown_s:
+                        due.append((track_id, rec, self._tracker.get(track_id)))
+                self._subject_matched_t[subject] = seen if last is None else max(last, seen)
         # stream time now: the frame's time plus how long it has been in the pipeline
         now = t + (self._clock() - arrival)
         for track_id, rec, track in due:

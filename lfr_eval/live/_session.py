@@ -19,12 +19,82 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from lfr_eval.live._alerts import AlertRecord, AlertStore, Decision, LiveAlert, ReviewCounts
+from lfr_eval.live._alerts import (
+    AlertError,
+    AlertRecord,
+    AlertStore,
+    Decision,
+    LiveAlert,
+    ReviewCounts,
+)
+from lfr_eval.live._writer import AlertWriter, WriterStatus
 from lfr_eval.metrics._intervals import RateEstimate, estimate_rate
 from lfr_eval.operational import FalseAlertRates, one_in_n
 
 #: Seconds of history used for the frames-per-second and latency figures.
 RATE_WINDOW_S = 3.0
+
+#: Alerts whose capture the session keeps in memory for the alerts panel (newest); older ones
+#: are read from the store when shown.
+RECENT_CAPTURES = 50
+
+#: Filters of the officers' alert queue.
+ALERT_FILTERS = ("all", "unreviewed", "confirmed", "rejected")
+
+MSG_NOT_STORED_YET = (
+    "alert {alert_id} is not stored yet (the alert store is failing: {error}); it is being "
+    "retried, review it once it is saved"
+)
+
+
+@dataclass
+class AlertEntry:
+    """One alert of this session as the officers' queue shows it (kept in memory).
+
+    Attributes
+    ----------
+    number : int
+        1 for the session's first alert, 2 for the next…
+    alert : LiveAlert
+        The alert as raised (its capture is dropped from memory once the alert is older than
+        the :data:`RECENT_CAPTURES` newest and stored).
+    decision, reviewer, decided_at
+        The officer's decision, once made through :meth:`LiveSession.review`.
+    """
+
+    number: int
+    alert: LiveAlert
+    decision: Decision | None = None
+    reviewer: str | None = None
+    decided_at: datetime | None = None
+
+    @property
+    def alert_id(self) -> str:
+        return self.alert.alert_id
+
+    @property
+    def time_to_decision_s(self) -> float | None:
+        if self.decided_at is None:
+            return None
+        return (self.decided_at - self.alert.raised_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    """One page of the officers' alert queue, newest first.
+
+    Attributes
+    ----------
+    entries : tuple of AlertEntry
+    total : int
+        Alerts matching the filter.
+    offset : int
+        Index of the first entry in the filtered list.
+    """
+
+    entries: tuple[AlertEntry, ...]
+    total: int
+    offset: int
 
 
 @dataclass(frozen=True)
@@ -272,7 +342,12 @@ class LiveSession:
         self._time_to_alert: list[float] = []
         self._alert_thresholds: list[float] = []
         #: the latest alerts (with captures, in memory), newest last
-        self.recent_alerts: deque[LiveAlert] = deque(maxlen=50)
+        self.recent_alerts: deque[LiveAlert] = deque(maxlen=RECENT_CAPTURES)
+        self._entries: list[AlertEntry] = []
+        self._by_id: dict[str, AlertEntry] = {}
+        self._version = 0
+        #: persists alerts on its own thread (None without a store)
+        self.writer: AlertWriter | None = AlertWriter(store) if store is not None else None
         self.ended_at: datetime | None = None
 
     # ------------------------------------------------------------------ fed by the pipeline
@@ -296,32 +371,119 @@ class LiveSession:
                 self._recognition_times.popleft()
             self._recognition_latency.append(latency_s)
 
-    def on_alert(self, alert: LiveAlert) -> AlertRecord | None:
-        """Count an alert and store it (with its capture) when the session has a store."""
-        record = self.store.add(alert) if self.store is not None else None
+    def on_alert(self, alert: LiveAlert) -> None:
+        """Count an alert at once and hand it to the writer thread to be stored.
+
+        Never waits for storage (see :mod:`lfr_eval.live._writer`): the recognition thread
+        carries on while the alert is written, or retried if the write fails.
+        """
         with self._lock:
             self._alerts += 1
             self._time_to_alert.append(alert.time_to_alert_s)
             self._alert_thresholds.append(alert.threshold)
             self.recent_alerts.append(alert)
-        return record
+            entry = AlertEntry(number=len(self._entries) + 1, alert=alert)
+            self._entries.append(entry)
+            self._by_id[alert.alert_id] = entry
+            self._version += 1
+            if len(self._entries) > RECENT_CAPTURES:
+                old = self._entries[-RECENT_CAPTURES - 1]
+                if self.writer is not None and self.writer.is_written(old.alert_id):
+                    old.alert = _without_capture(old.alert)
+        if self.writer is not None:
+            self.writer.submit(alert)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every alert raised so far is stored; False on timeout (or no store)."""
+        return self.writer.flush(timeout) if self.writer is not None else True
+
+    def writer_status(self) -> WriterStatus | None:
+        """The alert writer's state (``None`` without a store)."""
+        return self.writer.status() if self.writer is not None else None
+
+    def close(self, timeout: float = 10.0) -> WriterStatus | None:
+        """Store what is still queued and stop the writer thread."""
+        return self.writer.close(timeout) if self.writer is not None else None
+
+    # ------------------------------------------------------------------ the officers' queue
+    @property
+    def alerts_version(self) -> int:
+        """Increases whenever an alert is raised or reviewed (to redraw only on change)."""
+        with self._lock:
+            return self._version
+
+    def alert_page(self, status: str = "all", *, offset: int = 0, limit: int = 5) -> AlertPage:
+        """A page of this session's alerts, newest first, read from memory (no storage access).
+
+        Parameters
+        ----------
+        status : {"all", "unreviewed", "confirmed", "rejected"}
+        offset, limit : int
+            First entry (>= 0) and page size (> 0) in the filtered list.
+        """
+        if status not in ALERT_FILTERS:
+            raise ValueError(f"alert filter must be one of {ALERT_FILTERS}, got {status!r}")
+        with self._lock:
+            wanted = [
+                e
+                for e in reversed(self._entries)
+                if status == "all"
+                or (status == "unreviewed" and e.decision is None)
+                or e.decision == status
+            ]
+        offset = max(0, min(int(offset), max(0, len(wanted) - 1)))
+        return AlertPage(tuple(wanted[offset : offset + max(1, int(limit))]), len(wanted), offset)
+
+    def entry(self, alert_id: str) -> AlertEntry | None:
+        with self._lock:
+            return self._by_id.get(alert_id)
 
     # ------------------------------------------------------------------ fed by the page
     def review(
         self, alert_id: str, decision: Decision, reviewer: str, *, now: datetime | None = None
     ) -> AlertRecord:
         """Record the reviewing officer's decision (see :meth:`AlertStore.review`)."""
-        if self.store is None:
+        if self.store is None or self.writer is None:
             raise ValueError("this session has no alert store: its alerts cannot be reviewed")
-        return self.store.review(alert_id, decision, reviewer, now=now)
+        if self.writer.is_pending(alert_id):
+            self.writer.flush(timeout=5.0)
+            if self.writer.is_pending(alert_id):
+                raise AlertError(
+                    MSG_NOT_STORED_YET.format(
+                        alert_id=alert_id, error=self.writer.status().last_error
+                    )
+                )
+        record = self.store.review(alert_id, decision, reviewer, now=now)
+        with self._lock:
+            entry = self._by_id.get(alert_id)
+            if entry is not None:
+                entry.decision = record.decision
+                entry.reviewer = record.reviewer
+                entry.decided_at = record.decided_at
+                self._version += 1
+        return record
 
     def review_counts(self) -> ReviewCounts:
-        if self.store is None:
-            with self._lock:
-                return ReviewCounts(
-                    alerts=self._alerts, confirmed=0, rejected=0, pending=self._alerts
-                )
-        return self.store.review_counts(self.session_id)
+        """Confirmed, rejected and pending alerts of this session.
+
+        Counted from the session's own record of its alerts and of the decisions made through
+        :meth:`review` (the page's only way to decide), so the statistics refreshing every second
+        never touch the store.
+        """
+        with self._lock:
+            decisions = [e.decision for e in self._entries]
+            times = tuple(
+                float(e.time_to_decision_s)
+                for e in self._entries
+                if e.time_to_decision_s is not None
+            )
+            return ReviewCounts(
+                alerts=self._alerts,
+                confirmed=decisions.count("confirmed"),
+                rejected=decisions.count("rejected"),
+                pending=decisions.count(None),
+                decision_times_s=times,
+            )
 
     # ------------------------------------------------------------------ reading
     def stats(self) -> LiveStats:
@@ -412,3 +574,12 @@ class LiveSession:
             median_time_to_alert_s=stats.median_time_to_alert_s,
             retention_hours=retention,
         )
+
+
+def _without_capture(alert: LiveAlert) -> LiveAlert:
+    """The alert with its in-memory capture dropped (it is in the store)."""
+    import dataclasses
+
+    import numpy as np
+
+    return dataclasses.replace(alert, capture=np.zeros((0, 0, 3), np.uint8))

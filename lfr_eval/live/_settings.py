@@ -68,6 +68,10 @@ class LiveConfig:
         is below this, someone else has taken the place of the tracked face: the track is split
         and the newcomer counts as a new face (and can raise its own alert). ``None``: the
         engine's default (:data:`SAME_FACE_SIMILARITY`), no check for unknown engines.
+    alert_cooldown_s : float
+        An alert is one passage of one person: a subject matched again within this many seconds
+        of their last match (>= 0), e.g. on a new track after the face was lost for a moment, does
+        not raise another alert.
     show_scores : bool
         Draw the best score next to each box.
     show_non_matches : bool
@@ -83,6 +87,7 @@ class LiveConfig:
     min_detection_interval_s: float = 0.05
     detection_width: int | None = 320
     same_face_similarity: float | None = None
+    alert_cooldown_s: float = 4.0
     show_scores: bool = True
     show_non_matches: bool = True
 
@@ -96,6 +101,7 @@ class LiveConfig:
             "max_missing_s": self.max_missing_s > 0,
             "min_detection_interval_s": self.min_detection_interval_s >= 0,
             "detection_width": self.detection_width is None or self.detection_width >= 64,
+            "alert_cooldown_s": self.alert_cooldown_s >= 0,
             "same_face_similarity": self.same_face_similarity is None
             or -1.0 <= self.same_face_similarity <= 1.0,
         }
