@@ -16,6 +16,10 @@ Reported:
   alert, over every appearance of a listed person; ``missed_alerts`` counts appearances with no
   alert;
 - ``false_alerts``: alerts for a subject who was not in the picture;
+- ``box_coverage``: share of frames-with-a-face (face mostly inside the frame, ground truth from
+  :meth:`SceneScript.placements`) in which a box is drawn on that face;
+- ``alerts_per_passage``: alerts per appearance of a listed person (1 is right: one passage,
+  one alert);
 - recognition steps per second, faces embedded per second (re-checks, not every frame), faces
   seen (tracks) against faces shown.
 
@@ -53,6 +57,7 @@ from lfr_eval.faces import load_engine, load_image
 from lfr_eval.live import (
     FaceAppearance,
     LiveAlert,
+    LiveConfig,
     LivePipeline,
     LiveSession,
     LiveSettings,
@@ -90,7 +95,11 @@ class Result:
     frame_latency_ms_p50: float
     frame_latency_ms_p95: float
     frame_latency_ms_max: float
+    group_size: str
+    detection_width: int | None
+    box_coverage: float
     listed_appearances: int
+    alerts_per_passage: float
     alerts: int
     missed_alerts: int
     false_alerts: int
@@ -144,15 +153,18 @@ def load_people(engine) -> People:
     return People({"Tom_Hanks": (hanks, hanks[:, ::-1].copy())}, crops, "insightface")
 
 
-def build_scene(people: People, duration_s: float, fps: float) -> tuple[SceneScript, list]:
-    """Groups of 1, 2, 3 faces every 3 s (2.5 s on screen); one listed person per group."""
+def build_scene(
+    people: People, duration_s: float, fps: float, group_size: int = 0
+) -> tuple[SceneScript, list]:
+    """Groups of faces every 3 s (2.5 s on screen), one listed person per group: groups of
+    ``group_size`` faces, or of 1, 2, 3 in turn with ``group_size=0``."""
     appearances = []
     listed_ids = list(people.listed)
     truth = []  # (subject id, enter s, leave s)
     group = 0
     start = 0.5
     while start + 2.5 <= duration_s:
-        size = group % 3 + 1
+        size = group_size or group % 3 + 1
         width = 200
         slots = [20 + k * 210 for k in range(size)]
         subject = listed_ids[group % len(listed_ids)]
@@ -208,13 +220,15 @@ def run(args: argparse.Namespace) -> Result:
             face = max(engine.analyze(photo), key=lambda f: f.area)
             watchlist.enrol_faces(SubjectInfo(subject), [face], engine.engine_id)
         live_watchlist = LiveWatchlist.from_watchlist(watchlist, engine)
-    scene, truth = build_scene(people, args.duration, args.fps)
+    scene, truth = build_scene(people, args.duration, args.fps, args.group_size)
     counter = EmbedCounter(engine)
     session = TimedSession()
-    settings = LiveSettings(threshold=args.threshold)
+    width = None if args.detection_width == 0 else args.detection_width
+    settings = LiveSettings(threshold=args.threshold, detection_width=width)
     pipeline = LivePipeline(counter, WatchlistHolder(live_watchlist), settings, session=session)
 
     latencies = []
+    covered = shown = 0
     start = time.monotonic() + 0.5
     for i in range(scene.n_frames):
         due = start + scene.frame_time(i)
@@ -225,21 +239,32 @@ def run(args: argparse.Namespace) -> Result:
         incoming = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
         t0 = time.monotonic()
         # what the page's frame callback does
-        annotated, _ = pipeline.render(incoming.to_ndarray(format="rgb24"))
+        annotated, result = pipeline.render(incoming.to_ndarray(format="rgb24"))
         av.VideoFrame.from_ndarray(annotated, format="rgb24")
         latencies.append(time.monotonic() - t0)
+        # box coverage: a face shown (mostly inside the frame) with a drawn box on it
+        boxes = np.array([tr.box for tr in result.tracks], float).reshape(-1, 4)
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        for _, rect in scene.placements(scene.frame_time(i)):
+            if rect[2] - rect[0] < 150:
+                continue
+            shown += 1
+            covered += bool(
+                ((cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])).any()
+            )
     wall = time.monotonic() - start
     time.sleep(0.5)
     stats = session.stats()
     pipeline.close()
 
-    delays, missed = [], 0
+    delays, missed, per_passage = [], 0, []
     for subject, enter, leave in truth:
         hits = [
             t - (start + enter)
             for t, s in session.raised
             if s == subject and start + enter <= t <= start + leave + 0.5
         ]
+        per_passage.append(len(hits))
         if hits:
             delays.append(min(hits))
         else:
@@ -264,7 +289,11 @@ def run(args: argparse.Namespace) -> Result:
         frame_latency_ms_p50=round(float(np.percentile(lat_ms, 50)), 2),
         frame_latency_ms_p95=round(float(np.percentile(lat_ms, 95)), 2),
         frame_latency_ms_max=round(float(lat_ms.max()), 2),
+        group_size=str(args.group_size or "1-2-3"),
+        detection_width=width,
+        box_coverage=round(covered / max(1, shown), 4),
         listed_appearances=len(truth),
+        alerts_per_passage=round(float(np.mean(per_passage)) if per_passage else 0.0, 3),
         alerts=len(session.raised),
         missed_alerts=missed,
         false_alerts=false_alerts,
@@ -289,6 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="scene length, seconds")
     parser.add_argument("--cores", type=int, default=2, help="CPU cores to pin to (0: all)")
     parser.add_argument("--threshold", type=float, default=0.92, help="cosine threshold")
+    parser.add_argument(
+        "--group-size", type=int, default=0, help="faces per group (0: 1, 2, 3 in turn)"
+    )
+    parser.add_argument(
+        "--detection-width",
+        type=int,
+        default=LiveConfig().detection_width or 0,
+        help="width frames are scaled to for detection (0: full frame)",
+    )
     parser.add_argument("--quick", action="store_true", help="a 9 s scene, to check the script")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     parser.add_argument("--verbose", action="store_true", help="print each appearance")

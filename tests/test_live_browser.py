@@ -31,8 +31,16 @@ import cv2
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, lfw_root
-from live_support import best_face_embedding, live_people, separating_threshold
+from live_support import (
+    best_face_embedding,
+    build_synthetic_pack,
+    grid_position,
+    live_people,
+    marked_people,
+    separating_threshold,
+)
 
+from lfr_eval.faces import load_engine
 from lfr_eval.live import ALERTS_DB, AlertStore, FaceAppearance, SceneScript, write_y4m
 
 pytestmark = pytest.mark.browser
@@ -41,7 +49,12 @@ CHROMIUM = Path("/usr/bin/chromium")
 ENV_INNER = "LFR_LIVE_E2E_DIR"
 #: One loop of the fake camera, seconds: listed person, pause, two strangers, pause.
 LOOP_S = 8.0
-FPS = 10.0
+#: Camera frame rate: 10 fps for the test; ``LFR_LIVE_BENCH=1`` (benchmark mode) plays the same
+#: scene at 30 fps and records what the page displays (see :func:`_measure_display`).
+ENV_BENCH = "LFR_LIVE_BENCH"
+FPS = 30.0 if os.environ.get(ENV_BENCH) == "1" else 10.0
+#: Seconds over which the displayed frame rate is measured in benchmark mode.
+BENCH_WINDOW_S = 10.0
 LISTED_ID = "listed-1"
 #: Threshold exported and re-imported through the Export page.
 EXPORTED_THRESHOLD = 0.95
@@ -84,8 +97,22 @@ def _missing_prerequisite() -> str | None:
     return None
 
 
-def build_scene(people) -> SceneScript:
-    """One camera loop: the listed person walks in, leaves; two strangers stand side by side."""
+def build_scene(people, engine_name: str = "dlib") -> SceneScript:
+    """One camera loop: the listed person walks in, leaves; two strangers stand side by side.
+
+    With the synthetic InsightFace pack the faces stand still at positions on its detector's
+    grid (it only fires there); the timing is the same.
+    """
+    if engine_name == "insightface":
+        return SceneScript(
+            (
+                FaceAppearance(people.camera_photo, 0.8, 3.3, *grid_position(6, 6), width=200),
+                FaceAppearance(people.strangers[0], 4.3, 7.3, *grid_position(4, 5), width=200),
+                FaceAppearance(people.strangers[1], 4.3, 7.3, *grid_position(14, 5), width=200),
+            ),
+            duration_s=LOOP_S,
+            fps=FPS,
+        )
     return SceneScript(
         (
             FaceAppearance(
@@ -100,21 +127,35 @@ def build_scene(people) -> SceneScript:
 
 
 @pytest.mark.skipif(ENV_INNER in os.environ, reason="this process is the inner run")
-def test_live_page_in_a_real_browser(tmp_path: Path, dlib_engine, insightface_images: Path) -> None:
+@pytest.mark.parametrize("engine_name", ["dlib", "insightface"])
+def test_live_page_in_a_real_browser(
+    tmp_path: Path, dlib_engine, insightface_images: Path, engine_name: str
+) -> None:
+    """The whole trainer's path with the default dlib engine and with an InsightFace pack (the
+    test-built synthetic one: SCRFD and ArcFace graphs, random recognizer weights)."""
     missing = _missing_prerequisite()
     if missing:
         pytest.skip(missing)
     people = live_people(lfw_root(), insightface_images, dlib_engine)
-    mate, best_stranger, threshold = separating_threshold(dlib_engine, people)
-    scene = build_scene(people)
+    engine = dlib_engine
+    server_env = {"LFR_ENGINE": "dlib"}
+    if engine_name == "insightface":
+        pack = build_synthetic_pack(tmp_path / "synthetic_pack")
+        engine = load_engine("insightface", model_pack=str(pack))
+        people = marked_people(people, tmp_path)
+        server_env = {"LFR_ENGINE": "insightface", "LFR_MODEL_PACK": str(pack)}
+    mate, best_stranger, threshold = separating_threshold(engine, people)
+    scene = build_scene(people, engine_name)
     write_y4m(tmp_path / "camera.y4m", scene.frames(), scene.fps)
-    photo = tmp_path / "enrol.jpg"
+    photo = tmp_path / ("enrol.png" if engine_name == "insightface" else "enrol.jpg")
     cv2.imwrite(str(photo), cv2.cvtColor(people.enrol_photo, cv2.COLOR_RGB2BGR))
-    np.save(tmp_path / "listed.npy", best_face_embedding(dlib_engine, people.enrol_photo))
+    np.save(tmp_path / "listed.npy", best_face_embedding(engine, people.enrol_photo))
     np.save(
         tmp_path / "strangers.npy",
-        np.stack([best_face_embedding(dlib_engine, s) for s in people.strangers[:2]]),
+        np.stack([best_face_embedding(engine, s) for s in people.strangers[:2]]),
     )
+    # the synthetic pack's photos, to tell stored captures apart by their pixels
+    np.save(tmp_path / "photos.npy", np.stack([people.camera_photo, *people.strangers[:2]]))
     (tmp_path / "params.json").write_text(
         json.dumps(
             {
@@ -123,6 +164,9 @@ def test_live_page_in_a_real_browser(tmp_path: Path, dlib_engine, insightface_im
                 "best_stranger": best_stranger,
                 "listed_name": people.listed_name,
                 "source": people.source,
+                "engine": engine_name,
+                "server_env": server_env,
+                "enrol_file": photo.name,
             }
         )
     )
@@ -155,7 +199,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_server(root: Path, port: int) -> subprocess.Popen:
+def _start_server(root: Path, port: int, engine_env: dict[str, str]) -> subprocess.Popen:
     from lfr_eval.signing import KeyRing
 
     # The Export page signs the config it exports with this installation's key; the Import tab
@@ -165,6 +209,7 @@ def _start_server(root: Path, port: int) -> subprocess.Popen:
         ring.generate("Browser test")
     env = {
         **os.environ,
+        **engine_env,
         "LFR_WORKSPACE": str(root / "workspace"),
         # everything the server writes outside the workspace lands here, to be checked after
         "TMPDIR": str(root / "server-tmp"),
@@ -261,6 +306,44 @@ def _faces_on_disk(folders: list[Path], engine) -> list[tuple[Path, np.ndarray]]
     return found
 
 
+def _measure_display(page, video, seconds: float) -> dict:
+    """Frames the browser actually painted in the processed <video>, per second, over a window
+    (``requestVideoFrameCallback`` counts presented frames; decoded-but-dropped frames do not
+    count), with the page's own figures at the end."""
+    video.evaluate(
+        """v => { window.__lfrFrames = 0; const tick = () => { window.__lfrFrames++;
+        v.requestVideoFrameCallback(tick); }; v.requestVideoFrameCallback(tick); }"""
+    )
+    start = time.monotonic()
+    page.wait_for_timeout(int(seconds * 1000))
+    frames = video.evaluate("() => window.__lfrFrames")
+    elapsed = time.monotonic() - start
+    quality = video.evaluate(
+        "v => { const q = v.getVideoPlaybackQuality(); "
+        "return {total: q.totalVideoFrames, dropped: q.droppedVideoFrames}; }"
+    )
+    return {
+        "displayed_fps_browser": round(frames / elapsed, 2),
+        "window_s": round(elapsed, 1),
+        "playback_quality": quality,
+        "page_metrics": page.locator('[data-testid="stMetric"]').all_inner_texts(),
+    }
+
+
+def _check_synthetic_captures(captures: list[np.ndarray], photos: np.ndarray) -> None:
+    """With the synthetic pack (random recognizer weights) faces are told apart by pixels: every
+    stored capture must show the listed person's photo (``photos[0]``), never a stranger's,
+    judged by normalised cross-correlation of the photos' middle."""
+    assert len(captures) >= 2, "the alert captures should be in the store (within retention)"
+    for image in captures:
+        assert min(image.shape[:2]) >= 130, image.shape
+        scores = [
+            float(cv2.matchTemplate(image, p[40:160, 40:160], cv2.TM_CCOEFF_NORMED).max())
+            for p in photos
+        ]
+        assert scores[0] > 0.8 and scores[0] > max(scores[1:]) + 0.1, scores
+
+
 def _wait_for(page, predicate, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -303,7 +386,8 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
     workspace = root / "workspace"
     shots = artifacts_dir
     port = _free_port()
-    server = _start_server(root, port)
+    server = _start_server(root, port, params["server_env"])
+    synthetic = params["engine"] == "insightface"
     console: list[str] = []
     try:
         with sync_playwright() as pw:
@@ -326,7 +410,7 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 # --- enrol the listed person from a photo
                 page.get_by_role("tab", name="Photo").click()
                 page.locator(".st-key-live_photo input[type=file]").set_input_files(
-                    str(root / "enrol.jpg")
+                    str(root / params["enrol_file"])
                 )
                 _wait_for_upload(page, "live_photo")
                 page.locator(".st-key-live_photo_name input").fill(listed_name)
@@ -354,6 +438,17 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 _wait_for(page, lambda: len(store.alerts()) >= 1, 45, "the first alert")
                 page.get_by_text("Alert #1").wait_for()
                 page.screenshot(path=str(shots / "live_2_alert.png"), full_page=True)
+                if os.environ.get(ENV_BENCH) == "1":
+                    bench = _measure_display(page, video, BENCH_WINDOW_S)
+                    bench.update(
+                        engine=params["engine"],
+                        camera_fps=FPS,
+                        alerts=len(store.alerts()),
+                        machine=f"{os.cpu_count()} CPUs visible, load {os.getloadavg()}",
+                    )
+                    out = shots / f"live_bench_{params['engine']}.json"
+                    out.write_text(json.dumps(bench, indent=2))
+                    print("benchmark:", json.dumps(bench))
                 # a second loop of the camera: the listed person comes back, strangers pass again
                 _wait_for(page, lambda: len(store.alerts()) >= 2, 3 * LOOP_S, "the second alert")
                 page.wait_for_timeout(600)  # the annotated frame reaches the browser a bit later
@@ -450,8 +545,13 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
     # encrypted at rest: no face can be decoded from any file the server wrote, raw
     in_clear = _faces_on_disk([workspace, root / "server-tmp", root / "server-home"], dlib_engine)
     assert in_clear == [], f"faces readable in clear in {sorted({str(p) for p, _ in in_clear})}"
-    # decrypted through the store, every stored capture is the listed person's
     store = AlertStore.open(workspace)
+    if synthetic:
+        _check_synthetic_captures(
+            [store.capture(a.alert_id) for a in store.alerts()], np.load(root / "photos.npy")
+        )
+        return
+    # decrypted through the store, every stored capture is the listed person's
     faces = [
         (workspace / ALERTS_DB / a.alert_id, f.embedding)
         for a in store.alerts()

@@ -281,7 +281,15 @@ def test_video_file_mode_plays_from_memory(page: AppTest, webrtc, people, tmp_pa
     assert call["mode"] == streamlit_webrtc.WebRtcMode.RECVONLY
     assert call["rtc_configuration"] == {"iceServers": []}
     player = call["player_factory"]()
-    assert player.video is not None
+    assert player.video is not None and player.audio is None
+
+    async def play(n: int) -> list[int]:
+        return [(await player.video.recv()).pts for _ in range(n)]
+
+    import asyncio
+
+    pts = asyncio.run(play(8))  # past the end of the 5-frame clip: it plays on
+    assert player.video.passes == 1 and pts == sorted(pts) and len(set(pts)) == 8
     player.video.stop()
 
 
@@ -430,3 +438,26 @@ def test_alert_cards_show_their_own_capture_after_many_rapid_alerts(
     page.radio(key="live_alert_filter").set_value("Rejected").run()
     assert _cards(page) == [] and "No rejected alerts." in [c.value for c in page.caption]
     assert AlertStore.open(workspace).get(first).decision == "confirmed"
+
+
+@pytest.mark.parametrize(
+    ("backend", "runtime"), [("dlib-torch", "torch"), ("dlib-torch", "onnxruntime"), ("dlib", "")]
+)
+def test_gpu_asked_for_and_absent_is_refused_not_run_on_the_cpu(
+    page: AppTest, webrtc, monkeypatch, backend: str, runtime: str
+) -> None:
+    """``--device cuda`` on a machine without a usable GPU: the page says why and starts no
+    stream (no silent CPU fallback). On a GPU machine this test does not apply."""
+    import torch
+
+    if torch.cuda.is_available() and backend != "dlib":
+        pytest.skip("a GPU is available here: the refusal cannot be shown")
+    monkeypatch.setenv("LFR_ENGINE", backend)
+    monkeypatch.setenv("LFR_DEVICE", "cuda")
+    if runtime:
+        monkeypatch.setenv("LFR_RUNTIME", runtime)
+    page.run()
+    assert not page.exception
+    errors = " ".join(e.value for e in page.error)
+    assert "cuda" in errors.lower() and "RuntimeUnavailableError" in errors
+    assert webrtc.calls == []  # no stream was started on the CPU instead

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from lfr_eval.live import (
     default_threshold,
     encode_capture,
 )
+from lfr_eval.live._video_file import VideoFilePlayer
 from lfr_eval.watchlist import SubjectInfo
 
 #: JSON list of RTCIceServer objects for remote use, e.g.
@@ -262,11 +262,10 @@ with video_col:
         else:
             video_bytes = upload.getvalue()
 
-            def _player():
-                from aiortc.contrib.media import MediaPlayer
-
-                # played from memory: the footage is not copied to disk
-                return MediaPlayer(io.BytesIO(video_bytes), loop=True)
+            def _player() -> VideoFilePlayer:
+                # played from memory (the footage is not copied to disk), in real time, in a
+                # loop that does not break off after the first pass (aiortc's own loop does)
+                return VideoFilePlayer(video_bytes, loop=True)
 
             context = webrtc_streamer(
                 key="live-file",

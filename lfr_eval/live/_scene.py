@@ -108,6 +108,26 @@ class SceneScript:
             frame[fy1:fy2, fx1:fx2] = photo[fy1 - y : fy2 - y, fx1 - x : fx2 - x]
         return frame
 
+    def placements(self, t: float) -> list[tuple[int, np.ndarray]]:
+        """Ground truth at scene time ``t``: (appearance index, photo rectangle) of every face
+        shown, the rectangle ``(x1, y1, x2, y2)`` clipped to the frame (pixels). Photos wholly
+        outside the frame are left out."""
+        width, height = self.size
+        out = []
+        for index, face in enumerate(self.appearances):
+            if not face.visible(t):
+                continue
+            h0, w0 = face.image.shape[:2]
+            w = int(face.width)
+            h = round(h0 * w / w0)
+            dt = t - face.start_s
+            x = round(face.x + face.velocity[0] * dt)
+            y = round(face.y + face.velocity[1] * dt)
+            rect = np.array([max(0, x), max(0, y), min(width, x + w), min(height, y + h)], float)
+            if rect[2] > rect[0] and rect[3] > rect[1]:
+                out.append((index, rect))
+        return out
+
     def frames(self) -> Iterator[np.ndarray]:
         """Every frame of the scene in order."""
         for i in range(self.n_frames):
