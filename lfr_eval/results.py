@@ -633,7 +633,10 @@ def load_result(directory: str | os.PathLike[str]) -> EvaluationResult:
     from lfr_eval.limits import load_json
 
     # Limits on depth and number size: a results folder may come from someone else.
-    meta = load_json(meta_path.read_bytes(), source=str(meta_path), error=ResultError)
+    try:
+        meta = load_json(meta_path.read_bytes(), source=RESULT_FILE, error=ResultError)
+    except ResultError as exc:
+        raise ResultError(MSG_CORRUPT.format(path=directory, reason=exc)) from None
     if not isinstance(meta, dict):
         raise ResultError(MSG_CORRUPT.format(path=directory, reason="result.json is not an object"))
     if meta.get("schema_version") not in READABLE_SCHEMA_VERSIONS:

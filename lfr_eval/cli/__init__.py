@@ -1,23 +1,5 @@
 """The ``lfr-eval`` command line.
 
-0   success
-1   the command ran but its check failed (e.g. a claim not supported)
-2   usage error or other input error (:class:`~lfr_eval.errors.LfrError`)
-3   unreadable image          4  no face / several faces
-5   model file problem        6  requested runtime (GPU) not available
-7   watchlist refused         8  malformed manifest      9  bad deployment config
-10  alert store refused (live)
-11  results folder missing, altered or of another version (ResultError)
-12  embedding cache unusable (CacheError)
-13  protocol cannot be built from the data (ProtocolError)
-14  malformed metric input or claim (MetricInputError)
-15  signature missing, invalid or untrusted; signing key unusable (SignatureError)
-16  file-system error: a path that cannot be read or written (any OSError)
-17  data-at-rest key missing, unreadable or beside the data (DataKeyError)
-18  refused for safety: path outside the allowed folders, exposed server without users,
-    unknown user (AccessError)
-==  ==========================================================
-=======
 Exit codes a script can rely on are :data:`EXIT_CODES` (shown by ``lfr-eval --help`` and listed
 in the README; ``tests/test_cli_messages.py`` checks all three agree with :mod:`lfr_eval.errors`).
 
@@ -54,6 +36,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (13, "protocol cannot be built from the data"),
     (14, "malformed metric input or claim"),
     (15, "signature missing or invalid, or a signing key untrusted, revoked or unusable"),
+    (16, "a path that cannot be read or written (file-system error)"),
     (17, "data-at-rest key missing, unreadable or kept beside the data"),
     (
         18,
@@ -89,7 +72,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # _keys (signing keys) loads _datakey too: both add commands to the one ``keys`` group
     "keys": ("_keys", "Signing keys and the data-at-rest key."),
 }
-#: Exit code for an OSError (unreadable or unwritable path) that reaches the command line.
+#: Exit code for an OSError (unreadable or unwritable path) that reaches the command line
+#: (every other code comes from an :class:`LfrError` subclass's ``exit_code``).
 EXIT_OS_ERROR = 16
 
 
