@@ -165,6 +165,7 @@ class ThresholdExplanation:
     rates: FalseAlertRates | None
     small_group: bool
     insufficient_data: bool
+    scaling_method: str = "measured at this watchlist size"
 
     @property
     def scaled(self) -> bool:
@@ -288,9 +289,23 @@ def explain_threshold(
     tpir = rate_at(agg, "fnir", t, attribute, group).complement()
     small = _is_small(agg, t, attribute, group)
     evaluated = agg.watchlist_size
+    from_table = (
+        None
+        if fpir.insufficient_data or watchlist_size == evaluated
+        else scaled_fpir_from_table(agg.scaling, watchlist_size, t, attribute, group)
+    )
+    scaling_method = "measured at this watchlist size"
     if fpir.insufficient_data:
         scaled = (math.nan, math.nan, math.nan)
+    elif from_table is not None:
+        # the same figure the report's scaling table shows (one computation for both)
+        scaled, scaling_method = from_table[:3], from_table[3]
     else:
+        if watchlist_size != evaluated:
+            scaling_method = (
+                "pooled false-match rate (no filler-gallery scaling for this size: assumes "
+                "every search has the same false-match rate)"
+            )
         # one scalar at a time: an array would be read as per-probe FMRs and averaged
         with np.errstate(divide="ignore"):  # FPIR = 1 maps to FMR = 1, and back to 1
             scaled = tuple(
@@ -330,7 +345,48 @@ def explain_threshold(
         rates=rates,
         small_group=small,
         insufficient_data=fpir.insufficient_data,
+        scaling_method=scaling_method,
     )
+
+
+def scaled_fpir_from_table(
+    table: object, watchlist_size: int, threshold: float, attribute: str, group: str
+) -> tuple[float, float, float, str] | None:
+    """(FPIR, lower, upper, how) for one watchlist size from a scaling table, if it has the row.
+
+    The one place a scaled FPIR is read from a stored scaling table (``scaling.csv``): the
+    per-search ``"analytic"`` row at exactly that size and grid threshold (hypergeometric up to
+    F, per-person extrapolation beyond, where the table's pooled row gives the high end).
+    None when the table lacks it (another size or threshold).
+    """
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        return None
+    part = table[
+        (table["method"] == "analytic")
+        & (table["watchlist_size"] == int(watchlist_size))
+        & (table["group_attribute"].astype(str) == attribute)
+        & (table["group"].astype(str) == group)
+        & np.isclose(table["threshold"].to_numpy(dtype=float), threshold, rtol=0, atol=1e-9)
+    ]
+    if part.empty:
+        return None
+    row = part.iloc[0]
+    pooled = table[
+        (table["method"] == "analytic-pooled")
+        & (table["watchlist_size"] == int(watchlist_size))
+        & (table["group_attribute"].astype(str) == attribute)
+        & (table["group"].astype(str) == group)
+        & np.isclose(table["threshold"].to_numpy(dtype=float), threshold, rtol=0, atol=1e-9)
+    ]
+    how = f"filler-gallery scaling ({row['interval']})"
+    upper = float(row["upper"])
+    if not pooled.empty:
+        how = (
+            "filler-gallery extrapolation beyond the fillers measured: per-person model, "
+            f"pooled model up to {float(pooled.iloc[0]['fpir']):.3g}"
+        )
+        upper = max(upper, float(pooled.iloc[0]["fpir"]))
+    return float(row["fpir"]), float(row["lower"]), upper, how
 
 
 def _is_small(agg: AggregateResult, threshold: float, attribute: str, group: str) -> bool:

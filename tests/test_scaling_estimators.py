@@ -58,3 +58,26 @@ def test_pooled_is_the_high_end_beyond_f() -> None:
     low = plug_in_fpir(counts, sizes, shares, 10_000).mean()
     high = pooled_fpir(counts, sizes, shares, 10_000)[0]
     assert low < high
+
+
+def test_scaled_fpir_is_read_from_the_scaling_table() -> None:
+    """The explorer's scaled FPIR is the report's scaling-table figure, not a second formula."""
+    import pandas as pd
+
+    from lfr_eval.explain import scaled_fpir_from_table
+
+    table = pd.DataFrame(
+        [
+            ("analytic", 1000, 0.6, 0.02, 0.015, 0.025, "subject-bootstrap", "all", "all", 300),
+            ("analytic", 10_000, 0.6, 0.15, 0.12, 0.18, "subject-bootstrap", "all", "all", 300),
+            ("analytic-pooled", 10_000, 0.6, 0.19, np.nan, np.nan, "none", "all", "all", 300),
+        ],
+        columns=["method", "watchlist_size", "threshold", "fpir", "lower", "upper", "interval",
+                 "group_attribute", "group", "n_searches"],
+    )  # fmt: skip
+    fpir, low, high, how = scaled_fpir_from_table(table, 1000, 0.6, "all", "all")
+    assert (fpir, low, high) == (0.02, 0.015, 0.025) and "filler-gallery" in how
+    fpir, low, high, how = scaled_fpir_from_table(table, 10_000, 0.6, "all", "all")
+    assert fpir == 0.15 and high == 0.19 and "extrapolation" in how  # range up to the pooled
+    assert scaled_fpir_from_table(table, 5000, 0.6, "all", "all") is None
+    assert scaled_fpir_from_table(None, 5000, 0.6, "all", "all") is None

@@ -117,9 +117,11 @@ if overall.scaled and overall.watchlist_size > 10 * overall.evaluated_watchlist_
 elif overall.scaled:
     st.caption(
         f"FPIR was measured with a {overall.evaluated_watchlist_size:,}-person watchlist and "
-        f"scaled to {overall.watchlist_size:,} assuming FPIR(N) = 1 − (1 − FMR)^N (a bigger "
-        "watchlist gives more false alerts at the same threshold). TPIR is shown as measured."
+        f"scaled to {overall.watchlist_size:,} (a bigger watchlist gives more false alerts at "
+        "the same threshold). TPIR is shown as measured."
     )
+if overall.scaled:
+    st.caption(f"How FPIR was scaled: {overall.scaling_method}.")
 for explanation in explanations[1:]:
     st.markdown(f"- {explanation.sentence()}")
 

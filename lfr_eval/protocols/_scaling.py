@@ -110,3 +110,4 @@ def per_search_fpir(
         return hypergeometric_fpir(counts, sizes, shares, n), "hypergeometric (exact for N <= F)"
     factor = int(n) / float(np.sum(sizes))
     return plug_in_fpir(counts, sizes, shares, n), f"extrapolation x{factor:.3g} (per-person model)"
+
