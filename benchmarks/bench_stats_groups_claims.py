@@ -23,7 +23,10 @@ def group_rows() -> None:
             for rate, people in ((0.01, 150), (0.001, 1000)):
                 ms = SEARCHES_PER_PERSON[:n_groups]
 
-                def designs(factor: float, ms: list = ms, icc: float = icc) -> list:
+                def designs(
+                    factor: float, ms: list = ms, icc: float = icc, rate: float = rate,
+                    people: int = people,
+                ) -> list:
                     return [
                         ClusterDesign(people, m, icc, rate * (factor if g == 0 else 1), True)
                         for g, m in enumerate(ms)
