@@ -30,6 +30,7 @@ from lfr_eval.datasets import (
     embed_manifest,
 )
 from lfr_eval.datasets._embedding import FaceChoice
+from lfr_eval.distributed import ClusterSpec
 from lfr_eval.faces import FaceEngine
 from lfr_eval.metrics._scoring import Backend
 from lfr_eval.protocols import (
@@ -158,6 +159,7 @@ def evaluate(
     face_choice: FaceChoice = "largest",
     workers: int = 1,
     engine_factory: Callable[[], FaceEngine] | None = None,
+    cluster: ClusterSpec | None = None,
     watchlist_sizes: Sequence[int] = DEFAULT_WATCHLIST_SIZES,
     scaling_thresholds: np.ndarray | None = None,
     n_resamples: int = 100,
@@ -188,6 +190,8 @@ def evaluate(
     workers, engine_factory :
         Embed in ``workers`` processes, each building its engine with ``engine_factory``
         (see :func:`~lfr_eval.datasets.embed_manifest`).
+    cluster : ClusterSpec, optional
+        Embed on a Dask cluster instead (:mod:`lfr_eval.distributed`); same embeddings.
     watchlist_sizes : sequence of int
         Watchlist sizes FPIR is scaled to (the measured size is added).
     scaling_thresholds : ndarray, optional
@@ -272,6 +276,7 @@ def evaluate(
         progress=stage("embedding"),
         workers=workers,
         engine_factory=engine_factory,
+        cluster=cluster,
     )
     embeddings = _expand(part, rows, len(manifest))
     timings["embedding_s"] = time.perf_counter() - start

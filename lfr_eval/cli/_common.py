@@ -63,11 +63,13 @@ def make_engine(
     runtime: str,
     device: str,
     workspace: str | None = None,
+    upsample: int | None = None,
 ) -> FaceEngine:
     """Build the engine selected by :func:`engine_options` (:meth:`EngineChoice.load`).
 
     ``workspace`` is where InsightFace packs are looked up (``<workspace>/models/<pack>``)
-    besides ``$LFR_MODELS`` and ``~/.insightface/models``.
+    besides ``$LFR_MODELS`` and ``~/.insightface/models``. ``upsample`` is the dlib HOG/MMOD
+    detector's (None: the engine's default, 1).
     """
     choice = EngineChoice(
         backend=engine_backend,
@@ -75,6 +77,7 @@ def make_engine(
         model_pack=model_pack,
         runtime=runtime,
         device=device,
+        upsample=upsample,
     )
     return choice.load(workspace)
 

@@ -9,8 +9,10 @@ import click
 from lfr_eval.cli._common import engine_options, open_results, workspace_option
 from lfr_eval.cli._embed import (
     cache_options,
+    cluster_spec,
     dataset_options,
     default_face_choice,
+    default_upsample,
     open_cache,
     open_dataset,
     open_engine,
@@ -133,6 +135,7 @@ def evaluate_command(
     layout: str,
     labels: str | None,
     attributes: str | None,
+    upsample: int | None,
     limit: int | None,
     out_dir: str,
     protocol_kind: str,
@@ -153,6 +156,7 @@ def evaluate_command(
     cache_path: str | None,
     no_cache: bool,
     workers: int,
+    scheduler: str | None,
     face_choice: str | None,
     engine_backend: str,
     detector: str,
@@ -193,7 +197,16 @@ def evaluate_command(
             max_mated_per_subject=max_mated_per_subject,
             max_non_mated_per_subject=max_non_mated_per_subject,
         )
-    engine, factory = open_engine(engine_backend, detector, model_pack, runtime, device, workspace)
+    engine, factory = open_engine(
+        engine_backend,
+        detector,
+        model_pack,
+        runtime,
+        device,
+        workspace,
+        default_upsample(upsample, chosen),
+    )
+    cluster = cluster_spec(workers, scheduler)
     with open_cache(cache_path, no_cache, workspace) as cache:
         result = evaluate(
             manifest,
@@ -205,6 +218,7 @@ def evaluate_command(
             face_choice=default_face_choice(face_choice, chosen),
             workers=workers,
             engine_factory=factory,
+            cluster=cluster,
             watchlist_sizes=watchlist_sizes or DEFAULT_WATCHLIST_SIZES,
             scoring_backend="torch" if scoring_device == "cuda" else "numpy",
             scoring_device=scoring_device,

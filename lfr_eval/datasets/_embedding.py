@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from lfr_eval.datasets._manifest import Manifest
 from lfr_eval.errors import ImageError
 from lfr_eval.faces import Detections, Face, FaceEngine, load_image
 from lfr_eval.faces._dlib_onnx import available_cpus
+
+if TYPE_CHECKING:
+    from lfr_eval.distributed._cluster import ClusterSpec
 
 FaceChoice = Literal["largest", "central"]
 
@@ -52,7 +55,10 @@ class ImageEmbeddings:
     det_score, face_size_px : ndarray of shape (n,), float
         Detector confidence and inter-ocular distance (pixels) of the chosen face; NaN on failure.
     n_computed : int
-        How many were computed in this run (the rest came from the cache).
+        How many were computed in this run (the rest came from the cache, or from shards an
+        interrupted cluster run left, see :attr:`n_from_shards`).
+    n_from_shards : int
+        How many came from Parquet shards of an earlier, interrupted cluster run.
     """
 
     engine_key: str
@@ -64,6 +70,7 @@ class ImageEmbeddings:
     det_score: np.ndarray
     face_size_px: np.ndarray
     n_computed: int = 0
+    n_from_shards: int = 0
 
     def __len__(self) -> int:
         return len(self.image_sha256)
@@ -176,6 +183,7 @@ def embed_manifest(
     progress: bool | ProgressCallback | None = None,
     workers: int = 1,
     engine_factory: Callable[[], FaceEngine] | None = None,
+    cluster: ClusterSpec | None = None,
 ) -> ImageEmbeddings:
     """Embed every image of a manifest, taking what the cache already has.
 
@@ -195,7 +203,12 @@ def embed_manifest(
     engine_factory : callable, optional
         Picklable zero-argument callable returning an engine identical to ``engine``
         (e.g. ``functools.partial(load_engine, "dlib", detector="hog")``); needed when
-        ``workers > 1``.
+        ``workers > 1`` or with ``cluster``.
+    cluster : ClusterSpec, optional
+        Embed on a Dask cluster (:mod:`lfr_eval.distributed`) instead of local processes:
+        one task per shard of images, each finished shard written as Parquet next to the
+        cache, merged into it and deleted; a re-run first merges the shards an interrupted
+        run left. ``workers`` is then ignored (the spec says how many).
 
     Returns
     -------
@@ -204,7 +217,7 @@ def embed_manifest(
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    if workers > 1 and engine_factory is None:
+    if (workers > 1 or cluster is not None) and engine_factory is None:
         raise ValueError("workers > 1 needs an engine_factory to build an engine in each process")
     key = engine_cache_key(engine, face_choice)
     hashes = manifest.image_hashes()
@@ -231,8 +244,13 @@ def embed_manifest(
         update(1)
 
     jobs = [(str(path), sha) for sha, path in todo.items()]
+    n_from_shards = 0
     try:
-        if workers == 1 or len(jobs) < 2 * workers:
+        if cluster is not None:
+            n_from_shards = _embed_on_cluster(
+                cluster, jobs, engine_factory, key, face_choice, cache, known, update
+            )
+        elif workers == 1 or len(jobs) < 2 * workers:
             for path, sha in jobs:
                 keep(embed_image_file(engine, path, sha, face_choice))
         else:
@@ -290,8 +308,62 @@ def embed_manifest(
         failure=failure,
         det_score=det_score,
         face_size_px=face_size,
-        n_computed=len(jobs),
+        n_computed=len(jobs) - n_from_shards,
+        n_from_shards=n_from_shards,
     )
+
+
+def _embed_on_cluster(
+    cluster: ClusterSpec,
+    jobs: list[tuple[str, str]],
+    engine_factory: Callable[[], FaceEngine] | None,
+    key: str,
+    face_choice: FaceChoice,
+    cache: EmbeddingCache | None,
+    known: dict[str, CachedEmbedding],
+    update: Callable[[int], None],
+) -> int:
+    """Run the jobs on the cluster; each finished shard is committed to the cache, then
+    deleted. Returns how many wanted images came from an earlier run's shards."""
+    import shutil
+    import tempfile
+
+    from lfr_eval.distributed import embed_on_cluster
+
+    assert engine_factory is not None
+    wanted = {sha for _, sha in jobs}
+    # shards sit beside the cache (a re-run resumes from them); without a cache, in a
+    # temporary folder removed at the end
+    temporary = cache is None
+    root = (
+        Path(tempfile.mkdtemp(prefix="lfr-shards-"))
+        if temporary
+        else cache.path.parent / "embedding-shards"  # type: ignore[union-attr]
+    )
+    resumed = 0
+    try:
+        for path, entries, from_earlier in embed_on_cluster(
+            cluster,
+            jobs,
+            engine_factory=engine_factory,
+            engine_key=key,
+            face_choice=face_choice,
+            shard_root=root,
+        ):
+            useful = [e for e in entries if e.image_sha256 in wanted]
+            if cache is not None:
+                cache.put_many(entries, key)
+            for entry in useful:
+                if entry.image_sha256 not in known:
+                    known[entry.image_sha256] = entry
+                    update(1)
+                    resumed += int(from_earlier)
+            # committed: the shard's embeddings now live in the cache only
+            path.unlink(missing_ok=True)
+    finally:
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+    return resumed
 
 
 def _defined_in_main(factory: Callable[..., object] | None) -> bool:

@@ -58,6 +58,8 @@ class EngineChoice:
     runtime : {"onnxruntime", "torch", "dlib"}
         ``dlib`` (dlib's own ResNet call) only with the dlib backend.
     device : {"cpu", "cuda"}
+    upsample : int or None
+        dlib detectors' upsampling (None: the engine's default, 1; the CLI picks 0 for LFW).
     """
 
     backend: str = "dlib"
@@ -65,6 +67,7 @@ class EngineChoice:
     model_pack: str | None = None
     runtime: str = "onnxruntime"
     device: str = "cpu"
+    upsample: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineChoice:
@@ -115,12 +118,15 @@ class EngineChoice:
         """
         from lfr_eval.faces._engine import load_engine
 
+        dlib_options = {} if self.upsample is None else {"upsample": int(self.upsample)}
         if self.backend == "dlib":
             if self.device != "cpu":
                 raise RuntimeUnavailableError(MSG_DLIB_GPU)
             if self.runtime not in ("onnxruntime", "dlib"):
                 raise LfrError(MSG_DLIB_RUNTIME)
-            return load_engine("dlib", detector=self.detector, embedder=self.runtime)
+            return load_engine(
+                "dlib", detector=self.detector, embedder=self.runtime, **dlib_options
+            )
         if self.runtime == "dlib":
             raise LfrError(MSG_RUNTIME_DLIB_ONLY)
         if self.backend == "insightface":
@@ -137,6 +143,7 @@ class EngineChoice:
             runtime=self.runtime,
             device=self.device,
             workspace=workspace,
+            **dlib_options,
         )
 
 

@@ -1,0 +1,262 @@
+"""Connect to a Dask cluster (or start a local one) and embed images on its workers.
+
+What moves where
+----------------
+The driver (the ``lfr-eval`` process) sends each task a list of ``(image path, sha256)``
+pairs and a picklable recipe for the engine; a worker builds the engine once per process
+(:func:`worker_engine`, checked against the driver's engine cache key), reads the images
+**from its own filesystem** (the paths must resolve on every worker: a shared filesystem, or
+the same copy of the data set on each machine) and returns the embeddings (128 or 512 floats
+and a few numbers per image). The driver writes each finished task as a Parquet shard, merges
+it into the embedding cache and deletes it. Images never travel; embeddings never leave the
+driver's disk except as task results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lfr_eval.datasets._cache import CachedEmbedding, engine_cache_key
+from lfr_eval.errors import LfrError
+from lfr_eval.faces import FaceEngine
+
+MSG_DASK_MISSING = (
+    "running on a Dask cluster needs the distributed extra: pip install "
+    "'lfr-workbench[distributed]' (or pip install 'dask[distributed]')"
+)
+MSG_SCHEDULER_UNREACHABLE = (
+    "cannot reach the Dask scheduler at {address}: {reason}. Start it (dask scheduler, "
+    "dask-jobqueue, dask-kubernetes) and pass the address it prints, e.g. tcp://10.0.0.5:8786"
+)
+MSG_TASK_KILLED = (
+    "the Dask workers died {times} times embedding a shard of {n} images (first: {first}); "
+    "a worker may be running out of memory or crashing on one of these images"
+)
+
+#: Images per embedding task (and per Parquet shard).
+DEFAULT_SHARD_SIZE = 64
+
+
+class ClusterError(LfrError):
+    """The cluster cannot be reached, or its workers keep dying on a task."""
+
+    exit_code = 9
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where embedding (and scoring) tasks run.
+
+    Attributes
+    ----------
+    scheduler : str or None
+        Address of a running scheduler (``tcp://host:8786``); None starts a local cluster.
+    workers : int
+        Worker processes of the local cluster (ignored with ``scheduler``).
+    shard_size : int
+        Images per task and per Parquet shard.
+    connect_timeout_s : float
+        How long to wait for the scheduler before giving up.
+    """
+
+    scheduler: str | None = None
+    workers: int = 2
+    shard_size: int = DEFAULT_SHARD_SIZE
+    connect_timeout_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.shard_size < 1:
+            raise ValueError("workers and shard_size must be at least 1")
+
+    def describe(self) -> str:
+        if self.scheduler:
+            return f"Dask cluster at {self.scheduler}"
+        return f"local Dask cluster of {self.workers} worker processes"
+
+
+def dask_available() -> bool:
+    """Whether ``dask.distributed`` can be imported."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def open_client(spec: ClusterSpec) -> Iterator:
+    """A ``distributed.Client`` on the spec's cluster, closed (local cluster stopped) on exit.
+
+    Raises
+    ------
+    ClusterError
+        dask is not installed, or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ClusterError(MSG_DASK_MISSING) from exc
+    if spec.scheduler:
+        try:
+            client = Client(spec.scheduler, timeout=f"{spec.connect_timeout_s}s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ClusterError(
+                MSG_SCHEDULER_UNREACHABLE.format(address=spec.scheduler, reason=exc)
+            ) from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    # one thread per worker process: dlib and onnxruntime get their threads from
+    # set_cpu_threads (cores / workers), not from Dask's thread pool
+    with (
+        LocalCluster(
+            n_workers=spec.workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+# ------------------------------------------------------------------------ worker side
+_engines: dict[str, FaceEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def worker_engine(
+    factory: Callable[[], FaceEngine], key: str, face_choice: str, threads: int
+) -> FaceEngine:
+    """This worker process's engine for ``key``, built on first use.
+
+    Raises
+    ------
+    RuntimeError
+        The worker's engine differs from the driver's (other model files or settings on
+        that machine): its embeddings would not be comparable.
+    """
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            from lfr_eval.faces._dlib_onnx import set_cpu_threads
+
+            set_cpu_threads(threads)
+            engine = factory()
+            found = engine_cache_key(engine, face_choice)
+            if found != key:
+                raise RuntimeError(f"worker engine differs from the driver's: {found} != {key}")
+            _engines[key] = engine
+        return engine
+
+
+def _threads_here(slots_by_host: dict[str, int]) -> int:
+    from distributed import get_worker
+
+    from lfr_eval.faces._dlib_onnx import available_cpus
+
+    try:
+        host = get_worker().address.rsplit(":", 1)[0].split("://")[-1]
+    except ValueError:  # not inside a worker (e.g. a synchronous test run)
+        return available_cpus()
+    return max(1, available_cpus() // max(1, slots_by_host.get(host, 1)))
+
+
+def embed_shard(
+    jobs: Sequence[tuple[str, str]],
+    factory: Callable[[], FaceEngine],
+    key: str,
+    face_choice: str,
+    slots_by_host: dict[str, int],
+) -> list[CachedEmbedding]:
+    """A task: embed ``(path, sha256)`` pairs on this worker (failures become entries)."""
+    from lfr_eval.datasets._embedding import embed_image_file
+
+    engine = worker_engine(factory, key, face_choice, _threads_here(slots_by_host))
+    return [embed_image_file(engine, path, sha, face_choice) for path, sha in jobs]  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------ driver side
+def _slots_by_host(client) -> dict[str, int]:
+    slots: dict[str, int] = {}
+    for info in client.scheduler_info(n_workers=-1)["workers"].values():
+        host = str(info.get("host", ""))
+        slots[host] = slots.get(host, 0) + int(info.get("nthreads", 1))
+    return slots
+
+
+def embed_on_cluster(
+    spec: ClusterSpec,
+    jobs: Sequence[tuple[str, str]],
+    *,
+    engine_factory: Callable[[], FaceEngine],
+    engine_key: str,
+    face_choice: str,
+    shard_root: Path,
+) -> Iterator[tuple[Path, list[CachedEmbedding], bool]]:
+    """Embed ``(path, sha256)`` jobs on a cluster, one Parquet shard per task.
+
+    Yields ``(shard path, entries, resumed)`` as shards finish: first the whole shards an
+    earlier run left under ``shard_root`` (``resumed=True``, nothing recomputed), then the new
+    ones in completion order. The caller merges each into the cache and then deletes the file.
+    Stopping the generator (an error, Ctrl-C) cancels the tasks not yet finished; finished
+    shards stay on disk for the next run.
+    """
+    from lfr_eval.distributed._shards import finished_shards, shard_folder, shard_id, write_shard
+
+    done: set[str] = set()
+    for path, entries in finished_shards(shard_root, engine_key):
+        done.update(e.image_sha256 for e in entries)
+        yield path, entries, True
+    remaining = sorted((sha, path) for path, sha in jobs if sha not in done)
+    if not remaining:
+        return
+    chunks = [
+        [(path, sha) for sha, path in remaining[i : i + spec.shard_size]]
+        for i in range(0, len(remaining), spec.shard_size)
+    ]
+    names = [shard_id([sha for _, sha in chunk]) for chunk in chunks]
+    folder = shard_folder(shard_root, engine_key)
+    with open_client(spec) as client:
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        slots = _slots_by_host(client)
+        futures = [
+            client.submit(
+                embed_shard,
+                chunk,
+                engine_factory,
+                engine_key,
+                face_choice,
+                slots,
+                key=f"lfr-embed-{name}",
+                pure=False,
+            )
+            for chunk, name in zip(chunks, names, strict=True)
+        ]
+        by_key = {
+            f.key: (chunk, name) for f, chunk, name in zip(futures, chunks, names, strict=True)
+        }
+        try:
+            for future in as_completed(futures):
+                chunk, name = by_key[future.key]
+                try:
+                    entries = future.result()
+                except KilledWorker as exc:
+                    raise ClusterError(
+                        MSG_TASK_KILLED.format(times="several", n=len(chunk), first=chunk[0][0])
+                    ) from exc
+                path = write_shard(folder / f"{name}.parquet", entries, engine_key)
+                yield path, entries, False
+        finally:
+            client.cancel([f for f in futures if not f.done()])

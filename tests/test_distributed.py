@@ -1,0 +1,187 @@
+"""Embedding on a Dask cluster: same embeddings as one process, resumable, survives a dead worker.
+
+One local cluster (2 worker processes, 1 thread each) serves the whole module; a small LFW
+subset keeps it to a few dozen images.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed", reason="needs the distributed extra (dask)")
+
+from lfr_eval.datasets import EmbeddingCache, embed_manifest, engine_cache_key, load_dataset
+from lfr_eval.distributed import (
+    ClusterError,
+    ClusterSpec,
+    embed_on_cluster,
+    open_client,
+    read_shard,
+    shard_folder,
+)
+from lfr_eval.faces import load_engine
+
+pytestmark = pytest.mark.lfw
+
+FACTORY = functools.partial(load_engine, "dlib", upsample=0)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def spec(cluster) -> ClusterSpec:
+    return ClusterSpec(scheduler=cluster.scheduler_address, shard_size=4)
+
+
+@pytest.fixture(scope="module")
+def manifest(lfw_dir):
+    full = load_dataset(lfw_dir, "lfw")
+    # the subset `lfr-eval embed --limit 22` takes (subjects drawn with seed 0)
+    return full.limit_subjects(22, seed=0)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return FACTORY()
+
+
+@pytest.fixture(scope="module")
+def single(manifest, engine):
+    return embed_manifest(manifest, engine, face_choice="central")
+
+
+def _assert_same(a, b) -> None:
+    assert a.engine_key == b.engine_key
+    np.testing.assert_array_equal(a.image_sha256, b.image_sha256)
+    np.testing.assert_array_equal(a.ok, b.ok)
+    np.testing.assert_array_equal(a.n_faces, b.n_faces)
+    assert list(a.failure) == list(b.failure)
+    # onnxruntime on the CPU is deterministic: bit for bit, not just close
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    np.testing.assert_array_equal(a.det_score, b.det_score)
+
+
+def test_cluster_embeds_like_one_process(tmp_path, manifest, engine, single, spec):
+    assert len(manifest) >= 16
+    with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
+        result = embed_manifest(
+            manifest, engine, cache, face_choice="central", cluster=spec, engine_factory=FACTORY
+        )
+        _assert_same(result, single)
+        assert result.n_computed == len(set(result.image_sha256)) and result.n_from_shards == 0
+        key = engine_cache_key(engine, "central")
+        assert cache.count(key) == len(set(result.image_sha256))
+        # merged shards are deleted: the embeddings live in the cache only
+        assert not list(shard_folder(tmp_path / "embedding-shards", key).glob("*"))
+        again = embed_manifest(
+            manifest, engine, cache, face_choice="central", cluster=spec, engine_factory=FACTORY
+        )
+        assert again.n_computed == 0
+        _assert_same(again, single)
+
+
+def test_rerun_resumes_from_shards(tmp_path, manifest, engine, single, spec):
+    key = engine_cache_key(engine, "central")
+    root = tmp_path / "embedding-shards"
+    pairs = zip(manifest.absolute_paths(), manifest.image_hashes(), strict=True)
+    jobs = list({sha: (str(path), sha) for path, sha in pairs}.values())
+    # a driver that dies after two shards were written and before merging them
+    run = embed_on_cluster(
+        spec, jobs, engine_factory=FACTORY, engine_key=key, face_choice="central", shard_root=root
+    )
+    written = [next(run), next(run)]
+    run.close()  # cancels the unfinished tasks
+    assert all(not resumed for _, _, resumed in written)
+    folder = shard_folder(root, key)
+    done = {e.image_sha256 for _, entries, _ in written for e in entries}
+    assert len(done) == 8 and len(list(folder.glob("*.parquet"))) >= 2
+    # damage that must be ignored: a half-written temporary file and a corrupt shard
+    (folder / ".half.parquet.123.tmp").write_bytes(b"PAR1")
+    (folder / "corrupt.parquet").write_bytes(b"not parquet")
+    first_path, first_entries, _ = written[0]
+    assert read_shard(first_path, key)[0].image_sha256 == first_entries[0].image_sha256
+    assert read_shard(first_path, "another engine") is None
+    with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
+        resumed = embed_manifest(
+            manifest, engine, cache, face_choice="central", cluster=spec, engine_factory=FACTORY
+        )
+    _assert_same(resumed, single)
+    unique = len(set(resumed.image_sha256))
+    # only shards that were finished before the "crash" are reused, nothing else
+    assert resumed.n_from_shards >= 8
+    assert resumed.n_computed == unique - resumed.n_from_shards
+    assert not list(folder.glob("*.parquet"))
+
+
+def test_dead_worker_loses_only_its_task(tmp_path, manifest, engine, single, spec, cluster):
+    from distributed import Client
+
+    with Client(cluster.scheduler_address) as client:
+        pids = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_one_worker(done: int, total: int) -> None:
+        if done > 0 and not killed:
+            pid = sorted(pids.values())[0]
+            os.kill(pid, signal.SIGKILL)  # the nanny starts a new worker process
+            killed.append(pid)
+
+    result = embed_manifest(
+        manifest,
+        engine,
+        None,
+        face_choice="central",
+        cluster=spec,
+        engine_factory=FACTORY,
+        progress=kill_one_worker,
+    )
+    assert killed
+    _assert_same(result, single)
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    spec = ClusterSpec(scheduler="tcp://127.0.0.1:9", connect_timeout_s=2)
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"), open_client(spec):
+        pass
+
+
+def test_cli_embed_on_scheduler(tmp_path, lfw_dir, cluster, single, capsys):
+    import pandas as pd
+
+    from lfr_eval.cli import main
+
+    out = tmp_path / "emb.parquet"
+    main(
+        [
+            "embed",
+            str(lfw_dir),
+            "--layout",
+            "lfw",
+            "--limit",
+            "22",
+            "--no-cache",
+            "--scheduler",
+            cluster.scheduler_address,
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert f"embedding on a Dask cluster at {cluster.scheduler_address}" in err
+    table = pd.read_parquet(out)
+    np.testing.assert_array_equal(table["image_sha256"].to_numpy(), single.image_sha256)
+    np.testing.assert_array_equal(table["ok"].to_numpy(), single.ok)
+    np.testing.assert_array_equal(np.stack(table["embedding"].to_numpy()), single.vectors)
