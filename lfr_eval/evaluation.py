@@ -191,7 +191,9 @@ def evaluate(
         Embed in ``workers`` processes, each building its engine with ``engine_factory``
         (see :func:`~lfr_eval.datasets.embed_manifest`).
     cluster : ClusterSpec, optional
-        Embed on a Dask cluster instead (:mod:`lfr_eval.distributed`); same embeddings.
+        Run on a Dask cluster (:mod:`lfr_eval.distributed`), opened once for the whole
+        evaluation: images embedded as tasks (same embeddings) and the numpy scoring kernel's
+        probe blocks × gallery shards as tasks merged exactly (same scores, ranks and counts).
     watchlist_sizes : sequence of int
         Watchlist sizes FPIR is scaled to (the measured size is added).
     scaling_thresholds : ndarray, optional
@@ -228,6 +230,30 @@ def evaluate(
     ManifestError
         (From the manifest) images missing on disk.
     """
+    if cluster is not None:
+        from lfr_eval.distributed import cluster_active, using_cluster
+
+        if not cluster_active(cluster):
+            with using_cluster(cluster):
+                return evaluate(
+                    manifest,
+                    engine,
+                    protocol,
+                    cache=cache,
+                    progress=progress,
+                    top_k=top_k,
+                    face_choice=face_choice,
+                    workers=workers,
+                    engine_factory=engine_factory,
+                    cluster=cluster,
+                    watchlist_sizes=watchlist_sizes,
+                    scaling_thresholds=scaling_thresholds,
+                    n_resamples=n_resamples,
+                    scoring_backend=scoring_backend,
+                    scoring_device=scoring_device,
+                    failures=failures,
+                    composition=composition,
+                )
     protocol = protocol if protocol is not None else OpenSetParams()
     composition = _check_composition(composition, manifest)
     timings: dict[str, float] = {}

@@ -26,8 +26,6 @@ from lfr_eval.distributed import (
 )
 from lfr_eval.faces import load_engine
 
-pytestmark = pytest.mark.lfw
-
 FACTORY = functools.partial(load_engine, "dlib", upsample=0)
 
 
@@ -74,6 +72,7 @@ def _assert_same(a, b) -> None:
     np.testing.assert_array_equal(a.det_score, b.det_score)
 
 
+@pytest.mark.lfw
 def test_cluster_embeds_like_one_process(tmp_path, manifest, engine, single, spec):
     assert len(manifest) >= 16
     with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
@@ -93,6 +92,7 @@ def test_cluster_embeds_like_one_process(tmp_path, manifest, engine, single, spe
         _assert_same(again, single)
 
 
+@pytest.mark.lfw
 def test_rerun_resumes_from_shards(tmp_path, manifest, engine, single, spec):
     key = engine_cache_key(engine, "central")
     root = tmp_path / "embedding-shards"
@@ -126,6 +126,7 @@ def test_rerun_resumes_from_shards(tmp_path, manifest, engine, single, spec):
     assert not list(folder.glob("*.parquet"))
 
 
+@pytest.mark.lfw
 def test_dead_worker_loses_only_its_task(tmp_path, manifest, engine, single, spec, cluster):
     from distributed import Client
 
@@ -158,6 +159,7 @@ def test_unreachable_scheduler_is_a_clear_error():
         pass
 
 
+@pytest.mark.lfw
 def test_cli_embed_on_scheduler(tmp_path, lfw_dir, cluster, single, capsys):
     import pandas as pd
 
@@ -185,3 +187,84 @@ def test_cli_embed_on_scheduler(tmp_path, lfw_dir, cluster, single, capsys):
     np.testing.assert_array_equal(table["image_sha256"].to_numpy(), single.image_sha256)
     np.testing.assert_array_equal(table["ok"].to_numpy(), single.ok)
     np.testing.assert_array_equal(np.stack(table["embedding"].to_numpy()), single.vectors)
+
+
+def _random_gallery(rng, n_subjects=120, dim=32):
+    counts = rng.integers(1, 4, n_subjects)
+    subjects = np.repeat([f"s{i:04d}" for i in range(n_subjects)], counts)
+    vectors = rng.normal(size=(len(subjects), dim)).astype(np.float32)
+    # exact ties: two subjects share a template
+    vectors[-1] = vectors[0]
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors, subjects
+
+
+def test_scoring_tasks_merge_exactly(spec, cluster):
+    from distributed import Client
+
+    from lfr_eval.distributed import score_all_on_cluster
+    from lfr_eval.distributed._scoring import tile_aligned_shards
+    from lfr_eval.search._kernel import Gallery, score_all
+
+    rng = np.random.default_rng(11)
+    vectors, subjects = _random_gallery(rng)
+    groups = rng.integers(0, 3, len(np.unique(subjects)))
+    gallery = Gallery.build(vectors, subjects, subject_groups=groups, n_groups=3)
+    probes = rng.normal(size=(300, vectors.shape[1])).astype(np.float32)
+    probes[:5] = vectors[:5]  # probes identical to a template (and so to its tie)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    mates = np.where(rng.random(300) < 0.5, rng.integers(0, gallery.n_subjects, 300), -1)
+    thresholds = np.linspace(-0.2, 1.0, 41)
+    # small tiles (about 30 templates for 64 probes) so the gallery splits into several shards
+    tiles = {"block": 64, "tile_bytes": 4 * 64 * 30}
+    assert len(tile_aligned_shards(gallery, 64, tiles["tile_bytes"], 5)) == 5
+    expected = score_all(probes, gallery, k=7, thresholds=thresholds, mate_codes=mates, **tiles)
+    with Client(cluster.scheduler_address) as client:
+        got = score_all_on_cluster(
+            client,
+            probes,
+            gallery,
+            k=7,
+            thresholds=thresholds,
+            mate_codes=mates,
+            n_shards=5,
+            **tiles,
+        )
+    for name in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+@pytest.mark.lfw
+def test_evaluation_on_cluster_equals_one_process(manifest, engine, spec):
+    from lfr_eval.distributed import using_cluster
+    from lfr_eval.evaluation import evaluate
+    from lfr_eval.protocols import OpenSetParams
+    from lfr_eval.search import _kernel
+
+    calls: list[int] = []
+    local = evaluate(manifest, engine, OpenSetParams(seed=0), face_choice="central", n_resamples=0)
+    with using_cluster(spec):
+        executor = _kernel.block_executor.get()
+
+        def counting(*args, **kwargs):
+            calls.append(1)
+            return executor(*args, **kwargs)
+
+        _kernel.block_executor.set(counting)
+        remote = evaluate(
+            manifest,
+            engine,
+            OpenSetParams(seed=0),
+            face_choice="central",
+            n_resamples=0,
+            cluster=spec,
+            engine_factory=FACTORY,
+        )
+    assert calls  # the scoring really ran as cluster tasks
+    a, b = local.searches, remote.searches
+    np.testing.assert_array_equal(a.mate_scores, b.mate_scores)
+    np.testing.assert_array_equal(a.mate_ranks, b.mate_ranks)
+    np.testing.assert_array_equal(a.non_mated_topk, b.non_mated_topk)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(local.scaling, remote.scaling)

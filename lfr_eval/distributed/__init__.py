@@ -10,21 +10,26 @@ from lfr_eval.distributed._cluster import (
     DEFAULT_SHARD_SIZE,
     ClusterError,
     ClusterSpec,
+    cluster_active,
     dask_available,
     embed_on_cluster,
     open_client,
 )
+from lfr_eval.distributed._scoring import score_all_on_cluster, using_cluster
 from lfr_eval.distributed._shards import finished_shards, read_shard, shard_folder, write_shard
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
     "ClusterError",
     "ClusterSpec",
+    "cluster_active",
     "dask_available",
     "embed_on_cluster",
     "finished_shards",
     "open_client",
     "read_shard",
+    "score_all_on_cluster",
     "shard_folder",
+    "using_cluster",
     "write_shard",
 ]

@@ -15,6 +15,7 @@ driver's disk except as task results.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,10 @@ MSG_TASK_KILLED = (
 
 #: Images per embedding task (and per Parquet shard).
 DEFAULT_SHARD_SIZE = 64
+
+
+#: ``(spec, client)`` of the cluster :func:`~lfr_eval.distributed.using_cluster` holds open.
+active_client: contextvars.ContextVar = contextvars.ContextVar("lfr_active_client", default=None)
 
 
 class ClusterError(LfrError):
@@ -79,6 +84,12 @@ class ClusterSpec:
         return f"local Dask cluster of {self.workers} worker processes"
 
 
+def cluster_active(spec: ClusterSpec) -> bool:
+    """Whether :func:`~lfr_eval.distributed.using_cluster` holds this spec's cluster open."""
+    active = active_client.get()
+    return active is not None and active[0] == spec
+
+
 def dask_available() -> bool:
     """Whether ``dask.distributed`` can be imported."""
     try:
@@ -97,6 +108,10 @@ def open_client(spec: ClusterSpec) -> Iterator:
     ClusterError
         dask is not installed, or the scheduler cannot be reached.
     """
+    active = active_client.get()
+    if active is not None and active[0] == spec:
+        yield active[1]  # held open by using_cluster, which closes it
+        return
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:

@@ -42,9 +42,10 @@ page, :class:`~lfr_eval.search.SearchIndex`), see :func:`faiss_top_k`.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -766,6 +767,13 @@ def block_rows(
     return int(max(1, min(4096, memory_bytes // max(1, per_row))))
 
 
+#: Set by :func:`lfr_eval.distributed.using_cluster`: runs :func:`score_all`'s blocks as tasks
+#: on a Dask cluster (numpy backend only), merged exactly with :func:`merge_partials`.
+block_executor: contextvars.ContextVar[Callable[..., Partial] | None] = contextvars.ContextVar(
+    "lfr_block_executor", default=None
+)
+
+
 def score_all(
     probes: np.ndarray,
     gallery: Gallery,
@@ -777,7 +785,19 @@ def score_all(
     block: int = 1024,
     tile_bytes: int | None = None,
 ) -> Partial:
-    """:func:`score_block` over consecutive probe blocks, concatenated (one process)."""
+    """:func:`score_block` over consecutive probe blocks, concatenated (one process, or
+    the cluster's tasks while :data:`block_executor` is set)."""
+    executor = block_executor.get()
+    if executor is not None and (backend is None or isinstance(backend, _NumpyKernel)):
+        return executor(
+            probes,
+            gallery,
+            k=k,
+            thresholds=thresholds,
+            mate_codes=mate_codes,
+            block=block,
+            tile_bytes=tile_bytes,
+        )
     probes = np.asarray(probes, dtype=np.float32)
     mates = None if mate_codes is None else np.asarray(mate_codes, np.int64)
     ms = None if mates is None else mate_scores(probes, gallery, mates)

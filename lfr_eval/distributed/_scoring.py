@@ -1,0 +1,167 @@
+"""Scoring blocks as Dask tasks, reduced exactly with the kernel's :func:`merge_partials`.
+
+The gallery (templates grouped by subject, :class:`~lfr_eval.search._kernel.Gallery`) is sent
+to every worker once; the probes are cut into the blocks one process would use and the gallery
+into up to one shard per worker thread. Each (probe block, gallery shard) is one
+:func:`~lfr_eval.search._kernel.score_block` task, and each block's shards are merged by one
+more task, so the driver receives one :class:`~lfr_eval.search._kernel.Partial` per probe
+block (top-k, mate's ``higher``, per-threshold counts) and concatenates them. The mates'
+scores are computed on the driver first, as the kernel requires, so every shard counts the
+subjects above the mate.
+
+Bit for bit: a BLAS matrix product's float32 rounding depends on the matrices' shapes (the
+same dot product can come out 1.0 or 0.9999999 in tiles of different widths), so shards are
+made of whole *tiles* of the single-process pass -- the kernel's tiling from a tile boundary
+reproduces the same tiles -- and every similarity is computed by the same product as in one
+process. A gallery that fits in one tile (``tile_bytes``) is therefore one shard, and the
+parallelism is over probe blocks. Arrays arrive on a worker in unaligned network buffers,
+where numpy's matrix product skips BLAS and rounds differently; :func:`score_block_task`
+copies them to aligned memory first (the gallery once per worker). ``tests/test_distributed.py``
+checks equality.
+
+Scoring goes to the cluster while :func:`using_cluster` is active, for the numpy backend (a
+torch/CUDA backend keeps scoring on the driver's device).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+
+from lfr_eval.distributed._cluster import ClusterSpec, active_client, open_client
+
+
+def score_all_on_cluster(
+    client,
+    probes: np.ndarray,
+    gallery,
+    *,
+    k: int,
+    thresholds: np.ndarray | None = None,
+    mate_codes: np.ndarray | None = None,
+    block: int = 1024,
+    tile_bytes: int | None = None,
+    n_shards: int | None = None,
+):
+    """:func:`~lfr_eval.search._kernel.score_all` with its blocks as tasks on ``client``.
+
+    Parameters are those of ``score_all`` (numpy backend); ``n_shards`` is the number of
+    gallery shards (default: the cluster's worker threads). Returns the same ``Partial``.
+    """
+    from lfr_eval.search._kernel import (
+        DEFAULT_TILE_BYTES,
+        concat_partials,
+        empty_partial,
+        mate_scores,
+        merge_partials,
+        probe_blocks,
+    )
+
+    probes = np.ascontiguousarray(probes, dtype=np.float32)
+    thr_n = None if thresholds is None else len(np.atleast_1d(thresholds))
+    if len(probes) == 0 or gallery.n_subjects == 0:
+        return concat_partials([empty_partial(len(probes), k, gallery.n_groups, thr_n)])
+    mates = None if mate_codes is None else np.asarray(mate_codes, np.int64)
+    ms = None if mates is None else mate_scores(probes, gallery, mates)
+    if n_shards is None:
+        n_shards = sum(client.nthreads().values()) or 1
+    tile_bytes = tile_bytes or DEFAULT_TILE_BYTES
+    remote_gallery = client.scatter(gallery, broadcast=True, hash=False)
+    options = {"k": k, "thresholds": thresholds, "tile_bytes": tile_bytes}
+    merged = []
+    for a, b in probe_blocks(len(probes), block):
+        shards = tile_aligned_shards(gallery, b - a, tile_bytes, n_shards)
+        parts = [
+            client.submit(
+                score_block_task,
+                probes[a:b],
+                remote_gallery,
+                mate_codes=None if mates is None else mates[a:b],
+                mate_score=None if ms is None else ms[a:b],
+                subjects=shard,
+                pure=False,
+                **options,
+            )
+            for shard in shards
+        ]
+        merged.append(client.submit(merge_partials, parts, pure=False))
+    try:
+        return concat_partials(client.gather(merged))
+    finally:
+        client.cancel(merged)
+
+
+_aligned: dict[int, tuple[object, object]] = {}
+_aligned_lock = threading.Lock()
+
+
+def _aligned_array(array: np.ndarray) -> np.ndarray:
+    if array.flags.aligned and array.flags.c_contiguous and array.ctypes.data % 64 == 0:
+        return array
+    out = np.empty_like(array, order="C")  # numpy's allocator aligns to 64 bytes
+    out[...] = array
+    return out
+
+
+def _aligned_gallery(gallery):
+    """The gallery with its arrays in aligned memory, made once per worker process."""
+    with _aligned_lock:
+        held = _aligned.get(id(gallery))
+        if held is None or held[0] is not gallery:
+            fields = {
+                f.name: _aligned_array(v) if isinstance(v, np.ndarray) and v.dtype != object else v
+                for f in dataclasses.fields(gallery)
+                for v in [getattr(gallery, f.name)]
+            }
+            if len(_aligned) > 4:
+                _aligned.clear()
+            held = (gallery, type(gallery)(**fields))
+            _aligned[id(gallery)] = held
+        return held[1]
+
+
+def score_block_task(probes: np.ndarray, gallery, **kwargs):
+    """A task: :func:`~lfr_eval.search._kernel.score_block` on aligned copies of its inputs."""
+    from lfr_eval.search._kernel import score_block
+
+    return score_block(_aligned_array(probes), _aligned_gallery(gallery), **kwargs)
+
+
+def tile_aligned_shards(
+    gallery, n_probes: int, tile_bytes: int, n_shards: int
+) -> list[tuple[int, int]]:
+    """Subject ranges made of whole tiles of the numpy kernel's pass over ``n_probes`` probes
+    (its tile width rule, ``_NumpyKernel.run``), about ``n_shards`` of them."""
+    from lfr_eval.search._kernel import _tiles
+
+    width = max(1, tile_bytes // (4 * max(1, n_probes)))
+    tiles = _tiles(gallery.starts, 0, gallery.n_subjects, width)
+    per_shard = -(-len(tiles) // max(1, n_shards))
+    return [
+        (tiles[i][2], tiles[min(i + per_shard, len(tiles)) - 1][3])
+        for i in range(0, len(tiles), per_shard)
+    ]
+
+
+@contextlib.contextmanager
+def using_cluster(spec: ClusterSpec) -> Iterator:
+    """Open the cluster once for everything inside: embedding tasks reuse the client and the
+    kernel's ``score_all`` (numpy backend) runs its blocks there."""
+    from lfr_eval.search import _kernel
+
+    with open_client(spec) as client:
+        token = active_client.set((spec, client))
+
+        def executor(probes, gallery, **kwargs):
+            return score_all_on_cluster(client, probes, gallery, **kwargs)
+
+        kernel_token = _kernel.block_executor.set(executor)
+        try:
+            yield client
+        finally:
+            _kernel.block_executor.reset(kernel_token)
+            active_client.reset(token)
