@@ -33,9 +33,14 @@ FACTORY = functools.partial(load_engine, "dlib", upsample=0)
 def cluster():
     from distributed import LocalCluster
 
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as local:
+    from lfr_eval.datasets._embedding import _workers_skip_main_script
+
+    # earlier tests (Streamlit's AppTest) can leave a page script as __main__
+    with _workers_skip_main_script(None):
+        local = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    with local:
         yield local
 
 

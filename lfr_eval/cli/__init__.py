@@ -43,6 +43,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "refused for safety (a path outside the allowed folders, an exposed server without "
         "users, an unknown user or a wrong password)",
     ),
+    (19, "Dask cluster unreachable, or its workers keep dying on a task"),
     (130, "interrupted (Ctrl+C)"),
 )
 

@@ -50,7 +50,7 @@ active_client: contextvars.ContextVar = contextvars.ContextVar("lfr_active_clien
 class ClusterError(LfrError):
     """The cluster cannot be reached, or its workers keep dying on a task."""
 
-    exit_code = 9
+    exit_code = 19
 
 
 @dataclass(frozen=True)
@@ -128,19 +128,22 @@ def open_client(spec: ClusterSpec) -> Iterator:
         finally:
             client.close()
         return
+    from lfr_eval.datasets._embedding import _workers_skip_main_script
+
     # one thread per worker process: dlib and onnxruntime get their threads from
-    # set_cpu_threads (cores / workers), not from Dask's thread pool
-    with (
-        LocalCluster(
+    # set_cpu_threads (cores / workers), not from Dask's thread pool. Workers are spawned:
+    # under Streamlit __main__ is a page script they must not re-run (see
+    # _workers_skip_main_script); a worker restarted later by its nanny re-imports it.
+    with _workers_skip_main_script(None):
+        cluster = LocalCluster(
             n_workers=spec.workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
             silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+        )
+    with cluster, Client(cluster) as client:
         yield client
 
 
