@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
-from scipy import stats
 
 from lfr_eval.metrics import DetCurve, IdentificationFrame, RateCurve
 from lfr_eval.protocols import WatchlistScaling
@@ -390,9 +389,11 @@ def _ratio_table(view: _Rates, metric: str, attribute: str, include_small: bool,
         part = part[part["group"] != "unknown"]
     if part.empty:
         return pd.DataFrame(columns=["threshold", "group", "ratio", "low", "high"])
+    from scipy.stats import norm  # here, not at import: the report loads without scipy.stats
+
     has_variance = "rate_variance" in part.columns
     rows = []
-    z = stats.norm.ppf(0.5 + confidence / 2)
+    z = norm.ppf(0.5 + confidence / 2)
     for threshold, at in part.groupby("threshold"):
         positive = at[at["rate"] > 0]
         if len(positive) < 2 or len(positive) < len(at):
