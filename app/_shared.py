@@ -409,10 +409,8 @@ def _load_aggregate(path: str, stamp: float) -> AggregateResult:
             return agg
     result = load_result(folder)
     agg = as_aggregate(result)
-    try:
+    with contextlib.suppress(OSError):  # a read-only folder: the aggregate is only a cache
         agg.save(folder / AGGREGATE_SUBDIR)
-    except OSError:
-        pass  # a read-only folder: the aggregate is only a cache, recomputed next time
     return agg
 
 

@@ -63,23 +63,14 @@ def _project_itself() -> list[str]:
     return problems
 
 
-def missing(extras: list[str], also: list[str]) -> list[str]:
-    """Requirements of the core, of ``extras`` and ``also`` that are not satisfied."""
-    try:
-        import tomllib
+def _requirements(project: dict, extras: list[str], also: list[str]) -> list:
+    """Core + ``extras`` (self-references followed) + ``also``, and one level of other
+    packages' extras (``dask[distributed]``), as ``packaging`` requirements."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
-        from packaging.requirements import Requirement
-        from packaging.utils import canonicalize_name
-    except ImportError as exc:
-        return [f"cannot check ({exc.name} missing)"]
-
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     optional = project.get("optional-dependencies", {})
-    unknown = sorted(set(extras) - set(optional))
-    if unknown:
-        raise SystemExit(f"unknown extra(s): {', '.join(unknown)}; known: {', '.join(optional)}")
-
-    requirements: list[Requirement] = [Requirement(r) for r in project["dependencies"]]
+    requirements = [Requirement(r) for r in project["dependencies"]]
     pending, seen = list(extras), set()
     while pending:
         extra = pending.pop()
@@ -93,9 +84,6 @@ def missing(extras: list[str], also: list[str]) -> list[str]:
             else:
                 requirements.append(req)
     requirements += [Requirement(r) for r in also]
-
-    problems = _project_itself()
-    # Another package's extras (dask[distributed]): one level of its own requirements.
     for req in list(requirements):
         for extra in req.extras:
             try:
@@ -107,7 +95,25 @@ def missing(extras: list[str], also: list[str]) -> list[str]:
                 if sub.marker is not None and sub.marker.evaluate({"extra": extra}):
                     sub.marker = None  # evaluated here, with the extra it belongs to
                     requirements.append(sub)
-    for req in requirements:
+    return requirements
+
+
+def missing(extras: list[str], also: list[str]) -> list[str]:
+    """Requirements of the core, of ``extras`` and ``also`` that are not satisfied."""
+    try:
+        import packaging.requirements  # noqa: F401 (only to know it is there)
+        import tomllib
+    except ImportError as exc:
+        return [f"cannot check ({exc.name} missing)"]
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    optional = project.get("optional-dependencies", {})
+    unknown = sorted(set(extras) - set(optional))
+    if unknown:
+        raise SystemExit(f"unknown extra(s): {', '.join(unknown)}; known: {', '.join(optional)}")
+
+    problems = _project_itself()
+    for req in _requirements(project, extras, also):
         if req.marker is not None and not req.marker.evaluate({"extra": ""}):
             continue
         try:

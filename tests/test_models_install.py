@@ -1,4 +1,4 @@
-"""``lfr-eval models install|list``: InsightFace packs from a zip, a folder or a loopback download."""
+"""``lfr-eval models install|list``: InsightFace packs from a zip, a folder or over loopback."""
 
 from __future__ import annotations
 

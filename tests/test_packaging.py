@@ -25,7 +25,6 @@ install_check = _load("install_check")
 
 def test_core_dependencies_leave_out_what_extras_bring() -> None:
     import tomllib
-
     from packaging.requirements import Requirement
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import click
 
@@ -81,7 +82,7 @@ EXIT_OS_ERROR = 16
 class LazyGroup(click.Group):
     """A group that imports a command's module only when that command is run (or asked for)."""
 
-    def __init__(self, *args, lazy: dict[str, tuple[str, str]], **kwargs) -> None:
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = lazy
         self._loaded: set[str] = set()

@@ -91,7 +91,7 @@ workspace_option = click.option(
 )
 
 
-def open_results(path: str):
+def open_results(path: str) -> Any:
     """A full results folder (result.json) or an aggregate folder (aggregate.json)."""
     from lfr_eval.report import AggregateResult
     from lfr_eval.report._aggregate import AGGREGATE_FILE

@@ -1,4 +1,4 @@
-"""``lfr-eval models install|list``: InsightFace model packs in one step, with hashes and licences."""
+"""``lfr-eval models install|list``: InsightFace model packs in one step, hashes, licences."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lfr_eval.errors import MetricInputError
+from lfr_eval.errors import MetricInputError as MetricInputError  # re-exported (mypy strict)
 
 MSG_NOT_FINITE = (
     "{what} contains NaN or infinite values; similarities must be finite cosine scores in [-1, 1]"

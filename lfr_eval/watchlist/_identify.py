@@ -154,7 +154,8 @@ def identify_images(
             failed[i] = exc
             faces = []
         found.append((path, faces))
-        probes.extend(face.embedding for face in faces)
+        # analyze(embed=True) gives every face its embedding
+        probes.extend(face.embedding for face in faces if face.embedding is not None)
     alerts: np.ndarray = np.zeros(0, bool)
     candidates: list[tuple[Candidate, ...]] = []
     if probes:
