@@ -66,6 +66,7 @@ def streamlit_flags(
     - the address is always explicit, so Streamlit never binds every interface by default;
     - no usage statistics; no developer toolbar (rerun, clear cache, deploy) for viewers;
     - errors in the page show their type only, not tracebacks with server paths;
+    - no full garbage collection after each script run (it stalls the live video);
     - ``browser.serverAddress`` is set for a wildcard bind, because otherwise Streamlit asks an
       outside service for the machine's external IP to print an "External URL".
     """
@@ -78,6 +79,9 @@ def streamlit_flags(
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer",
         "--client.showErrorDetails", "type",
+        # Streamlit's full gc.collect(2) after every script run held the GIL for most of each
+        # second on the Live page (its fragments rerun every second), starving recognition.
+        "--runner.postScriptGC", "false",
     ]  # fmt: skip
     if address in ("0.0.0.0", "::", ""):  # noqa: S104 - the user asked for every interface
         flags += ["--browser.serverAddress", socket.getfqdn()]
