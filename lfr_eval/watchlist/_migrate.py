@@ -22,41 +22,6 @@ from lfr_eval.watchlist._types import SubjectInfo, from_iso
 if TYPE_CHECKING:
     from lfr_eval.watchlist._store import Watchlist
 
-_NEW_TABLES = """
-CREATE TABLE subjects (
-    ref TEXT PRIMARY KEY,
-    sealed BLOB NOT NULL,
-    category TEXT NOT NULL,
-    created TEXT NOT NULL,
-    expires TEXT
-);
-CREATE TABLE templates (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    subject_ref TEXT NOT NULL REFERENCES subjects(ref) ON DELETE CASCADE,
-    engine INTEGER NOT NULL REFERENCES engines(id),
-    sealed BLOB NOT NULL,
-    image_ref TEXT,
-    quality TEXT,
-    created TEXT NOT NULL,
-    image BLOB,
-    image_ext TEXT
-);
-CREATE INDEX templates_subject ON templates(subject_ref);
-CREATE INDEX templates_image ON templates(image_ref);
-CREATE TABLE audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    action TEXT NOT NULL,
-    subject_ref TEXT,
-    template_id INTEGER,
-    actor TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    details TEXT NOT NULL,
-    chain TEXT NOT NULL
-);
-"""
-
-
 def _seq(con: sqlite3.Connection, table: str) -> int:
     row = con.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
     return int(row[0]) if row else 0
@@ -126,6 +91,7 @@ def _verified_v1_rows(
 
 def _migrate(wl: Watchlist, con: sqlite3.Connection, meta: dict[str, str]) -> None:
     from lfr_eval.watchlist._store import (
+        DATA_TABLES,
         _image_ad,
         _pack_template,
         _PendingAudit,
@@ -144,7 +110,7 @@ def _migrate(wl: Watchlist, con: sqlite3.Connection, meta: dict[str, str]) -> No
     con.execute("DROP INDEX IF EXISTS templates_image")
     for table in ("subjects", "templates", "audit"):
         con.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
-    for statement in _NEW_TABLES.split(";"):
+    for statement in DATA_TABLES.split(";"):
         if statement.strip():
             con.execute(statement)
 

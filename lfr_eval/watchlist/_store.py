@@ -115,15 +115,8 @@ MSG_DAMAGED = (
     "backup or re-import its bundle"
 )
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE engines (
-    id INTEGER PRIMARY KEY,
-    recognizer_key TEXT NOT NULL,
-    engine_key TEXT NOT NULL,
-    embedding_dim INTEGER NOT NULL,
-    engine_json TEXT NOT NULL UNIQUE
-);
+#: The sealed data tables (schema 2); the migration from schema 1 creates the same ones.
+DATA_TABLES = """
 CREATE TABLE subjects (
     ref TEXT PRIMARY KEY,
     sealed BLOB NOT NULL,
@@ -156,6 +149,17 @@ CREATE TABLE audit (
     chain TEXT NOT NULL
 );
 """
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE engines (
+    id INTEGER PRIMARY KEY,
+    recognizer_key TEXT NOT NULL,
+    engine_key TEXT NOT NULL,
+    embedding_dim INTEGER NOT NULL,
+    engine_json TEXT NOT NULL UNIQUE
+);
+""" + DATA_TABLES
 
 _GENESIS = "0" * 64
 
