@@ -33,6 +33,7 @@ from lfr_eval.search._kernel import (
     Partial,
     _NumpyKernel,
     _TorchKernel,
+    block_executor,
     check_thresholds,
     empty_partial,
     mate_scores,
@@ -209,6 +210,15 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         ).flush()
         os.replace(tmp, counts_path)
 
+    # On a Dask cluster (lfr_eval.distributed.using_cluster) the numpy kernel's blocks run as
+    # the cluster's tasks; without a work folder the whole run is one call (the gallery is sent
+    # to the workers once), with one the blocks go one by one so finished ones are kept.
+    executor = block_executor.get() if isinstance(be, _NumpyKernel) else None
+    if executor is not None and folder is None:
+        return executor(
+            probes, gallery, k=k, thresholds=thr, mate_codes=mates, block=rows, tile_bytes=tile
+        )
+
     top_s = np.full((n, k), -np.inf, np.float32)
     top_j = np.full((n, k), -1, np.int64)
     top_r = np.full((n, k), -1, np.int64)
@@ -229,16 +239,27 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
                     top_s[a:e], top_j[a:e] = kept["top_scores"], kept["top_subjects"]
                     top_r[a:e], higher[a:e] = kept["top_rows"], kept["higher"]
             else:
-                part = score_block(
-                    probes[a:e],
-                    gallery,
-                    k=k,
-                    thresholds=thr,
-                    mate_codes=None if mates is None else mates[a:e],
-                    mate_score=None if ms is None else ms[a:e],
-                    backend=be,
-                    tile_bytes=tile,
-                )
+                if executor is not None:
+                    part = executor(
+                        probes[a:e],
+                        gallery,
+                        k=k,
+                        thresholds=thr,
+                        mate_codes=None if mates is None else mates[a:e],
+                        block=rows,
+                        tile_bytes=tile,
+                    )
+                else:
+                    part = score_block(
+                        probes[a:e],
+                        gallery,
+                        k=k,
+                        thresholds=thr,
+                        mate_codes=None if mates is None else mates[a:e],
+                        mate_score=None if ms is None else ms[a:e],
+                        backend=be,
+                        tile_bytes=tile,
+                    )
                 top_s[a:e], top_j[a:e] = part.top_scores, part.top_subjects
                 top_r[a:e], higher[a:e] = part.top_rows, part.higher
                 if part.counts is not None:
