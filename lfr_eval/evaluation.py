@@ -34,6 +34,7 @@ from lfr_eval.distributed import ClusterSpec
 from lfr_eval.faces import FaceEngine
 from lfr_eval.metrics._scoring import Backend
 from lfr_eval.protocols import (
+    EnrolmentSettings,
     FailurePolicy,
     NplParams,
     OpenSetParams,
@@ -168,6 +169,7 @@ def evaluate(
     failures: FailurePolicy = "nist",
     composition: WatchlistComposition | None = None,
     scoring_scale: ScoringScale | None = None,
+    enrolment: EnrolmentSettings | None = None,
 ) -> EvaluationResult:
     """Run an open-set (or NPL) evaluation of ``engine`` on ``manifest``.
 
@@ -217,6 +219,12 @@ def evaluate(
     scoring_scale : ScoringScale, optional
         Memory setting, work folder (resumable blocks) and progress of the scoring pass;
         nothing is skipped for size. Default: 3 GiB, no work folder, progress as ``progress``.
+    enrolment : EnrolmentSettings, optional
+        Failures to enrol (a watchlist subject with no usable enrolment image): by default
+        (ISO/IEC 19795-1) the subject's mated searches count as misses in FNIR;
+        ``EnrolmentSettings(failures="exclude")`` leaves them out, ``next_image=True`` enrols
+        the subject from its next usable image first. The rate and counts are in
+        :attr:`EvaluationResult.protocol` (``enrolment``).
 
     Returns
     -------
@@ -253,6 +261,8 @@ def evaluate(
                     scoring_device=scoring_device,
                     failures=failures,
                     composition=composition,
+                    scoring_scale=scoring_scale,
+                    enrolment=enrolment,
                 )
     protocol = protocol if protocol is not None else OpenSetParams()
     composition = _check_composition(composition, manifest)
@@ -330,6 +340,7 @@ def evaluate(
                 failures=failures,
                 thresholds=thresholds,
                 scale=scoring_scale,
+                enrolment=enrolment,
             )
         else:
             run = run_npl_protocol(
@@ -341,6 +352,7 @@ def evaluate(
                 failures=failures,
                 thresholds=thresholds,
                 scale=scoring_scale,
+                enrolment=enrolment,
             )
     timings["scoring_s"] = time.perf_counter() - start
 
@@ -364,6 +376,7 @@ def evaluate(
             top_k=int(run.searches.k),
             failed_to_enrol=run.failed_to_enrol,
             failures=run.failures,
+            enrolment=run.enrolment,
         ),
         searches=run.searches,
         search_images=(paths[run.mated_rows], paths[run.non_mated_rows]),

@@ -43,6 +43,7 @@ import pandas as pd
 from lfr_eval.errors import ResultError
 from lfr_eval.faces import EngineId, RuntimeInfo
 from lfr_eval.metrics import SearchSet
+from lfr_eval.protocols._enrolment import EnrolmentOutcome
 from lfr_eval.protocols._npl import WatchlistComposition
 
 #: Version of the results folder layout. Bump on an incompatible change.
@@ -204,6 +205,10 @@ class ProtocolInfo:
     failures : str
         How probes that failed to acquire entered the rates: ``"nist"`` (failed mated probes
         are misses, failed non-mated probes searches with no candidate) or ``"exclude"``.
+    enrolment : EnrolmentOutcome or None
+        Failure-to-enrol rate and counts, and whether those subjects' mated searches are
+        misses in FNIR (``policy="nist"``) or left out; None in results written before it
+        was recorded (their mated searches were left out).
     """
 
     kind: str
@@ -212,10 +217,23 @@ class ProtocolInfo:
     top_k: int
     failed_to_enrol: int = 0
     failures: str = "nist"
+    enrolment: EnrolmentOutcome | None = None
 
     @property
     def seed(self) -> int:
         return int(self.params.get("seed", 0))
+
+    def describe_enrolment(self) -> str:
+        """The failure-to-enrol rate with its counts and how those people's searches were
+        counted, in one sentence (CLI summary and report use this text)."""
+        if self.enrolment is not None:
+            return self.enrolment.describe()
+        # results written before the outcome was recorded: only the count is known, and
+        # those subjects' mated searches were left out
+        return (
+            f"failed to enrol {self.failed_to_enrol:,} subjects (their mated searches were "
+            "left out: results made before failures to enrol were counted)"
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -225,6 +243,7 @@ class ProtocolInfo:
             "top_k": self.top_k,
             "failed_to_enrol": self.failed_to_enrol,
             "failures": self.failures,
+            "enrolment": None if self.enrolment is None else self.enrolment.to_dict(),
         }
 
     @classmethod
@@ -237,6 +256,9 @@ class ProtocolInfo:
             failed_to_enrol=int(data.get("failed_to_enrol", 0)),
             # results written before failures were counted left them out
             failures=str(data.get("failures", "exclude")),
+            enrolment=(
+                EnrolmentOutcome.from_dict(data["enrolment"]) if data.get("enrolment") else None
+            ),
         )
 
 

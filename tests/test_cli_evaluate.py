@@ -215,3 +215,60 @@ def test_evaluate_report_claim_on_lfw(
     )
     # a MetricInputError (exit code 14) naming the CLI flag, not the Python keyword
     assert code == 14 and "--scale-watchlist" in err and "scale_watchlist=True" not in err
+
+
+@pytest.mark.lfw
+def test_evaluate_reports_failure_to_enrol_on_real_faces(
+    lfw_dir: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One listed person's enrolment image holds no face (noise): dlib finds none, the person
+    fails to enrol, its searches are misses (default), left out (--enrolment-failures exclude)
+    or it is enrolled from its next image (--enrolment-next-image)."""
+    frame = small_lfw(lfw_dir).to_frame()
+    frame["path"] = [str(p) for p in small_lfw(lfw_dir).absolute_paths()]
+    counts = frame.groupby("subject_id").size()
+    listed = sorted(counts[counts >= 3].index)[:6]
+    strangers = sorted(counts[counts == 1].index)[:20]
+    rows = []
+    for n, subject in enumerate(listed):
+        images = frame[frame["subject_id"] == subject]["path"].tolist()[:3]
+        if n == 0:  # its enrolment image is noise; its two real images are searches
+            noise = tmp_path / "noise.jpg"
+            _write_noise_jpeg(noise, 5)
+            images = [str(noise), *images[:2]]
+        rows += [(images[0], subject, "enrol")] + [(p, subject, "mated") for p in images[1:]]
+    for subject in strangers:
+        rows.append((frame[frame["subject_id"] == subject]["path"].iloc[0], subject, "non_mated"))
+    csv = tmp_path / "fte.csv"
+    pd.DataFrame(rows, columns=["path", "subject_id", "role"]).to_csv(csv, index=False)
+    base = ["evaluate", str(csv), "--cache", str(shared_cache_path(tmp_path_factory))]
+    code, stdout, stderr = run([*base, "--out", str(tmp_path / "a")], capsys)
+    assert code == 0, stderr
+    assert f"failure to enrol 1 of {len(listed)} subjects" in stdout
+    assert "count as misses" in stdout
+    nist = load_result(tmp_path / "a")
+    assert nist.protocol.enrolment is not None and nist.protocol.enrolment.failed == 1
+    assert nist.protocol.enrolment.mated_searches == 2
+    assert nist.watchlist_size == len(listed) - 1
+    assert "failure to enrol 1 of" in (tmp_path / "a" / "report.html").read_text()
+
+    code, stdout, stderr = run(
+        [*base, "--out", str(tmp_path / "b"), "--no-report", "--enrolment-failures", "exclude"],
+        capsys,
+    )
+    assert code == 0, stderr
+    assert "left out of FNIR" in stdout
+    excluded = load_result(tmp_path / "b")
+    assert excluded.searches.n_mated == nist.searches.n_mated - 2
+    code, stdout, stderr = run(
+        [*base, "--out", str(tmp_path / "c"), "--no-report", "--enrolment-next-image"], capsys
+    )
+    assert code == 0, stderr
+    rescued = load_result(tmp_path / "c")
+    assert rescued.protocol.enrolment is not None
+    assert (rescued.protocol.enrolment.failed, rescued.protocol.enrolment.next_image) == (0, 1)
+    assert rescued.watchlist_size == len(listed)
+    assert rescued.searches.n_mated == nist.searches.n_mated - 1

@@ -415,3 +415,70 @@ def test_npl_filler_counts_on_disk_equal_in_memory(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         disk.filler_counts.pooled_fmr(thresholds), memory.filler_counts.pooled_fmr(thresholds)
     )
+
+
+@pytest.mark.parametrize("kind", ["open_set", "npl"])
+def test_failure_to_enrol_counts_searches_as_misses_or_excludes_them(kind: str) -> None:
+    """A subject whose enrolment images gave no template: its mated searches are misses by
+    default (ISO/IEC 19795-1), left out with ``failures="exclude"``, and with ``next_image``
+    the subject is enrolled from its next usable image; the rate is reported every time."""
+    from lfr_eval.metrics import fnir
+    from lfr_eval.protocols import EnrolmentSettings, NplParams, run_npl_protocol, run_protocol
+
+    manifest = synthetic_manifest(120, seed=3)
+    if kind == "open_set":
+        protocol = build_open_set_protocol(manifest, OpenSetParams(seed=1))
+        run = run_protocol
+    else:
+        protocol = build_npl_protocol(manifest, NplParams(seed=1))
+        run = run_npl_protocol
+    subjects = manifest.subject_ids.astype(str)
+    tried = np.unique(subjects[protocol.enrolment])
+    # the first three watchlist subjects' enrolment images all fail, deterministically
+    lost = tried[:3]
+    failed = protocol.enrolment[np.isin(subjects[protocol.enrolment], lost)]
+    embeddings = _synthetic_embeddings(manifest, failed)
+    of_lost = protocol.mated[np.isin(subjects[protocol.mated], lost)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ManifestWarning)
+        nist = run(protocol, embeddings)
+        excl = run(protocol, embeddings, enrolment=EnrolmentSettings(failures="exclude"))
+        nxt = run(protocol, embeddings, enrolment=EnrolmentSettings(next_image=True))
+    for r in (nist, excl):
+        assert r.enrolment is not None
+        assert (r.enrolment.subjects, r.enrolment.failed) == (len(tried), 3)
+        assert r.enrolment.rate == pytest.approx(3 / len(tried))
+        assert r.enrolment.mated_searches == len(of_lost) > 0
+        assert r.failed_to_enrol == 3
+        assert r.searches.watchlist_size == excl.searches.watchlist_size
+    # default: kept, as misses at every threshold (they are in the denominator)
+    assert nist.searches.n_mated == excl.searches.n_mated + len(of_lost)
+    assert set(of_lost) <= set(nist.mated_rows[nist.searches.mated_failed])
+    assert not set(of_lost) & set(excl.mated_rows)
+    thr = np.array([-1.0, 0.3])
+    np.testing.assert_allclose(
+        fnir(nist.searches, thr) * nist.searches.n_mated,
+        fnir(excl.searches, thr) * excl.searches.n_mated + len(of_lost),
+    )
+    assert "count as misses" in nist.enrolment.describe()
+    assert "left out" in excl.enrolment.describe()
+    # next image: the lost subjects are enrolled from their first search image instead
+    assert nxt.enrolment is not None
+    assert (nxt.enrolment.failed, nxt.enrolment.next_image) == (0, 3)
+    assert nxt.searches.watchlist_size == excl.searches.watchlist_size + 3
+    first = [np.sort(of_lost[subjects[of_lost] == s])[0] for s in lost]
+    assert not set(first) & set(nxt.mated_rows)  # templates now, not searches
+    assert nxt.searches.n_mated == nist.searches.n_mated - 3
+    assert nxt.searches.n_failed_mated == 0
+    # a quality gate makes enrolment fail on small faces too
+    sized = embeddings.__class__(
+        **{**embeddings.__dict__, "face_size_px": np.full(len(manifest), 30.0)}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ManifestWarning)
+        gated = run(protocol, sized, enrolment=EnrolmentSettings(min_face_px=20.0))
+        with pytest.raises(ProtocolError, match="no enrolment image gave a template"):
+            run(protocol, sized, enrolment=EnrolmentSettings(min_face_px=40.0))
+    assert gated.enrolment is not None and gated.enrolment.failed == 3
+    with pytest.raises(ProtocolError, match="enrolment_failures must be"):
+        EnrolmentSettings(failures="drop")  # type: ignore[arg-type]

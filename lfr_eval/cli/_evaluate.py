@@ -112,6 +112,29 @@ from lfr_eval.cli._embed import (
     "leaves them out of FPIR/FNIR. Either way they are reported per role and group.",
 )
 @click.option(
+    "--enrolment-failures",
+    type=click.Choice(["nist", "exclude"]),
+    default="nist",
+    show_default=True,
+    help="Watchlist subjects with no usable enrolment image (failure to enrol): 'nist' keeps "
+    "their mated searches in FNIR as misses (ISO/IEC 19795-1); 'exclude' leaves them out. "
+    "The failure-to-enrol rate is reported either way.",
+)
+@click.option(
+    "--enrolment-next-image/--no-enrolment-next-image",
+    default=False,
+    show_default=True,
+    help="Enrol a subject whose enrolment images all fail from its next usable image.",
+)
+@click.option(
+    "--enrolment-min-face",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="PIXELS",
+    help="Quality gate: an enrolment image whose face is smaller than this (eye distance, "
+    "pixels) fails to enrol.",
+)
+@click.option(
     "--composition",
     default=None,
     metavar="ATTR=LABEL:SHARE,... | FILE",
@@ -151,6 +174,9 @@ def evaluate_command(
     thresholds: tuple[float, ...],
     report: bool,
     failures: str,
+    enrolment_failures: str,
+    enrolment_next_image: bool,
+    enrolment_min_face: float | None,
     composition: str | None,
     scoring_device: str,
     cache_path: str | None,
@@ -173,7 +199,12 @@ def evaluate_command(
     group with intervals, watchlist-size scaling and full provenance.
     """
     from lfr_eval.evaluation import DEFAULT_WATCHLIST_SIZES, evaluate
-    from lfr_eval.protocols import NplParams, OpenSetParams, WatchlistComposition
+    from lfr_eval.protocols import (
+        EnrolmentSettings,
+        NplParams,
+        OpenSetParams,
+        WatchlistComposition,
+    )
 
     weighting = None if composition is None else WatchlistComposition.from_option(composition)
     manifest, chosen = open_dataset(source, layout, labels, attributes, limit, seed)
@@ -224,6 +255,11 @@ def evaluate_command(
             scoring_device=scoring_device,
             failures=failures,  # type: ignore[arg-type]
             composition=weighting,
+            enrolment=EnrolmentSettings(
+                failures=enrolment_failures,  # type: ignore[arg-type]
+                next_image=enrolment_next_image,
+                min_face_px=enrolment_min_face,
+            ),
         )
     out = result.save(out_dir)
     t = result.timings
@@ -236,8 +272,8 @@ def evaluate_command(
     )
     click.echo(
         f"watchlist N = {result.watchlist_size:,}; {searches.n_mated:,} mated and "
-        f"{searches.n_non_mated:,} non-mated searches; {failed}; failed to enrol "
-        f"{result.protocol.failed_to_enrol}"
+        f"{searches.n_non_mated:,} non-mated searches; {failed}; "
+        f"{result.protocol.describe_enrolment()}"
     )
     if weighting is not None:
         click.echo(f"watchlist-size scaling weighted to {weighting.to_text()}")

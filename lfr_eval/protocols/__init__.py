@@ -8,6 +8,11 @@
 
 from __future__ import annotations
 
+from lfr_eval.protocols._enrolment import (
+    ENROLMENT_FAILURE_POLICIES,
+    EnrolmentFailurePolicy,
+    EnrolmentOutcome,
+)
 from lfr_eval.protocols._npl import (
     FillerCounts,
     NplParams,
@@ -29,6 +34,7 @@ from lfr_eval.protocols._open_set import (
 )
 from lfr_eval.protocols._run import (
     FAILURE_POLICIES,
+    EnrolmentSettings,
     FailurePolicy,
     ProtocolRun,
     ScoringScale,
@@ -37,7 +43,11 @@ from lfr_eval.protocols._run import (
 )
 
 __all__ = [
+    "ENROLMENT_FAILURE_POLICIES",
     "FAILURE_POLICIES",
+    "EnrolmentFailurePolicy",
+    "EnrolmentOutcome",
+    "EnrolmentSettings",
     "FailurePolicy",
     "FillerCounts",
     "NplParams",

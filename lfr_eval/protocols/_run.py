@@ -14,8 +14,12 @@ row of ``-inf``: in FPIR's denominator, never a false positive). ``failures="exc
 them out of the SearchSet instead. Either way they are also counted, by role and group, in
 :attr:`ProtocolRun.acquisition`, so an evaluation can report them beside FPIR/FNIR.
 
-An enrolled subject none of whose enrolment images gave a template is a **failure to enrol**:
-the subject is not on the watchlist, and its mated searches are dropped (and counted).
+An enrolled subject none of whose enrolment images gave a template (or passed the optional
+face-size gate) is a **failure to enrol** (:mod:`lfr_eval.protocols._enrolment`): the subject is
+not on the watchlist. By default (``EnrolmentSettings(failures="nist")``, ISO/IEC 19795-1) its
+mated searches stay in the SearchSet as misses (mate score ``-inf``, rank N + 1, like a failure
+to acquire); ``failures="exclude"`` drops them; ``next_image=True`` first tries to enrol the
+subject from its next usable image. :attr:`ProtocolRun.enrolment` reports the rate and counts.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ from lfr_eval.datasets import ImageEmbeddings, Manifest
 from lfr_eval.faces import RuntimeInfo
 from lfr_eval.metrics import SearchSet
 from lfr_eval.metrics._scoring import Backend, score_searches
+from lfr_eval.protocols._enrolment import (
+    ENROLMENT_FAILURE_POLICIES,
+    MSG_ENROLMENT_POLICY,
+    MSG_MIN_FACE,
+    EnrolmentFailurePolicy,
+    EnrolmentOutcome,
+)
 from lfr_eval.protocols._npl import FillerCounts, NplProtocol, filler_cell_codes
 from lfr_eval.protocols._open_set import OpenSetProtocol, ProtocolError
 
@@ -81,6 +92,8 @@ class ProtocolRun:
         What computed the scores (numpy on the CPU, torch on the CPU or a GPU).
     failures : str
         ``"nist"`` or ``"exclude"``: how failures to acquire entered :attr:`searches`.
+    enrolment : EnrolmentOutcome or None
+        Failure-to-enrol rate, counts and what became of those subjects' mated searches.
     """
 
     searches: SearchSet
@@ -91,6 +104,36 @@ class ProtocolRun:
     non_mated_rows: np.ndarray
     scoring_runtime: RuntimeInfo
     failures: str = "nist"
+    enrolment: EnrolmentOutcome | None = None
+
+
+@dataclass(frozen=True)
+class EnrolmentSettings:
+    """What happens when a watchlist subject cannot be enrolled (see module doc).
+
+    Attributes
+    ----------
+    failures : {"nist", "exclude"}
+        ``"nist"`` (default, ISO/IEC 19795-1): the subject's mated searches are misses in
+        FNIR; ``"exclude"``: they are left out.
+    next_image : bool
+        Enrol a subject whose enrolment images all fail from its next usable image.
+    min_face_px : float or None
+        Quality gate: an enrolment image whose face is smaller than this (inter-ocular
+        distance, pixels) fails; None accepts any detected face.
+    """
+
+    failures: EnrolmentFailurePolicy = "nist"
+    next_image: bool = False
+    min_face_px: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.failures not in ENROLMENT_FAILURE_POLICIES:
+            raise ProtocolError(MSG_ENROLMENT_POLICY.format(value=self.failures))
+        if self.min_face_px is not None and not (
+            np.isfinite(self.min_face_px) and self.min_face_px > 0
+        ):
+            raise ProtocolError(MSG_MIN_FACE.format(value=self.min_face_px))
 
 
 def _acquisition_table(
@@ -130,7 +173,9 @@ class _UsableRows:
 
     ``enrol``, ``mated`` and ``non_mated`` are the rows that gave a template (mated searches
     only of subjects that made it onto the watchlist); ``failed_mated`` and
-    ``failed_non_mated`` are the searches that failed to acquire (see module doc).
+    ``failed_non_mated`` are the searches appended as failures under the two policies (see
+    module doc): failures to acquire (``failures="nist"``) and the mated searches of subjects
+    who failed to enrol (``EnrolmentSettings.failures="nist"``).
     """
 
     manifest: Manifest
@@ -143,10 +188,14 @@ class _UsableRows:
     non_mated: np.ndarray
     failed_mated: np.ndarray
     failed_non_mated: np.ndarray
+    enrolment: EnrolmentOutcome
 
 
 def _usable_rows(
-    protocol: OpenSetProtocol | NplProtocol, embeddings: ImageEmbeddings, failures: str
+    protocol: OpenSetProtocol | NplProtocol,
+    embeddings: ImageEmbeddings,
+    failures: str,
+    settings: EnrolmentSettings,
 ) -> _UsableRows:
     """Check the inputs and split the protocol's enrolment and search rows (both designs)."""
     _check_policy(failures)
@@ -154,11 +203,33 @@ def _usable_rows(
     _check(manifest, embeddings)
     subjects = manifest.subject_ids.astype(str)
     ok = embeddings.ok
-    enrol = protocol.enrolment[ok[protocol.enrolment]]
+    enrol_ok = ok
+    if settings.min_face_px is not None:
+        size = np.nan_to_num(np.asarray(embeddings.face_size_px, np.float64), nan=0.0)
+        enrol_ok = ok & (size >= settings.min_face_px)
+    enrol = protocol.enrolment[enrol_ok[protocol.enrolment]]
+    tried = np.unique(subjects[protocol.enrolment])
+    missing = np.setdiff1d(tried, subjects[enrol])
+    mated = protocol.mated
+    rescued = 0
+    if settings.next_image and len(missing):
+        # "next" image: the first of the subject's search images, in manifest order, that passes
+        spare = np.sort(mated[np.isin(subjects[mated], missing) & enrol_ok[mated]])
+        _, first = np.unique(subjects[spare], return_index=True)
+        extra = spare[first]
+        rescued = len(extra)
+        enrol = np.sort(np.concatenate([enrol, extra]))
+        mated = mated[~np.isin(mated, extra)]
+        missing = np.setdiff1d(missing, subjects[extra])
     if len(enrol) == 0:
         raise _empty_watchlist(protocol.enrolment, embeddings)
     enrolled = np.unique(subjects[enrol])
-    listed = np.isin(subjects[protocol.mated], enrolled)
+    listed = np.isin(subjects[mated], enrolled)
+    of_failed = mated[np.isin(subjects[mated], missing)]
+    failed_mated = mated[~ok[mated] & listed] if failures == "nist" else mated[:0]
+    if settings.failures == "nist":
+        failed_mated = np.concatenate([failed_mated, of_failed]).astype(np.int64)
+    non_mated = protocol.non_mated
     return _UsableRows(
         manifest=manifest,
         attributes=list(manifest.attributes),
@@ -166,10 +237,19 @@ def _usable_rows(
         ok=ok,
         enrol=enrol,
         enrolled=enrolled,
-        mated=protocol.mated[ok[protocol.mated] & listed],
-        non_mated=protocol.non_mated[ok[protocol.non_mated]],
-        failed_mated=protocol.mated[~ok[protocol.mated] & listed],
-        failed_non_mated=protocol.non_mated[~ok[protocol.non_mated]],
+        mated=mated[ok[mated] & listed],
+        non_mated=non_mated[ok[non_mated]],
+        failed_mated=failed_mated,
+        failed_non_mated=non_mated[~ok[non_mated]] if failures == "nist" else non_mated[:0],
+        enrolment=EnrolmentOutcome(
+            subjects=len(tried),
+            failed=len(missing),
+            next_image=rescued,
+            mated_searches=len(of_failed),
+            policy=settings.failures,
+            next_image_option=settings.next_image,
+            min_face_px=settings.min_face_px,
+        ),
     )
 
 
@@ -255,9 +335,12 @@ def _add_failures(
     non_mated_rows: np.ndarray,
     rows: _UsableRows,
 ) -> tuple[SearchSet, np.ndarray, np.ndarray]:
-    """Append the probes that failed to acquire as NIST counts them (see module doc)."""
+    """Append the probes that failed to acquire as NIST counts them, and the mated searches
+    of subjects who failed to enrol as misses (see module doc); nothing when there are none."""
     manifest, attributes = rows.manifest, rows.attributes
     failed_mated, failed_non_mated = rows.failed_mated, rows.failed_non_mated
+    if len(failed_mated) == 0 and len(failed_non_mated) == 0:
+        return searches, mated_rows, non_mated_rows
     searches = searches.with_failures(
         rows.subjects[failed_mated].astype(object),
         rows.subjects[failed_non_mated].astype(object),
@@ -359,6 +442,7 @@ def run_protocol(
     failures: FailurePolicy = "nist",
     thresholds: ArrayLike | None = None,
     scale: ScoringScale | None = None,
+    enrolment: EnrolmentSettings | None = None,
 ) -> ProtocolRun:
     """Search every mated and non-mated probe against the protocol's watchlist.
 
@@ -382,6 +466,9 @@ def run_protocol(
         :data:`DEFAULT_THRESHOLDS`); scaling can report only thresholds on it.
     scale : ScoringScale, optional
         Memory setting, work folder (resume) and progress bars of the scoring pass.
+    enrolment : EnrolmentSettings, optional
+        What happens to subjects who fail to enrol (default: their mated searches are misses,
+        no next image, no face-size gate); the outcome is :attr:`ProtocolRun.enrolment`.
 
     Returns
     -------
@@ -393,7 +480,7 @@ def run_protocol(
         No enrolment image gave a template, or an unknown ``failures`` policy.
     """
     grid = _check_grid(thresholds)
-    rows = _usable_rows(protocol, embeddings, failures)
+    rows = _usable_rows(protocol, embeddings, failures, enrolment or EnrolmentSettings())
     manifest, attributes, subjects = rows.manifest, rows.attributes, rows.subjects
     ok, enrol = rows.ok, rows.enrol
     # The watchlist subjects play the fillers' part: each non-mated search's false-match
@@ -411,10 +498,9 @@ def run_protocol(
     )
     searches, mated_rows = scored.searches, scored.mated_rows
     non_mated_rows = scored.non_mated_rows
-    if failures == "nist":
-        searches, mated_rows, non_mated_rows = _add_failures(
-            searches, mated_rows, non_mated_rows, rows
-        )
+    searches, mated_rows, non_mated_rows = _add_failures(
+        searches, mated_rows, non_mated_rows, rows
+    )
     # a candidate's filler index is its subject's position among the listed subjects
     filler_of_gallery = np.searchsorted(listed, subjects[enrol]).astype(np.int64)
     filler_counts = _filler_counts(
@@ -429,11 +515,12 @@ def run_protocol(
         searches=searches,
         filler_counts=filler_counts,
         acquisition=_acquisition_table(manifest, roles, ok, attributes),
-        failed_to_enrol=int(protocol.watchlist_size - len(rows.enrolled)),
+        failed_to_enrol=rows.enrolment.failed,
         mated_rows=mated_rows,
         non_mated_rows=non_mated_rows,
         scoring_runtime=scored.runtime,
         failures=failures,
+        enrolment=rows.enrolment,
     )
 
 
@@ -447,21 +534,21 @@ def run_npl_protocol(
     failures: FailurePolicy = "nist",
     thresholds: ArrayLike | None = None,
     scale: ScoringScale | None = None,
+    enrolment: EnrolmentSettings | None = None,
 ) -> ProtocolRun:
     """Score the NPL design: volunteers enrolled among the fillers (watchlist = volunteers +
     fillers); mated searches find their volunteer's template; non-mated searches meet every
     filler and every volunteer in one pass: the SearchSet, and the fillers at or above each
     threshold (:attr:`ProtocolRun.filler_counts`).
 
-    ``failures``, ``thresholds`` and ``scale`` are as in :func:`run_protocol`; a filler that
-    failed to acquire is simply not in the gallery (counted in :attr:`ProtocolRun.acquisition` under
-    role ``filler``)."""
+    ``failures``, ``thresholds``, ``scale`` and ``enrolment`` are as in :func:`run_protocol`;
+    a filler that failed to acquire is simply not in the gallery (counted in
+    :attr:`ProtocolRun.acquisition` under role ``filler``)."""
     grid = _check_grid(thresholds)
-    rows = _usable_rows(protocol, embeddings, failures)
-    manifest, attributes, subjects = rows.manifest, rows.attributes, rows.subjects
+    rows = _usable_rows(protocol, embeddings, failures, enrolment or EnrolmentSettings())
+    manifest, attributes = rows.manifest, rows.attributes
     ok = rows.ok
     fillers = protocol.fillers[ok[protocol.fillers]]
-    n_volunteers = len(np.unique(subjects[protocol.enrolment]))
     gallery = np.concatenate([rows.enrol, fillers])
     filler_labels = (
         _groups(manifest, fillers, attributes)
@@ -477,10 +564,9 @@ def run_npl_protocol(
     )
     searches, mated_rows = scored.searches, scored.mated_rows
     non_mated_rows = scored.non_mated_rows
-    if failures == "nist":
-        searches, mated_rows, non_mated_rows = _add_failures(
-            searches, mated_rows, non_mated_rows, rows
-        )
+    searches, mated_rows, non_mated_rows = _add_failures(
+        searches, mated_rows, non_mated_rows, rows
+    )
     filler_of_gallery = np.concatenate(
         [np.full(len(rows.enrol), -1, np.int64), np.arange(len(fillers), dtype=np.int64)]
     )
@@ -497,9 +583,10 @@ def run_npl_protocol(
         searches=searches,
         filler_counts=filler_counts,
         acquisition=_acquisition_table(manifest, roles, ok, attributes),
-        failed_to_enrol=int(n_volunteers - len(rows.enrolled)),
+        failed_to_enrol=rows.enrolment.failed,
         mated_rows=mated_rows,
         non_mated_rows=non_mated_rows,
         scoring_runtime=scored.runtime,
         failures=failures,
+        enrolment=rows.enrolment,
     )

@@ -26,7 +26,7 @@ from lfr_eval.report._figures import (
     score_histogram_figure,
     watchlist_scaling_figure,
 )
-from lfr_eval.results import EvaluationResult
+from lfr_eval.results import EvaluationResult, ProtocolInfo
 
 ResultLike = EvaluationResult | AggregateResult
 
@@ -109,8 +109,8 @@ def _meta_rows(agg: AggregateResult) -> str:
         (
             "Protocol",
             (
-                f"{_esc(protocol.kind)}: {params}<br>{counts}; failed to enrol "
-                f"{protocol.failed_to_enrol:,}"
+                f"{_esc(protocol.kind)}: {params}<br>{counts}; "
+                f"{_esc(protocol.describe_enrolment())}"
             ),
         ),
         (
@@ -352,7 +352,7 @@ def build_html_report(
             intervals=agg.intervals.describe(),
             failed=n_failed,
             fta_policy=_fta_policy(agg),
-            failed_to_enrol=_failed_to_enrol(provenance.protocol.failed_to_enrol),
+            failed_to_enrol=_failed_to_enrol(provenance.protocol),
             withheld=", ".join(w.describe() for w in agg.withheld),
             min_subjects=agg.min_subjects,
             result_sha256=agg.result_sha256,
@@ -366,12 +366,12 @@ def build_html_report(
     )
 
 
-def _failed_to_enrol(count: int) -> str:
-    if count == 0:
+def _failed_to_enrol(protocol: ProtocolInfo) -> str:
+    count = protocol.failed_to_enrol
+    if count == 0 and protocol.enrolment is None:
         return "none: every enrolled person has a usable enrolment image"
-    people = "person has" if count == 1 else "people have"
-    verb = "is" if count == 1 else "are"
-    return f"{count:,} enrolled {people} no usable enrolment image, so {verb} not on the watchlist"
+    # The rate, its counts and how the searches were counted: the same sentence as the CLI's.
+    return protocol.describe_enrolment()
 
 
 def _failed(agg: AggregateResult) -> str:
