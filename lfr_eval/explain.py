@@ -8,9 +8,14 @@ overall and per demographic group, keeping the three "false alert rates" apart
 (:class:`~lfr_eval.operational.FalseAlertRates`).
 
 FPIR grows with the watchlist size N. An evaluation measures it at its own N; for a deployment
-with another N the FPIR and its interval bounds are scaled with ``FPIR(N) = 1 - (1 - FMR)^N``
-(:func:`~lfr_eval.operational.scale_fpir`, a monotone map, so the interval keeps its coverage
-under the independence model). TPIR is reported as measured: it changes little with N.
+with another N the figure is the results' filler-gallery scaling
+(:func:`lfr_eval.protocols.scaled_fpir`, the same function and numbers as the report's scaling
+table: unbiased up to the fillers measured, a labelled extrapolation range beyond, intervals
+clustered by person; a threshold between the counts' grid values is read at the grid value at
+or below it). Only for a size the table does not hold are the measured FPIR and its interval
+scaled with one pooled rate, ``FPIR(N) = 1 - (1 - FMR)^N``
+(:func:`~lfr_eval.operational.scale_fpir`), and the explanation says so. TPIR is reported as
+measured: it changes little with N.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from lfr_eval.metrics import (
     korn_graubard_from_summary,
 )
 from lfr_eval.operational import FalseAlertRates, one_in_n, scale_fpir
+from lfr_eval.protocols import ProtocolError, ScaledFpir, scaled_fpir
 from lfr_eval.report import ALL, AggregateResult
 
 #: A threshold is "on" an aggregate's grid when it is this close to a grid value.
@@ -144,6 +150,12 @@ class ThresholdExplanation:
         The group has too few subjects or searches for a reliable figure.
     insufficient_data : bool
         No searches at all: the rates are undefined.
+    scaling_method : str
+        How ``fpir`` at the deployed N was made.
+    scaled_fpir : ScaledFpir or None
+        The filler-gallery figure (:func:`lfr_eval.protocols.scaled_fpir`, the report's
+        scaling table) when the results hold one for this N; its ``grid_threshold`` is the
+        counts' threshold it was read at.
     """
 
     threshold: float
@@ -166,6 +178,7 @@ class ThresholdExplanation:
     small_group: bool
     insufficient_data: bool
     scaling_method: str = "measured at this watchlist size"
+    scaled_fpir: ScaledFpir | None = None
 
     @property
     def scaled(self) -> bool:
@@ -289,22 +302,28 @@ def explain_threshold(
     tpir = rate_at(agg, "fnir", t, attribute, group).complement()
     small = _is_small(agg, t, attribute, group)
     evaluated = agg.watchlist_size
-    from_table = (
-        None
-        if fpir.insufficient_data or watchlist_size == evaluated
-        else scaled_fpir_from_table(agg.scaling, watchlist_size, t, attribute, group)
-    )
+    figure = None
+    if not fpir.insufficient_data and watchlist_size != evaluated:
+        try:
+            # the same figure as the report's scaling table (one function for both)
+            figure = scaled_fpir(agg.scaling, watchlist_size, t, attribute=attribute,
+                                 group=group)  # fmt: skip
+        except ProtocolError as exc:
+            raise ExplainError(str(exc)) from None
     scaling_method = "measured at this watchlist size"
     if fpir.insufficient_data:
         scaled = (math.nan, math.nan, math.nan)
-    elif from_table is not None:
-        # the same figure the report's scaling table shows (one computation for both)
-        scaled, scaling_method = from_table[:3], from_table[3]
+    elif figure is not None:
+        scaled = (figure.fpir, figure.lower, figure.upper)
+        scaling_method = "filler-gallery scaling: " + figure.describe()
     else:
         if watchlist_size != evaluated:
+            sizes = _table_sizes(agg.scaling)
             scaling_method = (
-                "pooled false-match rate (no filler-gallery scaling for this size: assumes "
-                "every search has the same false-match rate)"
+                "pooled false-match rate from the FPIR measured at this threshold (assumes "
+                "every search has the same false-match rate): the scaling table holds no "
+                f"figure for N = {int(watchlist_size):,}"
+                + (f" (it has N = {sizes})" if sizes else "")
             )
         # one scalar at a time: an array would be read as per-probe FMRs and averaged
         with np.errstate(divide="ignore"):  # FPIR = 1 maps to FMR = 1, and back to 1
@@ -346,47 +365,15 @@ def explain_threshold(
         small_group=small,
         insufficient_data=fpir.insufficient_data,
         scaling_method=scaling_method,
+        scaled_fpir=figure,
     )
 
 
-def scaled_fpir_from_table(
-    table: object, watchlist_size: int, threshold: float, attribute: str, group: str
-) -> tuple[float, float, float, str] | None:
-    """(FPIR, lower, upper, how) for one watchlist size from a scaling table, if it has the row.
-
-    The one place a scaled FPIR is read from a stored scaling table (``scaling.csv``): the
-    per-search ``"analytic"`` row at exactly that size and grid threshold (hypergeometric up to
-    F, per-person extrapolation beyond, where the table's pooled row gives the high end).
-    None when the table lacks it (another size or threshold).
-    """
+def _table_sizes(table: object) -> str:
+    """The watchlist sizes a scaling table holds, as text ("" when none)."""
     if not isinstance(table, pd.DataFrame) or table.empty:
-        return None
-    part = table[
-        (table["method"] == "analytic")
-        & (table["watchlist_size"] == int(watchlist_size))
-        & (table["group_attribute"].astype(str) == attribute)
-        & (table["group"].astype(str) == group)
-        & np.isclose(table["threshold"].to_numpy(dtype=float), threshold, rtol=0, atol=1e-9)
-    ]
-    if part.empty:
-        return None
-    row = part.iloc[0]
-    pooled = table[
-        (table["method"] == "analytic-pooled")
-        & (table["watchlist_size"] == int(watchlist_size))
-        & (table["group_attribute"].astype(str) == attribute)
-        & (table["group"].astype(str) == group)
-        & np.isclose(table["threshold"].to_numpy(dtype=float), threshold, rtol=0, atol=1e-9)
-    ]
-    how = f"filler-gallery scaling ({row['interval']})"
-    upper = float(row["upper"])
-    if not pooled.empty:
-        how = (
-            "filler-gallery extrapolation beyond the fillers measured: per-person model, "
-            f"pooled model up to {float(pooled.iloc[0]['fpir']):.3g}"
-        )
-        upper = max(upper, float(pooled.iloc[0]["fpir"]))
-    return float(row["fpir"]), float(row["lower"]), upper, how
+        return ""
+    return ", ".join(f"{int(n):,}" for n in sorted(table["watchlist_size"].unique()))
 
 
 def _is_small(agg: AggregateResult, threshold: float, attribute: str, group: str) -> bool:

@@ -287,3 +287,180 @@ def group_test_rejection(
     return GroupTestResultSim(
         tuple(designs), n_datasets, any_pair / n_datasets, extreme / n_datasets
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Watchlist-size scaling: scaled FPIR from filler counts, with known truth
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScalingDesign:
+    """One cell of the scaled-FPIR simulation grid.
+
+    Each non-mated search j of person i has its own false-match rate
+    ``f_ij = expit(logit(median_fmr) + u_i + e_ij)`` with ``u_i ~ N(0, spread^2 * person_share)``
+    (shared by the person's searches: the clustering) and ``e_ij ~ N(0, spread^2 *
+    (1 - person_share))``; it meets ``c_ij ~ Binomial(n_fillers, f_ij)`` of the fillers. The
+    true FPIR at watchlist size N is ``E[1 - (1 - f)^N]`` over the population of searches.
+
+    Attributes
+    ----------
+    n_people : int
+    searches_per_person : int
+    n_fillers : int
+        F, the filler gallery measured.
+    watchlist_size : int
+        N, the deployed size (N > F is an extrapolation).
+    median_fmr : float
+        Median per-search false-match rate, in (0, 1).
+    spread : float
+        Standard deviation of the logit false-match rate between searches (0: all equal).
+    person_share : float
+        Share of that variance between people, in [0, 1] (0: searches independent; 1: every
+        search of a person has the same rate).
+    """
+
+    n_people: int
+    searches_per_person: int
+    n_fillers: int
+    watchlist_size: int
+    median_fmr: float
+    spread: float = 1.0
+    person_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if min(self.n_people, self.searches_per_person, self.n_fillers, self.watchlist_size) < 1:
+            raise ValueError("a scaling design needs people, searches, fillers and a watchlist")
+        if not 0 < self.median_fmr < 1 or self.spread < 0 or not 0 <= self.person_share <= 1:
+            raise ValueError("median_fmr in (0, 1), spread >= 0, person_share in [0, 1]")
+
+    @property
+    def extrapolation(self) -> float:
+        """N / F (above 1: beyond the fillers)."""
+        return self.watchlist_size / self.n_fillers
+
+    def true_fpir(self, watchlist_size: int | None = None) -> float:
+        """``E[1 - (1 - f)^N]`` by quadrature over the normal logit (to ~1e-10)."""
+        n = self.watchlist_size if watchlist_size is None else int(watchlist_size)
+        mu = float(np.log(self.median_fmr / (1 - self.median_fmr)))
+        z = np.linspace(-10.0, 10.0, 8001)
+        weight = np.exp(-0.5 * z**2)
+        weight /= weight.sum()
+        logit = mu + self.spread * z
+        # log(1 - f) = -log(1 + e^logit), stable for large N and tiny f
+        values = -np.expm1(-n * np.logaddexp(0.0, logit))
+        return float(np.sum(weight * values))
+
+
+def draw_filler_counts(
+    design: ScalingDesign, n_datasets: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Fillers met by each search in each data set, shape (n_searches, n_datasets)."""
+    s, m = design.n_people, design.searches_per_person
+    mu = np.log(design.median_fmr / (1 - design.median_fmr))
+    person = rng.normal(0.0, design.spread * np.sqrt(design.person_share), (s, n_datasets))
+    search = rng.normal(
+        0.0, design.spread * np.sqrt(1 - design.person_share), (s * m, n_datasets)
+    )
+    logit = mu + np.repeat(person, m, axis=0) + search
+    return rng.binomial(design.n_fillers, 1.0 / (1.0 + np.exp(-logit)))
+
+
+@dataclass(frozen=True)
+class ScalingCoverageResult:
+    """Measured behaviour of the scaled-FPIR estimate and interval in one design.
+
+    Attributes
+    ----------
+    design : ScalingDesign
+    method : str
+        The interval as the scaling table names it.
+    truth : float
+        True FPIR(N).
+    n_datasets : int
+    two_sided, upper : float
+        Share of data sets whose two-sided interval holds the truth / whose one-sided upper
+        bound is at or above it.
+    miss_below, miss_above : float
+        Two-sided misses with the truth below / above the interval.
+    relative_bias : float
+        Mean estimate / truth - 1 (the per-person model's beyond F).
+    pooled_relative_bias : float
+        The pooled model's, beyond F (NaN within).
+    median_relative_width : float
+    """
+
+    design: ScalingDesign
+    method: str
+    truth: float
+    n_datasets: int
+    two_sided: float
+    upper: float
+    miss_below: float
+    miss_above: float
+    relative_bias: float
+    pooled_relative_bias: float
+    median_relative_width: float
+
+
+def scaled_fpir_coverage(
+    design: ScalingDesign,
+    *,
+    n_datasets: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batches: int = 4,
+) -> ScalingCoverageResult:
+    """Coverage of the scaling table's interval (the code :func:`~lfr_eval.protocols.scale_fpir`
+    runs) over simulated data sets with known truth; data sets are the columns of one call."""
+    from lfr_eval.protocols._scaling import (
+        clustered_scaled_interval,
+        extrapolation_range,
+        per_search_fpir,
+        pooled_interval,
+        zero_exponent,
+    )
+
+    rng = np.random.default_rng(seed)
+    truth = design.true_fpir()
+    sizes, shares, n = np.array([design.n_fillers]), np.array([1.0]), design.watchlist_size
+    subjects = np.repeat(np.arange(design.n_people), design.searches_per_person)
+    exponent = zero_exponent(n, sizes, shares)
+    inside = upper_ok = below = above = 0
+    estimates, pooled_estimates, widths, methods = [], [], [], set()
+    for size in np.diff(np.linspace(0, n_datasets, batches + 1).astype(int)):
+        if size == 0:
+            continue
+        counts = draw_filler_counts(design, int(size), rng)[:, None, :]  # (n, 1 group, R)
+        values, _ = per_search_fpir(counts, sizes, shares, n)
+        interval = clustered_scaled_interval(values, subjects, exponent, confidence)
+        if design.watchlist_size > design.n_fillers:
+            pooled = pooled_interval(counts, sizes, shares, n, subjects, exponent, confidence)
+            pooled_estimates.append(pooled.fpir)
+            interval = extrapolation_range(interval, pooled)
+        methods |= set(interval.method)
+        inside += int(np.count_nonzero((interval.lower <= truth) & (truth <= interval.upper)))
+        below += int(np.count_nonzero(truth < interval.lower))
+        above += int(np.count_nonzero(truth > interval.upper))
+        upper_ok += int(np.count_nonzero(truth <= interval.upper_bound))
+        estimates.append(interval.fpir)
+        widths.append((interval.upper - interval.lower) / truth)
+    pooled_bias = (
+        float(np.mean(np.concatenate(pooled_estimates)) / truth - 1)
+        if pooled_estimates
+        else float("nan")
+    )
+    return ScalingCoverageResult(
+        design=design,
+        method=" / ".join(sorted(methods)),
+        truth=truth,
+        n_datasets=n_datasets,
+        two_sided=inside / n_datasets,
+        upper=upper_ok / n_datasets,
+        miss_below=below / n_datasets,
+        miss_above=above / n_datasets,
+        relative_bias=float(np.mean(np.concatenate(estimates)) / truth - 1),
+        pooled_relative_bias=pooled_bias,
+        median_relative_width=float(np.median(np.concatenate(widths))),
+    )

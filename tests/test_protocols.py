@@ -239,12 +239,13 @@ def test_composition_weighting_moves_fpir() -> None:
 
 def test_zero_false_matches_give_an_exact_upper_bound_not_zero_width() -> None:
     """No search meets any filler at T = 0.99: FPIR is 0, but the interval must be the
-    exact one-sided bound (rule of three scaled to N), never 0 - 0."""
+    exact bound counted by people (rule of three over people, scaled to N), never 0 - 0."""
     from lfr_eval.protocols._npl import INTERVAL_EXACT_ZERO, zero_false_match_upper
 
-    fs = _filler_scores()  # 300 searches, 400 fillers, scores far below 0.99
-    n, f = fs.n_searches, fs.n_fillers
-    analytic = scale_fpir(fs, [f, 10_000], [0.6, 0.99], n_boot=100).table
+    fs = _filler_scores()  # 300 searches of 100 people (3 each), 400 fillers, scores << 0.99
+    f = fs.n_fillers
+    people = 100
+    analytic = scale_fpir(fs, [f, 10_000], [0.6, 0.99]).table
     # beyond F the table also holds the pooled-rate rows (the high end of the extrapolation)
     assert set(analytic[analytic["watchlist_size"] == 10_000]["method"]) == {
         "analytic",
@@ -254,27 +255,35 @@ def test_zero_false_matches_give_an_exact_upper_bound_not_zero_width() -> None:
     zero = analytic[analytic["threshold"] == 0.99].set_index("watchlist_size")
     assert (zero["fpir"] == 0).all() and (zero["lower"] == 0).all()
     assert (zero["interval"] == INTERVAL_EXACT_ZERO).all()
-    # N = F: the n searches met all F fillers, so the bound is Clopper-Pearson's 1 - 0.05^(1/n)
-    assert zero.loc[f, "upper"] == pytest.approx(1 - 0.05 ** (1 / n))
-    assert zero.loc[f, "upper"] == pytest.approx(3 / n, rel=0.01)
-    # scaled to N = 10,000 through FMR <= 1 - 0.05^(1/(nF)): about 3N/(nF)
-    assert zero.loc[10_000, "upper"] == pytest.approx(1 - 0.05 ** (10_000 / (n * f)))
+    # N = F: the people met all F fillers, so the one-sided bound is 1 - 0.05^(1/people)
+    # (about 3/people), the two-sided upper end 1 - 0.025^(1/people)
+    assert zero.loc[f, "upper_bound"] == pytest.approx(1 - 0.05 ** (1 / people))
+    assert zero.loc[f, "upper_bound"] == pytest.approx(3 / people, rel=0.02)
+    assert zero.loc[f, "upper"] == pytest.approx(1 - 0.025 ** (1 / people))
+    # scaled to N = 10,000 through FMR <= 1 - 0.05^(1/(people F)): about 3N/(people F)
+    assert zero.loc[10_000, "upper_bound"] == pytest.approx(1 - 0.05 ** (10_000 / (people * f)))
+    assert zero.loc[10_000, "upper_bound"] == pytest.approx(
+        zero_false_match_upper(people, 10_000, [f], [1.0])
+    )
     busy = analytic[analytic["threshold"] == 0.6]
-    assert (busy["interval"] == "subject-bootstrap").all() and (busy["upper"] > busy["fpir"]).all()
-    # per-group rows use their own number of searches
-    by_sex = scale_fpir(fs, [f], [0.99], by="sex", n_boot=50).table.set_index("group")
-    n_female = int((fs.search_groups["sex"] == "female").sum())
-    assert by_sex.loc["female", "upper"] == pytest.approx(1 - 0.05 ** (1 / n_female))
+    assert busy["interval"].str.startswith("korn-graubard").all()
+    assert (busy["upper"] > busy["fpir"]).all() and (busy["upper_bound"] <= busy["upper"]).all()
+    # per-group rows use their own people
+    by_sex = scale_fpir(fs, [f], [0.99], by="sex").table.set_index("group")
+    female = fs.search_subjects[fs.search_groups["sex"].to_numpy() == "female"]
+    _, per_person = np.unique(female.astype(str), return_counts=True)
+    kish = per_person.sum() ** 2 / (per_person**2).sum()
+    assert by_sex.loc["female", "upper_bound"] == pytest.approx(1 - 0.05 ** (1 / kish))
     # the resampled form: every gallery gives 0, so it carries the same exact bound
     resampled = resample_fpir(fs, [100], [0.99], n_resamples=20).table.iloc[0]
     assert resampled["fpir"] == 0 and resampled["interval"] == INTERVAL_EXACT_ZERO
-    assert resampled["upper"] == pytest.approx(zero_false_match_upper(n, 100, [f], [1.0]))
+    assert resampled["upper"] == pytest.approx(zero_false_match_upper(people, 100, [f], [1.0]))
     # composition: the bound puts the unseen risk on the group most over-represented relative
     # to its fillers (b: 100 fillers at a share of 0.8)
     weighted = scale_fpir(
-        fs, [1_000], [0.99], attribute="ethnicity", composition={"a": 0.2, "b": 0.8}, n_boot=20
+        fs, [1_000], [0.99], attribute="ethnicity", composition={"a": 0.2, "b": 0.8}
     ).table.iloc[0]
-    assert weighted["upper"] == pytest.approx(1 - 0.05 ** (1_000 * 0.8 / (n * 100)))
+    assert weighted["upper_bound"] == pytest.approx(1 - 0.05 ** (1_000 * 0.8 / (people * 100)))
     # a failed search (row of -inf) is a search with no candidate: it adds to n, never to FPIR
     failed = _Fillers(
         np.vstack([fs.scores, np.full((1, f), -np.inf, np.float32)]),
@@ -282,7 +291,9 @@ def test_zero_false_matches_give_an_exact_upper_bound_not_zero_width() -> None:
         pd.concat([fs.search_groups, pd.DataFrame({"sex": ["male"]})]),
         fs.filler_groups,
     )
-    with_failed = scale_fpir(failed, [1], [-1.0, 0.6], n_boot=0).table.set_index("threshold")
+    with_failed = scale_fpir(failed, [1], [-1.0, 0.6], interval="none").table
+    with_failed = with_failed.set_index("threshold")
+    n = fs.n_searches
     assert with_failed.loc[-1.0, "fpir"] == pytest.approx(n / (n + 1))
     direct = (fs.scores >= 0.6).mean() * n / (n + 1)
     assert with_failed.loc[0.6, "fpir"] == pytest.approx(direct)

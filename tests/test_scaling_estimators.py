@@ -8,6 +8,7 @@ from math import comb
 import numpy as np
 import pytest
 
+from lfr_eval.protocols import ProtocolError
 from lfr_eval.protocols._scaling import (
     hypergeometric_fpir,
     per_search_fpir,
@@ -61,10 +62,11 @@ def test_pooled_is_the_high_end_beyond_f() -> None:
 
 
 def test_scaled_fpir_is_read_from_the_scaling_table() -> None:
-    """The explorer's scaled FPIR is the report's scaling-table figure, not a second formula."""
+    """The explorer's scaled FPIR is the report's scaling-table figure, not a second formula;
+    an old table (no one-sided bound, no extrapolation column) still reads."""
     import pandas as pd
 
-    from lfr_eval.explain import scaled_fpir_from_table
+    from lfr_eval.protocols import scaled_fpir
 
     table = pd.DataFrame(
         [
@@ -75,9 +77,12 @@ def test_scaled_fpir_is_read_from_the_scaling_table() -> None:
         columns=["method", "watchlist_size", "threshold", "fpir", "lower", "upper", "interval",
                  "group_attribute", "group", "n_searches"],
     )  # fmt: skip
-    fpir, low, high, how = scaled_fpir_from_table(table, 1000, 0.6, "all", "all")
-    assert (fpir, low, high) == (0.02, 0.015, 0.025) and "filler-gallery" in how
-    fpir, low, high, how = scaled_fpir_from_table(table, 10_000, 0.6, "all", "all")
-    assert fpir == 0.15 and high == 0.19 and "extrapolation" in how  # range up to the pooled
-    assert scaled_fpir_from_table(table, 5000, 0.6, "all", "all") is None
-    assert scaled_fpir_from_table(None, 5000, 0.6, "all", "all") is None
+    got = scaled_fpir(table, 1000, 0.6)
+    assert (got.fpir, got.lower, got.upper) == (0.02, 0.015, 0.025) and not got.extrapolated
+    got = scaled_fpir(table, 10_000, 0.6025)  # off the grid: read at 0.6, and says so
+    assert got.fpir == 0.15 and got.upper == 0.19 and got.extrapolated  # range up to pooled
+    assert got.grid_threshold == 0.6 and "at or below" in got.describe()
+    assert scaled_fpir(table, 5000, 0.6) is None
+    assert scaled_fpir(None, 5000, 0.6) is None
+    with pytest.raises(ProtocolError, match="below the lowest"):
+        scaled_fpir(table, 1000, 0.5)

@@ -3,6 +3,8 @@
 - :func:`build_open_set_protocol` — watchlist, mated and non-mated searches, split by subject;
 - :func:`build_npl_protocol`, :func:`scale_fpir`, :func:`resample_fpir` — NPL's filler-gallery
   design and FPIR scaled to a deployed watchlist size and composition;
+- :func:`scaled_fpir` — the one function every scaled FPIR shown (report, explorer, claim
+  checker, config evidence) is read through;
 - :func:`run_protocol` — score a protocol's searches into a :class:`~lfr_eval.metrics.SearchSet`.
 """
 
@@ -41,6 +43,7 @@ from lfr_eval.protocols._run import (
     run_npl_protocol,
     run_protocol,
 )
+from lfr_eval.protocols._scaled import ScaledFpir, scaled_fpir
 
 __all__ = [
     "ENROLMENT_FAILURE_POLICIES",
@@ -57,6 +60,7 @@ __all__ = [
     "ProtocolCounts",
     "ProtocolError",
     "ProtocolRun",
+    "ScaledFpir",
     "ScoringScale",
     "WatchlistComposition",
     "WatchlistScaling",
@@ -67,5 +71,6 @@ __all__ = [
     "run_npl_protocol",
     "run_protocol",
     "scale_fpir",
+    "scaled_fpir",
     "zero_false_match_upper",
 ]

@@ -42,8 +42,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,21 @@ from numpy.typing import ArrayLike
 
 from lfr_eval.datasets import ROLES, UNKNOWN, Manifest
 from lfr_eval.protocols._open_set import ProtocolError, _cap_per_subject
-from lfr_eval.protocols._scaling import POOLED, per_search_fpir, pooled_fpir, within_fillers
+from lfr_eval.protocols._scaling import (
+    ANALYTIC,
+    POOLED,
+    SCALED_KORN_GRAUBARD,
+    SCALED_ZERO,
+    ScaledInterval,
+    clustered_scaled_interval,
+    effective_people,
+    extrapolation_range,
+    per_search_fpir,
+    pooled_fpir,
+    pooled_interval,
+    within_fillers,
+    zero_exponent,
+)
 
 MSG_TOO_FEW_SUBJECTS = (
     "the NPL design needs volunteers (subjects with {needed}+ images), fillers and strangers; "
@@ -65,7 +80,7 @@ MSG_COMPOSITION = (
 #: ``interval`` column values of :attr:`WatchlistScaling.table`
 INTERVAL_BOOTSTRAP = "subject-bootstrap"
 INTERVAL_RESAMPLED = "gallery-resampling"
-INTERVAL_EXACT_ZERO = "exact one-sided (no false matches)"
+INTERVAL_EXACT_ZERO = SCALED_ZERO
 INTERVAL_NONE = "none"
 
 #: Columns of :attr:`WatchlistScaling.table`.
@@ -80,7 +95,15 @@ SCALING_COLUMNS = (
     "group_attribute",
     "group",
     "n_searches",
+    "upper_bound",
+    "n_subjects",
+    "confidence",
+    "estimator",
+    "extrapolation",
 )
+#: ``interval`` settings of :func:`scale_fpir`.
+ScalingInterval = Literal["korn-graubard", "subject-bootstrap", "none"]
+SCALING_INTERVALS: tuple[str, ...] = ("korn-graubard", "subject-bootstrap", "none")
 
 MSG_RESAMPLE_TOO_LARGE = (
     "cannot draw a gallery of {size} fillers: only {available} fillers{where}; use the "
@@ -665,19 +688,6 @@ class WatchlistScaling:
         return float(row["fpir"])
 
 
-def _per_search_fpir(
-    counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray, n: int
-) -> np.ndarray:
-    """1 - prod_g (1 - FMR_pg)^(n w_g), shape (n_searches, n_thresholds), computed in log space
-    so that N in the millions stays accurate for tiny FMRs."""
-    fmr = counts / sizes[None, :, None]
-    with np.errstate(divide="ignore"):
-        log_no_match = np.log1p(-np.minimum(fmr, 1.0))
-    exponent = (n * shares)[None, :, None]
-    total = np.where(exponent > 0, exponent * log_no_match, 0.0).sum(axis=1)
-    return -np.expm1(total)
-
-
 def _clustered_bootstrap(
     values: np.ndarray,
     subjects: np.ndarray,
@@ -759,25 +769,68 @@ def zero_false_match_upper(
     return float(-np.expm1(exponent * np.log(alpha)))
 
 
-def _pooled_rows(
-    counts: np.ndarray,
-    sizes: np.ndarray,
-    shares: np.ndarray,
+def _rows_of(
+    method: str,
     n: int,
     thresholds: np.ndarray,
-    search_sets: list[tuple[str, str, np.ndarray]],
+    interval: ScaledInterval | None,
+    fpir: np.ndarray,
+    attr_name: str,
+    label: str,
+    estimator: str,
+    extrapolation: float,
+    mask: np.ndarray,
+    subjects: np.ndarray,
+    lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
+    upper_bound: np.ndarray | None = None,
+    how: np.ndarray | None = None,
 ) -> list[tuple]:
-    """Scaling-table rows of the pooled-rate model (the high end beyond F), no interval."""
-    rows: list[tuple] = []
-    for attr_name, label, mask in search_sets:
-        if mask.any():
-            high = pooled_fpir(counts[mask], sizes, shares, n)
-            rows += [
-                (POOLED, n, float(thr), float(high[t]), np.nan, np.nan,
-                 INTERVAL_NONE, attr_name, label, int(mask.sum()))
-                for t, thr in enumerate(thresholds)
-            ]  # fmt: skip
-    return rows
+    """Scaling-table rows of one N, one search set, every threshold (see SCALING_COLUMNS)."""
+    nan = np.full(len(thresholds), np.nan)
+    if interval is not None:
+        lower = interval.lower if lower is None else lower
+        upper = interval.upper if upper is None else upper
+        upper_bound = interval.upper_bound if upper_bound is None else upper_bound
+        how = interval.method if how is None else how
+    lower = nan if lower is None else lower
+    upper = nan if upper is None else upper
+    upper_bound = nan if upper_bound is None else upper_bound
+    how = np.full(len(thresholds), INTERVAL_NONE, dtype=object) if how is None else how
+    n_searches = int(np.sum(mask))
+    n_subjects = len(set(np.asarray(subjects)[mask].astype(str)))
+    confidence = np.nan if interval is None else interval.confidence
+    return [
+        (
+            method, int(n), float(thr), float(fpir[t]), float(lower[t]), float(upper[t]),
+            str(how[t]), attr_name, label, n_searches, float(upper_bound[t]), n_subjects,
+            float(confidence), estimator, float(extrapolation),
+        )
+        for t, thr in enumerate(thresholds)
+    ]  # fmt: skip
+
+
+def _bootstrap_interval(
+    values: np.ndarray,
+    subjects: np.ndarray,
+    n_boot: int,
+    confidence: float,
+    rng: np.random.Generator,
+    base: ScaledInterval,
+) -> ScaledInterval:
+    """The percentile subject bootstrap (kept by name: it under-covers under clustering)."""
+    lower, upper = _clustered_bootstrap(values, subjects, n_boot, confidence, rng)
+    one_low, one_high = _clustered_bootstrap(values, subjects, n_boot, 2 * confidence - 1, rng)
+    del one_low
+    zero = base.method == SCALED_ZERO
+    method = np.where(zero, SCALED_ZERO, INTERVAL_BOOTSTRAP).astype(object)
+    return replace(
+        base,
+        lower=np.where(zero, base.lower, lower),
+        upper=np.where(zero, base.upper, upper),
+        upper_bound=np.where(zero, base.upper_bound, one_high),
+        method=method,
+    )
 
 
 def scale_fpir(
@@ -788,11 +841,12 @@ def scale_fpir(
     attribute: str | None = None,
     composition: Mapping[str, float] | None = None,
     by: str | None = None,
+    interval: ScalingInterval = "korn-graubard",
     n_boot: int = 500,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> WatchlistScaling:
-    """FPIR(N, T) from each non-mated search's false-match rate against the fillers.
+    """FPIR(N, T) from each non-mated search's false matches among the F fillers.
 
     Parameters
     ----------
@@ -800,7 +854,7 @@ def scale_fpir(
     watchlist_sizes : sequence of int
         Deployed watchlist sizes N (entries; may exceed the number of fillers).
     thresholds : array_like
-        Similarity thresholds in [-1, 1].
+        Similarity thresholds in [-1, 1], on the counts' grid.
     attribute : str, optional
         Filler attribute for ``composition`` (e.g. ``"ethnicity"``).
     composition : mapping, optional
@@ -810,23 +864,37 @@ def scale_fpir(
         one pool.
     by : str, optional
         Also report FPIR per label of this search attribute (e.g. the probes' ``sex``).
+    interval : {"korn-graubard", "subject-bootstrap", "none"}
+        ``"korn-graubard"`` (default): the design-effect beta interval of the mean of
+        per-search alert probabilities, clustered by person
+        (:func:`~lfr_eval.protocols._scaling.interval_from_person_sums`; coverage measured in
+        ``benchmarks/bench_scaling_grid.py``). ``"subject-bootstrap"``: the percentile
+        bootstrap over people, kept by name for comparison (it under-covers when searches
+        correlate within a person). ``"none"``: no interval.
     n_boot : int
-        Subject-clustered bootstrap replicates for the interval (0: no interval).
+        Bootstrap replicates of ``"subject-bootstrap"``; ``n_boot=0`` also means no interval.
     confidence : float
-        Coverage of the interval: two-sided for the bootstrap, one-sided for the exact bound
-        used where no search met any filler.
+        Two-sided coverage of ``lower``/``upper``; ``upper_bound`` is one-sided at it.
     seed : int
 
     Returns
     -------
     WatchlistScaling
-        Rows with ``method == "analytic"``. ``lower``/``upper`` are the subject-clustered
-        bootstrap percentiles (``interval == "subject-bootstrap"``), except where no search
-        met any filler: there FPIR is 0 and every replicate is 0, so the rows carry
-        ``lower = 0`` and the exact one-sided upper bound of :func:`zero_false_match_upper`
-        (``interval == "exact one-sided (no false matches)"``) instead of a 0 – 0 interval.
+        Rows with ``method == "analytic"``: unbiased hypergeometric estimates for N <= F and
+        the per-person model beyond, where ``lower``/``upper`` span from the per-person
+        model's lower end to the pooled model's upper end (``interval`` says
+        :data:`~lfr_eval.protocols._scaling.SCALED_RANGE`) and ``extrapolation`` is N / F;
+        beyond F also ``method == "analytic-pooled"`` rows (one pooled rate, the high end) with
+        their own clustered interval. Where no search met any filler FPIR is 0 and the rows
+        carry ``lower = 0`` and the exact bound counted by people.
     """
     thresholds = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    if interval not in SCALING_INTERVALS:
+        raise ProtocolError(
+            f"interval must be one of {', '.join(SCALING_INTERVALS)}; got {interval!r}"
+        )
+    if n_boot <= 0:
+        interval = "none"
     counts, sizes, labels = filler_counts.false_match_counts(thresholds, attribute)
     if composition is None and attribute is not None:
         composition = {label: float(size) for label, size in zip(labels, sizes)}
@@ -836,64 +904,63 @@ def scale_fpir(
     if by is not None:
         values = filler_counts.search_groups[by].to_numpy(dtype=object)
         search_sets += [(by, label, values == label) for label in sorted(set(values))]
-    rows = []
+    subjects = np.asarray(filler_counts.search_subjects)
+    rows: list[tuple] = []
     models = {}
     for n in watchlist_sizes:
+        n = int(n)
+        within = within_fillers(n, sizes, shares)
+        factor = 0.0 if within else n / float(np.sum(sizes))
         # Unbiased (hypergeometric) up to N = F; beyond, the per-person plug-in is the low end
-        # of the extrapolation range and the pooled-rate rows below its high end.
-        per_search, models[int(n)] = per_search_fpir(counts, sizes, shares, int(n))
+        # of the extrapolation range and the pooled rate its high end.
+        per_search, models[n] = per_search_fpir(counts, sizes, shares, n)
+        exponent = zero_exponent(n, sizes, shares)
         for attr_name, label, mask in search_sets:
             if not mask.any():
                 continue
             fpir = per_search[mask].mean(axis=0)
-            method = np.full(len(thresholds), INTERVAL_NONE, dtype=object)
-            if n_boot > 0:
-                lower, upper = _clustered_bootstrap(
-                    per_search[mask], filler_counts.search_subjects[mask], n_boot, confidence, rng
+            if interval == "none":
+                rows += _rows_of(ANALYTIC, n, thresholds, None, fpir, attr_name, label,
+                                 models[n], factor, mask, subjects)  # fmt: skip
+                if not within:
+                    high = pooled_fpir(counts[mask], sizes, shares, n)
+                    rows += _rows_of(POOLED, n, thresholds, None, high, attr_name, label,
+                                     "pooled model", factor, mask, subjects)  # fmt: skip
+                continue
+            kg = clustered_scaled_interval(per_search[mask], subjects[mask], exponent, confidence)
+            if interval == "subject-bootstrap":
+                kg = _bootstrap_interval(
+                    per_search[mask], subjects[mask], n_boot, confidence, rng, kg
                 )
-                method[:] = INTERVAL_BOOTSTRAP
-                # No false match at all: the bootstrap cannot see past the sample (0 - 0).
-                zero = fpir == 0
-                if zero.any():
-                    bound = zero_false_match_upper(
-                        int(mask.sum()), int(n), sizes, shares, confidence
-                    )
-                    lower = np.where(zero, 0.0, lower)
-                    upper = np.where(zero, bound, upper)
-                    method[zero] = INTERVAL_EXACT_ZERO
-            else:
-                lower = upper = np.full(len(thresholds), np.nan)
-            for t, threshold in enumerate(thresholds):
-                rows.append(
-                    (
-                        "analytic",
-                        int(n),
-                        float(threshold),
-                        float(fpir[t]),
-                        float(lower[t]),
-                        float(upper[t]),
-                        method[t],
-                        attr_name,
-                        label,
-                        int(mask.sum()),
-                    )
-                )
-        if not within_fillers(int(n), sizes, shares):
-            rows += _pooled_rows(counts, sizes, shares, int(n), thresholds, search_sets)
+            if within:
+                rows += _rows_of(ANALYTIC, n, thresholds, kg, fpir, attr_name, label,
+                                 models[n], factor, mask, subjects)  # fmt: skip
+                continue
+            pooled = pooled_interval(
+                counts[mask], sizes, shares, n, subjects[mask], exponent, confidence
+            )
+            rows += _rows_of(ANALYTIC, n, thresholds, extrapolation_range(kg, pooled), fpir,
+                             attr_name, label, models[n], factor, mask, subjects)  # fmt: skip
+            rows += _rows_of(POOLED, n, thresholds, pooled, pooled.fpir, attr_name, label,
+                             "pooled model", factor, mask, subjects)  # fmt: skip
     table = pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
     estimators = "; ".join(f"N={n:,}: {m}" for n, m in models.items())
+    described = {
+        "korn-graubard": f"{SCALED_KORN_GRAUBARD}, {confidence:.0%}",
+        "subject-bootstrap": f"percentile subject bootstrap ({n_boot} replicates, "
+        f"{confidence:.0%}; under-covers when searches correlate within a person)",
+        "none": "none",
+    }[interval]
     return WatchlistScaling(
         table=table,
         attribute=attribute,
         composition={label: float(s) for label, s in zip(labels, shares)},
         interval=(
-            f"subject-clustered bootstrap ({n_boot} replicates, {confidence:.0%}); exact "
-            f"one-sided {confidence:.0%} bound where no search met a filler"
-            if n_boot
-            else "none"
-        )
-        + f". Estimators: {estimators}; beyond F also '{POOLED}' rows (one pooled rate, the "
-        "high end of the extrapolation range)",
+            described
+            + ("" if interval == "none" else f"; {SCALED_ZERO} where no search met a filler")
+            + f". Estimators: {estimators}; beyond F also '{POOLED}' rows (one pooled rate, the "
+            "high end of the extrapolation range)"
+        ),
     )
 
 
@@ -1022,6 +1089,8 @@ def resample_fpir(
     listed = _ListedFillers.of(filler_counts, labels_per_filler, labels, thresholds)
     rng = np.random.default_rng(seed)
     rows = []
+    n_people = len(set(np.asarray(filler_counts.search_subjects).astype(str)))
+    people = max(effective_people(filler_counts.search_subjects), 1.0)
     alpha = (1.0 - confidence) / 2.0
     for n in watchlist_sizes:
         per_group = np.round(int(n) * shares).astype(int)
@@ -1039,8 +1108,9 @@ def resample_fpir(
                 drawn[rng.choice(pool, size=need, replace=False)] = True
             matched = listed.matches(drawn, counts, member_sizes, per_group, rng)
             rates[r] = matched.sum(axis=0) / max(filler_counts.n_searches, 1)
-        zero_bound = zero_false_match_upper(
-            filler_counts.n_searches, int(n), member_sizes, shares, confidence
+        # counted by people, as the analytic rows: one person's searches are not independent
+        zero_bound = float(
+            -np.expm1(zero_exponent(int(n), member_sizes, shares) / people * np.log(alpha * 2))
         )
         for t, threshold in enumerate(thresholds):
             if any_match[t]:
@@ -1061,6 +1131,11 @@ def resample_fpir(
                     "all",
                     "all",
                     filler_counts.n_searches,
+                    np.nan,  # no one-sided bound: the spread is between galleries
+                    n_people,
+                    float(confidence),
+                    "gallery resampling",
+                    0.0,
                 )
             )
     table = pd.DataFrame(rows, columns=list(SCALING_COLUMNS))

@@ -15,6 +15,8 @@ Jensen). Both are extrapolations by a factor N / F and are labelled so.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
 #: ``method`` of the per-search (hypergeometric, N <= F; plug-in beyond) rows
@@ -111,3 +113,257 @@ def per_search_fpir(
     factor = int(n) / float(np.sum(sizes))
     return plug_in_fpir(counts, sizes, shares, n), f"extrapolation x{factor:.3g} (per-person model)"
 
+
+
+# --------------------------------------------------------------------------------------------
+# Intervals clustered by person
+# --------------------------------------------------------------------------------------------
+
+#: Interval of a scaled FPIR: the design-effect (Korn–Graubard) beta interval of the mean of
+#: per-search alert probabilities, with the cluster-robust variance over people.
+SCALED_KORN_GRAUBARD = "korn-graubard (per-search P(alert), clustered by person)"
+#: Interval where no search met any filler: the exact bound counted by people.
+SCALED_ZERO = "exact one-sided, counted by people (no false matches)"
+#: Interval beyond F: from the per-person model's lower end to the pooled model's upper end.
+SCALED_RANGE = "korn-graubard range: per-person model (low) to pooled model (high)"
+
+
+def zero_exponent(n: int, sizes: np.ndarray, shares: np.ndarray) -> float:
+    """``N * max_g(w_g / F_g)``: how the zero-false-match bound on one comparison grows to N.
+
+    See :func:`lfr_eval.protocols.zero_false_match_upper`; groups with no share or no fillers
+    are left out.
+    """
+    w = np.asarray(shares, dtype=np.float64)
+    f = np.asarray(sizes, dtype=np.float64)
+    use = (w > 0) & (f > 0)
+    if not use.any():
+        return float("inf")
+    return float(int(n) * np.max(w[use] / f[use]))
+
+
+@dataclass(frozen=True)
+class ScaledInterval:
+    """A scaled FPIR's point and clustered interval at m thresholds (one N, one search set).
+
+    Attributes
+    ----------
+    fpir : ndarray of shape (m,)
+        Mean over searches of the per-search alert probability, in [0, 1].
+    lower, upper : ndarray of shape (m,)
+        Two-sided interval at ``confidence``.
+    upper_bound : ndarray of shape (m,)
+        One-sided upper confidence bound at ``confidence`` (what a claim needs).
+    method : ndarray of str, shape (m,)
+        :data:`SCALED_KORN_GRAUBARD` or, where no search met a filler, :data:`SCALED_ZERO`.
+    n_searches, n_subjects : int
+        Searches and people (clusters) behind the figure.
+    effective_people : float
+        Kish's effective number of people ``(sum n_i)^2 / sum n_i^2``.
+    design_effect : ndarray of shape (m,)
+        Cluster-robust variance over the binomial ``p (1 - p) / n`` (NaN at 0).
+    confidence : float
+    """
+
+    fpir: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    upper_bound: np.ndarray
+    method: np.ndarray
+    n_searches: int
+    n_subjects: int
+    effective_people: float
+    design_effect: np.ndarray
+    confidence: float
+
+
+def interval_from_person_sums(
+    person_sums: np.ndarray,
+    person_searches: np.ndarray,
+    exponent: float,
+    confidence: float = 0.95,
+) -> ScaledInterval:
+    """Clustered interval of a mean of per-search probabilities from per-person sums.
+
+    Parameters
+    ----------
+    person_sums : ndarray of shape (s, m)
+        Sum over each person's searches of the per-search value (in [0, 1] each), at m
+        thresholds (or m independent data sets, as the simulations use it).
+    person_searches : ndarray of shape (s,)
+        Searches of each person.
+    exponent : float
+        :func:`zero_exponent` of the watchlist size and fillers, for the rows where every
+        value is 0.
+    confidence : float
+        In (0, 1).
+
+    Notes
+    -----
+    The estimate is the ratio ``sum_i V_i / sum_i n_i`` over people; the interval is the
+    Korn–Graubard design-effect beta interval of :func:`lfr_eval.metrics.korn_graubard` with
+    ``V_i`` in place of error counts: the cluster-robust (linearisation) variance over people
+    gives an effective number of searches ``p (1 - p) / V``, reduced by ``(z / t_df)^2`` with
+    ``df`` from the people who carry the variance, and the Clopper–Pearson (beta) quantiles of
+    ``p n_eff`` in ``n_eff`` give the ends. A per-search value in [0, 1] with mean p has
+    variance at most ``p (1 - p)``, so the binomial form is the right scale; unlike 0/1
+    errors, a design effect below 1 is real here (a probability carries more than one
+    Bernoulli draw), so ``n_eff`` is not truncated at n. The beta form keeps the interval
+    inside [0, 1] and skewed away from 0 when the rate is small.
+
+    Where every value is 0 (no search met any filler) the variance says nothing: the bound is
+    ``1 - alpha ** (exponent / s_eff)`` with ``s_eff`` the effective number of people, the
+    zero-false-match bound of :func:`lfr_eval.protocols.zero_false_match_upper` counted by
+    people (each person's searches treated as one) rather than by searches.
+    """
+    from scipy import stats
+
+    from lfr_eval.metrics._clustered import fractional_clopper_pearson, summarise_clusters
+
+    sums = np.asarray(person_sums, dtype=np.float64)
+    trials = np.asarray(person_searches, dtype=np.float64)
+    # values may exceed their searches by rounding only
+    sums = np.clip(sums, 0.0, trials[:, None])
+    summary = summarise_clusters(sums, trials)
+    total = max(float(summary.trials), 1.0)
+    rate = summary.errors / total
+    alpha = 1.0 - float(confidence)
+    people = max(float(summary.effective_people), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        binomial = rate * (1 - rate) / total
+        deff = summary.variance / binomial
+        # Unlike 0/1 errors, a mean of probabilities can carry more information than its
+        # searches (deff < 1 is real, not noise), so n_eff is not truncated at n.
+        n_eff = rate * (1 - rate) / summary.variance
+    df = np.where(np.isfinite(summary.df), summary.df, 1.0)
+    ends = {}
+    for sided, tail in (("two-sided", alpha / 2), ("upper", alpha)):
+        # few people carry the variance: widen as a t statistic would
+        n_t = n_eff * (stats.norm.ppf(1 - tail) / stats.t.ppf(1 - tail, df)) ** 2
+        # one person, or a variance of 0 with values inside (0, 1): nothing is known about
+        # the spread between people; count people
+        n_t = np.where(np.isfinite(n_t) & (n_t > 0) & (summary.n_subjects > 1), n_t, people)
+        n_t = np.minimum(n_t, 1e15)
+        a_low = tail if sided == "two-sided" else 0.0
+        ends[sided] = fractional_clopper_pearson(rate * n_t, n_t, a_low, tail)
+    zero = summary.errors <= 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        zero_two = float(-np.expm1(exponent / people * np.log(alpha / 2)))
+        zero_one = float(-np.expm1(exponent / people * np.log(alpha)))
+    method = np.where(zero, SCALED_ZERO, SCALED_KORN_GRAUBARD).astype(object)
+    low, high = ends["two-sided"]
+    return ScaledInterval(
+        fpir=rate,
+        lower=np.where(zero, 0.0, np.minimum(low, rate)),
+        upper=np.where(zero, min(zero_two, 1.0), np.maximum(high, rate)),
+        upper_bound=np.where(zero, min(zero_one, 1.0), np.maximum(ends["upper"][1], rate)),
+        method=method,
+        n_searches=int(round(summary.trials)),
+        n_subjects=summary.n_subjects,
+        effective_people=float(summary.effective_people),
+        design_effect=np.where(zero, np.nan, deff),
+        confidence=float(confidence),
+    )
+
+
+def person_sums(values: np.ndarray, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-person sums of per-search values (n, m) and each person's searches."""
+    _, inverse = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
+    inverse = inverse.reshape(-1)
+    s = int(inverse.max()) + 1 if len(inverse) else 0
+    sums = np.zeros((s, values.shape[1]))
+    np.add.at(sums, inverse, values)
+    return sums, np.bincount(inverse, minlength=s).astype(np.float64)
+
+
+def effective_people(subjects: np.ndarray) -> float:
+    """Kish's effective number of people ``(sum n_i)^2 / sum n_i^2`` of the searches' subjects."""
+    _, searches = person_sums(np.zeros((len(subjects), 0)), subjects)
+    return float(searches.sum() ** 2 / max(float((searches**2).sum()), 1.0))
+
+
+def clustered_scaled_interval(
+    values: np.ndarray, subjects: np.ndarray, exponent: float, confidence: float = 0.95
+) -> ScaledInterval:
+    """:func:`interval_from_person_sums` of per-search values (n, m) and their subjects (n,)."""
+    sums, searches = person_sums(np.asarray(values, dtype=np.float64), subjects)
+    return interval_from_person_sums(sums, searches, exponent, confidence)
+
+
+def composite_fmr(counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Per-search ``sum_g w_g c_g / F_g`` (n, m): its mean is the watchlist-weighted pooled FMR."""
+    fmr = np.asarray(counts, dtype=np.float64) / np.asarray(sizes, dtype=np.float64)[None, :, None]
+    return np.einsum("igt,g->it", fmr, np.asarray(shares, dtype=np.float64))
+
+
+def pooled_map(
+    counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray, n: int, rates: np.ndarray
+) -> np.ndarray:
+    """The pooled model's FPIR(N) at composite FMR values ``rates`` (k, m).
+
+    Each filler group's pooled FMR is scaled by ``rates / r`` (r: the observed composite rate),
+    so the map is monotone and equals :func:`pooled_fpir` at ``rates = r``.
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    fmr_g = c.sum(axis=0) / (c.shape[0] * np.asarray(sizes, dtype=np.float64)[:, None])  # (G, m)
+    w = np.asarray(shares, dtype=np.float64)
+    r = np.einsum("gt,g->t", fmr_g, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(r > 0, np.asarray(rates, dtype=np.float64) / r, 0.0)  # (k, m)
+    scaled = np.minimum(fmr_g[None, :, :] * ratio[:, None, :], 1.0)  # (k, G, m)
+    with np.errstate(divide="ignore"):
+        log_none = np.log1p(-scaled)
+    exponent = (int(n) * w)[None, :, None]
+    return -np.expm1(np.where(exponent > 0, exponent * log_none, 0.0).sum(axis=1))
+
+
+def pooled_interval(
+    counts: np.ndarray,
+    sizes: np.ndarray,
+    shares: np.ndarray,
+    n: int,
+    subjects: np.ndarray,
+    exponent: float,
+    confidence: float = 0.95,
+) -> ScaledInterval:
+    """The pooled model's FPIR(N) with the clustered interval of its pooled FMR mapped to N.
+
+    The watchlist-weighted pooled FMR is the mean of each search's ``sum_g w_g c_g / F_g``; its
+    Korn–Graubard interval (clustered by person) is carried to FPIR(N) by the pooled model's
+    monotone map (:func:`pooled_map`), so the coverage carries over. ``counts`` has shape
+    (n_searches, n_groups, m).
+    """
+    rate = clustered_scaled_interval(
+        composite_fmr(counts, sizes, shares), subjects, 1.0, confidence
+    )
+    zero = rate.method == SCALED_ZERO
+    ends = pooled_map(
+        counts, sizes, shares, n, np.stack([rate.fpir, rate.lower, rate.upper, rate.upper_bound])
+    )
+    alpha = 1.0 - float(confidence)
+    people = max(rate.effective_people, 1.0)
+    zero_two = float(-np.expm1(exponent / people * np.log(alpha / 2)))
+    zero_one = float(-np.expm1(exponent / people * np.log(alpha)))
+    return replace(
+        rate,
+        fpir=ends[0],
+        lower=np.where(zero, 0.0, ends[1]),
+        upper=np.where(zero, zero_two, ends[2]),
+        upper_bound=np.where(zero, zero_one, ends[3]),
+    )
+
+
+def extrapolation_range(per_person: ScaledInterval, pooled: ScaledInterval) -> ScaledInterval:
+    """Beyond F: the per-person model's point, from its lower end to the pooled model's upper.
+
+    The per-person plug-in is biased low (Jensen, per search) and the pooled rate high (Jensen,
+    across people); the truth lies between their expectations, so the interval runs from the
+    lower end of one to the upper end of the other (:data:`SCALED_RANGE`).
+    """
+    zero = per_person.method == SCALED_ZERO
+    return replace(
+        per_person,
+        upper=np.maximum(per_person.upper, pooled.upper),
+        upper_bound=np.maximum(per_person.upper_bound, pooled.upper_bound),
+        method=np.where(zero, SCALED_ZERO, SCALED_RANGE).astype(object),
+    )

@@ -1,0 +1,143 @@
+"""Scaled FPIR with known truth (issue 9): coverage and bias of the scaling table's figures.
+
+Each cell draws ``--datasets`` seeded data sets from :class:`lfr_eval.simulation.ScalingDesign`
+(per-search false-match rates on the logit scale, a share of their variance shared by each
+person's searches), counts the fillers each search meets, and runs the scaling table's own
+estimator and interval (:func:`lfr_eval.simulation.scaled_fpir_coverage`):
+
+- N <= F: the hypergeometric estimate with the Korn–Graubard-style clustered beta interval of
+  the mean per-search alert probability; acceptance: bias within ±5%, two-sided coverage
+  0.93–0.97, one-sided upper coverage >= 0.94;
+- N > F (extrapolation): the range from the per-person model's lower end to the pooled model's
+  upper end; its coverage (expected conservative) and each model's bias are reported.
+
+Grid: people 20–2,000 × searches per person 1–50 × person share of the variance 0–1 ×
+N / F 0.1–10 × median FMR 1e-5–1e-3 (F = 1,000 fillers, logit spread 1).
+
+Usage::
+
+    python benchmarks/bench_scaling_grid.py                   # full grid
+    python benchmarks/bench_scaling_grid.py --datasets 200    # quick look
+
+Writes ``<out>.csv`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lfr_eval.simulation import ScalingDesign, scaled_fpir_coverage
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_stats_grid import markdown  # noqa: E402  (one pipe-table writer for both grids)
+
+PEOPLE = (20, 100, 400, 2000)
+SEARCHES = (1, 10, 50)
+PERSON_SHARE = (0.0, 0.5, 1.0)
+N_OVER_F = (0.1, 1.0, 10.0)
+MEDIAN_FMR = (1e-5, 1e-4, 1e-3)
+FILLERS = 1000
+
+
+def grid(n_datasets: int, seed: int) -> pd.DataFrame:
+    rows = []
+    cells = itertools.product(PEOPLE, SEARCHES, PERSON_SHARE, N_OVER_F, MEDIAN_FMR)
+    for i, (people, m, share, ratio, fmr) in enumerate(cells):
+        if m == 1 and share > 0:
+            continue  # one search per person: no clustering to vary
+        if people * m > 20_000:
+            continue  # keeps the grid to minutes on 2 cores
+        design = ScalingDesign(people, m, FILLERS, int(ratio * FILLERS), fmr, 1.0, share)
+        r = scaled_fpir_coverage(design, n_datasets=n_datasets, seed=seed + i)
+        rows.append(
+            {
+                "people": people,
+                "searches_per_person": m,
+                "person_share": share,
+                "n_over_f": ratio,
+                "median_fmr": fmr,
+                "true_fpir": r.truth,
+                "method": r.method,
+                "two_sided": r.two_sided,
+                "upper": r.upper,
+                "miss_below": r.miss_below,
+                "miss_above": r.miss_above,
+                "relative_bias": r.relative_bias,
+                "pooled_relative_bias": r.pooled_relative_bias,
+                "median_relative_width": r.median_relative_width,
+                "n_datasets": n_datasets,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summarise(table: pd.DataFrame) -> str:
+    lines = []
+    for label, part in (
+        ("N <= F (hypergeometric, clustered interval)", table[table["n_over_f"] <= 1]),
+        ("N > F (extrapolation range)", table[table["n_over_f"] > 1]),
+    ):
+        lines.append(f"### {label}\n")
+        lines.append(
+            "| cells | two-sided min | median | max | share in 0.93–0.97 | upper min | "
+            "share upper >= 0.94 | max abs bias | max abs pooled bias |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for name, sub in (
+            ("all", part),
+            ("true FPIR >= 0.01", part[part["true_fpir"] >= 0.01]),
+            ("true FPIR < 0.01", part[part["true_fpir"] < 0.01]),
+        ):
+            if sub.empty:
+                continue
+            inside = ((sub["two_sided"] >= 0.93) & (sub["two_sided"] <= 0.97)).mean()
+            lines.append(
+                f"| {name} ({len(sub)}) | {sub['two_sided'].min():.3f} | "
+                f"{sub['two_sided'].median():.3f} | {sub['two_sided'].max():.3f} | {inside:.2f} | "
+                f"{sub['upper'].min():.3f} | {(sub['upper'] >= 0.94).mean():.2f} | "
+                f"{sub['relative_bias'].abs().max():.3f} | "
+                f"{sub['pooled_relative_bias'].abs().max():.3f} |"
+            )
+        worst = part.nsmallest(6, "upper")[
+            ["people", "searches_per_person", "person_share", "n_over_f", "median_fmr",
+             "true_fpir", "two_sided", "upper", "relative_bias"]
+        ]  # fmt: skip
+        lines.append("\nLowest one-sided coverage:\n")
+        lines.append(markdown(worst.reset_index(drop=True)))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=int, default=1000, help="data sets per cell")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--out", default="benchmarks/results/scaling_grid")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    table = grid(args.datasets, args.seed)
+    elapsed = time.perf_counter() - start
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out.with_suffix(".csv"), index=False, float_format="%.5g")
+    header = (
+        "# Simulation grid: scaled FPIR coverage and bias (issue 9)\n\n"
+        f"{args.datasets} data sets per cell, seed {args.seed}; {len(table)} cells; "
+        f"{elapsed:.0f} s on {platform.machine()} with {os.cpu_count()} CPUs shared with other "
+        f"jobs (numpy {np.__version__}).\n\n"
+    )
+    out.with_suffix(".md").write_text(header + summarise(table) + "\n")
+    print(header + summarise(table))
+
+
+if __name__ == "__main__":
+    main()
