@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lfr_eval.operational import one_in_n
 from lfr_eval.protocols._npl import FillerCounts, scale_fpir
 from lfr_eval.protocols._open_set import ProtocolError
 from lfr_eval.protocols._scaling import ANALYTIC, POOLED
@@ -112,6 +111,7 @@ class ScaledFpir:
 
     def describe(self) -> str:
         """One line naming the estimator, the interval method and any extrapolation."""
+        from lfr_eval.operational import one_in_n  # imported here: it loads scipy.stats
         conf = "" if math.isnan(self.confidence) else f"{self.confidence:.0%} "
         text = (
             f"FPIR at N = {self.watchlist_size:,}, T = {self.grid_threshold:g}: "
