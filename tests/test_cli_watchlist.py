@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from lfr_eval.cli import main
+from cli_support import run
 
 COMMANDS = [
     ["enrol"],
@@ -19,18 +18,6 @@ COMMANDS = [
     ["watchlist", "remove"],
     ["watchlist", "audit"],
 ]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process as a script would, returning (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -10,10 +10,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
-import pytest
+from cli_support import run
 
 from lfr_eval.atrest import ENV_ACTOR, clear_cache, load_key_ring
-from lfr_eval.cli import main
 from lfr_eval.datasets._cache import CachedEmbedding, EmbeddingCache
 from lfr_eval.faces import EngineId, ModelFile
 from lfr_eval.live import ALERTS_DB, AlertStore, LiveAlert
@@ -21,17 +20,6 @@ from lfr_eval.retention import RetentionSettings, purge_workspace, read_purge_lo
 from lfr_eval.watchlist import SubjectInfo, Watchlist
 
 ENGINE = EngineId("fake", (ModelFile("recognizer", "rec_a.onnx", "a" * 64),), 16)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def unit(seed: int) -> np.ndarray:

@@ -328,24 +328,13 @@ def test_tampered_schema_1_file_is_not_migrated(tmp_path: Path) -> None:
 
 
 def test_verify_command_exit_codes(two_people, capsys) -> None:
-    from lfr_eval.cli import main
+    from cli_support import run
 
     wl, _ = two_people
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            main([str(a) for a in argv])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    code, out, _ = run("watchlist", "verify", "--watchlist", wl.path, "--json")
+    code, out, _ = run(capsys, "watchlist", "verify", "--watchlist", wl.path, "--json")
     assert code == 0 and json.loads(out)["content_hash"] == wl.content_hash()
     raw_edit(wl.path, ("DELETE FROM templates WHERE id = 1", ()))
-    code, _, err = run("watchlist", "verify", "--watchlist", wl.path)
+    code, _, err = run(capsys, "watchlist", "verify", "--watchlist", wl.path)
     assert code == 7 and "integrity check" in err and "Traceback" not in err
 
 

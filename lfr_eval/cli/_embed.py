@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from lfr_eval.cli._common import engine_options, make_engine, workspace_option
+from lfr_eval.cli._common import engine_options, workspace_option
 from lfr_eval.datasets._cache import EmbeddingCache
 from lfr_eval.datasets._embedding import FaceChoice
-from lfr_eval.faces import FaceEngine
+from lfr_eval.faces import EngineChoice, FaceEngine
+
+if TYPE_CHECKING:
+    from lfr_eval.distributed import ClusterSpec
 
 
 def dataset_options(func):
@@ -136,7 +141,7 @@ def default_upsample(upsample: int | None, layout: str) -> int:
     return 0 if layout == "lfw" else 1
 
 
-def cluster_spec(workers: int, scheduler: str | None):
+def cluster_spec(workers: int, scheduler: str | None) -> ClusterSpec | None:
     """The :class:`~lfr_eval.distributed.ClusterSpec` ``--workers``/``--scheduler`` name, or
     None for one process or the process pool (said on stderr)."""
     from lfr_eval.distributed import ClusterSpec, dask_available
@@ -164,41 +169,66 @@ def default_face_choice(face_choice: str | None, layout: str) -> FaceChoice:
     return rule(layout, face_choice)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class EmbeddingSetup:
+    """What ``embed`` and ``evaluate`` embed with, opened from the same options.
+
+    Attributes
+    ----------
+    engine : FaceEngine
+        The engine the options name (reported on stderr).
+    engine_factory : callable
+        A picklable recipe for the same engine in worker processes.
+    cluster : ClusterSpec or None
+        The Dask cluster ``--workers``/``--scheduler`` name (None: one process or a pool).
+    cache : EmbeddingCache or None
+        The embedding cache (None with ``--no-cache``).
+    face_choice : {"largest", "central"}
+        Which face stands for an image with several (``--face``, else the layout's rule).
+    """
+
+    engine: FaceEngine
+    engine_factory: Callable[[], FaceEngine]
+    cluster: ClusterSpec | None
+    cache: EmbeddingCache | None
+    face_choice: FaceChoice
+
+
 @contextlib.contextmanager
-def open_cache(
-    cache_path: str | None, no_cache: bool, workspace: str | None
-) -> Iterator[EmbeddingCache | None]:
-    """The embedding cache ``--cache``/``--no-cache`` name (None: no cache), closed on exit."""
+def embedding_setup(
+    layout: str,
+    choice: EngineChoice,
+    *,
+    workers: int,
+    scheduler: str | None,
+    cache_path: str | None,
+    no_cache: bool,
+    face_choice: str | None,
+    workspace: str | None,
+) -> Iterator[EmbeddingSetup]:
+    """Open the engine, cluster and cache the options name for a dataset of ``layout``; the
+    cache is closed on exit.
+
+    ``choice.upsample`` None is replaced by the layout's default (:func:`default_upsample`).
+    """
+    choice = replace(choice, upsample=default_upsample(choice.upsample, layout))
+    engine = choice.load(workspace)
+    click.echo(f"engine {engine.engine_id.key} on {engine.runtime.describe()}", err=True)
+    factory = functools.partial(choice.load, workspace)
+    cluster = cluster_spec(workers, scheduler)
     if no_cache:
-        yield None
-        return
-    if cache_path is not None:
+        cache = None
+    elif cache_path is not None:
         cache = EmbeddingCache(cache_path)
     else:
         cache = EmbeddingCache.in_workspace(workspace)
     try:
-        yield cache
+        yield EmbeddingSetup(
+            engine, factory, cluster, cache, default_face_choice(face_choice, layout)
+        )
     finally:
-        cache.close()
-
-
-def open_engine(
-    engine_backend: str,
-    detector: str,
-    model_pack: str | None,
-    runtime: str,
-    device: str,
-    workspace: str | None = None,
-    upsample: int | None = None,
-) -> tuple[FaceEngine, Callable[[], FaceEngine]]:
-    """The engine the options name (reported on stderr), and a picklable recipe for the same
-    engine in worker processes."""
-    engine = make_engine(engine_backend, detector, model_pack, runtime, device, workspace, upsample)
-    click.echo(f"engine {engine.engine_id.key} on {engine.runtime.describe()}", err=True)
-    factory = functools.partial(
-        make_engine, engine_backend, detector, model_pack, runtime, device, workspace, upsample
-    )
-    return engine, factory
+        if cache is not None:
+            cache.close()
 
 
 @click.command("embed")
@@ -247,28 +277,28 @@ def embed_command(
             f"must end in {' or '.join(EMBEDDING_FORMATS)}", param_hint="--out"
         )
     manifest, chosen = open_dataset(source, layout, labels, attributes, limit)
-    engine, factory = open_engine(
-        engine_backend,
-        detector,
-        model_pack,
-        runtime,
-        device,
-        workspace,
-        default_upsample(upsample, chosen),
-    )
-    cluster = cluster_spec(workers, scheduler)
-    with open_cache(cache_path, no_cache, workspace) as cache:
+    choice = EngineChoice(engine_backend, detector, model_pack, runtime, device, upsample)
+    with embedding_setup(
+        chosen,
+        choice,
+        workers=workers,
+        scheduler=scheduler,
+        cache_path=cache_path,
+        no_cache=no_cache,
+        face_choice=face_choice,
+        workspace=workspace,
+    ) as setup:
         embeddings = embed_manifest(
             manifest,
-            engine,
-            cache,
-            face_choice=default_face_choice(face_choice, chosen),
+            setup.engine,
+            setup.cache,
+            face_choice=setup.face_choice,
             progress=True,
             workers=workers,
-            engine_factory=factory,
-            cluster=cluster,
+            engine_factory=setup.engine_factory,
+            cluster=setup.cluster,
         )
-    save_embeddings(out, manifest, embeddings, engine)
+    save_embeddings(out, manifest, embeddings, setup.engine)
     cached = len(set(embeddings.image_sha256)) - embeddings.n_computed
     click.echo(
         f"wrote {out}: {len(embeddings) - embeddings.n_failed:,} embeddings, "

@@ -7,16 +7,7 @@ import sys
 import click
 
 from lfr_eval.cli._common import engine_options, open_results, workspace_option
-from lfr_eval.cli._embed import (
-    cache_options,
-    cluster_spec,
-    dataset_options,
-    default_face_choice,
-    default_upsample,
-    open_cache,
-    open_dataset,
-    open_engine,
-)
+from lfr_eval.cli._embed import cache_options, dataset_options, embedding_setup, open_dataset
 
 
 @click.command("evaluate")
@@ -199,6 +190,7 @@ def evaluate_command(
     group with intervals, watchlist-size scaling and full provenance.
     """
     from lfr_eval.evaluation import DEFAULT_WATCHLIST_SIZES, evaluate
+    from lfr_eval.faces import EngineChoice
     from lfr_eval.protocols import (
         EnrolmentSettings,
         NplParams,
@@ -228,28 +220,28 @@ def evaluate_command(
             max_mated_per_subject=max_mated_per_subject,
             max_non_mated_per_subject=max_non_mated_per_subject,
         )
-    engine, factory = open_engine(
-        engine_backend,
-        detector,
-        model_pack,
-        runtime,
-        device,
-        workspace,
-        default_upsample(upsample, chosen),
-    )
-    cluster = cluster_spec(workers, scheduler)
-    with open_cache(cache_path, no_cache, workspace) as cache:
+    choice = EngineChoice(engine_backend, detector, model_pack, runtime, device, upsample)
+    with embedding_setup(
+        chosen,
+        choice,
+        workers=workers,
+        scheduler=scheduler,
+        cache_path=cache_path,
+        no_cache=no_cache,
+        face_choice=face_choice,
+        workspace=workspace,
+    ) as setup:
         result = evaluate(
             manifest,
-            engine,
+            setup.engine,
             params,
-            cache=cache,
+            cache=setup.cache,
             progress=True,
             top_k=top_k,
-            face_choice=default_face_choice(face_choice, chosen),
+            face_choice=setup.face_choice,
             workers=workers,
-            engine_factory=factory,
-            cluster=cluster,
+            engine_factory=setup.engine_factory,
+            cluster=setup.cluster,
             watchlist_sizes=watchlist_sizes or DEFAULT_WATCHLIST_SIZES,
             scoring_backend="torch" if scoring_device == "cuda" else "numpy",
             scoring_device=scoring_device,
