@@ -364,7 +364,8 @@ def draw_filler_counts(
         0.0, design.spread * np.sqrt(1 - design.person_share), (s * m, n_datasets)
     )
     logit = mu + np.repeat(person, m, axis=0) + search
-    return rng.binomial(design.n_fillers, 1.0 / (1.0 + np.exp(-logit)))
+    counts: np.ndarray = rng.binomial(design.n_fillers, 1.0 / (1.0 + np.exp(-logit)))
+    return counts
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lfr_eval.errors import ProtocolError
 from lfr_eval.protocols._npl import FillerCounts, scale_fpir
-from lfr_eval.protocols._open_set import ProtocolError
 from lfr_eval.protocols._scaling import ANALYTIC, POOLED
 
 #: How a threshold off the counts' grid is read.
