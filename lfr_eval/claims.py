@@ -31,7 +31,7 @@ is optimistic, next to the conservative one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -46,6 +46,11 @@ from lfr_eval.metrics._intervals import clopper_pearson, count_at_or_above_by_su
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, check_confidence, check_rate
 from lfr_eval.operational import one_in_n
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lfr_eval.protocols import ScaledFpir
 
 MSG_WATCHLIST_MISMATCH = (
     "the claim is about a watchlist of {claim:,} but the searches ran against {data:,}; pass "
@@ -115,6 +120,8 @@ ScalingModel = Literal["conservative", "pooled"]
 SCALED_UP = "up: pooled FMR (conservative)"
 SCALED_DOWN_CONSERVATIVE = "down: bound at the size measured (conservative)"
 SCALED_DOWN_POOLED = "down: pooled FMR (optimistic)"
+#: Prefix of ``ClaimCheck.scaling`` when the bound is the filler-gallery scaled FPIR's.
+SCALED_FILLER = "filler gallery"
 
 #: Method label where only counts (no subject ids) were given.
 INDEPENDENT_BOUND = "clopper-pearson (searches assumed independent: no subject ids given)"
@@ -174,6 +181,9 @@ class ClaimCheck:
         The same if false positives keep occurring at the observed rate.
     measured_upper_bound : float or None
         The bound at the watchlist size measured (before any scaling).
+    scaled_fpir : ScaledFpir or None
+        The filler-gallery figure at the claimed N whose one-sided bound the verdict used
+        (``scaling`` starts with ``"filler gallery"``), as the report's scaling table shows it.
     """
 
     claim: Claim
@@ -197,6 +207,7 @@ class ClaimCheck:
     additional_people_needed: int | None = None
     people_needed_at_observed_rate: int | None = None
     measured_upper_bound: float | None = None
+    scaled_fpir: ScaledFpir | None = None
 
     @property
     def smallest_supported_rate(self) -> float:
@@ -262,7 +273,14 @@ class ClaimCheck:
                     f"At the observed rate, {self.searches_needed_at_observed_rate:,} searches "
                     "in all would be needed."
                 )
-        if self.scaling.startswith("up"):
+        if self.scaling.startswith(SCALED_FILLER) and self.scaled_fpir is not None:
+            lines.append(
+                f"The bound at N = {self.scaled_fpir.watchlist_size:,} is the one-sided bound of "
+                "the filler-gallery scaling (the report's scaling table): "
+                + self.scaled_fpir.describe()
+                + "."
+            )
+        elif self.scaling.startswith("up"):
             lines.append(
                 f"The bound was scaled up from a watchlist of {self.tested_watchlist_size:,} with "
                 "one pooled false-match rate, which overstates FPIR when people differ "
@@ -423,6 +441,31 @@ def _scale_bound(
     return SCALED_DOWN_CONSERVATIVE, measured, claim.bound, pooled_upper
 
 
+def _filler_bound(claim: Claim, figure: ScaledFpir) -> tuple[str, float]:
+    """(``ClaimCheck.scaling``, bound) from a filler-gallery scaled FPIR at the claim's N."""
+    if figure.watchlist_size != claim.watchlist_size:
+        raise MetricInputError(
+            f"the scaled FPIR is for N = {figure.watchlist_size:,}, the claim for "
+            f"N = {claim.watchlist_size:,}"
+        )
+    if claim.threshold is not None and abs(figure.threshold - claim.threshold) > 1e-6:
+        raise MetricInputError(
+            f"the scaled FPIR is at threshold {figure.threshold:g}, the claim at "
+            f"{claim.threshold:g}"
+        )
+    if not np.isnan(figure.confidence) and abs(figure.confidence - claim.confidence) > 1e-9:
+        raise MetricInputError(
+            f"the scaled FPIR's bound is at {figure.confidence:.0%}, the claim at "
+            f"{claim.confidence:.0%}"
+        )
+    if np.isfinite(figure.upper_bound):
+        return f"{SCALED_FILLER}: one-sided {figure.interval}", float(figure.upper_bound)
+    # a table made before one-sided bounds were stored: the two-sided upper end is higher
+    return f"{SCALED_FILLER}: two-sided upper end (conservative), {figure.interval}", float(
+        figure.upper
+    )
+
+
 def _per_person_counts(
     claim: Claim,
     searches: SearchSet | None,
@@ -484,6 +527,7 @@ def check_fpir_claim(
     scale_watchlist: bool = False,
     scaling: ScalingModel = "conservative",
     scale_option: str = SCALE_OPTION_API,
+    scaled_fpir: ScaledFpir | None = None,
 ) -> ClaimCheck:
     """Check an FPIR claim against measured non-mated searches.
 
@@ -518,12 +562,20 @@ def check_fpir_claim(
     scale_option : str
         How the caller names the ``scale_watchlist`` switch in the error raised when the
         watchlist sizes differ (the CLI passes :data:`SCALE_OPTION_CLI`).
+    scaled_fpir : ScaledFpir, optional
+        The filler-gallery scaled FPIR at the claimed N and threshold
+        (:func:`lfr_eval.protocols.scaled_fpir` of the results' scaling table or filler
+        counts). When the claim's N differs from the N measured, its one-sided clustered bound
+        is the verdict's bound (in either direction: the hypergeometric estimate is unbiased
+        for a smaller watchlist, and beyond the fillers the bound is the pooled model's high
+        end), and the check says so. Giving it allows the scaling.
 
     Raises
     ------
     MetricInputError
-        Counts are impossible, no threshold to count at, or the claim is about another
-        watchlist size and scaling was not allowed (the message names ``scale_option``).
+        Counts are impossible, no threshold to count at, the claim is about another
+        watchlist size and scaling was not allowed (the message names ``scale_option``), or
+        ``scaled_fpir`` is for another N, threshold or confidence than the claim.
 
     Examples
     --------
@@ -569,7 +621,8 @@ def check_fpir_claim(
         and watchlist_size is not None
         and claim.watchlist_size != watchlist_size
     )
-    if scaled and not scale_watchlist:
+    figure = scaled_fpir if scaled else None
+    if scaled and not scale_watchlist and figure is None:
         raise MetricInputError(
             MSG_WATCHLIST_MISMATCH.format(
                 claim=claim.watchlist_size, data=watchlist_size, option=scale_option
@@ -580,6 +633,9 @@ def check_fpir_claim(
         if scaled
         else ("none", measured, claim.bound, None)
     )
+    if figure is not None:
+        how, upper = _filler_bound(claim, figure)
+        optimistic = None
     if clustered is None:
         needed = searches_needed(k, bound_at_tested, conf)
         at_rate = searches_needed_at_rate(k / n, bound_at_tested, conf)
@@ -613,6 +669,7 @@ def check_fpir_claim(
         additional_people_needed=people_more,
         people_needed_at_observed_rate=people_at_rate,
         measured_upper_bound=measured,
+        scaled_fpir=figure,
     )
 
 
@@ -673,13 +730,16 @@ def check_fpir_claim_by_group(
     scale_watchlist: bool = False,
     scaling: ScalingModel = "conservative",
     scale_option: str = SCALE_OPTION_API,
+    scaling_table: pd.DataFrame | None = None,
 ) -> GroupClaimChecks:
     """Check a claim overall and within every group of ``attribute`` (clustered by person).
 
     The claim holds for the population only where it holds for each group, so
     :attr:`GroupClaimChecks.supported` is False when any reported group fails (the CLI's
     ``lfr-eval claim --by`` then exits non-zero). No group is dropped: small groups and
-    ``"unknown"`` labels are checked and listed.
+    ``"unknown"`` labels are checked and listed. With ``scaling_table`` (the results' scaling
+    table) a claim about another N uses each group's filler-gallery figure where the table has
+    one (:func:`lfr_eval.protocols.scaled_fpir`).
 
     Raises
     ------
@@ -693,14 +753,45 @@ def check_fpir_claim_by_group(
             f"{list(groups.columns)}"
         )
     options = {"scale_watchlist": scale_watchlist, "scaling": scaling, "scale_option": scale_option}
-    overall = check_fpir_claim(claim, searches, **options)  # type: ignore[arg-type]
+    if claim.watchlist_size is None or claim.watchlist_size == searches.watchlist_size:
+        scaling_table = None  # nothing to scale
+    overall = check_fpir_claim(
+        claim, searches, scaled_fpir=claim_scaled_fpir(scaling_table, claim, "all", "all"),
+        **options,  # type: ignore[arg-type]
+    )  # fmt: skip
     labels = groups[attribute].astype(object)
     labels = labels.where(labels.notna(), "unknown").astype(str).to_numpy()
     checks: dict[str, ClaimCheck] = {}
     small = []
     for label in sorted(set(labels)):
         part = searches.subset(non_mated_mask=labels == label)
-        checks[label] = check_fpir_claim(claim, part, **options)  # type: ignore[arg-type]
+        figure = claim_scaled_fpir(scaling_table, claim, attribute, label)
+        checks[label] = check_fpir_claim(
+            claim, part, scaled_fpir=figure, **options  # type: ignore[arg-type]
+        )
         if (checks[label].n_subjects or 0) < min_subjects:
             small.append(label)
     return GroupClaimChecks(overall, attribute, checks, tuple(small))
+
+
+def claim_scaled_fpir(
+    table: pd.DataFrame | None, claim: Claim, attribute: str = "all", group: str = "all"
+) -> ScaledFpir | None:
+    """The scaling table's figure at a claim's N, threshold and confidence, for
+    ``check_fpir_claim(..., scaled_fpir=...)``: :func:`lfr_eval.protocols.scaled_fpir`.
+
+    None when there is no table, the claim names no N or threshold, or the table holds no
+    figure for that N. Raises :class:`MetricInputError` where the table cannot give one (the
+    threshold is below its grid, or it holds intervals at another confidence).
+    """
+    if table is None or claim.watchlist_size is None or claim.threshold is None:
+        return None
+    from lfr_eval.protocols import ProtocolError, scaled_fpir
+
+    try:
+        return scaled_fpir(
+            table, claim.watchlist_size, claim.threshold, attribute=attribute, group=group,
+            confidence=claim.confidence,
+        )  # fmt: skip
+    except ProtocolError as exc:
+        raise MetricInputError(str(exc)) from None

@@ -32,6 +32,7 @@ from lfr_eval.limits import load_json
 from lfr_eval.signing import PURPOSE_CONFIG, KeyRing, Signature, SignatureCheck, SigningKey
 
 if TYPE_CHECKING:
+    from lfr_eval.protocols import ScaledFpir
     from lfr_eval.report import AggregateResult
     from lfr_eval.results import EvaluationResult
     from lfr_eval.watchlist import Watchlist
@@ -222,6 +223,89 @@ class RateEvidence:
 
 
 @dataclass(frozen=True)
+class ScaledFpirEvidence:
+    """FPIR at the deployed watchlist's size, from the evaluation's filler-gallery scaling.
+
+    The figure of :func:`lfr_eval.protocols.scaled_fpir` (the report's scaling table) at the
+    config's watchlist size N and threshold.
+
+    Attributes
+    ----------
+    watchlist_size : int
+        N, the deployed watchlist's subjects.
+    grid_threshold : float
+        The counts' grid threshold the figure was read at (at or below the config's).
+    value, ci_low, ci_high, upper_bound : float
+        FPIR(N), its two-sided interval and one-sided upper bound, in [0, 1] (upper_bound
+        NaN-free: the two-sided upper end when the table holds no one-sided bound).
+    confidence : float
+    interval_method, estimator : str
+        How the interval and the point were made.
+    extrapolation : float
+        N / F beyond the fillers measured (0 within: no model beyond the counts).
+    """
+
+    watchlist_size: int
+    grid_threshold: float
+    value: float
+    ci_low: float
+    ci_high: float
+    upper_bound: float
+    confidence: float
+    interval_method: str
+    estimator: str
+    extrapolation: float
+
+    @classmethod
+    def from_figure(cls, figure: ScaledFpir) -> ScaledFpirEvidence:
+        bound = figure.upper_bound if math.isfinite(figure.upper_bound) else figure.upper
+        conf = figure.confidence if math.isfinite(figure.confidence) else 0.95
+        return cls(
+            watchlist_size=int(figure.watchlist_size),
+            grid_threshold=float(figure.grid_threshold),
+            value=float(figure.fpir),
+            ci_low=float(figure.lower),
+            ci_high=float(figure.upper),
+            upper_bound=float(bound),
+            confidence=float(conf),
+            interval_method=figure.interval,
+            estimator=figure.estimator,
+            extrapolation=float(figure.extrapolation)
+            if math.isfinite(figure.extrapolation)
+            else 0.0,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "watchlist_size": int(self.watchlist_size),
+            "grid_threshold": float(self.grid_threshold),
+            "value": float(self.value),
+            "ci_low": float(self.ci_low),
+            "ci_high": float(self.ci_high),
+            "upper_bound": float(self.upper_bound),
+            "confidence": float(self.confidence),
+            "interval_method": self.interval_method,
+            "estimator": self.estimator,
+            "extrapolation": float(self.extrapolation),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScaledFpirEvidence:
+        return cls(
+            watchlist_size=int(data["watchlist_size"]),
+            grid_threshold=float(data["grid_threshold"]),
+            value=float(data["value"]),
+            ci_low=float(data["ci_low"]),
+            ci_high=float(data["ci_high"]),
+            upper_bound=float(data["upper_bound"]),
+            confidence=float(data["confidence"]),
+            interval_method=str(data["interval_method"]),
+            estimator=str(data["estimator"]),
+            extrapolation=float(data["extrapolation"]),
+        )
+
+
+@dataclass(frozen=True)
 class EvaluationEvidence:
     """The evaluation behind a threshold: which results, and what they say at the threshold.
 
@@ -249,6 +333,10 @@ class EvaluationEvidence:
         FPIR(N, T): non-mated searches with a candidate at or above T.
     tpir : RateEvidence
         TPIR(N, T) = 1 − FNIR(N, T) at rank 1.
+    scaled_fpir : ScaledFpirEvidence or None
+        FPIR at the deployed watchlist's size when it differs from the N evaluated and the
+        results' scaling table holds it (the report's figure); written only when present, so
+        configs made without it keep their hash.
     """
 
     results_sha256: str
@@ -261,9 +349,11 @@ class EvaluationEvidence:
     n_boot: int | None
     fpir: RateEvidence
     tpir: RateEvidence
+    scaled_fpir: ScaledFpirEvidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra = {} if self.scaled_fpir is None else {"scaled_fpir": self.scaled_fpir.to_dict()}
+        return extra | {
             "results_sha256": self.results_sha256,
             "dataset_sha256": self.dataset_sha256,
             "protocol": self.protocol,
@@ -289,6 +379,9 @@ class EvaluationEvidence:
             n_boot=None if data["n_boot"] is None else int(data["n_boot"]),
             fpir=RateEvidence.from_dict(data["fpir"]),
             tpir=RateEvidence.from_dict(data["tpir"]),
+            scaled_fpir=None
+            if data.get("scaled_fpir") is None
+            else ScaledFpirEvidence.from_dict(data["scaled_fpir"]),
         )
 
 
@@ -501,6 +594,7 @@ def evidence_from_results(
     interval_method: str | None = None,
     n_boot: int | None = None,
     confidence: float | None = None,
+    deployed_watchlist_size: int | None = None,
 ) -> EvaluationEvidence:
     """FPIR and TPIR at ``threshold`` with intervals, from evaluation results.
 
@@ -515,6 +609,11 @@ def evidence_from_results(
     interval_method, n_boot, confidence : optional
         Interval settings for full results (e.g. those recorded in a config's evidence, to
         recompute its figures exactly).
+    deployed_watchlist_size : int, optional
+        The deployed watchlist's N: when it differs from the N evaluated, the evidence also
+        holds the results' filler-gallery FPIR at that N
+        (:func:`lfr_eval.protocols.scaled_fpir`, the report's scaling-table figure), if the
+        table holds that N.
 
     Returns
     -------
@@ -557,6 +656,17 @@ def evidence_from_results(
             )
     provenance = agg.provenance
     intervals = agg.intervals
+    scaled = None
+    if deployed_watchlist_size is not None and deployed_watchlist_size != agg.watchlist_size:
+        from lfr_eval.protocols import ProtocolError, scaled_fpir
+
+        # the full results' table: an aggregate at one threshold keeps only that row
+        table = agg.scaling if isinstance(results, AggregateResult) else results.scaling
+        try:
+            figure = scaled_fpir(table, int(deployed_watchlist_size), float(threshold))
+        except ProtocolError as exc:
+            raise ConfigError(f"cannot attach evaluation evidence: {exc}") from None
+        scaled = None if figure is None else ScaledFpirEvidence.from_figure(figure)
     return EvaluationEvidence(
         results_sha256=provenance.result_sha256,
         dataset_sha256=provenance.dataset.sha256,
@@ -568,6 +678,7 @@ def evidence_from_results(
         n_boot=intervals.n_boot if intervals.bootstrapped else None,
         fpir=RateEvidence(fpir.rate, fpir.ci_low, fpir.ci_high, fpir.errors, fpir.trials),
         tpir=RateEvidence(tpir.rate, tpir.ci_low, tpir.ci_high, tpir.errors, tpir.trials),
+        scaled_fpir=scaled,
     )
 
 
@@ -614,6 +725,7 @@ def make_config(
             f"the watchlist's templates come from {space} but the engine is "
             f"{engine_id.recognizer_key}; a deployment needs both from the same recognizer"
         )
+    ref = WatchlistRef.from_watchlist(watchlist, bundle=bundle)
     evidence = None
     if results is not None:
         measured = results.provenance.engine
@@ -623,11 +735,13 @@ def make_config(
                 f"engine is {engine_id.recognizer_key}: they say nothing about this engine's "
                 "threshold. Evaluate the engine in use, or leave the evidence out"
             )
-        evidence = evidence_from_results(results, threshold)
+        evidence = evidence_from_results(
+            results, threshold, deployed_watchlist_size=ref.subject_count
+        )
     return DeploymentConfig(
         threshold=float(threshold),
         engine=engine_id,
-        watchlist=WatchlistRef.from_watchlist(watchlist, bundle=bundle),
+        watchlist=ref,
         retention=retention if retention is not None else RetentionPolicy(),
         evidence=evidence,
         approved_by=approved_by,
@@ -875,6 +989,9 @@ def verify_config(
             interval_method=recorded.interval_method,
             n_boot=recorded.n_boot,
             confidence=recorded.confidence,
+            deployed_watchlist_size=None
+            if recorded.scaled_fpir is None
+            else recorded.scaled_fpir.watchlist_size,
         )
     if config.evidence is None:
         pass
@@ -919,6 +1036,19 @@ def _evidence_matches(
                 tolerance=_FIGURE_TOLERANCE,
             )
         checked.append(VerifiedField(f"evidence.{rate}", f"{act.value:.6g}"))
+    if expected.scaled_fpir is not None:
+        exp_s, act_s = expected.scaled_fpir, actual.scaled_fpir
+        if act_s is None:
+            raise ConfigError(
+                MSG_MISMATCH.format(
+                    field="evidence.scaled_fpir", expected="a figure", actual="none",
+                    advice=advice,
+                )
+            )  # fmt: skip
+        for part in ("value", "ci_low", "ci_high", "upper_bound", "grid_threshold"):
+            _require(f"evidence.scaled_fpir.{part}", getattr(exp_s, part), getattr(act_s, part),
+                     advice, tolerance=_FIGURE_TOLERANCE)  # fmt: skip
+        checked.append(VerifiedField("evidence.scaled_fpir", f"{act_s.value:.6g}"))
     return checked
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from lfr_eval.claims import Claim, check_fpir_claim
+from lfr_eval.claims import Claim, check_fpir_claim, claim_scaled_fpir
 from lfr_eval.errors import LfrError
 from lfr_eval.explain import (
     explain_by_group,
@@ -230,8 +230,10 @@ st.write(
     "Does this evaluation support a published claim such as “false alerts at worst 1 in 6,000 on "
     f"a 10,000-image watchlist”? Checked at the threshold above ({overall.threshold:.4f}) with a "
     "one-sided upper bound clustered by person (Korn–Graubard design-effect Clopper–Pearson: "
-    "repeat passes of one person are not independent). A claim about a smaller watchlist than "
-    "measured is checked against the bound at the size measured (conservative)."
+    "repeat passes of one person are not independent). A claim about another watchlist size "
+    "uses the filler-gallery scaling at that size (the report's scaling table) when the results "
+    "hold it; otherwise a larger watchlist is scaled with one pooled rate and a smaller one is "
+    "checked against the bound at the size measured (conservative)."
 )
 c1, c2, c3 = st.columns(3)
 claimed_one_in = c1.number_input(
@@ -244,15 +246,24 @@ claim_confidence = c3.selectbox(
     "Confidence", [0.95, 0.9, 0.99], index=0, key="claim_confidence", format_func="{:.0%}".format
 )
 try:
+    claim = Claim.one_in(
+        int(claimed_one_in),
+        watchlist_size=int(claimed_size),
+        threshold=overall.threshold,
+        confidence=float(claim_confidence),
+    )
+    # another N: the report's filler-gallery scaling at that N, through the one function the
+    # report and the explanation above use (None when the results hold no figure for it)
+    figure = None
+    if int(claimed_size) != agg.watchlist_size:
+        try:
+            figure = claim_scaled_fpir(agg.scaling, claim)
+        except LfrError as exc:  # e.g. the table holds 95% bounds and the claim asks 99%
+            st.caption(f"Filler-gallery scaling not used for this claim: {exc}")
     # an upper bound of 1 (very few searches) scales through log(0); the result is still 1
     with np.errstate(divide="ignore"):
         check = check_fpir_claim(
-            Claim.one_in(
-                int(claimed_one_in),
-                watchlist_size=int(claimed_size),
-                threshold=overall.threshold,
-                confidence=float(claim_confidence),
-            ),
+            claim,
             false_positives=overall.fpir_measured.errors,
             non_mated_searches=overall.fpir_measured.trials,
             watchlist_size=agg.watchlist_size,
@@ -261,6 +272,7 @@ try:
             # aggregates: the check then says it treats searches as independent)
             cluster_summary=agg.cluster_summary(overall.threshold, "fpir"),
             scale_watchlist=True,
+            scaled_fpir=figure,
         )
 except LfrError as exc:
     _shared.show_error(exc)

@@ -396,7 +396,9 @@ def report_command(
 @click.option(
     "--scale-watchlist",
     is_flag=True,
-    help="Allow a claim about another N: scale with FPIR(N) = 1 - (1 - FMR)^N.",
+    help="Allow a claim about another N: the results' filler-gallery scaling at that N (the "
+    "report's scaling table) when it holds the N, else FPIR(N) = 1 - (1 - FMR)^N with a pooled "
+    "rate (the verdict says which).",
 )
 @click.option(
     "--confidence",
@@ -447,8 +449,16 @@ def claim_command(
     )
     options = {"scale_watchlist": scale_watchlist, "scale_option": SCALE_OPTION_CLI}
     click.echo(f"claim: {claim.describe()}" + (f" ({claim_source})" if claim_source else ""))
+    # another N: the results' filler-gallery scaling (the report's scaling table) when it has
+    # the claimed N, read through the same function as the report and the explorer
+    table = result.scaling if scale_watchlist else None
     if by is None:
-        check = check_fpir_claim(claim, result.searches, **options)  # type: ignore[arg-type]
+        check = check_fpir_claim(
+            claim,
+            result.searches,
+            scaled_fpir=_claim_figure(table, claim, result.searches.watchlist_size),
+            **options,  # type: ignore[arg-type]
+        )
         click.echo(check.summary())
         supported = check.supported
     else:
@@ -459,12 +469,22 @@ def claim_command(
                 param_hint="--by",
             )
         checks = check_fpir_claim_by_group(
-            claim, result.searches, by, **options  # type: ignore[arg-type]
+            claim, result.searches, by, scaling_table=table, **options  # type: ignore[arg-type]
         )
         click.echo(checks.summary())
         # the claim stands only if it holds overall and in every group reported
         supported = checks.supported
     sys.exit(0 if supported else 1)
+
+
+def _claim_figure(table: object, claim: object, measured_size: int) -> object:
+    """The scaling table's figure at the claim's N and threshold, or None (see claim_command)."""
+    from lfr_eval.claims import claim_scaled_fpir
+
+    size = getattr(claim, "watchlist_size", None)
+    if table is None or size is None or size == measured_size:
+        return None
+    return claim_scaled_fpir(table, claim, "all", "all")  # type: ignore[arg-type]
 
 
 def register(cli: click.Group) -> None:

@@ -1,0 +1,90 @@
+"""One function per figure: the scaled FPIR is the same number in every place that shows it.
+
+The report's scaling table (and ``scaling.csv``), the threshold explorer (``explain_threshold``,
+what the page calls), the claim checker and the deployment config's evidence all read FPIR at
+a deployed N through :func:`lfr_eval.protocols.scaled_fpir`; this checks they agree with a
+direct computation from the filler counts at a threshold off the counts' 0.005 grid, within
+and beyond the fillers measured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_results import synthetic_result
+
+from lfr_eval.claims import Claim, check_fpir_claim, claim_scaled_fpir
+from lfr_eval.deployment import evidence_from_results
+from lfr_eval.explain import explain_threshold
+from lfr_eval.protocols import FillerCounts, scale_fpir, scaled_fpir
+from lfr_eval.report import AggregateResult
+from lfr_eval.results import with_scaling
+
+
+def _filler_counts() -> FillerCounts:
+    rng = np.random.default_rng(4)
+    n_searches, n_fillers = 600, 400
+    person = np.repeat(rng.normal(0.0, 0.04, n_searches // 3), 3)  # clustered by person
+    scores = rng.normal(0.45, 0.07, (n_searches, n_fillers)) + person[:, None]
+    return FillerCounts.from_scores(
+        scores.astype(np.float32),
+        np.round(np.arange(0.3, 0.9001, 0.005), 4),
+        np.array([f"n{i // 3}" for i in range(n_searches)], dtype=object),
+        pd.DataFrame({"sex": np.where(np.arange(n_searches) % 6 < 3, "female", "male")}),
+        pd.DataFrame(index=range(n_fillers)),
+    )
+
+
+@pytest.mark.parametrize("n", [300, 4000])  # within the 400 fillers, and 10x beyond
+def test_every_consumer_shows_the_same_scaled_fpir(tmp_path: Path, n: int) -> None:
+    fc = _filler_counts()
+    table = scale_fpir(fc, [300, 4000], fc.thresholds, by="sex").table
+    result = with_scaling(synthetic_result(with_scaling=False), table)  # evaluated at N = 100
+    # the explorer's slider grid (0.0025) is finer than the counts' (0.005)
+    agg = AggregateResult.from_result(result, thresholds=np.round(np.arange(0.55, 0.75, 0.0025), 4))
+    # a slider value of the explorer's grid that is off the counts' grid
+    t = float(next(x for x in agg.thresholds if 0.6 < x < 0.7 and round(x * 1000) % 5))
+    direct = scaled_fpir(fc, n, t)
+    assert direct is not None and direct.grid_threshold == pytest.approx(
+        np.floor(t / 0.005) * 0.005
+    )
+    assert direct.off_grid and direct.extrapolated == (n > fc.n_fillers)
+    assert direct.interval.startswith("korn-graubard")
+    figures = [direct.fpir, direct.lower, direct.upper]
+
+    def same(figure: object) -> None:
+        assert figure is not None
+        got = [figure.fpir, figure.lower, figure.upper]  # type: ignore[attr-defined]
+        np.testing.assert_allclose(got, figures, rtol=1e-6)
+
+    same(scaled_fpir(result.scaling, n, t))  # the report's table
+    agg.save(tmp_path / "report")
+    same(scaled_fpir(pd.read_csv(tmp_path / "report" / "scaling.csv"), n, t))  # scaling.csv
+    explained = explain_threshold(agg, t, watchlist_size=n, faces_scanned=10_000)  # explorer
+    np.testing.assert_allclose(
+        [explained.fpir, explained.fpir_ci_low, explained.fpir_ci_high], figures, rtol=1e-6
+    )
+    assert (
+        "filler-gallery" in explained.scaling_method and "at or below" in explained.scaling_method
+    )
+    claim = Claim.one_in(50, watchlist_size=n, threshold=t)
+    check = check_fpir_claim(
+        claim, result.searches, scaled_fpir=claim_scaled_fpir(agg.scaling, claim)
+    )
+    assert check.upper_bound == pytest.approx(direct.upper_bound, rel=1e-6)
+    assert check.scaling.startswith("filler gallery") and "filler-gallery" in check.summary()
+    for source in (result, agg):  # the config evidence, from full results or the aggregate
+        evidence = evidence_from_results(source, t, deployed_watchlist_size=n).scaled_fpir
+        assert evidence is not None
+        np.testing.assert_allclose(
+            [evidence.value, evidence.ci_low, evidence.ci_high], figures, rtol=1e-6
+        )
+        assert evidence.upper_bound == pytest.approx(direct.upper_bound, rel=1e-6)
+    # by group: the same function, the same rows
+    female = scaled_fpir(fc, n, t, attribute="sex", group="female")
+    same_female = scaled_fpir(result.scaling, n, t, attribute="sex", group="female")
+    assert female is not None and same_female is not None
+    assert female.fpir == pytest.approx(same_female.fpir, rel=1e-9)
