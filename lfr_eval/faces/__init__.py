@@ -17,6 +17,7 @@ Similarity between two embeddings is always their cosine similarity, in ``[-1, 1
 
 from __future__ import annotations
 
+from lfr_eval.faces._blazeface import BLAZEFACE_MODELS, BlazeFaceDetector
 from lfr_eval.faces._choice import DEFAULT_THRESHOLDS, EngineChoice, default_threshold
 from lfr_eval.faces._engine import BACKENDS, embed_faces, load_engine, select_one_face
 from lfr_eval.faces._image import decode_image, ensure_rgb_uint8, load_image
@@ -33,6 +34,8 @@ from lfr_eval.faces._types import (
 
 __all__ = [
     "BACKENDS",
+    "BLAZEFACE_MODELS",
+    "BlazeFaceDetector",
     "DEFAULT_THRESHOLDS",
     "Detections",
     "EngineChoice",

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -47,24 +48,25 @@ LOGGER = logging.getLogger("lfr_eval.live")
 #: Margin added around a face box for the alert capture, as a fraction of the box size.
 CAPTURE_MARGIN = 0.3
 
-#: A track that the latest detection step missed is still drawn (at its predicted place) for this
-#: many seconds after it was last detected: a face held through one missed detection does not
-#: flicker. Missed twice in a row, it is not drawn (the face has probably left), though the track
-#: is kept until ``max_missing_s`` in case the detector missed it.
-DRAW_UNSEEN_S = 0.5
-
 #: A track matched by the latest detection step is drawn for up to this long after that step:
 #: on a busy CPU the next step can come late, and the face is still there until a step says
 #: otherwise. Past it (recognition stalled), boxes go.
 DRAW_STALE_S = 2.0
 
 
-def _drawn(track: TrackState, t: float) -> bool:
-    """Whether a track is drawn on the frame at stream time ``t`` (see :data:`DRAW_UNSEEN_S`)."""
+def _drawn(track: TrackState, t: float, config: LiveConfig) -> bool:
+    """Whether a track is drawn on the frame at stream time ``t``.
+
+    Matched by the latest detection step: drawn (up to :data:`DRAW_STALE_S`). Missed by the
+    latest step(s): drawn at its predicted place until ``config.hold_unseen_s`` after it was
+    last detected, so a face the detector skips for a frame or two does not flicker; past that
+    it is hidden (the face has probably left), though the track is kept until ``max_missing_s``
+    in case the detector missed it.
+    """
     unseen = t - track.last_seen_t
     if track.misses == 0:
         return unseen <= DRAW_STALE_S
-    return track.misses == 1 and unseen <= DRAW_UNSEEN_S
+    return unseen <= config.hold_unseen_s
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,17 @@ class WatchlistHolder:
 
 
 IndexProvider = Callable[[], "LiveWatchlist | SearchIndex | None"]
+
+
+class FaceDetector(Protocol):
+    """A detector the pipeline can use instead of the engine's (see ``LivePipeline(detector=)``)."""
+
+    def detect(self, image: np.ndarray) -> Detections: ...
+
+
+#: Engines whose :meth:`~lfr_eval.faces.FaceEngine.crops` align from the box alone (dlib's
+#: shape predictor), so any detector's boxes will do.
+BOX_ALIGNED_BACKENDS = frozenset({"dlib", "dlib-torch"})
 
 
 @dataclass(frozen=True)
@@ -291,6 +304,11 @@ class LivePipeline:
         The worker thread ends after this many seconds without a frame (and forgets its tracks);
         the next frame starts it again. Streamlit gives no signal when a browser goes away, so
         this keeps abandoned sessions from holding threads.
+    detector : object with ``detect(image) -> Detections``, optional
+        Finds the faces instead of the engine's own detector, on the full frame (e.g.
+        :class:`~lfr_eval.faces.BlazeFaceDetector`, which scales frames to its own input);
+        ``detection_width`` then does not apply. Only for engines that align from a box
+        (dlib, dlib-torch): its detections carry no landmarks.
     """
 
     def __init__(
@@ -303,8 +321,16 @@ class LivePipeline:
         background: bool = True,
         clock: Callable[[], float] = time.monotonic,
         idle_exit_s: float = 60.0,
+        detector: FaceDetector | None = None,
     ) -> None:
+        if detector is not None and engine.engine_id.backend not in BOX_ALIGNED_BACKENDS:
+            raise ValueError(
+                f"a separate detector gives boxes only; the {engine.engine_id.backend} engine "
+                f"aligns from its own detector's landmarks (box-aligned engines: "
+                f"{', '.join(sorted(BOX_ALIGNED_BACKENDS))})"
+            )
         self.engine = engine
+        self.detector = detector
         self.idle_exit_s = float(idle_exit_s)
         self.index_provider = index_provider
         self.settings = settings if settings is not None else LiveSettings()
@@ -325,6 +351,7 @@ class LivePipeline:
         self._slot: tuple[np.ndarray, float] | None = None
         self._stop = False
         self._last_detection_start = -np.inf
+        self._last_step_cpu_s = 0.0
         self._worker: threading.Thread | None = None
         if background:
             self._ensure_worker()
@@ -377,14 +404,14 @@ class LivePipeline:
         views = []
         with self._state_lock:
             for track in self._tracker.tracks:
-                if not _drawn(track, t):
+                if not _drawn(track, t, config):
                     continue  # kept a little longer for association, but not drawn
                 rec = self._recognition.get(track.track_id)
                 score = None if rec is None else rec.score
                 views.append(
                     TrackView(
                         track_id=track.track_id,
-                        box=track.predict(t),
+                        box=track.predict(t, max_extrapolation_s=config.hold_unseen_s),
                         subject_id=None if rec is None else rec.subject_id,
                         subject_name=None if rec is None else rec.subject_name,
                         score=score,
@@ -464,8 +491,7 @@ class LivePipeline:
             idle_since = self._clock()
             # Throttle detection so the video thread keeps a core on small machines; the frame
             # taken after the pause is the newest one, older ones are simply dropped.
-            wait = self._last_detection_start + self.settings.snapshot().min_detection_interval_s
-            pause = wait - self._clock()
+            pause = self._pause_before_step(self.settings.snapshot())
             if pause > 0:
                 time.sleep(pause)
             with self._slot_cond:
@@ -473,11 +499,27 @@ class LivePipeline:
             if item is None:
                 continue
             try:
+                cpu_start = time.thread_time()
                 self._recognise(*item)
+                self._last_step_cpu_s = time.thread_time() - cpu_start
             except Exception as exc:
                 LOGGER.exception("live recognition stopped")
                 self._error = f"recognition stopped: {type(exc).__name__}: {exc}"
                 return
+
+    def _pause_before_step(self, config: LiveConfig) -> float:
+        """Seconds to wait before the next worker step (0 or more).
+
+        At least ``min_detection_interval_s`` between step starts, and the worker's own CPU time
+        (this thread's: detection, landmarks, embedding with one-thread runtimes) held to
+        ``recognition_cpu_share`` of one core: after a step that used ``c`` CPU seconds, the
+        next starts no sooner than ``c / share`` after it began. Cheap steps (detection only)
+        come often; expensive ones (new faces embedded) are followed by a longer pause, so the
+        video thread always keeps CPU to draw its frames.
+        """
+        since = self._clock() - self._last_detection_start
+        budget = self._last_step_cpu_s / config.recognition_cpu_share
+        return max(config.min_detection_interval_s, budget) - since
 
     def _forget_tracks(self) -> None:
         with self._state_lock:
@@ -495,6 +537,8 @@ class LivePipeline:
         With ``detection_width`` set, the detector sees a downscaled copy; boxes and landmarks
         are scaled back, and crops are always cut from the full frame.
         """
+        if self.detector is not None:
+            return self.detector.detect(frame)
         height, width = frame.shape[:2]
         if config.detection_width is None or width <= config.detection_width:
             return self.engine.detect(frame)

@@ -57,9 +57,20 @@ class LiveConfig:
         drops below this, in [0, 1] (the face moved or turned a lot).
     max_missing_s : float
         A track not re-detected for this long ends (seconds, > 0).
+    hold_unseen_s : float
+        A track missed by the latest detection step(s) is still drawn, at the place its
+        constant-velocity prediction puts it, until this long after it was last detected
+        (seconds, >= 0); then it is hidden. Longer hides fewer short misses but leaves a box on
+        empty space for that long after a face leaves (benchmarks/RESULTS.md, "steady boxes").
     min_detection_interval_s : float
         Shortest time between two detections (seconds, >= 0). Leaves CPU for the video thread
         on small machines; 0 detects as often as the worker can.
+    recognition_cpu_share : float
+        Most of one core, in (0, 1], the recognition worker's thread may use: after a step that
+        took ``c`` CPU seconds the next starts no sooner than ``c / share`` after it began
+        (detection cadence adapts to what steps cost on this machine). The embedder should run
+        one-threaded for this to bound all of recognition (``threads=1`` for dlib's onnxruntime
+        ResNet); measured in benchmarks/RESULTS.md ("recognition CPU share").
     detection_width : int or None
         Frames wider than this are scaled down to this width (pixels) for detection only;
         landmarks, crops and embeddings use the full frame. ``None`` detects at full size.
@@ -84,7 +95,9 @@ class LiveConfig:
     new_face_window_s: float = 1.5
     recheck_iou: float = 0.5
     max_missing_s: float = 0.7
+    hold_unseen_s: float = 0.3
     min_detection_interval_s: float = 0.05
+    recognition_cpu_share: float = 0.6
     detection_width: int | None = 320
     same_face_similarity: float | None = None
     alert_cooldown_s: float = 4.0
@@ -99,7 +112,9 @@ class LiveConfig:
             "new_face_window_s": self.new_face_window_s >= 0,
             "recheck_iou": 0.0 <= self.recheck_iou <= 1.0,
             "max_missing_s": self.max_missing_s > 0,
+            "hold_unseen_s": 0 <= self.hold_unseen_s <= self.max_missing_s,
             "min_detection_interval_s": self.min_detection_interval_s >= 0,
+            "recognition_cpu_share": 0.0 < self.recognition_cpu_share <= 1.0,
             "detection_width": self.detection_width is None or self.detection_width >= 64,
             "alert_cooldown_s": self.alert_cooldown_s >= 0,
             "same_face_similarity": self.same_face_similarity is None

@@ -6,6 +6,13 @@ set of detections with the existing tracks by box overlap (IoU, optimal assignme
 :func:`scipy.optimize.linear_sum_assignment`) and keeps a smoothed box and velocity per track, so
 the video thread can draw every frame with the box moved to where the face should be now.
 
+Short misses (the detector skipped a frame, a face turned or passed behind another for a moment)
+are bridged by the track's constant-velocity prediction: a missed track keeps moving at its
+measured speed for up to ``max_missing_s``, and a detection near where it *should* be by then is
+the same face again. This is what keeps identities apart when two faces cross and one hides the
+other: each track's prediction carries it past the crossing, so the hidden face is picked up
+again on its own side (``tests/test_live_tracker.py``).
+
 A track is a geometric notion ("the face in this part of the picture"): the recognition state
 (embedding, best match) is kept beside it by :class:`~lfr_eval.live.LivePipeline`. The number of
 distinct tracks is the "faces seen" count of a deployment. Because tracks are geometric, two
@@ -86,11 +93,12 @@ class TrackState:
     misses: int = 0
     reacquired: bool = False
 
-    def predict(self, t: float, *, max_extrapolation_s: float = 0.3) -> np.ndarray:
+    def predict(self, t: float, *, max_extrapolation_s: float = 0.7) -> np.ndarray:
         """Box expected at stream time ``t``, moving at the track's velocity.
 
-        Extrapolation is capped at ``max_extrapolation_s`` past the last detection so a face that
-        stopped being detected does not drift off.
+        Extrapolation is capped at ``max_extrapolation_s`` past the last detection (the
+        tracker's ``max_missing_s``, after which a missed track ends) so a face that stopped
+        being detected does not drift off.
         """
         dt = float(np.clip(t - self.last_seen_t, 0.0, max_extrapolation_s))
         return self.box + self.velocity * dt
@@ -188,7 +196,9 @@ class FaceTracker:
         if ids and len(boxes):
             # Overlap with the predicted box or with the last seen one, whichever is larger: the
             # prediction follows a moving face, the last box keeps a face that stopped.
-            predicted = np.stack([self._tracks[i].predict(t) for i in ids])
+            predicted = np.stack(
+                [self._tracks[i].predict(t, max_extrapolation_s=self.max_missing_s) for i in ids]
+            )
             last = np.stack([self._tracks[i].box for i in ids])
             iou = np.maximum(box_iou(predicted, boxes), box_iou(last, boxes))
             rows, cols = linear_sum_assignment(-iou)
@@ -197,7 +207,7 @@ class FaceTracker:
 
         new_ids: list[int] = []
         out_ids: list[int] = []
-        for box, track_id in zip(boxes, assigned):
+        for box, track_id in zip(boxes, assigned, strict=True):
             if track_id < 0:
                 track_id = self._next_id
                 self._next_id += 1
@@ -258,7 +268,8 @@ class FaceTracker:
 
     def _advance(self, track: TrackState, box: np.ndarray, t: float) -> TrackState:
         dt = t - track.last_seen_t
-        smoothed = self.smoothing * box + (1.0 - self.smoothing) * track.predict(t)
+        predicted = track.predict(t, max_extrapolation_s=self.max_missing_s)
+        smoothed = self.smoothing * box + (1.0 - self.smoothing) * predicted
         velocity = track.velocity
         # Over very short gaps the detector's pixel jitter would read as a high speed.
         if dt >= _MIN_VELOCITY_DT_S:
