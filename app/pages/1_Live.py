@@ -31,8 +31,10 @@ from lfr_eval.live import (
     LiveSettings,
     LiveWatchlist,
     WatchlistHolder,
+    choose_live_detector,
     default_threshold,
     encode_capture,
+    live_detector_from_env,
 )
 from lfr_eval.live._video_file import VideoFilePlayer
 from lfr_eval.watchlist import SubjectInfo
@@ -92,8 +94,15 @@ def _new_session() -> None:
         old.close()
     session = LiveSession(store, deployment=state.get("live_deployment", ""))
     state["live_session"] = session
+    # one detector per pipeline (a LiteRT interpreter serves one thread); see lfr_eval.live
+    live = choose_live_detector(engine, live_detector_from_env(), workspace=workspace)
+    state["live_detector_choice"] = live
     state["live_pipeline"] = LivePipeline(
-        engine, state["live_holder"], state["live_settings"], session=session
+        engine,
+        state["live_holder"],
+        state["live_settings"],
+        session=session,
+        detector=live.detector,
     )
 
 
@@ -213,14 +222,17 @@ with st.sidebar:
 purged = store.purged_on_open.count + store.purge_expired().count
 if purged:
     state["live_purged_total"] = state.get("live_purged_total", 0) + purged
+_detection = state.get("live_detector_choice") or choose_live_detector(engine, "engine")
 st.caption(
     f"Watchlist: **{holder().size if holder() else 0}** searchable subject(s) · engine "
-    f"`{engine.engine_id.key}` · retention"
+    f"`{engine.engine_id.key}` · detection: {_detection.description} · retention"
     f"{' (from the verified deployment config)' if config is not None else ''}: "
     f"alert data kept **{retention_hours} h**, "
     f"non-matching captures never stored · purged automatically this session: "
     f"**{state.get('live_purged_total', 0)}**"
 )
+if _detection.note:
+    st.caption(f"Detection: {_detection.note}.")
 if holder() is not None and holder().size == 0:
     st.info(
         "The watchlist is empty: enrol a face below (from the stream or a photo) or on the "

@@ -28,6 +28,7 @@ def app_environment(
     alert_retention_hours: int | None = None,
     allowed_roots: tuple[str, ...] = (),
     users_file: str | None = None,
+    live_detector: str = "auto",
 ) -> dict[str, str]:
     """The environment variables through which the pages learn the engine and workspace.
 
@@ -38,6 +39,7 @@ def app_environment(
         "LFR_DETECTOR": detector,
         "LFR_RUNTIME": runtime,
         "LFR_DEVICE": device,
+        "LFR_LIVE_DETECTOR": live_detector,
     }
     if model_pack:
         env["LFR_MODEL_PACK"] = model_pack
@@ -132,6 +134,15 @@ def register(cli: click.Group) -> None:
         "Non-matching captures are never stored.",
     )
     @click.option(
+        "--live-detector",
+        type=click.Choice(["auto", "engine", "blazeface"]),
+        default="auto",
+        show_default=True,
+        help="Detector of the Live page: BlazeFace (installed with 'lfr-eval models install "
+        "blazeface') for dlib engines when installed, else the engine's (auto); 'blazeface' "
+        "refuses to start without it.",
+    )
+    @click.option(
         "--check",
         is_flag=True,
         help="Load the engine, print the command that would start the app, and exit.",
@@ -149,6 +160,7 @@ def register(cli: click.Group) -> None:
         max_upload_mb: int,
         users_file: str | None,
         alert_retention_hours: int | None,
+        live_detector: str,
         check: bool,
     ) -> None:
         """Start the LFR Workbench web app (Streamlit) at http://ADDRESS:PORT.
@@ -167,6 +179,12 @@ def register(cli: click.Group) -> None:
                 "from a source checkout installed with 'pip install -e .'"
             )
         engine = make_engine(engine_backend, detector, model_pack, runtime, device, workspace)
+        from lfr_eval.live import choose_live_detector
+
+        try:
+            live = choose_live_detector(engine, live_detector, workspace=workspace)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
         env = app_environment(
             engine_backend=engine_backend,
             detector=detector,
@@ -177,12 +195,16 @@ def register(cli: click.Group) -> None:
             alert_retention_hours=alert_retention_hours,
             allowed_roots=allowed_roots,
             users_file=users_file,
+            live_detector=live_detector,
         )
         command = [
             sys.executable, "-m", "streamlit", "run", str(APP_HOME),
             *streamlit_flags(address, port, max_upload_mb=max_upload_mb),
         ]  # fmt: skip
         click.echo(f"engine: {engine.engine_id.key} — {engine.runtime.describe()}")
+        click.echo(f"live detector: {live.description}")
+        if live.note:
+            click.echo(f"note: {live.note}", err=True)
         n_users = len(store.users())
         click.echo(
             f"sign-in: {n_users} user(s) in {store.path}"

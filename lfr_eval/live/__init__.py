@@ -34,6 +34,13 @@ from lfr_eval.live._alerts import (
     ReviewCounts,
     encode_capture,
 )
+from lfr_eval.live._detector import (
+    ENV_LIVE_DETECTOR,
+    LIVE_DETECTORS,
+    LiveDetectorChoice,
+    choose_live_detector,
+    live_detector_from_env,
+)
 from lfr_eval.live._pipeline import (
     FrameResult,
     LivePipeline,
@@ -69,6 +76,8 @@ __all__ = [
     "DEFAULT_RETENTION",
     "DEFAULT_THRESHOLD",
     "DEFAULT_THRESHOLDS",
+    "ENV_LIVE_DETECTOR",
+    "LIVE_DETECTORS",
     "MSG_ALREADY_REVIEWED",
     "MSG_BELOW_THRESHOLD",
     "MSG_UNKNOWN_ALERT",
@@ -85,6 +94,7 @@ __all__ = [
     "FrameResult",
     "LiveAlert",
     "LiveConfig",
+    "LiveDetectorChoice",
     "LivePipeline",
     "LiveSession",
     "LiveSettings",
@@ -100,10 +110,12 @@ __all__ = [
     "WatchlistHolder",
     "WriterStatus",
     "box_iou",
+    "choose_live_detector",
     "crop_capture",
     "default_same_face_similarity",
     "default_threshold",
     "draw_tracks",
     "encode_capture",
+    "live_detector_from_env",
     "write_y4m",
 ]
