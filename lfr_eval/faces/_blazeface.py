@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from lfr_eval.errors import ModelError
@@ -319,6 +318,8 @@ class BlazeFaceDetector:
 
     def _detect_region(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (in ``image`` pixels, clipped) and scores of one network pass over ``image``."""
+        import cv2  # imported where used: `lfr-eval` commands that never detect stay light
+
         height, width = image.shape[:2]
         size = self.model.input_size
         scale = size / max(height, width)
