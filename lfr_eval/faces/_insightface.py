@@ -3,8 +3,13 @@
 The models are driven through insightface's own classes (``insightface.model_zoo.get_model``
 returning :class:`~insightface.model_zoo.scrfd.SCRFD` / ``ArcFaceONNX``) and aligned with
 ``insightface.utils.face_align.norm_crop``, so crops and embeddings are the ones insightface
-itself would produce. Nothing is ever downloaded: a missing pack is a :class:`ModelError` that
-says where to put which files.
+itself would produce. The ``insightface`` extra installs insightface 0.7.3 (later releases
+require the GUI ``opencv-python`` beside our headless OpenCV); 2.x, installed by hand, works
+too: the few differences (the detector class the model router returns, where the detection
+threshold is set, one session or one per input size) are handled here.
+
+Nothing is ever downloaded: a missing pack is a :class:`ModelError` that says where to put
+which files.
 
 Model packs: a directory holding ``*.onnx`` files, such as insightface's ``buffalo_l``
 (``det_10g.onnx`` + ``w600k_r50.onnx``), ``buffalo_s`` (``det_500m.onnx`` + ``w600k_mbf.onnx``)
@@ -24,6 +29,8 @@ verification threshold for buffalo_l is around 0.2-0.3 cosine; each model needs 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import warnings
@@ -201,6 +208,14 @@ def _load_zoo_model(path: Path, role: str, providers: list[str]):
     from insightface.model_zoo.arcface_onnx import ArcFaceONNX
     from insightface.model_zoo.scrfd import SCRFD
 
+    # insightface 0.7's router returns its RetinaFace class for SCRFD graphs (the same anchor
+    # decoder as its SCRFD class); 2.x returns SCRFD
+    detectors: tuple[type, ...] = (SCRFD,)
+    with contextlib.suppress(ImportError):
+        from insightface.model_zoo.retinaface import RetinaFace
+
+        detectors += (RetinaFace,)
+
     if not path.is_file():
         raise ModelError(
             f"{role} model file not found: {path}\n"
@@ -209,7 +224,9 @@ def _load_zoo_model(path: Path, role: str, providers: list[str]):
     try:
         # a file path ending in .onnx: get_model never downloads (download=False is the default
         # and we pass it anyway)
-        model = get_model(str(path), providers=providers, download=False)
+        with contextlib.redirect_stdout(io.StringIO()):
+            # insightface 0.7 prints the providers it applied: our stdout may be JSON
+            model = get_model(str(path), providers=providers, download=False)
     except _ORT_LOAD_ERRORS as exc:
         raise ModelError(
             MSG_WRONG_MODEL.format(
@@ -229,9 +246,12 @@ def _load_zoo_model(path: Path, role: str, providers: list[str]):
                 expected=_EXPECTED[role],
             )
         ) from exc
-    wanted = SCRFD if role == "detector" else ArcFaceONNX
+    wanted = detectors if role == "detector" else (ArcFaceONNX,)
     if not isinstance(model, wanted):
-        kind = type(model).__name__ if model is not None else "an unrecognised model"
+        if isinstance(model, detectors):
+            kind = "an SCRFD detector"
+        else:
+            kind = type(model).__name__ if model is not None else "an unrecognised model"
         raise ModelError(
             MSG_WRONG_MODEL.format(
                 path=path,
@@ -340,9 +360,15 @@ class InsightFaceEngine:
             has_ort_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
             det_providers = _ort_providers("cuda" if device == "cuda" and has_ort_cuda else "cpu")
         self._detector = _load_zoo_model(det_path, "detector", det_providers)
-        self._detector.prepare(
-            0, input_size=self.det_size, det_thresh=self.det_thresh, nms_thresh=float(nms_thresh)
-        )
+        # the threshold is set here, not per detect() call: insightface 0.7's detect() takes
+        # none (2.x's falls back to this one)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self._detector.prepare(
+                0,
+                input_size=self.det_size,
+                det_thresh=self.det_thresh,
+                nms_thresh=float(nms_thresh),
+            )
 
         self._torch = None
         if runtime == "onnxruntime":
@@ -371,7 +397,9 @@ class InsightFaceEngine:
         # run the detector once so its per-resolution session exists and we can report the
         # providers it really uses (and fail now, not on the first frame)
         self._detect_bgr(np.zeros((height, width, 3), np.uint8))
-        det_sessions = self._detector.resolution_sessions.values() or [self._detector.session]
+        # insightface 2.x keeps a session per input resolution; 0.7 has the one session
+        per_resolution = getattr(self._detector, "resolution_sessions", None) or {}
+        det_sessions = list(per_resolution.values()) or [self._detector.session]
         detector_used: tuple[str, ...] = ()
         for session in det_sessions:
             detector_used = _check_active(
@@ -418,9 +446,7 @@ class InsightFaceEngine:
         return EngineInfo(self.engine_id, self.runtime, dict(self.model_paths))
 
     def _detect_bgr(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dets, kpss = self._detector.detect(
-            bgr, input_size=self.det_size, det_thresh=self.det_thresh
-        )
+        dets, kpss = self._detector.detect(bgr, input_size=self.det_size)
         return dets, kpss
 
     def detect(self, image: np.ndarray) -> Detections:
