@@ -35,7 +35,7 @@ from lfr_eval.metrics import (
     RateEstimate,
     compare_group_rates,
     fisher_exact_test,
-    korn_graubard_from_summary,
+    ratio_to_lowest,
 )
 from lfr_eval.operational import FalseAlertRates, one_in_n, scale_fpir
 from lfr_eval.protocols import ProtocolError, ScaledFpir, scaled_fpir
@@ -582,19 +582,11 @@ def _clustered_comparison(
     clean = {g: v for g, v in summaries.items() if v is not None}
     pairs = compare_group_rates(clean)
     confidence = float(agg.intervals.confidence)
-    simultaneous = 1.0 - (1.0 - confidence) / len(clean)  # Bonferroni over the groups
-    bounds = {
-        g: korn_graubard_from_summary(v, simultaneous) for g, v in clean.items()
-    }
+    bounds = ratio_to_lowest(clean, confidence)
     rows = table["group"].astype(str)
-    for g, b in bounds.items():
-        table.loc[rows == g, "sim_ci_low"] = float(b.ci_low[0])
-        table.loc[rows == g, "sim_ci_high"] = float(b.ci_high[0])
-    ref = bounds[lowest]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for g, b in bounds.items():
-            table.loc[rows == g, "ratio_ci_low"] = float(b.ci_low[0]) / float(ref.ci_high[0])
-            table.loc[rows == g, "ratio_ci_high"] = (
-                float(b.ci_high[0]) / float(ref.ci_low[0]) if ref.ci_low[0] > 0 else math.inf
-            )
+    for i, g in enumerate(bounds.groups):
+        table.loc[rows == g, "sim_ci_low"] = float(bounds.rate_low[i, 0])
+        table.loc[rows == g, "sim_ci_high"] = float(bounds.rate_high[i, 0])
+        table.loc[rows == g, "ratio_ci_low"] = float(bounds.ratio_low[i, 0])
+        table.loc[rows == g, "ratio_ci_high"] = float(bounds.ratio_high[i, 0])
     return pairs, pairs.pair(highest, lowest), confidence

@@ -22,13 +22,16 @@ from lfr_eval.metrics._group_frame import (
 )
 from lfr_eval.metrics._group_tests import (
     MAX_Z_TEST,
+    SIMULTANEOUS_RATIO,
     GroupRatesComparison,
     GroupTestResult,
     PairComparison,
+    RatioToLowest,
     compare_group_rates,
     design_effect_pair_test,
     fisher_exact_test,
     permutation_test_subjects,
+    ratio_to_lowest,
 )
 from lfr_eval.metrics._identification import (
     IdentificationDet,
@@ -95,6 +98,7 @@ __all__ = [
     "GroupRatesComparison",
     "GroupTestResult",
     "MAX_Z_TEST",
+    "SIMULTANEOUS_RATIO",
     "PairComparison",
     "IdentificationDet",
     "IdentificationFrame",
@@ -102,6 +106,7 @@ __all__ = [
     "OperatingPoint",
     "RateCurve",
     "RateEstimate",
+    "RatioToLowest",
     "ScoringResult",
     "SearchSet",
     "SubjectCounts",
@@ -139,6 +144,7 @@ __all__ = [
     "operating_point",
     "permutation_test_subjects",
     "rank_k_identification_rate",
+    "ratio_to_lowest",
     "roc_points",
     "score_searches",
     "selectivity",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ from lfr_eval.metrics._intervals import (
 )
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, as_thresholds, check_confidence
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 CiMethod = Literal["korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"]
 CI_METHODS: tuple[str, ...] = ("korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson")
@@ -396,6 +399,41 @@ class IdentificationFrame:
     @property
     def ci_method(self) -> str:
         return self._ci_method
+
+    def plot(
+        self,
+        kind: Literal["rates", "det", "ratio"] = "rates",
+        metric: Metric = "fpir",
+        *,
+        by_group: bool = True,
+        **kwargs: Any,
+    ) -> go.Figure:
+        """Draw this frame (scikit-learn's Display style; nothing is recomputed).
+
+        Parameters
+        ----------
+        kind : {"rates", "det", "ratio"}
+            ``"rates"``: ``metric`` against the threshold with interval bands
+            (:class:`lfr_eval.report.RateCurveDisplay`); ``"det"``: FNIR against FPIR
+            (:class:`~lfr_eval.report.DetCurveDisplay`); ``"ratio"``: each group's ``metric``
+            over the lowest group's, with :meth:`ratio`'s intervals
+            (:class:`~lfr_eval.report.GroupRatioDisplay`).
+        metric : {"fpir", "fnir"}
+        by_group : bool
+            One line per group (the intersection of the sensitive features); False: overall.
+        **kwargs
+            Passed to the display's ``plot``.
+        """
+        from lfr_eval.report import DetCurveDisplay, GroupRatioDisplay, RateCurveDisplay
+
+        attribute = " × ".join(self.sensitive_features) if by_group else None
+        if kind == "rates":
+            return RateCurveDisplay(self, metric, attribute).plot(**kwargs)
+        if kind == "det":
+            return DetCurveDisplay(self, attribute).plot()
+        if kind == "ratio":
+            return GroupRatioDisplay(self, metric, attribute).plot(**kwargs)
+        raise MetricInputError(f"kind must be 'rates', 'det' or 'ratio', got {kind!r}")
 
     # ---------------------------------------------------------------- comparisons
 

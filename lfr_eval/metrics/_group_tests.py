@@ -454,3 +454,103 @@ def compare_group_rates(
         )  # fmt: skip
     pairs.sort(key=lambda p: (p.p_adjusted, p.p_value))
     return GroupRatesComparison(tuple(pairs), MAX_Z_TEST, tuple(names))
+
+
+SIMULTANEOUS_RATIO = (
+    "ratio of simultaneous Korn–Graubard bounds (clustered by person; Bonferroni over the "
+    "compared groups)"
+)
+
+
+@dataclass(frozen=True)
+class RatioToLowest:
+    """Each group's rate over the lowest group's, with intervals that hold for all groups at once.
+
+    Attributes
+    ----------
+    groups : tuple of str
+        The compared groups, in the order given.
+    ratio : ndarray of shape (G, m)
+        ``rate_g / rate_lowest`` at each of the m thresholds; NaN where the lowest rate is 0.
+    ratio_low, ratio_high : ndarray of shape (G, m)
+        ``low_g / high_lowest`` and ``high_g / low_lowest`` from the simultaneous rate bounds
+        (``inf`` where the lowest group's lower bound is 0).
+    rate_low, rate_high : ndarray of shape (G, m)
+        Simultaneous Korn–Graubard bounds of each group's rate at ``group_confidence``.
+    lowest : ndarray of shape (m,), object
+        The lowest group at each threshold (picked after seeing the data; the simultaneous
+        bounds cover that choice).
+    confidence : float
+        Family coverage of the bounds (all groups at once).
+    group_confidence : float
+        Each group's own coverage, ``1 - (1 - confidence) / G``.
+    method : str
+        :data:`SIMULTANEOUS_RATIO`.
+    """
+
+    groups: tuple[str, ...]
+    ratio: np.ndarray
+    ratio_low: np.ndarray
+    ratio_high: np.ndarray
+    rate_low: np.ndarray
+    rate_high: np.ndarray
+    lowest: np.ndarray
+    confidence: float
+    group_confidence: float
+    method: str = SIMULTANEOUS_RATIO
+
+
+def ratio_to_lowest(
+    summaries: dict[str, ClusterSummary], confidence: float = 0.95
+) -> RatioToLowest:
+    """Ratios to the lowest group with simultaneous intervals clustered by person.
+
+    Parameters
+    ----------
+    summaries : dict of str to ClusterSummary
+        One entry per compared group (all at the same m thresholds), e.g. from
+        :meth:`lfr_eval.report.AggregateResult.cluster_summary`; leave small and ``unknown``
+        groups out unless they are wanted in the family.
+    confidence : float
+        Coverage of all the groups' bounds together, in (0, 1).
+
+    Returns
+    -------
+    RatioToLowest
+
+    Notes
+    -----
+    Each group's rate gets its Korn–Graubard interval at ``1 - (1 - confidence) / G``
+    (Bonferroni over the G groups), so all G intervals hold together with probability at least
+    ``confidence``; the ratio's bounds divide them, which then holds for every group's ratio to
+    whichever group turns out lowest. Conservative, and valid although the lowest group is
+    picked after seeing the data. Ties for the lowest go to the first group given.
+    """
+    from lfr_eval.metrics._clustered import korn_graubard_from_summary
+
+    names = list(summaries)
+    if not names:
+        raise MetricInputError("at least one group is needed for ratios to the lowest")
+    group_confidence = 1.0 - (1.0 - float(confidence)) / len(names)
+    bounds = [korn_graubard_from_summary(summaries[g], group_confidence) for g in names]
+    rate = np.stack([b.rate for b in bounds])  # (G, m)
+    low = np.stack([b.ci_low for b in bounds])
+    high = np.stack([b.ci_high for b in bounds])
+    ref = np.argmin(np.where(np.isnan(rate), np.inf, rate), axis=0)  # (m,)
+    cols = np.arange(rate.shape[1])
+    ref_rate, ref_low, ref_high = rate[ref, cols], low[ref, cols], high[ref, cols]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ref_rate > 0, rate / ref_rate, np.nan)
+        ratio_low = low / ref_high
+        ratio_high = np.where(ref_low > 0, high / ref_low, np.inf)
+    return RatioToLowest(
+        groups=tuple(names),
+        ratio=ratio,
+        ratio_low=ratio_low,
+        ratio_high=ratio_high,
+        rate_low=low,
+        rate_high=high,
+        lowest=np.array([names[i] for i in ref], dtype=object),
+        confidence=float(confidence),
+        group_confidence=group_confidence,
+    )

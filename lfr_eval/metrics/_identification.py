@@ -22,6 +22,7 @@ Definitions (domain brief, section 3):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -29,6 +30,9 @@ from numpy.typing import ArrayLike
 from lfr_eval.metrics._intervals import IntervalMethod, RateCurve, Sided, rate_curve
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, as_scores, as_thresholds
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 def count_at_or_above(scores: np.ndarray, thresholds: ArrayLike) -> np.ndarray:
@@ -291,6 +295,12 @@ class IdentificationDet:
     fnir: np.ndarray
     rank: int
     watchlist_size: int | None
+
+    def plot(self) -> go.Figure:
+        """FNIR against FPIR, log–log (:class:`lfr_eval.report.DetCurveDisplay`)."""
+        from lfr_eval.report import DetCurveDisplay  # plotly loads only to draw
+
+        return DetCurveDisplay(self).plot()
 
 
 def identification_det_curve(

@@ -11,13 +11,16 @@ thresholds are one matrix product ``W @ C``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
 from lfr_eval.metrics._clustered import korn_graubard
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 from lfr_eval.metrics._validation import (
     MetricInputError,
     check_confidence,
@@ -287,6 +290,13 @@ class RateCurve:
                 "compute the metric at that threshold instead"
             )
         return self[int(hits[0])]
+
+    def plot(self, **kwargs: Any) -> go.Figure:
+        """This curve with its interval band, as a plotly figure
+        (:class:`lfr_eval.report.RateCurveDisplay`; keyword arguments go to its ``plot``)."""
+        from lfr_eval.report import RateCurveDisplay  # plotly loads only to draw
+
+        return RateCurveDisplay(self, self.metric).plot(**kwargs)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per threshold: threshold, errors, trials, rate, ci_low, ci_high."""

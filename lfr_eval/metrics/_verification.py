@@ -8,6 +8,7 @@ above** the threshold, the same convention as :func:`sklearn.metrics.det_curve`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -15,6 +16,9 @@ from numpy.typing import ArrayLike
 from lfr_eval.metrics._identification import count_at_or_above
 from lfr_eval.metrics._intervals import IntervalMethod, RateCurve, Sided, rate_curve
 from lfr_eval.metrics._validation import MetricInputError, as_scores, as_thresholds
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 def fmr(impostor_scores: ArrayLike, thresholds: ArrayLike) -> np.ndarray:
@@ -101,6 +105,12 @@ class DetCurve:
     thresholds: np.ndarray
     fmr: np.ndarray
     fnmr: np.ndarray
+
+    def plot(self) -> go.Figure:
+        """FNMR against FMR, log–log (:class:`lfr_eval.report.DetCurveDisplay`)."""
+        from lfr_eval.report import DetCurveDisplay  # plotly loads only to draw
+
+        return DetCurveDisplay(self).plot()
 
 
 def _check_both(genuine: ArrayLike, impostor: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

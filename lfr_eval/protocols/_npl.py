@@ -44,7 +44,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,9 @@ from lfr_eval.protocols._scaling import (
     within_fillers,
     zero_exponent,
 )
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 MSG_TOO_FEW_SUBJECTS = (
     "the NPL design needs volunteers (subjects with {needed}+ images), fillers and strangers; "
@@ -674,6 +677,15 @@ class WatchlistScaling:
     attribute: str | None
     composition: dict[str, float]
     interval: str
+
+    def plot(
+        self, threshold: float, *, attribute: str | None = None, measured_size: int | None = None
+    ) -> go.Figure:
+        """FPIR against N at the computed threshold nearest ``threshold`` (cosine, [-1, 1])
+        (:class:`lfr_eval.report.WatchlistScalingDisplay`)."""
+        from lfr_eval.report import WatchlistScalingDisplay  # plotly loads only to draw
+
+        return WatchlistScalingDisplay(self, threshold, attribute, measured_size).plot()
 
     def at(self, watchlist_size: int, threshold: float, method: str = "analytic") -> float:
         """Overall FPIR at one size and threshold (the closest threshold computed)."""

@@ -4,7 +4,11 @@
   score histograms and watchlist scaling; no per-person data, so it can be shared;
 - figure functions (:func:`det_figure`, :func:`rate_vs_threshold_figure`,
   :func:`group_ratio_figure`, :func:`watchlist_scaling_figure`,
-  :func:`score_histogram_figure`) used by the report and the app alike;
+  :func:`score_histogram_figure`, :func:`cmc_figure`) used by the report and the app alike;
+- display objects in scikit-learn's style (:class:`RateCurveDisplay`, :class:`DetCurveDisplay`,
+  :class:`GroupRatioDisplay`, :class:`CmcDisplay`, :class:`WatchlistScalingDisplay`,
+  :class:`ScoreHistogramDisplay`): ``Display.from_curve(curve)`` (or ``curve.plot()``) draws
+  a curve a notebook computed itself;
 - :func:`build_html_report` / :func:`write_report` — the report and its CSV tables.
 """
 
@@ -21,6 +25,14 @@ from lfr_eval.report._aggregate import (
     cluster_summary,
     cmc_table,
     threshold_grid,
+)
+from lfr_eval.report._display import (
+    CmcDisplay,
+    DetCurveDisplay,
+    GroupRatioDisplay,
+    RateCurveDisplay,
+    ScoreHistogramDisplay,
+    WatchlistScalingDisplay,
 )
 from lfr_eval.report._figures import (
     cmc_figure,
@@ -43,6 +55,12 @@ __all__ = [
     "PLOTLY_FILE",
     "REPORT_FILE",
     "AggregateResult",
+    "CmcDisplay",
+    "DetCurveDisplay",
+    "GroupRatioDisplay",
+    "RateCurveDisplay",
+    "ScoreHistogramDisplay",
+    "WatchlistScalingDisplay",
     "WithheldGroup",
     "as_aggregate",
     "cmc_table",

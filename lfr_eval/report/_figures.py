@@ -29,7 +29,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from lfr_eval.metrics import DetCurve, IdentificationFrame, RateCurve
+from lfr_eval.metrics import (
+    ClusterSummary,
+    DetCurve,
+    IdentificationDet,
+    IdentificationFrame,
+    RateCurve,
+    ratio_to_lowest,
+)
 from lfr_eval.protocols import WatchlistScaling
 from lfr_eval.report._aggregate import ALL, RATE_COLUMNS, AggregateResult, _rates_long
 from lfr_eval.results import EvaluationResult
@@ -84,12 +91,17 @@ class _Rates:
     rank: int | None
     interval: str
     frame: IdentificationFrame | None = None
+    confidence: float = 0.95
 
     @classmethod
     def of(cls, source: object) -> _Rates:
         if isinstance(source, AggregateResult):
             return cls(
-                source.rates, source.watchlist_size, source.rank, source.intervals.describe()
+                source.rates,
+                source.watchlist_size,
+                source.rank,
+                source.intervals.describe(),
+                confidence=float(source.intervals.confidence),
             )
         if isinstance(source, IdentificationFrame):
             parts = [_rates_long(source, None)]
@@ -108,6 +120,7 @@ class _Rates:
                 source.rank,
                 interval,
                 source,
+                source.confidence,
             )
         if isinstance(source, RateCurve):
             return cls(_curve_rows(source), None, None, _curve_interval(source))
@@ -225,10 +238,13 @@ def _threshold_axis(fig: go.Figure, thresholds: np.ndarray) -> None:
 
 
 def det_figure(
-    source: ResultLike | DetCurve | Sequence[RateCurve], attribute: str | None = None
+    source: ResultLike | DetCurve | IdentificationDet | Sequence[RateCurve],
+    attribute: str | None = None,
 ) -> go.Figure:
     """Identification DET: FNIR against FPIR as the threshold moves, log–log, one curve per group
-    (an :class:`~lfr_eval.metrics.DetCurve` gives verification FNMR against FMR).
+    (an :class:`~lfr_eval.metrics.DetCurve` gives verification FNMR against FMR; an
+    :class:`~lfr_eval.metrics.IdentificationDet` or a pair of RateCurves (FPIR, FNIR) one
+    identification curve).
 
     Groups without both mated and non-mated searches, and points where either rate is 0
     (undrawable on log axes), are left out; the legend says so.
@@ -250,6 +266,8 @@ def det_figure(
             )
         )
         return _layout(fig, title, "FMR", "FNMR", log_x=True, log_y=True)
+    if isinstance(source, IdentificationDet):
+        return _identification_det(fig, source)
     view = _Rates.of(source)
     rank = "" if view.rank is None else f", rank {view.rank}"
     title = f"DET (identification{rank}){view.where(attribute)}"
@@ -296,6 +314,26 @@ def det_figure(
             "<br><sup>not drawn (no mated or no non-mated searches, or a rate of 0): "
             f"{', '.join(skipped)}</sup>"
         )
+    return _layout(fig, title, "FPIR", "FNIR", log_x=True, log_y=True)
+
+
+def _identification_det(fig: go.Figure, det: IdentificationDet) -> go.Figure:
+    """One identification DET curve from :func:`~lfr_eval.metrics.identification_det_curve`."""
+    n = "" if det.watchlist_size is None else f", watchlist N = {det.watchlist_size:,}"
+    title = f"DET (identification, rank {det.rank}) (all searches{n})"
+    keep = (det.fpir > 0) & (det.fnir > 0)
+    if not keep.any():
+        return _empty(fig, title, "FPIR or FNIR is 0 at every threshold")
+    fig.add_trace(
+        go.Scatter(
+            x=det.fpir[keep],
+            y=det.fnir[keep],
+            mode="lines",
+            name="FNIR vs FPIR",
+            customdata=det.thresholds[keep],
+            hovertemplate="threshold %{customdata:.4f}<br>FPIR %{x:.3g}<br>FNIR %{y:.3g}",
+        )
+    )
     return _layout(fig, title, "FPIR", "FNIR", log_x=True, log_y=True)
 
 
@@ -377,41 +415,63 @@ def rate_vs_threshold_figure(
     return fig
 
 
-def _ratio_table(view: _Rates, metric: str, attribute: str, include_small: bool,
-                 include_unknown: bool, confidence: float) -> pd.DataFrame:  # fmt: skip
-    """Ratio of each group's rate to the lowest group's at each threshold, with a delta-method
-    interval on the log ratio from the rows' clustered variances (where recorded)."""
+def _ratio_table(
+    view: _Rates,
+    metric: str,
+    attribute: str,
+    include_small: bool,
+    include_unknown: bool,
+    confidence: float,
+) -> tuple[pd.DataFrame, bool]:
+    """Ratio of each compared group's rate to the lowest group's at each threshold, with the
+    simultaneous clustered intervals of :func:`lfr_eval.metrics.ratio_to_lowest` built from the
+    rows' Korn–Graubard statistics, and whether there were such statistics (aggregates made
+    before they were recorded have none: ratios without intervals)."""
+    columns = ["threshold", "group", "ratio", "low", "high"]
     part = view.rates[(view.rates["metric"] == metric) & (view.rates["attribute"] == attribute)]
-    part = part[~part["insufficient_data"].astype(bool)]
+    part = part[~part["insufficient_data"].astype(bool) & (part["n_searches"] > 0)]
     if not include_small:
         part = part[~part["small_group"].astype(bool)]
     if not include_unknown:
         part = part[part["group"] != "unknown"]
     if part.empty:
-        return pd.DataFrame(columns=["threshold", "group", "ratio", "low", "high"])
-    from scipy.stats import norm  # here, not at import: the report loads without scipy.stats
-
-    has_variance = "rate_variance" in part.columns
-    rows = []
-    z = norm.ppf(0.5 + confidence / 2)
-    for threshold, at in part.groupby("threshold"):
-        positive = at[at["rate"] > 0]
-        if len(positive) < 2 or len(positive) < len(at):
-            continue  # the lowest rate is 0 (or a single group): no ratio
-        ref = positive.loc[positive["rate"].idxmin()]
-        for _, row in positive.iterrows():
-            ratio = row["rate"] / ref["rate"]
-            low = high = np.nan
-            if has_variance and row["group"] != ref["group"]:
-                var = (
-                    row["rate_variance"] / row["rate"] ** 2
-                    + ref["rate_variance"] / ref["rate"] ** 2
-                )
-                if np.isfinite(var):
-                    half = z * np.sqrt(var)
-                    low, high = ratio * np.exp(-half), ratio * np.exp(half)
-            rows.append((threshold, row["group"], ratio, low, high))
-    return pd.DataFrame(rows, columns=["threshold", "group", "ratio", "low", "high"])
+        return pd.DataFrame(columns=columns), True
+    if "rate_variance" not in part.columns or not np.isfinite(part["rate_variance"]).all():
+        # an aggregate made before the clustered statistics were recorded: ratios, no bands
+        lowest = part.groupby("threshold")["rate"].transform("min")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(lowest > 0, part["rate"] / lowest, np.nan)
+        return part.assign(ratio=ratio, low=np.nan, high=np.nan)[columns], False
+    groups = sorted(part["group"].unique())
+    shared = set.intersection(*(set(part[part["group"] == g]["threshold"]) for g in groups))
+    thresholds = np.sort(np.fromiter(shared, float))
+    summaries = {}
+    for g in groups:
+        rows = part[part["group"] == g].set_index("threshold").loc[thresholds]
+        summaries[str(g)] = ClusterSummary(
+            errors=rows["errors"].to_numpy(float),
+            trials=float(rows["n_searches"].iloc[0]),
+            n_subjects=int(rows["n_subjects"].iloc[0]),
+            variance=rows["rate_variance"].to_numpy(float),
+            df=rows["variance_df"].to_numpy(float),
+            effective_people=float(rows["effective_people"].iloc[0]),
+        )
+    if len(summaries) < 2:
+        return pd.DataFrame(columns=columns), True
+    bounds = ratio_to_lowest(summaries, confidence)
+    out = pd.DataFrame(
+        {
+            "threshold": np.tile(thresholds, len(groups)),
+            "group": np.repeat(list(bounds.groups), len(thresholds)),
+            "ratio": bounds.ratio.ravel(),
+            "low": bounds.ratio_low.ravel(),
+            "high": bounds.ratio_high.ravel(),
+        }
+    )
+    # the lowest group's own ratio is 1 by construction: its band says nothing new
+    lowest = np.tile(bounds.lowest, len(groups)) == out["group"].to_numpy()
+    out.loc[lowest, ["low", "high"]] = np.nan
+    return out, True
 
 
 def group_ratio_figure(
@@ -425,11 +485,12 @@ def group_ratio_figure(
     """Each group's rate divided by the lowest group's rate at each threshold (NIST's
     convention); 1 means parity. Thresholds where the lowest rate is 0 are left out.
 
-    Intervals: from an :class:`~lfr_eval.metrics.IdentificationFrame`, its subject bootstrap
-    (:meth:`~lfr_eval.metrics.IdentificationFrame.ratio`); from an aggregate, a delta-method
-    interval on the log ratio from the rows' clustered variances, treating the two groups as
-    independent. Either way the lowest group is picked after seeing the data, so ratios of
-    small rates lean away from 1.
+    Intervals: from an :class:`~lfr_eval.metrics.IdentificationFrame`, its
+    :meth:`~lfr_eval.metrics.IdentificationFrame.ratio` intervals; from an aggregate, the
+    simultaneous intervals clustered by person of :func:`lfr_eval.metrics.ratio_to_lowest` (the
+    same numbers as the demographic page's ratio columns), which cover the lowest group being
+    picked after seeing the data. Aggregates without the clustered statistics draw no band and
+    say so.
     """
     view = _Rates.of(source)
     attributes = [a for a in view.rates["attribute"].unique() if a != ALL]
@@ -439,7 +500,7 @@ def group_ratio_figure(
     if attribute is None:
         return _empty(fig, title, "no group attribute to compare")
     title += view.where(attribute)
-    confidence = 0.95
+    confidence = view.confidence
     if view.frame is not None and view.frame.sensitive_features == [attribute]:
         table = view.frame.ratio(metric, include_small=include_small).reset_index()  # type: ignore[arg-type]
         table = table.rename(
@@ -449,8 +510,15 @@ def group_ratio_figure(
             table = table[table["group"] != "unknown"]
         method = "subject bootstrap"
     else:
-        table = _ratio_table(view, metric, attribute, include_small, include_unknown, confidence)
-        method = "delta method on clustered variances"
+        clustered, has_intervals = _ratio_table(
+            view, metric, attribute, include_small, include_unknown, confidence
+        )
+        method = (
+            f"{confidence:.0%} simultaneous intervals clustered by person"
+            if has_intervals
+            else "none (this aggregate holds no clustered statistics)"
+        )
+        table = clustered
     table = table[np.isfinite(table["ratio"].astype(float))]
     if table.empty:
         return _empty(fig, title, "the lowest group's rate is 0 at every threshold, or one group")
@@ -470,7 +538,9 @@ def group_ratio_figure(
                 name=f"{attribute} = {group}",
                 legendgroup=str(group),
                 line={"color": _colour(i)},
-                hovertemplate="threshold %{x:.4f}<br>ratio %{y:.3g}<extra></extra>",
+                customdata=np.stack([low, high], axis=1),
+                hovertemplate="threshold %{x:.4f}<br>ratio %{y:.3g}"
+                "<br>interval %{customdata[0]:.3g} – %{customdata[1]:.3g}<extra></extra>",
             )
         )
     fig.add_hline(y=1.0, line={"color": "grey", "dash": "dot"})
@@ -492,8 +562,8 @@ def cmc_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
     """Cumulative match characteristic: identification rate against rank (mate among the r best
     candidates, whatever its score), one line per group with interval bars.
 
-    Accepts an aggregate, a full result, or the rank table itself
-    (:func:`lfr_eval.report.cmc_table`)."""
+    Accepts an aggregate or the rank table itself (:func:`lfr_eval.report.cmc_table`, a
+    notebook's own)."""
     if isinstance(result, pd.DataFrame):
         ranks = result
         n = None
@@ -639,13 +709,21 @@ def watchlist_scaling_figure(
     return fig
 
 
-def score_histogram_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
+def score_histogram_figure(
+    result: AggregateResult | pd.DataFrame, attribute: str | None = None
+) -> go.Figure:
     """Distributions of mate scores (mated searches) and best candidate scores (non-mated
-    searches), as shares of each kind's searches; per group of ``attribute`` when given."""
-    agg = _aggregate(result)
-    hist = agg.histograms
+    searches), as shares of each kind's searches; per group of ``attribute`` when given.
+
+    ``result`` is an aggregate or its binned histogram table (columns ``kind``, ``attribute``,
+    ``group``, ``bin_low``, ``bin_high``, ``count``; similarities in [-1, 1])."""
+    hist = result if isinstance(result, pd.DataFrame) else _aggregate(result).histograms
     fig = go.Figure()
-    selections = _Rates.of(agg).series(attribute)
+    if attribute in (None, ALL):
+        selections = [(ALL, ALL, "all searches")]
+    else:
+        groups = sorted(hist[hist["attribute"] == attribute]["group"].unique())
+        selections = [(attribute, g, f"{attribute} = {g}") for g in groups]
     for i, (attr, group, label) in enumerate(selections):
         for kind, dash, kind_label in (
             ("mated", "solid", "mate score"),
@@ -670,14 +748,12 @@ def score_histogram_figure(result: ResultLike, attribute: str | None = None) -> 
                     hovertemplate="similarity %{x:.3f}<br>share %{y:.3g}<extra></extra>",
                 )
             )
-    return _layout(
-        fig,
-        "Similarity distributions" + (f" by {attribute}" if attribute else ""),
-        "cosine similarity",
-        "share of searches",
-        log_x=False,
-        log_y=False,
-    )
+    title = "Similarity distributions" + (f" by {attribute}" if attribute else " (all searches)")
+    if not fig.data:
+        return _empty(fig, title, "no searches with a score")
+    fig = _layout(fig, title, "cosine similarity", "share of searches", log_x=False, log_y=False)
+    _threshold_axis(fig, hist[hist["count"] > 0][["bin_low", "bin_high"]].to_numpy(float).ravel())
+    return fig
 
 
 def operating_thresholds(
