@@ -43,6 +43,7 @@ from lfr_eval.faces import EngineChoice, FaceEngine
 from lfr_eval.faces import default_threshold as engine_default_threshold
 from lfr_eval.users import MSG_EXPOSED_WITHOUT_USERS, Role, UserStore, is_loopback
 from lfr_eval.watchlist import Watchlist
+from lfr_eval.wording import plural
 from lfr_eval.workspace import allowed_roots, confine_path, workspace_dir
 
 if TYPE_CHECKING:
@@ -485,7 +486,7 @@ def show_results_summary(loaded: LoadedResults | None = None) -> None:
     cols[3].metric("Groups by", ", ".join(agg.attributes) or "none")
     st.caption(
         f"**{loaded.label}** · dataset {dataset.name} "
-        f"({dataset.n_images:,} images, {dataset.n_subjects:,} people; "
+        f"({plural(dataset.n_images, 'image')}, {plural(dataset.n_subjects, 'person')}; "
         f"sha256 `{dataset.sha256[:12]}`) · protocol {provenance.protocol.kind} "
         f"(seed {provenance.seed}) · engine {agg.describe_engine()} · "
         f"{agg.intervals.describe()}"

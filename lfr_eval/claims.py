@@ -46,6 +46,7 @@ from lfr_eval.metrics._intervals import clopper_pearson, count_at_or_above_by_su
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, check_confidence, check_rate
 from lfr_eval.operational import one_in_n
+from lfr_eval.wording import plural
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -223,7 +224,7 @@ class ClaimCheck:
         pct = f"{self.claim.confidence:.0%}"
         verdict = "support" if self.supported else "do not support"
         observed = f" ({one_in_n(self.observed_rate)})" if self.false_positives else ""
-        people = f" from {self.n_subjects:,} people" if self.n_subjects is not None else ""
+        people = f" from {plural(self.n_subjects, 'person')}" if self.n_subjects is not None else ""
         how = (
             "clustered by person (Korn–Graubard design-effect Clopper–Pearson"
             + (", counted by people as no false positive was seen" if "people" in self.method
@@ -252,26 +253,30 @@ class ClaimCheck:
             if self.people_needed_if_no_more_errors is not None:
                 lines.append(
                     f"With no further false positives, about "
-                    f"{self.people_needed_if_no_more_errors:,} people in all "
+                    f"{plural(self.people_needed_if_no_more_errors, 'person')} in all "
                     f"({self.additional_people_needed:,} more, at the same searches per person: "
-                    f"{self.searches_needed_if_no_more_errors:,} searches) would support it."
+                    f"{plural(self.searches_needed_if_no_more_errors, 'search')}) would support "
+                    "it."
                 )
             else:
                 lines.append(
-                    f"With no further false positives, {self.searches_needed_if_no_more_errors:,}"
-                    f" searches in all ({self.additional_searches_needed:,} more) would support it."
+                    "With no further false positives, "
+                    f"{plural(self.searches_needed_if_no_more_errors, 'search')} in all "
+                    f"({self.additional_searches_needed:,} more) would support it."
                 )
             if self.searches_needed_at_observed_rate is None:
                 lines.append("At the observed rate no number of searches would support it.")
             elif self.people_needed_at_observed_rate is not None:
                 lines.append(
-                    f"At the observed rate, about {self.people_needed_at_observed_rate:,} people "
-                    "in all would be needed."
+                    "At the observed rate, about "
+                    f"{plural(self.people_needed_at_observed_rate, 'person')} in all would be "
+                    "needed."
                 )
             else:
                 lines.append(
-                    f"At the observed rate, {self.searches_needed_at_observed_rate:,} searches "
-                    "in all would be needed."
+                    "At the observed rate, "
+                    f"{plural(self.searches_needed_at_observed_rate, 'search')} in all would be "
+                    "needed."
                 )
         if self.scaling.startswith(SCALED_FILLER) and self.scaled_fpir is not None:
             lines.append(
@@ -307,7 +312,7 @@ class ClaimCheck:
             self.n_subjects < self.non_mated_searches
         ):
             lines.append(
-                f"The searches come from {self.n_subjects:,} people; the bound assumes "
+                f"The searches come from {plural(self.n_subjects, 'person')}; the bound assumes "
                 "independent searches, so it is optimistic if one person's searches correlate. "
                 "Give per-person counts (or the SearchSet) for a clustered bound."
             )
@@ -709,8 +714,10 @@ class GroupClaimChecks:
             verdict = "supported" if check.supported else "NOT supported"
             small = " (small group)" if label in self.small_groups else ""
             lines.append(
-                f"{self.attribute} = {label}{small}: {check.false_positives} false positives in "
-                f"{check.non_mated_searches:,} searches from {check.n_subjects or 0:,} people; "
+                f"{self.attribute} = {label}{small}: "
+                f"{plural(check.false_positives, 'false positive')} in "
+                f"{plural(check.non_mated_searches, 'search')} from "
+                f"{plural(check.n_subjects or 0, 'person')}; "
                 f"upper bound {one_in_n(check.upper_bound)} ({check.upper_bound:.3g}): {verdict}."
             )
         if self.failing_groups:

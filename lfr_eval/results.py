@@ -45,6 +45,7 @@ from lfr_eval.faces import EngineId, RuntimeInfo
 from lfr_eval.metrics import SearchSet
 from lfr_eval.protocols._enrolment import EnrolmentOutcome
 from lfr_eval.protocols._npl import WatchlistComposition
+from lfr_eval.wording import plural
 
 #: Version of the results folder layout. Bump on an incompatible change.
 #: 2: searches that failed to acquire are stored (NIST convention; mate score -inf, rank N + 1,
@@ -231,7 +232,7 @@ class ProtocolInfo:
         # results written before the outcome was recorded: only the count is known, and
         # those subjects' mated searches were left out
         return (
-            f"failed to enrol {self.failed_to_enrol:,} subjects (their mated searches were "
+            f"failed to enrol {plural(self.failed_to_enrol, 'subject')} (their mated searches were "
             "left out: results made before failures to enrol were counted)"
         )
 
@@ -327,6 +328,19 @@ class IntervalSettings:
         )
 
 
+def _run_fields(run: Provenance | EvaluationResult) -> dict[str, Any]:
+    """The engine, runtime, dataset and protocol as JSON fields: written the same way into
+    ``result.json`` and into a provenance's dict (the result hash covers them)."""
+    return {
+        "engine": run.engine.to_dict(),
+        "engine_key": run.engine_key,
+        "runtime": run.runtime.to_dict(),
+        "scoring_runtime": None if run.scoring_runtime is None else run.scoring_runtime.to_dict(),
+        "dataset": run.dataset.to_dict(),
+        "protocol": run.protocol.to_dict(),
+    }
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where a figure comes from: the engine, its runtime, the data, the protocol, the software
@@ -386,14 +400,7 @@ class Provenance:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "engine": self.engine.to_dict(),
-            "engine_key": self.engine_key,
-            "runtime": self.runtime.to_dict(),
-            "scoring_runtime": None
-            if self.scoring_runtime is None
-            else self.scoring_runtime.to_dict(),
-            "dataset": self.dataset.to_dict(),
-            "protocol": self.protocol.to_dict(),
+            **_run_fields(self),
             "software": dict(self.software),
             "result_sha256": self.result_sha256,
             "result_created": self.result_created,
@@ -559,14 +566,7 @@ class EvaluationResult:
         return {
             "schema_version": self.schema_version,
             "created": self.created,
-            "engine": self.engine.to_dict(),
-            "engine_key": self.engine_key,
-            "runtime": self.runtime.to_dict(),
-            "scoring_runtime": None
-            if self.scoring_runtime is None
-            else self.scoring_runtime.to_dict(),
-            "dataset": self.dataset.to_dict(),
-            "protocol": self.protocol.to_dict(),
+            **_run_fields(self),
             "watchlist_size": self.watchlist_size,
             "n_mated": self.searches.n_mated,
             "n_non_mated": self.searches.n_non_mated,

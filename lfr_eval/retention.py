@@ -28,6 +28,7 @@ from pathlib import Path
 
 from lfr_eval.atrest import private_dir, private_file, write_private
 from lfr_eval.errors import ConfigError
+from lfr_eval.wording import plural
 from lfr_eval.workspace import workspace_dir
 
 LOGGER = logging.getLogger("lfr_eval.retention")
@@ -112,6 +113,17 @@ class PurgeSummary:
     @property
     def total(self) -> int:
         return self.alerts + self.watchlist_subjects + self.exports + self.cache_entries
+
+    def describe(self) -> str:
+        """What was purged, in words: "1 alert, 0 watchlist subjects, 2 exports, ..."."""
+        return ", ".join(
+            [
+                plural(self.alerts, "alert"),
+                plural(self.watchlist_subjects, "watchlist subject"),
+                plural(self.exports, "export"),
+                plural(self.cache_entries, "cache entry"),
+            ]
+        )
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -207,13 +219,7 @@ def purge_workspace(
     summary = PurgeSummary(moment, skipped=tuple(skipped), **counts)
     _append_log(root / PURGE_LOG, summary)
     if summary.total:
-        LOGGER.info(
-            "purged %d alert(s), %d watchlist subject(s), %d export(s), %d cache entr(y/ies)",
-            summary.alerts,
-            summary.watchlist_subjects,
-            summary.exports,
-            summary.cache_entries,
-        )
+        LOGGER.info("purged %s", summary.describe())
     return summary
 
 

@@ -46,7 +46,7 @@ def test_embed_folder_resumes_from_cache(
         ["embed", str(face_folder), "--out", str(out), "--cache", str(cache)], capsys
     )
     assert code == 0, stderr
-    assert "2 embeddings, 1 images without a usable face; 3 computed now" in stdout
+    assert "2 embeddings, 1 image without a usable face; 3 computed now" in stdout
     data = np.load(out, allow_pickle=False)
     assert data["embeddings"].shape == (3, 128)
     assert list(data["subject_id"]) == ["group", "hanks", "noise"]
@@ -81,7 +81,7 @@ def test_malformed_manifest_gives_exit_code_8(
         ["evaluate", str(manifest), "--out", str(tmp_path / "r"), "--no-cache"], capsys
     )
     assert code == 8
-    assert "lacks the column(s) subject_id" in err
+    assert "lacks the column subject_id" in err
     assert "Traceback" not in err
     manifest.write_text("path,subject_id\nmissing.jpg,x\nmissing2.jpg,x\n")
     code, _, err = run(

@@ -82,7 +82,7 @@ def test_enrol_identify_export_import_remove(
     code, out, _ = run(
         capsys, "enrol", "--watchlist", wl, "--folder", folder, "--largest-face", "--expires", "7d"
     )
-    assert code == 0 and "2 enrolled, 0 refused, 2 new subject(s)" in out
+    assert code == 0 and "2 enrolled, 0 refused, 2 new subjects" in out
 
     code, out, _ = run(capsys, "watchlist", "list", "--watchlist", wl, "--json")
     listing = json.loads(out)
@@ -136,7 +136,7 @@ def test_enrol_identify_export_import_remove(
     code, out, _ = run(
         capsys, "watchlist", "import", bundle, "--watchlist", copy, "--expect-hash", version
     )
-    assert code == 0 and "imported 3 subject(s), 4 template(s)" in out
+    assert code == 0 and "imported 3 subjects, 4 templates" in out
     code, _, err = run(capsys, "watchlist", "import", bundle, "--watchlist", copy)
     assert code == 7 and "already on this watchlist" in err
     tampered = tmp_path / "tampered.zip"
@@ -153,7 +153,7 @@ def test_enrol_identify_export_import_remove(
     code, _, err = run(capsys, "watchlist", "remove", "case-A", "ghost", "--watchlist", wl)
     assert code == 7 and "no subject 'ghost'" in err
     code, out, _ = run(capsys, "watchlist", "remove", "case-A", "--watchlist", wl)
-    assert code == 0 and "removed 1 subject(s)" in out
+    assert code == 0 and "removed 1 subject" in out
     code, out, _ = run(capsys, "watchlist", "audit", "--watchlist", wl, "--json")
     actions = [e["action"] for e in json.loads(out)["entries"]]
     assert actions[0] == "create" and actions[-2:] == ["export_bundle", "remove_subject"]

@@ -73,7 +73,7 @@ def test_manifest_from_csv_fills_unknown_and_keeps_every_row(folder_dataset: Pat
 def test_manifest_missing_columns_is_a_clear_error(tmp_path: Path) -> None:
     csv = tmp_path / "m.csv"
     csv.write_text("file,person\na.jpg,x\n")
-    with pytest.raises(ManifestError, match=r"lacks the column\(s\) path, subject_id"):
+    with pytest.raises(ManifestError, match=r"lacks the columns path, subject_id"):
         read_manifest(csv)
 
 
@@ -81,7 +81,7 @@ def test_manifest_unknown_paths_are_listed(folder_dataset: Path) -> None:
     frame = pd.DataFrame(
         {"path": ["alice/0.jpg", "alice/9.jpg", "zed/1.jpg"], "subject_id": ["a", "a", "z"]}
     )
-    with pytest.raises(ManifestError, match=r"2 image file\(s\) not found.*alice/9.jpg"):
+    with pytest.raises(ManifestError, match=r"2 image files not found.*alice/9.jpg"):
         Manifest.from_frame(frame, root=folder_dataset)
 
 
@@ -175,7 +175,7 @@ def test_load_folder_with_subject_attributes(folder_dataset: Path, tmp_path: Pat
         manifest = load_folder(folder_dataset, attributes=table)
     messages = " ".join(str(w.message) for w in caught)
     assert "directly in" in messages  # the stray image is reported, not silently used
-    assert "no sub-folder" in messages  # 'nobody' has no folder
+    assert "without a sub-folder" in messages  # 'nobody' has no folder
     assert "only one image" in messages  # carol
     assert manifest.n_images == 5
     assert dict(zip(manifest.subject_ids, manifest.frame["sex"])) == {

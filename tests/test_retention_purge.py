@@ -106,7 +106,7 @@ def test_purge_command_for_cron(workspace: Path, capsys, monkeypatch) -> None:
     assert (summary["alerts"], summary["watchlist_subjects"], summary["exports"]) == (1, 1, 1)
     assert summary["cache_entries"] == 0  # 365 days asked
     code, out, _ = run(capsys, "purge", "--workspace", workspace)
-    assert code == 0 and "purged 0 alert(s), 0 watchlist subject(s)" in out
+    assert code == 0 and "purged 0 alerts, 0 watchlist subjects" in out
 
 
 def test_rotate_data_key_re_encrypts_and_can_forget_the_old_key(

@@ -114,7 +114,7 @@ def test_manifest_without_roles_splits_as_before(tmp_path: Path) -> None:
         (lambda t: t.assign(role=np.where(t["path"] == "w0/b.jpg", "", t["role"])), "some images"),
         (
             lambda t: t.assign(role=np.where(t["path"] == "w0/b.jpg", "non_mated", t["role"])),
-            "mix roles",
+            "mixes roles",
         ),
     ],
 )

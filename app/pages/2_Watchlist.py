@@ -18,6 +18,7 @@ from lfr_eval.watchlist import (
     import_bundle,
     parse_expiry,
 )
+from lfr_eval.wording import plural
 
 st.set_page_config(page_title="Watchlist · LFR Workbench", page_icon="🗂️", layout="wide")
 _shared.require_role(*_shared.ROLES_WATCHLIST)
@@ -61,7 +62,7 @@ def _show_report(report: EnrolmentReport, names: dict[str, str] | None = None) -
 
     if report.enrolled:
         st.success(
-            f"Enrolled {report.n_enrolled} image(s); new subjects: "
+            f"Enrolled {plural(report.n_enrolled, 'image')}; new subjects: "
             f"{', '.join(report.new_subjects) or 'none'}."
         )
         st.dataframe(
@@ -80,7 +81,7 @@ def _show_report(report: EnrolmentReport, names: dict[str, str] | None = None) -
             key="enrolled_table",
         )
     if report.refused:
-        st.error(f"Refused {report.n_refused} file(s): nothing was stored for them.")
+        st.error(f"Refused {plural(report.n_refused, 'file')}: nothing was stored for them.")
         st.dataframe(
             pd.DataFrame(
                 [
@@ -256,7 +257,7 @@ with subjects_tab:
             text.apply(lambda col: col.str.lower().str.contains(needle, regex=False)).any(axis=1)
         ]
     st.dataframe(table, hide_index=True, key="subjects_table")
-    st.caption(f"{len(table)} of {len(subjects)} subject(s) shown.")
+    st.caption(f"{len(table)} of {plural(len(subjects), 'subject')} shown.")
 
     shown_ids = table["subject"].tolist()
     if shown_ids:
@@ -306,14 +307,17 @@ with subjects_tab:
             except LfrError as exc:
                 _shared.show_error(exc)
             else:
-                _after_change(f"Removed {len(to_remove)} subject(s) and {removed} template(s).")
+                _after_change(
+                    f"Removed {plural(len(to_remove), 'subject')} and "
+                    f"{plural(removed, 'template')}."
+                )
 
         expired_ids = [s.subject_id for s in subjects if s.is_expired()]
         if expired_ids and st.button(
-            f"Purge {len(expired_ids)} expired subject(s)", key="purge_expired"
+            f"Purge {plural(len(expired_ids), 'expired subject')}", key="purge_expired"
         ):
             purged = watchlist.purge_expired()
-            _after_change(f"Purged {len(purged)} expired subject(s).")
+            _after_change(f"Purged {plural(len(purged), 'expired subject')}.")
 
 # ---------------------------------------------------------------------- bundles
 with bundles_tab:
@@ -375,7 +379,8 @@ with bundles_tab:
             _shared.show_error(exc)
         else:
             _after_change(
-                f"Imported {info.n_subjects} subject(s) and {info.n_templates} template(s) "
+                f"Imported {plural(info.n_subjects, 'subject')} and "
+                f"{plural(info.n_templates, 'template')} "
                 f"(bundle content hash {info.content_hash[:12]})."
             )
 

@@ -12,6 +12,7 @@ from lfr_eval.errors import LfrError
 from lfr_eval.evaluation import evaluate
 from lfr_eval.protocols import NplParams, OpenSetParams
 from lfr_eval.report import ALL, operating_thresholds, summary_table
+from lfr_eval.wording import plural
 
 st.set_page_config(page_title="Evaluate · LFR Workbench", page_icon="🧪", layout="wide")
 _shared.require_role(*_shared.ROLES_EVALUATE)
@@ -137,8 +138,8 @@ with run_tab:
             for message in opened.warnings:
                 st.warning(message)
             st.write(
-                f"Dataset **{manifest.name}**: {manifest.n_images:,} images of "
-                f"{manifest.n_subjects:,} people; groups: "
+                f"Dataset **{manifest.name}**: {plural(manifest.n_images, 'image')} of "
+                f"{plural(manifest.n_subjects, 'person')}; groups: "
                 f"{', '.join(manifest.attributes) or 'none'}."
             )
             if protocol_kind == "open-set":

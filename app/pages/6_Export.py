@@ -32,6 +32,7 @@ from lfr_eval.deployment import (
 )
 from lfr_eval.errors import ConfigError, LfrError
 from lfr_eval.signing import SignatureCheck
+from lfr_eval.wording import plural
 
 st.set_page_config(page_title="Export · LFR Workbench", page_icon="📦", layout="wide")
 _shared.require_role(*_shared.ROLES_EXPORT)
@@ -96,7 +97,7 @@ with export_tab:
 
     st.markdown(
         f"**Engine** `{engine.engine_id.key}` ({engine.runtime.describe()}) · **Watchlist** "
-        f"`{watchlist.watchlist_id}`, {len(watchlist):,} subject(s), content "
+        f"`{watchlist.watchlist_id}`, {plural(len(watchlist), 'subject')}, content "
         f"`{watchlist.content_hash()[:12]}`"
     )
     if len(watchlist) == 0:
@@ -124,7 +125,7 @@ with export_tab:
             )
             if len(watchlist) and len(watchlist) != evidence.watchlist_size:
                 st.caption(
-                    f"The watchlist holds {len(watchlist):,} people, the evaluation "
+                    f"The watchlist holds {plural(len(watchlist), 'person')}, the evaluation "
                     f"{evidence.watchlist_size:,}: FPIR changes with N (see the Threshold "
                     "explorer for the scaled figures). The evidence records the measured ones."
                 )

@@ -12,6 +12,7 @@ import click
 
 from lfr_eval.cli._common import engine_options, make_engine, workspace_option
 from lfr_eval.errors import LfrError
+from lfr_eval.wording import plural
 
 #: The app's entry script, in the source tree next to the package (the app is not packaged).
 APP_HOME = Path(__file__).resolve().parents[2] / "app" / "Home.py"
@@ -207,7 +208,7 @@ def register(cli: click.Group) -> None:
             click.echo(f"note: {live.note}", err=True)
         n_users = len(store.users())
         click.echo(
-            f"sign-in: {n_users} user(s) in {store.path}"
+            f"sign-in: {plural(n_users, 'user')} in {store.path}"
             if n_users
             else "sign-in: none (no users configured; loopback only)"
         )

@@ -8,6 +8,7 @@ import click
 
 from lfr_eval.cli._common import engine_options, make_engine, open_results, workspace_option
 from lfr_eval.cli._keys import keys_dir_option
+from lfr_eval.wording import plural
 
 
 def _open_watchlist(path: str | None, workspace: str | None):
@@ -137,7 +138,7 @@ def register(cli: click.Group) -> None:
             click.echo("warning: the config is NOT signed (--unsigned)", err=True)
         click.echo(
             f"threshold {config.threshold:g}; engine {config.engine.key}; watchlist "
-            f"{config.watchlist.id} ({config.watchlist.subject_count:,} subjects, content "
+            f"{config.watchlist.id} ({plural(config.watchlist.subject_count, 'subject')}, content "
             f"{config.watchlist.content_sha256[:12]})"
         )
         if bundle_path is not None:

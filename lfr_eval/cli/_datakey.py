@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from lfr_eval.cli._common import workspace_option
+from lfr_eval.wording import plural
 
 
 def _echo(as_json: bool, document: Mapping[str, object], lines: list[str]) -> None:
@@ -50,9 +51,7 @@ def register(cli: click.Group) -> None:
 
         summary = purge_workspace(workspace)
         lines = [
-            f"purged {summary.alerts} alert(s), {summary.watchlist_subjects} watchlist "
-            f"subject(s), {summary.exports} export(s), {summary.cache_entries} cache entr"
-            f"{'y' if summary.cache_entries == 1 else 'ies'}",
+            f"purged {summary.describe()}",
             *(f"skipped {why}" for why in summary.skipped),
         ]
         _echo(as_json, summary.to_dict(), lines)
@@ -130,7 +129,7 @@ def register(cli: click.Group) -> None:
             "re_encrypted": counts,
         }
         lines = [f"new data key {ring.current} (was {old})"]
-        lines += [f"re-encrypted {label}: {n} row(s)" for label, n in counts.items()]
+        lines += [f"re-encrypted {label}: {plural(n, 'row')}" for label, n in counts.items()]
         lines.append(f"old key {old} deleted" if forget_old else f"old key {old} kept (retired)")
         _echo(as_json, document, lines)
 

@@ -15,6 +15,7 @@ from lfr_eval.cli._common import engine_options, workspace_option
 from lfr_eval.datasets._cache import EmbeddingCache
 from lfr_eval.datasets._embedding import FaceChoice
 from lfr_eval.faces import EngineChoice, FaceEngine
+from lfr_eval.wording import plural
 
 if TYPE_CHECKING:
     from lfr_eval.distributed import ClusterSpec
@@ -301,8 +302,8 @@ def embed_command(
     save_embeddings(out, manifest, embeddings, setup.engine)
     cached = len(set(embeddings.image_sha256)) - embeddings.n_computed
     click.echo(
-        f"wrote {out}: {len(embeddings) - embeddings.n_failed:,} embeddings, "
-        f"{embeddings.n_failed:,} images without a usable face; {embeddings.n_computed:,} "
+        f"wrote {out}: {plural(len(embeddings) - embeddings.n_failed, 'embedding')}, "
+        f"{plural(embeddings.n_failed, 'image')} without a usable face; {embeddings.n_computed:,} "
         f"computed now, {cached:,} from the cache"
     )
 

@@ -35,6 +35,7 @@ from lfr_eval.watchlist._enrol import (
     plan_manifest,
 )
 from lfr_eval.watchlist._identify import identify_images
+from lfr_eval.wording import plural
 
 watchlist_path_option = click.option(
     "--watchlist",
@@ -117,7 +118,7 @@ def _report_lines(report: EnrolmentReport, watchlist: Watchlist) -> list[str]:
     lines += [f"refused  {r.source}: {r.reason}" for r in report.refused]
     lines.append(
         f"{report.n_enrolled} enrolled, {report.n_refused} refused, "
-        f"{len(report.new_subjects)} new subject(s); watchlist {watchlist.path} "
+        f"{plural(len(report.new_subjects), 'new subject')}; watchlist {watchlist.path} "
         f"version {report.content_hash[:16]}"
     )
     return lines
@@ -304,7 +305,8 @@ def _watchlist_group(cli: click.Group) -> None:
                 f"id          {document['watchlist_id']}",
                 f"version     {content}",
                 f"embeddings  {space or '(no templates yet)'}",
-                f"subjects    {document['n_subjects']} ({document['n_templates']} templates)",
+                f"subjects    {document['n_subjects']} "
+                f"({plural(document['n_templates'], 'template')})",
             ]
             if subjects:
                 header = ("SUBJECT", "NAME", "CATEGORY", "TEMPLATES", "EXPIRES", "STATUS")
@@ -378,8 +380,9 @@ def _watchlist_group(cli: click.Group) -> None:
             {**_bundle_document(info), "watchlist": str(wl.path)},
             lambda: [
                 (
-                    f"exported {info.n_subjects} subject(s), {info.n_templates} template(s), "
-                    f"{info.n_images} image(s) to {info.path}"
+                    f"exported {plural(info.n_subjects, 'subject')}, "
+                    f"{plural(info.n_templates, 'template')}, {plural(info.n_images, 'image')} "
+                    f"to {info.path}"
                 ),
                 f"content hash {info.content_hash}",
             ],
@@ -461,7 +464,8 @@ def _watchlist_group(cli: click.Group) -> None:
             },
             lambda: [
                 (
-                    f"imported {info.n_subjects} subject(s), {info.n_templates} template(s) "
+                    f"imported {plural(info.n_subjects, 'subject')}, "
+                    f"{plural(info.n_templates, 'template')} "
                     f"from {info.path} into {wl.path}"
                 ),
                 f"bundle content hash {info.content_hash}",
@@ -512,9 +516,9 @@ def _watchlist_group(cli: click.Group) -> None:
                 "content_hash": content,
             },
             lambda: [
-                f"removed {len(subject_ids) + len(purged)} subject(s)"
+                f"removed {plural(len(subject_ids) + len(purged), 'subject')}"
                 + (f" ({', '.join(purged)} expired)" if purged else "")
-                + (f" and {len(template_ids)} template(s)" if template_ids else ""),
+                + (f" and {plural(len(template_ids), 'template')}" if template_ids else ""),
                 f"watchlist {wl.path} version {content[:16]}",
             ],
         )
@@ -544,7 +548,7 @@ def _watchlist_group(cli: click.Group) -> None:
             },
             lambda: [
                 f"watchlist {wl.path}: intact, version {content[:16]}, data key {wl.key_id}",
-                f"audit log: {n_entries} entries, chain intact",
+                f"audit log: {plural(n_entries, 'entry')}, chain intact",
             ],
         )
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from lfr_eval.datasets._manifest import UNKNOWN, Manifest, ManifestWarning
 from lfr_eval.errors import ManifestError
+from lfr_eval.wording import plural
 
 #: File name endings treated as images (case-insensitive).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -20,14 +21,13 @@ MSG_NO_IMAGES = (
     "images ({extensions})"
 )
 MSG_LOOSE_FILES = (
-    "{count} image(s) lie directly in {root} rather than in a subject's sub-folder and are "
-    "ignored, e.g. {example}"
+    "{count} directly in {root}, not in a subject's sub-folder, {are} ignored, e.g. {example}"
 )
 MSG_ATTRIBUTES_NO_SUBJECT = (
     "subject attribute table {source} needs a 'subject_id' column naming the sub-folders"
 )
 MSG_ATTRIBUTES_UNMATCHED = (
-    "{count} subject(s) in {source} have no sub-folder and are ignored, e.g. {examples}"
+    "{count} in {source} without a sub-folder {are} ignored, e.g. {examples}"
 )
 
 
@@ -84,7 +84,12 @@ def load_folder(
     )
     if loose:
         warnings.warn(
-            MSG_LOOSE_FILES.format(count=len(loose), root=root_path, example=loose[0]),
+            MSG_LOOSE_FILES.format(
+                count=plural(len(loose), "image"),
+                are=plural(len(loose), "is", number=False),
+                root=root_path,
+                example=loose[0],
+            ),
             ManifestWarning,
             stacklevel=2,
         )
@@ -108,7 +113,10 @@ def load_folder(
         if unmatched:
             warnings.warn(
                 MSG_ATTRIBUTES_UNMATCHED.format(
-                    count=len(unmatched), source=source, examples=", ".join(unmatched[:3])
+                    count=plural(len(unmatched), "subject"),
+                    are=plural(len(unmatched), "is", number=False),
+                    source=source,
+                    examples=", ".join(unmatched[:3]),
                 ),
                 ManifestWarning,
                 stacklevel=2,

@@ -25,6 +25,7 @@ import pandas as pd
 
 from lfr_eval.datasets._manifest import UNKNOWN, Manifest, ManifestWarning
 from lfr_eval.errors import ManifestError
+from lfr_eval.wording import plural
 
 #: Folder names an LFW archive unpacks to.
 LFW_IMAGE_FOLDERS = (
@@ -291,7 +292,7 @@ def read_lfw_pairs(
     missing = [p for p in pairs.image_paths() if not (images / p).is_file()]
     if missing:
         raise ManifestError(
-            f"LFW pairs file {path} names {len(missing)} image(s) not found under {images}, "
-            f"e.g. {missing[0]}"
+            f"LFW pairs file {path} names {plural(len(missing), 'image')} not found under "
+            f"{images}, e.g. {missing[0]}"
         )
     return pairs

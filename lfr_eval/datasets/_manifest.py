@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from lfr_eval.errors import ManifestError
 from lfr_eval.faces import sha256_file
+from lfr_eval.wording import plural
 
 #: Label used for a missing attribute value.
 UNKNOWN = "unknown"
@@ -59,49 +60,49 @@ ALLOWED_SUBJECT_ROLES = (
 RESERVED_COLUMNS = ("path", "subject_id", "image_sha256", ROLE_COLUMN)
 
 MSG_MISSING_COLUMNS = (
-    "manifest {source} lacks the column(s) {missing}; a manifest needs 'path' (image file, "
+    "manifest {source} lacks the {columns} {missing}; a manifest needs 'path' (image file, "
     "relative to the manifest's folder) and 'subject_id' (who is in the image). Columns found: "
     "{found}"
 )
 MSG_EMPTY = "manifest {source} has no rows: list at least one image per line"
 MSG_BLANK_FIELD = (
-    "manifest {source} has {count} row(s) with an empty '{column}' (first at row {first}); "
+    "manifest {source} has {count} with an empty '{column}' (first at row {first}); "
     "fill it in or delete those rows"
 )
 MSG_UNKNOWN_PATHS = (
-    "manifest {source}: {count} image file(s) not found under {root}, e.g. {examples}; "
+    "manifest {source}: {count} not found under {root}, e.g. {examples}; "
     "check the paths are relative to the manifest's folder, or absolute"
 )
 MSG_DUPLICATE_PATHS = (
-    "manifest {source} lists {count} image(s) more than once, e.g. {examples}; "
+    "manifest {source} lists {count} more than once, e.g. {examples}; "
     "each image must appear on exactly one row"
 )
 MSG_BAD_FORMAT = "cannot read manifest {source}: expected a .csv or .parquet file"
 MSG_UNREADABLE = "cannot read manifest {source}: {reason}"
 MSG_SINGLETONS = (
-    "{count} of {total} subjects have only one image: they can be used as non-mated "
-    "searches but never enrolled (an enrolled subject needs a second image to search with)"
+    "{count} of {total} {have} only one image: usable as non-mated searches but never "
+    "enrolled (an enrolled subject needs a second image to search with)"
 )
 MSG_DUPLICATE_CONTENT = (
-    "{count} image(s) have the same content as another row, e.g. {examples}; identical images "
+    "{count} {have} the same content as another row, e.g. {examples}; identical images "
     "inflate mated scores (and are a labelling error when the subjects differ)"
 )
 MSG_INCONSISTENT_SUBJECT_LABEL = (
-    "attribute '{column}' differs between images of {count} subject(s), e.g. {examples}; "
+    "attribute '{column}' differs between images of {count}, e.g. {examples}; "
     "per-subject grouping uses each subject's most common label"
 )
 
 
 MSG_BAD_ROLE = (
-    "manifest {source} has {count} row(s) with an unknown role, e.g. {examples} (first at row "
+    "manifest {source} has {count} with an unknown role, e.g. {examples} (first at row "
     "{first}); roles are enrol, mated, non_mated and filler (or empty for the seeded split)"
 )
 MSG_PARTIAL_ROLES = (
-    "manifest {source}: {count} subject(s) have a role on some images but not others, e.g. "
+    "manifest {source}: {count} {have} a role on some images but not others, e.g. "
     "{examples}; give every image of a subject a role, or none"
 )
 MSG_MIXED_ROLES = (
-    "manifest {source}: {count} subject(s) mix roles that cannot go together, e.g. {examples}; "
+    "manifest {source}: {count} {mix} roles that cannot go together, e.g. {examples}; "
     "a subject is on the watchlist (enrol, plus mated searches), a stranger (non_mated) or a "
     "filler, never two of these"
 )
@@ -143,7 +144,7 @@ def _roles(values: pd.Series, subjects: pd.Series, source: str) -> np.ndarray:
         raise ManifestError(
             MSG_BAD_ROLE.format(
                 source=source,
-                count=int(bad.sum()),
+                count=plural(int(bad.sum()), "row"),
                 examples=_examples(values[bad].astype(str).tolist()),
                 first=int(np.flatnonzero(bad)[0]) + 1,
             )
@@ -153,7 +154,12 @@ def _roles(values: pd.Series, subjects: pd.Series, source: str) -> np.ndarray:
     partial = [str(s) for s, r in sets.items() if "" in r and len(r) > 1]
     if partial:
         raise ManifestError(
-            MSG_PARTIAL_ROLES.format(source=source, count=len(partial), examples=_examples(partial))
+            MSG_PARTIAL_ROLES.format(
+                source=source,
+                count=plural(len(partial), "subject"),
+                have=plural(len(partial), "has", number=False),
+                examples=_examples(partial),
+            )
         )
     mixed = [
         f"{s} ({', '.join(sorted(r))})"
@@ -162,7 +168,12 @@ def _roles(values: pd.Series, subjects: pd.Series, source: str) -> np.ndarray:
     ]
     if mixed:
         raise ManifestError(
-            MSG_MIXED_ROLES.format(source=source, count=len(mixed), examples=_examples(mixed))
+            MSG_MIXED_ROLES.format(
+                source=source,
+                count=plural(len(mixed), "subject"),
+                mix=plural(len(mixed), "mixes", number=False),
+                examples=_examples(mixed),
+            )
         )
     return text.to_numpy(dtype=object)
 
@@ -244,6 +255,7 @@ class Manifest:
             raise ManifestError(
                 MSG_MISSING_COLUMNS.format(
                     source=source,
+                    columns=plural(len(missing), "column", number=False),
                     missing=", ".join(missing),
                     found=", ".join(map(str, frame.columns)),
                 )
@@ -259,7 +271,7 @@ class Manifest:
                 raise ManifestError(
                     MSG_BLANK_FIELD.format(
                         source=source,
-                        count=int(blank.sum()),
+                        count=plural(int(blank.sum()), "row"),
                         column=column,
                         first=int(np.flatnonzero(blank)[0]) + 1,
                     )
@@ -272,7 +284,7 @@ class Manifest:
             raise ManifestError(
                 MSG_DUPLICATE_PATHS.format(
                     source=source,
-                    count=int(duplicated.sum()),
+                    count=plural(int(duplicated.sum()), "image"),
                     examples=_examples(out["path"][duplicated].tolist()),
                 )
             )
@@ -295,7 +307,7 @@ class Manifest:
             raise ManifestError(
                 MSG_UNKNOWN_PATHS.format(
                     source=source,
-                    count=len(missing),
+                    count=plural(len(missing), "image file"),
                     root=self.root if self.root is not None else Path.cwd(),
                     examples=_examples(missing),
                 )
@@ -307,7 +319,11 @@ class Manifest:
         singletons = int((counts == 1).sum())
         if singletons:
             warnings.warn(
-                MSG_SINGLETONS.format(count=singletons, total=len(counts)),
+                MSG_SINGLETONS.format(
+                    count=singletons,
+                    total=plural(len(counts), "subject"),
+                    have=plural(singletons, "has", number=False),
+                ),
                 ManifestWarning,
                 stacklevel=3,
             )
@@ -384,7 +400,9 @@ class Manifest:
             if inconsistent:
                 warnings.warn(
                     MSG_INCONSISTENT_SUBJECT_LABEL.format(
-                        column=column, count=len(inconsistent), examples=_examples(inconsistent)
+                        column=column,
+                        count=plural(len(inconsistent), "subject"),
+                        examples=_examples(inconsistent),
                     ),
                     ManifestWarning,
                     stacklevel=2,
@@ -470,9 +488,11 @@ class Manifest:
         hashes = pd.Series(self._hashes["sha256"])
         dup = hashes.duplicated(keep=False).to_numpy()
         if dup.any():
+            n_copies = int(hashes.duplicated(keep="first").sum())
             warnings.warn(
                 MSG_DUPLICATE_CONTENT.format(
-                    count=int(hashes.duplicated(keep="first").sum()),
+                    count=plural(n_copies, "image"),
+                    have=plural(n_copies, "has", number=False),
                     examples=_examples(self.frame["path"][dup].tolist()),
                 ),
                 ManifestWarning,

@@ -13,6 +13,7 @@ from lfr_eval.datasets._folder import load_folder
 from lfr_eval.datasets._lfw import LFW_IMAGE_FOLDERS, load_lfw
 from lfr_eval.datasets._manifest import UNKNOWN, Manifest, ManifestWarning, read_manifest
 from lfr_eval.errors import ManifestError
+from lfr_eval.wording import plural
 
 Layout = Literal["auto", "manifest", "lfw", "folder"]
 LAYOUTS: tuple[str, ...] = ("auto", "manifest", "lfw", "folder")
@@ -21,7 +22,7 @@ MSG_LFW_NOT_FOUND = (
     "LFW not found at {path}: set LFR_LFW_DIR (or LFW_DIR in the parameter cell) to your LFW "
     "folder, or DATA to a manifest file; see datasets/README.md"
 )
-MSG_MISSING_ATTRIBUTES = "the data have no {missing} column(s); they have {attributes}"
+MSG_MISSING_ATTRIBUTES = "the data have no {columns} {missing}; they have {attributes}"
 
 
 def detect_layout(source: str | os.PathLike[str]) -> str:
@@ -128,7 +129,11 @@ def load_dataset_subset(
     missing = [a for a in required if a not in manifest.attributes]
     if missing:
         raise ManifestError(
-            MSG_MISSING_ATTRIBUTES.format(missing=missing, attributes=manifest.attributes)
+            MSG_MISSING_ATTRIBUTES.format(
+                columns=plural(len(missing), "column", number=False),
+                missing=", ".join(missing),
+                attributes=", ".join(manifest.attributes) or "none",
+            )
         )
     if subset:
         if labelled_by is not None:
@@ -164,8 +169,8 @@ class OpenedDataset:
         """``dataset NAME (LAYOUT): N images of M subjects; attributes: ...``."""
         m = self.manifest
         return (
-            f"dataset {m.name} ({self.layout}): {m.n_images:,} images of {m.n_subjects:,} "
-            f"subjects; attributes: {', '.join(m.attributes) or 'none'}"
+            f"dataset {m.name} ({self.layout}): {plural(m.n_images, 'image')} of "
+            f"{plural(m.n_subjects, 'subject')}; attributes: {', '.join(m.attributes) or 'none'}"
         )
 
 

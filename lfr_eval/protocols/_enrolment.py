@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lfr_eval.wording import plural
+
 #: How the mated searches of a subject who failed to enrol enter FNIR: "nist" (kept, as misses:
 #: ISO/IEC 19795-1's generalised rates) or "exclude" (left out).
 EnrolmentFailurePolicy = Literal["nist", "exclude"]
@@ -93,12 +95,12 @@ class EnrolmentOutcome:
         if self.failed:
             if self.searches_counted:
                 text += (
-                    f"; their {self.mated_searches:,} mated searches count as misses in FNIR "
-                    "(ISO/IEC 19795-1 convention)"
+                    f"; their {plural(self.mated_searches, 'mated search')} count as misses in "
+                    "FNIR (ISO/IEC 19795-1 convention)"
                 )
             else:
                 text += (
-                    f"; their {self.mated_searches:,} mated searches are left out of FNIR "
+                    f"; their {plural(self.mated_searches, 'mated search')} are left out of FNIR "
                     "(--enrolment-failures exclude)"
                 )
         return text

@@ -67,14 +67,15 @@ from lfr_eval.protocols._scaling import (
     within_fillers,
     zero_exponent,
 )
+from lfr_eval.wording import plural
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 MSG_TOO_FEW_SUBJECTS = (
     "the NPL design needs volunteers (subjects with {needed}+ images), fillers and strangers; "
-    "this manifest gives {volunteers} volunteer(s), {fillers} filler(s), {strangers} "
-    "stranger(s). Use a larger dataset or smaller fractions"
+    "this manifest gives {volunteers}, {fillers} and {strangers}. Use a larger dataset or "
+    "smaller fractions"
 )
 MSG_COMPOSITION = (
     "watchlist composition must give a share in [0, 1] for labels of {attribute!r} found among "
@@ -223,7 +224,11 @@ def build_npl_protocol(
         "strangers": len(strangers) + len(fixed["non_mated"]),
     }
     if min(counts.values()) == 0:
-        raise ProtocolError(MSG_TOO_FEW_SUBJECTS.format(needed=needed, **counts))
+        raise ProtocolError(
+            MSG_TOO_FEW_SUBJECTS.format(
+                needed=needed, **{role: plural(n, role[:-1]) for role, n in counts.items()}
+            )
+        )
     rows = np.arange(len(manifest))
 
     def first_k_per_subject(pool: np.ndarray, k: int) -> np.ndarray:

@@ -21,24 +21,27 @@ import pandas as pd
 
 from lfr_eval.datasets import ROLES, UNKNOWN, Manifest, ManifestWarning
 from lfr_eval.errors import ProtocolError
+from lfr_eval.wording import plural
 
 MSG_NO_ELIGIBLE = (
-    "no subject has the {needed} images needed to enrol one and search with another "
-    "({n_subjects} subjects, at most {max_images} image(s) each); add subjects with several "
-    "images, or lower enrolment_images"
+    "no subject has the {needed} images needed "  # plural: >= 2
+    "to enrol one and search with another "
+    "({n_subjects}, at most {max_images} each); add subjects with several images, or lower "
+    "--enrolment-images (enrolment_images in Python)"
 )
 MSG_TOO_MANY_ENROLLED = (
-    "asked for {asked} enrolled subjects but only {available} have at least {needed} images"
+    "asked for {asked} but only {available} at least {needed} images"  # plural: >= 2
 )
 MSG_NO_NON_MATED = (
-    "no subject is left for non-mated searches: {n_enrolled} of {n_subjects} subjects are "
-    "enrolled; enrol fewer (n_enrolled or enrolled_fraction) or add subjects"
+    "no subject is left for non-mated searches: {n_enrolled} of {n_subjects} {are} "
+    "enrolled; enrol fewer (--n-enrolled or --enrolled-fraction; n_enrolled or "
+    "enrolled_fraction in Python) or add subjects"
 )
 MSG_BALANCE_COLUMN = "cannot balance by {column!r}: the manifest's attributes are {attributes}"
-MSG_BALANCE_UNKNOWN = "balancing by {column!r} leaves out {count} subject(s) whose label is unknown"
+MSG_BALANCE_UNKNOWN = "balancing by {column!r} leaves out {count} whose label is unknown"
 MSG_NO_WATCHLIST = (
     "nobody is on the watchlist: no image has role enrol or filler and no subject without a "
-    "role has the {needed} images needed to enrol one and search with another"
+    "role has the {needed} images needed to enrol one and search with another"  # plural: >= 2
 )
 
 
@@ -263,7 +266,8 @@ def build_open_set_protocol(
         raise ProtocolError(
             MSG_NO_NON_MATED.format(
                 n_enrolled=len(np.unique(subjects[enrolment])),
-                n_subjects=manifest.n_subjects,
+                n_subjects=plural(manifest.n_subjects, "subject"),
+                are=plural(len(np.unique(subjects[enrolment])), "is", number=False),
             )
         )
     mated = _cap_per_subject(mated_pool, subjects, params.max_mated_per_subject, rng)
@@ -295,7 +299,9 @@ def _seeded_split(
             return empty, empty, np.arange(len(manifest))
         raise ProtocolError(
             MSG_NO_ELIGIBLE.format(
-                needed=needed, n_subjects=len(per_subject), max_images=int(per_subject.max())
+                needed=needed,
+                n_subjects=plural(len(per_subject), "subject"),
+                max_images=plural(int(per_subject.max()), "image"),
             )
         )
     all_subjects = np.sort(per_subject.index.to_numpy(dtype=str))
@@ -312,7 +318,9 @@ def _seeded_split(
         unknown = labels.index[labels == UNKNOWN]
         if len(unknown):
             warnings.warn(
-                MSG_BALANCE_UNKNOWN.format(column=params.balance_by, count=len(unknown)),
+                MSG_BALANCE_UNKNOWN.format(
+                    column=params.balance_by, count=plural(len(unknown), "subject")
+                ),
                 ManifestWarning,
                 stacklevel=3,
             )
@@ -324,7 +332,9 @@ def _seeded_split(
         if params.n_enrolled > len(eligible):
             raise ProtocolError(
                 MSG_TOO_MANY_ENROLLED.format(
-                    asked=params.n_enrolled, available=len(eligible), needed=needed
+                    asked=plural(params.n_enrolled, "enrolled subject"),
+                    available=f"{len(eligible):,} {plural(len(eligible), 'has', number=False)}",
+                    needed=needed,
                 )
             )
         n_enrolled = params.n_enrolled
@@ -339,7 +349,11 @@ def _seeded_split(
         strangers = _balanced_choice(np.setdiff1d(all_subjects, enrolled), labels, None, rng)
     if len(strangers) == 0 and not roles_given:
         raise ProtocolError(
-            MSG_NO_NON_MATED.format(n_enrolled=len(enrolled), n_subjects=len(all_subjects))
+            MSG_NO_NON_MATED.format(
+                n_enrolled=len(enrolled),
+                n_subjects=plural(len(all_subjects), "subject"),
+                are=plural(len(enrolled), "is", number=False),
+            )
         )
 
     rows = np.arange(len(manifest))

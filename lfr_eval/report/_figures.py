@@ -40,6 +40,7 @@ from lfr_eval.metrics import (
 from lfr_eval.protocols import WatchlistScaling
 from lfr_eval.report._aggregate import ALL, RATE_COLUMNS, AggregateResult, _rates_long
 from lfr_eval.results import EvaluationResult
+from lfr_eval.wording import plural
 
 ResultLike = AggregateResult | IdentificationFrame
 
@@ -48,6 +49,9 @@ METRIC_LABELS = {
     "fnir": "FNIR (false negative identification rate)",
 }
 PALETTE = qualitative.Plotly + qualitative.D3
+
+#: Most interval bands drawn on one scaling chart (more hide each other).
+MAX_BANDS = 3
 
 MSG_AGGREGATE_FIRST = (
     "figures draw computed objects and do not aggregate behind your back: make the aggregate "
@@ -73,6 +77,7 @@ def _interval_band(
     return go.Scatter(
         x=np.concatenate([x, x[::-1]]),
         y=np.concatenate([high, low[::-1]]),
+        mode="lines",  # plotly's default adds markers to short traces: stray dots on the edges
         fill="toself",
         fillcolor=_rgba(colour, 0.15),
         line={"width": 0},
@@ -193,7 +198,7 @@ def _aggregate(source: object) -> AggregateResult:
 def _counts(curve: pd.DataFrame) -> str:
     searches = int(curve["n_searches"].max())
     people = curve["n_subjects"].max()
-    return f"{searches:,} searches" + ("" if pd.isna(people) else f", {int(people):,} people")
+    return plural(searches, "search") + ("" if pd.isna(people) else f", {plural(people, 'person')}")
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, *, log_x: bool, log_y: bool) -> go.Figure:
@@ -251,23 +256,15 @@ def det_figure(
     """
     fig = go.Figure()
     if isinstance(source, DetCurve):
-        keep = (source.fmr > 0) & (source.fnmr > 0)
-        title = "DET (verification)"
-        if not keep.any():
-            return _empty(fig, title, "FMR or FNMR is 0 at every threshold")
-        fig.add_trace(
-            go.Scatter(
-                x=source.fmr[keep],
-                y=source.fnmr[keep],
-                mode="lines",
-                name="FNMR vs FMR",
-                customdata=source.thresholds[keep],
-                hovertemplate="threshold %{customdata:.4f}<br>FMR %{x:.3g}<br>FNMR %{y:.3g}",
-            )
+        return _single_det(
+            fig, "DET (verification)", ("FMR", "FNMR"), source.thresholds, source.fmr, source.fnmr
         )
-        return _layout(fig, title, "FMR", "FNMR", log_x=True, log_y=True)
     if isinstance(source, IdentificationDet):
-        return _identification_det(fig, source)
+        n = "" if source.watchlist_size is None else f", watchlist N = {source.watchlist_size:,}"
+        return _single_det(
+            fig, f"DET (identification, rank {source.rank}) (all searches{n})", ("FPIR", "FNIR"),
+            source.thresholds, source.fpir, source.fnir,
+        )  # fmt: skip
     view = _Rates.of(source)
     rank = "" if view.rank is None else f", rank {view.rank}"
     title = f"DET (identification{rank}){view.where(attribute)}"
@@ -317,24 +314,32 @@ def det_figure(
     return _layout(fig, title, "FPIR", "FNIR", log_x=True, log_y=True)
 
 
-def _identification_det(fig: go.Figure, det: IdentificationDet) -> go.Figure:
-    """One identification DET curve from :func:`~lfr_eval.metrics.identification_det_curve`."""
-    n = "" if det.watchlist_size is None else f", watchlist N = {det.watchlist_size:,}"
-    title = f"DET (identification, rank {det.rank}) (all searches{n})"
-    keep = (det.fpir > 0) & (det.fnir > 0)
+def _single_det(
+    fig: go.Figure,
+    title: str,
+    names: tuple[str, str],
+    thresholds: np.ndarray,
+    false_positive: np.ndarray,
+    false_negative: np.ndarray,
+) -> go.Figure:
+    """One DET curve (verification FNMR vs FMR, or identification FNIR vs FPIR), log–log;
+    points where either rate is 0 cannot be drawn and are left out."""
+    x_name, y_name = names
+    keep = (false_positive > 0) & (false_negative > 0)
     if not keep.any():
-        return _empty(fig, title, "FPIR or FNIR is 0 at every threshold")
+        return _empty(fig, title, f"{x_name} or {y_name} is 0 at every threshold")
     fig.add_trace(
         go.Scatter(
-            x=det.fpir[keep],
-            y=det.fnir[keep],
+            x=false_positive[keep],
+            y=false_negative[keep],
             mode="lines",
-            name="FNIR vs FPIR",
-            customdata=det.thresholds[keep],
-            hovertemplate="threshold %{customdata:.4f}<br>FPIR %{x:.3g}<br>FNIR %{y:.3g}",
+            name=f"{y_name} vs {x_name}",
+            customdata=thresholds[keep],
+            hovertemplate=f"threshold %{{customdata:.4f}}<br>{x_name} %{{x:.3g}}<br>"
+            f"{y_name} %{{y:.3g}}",
         )
     )
-    return _layout(fig, title, "FPIR", "FNIR", log_x=True, log_y=True)
+    return _layout(fig, title, x_name, y_name, log_x=True, log_y=True)
 
 
 def rate_vs_threshold_figure(
@@ -345,6 +350,7 @@ def rate_vs_threshold_figure(
     log_y: bool | None = None,
     threshold_range: tuple[float, float] | None = None,
     show_small: bool = True,
+    small_bands: bool = False,
 ) -> go.Figure:
     """FPIR or FNIR against the threshold, one line per group with its interval as a band.
 
@@ -361,6 +367,10 @@ def rate_vs_threshold_figure(
         Similarity range shown (default: the thresholds computed, within [-1, 1]).
     show_small : bool
         Draw groups flagged ``small_group`` (dashed) as well.
+    small_bands : bool
+        Draw small groups' interval bands too. By default they are left out when larger groups
+        are drawn (their wide bands cover the others; the hover text still gives each
+        interval) and the subtitle says so.
     """
     if isinstance(source, RateCurve):
         metric = source.metric
@@ -368,6 +378,7 @@ def rate_vs_threshold_figure(
     log_y = (metric == "fpir") if log_y is None else log_y
     fig = go.Figure()
     title = f"{metric.upper()} vs threshold{view.where(attribute)}"
+    curves = []
     for i, (attr, group, label) in enumerate(view.series(attribute)):
         curve = view.curve(metric, attr, group)
         curve = curve[~curve["insufficient_data"].astype(bool)]
@@ -376,12 +387,19 @@ def rate_vs_threshold_figure(
         small = bool(curve["small_group"].astype(bool).any())
         if small and not show_small:
             continue
+        curves.append((i, label, curve, small))
+    any_large = any(not small for *_, small in curves)
+    unbanded = []
+    for i, label, curve, small in curves:
         colour = _colour(i)
         name = f"{label} ({_counts(curve)})" + (" — small" if small else "")
         x = curve["threshold"].to_numpy()
         low = curve["ci_low"].to_numpy(dtype=float)
         high = curve["ci_high"].to_numpy(dtype=float)
-        fig.add_trace(_interval_band(x, low, high, colour, label))
+        if small and any_large and not small_bands:
+            unbanded.append(label)
+        else:
+            fig.add_trace(_interval_band(x, low, high, colour, label))
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -399,10 +417,13 @@ def rate_vs_threshold_figure(
         )
     kind = "non-mated" if metric == "fpir" else "mated"
     if not fig.data:
-        return _empty(fig, title, f"no {kind} searches")
+        return _empty(fig, title, f"no {kind} searches")  # plural: no count
+    bands = f"bands: {view.interval}"
+    if unbanded:
+        bands += "; small groups (dashed) without bands, their intervals in the hover text"
     fig = _layout(
         fig,
-        f"{title}<br><sup>bands: {view.interval}</sup>",
+        f"{title}<br><sup>{bands}</sup>",
         "similarity threshold (cosine)",
         METRIC_LABELS.get(metric, metric),
         log_x=False,
@@ -520,8 +541,12 @@ def group_ratio_figure(
         )
         table = clustered
     table = table[np.isfinite(table["ratio"].astype(float))]
-    if table.empty:
-        return _empty(fig, title, "the lowest group's rate is 0 at every threshold, or one group")
+    if table["group"].nunique() < 2:
+        left_out = "small groups" + ("" if include_unknown else " and 'unknown'")
+        return _empty(
+            fig, title, f"fewer than two groups to compare ({left_out} are left out), or the "
+            "lowest group's rate is 0 at every threshold",
+        )  # fmt: skip
     for i, (group, rows) in enumerate(table.groupby("group", sort=True)):
         rows = rows.sort_values("threshold")
         x = rows["threshold"].to_numpy(dtype=float)
@@ -585,7 +610,8 @@ def cmc_figure(result: ResultLike, attribute: str | None = None) -> go.Figure:
                 x=rows["rank"],
                 y=rows["rate"],
                 mode="lines+markers",
-                name=f"{label} ({searches:,} searches, {int(rows['n_subjects'].iloc[0]):,} people)",
+                name=f"{label} ({plural(searches, 'search')}, "
+                f"{plural(int(rows['n_subjects'].iloc[0]), 'person')})",
                 line={"color": _colour(i)},
                 error_y={
                     "type": "data",
@@ -640,6 +666,9 @@ def watchlist_scaling_figure(
     if attribute is not None:
         groups = sorted(at[at["group_attribute"] == attribute]["group"].unique())
         selections = [(attribute, g, f"{attribute} = {g}") for g in groups]
+    # more than a few overlapping bands hide each other: then the lines carry their intervals
+    # in the hover text and the subtitle says so
+    banded = len(selections) <= MAX_BANDS
     for i, (attr, group, label) in enumerate(selections):
         colour = _colour(i)
         rows = at[
@@ -649,7 +678,7 @@ def watchlist_scaling_figure(
             x = rows["watchlist_size"].to_numpy(float)
             low = rows["lower"].to_numpy(float)
             high = rows["upper"].to_numpy(float)
-            if np.isfinite(low).all():
+            if banded and np.isfinite(low).all():
                 fig.add_trace(_interval_band(x, low, high, colour, label))
             fig.add_trace(
                 go.Scatter(
@@ -659,7 +688,9 @@ def watchlist_scaling_figure(
                     name=f"{label}, analytic",
                     legendgroup=label,
                     line={"color": colour},
-                    hovertemplate="N %{x:,}<br>FPIR %{y:.3g}<extra></extra>",
+                    customdata=np.stack([low, high], axis=1),
+                    hovertemplate="N %{x:,}<br>FPIR %{y:.3g}"
+                    "<br>interval %{customdata[0]:.3g} – %{customdata[1]:.3g}<extra></extra>",
                 )
             )
         sampled = at[
@@ -692,9 +723,10 @@ def watchlist_scaling_figure(
             line={"color": "grey", "dash": "dot"},
             annotation_text=f"measured N = {measured_size:,}",
         )
+    note = "" if banded else f"<br><sup>{len(selections)} groups: intervals in the hover text</sup>"
     fig = _layout(
         fig,
-        f"{title} at threshold {nearest:.4g} ({who})",
+        f"{title} at threshold {nearest:.4g} ({who}){note}",
         "watchlist size N (entries)",
         "FPIR",
         log_x=True,

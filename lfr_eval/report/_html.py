@@ -27,6 +27,7 @@ from lfr_eval.report._figures import (
     watchlist_scaling_figure,
 )
 from lfr_eval.results import EvaluationResult, ProtocolInfo
+from lfr_eval.wording import plural
 
 ResultLike = EvaluationResult | AggregateResult
 
@@ -100,8 +101,8 @@ def _meta_rows(agg: AggregateResult) -> str:
         (
             "Dataset",
             (
-                f"{_esc(dataset.name)}: {dataset.n_images:,} images of "
-                f"{dataset.n_subjects:,} subjects; attributes "
+                f"{_esc(dataset.name)}: {plural(dataset.n_images, 'image')} of "
+                f"{plural(dataset.n_subjects, 'subject')}; attributes "
                 f"{_esc(', '.join(dataset.attributes) or 'none')}<br>dataset sha256 "
                 f"<code>{_esc(dataset.sha256)}</code>"
             ),
@@ -116,8 +117,8 @@ def _meta_rows(agg: AggregateResult) -> str:
         (
             "Searches",
             (
-                f"watchlist N = {agg.watchlist_size:,} subjects; "
-                f"{agg.n_mated:,} mated and {agg.n_non_mated:,} non-mated searches; "
+                f"watchlist N = {plural(agg.watchlist_size, 'subject')}; "
+                f"{agg.n_mated:,} mated and {plural(agg.n_non_mated, 'non-mated search')}; "
                 f"FNIR at rank {agg.rank}"
             ),
         ),
@@ -133,9 +134,8 @@ def _meta_rows(agg: AggregateResult) -> str:
     ]
     if agg.withheld:
         withheld = ", ".join(w.describe() for w in agg.withheld)
-        rows.append(
-            ("Withheld groups", f"fewer than {agg.min_subjects} subjects: {_esc(withheld)}")
-        )
+        fewer = f"fewer than {plural(agg.min_subjects, 'subject')}"
+        rows.append(("Withheld groups", f"{fewer}: {_esc(withheld)}"))
     return "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
 
 
@@ -163,7 +163,7 @@ def _count_cell(errors: object, searches: object, people: object) -> str:
     n_people = int(people)  # type: ignore[call-overload]
     return (
         f"{int(errors):,} of {int(searches):,} "  # type: ignore[call-overload]
-        f"({n_people:,} {'person' if n_people == 1 else 'people'})"
+        f"({plural(n_people, 'person')})"
     )
 
 
@@ -188,7 +188,7 @@ def _compact(summary: pd.DataFrame, with_group: bool) -> pd.DataFrame:
             for kind, column in (("non-mated", "fpir_small_group"), ("mated", "fnir_small_group"))
             if bool(r.get(column)) is True
         ]
-        row["small"] = ", ".join(small)
+        row["small group (fewer than 20 people or 100 searches)"] = ", ".join(small)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -320,7 +320,11 @@ def build_html_report(
     if attributes:
         acquisition = acquisition[acquisition["attribute"].isin([ALL, *attributes])]
     sections.append(
-        {"title": "Failures to acquire", "intro": _fta_policy(agg), "parts": [_table(acquisition)]}
+        {
+            "title": "Failures to acquire",
+            "intro": _fta_policy(agg),
+            "parts": [_table(_acquisition_table(acquisition))],
+        }
     )
     n_failed = _failed(agg)
     if plotlyjs == "inline":
@@ -337,8 +341,9 @@ def build_html_report(
         .render(
             title=title,
             subtitle=(
-                f"{provenance.dataset.name}: {provenance.dataset.n_images:,} images of "
-                f"{provenance.dataset.n_subjects:,} people; protocol {provenance.protocol.kind} "
+                f"{provenance.dataset.name}: {plural(provenance.dataset.n_images, 'image')} of "
+                f"{plural(provenance.dataset.n_subjects, 'person')}; protocol "
+                f"{provenance.protocol.kind} "
                 f"(seed {provenance.seed}); watchlist N = {agg.watchlist_size:,}; engine "
                 f"{agg.describe_engine()}."
             ),
@@ -380,10 +385,33 @@ def _failed(agg: AggregateResult) -> str:
     if overall.empty or "failed" not in overall.columns:
         return "none recorded"
     parts = [
-        f"{int(r['failed']):,} of {int(r['images']):,} {str(r['role']).replace('_', '-')} images"
+        f"{int(r['failed']):,} of "
+        f"{plural(int(r['images']), str(r['role']).replace('_', '-') + ' image')}"
         for _, r in overall.iterrows()
     ]
     return "; ".join(parts)
+
+
+def _acquisition_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Failures to acquire as a reader reads them: roles in words, counts with separators and
+    the share failed."""
+    if table.empty or not {"role", "images", "failed"} <= set(table.columns):
+        return table
+    images = table["images"].astype(int)
+    failed = table["failed"].astype(int)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(images > 0, failed / images.where(images > 0, 1), np.nan)
+    out = pd.DataFrame(
+        {
+            "images of": table["role"].astype(str).str.replace("_", "-"),
+            "attribute": table["attribute"] if "attribute" in table.columns else ALL,
+            "group": table["group"] if "group" in table.columns else ALL,
+            "images": images.map("{:,}".format),
+            "failed to acquire": failed.map("{:,}".format),
+            "share": [("–" if np.isnan(v) else f"{v:.1%}") for v in share],
+        }
+    )
+    return out.reset_index(drop=True)
 
 
 def _fta_policy(agg: AggregateResult) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from lfr_eval.report._aggregate import ALL
+from lfr_eval.wording import plural
 
 #: Ranks the command-line summary shows (those up to the deepest computed).
 SUMMARY_RANKS = (1, 5, 10)
@@ -43,7 +44,10 @@ def rank_summary_lines(
         part = part.set_index("rank")
         n = int(part["n_searches"].iloc[0])
         people = int(part["n_subjects"].iloc[0])
-        label = f"{_label(str(attribute), str(group))} ({n:,} searches, {people:,} people)"
+        label = (
+            f"{_label(str(attribute), str(group))} "
+            f"({plural(n, 'search')}, {plural(people, 'person')})"
+        )
         cells = []
         for r in columns:
             row = part.loc[r]

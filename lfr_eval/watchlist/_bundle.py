@@ -53,6 +53,7 @@ from lfr_eval.signing import PURPOSE_BUNDLE, KeyRing, Signature, SignatureCheck,
 from lfr_eval.watchlist import _hashing
 from lfr_eval.watchlist._store import Watchlist, check_embedding
 from lfr_eval.watchlist._types import BundleInfo, SubjectInfo, from_iso, to_iso, utc_now
+from lfr_eval.wording import plural
 
 BUNDLE_FORMAT = "lfr-watchlist-bundle"
 BUNDLE_VERSION = 1
@@ -474,7 +475,8 @@ class _Members:
     def _list_directory(self) -> None:
         for count, file in enumerate(self.path.rglob("*"), 1):
             if count > self.limits.max_members + 1:  # +1: the images/ folder itself
-                raise _refuse(self.label, f"it holds more than {self.limits.max_members:,} files")
+                limit = self.limits.max_members
+                raise _refuse(self.label, f"it holds more than {limit:,} files")  # plural: >= 2
             if file.is_symlink():
                 raise _refuse(
                     self.label, f"it contains a symbolic link ({file.relative_to(self.path)})"
@@ -612,7 +614,8 @@ def _verify(
     # Refuse anything the manifest does not name before reading it.
     unlisted = sorted(set(listing.sizes) - set(listed) - {MANIFEST_NAME, SIGNATURE_NAME})
     if unlisted:
-        raise _refuse(label, f"unlisted file(s) {', '.join(unlisted[:5])}")
+        files = plural(len(unlisted), "file", number=False)
+        raise _refuse(label, f"unlisted {files} {', '.join(unlisted[:5])}")
     for name in sorted(listed):
         if name in (MANIFEST_NAME, SIGNATURE_NAME) or not _bundle_member_name(name):
             raise _refuse(label, f"the manifest lists an unexpected file {name!r}")
@@ -642,13 +645,17 @@ def _verify(
     n_templates, dim = len(manifest["templates"]), manifest["embedding_dim"] or 0
     if listing.sizes.get(EMBEDDINGS_NAME, 0) > 4096 + 4 * n_templates * dim:
         raise _refuse(
-            label, f"{EMBEDDINGS_NAME} is larger than {n_templates} templates of dimension {dim}"
+            label,
+            f"{EMBEDDINGS_NAME} is larger than {plural(n_templates, 'template')} of dimension "
+            f"{dim}",
         )
     members: dict[str, bytes] = {}
     listed = manifest["files"]
     unlisted = sorted(set(members) - set(listed))
     if unlisted:
-        raise _refuse(label, f"unlisted file(s) {', '.join(unlisted)}")
+        raise _refuse(
+            label, f"unlisted {plural(len(unlisted), 'file', number=False)} {', '.join(unlisted)}"
+        )
     for name, expected in sorted(listed.items()):
         if name not in listing.sizes:
             raise _refuse(label, f"file {name} is missing")
@@ -670,7 +677,7 @@ def _verify(
         raise _refuse(
             label,
             f"{EMBEDDINGS_NAME} has shape {embeddings.shape}, the manifest lists "
-            f"{len(templates)} templates of dimension {dim}",
+            f"{plural(len(templates), 'template')} of dimension {dim}",
         )
     keys = {e.recognizer_key for e in engines}
     if len(keys) > 1:
@@ -817,7 +824,9 @@ def import_bundle(
             shown = ", ".join(repr(c) for c in clashes[:5])
             more = f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""
             raise _refuse(
-                label, f"subject(s) {shown}{more} already on this watchlist; remove them first"
+                label,
+                f"{plural(len(clashes), 'subject', number=False)} {shown}{more} already on this "
+                "watchlist; remove them first",
             )
         for s in manifest["subjects"]:
             watchlist._insert_subject(

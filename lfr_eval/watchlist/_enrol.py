@@ -38,6 +38,7 @@ from lfr_eval.watchlist._types import (
     SubjectInfo,
     parse_expiry,
 )
+from lfr_eval.wording import plural
 
 #: Called after each file with (files done, files in total).
 Progress = Callable[[int, int], None]
@@ -346,7 +347,8 @@ def plan_manifest(
     missing = [c for c in MANIFEST_REQUIRED if c not in columns]
     if missing:
         raise ManifestError(
-            f"{path} lacks column(s) {', '.join(missing)}; an enrolment manifest needs "
+            f"{path} lacks {plural(len(missing), 'column', number=False)} {', '.join(missing)}; "
+            "an enrolment manifest needs "
             f"{', '.join(MANIFEST_REQUIRED)} and may have {', '.join(MANIFEST_COLUMNS[2:])}"
         )
     base = path.parent
