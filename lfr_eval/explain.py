@@ -219,22 +219,25 @@ class ThresholdExplanation:
         return text
 
     def to_row(self) -> dict[str, object]:
-        """A flat record for tables (rates as fractions, counts as numbers)."""
+        """A flat record for tables that fit a page: rates as fractions, each interval in one
+        cell next to its rate, counts as "errors / searches"."""
+        pct = f"{self.fpir_measured.confidence:.0%}"
+
+        def interval(low: float, high: float) -> str:
+            return f"{low:.3g} – {high:.3g}"
+
         return {
             "group": self.label,
-            "FPIR (deployed N)": self.fpir,
-            "FPIR CI low": self.fpir_ci_low,
-            "FPIR CI high": self.fpir_ci_high,
-            "false positives / non-mated searches": (
+            "FPIR at N": self.fpir,
+            f"FPIR {pct} CI": interval(self.fpir_ci_low, self.fpir_ci_high),
+            "false positives / non-mated": (
                 f"{self.fpir_measured.errors:,} / {self.fpir_measured.trials:,}"
             ),
             "TPIR": self.tpir.rate,
-            "TPIR CI low": self.tpir.ci_low,
-            "TPIR CI high": self.tpir.ci_high,
-            "hits / mated searches": f"{self.tpir.errors:,} / {self.tpir.trials:,}",
+            f"TPIR {pct} CI": interval(self.tpir.ci_low, self.tpir.ci_high),
+            "hits / mated": f"{self.tpir.errors:,} / {self.tpir.trials:,}",
             "expected false alerts": self.expected_false_alerts,
-            "expected CI low": self.expected_ci_low,
-            "expected CI high": self.expected_ci_high,
+            f"expected {pct} CI": interval(self.expected_ci_low, self.expected_ci_high),
             "small group": self.small_group,
         }
 

@@ -117,7 +117,7 @@ def test_aggregate_ratio_bands_are_the_demographic_pages_numbers(
     demographic page's table shows (one function, ratio_to_lowest, for both)."""
     agg = AggregateResult.from_result(result, n_boot=50)
     fig = GroupRatioDisplay.from_frame(agg, "fpir", "ethnicity").figure_
-    assert "simultaneous intervals clustered by person" in fig.layout.title.text
+    assert "simultaneous, clustered by person" in fig.layout.title.text
     line = next(t for t in fig.data if t.name == "ethnicity = b")
     x = np.asarray(line.x, dtype=float)
     t = float(x[len(x) // 2])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import _shared
+import pandas as pd
 import streamlit as st
 
 from lfr_eval.errors import LfrError
@@ -58,6 +59,39 @@ if withheld:
         + ", ".join(w.describe() for w in withheld)
     )
 
+def _interval(low: object, high: object) -> str:
+    """One cell for an interval ("–" where there is none)."""
+    if pd.isna(low) or pd.isna(high):  # type: ignore[arg-type]
+        return "–"
+    return f"{float(low):.3g} – {float(high):.3g}"  # type: ignore[arg-type]
+
+
+def _compact_table(table: pd.DataFrame, metric: str, pct: str) -> pd.DataFrame:
+    """The comparison table as a reader reads it: each interval in one cell beside its figure,
+    and the simultaneous columns only where the results hold them (so it fits the page)."""
+    out = pd.DataFrame(
+        {
+            "group": table["group"],
+            "searches": table["n_searches"],
+            "people": table["n_subjects"],
+            "errors": table["errors"],
+            metric.upper(): table["rate"],
+            f"{pct} CI": [_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])],
+            "small group": table["small_group"],
+            "in comparison": table["compared"],
+            "ratio to lowest": table["ratio_to_lowest"],
+        }
+    )
+    if table[["sim_ci_low", "sim_ci_high"]].notna().any().any():
+        out[f"{pct} CI, all groups at once"] = [
+            _interval(lo, hi) for lo, hi in zip(table["sim_ci_low"], table["sim_ci_high"])
+        ]
+        out["ratio CI, all groups at once"] = [
+            _interval(lo, hi) for lo, hi in zip(table["ratio_ci_low"], table["ratio_ci_high"])
+        ]
+    return out
+
+
 pct = f"{agg.intervals.confidence:.0%}"
 for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed listed people (FNIR)")):
     st.subheader(f"{title} by {attribute} at {threshold:.4f}")
@@ -66,32 +100,14 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
     except LfrError as exc:
         _shared.show_error(exc)
         continue
-    table = comparison.table.rename(
-        columns={
-            "n_searches": "searches",
-            "n_subjects": "people",
-            "rate": metric.upper(),
-            "ci_low": f"{pct} CI low",
-            "ci_high": f"{pct} CI high",
-            "ratio_to_lowest": "ratio to lowest",
-            "small_group": "small group",
-            "compared": "in comparison",
-            "sim_ci_low": "sim CI low",
-            "sim_ci_high": "sim CI high",
-            "ratio_ci_low": "ratio CI low",
-            "ratio_ci_high": "ratio CI high",
-        }
-    )
+    table = _compact_table(comparison.table, metric, pct)
     st.dataframe(
         table,
         hide_index=True,
         key=f"report_table_{metric}",
         column_config={
             name: st.column_config.NumberColumn(format="%.3g")
-            for name in (
-                metric.upper(), f"{pct} CI low", f"{pct} CI high", "ratio to lowest",
-                "sim CI low", "sim CI high", "ratio CI low", "ratio CI high",
-            )
+            for name in (metric.upper(), "ratio to lowest")
         },
     )
     small = table[table["small group"]]["group"].tolist()
@@ -124,8 +140,9 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
             "The pair was picked after seeing the data, so its p-value is adjusted for every "
             "pair that could have been picked (single-step max-statistic adjustment), and each "
             "pair's test is adjusted for repeat searches of one person (design effect). "
-            f"Columns 'sim CI' give {comparison.simultaneous_confidence:.0%} intervals that hold "
-            "for all compared groups at once, and the ratio interval to the lowest group."
+            f"The columns 'all groups at once' give {comparison.simultaneous_confidence:.0%} "
+            "intervals that hold for all compared groups together, and the ratio's interval to "
+            "the lowest group."
         )
     else:
         test = comparison.test

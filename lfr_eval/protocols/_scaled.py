@@ -116,7 +116,8 @@ class ScaledFpir:
         text = (
             f"FPIR at N = {self.watchlist_size:,}, T = {self.grid_threshold:g}: "
             f"{self.fpir:.3g} ({one_in_n(self.fpir)}), {conf}interval {self.lower:.3g}–"
-            f"{self.upper:.3g} [{self.interval}]; estimator: {self.estimator}"
+            f"{self.upper:.3g} [{self.interval}]; estimator: "
+            f"{self.estimator or 'not recorded (a scaling table made before it was)'}"
         )
         if self.extrapolated and self.pooled_fpir is not None:
             text += (

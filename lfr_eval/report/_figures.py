@@ -289,7 +289,8 @@ def det_figure(
         if both.empty:
             skipped.append(group)
             continue
-        name = f"{label} ({_counts(fnir)} mated; {_counts(fpir)} non-mated)"
+        # two lines: a legend entry does not wrap, and half-width app columns cut it off
+        name = f"{label}: {_counts(fnir)} mated;<br>{_counts(fpir)} non-mated"
         fig.add_trace(
             go.Scatter(
                 x=both["fpir"],
@@ -529,15 +530,15 @@ def group_ratio_figure(
         )
         if not include_unknown:
             table = table[table["group"] != "unknown"]
-        method = "subject bootstrap"
+        method = "subject bootstrap, lowest group picked after seeing the data"
     else:
         clustered, has_intervals = _ratio_table(
             view, metric, attribute, include_small, include_unknown, confidence
         )
         method = (
-            f"{confidence:.0%} simultaneous intervals clustered by person"
+            f"{confidence:.0%} simultaneous, clustered by person"
             if has_intervals
-            else "none (this aggregate holds no clustered statistics)"
+            else "none (no clustered statistics in this aggregate)"
         )
         table = clustered
     table = table[np.isfinite(table["ratio"].astype(float))]
@@ -572,8 +573,7 @@ def group_ratio_figure(
     note = "" if include_small else "; small groups left out"
     fig = _layout(
         fig,
-        f"{title}<br><sup>bands: {method}{note}; the lowest group is picked after seeing the "
-        "data</sup>",
+        f"{title}<br><sup>bands: {method}{note}</sup>",
         "similarity threshold (cosine)",
         f"{metric.upper()} / lowest group's",
         log_x=False,
