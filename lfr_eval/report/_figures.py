@@ -718,11 +718,14 @@ def watchlist_scaling_figure(
     if not fig.data:
         return _empty(fig, f"{title} at threshold {nearest:.4g} ({who})", "no rows at it")
     if measured_size is not None:
-        fig.add_vline(
-            x=measured_size,
-            line={"color": "grey", "dash": "dot"},
-            annotation_text=f"measured N = {measured_size:,}",
-        )
+        fig.add_vline(x=measured_size, line={"color": "grey", "dash": "dot"})
+        # an annotation on a log axis takes log10 of its position (the line's label would
+        # otherwise land far off the chart)
+        fig.add_annotation(
+            x=float(np.log10(measured_size)), y=1.0, yref="paper", xanchor="left",
+            yanchor="top", showarrow=False, text=f" measured N = {measured_size:,}",
+            font={"color": "grey"},
+        )  # fmt: skip
     note = "" if banded else f"<br><sup>{len(selections)} groups: intervals in the hover text</sup>"
     fig = _layout(
         fig,

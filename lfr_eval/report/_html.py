@@ -188,7 +188,7 @@ def _compact(summary: pd.DataFrame, with_group: bool) -> pd.DataFrame:
             for kind, column in (("non-mated", "fpir_small_group"), ("mated", "fnir_small_group"))
             if bool(r.get(column)) is True
         ]
-        row["small group (fewer than 20 people or 100 searches)"] = ", ".join(small)
+        row["small group"] = ", ".join(small)  # defined in the methods section
         rows.append(row)
     return pd.DataFrame(rows)
 
