@@ -138,7 +138,7 @@ def test_app_binds_loopback_by_default_with_safe_streamlit_options(workspace: Pa
 def test_app_binds_every_interface_once_users_exist(users, workspace: Path) -> None:
     code, out = _cli("app", "--check", "--address", "0.0.0.0", "--workspace", workspace)
     assert code == 0, out
-    assert "4 user(s)" in out
+    assert "4 users" in out
     # a wildcard bind names the URL itself, so Streamlit never asks an outside service for the
     # machine's external IP
     assert "--browser.serverAddress" in out
