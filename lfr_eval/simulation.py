@@ -465,3 +465,60 @@ def scaled_fpir_coverage(
         pooled_relative_bias=pooled_bias,
         median_relative_width=float(np.median(np.concatenate(widths))),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Tail model: impostor scores with a known generalised Pareto tail
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TailDesign:
+    """Impostor scores whose upper tail is known exactly, for testing the GPD tail model.
+
+    Search j of person i exceeds ``tail_start`` against a filler with probability
+    ``q_ij = median_rate * exp(u_i)``, ``u_i ~ N(0, spread^2)`` (people differ; a person's
+    searches share it); an exceeding score is ``tail_start + GPD(shape, scale)``, the others
+    are uniform on [-0.2, tail_start). So ``FMR_ij(T) = q_ij * S_GPD(T - tail_start)`` and the
+    true FPIR of the drawn searches is ``mean [1 - (1 - FMR(T))^N]``.
+    """
+
+    n_people: int = 200
+    searches_per_person: int = 3
+    n_fillers: int = 2000
+    median_rate: float = 3e-3
+    spread: float = 0.7
+    tail_start: float = 0.55
+    shape: float = -0.2
+    scale: float = 0.05
+
+
+def draw_tail_scores(
+    design: TailDesign, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores (searches, fillers) float32, subjects, per-search exceedance probability)."""
+    from scipy import stats
+
+    n = design.n_people * design.searches_per_person
+    person = rng.normal(0.0, design.spread, design.n_people)
+    q = np.minimum(design.median_rate * np.exp(np.repeat(person, design.searches_per_person)), 1)
+    exceed = rng.random((n, design.n_fillers)) < q[:, None]
+    scores = rng.uniform(-0.2, design.tail_start, (n, design.n_fillers))
+    tail = stats.genpareto.rvs(
+        design.shape, 0.0, design.scale, size=int(exceed.sum()), random_state=rng
+    )
+    scores[exceed] = design.tail_start + tail
+    subjects = np.repeat(np.arange(design.n_people), design.searches_per_person).astype(str)
+    return scores.astype(np.float32), subjects.astype(object), q
+
+
+def true_tail_fpir(
+    design: TailDesign, rates: np.ndarray, watchlist_size: int, threshold: float
+) -> float:
+    """The drawn searches' true FPIR(N, T) under :class:`TailDesign`."""
+    from scipy import stats
+
+    survival = stats.genpareto.sf(
+        max(threshold - design.tail_start, 0.0), design.shape, 0.0, design.scale
+    )
+    return float(np.mean(-np.expm1(watchlist_size * np.log1p(-rates * survival))))

@@ -5,6 +5,8 @@
   design and FPIR scaled to a deployed watchlist size and composition;
 - :func:`scaled_fpir` — the one function every scaled FPIR shown (report, explorer, claim
   checker, config evidence) is read through;
+- :func:`tail_model_fpir` — a model-based FPIR where counts run out (generalised Pareto tail of
+  impostor scores, with fit diagnostics), offered beside the count-based figure;
 - :func:`run_protocol` — score a protocol's searches into a :class:`~lfr_eval.metrics.SearchSet`.
 """
 
@@ -44,6 +46,7 @@ from lfr_eval.protocols._run import (
     run_protocol,
 )
 from lfr_eval.protocols._scaled import ScaledFpir, scaled_fpir
+from lfr_eval.protocols._tail import TailFit, TailModelScaling, fit_tail, tail_model_fpir
 
 __all__ = [
     "ENROLMENT_FAILURE_POLICIES",
@@ -62,15 +65,19 @@ __all__ = [
     "ProtocolRun",
     "ScaledFpir",
     "ScoringScale",
+    "TailFit",
+    "TailModelScaling",
     "WatchlistComposition",
     "WatchlistScaling",
     "build_npl_protocol",
     "build_open_set_protocol",
+    "fit_tail",
     "resample_fpir",
     "resample_sizes",
     "run_npl_protocol",
     "run_protocol",
     "scale_fpir",
     "scaled_fpir",
+    "tail_model_fpir",
     "zero_false_match_upper",
 ]

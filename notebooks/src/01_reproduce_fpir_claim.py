@@ -255,12 +255,17 @@ table[["watchlist_size", "threshold", "fpir", "lower", "upper", "interval", "1 i
 # The per-probe FMR can only resolve steps of 1 / (number of fillers): with few fillers a
 # single false match is already a large rate, and scaling to N = 10,000 multiplies that
 # coarseness. NPL measured against 178,000 fillers for this reason. Where no search matched
-# any filler, FPIR is 0 and every bootstrap replicate is 0, so a bootstrap interval would
-# collapse to 0 – 0 — which is not certainty. Those rows (`interval` column: "exact one-sided
-# (no false matches)") carry the exact one-sided 95% bound instead: with no false match in
-# *n* searches against *F* fillers, FPIR(F) ≤ 1 − 0.05^(1/n), about 3 / *n* (the rule of
-# three, section 7), and under the same independence model FPIR(N) ≤ 1 − 0.05^(N/(nF)),
-# about 3N / (nF): fewer fillers or searches, or a larger watchlist, widen it.
+# any filler, FPIR is 0 and no spread between people can be seen, so an interval from the
+# data would collapse to 0 – 0 — which is not certainty. Those rows (`interval` column: "exact
+# one-sided, counted by people (no false matches)") carry an exact bound counted by *people*
+# (one person's repeat searches are not independent): with no false match from *s* people
+# against *F* fillers, FPIR(F) ≤ 1 − 0.05^(1/s), about 3 / *s* (the rule of three, section 7),
+# and under the same independence model FPIR(N) ≤ 1 − 0.05^(N/(sF)), about 3N / (sF): fewer
+# fillers or people, or a larger watchlist, widen it. The other rows' intervals are clustered
+# by person too (Korn–Graubard-style beta interval of the mean per-search alert probability,
+# coverage checked by simulation in `benchmarks/bench_scaling_grid.py`); beyond the fillers
+# measured they span the per-person to the pooled model, and a generalised Pareto tail model
+# (`lfr_eval.protocols.tail_model_fpir`, model-based, with fit diagnostics) can be asked for.
 
 # %% [markdown]
 # ## 6. FPIR and TPIR at these thresholds, with intervals
