@@ -30,7 +30,7 @@ mean-excess table and a QQ table) are there to judge the fit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,6 +164,21 @@ def _people(fc: FillerCounts) -> list[np.ndarray]:
     return [np.flatnonzero(codes == p) for p in range(int(codes.max()) + 1)] if len(codes) else []
 
 
+def _person_refits(
+    fc: FillerCounts, scores: np.ndarray, u: float, n_boot: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, tuple[float, float]]]:
+    """Bootstrap over people: (rows drawn, GPD (shape, scale) refitted) per replicate; a
+    replicate with fewer than 10 exceedances is skipped."""
+    by_person = _people(fc)
+    above = scores > u
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(by_person), len(by_person))
+        rows = np.concatenate([by_person[p] for p in pick])
+        sample = scores[rows][above[rows]] - u
+        if len(sample) >= 10:
+            yield rows, _fit_gpd(sample)
+
+
 def _fit_gpd(excess: np.ndarray) -> tuple[float, float]:
     from scipy import stats
 
@@ -252,14 +267,7 @@ def fit_tail(
     ks = stats.kstest(excess, stats.genpareto(shape, 0.0, scale).cdf)
     # shape interval: resample people, refit
     rng = np.random.default_rng(seed)
-    by_person = _people(filler_counts)
-    shapes = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(by_person), len(by_person))
-        rows = np.concatenate([by_person[p] for p in pick])
-        sample = scores[rows][above[rows]] - u
-        if len(sample) >= 10:
-            shapes.append(_fit_gpd(sample)[0])
+    shapes = [fit[0] for _, fit in _person_refits(filler_counts, scores, u, n_boot, rng)]
     alpha = (1 - confidence) / 2
     shape_ci = (
         (float(np.quantile(shapes, alpha)), float(np.quantile(shapes, 1 - alpha)))
@@ -387,16 +395,8 @@ def tail_model_fpir(
     from scipy import stats
 
     rng = np.random.default_rng(seed + 1)
-    by_person = _people(filler_counts)
-    above = scores > u
     reps = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(by_person), len(by_person))
-        rows = np.concatenate([by_person[p] for p in pick])
-        sample = scores[rows][above[rows]] - u
-        if len(sample) < 10:
-            continue
-        shape, scale = _fit_gpd(sample)
+    for rows, (shape, scale) in _person_refits(filler_counts, scores, u, n_boot, rng):
         surv = stats.genpareto.sf(thr - u, shape, 0.0, scale)
         reps.append(_tail_fpir(counts_u[rows], f, surv, watchlist_sizes))
     alpha = (1 - confidence) / 2
