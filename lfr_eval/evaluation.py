@@ -36,6 +36,7 @@ from lfr_eval.metrics._scoring import Backend
 from lfr_eval.protocols import (
     EnrolmentSettings,
     FailurePolicy,
+    FillerCounts,
     NplParams,
     OpenSetParams,
     ProtocolError,
@@ -49,6 +50,7 @@ from lfr_eval.protocols import (
     run_npl_protocol,
     run_protocol,
     scale_fpir,
+    tail_model_fpir,
 )
 from lfr_eval.protocols._run import DEFAULT_THRESHOLDS, DEFAULT_TOP_K
 from lfr_eval.results import DatasetInfo, EvaluationResult, ProtocolInfo
@@ -104,6 +106,7 @@ def _scaling_table(
     n_resamples: int,
     seed: int,
     composition: WatchlistComposition | None = None,
+    tail_model: bool = False,
 ) -> pd.DataFrame | None:
     fillers = run.filler_counts
     if fillers.n_searches == 0 or fillers.n_fillers == 0:
@@ -132,7 +135,24 @@ def _scaling_table(
                 fillers, small, thresholds, n_resamples=n_resamples, seed=seed, **weighting
             ).table
         )
-    return pd.concat(tables, ignore_index=True)
+    if tail_model:
+        tables.append(_tail_rows(fillers, sizes, thresholds, seed))
+    return pd.concat([t for t in tables if not t.empty], ignore_index=True)
+
+
+def _tail_rows(
+    fillers: FillerCounts, sizes: Sequence[int], thresholds: np.ndarray, seed: int
+) -> pd.DataFrame:
+    """The GPD tail model's rows (model-based, labelled), or none with a warning saying why."""
+    try:
+        model = tail_model_fpir(fillers, sizes, thresholds, n_boot=100, seed=seed)
+    except ProtocolError as exc:
+        warnings.warn(f"no tail model: {exc}", ScalingSkipped, stacklevel=4)
+        return pd.DataFrame()
+    table = model.table.assign(
+        group_attribute="all", group="all", estimator=model.fit.describe()
+    )
+    return table
 
 
 def _check_composition(
@@ -168,6 +188,7 @@ def evaluate(
     scoring_device: str = "cpu",
     failures: FailurePolicy = "nist",
     composition: WatchlistComposition | None = None,
+    tail_model: bool = False,
     scoring_scale: ScoringScale | None = None,
     enrolment: EnrolmentSettings | None = None,
 ) -> EvaluationResult:
@@ -208,6 +229,11 @@ def evaluate(
         :class:`~lfr_eval.errors.RuntimeUnavailableError`.
     failures : {"nist", "exclude"}
         How probes that failed to acquire (no face, no template) enter FPIR and FNIR.
+    tail_model : bool
+        Also add the model-based rows of :func:`lfr_eval.protocols.tail_model_fpir` (a
+        generalised Pareto tail of impostor scores, for thresholds where counts run out) to the
+        scaling table, labelled ``method = "gpd-tail-model (model-based ...)"``; off by default,
+        and never read by :func:`lfr_eval.protocols.scaled_fpir`.
         ``"nist"`` (default, NIST FRTE's convention): a failed mated probe is a miss at every
         threshold and rank; a failed non-mated probe is a search that returned no candidate.
         ``"exclude"``: both are left out of the rates. Either way they are counted by role
@@ -261,6 +287,7 @@ def evaluate(
                     scoring_device=scoring_device,
                     failures=failures,
                     composition=composition,
+                    tail_model=tail_model,
                     scoring_scale=scoring_scale,
                     enrolment=enrolment,
                 )
@@ -359,7 +386,8 @@ def evaluate(
     start = time.perf_counter()
     sizes = sorted({int(n) for n in watchlist_sizes} | {int(run.filler_counts.n_fillers)} - {0})
     scaling = _scaling_table(
-        run, sizes, thresholds, manifest.attributes, n_resamples, int(protocol.seed), composition
+        run, sizes, thresholds, manifest.attributes, n_resamples, int(protocol.seed), composition,
+        tail_model,
     )
     timings["scaling_s"] = time.perf_counter() - start
 

@@ -49,3 +49,27 @@ def test_tail_model_says_what_data_it_needs() -> None:
     fc, _ = _counts(TailDesign(n_people=10, searches_per_person=1, n_fillers=200), seed=1)
     with pytest.raises(ProtocolError, match="at least 200 impostor scores"):
         fit_tail(fc)
+
+
+def test_tail_rows_join_the_scaling_table_labelled_and_are_never_the_default() -> None:
+    """evaluate(..., tail_model=True) adds labelled rows; scaled_fpir still reads the counts."""
+    from lfr_eval.evaluation import _tail_rows
+    from lfr_eval.protocols import scale_fpir, scaled_fpir
+
+    design = TailDesign(n_people=100)
+    fc, _ = _counts(design, seed=2)
+    counted = scale_fpir(fc, [20_000], [0.7, 0.74]).table
+    model = _tail_rows(fc, [20_000], np.array([0.7, 0.74]), seed=0)
+    assert set(model["method"]) == {TAIL_MODEL} and model["estimator"].str.contains("GPD").all()
+    table = pd.concat([counted, model], ignore_index=True)
+    figure = scaled_fpir(table, 20_000, 0.74)
+    assert figure is not None and figure.fpir == pytest.approx(
+        float(
+            counted[(counted["method"] == "analytic") & (counted["threshold"] == 0.74)][
+                "fpir"
+            ].iloc[0]
+        )
+    )
+    with pytest.warns(UserWarning, match="no tail model"):
+        small, _ = _counts(TailDesign(n_people=10, searches_per_person=1, n_fillers=200), seed=1)
+        assert _tail_rows(small, [1000], np.array([0.7]), seed=0).empty

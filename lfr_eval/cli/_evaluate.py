@@ -134,6 +134,13 @@ from lfr_eval.cli._embed import cache_options, dataset_options, embedding_setup,
     '({"attribute": ..., "shares": {...}}) or .csv file (columns attribute, label, share).',
 )
 @click.option(
+    "--tail-model",
+    is_flag=True,
+    help="Also add model-based FPIR rows from a generalised Pareto tail of impostor scores "
+    "(for thresholds where counts run out; labelled 'gpd-tail-model (model-based ...)' in "
+    "scaling.csv, with the fit in their 'estimator' column). Off by default.",
+)
+@click.option(
     "--scoring-device",
     type=click.Choice(["cpu", "cuda"]),
     default="cpu",
@@ -169,6 +176,7 @@ def evaluate_command(
     enrolment_next_image: bool,
     enrolment_min_face: float | None,
     composition: str | None,
+    tail_model: bool,
     scoring_device: str,
     cache_path: str | None,
     no_cache: bool,
@@ -247,6 +255,7 @@ def evaluate_command(
             scoring_device=scoring_device,
             failures=failures,  # type: ignore[arg-type]
             composition=weighting,
+            tail_model=tail_model,
             enrolment=EnrolmentSettings(
                 failures=enrolment_failures,  # type: ignore[arg-type]
                 next_image=enrolment_next_image,
