@@ -459,8 +459,13 @@ def _scaling_section(
         "title": "Watchlist size",
         "intro": (
             "FPIR grows with the watchlist: for small rates FPIR(N) ≈ N × FMR. The analytic "
-            "curve uses each non-mated search's own false-match rate against the measured "
-            "watchlist; resampled points draw galleries of N from it (only up to its size)."
+            "curve uses each non-mated search's own false matches among the F fillers: up to "
+            "N = F the exact expectation of drawing N of them (unbiased); beyond F an "
+            "extrapolation ×N/F whose band runs from the per-person model (low) to one pooled "
+            "rate (high), because the data cannot tell between them. Bands are 95% intervals "
+            "clustered by person (Korn–Graubard-style beta interval; the scaling.csv "
+            "'interval' column names each row's method). Resampled points draw galleries of N "
+            "from the fillers (only up to their number)."
         ),
         "parts": [
             figure(watchlist_scaling_figure(agg, threshold, attribute=attribute))
