@@ -306,13 +306,14 @@ def explain_threshold(
     small = _is_small(agg, t, attribute, group)
     evaluated = agg.watchlist_size
     figure = None
+    why_not = ""
     if not fpir.insufficient_data and watchlist_size != evaluated:
         try:
             # the same figure as the report's scaling table (one function for both)
             figure = scaled_fpir(agg.scaling, watchlist_size, t, attribute=attribute,
                                  group=group)  # fmt: skip
-        except ProtocolError as exc:
-            raise ExplainError(str(exc)) from None
+        except ProtocolError as exc:  # e.g. a threshold below the table's grid
+            why_not = f": {exc}"
     scaling_method = "measured at this watchlist size"
     if fpir.insufficient_data:
         scaled = (math.nan, math.nan, math.nan)
@@ -325,8 +326,9 @@ def explain_threshold(
             scaling_method = (
                 "pooled false-match rate from the FPIR measured at this threshold (assumes "
                 "every search has the same false-match rate): the scaling table holds no "
-                f"figure for N = {int(watchlist_size):,}"
+                f"figure for N = {int(watchlist_size):,} at this threshold"
                 + (f" (it has N = {sizes})" if sizes else "")
+                + why_not
             )
         # one scalar at a time: an array would be read as per-probe FMRs and averaged
         with np.errstate(divide="ignore"):  # FPIR = 1 maps to FMR = 1, and back to 1
