@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from lfr_eval.errors import ProtocolError
 from lfr_eval.protocols._npl import FillerCounts
-from lfr_eval.protocols._open_set import ProtocolError
 
 #: ``method`` of the model-based rows.
 TAIL_MODEL = "gpd-tail-model (model-based: generalised Pareto tail of impostor scores)"
@@ -415,7 +415,7 @@ def tail_model_fpir(
         f"person bootstrap percentile ({n_boot} refits, {confidence:.0%}; model error not "
         "included)"
     )
-    rows = []
+    out: list[tuple[object, ...]] = []
     for a, n in enumerate(watchlist_sizes):
         for b, t in enumerate(thr):
             count_based = np.nan
@@ -426,12 +426,12 @@ def tail_model_fpir(
                     & np.isclose(counted["threshold"], t, rtol=0, atol=1e-9)
                 ]
                 count_based = float(hit["fpir"].iloc[0]) if len(hit) else np.nan
-            rows.append(
+            out.append(
                 (TAIL_MODEL, int(n), float(t), float(point[a, b]), float(lower[a, b]),
                  float(upper[a, b]), how, count_based, filler_counts.n_searches)
             )  # fmt: skip
     table = pd.DataFrame(
-        rows,
+        out,
         columns=["method", "watchlist_size", "threshold", "fpir", "lower", "upper", "interval",
                  "count_based_fpir", "n_searches"],
     )  # fmt: skip
