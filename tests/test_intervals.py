@@ -160,3 +160,101 @@ def test_subject_bootstrap_is_never_zero_width() -> None:
     one = counts.subset(np.array([True, False, False, False]))
     low3, high3 = subject_bootstrap_interval(one, 0.95, n_boot=100)
     assert low3[2] < 0.1 < high3[2]  # a single subject: not the 0.1 - 0.1 of its replicates
+
+
+# ------------------------------------------------------- the bootstrap at scale (sparse, chunked)
+
+
+def _old_dense_bootstrap_rates(errors, trials, n_boot, seed):
+    """The subject bootstrap as it was before the sparse histogram: one (B, s) @ (s, m)."""
+    rng = np.random.default_rng(seed)
+    weights = bootstrap_weights(errors.shape[0], n_boot, rng)
+    dtype = np.float32 if trials.sum() * 4 < 2**24 else np.float64
+    e = weights.astype(dtype) @ errors.astype(dtype)
+    t = weights.astype(np.float64) @ trials.astype(np.float64)
+    return e.astype(np.float64) / t[:, None]
+
+
+def _crowd(rng, n_searches=3000, n_subjects=700, m=40):
+    subjects = rng.integers(0, n_subjects, n_searches).astype(str)
+    scores = rng.normal(0.5, 0.1, n_searches)
+    scores[rng.random(n_searches) < 0.02] = -np.inf
+    thresholds = rng.permutation(np.round(np.linspace(0.2, 0.8, m), 6))  # any order
+    return subjects, scores, thresholds
+
+
+@pytest.mark.parametrize("error_is_hit", [True, False])
+def test_histogram_holds_the_dense_counts(error_is_hit: bool) -> None:
+    from lfr_eval.metrics import subject_histogram
+
+    subjects, scores, thresholds = _crowd(np.random.default_rng(3))
+    hist = subject_histogram(subjects, scores, thresholds, error_is_hit=error_is_hit)
+    names, trials, hits = count_at_or_above_by_subject(subjects, scores, thresholds)
+    errors = hits if error_is_hit else trials[:, None] - hits
+    assert hist.bins.nnz <= len(scores)  # O(searches), not subjects x thresholds
+    dense = hist.to_counts()
+    assert np.array_equal(dense.subjects, names) and np.array_equal(dense.trials, trials)
+    assert np.array_equal(dense.errors, errors)
+    assert np.array_equal(hist.error_totals(), errors.sum(axis=0))
+    assert np.array_equal(hist.errors_at(7), errors[:, 7])
+    sel = np.arange(len(names)) % 3 == 0
+    assert np.array_equal(hist.subset(sel).to_counts().errors, errors[sel])
+
+
+def test_sparse_chunked_bootstrap_is_identical_to_the_dense_product(monkeypatch) -> None:
+    """Same seed, same replicates, bit for bit, in one chunk or many (the draws keep order)."""
+    from lfr_eval.metrics import _intervals, subject_histogram
+
+    subjects, scores, thresholds = _crowd(np.random.default_rng(4))
+    hist = subject_histogram(subjects, scores, thresholds)
+    dense = hist.to_counts()
+    old = _old_dense_bootstrap_rates(dense.errors, dense.trials, 97, seed=11)
+    assert np.array_equal(bootstrap_rates(hist, 97, seed=11), old)
+    monkeypatch.setattr(_intervals, "BOOTSTRAP_CHUNK_BYTES", 8 * dense.n_subjects * 10)
+    assert np.array_equal(bootstrap_rates(hist, 97, seed=11), old)  # 10 replicates a chunk
+    assert np.array_equal(bootstrap_rates(dense, 97, seed=11), old)
+    low, high = subject_bootstrap_interval(hist, 0.9, n_boot=97, seed=11)
+    low_d, high_d = subject_bootstrap_interval(dense, 0.9, n_boot=97, seed=11)
+    assert np.array_equal(low, low_d) and np.array_equal(high, high_d)
+
+
+def test_clustered_summary_in_blocks_matches_one_pass(monkeypatch) -> None:
+    from lfr_eval.metrics import (
+        _intervals,
+        bootstrap_degenerate,
+        subject_histogram,
+        summarise_clusters,
+        summarise_subjects,
+    )
+
+    subjects, scores, thresholds = _crowd(np.random.default_rng(5))
+    hist = subject_histogram(subjects, scores, thresholds, error_is_hit=False)
+    dense = hist.to_counts()
+    whole = summarise_clusters(dense.errors, dense.trials)
+    monkeypatch.setattr(_intervals, "SUMMARY_CHUNK_CELLS", 50 * len(thresholds))  # 50 people
+    blocks = summarise_subjects(hist)
+    for field in ("errors", "variance", "df"):
+        np.testing.assert_allclose(getattr(blocks, field), getattr(whole, field), rtol=1e-12)
+    assert (blocks.trials, blocks.n_subjects) == (whole.trials, whole.n_subjects)
+    assert blocks.effective_people == pytest.approx(whole.effective_people, rel=1e-12)
+    assert np.array_equal(bootstrap_degenerate(hist), bootstrap_degenerate(dense))
+    never = subject_histogram(subjects, np.full(len(scores), -np.inf), thresholds)
+    assert bootstrap_degenerate(never).all()  # no errors anywhere: every replicate is 0
+
+
+def test_bootstrap_memory_does_not_grow_with_subjects_times_thresholds() -> None:
+    """200,000 crowd faces at 1,000 thresholds: the dense counts alone would be 1.6 GB."""
+    import tracemalloc
+
+    from lfr_eval.metrics import subject_histogram, summarise_subjects
+
+    rng = np.random.default_rng(6)
+    n, m = 200_000, 1000
+    tracemalloc.start()
+    hist = subject_histogram(np.arange(n), rng.normal(0.4, 0.1, n), np.linspace(0, 1, m))
+    reps = bootstrap_rates(hist, 20, seed=0)
+    summarise_subjects(hist)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert reps.shape == (20, m)
+    assert peak < 250 * 2**20, f"peak {peak / 2**20:.0f} MiB"

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from lfr_eval.metrics._clustered import KORN_GRAUBARD, korn_graubard, summarise_clusters
+from lfr_eval.metrics._clustered import KORN_GRAUBARD, ClusterSummary, korn_graubard_from_summary
 from lfr_eval.metrics._group_tests import (
     Alternative,
     GroupTestResult,
@@ -32,12 +32,14 @@ from lfr_eval.metrics._group_tests import (
     permutation_test_subjects,
 )
 from lfr_eval.metrics._intervals import (
-    SubjectCounts,
+    SubjectHistogram,
+    SubjectTable,
     binomial_interval,
     bootstrap_degenerate,
-    bootstrap_weights,
-    count_at_or_above_by_subject,
+    bootstrap_replicates,
     subject_bootstrap_interval,
+    subject_histogram,
+    summarise_subjects,
 )
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, as_thresholds, check_confidence
@@ -82,13 +84,15 @@ NO_GROUP = "all"
 
 @dataclass(frozen=True)
 class _SideCounts:
-    """Counts of one metric at every threshold, per subject-within-group cluster."""
+    """Counts of one metric at every threshold, per subject-within-group cluster.
+
+    Sparse histograms, never (clusters x thresholds) matrices: a million crowd faces at a
+    thousand thresholds fit (:class:`~lfr_eval.metrics.SubjectHistogram`).
+    """
 
     cluster_group: np.ndarray  # (c,) group code of each cluster
-    cluster_subject: np.ndarray  # (c,) subject label of each cluster
-    cluster_trials: np.ndarray  # (c,)
-    cluster_errors: np.ndarray  # (c, m)
-    overall: SubjectCounts  # clustered by subject only, for the overall row
+    clusters: SubjectHistogram  # (c,) clusters; subjects are the subject labels
+    overall: SubjectHistogram  # clustered by subject only, for the overall row
 
 
 def _side_counts(
@@ -103,17 +107,16 @@ def _side_counts(
     subj_labels, subj_codes = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
     s = max(int(subj_labels.shape[0]), 1)
     cluster_keys = group_codes.astype(np.int64) * s + subj_codes
-    keys, trials, hits = count_at_or_above_by_subject(cluster_keys, hit_scores, thresholds)
-    errors = hits if error_is_hit else trials[:, None] - hits
-    o_codes, o_trials, o_hits = count_at_or_above_by_subject(subj_codes, hit_scores, thresholds)
-    o_subj = subj_labels[o_codes]
-    o_errors = o_hits if error_is_hit else o_trials[:, None] - o_hits
+    by_key = subject_histogram(cluster_keys, hit_scores, thresholds, error_is_hit=error_is_hit)
+    keys = by_key.subjects
+    by_code = subject_histogram(subj_codes, hit_scores, thresholds, error_is_hit=error_is_hit)
+    labels = subj_labels[keys % s] if len(keys) else np.array([], dtype=str)
     return _SideCounts(
         cluster_group=keys // s,
-        cluster_subject=subj_labels[keys % s] if len(keys) else np.array([], dtype=str),
-        cluster_trials=trials,
-        cluster_errors=errors,
-        overall=SubjectCounts(o_subj, o_trials, o_errors, thresholds),
+        clusters=SubjectHistogram(labels, by_key.trials, by_key.bins, thresholds, error_is_hit),
+        overall=SubjectHistogram(
+            subj_labels[by_code.subjects], by_code.trials, by_code.bins, thresholds, error_is_hit
+        ),
     )
 
 
@@ -262,7 +265,7 @@ class IdentificationFrame:
         return codes[:n_m], codes[n_m:], keys
 
     def _interval(
-        self, errors: np.ndarray, trials: int, counts: SubjectCounts
+        self, errors: np.ndarray, trials: int, counts: SubjectTable, summary: ClusterSummary
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(low, high, method label per threshold) for one group's (or the overall) counts."""
         m = errors.shape[0]
@@ -272,7 +275,7 @@ class IdentificationFrame:
             return low, high, np.full(m, self._ci_method, dtype=object)
         if trials == 0:
             return np.zeros(m), np.ones(m), np.full(m, KORN_GRAUBARD, dtype=object)
-        clustered = korn_graubard(counts.errors, counts.trials, self._confidence)
+        clustered = korn_graubard_from_summary(summary, self._confidence)
         if self._ci_method == "korn-graubard":
             return clustered.ci_low, clustered.ci_high, clustered.method
         if counts.n_subjects < 2:
@@ -296,16 +299,16 @@ class IdentificationFrame:
         errors: np.ndarray,
         trials: int,
         n_subjects: int,
-        counts: SubjectCounts,
+        counts: SubjectTable,
     ) -> dict[str, np.ndarray]:
         m = self._thresholds.shape[0]
-        low, high, method = self._interval(errors, trials, counts)
+        # The clustered interval's sufficient statistics (nothing per person): an aggregate
+        # keeps them so claims checked from it match those checked from the full data.
+        summary = summarise_subjects(counts)
+        low, high, method = self._interval(errors, trials, counts, summary)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = errors / trials if trials else np.full(m, np.nan)
         small = n_subjects < self._min_subjects or trials < self._min_searches
-        # The clustered interval's sufficient statistics (nothing per person): an aggregate
-        # keeps them so claims checked from it match those checked from the full data.
-        summary = summarise_clusters(counts.errors, counts.trials)
         return {
             "n_searches": np.full(m, trials, np.int64),
             "n_subjects": np.full(m, n_subjects, np.int64),
@@ -324,7 +327,7 @@ class IdentificationFrame:
     def _overall_table(self, metric: str) -> pd.DataFrame:
         o = self._sides[metric].overall
         trials = int(o.trials.sum())
-        errors = o.errors.sum(axis=0) if o.n_subjects else np.zeros(len(self._thresholds), int)
+        errors = o.error_totals()
         data = self._rows(errors, trials, o.n_subjects, o)
         index = pd.MultiIndex.from_arrays(
             [np.full(len(self._thresholds), metric), self._thresholds],
@@ -337,15 +340,9 @@ class IdentificationFrame:
         m = len(self._thresholds)
         frames = []
         for code in range(len(self._group_keys)):
-            sel = side.cluster_group == code
-            counts = SubjectCounts(
-                side.cluster_subject[sel],
-                side.cluster_trials[sel],
-                side.cluster_errors[sel],
-                self._thresholds,
-            )
+            counts = side.clusters.subset(side.cluster_group == code)
             trials = int(counts.trials.sum())
-            errors = counts.errors.sum(axis=0) if counts.n_subjects else np.zeros(m, np.int64)
+            errors = counts.error_totals()
             data = self._rows(errors, trials, counts.n_subjects, counts)
             key = self._group_keys.iloc[code]
             arrays = [np.full(m, metric), self._thresholds] + [
@@ -549,13 +546,12 @@ class IdentificationFrame:
         errors = np.zeros((self._n_boot, n_groups, m))
         trials = np.zeros((self._n_boot, n_groups, 1))
         for code in range(n_groups):
-            sel = side.cluster_group == code
-            n_subjects = int(sel.sum())
-            if n_subjects == 0:
+            counts = side.clusters.subset(side.cluster_group == code)
+            if counts.n_subjects == 0:
                 continue
-            weights = bootstrap_weights(n_subjects, self._n_boot, rng).astype(np.float64)
-            errors[:, code, :] = weights @ side.cluster_errors[sel].astype(np.float64)
-            trials[:, code, 0] = weights @ side.cluster_trials[sel].astype(np.float64)
+            errors[:, code, :], trials[:, code, 0] = bootstrap_replicates(
+                counts, self._n_boot, rng
+            )
         return np.stack([errors, np.broadcast_to(trials, errors.shape)])
 
     def _ratio_interval(
@@ -657,10 +653,10 @@ class IdentificationFrame:
             key = self._group_key(group)
             keys = list(self._group_keys.itertuples(index=False, name=None))
             codes.append(keys.index(key))
-        sel_a = side.cluster_group == codes[0]
-        sel_b = side.cluster_group == codes[1]
-        e_a, n_a = side.cluster_errors[sel_a, t], side.cluster_trials[sel_a]
-        e_b, n_b = side.cluster_errors[sel_b, t], side.cluster_trials[sel_b]
+        group_a_counts = side.clusters.subset(side.cluster_group == codes[0])
+        group_b_counts = side.clusters.subset(side.cluster_group == codes[1])
+        e_a, n_a = group_a_counts.errors_at(t), group_a_counts.trials
+        e_b, n_b = group_b_counts.errors_at(t), group_b_counts.trials
         name_a, name_b = str(group_a), str(group_b)
         if test == "fisher":
             return fisher_exact_test(

@@ -2,14 +2,22 @@
 
 Binomial intervals (Clopper–Pearson, Wilson) treat every search as an independent trial. Repeat
 images of one person are not independent (Schuckers et al. 2022), so the subject bootstrap
-resamples *subjects* with replacement and recomputes the error counts. It is vectorised: the
-per-subject error counts at every threshold form a matrix ``C`` (subjects x thresholds); a
-replicate is a vector of how many times each subject was drawn, so all replicates at all
-thresholds are one matrix product ``W @ C``.
+resamples *subjects* with replacement and recomputes the error counts. A replicate is a vector
+``w`` of how many times each subject was drawn, so its errors at every threshold are ``w @ C``
+for the per-subject counts ``C`` (subjects x thresholds).
+
+At scale ``C`` is never formed: :class:`SubjectHistogram` keeps, per subject, how many of its
+searches fall in each bin between consecutive thresholds (a sparse matrix with at most one entry
+per search), and a replicate's errors are ``w @ H`` followed by a cumulative sum over bins. The
+replicates are drawn and reduced a chunk at a time, so memory is O(searches + chunk x subjects),
+not O(subjects x thresholds) — a million crowd faces at a thousand thresholds fit. With the same
+seed the replicates are bit-identical to the dense computation (the draws are taken from the
+generator in the same order and every sum is an exact integer).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,10 +25,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from lfr_eval.metrics._clustered import korn_graubard
-
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
+from lfr_eval.metrics._clustered import (
+    ClusterSummary,
+    korn_graubard_from_summary,
+    summarise_clusters,
+)
 from lfr_eval.metrics._validation import (
     MetricInputError,
     check_confidence,
@@ -30,6 +39,15 @@ from lfr_eval.metrics._validation import (
 
 IntervalMethod = Literal["clopper-pearson", "wilson"]
 Sided = Literal["two-sided", "upper", "lower"]
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+    from scipy.sparse import csr_array
+
+#: Bytes of replicate weights drawn at a time by the subject bootstrap (chunked replicates).
+BOOTSTRAP_CHUNK_BYTES = 64 * 2**20
+#: Subjects densified at a time (x thresholds, float64) for the clustered summary.
+SUMMARY_CHUNK_CELLS = 4 * 2**20
 
 MSG_METHOD = "interval method must be 'clopper-pearson' or 'wilson', got {value!r}"
 
@@ -376,6 +394,212 @@ class SubjectCounts:
             self.subjects[mask], self.trials[mask], self.errors[mask], self.thresholds
         )
 
+    def error_totals(self) -> np.ndarray:
+        """Errors summed over subjects at each threshold, int64 shape (m,)."""
+        m = self.thresholds.shape[0]
+        return self.errors.sum(axis=0) if self.n_subjects else np.zeros(m, np.int64)
+
+    def errors_at(self, index: int) -> np.ndarray:
+        """Errors of each subject at threshold ``thresholds[index]``, shape (s,)."""
+        return np.asarray(self.errors[:, index])
+
+    def dense_chunks(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(errors (k, m), trials (k,)) of consecutive blocks of at most ``rows`` subjects."""
+        for start in range(0, self.n_subjects, max(1, rows)):
+            stop = start + max(1, rows)
+            yield self.errors[start:stop], self.trials[start:stop]
+
+    def replicate_errors(self, weights: np.ndarray) -> np.ndarray:
+        """Errors of bootstrap replicates ``weights`` (B, s) at each threshold, shape (B, m)."""
+        # float32 holds integer sums exactly up to 2**24; beyond that float64 (exact to 2**53)
+        dtype = np.float32 if self.trials.sum() * 4 < 2**24 else np.float64
+        return (weights.astype(dtype) @ self.errors.astype(dtype)).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class SubjectHistogram:
+    """Per-subject search counts between thresholds: :class:`SubjectCounts` without the matrix.
+
+    Row ``i`` of ``bins`` holds, for each search of subject ``i``, the number ``j`` of (sorted)
+    thresholds at or below its score — the search reaches sorted threshold ``t`` iff ``t < j``
+    — aggregated to (bin, count) pairs. Memory is O(searches), whatever the thresholds.
+
+    Attributes
+    ----------
+    subjects : ndarray of shape (s,)
+        Distinct subject (or cluster) ids, sorted.
+    trials : ndarray of int64, shape (s,)
+        Searches of each subject (all >= 1).
+    bins : scipy.sparse.csr_array of int64, shape (s, m + 1)
+        ``bins[i, j]`` = searches of subject ``i`` whose score reaches exactly the ``j``
+        lowest thresholds.
+    thresholds : ndarray of shape (m,)
+        In the caller's order (any order).
+    error_is_hit : bool
+        True: an error is a score ``>= T`` (false positives, FPIR); False: an error is a
+        score below ``T`` (misses, FNIR).
+    """
+
+    subjects: np.ndarray
+    trials: np.ndarray
+    bins: csr_array
+    thresholds: np.ndarray
+    error_is_hit: bool = True
+
+    @property
+    def n_subjects(self) -> int:
+        return int(self.subjects.shape[0])
+
+    @property
+    def _order(self) -> np.ndarray:
+        return np.argsort(np.asarray(self.thresholds, dtype=np.float64), kind="stable")
+
+    def _errors_from_hits_sorted(self, hits_sorted: np.ndarray, trials: np.ndarray) -> np.ndarray:
+        """Errors in the caller's threshold order from hits at sorted thresholds (..., m)."""
+        hits = np.empty_like(hits_sorted)
+        hits[..., self._order] = hits_sorted
+        return hits if self.error_is_hit else trials[..., None] - hits
+
+    @staticmethod
+    def _hits_sorted(binned: np.ndarray) -> np.ndarray:
+        """Hits at sorted thresholds from bin counts (..., m + 1): a reverse cumulative sum."""
+        return np.cumsum(binned[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+
+    def subset(self, mask: np.ndarray) -> SubjectHistogram:
+        """The histogram of the subjects selected by a boolean mask of shape (s,)."""
+        rows = np.flatnonzero(mask)
+        return SubjectHistogram(
+            self.subjects[rows],
+            self.trials[rows],
+            self.bins[rows],
+            self.thresholds,
+            self.error_is_hit,
+        )
+
+    def error_totals(self) -> np.ndarray:
+        """Errors summed over subjects at each threshold, int64 shape (m,)."""
+        binned = np.asarray(self.bins.sum(axis=0), dtype=np.int64).ravel()
+        total = np.asarray(self.trials.sum(), dtype=np.int64)
+        return self._errors_from_hits_sorted(self._hits_sorted(binned), total)
+
+    def errors_at(self, index: int) -> np.ndarray:
+        """Errors of each subject at threshold ``thresholds[index]``, int64 shape (s,)."""
+        position = int(np.flatnonzero(self._order == index)[0])
+        hits = np.asarray(self.bins[:, position + 1 :].sum(axis=1), dtype=np.int64).ravel()
+        return hits if self.error_is_hit else self.trials - hits
+
+    def dense_chunks(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(errors (k, m), trials (k,)) of consecutive blocks of at most ``rows`` subjects."""
+        for start in range(0, self.n_subjects, max(1, rows)):
+            stop = min(start + max(1, rows), self.n_subjects)
+            binned = self.bins[start:stop].toarray()
+            trials = self.trials[start:stop]
+            yield self._errors_from_hits_sorted(self._hits_sorted(binned), trials), trials
+
+    def replicate_errors(self, weights: np.ndarray) -> np.ndarray:
+        """Errors of bootstrap replicates ``weights`` (B, s) at each threshold, shape (B, m)."""
+        # (H^T W^T)^T: one pass over the histogram's entries per replicate, exact in int64
+        binned = np.asarray(self.bins.T @ weights.T.astype(np.int64), dtype=np.int64).T
+        trials = weights.astype(np.int64) @ self.trials.astype(np.int64)
+        return self._errors_from_hits_sorted(self._hits_sorted(binned), trials).astype(np.float64)
+
+    def to_counts(self) -> SubjectCounts:
+        """The dense :class:`SubjectCounts` (s x m int64): only for small data."""
+        errors, trials = next(self.dense_chunks(max(1, self.n_subjects)), (None, None))
+        if errors is None:
+            errors = np.zeros((0, self.thresholds.shape[0]), np.int64)
+        return SubjectCounts(self.subjects, self.trials, errors, self.thresholds)
+
+
+#: Either per-subject form the bootstrap and the clustered summary accept.
+SubjectTable = SubjectCounts | SubjectHistogram
+
+
+def subject_histogram(
+    subject_ids: ArrayLike,
+    scores: ArrayLike,
+    thresholds: ArrayLike,
+    *,
+    error_is_hit: bool = True,
+) -> SubjectHistogram:
+    """The sparse per-subject histogram of scores between thresholds, in O(n log n) and O(n).
+
+    Parameters
+    ----------
+    subject_ids : array_like of shape (n,)
+        Subject (or cluster) of each search; any labels numpy can sort.
+    scores : array_like of shape (n,)
+        One score per search (similarity, or any value compared with ``>= T``); ``-inf``
+        marks a search that never reaches a threshold.
+    thresholds : array_like of shape (m,)
+        Any order.
+    error_is_hit : bool
+        Whether an error is a score ``>= T`` (FPIR) or below it (FNIR).
+
+    Returns
+    -------
+    SubjectHistogram
+        Holds the same counts as :func:`count_at_or_above_by_subject` without its
+        (s, m) matrices.
+    """
+    from scipy.sparse import csr_array
+
+    subjects, codes = np.unique(np.asarray(subject_ids), return_inverse=True)
+    codes = codes.ravel().astype(np.int64)
+    thr = np.asarray(thresholds, dtype=np.float64)
+    sorted_thr = np.sort(thr, kind="stable")
+    m = sorted_thr.shape[0]
+    j = np.searchsorted(sorted_thr, np.asarray(scores, dtype=np.float64), side="right")
+    keys, counts = np.unique(codes * (m + 1) + j, return_counts=True)
+    rows, cols = np.divmod(keys, m + 1)
+    s = subjects.shape[0]
+    indptr = np.zeros(s + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=s), out=indptr[1:])
+    bins = csr_array((counts.astype(np.int64), cols, indptr), shape=(s, m + 1))
+    trials = np.bincount(codes, minlength=s).astype(np.int64)
+    return SubjectHistogram(subjects, trials, bins, thr, error_is_hit)
+
+
+def summarise_subjects(counts: SubjectTable) -> ClusterSummary:
+    """:class:`~lfr_eval.metrics.ClusterSummary` of per-subject counts, in bounded memory.
+
+    The same statistics as :func:`~lfr_eval.metrics.summarise_clusters` (identical for up to
+    :data:`SUMMARY_CHUNK_CELLS` cells), computed over blocks of subjects: the rate comes from
+    the exact totals first, then each block adds its squared (and fourth-power) residuals.
+    """
+    m = counts.thresholds.shape[0]
+    rows = max(1, SUMMARY_CHUNK_CELLS // max(1, m))
+    keep = counts.trials > 0
+    s = int(keep.sum())
+    if s <= rows:
+        errors, trials = next(counts.dense_chunks(max(1, counts.n_subjects)), (None, None))
+        if errors is None:
+            return summarise_clusters(np.zeros((0, m)), np.zeros(0))
+        return summarise_clusters(errors, trials)
+    n_all = counts.trials[keep].astype(np.float64)
+    total = float(n_all.sum())
+    rate = counts.error_totals().astype(np.float64) / total
+    u2_sum = np.zeros(m)
+    u4_sum = np.zeros(m)
+    for errors, trials in counts.dense_chunks(rows):
+        use = trials > 0
+        resid = errors[use].astype(np.float64) - rate[None, :] * trials[use, None]
+        u2 = resid * resid
+        u2_sum += u2.sum(axis=0)
+        u4_sum += (u2 * u2).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = s / (s - 1) * u2_sum / total**2
+        df = u2_sum**2 / u4_sum - 1.0
+    df = np.clip(np.where(np.isfinite(df), df, s - 1.0), 1.0, max(s - 1.0, 1.0))
+    return ClusterSummary(
+        errors=counts.error_totals().astype(np.float64),
+        trials=total,
+        n_subjects=s,
+        variance=np.where(np.isfinite(variance), variance, 0.0),
+        df=df,
+        effective_people=total**2 / float((n_all**2).sum()),
+    )
+
 
 def count_at_or_above_by_subject(
     subject_ids: ArrayLike, scores: np.ndarray, thresholds: np.ndarray
@@ -419,35 +643,69 @@ def bootstrap_weights(n_subjects: int, n_boot: int, rng: np.random.Generator) ->
     """How many times each subject is drawn in each replicate, shape (n_boot, n_subjects).
 
     Each row is a multinomial(n_subjects, uniform) draw: ``n_subjects`` subjects sampled with
-    replacement.
+    replacement. Drawing the rows in several calls gives the same rows as one call (numpy
+    draws the integers in order), which is what :func:`iter_bootstrap_weights` relies on.
     """
     draws = rng.integers(0, n_subjects, size=(n_boot, n_subjects))
     flat = draws + (np.arange(n_boot) * n_subjects)[:, None]
     return np.bincount(flat.ravel(), minlength=n_boot * n_subjects).reshape(n_boot, n_subjects)
 
 
+def iter_bootstrap_weights(
+    n_subjects: int,
+    n_boot: int,
+    rng: np.random.Generator,
+    *,
+    chunk_bytes: int = BOOTSTRAP_CHUNK_BYTES,
+) -> Iterator[np.ndarray]:
+    """:func:`bootstrap_weights` a block of replicates at a time (the same rows, in order).
+
+    Each block holds at most about ``chunk_bytes`` of draws (int64), at least one replicate.
+    """
+    rows = max(1, int(chunk_bytes) // (8 * max(1, n_subjects)))
+    for start in range(0, n_boot, rows):
+        yield bootstrap_weights(n_subjects, min(rows, n_boot - start), rng)
+
+
+def bootstrap_replicates(
+    counts: SubjectTable, n_boot: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Errors (n_boot, m) and searches (n_boot,) of subject-bootstrap replicates, as float64.
+
+    The draws come from ``rng`` in the order of :func:`bootstrap_weights` (one call for all
+    replicates), in chunks of :data:`BOOTSTRAP_CHUNK_BYTES`.
+    """
+    m = counts.thresholds.shape[0]
+    errors = np.empty((n_boot, m))
+    trials = np.empty(n_boot)
+    start = 0
+    for weights in iter_bootstrap_weights(counts.n_subjects, n_boot, rng):
+        stop = start + weights.shape[0]
+        errors[start:stop] = counts.replicate_errors(weights)
+        trials[start:stop] = weights.astype(np.float64) @ counts.trials.astype(np.float64)
+        start = stop
+    return errors, trials
+
+
 def bootstrap_rates(
-    counts: SubjectCounts, n_boot: int = 1000, *, seed: int | np.random.Generator | None = 0
+    counts: SubjectTable, n_boot: int = 1000, *, seed: int | np.random.Generator | None = 0
 ) -> np.ndarray:
     """Replicate rates of the subject bootstrap, shape (n_boot, m).
 
     Subjects are resampled with replacement; each replicate's rate is its total errors over its
     total searches. NaN where a replicate has no searches (only possible with no subjects).
+    ``counts`` may be dense (:class:`SubjectCounts`) or sparse (:class:`SubjectHistogram`):
+    the same seed gives the same replicates.
     """
     if n_boot < 1:
         raise MetricInputError(f"n_boot must be a positive number of replicates, got {n_boot}")
     rng = np.random.default_rng(seed)
-    s = counts.n_subjects
-    m = counts.errors.shape[1]
-    if s == 0:
+    m = counts.thresholds.shape[0]
+    if counts.n_subjects == 0:
         return np.full((n_boot, m), np.nan)
-    weights = bootstrap_weights(s, n_boot, rng)
-    # float32 holds integer sums exactly up to 2**24; beyond that use float64.
-    dtype = np.float32 if counts.trials.sum() * 4 < 2**24 else np.float64
-    errors = weights.astype(dtype) @ counts.errors.astype(dtype)
-    trials = weights.astype(np.float64) @ counts.trials.astype(np.float64)
+    errors, trials = bootstrap_replicates(counts, n_boot, rng)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return errors.astype(np.float64) / trials[:, None]
+        return errors / trials[:, None]
 
 
 def _linear_quantile(ordered: np.ndarray, q: float) -> np.ndarray:
@@ -460,7 +718,7 @@ def _linear_quantile(ordered: np.ndarray, q: float) -> np.ndarray:
 
 
 def subject_bootstrap_interval(
-    counts: SubjectCounts,
+    counts: SubjectTable,
     confidence: float = 0.95,
     *,
     n_boot: int = 1000,
@@ -499,13 +757,14 @@ def subject_bootstrap_interval(
         high = np.ones(m)
     degenerate = bootstrap_degenerate(counts)
     if degenerate.any():
-        clustered = korn_graubard(counts.errors, counts.trials, confidence, sided=sided)
+        summary = summarise_subjects(counts)
+        clustered = korn_graubard_from_summary(summary, confidence, sided=sided)
         low = np.where(degenerate, clustered.ci_low, low)
         high = np.where(degenerate, clustered.ci_high, high)
     return low, high
 
 
-def bootstrap_degenerate(counts: SubjectCounts) -> np.ndarray:
+def bootstrap_degenerate(counts: SubjectTable) -> np.ndarray:
     """Thresholds where every subject-bootstrap replicate has the same rate, shape (m,).
 
     That happens when every subject has the same error rate ``e_i / n_i`` — no errors at all
@@ -513,12 +772,25 @@ def bootstrap_degenerate(counts: SubjectCounts) -> np.ndarray:
     30 people with one error in two searches each (every replicate 0.5): a percentile interval
     there has zero width and says nothing about the sampling uncertainty.
     """
-    m = counts.errors.shape[1]
-    if counts.n_subjects < 2:
+    m = counts.thresholds.shape[0]
+    if counts.n_subjects < 2 or int((counts.trials > 0).sum()) < 2:
         return np.ones(m, bool)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rates = counts.errors / counts.trials[:, None]
-    rates = rates[counts.trials > 0]
-    if rates.shape[0] < 2:
-        return np.ones(m, bool)
-    return np.all(np.isclose(rates, rates[:1], rtol=0.0, atol=1e-12), axis=0)
+    same = np.ones(m, bool)
+    first: np.ndarray | None = None
+    rows = max(1, SUMMARY_CHUNK_CELLS // max(1, m))
+    for errors, trials in counts.dense_chunks(rows):
+        use = trials > 0
+        if not use.any():
+            continue
+        # Only thresholds still undecided are looked at: after the first block usually few.
+        open_ = np.flatnonzero(same)
+        if open_.size == 0:
+            break
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rates = errors[use][:, open_] / trials[use, None]
+        if first is None:
+            first = np.full(m, np.nan)
+            first[open_] = rates[0]
+        equal = np.isclose(rates, first[open_][None, :], rtol=0.0, atol=1e-12)
+        same[open_] = equal.all(axis=0)
+    return same
