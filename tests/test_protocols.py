@@ -214,6 +214,10 @@ def test_resampled_scaling_agrees_with_analytic() -> None:
     np.testing.assert_allclose(resampled["fpir"].to_numpy(), analytic["fpir"].to_numpy(), rtol=0.15)
     with pytest.raises(ProtocolError, match="only 400 fillers"):
         resample_fpir(fs, [401], [0.6], n_resamples=2)
+    # N = all 400 fillers: every draw is the same gallery, so it is not resampled at all
+    from lfr_eval.protocols import resample_sizes
+
+    assert resample_sizes(fs, [50, 400, 401]) == [50]
 
 
 def test_composition_weighting_moves_fpir() -> None:
