@@ -58,7 +58,7 @@ def _stages(paths: list[Path]) -> dict:
     for upsample in (0, 1):
         onnx_engine.upsample = upsample
         start = time.perf_counter()
-        found = [onnx_engine.detect(im)[0] for im in images]
+        found = [onnx_engine.detect(im).boxes for im in images]
         seconds = time.perf_counter() - start
         boxes_by_upsample[upsample] = found
         out[f"hog_upsample{upsample}"] = {
@@ -111,12 +111,51 @@ def _live_frame_recall() -> dict:
         engine.upsample = upsample
         start = time.perf_counter()
         for _ in range(3):
-            boxes, _ = engine.detect(frame)
+            boxes = engine.detect(frame).boxes
         out[f"upsample{upsample}"] = {
             "faces_found_of_6": len(boxes),
             "ms_per_frame": 1000 * (time.perf_counter() - start) / 3,
         }
     return out
+
+
+class _LoadSampler:
+    """Samples the 1-minute load average every ``period`` seconds while a run is timed.
+
+    The benchmark machine is shared (other jobs run beside it); the samples say how loaded it
+    was during the figure, not only before and after.
+    """
+
+    def __init__(self, period: float = 5.0) -> None:
+        import threading
+
+        self.period = period
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> _LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        values = np.asarray(self.samples or [os.getloadavg()[0]])
+        return {
+            "period_s": self.period,
+            "samples": len(values),
+            "min": float(values.min()),
+            "mean": float(values.mean()),
+            "max": float(values.max()),
+        }
 
 
 def _end_to_end(manifest, embedder: str, upsample: int, workers: int) -> dict:
@@ -128,16 +167,19 @@ def _end_to_end(manifest, embedder: str, upsample: int, workers: int) -> dict:
     factory = functools.partial(load_engine, "dlib", embedder=embedder, upsample=upsample)
     engine = factory()
     manifest.image_hashes()  # hashing is not embedding: done before the clock starts
-    start = time.perf_counter()
-    result = embed_manifest(
-        manifest,
-        engine,
-        None,
-        face_choice="central",
-        workers=workers,
-        engine_factory=factory,
-    )
-    seconds = time.perf_counter() - start
+    cpu_before = _cpu_seconds()
+    with _LoadSampler() as load:
+        start = time.perf_counter()
+        result = embed_manifest(
+            manifest,
+            engine,
+            None,
+            face_choice="central",
+            workers=workers,
+            engine_factory=factory,
+        )
+        seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_before
     return {
         "embedder": embedder,
         "upsample": upsample,
@@ -150,7 +192,30 @@ def _end_to_end(manifest, embedder: str, upsample: int, workers: int) -> dict:
         "_vectors": result.vectors,
         "_ok": result.ok,
         "runtime": engine.runtime.describe(),
+        "onnx_intra_op_threads_per_worker": _threads_per_worker(workers),
+        "load_average_1min_during": load.summary(),
+        # CPU time of this process and its (finished) workers: on a shared machine the wall
+        # time includes waiting for other jobs; cpu / cores is what a quiet machine would need
+        "cpu_seconds": cpu,
+        "quiet_machine_minutes_estimate": cpu / min(max(1, workers), os.cpu_count() or 1) / 60
+        * LFW_IMAGES / len(result),
     }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its waited-for children."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _threads_per_worker(workers: int) -> int:
+    """``intra_op_num_threads`` of each worker's session (as embed_manifest sets it)."""
+    from lfr_eval.faces._dlib_onnx import available_cpus
+
+    return max(1, available_cpus() // workers) if workers > 1 else available_cpus()
 
 
 def main() -> None:
