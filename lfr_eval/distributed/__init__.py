@@ -14,6 +14,8 @@ from lfr_eval.distributed._cluster import (
     dask_available,
     embed_on_cluster,
     open_client,
+    visible_gpus,
+    worker_gpu_plan,
 )
 from lfr_eval.distributed._scoring import score_all_on_cluster, using_cluster
 from lfr_eval.distributed._shards import finished_shards, read_shard, shard_folder, write_shard
@@ -31,5 +33,7 @@ __all__ = [
     "score_all_on_cluster",
     "shard_folder",
     "using_cluster",
+    "visible_gpus",
+    "worker_gpu_plan",
     "write_shard",
 ]

@@ -17,6 +17,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +40,11 @@ MSG_SCHEDULER_UNREACHABLE = (
 MSG_TASK_KILLED = (
     "the Dask workers died {times} times embedding a shard of {n} images (first: {first}); "
     "a worker may be running out of memory or crashing on one of these images"
+)
+
+MSG_NO_GPU = (
+    "no GPU found: CUDA_VISIBLE_DEVICES names none and nvidia-smi lists none, so the {n} local "
+    "workers run on the CPU and a GPU engine (--device cuda) will fail on them"
 )
 
 #: Images per embedding task (and per Parquet shard).
@@ -67,12 +75,17 @@ class ClusterSpec:
         Images per task and per Parquet shard.
     connect_timeout_s : float
         How long to wait for the scheduler before giving up.
+    gpu_per_worker : bool
+        Local cluster only: give each worker process its own GPU (``CUDA_VISIBLE_DEVICES``
+        set per worker, Dask resource ``GPU=1``) when the machine has GPUs; with more workers
+        than GPUs they are shared round-robin. A cluster you started sets its own.
     """
 
     scheduler: str | None = None
     workers: int = 2
     shard_size: int = DEFAULT_SHARD_SIZE
     connect_timeout_s: float = 20.0
+    gpu_per_worker: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.shard_size < 1:
@@ -81,7 +94,77 @@ class ClusterSpec:
     def describe(self) -> str:
         if self.scheduler:
             return f"Dask cluster at {self.scheduler}"
-        return f"local Dask cluster of {self.workers} worker processes"
+        text = f"local Dask cluster of {self.workers} worker processes"
+        if not self.gpu_per_worker:
+            return text
+        return f"{text} ({describe_gpu_plan(worker_gpu_plan(self.workers, visible_gpus()))})"
+
+
+def visible_gpus() -> list[str]:
+    """GPUs local workers may use: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s.
+
+    Returns device ids as CUDA takes them in ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs);
+    empty when there is no GPU or no NVIDIA driver. torch is not imported (1.3 s a process).
+    """
+    named = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if named is not None:
+        ids = [part.strip() for part in named.split(",") if part.strip()]
+        # CUDA stops at the first invalid entry ("-1" is the usual way to hide every GPU)
+        valid: list[str] = []
+        for device in ids:
+            if device.startswith("-"):
+                break
+            valid.append(device)
+        return valid
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        listed = subprocess.run(
+            [exe, "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in listed.splitlines() if line.strip().isdigit()]
+
+
+def worker_gpu_plan(n_workers: int, gpus: Sequence[str]) -> list[str | None]:
+    """The ``CUDA_VISIBLE_DEVICES`` of each local worker: GPUs round-robin, None without one."""
+    if n_workers < 1:
+        raise ValueError("n_workers must be at least 1")
+    if not gpus:
+        return [None] * n_workers
+    return [str(gpus[i % len(gpus)]) for i in range(n_workers)]
+
+
+def describe_gpu_plan(plan: Sequence[str | None]) -> str:
+    """One line for the user: which GPU each worker sees, or that there is none."""
+    if not plan or all(device is None for device in plan):
+        return MSG_NO_GPU.format(n=len(plan))
+    per_gpu = len(plan) / len(set(plan))
+    shared = "" if per_gpu == 1 else f", {per_gpu:g} workers per GPU"
+    return "CUDA_VISIBLE_DEVICES per worker: " + ", ".join(map(str, plan)) + shared
+
+
+def gpu_worker_specs(base: dict, plan: Sequence[str | None]) -> dict[int, dict]:
+    """Dask worker specs (``SpecCluster.worker_spec``) of a local cluster, one GPU each.
+
+    ``base`` is the local cluster's own spec (``{"cls": Nanny, "options": {...}}``); each
+    worker gets ``env={"CUDA_VISIBLE_DEVICES": device}`` (set before the worker process starts
+    CUDA, so its ``cuda:0`` is that GPU) and ``resources={"GPU": 1}``.
+    """
+    specs = {}
+    for i, device in enumerate(plan):
+        options = dict(base.get("options", {}))
+        if device is not None:
+            options["env"] = {**options.get("env", {}), "CUDA_VISIBLE_DEVICES": device}
+            options["resources"] = {**options.get("resources", {}), "GPU": 1}
+        specs[i] = {"cls": base["cls"], "options": options}
+    return specs
 
 
 def cluster_active(spec: ClusterSpec) -> bool:
@@ -134,16 +217,23 @@ def open_client(spec: ClusterSpec) -> Iterator:
     # set_cpu_threads (cores / workers), not from Dask's thread pool. Workers are spawned:
     # under Streamlit __main__ is a page script they must not re-run (see
     # _workers_skip_main_script); a worker restarted later by its nanny re-imports it.
+    plan = worker_gpu_plan(spec.workers, visible_gpus() if spec.gpu_per_worker else [])
     with _workers_skip_main_script(None):
         cluster = LocalCluster(
-            n_workers=spec.workers,
+            n_workers=0 if any(plan) else spec.workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
             silence_logs=logging.ERROR,
         )
+        if any(plan):
+            # one GPU per worker process: the workers differ only by their environment
+            cluster.worker_spec.update(gpu_worker_specs(cluster.new_spec, plan))
+            cluster.scale(len(plan))
     with cluster, Client(cluster) as client:
+        if any(plan):
+            client.wait_for_workers(len(plan))
         yield client
 
 
