@@ -132,3 +132,23 @@ def _env() -> dict[str, str]:
     import os
 
     return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def test_pool_worker_session_has_its_share_of_threads_and_no_spinning():
+    """A pool worker (embed_manifest --workers N) builds its engine with cores / N onnxruntime
+    intra-op threads, one inter-op thread and spinning off, as its session really reports."""
+    import functools
+
+    from lfr_eval.datasets import _embedding
+
+    factory = functools.partial(load_engine, "dlib", upsample=0)
+    key = engine_cache_key(factory(), "central")
+    try:
+        _embedding._init_worker(factory, key, "central", 1)
+        options = _embedding._worker_engine._onnx._session.get_session_options()
+    finally:
+        set_cpu_threads(None)
+        _embedding._worker_engine = None
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
