@@ -240,6 +240,18 @@ def test_clustered_summary_in_blocks_matches_one_pass(monkeypatch) -> None:
     assert np.array_equal(bootstrap_degenerate(hist), bootstrap_degenerate(dense))
     never = subject_histogram(subjects, np.full(len(scores), -np.inf), thresholds)
     assert bootstrap_degenerate(never).all()  # no errors anywhere: every replicate is 0
+    # later subjects differ from the first block's common rate (0.5, 0 or 1) or do not
+    errors = np.ones((120, 5), np.int64)
+    errors[:, 2:] = 0
+    errors[:, 4] = 2
+    errors[-1, 1], errors[-1, 2] = 0, 1  # the last subject only
+    trials = np.full(120, 2)
+    odd = SubjectCounts(np.arange(120), trials, errors, np.arange(5.0))
+    with np.errstate(invalid="ignore"):
+        rates = errors / trials[:, None]
+    reference = np.all(np.isclose(rates, rates[:1], rtol=0.0, atol=1e-12), axis=0)
+    assert reference.tolist() == [True, False, False, True, True]
+    assert bootstrap_degenerate(odd).tolist() == reference.tolist()
 
 
 def test_bootstrap_memory_does_not_grow_with_subjects_times_thresholds() -> None:

@@ -775,22 +775,26 @@ def bootstrap_degenerate(counts: SubjectTable) -> np.ndarray:
     m = counts.thresholds.shape[0]
     if counts.n_subjects < 2 or int((counts.trials > 0).sum()) < 2:
         return np.ones(m, bool)
-    same = np.ones(m, bool)
-    first: np.ndarray | None = None
+    # The first block of subjects with searches gives the candidate common rate r0 (and rules
+    # out most thresholds); the rest never needs the (subjects x thresholds) matrix: r0 = 0 for
+    # everyone means no errors at all, r0 = 1 errors in every search (both read off the
+    # totals), and any other candidate is checked one threshold at a time.
     rows = max(1, SUMMARY_CHUNK_CELLS // max(1, m))
-    for errors, trials in counts.dense_chunks(rows):
-        use = trials > 0
-        if not use.any():
-            continue
-        # Only thresholds still undecided are looked at: after the first block usually few.
-        open_ = np.flatnonzero(same)
-        if open_.size == 0:
-            break
+    first_errors, first_trials = next(
+        (e[t > 0], t[t > 0]) for e, t in counts.dense_chunks(rows) if (t > 0).any()
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = first_errors / first_trials[:, None]
+    first = rates[0]
+    same = np.all(np.isclose(rates, first[None, :], rtol=0.0, atol=1e-12), axis=0)
+    if first_trials.shape[0] == int((counts.trials > 0).sum()):
+        return same
+    totals = counts.error_totals()
+    searched = int(counts.trials[counts.trials > 0].sum())
+    same &= np.where(first == 0, totals == 0, True) & np.where(first == 1, totals == searched, True)
+    use = counts.trials > 0
+    for t in np.flatnonzero(same & (first > 0) & (first < 1)):
         with np.errstate(invalid="ignore", divide="ignore"):
-            rates = errors[use][:, open_] / trials[use, None]
-        if first is None:
-            first = np.full(m, np.nan)
-            first[open_] = rates[0]
-        equal = np.isclose(rates, first[open_][None, :], rtol=0.0, atol=1e-12)
-        same[open_] = equal.all(axis=0)
+            all_rates = counts.errors_at(int(t))[use] / counts.trials[use]
+        same[t] = bool(np.all(np.isclose(all_rates, first[t], rtol=0.0, atol=1e-12)))
     return same
