@@ -85,7 +85,8 @@ def _one(mode: str, people: int, thresholds: int, n_boot: int, out: str | None) 
     seconds = time.perf_counter() - start
     if out is not None and reps is not None:
         np.save(out, reps)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_kib = usage.ru_maxrss
     return {
         "mode": mode,
         "people": people,
@@ -93,6 +94,9 @@ def _one(mode: str, people: int, thresholds: int, n_boot: int, out: str | None) 
         "n_boot": n_boot,
         "seconds": seconds,
         "peak_rss_mib": peak_kib / 1024,
+        # CPU seconds of the whole process (set-up included): what the wall time would be on
+        # a quiet machine, less any use of both cores at once
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
     }
 
 
