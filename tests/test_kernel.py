@@ -281,3 +281,50 @@ def test_torch_fp16_is_close_and_says_so(data) -> None:
     )
     with pytest.raises(ValueError, match="fp32 only"):
         kernel_backend("numpy", "cpu", "fp16")
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        np.round(np.linspace(-1.0, 1.0, 1000), 6),  # uniform: arithmetic bins
+        np.linspace(0.1, 0.95, 777),
+        np.sort(np.r_[np.round(np.linspace(-1.0, 1.0, 1000), 6), 0.12345]),  # look-up table
+        np.r_[-np.inf, np.linspace(0.3, 0.4, 50), np.linspace(0.9, 1.0, 3)],
+    ],
+    ids=["uniform", "uniform-777", "irregular", "dense-with-inf"],
+)
+def test_counts_exact_at_and_beside_every_threshold(grid: np.ndarray) -> None:
+    """Scores exactly on a threshold, one float32 step either side, and random ones: counts
+    are ``score >= threshold`` compared in float64, for every probe row a thread handles."""
+    rng = np.random.default_rng(3)
+    finite = grid[np.isfinite(grid)]
+    on = finite.astype(np.float32)
+    values = np.concatenate(
+        [
+            on,
+            np.nextafter(on, np.float32(np.inf)),
+            np.nextafter(on, np.float32(-np.inf)),
+            rng.uniform(-1, 1, 500).astype(np.float32),
+        ]
+    )
+    values = np.clip(values, -1, 1).astype(np.float32)
+    # probe e0 against templates (v, sqrt(1 - v^2), 0): the product is exactly v
+    templates = np.zeros((len(values), 3), np.float32)
+    templates[:, 0] = values
+    templates[:, 1] = np.sqrt(1 - values.astype(np.float64) ** 2)
+    names = np.array([f"t{i:05d}" for i in range(len(values))])
+    groups = rng.integers(-1, 2, len(values))
+    gal = Gallery.build(templates, names, subject_groups=groups, n_groups=2)
+    probes = np.zeros((300, 3), np.float32)  # 300 rows: several thread chunks
+    probes[:, 0] = 1.0
+    from lfr_eval.search._kernel import _Grid
+
+    assert _Grid.build(grid).uniform == (len(grid) in (1000, 777))
+    part = score_block(probes, gal, k=3, thresholds=grid, tile_bytes=4 * 128 * 97)
+    expected = np.stack(
+        [(values[groups == g].astype(np.float64)[:, None] >= grid).sum(axis=0) for g in (0, 1)]
+    )
+    assert part.counts is not None
+    for row in (0, 127, 128, 299):
+        np.testing.assert_array_equal(part.counts[row], expected)
+    np.testing.assert_array_equal(part.top_scores[0], -np.sort(-values)[:3])

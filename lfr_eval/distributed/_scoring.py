@@ -136,9 +136,9 @@ def tile_aligned_shards(
 ) -> list[tuple[int, int]]:
     """Subject ranges made of whole tiles of the numpy kernel's pass over ``n_probes`` probes
     (its tile width rule, ``_NumpyKernel.run``), about ``n_shards`` of them."""
-    from lfr_eval.search._kernel import _tiles
+    from lfr_eval.search._kernel import _tiles, numpy_tile_width
 
-    width = max(1, tile_bytes // (4 * max(1, n_probes)))
+    width = numpy_tile_width(n_probes, tile_bytes)
     tiles = _tiles(gallery.starts, 0, gallery.n_subjects, width)
     per_shard = -(-len(tiles) // max(1, n_shards))
     return [

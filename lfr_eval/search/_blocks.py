@@ -158,7 +158,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     n_thr = 0 if thr is None else len(thr)
     rows = _rows_per_block(n, gallery, k, n_thr, int(memory_bytes))
     n_blocks = -(-n // rows) if n else 0
-    tile = int(tile_bytes) if tile_bytes else 4 * rows * min(max(gallery.n_templates, 1), 1 << 16)
+    tile = int(tile_bytes) if tile_bytes else None
     mates = None if mate_codes is None else np.asarray(mate_codes, np.int64)
     ms = None if mates is None else mate_scores(probes, gallery, mates)
 

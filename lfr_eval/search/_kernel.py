@@ -32,11 +32,14 @@ as one process, bit for bit on the numpy backend.
 
 Backends
 --------
-``"numpy"``: BLAS matrix products, reduced by a compiled (numba) pass over each tile that
-takes subject maxima, updates the top-k, the mate's ``higher`` and the threshold histogram in
-one read of the tile. ``"torch"``: the same on a torch device (``"cpu"`` or ``"cuda"``) in fp32
-or fp16 (products in fp16, reductions in fp32; fp16 scores agree to about 1e-3, not to float32
-rounding). torch is imported only when chosen. faiss serves top-k-only searches (the live
+``"numpy"``: chunks of 128 probe rows go to one thread per core; each thread multiplies its chunk
+by one tile of about 2,048 templates (1 MiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
+BLAS and reduces the product with a compiled (numba, ``_kernel_numba``) pass while it is still
+in the core's cache: subject maxima, the top-k, the mate's ``higher`` and the threshold
+histogram (bins by arithmetic on a uniform grid, a look-up table otherwise, exact either way);
+each probe's histogram becomes its counts by one reverse cumulative sum. ``"torch"``: the
+same on a torch device (``"cpu"`` or ``"cuda"``) in fp32 or fp16 (products in fp16,
+reductions in fp32; fp16 scores agree to about 1e-3, not to float32 rounding). torch is imported only when chosen. faiss serves top-k-only searches (the live
 page, :class:`~lfr_eval.search.SearchIndex`), see :func:`faiss_top_k`.
 """
 
@@ -56,11 +59,13 @@ from lfr_eval.errors import RuntimeUnavailableError
 KernelBackend = Literal["numpy", "torch"]
 Precision = Literal["fp32", "fp16"]
 
-#: Default memory for one (probe block × tile) similarity matrix, bytes (float32).
-DEFAULT_TILE_BYTES = 64 * 2**20
+#: Default memory for one similarity tile of the numpy backend, bytes (float32): one thread's
+#: (probe chunk × templates) product, sized for a core's L2 cache.
+DEFAULT_TILE_BYTES = 2**20
 
-#: Probe blocks smaller than this are reduced in the calling thread (numba parallel otherwise).
-_PARALLEL_ROWS = 8
+#: Default memory for one (probe block × tile) similarity matrix of the torch backend, bytes:
+#: large products keep a GPU busy.
+TORCH_TILE_BYTES = 64 * 2**20
 
 #: Cells of the lookup table that maps a score to its threshold bin (see ``_bin_table``).
 _LUT_CELLS = 1 << 12
@@ -365,126 +370,69 @@ def mate_scores(probes: np.ndarray, gallery: Gallery, mate_codes: np.ndarray) ->
     return out
 
 
-# ---------------------------------------------------------------------------------- numba
-_NUMBA: dict[str, Any] = {}
+# ---------------------------------------------------------------------------------- numpy backend
+@dataclass(frozen=True)
+class _Grid:
+    """A threshold grid prepared for the compiled reduction (see ``_kernel_numba``)."""
+
+    thr32: np.ndarray  # (T + 1,) float32, rounded up, +inf sentinel
+    lut: np.ndarray
+    lut_lo: np.float32
+    lut_inv_h: np.float32
+    uniform: bool
+    shift: np.float32
+    inv_step: np.float32
+    delta: np.float32
+
+    @classmethod
+    def build(cls, thr: np.ndarray) -> _Grid:
+        thr32, lut, lo, inv_h = _bin_table(thr)
+        t = thr32[:-1].astype(np.float64)
+        uniform, shift, inv_step, delta = False, np.float32(0), np.float32(1), np.float32(0)
+        if len(t) >= 2 and np.all(np.isfinite(t)) and t[-1] > t[0]:
+            # the kernel's bin is int(x / step + shift), the number of thresholds <= x
+            inv_step = np.float32((len(t) - 1) / (t[-1] - t[0]))
+            shift = np.float32(1.0 - t[0] * float(inv_step))
+            pos = t * float(inv_step) + float(shift)
+            # the grid's deviation from uniform with the float32 constants the kernel uses,
+            # plus four times the bound on its two float32 roundings
+            dev = float(np.max(np.abs(pos - np.arange(1, len(t) + 1))))
+            reach = 2.02 * float(inv_step) + abs(float(shift)) + 2.0
+            d = dev + 2.0**-21 * reach + 1e-6
+            if d < 0.25:
+                uniform, delta = True, np.float32(d)
+        return cls(thr32, lut, lo, inv_h, uniform, shift, inv_step, delta)
 
 
-def _numba_reduce() -> Any:  # noqa: C901 - one compiled pass, kept together
-    """The compiled tile reduction (built on first use; cached on disk by numba)."""
-    if "reduce" in _NUMBA:
-        return _NUMBA["reduce"]
-    import numba
-
-    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=False)
-    def reduce_tile(  # noqa: C901
-        sims,  # (n, w) float32: probes × the tile's templates
-        single,  # bool: one template per subject (local_starts is then 0..n_sub)
-        local_starts,  # (n_sub + 1,) int64: subject runs within the tile
-        subject_offset,  # int: code of the tile's first subject
-        row_offset,  # int: gallery row of the tile's first template
-        groups,  # (n_sub,) int64: count group of each subject of the tile (-1: not counted)
-        mates,  # (n,) int64: mate code of each probe (-1: none)
-        mate_sc,  # (n,) float32: mate score of each probe (-inf: none)
-        thr,  # (T + 1,) float32 ascending with a +inf sentinel (see _bin_table); T == 0: none
-        lut,  # (cells + 1,) int32 bin lookup table
-        lut_lo,  # float32
-        lut_inv_h,  # float32
-        n_groups,  # int: count groups
-        top_s,  # (n, k) float32, in/out, descending
-        top_j,  # (n, k) int64, in/out
-        top_r,  # (n, k) int64, in/out
-        higher,  # (n,) int64, in/out
-        hist,  # (n, n_groups, T + 1) int32, in/out: subjects per threshold bin
-    ):
-        n = sims.shape[0]
-        n_sub = local_starts.shape[0] - 1
-        k = top_s.shape[1]
-        n_thr = thr.shape[0] - 1
-        last_cell = lut.shape[0] - 2
-        for i in numba.prange(n):
-            # 1. each subject's best template (one contiguous buffer either way, so that the
-            #    passes below compile to vector code)
-            best = np.empty(n_sub, np.float32)
-            arg = np.empty(0 if single else n_sub, np.int64)
-            if single:
-                for s in range(n_sub):
-                    best[s] = sims[i, s]
-            else:
-                for s in range(n_sub):
-                    a = local_starts[s]
-                    v_best = sims[i, a]
-                    a_best = a
-                    for t in range(a + 1, local_starts[s + 1]):
-                        v = sims[i, t]
-                        if v > v_best:
-                            v_best = v
-                            a_best = t
-                    best[s] = v_best
-                    arg[s] = a_best
-            mate = mates[i] - subject_offset  # local index of the mate (may be outside)
-            ms = mate_sc[i]
-            # 2. top-k (strict > keeps the lower subject first among equal scores) and the
-            #    subjects above the mate
-            above = 0
-            for s in range(n_sub):
-                above += best[s] > ms
-            # block maxima first: a block of 64 whose maximum does not beat the k-th best so
-            # far holds no candidate, and most blocks are skipped after the first few
-            kth = top_s[i, k - 1]
-            for s0 in range(0, n_sub, 64):
-                s1 = min(s0 + 64, n_sub)
-                m = best[s0]
-                for s in range(s0 + 1, s1):
-                    m = max(m, best[s])
-                if m <= kth:
-                    continue
-                for s in range(s0, s1):
-                    v = best[s]
-                    if v > kth:
-                        pos = k - 1
-                        while pos > 0 and top_s[i, pos - 1] < v:
-                            top_s[i, pos] = top_s[i, pos - 1]
-                            top_j[i, pos] = top_j[i, pos - 1]
-                            top_r[i, pos] = top_r[i, pos - 1]
-                            pos -= 1
-                        top_s[i, pos] = v
-                        top_j[i, pos] = subject_offset + s
-                        top_r[i, pos] = row_offset + (s if single else arg[s])
-                        kth = top_s[i, k - 1]
-            if 0 <= mate < n_sub and best[mate] > ms:
-                above -= 1  # the mate is not above itself (its score may round differently)
-            higher[i] += above
-            if n_thr <= 0:
-                continue
-            # 3. threshold bins: a table look-up (vectorised), then the rare step forward
-            bins = np.empty(n_sub, np.int32)
-            for s in range(n_sub):
-                c = min(max(int((best[s] - lut_lo) * lut_inv_h), 0), last_cell)
-                b = lut[c]
-                bins[s] = b + np.int32(thr[b] <= best[s])
-            for s in range(n_sub):
-                if thr[bins[s]] <= best[s]:
-                    b = bins[s]
-                    while thr[b] <= best[s]:
-                        b += 1
-                    bins[s] = b
-            # 4. histogram by count group (group -1 is not counted)
-            for s in range(n_sub):
-                g = groups[s]
-                if g >= 0:
-                    hist[i, g, bins[s]] += 1
-            if 0 <= mate < n_sub and groups[mate] >= 0:
-                hist[i, groups[mate], bins[mate]] -= 1
-
-    _NUMBA["reduce"] = reduce_tile
-    return reduce_tile
+#: Probe rows one thread scores at a time: its similarity tile (``DEFAULT_TILE_BYTES``) and
+#: histogram rows stay in the core's cache between the BLAS product and the reduction.
+_CHUNK_ROWS = 128
 
 
-# ---------------------------------------------------------------------------------- backends
+def numpy_tile_width(n_probes: int, tile_bytes: int | None = None) -> int:
+    """Templates per tile of the numpy backend for a block of ``n_probes`` probes (its threads
+    take chunks of at most ``_CHUNK_ROWS`` rows, each tile ``tile_bytes`` of float32)."""
+    tile = DEFAULT_TILE_BYTES if tile_bytes is None else int(tile_bytes)
+    return max(1, tile // (4 * max(1, min(int(n_probes), _CHUNK_ROWS))))
+
+
+def _tile_runs(
+    gallery: Gallery, s0: int, s1: int, width: int
+) -> list[tuple[int, int, int, int, np.ndarray]]:
+    """``_tiles`` plus each tile's subject runs relative to its first row."""
+    return [
+        (t0, t1, a, b, gallery.starts[a : b + 1] - t0)
+        for t0, t1, a, b in _tiles(gallery.starts, s0, s1, width)
+    ]
+
+
 class _NumpyKernel:
     name = "numpy"
     device = "cpu"
     precision: Precision = "fp32"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
 
     @property
     def version(self) -> str:
@@ -500,71 +448,60 @@ class _NumpyKernel:
         mates: np.ndarray,
         mate_sc: np.ndarray,
         thr: np.ndarray,
-        tile_bytes: int,
+        tile_bytes: int | None,
     ) -> None:
-        n = probes.shape[0]
-        if n < _PARALLEL_ROWS:
-            # a parallel region for a few rows waits for worker threads (milliseconds on a
-            # loaded machine) to save microseconds: run it in this thread
-            import numba
+        """Chunks of probe rows go to threads; each thread multiplies its chunk by one tile at a
+        time with a single-threaded BLAS and reduces the product while it is in cache, so
+        the two cores never wait for each other inside a product (on a loaded machine a
+        multi-threaded BLAS spends more time at its barriers than computing)."""
+        from lfr_eval.search._kernel_numba import reduce_rows
 
-            threads = numba.get_num_threads()
-            numba.set_num_threads(1)
-            try:
-                self._run(probes, gallery, s0, s1, part, mates, mate_sc, thr, tile_bytes)
-            finally:
-                numba.set_num_threads(threads)
-            return
-        self._run(probes, gallery, s0, s1, part, mates, mate_sc, thr, tile_bytes)
-
-    def _run(
-        self,
-        probes: np.ndarray,
-        gallery: Gallery,
-        s0: int,
-        s1: int,
-        part: Partial,
-        mates: np.ndarray,
-        mate_sc: np.ndarray,
-        thr: np.ndarray,
-        tile_bytes: int,
-    ) -> None:
-        reduce_tile = _numba_reduce()
         n = probes.shape[0]
-        width = max(1, tile_bytes // (4 * max(1, n)))
-        thr32, lut, lo, inv_h = _bin_table(thr)
+        tiles = _tile_runs(gallery, s0, s1, numpy_tile_width(n, tile_bytes))
+        grid = _Grid.build(thr)
         n_thr = len(thr)
-        hist = np.zeros((n, gallery.n_groups if n_thr else 1, n_thr + 1), np.int32)
+        groups = gallery.subject_groups
+        # each subject's offset in a histogram row: T + 1 bins per group, then a discard
+        # group for the uncounted (-1) subjects
+        gbase = (np.where(groups < 0, gallery.n_groups, groups) * (n_thr + 1)).astype(np.int32)
+        hist_cols = (gallery.n_groups + 1) * (n_thr + 1) if n_thr else 0
+        widest = max(t1 - t0 for t0, t1, _, _, _ in tiles)
         single = gallery.max_templates <= 1
-        buf = np.empty(n * min(width, max(1, gallery.n_templates)), np.float32)
-        for t0, t1, a, b in _tiles(gallery.starts, s0, s1, width):
-            w = t1 - t0
-            sims = buf[: n * w].reshape(n, w) if n * w <= buf.size else np.empty((n, w), np.float32)
-            np.matmul(probes, gallery.matrix[t0:t1].T, out=sims)
-            reduce_tile(
-                sims,
-                single,
-                gallery.starts[a : b + 1] - t0,
-                a,
-                t0,
-                gallery.subject_groups[a:b],
-                mates,
-                mate_sc,
-                thr32,
-                lut,
-                lo,
-                inv_h,
-                gallery.n_groups,
-                part.top_scores,
-                part.top_subjects,
-                part.top_rows,
-                part.higher,
-                hist,
-            )
-        if n_thr and part.counts is not None:
-            # bin b holds subjects at or above thresholds[:b]: counts are reverse cumulative
-            above = np.cumsum(hist[:, :, :0:-1], axis=2, dtype=np.int32)[:, :, ::-1]
-            np.add(part.counts, above, out=part.counts)
+
+        def chunk(a: int, e: int) -> None:
+            rows = e - a
+            buf = np.empty(rows * widest, np.float32)
+            hist = np.zeros((rows, hist_cols), np.int32)
+            best = np.empty(0 if single else widest, np.float32)
+            arg = np.empty(0 if single else widest, np.int64)
+            code = np.empty(widest if n_thr else 0, np.int32)
+            for t0, t1, sa, sb, local in tiles:
+                sims = buf[: rows * (t1 - t0)].reshape(rows, t1 - t0)
+                np.matmul(probes[a:e], gallery.matrix[t0:t1].T, out=sims)
+                reduce_rows(
+                    sims, single, local, sa, t0, gbase[sa:sb], mates[a:e], mate_sc[a:e],
+                    grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
+                    grid.uniform, grid.shift, grid.inv_step, grid.delta,
+                    part.top_scores[a:e], part.top_subjects[a:e], part.top_rows[a:e],
+                    part.higher[a:e], hist, best, arg, code,
+                )  # fmt: skip
+            if n_thr and part.counts is not None:
+                # bin b holds subjects at or above thresholds[:b]: counts are reverse sums
+                h = hist.reshape(rows, gallery.n_groups + 1, n_thr + 1)[:, :-1]
+                above = np.cumsum(h[:, :, :0:-1], axis=2, dtype=np.int32)[:, :, ::-1]
+                np.add(part.counts[a:e], above, out=part.counts[a:e])
+
+        chunks = list(probe_blocks(n, _CHUNK_ROWS))
+        threads = min(self.threads or default_threads(), len(chunks))
+        if threads <= 1:
+            for a, e in chunks:
+                chunk(a, e)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with single_thread_limits(), ThreadPoolExecutor(threads) as pool:
+            for done in [pool.submit(chunk, a, e) for a, e in chunks]:
+                done.result()
 
 
 class _TorchKernel:
@@ -610,7 +547,7 @@ class _TorchKernel:
         mates: np.ndarray,
         mate_sc: np.ndarray,
         thr: np.ndarray,
-        tile_bytes: int,
+        tile_bytes: int | None,
     ) -> None:
         torch = self.torch
         n = probes.shape[0]
@@ -618,14 +555,14 @@ class _TorchKernel:
         g_dev = self._matrix(gallery)
         p_dev = torch.from_numpy(np.ascontiguousarray(probes)).to(self.dev, self.dtype)
         # float32 sims plus int64 bins per element
-        width = max(1, tile_bytes // (12 * max(1, n)))
+        tile = TORCH_TILE_BYTES if tile_bytes is None else int(tile_bytes)
+        width = max(1, tile // (12 * max(1, n)))
         mates_t = torch.from_numpy(mates).to(self.dev)
         mate_t = torch.from_numpy(mate_sc).to(self.dev)
         thr_t = torch.from_numpy(thr).to(self.dev)
         n_thr = len(thr)
-        for t0, t1, a, b in _tiles(gallery.starts, s0, s1, width):
+        for t0, t1, a, b, local in _tile_runs(gallery, s0, s1, width):
             sims = (p_dev @ g_dev[t0:t1].T).float()
-            local = gallery.starts[a : b + 1] - t0
             widths = np.diff(local)
             if np.all(widths == 1):
                 sub, arg = sims, None
@@ -725,10 +662,9 @@ def score_block(
         The subject range (shard) to score; default all.
     backend : from :func:`kernel_backend` (default numpy)
     tile_bytes : int, optional
-        Memory of one similarity tile (float32), bytes (default :data:`DEFAULT_TILE_BYTES`).
+        Memory of one similarity tile (float32), bytes (default :data:`DEFAULT_TILE_BYTES`
+        for numpy, :data:`TORCH_TILE_BYTES` for torch).
     """
-    if tile_bytes is None:
-        tile_bytes = DEFAULT_TILE_BYTES
     if k < 1:
         raise ValueError(f"k must be at least 1; got {k}")
     probes = np.ascontiguousarray(probes, dtype=np.float32)

@@ -1,0 +1,151 @@
+"""The numpy backend's compiled (numba) reduction of one similarity tile.
+
+Imported on first use by :mod:`lfr_eval.search._kernel` (numba compiles it once and caches the
+machine code on disk). One call reduces a (probe rows × tile templates) float32 block that the
+calling thread has just filled with one BLAS product, while that block is still in the core's
+cache: each subject's best template, the top-k, the subjects above the mate and the per-group
+threshold histogram, in passes that LLVM vectorises where the work allows (comparisons, the
+arithmetic bin index) and one scalar pass for what cannot be vectorised (histogram increments).
+
+Threshold bins are exact: a score ``x`` goes to bin ``b = #{t : thr32[t] <= x}`` (``thr32`` is
+the grid rounded up to float32, so the comparison is the float64 one). On a uniform grid the
+bin comes from ``int(x / step + 1 - thr32[0] / step)`` and is trusted only when that position
+lies more than ``delta`` (the grid's deviation from uniform plus the float32 rounding bound) from an integer;
+otherwise, and on any other grid, the bin comes from a look-up table and a forward step over
+the sorted thresholds.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _exact_bin(x, thr, lut, lut_lo, lut_inv_h):  # type: ignore[no-untyped-def]
+    """Number of thresholds at or below ``x`` (``thr`` ends with a +inf sentinel)."""
+    y = (x - lut_lo) * lut_inv_h
+    y = min(max(y, np.float32(0.0)), np.float32(lut.shape[0] - 2))
+    b = lut[np.int32(y)]
+    while thr[b] <= x:
+        b += 1
+    return b
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
+def reduce_rows(  # noqa: C901 - one pass over the tile, kept together
+    sims,  # (n, w) float32: probes × the tile's templates
+    single,  # bool: one template per subject (local_starts is then 0..n_sub)
+    local_starts,  # (n_sub + 1,) int64: subject runs within the tile
+    subject_offset,  # int: code of the tile's first subject
+    row_offset,  # int: gallery row of the tile's first template
+    gbase,  # (n_sub,) int32: offset of each subject's group in a histogram row
+    mates,  # (n,) int64: mate code of each probe (-1: none)
+    mate_sc,  # (n,) float32: mate score of each probe (-inf: none)
+    thr,  # (T + 1,) float32 ascending with a +inf sentinel; T == 0: no counts
+    lut,  # (cells + 1,) int32: thresholds at or below each cell's start
+    lut_lo,  # float32: score at the table's first cell
+    lut_inv_h,  # float32: cells per unit of score
+    uniform,  # bool: thr is a uniform grid (arithmetic bins)
+    u_shift,  # float32: 1 - thr[0] / step (uniform grids)
+    u_inv_step,  # float32: 1 / grid step (uniform grids)
+    u_delta,  # float32: distance from an integer position below which a bin is recomputed
+    top_s,  # (n, k) float32, in/out, descending
+    top_j,  # (n, k) int64, in/out
+    top_r,  # (n, k) int64, in/out
+    higher,  # (n,) int64, in/out
+    hist,  # (n, H) int32, in/out: per group (gbase) T + 1 bins
+    best_buf,  # (>= n_sub,) float32 scratch
+    arg_buf,  # (>= n_sub,) int64 scratch
+    code_buf,  # (>= n_sub,) int32 scratch
+):
+    n = sims.shape[0]
+    n_sub = local_starts.shape[0] - 1
+    k = top_s.shape[1]
+    n_thr = thr.shape[0] - 1
+    lo_pos = np.float32(0.5)
+    hi_pos = np.float32(n_thr) + np.float32(0.5)
+    half = np.float32(0.5) - u_delta
+    for i in range(n):
+        # 1. each subject's best template
+        if single:
+            best = sims[i, :n_sub]
+        else:
+            best = best_buf[:n_sub]
+            for s in range(n_sub):
+                a = local_starts[s]
+                v_best = sims[i, a]
+                a_best = a
+                for t in range(a + 1, local_starts[s + 1]):
+                    v = sims[i, t]
+                    if v > v_best:
+                        v_best = v
+                        a_best = t
+                best[s] = v_best
+                arg_buf[s] = a_best
+        mate = mates[i] - subject_offset  # local index of the mate (may be outside)
+        ms = mate_sc[i]
+        kth = top_s[i, k - 1]
+        # 2. one vectorised pass: subjects above the mate, subjects above the k-th best so
+        #    far (usually none once a few tiles are done) and, on a uniform grid, each
+        #    subject's histogram slot (-1 where the arithmetic bin is too close to a
+        #    threshold to be trusted)
+        above = 0
+        over = 0
+        arith = n_thr > 0 and uniform
+        code = code_buf[:n_sub]
+        if arith:
+            for s in range(n_sub):
+                v = best[s]
+                above += v > ms
+                over += v > kth
+                y = min(max(v * u_inv_step + u_shift, lo_pos), hi_pos)
+                b = np.int32(y)
+                far = abs(y - np.float32(b) - np.float32(0.5)) < half
+                code[s] = gbase[s] + b if far else np.int32(-1)
+        else:
+            for s in range(n_sub):
+                v = best[s]
+                above += v > ms
+                over += v > kth
+        # 3. top-k (strict > keeps the lower subject first among equal scores): only blocks
+        #    of 64 that hold a candidate are scanned
+        if over:
+            for s0 in range(0, n_sub, 64):
+                s1 = min(s0 + 64, n_sub)
+                hit = 0
+                for s in range(s0, s1):
+                    hit += best[s] > kth
+                if hit == 0:
+                    continue
+                for s in range(s0, s1):
+                    v = best[s]
+                    if v > kth:
+                        pos = k - 1
+                        while pos > 0 and top_s[i, pos - 1] < v:
+                            top_s[i, pos] = top_s[i, pos - 1]
+                            top_j[i, pos] = top_j[i, pos - 1]
+                            top_r[i, pos] = top_r[i, pos - 1]
+                            pos -= 1
+                        top_s[i, pos] = v
+                        top_j[i, pos] = subject_offset + s
+                        top_r[i, pos] = row_offset + (s if single else arg_buf[s])
+                        kth = top_s[i, k - 1]
+        if 0 <= mate < n_sub and best[mate] > ms:
+            above -= 1  # the mate is not above itself (its score may round differently)
+        higher[i] += above
+        if n_thr <= 0:
+            continue
+        # 4. the histogram (scalar: increments cannot be vectorised)
+        h = hist[i]
+        if arith:
+            for s in range(n_sub):
+                c = code[s]
+                if c < 0:
+                    c = gbase[s] + _exact_bin(best[s], thr, lut, lut_lo, lut_inv_h)
+                h[np.uint32(c)] += 1
+        else:
+            for s in range(n_sub):
+                h[np.uint32(gbase[s] + _exact_bin(best[s], thr, lut, lut_lo, lut_inv_h))] += 1
+        if 0 <= mate < n_sub:
+            h[gbase[mate] + _exact_bin(best[mate], thr, lut, lut_lo, lut_inv_h)] -= 1
