@@ -29,6 +29,7 @@ def test_lfw_sized_report_reads_and_prints(tmp_path: Path, artifacts_dir: Path) 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1200, "height": 1600})
+        page.set_default_timeout(180_000)  # a loaded 2-core CI box takes its time
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(page_path.as_uri())
         page.wait_for_selector(".plotly-graph-div .main-svg")

@@ -538,7 +538,7 @@ def group_ratio_figure(
         method = (
             f"{confidence:.0%} simultaneous, clustered by person"
             if has_intervals
-            else "none (no clustered statistics in this aggregate)"
+            else "none (these rates carry no clustered statistics)"
         )
         table = clustered
     table = table[np.isfinite(table["ratio"].astype(float))]
