@@ -86,3 +86,33 @@ def private_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     for name in ("LFR_KEYS_DIR", "LFR_USERS_FILE", "LFR_ALLOWED_ROOTS"):
         monkeypatch.delenv(name, raising=False)
     return folder
+
+
+# ---------------------------------------------------------------------- live tests' people
+# Shared by test_live_pipeline, test_alert_writer and test_live_page: one listed person and
+# strangers (real photos, tests/live_support.py), the threshold that separates them with dlib,
+# and a watchlist holding the listed person.
+@pytest.fixture(scope="session")
+def people(dlib_engine, insightface_images: Path):
+    from live_support import live_people
+
+    return live_people(lfw_root(), insightface_images, dlib_engine)
+
+
+@pytest.fixture(scope="session")
+def threshold(dlib_engine, people) -> float:
+    from live_support import separating_threshold
+
+    return separating_threshold(dlib_engine, people)[2]
+
+
+@pytest.fixture()
+def watchlist(dlib_engine, people, workspace: Path):
+    """The live tests' watchlist: the listed person as ``listed-1`` (a LiveWatchlist)."""
+    from lfr_eval.live import LiveWatchlist
+    from lfr_eval.watchlist import SubjectInfo, Watchlist
+
+    store = Watchlist.open(workspace=workspace)
+    face = max(dlib_engine.analyze(people.enrol_photo), key=lambda f: f.area)
+    store.enrol_faces(SubjectInfo("listed-1", people.listed_name), [face], dlib_engine.engine_id)
+    return LiveWatchlist.from_watchlist(store, dlib_engine)

@@ -170,3 +170,17 @@ def marked_people(people: LivePeople, tmp: Path) -> LivePeople:
         source=f"{people.source}+synthetic-mark",
         listed_name=people.listed_name,
     )
+
+
+def inline_pipeline(engine, watchlist, threshold: float, session=None, **settings):
+    """A live pipeline that recognises on every :meth:`process` call (no worker thread), over
+    ``watchlist`` at ``threshold``; ``settings`` are further :class:`LiveConfig` fields."""
+    from lfr_eval.live import LivePipeline, LiveSettings, WatchlistHolder
+
+    return LivePipeline(
+        engine,
+        WatchlistHolder(watchlist),
+        LiveSettings(threshold=threshold, **settings),
+        session=session,
+        background=False,
+    )

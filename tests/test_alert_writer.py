@@ -9,24 +9,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import lfw_root
-from live_support import LivePeople, live_people, separating_threshold
+from live_support import LivePeople, inline_pipeline
 
 from lfr_eval.live import (
     AlertStore,
     FaceAppearance,
     LiveAlert,
-    LivePipeline,
     LiveSession,
-    LiveSettings,
-    LiveWatchlist,
     SceneScript,
-    WatchlistHolder,
 )
 from lfr_eval.live._writer import AlertWriter
-from lfr_eval.watchlist._store import Watchlist
-from lfr_eval.watchlist._types import SubjectInfo
 
 
 class FlakyStore:
@@ -46,24 +38,6 @@ class FlakyStore:
 
     def __getattr__(self, name: str):
         return getattr(self._store, name)
-
-
-@pytest.fixture(scope="module")
-def people(dlib_engine, insightface_images: Path) -> LivePeople:
-    return live_people(lfw_root(), insightface_images, dlib_engine)
-
-
-@pytest.fixture(scope="module")
-def threshold(dlib_engine, people: LivePeople) -> float:
-    return separating_threshold(dlib_engine, people)[2]
-
-
-@pytest.fixture()
-def watchlist(dlib_engine, people: LivePeople, workspace: Path) -> LiveWatchlist:
-    store = Watchlist.open(workspace=workspace)
-    face = max(dlib_engine.analyze(people.enrol_photo), key=lambda f: f.area)
-    store.enrol_faces(SubjectInfo("listed-1", people.listed_name), [face], dlib_engine.engine_id)
-    return LiveWatchlist.from_watchlist(store, dlib_engine)
 
 
 def _scene(people: LivePeople) -> SceneScript:
@@ -86,13 +60,7 @@ def test_failing_alert_write_does_not_stop_recognition_and_is_stored_on_retry(
     flaky = FlakyStore(store, failures=1)
     session = LiveSession(flaky)  # type: ignore[arg-type]
     session.writer.retry_initial_s = 0.05  # type: ignore[union-attr]
-    pipeline = LivePipeline(
-        dlib_engine,
-        WatchlistHolder(watchlist),
-        LiveSettings(threshold=threshold),
-        session=session,
-        background=False,
-    )
+    pipeline = inline_pipeline(dlib_engine, watchlist, threshold, session)
     scene = _scene(people)
     results = [pipeline.process(f, scene.frame_time(i)) for i, f in enumerate(scene.frames())]
     # recognition went on after the failed write: the stranger who came later was found
@@ -116,13 +84,7 @@ def test_locked_database_does_not_stall_recognition(
     """Another process holds the alert database's write lock while the alert is raised."""
     store = AlertStore.open(workspace)
     session = LiveSession(store)
-    pipeline = LivePipeline(
-        dlib_engine,
-        WatchlistHolder(watchlist),
-        LiveSettings(threshold=threshold),
-        session=session,
-        background=False,
-    )
+    pipeline = inline_pipeline(dlib_engine, watchlist, threshold, session)
     blocker = sqlite3.connect(store.path, timeout=1, check_same_thread=False)
     blocker.execute("BEGIN EXCLUSIVE")
     try:

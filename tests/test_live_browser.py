@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -42,6 +43,12 @@ from live_support import (
 
 from lfr_eval.faces import load_engine
 from lfr_eval.live import ALERTS_DB, AlertStore, FaceAppearance, SceneScript, write_y4m
+from lfr_eval.live._framelog import (
+    ENV_FRAME_LOG,
+    browser_figures,
+    read_frame_log,
+    stamp_frame_index,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -49,10 +56,21 @@ CHROMIUM = Path("/usr/bin/chromium")
 ENV_INNER = "LFR_LIVE_E2E_DIR"
 #: One loop of the fake camera, seconds: listed person, pause, two strangers, pause.
 LOOP_S = 8.0
-#: Camera frame rate: 10 fps for the test; ``LFR_LIVE_BENCH=1`` (benchmark mode) plays the same
-#: scene at 30 fps and records what the page displays (see :func:`_measure_display`).
+#: Camera frame rate: 10 fps for the test; ``LFR_LIVE_BENCH=1`` (benchmark mode) plays the scene
+#: at 30 fps with each frame's index stamped on it, records what the page displays (see
+#: :func:`_measure_display`) and, from the server's frame log, box coverage, time to alert and
+#: alerts per passage (:func:`lfr_eval.live._framelog.browser_figures`). Run by
+#: ``benchmarks/bench_live_browser.py``.
 ENV_BENCH = "LFR_LIVE_BENCH"
-FPS = 30.0 if os.environ.get(ENV_BENCH) == "1" else 10.0
+BENCH = os.environ.get(ENV_BENCH) == "1"
+#: Benchmark mode: faces on screen together (1 or 3; 0 = the test's own scene of 1 then 2).
+ENV_BENCH_FACES = "LFR_LIVE_BENCH_FACES"
+#: Benchmark mode: CPU-bound processes kept running beside the app ("another process keeps one
+#: core busy").
+ENV_BENCH_BUSY = "LFR_LIVE_BENCH_BUSY"
+#: Benchmark mode: ``gil`` or ``cpu`` records a py-spy profile of the server during the window.
+ENV_BENCH_PROFILE = "LFR_LIVE_BENCH_PROFILE"
+FPS = 30.0 if BENCH else 10.0
 #: Seconds over which the displayed frame rate is measured in benchmark mode.
 BENCH_WINDOW_S = 10.0
 LISTED_ID = "listed-1"
@@ -97,12 +115,36 @@ def _missing_prerequisite() -> str | None:
     return None
 
 
-def build_scene(people, engine_name: str = "dlib") -> SceneScript:
+def build_scene(people, engine_name: str = "dlib", faces: int = 0) -> SceneScript:
     """One camera loop: the listed person walks in, leaves; two strangers stand side by side.
 
     With the synthetic InsightFace pack the faces stand still at positions on its detector's
-    grid (it only fires there); the timing is the same.
+    grid (it only fires there); the timing is the same. ``faces`` (dlib, benchmark mode): the
+    listed person with ``faces - 1`` strangers beside them, then ``faces`` strangers.
     """
+    if faces and engine_name != "insightface":
+        xs = [10, 220, 430][:faces]
+        listed = [
+            FaceAppearance(
+                people.camera_photo,
+                0.8,
+                3.3,
+                xs[0],
+                120,
+                width=200,
+                velocity=(20, 0) if faces == 1 else (0, 0),
+                label="listed",
+            )
+        ]
+        listed += [
+            FaceAppearance(people.strangers[k], 0.8, 3.3, x, 120, width=200, label="stranger")
+            for k, x in enumerate(xs[1:])
+        ]
+        later = [
+            FaceAppearance(people.strangers[-1 - k], 4.3, 7.3, x, 120, width=200, label="stranger")
+            for k, x in enumerate(xs)
+        ]
+        return SceneScript((*listed, *later), duration_s=LOOP_S, fps=FPS)
     if engine_name == "insightface":
         return SceneScript(
             (
@@ -145,8 +187,12 @@ def test_live_page_in_a_real_browser(
         people = marked_people(people, tmp_path)
         server_env = {"LFR_ENGINE": "insightface", "LFR_MODEL_PACK": str(pack)}
     mate, best_stranger, threshold = separating_threshold(engine, people)
-    scene = build_scene(people, engine_name)
-    write_y4m(tmp_path / "camera.y4m", scene.frames(), scene.fps)
+    scene = build_scene(people, engine_name, int(os.environ.get(ENV_BENCH_FACES, "0")))
+    frames = scene.frames()
+    if BENCH:
+        frames = (stamp_frame_index(f, i) for i, f in enumerate(frames))
+        server_env[ENV_FRAME_LOG] = str(tmp_path / "frames.jsonl")
+    write_y4m(tmp_path / "camera.y4m", frames, scene.fps)
     photo = tmp_path / ("enrol.png" if engine_name == "insightface" else "enrol.jpg")
     cv2.imwrite(str(photo), cv2.cvtColor(people.enrol_photo, cv2.COLOR_RGB2BGR))
     np.save(tmp_path / "listed.npy", best_face_embedding(engine, people.enrol_photo))
@@ -175,6 +221,10 @@ def test_live_page_in_a_real_browser(
         "-k test_inner -q -p no:cacheprovider -rA"
     )
     env = {**os.environ, ENV_INNER: str(tmp_path)}
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(int(os.environ.get(ENV_BENCH_BUSY, "0")) if BENCH else 0)
+    ]
     try:
         proc = subprocess.run(
             ["unshare", "-n", "bash", "-c", script, sys.executable, str(Path(__file__))],
@@ -187,9 +237,44 @@ def test_live_page_in_a_real_browser(
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the browser test did not finish in 420 s:\n{(exc.stdout or '')[-4000:]}")
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
     report = proc.stdout[-8000:] + proc.stderr[-3000:]
     assert proc.returncode == 0, report
     assert "1 passed" in proc.stdout, report
+    if BENCH:
+        _write_bench(tmp_path, scene, engine_name, len(busy))
+
+
+def _write_bench(root: Path, scene: SceneScript, engine_name: str, busy: int) -> None:
+    """Add the frame log's figures to the inner run's measurements; write them as the result."""
+    bench = json.loads((root / "bench.json").read_text())
+    figures = browser_figures(
+        read_frame_log(root / "frames.jsonl"),
+        scene,
+        bench.pop("alert_times"),
+        until=bench.pop("until"),
+    )
+    faces = int(os.environ.get(ENV_BENCH_FACES, "0"))
+    bench.update(
+        faces=faces or "1 then 2",
+        busy_processes=busy,
+        server_side={
+            **asdict(figures),
+            "time_to_alert_s_median": float(np.median(figures.time_to_alert_s))
+            if figures.time_to_alert_s
+            else None,
+        },
+    )
+    name = f"live_bench_{engine_name}_{faces or 'test'}face{'s' if faces != 1 else ''}"
+    out = REPO_ROOT / "test-artifacts" / f"{name}{'_busy' if busy else ''}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(bench, indent=2))
+    for profile in root.glob("profile_*.txt"):
+        shutil.copy(profile, out.with_name(f"{out.stem}_{profile.name}"))
+    print("benchmark:", out, json.dumps(bench))
 
 
 # ---------------------------------------------------------------------- inside the namespace
@@ -330,6 +415,53 @@ def _measure_display(page, video, seconds: float) -> dict:
     }
 
 
+def _cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far: per thread group of the server (thread names without their
+    numbers), by Chromium's processes together, and by the whole machine (``/proc/stat``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+
+    def stat_seconds(path: Path) -> tuple[str, float]:
+        text = path.read_text()
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        return name, (int(fields[11]) + int(fields[12])) / tick
+
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        try:
+            name, seconds = stat_seconds(task / "stat")
+        except (OSError, ValueError):
+            continue
+        group = "server: " + name.rstrip("0123456789_-").strip() or name
+        used[group] = used.get(group, 0.0) + seconds
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            name, seconds = stat_seconds(proc / "stat")
+        except (OSError, ValueError):
+            continue
+        if name.startswith("chrom"):
+            used["chromium (all processes)"] = used.get("chromium (all processes)", 0.0) + seconds
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    used["machine (all CPUs, busy)"] = (sum(map(int, cpu)) - int(cpu[3]) - int(cpu[4])) / tick
+    return used
+
+
+def _start_profiler(root: Path, pid: int) -> subprocess.Popen | None:
+    """py-spy on the server for the measuring window (``LFR_LIVE_BENCH_PROFILE=gil|cpu``):
+    collapsed stacks of every thread, or of the thread holding the GIL, in ``root``."""
+    mode = os.environ.get(ENV_BENCH_PROFILE)
+    if not mode or shutil.which("py-spy") is None:
+        return None
+    out = root / f"profile_{mode}.txt"
+    command = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(BENCH_WINDOW_S))]
+    command += ["--rate", "50", "--format", "raw", "--threads", "--nonblocking", "-o", str(out)]
+    if mode == "gil":
+        command.append("--gil")
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
 def _check_synthetic_captures(captures: list[np.ndarray], photos: np.ndarray) -> None:
     """With the synthetic pack (random recognizer weights) faces are told apart by pixels: every
     stored capture must show the listed person's photo (``photos[0]``), never a stranger's,
@@ -439,17 +571,30 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 _wait_for(page, lambda: len(store.alerts()) >= 1, 45, "the first alert")
                 page.get_by_text("Alert #1").wait_for()
                 page.screenshot(path=str(shots / "live_2_alert.png"), full_page=True)
-                if os.environ.get(ENV_BENCH) == "1":
+                bench: dict = {}
+                if BENCH:
+                    load_before = os.getloadavg()
+                    cpu_before = _cpu_seconds(server.pid)
+                    profiler = _start_profiler(root, server.pid)
                     bench = _measure_display(page, video, BENCH_WINDOW_S)
+                    cpu_after = _cpu_seconds(server.pid)
+                    if profiler is not None:
+                        profiler.wait(timeout=60)
+                    # share of one core each used during the window (2.0 = two cores)
+                    bench["cpu_cores_used"] = {
+                        name: round(
+                            (cpu_after[name] - cpu_before.get(name, 0.0)) / bench["window_s"], 3
+                        )
+                        for name in sorted(cpu_after)
+                        if cpu_after[name] - cpu_before.get(name, 0.0) > 0.05
+                    }
                     bench.update(
                         engine=params["engine"],
                         camera_fps=FPS,
-                        alerts=len(store.alerts()),
-                        machine=f"{os.cpu_count()} CPUs visible, load {os.getloadavg()}",
+                        machine=f"{os.cpu_count()} CPUs visible; load average (1, 5, 15 min) "
+                        f"before the window {load_before}, after {os.getloadavg()}",
+                        profiled=os.environ.get(ENV_BENCH_PROFILE) or None,
                     )
-                    out = shots / f"live_bench_{params['engine']}.json"
-                    out.write_text(json.dumps(bench, indent=2))
-                    print("benchmark:", json.dumps(bench))
                 # a second loop of the camera: the listed person comes back, strangers pass again
                 _wait_for(page, lambda: len(store.alerts()) >= 2, 3 * LOOP_S, "the second alert")
                 page.wait_for_timeout(600)  # the annotated frame reaches the browser a bit later
@@ -459,6 +604,13 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 stats = page.locator('[data-testid="stMetric"]').all_inner_texts()
 
                 # --- raise the threshold above any score: the alerts stop
+                if BENCH:
+                    bench.update(
+                        until=time.time(),
+                        alert_times=[a.raised_at.timestamp() for a in store.alerts()],
+                        alerts=len(store.alerts()),
+                    )
+                    (root / "bench.json").write_text(json.dumps(bench, indent=2))
                 _set_slider(page, 1.0)
                 page.get_by_text("threshold in force: 1.00").wait_for()
                 page.wait_for_timeout(1500)  # let a step in flight finish

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pytest
 import streamlit_webrtc
-from conftest import REPO_ROOT, lfw_root
-from live_support import LivePeople, live_people, separating_threshold
+from conftest import REPO_ROOT
+from live_support import LivePeople, build_synthetic_pack
 from streamlit.testing.v1 import AppTest
 
 from lfr_eval.live import AlertStore, FaceAppearance, LiveAlert, SceneScript
@@ -74,16 +74,6 @@ def page(workspace: Path, webrtc: WebRtcRecorder, monkeypatch: pytest.MonkeyPatc
     if pipeline is not None:
         pipeline.close()
     sys.modules.pop("_shared", None)
-
-
-@pytest.fixture(scope="module")
-def people(dlib_engine, insightface_images: Path) -> LivePeople:
-    return live_people(lfw_root(), insightface_images, dlib_engine)
-
-
-@pytest.fixture(scope="module")
-def threshold(dlib_engine, people: LivePeople) -> float:
-    return separating_threshold(dlib_engine, people)[2]
 
 
 def jpeg(rgb: np.ndarray) -> bytes:
@@ -446,17 +436,26 @@ def test_alert_cards_show_their_own_capture_after_many_rapid_alerts(
 
 
 @pytest.mark.parametrize(
-    ("backend", "runtime"), [("dlib-torch", "torch"), ("dlib-torch", "onnxruntime"), ("dlib", "")]
+    ("backend", "runtime"),
+    [
+        ("dlib-torch", "torch"),
+        ("dlib-torch", "onnxruntime"),
+        ("dlib", ""),
+        ("insightface", "torch"),
+    ],
 )
 def test_gpu_asked_for_and_absent_is_refused_not_run_on_the_cpu(
-    page: AppTest, webrtc, monkeypatch, backend: str, runtime: str
+    page: AppTest, webrtc, monkeypatch, tmp_path: Path, backend: str, runtime: str
 ) -> None:
     """``--device cuda`` on a machine without a usable GPU: the page says why and starts no
-    stream (no silent CPU fallback). On a GPU machine this test does not apply."""
+    stream (no silent CPU fallback). On a GPU machine this test does not apply. InsightFace
+    runs through the PyTorch runtime here (the synthetic pack stands in for buffalo_l)."""
     import torch
 
     if torch.cuda.is_available() and backend != "dlib":
         pytest.skip("a GPU is available here: the refusal cannot be shown")
+    if backend == "insightface":
+        monkeypatch.setenv("LFR_MODEL_PACK", str(build_synthetic_pack(tmp_path / "pack")))
     monkeypatch.setenv("LFR_ENGINE", backend)
     monkeypatch.setenv("LFR_DEVICE", "cuda")
     if runtime:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import lfw_root
-from live_support import LivePeople, best_face_embedding, live_people, separating_threshold
+from live_support import LivePeople, best_face_embedding, inline_pipeline
 
 from lfr_eval.errors import WatchlistError
 from lfr_eval.live import (
@@ -26,7 +25,6 @@ from lfr_eval.live import (
     LivePipeline,
     LiveSession,
     LiveSettings,
-    LiveWatchlist,
     SceneScript,
     TrackView,
     WatchlistHolder,
@@ -35,8 +33,6 @@ from lfr_eval.live import (
     write_y4m,
 )
 from lfr_eval.search import SearchIndex
-from lfr_eval.watchlist._store import Watchlist
-from lfr_eval.watchlist._types import SubjectInfo
 
 
 # ---------------------------------------------------------------------- settings
@@ -126,24 +122,6 @@ def test_one_slow_missed_step_does_not_end_a_track() -> None:
 
 
 # ---------------------------------------------------------------------- real faces
-@pytest.fixture(scope="module")
-def people(dlib_engine, insightface_images: Path) -> LivePeople:
-    return live_people(lfw_root(), insightface_images, dlib_engine)
-
-
-@pytest.fixture(scope="module")
-def threshold(dlib_engine, people: LivePeople) -> float:
-    return separating_threshold(dlib_engine, people)[2]
-
-
-@pytest.fixture()
-def watchlist(dlib_engine, people: LivePeople, workspace: Path) -> LiveWatchlist:
-    store = Watchlist.open(workspace=workspace)
-    face = max(dlib_engine.analyze(people.enrol_photo), key=lambda f: f.area)
-    store.enrol_faces(SubjectInfo("listed-1", people.listed_name), [face], dlib_engine.engine_id)
-    return LiveWatchlist.from_watchlist(store, dlib_engine)
-
-
 def scene_of(
     people: LivePeople, *, listed: bool = True, strangers: int = 2, duration: float = 4.0
 ) -> SceneScript:
@@ -204,13 +182,7 @@ def test_listed_person_alerts_once_strangers_never(
     engine = CountingEngine(dlib_engine)
     store = AlertStore.open(workspace)
     session = LiveSession(store)
-    pipeline = LivePipeline(
-        engine,
-        WatchlistHolder(watchlist),
-        LiveSettings(threshold=threshold),
-        session=session,
-        background=False,
-    )
+    pipeline = inline_pipeline(engine, watchlist, threshold, session)
     scene = scene_of(people)
     results = run_scene(pipeline, scene)
 
@@ -566,13 +538,7 @@ def test_one_alert_per_passage_even_when_the_track_breaks(
         fps=5,
     )
     session = LiveSession()
-    pipeline = LivePipeline(
-        dlib_engine,
-        WatchlistHolder(watchlist),
-        LiveSettings(threshold=threshold, alert_cooldown_s=4.0),
-        session=session,
-        background=False,
-    )
+    pipeline = inline_pipeline(dlib_engine, watchlist, threshold, session, alert_cooldown_s=4.0)
     alerts_at = []
     for i, frame in enumerate(scene.frames()):
         before = session.stats().alerts

@@ -36,6 +36,7 @@ from lfr_eval.live import (
     encode_capture,
     live_detector_from_env,
 )
+from lfr_eval.live._framelog import FrameLog
 from lfr_eval.live._video_file import VideoFilePlayer
 from lfr_eval.watchlist import SubjectInfo
 
@@ -225,7 +226,8 @@ if purged:
 _detection = state.get("live_detector_choice") or choose_live_detector(engine, "engine")
 st.caption(
     f"Watchlist: **{holder().size if holder() else 0}** searchable subject(s) · engine "
-    f"`{engine.engine_id.key}` · detection: {_detection.description} · retention"
+    f"`{engine.engine_id.key}` on {engine.runtime.describe()} · detection: "
+    f"{_detection.description} · retention"
     f"{' (from the verified deployment config)' if config is not None else ''}: "
     f"alert data kept **{retention_hours} h**, "
     f"non-matching captures never stored · purged automatically this session: "
@@ -233,6 +235,18 @@ st.caption(
 )
 if _detection.note:
     st.caption(f"Detection: {_detection.note}.")
+detector_on = getattr(engine, "detector_providers", ())
+if (
+    _detection.detector is None  # the engine's own detector does the live detection
+    and engine.runtime.gpu_requested
+    and detector_on
+    and detector_on[0] == "CPUExecutionProvider"
+):
+    # said, not hidden: the recognizer is on the GPU, but every frame's detection is not
+    st.warning(
+        "The face detector runs on the CPU (this onnxruntime has no CUDA provider; install "
+        "onnxruntime-gpu to detect on the GPU); the recognizer runs on the GPU."
+    )
 if holder() is not None and holder().size == 0:
     st.info(
         "The watchlist is empty: enrol a face below (from the stream or a photo) or on the "
@@ -241,10 +255,16 @@ if holder() is not None and holder().size == 0:
 
 
 # ---------------------------------------------------------------------- the stream
+#: benchmark mode only (LFR_LIVE_FRAME_LOG): frame stamps and drawn boxes, no face data
+frame_log = FrameLog.from_env()
+
+
 def _video_callback(frame: av.VideoFrame) -> av.VideoFrame:
     # Runs on streamlit-webrtc's thread: no Streamlit calls here, only the pipeline.
     image = frame.to_ndarray(format="rgb24")
-    annotated, _ = pipeline.render(image)
+    annotated, result = pipeline.render(image)
+    if frame_log is not None:
+        frame_log.record(image, [track.box for track in result.tracks])
     out = av.VideoFrame.from_ndarray(annotated, format="rgb24")
     out.pts, out.time_base = frame.pts, frame.time_base
     return out

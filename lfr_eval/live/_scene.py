@@ -17,6 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+#: Share of a photo's width that must be inside the frame for its face to count as shown.
+SHOWN_FRACTION = 0.75
+
 
 @dataclass(frozen=True)
 class FaceAppearance:
@@ -127,6 +130,29 @@ class SceneScript:
             if rect[2] > rect[0] and rect[3] > rect[1]:
                 out.append((index, rect))
         return out
+
+    def box_coverage(self, t: float, boxes: np.ndarray) -> tuple[int, int]:
+        """Faces shown at scene time ``t`` and how many of them have a box on them.
+
+        A face counts as shown when at least :data:`SHOWN_FRACTION` of its photo's width is in
+        the frame; it has a box when the centre of one of ``boxes`` (``(n, 4)``, scene pixels)
+        lies on its photo. The one definition of box coverage for the benchmarks.
+
+        Returns
+        -------
+        (int, int)
+            ``(shown, covered)``.
+        """
+        boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        shown = covered = 0
+        for index, rect in self.placements(t):
+            if rect[2] - rect[0] < SHOWN_FRACTION * self.appearances[index].width:
+                continue
+            shown += 1
+            on_face = (cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])
+            covered += bool(on_face.any())
+        return shown, covered
 
     def frames(self) -> Iterator[np.ndarray]:
         """Every frame of the scene in order."""

@@ -1,0 +1,45 @@
+"""The live benchmark's GPU mode (``benchmarks/bench_live.py --hd``): its scene, and its refusal
+to run on the CPU when CUDA is asked for and absent."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import bench_live  # noqa: E402
+
+
+def test_hd_scene_holds_ten_whole_faces_apart() -> None:
+    photo = np.full((250, 250, 3), 128, np.uint8)
+    people = bench_live.People({"a": (photo, photo), "b": (photo, photo)}, [photo] * 9, "test")
+    scene, truth = bench_live.build_scene(people, 6.0, 30.0, group_size=10, size=(1920, 1080))
+    assert scene.size == (1920, 1080) and len(truth) == 2  # one listed person per group
+    for t in (0.5, 2.9):  # entering, and about to leave after drifting right
+        rects = [rect for _, rect in scene.placements(t)]
+        assert len(rects) == 10
+        for rect in rects:
+            assert rect[2] - rect[0] == 300 and rect[3] - rect[1] == 300  # whole, in frame
+        for i, a in enumerate(rects):
+            for b in rects[i + 1 :]:
+                assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+        assert scene.box_coverage(t, np.zeros((0, 4))) == (10, 0)
+        assert scene.box_coverage(t, np.stack(rects)) == (10, 10)
+
+
+def test_gpu_mode_without_a_gpu_is_refused_not_run_on_the_cpu(capsys) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is available here: the refusal cannot be shown")
+    for engine in (
+        ["--engine", "dlib-torch", "--detector", "cnn", "--runtime", "torch"],
+        ["--engine", "dlib", "--runtime", "onnxruntime"],
+    ):
+        code = bench_live.main(["--hd", "--quick", "--device", "cuda", *engine])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "RuntimeUnavailableError" in err and "cuda" in err.lower(), err
