@@ -252,10 +252,7 @@ def _write_bench(root: Path, scene: SceneScript, engine_name: str, busy: int) ->
     """Add the frame log's figures to the inner run's measurements; write them as the result."""
     bench = json.loads((root / "bench.json").read_text())
     figures = browser_figures(
-        read_frame_log(root / "frames.jsonl"),
-        scene,
-        bench.pop("alert_times"),
-        until=bench.pop("until"),
+        read_frame_log(root / "frames.jsonl"), scene, bench["alert_times"], until=bench["until"]
     )
     faces = int(os.environ.get(ENV_BENCH_FACES, "0"))
     bench.update(
@@ -272,8 +269,9 @@ def _write_bench(root: Path, scene: SceneScript, engine_name: str, busy: int) ->
     out = REPO_ROOT / "test-artifacts" / f"{name}{'_busy' if busy else ''}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(bench, indent=2))
-    for profile in root.glob("profile_*.txt"):
-        shutil.copy(profile, out.with_name(f"{out.stem}_{profile.name}"))
+    # frame indices and boxes only (no image data): kept to check the figures by hand
+    for extra in [*root.glob("profile_*.txt"), root / "frames.jsonl"]:
+        shutil.copy(extra, out.with_name(f"{out.stem}_{extra.name}"))
     print("benchmark:", out, json.dumps(bench))
 
 
