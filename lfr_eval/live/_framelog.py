@@ -178,6 +178,10 @@ def read_frame_log(path: str | os.PathLike[str]) -> list[LoggedFrame]:
     return frames
 
 
+#: Seconds after a passage's last frame in which an alert still counts for it.
+ALERT_GRACE_S = 3.0
+
+
 @dataclass(frozen=True)
 class BrowserFigures:
     """What the frames logged on the browser's path show against the scene's ground truth.
@@ -198,7 +202,8 @@ class BrowserFigures:
     passages : int
         Complete passages of a listed person in the log.
     alerts_per_passage : float
-        Alerts raised during a passage (to 1 s after it), per passage; 1 is right.
+        Alerts per passage (an alert counts for the latest passage begun before it, up to
+        :data:`ALERT_GRACE_S` after its end); 1 is right.
     missed_passages : int
         Passages without an alert.
     time_to_alert_s : tuple of float
@@ -258,6 +263,7 @@ def browser_figures(
         shown, covered = shown + s, covered + c
     listed = [a for a in scene.appearances if a.label == listed_label]
     passages, per_passage, delays = 0, [], []
+    spans = []  # (first frame's arrival, last frame's arrival) of every passage seen whole
     for n in range(loop + 1):
         in_loop = [f for f, k in zip(stamped, loops, strict=True) if k == n]
         for face in listed:
@@ -268,12 +274,21 @@ def browser_figures(
                 continue
             if scene.frame_time(during[0].index) > face.start_s + 0.25:
                 continue
-            start, end = during[0].t, during[-1].t
-            hits = [t for t in alert_times if start <= t <= end + 1.0]
-            passages += 1
-            per_passage.append(len(hits))
-            if hits:
-                delays.append(round(min(hits) - start, 3))
+            spans.append((during[0].t, during[-1].t))
+    # Each alert belongs to the latest passage that began before it, if raised no later than
+    # ALERT_GRACE_S after that passage's last frame (on a loaded machine recognition can finish
+    # a second or two after the person left the picture).
+    owner = [
+        max((k for k, (start, _) in enumerate(spans) if start <= t), default=None)
+        for t in alert_times
+    ]
+    for k, (start, end) in enumerate(spans):
+        hits = [t for t, o in zip(alert_times, owner, strict=True) if o == k]
+        hits = [t for t in hits if t <= end + ALERT_GRACE_S]
+        passages += 1
+        per_passage.append(len(hits))
+        if hits:
+            delays.append(round(min(hits) - start, 3))
     wall = stamped[-1].t - stamped[0].t if len(stamped) > 1 else 0.0
     return BrowserFigures(
         frames=len(stamped),
