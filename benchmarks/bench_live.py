@@ -267,10 +267,15 @@ class TimedSession(LiveSession):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.raised: list[tuple[float, str]] = []
+        self.steps = 0
 
     def on_alert(self, alert: LiveAlert):
         self.raised.append((time.monotonic(), alert.subject_id))
         return super().on_alert(alert)
+
+    def on_recognition(self, *args, **kwargs):
+        self.steps += 1  # over the whole run (the session's own rate is of the last seconds)
+        return super().on_recognition(*args, **kwargs)
 
 
 class EmbedCounter:
