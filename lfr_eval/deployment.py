@@ -351,6 +351,26 @@ class EvaluationEvidence:
     tpir: RateEvidence
     scaled_fpir: ScaledFpirEvidence | None = None
 
+    def describe(self) -> str:
+        """The evidence in plain language (:mod:`lfr_eval.plain`), as the export page shows it:
+        FPIR as "1 in N" with its interval (an upper bound when no false positive was seen, "not
+        bounded" when the data cannot bound it), TPIR as a percentage, each with its counts."""
+        from lfr_eval.plain import plain_rate
+
+        fpir = plain_rate(
+            self.fpir.value, self.fpir.ci_low, self.fpir.ci_high,
+            errors=self.fpir.count, confidence=self.confidence,
+        )  # fmt: skip
+        tpir = plain_rate(
+            self.tpir.value, self.tpir.ci_low, self.tpir.ci_high,
+            errors=self.tpir.count, confidence=self.confidence, style="percent",
+        )  # fmt: skip
+        return (
+            f"measured with a {self.watchlist_size:,}-person watchlist: FPIR {fpir.text}; "
+            f"{self.fpir.count:,} of {self.fpir.trials:,} non-mated searches; TPIR {tpir.text}; "
+            f"{self.tpir.count:,} of {self.tpir.trials:,} mated searches ({self.interval_method})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.scaled_fpir is None else {"scaled_fpir": self.scaled_fpir.to_dict()}
         return extra | {

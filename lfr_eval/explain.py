@@ -38,6 +38,13 @@ from lfr_eval.metrics import (
     ratio_to_lowest,
 )
 from lfr_eval.operational import FalseAlertRates, one_in_n, scale_fpir
+from lfr_eval.plain import (
+    PlainFigure,
+    data_needed_for_fpir,
+    format_number,
+    plain_count,
+    plain_rate,
+)
 from lfr_eval.protocols import ProtocolError, ScaledFpir, scaled_fpir
 from lfr_eval.report import ALL, AggregateResult
 
@@ -191,7 +198,6 @@ class ThresholdExplanation:
 
     def sentence(self) -> str:
         """The plain-language summary, e.g. "At 0.60 with a 10,000-person watchlist …"."""
-        pct = f"{self.fpir_measured.confidence:.0%}"
         lead = (
             f"At {_threshold_text(self.threshold)} with a {self.watchlist_size:,}-person watchlist and "
             f"{self.faces_scanned:,} faces per deployment"
@@ -200,23 +206,80 @@ class ThresholdExplanation:
             lead = f"If every face scanned were of {self.label}: at" + lead[2:]
         if self.insufficient_data:
             return f"{lead}, the results hold no searches for {self.label}: no figure is possible."
-        low, high = format_count(self.expected_ci_low), format_count(self.expected_ci_high)
-        text = (
-            f"{lead}, expect {format_count(self.expected_false_alerts)} false alerts "
-            f"({pct} CI {low}–{high})"
-        )
+        alerts = self.false_alerts_figure()
+        if alerts.bounded:
+            text = f"{lead}, expect {alerts.value_text} false alerts ({alerts.interval_text})"
+        else:
+            needs = f": {alerts.needs.describe()}" if alerts.needs else ""
+            text = f"{lead}, the number of false alerts is not bounded by these data{needs}"
         if self.tpir.insufficient_data:
             text += "; the results hold no mated searches, so the share caught is unknown"
         else:
+            caught = self.tpir_figure()
             text += (
-                f" and catch {self.tpir.rate:.0%} of listed people who pass "
-                f"({pct} CI {self.tpir.ci_low:.0%}–{self.tpir.ci_high:.0%})"
+                f" and catch {caught.value_text} of listed people who pass "
+                f"({caught.interval_text})"
             )
         text += "."
         if self.small_group:
             who = "these results" if self.attribute == ALL else "this group"
             text += f" Few searches or people in {who}: treat the figure with caution."
         return text
+
+    def false_alerts_figure(self) -> PlainFigure:
+        """Expected false alerts per deployment in plain language (:func:`plain_count`): not
+        printed as a number when the data cannot bound it, with the searches, people and
+        filler gallery that would."""
+        non_mated = self.faces_scanned - self.listed_passers_by
+        target_count = max(2.0 * self.expected_false_alerts, 10.0)
+        needs = None
+        # the gallery the figure rests on: the fillers behind a filler-gallery figure (N / F
+        # beyond them; at least N within them), else the evaluated watchlist
+        gallery = self.evaluated_watchlist_size
+        if self.scaled_fpir is not None:
+            gallery = (
+                round(self.watchlist_size / self.scaled_fpir.extrapolation)
+                if self.scaled_fpir.extrapolated
+                else self.watchlist_size
+            )
+        if non_mated > 0 and math.isfinite(self.expected_false_alerts):
+            needs = data_needed_for_fpir(
+                min(target_count / non_mated, 0.5),
+                evaluated_watchlist_size=gallery,
+                watchlist_size=self.watchlist_size,
+                target=f"to at most about {format_number(target_count)} false alerts",
+            )
+        return plain_count(
+            self.expected_false_alerts,
+            self.expected_ci_low,
+            self.expected_ci_high,
+            total=non_mated,
+            errors=self.fpir_measured.errors,
+            confidence=self.fpir_measured.confidence,
+            needs=needs,
+        )
+
+    def fpir_figure(self) -> PlainFigure:
+        """FPIR at the deployed watchlist size in plain language ("1 in N", :func:`plain_rate`)."""
+        return plain_rate(
+            self.fpir,
+            self.fpir_ci_low,
+            self.fpir_ci_high,
+            errors=self.fpir_measured.errors,
+            confidence=self.fpir_measured.confidence,
+            needs=self.false_alerts_figure().needs,
+        )
+
+    def tpir_figure(self) -> PlainFigure:
+        """TPIR (share of listed people flagged) in plain language (:func:`plain_rate`)."""
+        return plain_rate(
+            self.tpir.rate,
+            self.tpir.ci_low,
+            self.tpir.ci_high,
+            errors=self.tpir.errors,
+            confidence=self.tpir.confidence,
+            style="percent",
+        )
 
     def to_row(self) -> dict[str, object]:
         """A flat record for tables that fit a page: rates as fractions, each interval in one
@@ -250,10 +313,9 @@ def _threshold_text(threshold: float) -> str:
 
 
 def format_count(value: float) -> str:
-    """Expected counts: one decimal below 100 (so 0.3 is not shown as 0), whole numbers above."""
-    if not math.isfinite(value):
-        return "?"
-    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+    """Expected counts as :func:`lfr_eval.plain.format_number` writes them (a positive count
+    never reads 0; whole numbers from 100 up)."""
+    return format_number(value)
 
 
 def explain_threshold(

@@ -27,6 +27,7 @@ from scipy import stats
 
 from lfr_eval.metrics._intervals import RateEstimate, clopper_pearson, estimate_rate
 from lfr_eval.metrics._validation import MetricInputError, check_confidence, check_rate
+from lfr_eval.plain import PlainFigure, data_needed_for_fpir, format_number, plain_count
 
 MSG_NEED = "converting to {target} needs {what}"
 
@@ -219,7 +220,8 @@ def one_in_n(rate: float, sig_figs: int = 2) -> str:
     """Format a rate as "1 in N", N rounded to ``sig_figs`` significant figures.
 
     Rates above one half read as "K in 100" instead, since "1 in 1" would hide whether
-    99 % or 60 % of alerts are false.
+    99 % or 60 % of alerts are false; a rate that rounds to 100 but is below 1 reads "more
+    than 99 in 100" (never "100 in 100", which would claim every one), and 1 reads "every one".
 
     Examples
     --------
@@ -231,6 +233,8 @@ def one_in_n(rate: float, sig_figs: int = 2) -> str:
     '0 (none)'
     >>> one_in_n(0.993)
     '99 in 100'
+    >>> one_in_n(0.998), one_in_n(1.0)
+    ('more than 99 in 100', 'every one')
     """
     if rate is None or not np.isfinite(rate):
         return "n/a"
@@ -238,8 +242,11 @@ def one_in_n(rate: float, sig_figs: int = 2) -> str:
         raise MetricInputError(f"a rate must be in [0, 1] to format as '1 in N', got {rate}")
     if rate == 0:
         return "0 (none)"
+    if rate == 1:
+        return "every one"
     if rate > 0.5:
-        return f"{round(rate * 100)} in 100"
+        per_hundred = round(rate * 100)
+        return "more than 99 in 100" if per_hundred >= 100 else f"{per_hundred} in 100"
     n = 1.0 / rate
     digits = sig_figs - 1 - int(np.floor(np.log10(n)))
     rounded = round(n, digits)
@@ -356,9 +363,30 @@ class DeploymentExpectation:
     threshold: float | None
     confidence: float
 
+    def false_alerts_figure(self) -> PlainFigure:
+        """The expected false alerts in plain language (:func:`lfr_eval.plain.plain_count`)."""
+        target = max(2.0 * self.expected_false_alerts, 10.0)
+        needs = None
+        if self.non_mated_faces > 0:
+            n = self.watchlist_size or 1
+            needs = data_needed_for_fpir(
+                min(target / self.non_mated_faces, 0.5),
+                evaluated_watchlist_size=n,
+                watchlist_size=n,
+                target=f"to at most about {format_number(target)} false alerts",
+            )
+        return plain_count(
+            self.expected_false_alerts,
+            self.expected_ci_low,
+            self.expected_ci_high,
+            total=self.non_mated_faces,
+            errors=self.fpir.errors,
+            confidence=self.confidence,
+            needs=needs,
+        )
+
     def summary(self) -> str:
         """Plain-language sentence for policy staff."""
-        pct = round(self.confidence * 100)
         parts = []
         if self.threshold is not None:
             parts.append(f"at threshold {self.threshold:g}")
@@ -366,11 +394,16 @@ class DeploymentExpectation:
             parts.append(f"with a {self.watchlist_size:,}-person watchlist")
         parts.append(f"and {self.faces_scanned:,} faces scanned")
         lead = " ".join(parts)
-        text = (
-            f"{lead[0].upper() + lead[1:]}, expect {self.expected_false_alerts:.1f} false "
-            f"alerts ({pct}% CI {self.expected_ci_low:.1f}-{self.expected_ci_high:.1f}; "
-            f"one deployment will likely see {self.predicted_low}-{self.predicted_high})"
-        )
+        lead = lead[0].upper() + lead[1:]
+        figure = self.false_alerts_figure()
+        if figure.bounded:
+            text = (
+                f"{lead}, expect {figure.value_text} false alerts ({figure.interval_text}; "
+                f"one deployment will likely see {self.predicted_low}-{self.predicted_high})"
+            )
+        else:
+            needs = f": {figure.needs.describe()}" if figure.needs else ""
+            text = f"{lead}, the number of false alerts is not bounded by these data{needs}"
         if self.tpir is not None:
             text += f" and catch {self.tpir:.0%} of listed people who pass"
         return text + "."

@@ -93,7 +93,8 @@ def test_one_in_n() -> None:
     assert one_in_n(0.4) == "1 in 2.5"
     assert one_in_n(0.7) == "70 in 100"  # above one half, "1 in 1.4" reads poorly
     assert one_in_n(0.993) == "99 in 100"
-    assert one_in_n(1.0) == "100 in 100"
+    assert one_in_n(1.0) == "every one"  # never "100 in 100"
+    assert one_in_n(0.997) == "more than 99 in 100"
     assert one_in_n(0.0) == "0 (none)"
     assert one_in_n(float("nan")) == "n/a"
     with pytest.raises(MetricInputError):

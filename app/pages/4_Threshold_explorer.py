@@ -102,7 +102,6 @@ except LfrError as exc:
     _shared.show_error(exc)
     st.stop()
 overall = explanations[0]
-pct = f"{overall.fpir_measured.confidence:.0%}"
 
 st.subheader("In plain language")
 st.info(overall.sentence())
@@ -126,18 +125,24 @@ for explanation in explanations[1:]:
     st.markdown(f"- {explanation.sentence()}")
 
 c1, c2, c3, c4 = st.columns(4)
+# the same plain-language figures as the sentence above (lfr_eval.plain): a figure the data
+# cannot bound is not shown as a number
+alerts = overall.false_alerts_figure()
 c1.metric(
     "Expected false alerts",
-    format_count(overall.expected_false_alerts),
+    alerts.value_text,
     help="Among the faces scanned of people not on the watchlist, at the deployed N.",
 )
-c1.caption(
-    f"{pct} CI {format_count(overall.expected_ci_low)}–{format_count(overall.expected_ci_high)}"
-)
-c2.metric("Listed people flagged (TPIR)", f"{overall.tpir.rate:.1%}")
-c2.caption(f"{pct} CI {overall.tpir.ci_low:.1%}–{overall.tpir.ci_high:.1%}")
-c3.metric(f"FPIR at N = {overall.watchlist_size:,}", f"{overall.fpir:.3g}")
-c3.caption(f"{pct} CI {overall.fpir_ci_low:.3g}–{overall.fpir_ci_high:.3g}")
+c1.caption(alerts.interval_text if alerts.bounded else alerts.sentence())
+if overall.tpir.insufficient_data:
+    c2.metric("Listed people flagged (TPIR)", "no mated searches")
+else:
+    caught = overall.tpir_figure()
+    c2.metric("Listed people flagged (TPIR)", caught.value_text)
+    c2.caption(caught.interval_text)
+fpir_plain = overall.fpir_figure()
+c3.metric(f"FPIR at N = {overall.watchlist_size:,}", fpir_plain.value_text)
+c3.caption(fpir_plain.interval_text)
 expected_true = overall.expected_true_alerts
 c4.metric(
     "Expected true alerts",

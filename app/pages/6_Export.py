@@ -113,16 +113,7 @@ with export_tab:
         except LfrError as exc:
             st.warning(str(exc))
         else:
-            pct = f"{evidence.confidence:.0%}"
-            st.markdown(
-                f"**Evidence at {threshold:.4f}** ({loaded.label}, measured with a "
-                f"{evidence.watchlist_size:,}-person watchlist): FPIR {evidence.fpir.value:.3g} "
-                f"({pct} CI {evidence.fpir.ci_low:.3g}–{evidence.fpir.ci_high:.3g}; "
-                f"{evidence.fpir.count:,} of {evidence.fpir.trials:,} non-mated searches), "
-                f"TPIR {evidence.tpir.value:.1%} ({pct} CI {evidence.tpir.ci_low:.1%}–"
-                f"{evidence.tpir.ci_high:.1%}; {evidence.tpir.count:,} of "
-                f"{evidence.tpir.trials:,} mated searches)."
-            )
+            st.markdown(f"**Evidence at {threshold:.4f}** ({loaded.label}), {evidence.describe()}.")
             if len(watchlist) and len(watchlist) != evidence.watchlist_size:
                 st.caption(
                     f"The watchlist holds {plural(len(watchlist), 'person')}, the evaluation "
