@@ -327,18 +327,21 @@ def _synthetic_embeddings(manifest: Manifest, failed: np.ndarray, seed: int = 0)
     )
 
 
-@pytest.mark.parametrize("kind", ["open_set", "npl"])
-def test_run_protocol_counts_failures_to_acquire_as_nist(kind: str) -> None:
-    from lfr_eval.metrics import IdentificationFrame, fnir, fpir
+def _protocol_and_runner(kind: str):
+    """(manifest, protocol, run function) of one design on the same synthetic manifest."""
     from lfr_eval.protocols import NplParams, run_npl_protocol, run_protocol
 
     manifest = synthetic_manifest(120, seed=3)
     if kind == "open_set":
-        protocol = build_open_set_protocol(manifest, OpenSetParams(seed=1))
-        run = run_protocol
-    else:
-        protocol = build_npl_protocol(manifest, NplParams(seed=1))
-        run = run_npl_protocol
+        return manifest, build_open_set_protocol(manifest, OpenSetParams(seed=1)), run_protocol
+    return manifest, build_npl_protocol(manifest, NplParams(seed=1)), run_npl_protocol
+
+
+@pytest.mark.parametrize("kind", ["open_set", "npl"])
+def test_run_protocol_counts_failures_to_acquire_as_nist(kind: str) -> None:
+    from lfr_eval.metrics import IdentificationFrame, fnir, fpir
+
+    manifest, protocol, run = _protocol_and_runner(kind)
     failed = np.concatenate([protocol.mated[:4], protocol.non_mated[:5]])
     embeddings = _synthetic_embeddings(manifest, failed)
     with warnings.catch_warnings():
@@ -438,15 +441,9 @@ def test_failure_to_enrol_counts_searches_as_misses_or_excludes_them(kind: str) 
     default (ISO/IEC 19795-1), left out with ``failures="exclude"``, and with ``next_image``
     the subject is enrolled from its next usable image; the rate is reported every time."""
     from lfr_eval.metrics import fnir
-    from lfr_eval.protocols import EnrolmentSettings, NplParams, run_npl_protocol, run_protocol
+    from lfr_eval.protocols import EnrolmentSettings
 
-    manifest = synthetic_manifest(120, seed=3)
-    if kind == "open_set":
-        protocol = build_open_set_protocol(manifest, OpenSetParams(seed=1))
-        run = run_protocol
-    else:
-        protocol = build_npl_protocol(manifest, NplParams(seed=1))
-        run = run_npl_protocol
+    manifest, protocol, run = _protocol_and_runner(kind)
     subjects = manifest.subject_ids.astype(str)
     tried = np.unique(subjects[protocol.enrolment])
     # the first three watchlist subjects' enrolment images all fail, deterministically
