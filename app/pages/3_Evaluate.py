@@ -174,7 +174,8 @@ with run_tab:
         else:
             st.session_state["evaluate_message"] = (
                 f"Done: watchlist N = {result.watchlist_size:,}, {result.searches.n_mated:,} "
-                f"mated and {result.searches.n_non_mated:,} non-mated searches. Saved in "
+                f"mated and {result.searches.n_non_mated:,} non-mated searches; "
+                f"{result.protocol.describe_enrolment()}. Saved in "
                 f"`{out}`. The other pages now use these results."
             )
             st.rerun()
