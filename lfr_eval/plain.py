@@ -8,7 +8,8 @@ three rules hold everywhere:
 1. **A figure the data cannot bound is not printed as a number.** When the interval's upper end
    reaches half of everything possible while its low end is 100 times lower (e.g. "0.0
    expected false alerts, 95% CI 0–29,965" among 30,000 faces, from a 30-person watchlist
-   scaled to 10,000), the text says the data cannot bound it and what data would (:class:`DataNeeded`: non-mated searches, people, filler
+   scaled to 10,000), the text says the data cannot bound it and what data would
+   (:class:`DataNeeded`: non-mated searches, people, filler
    gallery size).
 2. **No lower bound of 0 when errors were seen** unless the method gave exactly 0: numbers are
    written with significant figures (:func:`format_number`), so 0.04 is never "0.0". With no
