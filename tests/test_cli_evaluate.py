@@ -272,3 +272,60 @@ def test_evaluate_reports_failure_to_enrol_on_real_faces(
     assert (rescued.protocol.enrolment.failed, rescued.protocol.enrolment.next_image) == (0, 1)
     assert rescued.watchlist_size == len(listed)
     assert rescued.searches.n_mated == nist.searches.n_mated - 1
+
+
+@pytest.mark.lfw
+def test_evaluate_resumes_scoring_after_an_interruption(
+    lfw_dir: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C during scoring keeps the finished blocks in --scoring-work-dir; the same command
+    then scores only the unfinished ones and writes the same results as an uninterrupted run."""
+    from lfr_eval.search import _blocks
+
+    table = small_lfw(lfw_dir).to_frame()
+    table["path"] = [str(p) for p in small_lfw(lfw_dir).absolute_paths()]
+    csv = tmp_path / "lfw_small.csv"
+    table.to_csv(csv, index=False)
+    monkeypatch.setattr(_blocks, "_rows_per_block", lambda *a, **k: 16)
+    real, calls = _blocks.score_block, {"n": 0, "stop_at": 0}
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["stop_at"]:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_blocks, "score_block", counted)
+
+    def evaluate(out: Path, work: Path) -> tuple[int, str]:
+        calls["n"] = 0
+        argv = [
+            "evaluate", csv, "--out", out, "--seed", TEST_PARAMS.seed, "--face", "central",
+            "--cache", shared_cache_path(tmp_path_factory), "--no-report",
+            "--scoring-memory", "0.5", "--scoring-work-dir", work,
+        ]  # fmt: skip
+        code, _, err = run([str(a) for a in argv], capsys)
+        return code, err
+
+    code, err = evaluate(tmp_path / "whole", tmp_path / "work-whole")
+    assert code == 0, err
+    total = calls["n"]
+    assert total > 4  # several blocks of 16 probes
+
+    calls["stop_at"] = 4
+    code, err = evaluate(tmp_path / "resumed", tmp_path / "work")
+    assert code == 130 and "3 of" in err and "finished blocks are kept in" in err
+    assert not (tmp_path / "resumed").exists()  # nothing half-written
+    calls["stop_at"] = 0
+    code, err = evaluate(tmp_path / "resumed", tmp_path / "work")
+    assert code == 0, err
+    assert calls["n"] == total - 3  # only the unfinished blocks were scored
+    whole, resumed = load_result(tmp_path / "whole"), load_result(tmp_path / "resumed")
+    pd.testing.assert_frame_equal(resumed.scaling, whole.scaling)
+    np.testing.assert_array_equal(
+        resumed.searches.non_mated_topk, whole.searches.non_mated_topk
+    )

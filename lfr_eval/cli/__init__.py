@@ -162,8 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning :class:`LfrError` into a message and exit code."""
     try:
         cli.main(args=argv, prog_name="lfr-eval", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort; a scoring run's says which finished blocks it kept
+        cause = exc.__cause__
+        said = str(cause) if isinstance(cause, KeyboardInterrupt) else ""
+        click.echo(f"interrupted: {said}" if said else "aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

@@ -148,6 +148,22 @@ from lfr_eval.cli._embed import cache_options, dataset_options, embedding_setup,
     help="Where probe x watchlist scores are computed ('cuda' uses torch; fails "
     "loudly if no GPU is active).",
 )
+@click.option(
+    "--scoring-memory",
+    "scoring_memory_gib",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="GIB",
+    help="Memory setting for scoring, GiB (default 3, fits a 4 GB machine): probe blocks are "
+    "sized from it and large per-threshold counts are memory-mapped from disk.",
+)
+@click.option(
+    "--scoring-work-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder that keeps finished scoring blocks: after an interruption (Ctrl-C, a killed "
+    "process) the same command resumes from them instead of recomputing.",
+)
 @cache_options
 @engine_options
 @workspace_option
@@ -178,6 +194,8 @@ def evaluate_command(
     composition: str | None,
     tail_model: bool,
     scoring_device: str,
+    scoring_memory_gib: float | None,
+    scoring_work_dir: str | None,
     cache_path: str | None,
     no_cache: bool,
     workers: int,
@@ -203,6 +221,7 @@ def evaluate_command(
         EnrolmentSettings,
         NplParams,
         OpenSetParams,
+        ScoringScale,
         WatchlistComposition,
     )
 
@@ -253,6 +272,13 @@ def evaluate_command(
             watchlist_sizes=watchlist_sizes or DEFAULT_WATCHLIST_SIZES,
             scoring_backend="torch" if scoring_device == "cuda" else "numpy",
             scoring_device=scoring_device,
+            scoring_scale=ScoringScale(
+                memory_bytes=None
+                if scoring_memory_gib is None
+                else int(scoring_memory_gib * 2**30),
+                work_dir=scoring_work_dir,
+                progress=True,
+            ),
             failures=failures,  # type: ignore[arg-type]
             composition=weighting,
             tail_model=tail_model,
