@@ -16,6 +16,9 @@ Reported:
   alert, over every appearance of a listed person; ``missed_alerts`` counts appearances with no
   alert;
 - ``false_alerts``: alerts for a subject who was not in the picture;
+- ``first_box_s_median``: seconds from a face entering to its first box (detection latency);
+  ``uncovered_after_first_box``: share of face-frames without a box after the face had one
+  (flicker, what the tracker's hold is for);
 - ``box_coverage``: share of frames-with-a-face (face mostly inside the frame, ground truth from
   :meth:`SceneScript.placements`) in which a box is drawn on that face;
 - ``alerts_per_passage``: alerts per appearance of a listed person (1 is right: one passage,
@@ -83,6 +86,7 @@ from lfr_eval.live import (
     SceneScript,
     WatchlistHolder,
 )
+from lfr_eval.live._scene import SHOWN_FRACTION
 from lfr_eval.watchlist import SubjectInfo, Watchlist
 
 #: Listed people (enrolled from image 1, shown with image 2) and strangers, from LFW.
@@ -130,6 +134,8 @@ class Result:
     recognition_cpu_share: float
     busy_cores: int
     box_coverage: float
+    first_box_s_median: float | None
+    uncovered_after_first_box: float
     false_box_rate: float
     empty_space_box_frames: float
     listed_appearances: int
@@ -358,7 +364,8 @@ def run(args: argparse.Namespace) -> Result:
     load_before = os.getloadavg()[0]
 
     latencies = []
-    covered = shown = drawn = false_boxes = empty_frames = 0
+    covered = shown = drawn = false_boxes = empty_frames = lost_after_first = 0
+    first_box: dict[int, float] = {}  # appearance -> seconds from entering to its first box
     frames = None
     if args.width * args.height > 640 * 480:
         # a 1080p scene with 10 faces takes tens of ms to draw: a camera thread draws it ahead
@@ -382,9 +389,8 @@ def run(args: argparse.Namespace) -> Result:
         # box coverage: a face shown (mostly inside the frame) with a drawn box on it
         boxes = np.array([tr.box for tr in result.tracks], float).reshape(-1, 4)
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-        on_a_face = np.zeros(len(boxes), dtype=bool)
-        for _, rect in scene.placements(scene.frame_time(i)):
-            on_a_face |= (cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])
+        on_a_face, lost = _boxes_on_faces(scene, scene.frame_time(i), cx, cy, first_box)
+        lost_after_first += lost
         s, c = scene.box_coverage(scene.frame_time(i), boxes)  # the one definition
         shown, covered = shown + s, covered + c
         # a box drawn where no face is (lingering after the face left, or a false detection)
@@ -441,6 +447,10 @@ def run(args: argparse.Namespace) -> Result:
         recognition_cpu_share=args.cpu_share,
         busy_cores=args.busy_cores,
         box_coverage=round(covered / max(1, shown), 4),
+        first_box_s_median=round(float(np.median(list(first_box.values()))), 3)
+        if first_box
+        else None,
+        uncovered_after_first_box=round(lost_after_first / max(1, shown), 4),
         false_box_rate=round(false_boxes / max(1, drawn), 4),
         empty_space_box_frames=round(empty_frames / max(1, len(latencies)), 4),
         listed_appearances=len(truth),
@@ -467,6 +477,25 @@ def run(args: argparse.Namespace) -> Result:
         f"Python {sys.version.split()[0]}; shared by other processes (see load average)",
         load_average_1min=(round(load_before, 2), round(load_after, 2)),
     )
+
+
+def _boxes_on_faces(
+    scene: SceneScript, t: float, cx: np.ndarray, cy: np.ndarray, first_box: dict[int, float]
+) -> tuple[np.ndarray, int]:
+    """Which drawn boxes (centres ``cx``, ``cy``) lie on a face at scene time ``t``, and how many
+    shown faces that had a box before have none now; records each face's first box time."""
+    on_a_face = np.zeros(len(cx), dtype=bool)
+    lost = 0
+    for index, rect in scene.placements(t):
+        inside = (cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])
+        on_a_face |= inside
+        if rect[2] - rect[0] < SHOWN_FRACTION * scene.appearances[index].width:
+            continue  # not shown (SceneScript.box_coverage's rule)
+        if inside.any():
+            first_box.setdefault(index, t - scene.appearances[index].start_s)
+        elif index in first_box:
+            lost += 1
+    return on_a_face, lost
 
 
 def _spin_core():

@@ -161,17 +161,73 @@ def measure(detect, scene: SceneScript, every: int = 1) -> dict:
     }
 
 
+def alignment_check(engine, lfw: Path, workspace: Path | None, n_images: int = 150) -> list[dict]:
+    """dlib's chips from BlazeFace boxes against chips from HOG boxes, on LFW first images.
+
+    dlib's 5-point shape predictor was trained on HOG/MMOD boxes; the embedding of the chip it
+    cuts from a BlazeFace box must match the one from the HOG box for BlazeFace to serve the dlib
+    engines. Reported: images where both found the face, IoU of the boxes, cosine similarity of
+    the two embeddings (min, 5th percentile, median).
+    """
+    from lfr_eval.faces import BlazeFaceDetector, load_image
+    from lfr_eval.live import box_iou
+
+    paths = sorted((lfw / "images").glob("*/*_0001.jpg"))[::40][:n_images]
+    rows = []
+    for model in ("full", "full-sparse"):
+        detector = BlazeFaceDetector(model, workspace=workspace)
+        ious, cosines = [], []
+        for path in paths:
+            image = load_image(path)
+            hog, blaze = engine.detect(image), detector.detect(image)
+            if not len(hog) or not len(blaze):
+                continue
+            overlap = box_iou(hog.boxes[:1], blaze.boxes)[0]
+            j = int(overlap.argmax())
+            if overlap[j] < 0.2:
+                continue
+            ours = engine.embed_crops(engine.crops(image, blaze, [j]))[0]
+            theirs = engine.embed_crops(engine.crops(image, hog, [0]))[0]
+            ious.append(float(overlap[j]))
+            cosines.append(float(ours @ theirs))
+        c = np.array(cosines)
+        rows.append(
+            {
+                "model": model,
+                "images": len(paths),
+                "both_found": len(c),
+                "iou_median": round(float(np.median(ious)), 3),
+                "cosine_min": round(float(c.min()), 4),
+                "cosine_p5": round(float(np.percentile(c, 5)), 4),
+                "cosine_median": round(float(np.median(c)), 4),
+            }
+        )
+        print(f"alignment {rows[-1]}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--k", type=int, nargs="*", default=[3], help="also detect every k frames")
     parser.add_argument("--workspace", type=Path, help="workspace with the BlazeFace models")
+    parser.add_argument(
+        "--alignment-only", action="store_true", help="only the LFW alignment check"
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     engine = load_engine("dlib")
     import insightface
 
     lfw = lfw_root()
+    if args.alignment_only:
+        if lfw is None:
+            print("LFW not found")
+            return 1
+        rows = alignment_check(engine, lfw, args.workspace)
+        if args.json:
+            args.json.write_text(json.dumps({"alignment": rows}, indent=2))
+        return 0
     people = live_people(lfw, Path(insightface.__file__).parent / "data" / "images", engine)
     variants = {
         "hog-320-up1": (hog_variant(engine, 320, 1), "dlib HOG, 320-px copy, upsample 1"),

@@ -607,6 +607,11 @@ class LivePipeline:
             )
         )
         searchable = watchlist is not None and watchlist.size > 0
+        if searchable:
+            # A few faces per step, most urgent first; the rest stay due for the next step. A
+            # step that embedded a whole group at once would hold up detection (and so every
+            # box) for as long on a busy CPU.
+            due = due[: config.max_faces_per_step]
         for i in due:
             track_id = update.track_ids[i]
             if not searchable:

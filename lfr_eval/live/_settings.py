@@ -71,6 +71,10 @@ class LiveConfig:
         (detection cadence adapts to what steps cost on this machine). The embedder should run
         one-threaded for this to bound all of recognition (``threads=1`` for dlib's onnxruntime
         ResNet); measured in benchmarks/RESULTS.md ("recognition CPU share").
+    max_faces_per_step : int
+        Most faces embedded and searched in one worker step (>= 1), most urgent first (never
+        checked, then seen again after a gap, then routine re-checks); the others wait for the
+        next step. Keeps steps short so detection, and every box, stays frequent.
     detection_width : int or None
         Frames wider than this are scaled down to this width (pixels) for detection only;
         landmarks, crops and embeddings use the full frame. ``None`` detects at full size.
@@ -98,6 +102,7 @@ class LiveConfig:
     hold_unseen_s: float = 0.3
     min_detection_interval_s: float = 0.05
     recognition_cpu_share: float = 0.6
+    max_faces_per_step: int = 1
     detection_width: int | None = 320
     same_face_similarity: float | None = None
     alert_cooldown_s: float = 4.0
@@ -115,6 +120,7 @@ class LiveConfig:
             "hold_unseen_s": 0 <= self.hold_unseen_s <= self.max_missing_s,
             "min_detection_interval_s": self.min_detection_interval_s >= 0,
             "recognition_cpu_share": 0.0 < self.recognition_cpu_share <= 1.0,
+            "max_faces_per_step": self.max_faces_per_step >= 1,
             "detection_width": self.detection_width is None or self.detection_width >= 64,
             "alert_cooldown_s": self.alert_cooldown_s >= 0,
             "same_face_similarity": self.same_face_similarity is None
