@@ -305,3 +305,29 @@ def test_quality_on_frontal_lfw_face(dlib_engine, lfw_dir):
     assert abs(q.yaw_deg) < 25 and abs(q.pitch_deg) < 25 and abs(q.roll_deg) < 15
     assert 25 < q.size_px < 80
     assert q.blur > 30
+
+
+def test_hog_detector_from_its_cached_file_is_dlibs_own(t1, tmp_path: Path) -> None:
+    """The detector read back from the cache file finds the same boxes with the same scores as
+    the one dlib decodes from its compiled-in string; a damaged file is rewritten."""
+    import dlib
+
+    from lfr_eval.faces._dlib import frontal_face_detector
+
+    cache = tmp_path / "dlib-hog"
+    first = frontal_face_detector(cache)  # decodes and writes the file
+    (written,) = cache.glob("frontal_face_detector-dlib-*.svm")
+    from_file = frontal_face_detector(cache)
+    reference = dlib.get_frontal_face_detector()
+
+    def run(detector) -> list[tuple[int, int, int, int, float]]:
+        rects, scores, _ = detector.run(t1, 1, 0.0)
+        return [(r.left(), r.top(), r.right(), r.bottom(), s) for r, s in zip(rects, scores)]
+
+    expected = run(reference)
+    assert len(expected) == 6
+    assert run(from_file) == expected and run(first) == expected
+
+    written.write_bytes(b"not a detector")
+    assert run(frontal_face_detector(cache)) == expected
+    assert written.stat().st_size > 100_000  # written again, whole

@@ -21,10 +21,12 @@ in this space; thresholds quoted for other engines (e.g. ~0.3 for ArcFace) do no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import dlib
 import numpy as np
@@ -124,6 +126,51 @@ def _largest_first(boxes: np.ndarray, scores: np.ndarray) -> Detections:
 def _box_to_rect(box: Sequence[float]) -> dlib.rectangle:
     x1, y1, x2, y2 = (round(float(v)) for v in box)
     return dlib.rectangle(x1, y1, x2 - 1, y2 - 1)
+
+
+#: Folder under the per-user cache folder holding dlib's HOG detector as a file.
+HOG_CACHE_FOLDER = "dlib-hog"
+
+
+def frontal_face_detector(cache_dir: str | os.PathLike[str] | None = None) -> Any:
+    """dlib's HOG frontal face detector, read from a file cached per dlib version.
+
+    ``dlib.get_frontal_face_detector()`` decodes the model from a string compiled into dlib,
+    which took 5-6 s on every engine load on the (loaded) 2-core development machine; reading
+    the same detector back from the file ``save()`` wrote took 15 ms there (benchmarks/RESULTS.md,
+    "App start"). The file is written once (atomically); when it cannot
+    be written or read, the detector is decoded as before: the same model either way
+    (tests/test_faces_dlib.py compares the detections). The file is derived from the installed
+    dlib, not from anyone's data, so it lives in the per-user cache folder and every workspace
+    shares it.
+
+    Parameters
+    ----------
+    cache_dir : path, optional
+        Default ``<user cache dir>/lfr-workbench/dlib-hog`` (platformdirs).
+    """
+    if cache_dir is None:
+        import platformdirs
+
+        cache_dir = Path(platformdirs.user_cache_dir("lfr-workbench", appauthor=False))
+        cache_dir = cache_dir / HOG_CACHE_FOLDER
+    path = Path(cache_dir) / f"frontal_face_detector-dlib-{dlib.__version__}.svm"
+    if path.is_file():
+        try:
+            return dlib.fhog_object_detector(str(path))
+        except RuntimeError:
+            pass  # a damaged file: decode and write it again below
+    detector = dlib.get_frontal_face_detector()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        detector.save(str(partial))
+        os.replace(partial, path)
+    except (OSError, RuntimeError):
+        # a read-only models folder: the next load decodes again, nothing else changes
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+    return detector
 
 
 def _load(loader: type, path: os.PathLike[str], role: str, expected: str):
@@ -272,7 +319,7 @@ class DlibEngine:
             models.insert(0, ModelFile.from_path("detector", paths.cnn_detector))
             self.model_paths["detector"] = str(paths.cnn_detector)
         else:
-            self._hog = dlib.get_frontal_face_detector()
+            self._hog = frontal_face_detector()
         self.engine_id = EngineId(
             backend=self.backend, models=tuple(models), embedding_dim=EMBEDDING_DIM
         )
