@@ -773,7 +773,8 @@ def make_config(
 def config_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of deployment config files."""
     text = resources.files("lfr_eval.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def validate_document(data: Any, *, source: str = "<dict>") -> None:

@@ -292,7 +292,8 @@ def fpir_at_watchlist_size(fmr: float | ArrayLike, watchlist_size: int | ArrayLi
     with np.errstate(invalid="ignore"):
         per_probe = -np.expm1(np.multiply.outer(n, log_keep))
     per_probe = np.where(np.isnan(per_probe), 0.0, per_probe)  # 0 * -inf: N = 0, fmr = 1
-    return per_probe.mean(axis=-1)
+    mean: np.ndarray = per_probe.mean(axis=-1)
+    return mean
 
 
 def fmr_from_fpir(fpir: float | ArrayLike, watchlist_size: int) -> np.ndarray:

@@ -92,7 +92,8 @@ def _keyring_backend() -> object | None:
         return None
     if getattr(backend, "priority", 1) <= 0:
         return None
-    return keyring
+    module: object = keyring
+    return module
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,8 +11,11 @@ from lfr_eval.cli._common import engine_options, make_engine, open_results, work
 from lfr_eval.cli._keys import keys_dir_option
 from lfr_eval.wording import plural
 
+if TYPE_CHECKING:
+    from lfr_eval.watchlist import Watchlist
 
-def _open_watchlist(path: str | None, workspace: str | None):
+
+def _open_watchlist(path: str | None, workspace: str | None) -> Watchlist:
     from lfr_eval.watchlist import Watchlist
 
     return Watchlist.open(path, workspace=workspace, create=False)

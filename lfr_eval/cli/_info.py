@@ -96,7 +96,7 @@ def gpu_info() -> GpuInfo:
     try:
         import torch
     except ImportError:
-        torch_cuda, devices = None, ()
+        torch_cuda, devices = None, tuple[str, ...]()
     else:
         torch_cuda = bool(torch.cuda.is_available())
         devices = (

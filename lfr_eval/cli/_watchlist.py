@@ -24,6 +24,7 @@ from lfr_eval.watchlist import (
     DEFAULT_CATEGORY,
     DEFAULT_WATCHLIST_NAME,
     EnrolmentReport,
+    RefusedFile,
     SubjectInfo,
     Watchlist,
     parse_expiry,
@@ -213,7 +214,7 @@ def _enrol_command(cli: click.Group) -> None:
         except WatchlistError as exc:
             raise click.BadParameter(str(exc), param_hint="--expires") from None
         # Check the inputs and the watchlist before loading the engine (which takes seconds).
-        refused = []
+        refused: list[RefusedFile] = []
         if folder:
             requests, refused = plan_folder(
                 folder, category=category, reason=reason, expires=expiry

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from lfr_eval.datasets._cache import (
     CachedEmbedding,
-    CacheError,
     EmbeddingCache,
     engine_cache_key,
 )
@@ -48,6 +47,7 @@ from lfr_eval.datasets._source import (
     load_dataset_subset,
     open_dataset,
 )
+from lfr_eval.errors import CacheError
 
 __all__ = [
     "EMBEDDING_FORMATS",

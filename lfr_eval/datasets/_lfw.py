@@ -214,7 +214,8 @@ class VerificationPairs:
 
     @property
     def mated(self) -> np.ndarray:
-        return self.frame["mated"].to_numpy(dtype=bool)
+        mated: np.ndarray = self.frame["mated"].to_numpy(dtype=bool)
+        return mated
 
     def image_paths(self) -> list[str]:
         """Every distinct relative image path the pairs use, sorted."""

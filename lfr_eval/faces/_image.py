@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +85,7 @@ def _marker_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _open_size(open_image, data: bytes) -> tuple[int, int]:
+def _open_size(open_image: Callable[[io.BytesIO], Any], data: bytes) -> tuple[int, int]:
     # The first frame only: OpenCV's imdecode decodes the first frame (GIF, TIFF pages), and
     # seeking to later frames would make Pillow decode the earlier ones.
     with open_image(io.BytesIO(data)) as image:

@@ -66,7 +66,7 @@ class LoopingVideoTrack(MediaStreamTrack):
     ) -> None:
         super().__init__()
         self._data = data
-        self._loop = loop
+        self._repeat = loop
         self.fps = float(fps) if fps else video_fps(data)
         self._clock = clock
         self._frames = self._decode()
@@ -80,7 +80,7 @@ class LoopingVideoTrack(MediaStreamTrack):
             with av.open(io.BytesIO(self._data)) as container:
                 yield from container.decode(video=0)
             self.passes += 1
-            if not self._loop:
+            if not self._repeat:
                 return
 
     def _next_frame(self) -> av.VideoFrame | None:

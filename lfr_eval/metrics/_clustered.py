@@ -177,7 +177,8 @@ def effective_degrees_of_freedom(
     with np.errstate(invalid="ignore", divide="ignore"):
         df = u2.sum(axis=0) ** 2 / (u2**2).sum(axis=0) - 1.0
     df = np.where(np.isfinite(df), df, s - 1.0)
-    return np.clip(df, 1.0, max(s - 1.0, 1.0))
+    clipped: np.ndarray = np.clip(df, 1.0, max(s - 1.0, 1.0))
+    return clipped
 
 
 def korn_graubard(

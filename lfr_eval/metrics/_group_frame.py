@@ -378,7 +378,8 @@ class IdentificationFrame:
     def groups(self) -> list[str | tuple[str, ...]]:
         """Group labels: strings for one feature, tuples for intersections."""
         if self._group_keys.shape[1] == 1:
-            return self._group_keys.iloc[:, 0].tolist()
+            labels: list[str | tuple[str, ...]] = self._group_keys.iloc[:, 0].tolist()
+            return labels
         return list(self._group_keys.itertuples(index=False, name=None))
 
     @property

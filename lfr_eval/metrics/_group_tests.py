@@ -361,7 +361,8 @@ def _null_variances(summaries: list[ClusterSummary], pooled: float) -> np.ndarra
             deff[g] = max(1.0, float(summary.variance[0]) / (p * (1 - p) / n[g]))
     if shows.any():
         deff[~shows] = max(1.0, float(np.average(deff[shows], weights=n[shows])))
-    return deff * pooled * (1 - pooled) / n
+    variance: np.ndarray = deff * pooled * (1 - pooled) / n
+    return variance
 
 
 def _degrees_of_freedom(summaries: list[ClusterSummary]) -> np.ndarray:

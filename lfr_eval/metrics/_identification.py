@@ -47,7 +47,8 @@ def count_at_or_above(scores: np.ndarray, thresholds: ArrayLike) -> np.ndarray:
     """
     flat = np.sort(np.asarray(scores, dtype=np.float64).ravel())
     thr = np.asarray(thresholds, dtype=np.float64)
-    return flat.shape[0] - np.searchsorted(flat, thr, side="left")
+    at_or_above: np.ndarray = flat.shape[0] - np.searchsorted(flat, thr, side="left")
+    return at_or_above
 
 
 def _non_mated_topk(searches: SearchSet | ArrayLike) -> np.ndarray:

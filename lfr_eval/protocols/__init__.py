@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from lfr_eval.errors import ProtocolError
 from lfr_eval.protocols._enrolment import (
     ENROLMENT_FAILURE_POLICIES,
     EnrolmentFailurePolicy,
@@ -33,7 +34,6 @@ from lfr_eval.protocols._open_set import (
     OpenSetParams,
     OpenSetProtocol,
     ProtocolCounts,
-    ProtocolError,
     build_open_set_protocol,
 )
 from lfr_eval.protocols._run import (

@@ -60,7 +60,7 @@ MSG_AGGREGATE_FIRST = (
 
 
 def _colour(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
+    return str(PALETTE[i % len(PALETTE)])
 
 
 def _rgba(colour: str, alpha: float) -> str:

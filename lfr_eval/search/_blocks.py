@@ -82,7 +82,7 @@ def scoring_key(
         np.empty(0, np.int64) if mate_codes is None else np.asarray(mate_codes, np.int64),
     ):
         h.update(str(part.shape).encode())
-        h.update(memoryview(np.ascontiguousarray(part)).cast("B"))
+        h.update(np.ascontiguousarray(part).data.cast("B"))
     h.update("\x1f".join(map(str, gallery.subject_ids)).encode())
     h.update(f"k={k};groups={gallery.n_groups};backend={backend}".encode())
     return h.hexdigest()
