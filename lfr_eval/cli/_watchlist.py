@@ -277,14 +277,15 @@ def _watchlist_group(cli: click.Group) -> None:
         subjects = wl.subjects(include_expired=not active_only)
         content = wl.content_hash()
         space = wl.embedding_space
-        document = {
+        n_templates = int(sum(s.n_templates for s in subjects))
+        document: dict[str, Any] = {
             "watchlist": str(wl.path),
             "watchlist_id": wl.watchlist_id,
             "content_hash": content,
             "embedding_space": space,
             "engines": [e.key for e in wl.engine_ids()],
             "n_subjects": len(subjects),
-            "n_templates": int(sum(s.n_templates for s in subjects)),
+            "n_templates": n_templates,
             "subjects": [
                 {
                     "subject_id": s.subject_id,
@@ -307,7 +308,7 @@ def _watchlist_group(cli: click.Group) -> None:
                 f"version     {content}",
                 f"embeddings  {space or '(no templates yet)'}",
                 f"subjects    {document['n_subjects']} "
-                f"({plural(document['n_templates'], 'template')})",
+                f"({plural(n_templates, 'template')})",
             ]
             if subjects:
                 header = ("SUBJECT", "NAME", "CATEGORY", "TEMPLATES", "EXPIRES", "STATUS")
