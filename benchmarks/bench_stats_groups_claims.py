@@ -15,9 +15,10 @@ SEARCHES_PER_PERSON = [5, 10, 20, 40, 2, 8, 15, 30, 3, 50]
 def group_rows() -> None:
     print(
         "| groups | icc | rate | people/group | searches/person | size (equal rates) "
-        "| power (one group 2x) | power (one group 3x) |"
+        "| power (one group 2x) | power (one group 3x) | ratio CI excludes 1 (equal rates) "
+        "| ratio power (2x) | ratio power (3x) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n_groups in (2, 4, 10):
         for icc in (0.0, 0.2, 0.5):
             for rate, people in ((0.01, 150), (0.001, 1000)):
@@ -38,7 +39,8 @@ def group_rows() -> None:
                 print(
                     f"| {n_groups} | {icc} | {rate} | {people} | {','.join(map(str, ms))} "
                     f"(unequal) | {size.any_pair:.3f} | {two.any_pair:.3f} | "
-                    f"{three.any_pair:.3f} |",
+                    f"{three.any_pair:.3f} | {size.ratio_excludes_one:.3f} | "
+                    f"{two.ratio_excludes_one:.3f} | {three.ratio_excludes_one:.3f} |",
                     flush=True,
                 )
 
@@ -65,6 +67,9 @@ def claim_rows() -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
     group_rows()
-    print()
-    claim_rows()
+    if "--groups-only" not in sys.argv:
+        print()
+        claim_rows()

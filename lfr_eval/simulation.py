@@ -16,7 +16,7 @@ coefficient of variation about 0.7) as crowd tracking gives some faces many capt
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +85,19 @@ def draw_errors(
     """Errors of each person in each of ``n_datasets`` data sets, shape (n_people, n_datasets)."""
     p = draw_person_rates(design, (trials.shape[0], n_datasets), rng)
     return rng.binomial(trials[:, None], p)
+
+
+def draw_batches(
+    design: ClusterDesign, n_datasets: int, batches: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(trials (s,), errors (s, size))`` for ``n_datasets`` data sets in ``batches`` batches;
+    the searches per person are redrawn for each batch."""
+    sizes = np.diff(np.linspace(0, n_datasets, batches + 1).astype(int))
+    for size in sizes:
+        if size == 0:
+            continue
+        trials = draw_trials(design, rng)
+        yield trials, draw_errors(design, trials, int(size), rng)
 
 
 #: ``interval(errors (s, R), trials (s,), confidence, sided) -> (low (R,), high (R,))``
@@ -162,12 +175,7 @@ def interval_coverage(
     rng = np.random.default_rng(seed)
     inside = upper_ok = below = above = 0
     widths = []
-    sizes = np.diff(np.linspace(0, n_datasets, batches + 1).astype(int))
-    for size in sizes:
-        if size == 0:
-            continue
-        trials = draw_trials(design, rng)
-        errors = draw_errors(design, trials, int(size), rng)
+    for trials, errors in draw_batches(design, n_datasets, batches, rng):
         low, high = interval(errors, trials, confidence, "two-sided")
         _, ub = interval(errors, trials, confidence, "upper")
         p = design.rate
@@ -222,12 +230,7 @@ def claim_support_rate(
     interval = INTERVALS[method]
     rng = np.random.default_rng(seed)
     supported = 0
-    sizes = np.diff(np.linspace(0, n_datasets, batches + 1).astype(int))
-    for size in sizes:
-        if size == 0:
-            continue
-        trials = draw_trials(design, rng)
-        errors = draw_errors(design, trials, int(size), rng)
+    for trials, errors in draw_batches(design, n_datasets, batches, rng):
         _, upper = interval(errors, trials, confidence, "upper")
         supported += int(np.count_nonzero(upper <= bound))
     return ClaimSupportResult(design, bound, method, n_datasets, supported / n_datasets)
@@ -240,12 +243,17 @@ class GroupTestResultSim:
     With equal true rates this is the family-wise false-positive rate (size, to be 0.03–0.07
     at a nominal 5%); with unequal rates it is the power to detect a difference, and
     ``extreme_pair`` the share of data sets where the highest-vs-lowest pair is called different.
+    ``ratio_excludes_one`` is the share of data sets in which some group's interval of its
+    ratio to the lowest group (:func:`lfr_eval.metrics.simultaneous_ratio_intervals`, as
+    :meth:`IdentificationFrame.ratio` gives it) excludes 1:
+    a false "differs" with equal rates, power otherwise.
     """
 
     designs: tuple[ClusterDesign, ...]
     n_datasets: int
     any_pair: float
     extreme_pair: float
+    ratio_excludes_one: float = float("nan")
 
 
 def group_test_rejection(
@@ -261,7 +269,10 @@ def group_test_rejection(
     groups can differ in searches per person, as crowd captures do.
     """
     from lfr_eval.metrics._clustered import ClusterSummary, summarise_clusters
-    from lfr_eval.metrics._group_tests import compare_group_rates
+    from lfr_eval.metrics._group_tests import (
+        compare_group_rates,
+        simultaneous_ratio_intervals,
+    )
 
     rng = np.random.default_rng(seed)
     summaries = []
@@ -269,7 +280,7 @@ def group_test_rejection(
         trials = draw_trials(design, rng)
         errors = draw_errors(design, trials, n_datasets, rng)
         summaries.append(summarise_clusters(errors, trials))
-    any_pair = extreme = 0
+    any_pair = extreme = ratio_out = 0
     for r in range(n_datasets):
         groups = {
             f"g{g}": ClusterSummary(
@@ -284,8 +295,15 @@ def group_test_rejection(
         any_pair += any(p.p_adjusted <= alpha for p in result.pairs)
         if high != low:
             extreme += result.pair(high, low).p_adjusted <= alpha
+        ratios = simultaneous_ratio_intervals(groups, 1 - alpha, n_draws=4000, seed=r)
+        j = ratios.index(low)
+        ratio_out += bool(np.any((ratios.low[:, j] > 1) | (ratios.high[:, j] < 1)))
     return GroupTestResultSim(
-        tuple(designs), n_datasets, any_pair / n_datasets, extreme / n_datasets
+        tuple(designs),
+        n_datasets,
+        any_pair / n_datasets,
+        extreme / n_datasets,
+        ratio_out / n_datasets,
     )
 
 

@@ -175,7 +175,7 @@ def test_group_tests_from_frame(searches: SearchSet) -> None:
     fisher = frame.group_test("fpir", 0.6, "A", "B", test="fisher")
     expected = stats.fisher_exact([[2, 2], [1, 5]]).pvalue
     assert fisher.p_value == pytest.approx(expected) and fisher.independence_assumed
-    perm = frame.group_test("fpir", 0.6, "A", "B", n_permutations=999)
+    perm = frame.group_test("fpir", 0.6, "A", "B", test="permutation", n_permutations=999)
     assert perm.n_subjects_a == 2 and perm.n_subjects_b == 3
     assert perm.statistic == pytest.approx(2 / 4 - 1 / 6)
     # 5 subjects, 10 distinct relabellings: the p-value cannot be small
@@ -247,9 +247,10 @@ def test_search_set_refuses_inconsistent_lengths() -> None:
         )
 
 
-def test_ratio_intervals_bootstrap_subjects_within_groups() -> None:
-    """Group B's FPIR is 3x group A's. The ratio's subject-bootstrap interval should hold 3,
-    exclude 1 with this much data, and match a direct loop over resampled subjects."""
+def test_ratio_intervals_are_clustered_and_simultaneous() -> None:
+    """Group B's FPIR is 3x group A's. The ratio's interval (simultaneous Korn–Graubard
+    intervals of both groups, Bonferroni over 2) holds 3, excludes 1 with this much data and
+    equals the bounds computed directly from per-person counts."""
     rng = np.random.default_rng(4)
     n_people, per_person = 400, 5
     group = np.repeat(np.where(np.arange(2 * n_people) < n_people, "A", "B"), per_person)
@@ -274,22 +275,20 @@ def test_ratio_intervals_bootstrap_subjects_within_groups() -> None:
     assert b["ratio_ci_low"] < b["ratio"] < b["ratio_ci_high"]
     assert 1.0 < b["ratio_ci_low"] < 3.0 < b["ratio_ci_high"]
     assert r.loc["A", "ratio_ci_low"] <= 1.0 <= r.loc["A", "ratio_ci_high"]
-    # the same interval by brute force: resample people within each group, 400 times
-    boot = np.random.default_rng(0)
+    # the same interval directly from per-person counts (one function for the frame, the
+    # demographic page and the simulation); symmetric about the ratio on the log scale
+    from lfr_eval.metrics import simultaneous_ratio_intervals, summarise_clusters
+
     fp = (best >= 0.5).astype(float)
-    ratios = []
     by_person = pd.DataFrame({"p": people, "g": group, "fp": fp}).groupby(["g", "p"])["fp"]
     sums, counts = by_person.sum(), by_person.count()
-    for _ in range(400):
-        rates = {}
-        for g in ("A", "B"):
-            e, n = sums.loc[g].to_numpy(), counts.loc[g].to_numpy()
-            pick = boot.integers(0, len(e), len(e))
-            rates[g] = e[pick].sum() / n[pick].sum()
-        ratios.append(rates["B"] / min(rates.values()))
-    lo, hi = np.quantile(ratios, [0.025, 0.975])
-    assert b["ratio_ci_low"] == pytest.approx(lo, rel=0.15)
-    assert b["ratio_ci_high"] == pytest.approx(hi, rel=0.15)
+    direct = simultaneous_ratio_intervals(
+        {g: summarise_clusters(sums.loc[g].to_numpy(), counts.loc[g].to_numpy()) for g in "AB"},
+        seed=1,
+    )
+    assert b["ratio_ci_low"] == pytest.approx(direct.low[1, 0])
+    assert b["ratio_ci_high"] == pytest.approx(direct.high[1, 0])
+    assert np.sqrt(b["ratio_ci_low"] * b["ratio_ci_high"]) == pytest.approx(b["ratio"])
     # other references, and no interval on request
     assert {"ratio_ci_low", "ratio_ci_high"} <= set(frame.ratio("fpir", None).columns)
     named = frame.ratio("fpir", "A").xs(0.5, level="threshold")
@@ -323,3 +322,78 @@ def test_compare_group_rates_adjusts_for_all_pairs() -> None:
     # a group without errors keeps a variance: no infinite statistic
     summaries["g0"] = summarise_clusters(np.zeros(300), np.full(300, 10))
     assert np.isfinite(compare_group_rates(summaries).pair("g3", "g0").statistic)
+
+
+def _frame_from_designs(designs, rng, labels=None) -> SearchSet:
+    """Non-mated searches of simulated groups (one design each): person-level rates drawn as
+    :mod:`lfr_eval.simulation` draws them; an error is a best score of 0.9, else 0.1."""
+    from lfr_eval.simulation import draw_errors, draw_trials
+
+    labels = labels or [f"g{g}" for g in range(len(designs))]
+    best, subj, grp = [], [], []
+    for g, design in enumerate(designs):
+        trials = draw_trials(design, rng)
+        errors = draw_errors(design, trials, 1, rng)[:, 0]
+        for i, (n, e) in enumerate(zip(trials, errors, strict=True)):
+            best += [0.9] * int(e) + [0.1] * int(n - e)
+            subj += [f"{g}-{i}"] * int(n)
+            grp += [labels[g]] * int(n)
+    return SearchSet(
+        watchlist_size=100,
+        mate_scores=np.array([0.9]),
+        mate_ranks=np.array([1]),
+        mated_subjects=np.array(["m"]),
+        non_mated_topk=np.array(best)[:, None],
+        non_mated_subjects=np.array(subj),
+        mated_groups=pd.DataFrame({"g": [labels[0]]}),
+        non_mated_groups=pd.DataFrame({"g": grp}),
+    )
+
+
+def test_clustered_group_test_is_the_default_with_multiplicity_control() -> None:
+    from lfr_eval.metrics import MAX_Z_TEST, compare_group_rates
+    from lfr_eval.simulation import ClusterDesign
+
+    rng = np.random.default_rng(3)
+    designs = [ClusterDesign(150, m, 0.2, 0.02, True) for m in (5, 10, 20)]
+    designs.append(ClusterDesign(5, 3, 0.2, 0.02))  # a small group
+    s = _frame_from_designs(designs, rng, ["A", "B", "C", "unknown"])
+    frame = IdentificationFrame(s, [0.5], ["g"])
+    res = frame.group_test("fpir", 0.5, "A", "C")
+    assert res.test == MAX_Z_TEST and not res.independence_assumed
+    assert res.family == ("A", "B", "C")  # small and unknown groups left out of the family
+    assert res.p_unadjusted is not None and res.p_value >= res.p_unadjusted
+    direct = compare_group_rates(
+        {
+            g: frame._summary_at("fpir", frame._code(g), 0)  # the frame's own statistics
+            for g in ("A", "B", "C")
+        }
+    ).pair("A", "C")
+    assert res.p_value == pytest.approx(direct.p_adjusted)
+    assert abs(res.statistic) == pytest.approx(direct.statistic)
+    asked = frame.group_test("fpir", 0.5, "A", "unknown")
+    assert asked.family is not None and "unknown" in asked.family
+    with pytest.raises(MetricInputError, match="two-sided"):
+        frame.group_test("fpir", 0.5, "A", "B", alternative="greater")
+
+
+def test_frame_group_test_and_ratio_keep_their_size() -> None:
+    """Four groups with equal rates, 2-40 searches per person: through the frame, the
+    highest-vs-lowest clustered test and the ratio-to-lowest intervals call a difference in
+    at most ~7% of 100 data sets (the raw-difference permutation test and the percentile
+    bootstrap ratio did not keep size/power)."""
+    from lfr_eval.simulation import ClusterDesign
+
+    rng = np.random.default_rng(11)
+    designs = [ClusterDesign(60, m, 0.2, 0.03, True) for m in (2, 5, 10, 40)]
+    test_rej = ratio_rej = 0
+    n = 100
+    for r in range(n):
+        frame = IdentificationFrame(_frame_from_designs(designs, rng), [0.5], ["g"])
+        rates = frame.by_group.xs(("fpir", 0.5), level=("metric", "threshold"))["rate"]
+        high, low = rates.idxmax(), rates.idxmin()
+        test_rej += frame.group_test("fpir", 0.5, high, low, seed=r).significant()
+        ratio = frame.ratio("fpir").xs(0.5, level="threshold")
+        ratio_rej += bool(((ratio["ratio_ci_low"] > 1) | (ratio["ratio_ci_high"] < 1)).any())
+    assert test_rej / n <= 0.07
+    assert ratio_rej / n <= 0.07

@@ -22,6 +22,8 @@ from lfr_eval.metrics._group_frame import (
 )
 from lfr_eval.metrics._group_tests import (
     MAX_Z_TEST,
+    SIMULTANEOUS_KG,
+    SIMULTANEOUS_LOG_RATIO,
     SIMULTANEOUS_RATIO,
     GroupRatesComparison,
     GroupTestResult,
@@ -31,7 +33,10 @@ from lfr_eval.metrics._group_tests import (
     design_effect_pair_test,
     fisher_exact_test,
     permutation_test_subjects,
+    ratio_bounds,
     ratio_to_lowest,
+    simultaneous_rate_bounds,
+    simultaneous_ratio_intervals,
 )
 from lfr_eval.metrics._identification import (
     IdentificationDet,
@@ -102,6 +107,8 @@ __all__ = [
     "GroupTestResult",
     "MAX_Z_TEST",
     "SIMULTANEOUS_RATIO",
+    "SIMULTANEOUS_KG",
+    "SIMULTANEOUS_LOG_RATIO",
     "PairComparison",
     "IdentificationDet",
     "IdentificationFrame",
@@ -147,6 +154,9 @@ __all__ = [
     "korn_graubard_from_summary",
     "operating_point",
     "permutation_test_subjects",
+    "ratio_bounds",
+    "simultaneous_rate_bounds",
+    "simultaneous_ratio_intervals",
     "rank_k_identification_rate",
     "ratio_to_lowest",
     "roc_points",

@@ -26,10 +26,14 @@ from numpy.typing import ArrayLike
 
 from lfr_eval.metrics._clustered import KORN_GRAUBARD, ClusterSummary, korn_graubard_from_summary
 from lfr_eval.metrics._group_tests import (
+    MAX_Z_TEST,
     Alternative,
+    GroupRatesComparison,
     GroupTestResult,
+    compare_group_rates,
     fisher_exact_test,
     permutation_test_subjects,
+    simultaneous_ratio_intervals,
 )
 from lfr_eval.metrics._intervals import (
     SubjectHistogram,
@@ -478,12 +482,15 @@ class IdentificationFrame:
             Whether small groups take part (they are always listed when included).
 
         ci : bool
-            Also give a percentile interval of each ratio (``ratio_ci_low``,
-            ``ratio_ci_high``) from a bootstrap over subjects: each replicate resamples the
-            subjects of every group (within the group) with replacement, recomputes every
-            group's rate and the reference (the lowest included group's rate in that
-            replicate, the overall rate, or the named group's) and divides. Uses the frame's
-            ``confidence``, ``n_boot`` and ``seed``; repeat images of one person stay together.
+            Also give an interval of each ratio (``ratio_ci_low``, ``ratio_ci_high``). To the
+            lowest or a named group: clustered by person and **simultaneous** over the
+            included groups (:func:`~lfr_eval.metrics.simultaneous_ratio_intervals`: log ratio
+            with cluster-robust variances and a max-|t| critical value over all pairs, so the
+            ratio to the lowest group picked after seeing the data is covered too; where a rate
+            is 0, ratios of Bonferroni Korn–Graubard bounds). Measured: with equal true rates
+            some interval excludes 1 in at most ~5% of data sets (the percentile bootstrap did
+            in 16%). To the overall rate (``reference=None``): a percentile bootstrap over
+            subjects within groups (``confidence``, ``n_boot``, ``seed``).
 
         Returns
         -------
@@ -558,6 +565,39 @@ class IdentificationFrame:
     def _ratio_interval(
         self, metric: str, reference: str | tuple[str, ...] | None, include_small: bool
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Interval of each group's ratio, shape (G, m) each (NaN for groups left out): to the
+        lowest or a named group, clustered and simultaneous over the included groups
+        (:func:`~lfr_eval.metrics.simultaneous_ratio_intervals`); to the overall rate, the
+        percentile subject bootstrap."""
+        if reference is None:
+            return self._bootstrap_ratio_interval(metric, reference, include_small)
+        n_groups, m = len(self._group_keys), len(self._thresholds)
+        low = np.full((n_groups, m), np.nan)
+        high = np.full((n_groups, m), np.nan)
+        table = self._table(metric, include_small)  # the groups ratio() reports
+        codes, t_index = self._locate(table.index)
+        named = not (isinstance(reference, str) and reference == "lowest")
+        for t in np.unique(t_index):
+            family = set(codes[t_index == t].tolist())
+            if named:
+                family.add(self._code(reference))
+            at_t = {str(c): self._summary_at(metric, c, int(t)) for c in sorted(family)}
+            if named:
+                ref_code = self._code(reference)
+            else:
+                rates = {c: float(v.errors[0]) / v.trials for c, v in
+                         ((int(k), v) for k, v in at_t.items()) if v.trials > 0}
+                ref_code = min(rates, key=rates.__getitem__)
+            ratios = simultaneous_ratio_intervals(at_t, self._confidence, seed=int(self._seed))
+            j = ratios.index(str(ref_code))
+            for c in family:
+                i = ratios.index(str(c))
+                low[c, t], high[c, t] = ratios.low[i, j], ratios.high[i, j]
+        return low, high
+
+    def _bootstrap_ratio_interval(
+        self, metric: str, reference: str | tuple[str, ...] | None, include_small: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of each group's ratio, shape (G, m) each (NaN if undefined)."""
         errors, trials = self._group_replicates(metric)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -630,6 +670,76 @@ class IdentificationFrame:
             )
         return int(hits[0])
 
+    def _code(self, group: str | tuple[str, ...]) -> int:
+        key = self._group_key(group)
+        return list(self._group_keys.itertuples(index=False, name=None)).index(key)
+
+    def _label(self, code: int) -> str:
+        key = self._group_keys.iloc[code].tolist()
+        return str(key[0]) if len(key) == 1 else " / ".join(map(str, key))
+
+    def _summary_at(self, metric: str, code: int, t: int) -> ClusterSummary:
+        """One group's clustered sufficient statistics at threshold index ``t``, from the
+        frame's own table (``rate_variance``, ``variance_df``, ``effective_people``)."""
+        table = self._by_group.xs(metric, level="metric")
+        key = tuple(self._group_keys.iloc[code].tolist())
+        row = table.loc[(self._thresholds[t], *key)]
+        if isinstance(row, pd.DataFrame):  # pragma: no cover - pandas shape quirk
+            row = row.iloc[0]
+        return ClusterSummary(
+            errors=np.array([float(row["errors"])]),
+            trials=float(row["n_searches"]),
+            n_subjects=int(row["n_subjects"]),
+            variance=np.array([float(row["rate_variance"])]),
+            df=np.array([float(row["variance_df"])]),
+            effective_people=float(row["effective_people"]),
+        )
+
+    def _family(
+        self, metric: str, t: int, include_small: bool, include_unknown: bool, also: Sequence
+    ) -> list[int]:
+        table = self._by_group.xs(metric, level="metric")
+        family = set()
+        for code in range(len(self._group_keys)):
+            key = tuple(self._group_keys.iloc[code].tolist())
+            row = table.loc[(self._thresholds[t], *key)]
+            if isinstance(row, pd.DataFrame):  # pragma: no cover
+                row = row.iloc[0]
+            if row["n_searches"] == 0 or (row["small_group"] and not include_small):
+                continue
+            if "unknown" in key and not include_unknown:
+                continue
+            family.add(code)
+        return sorted(family | {self._code(g) for g in also})
+
+    def compare_groups(
+        self,
+        metric: Metric,
+        threshold: float,
+        *,
+        include_small: bool = False,
+        include_unknown: bool = False,
+        also: Sequence[str | tuple[str, ...]] = (),
+        n_draws: int = 20_000,
+        seed: int = 0,
+    ) -> GroupRatesComparison:
+        """Every pair of groups compared at one threshold, with multiplicity control.
+
+        The cluster-robust, studentized pair statistics of
+        :func:`~lfr_eval.metrics.compare_group_rates` (Rao–Scott design-effect variances) and
+        the single-step max-statistic adjustment over all pairs (Westfall & Young): a pair is
+        called different at ``p_adjusted <= alpha`` with family-wise error at most ``alpha``,
+        also the highest-vs-lowest pair picked after seeing the data. Small groups and the
+        ``"unknown"`` label are left out unless asked; ``also`` names groups always in.
+        """
+        metric = self._metric(metric)
+        t = self._threshold_index(threshold)
+        family = self._family(metric, t, include_small, include_unknown, also)
+        summaries = {self._label(c): self._summary_at(metric, c, t) for c in family}
+        if any(v.trials <= 0 for v in summaries.values()):
+            raise MetricInputError("each compared group needs searches")
+        return compare_group_rates(summaries, n_draws=n_draws, seed=seed)
+
     def group_test(
         self,
         metric: Metric,
@@ -637,15 +747,23 @@ class IdentificationFrame:
         group_a: str | tuple[str, ...],
         group_b: str | tuple[str, ...],
         *,
-        test: Literal["permutation", "fisher"] = "permutation",
+        test: Literal["clustered", "permutation", "fisher"] = "clustered",
         alternative: Alternative = "two-sided",
         n_permutations: int = 9999,
         seed: int = 0,
+        include_small: bool = False,
+        include_unknown: bool = False,
     ) -> GroupTestResult:
         """Test equal ``metric`` rates in two groups at one threshold of this frame.
 
-        ``test="permutation"`` permutes group labels between subjects (valid with repeat
-        images of one person); ``test="fisher"`` treats searches as independent.
+        ``test="clustered"`` (default): the pair's cluster-robust studentized statistic with
+        its p-value adjusted for every pair of the compared groups (:meth:`compare_groups`;
+        the two named groups always in the family, small and ``unknown`` groups otherwise only
+        when asked); ``p_value`` is the adjusted one, ``p_unadjusted`` the pair's own; it
+        keeps its size when groups differ in searches per person; two-sided only.
+        ``test="permutation"`` permutes group labels between subjects on the raw difference of
+        pooled rates (no multiplicity control); ``test="fisher"`` treats searches as
+        independent.
         """
         side = self._sides[self._metric(metric)]
         t = self._threshold_index(threshold)
@@ -659,6 +777,28 @@ class IdentificationFrame:
         e_a, n_a = group_a_counts.errors_at(t), group_a_counts.trials
         e_b, n_b = group_b_counts.errors_at(t), group_b_counts.trials
         name_a, name_b = str(group_a), str(group_b)
+        if test == "clustered":
+            if alternative != "two-sided":
+                raise MetricInputError(
+                    "the clustered test is two-sided; use test='permutation' for a one-sided test"
+                )
+            comparison = self.compare_groups(
+                metric, threshold, include_small=include_small,
+                include_unknown=include_unknown, also=(group_a, group_b), seed=seed,
+            )  # fmt: skip
+            pair = comparison.pair(self._label(codes[0]), self._label(codes[1]))
+            rate_a, rate_b = float(e_a.sum() / n_a.sum()), float(e_b.sum() / n_b.sum())
+            return GroupTestResult(
+                test=MAX_Z_TEST, group_a=name_a, group_b=name_b,
+                errors_a=int(e_a.sum()), trials_a=int(n_a.sum()),
+                errors_b=int(e_b.sum()), trials_b=int(n_b.sum()),
+                rate_a=rate_a, rate_b=rate_b,
+                statistic=(1.0 if rate_a >= rate_b else -1.0) * pair.statistic,
+                p_value=pair.p_adjusted, alternative=alternative,
+                n_subjects_a=int(len(e_a)), n_subjects_b=int(len(e_b)),
+                independence_assumed=False, p_unadjusted=pair.p_value,
+                family=comparison.groups,
+            )  # fmt: skip
         if test == "fisher":
             return fisher_exact_test(
                 int(e_a.sum()),
@@ -670,7 +810,9 @@ class IdentificationFrame:
                 group_b=name_b,
             )
         if test != "permutation":
-            raise MetricInputError(f"test must be 'permutation' or 'fisher', got {test!r}")
+            raise MetricInputError(
+                f"test must be 'clustered', 'permutation' or 'fisher', got {test!r}"
+            )
         return permutation_test_subjects(
             e_a,
             n_a,

@@ -14,7 +14,11 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lfr_eval.metrics._clustered import ClusterSummary
+from lfr_eval.metrics._clustered import (
+    ClusteredRate,
+    ClusterSummary,
+    korn_graubard_from_summary,
+)
 from lfr_eval.metrics._validation import MetricInputError, check_counts
 
 Alternative = Literal["two-sided", "greater", "less"]
@@ -44,10 +48,15 @@ class GroupTestResult:
     alternative : str
         ``"greater"`` tests rate_a > rate_b.
     n_subjects_a, n_subjects_b : int or None
-        Subjects in each group (permutation test only).
+        Subjects in each group (permutation and clustered tests).
     n_permutations : int or None
     independence_assumed : bool
         True when the test treats searches as independent (Fisher).
+    p_unadjusted : float or None
+        Clustered test only: this pair's own p-value; ``p_value`` is then adjusted for every
+        pair of the groups in ``family`` (the multiplicity-controlled one to read).
+    family : tuple of str or None
+        Clustered test only: the groups whose pairs the adjustment covers.
     """
 
     test: str
@@ -66,6 +75,8 @@ class GroupTestResult:
     n_subjects_b: int | None = None
     n_permutations: int | None = None
     independence_assumed: bool = True
+    p_unadjusted: float | None = None
+    family: tuple[str, ...] | None = None
 
     def significant(self, alpha: float = 0.05) -> bool:
         """Whether the difference is significant at level ``alpha``."""
@@ -555,3 +566,150 @@ def ratio_to_lowest(
         confidence=float(confidence),
         group_confidence=group_confidence,
     )
+
+
+#: Method label of :func:`simultaneous_rate_bounds` and :func:`ratio_bounds`.
+SIMULTANEOUS_KG = "korn-graubard, simultaneous over groups (Bonferroni)"
+
+
+def simultaneous_rate_bounds(
+    summaries: dict[str, ClusterSummary], confidence: float = 0.95, *, extra: int = 0
+) -> dict[str, ClusteredRate]:
+    """Korn–Graubard intervals that hold for every group at once.
+
+    Each group's interval is made at ``1 - (1 - confidence) / (G + extra)`` (Bonferroni over
+    the G groups, plus ``extra`` further intervals of the same family, e.g. the overall rate
+    as a reference), so all hold together with probability at least ``confidence`` whatever
+    the correlation between groups. Any ratio of two groups' rates then lies within
+    :func:`ratio_bounds` of their intervals, also for a pair chosen after seeing the data
+    (the lowest group as reference).
+
+    Parameters
+    ----------
+    summaries : dict of str to ClusterSummary
+        Per-group clustered sufficient statistics, at m thresholds each.
+    confidence : float
+        Simultaneous coverage in (0, 1).
+    extra : int
+        Intervals outside ``summaries`` that share the error budget.
+    """
+    family = len(summaries) + int(extra)
+    level = 1.0 - (1.0 - confidence) / max(family, 1)
+    return {g: korn_graubard_from_summary(v, level) for g, v in summaries.items()}
+
+
+def ratio_bounds(group: ClusteredRate, reference: ClusteredRate) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``rate_group / rate_reference`` from simultaneous intervals of both.
+
+    ``[low_g / high_ref, high_g / low_ref]``: covers the true ratio whenever both intervals
+    cover their rates (so with the family's simultaneous confidence); the upper end is ``inf``
+    when the reference's lower bound is 0.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low = np.asarray(group.ci_low, np.float64) / np.asarray(reference.ci_high, np.float64)
+        ref_low = np.asarray(reference.ci_low, np.float64)
+        high = np.where(ref_low > 0, np.asarray(group.ci_high, np.float64) / ref_low, np.inf)
+    return low, high
+
+
+
+#: Method label of :func:`simultaneous_ratio_intervals`.
+SIMULTANEOUS_LOG_RATIO = (
+    "log-ratio, cluster-robust (Rao-Scott) variances, simultaneous over all pairs "
+    "(max-|t|, Tukey-type); bounds of simultaneous Korn-Graubard intervals where a rate is 0"
+)
+
+
+@dataclass(frozen=True)
+class RatioIntervals:
+    """Intervals of every ratio ``rate_i / rate_j`` of a family of groups, all at once.
+
+    Attributes
+    ----------
+    groups : tuple of str
+    ratio, low, high : ndarray, shape (G, G)
+        ``ratio[i, j] = rate_i / rate_j`` and its interval (``inf`` where unbounded, NaN
+        where both rates are 0); the diagonal is exactly 1.
+    confidence : float
+        Simultaneous coverage of all the intervals together.
+    method : str
+    """
+
+    groups: tuple[str, ...]
+    ratio: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    confidence: float
+    method: str = SIMULTANEOUS_LOG_RATIO
+
+    def index(self, group: str) -> int:
+        return self.groups.index(group)
+
+
+def simultaneous_ratio_intervals(
+    summaries: dict[str, ClusterSummary],
+    confidence: float = 0.95,
+    *,
+    n_draws: int = 20_000,
+    seed: int = 0,
+) -> RatioIntervals:
+    """Simultaneous intervals of every pair's rate ratio, clustered by person.
+
+    Each log rate has the delta-method variance ``V_g / p_g^2`` of its cluster-robust
+    variance ``V_g`` (never below the binomial variance: design effect at least 1). The
+    interval of ``log(p_i / p_j)`` is ``± c * se_ij`` with ``c`` the ``confidence`` quantile of
+    ``max_{i<j} |L_i - L_j| / se_ij`` for independent ``L_g ~ N(0, v_g)`` (a Tukey-type
+    max-statistic critical value), carried to Student's t with ``2 (df_i + df_j)`` degrees of
+    freedom as :func:`compare_group_rates` does; so all G(G-1)/2 ratios are covered together,
+    including the ratio to the lowest group picked after seeing the data. A pair in which a
+    rate is 0 (its log is undefined) gets the ratio of simultaneous Korn–Graubard bounds
+    instead (:func:`ratio_bounds`), which is valid but wider.
+    """
+    names = sorted(summaries)
+    groups = [summaries[g] for g in names]
+    n_groups = len(names)
+    k = np.array([float(g.errors[0]) for g in groups])
+    n = np.array([float(g.trials) for g in groups])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = k / n
+        ratio = rates[:, None] / rates[None, :]
+    low = np.full((n_groups, n_groups), np.nan)
+    high = np.full((n_groups, n_groups), np.nan)
+    positive = (k > 0) & (n > 0)
+    if n_groups >= 2 and positive.sum() >= 2:
+        binomial = rates * (1 - rates) / n
+        variance = np.array([float(g.variance[0]) for g in groups])
+        v = np.maximum(variance, binomial) / np.where(positive, rates, 1.0) ** 2
+        rng = np.random.default_rng(seed)
+        draws = rng.standard_normal((n_draws, n_groups)) * np.sqrt(v)
+        idx = np.flatnonzero(positive)
+        i_idx, j_idx = np.triu_indices(len(idx), 1)
+        a, b = idx[i_idx], idx[j_idx]
+        se_pairs = np.sqrt(v[a] + v[b])
+        null_max = np.max(np.abs(draws[:, a] - draws[:, b]) / se_pairs, axis=1)
+        z_crit = float(np.quantile(null_max, confidence))
+        from scipy import stats  # imported here: ~1 s, and not every caller needs it
+
+        # As in compare_group_rates: each pair's normal critical value is carried to Student's
+        # t with 2 (df_i + df_j) degrees of freedom (a ratio resting on few people is wider).
+        df = _degrees_of_freedom(groups)
+        tail = float(stats.norm.sf(z_crit))
+        c = stats.t.isf(tail, 2.0 * (df[:, None] + df[None, :]))
+        log_ratio = np.log(np.where(positive, rates, 1.0))
+        se = np.sqrt(v[:, None] + v[None, :])
+        centre = log_ratio[:, None] - log_ratio[None, :]
+        both = positive[:, None] & positive[None, :]
+        low = np.where(both, np.exp(centre - c * se), low)
+        high = np.where(both, np.exp(centre + c * se), high)
+    if not positive.all():
+        bounds = simultaneous_rate_bounds(dict(zip(names, groups, strict=True)), confidence)
+        for i in range(n_groups):
+            for j in range(n_groups):
+                if positive[i] and positive[j]:
+                    continue
+                lo, hi = ratio_bounds(bounds[names[i]], bounds[names[j]])
+                low[i, j], high[i, j] = float(lo[0]), float(hi[0])
+    np.fill_diagonal(low, 1.0)
+    np.fill_diagonal(high, 1.0)
+    np.fill_diagonal(ratio, 1.0)
+    return RatioIntervals(tuple(names), ratio, low, high, float(confidence))
