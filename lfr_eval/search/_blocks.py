@@ -115,6 +115,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     progress: bool | BlockProgress | None = None,
     desc: str = "scoring",
     tile_bytes: int | None = None,
+    rows_per_block: int | None = None,
 ) -> Partial:
     """Score all probes against the whole gallery in blocks, keeping finished blocks on disk.
 
@@ -135,8 +136,10 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     desc : str
         Label of the progress bar.
     tile_bytes : int, optional
-        Memory of one similarity tile (default: what the memory setting leaves, up to 2**16
-        templates per probe row).
+        Memory of one similarity tile (default: the backend's, e.g. 1 MiB per thread chunk
+        for numpy).
+    rows_per_block : int, optional
+        Probe rows per block (default: sized from ``memory_bytes``).
 
     Returns
     -------
@@ -156,7 +159,11 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     n = probes.shape[0]
     thr = None if thresholds is None else check_thresholds(thresholds)
     n_thr = 0 if thr is None else len(thr)
-    rows = _rows_per_block(n, gallery, k, n_thr, int(memory_bytes))
+    rows = (
+        int(rows_per_block)
+        if rows_per_block
+        else _rows_per_block(n, gallery, k, n_thr, int(memory_bytes))
+    )
     n_blocks = -(-n // rows) if n else 0
     tile = int(tile_bytes) if tile_bytes else None
     mates = None if mate_codes is None else np.asarray(mate_codes, np.int64)

@@ -39,8 +39,9 @@ in the core's cache: subject maxima, the top-k, the mate's ``higher`` and the th
 histogram (bins by arithmetic on a uniform grid, a look-up table otherwise, exact either way);
 each probe's histogram becomes its counts by one reverse cumulative sum. ``"torch"``: the
 same on a torch device (``"cpu"`` or ``"cuda"``) in fp32 or fp16 (products in fp16,
-reductions in fp32; fp16 scores agree to about 1e-3, not to float32 rounding). torch is imported only when chosen. faiss serves top-k-only searches (the live
-page, :class:`~lfr_eval.search.SearchIndex`), see :func:`faiss_top_k`.
+reductions in fp32; fp16 scores agree to about 1e-3, not to float32 rounding). torch is
+imported only when chosen. faiss serves top-k-only searches (the live page,
+:class:`~lfr_eval.search.SearchIndex`), see :func:`faiss_top_k`.
 """
 
 from __future__ import annotations
@@ -721,40 +722,21 @@ def score_all(
     block: int = 1024,
     tile_bytes: int | None = None,
 ) -> Partial:
-    """:func:`score_block` over consecutive probe blocks, concatenated (one process, or
-    the cluster's tasks while :data:`block_executor` is set)."""
-    executor = block_executor.get()
-    if executor is not None and (backend is None or isinstance(backend, _NumpyKernel)):
-        return executor(
-            probes,
-            gallery,
-            k=k,
-            thresholds=thresholds,
-            mate_codes=mate_codes,
-            block=block,
-            tile_bytes=tile_bytes,
-        )
-    probes = np.asarray(probes, dtype=np.float32)
-    mates = None if mate_codes is None else np.asarray(mate_codes, np.int64)
-    ms = None if mates is None else mate_scores(probes, gallery, mates)
-    be = backend if backend is not None else _NumpyKernel()
-    parts = [
-        score_block(
-            probes[a:b],
-            gallery,
-            k=k,
-            thresholds=thresholds,
-            mate_codes=None if mates is None else mates[a:b],
-            mate_score=None if ms is None else ms[a:b],
-            backend=be,
-            tile_bytes=tile_bytes,
-        )
-        for a, b in probe_blocks(len(probes), block)
-    ]
-    if not parts:
-        thr_n = None if thresholds is None else len(np.atleast_1d(thresholds))
-        return empty_partial(0, k, gallery.n_groups, thr_n)
-    return concat_partials(parts)
+    """:func:`score_block` over consecutive probe blocks of ``block`` rows, concatenated:
+    :func:`~lfr_eval.search._blocks.score_probes` with a fixed block size and no work folder
+    (the cluster's tasks while :data:`block_executor` is set)."""
+    from lfr_eval.search._blocks import score_probes
+
+    return score_probes(
+        probes,
+        gallery,
+        k=k,
+        thresholds=thresholds,
+        mate_codes=mate_codes,
+        backend=backend,
+        tile_bytes=tile_bytes,
+        rows_per_block=block,
+    )
 
 
 def concat_partials(parts: Sequence[Partial]) -> Partial:

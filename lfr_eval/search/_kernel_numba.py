@@ -10,9 +10,9 @@ arithmetic bin index) and one scalar pass for what cannot be vectorised (histogr
 Threshold bins are exact: a score ``x`` goes to bin ``b = #{t : thr32[t] <= x}`` (``thr32`` is
 the grid rounded up to float32, so the comparison is the float64 one). On a uniform grid the
 bin comes from ``int(x / step + 1 - thr32[0] / step)`` and is trusted only when that position
-lies more than ``delta`` (the grid's deviation from uniform plus the float32 rounding bound) from an integer;
-otherwise, and on any other grid, the bin comes from a look-up table and a forward step over
-the sorted thresholds.
+lies more than ``delta`` (the grid's deviation from uniform plus the float32 rounding bound)
+from an integer; otherwise, and on any other grid, the bin comes from a look-up table and a
+forward step over the sorted thresholds.
 """
 
 from __future__ import annotations
