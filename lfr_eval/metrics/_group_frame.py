@@ -683,7 +683,7 @@ class IdentificationFrame:
         frame's own table (``rate_variance``, ``variance_df``, ``effective_people``)."""
         table = self._by_group.xs(metric, level="metric")
         key = tuple(self._group_keys.iloc[code].tolist())
-        row = table.loc[(self._thresholds[t], *key)]
+        row = table.loc[(self._thresholds[t],) + key]
         if isinstance(row, pd.DataFrame):  # pragma: no cover - pandas shape quirk
             row = row.iloc[0]
         return ClusterSummary(
@@ -696,13 +696,18 @@ class IdentificationFrame:
         )
 
     def _family(
-        self, metric: str, t: int, include_small: bool, include_unknown: bool, also: Sequence
+        self,
+        metric: str,
+        t: int,
+        include_small: bool,
+        include_unknown: bool,
+        also: Sequence[str | tuple[str, ...]],
     ) -> list[int]:
         table = self._by_group.xs(metric, level="metric")
         family = set()
         for code in range(len(self._group_keys)):
             key = tuple(self._group_keys.iloc[code].tolist())
-            row = table.loc[(self._thresholds[t], *key)]
+            row = table.loc[(self._thresholds[t],) + key]
             if isinstance(row, pd.DataFrame):  # pragma: no cover
                 row = row.iloc[0]
             if row["n_searches"] == 0 or (row["small_group"] and not include_small):
@@ -732,10 +737,10 @@ class IdentificationFrame:
         also the highest-vs-lowest pair picked after seeing the data. Small groups and the
         ``"unknown"`` label are left out unless asked; ``also`` names groups always in.
         """
-        metric = self._metric(metric)
+        name = self._metric(metric)
         t = self._threshold_index(threshold)
-        family = self._family(metric, t, include_small, include_unknown, also)
-        summaries = {self._label(c): self._summary_at(metric, c, t) for c in family}
+        family = self._family(name, t, include_small, include_unknown, also)
+        summaries = {self._label(c): self._summary_at(name, c, t) for c in family}
         if any(v.trials <= 0 for v in summaries.values()):
             raise MetricInputError("each compared group needs searches")
         return compare_group_rates(summaries, n_draws=n_draws, seed=seed)
