@@ -318,13 +318,20 @@ class BlazeFaceDetector:
 
     def _detect_region(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (in ``image`` pixels, clipped) and scores of one network pass over ``image``."""
-        import cv2  # imported where used: `lfr-eval` commands that never detect stay light
+        from PIL import Image
 
         height, width = image.shape[:2]
         size = self.model.input_size
         scale = size / max(height, width)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        # Pillow, not OpenCV: cv2.resize hands the work to OpenCV's thread pool, which on the
+        # live worker waited seconds behind onnxruntime's spinning threads on a busy 2-core
+        # machine (measured: the worker stalled in cv2.resize); Pillow resizes on this thread.
+        resized = np.asarray(
+            Image.fromarray(np.ascontiguousarray(image)).resize(
+                (new_w, new_h), Image.Resampling.BOX
+            )
+        )
         pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
         tensor = np.zeros((1, size, size, 3), dtype=np.float32)
         tensor[0, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized / 127.5 - 1.0
