@@ -282,12 +282,19 @@ def test_ratio_intervals_are_clustered_and_simultaneous() -> None:
     fp = (best >= 0.5).astype(float)
     by_person = pd.DataFrame({"p": people, "g": group, "fp": fp}).groupby(["g", "p"])["fp"]
     sums, counts = by_person.sum(), by_person.count()
-    direct = simultaneous_ratio_intervals(
-        {g: summarise_clusters(sums.loc[g].to_numpy(), counts.loc[g].to_numpy()) for g in "AB"},
-        seed=1,
-    )
+    summaries = {
+        g: summarise_clusters(sums.loc[g].to_numpy(), counts.loc[g].to_numpy()) for g in "AB"
+    }
+    direct = simultaneous_ratio_intervals(summaries)
     assert b["ratio_ci_low"] == pytest.approx(direct.low[1, 0])
     assert b["ratio_ci_high"] == pytest.approx(direct.high[1, 0])
+    # ... and the aggregate's function (report charts, demographic page) gives it too
+    from lfr_eval.metrics import ratio_to_lowest
+
+    agg = ratio_to_lowest(summaries)
+    assert agg.lowest[0] == "A"
+    assert agg.ratio_low[1, 0] == pytest.approx(b["ratio_ci_low"])
+    assert agg.ratio_high[1, 0] == pytest.approx(b["ratio_ci_high"])
     assert np.sqrt(b["ratio_ci_low"] * b["ratio_ci_high"]) == pytest.approx(b["ratio"])
     # other references, and no interval on request
     assert {"ratio_ci_low", "ratio_ci_high"} <= set(frame.ratio("fpir", None).columns)

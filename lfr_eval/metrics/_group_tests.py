@@ -468,9 +468,10 @@ def compare_group_rates(
     return GroupRatesComparison(tuple(pairs), MAX_Z_TEST, tuple(names))
 
 
+#: Method label of :func:`ratio_to_lowest` and :func:`simultaneous_ratio_intervals`.
 SIMULTANEOUS_RATIO = (
-    "ratio of simultaneous Korn–Graubard bounds (clustered by person; Bonferroni over the "
-    "compared groups)"
+    "log-ratio, cluster-robust (Rao-Scott) variances, simultaneous over all pairs "
+    "(max-|t|, Tukey-type); bounds of simultaneous Korn-Graubard intervals where a rate is 0"
 )
 
 
@@ -485,8 +486,8 @@ class RatioToLowest:
     ratio : ndarray of shape (G, m)
         ``rate_g / rate_lowest`` at each of the m thresholds; NaN where the lowest rate is 0.
     ratio_low, ratio_high : ndarray of shape (G, m)
-        ``low_g / high_lowest`` and ``high_g / low_lowest`` from the simultaneous rate bounds
-        (``inf`` where the lowest group's lower bound is 0).
+        The group's row against the lowest in :func:`simultaneous_ratio_intervals` at each
+        threshold (``inf`` where unbounded).
     rate_low, rate_high : ndarray of shape (G, m)
         Simultaneous Korn–Graubard bounds of each group's rate at ``group_confidence``.
     lowest : ndarray of shape (m,), object
@@ -532,11 +533,12 @@ def ratio_to_lowest(
 
     Notes
     -----
-    Each group's rate gets its Korn–Graubard interval at ``1 - (1 - confidence) / G``
-    (Bonferroni over the G groups), so all G intervals hold together with probability at least
-    ``confidence``; the ratio's bounds divide them, which then holds for every group's ratio to
-    whichever group turns out lowest. Conservative, and valid although the lowest group is
-    picked after seeing the data. Ties for the lowest go to the first group given.
+    At each threshold the ratio's interval is the one :func:`simultaneous_ratio_intervals`
+    gives for that group against the lowest (so the aggregate's charts and tables, and
+    :meth:`IdentificationFrame.ratio` on the raw data, show the same interval): all pairs'
+    ratios hold together, so the choice of the lowest group after seeing the data is covered.
+    ``rate_low`` / ``rate_high`` are each group's simultaneous Korn–Graubard bounds
+    (Bonferroni over the G groups). Ties for the lowest go to the first group given.
     """
     from lfr_eval.metrics._clustered import korn_graubard_from_summary
 
@@ -550,11 +552,18 @@ def ratio_to_lowest(
     high = np.stack([b.ci_high for b in bounds])
     ref = np.argmin(np.where(np.isnan(rate), np.inf, rate), axis=0)  # (m,)
     cols = np.arange(rate.shape[1])
-    ref_rate, ref_low, ref_high = rate[ref, cols], low[ref, cols], high[ref, cols]
+    ref_rate = rate[ref, cols]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(ref_rate > 0, rate / ref_rate, np.nan)
-        ratio_low = low / ref_high
-        ratio_high = np.where(ref_low > 0, high / ref_low, np.inf)
+    ratio_low = np.full_like(rate, np.nan)
+    ratio_high = np.full_like(rate, np.nan)
+    for t in cols:
+        at_t = {g: _summary_column(summaries[g], int(t)) for g in names}
+        pairs = simultaneous_ratio_intervals(at_t, confidence)
+        j = pairs.index(names[ref[t]])
+        for i, g in enumerate(names):
+            ratio_low[i, t] = pairs.low[pairs.index(g), j]
+            ratio_high[i, t] = pairs.high[pairs.index(g), j]
     return RatioToLowest(
         groups=tuple(names),
         ratio=ratio,
@@ -565,6 +574,18 @@ def ratio_to_lowest(
         lowest=np.array([names[i] for i in ref], dtype=object),
         confidence=float(confidence),
         group_confidence=group_confidence,
+    )
+
+
+def _summary_column(summary: ClusterSummary, t: int) -> ClusterSummary:
+    """The one-threshold :class:`ClusterSummary` at column ``t`` of ``summary``."""
+    return ClusterSummary(
+        errors=summary.errors[t : t + 1],
+        trials=summary.trials,
+        n_subjects=summary.n_subjects,
+        variance=summary.variance[t : t + 1],
+        df=summary.df[t : t + 1],
+        effective_people=summary.effective_people,
     )
 
 
@@ -613,11 +634,7 @@ def ratio_bounds(group: ClusteredRate, reference: ClusteredRate) -> tuple[np.nda
 
 
 
-#: Method label of :func:`simultaneous_ratio_intervals`.
-SIMULTANEOUS_LOG_RATIO = (
-    "log-ratio, cluster-robust (Rao-Scott) variances, simultaneous over all pairs "
-    "(max-|t|, Tukey-type); bounds of simultaneous Korn-Graubard intervals where a rate is 0"
-)
+SIMULTANEOUS_LOG_RATIO = SIMULTANEOUS_RATIO
 
 
 @dataclass(frozen=True)
