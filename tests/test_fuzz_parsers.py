@@ -142,13 +142,11 @@ def bundle_members(watchlist_file: Path, tmp_path_factory: pytest.TempPathFactor
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
 
-@FUZZ
-@given(data=st.data(), value=json_values)
-def test_a_manifest_with_any_field_replaced_is_refused_and_the_store_unchanged(
-    bundle_members: dict, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, value
+def _import_mutated(
+    bundle_members: dict, tmp_path_factory: pytest.TempPathFactory, path: tuple, value: object
 ) -> None:
+    """Import the bundle with one manifest field replaced: refused, or the store unchanged."""
     manifest = json.loads(bundle_members["manifest.json"])
-    path = data.draw(st.sampled_from(_paths(manifest)))
     mutated = _replace(manifest, path, value)
     folder = tmp_path_factory.mktemp("case")
     bundle = folder / "bundle"
@@ -164,6 +162,23 @@ def test_a_manifest_with_any_field_replaced_is_refused_and_the_store_unchanged(
     except WatchlistError:
         pass
     assert hashlib.sha256(target.path.read_bytes()).hexdigest() == before
+
+
+@FUZZ
+@given(data=st.data(), value=json_values)
+def test_a_manifest_with_any_field_replaced_is_refused_and_the_store_unchanged(
+    bundle_members: dict, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, value
+) -> None:
+    manifest = json.loads(bundle_members["manifest.json"])
+    path = data.draw(st.sampled_from(_paths(manifest)))
+    _import_mutated(bundle_members, tmp_path_factory, path, value)
+
+
+def test_a_manifest_whose_engine_lists_no_models_is_refused(
+    bundle_members: dict, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # found by the fuzz test above: an engine without a recognizer raised a bare ValueError
+    _import_mutated(bundle_members, tmp_path_factory, ("engines", 0, "models"), [])
 
 
 @FUZZ

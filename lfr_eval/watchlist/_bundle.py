@@ -679,6 +679,8 @@ def _verify(
             f"{EMBEDDINGS_NAME} has shape {embeddings.shape}, the manifest lists "
             f"{plural(len(templates), 'template')} of dimension {dim}",
         )
+    if any(not any(m.role == "recognizer" for m in e.models) for e in engines):
+        raise _refuse(label, "an engine lists no recognizer model (its embedding space is unknown)")
     keys = {e.recognizer_key for e in engines}
     if len(keys) > 1:
         raise _refuse(label, f"templates from different embedding spaces ({sorted(keys)})")
