@@ -23,8 +23,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lfr_eval.live._scene import SceneScript
 
 #: Environment variable naming the frame log file (benchmark mode of the Live page).
 ENV_FRAME_LOG = "LFR_LIVE_FRAME_LOG"
@@ -224,7 +228,7 @@ class BrowserFigures:
 
 def browser_figures(
     frames: Sequence[LoggedFrame],
-    scene,
+    scene: SceneScript,
     alert_times: Sequence[float],
     *,
     listed_label: str = "listed",
@@ -247,6 +251,12 @@ def browser_figures(
     """
     window = [f for f in frames if until is None or f.t <= until]
     stamped = [f for f in window if f.index is not None]
+
+    def at(frame: LoggedFrame) -> float:
+        """Scene time of a stamped frame, seconds."""
+        assert frame.index is not None  # only stamped frames are timed
+        return scene.frame_time(frame.index)
+
     # the camera loops: a stamp index lower than the one before starts a new loop
     loops, loop, last = [], 0, -1
     for frame in stamped:
@@ -259,7 +269,7 @@ def browser_figures(
     for frame in stamped:
         sizes[frame.size] = sizes.get(frame.size, 0) + 1
         scale = scene.size[0] / frame.size[0]
-        s, c = scene.box_coverage(scene.frame_time(frame.index), frame.boxes * scale)
+        s, c = scene.box_coverage(at(frame), frame.boxes * scale)
         shown, covered = shown + s, covered + c
     listed = [a for a in scene.appearances if a.label == listed_label]
     passages, per_passage, delays = 0, [], []
@@ -267,12 +277,12 @@ def browser_figures(
     for n in range(loop + 1):
         in_loop = [f for f, k in zip(stamped, loops, strict=True) if k == n]
         for face in listed:
-            during = [f for f in in_loop if face.visible(scene.frame_time(f.index))]
-            after = [f for f in in_loop if scene.frame_time(f.index) >= face.end_s]
+            during = [f for f in in_loop if face.visible(at(f))]
+            after = [f for f in in_loop if at(f) >= face.end_s]
             # only passages seen whole: from their first frames to past their end
             if not during or not after:
                 continue
-            if scene.frame_time(during[0].index) > face.start_s + 0.25:
+            if at(during[0]) > face.start_s + 0.25:
                 continue
             spans.append((during[0].t, during[-1].t))
     # Each alert belongs to the latest passage that began before it, if raised no later than
