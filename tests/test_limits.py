@@ -191,7 +191,7 @@ def test_embeddings_larger_than_the_manifest_says_are_refused_unread(tmp_path: P
     with zipfile.ZipFile(big, "w") as archive:
         archive.writestr("manifest.json", members["manifest.json"])
         archive.writestr("embeddings.npy", bytes(1 << 20))
-    with pytest.raises(WatchlistError, match="larger than 1 templates"):
+    with pytest.raises(WatchlistError, match="larger than 1 template of dimension"):
         read_bundle(big, allow_unsigned=True)
 
 
