@@ -33,7 +33,7 @@ def _exact_bin(x, thr, lut, lut_lo, lut_inv_h):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
-def reduce_rows(  # noqa: C901 - one pass over the tile, kept together
+def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass, kept together
     sims,  # (n, w) float32: probes × the tile's templates
     single,  # bool: one template per subject (local_starts is then 0..n_sub)
     local_starts,  # (n_sub + 1,) int64: subject runs within the tile
