@@ -353,6 +353,11 @@ class LivePipeline:
         self._last_detection_start = -np.inf
         self._last_step_cpu_s = 0.0
         self._worker: threading.Thread | None = None
+        # compile the search kernel before frames arrive (else the first face searched waits
+        # for numba on the recognition thread and its box goes stale)
+        from lfr_eval.search._kernel import warm_up
+
+        warm_up()
         if background:
             self._ensure_worker()
 

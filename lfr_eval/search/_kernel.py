@@ -47,6 +47,7 @@ imported only when chosen. faiss serves top-k-only searches (the live page,
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -630,6 +631,22 @@ def kernel_backend(
 
 
 # ---------------------------------------------------------------------------------- entry points
+@functools.lru_cache(maxsize=1)
+def warm_up() -> None:
+    """Compile the numpy backend's reduction now, once per process.
+
+    numba compiles :func:`~lfr_eval.search._kernel_numba.reduce_rows` on its first call (about
+    2 s on a small CPU the first time on a machine, then read back from numba's disk cache).
+    The live page calls this when its pipeline is made, so the first person searched is not
+    held up by the compiler.
+    """
+    rng = np.random.default_rng(0)
+    templates = rng.standard_normal((2, 8)).astype(np.float32)
+    templates /= np.linalg.norm(templates, axis=1, keepdims=True)
+    gallery = Gallery.build(templates, ["a", "b"])
+    score_block(templates[:1], gallery, k=1)
+
+
 def score_block(
     probes: np.ndarray,
     gallery: Gallery,
