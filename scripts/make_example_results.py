@@ -44,6 +44,7 @@ Files (load them with `lfr_eval.report.AggregateResult.load(folder)`):
   interval;
 - `histograms.csv` — mate scores and best non-mated scores, binned (0.01), per group;
 - `scaling.csv` — FPIR predicted for other watchlist sizes;
+- `ranks.csv` — rank-1…k identification rates and the CMC, overall and per group;
 - `acquisition.csv` — images with no usable face, per role and group;
 - `aggregate.json` — provenance and the sha256 of every table.
 

@@ -100,6 +100,9 @@ class ClusterSpec:
         return f"{text} ({describe_gpu_plan(worker_gpu_plan(self.workers, visible_gpus()))})"
 
 
+#: Seconds a local cluster's workers may take to start before the run is refused.
+WORKER_START_TIMEOUT_S = 120.0
+
 def visible_gpus() -> list[str]:
     """GPUs local workers may use: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s.
 
@@ -228,12 +231,19 @@ def open_client(spec: ClusterSpec) -> Iterator:
             silence_logs=logging.ERROR,
         )
         if any(plan):
-            # one GPU per worker process: the workers differ only by their environment
+            # one GPU per worker process: the workers differ only by their environment. They
+            # start asynchronously, so wait for them here, while __main__ is still hidden.
             cluster.worker_spec.update(gpu_worker_specs(cluster.new_spec, plan))
             cluster.scale(len(plan))
+            try:
+                cluster.wait_for_workers(len(plan), timeout=WORKER_START_TIMEOUT_S)
+            except TimeoutError as exc:
+                cluster.close()
+                raise ClusterError(
+                    f"the local cluster's {len(plan)} workers did not start within "
+                    f"{WORKER_START_TIMEOUT_S:.0f} s; nothing was computed"
+                ) from exc
     with cluster, Client(cluster) as client:
-        if any(plan):
-            client.wait_for_workers(len(plan))
         yield client
 
 
