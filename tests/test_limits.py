@@ -31,15 +31,9 @@ RSS_BUDGET_MIB = 120
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    from lfr_eval.cli import main
+    from cli_support import run
 
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
+    code, out, err = run(capsys, *args)
     return code, out + err
 
 

@@ -177,16 +177,10 @@ def test_trusting_another_teams_key_accepts_their_configs(
 def test_cli_verify_refuses_forged_and_unsigned_configs(
     watchlist: Watchlist, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lfr_eval.cli import main
+    from cli_support import run as run_cli
 
     def run(*args: object) -> tuple[int, str]:
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
+        code, out, err = run_cli(capsys, *args)
         return code, out + err
 
     keys = ["--keys-dir", tmp_path / "k"]
