@@ -86,6 +86,7 @@ from lfr_eval.live import (
     SceneScript,
     WatchlistHolder,
 )
+from lfr_eval.live._duty import LIVE_RECOGNITION_THREADS
 from lfr_eval.live._scene import SHOWN_FRACTION
 from lfr_eval.watchlist import SubjectInfo, Watchlist
 
@@ -132,6 +133,8 @@ class Result:
     hold_unseen_s: float
     recognition_threads: int | None
     recognition_cpu_share: float
+    recognition_busy_used: float
+    recognition_cpu_used: float
     busy_cores: int
     box_coverage: float
     first_box_s_median: float | None
@@ -404,6 +407,10 @@ def run(args: argparse.Namespace) -> Result:
     time.sleep(0.5)
     stats = session.stats()
     recognition_error = pipeline.error
+    # what the worker used over the run: busy wall time and its thread's CPU, per second
+    steps = [st for st in pipeline.duty_cycle.recent_steps() if st[0] >= start]
+    busy_used = sum(end - begin for begin, end, _ in steps) / wall
+    cpu_used = sum(cpu for _, _, cpu in steps) / wall
     pipeline.close()
 
     delays, missed, per_passage = [], 0, []
@@ -445,6 +452,8 @@ def run(args: argparse.Namespace) -> Result:
         hold_unseen_s=args.hold_unseen,
         recognition_threads=args.recognition_threads,
         recognition_cpu_share=args.cpu_share,
+        recognition_busy_used=round(busy_used, 3),
+        recognition_cpu_used=round(cpu_used, 3),
         busy_cores=args.busy_cores,
         box_coverage=round(covered / max(1, shown), 4),
         first_box_s_median=round(float(np.median(list(first_box.values()))), 3)
@@ -542,8 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--recognition-threads",
         type=int,
-        default=None,
-        help="onnxruntime threads of the embedder (default: all CPUs)",
+        default=LIVE_RECOGNITION_THREADS,
+        help="onnxruntime threads of the dlib embedder (default: the Live page's, 1)",
     )
     parser.add_argument(
         "--cpu-share",

@@ -39,11 +39,15 @@ import sys
 import time
 from pathlib import Path
 
+from lfr_eval.live._settings import DEFAULT_RECOGNITION_SHARE, ENV_RECOGNITION_SHARE
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 
 
-def run_once(engine: str, faces: int, busy: int, profile: str | None) -> dict:
+def run_once(
+    engine: str, faces: int, busy: int, profile: str | None, share: float | None = None
+) -> dict:
     """One benchmark run of the browser test; its JSON result with the runner's notes."""
     name = f"live_bench_{engine}_{faces}face{'s' if faces != 1 else ''}"
     result_file = ARTIFACTS / f"{name}{'_busy' if busy else ''}.json"
@@ -56,6 +60,9 @@ def run_once(engine: str, faces: int, busy: int, profile: str | None) -> dict:
         "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     env.pop("LFR_LIVE_BENCH_PROFILE", None)
+    env.pop(ENV_RECOGNITION_SHARE, None)
+    if share is not None:
+        env[ENV_RECOGNITION_SHARE] = str(share)
     if profile:
         env["LFR_LIVE_BENCH_PROFILE"] = profile
     command = [sys.executable, "-m", "pytest", "tests/test_live_browser.py", "-m", "browser"]
@@ -91,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, nargs="+", default=[1, 3], choices=[1, 3])
     parser.add_argument("--busy", type=int, nargs="+", default=[0, 1], help="busy processes")
     parser.add_argument("--profile", choices=["gil", "cpu"], help="py-spy the server")
+    parser.add_argument(
+        "--cpu-share",
+        type=float,
+        nargs="+",
+        default=[None],
+        help="recognition's share of one core on the Live page (LFR_LIVE_CPU_SHARE); "
+        f"default the page's, {DEFAULT_RECOGNITION_SHARE}",
+    )
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
     parser.add_argument(
         "--out-dir", type=Path, default=REPO / "benchmarks" / "results", help="where to write"
@@ -98,26 +113,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for busy in args.busy:
-        for faces in args.faces:
-            result = run_once(args.engine, faces, busy, args.profile)
-            name = f"live_browser_{args.engine}_{faces}face{'s' if faces != 1 else ''}"
-            name += f"_busy{busy}" if busy else ""
-            name += f"_{args.tag}" if args.tag else ""
-            (args.out_dir / f"{name}.json").write_text(json.dumps(result, indent=2))
-            if "failed" in result:
-                rows.append(f"{faces} face(s), busy {busy}: FAILED ({result['failed']})")
-                print(rows[-1], flush=True)
-                continue
-            server = result["server_side"]
-            rows.append(
-                f"{faces} face(s), busy {busy}: {result['displayed_fps_browser']:.1f} fps painted, "
-                f"{server['callback_fps']:.1f} fps at the callback, box coverage "
-                f"{server['box_coverage']:.1%}, alerts/passage {server['alerts_per_passage']} "
-                f"({server['passages']} passages), time to alert median "
-                f"{server['time_to_alert_s_median']} s; {result['machine']}"
-            )
+    runs = [(b, f, c) for c in args.cpu_share for b in args.busy for f in args.faces]
+    for busy, faces, share in runs:
+        result = run_once(args.engine, faces, busy, args.profile, share)
+        name = f"live_browser_{args.engine}_{faces}face{'s' if faces != 1 else ''}"
+        name += f"_busy{busy}" if busy else ""
+        name += f"_share{share}" if share is not None else ""
+        name += f"_{args.tag}" if args.tag else ""
+        (args.out_dir / f"{name}.json").write_text(json.dumps(result, indent=2))
+        if "failed" in result:
+            rows.append(f"{faces} face(s), busy {busy}: FAILED ({result['failed']})")
             print(rows[-1], flush=True)
+            continue
+        server = result["server_side"]
+        rows.append(
+            f"{faces} face(s), busy {busy}, share {result.get('recognition_share')}: "
+            f"{result['displayed_fps_browser']:.1f} fps painted, "
+            f"{server['callback_fps']:.1f} fps at the callback, box coverage "
+            f"{server['box_coverage']:.1%}, alerts/passage {server['alerts_per_passage']} "
+            f"({server['passages']} passages), time to alert median "
+            f"{server['time_to_alert_s_median']} s; page: {result.get('page_recognition_share')};"
+            f" CPU cores used {result.get('cpu_cores_used')}; {result['machine']}"
+        )
+        print(rows[-1], flush=True)
     return 0
 
 

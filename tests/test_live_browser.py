@@ -42,7 +42,14 @@ from live_support import (
 )
 
 from lfr_eval.faces import load_engine
-from lfr_eval.live import ALERTS_DB, AlertStore, FaceAppearance, SceneScript, write_y4m
+from lfr_eval.live import (
+    ALERTS_DB,
+    AlertStore,
+    FaceAppearance,
+    SceneScript,
+    recognition_share_from_env,
+    write_y4m,
+)
 from lfr_eval.live._framelog import (
     ENV_FRAME_LOG,
     browser_figures,
@@ -70,6 +77,9 @@ ENV_BENCH_FACES = "LFR_LIVE_BENCH_FACES"
 ENV_BENCH_BUSY = "LFR_LIVE_BENCH_BUSY"
 #: Benchmark mode: ``gil`` or ``cpu`` records a py-spy profile of the server during the window.
 ENV_BENCH_PROFILE = "LFR_LIVE_BENCH_PROFILE"
+#: Benchmark mode: ``1`` walks the rest of the trainer's path after the measurement too
+#: (threshold raised, review, results, export); by default a benchmark run ends there.
+ENV_BENCH_FULL = "LFR_LIVE_BENCH_FULL"
 FPS = 30.0 if BENCH else 10.0
 #: Seconds over which the displayed frame rate is measured in benchmark mode.
 BENCH_WINDOW_S = 10.0
@@ -410,6 +420,8 @@ def _measure_display(page, video, seconds: float) -> dict:
         "window_s": round(elapsed, 1),
         "playback_quality": quality,
         "page_metrics": page.locator('[data-testid="stMetric"]').all_inner_texts(),
+        # the page's own account of recognition's share (bound, busy, CPU, steps/s)
+        "page_recognition_share": page.get_by_text("Recognition worker:").first.inner_text(),
     }
 
 
@@ -592,6 +604,7 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                         machine=f"{os.cpu_count()} CPUs visible; load average (1, 5, 15 min) "
                         f"before the window {load_before}, after {os.getloadavg()}",
                         profiled=os.environ.get(ENV_BENCH_PROFILE) or None,
+                        recognition_share=recognition_share_from_env(),
                     )
                 # a second loop of the camera: the listed person comes back, strangers pass again
                 _wait_for(page, lambda: len(store.alerts()) >= 2, 3 * LOOP_S, "the second alert")
@@ -609,6 +622,10 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                         alerts=len(store.alerts()),
                     )
                     (root / "bench.json").write_text(json.dumps(bench, indent=2))
+                if BENCH and os.environ.get(ENV_BENCH_FULL) != "1":
+                    # measured: the rest of the trainer's path is the test's, not the benchmark's
+                    context.close()
+                    return
                 _set_slider(page, 1.0)
                 page.get_by_text("threshold in force: 1.00").wait_for()
                 page.wait_for_timeout(1500)  # let a step in flight finish

@@ -26,6 +26,7 @@ from live_support import LivePeople, build_synthetic_pack
 from streamlit.testing.v1 import AppTest
 
 from lfr_eval.live import AlertStore, FaceAppearance, LiveAlert, SceneScript
+from lfr_eval.live._duty import live_engine_threads
 from lfr_eval.watchlist import Watchlist
 
 PAGE = REPO_ROOT / "app" / "pages" / "1_Live.py"
@@ -148,6 +149,30 @@ def test_threshold_slider_reaches_the_running_stream(page: AppTest) -> None:
     page.slider(key="live_threshold").set_value(0.97).run()
     assert settings.threshold == pytest.approx(0.97)
     assert pipeline.settings.snapshot().threshold == pytest.approx(0.97)
+
+
+def test_recognition_share_is_set_on_the_page_and_shown(page: AppTest, monkeypatch) -> None:
+    monkeypatch.setenv("LFR_LIVE_CPU_SHARE", "0.3")
+    page.run()
+    assert not page.exception
+    assert page.slider(key="live_cpu_share").value == pytest.approx(0.3)
+    pipeline = page.session_state["live_pipeline"]
+    assert pipeline.settings.snapshot().recognition_cpu_share == pytest.approx(0.3)
+    # the worker embeds on one thread (its own session); the shared engine keeps its threads
+    assert live_engine_threads(pipeline.engine) == 1
+    page.slider(key="live_cpu_share").set_value(0.7).run()
+    assert pipeline.settings.snapshot().recognition_cpu_share == pytest.approx(0.7)
+    captions = " ".join(c.value for c in page.caption)
+    assert "busy at most **70%** of the time on 1 thread(s) (≤ 70% of one core)" in captions
+    assert "recognition steps/s (last 5 s)" in captions
+
+
+def test_a_bad_recognition_share_is_refused_with_its_reason(page: AppTest, monkeypatch) -> None:
+    monkeypatch.setenv("LFR_LIVE_CPU_SHARE", "2")
+    page.run()
+    assert not page.exception
+    assert "LFR_LIVE_CPU_SHARE='2'" in page.error[0].value
+    assert "live_pipeline" not in page.session_state
 
 
 def test_enrol_photo_alert_review_and_results(

@@ -35,7 +35,10 @@ from lfr_eval.live import (
     default_threshold,
     encode_capture,
     live_detector_from_env,
+    live_engine,
+    recognition_share_from_env,
 )
+from lfr_eval.live._duty import live_engine_threads
 from lfr_eval.live._framelog import FrameLog
 from lfr_eval.live._video_file import VideoFilePlayer
 from lfr_eval.watchlist import SubjectInfo
@@ -95,11 +98,16 @@ def _new_session() -> None:
         old.close()
     session = LiveSession(store, deployment=state.get("live_deployment", ""))
     state["live_session"] = session
+    if state.get("live_source_engine") is not engine:
+        # one-threaded runtimes for the recognition worker, so its CPU share is bounded; the
+        # other pages keep the shared engine (models are shared, not reloaded)
+        state["live_source_engine"] = engine
+        state["live_engine"] = live_engine(engine)
     # one detector per pipeline (a LiteRT interpreter serves one thread); see lfr_eval.live
     live = choose_live_detector(engine, live_detector_from_env(), workspace=workspace)
     state["live_detector_choice"] = live
     state["live_pipeline"] = LivePipeline(
-        engine,
+        state["live_engine"],
         state["live_holder"],
         state["live_settings"],
         session=session,
@@ -108,7 +116,14 @@ def _new_session() -> None:
 
 
 if "live_settings" not in state:
-    state["live_settings"] = LiveSettings(threshold=default_threshold(engine.engine_id.backend))
+    try:
+        share = recognition_share_from_env()
+    except ValueError as exc:
+        st.error(str(exc))
+        st.stop()
+    state["live_settings"] = LiveSettings(
+        threshold=default_threshold(engine.engine_id.backend), recognition_cpu_share=share
+    )
     state["live_holder"] = WatchlistHolder()
     state["live_watchlist_hash"] = None
 # A threshold chosen on another page (Threshold explorer, or a config verified on the Export page)
@@ -122,12 +137,13 @@ if chosen is not None and chosen != state.get("live_adopted_threshold"):
 # settings object and plain keys, which survive.
 for widget_key, saved in (
     ("live_threshold", state["live_settings"].threshold),
+    ("live_cpu_share", state["live_settings"].snapshot().recognition_cpu_share),
     ("live_reviewer", state.get("live_reviewer_saved", "")),
     ("live_deployment", state.get("live_deployment_saved", "")),
 ):
     if widget_key not in state:
         state[widget_key] = saved
-if state.get("live_pipeline") is None or state["live_pipeline"].engine is not engine:
+if state.get("live_pipeline") is None or state.get("live_source_engine") is not engine:
     _new_session()
 settings: LiveSettings = state["live_settings"]
 holder: WatchlistHolder = state["live_holder"]
@@ -175,11 +191,22 @@ with st.sidebar:
         help="A tracked face is embedded once, then searched again this often (or when it moves "
         "a lot), so the video stays smooth on a CPU.",
     )
+    st.slider(
+        "Recognition's share of one core",
+        min_value=0.1,
+        max_value=1.0,
+        step=0.05,
+        key="live_cpu_share",
+        help="The recognition worker (detection, embedding, search) is busy at most this "
+        "fraction of the time, so the video keeps the CPU it needs to stay smooth; lower it if "
+        "the video stutters, raise it if boxes come late. 1.0 = no bound.",
+    )
     show_non_matches = st.checkbox("Draw faces that do not match", value=True)
     show_scores = st.checkbox("Show scores", value=True)
     settings.update(
         threshold=float(state["live_threshold"]),
         recheck_interval_s=float(recheck),
+        recognition_cpu_share=float(state["live_cpu_share"]),
         show_non_matches=show_non_matches,
         show_scores=show_scores,
     )
@@ -351,6 +378,14 @@ def _stats_panel() -> None:
         f"median time from a face appearing to its alert: "
         f"{'–' if to_alert is None else f'{to_alert:.2f} s'} · threshold in force: "
         f"{settings.threshold:.4f}"
+    )
+    load = pipeline.recognition_load()
+    threads = live_engine_threads(pipeline.engine)
+    st.caption(
+        f"Recognition worker: busy at most **{load.share_bound:.0%}** of the time"
+        + (f" on {threads} thread(s) (≤ {load.share_bound:.0%} of one core)" if threads else "")
+        + f" · used: busy {load.busy_share:.0%}, CPU {load.cpu_share:.0%} of a core · "
+        f"{load.steps_per_s:.1f} recognition steps/s (last 5 s)"
     )
     writer = session.writer_status()
     if writer is not None and writer.lost:

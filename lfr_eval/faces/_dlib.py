@@ -22,6 +22,7 @@ in this space; thresholds quoted for other engines (e.g. ~0.3 for ArcFace) do no
 from __future__ import annotations
 
 import contextlib
+import copy as _copy
 import os
 import threading
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from typing import Any, Literal
 
 import dlib
 import numpy as np
+from typing_extensions import Self
 
 from lfr_eval.errors import MSG_IMAGE_TOO_LARGE, ImageError, ModelError, RuntimeUnavailableError
 from lfr_eval.faces._dlib_models import (
@@ -362,6 +364,35 @@ class DlibEngine:
             precision="fp32",
             version=f"{ort_info.version} (dlib {dlib.__version__} detection and landmarks)",
         )
+
+    @property
+    def descriptor_threads(self) -> int:
+        """Threads computing descriptors: the onnxruntime session's, or 1 with dlib's own call."""
+        return 1 if self._onnx is None else self._onnx.threads
+
+    def with_threads(self, threads: int) -> Self:
+        """This engine with its own onnxruntime descriptor session of ``threads`` threads.
+
+        The dlib models (detector, shape predictor, their lock) are shared, not reloaded; only
+        the ResNet's session is new (same graph, same embeddings). Used by the live pipeline,
+        whose recognition worker runs one-threaded so its CPU share is bounded
+        (:mod:`lfr_eval.live._duty`), while other pages keep the shared engine's threads. With
+        dlib's own embedder (single-threaded already) this engine itself is returned.
+
+        Raises
+        ------
+        ValueError
+            ``threads`` is below 1.
+        """
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        if self._onnx is None or self._onnx.threads == int(threads):
+            return self
+        from lfr_eval.faces._dlib_onnx import OnnxResNet
+
+        copy = _copy.copy(self)
+        copy._onnx = OnnxResNet(self._onnx.model, threads=int(threads))
+        return copy
 
     def __repr__(self) -> str:
         return (

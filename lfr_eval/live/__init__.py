@@ -41,6 +41,7 @@ from lfr_eval.live._detector import (
     choose_live_detector,
     live_detector_from_env,
 )
+from lfr_eval.live._duty import DutyCycle, RecognitionLoad, live_engine
 from lfr_eval.live._pipeline import (
     FrameResult,
     LivePipeline,
@@ -60,12 +61,14 @@ from lfr_eval.live._session import (
     LiveStats,
 )
 from lfr_eval.live._settings import (
+    DEFAULT_RECOGNITION_SHARE,
     DEFAULT_THRESHOLD,
     DEFAULT_THRESHOLDS,
     LiveConfig,
     LiveSettings,
     default_same_face_similarity,
     default_threshold,
+    recognition_share_from_env,
 )
 from lfr_eval.live._tracker import FaceTracker, TrackState, TrackUpdate, box_iou
 from lfr_eval.live._writer import AlertWriter, WriterStatus
@@ -73,6 +76,7 @@ from lfr_eval.live._writer import AlertWriter, WriterStatus
 __all__ = [
     "ALERTS_DB",
     "ALERT_FILTERS",
+    "DEFAULT_RECOGNITION_SHARE",
     "DEFAULT_RETENTION",
     "DEFAULT_THRESHOLD",
     "DEFAULT_THRESHOLDS",
@@ -88,6 +92,7 @@ __all__ = [
     "AlertStore",
     "AlertWriter",
     "Decision",
+    "DutyCycle",
     "DeploymentSummary",
     "FaceAppearance",
     "FaceTracker",
@@ -102,6 +107,7 @@ __all__ = [
     "LiveWatchlist",
     "PurgeEntry",
     "PurgeReport",
+    "RecognitionLoad",
     "ReviewCounts",
     "SceneScript",
     "TrackState",
@@ -117,5 +123,7 @@ __all__ = [
     "draw_tracks",
     "encode_capture",
     "live_detector_from_env",
+    "live_engine",
+    "recognition_share_from_env",
     "write_y4m",
 ]

@@ -38,6 +38,7 @@ from typing_extensions import Self
 
 from lfr_eval.faces import Detections, FaceEngine, ensure_rgb_uint8
 from lfr_eval.live._alerts import LiveAlert
+from lfr_eval.live._duty import DutyCycle, RecognitionLoad
 from lfr_eval.live._session import LiveSession
 from lfr_eval.live._settings import LiveConfig, LiveSettings, default_same_face_similarity
 from lfr_eval.live._tracker import FaceTracker, TrackState, box_iou
@@ -350,8 +351,8 @@ class LivePipeline:
         self._slot_cond = threading.Condition()
         self._slot: tuple[np.ndarray, float] | None = None
         self._stop = False
-        self._last_detection_start = -np.inf
-        self._last_step_cpu_s = 0.0
+        #: holds the worker to ``recognition_cpu_share`` of the wall clock (see _duty)
+        self.duty_cycle = DutyCycle(clock=clock)
         self._worker: threading.Thread | None = None
         # compile the search kernel before frames arrive (else the first face searched waits
         # for numba on the recognition thread and its box goes stale)
@@ -504,27 +505,27 @@ class LivePipeline:
             if item is None:
                 continue
             try:
-                cpu_start = time.thread_time()
-                self._recognise(*item)
-                self._last_step_cpu_s = time.thread_time() - cpu_start
+                with self.duty_cycle.step():
+                    self._recognise(*item)
             except Exception as exc:
                 LOGGER.exception("live recognition stopped")
                 self._error = f"recognition stopped: {type(exc).__name__}: {exc}"
                 return
 
     def _pause_before_step(self, config: LiveConfig) -> float:
-        """Seconds to wait before the next worker step (0 or more).
+        """Seconds to wait before the next worker step (<= 0: none).
 
-        At least ``min_detection_interval_s`` between step starts, and the worker's own CPU time
-        (this thread's: detection, landmarks, embedding with one-thread runtimes) held to
-        ``recognition_cpu_share`` of one core: after a step that used ``c`` CPU seconds, the
-        next starts no sooner than ``c / share`` after it began. Cheap steps (detection only)
-        come often; expensive ones (new faces embedded) are followed by a longer pause, so the
-        video thread always keeps CPU to draw its frames.
+        At least ``min_detection_interval_s`` between step starts, and the worker busy at most
+        ``recognition_cpu_share`` of the wall clock (:class:`~lfr_eval.live._duty.DutyCycle`):
+        after a step that took ``w`` seconds, the next starts no sooner than ``w / share``
+        after it began. Cheap steps (detection only) come often; expensive ones (a face
+        embedded) are followed by a longer pause, so the video path keeps the CPU it needs.
         """
-        since = self._clock() - self._last_detection_start
-        budget = self._last_step_cpu_s / config.recognition_cpu_share
-        return max(config.min_detection_interval_s, budget) - since
+        return self.duty_cycle.pause(config.recognition_cpu_share, config.min_detection_interval_s)
+
+    def recognition_load(self) -> RecognitionLoad:
+        """What recognition used over the last seconds (share bound, busy and CPU share)."""
+        return self.duty_cycle.load(self.settings.snapshot().recognition_cpu_share)
 
     def _forget_tracks(self) -> None:
         with self._state_lock:
@@ -578,7 +579,6 @@ class LivePipeline:
         """One worker step on one frame (runs on the worker, or inline without background)."""
         config = self.settings.snapshot()
         step_start = self._clock()
-        self._last_detection_start = step_start
         # On the worker, a frame "arrives" at its stream time t (same clock); run inline (offline
         # video, tests) it arrives when this step starts, whatever time base t uses.
         arrival = t if self.background else step_start

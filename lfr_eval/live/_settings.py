@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,37 @@ from lfr_eval.faces._choice import DEFAULT_THRESHOLDS, default_threshold  # noqa
 # One default per engine for the whole workbench (lfr_eval.faces.default_threshold); re-exported
 # here for the live package's users.
 DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS["dlib"]
+
+
+#: Default :attr:`LiveConfig.recognition_cpu_share`: recognition busy at most half the wall clock
+#: (half of one core with the live engine's one-threaded runtimes), measured in
+#: ``benchmarks/RESULTS.md`` ("Recognition's share of the CPU").
+DEFAULT_RECOGNITION_SHARE = 0.5
+#: Environment variable: the Live page's starting recognition share, a number in (0, 1].
+ENV_RECOGNITION_SHARE = "LFR_LIVE_CPU_SHARE"
+
+
+def recognition_share_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """The recognition share set by :data:`ENV_RECOGNITION_SHARE`, else the default.
+
+    Raises
+    ------
+    ValueError
+        The variable is set but is not a number in (0, 1].
+    """
+    text = (os.environ if environ is None else environ).get(ENV_RECOGNITION_SHARE, "").strip()
+    if not text:
+        return DEFAULT_RECOGNITION_SHARE
+    try:
+        share = float(text)
+    except ValueError:
+        share = math.nan
+    if not 0.0 < share <= 1.0:
+        raise ValueError(
+            f"{ENV_RECOGNITION_SHARE}={text!r}: the recognition share must be a number in (0, 1] "
+            "(the fraction of one core the live recognition worker may use)"
+        )
+    return share
 
 
 #: Cosine similarity below which two captures of one track are taken to be different people,
@@ -66,13 +99,13 @@ class LiveConfig:
         Shortest time between two detections (seconds, >= 0). Leaves CPU for the video thread
         on small machines; 0 detects as often as the worker can.
     recognition_cpu_share : float
-        Most of one core, in (0, 1], the recognition worker's thread may use: after a step that
-        took ``c`` CPU seconds the next starts no sooner than ``c / share`` after it began
-        (detection cadence adapts to what steps cost on this machine). The embedder should run
-        one-threaded for this to bound all of recognition (``threads=1`` for dlib's onnxruntime
-        ResNet). Default 1.0 (no bound beyond ``min_detection_interval_s``): 0.6 cut detection
-        to 1.7 steps/s against 9.6 in benchmarks/RESULTS.md, the thread's CPU time counting
-        runtimes' spin-waits.
+        Most of the wall clock, in (0, 1], the recognition worker may spend in its steps: after
+        a step that took ``w`` seconds the next starts no sooner than ``w / share`` after it
+        began (:class:`~lfr_eval.live._duty.DutyCycle`). With the live engine's one-threaded
+        runtimes (:func:`~lfr_eval.live.live_engine`) a busy worker uses one core, so this is
+        the most of one core recognition uses; the rest stays with the video path and the
+        browser. Default :data:`DEFAULT_RECOGNITION_SHARE` (chosen by measurement,
+        ``benchmarks/RESULTS.md``); 1.0 = no bound beyond ``min_detection_interval_s``.
     max_faces_per_step : int
         Most faces embedded and searched in one worker step (>= 1), most urgent first (never
         checked, then seen again after a gap, then routine re-checks); the others wait for the
@@ -103,7 +136,7 @@ class LiveConfig:
     max_missing_s: float = 0.7
     hold_unseen_s: float = 0.3
     min_detection_interval_s: float = 0.05
-    recognition_cpu_share: float = 1.0
+    recognition_cpu_share: float = DEFAULT_RECOGNITION_SHARE
     max_faces_per_step: int = 1
     detection_width: int | None = 320
     same_face_similarity: float | None = None
