@@ -493,6 +493,11 @@ def show_results_summary(loaded: LoadedResults | None = None) -> None:
     )
     # the full hash, as result.json, the report and a deployment config's evidence show it
     st.caption(f"result sha256 `{agg.result_sha256}`")
+    protocol = provenance.protocol
+    if protocol.enrolment is not None or protocol.failed_to_enrol:
+        # the same sentence (rate, interval counted by people) as the CLI and the report
+        text = protocol.describe_enrolment()
+        st.caption(text[:1].upper() + text[1:] + ".")
     if loaded.is_example:
         st.caption(
             "These are the project's example results (aggregate figures only: no images, "

@@ -18,6 +18,9 @@ Usage::
 
     python benchmarks/bench_scaling_grid.py                   # full grid
     python benchmarks/bench_scaling_grid.py --datasets 200    # quick look
+    # the cells of a committed table with the lowest one-sided coverage, again, with many more
+    # data sets (a new seed): tells simulation noise from real under-coverage
+    python benchmarks/bench_scaling_grid.py --rerun-worst 12 --datasets 4000
 
 Writes ``<out>.csv`` and ``<out>.md``.
 """
@@ -48,15 +51,39 @@ MEDIAN_FMR = (1e-5, 1e-4, 1e-3)
 FILLERS = 1000
 
 
-def grid(n_datasets: int, seed: int) -> pd.DataFrame:
-    rows = []
-    cells = itertools.product(PEOPLE, SEARCHES, PERSON_SHARE, N_OVER_F, MEDIAN_FMR)
-    for i, (people, m, share, ratio, fmr) in enumerate(cells):
+Cell = tuple[int, int, float, float, float]
+
+
+def all_cells() -> list[Cell]:
+    """The grid's cells (people, searches per person, person share, N / F, median FMR)."""
+    cells = []
+    for people, m, share, ratio, fmr in itertools.product(
+        PEOPLE, SEARCHES, PERSON_SHARE, N_OVER_F, MEDIAN_FMR
+    ):
         if m == 1 and share > 0:
             continue  # one search per person: no clustering to vary
         if people * m > 20_000:
             continue  # keeps the grid to minutes on 2 cores
+        cells.append((people, m, share, ratio, fmr))
+    return cells
+
+
+def worst_cells(table_csv: Path, k: int) -> list[Cell]:
+    """The ``k`` cells with N <= F of a committed table with the lowest one-sided coverage."""
+    table = pd.read_csv(table_csv)
+    within = table[table["n_over_f"] <= 1].nsmallest(k, "upper")
+    return [
+        (int(r.people), int(r.searches_per_person), float(r.person_share), float(r.n_over_f),
+         float(r.median_fmr))
+        for r in within.itertuples()
+    ]  # fmt: skip
+
+
+def grid(n_datasets: int, seed: int, cells: list[Cell] | None = None) -> pd.DataFrame:
+    rows = []
+    for i, (people, m, share, ratio, fmr) in enumerate(cells or all_cells()):
         design = ScalingDesign(people, m, FILLERS, int(ratio * FILLERS), fmr, 1.0, share)
+        cpu = time.process_time()
         r = scaled_fpir_coverage(design, n_datasets=n_datasets, seed=seed + i)
         rows.append(
             {
@@ -75,6 +102,7 @@ def grid(n_datasets: int, seed: int) -> pd.DataFrame:
                 "pooled_relative_bias": r.pooled_relative_bias,
                 "median_relative_width": r.median_relative_width,
                 "n_datasets": n_datasets,
+                "cpu_s": time.process_time() - cpu,
             }
         )
     return pd.DataFrame(rows)
@@ -121,22 +149,57 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=1000, help="data sets per cell")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--out", default="benchmarks/results/scaling_grid")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="default benchmarks/results/scaling_grid (scaling_grid_worst with --rerun-worst)",
+    )
+    parser.add_argument(
+        "--rerun-worst",
+        type=int,
+        default=0,
+        metavar="K",
+        help="run only the K cells (N <= F) of the committed table with the "
+        "lowest one-sided coverage",
+    )
     args = parser.parse_args()
-    start = time.perf_counter()
-    table = grid(args.datasets, args.seed)
-    elapsed = time.perf_counter() - start
-    out = Path(args.out)
+    results = Path("benchmarks/results")
+    cells = None
+    if args.rerun_worst:
+        cells = worst_cells(results / "scaling_grid.csv", args.rerun_worst)
+    default_out = "scaling_grid_worst" if args.rerun_worst else "scaling_grid"
+    start, cpu = time.perf_counter(), time.process_time()
+    table = grid(args.datasets, args.seed, cells)
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    out = Path(args.out) if args.out else results / default_out
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False, float_format="%.5g")
     header = (
         "# Simulation grid: scaled FPIR coverage and bias (issue 9)\n\n"
-        f"{args.datasets} data sets per cell, seed {args.seed}; {len(table)} cells; "
-        f"{elapsed:.0f} s on {platform.machine()} with {os.cpu_count()} CPUs shared with other "
-        f"jobs (numpy {np.__version__}).\n\n"
+        f"{args.datasets} data sets per cell, seed {args.seed}; {len(table)} cells"
+        + (
+            f" (the {args.rerun_worst} lowest one-sided cells of scaling_grid.csv, rerun)"
+            if args.rerun_worst
+            else ""
+        )
+        + f"; {cpu:.0f} CPU s ({elapsed:.0f} s wall, load average "
+        f"{os.getloadavg()[0]:.1f} at the end) on {platform.machine()} with {os.cpu_count()} "
+        f"CPUs shared with other jobs (numpy {np.__version__}).\n\n"
     )
-    out.with_suffix(".md").write_text(header + summarise(table) + "\n")
-    print(header + summarise(table))
+    body = summarise(table) if not args.rerun_worst else rerun_table(table)
+    out.with_suffix(".md").write_text(header + body + "\n")
+    print(header + body)
+
+
+def rerun_table(table: pd.DataFrame) -> str:
+    """The rerun cells, each with its coverage and Monte Carlo standard error."""
+    shown = table[
+        ["people", "searches_per_person", "person_share", "n_over_f", "median_fmr",
+         "true_fpir", "two_sided", "upper", "miss_below", "miss_above", "relative_bias"]
+    ].copy()  # fmt: skip
+    n = table["n_datasets"]
+    shown["upper_se"] = np.sqrt(table["upper"] * (1 - table["upper"]) / n)
+    return markdown(shown.sort_values("upper").reset_index(drop=True))
 
 
 if __name__ == "__main__":

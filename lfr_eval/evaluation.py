@@ -58,8 +58,12 @@ from lfr_eval.results import DatasetInfo, EvaluationResult, ProtocolInfo
 #: ``progress(stage, done, total)``; stages are "hashing", "embedding", "scoring", "scaling".
 StageProgress = Callable[[str, int, int], None]
 
-#: Watchlist sizes FPIR is scaled to by default (the measured size is always added).
-DEFAULT_WATCHLIST_SIZES = (100, 1_000, 10_000, 100_000)
+#: Watchlist sizes FPIR is scaled to by default (the measured size and the filler count are
+#: always added): a 1-2-5 series, because the threshold explorer offers exactly the sizes the
+#: scaling table holds (one function per figure: no other formula for the sizes between).
+DEFAULT_WATCHLIST_SIZES = (
+    100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
+)  # fmt: skip
 
 #: Similarity thresholds of the stored scaling tables: [-1, 1] in steps of 0.005.
 DEFAULT_SCALING_THRESHOLDS = DEFAULT_THRESHOLDS

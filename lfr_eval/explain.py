@@ -12,10 +12,10 @@ with another N the figure is the results' filler-gallery scaling
 (:func:`lfr_eval.protocols.scaled_fpir`, the same function and numbers as the report's scaling
 table: unbiased up to the fillers measured, a labelled extrapolation range beyond, intervals
 clustered by person; a threshold between the counts' grid values is read at the grid value at
-or below it). Only for a size the table does not hold are the measured FPIR and its interval
-scaled with one pooled rate, ``FPIR(N) = 1 - (1 - FMR)^N``
-(:func:`~lfr_eval.operational.scale_fpir`), and the explanation says so. TPIR is reported as
-measured: it changes little with N.
+or below it). That is the only scaled FPIR shown (one function per figure): the sizes on offer
+are the ones the scaling table holds (:func:`offered_watchlist_sizes`), and another size, or a
+threshold below the table's grid, is an :class:`ExplainError` saying what would give a figure,
+never a number from another formula. TPIR is reported as measured: it changes little with N.
 """
 
 from __future__ import annotations
@@ -37,15 +37,17 @@ from lfr_eval.metrics import (
     fisher_exact_test,
     ratio_to_lowest,
 )
-from lfr_eval.operational import FalseAlertRates, one_in_n, scale_fpir
+from lfr_eval.operational import FalseAlertRates, one_in_n
 from lfr_eval.plain import (
     PlainFigure,
     data_needed_for_fpir,
     format_number,
+    interval_cell,
     plain_count,
     plain_rate,
 )
 from lfr_eval.protocols import ProtocolError, ScaledFpir, scaled_fpir
+from lfr_eval.protocols._scaling import ANALYTIC
 from lfr_eval.report import ALL, AggregateResult
 
 #: A threshold is "on" an aggregate's grid when it is this close to a grid value.
@@ -56,6 +58,14 @@ MSG_OFF_GRID = (
     "nearest are {nearest}. Choose one of those"
 )
 MSG_NO_ROW = "the results hold no {metric} figures for {attribute} = {group}"
+#: No scaled FPIR at a size the results' scaling table does not hold.
+MSG_NO_SCALED = (
+    "these results hold no scaled FPIR for a {n:,}-person watchlist{why}; they give FPIR at "
+    "N = {sizes}. Choose one of those, or evaluate again with that size "
+    "(lfr-eval evaluate --watchlist-size {n})"
+)
+MSG_NO_SCALING_TABLE = " (they hold no watchlist-size scaling table)"
+MSG_NOT_IN_TABLE = " (the scaling table holds N = {table})"
 
 
 class ExplainError(LfrError):
@@ -284,23 +294,29 @@ class ThresholdExplanation:
     def to_row(self) -> dict[str, object]:
         """A flat record for tables that fit a page: rates as fractions, each interval in one
         cell next to its rate, counts as "errors / searches"."""
-        pct = f"{self.fpir_measured.confidence:.0%}"
-
-        def interval(low: float, high: float) -> str:
-            return f"{low:.3g} – {high:.3g}"
-
+        confidence = self.fpir_measured.confidence
+        pct = f"{confidence:.0%}"
+        # intervals by lfr_eval.plain's rules, as the report's tables write them
+        fpir_ci = interval_cell(
+            self.fpir, self.fpir_ci_low, self.fpir_ci_high,
+            errors=self.fpir_measured.errors, confidence=confidence,
+        )  # fmt: skip
+        tpir_ci = interval_cell(
+            self.tpir.rate, self.tpir.ci_low, self.tpir.ci_high,
+            errors=self.tpir.errors, confidence=confidence,
+        )  # fmt: skip
         return {
             "group": self.label,
             "FPIR at N": self.fpir,
-            f"FPIR {pct} CI": interval(self.fpir_ci_low, self.fpir_ci_high),
+            f"FPIR {pct} CI": fpir_ci,
             "false positives / non-mated": (
                 f"{self.fpir_measured.errors:,} / {self.fpir_measured.trials:,}"
             ),
             "TPIR": self.tpir.rate,
-            f"TPIR {pct} CI": interval(self.tpir.ci_low, self.tpir.ci_high),
+            f"TPIR {pct} CI": tpir_ci,
             "hits / mated": f"{self.tpir.errors:,} / {self.tpir.trials:,}",
             "expected false alerts": self.expected_false_alerts,
-            f"expected {pct} CI": interval(self.expected_ci_low, self.expected_ci_high),
+            f"expected {pct} CI": self.false_alerts_figure().interval_text,
             "small group": self.small_group,
         }
 
@@ -337,7 +353,8 @@ def explain_threshold(
     threshold : float
         A threshold on the aggregate's grid, cosine similarity in [-1, 1].
     watchlist_size : int
-        People on the deployment's watchlist (N >= 1).
+        People on the deployment's watchlist (N >= 1): the evaluated size or one of the
+        scaling table's (:func:`offered_watchlist_sizes`).
     faces_scanned : int
         Faces searched in one deployment (>= 0).
     listed_passers_by : int
@@ -348,7 +365,9 @@ def explain_threshold(
     Raises
     ------
     ExplainError
-        Threshold off the grid, unknown group, or impossible counts.
+        Threshold off the grid, unknown group, impossible counts, or a watchlist size other
+        than the evaluated one for which the scaling table holds no figure (see
+        :func:`offered_watchlist_sizes`; a threshold below the table's grid too).
 
     Examples
     --------
@@ -368,14 +387,8 @@ def explain_threshold(
     small = _is_small(agg, t, attribute, group)
     evaluated = agg.watchlist_size
     figure = None
-    why_not = ""
     if not fpir.insufficient_data and watchlist_size != evaluated:
-        try:
-            # the same figure as the report's scaling table (one function for both)
-            figure = scaled_fpir(agg.scaling, watchlist_size, t, attribute=attribute,
-                                 group=group)  # fmt: skip
-        except ProtocolError as exc:  # e.g. a threshold below the table's grid
-            why_not = f": {exc}"
+        figure = _scaled_figure(agg, int(watchlist_size), t, attribute, group)
     scaling_method = "measured at this watchlist size"
     if fpir.insufficient_data:
         scaled = (math.nan, math.nan, math.nan)
@@ -383,21 +396,7 @@ def explain_threshold(
         scaled = (figure.fpir, figure.lower, figure.upper)
         scaling_method = "filler-gallery scaling: " + figure.describe()
     else:
-        if watchlist_size != evaluated:
-            sizes = _table_sizes(agg.scaling)
-            scaling_method = (
-                "pooled false-match rate from the FPIR measured at this threshold (assumes "
-                "every search has the same false-match rate): the scaling table holds no "
-                f"figure for N = {int(watchlist_size):,} at this threshold"
-                + (f" (it has N = {sizes})" if sizes else "")
-                + why_not
-            )
-        # one scalar at a time: an array would be read as per-probe FMRs and averaged
-        with np.errstate(divide="ignore"):  # FPIR = 1 maps to FMR = 1, and back to 1
-            scaled = tuple(
-                float(scale_fpir(v, evaluated, watchlist_size))
-                for v in (fpir.rate, fpir.ci_low, fpir.ci_high)
-            )
+        scaled = (fpir.rate, fpir.ci_low, fpir.ci_high)
     non_mated_faces = faces_scanned - listed_passers_by
     tpir_value = None if tpir.insufficient_data else tpir.rate
     prevalence = listed_passers_by / faces_scanned if faces_scanned else 0.0
@@ -436,11 +435,54 @@ def explain_threshold(
     )
 
 
-def _table_sizes(table: object) -> str:
-    """The watchlist sizes a scaling table holds, as text ("" when none)."""
+def offered_watchlist_sizes(agg: AggregateResult) -> tuple[int, ...]:
+    """The watchlist sizes an explanation can give FPIR for, ascending.
+
+    The evaluated size (FPIR as measured) and every size of the results' scaling table
+    (:func:`lfr_eval.protocols.scaled_fpir`); the explorer offers exactly these.
+    """
+    sizes = {int(agg.watchlist_size)}
+    table = agg.scaling
+    if isinstance(table, pd.DataFrame) and not table.empty:
+        sizes |= {int(n) for n in table.loc[table["method"] == ANALYTIC, "watchlist_size"]}
+    return tuple(sorted(sizes))
+
+
+def scaling_threshold_floor(agg: AggregateResult) -> float | None:
+    """The lowest threshold the results' scaling table holds (None without a table): below it
+    only the evaluated watchlist size has an FPIR."""
+    table = agg.scaling
     if not isinstance(table, pd.DataFrame) or table.empty:
-        return ""
-    return ", ".join(f"{int(n):,}" for n in sorted(table["watchlist_size"].unique()))
+        return None
+    return float(table.loc[table["method"] == ANALYTIC, "threshold"].min())
+
+
+def _scaled_figure(
+    agg: AggregateResult, watchlist_size: int, threshold: float, attribute: str, group: str
+) -> ScaledFpir:
+    """The scaling table's figure (:func:`scaled_fpir`), or an :class:`ExplainError` saying why
+    there is none and what would give one."""
+    table = agg.scaling
+    sizes = ", ".join(f"{n:,}" for n in offered_watchlist_sizes(agg))
+    try:
+        # the same figure as the report's scaling table (one function for both)
+        figure = scaled_fpir(table, watchlist_size, threshold, attribute=attribute, group=group)
+    except ProtocolError as exc:  # a threshold below the table's grid
+        raise ExplainError(
+            f"no scaled FPIR for a {watchlist_size:,}-person watchlist at {threshold:g}: {exc}. "
+            f"Choose a higher threshold, or N = {agg.watchlist_size:,} (as measured)"
+        ) from None
+    if figure is not None:
+        return figure
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        why = MSG_NO_SCALING_TABLE
+    else:
+        held = sorted({int(n) for n in table.loc[table["method"] == ANALYTIC, "watchlist_size"]})
+        why = MSG_NOT_IN_TABLE.format(table=", ".join(f"{n:,}" for n in held))
+        if watchlist_size in held:
+            label = "everyone" if attribute == ALL else f"{attribute} = {group}"
+            why = f" for {label} at {threshold:g}"
+    raise ExplainError(MSG_NO_SCALED.format(n=watchlist_size, why=why, sizes=sizes))
 
 
 def _is_small(agg: AggregateResult, threshold: float, attribute: str, group: str) -> bool:

@@ -241,7 +241,9 @@ def plain_rate(
     needs: DataNeeded | None = None,
 ) -> PlainFigure:
     """A rate in [0, 1] in plain language: "1 in 6,000 (95% CI 1 in 9,100 – 1 in 3,100)"
-    (``style="one-in"``) or "89% (95% CI 85%–92%)" (``style="percent"``).
+    (``style="one-in"``), "89% (95% CI 85%–92%)" (``style="percent"``) or, for tables of
+    rates, "0.00017 (95% CI 5.4e-05–0.00039)" (``style="number"``: three significant figures,
+    never "0" for a positive number).
 
     The same rules as :func:`plain_count`: an upper bound at or above one half bounds nothing;
     with no error the figure is an upper bound.
@@ -253,6 +255,8 @@ def plain_rate(
     def fmt(v: float) -> str:
         if style == "percent":
             return _percent(v)
+        if style == "number":
+            return _significant(v)
         return one_in_n(v)
 
     finite = all(math.isfinite(v) for v in (value, low, high))
@@ -274,6 +278,38 @@ def plain_rate(
     )  # fmt: skip
 
 
+def _significant(value: float) -> str:
+    """Three significant figures, so a positive number never reads 0 (``"1.23e-05"``)."""
+    return "0" if value == 0 else f"{value:.3g}"
+
+
+def rate_cell(
+    value: float, low: float, high: float, *, errors: float, confidence: float = 0.95
+) -> str:
+    """One table cell for a rate and its interval, by this module's rules (the report's and the
+    app's tables): ``"–"`` without a rate, else :func:`plain_rate` with ``style="number"``."""
+    if value is None or not math.isfinite(float(value)):
+        return "–"
+    return plain_rate(
+        float(value), float(low), float(high), errors=int(errors), confidence=confidence,
+        style="number",
+    ).text  # fmt: skip
+
+
+def interval_cell(
+    value: float, low: float, high: float, *, errors: float, confidence: float = 0.95
+) -> str:
+    """The interval part of :func:`rate_cell`, for a table that shows the rate in its own
+    column ("95% CI 5.4e-05–0.00039", "upper end of the 95% CI; none seen", "these data
+    cannot bound it")."""
+    if value is None or not math.isfinite(float(value)):
+        return "–"
+    return plain_rate(
+        float(value), float(low), float(high), errors=int(errors), confidence=confidence,
+        style="number",
+    ).interval_text  # fmt: skip
+
+
 def _percent(value: float) -> str:
     """A share as a percentage that never reads 0% or 100% unless it is exactly that."""
     if value == 0 or value == 1:
@@ -292,6 +328,8 @@ __all__ = [
     "PlainFigure",
     "data_needed_for_fpir",
     "format_number",
+    "interval_cell",
     "plain_count",
     "plain_rate",
+    "rate_cell",
 ]

@@ -235,7 +235,7 @@ def test_slider_moves_the_expected_false_alerts(results_dir: Path) -> None:
     slider = at.slider(key="explorer_threshold")
     low = slider.min
     at.slider(key="explorer_threshold").set_value(low).run()
-    at.number_input(key="explorer_watchlist_size").set_value(10_000).run()
+    at.selectbox(key="explorer_watchlist_size").set_value(10_000).run()
     at.number_input(key="explorer_faces").set_value(30_000).run()
     _no_exceptions(at)
     at_low = _expected_false_alerts(at)
@@ -259,10 +259,21 @@ def test_bigger_watchlist_means_more_false_alerts(results_dir: Path) -> None:
     at = _page("4_Threshold_explorer.py")
     _use_results(at, results_dir)
     at.run()
-    at.number_input(key="explorer_watchlist_size").set_value(1_000).run()
+    # exactly the sizes scaled_fpir has a figure for: the evaluated one and the table's
+    agg = at.session_state["lfr_results"].aggregate
+    from lfr_eval.explain import offered_watchlist_sizes
+
+    sizes = at.selectbox(key="explorer_watchlist_size").options
+    assert [int(n.replace(",", "")) for n in sizes] == list(offered_watchlist_sizes(agg))
+    assert 1_000 in offered_watchlist_sizes(agg) and 100_000 in offered_watchlist_sizes(agg)
+    at.selectbox(key="explorer_watchlist_size").set_value(1_000).run()
     small = _expected_false_alerts(at)
-    at.number_input(key="explorer_watchlist_size").set_value(100_000).run()
+    at.selectbox(key="explorer_watchlist_size").set_value(100_000).run()
+    _no_exceptions(at)
     assert _expected_false_alerts(at) >= small
+    # below the scaling table's grid another N has no figure: the slider starts at the table
+    floor = min(agg.scaling.loc[agg.scaling["method"] == "analytic", "threshold"])
+    assert at.slider(key="explorer_threshold").min >= floor - 1e-9
 
 
 def test_demographic_report_downloads_html(results_dir: Path) -> None:

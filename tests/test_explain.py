@@ -16,6 +16,7 @@ from lfr_eval.explain import (
     explain_threshold,
     false_alert_rates_table,
     group_comparison,
+    offered_watchlist_sizes,
 )
 from lfr_eval.faces import EngineId, ModelFile, RuntimeInfo
 from lfr_eval.metrics import clopper_pearson
@@ -105,15 +106,16 @@ def test_expected_false_alerts_at_the_measured_watchlist_size(agg) -> None:
     )
 
 
-def test_a_smaller_watchlist_scales_false_alerts_down(agg) -> None:
-    big = explain_threshold(agg, 0.6, watchlist_size=10_000, faces_scanned=30_000)
-    small = explain_threshold(agg, 0.6, watchlist_size=1_000, faces_scanned=30_000)
-    assert small.scaled
-    # 1 in 6,000 at 10,000 entries is about 1 in 60,000 at 1,000 (domain brief, section 4)
-    assert small.fpir == pytest.approx(big.fpir / 10, rel=1e-3)
-    assert small.expected_false_alerts == pytest.approx(0.5, rel=1e-3)
-    assert small.fpir_ci_high == pytest.approx(big.fpir_ci_high / 10, rel=1e-2)
-    assert small.tpir == big.tpir  # reported as measured
+def test_another_watchlist_size_needs_the_scaling_table(agg) -> None:
+    """No figure from another formula: without a scaling table only the measured N is
+    offered, and another N is a clear error naming what would give one."""
+    assert offered_watchlist_sizes(agg) == (10_000,)
+    with pytest.raises(ExplainError) as caught:
+        explain_threshold(agg, 0.6, watchlist_size=1_000, faces_scanned=30_000)
+    message = str(caught.value)
+    assert "no scaled FPIR for a 1,000-person watchlist" in message
+    assert "no watchlist-size scaling table" in message and "N = 10,000" in message
+    assert "--watchlist-size 1000" in message
 
 
 def test_listed_passers_by_give_the_three_false_alert_rates(agg) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -34,17 +36,38 @@ def _aggregate(watchlist_size: int, fp: int, non_mated: int, people: int) -> Agg
     )
 
 
+def _scaling_without_false_matches(n_fillers: int, searches: int, people: int) -> pd.DataFrame:
+    """The scaling table (scale_fpir) of ``searches`` non-mated searches of ``people`` people
+    that meet none of ``n_fillers`` fillers at or above 0.6, scaled to 10,000."""
+    import numpy as np
+
+    from lfr_eval.protocols import FillerCounts, scale_fpir
+
+    scores = np.random.default_rng(0).uniform(-0.2, 0.5, (searches, n_fillers))
+    counts = FillerCounts.from_scores(
+        scores.astype(np.float32),
+        [0.55, 0.6, 0.65],
+        np.arange(searches) % people,
+        pd.DataFrame(index=range(searches)),
+        pd.DataFrame(index=range(n_fillers)),
+    )
+    return scale_fpir(counts, [10_000], counts.thresholds).table
+
+
 def test_a_figure_the_data_cannot_bound_is_not_printed() -> None:
     """The issue's case: a 30-person watchlist, no false positive, scaled to 10,000 with
     30,000 faces: "0.0 expected, 95% CI 0–29,965" must not reach a policy user."""
-    agg = _aggregate(30, 0, 300, 30)
+    agg = dataclasses.replace(
+        _aggregate(30, 0, 300, 30), scaling=_scaling_without_false_matches(30, 300, 30)
+    )
     e = explain_threshold(agg, 0.6, watchlist_size=10_000, faces_scanned=30_000)
+    assert e.scaled_fpir is not None and e.scaled_fpir.extrapolated  # the scaling table's
     assert e.expected_ci_high > 15_000  # what the old sentence printed
     figure = e.false_alerts_figure()
     assert not figure.bounded and figure.value_text == "not bounded"
     sentence = e.sentence()
     assert "not bounded by these data" in sentence
-    assert "CI 0" not in sentence and format_number(e.expected_ci_high) not in sentence
+    assert "CI 0" not in sentence and f"–{format_number(e.expected_ci_high)}" not in sentence
     # what would bound it: searches, people and a filler gallery of the deployed size
     assert figure.needs is not None
     assert figure.needs.filler_gallery == 10_000 and figure.needs.evaluated_gallery == 30

@@ -18,7 +18,7 @@ from test_results import synthetic_result
 
 from lfr_eval.claims import Claim, check_fpir_claim, claim_scaled_fpir
 from lfr_eval.deployment import evidence_from_results
-from lfr_eval.explain import explain_threshold
+from lfr_eval.explain import ExplainError, explain_threshold, offered_watchlist_sizes
 from lfr_eval.protocols import FillerCounts, scale_fpir, scaled_fpir
 from lfr_eval.report import AggregateResult
 from lfr_eval.results import with_scaling
@@ -88,3 +88,34 @@ def test_every_consumer_shows_the_same_scaled_fpir(tmp_path: Path, n: int) -> No
     same_female = scaled_fpir(result.scaling, n, t, attribute="sex", group="female")
     assert female is not None and same_female is not None
     assert female.fpir == pytest.approx(same_female.fpir, rel=1e-9)
+
+
+def test_the_explorer_offers_only_sizes_scaled_fpir_computes() -> None:
+    """The explorer's sizes are the evaluated one and the scaling table's; every one of them
+    shows scaled_fpir's number, and any other size, or a threshold below the table's grid, is
+    a clear error: no figure from a second (pooled) formula."""
+    fc = _filler_counts()
+    table = scale_fpir(fc, [300, 4000], fc.thresholds[fc.thresholds >= 0.6]).table
+    result = with_scaling(synthetic_result(with_scaling=False), table)  # evaluated at N = 100
+    agg = AggregateResult.from_result(result, thresholds=np.round(np.arange(0.55, 0.75, 0.0025), 4))
+    assert offered_watchlist_sizes(agg) == (100, 300, 4000)
+    t = 0.6525
+    for n in offered_watchlist_sizes(agg):
+        explained = explain_threshold(agg, t, watchlist_size=n, faces_scanned=10_000)
+        if n == agg.watchlist_size:
+            assert explained.scaled_fpir is None and not explained.scaled
+            assert explained.fpir == explained.fpir_measured.rate  # as measured
+            continue
+        direct = scaled_fpir(fc, n, t)
+        assert direct is not None and explained.scaled_fpir is not None
+        np.testing.assert_allclose(
+            [explained.fpir, explained.fpir_ci_low, explained.fpir_ci_high],
+            [direct.fpir, direct.lower, direct.upper],
+            rtol=1e-6,
+        )
+    with pytest.raises(ExplainError, match=r"1,000-person watchlist.*N = 100, 300, 4,000"):
+        explain_threshold(agg, t, watchlist_size=1_000, faces_scanned=10_000)
+    with pytest.raises(ExplainError, match=r"below the lowest threshold.*\(0\.6\)"):
+        explain_threshold(agg, 0.575, watchlist_size=300, faces_scanned=10_000)
+    # the measured size needs no table, so it still works below the table's grid
+    assert not explain_threshold(agg, 0.575, watchlist_size=100, faces_scanned=10_000).scaled

@@ -12,10 +12,13 @@ import streamlit as st
 from lfr_eval.claims import Claim, check_fpir_claim, claim_scaled_fpir
 from lfr_eval.errors import LfrError
 from lfr_eval.explain import (
+    ExplainError,
     explain_by_group,
     explanation_table,
     false_alert_rates_table,
     format_count,
+    offered_watchlist_sizes,
+    scaling_threshold_floor,
 )
 from lfr_eval.operational import one_in_n
 from lfr_eval.report import ALL, cmc_figure, det_figure, rate_vs_threshold_figure
@@ -40,24 +43,54 @@ step = float(round(grid[1] - grid[0], 6)) if len(grid) > 1 else 0.01
 default = _shared.default_threshold(agg)
 
 with st.container(border=True):
-    threshold = st.slider(
+    slider_slot = st.container()  # the slider sits on top; its range depends on N below
+    c1, c2, c3, c4 = st.columns(4)
+    # only the sizes the results give FPIR for: the evaluated one and the scaling table's
+    # (lfr_eval.protocols.scaled_fpir), never a figure from another formula
+    sizes = list(offered_watchlist_sizes(agg))
+    wanted = int(st.session_state.get(_shared.STATE_WATCHLIST_SIZE, 10_000))
+    watchlist_size = c1.selectbox(
+        "People on the watchlist (N)",
+        sizes,
+        index=int(np.argmin([abs(math.log(n / wanted)) for n in sizes])),
+        format_func="{:,}".format,
+        key="explorer_watchlist_size",
+        help=f"The evaluated size ({agg.watchlist_size:,}, as measured) and the sizes the "
+        "results' watchlist-size scaling table holds. For another size, evaluate again with "
+        "lfr-eval evaluate --watchlist-size N.",
+    )
+    # another N has a figure only from the scaling table's lowest threshold up
+    lowest = float(grid.min())
+    floor = scaling_threshold_floor(agg)
+    if int(watchlist_size) != agg.watchlist_size and floor is not None and floor > lowest:
+        above = grid[grid >= floor - 1e-9]
+        if not len(above):
+            st.error(
+                f"The scaling table starts at {floor:g}, above every threshold of these "
+                f"results: choose N = {agg.watchlist_size:,} (as measured)."
+            )
+            st.stop()
+        lowest = float(above[0])
+    if st.session_state.get("explorer_threshold", lowest) < lowest:
+        st.session_state["explorer_threshold"] = lowest
+    # the widget's own state wins once it exists (a value as well would warn)
+    start = {} if "explorer_threshold" in st.session_state else {"value": max(default, lowest)}
+    threshold = slider_slot.slider(
         "Face-match threshold (cosine similarity)",
-        min_value=float(grid.min()),
+        min_value=lowest,
         max_value=float(grid.max()),
-        value=float(default),
         step=step,
         format="%.4f",
         key="explorer_threshold",
         help="An alert fires when a face's best watchlist similarity is at or above this.",
+        **start,
     )
-    c1, c2, c3, c4 = st.columns(4)
-    watchlist_size = c1.number_input(
-        "People on the watchlist (N)",
-        min_value=1,
-        value=int(st.session_state.get(_shared.STATE_WATCHLIST_SIZE, 10_000)),
-        step=1_000,
-        key="explorer_watchlist_size",
-    )
+    if lowest > float(grid.min()):
+        slider_slot.caption(
+            f"Thresholds start at {lowest:.4f} for N = {int(watchlist_size):,}: the scaling "
+            f"table has no figure below {floor:g}. N = {agg.watchlist_size:,} (as measured) "
+            f"goes down to {float(grid.min()):.4f}."
+        )
     faces_scanned = c2.number_input(
         "Faces scanned per deployment",
         min_value=0,
@@ -105,13 +138,13 @@ overall = explanations[0]
 
 st.subheader("In plain language")
 st.info(overall.sentence())
-if overall.scaled and overall.watchlist_size > 10 * overall.evaluated_watchlist_size:
+figure = overall.scaled_fpir
+if figure is not None and figure.extrapolated:
     st.warning(
-        f"These results were measured with a {overall.evaluated_watchlist_size:,}-person "
-        f"watchlist; {overall.watchlist_size:,} is "
-        f"{overall.watchlist_size / overall.evaluated_watchlist_size:,.0f} times bigger. The "
-        "scaled figures rest on the independence model and on the rarest false matches, which "
-        "few searches cannot pin down: evaluate with a watchlist nearer the deployed size."
+        f"{overall.watchlist_size:,} is {figure.extrapolation:,.3g} times the filler gallery "
+        "these results measured: the figure is an extrapolation, a range between the "
+        "per-person and the pooled model, which few fillers cannot pin down. Evaluate with a "
+        "filler gallery nearer the deployed size."
     )
 elif overall.scaled:
     st.caption(
@@ -236,16 +269,19 @@ st.write(
     f"a 10,000-image watchlist”? Checked at the threshold above ({overall.threshold:.4f}) with a "
     "one-sided upper bound clustered by person (Korn–Graubard design-effect Clopper–Pearson: "
     "repeat passes of one person are not independent). A claim about another watchlist size "
-    "uses the filler-gallery scaling at that size (the report's scaling table) when the results "
-    "hold it; otherwise a larger watchlist is scaled with one pooled rate and a smaller one is "
-    "checked against the bound at the size measured (conservative)."
+    "uses the filler-gallery scaling at that size (the report's scaling table, the same figure "
+    "as above), so the sizes on offer are the ones the results hold."
 )
 c1, c2, c3 = st.columns(3)
 claimed_one_in = c1.number_input(
     "Claimed FPIR: at most 1 in", min_value=2, value=6_000, step=500, key="claim_one_in"
 )
-claimed_size = c2.number_input(
-    "Claimed watchlist size", min_value=1, value=10_000, step=1_000, key="claim_watchlist_size"
+claimed_size = c2.selectbox(
+    "Claimed watchlist size",
+    sizes,
+    index=int(np.argmin([abs(math.log(n / 10_000)) for n in sizes])),
+    format_func="{:,}".format,
+    key="claim_watchlist_size",
 )
 claim_confidence = c3.selectbox(
     "Confidence", [0.95, 0.9, 0.99], index=0, key="claim_confidence", format_func="{:.0%}".format
@@ -258,27 +294,28 @@ try:
         confidence=float(claim_confidence),
     )
     # another N: the report's filler-gallery scaling at that N, through the one function the
-    # report and the explanation above use (None when the results hold no figure for it)
+    # report and the explanation above use; a table at another confidence raises (no verdict
+    # from another formula)
     figure = None
     if int(claimed_size) != agg.watchlist_size:
-        try:
-            figure = claim_scaled_fpir(agg.scaling, claim)
-        except LfrError as exc:  # e.g. the table holds 95% bounds and the claim asks 99%
-            st.caption(f"Filler-gallery scaling not used for this claim: {exc}")
-    # an upper bound of 1 (very few searches) scales through log(0); the result is still 1
-    with np.errstate(divide="ignore"):
-        check = check_fpir_claim(
-            claim,
-            false_positives=overall.fpir_measured.errors,
-            non_mated_searches=overall.fpir_measured.trials,
-            watchlist_size=agg.watchlist_size,
-            n_subjects=_shared.non_mated_subjects(agg, overall.threshold),
-            # clustered by person from the aggregate's recorded variance (None in old
-            # aggregates: the check then says it treats searches as independent)
-            cluster_summary=agg.cluster_summary(overall.threshold, "fpir"),
-            scale_watchlist=True,
-            scaled_fpir=figure,
-        )
+        figure = claim_scaled_fpir(agg.scaling, claim)
+        if figure is None:
+            raise ExplainError(
+                f"these results hold no scaled FPIR for N = {int(claimed_size):,} at "
+                f"{overall.threshold:g}: the claim cannot be checked at that size"
+            )
+    check = check_fpir_claim(
+        claim,
+        false_positives=overall.fpir_measured.errors,
+        non_mated_searches=overall.fpir_measured.trials,
+        watchlist_size=agg.watchlist_size,
+        n_subjects=_shared.non_mated_subjects(agg, overall.threshold),
+        # clustered by person from the aggregate's recorded variance (None in old
+        # aggregates: the check then says it treats searches as independent)
+        cluster_summary=agg.cluster_summary(overall.threshold, "fpir"),
+        scale_watchlist=figure is not None,
+        scaled_fpir=figure,
+    )
 except LfrError as exc:
     _shared.show_error(exc)
 else:

@@ -11,6 +11,7 @@ import streamlit as st
 from lfr_eval.errors import LfrError
 from lfr_eval.explain import group_comparison
 from lfr_eval.operational import one_in_n
+from lfr_eval.plain import interval_cell
 from lfr_eval.report import (
     build_html_report,
     group_ratio_figure,
@@ -60,13 +61,27 @@ if withheld:
     )
 
 def _interval(low: object, high: object) -> str:
-    """One cell for an interval ("–" where there is none)."""
+    """One cell for a ratio's interval ("–" where there is none)."""
     if pd.isna(low) or pd.isna(high):  # type: ignore[arg-type]
         return "–"
     return f"{float(low):.3g} – {float(high):.3g}"  # type: ignore[arg-type]
 
 
-def _compact_table(table: pd.DataFrame, metric: str, pct: str) -> pd.DataFrame:
+def _rate_intervals(table: pd.DataFrame, low: str, high: str, confidence: float) -> list[str]:
+    """Each rate's interval by lfr_eval.plain's rules, as the HTML report writes it (no lower
+    end of 0 when errors were seen; an upper bound when none were; "these data cannot bound
+    it")."""
+    return [
+        "–" if pd.isna(lo) or pd.isna(hi) else interval_cell(
+            rate, lo, hi, errors=errors, confidence=confidence
+        )
+        for rate, lo, hi, errors in zip(table["rate"], table[low], table[high], table["errors"])
+    ]  # fmt: skip
+
+
+def _compact_table(
+    table: pd.DataFrame, metric: str, pct: str, confidence: float
+) -> pd.DataFrame:
     """The comparison table as a reader reads it: each interval in one cell beside its figure,
     and the simultaneous columns only where the results hold them (so it fits the page)."""
     out = pd.DataFrame(
@@ -76,16 +91,16 @@ def _compact_table(table: pd.DataFrame, metric: str, pct: str) -> pd.DataFrame:
             "people": table["n_subjects"],
             "errors": table["errors"],
             metric.upper(): table["rate"],
-            f"{pct} CI": [_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])],
+            f"{pct} CI": _rate_intervals(table, "ci_low", "ci_high", confidence),
             "small group": table["small_group"],
             "in comparison": table["compared"],
             "ratio to lowest": table["ratio_to_lowest"],
         }
     )
     if table[["sim_ci_low", "sim_ci_high"]].notna().any().any():
-        out[f"{pct} CI, all groups at once"] = [
-            _interval(lo, hi) for lo, hi in zip(table["sim_ci_low"], table["sim_ci_high"])
-        ]
+        out[f"{pct} CI, all groups at once"] = _rate_intervals(
+            table, "sim_ci_low", "sim_ci_high", confidence
+        )
         out["ratio CI, all groups at once"] = [
             _interval(lo, hi) for lo, hi in zip(table["ratio_ci_low"], table["ratio_ci_high"])
         ]
@@ -100,7 +115,7 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
     except LfrError as exc:
         _shared.show_error(exc)
         continue
-    table = _compact_table(comparison.table, metric, pct)
+    table = _compact_table(comparison.table, metric, pct, agg.intervals.confidence)
     st.dataframe(
         table,
         hide_index=True,

@@ -78,7 +78,8 @@ from lfr_eval.cli._embed import cache_options, dataset_options, embedding_setup,
     "watchlist_sizes",
     type=click.IntRange(min=1),
     multiple=True,
-    help="Watchlist sizes to scale FPIR to (repeatable; default 100, 1k, 10k, 100k).",
+    help="Watchlist sizes to scale FPIR to (repeatable; default 100, 200, 500, 1k, ..., "
+    "100k; the threshold explorer offers exactly these).",
 )
 @click.option(
     "--threshold",

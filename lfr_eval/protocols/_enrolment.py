@@ -7,7 +7,10 @@ could not have found that person. The workbench follows that convention by defau
 mated searches stay in FNIR's denominator as misses at every threshold and rank.
 ``enrolment_failures="exclude"`` drops them instead, as if the person had never been listed; the
 output says which. Either way the number of subjects who failed to enrol, of those tried, is
-reported (:class:`EnrolmentOutcome`).
+reported (:class:`EnrolmentOutcome`), with its interval: each subject is one enrolment attempt,
+so the rate is counted by people and the exact Clopper–Pearson interval of ``failed`` in
+``subjects`` trials is valid whatever the number of images per person
+(:data:`FTE_INTERVAL_METHOD`).
 
 An enrolment image *fails* when the engine found no face in it (or could not read it), or, when
 a minimum face size is set, when its face is smaller than that (a quality gate). With
@@ -34,6 +37,8 @@ MSG_ENROLMENT_POLICY = (
     "misses, the default) or 'exclude', got {value!r}"
 )
 MSG_MIN_FACE = "min_enrolment_face_px must be a positive number of pixels, got {value!r}"
+#: How the failure-to-enrol interval is made: one trial per subject tried, so no clustering.
+FTE_INTERVAL_METHOD = "Clopper–Pearson over subjects (one enrolment attempt per person)"
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,34 @@ class EnrolmentOutcome:
         """Failure-to-enrol rate in [0, 1]: ``failed / subjects`` (NaN with no subject)."""
         return self.failed / self.subjects if self.subjects else math.nan
 
+    def interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Two-sided interval of :attr:`rate`, counted by people (:data:`FTE_INTERVAL_METHOD`).
+
+        Returns ``(low, high)`` in [0, 1]; ``(0, 1)`` with no subject.
+        """
+        from lfr_eval.metrics import clopper_pearson
+
+        if self.subjects == 0:
+            return 0.0, 1.0
+        low, high = clopper_pearson(self.failed, self.subjects, confidence)
+        return float(low), float(high)
+
+    def rate_text(self, confidence: float = 0.95) -> str:
+        """The rate with its interval in plain words, by :mod:`lfr_eval.plain`'s rules (no
+        lower end of 0 when failures were seen; none seen: an upper bound), e.g.
+        "1.5% (95% CI 0.31%–4.3%)" or "at most 1.8% (upper end of the 95% CI; none seen)"."""
+        from lfr_eval.plain import format_number
+
+        low, high = self.interval(confidence)
+        pct = f"{confidence:.0%}"
+
+        def percent(v: float) -> str:
+            return f"{format_number(100 * v)}%"
+
+        if self.failed == 0:
+            return f"at most {percent(high)} (upper end of the {pct} CI; none seen)"
+        return f"{percent(self.rate)} ({pct} CI {percent(low)}–{percent(high)})"
+
     @property
     def searches_counted(self) -> bool:
         """Whether the failed subjects' mated searches are in FNIR (as misses)."""
@@ -87,8 +120,8 @@ class EnrolmentOutcome:
             else ""
         )
         text = (
-            f"failure to enrol {self.failed:,} of {self.subjects:,} subjects "
-            f"({100 * self.rate:.1f}%: no enrolment image with a face{gate})"
+            f"failure to enrol {self.failed:,} of {self.subjects:,} subjects (no enrolment "
+            f"image with a face{gate}): {self.rate_text()}, {FTE_INTERVAL_METHOD}"
         )
         if self.next_image_option:
             text += f"; {self.next_image:,} more enrolled from their next image"
@@ -132,6 +165,7 @@ class EnrolmentOutcome:
 
 __all__ = [
     "ENROLMENT_FAILURE_POLICIES",
+    "FTE_INTERVAL_METHOD",
     "EnrolmentFailurePolicy",
     "EnrolmentOutcome",
 ]

@@ -51,19 +51,27 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from lfr_eval.datasets import ROLES, UNKNOWN, Manifest
+from lfr_eval.metrics._intervals import summarise_subjects
 from lfr_eval.protocols._open_set import ProtocolError, _cap_per_subject
 from lfr_eval.protocols._scaling import (
     ANALYTIC,
+    HISTOGRAM_ROWS,
     POOLED,
     SCALED_KORN_GRAUBARD,
     SCALED_ZERO,
     ScaledInterval,
-    clustered_scaled_interval,
+    SearchValue,
+    SearchValueHistogram,
+    composite_fmr,
     effective_people,
     extrapolation_range,
+    interval_from_summary,
     per_search_fpir,
-    pooled_fpir,
-    pooled_interval,
+    per_search_fpir_model,
+    pooled_interval_from_rate,
+    pooled_map_from_rates,
+    reorder_interval,
+    search_value_histograms,
     within_fillers,
     zero_exponent,
 )
@@ -434,17 +442,33 @@ class FillerCounts:
             if thresholds is None
             else self.threshold_index(thresholds)
         )
+        sizes, labels = self.group_sizes(attribute)
+        counts = np.zeros((self.n_searches, len(labels), len(idx)), np.int64)
+        for a, chunk in self.group_chunks(attribute, idx):
+            counts[a : a + len(chunk)] = chunk
+        return counts, sizes, labels
+
+    def group_sizes(self, attribute: str | None = None) -> tuple[np.ndarray, list[str]]:
+        """Fillers with each label of ``attribute`` (int64) and the sorted labels."""
         cell_labels = self._cell_labels(attribute)
         labels = sorted(set(cell_labels))
-        counts = np.zeros((self.n_searches, len(labels), len(idx)), np.int64)
-        sizes = np.zeros(len(labels), np.int64)
-        members = [np.flatnonzero(cell_labels == label) for label in labels]
-        for g, cells in enumerate(members):
-            sizes[g] = int(self.cell_sizes[cells].sum())
-        for a, chunk in self.row_chunks():
+        sizes = np.array(
+            [int(self.cell_sizes[cell_labels == label].sum()) for label in labels], np.int64
+        )
+        return sizes, labels
+
+    def group_chunks(
+        self, attribute: str | None, index: np.ndarray, rows: int = HISTOGRAM_ROWS
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first row, counts (rows, n_labels, len(index)) int64)``: :meth:`group_counts` a
+        block of searches at a time (memory per block, whatever the searches)."""
+        cell_labels = self._cell_labels(attribute)
+        members = [np.flatnonzero(cell_labels == label) for label in sorted(set(cell_labels))]
+        for a, chunk in self.row_chunks(rows):
+            out = np.empty((len(chunk), len(members), len(index)), np.int64)
             for g, cells in enumerate(members):
-                counts[a : a + len(chunk), g, :] = chunk[:, cells][:, :, idx].sum(axis=1)
-        return counts, sizes, labels
+                out[:, g, :] = chunk[:, cells][:, :, index].sum(axis=1)
+            yield a, out
 
     def row_chunks(self, rows: int = 4096) -> Iterator[tuple[int, np.ndarray]]:
         """``(first row, counts[first : first + rows])`` over all searches.
@@ -712,13 +736,41 @@ def _clustered_bootstrap(
     confidence: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval of the mean of per-search values, resampling subjects."""
-    codes, inverse = np.unique(subjects.astype(str), return_inverse=True)
-    sums = np.zeros((len(codes), values.shape[1]))
-    np.add.at(sums, inverse, values)
-    sizes = np.bincount(inverse, minlength=len(codes)).astype(np.float64)
-    weights = rng.multinomial(len(codes), np.full(len(codes), 1.0 / len(codes)), size=n_boot)
-    means = (weights @ sums) / np.maximum(weights @ sizes, 1.0)[:, None]
+    """Percentile interval of the mean of per-search values (n, m), resampling subjects: the
+    :func:`_histogram_bootstrap` of their per-person histogram (small data, e.g. the
+    simulations; :func:`scale_fpir` builds the histograms from the counts directly)."""
+    values = np.asarray(values, dtype=np.float64)
+    histogram = search_value_histograms(
+        iter([(0, values[:, None, :])]),
+        np.asarray(subjects),
+        [np.ones(len(values), bool)],
+        {"values": lambda chunk: chunk[:, 0, :]},
+        np.arange(values.shape[1], dtype=np.float64),
+    )[("values", 0)]
+    return _histogram_bootstrap(histogram, n_boot, confidence, rng)
+
+
+def _histogram_bootstrap(
+    histogram: SearchValueHistogram,
+    n_boot: int,
+    confidence: float,
+    rng: np.random.Generator,
+    chunk_bytes: int = 64 * 2**20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of the mean of per-search values, resampling people, from their
+    sparse histogram: each replicate is a multinomial draw of the people (a block of
+    replicates at a time, the same draws as one call), its mean the replicate's sum over its
+    searches; no (people x thresholds) sums are formed."""
+    s = histogram.n_subjects
+    m = histogram.thresholds.shape[0]
+    means = np.empty((n_boot, m))
+    per_block = max(1, int(chunk_bytes) // (8 * max(1, s)))
+    for start in range(0, n_boot, per_block):
+        size = min(per_block, n_boot - start)
+        weights = rng.multinomial(s, np.full(s, 1.0 / s), size=size)
+        sums = histogram.replicate_errors(weights)
+        searches = weights.astype(np.float64) @ histogram.trials.astype(np.float64)
+        means[start : start + size] = sums / np.maximum(searches, 1.0)[:, None]
     alpha = (1.0 - confidence) / 2.0
     return np.quantile(means, alpha, axis=0), np.quantile(means, 1.0 - alpha, axis=0)
 
@@ -828,16 +880,15 @@ def _rows_of(
 
 
 def _bootstrap_interval(
-    values: np.ndarray,
-    subjects: np.ndarray,
+    histogram: SearchValueHistogram,
     n_boot: int,
     confidence: float,
     rng: np.random.Generator,
     base: ScaledInterval,
 ) -> ScaledInterval:
     """The percentile subject bootstrap (kept by name: it under-covers under clustering)."""
-    lower, upper = _clustered_bootstrap(values, subjects, n_boot, confidence, rng)
-    one_low, one_high = _clustered_bootstrap(values, subjects, n_boot, 2 * confidence - 1, rng)
+    lower, upper = _histogram_bootstrap(histogram, n_boot, confidence, rng)
+    one_low, one_high = _histogram_bootstrap(histogram, n_boot, 2 * confidence - 1, rng)
     del one_low
     zero = base.method == SCALED_ZERO
     method = np.where(zero, SCALED_ZERO, INTERVAL_BOOTSTRAP).astype(object)
@@ -848,6 +899,41 @@ def _bootstrap_interval(
         upper_bound=np.where(zero, base.upper_bound, one_high),
         method=method,
     )
+
+
+def _scaled_figures(
+    histograms: dict[tuple[str, int], SearchValueHistogram],
+    k: int,
+    n: int,
+    fmr_g: np.ndarray,
+    shares: np.ndarray,
+    interval: str,
+    n_boot: int,
+    confidence: float,
+    rng: np.random.Generator,
+    *,
+    within: bool,
+    exponent: float,
+) -> tuple[np.ndarray, ScaledInterval | None, np.ndarray | None, ScaledInterval | None]:
+    """One N and search set ``k`` at the sorted thresholds: (FPIR, its interval, and beyond F
+    the pooled model's FPIR and interval); intervals None with ``interval="none"``."""
+    histogram = histograms[(f"N={n}", k)]
+    summary = summarise_subjects(histogram)
+    fpir = summary.errors / max(summary.trials, 1.0)
+    if interval == "none":
+        rates = (shares @ fmr_g)[None, :]
+        high = None if within else pooled_map_from_rates(fmr_g, shares, n, rates)[0]
+        return fpir, None, high, None
+    main = interval_from_summary(summary, exponent, confidence)
+    if interval == "subject-bootstrap":
+        main = _bootstrap_interval(histogram, n_boot, confidence, rng, main)
+    if within:
+        return fpir, main, None, None
+    rate = interval_from_summary(
+        summarise_subjects(histograms[("composite", k)]), 1.0, confidence
+    )
+    pooled = pooled_interval_from_rate(rate, fmr_g, shares, n, exponent)
+    return fpir, extrapolation_range(main, pooled), pooled.fpir, pooled
 
 
 def scale_fpir(
@@ -912,7 +998,14 @@ def scale_fpir(
         )
     if n_boot <= 0:
         interval = "none"
-    counts, sizes, labels = filler_counts.false_match_counts(thresholds, attribute)
+    # the thresholds in ascending order (the per-search values fall along that axis); rows are
+    # written in the caller's order
+    index = filler_counts.threshold_index(thresholds)
+    order = np.argsort(index, kind="stable")
+    sorted_thr = thresholds[order]
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    sizes, labels = filler_counts.group_sizes(attribute)
     if composition is None and attribute is not None:
         composition = {label: float(size) for label, size in zip(labels, sizes)}
     shares = _shares(labels, composition, attribute)
@@ -921,45 +1014,48 @@ def scale_fpir(
     if by is not None:
         values = filler_counts.search_groups[by].to_numpy(dtype=object)
         search_sets += [(by, label, values == label) for label in sorted(set(values))]
+    search_sets = [entry for entry in search_sets if entry[2].any()]
     subjects = np.asarray(filler_counts.search_subjects)
+    sizes_n = [int(n) for n in watchlist_sizes]
+    models = {n: per_search_fpir_model(n, sizes, shares) for n in sizes_n}
+
+    def alert(n: int) -> SearchValue:
+        return lambda chunk: per_search_fpir(chunk, sizes, shares, n)[0]
+
+    # One pass over the counts: per person, the sparse increments of each search's P(alert) at
+    # every N (and, beyond F, of its composite FMR): never a searches x thresholds table.
+    value_fns: dict[str, SearchValue] = {f"N={n}": alert(n) for n in sizes_n}
+    if not all(within_fillers(n, sizes, shares) for n in sizes_n):
+        value_fns["composite"] = lambda chunk: composite_fmr(chunk, sizes, shares)
+    group_sums = np.zeros((len(search_sets), len(sizes), len(sorted_thr)))
+
+    def chunks() -> Iterator[tuple[int, np.ndarray]]:
+        for a, chunk in filler_counts.group_chunks(attribute, index[order]):
+            for k, (_, _, mask) in enumerate(search_sets):
+                group_sums[k] += chunk[mask[a : a + len(chunk)]].sum(axis=0)
+            yield a, chunk
+
+    histograms = search_value_histograms(
+        chunks(), subjects, [mask for _, _, mask in search_sets], value_fns, sorted_thr
+    )
     rows: list[tuple] = []
-    models = {}
-    for n in watchlist_sizes:
-        n = int(n)
+    for n in sizes_n:
         within = within_fillers(n, sizes, shares)
         factor = 0.0 if within else n / float(np.sum(sizes))
-        # Unbiased (hypergeometric) up to N = F; beyond, the per-person plug-in is the low end
-        # of the extrapolation range and the pooled rate its high end.
-        per_search, models[n] = per_search_fpir(counts, sizes, shares, n)
         exponent = zero_exponent(n, sizes, shares)
-        for attr_name, label, mask in search_sets:
-            if not mask.any():
-                continue
-            fpir = per_search[mask].mean(axis=0)
-            if interval == "none":
-                rows += _rows_of(ANALYTIC, n, thresholds, None, fpir, attr_name, label,
-                                 models[n], factor, mask, subjects)  # fmt: skip
-                if not within:
-                    high = pooled_fpir(counts[mask], sizes, shares, n)
-                    rows += _rows_of(POOLED, n, thresholds, None, high, attr_name, label,
-                                     "pooled model", factor, mask, subjects)  # fmt: skip
-                continue
-            kg = clustered_scaled_interval(per_search[mask], subjects[mask], exponent, confidence)
-            if interval == "subject-bootstrap":
-                kg = _bootstrap_interval(
-                    per_search[mask], subjects[mask], n_boot, confidence, rng, kg
-                )
-            if within:
-                rows += _rows_of(ANALYTIC, n, thresholds, kg, fpir, attr_name, label,
-                                 models[n], factor, mask, subjects)  # fmt: skip
-                continue
-            pooled = pooled_interval(
-                counts[mask], sizes, shares, n, subjects[mask], exponent, confidence
-            )
-            rows += _rows_of(ANALYTIC, n, thresholds, extrapolation_range(kg, pooled), fpir,
-                             attr_name, label, models[n], factor, mask, subjects)  # fmt: skip
-            rows += _rows_of(POOLED, n, thresholds, pooled, pooled.fpir, attr_name, label,
-                             "pooled model", factor, mask, subjects)  # fmt: skip
+        for k, (attr_name, label, mask) in enumerate(search_sets):
+            fmr_g = group_sums[k] / (int(mask.sum()) * sizes.astype(np.float64)[:, None])
+            fpir, main, high, pooled = _scaled_figures(
+                histograms, k, n, fmr_g, shares, interval, n_boot, confidence, rng,
+                within=within, exponent=exponent,
+            )  # fmt: skip
+            main = None if main is None else reorder_interval(main, back)
+            rows += _rows_of(ANALYTIC, n, thresholds, main, fpir[back], attr_name, label,
+                             models[n], factor, mask, subjects)  # fmt: skip
+            if high is not None:
+                pooled = None if pooled is None else reorder_interval(pooled, back)
+                rows += _rows_of(POOLED, n, thresholds, pooled, high[back], attr_name, label,
+                                 "pooled model", factor, mask, subjects)  # fmt: skip
     table = pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
     estimators = "; ".join(f"N={n:,}: {m}" for n, m in models.items())
     described = {

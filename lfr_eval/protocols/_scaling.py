@@ -15,9 +15,16 @@ Jensen). Both are extrapolations by a factor N / F and are labelled so.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from lfr_eval.metrics._intervals import SubjectHistogram
+
+if TYPE_CHECKING:
+    from lfr_eval.metrics import ClusterSummary
 
 #: ``method`` of the per-search (hypergeometric, N <= F; plug-in beyond) rows
 ANALYTIC = "analytic"
@@ -108,10 +115,18 @@ def per_search_fpir(
     Hypergeometric (unbiased) where the watchlist fits in the fillers; the per-person plug-in
     beyond, labelled ``"extrapolation x{n/F}"``.
     """
+    model = per_search_fpir_model(n, sizes, shares)
     if within_fillers(n, sizes, shares):
-        return hypergeometric_fpir(counts, sizes, shares, n), "hypergeometric (exact for N <= F)"
+        return hypergeometric_fpir(counts, sizes, shares, n), model
+    return plug_in_fpir(counts, sizes, shares, n), model
+
+
+def per_search_fpir_model(n: int, sizes: np.ndarray, shares: np.ndarray) -> str:
+    """How :func:`per_search_fpir` makes its values at watchlist size ``n`` (the label)."""
+    if within_fillers(n, sizes, shares):
+        return "hypergeometric (exact for N <= F)"
     factor = int(n) / float(np.sum(sizes))
-    return plug_in_fpir(counts, sizes, shares, n), f"extrapolation x{factor:.3g} (per-person model)"
+    return f"extrapolation x{factor:.3g} (per-person model)"
 
 
 
@@ -216,15 +231,25 @@ def interval_from_person_sums(
     zero-false-match bound of :func:`lfr_eval.protocols.zero_false_match_upper` counted by
     people (each person's searches treated as one) rather than by searches.
     """
-    from scipy import stats
-
-    from lfr_eval.metrics._clustered import fractional_clopper_pearson, summarise_clusters
+    from lfr_eval.metrics._clustered import summarise_clusters
 
     sums = np.asarray(person_sums, dtype=np.float64)
     trials = np.asarray(person_searches, dtype=np.float64)
     # values may exceed their searches by rounding only
     sums = np.clip(sums, 0.0, trials[:, None])
-    summary = summarise_clusters(sums, trials)
+    return interval_from_summary(summarise_clusters(sums, trials), exponent, confidence)
+
+
+def interval_from_summary(
+    summary: ClusterSummary, exponent: float, confidence: float = 0.95
+) -> ScaledInterval:
+    """:func:`interval_from_person_sums` from the sums' :class:`~lfr_eval.metrics.ClusterSummary`
+    (made in bounded memory from a :class:`SearchValueHistogram` by
+    :func:`~lfr_eval.metrics.summarise_subjects`)."""
+    from scipy import stats
+
+    from lfr_eval.metrics._clustered import fractional_clopper_pearson
+
     total = max(float(summary.trials), 1.0)
     rate = summary.errors / total
     alpha = 1.0 - float(confidence)
@@ -296,6 +321,13 @@ def composite_fmr(counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray) -> 
     return np.einsum("igt,g->it", fmr, np.asarray(shares, dtype=np.float64))
 
 
+def group_fmr(counts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each filler group's pooled false-match rate, shape (G, m), from counts (n, G, m)."""
+    c = np.asarray(counts, dtype=np.float64)
+    fmr_g: np.ndarray = c.sum(axis=0) / (c.shape[0] * np.asarray(sizes, dtype=np.float64)[:, None])
+    return fmr_g
+
+
 def pooled_map(
     counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray, n: int, rates: np.ndarray
 ) -> np.ndarray:
@@ -304,8 +336,13 @@ def pooled_map(
     Each filler group's pooled FMR is scaled by ``rates / r`` (r: the observed composite rate),
     so the map is monotone and equals :func:`pooled_fpir` at ``rates = r``.
     """
-    c = np.asarray(counts, dtype=np.float64)
-    fmr_g = c.sum(axis=0) / (c.shape[0] * np.asarray(sizes, dtype=np.float64)[:, None])  # (G, m)
+    return pooled_map_from_rates(group_fmr(counts, sizes), shares, n, rates)
+
+
+def pooled_map_from_rates(
+    fmr_g: np.ndarray, shares: np.ndarray, n: int, rates: np.ndarray
+) -> np.ndarray:
+    """:func:`pooled_map` from the groups' pooled FMR (G, m) (:func:`group_fmr`)."""
     w = np.asarray(shares, dtype=np.float64)
     r = np.einsum("gt,g->t", fmr_g, w)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -336,9 +373,18 @@ def pooled_interval(
     rate = clustered_scaled_interval(
         composite_fmr(counts, sizes, shares), subjects, 1.0, confidence
     )
+    return pooled_interval_from_rate(rate, group_fmr(counts, sizes), shares, n, exponent)
+
+
+def pooled_interval_from_rate(
+    rate: ScaledInterval, fmr_g: np.ndarray, shares: np.ndarray, n: int, exponent: float
+) -> ScaledInterval:
+    """:func:`pooled_interval` from the composite FMR's clustered interval and the groups'
+    pooled FMR (G, m)."""
+    confidence = rate.confidence
     zero = rate.method == SCALED_ZERO
-    ends = pooled_map(
-        counts, sizes, shares, n, np.stack([rate.fpir, rate.lower, rate.upper, rate.upper_bound])
+    ends = pooled_map_from_rates(
+        fmr_g, shares, n, np.stack([rate.fpir, rate.lower, rate.upper, rate.upper_bound])
     )
     alpha = 1.0 - float(confidence)
     people = max(rate.effective_people, 1.0)
@@ -350,6 +396,20 @@ def pooled_interval(
         lower=np.where(zero, 0.0, ends[1]),
         upper=np.where(zero, zero_two, ends[2]),
         upper_bound=np.where(zero, zero_one, ends[3]),
+    )
+
+
+def reorder_interval(interval: ScaledInterval, index: np.ndarray) -> ScaledInterval:
+    """The interval's per-threshold arrays taken at ``index`` (e.g. back to the caller's
+    threshold order)."""
+    return replace(
+        interval,
+        fpir=interval.fpir[index],
+        lower=interval.lower[index],
+        upper=interval.upper[index],
+        upper_bound=interval.upper_bound[index],
+        method=interval.method[index],
+        design_effect=interval.design_effect[index],
     )
 
 
@@ -367,3 +427,160 @@ def extrapolation_range(per_person: ScaledInterval, pooled: ScaledInterval) -> S
         upper_bound=np.maximum(per_person.upper_bound, pooled.upper_bound),
         method=np.where(zero, SCALED_ZERO, SCALED_RANGE).astype(object),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Per-person sums without the (searches x thresholds) table
+# --------------------------------------------------------------------------------------------
+
+#: Searches read from the filler counts at a time when building histograms.
+HISTOGRAM_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class SearchValueHistogram(SubjectHistogram):
+    """Per-person sums of a per-search value that falls as the threshold rises, kept sparse.
+
+    The value is a search's P(alert) at a watchlist size (:func:`per_search_fpir`) or its
+    composite false-match rate (:func:`composite_fmr`); both are non-increasing in the
+    threshold because a search's filler counts are. So, as :class:`SubjectHistogram` does for
+    0/1 errors, row ``i`` of ``bins`` holds person i's **increments**: ``bins[i, j]`` (j >= 1)
+    is the sum over their searches of ``value(t_{j-1}) - value(t_j)`` (sorted thresholds, with
+    ``value(t_m) = 0``), and the person's sum at sorted threshold t is the reverse cumulative
+    sum ``sum_{j > t} bins[i, j]``. A search adds entries only where its value changes: where
+    its counts change and the value is neither 0 (no filler at or above T) nor saturated at 1
+    (every watchlist of N must hold a match), so memory is far below people x thresholds, and
+    the bootstrap and the clustered summary
+    (:func:`~lfr_eval.metrics.bootstrap_replicates`, :func:`~lfr_eval.metrics.summarise_subjects`)
+    run on it unchanged. Column 0 is unused (0).
+
+    Attributes are those of :class:`SubjectHistogram`, with ``bins`` float64 and ``trials`` the
+    searches of each person; "errors" are the per-person sums of the value.
+    """
+
+    def subset(self, mask: np.ndarray) -> SearchValueHistogram:
+        rows = np.flatnonzero(mask)
+        return SearchValueHistogram(
+            self.subjects[rows], self.trials[rows], self.bins[rows], self.thresholds, True
+        )
+
+    def error_totals(self) -> np.ndarray:
+        """The value summed over every search at each threshold, float64 shape (m,)."""
+        binned = np.asarray(self.bins.sum(axis=0), dtype=np.float64).ravel()
+        total = np.asarray(self.trials.sum(), dtype=np.float64)
+        return self._errors_from_hits_sorted(self._hits_sorted(binned), total)
+
+    def errors_at(self, index: int) -> np.ndarray:
+        """Each person's sum of the value at threshold ``thresholds[index]``, shape (s,)."""
+        position = int(np.flatnonzero(self._order == index)[0])
+        return np.asarray(self.bins[:, position + 1 :].sum(axis=1), dtype=np.float64).ravel()
+
+    def dense_chunks(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(per-person sums (k, m), searches (k,)) of consecutive blocks of people."""
+        for start in range(0, self.n_subjects, max(1, rows)):
+            stop = min(start + max(1, rows), self.n_subjects)
+            trials = self.trials[start:stop]
+            sums = self._errors_from_hits_sorted(
+                self._hits_sorted(self.bins[start:stop].toarray()), trials
+            )
+            # a telescoped sum may pass its bounds by rounding only
+            yield np.clip(sums, 0.0, trials[:, None].astype(np.float64)), trials
+
+    def replicate_errors(self, weights: np.ndarray) -> np.ndarray:
+        """Sums of bootstrap replicates ``weights`` (B, s) at each threshold, shape (B, m)."""
+        binned = np.asarray(self.bins.T @ weights.T.astype(np.float64), dtype=np.float64).T
+        trials = weights.astype(np.float64) @ self.trials.astype(np.float64)
+        return self._errors_from_hits_sorted(self._hits_sorted(binned), trials)
+
+
+#: A per-search value of a chunk of filler counts (rows, G, m) -> (rows, m), non-increasing in
+#: the threshold.
+SearchValue = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class _HistogramBuilder:
+    """Collects one histogram's increments chunk by chunk (coordinates, summed at the end)."""
+
+    rows_of_search: np.ndarray  # (n,) this histogram's row of each search, -1 outside it
+    n_rows: int
+    value: SearchValue
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+    def add(self, start: int, chunk: np.ndarray) -> None:
+        rows = self.rows_of_search[start : start + len(chunk)]
+        keep = rows >= 0
+        if not keep.any():
+            return
+        values = np.asarray(self.value(chunk[keep]), dtype=np.float64)  # (k, m), sorted thr
+        steps = np.empty((values.shape[0], values.shape[1] + 1))
+        steps[:, 0] = 0.0
+        steps[:, 1:-1] = values[:, :-1] - values[:, 1:]
+        steps[:, -1] = values[:, -1]
+        r, j = np.nonzero(steps)
+        self.parts.append((rows[keep][r], j.astype(np.int32), steps[r, j]))
+
+    def build(self, subjects: np.ndarray, trials: np.ndarray, thresholds: np.ndarray,
+              m: int) -> SearchValueHistogram:  # fmt: skip
+        from scipy.sparse import coo_array
+
+        if self.parts:
+            r, j, v = (np.concatenate(part) for part in zip(*self.parts))
+        else:
+            r, j, v = np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0)
+        self.parts.clear()
+        bins = coo_array((v, (r, j)), shape=(self.n_rows, m + 1)).tocsr()  # sums duplicates
+        bins.sum_duplicates()
+        return SearchValueHistogram(subjects, trials, bins, thresholds, True)
+
+
+def search_value_histograms(
+    chunks: Iterator[tuple[int, np.ndarray]],
+    subjects: np.ndarray,
+    search_sets: list[np.ndarray],
+    values: dict[str, SearchValue],
+    thresholds: np.ndarray,
+) -> dict[tuple[str, int], SearchValueHistogram]:
+    """Sparse per-person histograms of several per-search values over several search sets, in
+    one pass over the filler counts.
+
+    Parameters
+    ----------
+    chunks : iterator of (first row, counts (rows, G, m))
+        The searches' filler counts per group at the sorted thresholds, a block at a time.
+    subjects : ndarray of shape (n,)
+        Person of each search.
+    search_sets : list of bool ndarray of shape (n,)
+        The searches behind each figure (everyone, each group).
+    values : dict of name -> per-search value
+        E.g. ``{"N=1000": P(alert) at N = 1,000, "composite": composite FMR}``.
+    thresholds : ndarray of shape (m,)
+        Sorted ascending, the thresholds of the counts' last axis.
+
+    Returns
+    -------
+    dict of (value name, search-set index) -> SearchValueHistogram
+        Memory: the entries where values change, never searches x thresholds.
+    """
+    people, codes = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
+    codes = codes.ravel()
+    layouts = []
+    for mask in search_sets:
+        present, rows = np.unique(codes[mask], return_inverse=True)
+        rows_of_search = np.full(len(codes), -1, np.int64)
+        rows_of_search[np.flatnonzero(mask)] = rows.ravel()
+        trials = np.bincount(rows.ravel(), minlength=len(present)).astype(np.int64)
+        layouts.append((people[present], trials, rows_of_search))
+    builders = {
+        (name, k): _HistogramBuilder(layout[2], len(layout[0]), fn, [])
+        for name, fn in values.items()
+        for k, layout in enumerate(layouts)
+    }
+    for start, chunk in chunks:
+        for builder in builders.values():
+            builder.add(start, chunk)
+    m = len(thresholds)
+    return {
+        key: builder.build(layouts[key[1]][0], layouts[key[1]][1], thresholds, m)
+        for key, builder in builders.items()
+    }

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from lfr_eval.plain import rate_cell
 from lfr_eval.report._aggregate import ALL, AggregateResult, as_aggregate
 from lfr_eval.report._figures import (
     cmc_figure,
@@ -149,10 +150,18 @@ def _env() -> jinja2.Environment:
     )
 
 
-def _interval_cell(rate: object, low: object, high: object) -> str:
-    if rate is None or (isinstance(rate, float) and not np.isfinite(rate)):
+def _interval_cell(
+    rate: object, low: object, high: object, errors: object, confidence: float
+) -> str:
+    """A rate with its interval by :mod:`lfr_eval.plain`'s rules, as the app's tables show it:
+    no lower end of 0 when errors were seen, an upper bound when none were, and "not bounded
+    by these data" instead of an interval that bounds nothing."""
+    if rate is None or pd.isna(rate) or errors is None or pd.isna(errors):  # type: ignore[arg-type]
         return "–"
-    return f"{float(rate):.4g} [{float(low):.3g}, {float(high):.3g}]"  # type: ignore[arg-type]
+    return rate_cell(
+        float(rate), float(low), float(high), errors=float(errors),  # type: ignore[arg-type]
+        confidence=confidence,
+    )  # fmt: skip
 
 
 def _count_cell(errors: object, searches: object, people: object) -> str:
@@ -167,18 +176,22 @@ def _count_cell(errors: object, searches: object, people: object) -> str:
     )
 
 
-def _compact(summary: pd.DataFrame, with_group: bool) -> pd.DataFrame:
-    """The summary as a table that fits a page: rate [interval] and counts per metric."""
+def _compact(summary: pd.DataFrame, with_group: bool, confidence: float) -> pd.DataFrame:
+    """The summary as a table that fits a page: rate (interval) and counts per metric."""
     rows = []
     for _, r in summary.iterrows():
         row: dict[str, object] = {"threshold": f"{r['threshold']:.4g}"}
         if with_group:
             row["group"] = r["group"]
-        row["FPIR [interval]"] = _interval_cell(r["fpir"], r["fpir_ci_low"], r["fpir_ci_high"])
+        row["FPIR (interval)"] = _interval_cell(
+            r["fpir"], r["fpir_ci_low"], r["fpir_ci_high"], r["fpir_errors"], confidence
+        )
         row["false positives of non-mated searches"] = _count_cell(
             r["fpir_errors"], r["fpir_searches"], r["fpir_subjects"]
         )
-        row["FNIR [interval]"] = _interval_cell(r["fnir"], r["fnir_ci_low"], r["fnir_ci_high"])
+        row["FNIR (interval)"] = _interval_cell(
+            r["fnir"], r["fnir_ci_low"], r["fnir_ci_high"], r["fnir_errors"], confidence
+        )
         row["misses of mated searches"] = _count_cell(
             r["fnir_errors"], r["fnir_searches"], r["fnir_subjects"]
         )
@@ -261,12 +274,13 @@ def build_html_report(
     headline = ""
     group_tables = []
     if chosen:
-        headline = _table(_compact(agg.summary(chosen, []), with_group=False))
+        confidence = agg.intervals.confidence
+        headline = _table(_compact(agg.summary(chosen, []), False, confidence))
         for attribute in attributes:
             table = agg.summary(chosen, [attribute])
             table = table[table["attribute"] == attribute]
             group_tables.append(
-                {"attribute": attribute, "table": _table(_compact(table, with_group=True))}
+                {"attribute": attribute, "table": _table(_compact(table, True, confidence))}
             )
     threshold_note = (
         "Thresholds: "
@@ -490,8 +504,10 @@ def _rank_wide(agg: AggregateResult, attributes: Sequence[str]) -> pd.DataFrame:
             "people": int(part["n_subjects"].iloc[0]),
         }
         for _, r in part.iterrows():
-            row[f"rank {int(r['rank'])}"] = (
-                f"{r['rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            # the count the rate rests on: mates found at rank <= r
+            found = r["hits"] if "hits" in r.index else round(r["rate"] * r["n_searches"])
+            row[f"rank {int(r['rank'])}"] = _interval_cell(
+                r["rate"], r["ci_low"], r["ci_high"], found, agg.intervals.confidence
             )
         rows.append(row)
     return pd.DataFrame(rows)

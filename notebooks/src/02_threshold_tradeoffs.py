@@ -147,9 +147,11 @@ pd.DataFrame(
 # %% [markdown]
 # ## 3. Expected false alerts per deployment, threshold by threshold
 #
-# FPIR is measured at the evaluated watchlist size and scaled to the deployment's with
-# FPIR(N) = 1 − (1 − FMR)^N (interval bounds too). Expected false alerts = faces of people not
-# listed × FPIR. Intervals are 95% and resample **people**, not images.
+# FPIR is measured at the evaluated watchlist size and, for the deployment's, read from the
+# results' watchlist-size scaling table (`lfr_eval.protocols.scaled_fpir`: the exact expectation
+# of drawing N of the fillers, clustered intervals; the same figure as the report and the app).
+# Expected false alerts = faces of people not listed × FPIR. Intervals are 95% and clustered
+# by **people**, not images.
 
 # %%
 span = np.round(np.arange(chosen - 16 * GRID, chosen + 16 * GRID + 1e-9, GRID), 4)
