@@ -13,19 +13,32 @@ frame it receives with the boxes it drew. Reported per run:
   from the frame stamps and the scene's ground truth;
 - ``server_side.time_to_alert_s``: per passage of the listed person, from its first frame
   reaching the page to the alert; ``alerts_per_passage`` (1 is right);
+- ``chromium_webrtc``: Chromium's own WebRTC statistics over the window, for the camera stream
+  it sends (``outbound-rtp``: frames encoded per second, its encoder's ms per frame, whether it
+  lowered quality for CPU) and the processed stream it receives (``inbound-rtp``: frames
+  received, decoded and dropped per second, decode ms per frame): together with the painted
+  rate they say where frames are lost (sent, received, decoded, painted);
+- ``page_recognition_share``: the page's line on recognition's share (bound, busy and CPU share
+  used, steps per second); ``cpu_cores_used``: server, Chromium and the whole machine;
 - the machine's load average before and after the window (the machine may be shared).
+
+A run ends after the measurement and the second alert (``LFR_LIVE_BENCH_FULL=1`` walks the
+rest of the trainer's path too). ``--cpu-share`` sets the Live page's recognition share
+(``LFR_LIVE_CPU_SHARE``).
 
 Scenes (``--faces``): 1 (the listed person alone, then a stranger) or 3 (the listed person with
 two strangers, then three strangers). ``--busy N`` keeps N CPU-bound processes running beside
 the app (the issue's "another process keeps one core busy"). Targets (issue 14): at least 25
 displayed fps with 1-3 faces on 2 cores, at least 15 with one core kept busy; reported, not
-asserted. Needs root (network namespace) and Debian's Chromium; each run takes about 2 minutes.
+asserted. Needs root (network namespace) and Debian's Chromium; each run takes about 2 minutes
+(most of it preparing the scene, starting the app and enrolling).
 
 Examples
 --------
 ::
 
     python benchmarks/bench_live_browser.py --faces 1 3 --busy 0 1 --tag 2core
+    python benchmarks/bench_live_browser.py --faces 3 --cpu-share 0.3 0.5 1.0
     python benchmarks/bench_live_browser.py --faces 1 --profile gil   # py-spy, GIL view
 """
 

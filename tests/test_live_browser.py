@@ -399,6 +399,81 @@ def _faces_on_disk(folders: list[Path], engine) -> list[tuple[Path, np.ndarray]]
     return found
 
 
+#: Benchmark mode: every RTCPeerConnection the page (and its iframes) makes is kept in
+#: ``window.__lfrPcs``, so the window's WebRTC statistics can be read (:func:`_webrtc_stats`).
+_KEEP_PEER_CONNECTIONS_JS = """(() => {
+  const Original = window.RTCPeerConnection;
+  if (!Original || Original.__lfrKept) return;
+  window.__lfrPcs = [];
+  const Kept = function (...args) {
+    const pc = new Original(...args);
+    window.__lfrPcs.push(pc);
+    return pc;
+  };
+  Kept.prototype = Original.prototype;
+  Kept.__lfrKept = true;
+  Object.setPrototypeOf(Kept, Original);
+  window.RTCPeerConnection = Kept;
+})();"""
+
+_WEBRTC_STATS_JS = """async () => {
+  const out = {};
+  for (const pc of window.__lfrPcs || []) {
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if ((s.type === "inbound-rtp" || s.type === "outbound-rtp") && s.kind === "video") {
+        out[s.type] = {
+          frames_encoded: s.framesEncoded, frames_sent: s.framesSent,
+          frames_received: s.framesReceived, frames_decoded: s.framesDecoded,
+          frames_dropped: s.framesDropped, width: s.frameWidth, height: s.frameHeight,
+          fps: s.framesPerSecond, encode_s: s.totalEncodeTime, decode_s: s.totalDecodeTime,
+          quality_limitation: s.qualityLimitationReason,
+          quality_limitation_s: s.qualityLimitationDurations,
+          bytes: s.type === "inbound-rtp" ? s.bytesReceived : s.bytesSent,
+          jitter_buffer_delay_s: s.jitterBufferDelay,
+          jitter_buffer_emitted: s.jitterBufferEmittedCount,
+          freezes: s.freezeCount, encoder: s.encoderImplementation,
+          decoder: s.decoderImplementation,
+        };
+      }
+    });
+  }
+  return out;
+}"""
+
+
+def _webrtc_stats(video) -> dict:
+    """Chromium's own WebRTC statistics of the camera stream it sends (``outbound-rtp``:
+    frames encoded, its encoder's time, whether it lowered quality for CPU) and of the
+    processed stream it receives (``inbound-rtp``: frames received, decoded, dropped)."""
+    try:
+        return video.evaluate(_WEBRTC_STATS_JS)
+    except Exception as exc:  # diagnostics only: the figure is missing, the run goes on
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _stats_delta(before: dict, after: dict, seconds: float) -> dict:
+    """Per-second rates and per-frame times over the window from two :func:`_webrtc_stats`."""
+    delta: dict = {}
+    for kind in ("outbound-rtp", "inbound-rtp"):
+        a, b = before.get(kind) or {}, after.get(kind) or {}
+        if not a or not b:
+            continue
+        rates = {
+            f"{key}_per_s": round((b[key] - a[key]) / seconds, 2)
+            for key in ("frames_encoded", "frames_received", "frames_decoded", "frames_dropped")
+            if isinstance(a.get(key), (int, float)) and isinstance(b.get(key), (int, float))
+        }
+        for key, count in (("encode_s", "frames_encoded"), ("decode_s", "frames_decoded")):
+            if all(isinstance(x.get(k), (int, float)) for x in (a, b) for k in (key, count)):
+                frames = b[count] - a[count]
+                if frames > 0:
+                    rates[f"{key[:-2]}_ms_per_frame"] = round(1000 * (b[key] - a[key]) / frames, 2)
+        rates["kbit_per_s"] = round(8 * (b.get("bytes", 0) - a.get("bytes", 0)) / seconds / 1000)
+        delta[kind] = {**rates, "at_end": b}
+    return delta
+
+
 def _measure_display(page, video, seconds: float) -> dict:
     """Frames the browser actually painted in the processed <video>, per second, over a window
     (``requestVideoFrameCallback`` counts presented frames; decoded-but-dropped frames do not
@@ -407,10 +482,12 @@ def _measure_display(page, video, seconds: float) -> dict:
         """v => { window.__lfrFrames = 0; const tick = () => { window.__lfrFrames++;
         v.requestVideoFrameCallback(tick); }; v.requestVideoFrameCallback(tick); }"""
     )
+    stats_before = _webrtc_stats(video)
     start = time.monotonic()
     page.wait_for_timeout(int(seconds * 1000))
     frames = video.evaluate("() => window.__lfrFrames")
     elapsed = time.monotonic() - start
+    stats_after = _webrtc_stats(video)
     quality = video.evaluate(
         "v => { const q = v.getVideoPlaybackQuality(); "
         "return {total: q.totalVideoFrames, dropped: q.droppedVideoFrames}; }"
@@ -420,6 +497,9 @@ def _measure_display(page, video, seconds: float) -> dict:
         "window_s": round(elapsed, 1),
         "playback_quality": quality,
         "page_metrics": page.locator('[data-testid="stMetric"]').all_inner_texts(),
+        "chromium_webrtc": _stats_delta(stats_before, stats_after, elapsed)
+        if "error" not in stats_after
+        else stats_after,
         # the page's own account of recognition's share (bound, busy, CPU, steps/s)
         "page_recognition_share": page.get_by_text("Recognition worker:").first.inner_text(),
     }
@@ -543,6 +623,8 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
                 accept_downloads=True,
                 downloads_path=str(root / "downloads"),
             )
+            if BENCH:
+                context.add_init_script(_KEEP_PEER_CONNECTIONS_JS)
             page = context.new_page()
             page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
             page.set_default_timeout(60_000)
