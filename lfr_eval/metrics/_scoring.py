@@ -77,7 +77,8 @@ def _normalise(x: ArrayLike, what: str) -> np.ndarray:
         raise MetricInputError(f"{what} has an all-zero embedding; it has no direction to compare")
     if np.abs(norms - 1.0).max() <= 1e-6:
         return np.ascontiguousarray(arr)  # already unit rows: no copy of a large gallery
-    return arr / norms
+    out: np.ndarray = arr / norms
+    return out
 
 
 def score_searches(
@@ -255,4 +256,5 @@ def score_searches(
 def _mate_scores(probes: np.ndarray, wl: Gallery, codes: np.ndarray) -> np.ndarray:
     from lfr_eval.search._kernel import mate_scores
 
-    return np.clip(mate_scores(probes, wl, codes), -1.0, 1.0)
+    out: np.ndarray = np.clip(mate_scores(probes, wl, codes), -1.0, 1.0)
+    return out

@@ -128,14 +128,16 @@ class SearchSet:
     @property
     def mated_failed(self) -> np.ndarray:
         """Mated searches that failed to acquire (mate score ``-inf``), shape (n_mated,)."""
-        return np.asarray(self.mate_scores, dtype=np.float64) == -np.inf
+        failed: np.ndarray = np.asarray(self.mate_scores, dtype=np.float64) == -np.inf
+        return failed
 
     @property
     def non_mated_failed(self) -> np.ndarray:
         """Non-mated searches that failed to acquire (a row of ``-inf``), shape (n_non_mated,)."""
         if self.non_mated_topk.shape[0] == 0:
             return np.zeros(0, bool)
-        return np.asarray(self.non_mated_topk[:, 0], dtype=np.float64) == -np.inf
+        failed: np.ndarray = np.asarray(self.non_mated_topk[:, 0], dtype=np.float64) == -np.inf
+        return failed
 
     @property
     def n_failed_mated(self) -> int:
@@ -236,13 +238,14 @@ def _append_rows(
     """Group labels of existing searches followed by those of ``n`` failed ones."""
     if n == 0:
         return groups
-    has_extra = extra is not None and len(extra.columns) > 0
+    if extra is not None and len(extra.columns) == 0:
+        extra = None  # labels without columns say nothing
     if not len(groups.columns) and n_existing == 0:
         # no scored searches of this kind: the failed ones bring the columns
-        return extra.reset_index(drop=True).astype(object) if has_extra else pd.DataFrame()
-    if not len(groups.columns) and not has_extra:
+        return extra.reset_index(drop=True).astype(object) if extra is not None else pd.DataFrame()
+    if not len(groups.columns) and extra is None:
         return pd.DataFrame()
-    if not has_extra or list(extra.columns) != list(groups.columns) or len(extra) != n:
+    if extra is None or list(extra.columns) != list(groups.columns) or len(extra) != n:
         raise MetricInputError(
             f"failed searches need group labels with columns {list(groups.columns)}, one row each"
         )

@@ -44,15 +44,16 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
 from lfr_eval.datasets import ROLES, UNKNOWN, Manifest
+from lfr_eval.errors import ProtocolError
 from lfr_eval.metrics._intervals import summarise_subjects
-from lfr_eval.protocols._open_set import ProtocolError, _cap_per_subject
+from lfr_eval.protocols._open_set import _cap_per_subject
 from lfr_eval.protocols._scaling import (
     ANALYTIC,
     HISTOGRAM_ROWS,
@@ -156,7 +157,7 @@ class NplParams:
         if self.enrolment_images < 1:
             raise ProtocolError("enrolment_images must be at least 1")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -413,7 +414,8 @@ class FillerCounts:
 
     def _filler_labels(self, attribute: str | None) -> np.ndarray:
         """Label of each filler for ``attribute`` (``"all"`` when None)."""
-        return self._cell_labels(attribute)[self.filler_cells]
+        out: np.ndarray = self._cell_labels(attribute)[self.filler_cells]
+        return out
 
     def _cell_labels(self, attribute: str | None) -> np.ndarray:
         if attribute is None:
@@ -422,7 +424,8 @@ class FillerCounts:
             raise ProtocolError(
                 f"fillers have no attribute {attribute!r}; they have {list(self.cells.columns)}"
             )
-        return self.cells[attribute].to_numpy(dtype=object)
+        out: np.ndarray = self.cells[attribute].to_numpy(dtype=object)
+        return out
 
     def group_counts(
         self, attribute: str | None = None, thresholds: ArrayLike | None = None
@@ -525,7 +528,8 @@ class FillerCounts:
     def scored(self) -> np.ndarray:
         """Searches that gave a template (a failed search has no candidate at all)."""
         if self.top_scores is not None and self.top_scores.shape[1]:
-            return np.isfinite(self.top_scores[:, 0])
+            out: np.ndarray = np.isfinite(self.top_scores[:, 0])
+            return out
         if len(self.thresholds) and self.thresholds[0] <= -1.0:
             # every score is >= -1: a scored search counts every filler there
             return np.concatenate(
@@ -561,7 +565,8 @@ def _shares(
                 attribute=attribute, labels=labels, composition=dict(composition)
             )
         )
-    return shares / shares.sum()
+    out: np.ndarray = shares / shares.sum()
+    return out
 
 
 MSG_COMPOSITION_SYNTAX = (
@@ -650,11 +655,11 @@ class WatchlistComposition:
     def to_text(self) -> str:
         return f"{self.attribute}=" + ",".join(f"{k}:{v:g}" for k, v in self.shares.items())
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"attribute": self.attribute, "shares": dict(self.shares)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> WatchlistComposition:
+    def from_dict(cls, data: dict[str, Any]) -> WatchlistComposition:
         return cls(str(data["attribute"]), {str(k): float(v) for k, v in data["shares"].items()})
 
 
@@ -854,7 +859,7 @@ def _rows_of(
     upper: np.ndarray | None = None,
     upper_bound: np.ndarray | None = None,
     how: np.ndarray | None = None,
-) -> list[tuple]:
+) -> list[tuple[Any, ...]]:
     """Scaling-table rows of one N, one search set, every threshold (see SCALING_COLUMNS)."""
     nan = np.full(len(thresholds), np.nan)
     if interval is not None:
@@ -1038,7 +1043,7 @@ def scale_fpir(
     histograms = search_value_histograms(
         chunks(), subjects, [mask for _, _, mask in search_sets], value_fns, sorted_thr
     )
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
     for n in sizes_n:
         within = within_fillers(n, sizes, shares)
         factor = 0.0 if within else n / float(np.sum(sizes))
@@ -1137,7 +1142,7 @@ class _ListedFillers:
 
         in_gallery = (self.fillers >= 0) & drawn[np.maximum(self.fillers, 0)]
         best = np.where(in_gallery, self.scores, -np.inf).max(axis=1, initial=-np.inf)
-        matched = best[:, None].astype(np.float64) >= self.thresholds[None, :]
+        matched: np.ndarray = best[:, None].astype(np.float64) >= self.thresholds[None, :]
         unlisted = counts - self.listed_ge  # (n, G, T) matches not listed
         todo = ~matched & (unlisted > 0).any(axis=1)
         if not todo.any():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,11 +92,11 @@ class OpenSetParams:
             if value is not None and value < 1:
                 raise ProtocolError(f"{name} must be at least 1 (or None for all), got {value}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> OpenSetParams:
+    def from_dict(cls, data: dict[str, Any]) -> OpenSetParams:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 

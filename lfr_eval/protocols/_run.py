@@ -34,6 +34,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from lfr_eval.datasets import ImageEmbeddings, Manifest
+from lfr_eval.errors import ProtocolError
 from lfr_eval.faces import RuntimeInfo
 from lfr_eval.metrics import SearchSet
 from lfr_eval.metrics._scoring import Backend, score_searches
@@ -45,7 +46,7 @@ from lfr_eval.protocols._enrolment import (
     EnrolmentOutcome,
 )
 from lfr_eval.protocols._npl import FillerCounts, NplProtocol, filler_cell_codes
-from lfr_eval.protocols._open_set import OpenSetProtocol, ProtocolError
+from lfr_eval.protocols._open_set import OpenSetProtocol
 
 #: How failures to acquire enter the rates: "nist" (NIST FRTE: failed mated probes are misses,
 #: failed non-mated probes searches without candidates) or "exclude" (left out of the rates).
@@ -373,7 +374,8 @@ def _append_zero_rows(counts: np.ndarray, n_rows: int) -> np.ndarray:
         out.flush()
         del out
         os.replace(tmp, target)
-    return np.load(target, mmap_mode="r")
+    mapped: np.ndarray = np.load(target, mmap_mode="r")
+    return mapped
 
 
 def _filler_counts(
@@ -425,7 +427,8 @@ def _check_grid(thresholds: ArrayLike | None) -> np.ndarray:
     from lfr_eval.search._kernel import check_thresholds
 
     if thresholds is None:
-        return DEFAULT_THRESHOLDS.copy()
+        out: np.ndarray = DEFAULT_THRESHOLDS.copy()
+        return out
     try:
         return check_thresholds(np.atleast_1d(np.asarray(thresholds, dtype=np.float64)))
     except ValueError as exc:

@@ -84,7 +84,8 @@ def hypergeometric_fpir(
     logs = _log_choose_ratio(
         total[None, :, None], np.asarray(counts, dtype=np.float64), draws[None, :, None]
     )
-    return -np.expm1(logs.sum(axis=1))
+    out: np.ndarray = -np.expm1(logs.sum(axis=1))
+    return out
 
 
 def plug_in_fpir(counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray, n: int) -> np.ndarray:
@@ -94,7 +95,8 @@ def plug_in_fpir(counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray, n: i
         log_no_match = np.log1p(-np.minimum(fmr, 1.0))
     exponent = (int(n) * np.asarray(shares, dtype=np.float64))[None, :, None]
     total = np.where(exponent > 0, exponent * log_no_match, 0.0).sum(axis=1)
-    return -np.expm1(total)
+    out: np.ndarray = -np.expm1(total)
+    return out
 
 
 def pooled_fpir(counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray, n: int) -> np.ndarray:
@@ -104,7 +106,8 @@ def pooled_fpir(counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray, n: in
     with np.errstate(divide="ignore"):
         log_no_match = np.log1p(-np.minimum(fmr, 1.0))
     exponent = (int(n) * np.asarray(shares, dtype=np.float64))[:, None]
-    return -np.expm1(np.where(exponent > 0, exponent * log_no_match, 0.0).sum(axis=0))
+    out: np.ndarray = -np.expm1(np.where(exponent > 0, exponent * log_no_match, 0.0).sum(axis=0))
+    return out
 
 
 def per_search_fpir(
@@ -318,7 +321,8 @@ def clustered_scaled_interval(
 def composite_fmr(counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray) -> np.ndarray:
     """Per-search ``sum_g w_g c_g / F_g`` (n, m): its mean is the watchlist-weighted pooled FMR."""
     fmr = np.asarray(counts, dtype=np.float64) / np.asarray(sizes, dtype=np.float64)[None, :, None]
-    return np.einsum("igt,g->it", fmr, np.asarray(shares, dtype=np.float64))
+    out: np.ndarray = np.einsum("igt,g->it", fmr, np.asarray(shares, dtype=np.float64))
+    return out
 
 
 def group_fmr(counts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -351,7 +355,8 @@ def pooled_map_from_rates(
     with np.errstate(divide="ignore"):
         log_none = np.log1p(-scaled)
     exponent = (int(n) * w)[None, :, None]
-    return -np.expm1(np.where(exponent > 0, exponent * log_none, 0.0).sum(axis=1))
+    out: np.ndarray = -np.expm1(np.where(exponent > 0, exponent * log_none, 0.0).sum(axis=1))
+    return out
 
 
 def pooled_interval(
