@@ -43,6 +43,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -61,6 +62,7 @@ from lfr_eval.protocols._scaling import (
     SCALED_KORN_GRAUBARD,
     SCALED_ZERO,
     ScaledInterval,
+    SearchClusters,
     SearchValue,
     SearchValueHistogram,
     composite_fmr,
@@ -72,6 +74,7 @@ from lfr_eval.protocols._scaling import (
     pooled_interval_from_rate,
     pooled_map_from_rates,
     reorder_interval,
+    search_value_histogram,
     search_value_histograms,
     within_fillers,
     zero_exponent,
@@ -906,9 +909,16 @@ def _bootstrap_interval(
     )
 
 
+def _alert_probability(
+    chunk: np.ndarray, *, sizes: np.ndarray, shares: np.ndarray, n: int
+) -> np.ndarray:
+    """Each search's P(alert) at watchlist size ``n`` (:func:`per_search_fpir`), (rows, m)."""
+    return per_search_fpir(chunk, sizes, shares, n)[0]
+
+
 def _scaled_figures(
-    histograms: dict[tuple[str, int], SearchValueHistogram],
-    k: int,
+    histogram: SearchValueHistogram,
+    composite: SearchValueHistogram | None,
     n: int,
     fmr_g: np.ndarray,
     shares: np.ndarray,
@@ -920,9 +930,9 @@ def _scaled_figures(
     within: bool,
     exponent: float,
 ) -> tuple[np.ndarray, ScaledInterval | None, np.ndarray | None, ScaledInterval | None]:
-    """One N and search set ``k`` at the sorted thresholds: (FPIR, its interval, and beyond F
-    the pooled model's FPIR and interval); intervals None with ``interval="none"``."""
-    histogram = histograms[(f"N={n}", k)]
+    """One N and search set at the sorted thresholds, from the set's histograms of P(alert) at
+    N and (beyond F) of the composite FMR: (FPIR, its interval, and beyond F the pooled
+    model's FPIR and interval); intervals None with ``interval="none"``."""
     summary = summarise_subjects(histogram)
     fpir = summary.errors / max(summary.trials, 1.0)
     if interval == "none":
@@ -934,9 +944,9 @@ def _scaled_figures(
         main = _bootstrap_interval(histogram, n_boot, confidence, rng, main)
     if within:
         return fpir, main, None, None
-    rate = interval_from_summary(
-        summarise_subjects(histograms[("composite", k)]), 1.0, confidence
-    )
+    if composite is None:
+        raise ProtocolError("beyond the fillers the pooled model needs the composite FMR")
+    rate = interval_from_summary(summarise_subjects(composite), 1.0, confidence)
     pooled = pooled_interval_from_rate(rate, fmr_g, shares, n, exponent)
     return fpir, extrapolation_range(main, pooled), pooled.fpir, pooled
 
@@ -1016,43 +1026,49 @@ def scale_fpir(
     shares = _shares(labels, composition, attribute)
     rng = np.random.default_rng(seed)
     search_sets = [("all", "all", np.ones(filler_counts.n_searches, bool))]
+    subjects = np.asarray(filler_counts.search_subjects)
+    groups = None
     if by is not None:
         values = filler_counts.search_groups[by].to_numpy(dtype=object)
-        search_sets += [(by, label, values == label) for label in sorted(set(values))]
-    search_sets = [entry for entry in search_sets if entry[2].any()]
-    subjects = np.asarray(filler_counts.search_subjects)
+        by_labels = sorted(set(values))
+        search_sets += [(by, label, values == label) for label in by_labels]
+        groups = np.zeros(len(values), np.int64)
+        for g, (_, _, mask) in enumerate(search_sets[1:]):
+            groups[mask] = g
+    clusters = SearchClusters.of(subjects, groups)
     sizes_n = [int(n) for n in watchlist_sizes]
     models = {n: per_search_fpir_model(n, sizes, shares) for n in sizes_n}
-
-    def alert(n: int) -> SearchValue:
-        return lambda chunk: per_search_fpir(chunk, sizes, shares, n)[0]
-
-    # One pass over the counts: per person, the sparse increments of each search's P(alert) at
-    # every N (and, beyond F, of its composite FMR): never a searches x thresholds table.
-    value_fns: dict[str, SearchValue] = {f"N={n}": alert(n) for n in sizes_n}
-    if not all(within_fillers(n, sizes, shares) for n in sizes_n):
-        value_fns["composite"] = lambda chunk: composite_fmr(chunk, sizes, shares)
-    group_sums = np.zeros((len(search_sets), len(sizes), len(sorted_thr)))
+    chunk_index = index[order]
 
     def chunks() -> Iterator[tuple[int, np.ndarray]]:
-        for a, chunk in filler_counts.group_chunks(attribute, index[order]):
-            for k, (_, _, mask) in enumerate(search_sets):
-                group_sums[k] += chunk[mask[a : a + len(chunk)]].sum(axis=0)
-            yield a, chunk
+        return filler_counts.group_chunks(attribute, chunk_index)
 
-    histograms = search_value_histograms(
-        chunks(), subjects, [mask for _, _, mask in search_sets], value_fns, sorted_thr
-    )
+    def per_set(value: SearchValue) -> list[SearchValueHistogram]:
+        # one pass over the counts, one N at a time: per person (within group), the sparse
+        # increments of each search's value, never a searches x thresholds table
+        histogram = search_value_histogram(
+            chunks(), clusters.clusters, clusters.ids, value, sorted_thr
+        )
+        return clusters.per_set(histogram)
+
+    group_sums = np.zeros((len(search_sets), len(sizes), len(sorted_thr)))
+    for a, chunk in chunks():
+        for k, (_, _, mask) in enumerate(search_sets):
+            group_sums[k] += chunk[mask[a : a + len(chunk)]].sum(axis=0)
+    composite: list[SearchValueHistogram] | None = None
     rows: list[tuple[Any, ...]] = []
     for n in sizes_n:
         within = within_fillers(n, sizes, shares)
         factor = 0.0 if within else n / float(np.sum(sizes))
         exponent = zero_exponent(n, sizes, shares)
+        alerts = per_set(partial(_alert_probability, sizes=sizes, shares=shares, n=n))
+        if not within and composite is None and interval != "none":
+            composite = per_set(lambda chunk: composite_fmr(chunk, sizes, shares))
         for k, (attr_name, label, mask) in enumerate(search_sets):
             fmr_g = group_sums[k] / (int(mask.sum()) * sizes.astype(np.float64)[:, None])
             fpir, main, high, pooled = _scaled_figures(
-                histograms, k, n, fmr_g, shares, interval, n_boot, confidence, rng,
-                within=within, exponent=exponent,
+                alerts[k], None if composite is None else composite[k], n, fmr_g, shares,
+                interval, n_boot, confidence, rng, within=within, exponent=exponent,
             )  # fmt: skip
             main = None if main is None else reorder_interval(main, back)
             rows += _rows_of(ANALYTIC, n, thresholds, main, fpir[back], attr_name, label,
@@ -1061,6 +1077,7 @@ def scale_fpir(
                 pooled = None if pooled is None else reorder_interval(pooled, back)
                 rows += _rows_of(POOLED, n, thresholds, pooled, high[back], attr_name, label,
                                  "pooled model", factor, mask, subjects)  # fmt: skip
+        del alerts
     table = pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
     estimators = "; ".join(f"N={n:,}: {m}" for n, m in models.items())
     described = {

@@ -503,40 +503,79 @@ class SearchValueHistogram(SubjectHistogram):
 SearchValue = Callable[[np.ndarray], np.ndarray]
 
 
-@dataclass
-class _HistogramBuilder:
-    """Collects one histogram's increments chunk by chunk (coordinates, summed at the end)."""
+def search_value_histogram(
+    chunks: Iterator[tuple[int, np.ndarray]],
+    clusters: np.ndarray,
+    cluster_ids: np.ndarray,
+    value: SearchValue,
+    thresholds: np.ndarray,
+) -> SearchValueHistogram:
+    """The sparse per-cluster histogram of one per-search value, in one pass over the counts.
 
-    rows_of_search: np.ndarray  # (n,) this histogram's row of each search, -1 outside it
-    n_rows: int
-    value: SearchValue
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    Parameters
+    ----------
+    chunks : iterator of (first row, counts (rows, G, m))
+        The searches' filler counts per group at the sorted thresholds, a block at a time.
+    clusters : ndarray of int, shape (n,)
+        Row (cluster: a person, or a person within a group) of each search, in
+        ``[0, len(cluster_ids))``.
+    cluster_ids : ndarray of shape (s,)
+        The id of each row (sorted, as :class:`SubjectHistogram` keeps them).
+    value : callable
+        Per-search value of a chunk, e.g. P(alert) at one N (:func:`per_search_fpir`).
+    thresholds : ndarray of shape (m,)
+        Sorted ascending, the thresholds of the counts' last axis.
 
-    def add(self, start: int, chunk: np.ndarray) -> None:
-        rows = self.rows_of_search[start : start + len(chunk)]
-        keep = rows >= 0
-        if not keep.any():
-            return
-        values = np.asarray(self.value(chunk[keep]), dtype=np.float64)  # (k, m), sorted thr
-        steps = np.empty((values.shape[0], values.shape[1] + 1))
+    Returns
+    -------
+    SearchValueHistogram
+        Memory: the entries where values change (int32 coordinates, float64 values), never
+        searches x thresholds; a block of searches is dense at a time.
+    """
+    from scipy.sparse import coo_array
+
+    m = len(thresholds)
+    rows, cols, data = [], [], []
+    for start, chunk in chunks:
+        values = np.asarray(value(chunk), dtype=np.float64)  # (k, m), sorted thresholds
+        steps = np.empty((values.shape[0], m + 1))
         steps[:, 0] = 0.0
         steps[:, 1:-1] = values[:, :-1] - values[:, 1:]
         steps[:, -1] = values[:, -1]
         r, j = np.nonzero(steps)
-        self.parts.append((rows[keep][r], j.astype(np.int32), steps[r, j]))
+        rows.append(clusters[start + r].astype(np.int32))
+        cols.append(j.astype(np.int32))
+        data.append(steps[r, j])
+        del steps, values
+    s = len(cluster_ids)
+    if rows:
+        coords = (np.concatenate(rows), np.concatenate(cols))
+        entries = np.concatenate(data)
+    else:
+        coords, entries = (np.zeros(0, np.int32), np.zeros(0, np.int32)), np.zeros(0)
+    del rows, cols, data
+    bins = coo_array((entries, coords), shape=(s, m + 1)).tocsr()  # sums duplicates
+    bins.sum_duplicates()
+    trials = np.bincount(clusters, minlength=s).astype(np.int64)
+    return SearchValueHistogram(np.asarray(cluster_ids), trials, bins, thresholds, True)
 
-    def build(self, subjects: np.ndarray, trials: np.ndarray, thresholds: np.ndarray,
-              m: int) -> SearchValueHistogram:  # fmt: skip
-        from scipy.sparse import coo_array
 
-        if self.parts:
-            r, j, v = (np.concatenate(part) for part in zip(*self.parts))
-        else:
-            r, j, v = np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0)
-        self.parts.clear()
-        bins = coo_array((v, (r, j)), shape=(self.n_rows, m + 1)).tocsr()  # sums duplicates
-        bins.sum_duplicates()
-        return SearchValueHistogram(subjects, trials, bins, thresholds, True)
+def merge_rows(
+    histogram: SearchValueHistogram, owner: np.ndarray, owner_ids: np.ndarray
+) -> SearchValueHistogram:
+    """The histogram with its rows summed by ``owner`` (row -> index into ``owner_ids``): e.g.
+    clusters of a person within a group merged into the person."""
+    from scipy.sparse import csr_array
+
+    s = len(histogram.subjects)
+    merge = csr_array(
+        (np.ones(s), (np.asarray(owner), np.arange(s))), shape=(len(owner_ids), s)
+    )
+    bins = (merge @ histogram.bins).tocsr()
+    trials = np.bincount(owner, weights=histogram.trials, minlength=len(owner_ids))
+    return SearchValueHistogram(
+        np.asarray(owner_ids), trials.astype(np.int64), bins, histogram.thresholds, True
+    )
 
 
 def search_value_histograms(
@@ -546,46 +585,83 @@ def search_value_histograms(
     values: dict[str, SearchValue],
     thresholds: np.ndarray,
 ) -> dict[tuple[str, int], SearchValueHistogram]:
-    """Sparse per-person histograms of several per-search values over several search sets, in
-    one pass over the filler counts.
-
-    Parameters
-    ----------
-    chunks : iterator of (first row, counts (rows, G, m))
-        The searches' filler counts per group at the sorted thresholds, a block at a time.
-    subjects : ndarray of shape (n,)
-        Person of each search.
-    search_sets : list of bool ndarray of shape (n,)
-        The searches behind each figure (everyone, each group).
-    values : dict of name -> per-search value
-        E.g. ``{"N=1000": P(alert) at N = 1,000, "composite": composite FMR}``.
-    thresholds : ndarray of shape (m,)
-        Sorted ascending, the thresholds of the counts' last axis.
-
-    Returns
-    -------
-    dict of (value name, search-set index) -> SearchValueHistogram
-        Memory: the entries where values change, never searches x thresholds.
-    """
+    """:func:`search_value_histogram` of each value over each search set (small data: the
+    chunks are read once and kept), keyed by (value name, search-set index)."""
+    kept = list(chunks)
     people, codes = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
     codes = codes.ravel()
-    layouts = []
-    for mask in search_sets:
+    out = {}
+    for k, mask in enumerate(search_sets):
         present, rows = np.unique(codes[mask], return_inverse=True)
         rows_of_search = np.full(len(codes), -1, np.int64)
         rows_of_search[np.flatnonzero(mask)] = rows.ravel()
-        trials = np.bincount(rows.ravel(), minlength=len(present)).astype(np.int64)
-        layouts.append((people[present], trials, rows_of_search))
-    builders = {
-        (name, k): _HistogramBuilder(layout[2], len(layout[0]), fn, [])
-        for name, fn in values.items()
-        for k, layout in enumerate(layouts)
-    }
-    for start, chunk in chunks:
-        for builder in builders.values():
-            builder.add(start, chunk)
-    m = len(thresholds)
-    return {
-        key: builder.build(layouts[key[1]][0], layouts[key[1]][1], thresholds, m)
-        for key, builder in builders.items()
-    }
+        for name, fn in values.items():
+            parts = [
+                (a, chunk[mask[a : a + len(chunk)]], rows_of_search[a : a + len(chunk)])
+                for a, chunk in kept
+            ]
+            local = np.concatenate([r[r >= 0] for _, _, r in parts]) if parts else rows
+            offsets = np.cumsum([0] + [len(c) for _, c, _ in parts])
+            out[(name, k)] = search_value_histogram(
+                ((int(o), c) for o, (_, c, _) in zip(offsets, parts)),
+                local.astype(np.int64),
+                people[present],
+                fn,
+                thresholds,
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class SearchClusters:
+    """The rows of the scaling histograms: each person, or each person within a search group.
+
+    One histogram over these rows serves every search set: the groups are row subsets, and
+    everyone is the rows merged by person (:func:`merge_rows`), so the counts are read and the
+    entries held once, not once per set.
+
+    Attributes
+    ----------
+    clusters : ndarray of int64, shape (n,)
+        Row of each search.
+    ids : ndarray, shape (c,)
+        Person id of each row.
+    person : ndarray of int64, shape (c,)
+        Index of each row's person in :attr:`people`.
+    people : ndarray, shape (p,)
+        Sorted person ids.
+    label : ndarray of int64, shape (c,)
+        Search-group index of each row (0 when there are no groups).
+    n_labels : int
+        Search groups (0: none).
+    """
+
+    clusters: np.ndarray
+    ids: np.ndarray
+    person: np.ndarray
+    people: np.ndarray
+    label: np.ndarray
+    n_labels: int
+
+    @classmethod
+    def of(cls, subjects: np.ndarray, groups: np.ndarray | None = None) -> SearchClusters:
+        """Clusters of searches by person (``groups``: each search's group index, or None)."""
+        people, person = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
+        person = person.ravel().astype(np.int64)
+        if groups is None:
+            rows = np.arange(len(people), dtype=np.int64)
+            return cls(person, people, rows, people, np.zeros(len(people), np.int64), 0)
+        n_labels = int(np.max(groups)) + 1 if len(groups) else 0
+        keys, clusters = np.unique(person * max(n_labels, 1) + groups, return_inverse=True)
+        owner = keys // max(n_labels, 1)
+        return cls(
+            clusters.ravel().astype(np.int64), people[owner], owner, people,
+            keys % max(n_labels, 1), n_labels,
+        )  # fmt: skip
+
+    def per_set(self, histogram: SearchValueHistogram) -> list[SearchValueHistogram]:
+        """Everyone's histogram, then each group's (in group-index order)."""
+        if self.n_labels == 0:
+            return [histogram]
+        everyone = merge_rows(histogram, self.person, self.people)
+        return [everyone] + [histogram.subset(self.label == g) for g in range(self.n_labels)]
