@@ -47,8 +47,10 @@ The figures for benchmarks/RESULTS.md, on a quiet machine::
 
     python benchmarks/bench_live.py --cores 2 --json live-results.json
 
-The GPU live path (dlib's MMOD detector and ResNet in PyTorch on CUDA; an InsightFace pack
-through the PyTorch runtime); ``--device cpu --quick`` checks the same path on a CPU::
+The GPU live path (dlib's MMOD detector and ResNet in PyTorch on CUDA; an InsightFace pack,
+detector and recognizer, through the PyTorch runtime: it needs a real pack such as buffalo_l,
+installed with ``lfr-eval models install``); ``--device cpu --quick`` checks the same path on
+a CPU::
 
     python benchmarks/bench_live.py --hd --engine dlib-torch --dlib-detector cnn --runtime torch \
         --device cuda --cores 0 --json live_hd_gpu.json
@@ -304,8 +306,8 @@ class EmbedCounter:
 
 def detector_where(engine) -> str:
     """Where the engine's detector runs (a GPU benchmark must say if detection stayed on the
-    CPU): InsightFace's SCRFD reports its onnxruntime providers; dlib's HOG runs in dlib on the
-    CPU; dlib-torch's MMOD CNN on the engine's runtime and device."""
+    CPU): InsightFace's SCRFD reports its onnxruntime providers or torch device; dlib's HOG runs
+    in dlib on the CPU; dlib-torch's MMOD CNN on the engine's runtime and device."""
     providers = getattr(engine, "detector_providers", None)
     if providers:
         return ", ".join(providers)
@@ -336,7 +338,14 @@ def run(args: argparse.Namespace) -> Result:
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         watchlist = Watchlist.open(workspace=tmp)
         for subject, (photo, _) in people.listed.items():
-            face = max(engine.analyze(photo), key=lambda f: f.area)
+            faces = engine.analyze(photo)
+            if not faces:
+                raise LfrError(
+                    f"the {engine.engine_id.backend} engine finds no face in {subject}'s "
+                    f"enrolment photo ({people.source}): this benchmark needs models that "
+                    "detect real faces (a test-built InsightFace pack does not)"
+                )
+            face = max(faces, key=lambda f: f.area)
             watchlist.enrol_faces(SubjectInfo(subject), [face], engine.engine_id)
         live_watchlist = LiveWatchlist.from_watchlist(watchlist, engine)
     scene, truth = build_scene(

@@ -13,6 +13,9 @@ Nothing here is downloaded: the graphs are written with ``onnx.helper`` and dete
   output ``Nx512``) and the same layer types as insightface's IResNet (BN-Conv-BN-PReLU-Conv-BN
   blocks, BN-Flatten-FC-BN head) with seeded random weights. ``layers=(3, 4, 14, 3)``,
   ``widths=(64, 128, 256, 512)`` gives an ArcFace-R50-sized model (~43.6 M parameters).
+- :func:`build_fpn_detector_like` writes a random-weight detector with SCRFD's interface and
+  its layer types (strided convolutions, a feature pyramid with ``Resize``, convolution heads),
+  to check runtimes against onnxruntime on the operators real SCRFD graphs use.
 """
 
 from __future__ import annotations
@@ -270,3 +273,90 @@ def paint_face_cell(image: np.ndarray, col: int, row: int, scale: float = 1.0) -
     x0, y0 = round(col * 32 * scale), round(row * 32 * scale)
     image[y0 : y0 + size, x0 : x0 + size] = 255
     return np.array([x0, y0], dtype=np.float64)
+
+
+def build_fpn_detector_like(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a random-weight detector with SCRFD's interface *and* its layer types; returns
+    ``path``.
+
+    Strided 3x3 convolutions with ReLU (backbone), 1x1 lateral convolutions, nearest-neighbour
+    ``Resize`` by 2 and ``Add`` (feature pyramid), 3x3 head convolutions, ``Sigmoid`` scores and
+    ``Transpose`` + ``Reshape`` to SCRFD's nine outputs (scores, boxes, keypoints for strides 8,
+    16 and 32, two anchors per location), on a dynamic ``1x3xHxW`` input (H, W multiples of 32).
+    Its "detections" mean nothing: it exists to check that a runtime computes what onnxruntime
+    computes for the operators real SCRFD graphs are made of.
+    """
+    path = Path(path)
+    g = _GraphBuilder(seed)
+
+    def conv(x: str, cin: int, cout: int, k: int, stride: int, relu: bool = True) -> str:
+        y = g.conv(x, cin, cout, k, stride)
+        b = g.weight(f"{y}.b", g.rng.normal(0, 0.1, (1, cout, 1, 1)))
+        n = g.name("add")
+        g.nodes.append(helper.make_node("Add", [y, b], [n], name=n))
+        if not relu:
+            return n
+        r = g.name("relu")
+        g.nodes.append(helper.make_node("Relu", [n], [r], name=r))
+        return r
+
+    x = conv("input.1", 3, 8, 3, 2)
+    x = conv(x, 8, 16, 3, 2)
+    c8 = conv(x, 16, 16, 3, 2)
+    c16 = conv(c8, 16, 24, 3, 2)
+    c32 = conv(c16, 24, 32, 3, 2)
+    g.inits.append(_const("up2", np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32)))
+    g.inits.append(_const("roi", np.zeros(0, dtype=np.float32)))
+
+    def up_add(coarse: str, lateral: str) -> str:
+        u = g.name("resize")
+        g.nodes.append(
+            helper.make_node(
+                "Resize",
+                [coarse, "roi", "up2"],
+                [u],
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+                name=u,
+            )
+        )
+        n = g.name("add")
+        g.nodes.append(helper.make_node("Add", [u, lateral], [n], name=n))
+        return n
+
+    p32 = conv(c32, 32, 16, 1, 1, relu=False)
+    p16 = up_add(p32, conv(c16, 24, 16, 1, 1, relu=False))
+    p8 = up_add(p16, conv(c8, 16, 16, 1, 1, relu=False))
+    outputs: dict[str, list[str]] = {"score": [], "bbox": [], "kps": []}
+    for width in (1, 4, 10):
+        g.inits.append(_const(f"shape{width}", np.array([-1, width], dtype=np.int64)))
+    for stride, level in ((8, p8), (16, p16), (32, p32)):
+        for kind, channels, width in (("score", 2, 1), ("bbox", 8, 4), ("kps", 20, 10)):
+            head = conv(level, 16, channels, 3, 1, relu=False)
+            if kind == "score":
+                s = g.name("sigmoid")
+                g.nodes.append(helper.make_node("Sigmoid", [head], [s], name=s))
+                head = s
+            t = g.name("transpose")
+            g.nodes.append(helper.make_node("Transpose", [head], [t], perm=[0, 2, 3, 1], name=t))
+            name = f"{kind}_{stride}"
+            g.nodes.append(helper.make_node("Reshape", [t, f"shape{width}"], [name], name=name))
+            outputs[kind].append(name)
+    graph_outputs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, [f"n_{name}", width])
+        for kind, width in (("score", 1), ("bbox", 4), ("kps", 10))
+        for name in outputs[kind]
+    ]
+    graph = helper.make_graph(
+        g.nodes,
+        "scrfd_fpn_like",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "?", "?"])],
+        graph_outputs,
+        initializer=g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path

@@ -149,7 +149,7 @@ def test_purge_after_retention(workspace: Path, face_crops, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="lfr_eval.live"):
         report = store.purge_expired(T0 + timedelta(hours=24))
     assert report.alert_ids == ("a1",)
-    assert "purged 1 alert(s)" in caplog.text  # a count, never a face or a name
+    assert "purged 1 alert and" in caplog.text  # a count, never a face or a name
     assert [a.alert_id for a in store.alerts()] == ["a2"]
     with pytest.raises(AlertError, match="purged"):
         store.capture("a1")

@@ -30,14 +30,19 @@ def test_hd_scene_holds_ten_whole_faces_apart() -> None:
         assert scene.box_coverage(t, np.stack(rects)) == (10, 10)
 
 
-def test_gpu_mode_without_a_gpu_is_refused_not_run_on_the_cpu(capsys) -> None:
+def test_gpu_mode_without_a_gpu_is_refused_not_run_on_the_cpu(capsys, tmp_path) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is available here: the refusal cannot be shown")
+    from live_support import build_synthetic_pack
+
+    pack = build_synthetic_pack(tmp_path / "pack")
     for engine in (
-        ["--engine", "dlib-torch", "--detector", "cnn", "--runtime", "torch"],
+        ["--engine", "dlib-torch", "--dlib-detector", "cnn", "--runtime", "torch"],
         ["--engine", "dlib", "--runtime", "onnxruntime"],
+        # detector and recognizer both in PyTorch: refused as a whole, never half on the CPU
+        ["--engine", "insightface", "--runtime", "torch", "--model-pack", str(pack)],
     ):
         code = bench_live.main(["--hd", "--quick", "--device", "cuda", *engine])
         assert code == 2

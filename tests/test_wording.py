@@ -12,10 +12,11 @@ from lfr_eval.wording import plural, plural_of
 
 ROOT = Path(__file__).parents[1]
 
-#: Where messages were swept (the live page and lfr_eval.live are not yet).
+#: Where messages were swept.
 SWEPT = [
     "lfr_eval/cli", "lfr_eval/report", "lfr_eval/datasets", "lfr_eval/watchlist",
     "lfr_eval/claims.py", "lfr_eval/retention.py", "lfr_eval/protocols/_open_set.py",
+    "lfr_eval/live", "app/pages/1_Live.py",
     "app/_shared.py", "app/pages/2_Watchlist.py", "app/pages/3_Evaluate.py",
     "app/pages/4_Threshold_explorer.py", "app/pages/5_Demographic_report.py",
     "app/pages/6_Export.py",
@@ -24,7 +25,7 @@ SWEPT = [
 #: A count printed straight before a counted noun, or a noun with "(s)".
 COUNTED = re.compile(
     r"\{[^{}]*\}\s+(searches|people|images|subjects|templates|files|alerts|rows|entries|"
-    r"embeddings|users)\b|(?<=[\s\"'])[a-z]+\((?:s|es|ies)\)"
+    r"embeddings|users|faces|tracks|captures|hours)\b|(?<=[\s\"'])[a-z]+\((?:s|es|ies)\)"
 )
 
 
@@ -81,3 +82,21 @@ def test_messages_say_one_correctly(tmp_path: Path) -> None:
     manifest.write_text("path,subject_id\na.jpg,alice\n")
     with pytest.raises(ManifestError, match=r"1 image file not found under"):
         read_manifest(manifest)
+
+
+def test_live_messages_say_one_correctly() -> None:
+    """The live session's summary with one face scanned and one hour of retention."""
+    from datetime import datetime, timezone
+
+    from lfr_eval.live import DeploymentSummary
+    from lfr_eval.metrics import estimate_rate
+
+    now = datetime.now(timezone.utc)
+    summary = DeploymentSummary(
+        deployment="test", started_at=now, ended_at=now, watchlist_size=1, thresholds=(0.9,),
+        engine="dlib", faces_scanned=1, alerts=0, true_alerts=0, false_alerts=0,
+        unreviewed_alerts=0, false_alert_rate=estimate_rate(0, 1), rates=None,
+        median_time_to_decision_s=None, median_time_to_alert_s=None, retention_hours=1.0,
+    )  # fmt: skip
+    text = " ".join(value for _, value in summary.lines())
+    assert "none in 1 face scanned" in text and "alert data 1 hour;" in text

@@ -42,6 +42,7 @@ from lfr_eval.live._duty import live_engine_threads
 from lfr_eval.live._framelog import FrameLog
 from lfr_eval.live._video_file import VideoFilePlayer
 from lfr_eval.watchlist import SubjectInfo
+from lfr_eval.wording import plural
 
 #: JSON list of RTCIceServer objects for remote use, e.g.
 #: ``[{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "p"}]``.
@@ -252,7 +253,7 @@ if purged:
     state["live_purged_total"] = state.get("live_purged_total", 0) + purged
 _detection = state.get("live_detector_choice") or choose_live_detector(engine, "engine")
 st.caption(
-    f"Watchlist: **{holder().size if holder() else 0}** searchable subject(s) · engine "
+    f"Watchlist: **{plural(holder().size if holder() else 0, 'searchable subject')}** · engine "
     f"`{engine.engine_id.key}` on {engine.runtime.describe()} · detection: "
     f"{_detection.description} · retention"
     f"{' (from the verified deployment config)' if config is not None else ''}: "
@@ -262,18 +263,6 @@ st.caption(
 )
 if _detection.note:
     st.caption(f"Detection: {_detection.note}.")
-detector_on = getattr(engine, "detector_providers", ())
-if (
-    _detection.detector is None  # the engine's own detector does the live detection
-    and engine.runtime.gpu_requested
-    and detector_on
-    and detector_on[0] == "CPUExecutionProvider"
-):
-    # said, not hidden: the recognizer is on the GPU, but every frame's detection is not
-    st.warning(
-        "The face detector runs on the CPU (this onnxruntime has no CUDA provider; install "
-        "onnxruntime-gpu to detect on the GPU); the recognizer runs on the GPU."
-    )
 if holder() is not None and holder().size == 0:
     st.info(
         "The watchlist is empty: enrol a face below (from the stream or a photo) or on the "
@@ -390,13 +379,14 @@ def _stats_panel() -> None:
     writer = session.writer_status()
     if writer is not None and writer.lost:
         st.error(
-            f"{writer.lost} alert(s) could not be stored: {writer.last_error}. "
+            f"{plural(writer.lost, 'alert')} could not be stored: {writer.last_error}. "
             "Recognition goes on; check the workspace's disk and alert database."
         )
     elif writer is not None and writer.retrying:
         st.warning(
-            f"The alert store is failing ({writer.last_error}); {writer.pending} alert(s) "
-            "waiting, retrying. Recognition goes on and no alert is dropped."
+            f"The alert store is failing ({writer.last_error}); "
+            f"{plural(writer.pending, 'alert')} waiting, retrying. Recognition goes on and no "
+            "alert is dropped."
         )
 
 
@@ -473,7 +463,7 @@ def _alerts_panel() -> None:
         st.caption(
             "No alerts in this session yet."
             if label in (None, "All") or session.stats().alerts == 0
-            else f"No {label.lower()} alerts."
+            else f"No {label.lower()} alerts."  # plural: not a count
         )
         return
     cache: dict[str, str] = state.setdefault("live_capture_cache", {})
@@ -633,7 +623,7 @@ with st.expander("Enrol a face", expanded=holder() is None or holder().size == 0
             frame, faces = snapshot
             st.image(frame, width=320)
             st.caption(
-                f"{len(faces)} face(s) found in the snapshot"
+                f"{plural(len(faces), 'face')} found in the snapshot"
                 + ("; the largest is enrolled." if faces else ": take another one.")
             )
             if faces:

@@ -112,7 +112,7 @@ def _report_document(report: EnrolmentReport, watchlist: Watchlist) -> dict[str,
 def _report_lines(report: EnrolmentReport, watchlist: Watchlist) -> list[str]:
     lines = [
         f"enrolled {e.source} as {e.subject_id} (template {e.template_id}"
-        + (f", largest of {e.n_faces} faces" if e.n_faces > 1 else "")
+        + (f", largest of {e.n_faces} faces" if e.n_faces > 1 else "")  # plural: > 1
         + ")"
         for e in report.enrolled
     ]

@@ -18,10 +18,13 @@ gender/age models) are ignored. A pack name is looked up under :func:`lfr_eval.w
 models_dir` (``$LFR_MODELS`` or ``<workspace>/models``) and then ``~/.insightface/models``.
 
 Runtimes: ``"onnxruntime"`` runs both networks in onnxruntime (CUDA provider when
-``device="cuda"``); ``"torch"`` runs the recognizer in PyTorch via
-:class:`~lfr_eval.faces.torch_runtime.TorchRecognizer` (fp16 on CUDA by default) and the
-detector in onnxruntime (on CUDA if ``onnxruntime-gpu`` is installed, else on the CPU; the
-engine reports which in :attr:`detector_providers`).
+``device="cuda"``); ``"torch"`` runs both in PyTorch on the chosen device (fp16 on CUDA by
+default): the recognizer via :class:`~lfr_eval.faces.torch_runtime.TorchRecognizer`, the SCRFD
+detector's network via :class:`~lfr_eval.faces.torch_runtime.TorchSession` handed to the
+detector class insightface's model zoo picks for the file, so its pre-processing, anchor
+decoding and NMS stay insightface's own. The engine reports where each part runs in
+:attr:`detector_providers` and :attr:`recognizer_providers`; with ``device="cuda"`` neither
+part ever runs on the CPU instead.
 
 Similarity is the cosine of unit-norm 512-d embeddings, in [-1, 1]. InsightFace's usual
 verification threshold for buffalo_l is around 0.2-0.3 cosine; each model needs its own.
@@ -36,7 +39,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -55,7 +58,14 @@ from lfr_eval.faces._types import (
     ModelFile,
     RuntimeInfo,
 )
-from lfr_eval.faces.torch_runtime import RecognizerSignature, crops_to_blob, load_onnx
+from lfr_eval.faces.torch_runtime import (
+    RecognizerSignature,
+    TorchRecognizer,
+    TorchSession,
+    crops_to_blob,
+    load_onnx,
+    torch_device,
+)
 from lfr_eval.workspace import models_dir
 
 DEFAULT_PACK = "buffalo_l"
@@ -90,6 +100,10 @@ MSG_ORT_NO_CUDA = (
     "device 'cuda' was requested but onnxruntime {version} offers only {available}: install "
     "onnxruntime-gpu, or use runtime='torch' (PyTorch on CUDA), or device='cpu'. "
     "We do not fall back to the CPU."
+)
+MSG_TORCH_DETECTOR_UNUSED = (
+    "insightface {version}'s {kind} did not run its network through the PyTorch session (it "
+    "keeps sessions of its own); use runtime='onnxruntime'. We do not run it elsewhere silently."
 )
 MSG_ORT_CUDA_INACTIVE = (
     "onnxruntime did not activate CUDA for the {role} (session providers: {providers}); the "
@@ -202,7 +216,7 @@ def _ort_providers(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def _load_zoo_model(path: Path, role: str, providers: list[str]):
+def _load_zoo_model(path: Path, role: str, providers: list[str]) -> Any:
     """Load with insightface's model zoo and check it is the kind of model we asked for."""
     from insightface.model_zoo import get_model
     from insightface.model_zoo.arcface_onnx import ArcFaceONNX
@@ -272,7 +286,22 @@ def _load_zoo_model(path: Path, role: str, providers: list[str]):
     return model
 
 
-def _check_active(session, role: str, device: str) -> tuple[str, ...]:
+def _torch_detector(
+    path: Path, device: str, precision: Literal["fp32", "fp16"]
+) -> tuple[Any, TorchSession]:
+    """The detector class insightface's model zoo picks for ``path``, built on a
+    :class:`TorchSession` so its network runs in PyTorch on ``device``.
+
+    The zoo loads the file once on onnxruntime's CPU provider to route and validate it (the
+    same checks and messages as the onnxruntime runtime); that session is dropped and the same
+    class is rebuilt through its ``session=`` argument.
+    """
+    routed = _load_zoo_model(path, "detector", ["CPUExecutionProvider"])
+    session = TorchSession(path, "detector", device=device, precision=precision)
+    return type(routed)(model_file=str(path), session=session), session
+
+
+def _check_active(session: Any, role: str, device: str) -> tuple[str, ...]:
     providers = tuple(session.get_providers())
     if device == "cuda" and (not providers or providers[0] != "CUDAExecutionProvider"):
         raise RuntimeUnavailableError(
@@ -291,7 +320,7 @@ class InsightFaceEngine:
     detector_path, recognizer_path : path, optional
         Explicit ONNX files; each overrides the pack's file of that role.
     runtime : {"onnxruntime", "torch"}
-        What runs the recognizer (the detector always runs in onnxruntime).
+        What runs both networks (detector and recognizer).
     device : {"cpu", "cuda"}
         ``"cuda"`` must really run on the GPU, else :class:`RuntimeUnavailableError`.
     det_size : (int, int)
@@ -299,7 +328,7 @@ class InsightFaceEngine:
     det_thresh : float in [0, 1]
         Minimum detector score.
     precision : {"fp32", "fp16"}, optional
-        Torch runtime only; default fp16 on CUDA, fp32 on the CPU.
+        Torch runtime only (both networks); default fp16 on CUDA, fp32 on the CPU.
     workspace : path, optional
         Workspace whose ``models/`` folder is searched for packs.
     nms_thresh : float
@@ -310,7 +339,13 @@ class InsightFaceEngine:
     ModelError
         Pack or file missing (message gives the layout), or a file of the wrong kind.
     RuntimeUnavailableError
-        A GPU was requested and is not active.
+        A GPU was requested and is not active for either network.
+
+    Attributes
+    ----------
+    detector_providers, recognizer_providers : tuple of str
+        Where each network really runs: onnxruntime providers (``"CUDAExecutionProvider"``,
+        ...) or the torch device (``"cuda:0"``, ``"cpu"``).
     """
 
     backend = "insightface"
@@ -354,12 +389,20 @@ class InsightFaceEngine:
         det_path, rec_path = Path(detector_path), Path(recognizer_path)
 
         # fail on the GPU request before loading anything heavy
+        precision_used: Literal["fp32", "fp16"] = "fp32"
+        self._torch: TorchRecognizer | None = None
+        self._torch_session: TorchSession | None = None
         if runtime == "onnxruntime":
-            det_providers = _ort_providers(device)
+            if precision is not None and precision != "fp32":
+                raise ValueError(
+                    "precision applies to runtime='torch' only (onnxruntime runs fp32)"
+                )
+            providers = _ort_providers(device)
+            self._detector = _load_zoo_model(det_path, "detector", providers)
         else:
-            has_ort_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-            det_providers = _ort_providers("cuda" if device == "cuda" and has_ort_cuda else "cpu")
-        self._detector = _load_zoo_model(det_path, "detector", det_providers)
+            torch_device(device)
+            precision_used = precision or ("fp16" if device == "cuda" else "fp32")
+            self._detector, self._torch_session = _torch_detector(det_path, device, precision_used)
         # the threshold is set here, not per detect() call: insightface 0.7's detect() takes
         # none (2.x's falls back to this one)
         with contextlib.redirect_stdout(io.StringIO()):
@@ -370,43 +413,42 @@ class InsightFaceEngine:
                 nms_thresh=float(nms_thresh),
             )
 
-        self._torch = None
         if runtime == "onnxruntime":
-            self._recognizer = _load_zoo_model(rec_path, "recognizer", det_providers)
+            self._recognizer = _load_zoo_model(rec_path, "recognizer", providers)
             signature = RecognizerSignature(load_onnx(rec_path, "recognizer"), rec_path)
             rec_providers = _check_active(self._recognizer.session, "recognizer", device)
             self._input_mean = float(self._recognizer.input_mean)
             self._input_std = float(self._recognizer.input_std)
-            precision_used = "fp32"
             version = onnxruntime.__version__
         else:
-            from lfr_eval.faces.torch_runtime import TorchRecognizer
-
-            precision_used = precision or ("fp16" if device == "cuda" else "fp32")
             self._torch = TorchRecognizer(rec_path, device=device, precision=precision_used)
             signature = self._torch.signature
             rec_providers = (self._torch.device,)
             self._input_mean, self._input_std = signature.input_mean, signature.input_std
             version = self._torch.version
-        if precision is not None and precision != precision_used:
-            raise ValueError("precision applies to runtime='torch' only (onnxruntime runs fp32)")
         self._signature = signature
         self.crop_size = signature.input_size
         self._fixed_batch = signature.fixed_batch
 
-        # run the detector once so its per-resolution session exists and we can report the
-        # providers it really uses (and fail now, not on the first frame)
+        # run the detector once so its per-resolution session exists and we can report where
+        # it really runs (and fail now, not on the first frame)
         self._detect_bgr(np.zeros((height, width, 3), np.uint8))
-        # insightface 2.x keeps a session per input resolution; 0.7 has the one session
-        per_resolution = getattr(self._detector, "resolution_sessions", None) or {}
-        det_sessions = list(per_resolution.values()) or [self._detector.session]
         detector_used: tuple[str, ...] = ()
-        for session in det_sessions:
-            detector_used = _check_active(
-                session,
-                "detector",
-                "cuda" if (runtime == "onnxruntime" and device == "cuda") else "cpu",
-            )
+        if self._torch_session is not None:
+            if self._torch_session.calls == 0:
+                import insightface
+
+                raise RuntimeUnavailableError(
+                    MSG_TORCH_DETECTOR_UNUSED.format(
+                        version=insightface.__version__, kind=type(self._detector).__name__
+                    )
+                )
+            detector_used = tuple(self._torch_session.get_providers())
+        else:
+            # insightface 2.x keeps a session per input resolution; 0.7 has the one session
+            per_resolution = getattr(self._detector, "resolution_sessions", None) or {}
+            for session in list(per_resolution.values()) or [self._detector.session]:
+                detector_used = _check_active(session, "detector", device)
         self.detector_providers = detector_used
         self.recognizer_providers = tuple(rec_providers)
 
@@ -420,11 +462,10 @@ class InsightFaceEngine:
             embedding_dim=signature.embedding_dim,
         )
         providers = tuple(dict.fromkeys(self.recognizer_providers + self.detector_providers))
-        gpu_active = (
-            self._torch.gpu_active
-            if self._torch is not None
-            else rec_providers[0] == "CUDAExecutionProvider"
-        )
+        if self._torch is not None and self._torch_session is not None:
+            gpu_active = self._torch.gpu_active and self._torch_session.gpu_active
+        else:
+            gpu_active = rec_providers[0] == "CUDAExecutionProvider"
         self.runtime = RuntimeInfo(
             name=runtime,
             providers=providers,
@@ -446,6 +487,8 @@ class InsightFaceEngine:
         return EngineInfo(self.engine_id, self.runtime, dict(self.model_paths))
 
     def _detect_bgr(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # insightface's own pre-processing and decoding; the network runs in onnxruntime or,
+        # for runtime="torch", in the TorchSession the detector was built on
         dets, kpss = self._detector.detect(bgr, input_size=self.det_size)
         return dets, kpss
 

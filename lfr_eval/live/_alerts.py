@@ -48,6 +48,7 @@ from lfr_eval.atrest import (
     private_file,
 )
 from lfr_eval.errors import LfrError
+from lfr_eval.wording import plural
 from lfr_eval.workspace import workspace_dir
 
 LOGGER = logging.getLogger("lfr_eval.live")
@@ -661,8 +662,8 @@ class AlertStore:
         report = PurgeReport(moment, tuple(r[0] for r in rows), self.retention)
         if report.count:
             LOGGER.info(
-                "purged %d alert(s) and their captures older than %s from %s",
-                report.count,
+                "purged %s and their captures older than %s from %s",
+                plural(report.count, "alert"),
                 self.retention,
                 self.path,
             )

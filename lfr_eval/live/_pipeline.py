@@ -59,7 +59,7 @@ def _drawn(track: TrackState, t: float, config: LiveConfig) -> bool:
     """Whether a track is drawn on the frame at stream time ``t``.
 
     Matched by the latest detection step: drawn (up to :data:`DRAW_STALE_S`). Missed by the
-    latest step(s): drawn at its predicted place until ``config.hold_unseen_s`` after it was
+    latest steps: drawn at its predicted place until ``config.hold_unseen_s`` after it was
     last detected, so a face the detector skips for a frame or two does not flicker; past that
     it is hidden (the face has probably left), though the track is kept until ``max_missing_s``
     in case the detector missed it.

@@ -30,6 +30,7 @@ from lfr_eval.live._alerts import (
 from lfr_eval.live._writer import AlertWriter, WriterStatus
 from lfr_eval.metrics._intervals import RateEstimate, estimate_rate
 from lfr_eval.operational import FalseAlertRates, one_in_n
+from lfr_eval.wording import plural
 
 #: Seconds of history used for the frames-per-second and latency figures.
 RATE_WINDOW_S = 3.0
@@ -226,15 +227,18 @@ class DeploymentSummary:
             return "not enough data (no faces scanned)"
         ci = f"{est.confidence:.0%} CI {est.ci_low:.2%}-{est.ci_high:.2%}"
         if est.errors == 0:
-            return f"none in {est.trials:,} faces scanned ({ci})"
-        return f"{one_in_n(est.rate)} faces scanned ({est.errors} of {est.trials:,}; {ci})"
+            return f"none in {plural(est.trials, 'face')} scanned ({ci})"
+        return (
+            f"{one_in_n(est.rate)} faces scanned "  # plural: "1 in 40 faces"
+            f"({est.errors} of {est.trials:,}; {ci})"
+        )
 
     def lines(self) -> list[tuple[str, str]]:
         """The summary as (label, value) rows, in the published order."""
         minutes = self.duration_s / 60
         thresholds = ", ".join(f"{t:.2f}" for t in self.thresholds) or "n/a"
         retention = (
-            f"alert data {self.retention_hours:g} hours; non-matching captures never stored"
+            f"alert data {plural(self.retention_hours, 'hour')}; non-matching captures never stored"
             if self.retention_hours is not None
             else "alerts not stored; non-matching captures never stored"
         )

@@ -91,7 +91,7 @@ class LiveConfig:
     max_missing_s : float
         A track not re-detected for this long ends (seconds, > 0).
     hold_unseen_s : float
-        A track missed by the latest detection step(s) is still drawn, at the place its
+        A track missed by the latest detection steps is still drawn, at the place its
         constant-velocity prediction puts it, until this long after it was last detected
         (seconds, >= 0); then it is hidden. Longer hides fewer short misses but leaves a box on
         empty space for that long after a face leaves (benchmarks/RESULTS.md, "steady boxes").

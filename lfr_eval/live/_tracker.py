@@ -80,7 +80,7 @@ class TrackState:
     misses : int
         Detection steps since the last match (0 when matched in the latest step).
     reacquired : bool
-        Matched in the latest step after being missed in the step(s) before: the face may have
+        Matched in the latest step after being missed in the steps before: the face may have
         been hidden, or someone else may have stepped into its place.
     """
 

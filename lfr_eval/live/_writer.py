@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lfr_eval.live._alerts import AlertError, AlertRecord, LiveAlert
+from lfr_eval.wording import plural
 
 LOGGER = logging.getLogger("lfr_eval.live")
 
@@ -140,8 +141,9 @@ class AlertWriter:
             except queue.Full:
                 self._lost += 1
                 self._last_error = (
-                    f"alert {alert.alert_id} not stored: {self._queue.maxsize} alerts already "
-                    "waiting for the alert store"
+                    f"alert {alert.alert_id} not stored: {plural(self._queue.maxsize, 'alert')} "
+                    f"already {plural(self._queue.maxsize, 'is', number=False)} waiting for the "
+                    "alert store"
                 )
                 LOGGER.error(self._last_error)
                 return False
@@ -200,8 +202,8 @@ class AlertWriter:
             if self._pending:
                 self._lost += len(self._pending)
                 LOGGER.error(
-                    "%d alert(s) not stored when the live session closed: %s",
-                    len(self._pending),
+                    "%s not stored when the live session closed: %s",
+                    plural(len(self._pending), "alert"),
                     self._last_error,
                 )
                 self._pending.clear()
@@ -255,7 +257,9 @@ class AlertWriter:
                 continue
             self._done(alert, record)
             return
-        self._give_up(alert, f"alert {alert.alert_id} not stored after {self.max_attempts} tries")
+        self._give_up(
+            alert, f"alert {alert.alert_id} not stored after {plural(self.max_attempts, 'try')}"
+        )
 
     def _already_stored(self, alert: LiveAlert) -> bool:
         try:
