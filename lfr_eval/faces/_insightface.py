@@ -240,7 +240,7 @@ def _load_zoo_model(path: Path, role: str, providers: list[str]) -> Any:
         # and we pass it anyway)
         with contextlib.redirect_stdout(io.StringIO()):
             # insightface 0.7 prints the providers it applied: our stdout may be JSON
-            model = get_model(str(path), providers=providers, download=False)
+            model: Any = get_model(str(path), providers=providers, download=False)
     except _ORT_LOAD_ERRORS as exc:
         raise ModelError(
             MSG_WRONG_MODEL.format(
@@ -274,7 +274,7 @@ def _load_zoo_model(path: Path, role: str, providers: list[str]) -> Any:
                 expected=_EXPECTED[role],
             )
         )
-    if role == "detector" and not model.use_kps:
+    if role == "detector" and not getattr(model, "use_kps", False):
         raise ModelError(
             MSG_WRONG_MODEL.format(
                 path=path,
@@ -461,14 +461,14 @@ class InsightFaceEngine:
             ),
             embedding_dim=signature.embedding_dim,
         )
-        providers = tuple(dict.fromkeys(self.recognizer_providers + self.detector_providers))
+        in_use = tuple(dict.fromkeys(self.recognizer_providers + self.detector_providers))
         if self._torch is not None and self._torch_session is not None:
             gpu_active = self._torch.gpu_active and self._torch_session.gpu_active
         else:
             gpu_active = rec_providers[0] == "CUDAExecutionProvider"
         self.runtime = RuntimeInfo(
             name=runtime,
-            providers=providers,
+            providers=in_use,
             gpu_requested=device == "cuda",
             gpu_active=bool(gpu_active),
             precision=precision_used,
@@ -575,6 +575,7 @@ class InsightFaceEngine:
         image = self._check_image(image)
         found = self.detect(image)
         boxes, scores, landmarks = found.boxes, found.scores, found.landmarks
+        assert landmarks is not None  # this engine's detect() always gives them
         crops = self.crops(image, found)
         faces = [
             Face(
@@ -616,7 +617,7 @@ class InsightFaceEngine:
         if not crops:
             return np.zeros((0, dim), np.float32)
         step = self._fixed_batch or max(1, int(batch_size))
-        parts = []
+        parts: list[np.ndarray] = []
         for start in range(0, len(crops), step):
             blob = crops_to_blob(crops[start : start + step], self._input_mean, self._input_std)
             if self._torch is not None:
@@ -630,4 +631,4 @@ class InsightFaceEngine:
                 )
         raw = np.concatenate(parts).astype(np.float32).reshape(len(crops), dim)
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
-        return raw / np.maximum(norms, 1e-12)
+        return np.asarray(raw / np.maximum(norms, 1e-12), dtype=np.float32)

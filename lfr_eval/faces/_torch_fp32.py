@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -20,7 +21,8 @@ def true_fp32(device_type: str, precision: str) -> Iterator[None]:
         return
     import torch
 
-    settings = []
+    # (owner, attribute, value): torch's backend modules, untyped here
+    settings: list[tuple[Any, str, object]] = []
     for owner in (getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul):
         if owner is not None and hasattr(owner, "fp32_precision"):  # torch >= 2.9
             settings.append((owner, "fp32_precision", "ieee"))

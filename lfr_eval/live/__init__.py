@@ -18,6 +18,7 @@ Similarities are cosine similarities in [-1, 1]; an alert is raised at ``score >
 
 from __future__ import annotations
 
+from lfr_eval.faces._choice import DEFAULT_THRESHOLDS, default_threshold
 from lfr_eval.live._alerts import (
     ALERTS_DB,
     DEFAULT_RETENTION,
@@ -63,11 +64,9 @@ from lfr_eval.live._session import (
 from lfr_eval.live._settings import (
     DEFAULT_RECOGNITION_SHARE,
     DEFAULT_THRESHOLD,
-    DEFAULT_THRESHOLDS,
     LiveConfig,
     LiveSettings,
     default_same_face_similarity,
-    default_threshold,
     recognition_share_from_env,
 )
 from lfr_eval.live._tracker import FaceTracker, TrackState, TrackUpdate, box_iou

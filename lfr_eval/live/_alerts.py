@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, overload
 
 import cv2
 import numpy as np
@@ -92,6 +92,10 @@ def _utc(moment: datetime | float | None) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+@overload
+def _from_epoch(value: float) -> datetime: ...
+@overload
+def _from_epoch(value: float | None) -> datetime | None: ...
 def _from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, timezone.utc)
 
@@ -292,7 +296,7 @@ MSG_ALERTS_DAMAGED = (
 )
 
 
-def _identity_ad(row: tuple) -> bytes:
+def _identity_ad(row: tuple[Any, ...]) -> bytes:
     # Everything that decides what an officer sees and when the alert goes is bound to the sealed
     # subject: an edited score, session or expiry makes the alert unreadable, not misleading.
     alert_id, session_id, track_id, score, threshold, raised_at, _, expires_at = row[:8]
@@ -496,11 +500,11 @@ class AlertStore:
             db.isolation_level = None
             db.execute("VACUUM")  # no clear capture left in the file's free pages
 
-    def _seal_identity(self, head: tuple, subject_id: str, subject_name: str) -> bytes:
+    def _seal_identity(self, head: tuple[Any, ...], subject_id: str, subject_name: str) -> bytes:
         payload = json.dumps({"id": subject_id, "name": subject_name}, ensure_ascii=False)
         return self._sealer.seal(payload.encode("utf-8"), _identity_ad(head))
 
-    def _record(self, row: tuple) -> AlertRecord:
+    def _record(self, row: tuple[Any, ...]) -> AlertRecord:
         try:
             identity = json.loads(self._sealer.open(row[8], _identity_ad(row)))
         except SealError as exc:
@@ -757,17 +761,23 @@ class AlertStore:
         Raises
         ------
         AlertError
-            Unknown, expired or purged alert.
+            Unknown, expired or purged alert, or a capture that does not decode.
         """
         jpeg = self.capture_jpeg(alert_id)
         bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if bgr is None:
+            raise AlertError(
+                MSG_ALERTS_DAMAGED.format(
+                    path=self.path, why=f"the capture of alert {alert_id} is not a JPEG"
+                )
+            )
+        return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
     def purge_log(self, session_id: str | None = None) -> list[PurgeEntry]:
         """Purged alerts, most recently purged first (no face, subject or score)."""
         query = "SELECT alert_id, session_id, raised_at, purged_at, decision, time_to_decision_s "
         query += "FROM purge_log"
-        args: tuple = ()
+        args: tuple[str, ...] = ()
         if session_id is not None:
             query += " WHERE session_id = ?"
             args = (session_id,)
@@ -778,7 +788,7 @@ class AlertStore:
     def review_counts(self, session_id: str | None = None) -> ReviewCounts:
         """Confirmed, rejected and pending alerts of a session (or all), purged ones included."""
         where = "" if session_id is None else " WHERE session_id = ?"
-        args: tuple = () if session_id is None else (session_id,)
+        args: tuple[str, ...] = () if session_id is None else (session_id,)
         with self._connect() as db:
             live = db.execute(
                 f"SELECT decision, decided_at - raised_at FROM alerts{where}", args

@@ -142,8 +142,7 @@ class AlertWriter:
                 self._lost += 1
                 self._last_error = (
                     f"alert {alert.alert_id} not stored: {plural(self._queue.maxsize, 'alert')} "
-                    f"already {plural(self._queue.maxsize, 'is', number=False)} waiting for the "
-                    "alert store"
+                    "already waiting for the alert store"
                 )
                 LOGGER.error(self._last_error)
                 return False
