@@ -163,7 +163,7 @@ def test_recognition_share_is_set_on_the_page_and_shown(page: AppTest, monkeypat
     page.slider(key="live_cpu_share").set_value(0.7).run()
     assert pipeline.settings.snapshot().recognition_cpu_share == pytest.approx(0.7)
     captions = " ".join(c.value for c in page.caption)
-    assert "busy at most **70%** of the time on 1 thread(s) (≤ 70% of one core)" in captions
+    assert "busy at most **70%** of the time on 1 thread (≤ 70% of one core)" in captions
     assert "recognition steps/s (last 5 s)" in captions
 
 

@@ -372,7 +372,11 @@ def _stats_panel() -> None:
     threads = live_engine_threads(pipeline.engine)
     st.caption(
         f"Recognition worker: busy at most **{load.share_bound:.0%}** of the time"
-        + (f" on {threads} thread(s) (≤ {load.share_bound:.0%} of one core)" if threads else "")
+        + (
+            f" on {plural(threads, 'thread')} (≤ {load.share_bound:.0%} of one core)"
+            if threads
+            else ""
+        )
         + f" · used: busy {load.busy_share:.0%}, CPU {load.cpu_share:.0%} of a core · "
         f"{load.steps_per_s:.1f} recognition steps/s (last 5 s)"
     )
