@@ -48,3 +48,17 @@ def test_gpu_mode_without_a_gpu_is_refused_not_run_on_the_cpu(capsys, tmp_path) 
         assert code == 2
         err = capsys.readouterr().err
         assert "RuntimeUnavailableError" in err and "cuda" in err.lower(), err
+
+
+def test_models_that_find_no_real_face_are_refused_clearly(capsys, tmp_path) -> None:
+    """The benchmark enrols real photos: a test-built InsightFace pack (which "detects" only
+    white squares) is refused with a message, not a traceback from an empty enrolment."""
+    from live_support import build_synthetic_pack
+
+    pack = build_synthetic_pack(tmp_path / "pack")
+    code = bench_live.main(
+        ["--quick", "--engine", "insightface", "--runtime", "torch", "--model-pack", str(pack)]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "finds no face" in err and "test-built InsightFace pack" in err, err
