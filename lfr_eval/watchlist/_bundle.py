@@ -368,7 +368,9 @@ def _collect(
     members: dict[str, bytes] = {}
     manifest_templates = []
     n_images = 0
-    for row, (_, sid, engine, _blob, sha, quality, created, _, image, ext) in enumerate(templates):
+    for row, (_, sid, engine, _blob, sha, quality, created, _, image_data, ext) in enumerate(
+        templates
+    ):
         entry: dict[str, Any] = {
             "row": row,
             "subject_id": sid,
@@ -378,9 +380,9 @@ def _collect(
             "created": created,
             "image": None,
         }
-        if image is not None:
+        if image_data is not None:
             name = f"images/{row}{ext or ''}"
-            members[name] = bytes(image)
+            members[name] = bytes(image_data)
             entry["image"] = name
             n_images += 1
         manifest_templates.append(entry)

@@ -622,8 +622,8 @@ class Watchlist:
     def _decode_subject(self, row: Sequence[Any]) -> _SubjectRow:
         cache_key = (self._file_id, self._keys.key_id, "subject", *row)
         hit = _DECODED.get(cache_key)
-        if hit is not None:
-            return hit  # type: ignore[return-value]
+        if isinstance(hit, _SubjectRow):
+            return hit
         ref, sealed, category, created, expires = row
         plain = self._open(sealed, _subject_ad(ref, category, created, expires), "a subject")
         fields = json.loads(plain.decode("utf-8"))
@@ -647,8 +647,8 @@ class Watchlist:
             )
         cache_key = (self._file_id, self._keys.key_id, "template", *row)
         hit = _DECODED.get(cache_key)
-        if hit is not None:
-            return hit  # type: ignore[return-value]
+        if isinstance(hit, _TemplateRow):
+            return hit
         plain = self._open(
             sealed, _template_ad(int(tid), ref, int(engine), quality, created), "a template"
         )
@@ -914,7 +914,9 @@ class Watchlist:
             "VALUES (?, ?, ?, ?)",
             (engine_id.recognizer_key, engine_id.key, engine_id.embedding_dim, text),
         )
-        return int(cur.lastrowid)
+        if cur.lastrowid is None:  # sqlite3 sets it after every INSERT
+            raise RuntimeError("SQLite gave no row id for the inserted engine")
+        return cur.lastrowid
 
     # ------------------------------------------------------------------ reading
     def _subject_counts(self, con: sqlite3.Connection) -> dict[str, int]:
@@ -1066,7 +1068,7 @@ class Watchlist:
 
     def _matrix_rows(
         self, engine_id: EngineId, include_expired: bool, at: datetime | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None]:
+    ) -> tuple[np.ndarray, list[str], np.ndarray, str | None]:
         with self._read() as con:
             self._check_space(con, engine_id)
             space = self._space(con)
@@ -1082,7 +1084,7 @@ class Watchlist:
         rows = [t for t in snapshot.templates if t.subject_ref in live]
         dim = engine_id.embedding_dim
         ids = np.fromiter((t.template_id for t in rows), dtype=np.int64, count=len(rows))
-        subjects = np.array([t.subject_id for t in rows], dtype=object)
+        subjects = [t.subject_id for t in rows]
         if rows:
             matrix = np.frombuffer(b"".join(t.embedding for t in rows), dtype="<f4").reshape(
                 -1, dim
@@ -1117,7 +1119,7 @@ class Watchlist:
             The file fails its integrity check (see :meth:`verify`).
         """
         matrix, subjects, _, _ = self._matrix_rows(engine_id, include_expired, at)
-        return WatchlistMatrix(matrix, subjects)
+        return WatchlistMatrix(matrix, np.array(subjects, dtype=object))
 
     def search_index(
         self,
@@ -1139,6 +1141,7 @@ class Watchlist:
             matrix,
             subjects,
             template_ids=ids,
+            # plain str from the CLI's choices; SearchIndex refuses unknown names (ValueError)
             backend=backend,  # type: ignore[arg-type]
             device=device,  # type: ignore[arg-type]
             embedding_space=space,
@@ -1332,9 +1335,11 @@ class Watchlist:
         tuple of int
             The new template ids, one per face.
         """
+        embedded: list[tuple[np.ndarray, FaceQuality]] = []
         for face in faces:
             if face.embedding is None:
                 raise WatchlistError("a face to enrol has no embedding; analyse with embed=True")
+            embedded.append((face.embedding, face.quality))
         with self._write() as tx:
             if not self._has_subject(tx.con, subject.subject_id):
                 self._insert_subject(tx, subject)
@@ -1342,12 +1347,12 @@ class Watchlist:
                 self._insert_template(
                     tx,
                     subject.subject_id,
-                    face.embedding,  # type: ignore[arg-type]
+                    embedding,
                     engine_id,
                     image_sha256=image_sha256,
-                    quality=face.quality,
+                    quality=quality,
                 )
-                for face in faces
+                for embedding, quality in embedded
             )
 
     def remove_subjects(self, subject_ids: Iterable[str], *, vacuum: bool = True) -> int:
