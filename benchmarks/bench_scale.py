@@ -284,6 +284,120 @@ def case_kernel(args: argparse.Namespace) -> dict:
     }
 
 
+def _thread_cpu_of(fn) -> tuple[float, float]:
+    """(wall s, CPU s of this process) of ``fn()``."""
+    start, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def _floor_layouts(probes: np.ndarray, gallery: np.ndarray, threads: int) -> dict:
+    """Raw float32 products of probes × gallery with nothing kept, in several layouts, each
+    with ``threads`` cores: Python threads over row chunks with a single-threaded BLAS
+    (``chunk R x W``: R probe rows × W templates per product, the kernel's own layout among
+    them), and the BLAS's own threads over 1,024 × 8,192 products (``blas``). Returns
+    {layout: (wall s, CPU s)}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    from lfr_eval.search._kernel import _CHUNK_ROWS, numpy_tile_width
+
+    def chunked(rows: int, width: int) -> None:
+        def one(a: int) -> None:
+            p = probes[a : a + rows]
+            out = np.empty((len(p), width), np.float32)
+            for t in range(0, len(gallery), width):
+                g = gallery[t : t + width]
+                np.matmul(p, g.T, out=out[:, : len(g)])
+
+        with threadpool_limits(1), ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, range(0, len(probes), rows)))
+
+    def blas() -> None:
+        rows, width = 1024, 8192
+        out = np.empty((rows, width), np.float32)
+        with threadpool_limits(threads):
+            for a in range(0, len(probes), rows):
+                p = probes[a : a + rows]
+                for t in range(0, len(gallery), width):
+                    g = gallery[t : t + width]
+                    np.matmul(p, g.T, out=out[: len(p), : len(g)])
+
+    layouts = {(_CHUNK_ROWS, numpy_tile_width(len(probes))), (128, 2048), (256, 1024), (512, 1024)}
+    out = {f"chunk {r}x{w}": _thread_cpu_of(lambda r=r, w=w: chunked(r, w)) for r, w in layouts}
+    out["blas"] = _thread_cpu_of(blas)
+    return out
+
+
+def case_ratio(args: argparse.Namespace) -> dict:
+    """The kernel's CPU seconds against the raw matmul's, in the same process, for 1 and 2
+    threads, repeated and interleaved (the minimum of each is kept: load only adds time)."""
+    from lfr_eval.search._kernel import Gallery, _NumpyKernel, score_block, warm_up
+
+    rng = np.random.default_rng(2)
+    d = 128
+    gallery_v = _unit(rng.standard_normal((args.gallery, d), dtype=np.float32))
+    groups = rng.integers(0, 4, args.gallery)
+    gal = Gallery.build(
+        gallery_v, np.array([f"g{i:07d}" for i in range(args.gallery)]), subject_groups=groups
+    )
+    probes = _unit(rng.standard_normal((args.probes, d), dtype=np.float32))
+    # one probe in 40 is mated (as in the NPL design): its mate is a gallery subject
+    mated = np.arange(args.probes) % 40 == 0
+    mates = np.where(mated, rng.integers(0, args.gallery, args.probes), -1)
+    thresholds = np.round(np.linspace(-1.0, 1.0, args.thresholds), 6)
+    warm_up()
+    load = [round(os.getloadavg()[0], 2)]
+    best: dict[str, dict[str, list[float]]] = {}
+    for _ in range(args.repeats):
+        for threads in (1, 2):
+            kernel = _NumpyKernel(threads=threads)
+            wall, cpu = _thread_cpu_of(
+                lambda kernel=kernel: score_block(
+                    probes, gal, k=20, thresholds=thresholds, mate_codes=mates, backend=kernel
+                )
+            )
+            best.setdefault(f"kernel {threads}", {"wall": [], "cpu": []})
+            best[f"kernel {threads}"]["wall"].append(wall)
+            best[f"kernel {threads}"]["cpu"].append(cpu)
+            for name, (wall, cpu) in _floor_layouts(probes, gal.matrix, threads).items():
+                entry = best.setdefault(f"matmul {threads} {name}", {"wall": [], "cpu": []})
+                entry["wall"].append(wall)
+                entry["cpu"].append(cpu)
+        load.append(round(os.getloadavg()[0], 2))
+    pairs = args.probes * args.gallery
+    result: dict = {
+        "case": "ratio",
+        "probes": args.probes,
+        "gallery": args.gallery,
+        "thresholds": args.thresholds,
+        "groups": 4,
+        "k": 20,
+        "repeats": args.repeats,
+        "load_average_1min_per_repeat": load,
+        "ns_per_pair_cpu": {
+            name: round(min(v["cpu"]) / pairs * 1e9, 3) for name, v in sorted(best.items())
+        },
+    }
+    for threads in (1, 2):
+        floors = {n: v for n, v in best.items() if n.startswith(f"matmul {threads} ")}
+        floor_cpu = min(min(v["cpu"]) for v in floors.values())
+        floor_wall = min(min(v["wall"]) for v in floors.values())
+        kernel = best[f"kernel {threads}"]
+        result[f"threads_{threads}"] = {
+            "kernel_cpu_s": round(min(kernel["cpu"]), 3),
+            "kernel_wall_s": round(min(kernel["wall"]), 3),
+            "matmul_floor_cpu_s": round(floor_cpu, 3),
+            "matmul_floor_wall_s": round(floor_wall, 3),
+            "matmul_floor_layout": min(floors, key=lambda n: min(floors[n]["cpu"])),
+            "ratio_cpu": round(min(kernel["cpu"]) / floor_cpu, 3),
+            "ratio_wall": round(min(kernel["wall"]) / floor_wall, 3),
+        }
+    result["peak_rss_gib"] = round(_peak_rss_gib(), 3)
+    return result
+
+
 def _child(argv: list[str], timeout: float) -> dict:
     """Run one case in a fresh process (its own peak RSS)."""
     cmd = [sys.executable, __file__, "_case", *argv]
@@ -295,7 +409,7 @@ def _child(argv: list[str], timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["npl", "growth", "all", "_case"])
+    parser.add_argument("what", choices=["npl", "growth", "ratio", "all", "_case"])
     parser.add_argument("case", nargs="?", default="npl")
     parser.add_argument("--fillers", type=int, default=200_000)
     parser.add_argument("--non-mated", type=int, default=150_000)
@@ -305,13 +419,15 @@ def main() -> None:
     parser.add_argument("--memory-gib", type=float, default=3.0)
     parser.add_argument("--probes", type=int, default=10_000)
     parser.add_argument("--gallery", type=int, default=1_000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.what == "_case":
-        result = case_npl(args) if args.case == "npl" else case_kernel(args)
+        cases = {"npl": case_npl, "kernel": case_kernel, "ratio": case_ratio}
+        result = cases[args.case](args)
         print(json.dumps(result))
         return
     results = {"machine": _machine(), "cases": []}
@@ -332,6 +448,10 @@ def main() -> None:
         if args.work_dir:
             argv += ["--work-dir", args.work_dir]
         results["cases"].append(_child(argv, args.timeout))
+        print(json.dumps(results["cases"][-1]), flush=True)
+    if args.what == "ratio":
+        argv = ["ratio", *common, "--probes", str(args.probes), "--gallery", str(args.gallery)]
+        results["cases"].append(_child([*argv, "--repeats", str(args.repeats)], args.timeout))
         print(json.dumps(results["cases"][-1]), flush=True)
     if args.what in ("growth", "all"):
         for probes, gallery in [

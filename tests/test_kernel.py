@@ -276,9 +276,7 @@ def test_torch_fp16_is_close_and_says_so(data) -> None:
         probes, mates, templates, subj, k=5, backend="torch", device=device, precision="fp16"
     )
     assert half.runtime.precision == "fp16" and ref.runtime.precision == "fp32"
-    np.testing.assert_allclose(
-        half.searches.non_mated_topk, ref.searches.non_mated_topk, atol=3e-3
-    )
+    np.testing.assert_allclose(half.searches.non_mated_topk, ref.searches.non_mated_topk, atol=3e-3)
     with pytest.raises(ValueError, match="fp32 only"):
         kernel_backend("numpy", "cpu", "fp16")
 
@@ -328,3 +326,33 @@ def test_counts_exact_at_and_beside_every_threshold(grid: np.ndarray) -> None:
     for row in (0, 127, 128, 299):
         np.testing.assert_array_equal(part.counts[row], expected)
     np.testing.assert_array_equal(part.top_scores[0], -np.sort(-values)[:3])
+
+
+@pytest.mark.parametrize("tile_bytes", [None, 4 * 2 * 9_000])
+def test_counts_past_the_uint16_histogram(tile_bytes: int | None) -> None:
+    """70,000 subjects in one histogram bin: more than a uint16 slot holds, so the kernel must
+    flush its histogram into int32 between tiles (one tile of the default size, or several)."""
+    n = 70_000
+    values = np.full(n, 0.5, np.float32)
+    values[:100] = np.linspace(-0.9, 0.9, 100, dtype=np.float32)
+    templates = np.zeros((n, 3), np.float32)
+    templates[:, 0] = values
+    templates[:, 1] = np.sqrt(1 - values.astype(np.float64) ** 2)
+    gal = Gallery.build(templates, np.array([f"t{i:06d}" for i in range(n)]))
+    probes = np.zeros((2, 3), np.float32)
+    probes[:, 0] = 1.0
+    grid = np.round(np.linspace(-1.0, 1.0, 101), 6)
+    part = score_block(probes, gal, k=2, thresholds=grid, tile_bytes=tile_bytes)
+    expected = (values.astype(np.float64)[:, None] >= grid).sum(axis=0)
+    assert part.counts is not None and expected.max() > 2**16
+    for row in (0, 1):
+        np.testing.assert_array_equal(part.counts[row, 0], expected)
+
+
+def test_too_many_histogram_cells_is_refused() -> None:
+    """Histogram slots are made in float32 lanes: a grid × groups too large for them is refused
+    with a message, never counted wrongly."""
+    templates = _unit(np.eye(3, dtype=np.float32))
+    gal = Gallery.build(templates, ["a", "b", "c"], subject_groups=np.zeros(3), n_groups=4096)
+    with pytest.raises(ValueError, match="histogram cells per probe"):
+        score_block(templates, gal, k=1, thresholds=np.linspace(-1, 1, 4096))

@@ -13,12 +13,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from lfr_eval.errors import RuntimeUnavailableError, WatchlistError
-from lfr_eval.search._kernel import Gallery, faiss_top_k, score_all, score_block
+from lfr_eval.search._kernel import (
+    Gallery,
+    faiss_top_k,
+    score_all,
+    score_block,
+    single_thread_limits,
+)
 
 Backend = Literal["numpy", "faiss", "auto"]
 Device = Literal["cpu", "gpu", "auto"]
@@ -111,7 +117,7 @@ class SearchResult:
 
         Returns a bool array of shape (n_probes,).
         """
-        return self.best_scores >= np.float32(threshold)
+        return np.asarray(self.best_scores >= np.float32(threshold), dtype=bool)
 
     def rank_of(self, subject_ids: Sequence[str]) -> np.ndarray:
         """1-based rank of a given subject among each probe's candidates; 0 if not in the top k.
@@ -228,7 +234,7 @@ class SearchIndex:
         self.embedding_space = embedding_space
 
         self._backend, self._device = self._resolve_backend(backend, device)
-        self._faiss_index = None
+        self._faiss_index: Any = None  # faiss ships no type information
         self._faiss_lock = threading.Lock()
         if self._backend == "faiss" and n_templates:
             self._faiss_index = self._build_faiss()
@@ -267,10 +273,10 @@ class SearchIndex:
             )
         return "faiss", "gpu" if (device != "cpu" and gpu) else "cpu"
 
-    def _build_faiss(self):
+    def _build_faiss(self) -> Any:
         import faiss
 
-        index = faiss.IndexFlatIP(self._dim)
+        index: Any = faiss.IndexFlatIP(self._dim)
         if self._device == "gpu":
             resources = faiss.StandardGpuResources()
             index = faiss.index_cpu_to_gpu(resources, 0, index)
@@ -370,7 +376,7 @@ class SearchIndex:
         # One probe is a matrix-vector product: one BLAS thread does it faster than a pool that
         # must wake up (and, on a loaded machine, wait for cores); see benchmarks/bench_search.py.
         if queries.shape[0] <= _SINGLE_THREAD_PROBES:
-            with _single_thread():
+            with single_thread_limits():
                 part = score_block(queries, self._gallery, k=k)
         else:
             part = score_all(queries, self._gallery, k=k, block=_PROBE_BLOCK)
@@ -383,10 +389,11 @@ class SearchIndex:
         # costs nothing next to the search itself.
         def run(q: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
             with self._faiss_lock:
-                return self._faiss_index.search(q, width)
+                scores, rows = self._faiss_index.search(q, width)
+            return np.asarray(scores), np.asarray(rows)
 
         if queries.shape[0] <= _SINGLE_THREAD_PROBES and self._device == "cpu":
-            with _single_thread():
+            with single_thread_limits():
                 return faiss_top_k(run, self._gallery, queries, k)
         return faiss_top_k(run, self._gallery, queries, k)
 
@@ -396,14 +403,3 @@ _SINGLE_THREAD_PROBES = 1
 
 #: Probes scored together by the numpy backend (one pass over the templates per block).
 _PROBE_BLOCK = 1024
-
-_CONTROLLER: list = []
-
-
-def _single_thread():
-    """threadpoolctl's one-thread limit, with the library scan done once per process."""
-    if not _CONTROLLER:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1)

@@ -62,8 +62,10 @@ KernelBackend = Literal["numpy", "torch"]
 Precision = Literal["fp32", "fp16"]
 
 #: Default memory for one similarity tile of the numpy backend, bytes (float32): one thread's
-#: (probe chunk × templates) product, sized for a core's L2 cache.
-DEFAULT_TILE_BYTES = 2**20
+#: (probe chunk × templates) product; with the chunk's histograms it stays in a core's L2
+#: cache (2 MiB here) between the BLAS product and the reduction (measured in
+#: ``benchmarks/bench_scale.py ratio``: 256 × 512 beat 128 × 2,048 and 256 × 1,024).
+DEFAULT_TILE_BYTES = 2**19
 
 #: Default memory for one (probe block × tile) similarity matrix of the torch backend, bytes:
 #: large products keep a GPU busy.
@@ -407,15 +409,32 @@ class _Grid:
 
 
 #: Probe rows one thread scores at a time: its similarity tile (``DEFAULT_TILE_BYTES``) and
-#: histogram rows stay in the core's cache between the BLAS product and the reduction.
-_CHUNK_ROWS = 128
+#: histogram rows stay in the core's cache between the BLAS product and the reduction. 256
+#: rows: single-threaded OpenBLAS sgemm at 128-d reached 2.4 ns per pair against 2.9 with 128.
+_CHUNK_ROWS = 256
+
+#: Subjects added to the reduction's uint16 histogram before it is flushed into int32 (a slot
+#: gains at most one per subject, so it cannot wrap).
+_HIST_LIMIT = 2**16 - 1
+
+#: Histogram cells per probe row the reduction can address: slots are made in float32 lanes,
+#: exact below 2**24.
+_MAX_HIST_CELLS = 2**24
+
+MSG_TOO_MANY_CELLS = (
+    "per-threshold counts for {groups} count groups × {thresholds} thresholds need {cells:,} "
+    "histogram cells per probe; the numpy kernel handles fewer than {limit:,}: use fewer "
+    "thresholds or count groups"
+)
 
 
 def numpy_tile_width(n_probes: int, tile_bytes: int | None = None) -> int:
     """Templates per tile of the numpy backend for a block of ``n_probes`` probes (its threads
-    take chunks of at most ``_CHUNK_ROWS`` rows, each tile ``tile_bytes`` of float32)."""
+    take chunks of at most ``_CHUNK_ROWS`` rows, each tile ``tile_bytes`` of float32), at most
+    ``_HIST_LIMIT`` (what one reduction call may add to a uint16 histogram)."""
     tile = DEFAULT_TILE_BYTES if tile_bytes is None else int(tile_bytes)
-    return max(1, tile // (4 * max(1, min(int(n_probes), _CHUNK_ROWS))))
+    width = tile // (4 * max(1, min(int(n_probes), _CHUNK_ROWS)))
+    return max(1, min(width, _HIST_LIMIT))
 
 
 def _tile_runs(
@@ -438,7 +457,7 @@ class _NumpyKernel:
 
     @property
     def version(self) -> str:
-        return np.__version__
+        return str(np.__version__)
 
     def run(
         self,
@@ -460,50 +479,73 @@ class _NumpyKernel:
 
         n = probes.shape[0]
         tiles = _tile_runs(gallery, s0, s1, numpy_tile_width(n, tile_bytes))
-        grid = _Grid.build(thr)
         n_thr = len(thr)
+        hist_cols = (gallery.n_groups + 1) * (n_thr + 1) if n_thr else 0
+        if hist_cols >= _MAX_HIST_CELLS:
+            raise ValueError(
+                MSG_TOO_MANY_CELLS.format(
+                    groups=gallery.n_groups,
+                    thresholds=n_thr,
+                    cells=hist_cols,
+                    limit=_MAX_HIST_CELLS,
+                )
+            )
+        grid = _Grid.build(thr)
         groups = gallery.subject_groups
         # each subject's offset in a histogram row: T + 1 bins per group, then a discard
         # group for the uncounted (-1) subjects
         gbase = (np.where(groups < 0, gallery.n_groups, groups) * (n_thr + 1)).astype(np.int32)
-        hist_cols = (gallery.n_groups + 1) * (n_thr + 1) if n_thr else 0
+        gbase_f = gbase.astype(np.float32)  # exact below _MAX_HIST_CELLS
         widest = max(t1 - t0 for t0, t1, _, _, _ in tiles)
         single = gallery.max_templates <= 1
 
         def chunk(a: int, e: int) -> None:
             rows = e - a
             buf = np.empty(rows * widest, np.float32)
-            hist = np.zeros((rows, hist_cols), np.int32)
+            hist = np.zeros((rows, hist_cols), np.uint16)
+            total: np.ndarray | None = None  # int32 sums of flushed uint16 histograms
+            pending = 0  # subjects added to ``hist`` since it was last flushed
             best = np.empty(0 if single else widest, np.float32)
             arg = np.empty(0 if single else widest, np.int64)
             code = np.empty(widest if n_thr else 0, np.int32)
             for t0, t1, sa, sb, local in tiles:
+                if n_thr and pending + (sb - sa) > _HIST_LIMIT:
+                    # each slot gains at most one per subject: flush before it could wrap
+                    total = hist.astype(np.int32) if total is None else total + hist
+                    hist[:] = 0
+                    pending = 0
                 sims = buf[: rows * (t1 - t0)].reshape(rows, t1 - t0)
                 np.matmul(probes[a:e], gallery.matrix[t0:t1].T, out=sims)
                 reduce_rows(
-                    sims, single, local, sa, t0, gbase[sa:sb], mates[a:e], mate_sc[a:e],
-                    grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
+                    sims, single, local, sa, t0, gbase[sa:sb], gbase_f[sa:sb], mates[a:e],
+                    mate_sc[a:e], grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
                     grid.uniform, grid.shift, grid.inv_step, grid.delta,
                     part.top_scores[a:e], part.top_subjects[a:e], part.top_rows[a:e],
                     part.higher[a:e], hist, best, arg, code,
                 )  # fmt: skip
+                pending += sb - sa
             if n_thr and part.counts is not None:
+                acc = hist.astype(np.int32) if total is None else total + hist
                 # bin b holds subjects at or above thresholds[:b]: counts are reverse sums
-                h = hist.reshape(rows, gallery.n_groups + 1, n_thr + 1)[:, :-1]
+                h = acc.reshape(rows, gallery.n_groups + 1, n_thr + 1)[:, :-1]
                 above = np.cumsum(h[:, :, :0:-1], axis=2, dtype=np.int32)[:, :, ::-1]
                 np.add(part.counts[a:e], above, out=part.counts[a:e])
 
         chunks = list(probe_blocks(n, _CHUNK_ROWS))
         threads = min(self.threads or default_threads(), len(chunks))
-        if threads <= 1:
-            for a, e in chunks:
-                chunk(a, e)
-            return
-        from concurrent.futures import ThreadPoolExecutor
+        # the products are small (one chunk × one tile): a multi-threaded BLAS would spend
+        # more time waking and waiting for its threads than multiplying, so it always runs
+        # single-threaded and the cores share out the chunks instead
+        with single_thread_limits():
+            if threads <= 1:
+                for a, e in chunks:
+                    chunk(a, e)
+                return
+            from concurrent.futures import ThreadPoolExecutor
 
-        with single_thread_limits(), ThreadPoolExecutor(threads) as pool:
-            for done in [pool.submit(chunk, a, e) for a, e in chunks]:
-                done.result()
+            with ThreadPoolExecutor(threads) as pool:
+                for done in [pool.submit(chunk, a, e) for a, e in chunks]:
+                    done.result()
 
 
 class _TorchKernel:
@@ -577,7 +619,7 @@ class _TorchKernel:
             kk = min(k, b - a)
             vals, cols = torch.topk(sub, kk, dim=1, largest=True, sorted=True)
             rows = cols if arg is None else arg.gather(1, cols)
-            tile = Partial(
+            found = Partial(
                 vals.cpu().numpy().astype(np.float32),
                 cols.cpu().numpy().astype(np.int64) + a,
                 rows.cpu().numpy().astype(np.int64) + t0,
@@ -585,7 +627,7 @@ class _TorchKernel:
                 None,
             )
             # torch.topk's order among equal scores is unspecified: re-sort like numpy
-            merged = merge_partials([_as_top(part), tile])
+            merged = merge_partials([_as_top(part), found])
             part.top_scores[:] = merged.top_scores
             part.top_subjects[:] = merged.top_subjects
             part.top_rows[:] = merged.top_rows
@@ -758,9 +800,10 @@ def score_all(
 
 def concat_partials(parts: Sequence[Partial]) -> Partial:
     """Stack partials of consecutive probe blocks (over the same subjects)."""
-    counts = None
-    if parts[0].counts is not None:
-        counts = np.concatenate([p.counts for p in parts])  # type: ignore[misc]
+    blocks = [p.counts for p in parts if p.counts is not None]
+    if blocks and len(blocks) != len(parts):
+        raise ValueError("cannot stack partials with and without counts")
+    counts = np.concatenate(blocks) if blocks else None
     return Partial(
         np.concatenate([p.top_scores for p in parts]),
         np.concatenate([p.top_subjects for p in parts]),
@@ -818,15 +861,22 @@ def faiss_top_k(
     return merged.top_scores[:, :k], merged.top_subjects[:, :k], merged.top_rows[:, :k]
 
 
+_CONTROLLER: list[Any] = []
+
+
 def single_thread_limits() -> Any:
     """A context manager limiting BLAS/OpenMP pools to one thread (threadpoolctl).
 
-    A single probe's search is one matrix-vector product: on a loaded machine the thread
-    pool's start-up and contention cost more than the product itself.
+    A single probe's search is one matrix-vector product, and the numpy backend's products
+    are cache-sized: on a loaded machine a thread pool's start-up and contention cost more
+    than the product itself. threadpoolctl's scan of the loaded libraries is done once per
+    process (it takes milliseconds).
     """
-    from threadpoolctl import threadpool_limits
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
 
-    return threadpool_limits(limits=1)
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1)
 
 
 def default_threads() -> int:

@@ -4,15 +4,24 @@ Imported on first use by :mod:`lfr_eval.search._kernel` (numba compiles it once 
 machine code on disk). One call reduces a (probe rows × tile templates) float32 block that the
 calling thread has just filled with one BLAS product, while that block is still in the core's
 cache: each subject's best template, the top-k, the subjects above the mate and the per-group
-threshold histogram, in passes that LLVM vectorises where the work allows (comparisons, the
-arithmetic bin index) and one scalar pass for what cannot be vectorised (histogram increments).
+threshold histogram.
+
+Per probe row it makes two passes over the tile's subjects:
+
+1. a vector pass (LLVM vectorises it: float32 lanes only, no reductions) that gives every
+   subject its histogram slot ``group offset + bin`` on a uniform grid, or ``-1`` ("slow") where
+   the arithmetic bin is too close to a threshold to be trusted, where the grid is not uniform,
+   or where the score could enter the top-k (above the k-th best so far);
+2. a scalar pass that adds one to the slot of every subject (one increment per pair) and, for
+   the rare slow ones, computes the exact bin and tries the top-k insertion.
 
 Threshold bins are exact: a score ``x`` goes to bin ``b = #{t : thr32[t] <= x}`` (``thr32`` is
 the grid rounded up to float32, so the comparison is the float64 one). On a uniform grid the
-bin comes from ``int(x / step + 1 - thr32[0] / step)`` and is trusted only when that position
-lies more than ``delta`` (the grid's deviation from uniform plus the float32 rounding bound)
-from an integer; otherwise, and on any other grid, the bin comes from a look-up table and a
-forward step over the sorted thresholds.
+bin is ``floor(x / step + 1 - thr32[0] / step)``, trusted only when that position lies more
+than ``delta`` (the grid's deviation from uniform plus the float32 rounding bound) from an
+integer; otherwise the bin comes from a look-up table and a forward step over the sorted
+thresholds. The histogram is uint16 (half the cache footprint of int32): the caller adds it
+into int32 before any slot could pass 65,535 (at most one increment per subject and row).
 """
 
 from __future__ import annotations
@@ -32,6 +41,23 @@ def _exact_bin(x, thr, lut, lut_lo, lut_inv_h):  # type: ignore[no-untyped-def]
     return b
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _insert(i, v, subject, row, top_s, top_j, top_r):  # type: ignore[no-untyped-def]
+    """Put score ``v`` into row ``i``'s descending top-k (strict ``<`` keeps the lower subject
+    first among equal scores); returns the new k-th best score."""
+    k = top_s.shape[1]
+    pos = k - 1
+    while pos > 0 and top_s[i, pos - 1] < v:
+        top_s[i, pos] = top_s[i, pos - 1]
+        top_j[i, pos] = top_j[i, pos - 1]
+        top_r[i, pos] = top_r[i, pos - 1]
+        pos -= 1
+    top_s[i, pos] = v
+    top_j[i, pos] = subject
+    top_r[i, pos] = row
+    return top_s[i, k - 1]
+
+
 @numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
 def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass, kept together
     sims,  # (n, w) float32: probes × the tile's templates
@@ -40,6 +66,7 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     subject_offset,  # int: code of the tile's first subject
     row_offset,  # int: gallery row of the tile's first template
     gbase,  # (n_sub,) int32: offset of each subject's group in a histogram row
+    gbase_f,  # (n_sub,) float32: the same offsets as floats (the vector pass's lanes)
     mates,  # (n,) int64: mate code of each probe (-1: none)
     mate_sc,  # (n,) float32: mate score of each probe (-inf: none)
     thr,  # (T + 1,) float32 ascending with a +inf sentinel; T == 0: no counts
@@ -54,7 +81,7 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     top_j,  # (n, k) int64, in/out
     top_r,  # (n, k) int64, in/out
     higher,  # (n,) int64, in/out
-    hist,  # (n, H) int32, in/out: per group (gbase) T + 1 bins
+    hist,  # (n, H) uint16, in/out: per group (gbase) T + 1 bins
     best_buf,  # (>= n_sub,) float32 scratch
     arg_buf,  # (>= n_sub,) int64 scratch
     code_buf,  # (>= n_sub,) int32 scratch
@@ -65,9 +92,11 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     n_thr = thr.shape[0] - 1
     lo_pos = np.float32(0.5)
     hi_pos = np.float32(n_thr) + np.float32(0.5)
-    half = np.float32(0.5) - u_delta
+    # on a non-uniform grid no position is trusted: every subject takes the exact path
+    half = np.float32(0.5) - u_delta if uniform else np.float32(-1.0)
+    code = code_buf[:n_sub]
     for i in range(n):
-        # 1. each subject's best template
+        # each subject's best template
         if single:
             best = sims[i, :n_sub]
         else:
@@ -86,66 +115,46 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
         mate = mates[i] - subject_offset  # local index of the mate (may be outside)
         ms = mate_sc[i]
         kth = top_s[i, k - 1]
-        # 2. one vectorised pass: subjects above the mate, subjects above the k-th best so
-        #    far (usually none once a few tiles are done) and, on a uniform grid, each
-        #    subject's histogram slot (-1 where the arithmetic bin is too close to a
-        #    threshold to be trusted)
-        above = 0
-        over = 0
-        arith = n_thr > 0 and uniform
-        code = code_buf[:n_sub]
-        if arith:
-            for s in range(n_sub):
-                v = best[s]
-                above += v > ms
-                over += v > kth
-                y = min(max(v * u_inv_step + u_shift, lo_pos), hi_pos)
-                b = np.int32(y)
-                far = abs(y - np.float32(b) - np.float32(0.5)) < half
-                code[s] = gbase[s] + b if far else np.int32(-1)
+        # subjects above the mate: every (finite) score is above -inf, so a probe without a
+        # mate needs no pass
+        if ms == -np.inf:
+            above = n_sub
         else:
+            above = 0
             for s in range(n_sub):
-                v = best[s]
-                above += v > ms
-                over += v > kth
-        # 3. top-k (strict > keeps the lower subject first among equal scores): only blocks
-        #    of 64 that hold a candidate are scanned
-        if over:
-            for s0 in range(0, n_sub, 64):
-                s1 = min(s0 + 64, n_sub)
-                hit = 0
-                for s in range(s0, s1):
-                    hit += best[s] > kth
-                if hit == 0:
-                    continue
-                for s in range(s0, s1):
-                    v = best[s]
-                    if v > kth:
-                        pos = k - 1
-                        while pos > 0 and top_s[i, pos - 1] < v:
-                            top_s[i, pos] = top_s[i, pos - 1]
-                            top_j[i, pos] = top_j[i, pos - 1]
-                            top_r[i, pos] = top_r[i, pos - 1]
-                            pos -= 1
-                        top_s[i, pos] = v
-                        top_j[i, pos] = subject_offset + s
-                        top_r[i, pos] = row_offset + (s if single else arg_buf[s])
-                        kth = top_s[i, k - 1]
+                above += best[s] > ms
         if 0 <= mate < n_sub and best[mate] > ms:
             above -= 1  # the mate is not above itself (its score may round differently)
         higher[i] += above
         if n_thr <= 0:
+            # no counts: only the top-k
+            for s in range(n_sub):
+                v = best[s]
+                if v > kth:
+                    kth = _insert(
+                        i, v, subject_offset + s, row_offset + (s if single else arg_buf[s]),
+                        top_s, top_j, top_r,
+                    )  # fmt: skip
             continue
-        # 4. the histogram (scalar: increments cannot be vectorised)
+        # 1. vector pass: histogram slot, or -1 for the exact path / a top-k candidate
+        for s in range(n_sub):
+            v = best[s]
+            y = min(max(v * u_inv_step + u_shift, lo_pos), hi_pos)
+            f = np.floor(y)
+            fast = (abs(y - f - np.float32(0.5)) < half) & (v <= kth)
+            code[s] = np.int32(gbase_f[s] + f if fast else np.float32(-1.0))
+        # 2. scalar pass: one increment per subject (increments cannot be vectorised)
         h = hist[i]
-        if arith:
-            for s in range(n_sub):
-                c = code[s]
-                if c < 0:
-                    c = gbase[s] + _exact_bin(best[s], thr, lut, lut_lo, lut_inv_h)
-                h[np.uint32(c)] += 1
-        else:
-            for s in range(n_sub):
-                h[np.uint32(gbase[s] + _exact_bin(best[s], thr, lut, lut_lo, lut_inv_h))] += 1
+        for s in range(n_sub):
+            c = code[s]
+            if c < 0:
+                v = best[s]
+                c = gbase[s] + _exact_bin(v, thr, lut, lut_lo, lut_inv_h)
+                if v > kth:
+                    kth = _insert(
+                        i, v, subject_offset + s, row_offset + (s if single else arg_buf[s]),
+                        top_s, top_j, top_r,
+                    )  # fmt: skip
+            h[np.uint32(c)] += 1
         if 0 <= mate < n_sub:
             h[gbase[mate] + _exact_bin(best[mate], thr, lut, lut_lo, lut_inv_h)] -= 1
