@@ -6,16 +6,23 @@ Cases (each runs in a fresh child process, so its peak RSS is its own):
   (:func:`lfr_eval.protocols.run_npl_protocol`: the scoring kernel, per-group filler counts at
   every threshold of the grid, resumable blocks in a work folder), then the per-group
   watchlist-size scaling (:func:`lfr_eval.protocols.scale_fpir`). Default 200,000 fillers ×
-  (150,000 non-mated + 4,000 mated), 1,000 thresholds, 4 filler/search groups. In the same
-  process: a raw ``np.matmul`` of the same probes × gallery (the physical floor) in the same
-  blocks.
+  (150,000 non-mated + 4,000 mated), 1,000 thresholds, 4 filler/search groups. Then, in the
+  same process and on the same cores, the physical floor: a raw ``np.matmul`` of the same
+  probes × gallery with nothing kept (every layout tried on 5% of the probes, the fastest run
+  on all). Recorded: wall and CPU seconds of both, their ratios, the load average sampled
+  every 5 s during each, peak RSS.
 - ``growth``: the kernel alone (:func:`lfr_eval.search._blocks.score_probes`) for probes
   10k → 100k → 1M against 1,000 templates and gallery 1k → 10k → 100k for 10,000 probes.
+- ``ratio``: the kernel (:func:`lfr_eval.search._kernel.score_block`, 1,000 thresholds, 4
+  groups, k = 20, one probe in 40 mated) against the raw matmul of the same size in several
+  layouts, with 1 thread and with 2, repeated and interleaved in one process; the minimum CPU
+  and wall seconds of each are compared (load only ever adds time).
 
 Usage::
 
-    python benchmarks/bench_scale.py npl [--fillers 200000 --non-mated 150000 --mated 4000]
+    python benchmarks/bench_scale.py npl --out benchmarks/results/bench_scale_npl_full.json
     python benchmarks/bench_scale.py growth
+    python benchmarks/bench_scale.py ratio --probes 4096 --gallery 200000 --repeats 3
     python benchmarks/bench_scale.py all --out benchmarks/results/bench_scale.json
 
 Embeddings are random (one direction per subject plus noise): no face data is involved.
@@ -24,6 +31,7 @@ Embeddings are random (one direction per subject plus noise): no face data is in
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -31,8 +39,11 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -142,11 +153,11 @@ def case_npl(args: argparse.Namespace) -> dict:
     )
     setup_rss = _peak_rss_gib()
 
-    start, cpu, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
-    run = run_npl_protocol(protocol, embeddings, thresholds=thresholds, scale=scale)
-    scoring_s = time.perf_counter() - start
-    scoring_cpu = time.process_time() - cpu
-    load_scoring = [round(load0, 2), round(os.getloadavg()[0], 2)]
+    with _load_sampler() as load_scoring:
+        start, cpu = time.perf_counter(), time.process_time()
+        run = run_npl_protocol(protocol, embeddings, thresholds=thresholds, scale=scale)
+        scoring_s = time.perf_counter() - start
+        scoring_cpu = time.process_time() - cpu
     scoring_rss = _peak_rss_gib()
     fc = run.filler_counts
 
@@ -161,12 +172,13 @@ def case_npl(args: argparse.Namespace) -> dict:
     ).table
     scaling_s = time.perf_counter() - start
 
-    # the floor: the same probes × gallery product and nothing else, timed two ways; the
-    # faster is the floor the ratio is taken to
+    # the floor: the same probes × gallery product and nothing else, in this process, on the
+    # same cores (every layout tried on a share, the best one run in full)
     probes = np.ascontiguousarray(vectors[np.concatenate([mated, non_mated])])
     gallery = np.ascontiguousarray(vectors[np.concatenate([enrol, fillers])])
-    floor = _matmul_floor(probes, gallery)
-    matmul_s = min(floor["threads_s"], floor["big_blocks_s"])
+    with _load_sampler() as load_floor:
+        floor = _matmul_floor(probes, gallery)
+    matmul_s = floor["wall_s"]
     return {
         "case": "npl",
         "fillers": n_f,
@@ -183,10 +195,11 @@ def case_npl(args: argparse.Namespace) -> dict:
         "scaling_rows": len(table),
         "scoring_cpu_s": round(scoring_cpu, 2),
         "load_average_during_scoring": load_scoring,
+        "load_average_during_matmul": load_floor,
         "raw_matmul_s": round(matmul_s, 2),
         "raw_matmul": floor,
         "ratio_scoring_to_matmul": round(scoring_s / matmul_s, 2),
-        "ratio_cpu_time": round(scoring_cpu / floor["threads_cpu_s"], 2),
+        "ratio_cpu_time": round(scoring_cpu / floor["cpu_s"], 2),
         "peak_rss_after_setup_gib": round(setup_rss, 3),
         "peak_rss_after_scoring_gib": round(scoring_rss, 3),
         "peak_rss_gib": round(_peak_rss_gib(), 3),
@@ -200,46 +213,24 @@ def case_npl(args: argparse.Namespace) -> dict:
     }
 
 
-def _matmul_floor(probes: np.ndarray, gallery: np.ndarray, big_share: float = 0.1) -> dict:
-    """Raw float32 products of probes × gallery, nothing kept: (a) the kernel's layout, one
-    thread per core multiplying 128-row chunks by cache-sized tiles with a single-threaded
-    BLAS; (b) 2,048-row blocks × 65,536-template tiles with the BLAS's own threads, on
-    ``big_share`` of the probes and scaled up (linear in probes)."""
-    from concurrent.futures import ThreadPoolExecutor
+def _matmul_floor(probes: np.ndarray, gallery: np.ndarray, share: float = 0.05) -> dict:
+    """The physical floor: raw float32 products of ``probes`` × ``gallery``, nothing kept,
+    with every core. Each layout of :func:`_floor_runs` is tried on ``share`` of the probes
+    (at least 2,048 rows); the one with the least CPU time then runs on all of them."""
+    from lfr_eval.search._kernel import default_threads
 
-    from threadpoolctl import threadpool_limits
-
-    from lfr_eval.search._kernel import _CHUNK_ROWS, default_threads, numpy_tile_width
-
-    width = numpy_tile_width(len(probes))
-
-    def chunk(a: int) -> None:
-        p = probes[a : a + _CHUNK_ROWS]
-        out = np.empty((len(p), width), np.float32)
-        for t in range(0, len(gallery), width):
-            g = gallery[t : t + width]
-            np.matmul(p, g.T, out=out[:, : len(g)])
-
-    start, cpu = time.perf_counter(), time.process_time()
-    with threadpool_limits(1), ThreadPoolExecutor(default_threads()) as pool:
-        list(pool.map(chunk, range(0, len(probes), _CHUNK_ROWS)))
-    threads_s, threads_cpu = time.perf_counter() - start, time.process_time() - cpu
-
-    part = probes[: max(1, int(len(probes) * big_share))]
-    block, tile = 2048, min(len(gallery), 1 << 16)
-    out = np.empty((block, tile), np.float32)
-    start = time.perf_counter()
-    for a in range(0, len(part), block):
-        p = part[a : a + block]
-        for t in range(0, len(gallery), tile):
-            g = gallery[t : t + tile]
-            np.matmul(p, g.T, out=out[: len(p), : len(g)])
-    big_s = (time.perf_counter() - start) * len(probes) / len(part)
+    threads = default_threads()
+    part = probes[: max(min(len(probes), 2048), int(len(probes) * share))]
+    trial = {n: _thread_cpu_of(f) for n, f in _floor_runs(part, gallery, threads).items()}
+    best = min(trial, key=lambda n: trial[n][1])
+    wall, cpu = _thread_cpu_of(_floor_runs(probes, gallery, threads)[best])
     return {
-        "threads_s": round(threads_s, 2),
-        "threads_cpu_s": round(threads_cpu, 2),
-        "big_blocks_s": round(big_s, 2),
-        "big_blocks_measured_share": round(len(part) / len(probes), 3),
+        "layout": best,
+        "threads": threads,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "trial_share": round(len(part) / len(probes), 4),
+        "trial_cpu_s": {n: round(c, 3) for n, (_, c) in sorted(trial.items())},
     }
 
 
@@ -256,7 +247,7 @@ def case_kernel(args: argparse.Namespace) -> dict:
     thresholds = np.linspace(-1.0, 1.0, args.thresholds)
     work = tempfile.mkdtemp(prefix="bench-kernel-")
     setup = _peak_rss_gib()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     part = score_probes(
         probes,
         gal,
@@ -266,9 +257,10 @@ def case_kernel(args: argparse.Namespace) -> dict:
         work_dir=work,
     )
     kernel_s = time.perf_counter() - start
+    kernel_cpu = time.process_time() - cpu
     assert part.counts is not None
-    floor = _matmul_floor(probes, gal.matrix, big_share=1.0)
-    matmul_s = min(floor["threads_s"], floor["big_blocks_s"])
+    floor = _matmul_floor(probes, gal.matrix, share=1.0)
+    matmul_s = floor["wall_s"]
     return {
         "case": "kernel",
         "probes": args.probes,
@@ -277,26 +269,58 @@ def case_kernel(args: argparse.Namespace) -> dict:
         "kernel_s": round(kernel_s, 3),
         "raw_matmul_s": round(matmul_s, 3),
         "raw_matmul": floor,
+        "kernel_cpu_s": round(kernel_cpu, 3),
         "ratio": round(kernel_s / matmul_s, 2),
+        "ratio_cpu_time": round(kernel_cpu / floor["cpu_s"], 2),
         "ns_per_pair": round(kernel_s / (args.probes * args.gallery) * 1e9, 3),
         "peak_rss_after_setup_gib": round(setup, 3),
         "peak_rss_gib": round(_peak_rss_gib(), 3),
     }
 
 
-def _thread_cpu_of(fn) -> tuple[float, float]:
+@contextmanager
+def _load_sampler(every_s: float = 5.0) -> Iterator[dict]:
+    """The 1-minute load average sampled every ``every_s`` seconds while the block runs:
+    yields a dict filled in on exit (first, mean, max, last, samples)."""
+    samples = [os.getloadavg()[0]]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(every_s):
+            samples.append(os.getloadavg()[0])
+
+    out: dict = {}
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        thread.join()
+        samples.append(os.getloadavg()[0])
+        out.update(
+            first=round(samples[0], 2),
+            mean=round(float(np.mean(samples)), 2),
+            max=round(max(samples), 2),
+            last=round(samples[-1], 2),
+            samples=len(samples),
+        )
+
+
+def _thread_cpu_of(fn: Callable[[], object]) -> tuple[float, float]:
     """(wall s, CPU s of this process) of ``fn()``."""
     start, cpu = time.perf_counter(), time.process_time()
     fn()
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def _floor_layouts(probes: np.ndarray, gallery: np.ndarray, threads: int) -> dict:
+def _floor_runs(
+    probes: np.ndarray, gallery: np.ndarray, threads: int
+) -> dict[str, Callable[[], None]]:
     """Raw float32 products of probes × gallery with nothing kept, in several layouts, each
     with ``threads`` cores: Python threads over row chunks with a single-threaded BLAS
     (``chunk R x W``: R probe rows × W templates per product, the kernel's own layout among
-    them), and the BLAS's own threads over 1,024 × 8,192 products (``blas``). Returns
-    {layout: (wall s, CPU s)}."""
+    them), and the BLAS's own threads over 1,024 × 8,192 products (``blas``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_limits
@@ -325,9 +349,16 @@ def _floor_layouts(probes: np.ndarray, gallery: np.ndarray, threads: int) -> dic
                     np.matmul(p, g.T, out=out[: len(p), : len(g)])
 
     layouts = {(_CHUNK_ROWS, numpy_tile_width(len(probes))), (128, 2048), (256, 1024), (512, 1024)}
-    out = {f"chunk {r}x{w}": _thread_cpu_of(lambda r=r, w=w: chunked(r, w)) for r, w in layouts}
-    out["blas"] = _thread_cpu_of(blas)
-    return out
+    runs: dict[str, Callable[[], None]] = {
+        f"chunk {r}x{w}": functools.partial(chunked, r, w) for r, w in sorted(layouts)
+    }
+    runs["blas"] = blas
+    return runs
+
+
+def _floor_layouts(probes: np.ndarray, gallery: np.ndarray, threads: int) -> dict:
+    """{layout: (wall s, CPU s)} of every layout of :func:`_floor_runs`."""
+    return {n: _thread_cpu_of(f) for n, f in _floor_runs(probes, gallery, threads).items()}
 
 
 def case_ratio(args: argparse.Namespace) -> dict:
