@@ -132,6 +132,16 @@ def test_torch_session_outputs_match_onnxruntime(models, fpn_detector, which):
         ours.set_providers(["CUDAExecutionProvider"])
 
 
+def test_torch_session_channels_last_gives_the_same_outputs(fpn_detector):
+    """NHWC, the CUDA default for the detector too, must not change what the network computes
+    (the graph's Transpose/Reshape tails included)."""
+    nhwc = TorchSession(fpn_detector, channels_last=True)
+    reference = onnxruntime.InferenceSession(str(fpn_detector), providers=["CPUExecutionProvider"])
+    blob = np.random.default_rng(12).normal(0, 1, (1, 3, 320, 480)).astype(np.float32)
+    for a, b in zip(nhwc.run(None, {"input.1": blob}), reference.run(None, {"input.1": blob})):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_engine_torch_runtime_matches_onnxruntime(models):
     """runtime='torch' runs the detector and the recognizer in PyTorch, and gives the same
     detections, landmarks, crops and embeddings as onnxruntime, to float32 rounding."""
