@@ -86,3 +86,34 @@ def test_bad_counts_are_refused() -> None:
         korn_graubard([3], [2])
     with pytest.raises(MetricInputError):
         korn_graubard(np.zeros((3, 2)), [1, 1])
+
+
+def test_design_effect_jeffreys_hand_cases() -> None:
+    """The default interval: Jeffreys' beta quantiles for the same effective sample size as
+    Korn–Graubard, inside the exact interval, and the exact bound counted by people at 0."""
+    from lfr_eval.metrics import DESIGN_EFFECT_JEFFREYS, design_effect_jeffreys
+
+    errors = np.array([0, 1, 3, 0, 0, 2, 0, 1, 0, 0])
+    trials = np.full(10, 20)
+    exact = korn_graubard(errors, trials)
+    jeff = design_effect_jeffreys(errors, trials)
+    assert jeff.method[0] == DESIGN_EFFECT_JEFFREYS
+    assert jeff.effective_trials[0] == pytest.approx(exact.effective_trials[0])
+    n, x = jeff.effective_trials[0], jeff.rate[0] * jeff.effective_trials[0]
+    assert jeff.ci_low[0] == pytest.approx(stats.beta.ppf(0.025, x + 0.5, n - x + 0.5))
+    assert jeff.ci_high[0] == pytest.approx(stats.beta.ppf(0.975, x + 0.5, n - x + 0.5))
+    assert exact.ci_low[0] < jeff.ci_low[0] < jeff.rate[0] < jeff.ci_high[0] < exact.ci_high[0]
+    none = design_effect_jeffreys(np.zeros(20), np.full(20, 50), sided="upper")
+    assert none.method[0] == KORN_GRAUBARD_NO_ERRORS
+    assert none.ci_high[0] == pytest.approx(
+        korn_graubard(np.zeros(20), np.full(20, 50), sided="upper").ci_high[0]
+    )
+
+
+def test_clustered_interval_by_name() -> None:
+    from lfr_eval.metrics import clustered_interval, summarise_clusters
+
+    summary = summarise_clusters([1, 0, 2, 0], [10, 10, 10, 10])
+    assert clustered_interval(summary, method="korn-graubard").method[0] == KORN_GRAUBARD
+    with pytest.raises(MetricInputError, match="design-effect-jeffreys"):
+        clustered_interval(summary, method="bootstrap")

@@ -358,7 +358,12 @@ def _frame_from_designs(designs, rng, labels=None) -> SearchSet:
 
 
 def test_clustered_group_test_is_the_default_with_multiplicity_control() -> None:
-    from lfr_eval.metrics import MAX_Z_TEST, compare_group_rates
+    from lfr_eval.metrics import (
+        MAX_Z_TEST,
+        STUDENTIZED_PERMUTATION_TEST,
+        compare_group_rates,
+        permutation_compare_groups,
+    )
     from lfr_eval.simulation import ClusterDesign
 
     rng = np.random.default_rng(3)
@@ -366,19 +371,27 @@ def test_clustered_group_test_is_the_default_with_multiplicity_control() -> None
     designs.append(ClusterDesign(5, 3, 0.2, 0.02))  # a small group
     s = _frame_from_designs(designs, rng, ["A", "B", "C", "unknown"])
     frame = IdentificationFrame(s, [0.5], ["g"])
-    res = frame.group_test("fpir", 0.5, "A", "C")
-    assert res.test == MAX_Z_TEST and not res.independence_assumed
+    res = frame.group_test("fpir", 0.5, "A", "C", n_permutations=999)
+    assert res.test == STUDENTIZED_PERMUTATION_TEST and not res.independence_assumed
     assert res.family == ("A", "B", "C")  # small and unknown groups left out of the family
     assert res.p_unadjusted is not None and res.p_value >= res.p_unadjusted
-    direct = compare_group_rates(
-        {
-            g: frame._summary_at("fpir", frame._code(g), 0)  # the frame's own statistics
-            for g in ("A", "B", "C")
-        }
-    ).pair("A", "C")
+    # the frame's test is the library function on each person's counts (same seed, same p)
+    side = frame._sides["fpir"]
+    errors, trials = {}, {}
+    for g in ("A", "B", "C"):
+        counts = side.clusters.subset(side.cluster_group == frame._code(g))
+        errors[g], trials[g] = counts.errors_at(0), counts.trials
+    direct = permutation_compare_groups(errors, trials, n_permutations=999).pair("A", "C")
     assert res.p_value == pytest.approx(direct.p_adjusted)
     assert abs(res.statistic) == pytest.approx(direct.statistic)
-    asked = frame.group_test("fpir", 0.5, "A", "unknown")
+    # the aggregate's test (clustered summaries only) stays available by name
+    by_name = frame.compare_groups("fpir", 0.5, test="rao-scott")
+    assert by_name.method == MAX_Z_TEST
+    summaries = {g: frame._summary_at("fpir", frame._code(g), 0) for g in ("A", "B", "C")}
+    assert by_name.pair("A", "C").p_adjusted == pytest.approx(
+        compare_group_rates(summaries).pair("A", "C").p_adjusted
+    )
+    asked = frame.group_test("fpir", 0.5, "A", "unknown", n_permutations=199)
     assert asked.family is not None and "unknown" in asked.family
     with pytest.raises(MetricInputError, match="two-sided"):
         frame.group_test("fpir", 0.5, "A", "B", alternative="greater")
@@ -399,8 +412,33 @@ def test_frame_group_test_and_ratio_keep_their_size() -> None:
         frame = IdentificationFrame(_frame_from_designs(designs, rng), [0.5], ["g"])
         rates = frame.by_group.xs(("fpir", 0.5), level=("metric", "threshold"))["rate"]
         high, low = rates.idxmax(), rates.idxmin()
-        test_rej += frame.group_test("fpir", 0.5, high, low, seed=r).significant()
+        test_rej += frame.group_test(
+            "fpir", 0.5, high, low, seed=r, n_permutations=199
+        ).significant()
         ratio = frame.ratio("fpir").xs(0.5, level="threshold")
         ratio_rej += bool(((ratio["ratio_ci_low"] > 1) | (ratio["ratio_ci_high"] < 1)).any())
     assert test_rej / n <= 0.07
     assert ratio_rej / n <= 0.07
+
+
+def test_ratio_to_overall_is_clustered_and_simultaneous() -> None:
+    """reference=None: the library function on the frame's own statistics (one function for
+    the figure), the overall rate including groups left out of the family."""
+    from lfr_eval.metrics import simultaneous_ratio_to_overall
+    from lfr_eval.simulation import ClusterDesign
+
+    rng = np.random.default_rng(5)
+    designs = [ClusterDesign(120, m, 0.2, 0.03, True) for m in (4, 8, 16)]
+    designs.append(ClusterDesign(4, 3, 0.2, 0.03))  # small
+    frame = IdentificationFrame(
+        _frame_from_designs(designs, rng, ["A", "B", "C", "D"]), [0.5], ["g"]
+    )
+    table = frame.ratio("fpir", None, include_small=False).xs(0.5, level="threshold")
+    assert set(table.index) == {"A", "B", "C"}
+    parts = {str(c): frame._summary_at("fpir", c, 0) for c in range(4)}
+    direct = simultaneous_ratio_to_overall(parts, 0.95, family=["0", "1", "2"])
+    np.testing.assert_allclose(table["ratio_ci_low"].to_numpy(), direct.low)
+    np.testing.assert_allclose(table["ratio_ci_high"].to_numpy(), direct.high)
+    overall = frame.overall.xs(("fpir", 0.5))["rate"]
+    assert direct.overall_rate == pytest.approx(overall)
+    assert np.all(direct.low < direct.ratio) and np.all(direct.ratio < direct.high)

@@ -139,7 +139,7 @@ def test_figures_draw_computed_objects(aggregate: AggregateResult) -> None:
                                         ci_method="subject-bootstrap")  # fmt: skip
     assert len(rate_vs_threshold_figure(frame, "fpir", "ethnicity").data) > 0
     ratio = group_ratio_figure(frame, "fpir", "ethnicity")
-    assert "subject bootstrap" in ratio.layout.title.text and len(ratio.data) > 0
+    assert "simultaneous, clustered by person" in ratio.layout.title.text and len(ratio.data) > 0
     assert len(det_figure(frame).data) == 1
     curve = rate_curve("fpir", [0.6, 0.7, 0.8], np.array([30, 5, 0]), 900)
     drawn = rate_vs_threshold_figure(curve)

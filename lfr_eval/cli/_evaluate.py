@@ -352,12 +352,22 @@ def evaluate_command(
 )
 @click.option(
     "--ci-method",
-    type=click.Choice(["korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"]),
-    default="korn-graubard",
+    type=click.Choice(
+        [
+            "design-effect-jeffreys",
+            "korn-graubard",
+            "subject-bootstrap",
+            "clopper-pearson",
+            "wilson",
+        ]
+    ),
+    default="design-effect-jeffreys",
     show_default=True,
-    help="Intervals: korn-graubard = design-effect Clopper-Pearson clustered by person "
-    "(repeat images of a person are not independent; the default); subject-bootstrap = "
-    "percentile bootstrap over people; clopper-pearson / wilson treat searches as independent.",
+    help="Intervals: design-effect-jeffreys = Jeffreys interval for the effective number of "
+    "searches clustered by person (repeat images of a person are not independent; the "
+    "default); korn-graubard = the same with exact Clopper-Pearson ends (conservative); "
+    "subject-bootstrap = percentile bootstrap over people; clopper-pearson / wilson treat "
+    "searches as independent.",
 )
 @click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option(

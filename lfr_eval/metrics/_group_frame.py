@@ -6,16 +6,15 @@ those features (``["sex", "ethnicity"]`` gives ``("female", "black")`` ...). Eve
 reported, including ``"unknown"`` labels and groups too small to say much: those carry
 ``small_group=True`` rather than being dropped.
 
-Intervals are clustered by subject by default (``ci_method="korn-graubard"``: the design-effect
-Clopper–Pearson interval of :mod:`lfr_eval.metrics._clustered`), because repeat images of one
-person are not independent. The percentile subject bootstrap is available by name
-(``"subject-bootstrap"``), and the independence intervals (``"clopper-pearson"``, ``"wilson"``)
-only by name.
+Intervals are clustered by subject by default (``ci_method="design-effect-jeffreys"``: the
+design-effect Jeffreys interval of :mod:`lfr_eval.metrics._clustered`), because repeat images of
+one person are not independent. The exact design-effect Clopper–Pearson (``"korn-graubard"``,
+what claim verdicts use), the percentile subject bootstrap (``"subject-bootstrap"``) and the
+independence intervals (``"clopper-pearson"``, ``"wilson"``) are available by name.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,23 +23,28 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from lfr_eval.metrics._clustered import KORN_GRAUBARD, ClusterSummary, korn_graubard_from_summary
+from lfr_eval.metrics._clustered import (
+    CLUSTERED_METHODS,
+    ClusterSummary,
+    clustered_interval,
+    korn_graubard_from_summary,
+)
 from lfr_eval.metrics._group_tests import (
-    MAX_Z_TEST,
     Alternative,
     GroupRatesComparison,
     GroupTestResult,
     compare_group_rates,
     fisher_exact_test,
+    permutation_compare_groups,
     permutation_test_subjects,
     simultaneous_ratio_intervals,
+    simultaneous_ratio_to_overall,
 )
 from lfr_eval.metrics._intervals import (
     SubjectHistogram,
     SubjectTable,
     binomial_interval,
     bootstrap_degenerate,
-    bootstrap_replicates,
     subject_bootstrap_interval,
     subject_histogram,
     summarise_subjects,
@@ -51,8 +55,16 @@ from lfr_eval.metrics._validation import MetricInputError, as_thresholds, check_
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-CiMethod = Literal["korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"]
-CI_METHODS: tuple[str, ...] = ("korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson")
+CiMethod = Literal[
+    "design-effect-jeffreys", "korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"
+]
+CI_METHODS: tuple[str, ...] = (
+    "design-effect-jeffreys",
+    "korn-graubard",
+    "subject-bootstrap",
+    "clopper-pearson",
+    "wilson",
+)
 Metric = Literal["fpir", "fnir"]
 METRICS: tuple[str, ...] = ("fpir", "fnir")
 
@@ -79,8 +91,9 @@ MSG_UNKNOWN_METRIC = "metric must be one of {choices}, got {value!r}"
 MSG_UNKNOWN_GROUP = "group {group!r} not found; groups are: {groups}"
 MSG_UNKNOWN_THRESHOLD = "threshold {value} is not one of this frame's thresholds: {available}"
 MSG_CI_METHOD = (
-    "ci_method must be 'korn-graubard' (clustered by subject, the default), 'subject-bootstrap', "
-    "'clopper-pearson' or 'wilson' (these two treat searches as independent), got {value!r}"
+    "ci_method must be 'design-effect-jeffreys' (clustered by subject, the default), "
+    "'korn-graubard' (clustered, exact ends), 'subject-bootstrap', 'clopper-pearson' or "
+    "'wilson' (these two treat searches as independent), got {value!r}"
 )
 
 NO_GROUP = "all"
@@ -140,11 +153,15 @@ class IdentificationFrame:
         R for FNIR (1 = the mate must be the top candidate).
     confidence : float
         Two-sided interval coverage in (0, 1).
-    ci_method : {"korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"}
-        ``"korn-graubard"`` (default): design-effect Clopper–Pearson clustered by subject
-        (:func:`~lfr_eval.metrics.korn_graubard`); with no errors the bound is counted by
-        people, not searches. ``"subject-bootstrap"``: percentile bootstrap over subjects
-        within each group (it under-covers with strong clustering; where every replicate is
+    ci_method : str
+        One of :data:`CI_METHODS`.
+        ``"design-effect-jeffreys"`` (default): the Jeffreys interval for the effective number
+        of searches clustered by subject (:func:`~lfr_eval.metrics.design_effect_jeffreys`),
+        closer to 95% than the exact ends and with one-sided upper bounds still >= 0.94 by
+        simulation. ``"korn-graubard"``: the same effective number with exact Clopper–Pearson
+        ends (:func:`~lfr_eval.metrics.korn_graubard`; conservative). With no errors the bound
+        is counted by people, not searches. ``"subject-bootstrap"``: percentile bootstrap over
+        subjects within each group (it under-covers with strong clustering; where every replicate is
         identical the Korn–Graubard interval is used and ``ci_method`` says so). The binomial
         intervals treat searches as independent and are used only when named.
     n_boot : int
@@ -180,7 +197,7 @@ class IdentificationFrame:
         *,
         rank: int = 1,
         confidence: float = 0.95,
-        ci_method: CiMethod = "korn-graubard",
+        ci_method: CiMethod = "design-effect-jeffreys",
         n_boot: int = 1000,
         min_subjects: int = 20,
         min_searches: int = 100,
@@ -278,10 +295,11 @@ class IdentificationFrame:
             low, high = binomial_interval(errors, trials, self._confidence, method=self._ci_method)
             return low, high, np.full(m, self._ci_method, dtype=object)
         if trials == 0:
-            return np.zeros(m), np.ones(m), np.full(m, KORN_GRAUBARD, dtype=object)
+            return np.zeros(m), np.ones(m), np.full(m, self._ci_method, dtype=object)
+        if self._ci_method in CLUSTERED_METHODS:
+            chosen = clustered_interval(summary, self._confidence, method=self._ci_method)
+            return chosen.ci_low, chosen.ci_high, chosen.method
         clustered = korn_graubard_from_summary(summary, self._confidence)
-        if self._ci_method == "korn-graubard":
-            return clustered.ci_low, clustered.ci_high, clustered.method
         if counts.n_subjects < 2:
             return clustered.ci_low, clustered.ci_high, clustered.method
         low, high = subject_bootstrap_interval(
@@ -489,8 +507,9 @@ class IdentificationFrame:
             ratio to the lowest group picked after seeing the data is covered too; where a rate
             is 0, ratios of Bonferroni Korn–Graubard bounds). Measured: with equal true rates
             some interval excludes 1 in at most ~5% of data sets (the percentile bootstrap did
-            in 16%). To the overall rate (``reference=None``): a percentile bootstrap over
-            subjects within groups (``confidence``, ``n_boot``, ``seed``).
+            in 16%). To the overall rate (``reference=None``): the same construction for
+            ``log(rate_g / overall)``, whose variance counts the group's share of the overall
+            rate (:func:`~lfr_eval.metrics.simultaneous_ratio_to_overall`).
 
         Returns
         -------
@@ -544,38 +563,30 @@ class IdentificationFrame:
         positions = np.searchsorted(self._thresholds, index.get_level_values("threshold"))
         return codes.astype(np.int64), positions.astype(np.int64)
 
-    def _group_replicates(self, metric: str) -> np.ndarray:
-        """Subject-bootstrap replicate errors and trials per group: shape (2, B, G, m)."""
-        side = self._sides[metric]
-        n_groups, m = len(self._group_keys), len(self._thresholds)
-        rng = np.random.default_rng(
-            np.random.SeedSequence([int(self._seed), 1 + METRICS.index(metric)])
-        )
-        errors = np.zeros((self._n_boot, n_groups, m))
-        trials = np.zeros((self._n_boot, n_groups, 1))
-        for code in range(n_groups):
-            counts = side.clusters.subset(side.cluster_group == code)
-            if counts.n_subjects == 0:
-                continue
-            errors[:, code, :], trials[:, code, 0] = bootstrap_replicates(
-                counts, self._n_boot, rng
-            )
-        return np.stack([errors, np.broadcast_to(trials, errors.shape)])
-
     def _ratio_interval(
         self, metric: str, reference: str | tuple[str, ...] | None, include_small: bool
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Interval of each group's ratio, shape (G, m) each (NaN for groups left out): to the
-        lowest or a named group, clustered and simultaneous over the included groups
-        (:func:`~lfr_eval.metrics.simultaneous_ratio_intervals`); to the overall rate, the
-        percentile subject bootstrap."""
-        if reference is None:
-            return self._bootstrap_ratio_interval(metric, reference, include_small)
+        """Interval of each group's ratio, shape (G, m) each (NaN for groups left out), clustered
+        and simultaneous over the included groups: to the lowest or a named group
+        :func:`~lfr_eval.metrics.simultaneous_ratio_intervals`, to the overall rate
+        :func:`~lfr_eval.metrics.simultaneous_ratio_to_overall`."""
         n_groups, m = len(self._group_keys), len(self._thresholds)
         low = np.full((n_groups, m), np.nan)
         high = np.full((n_groups, m), np.nan)
         table = self._table(metric, include_small)  # the groups ratio() reports
         codes, t_index = self._locate(table.index)
+        if reference is None:
+            for t in np.unique(t_index):
+                members = sorted(set(codes[t_index == t].tolist()))
+                # every group with searches makes up the overall rate, reported or not
+                parts = {str(c): self._summary_at(metric, c, int(t)) for c in range(n_groups)}
+                parts = {c: v for c, v in parts.items() if v.trials > 0}
+                to_overall = simultaneous_ratio_to_overall(
+                    parts, self._confidence, family=[str(c) for c in members]
+                )
+                for i, c in enumerate(members):
+                    low[c, t], high[c, t] = to_overall.low[i], to_overall.high[i]
+            return low, high
         named = not (isinstance(reference, str) and reference == "lowest")
         for t in np.unique(t_index):
             family = set(codes[t_index == t].tolist())
@@ -596,40 +607,6 @@ class IdentificationFrame:
                 i = ratios.index(str(c))
                 low[c, t], high[c, t] = ratios.low[i, j], ratios.high[i, j]
         return low, high
-
-    def _bootstrap_ratio_interval(
-        self, metric: str, reference: str | tuple[str, ...] | None, include_small: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval of each group's ratio, shape (G, m) each (NaN if undefined)."""
-        errors, trials = self._group_replicates(metric)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rates = errors / trials  # (B, G, m); NaN for groups without searches
-            if isinstance(reference, str) and reference == "lowest":
-                table = self._table(metric, include_small)  # the groups ratio() compares
-                mask = np.zeros((len(self._group_keys), len(self._thresholds)), bool)
-                mask[self._locate(table.index)] = True
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # no group: NaN
-                    ref = np.nanmin(np.where(mask[None], rates, np.nan), axis=1)  # (B, m)
-            elif reference is None:
-                ref = errors.sum(axis=1) / trials.sum(axis=1)
-            else:
-                key = self._group_key(reference)
-                keys = list(self._group_keys.itertuples(index=False, name=None))
-                ref = rates[:, keys.index(key), :]
-            ratios = rates / ref[:, None, :]
-        alpha = 1.0 - self._confidence
-        # 0/0 replicates are NaN and left out (sorting puts them last); order statistics
-        # without interpolation keep infinite ratios (a reference rate of 0) meaningful.
-        ordered = np.sort(ratios, axis=0)
-        valid = np.count_nonzero(~np.isnan(ratios), axis=0)
-        last = np.maximum(valid - 1, 0)
-        lo = np.floor(alpha / 2 * last).astype(np.int64)
-        hi = np.ceil((1 - alpha / 2) * last).astype(np.int64)
-        low = np.take_along_axis(ordered, lo[None], axis=0)[0]
-        high = np.take_along_axis(ordered, hi[None], axis=0)[0]
-        undefined = valid == 0
-        return np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
 
     def difference(self, metric: Metric = "fpir", *, include_small: bool = True) -> pd.Series:
         """Highest minus lowest group rate at each threshold."""
@@ -727,16 +704,23 @@ class IdentificationFrame:
         include_small: bool = False,
         include_unknown: bool = False,
         also: Sequence[str | tuple[str, ...]] = (),
+        test: Literal["permutation", "rao-scott"] = "permutation",
+        n_permutations: int = 4999,
         n_draws: int = 20_000,
         seed: int = 0,
     ) -> GroupRatesComparison:
         """Every pair of groups compared at one threshold, with multiplicity control.
 
-        The cluster-robust, studentized pair statistics of
-        :func:`~lfr_eval.metrics.compare_group_rates` (Rao–Scott design-effect variances) and
-        the single-step max-statistic adjustment over all pairs (Westfall & Young): a pair is
-        called different at ``p_adjusted <= alpha`` with family-wise error at most ``alpha``,
-        also the highest-vs-lowest pair picked after seeing the data. Small groups and the
+        ``test="permutation"`` (default): the studentized max-|t| permutation test over people
+        (:func:`~lfr_eval.metrics.permutation_compare_groups`: cluster-robust studentized pair
+        statistics, group labels permuted between people, single-step max over all pairs);
+        its size stays near the nominal 5% when groups differ in searches per person and
+        errors cluster in few people (``benchmarks/results/stats_groups_claims.md``).
+        ``test="rao-scott"``: :func:`~lfr_eval.metrics.compare_group_rates`, the design-effect
+        z tests with a max-|z| adjustment that an aggregate (clustered summaries only) can
+        run; it keeps the 5% ceiling but is conservative there. Either way a pair is called
+        different at ``p_adjusted <= alpha`` with family-wise error at most ``alpha``, also
+        the highest-vs-lowest pair picked after seeing the data. Small groups and the
         ``"unknown"`` label are left out unless asked; ``also`` names groups always in.
         """
         name = self._metric(metric)
@@ -745,7 +729,20 @@ class IdentificationFrame:
         summaries = {self._label(c): self._summary_at(name, c, t) for c in family}
         if any(v.trials <= 0 for v in summaries.values()):
             raise MetricInputError("each compared group needs searches")
-        return compare_group_rates(summaries, n_draws=n_draws, seed=seed)
+        if test == "rao-scott":
+            return compare_group_rates(summaries, n_draws=n_draws, seed=seed)
+        if test != "permutation":
+            raise MetricInputError(f"test must be 'permutation' or 'rao-scott', got {test!r}")
+        side = self._sides[name]
+        errors: dict[str, ArrayLike] = {}
+        trials: dict[str, ArrayLike] = {}
+        for c in family:
+            counts = side.clusters.subset(side.cluster_group == c)
+            errors[self._label(c)] = counts.errors_at(t)
+            trials[self._label(c)] = counts.trials
+        return permutation_compare_groups(
+            errors, trials, n_permutations=n_permutations, seed=seed
+        )
 
     def group_test(
         self,
@@ -792,11 +789,12 @@ class IdentificationFrame:
             comparison = self.compare_groups(
                 metric, threshold, include_small=include_small,
                 include_unknown=include_unknown, also=(group_a, group_b), seed=seed,
+                n_permutations=n_permutations,
             )  # fmt: skip
             pair = comparison.pair(self._label(codes[0]), self._label(codes[1]))
             rate_a, rate_b = float(e_a.sum() / n_a.sum()), float(e_b.sum() / n_b.sum())
             return GroupTestResult(
-                test=MAX_Z_TEST, group_a=name_a, group_b=name_b,
+                test=comparison.method, group_a=name_a, group_b=name_b,
                 errors_a=int(e_a.sum()), trials_a=int(n_a.sum()),
                 errors_b=int(e_b.sum()), trials_b=int(n_b.sum()),
                 rate_a=rate_a, rate_b=rate_b,

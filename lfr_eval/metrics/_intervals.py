@@ -144,7 +144,8 @@ def wilson(
             denom = 1 + z**2 / n
             centre = (p + z**2 / (2 * n)) / denom
             half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-            return centre + sign * half
+            out: np.ndarray = centre + sign * half
+            return out
 
         low = bound(a_low, -1.0) if a_low > 0 else np.zeros_like(p)
         high = bound(a_high, +1.0) if a_high > 0 else np.ones_like(p)
@@ -573,7 +574,7 @@ def summarise_subjects(counts: SubjectTable) -> ClusterSummary:
     s = int(keep.sum())
     if s <= rows:
         errors, trials = next(counts.dense_chunks(max(1, counts.n_subjects)), (None, None))
-        if errors is None:
+        if errors is None or trials is None:
             return summarise_clusters(np.zeros((0, m)), np.zeros(0))
         return summarise_clusters(errors, trials)
     n_all = counts.trials[keep].astype(np.float64)
@@ -705,7 +706,8 @@ def bootstrap_rates(
         return np.full((n_boot, m), np.nan)
     errors, trials = bootstrap_replicates(counts, n_boot, rng)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return errors / trials[:, None]
+        rates: np.ndarray = errors / trials[:, None]
+    return rates
 
 
 def _linear_quantile(ordered: np.ndarray, q: float) -> np.ndarray:
@@ -714,7 +716,8 @@ def _linear_quantile(ordered: np.ndarray, q: float) -> np.ndarray:
     below = int(np.floor(pos))
     above = min(below + 1, ordered.shape[0] - 1)
     frac = pos - below
-    return ordered[below] * (1 - frac) + ordered[above] * frac
+    out: np.ndarray = ordered[below] * (1 - frac) + ordered[above] * frac
+    return out
 
 
 def subject_bootstrap_interval(
@@ -788,7 +791,7 @@ def bootstrap_degenerate(counts: SubjectTable) -> np.ndarray:
     first = rates[0]
     same = np.all(np.isclose(rates, first[None, :], rtol=0.0, atol=1e-12), axis=0)
     if first_trials.shape[0] == int((counts.trials > 0).sum()):
-        return same
+        return np.asarray(same, dtype=bool)
     totals = counts.error_totals()
     searched = int(counts.trials[counts.trials > 0].sum())
     same &= np.where(first == 0, totals == 0, True) & np.where(first == 1, totals == searched, True)
@@ -797,4 +800,4 @@ def bootstrap_degenerate(counts: SubjectTable) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             all_rates = counts.errors_at(int(t))[use] / counts.trials[use]
         same[t] = bool(np.all(np.isclose(all_rates, first[t], rtol=0.0, atol=1e-12)))
-    return same
+    return np.asarray(same, dtype=bool)

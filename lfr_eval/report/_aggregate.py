@@ -56,7 +56,7 @@ ACQUISITION_FILE = "acquisition.csv"
 RANKS_FILE = "ranks.csv"
 
 #: Interval method of aggregates unless asked otherwise (clustered by person).
-DEFAULT_CI_METHOD = "korn-graubard"
+DEFAULT_CI_METHOD = "design-effect-jeffreys"
 
 #: Default deepest rank of the rank table (CMC).
 DEFAULT_MAX_RANK = 10
@@ -531,10 +531,11 @@ class AggregateResult:
             rates change.
         attributes : sequence of str, optional
             Group attributes (default: all of the result's).
-        ci_method : {"korn-graubard", "subject-bootstrap", "clopper-pearson", "wilson"}
-            ``"korn-graubard"`` (default): clustered by subject (design-effect
-            Clopper–Pearson); the others by name only (the binomial ones treat searches as
-            independent).
+        ci_method : str
+            ``"design-effect-jeffreys"`` (default): clustered by subject (the Jeffreys
+            interval of the design-effect effective sample size); ``"korn-graubard"`` (the
+            same with exact Clopper–Pearson ends) and the others by name only (the binomial
+            ones treat searches as independent).
         n_boot, confidence, rank, seed :
             Interval and FNIR settings (see :class:`lfr_eval.metrics.IdentificationFrame`).
         max_rank : int, optional

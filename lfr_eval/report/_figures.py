@@ -530,7 +530,7 @@ def group_ratio_figure(
         )
         if not include_unknown:
             table = table[table["group"] != "unknown"]
-        method = "subject bootstrap, lowest group picked after seeing the data"
+        method = f"{confidence:.0%} simultaneous, clustered by person"
     else:
         clustered, has_intervals = _ratio_table(
             view, metric, attribute, include_small, include_unknown, confidence

@@ -271,15 +271,16 @@ table[["watchlist_size", "threshold", "fpir", "lower", "upper", "interval", "1 i
 # ## 6. FPIR and TPIR at these thresholds, with intervals
 #
 # Measured directly at the watchlist searched (volunteers + fillers). Clopper–Pearson intervals
-# treat searches as independent. The clustered intervals (Korn–Graubard, the workbench default)
-# allow for repeated images of one person: the spread of errors *between people* says how many
-# independent searches the data are worth, and the exact interval is computed for that number;
-# with no errors the bound is counted by people.
+# treat searches as independent. The clustered intervals (design-effect Jeffreys, the workbench
+# default) allow for repeated images of one person: the spread of errors *between people* says
+# how many independent searches the data are worth, and a binomial interval aimed at 95% is
+# computed for that number; with no errors the bound is counted by people. (The claim check
+# uses the exact variant, `korn-graubard`, whose bound is never below 95%.)
 
 # %%
 fpir_curve = fpir_estimate(searches, thresholds)
 tpir_curve = fnir_estimate(searches, thresholds)
-frame = IdentificationFrame(searches, thresholds, ci_method="korn-graubard", seed=SEED)
+frame = IdentificationFrame(searches, thresholds, ci_method="design-effect-jeffreys", seed=SEED)
 boot = frame.overall.reset_index()
 rows = []
 for j, t in enumerate(thresholds):

@@ -10,11 +10,12 @@
 #   (listed people missed) at a few **fixed thresholds** — one threshold for everyone, as a
 #   deployment uses;
 # * **intervals clustered by person** (repeat images of one person are not independent;
-#   Korn–Graubard design-effect Clopper–Pearson: the between-person spread of errors gives the
-#   effective number of independent searches);
+#   design-effect Jeffreys: the between-person spread of errors gives the effective number of
+#   independent searches, and the interval is computed for that number);
 # * **ratios** to the lowest group, the max/min ratio and the Fairness Discrepancy Rate;
-# * **tests**: a permutation test that moves whole people between groups, and Fisher's exact
-#   test (which treats images as independent, so its p-values are optimistic);
+# * **tests**: a permutation test that moves whole people between groups (studentized, adjusted
+#   over all pairs), and Fisher's exact test (which treats images as independent, so its
+#   p-values are optimistic);
 # * **what the group sizes allow one to conclude.**
 #
 # **LFW's ethnicity labels are thin.** They cover 866 of 5,749 people, and among people with
@@ -118,7 +119,7 @@ pd.Series(thresholds, index=[f"overall FPIR {f:.1%}" for f in FPIR_TARGETS][: le
 # %%
 frames = {
     attribute: IdentificationFrame(
-        searches, thresholds, [attribute], ci_method="korn-graubard", n_boot=N_BOOT,
+        searches, thresholds, [attribute], ci_method="design-effect-jeffreys", n_boot=N_BOOT,
         min_subjects=MIN_SUBJECTS, seed=SEED,
     )
     for attribute in ATTRIBUTES
@@ -175,12 +176,13 @@ frames["ethnicity"].ratio("fpir", reference="lowest")
 # ## 6. Tests
 #
 # For each pair compared, the **clustered test** (the default of `group_test`) divides the
-# difference of rates by its standard error clustered by person (a design-effect, Rao–Scott
-# correction) and adjusts its p-value for every pair of the groups compared (max-statistic,
-# Westfall–Young), so it keeps its size when groups differ in searches per person and when the
-# pair was picked after seeing the data; read that adjusted p-value. The **permutation test**
-# (people moved between the two groups, raw difference) and **Fisher's exact test** (searches
-# independent) are shown for comparison only. Ethnic groups are each compared with the
+# difference of rates by its standard error clustered by person, and finds how unusual that is
+# by moving whole people between the groups (only among people with about as many searches)
+# thousands of times; its p-value is adjusted for every pair of the groups compared
+# (max-statistic, Westfall–Young), so it keeps its size when groups differ in searches per
+# person and when the pair was picked after seeing the data; read that adjusted p-value. The
+# **raw permutation test** (people moved between the two groups, raw difference of rates) and
+# **Fisher's exact test** (searches independent) are shown for comparison only. Ethnic groups are each compared with the
 # largest labelled group.
 
 # %%
