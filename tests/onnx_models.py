@@ -44,6 +44,15 @@ def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value), name=name)
 
 
+def _save(graph: onnx.GraphProto, path: Path) -> Path:
+    """Check the graph as an ONNX model (opset :data:`OPSET`, IR 8) and write it to ``path``."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
 def build_scrfd_like(path: str | Path) -> Path:
     """Write the SCRFD-like detector described in the module docstring; returns ``path``."""
     path = Path(path)
@@ -120,11 +129,7 @@ def build_scrfd_like(path: str | Path) -> Path:
         graph_outputs,
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return _save(graph, path)
 
 
 class _GraphBuilder:
@@ -249,11 +254,7 @@ def build_arcface_like(
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", embedding_dim])],
         initializer=g.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return _save(graph, path)
 
 
 def build_arcface_r50(path: str | Path, *, seed: int = 0) -> Path:
@@ -355,8 +356,4 @@ def build_fpn_detector_like(path: str | Path, *, seed: int = 0) -> Path:
         graph_outputs,
         initializer=g.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return _save(graph, path)

@@ -156,6 +156,15 @@ def torch_device(device: str) -> torch.device:
     return chosen
 
 
+def _read_for_torch(path: Path, role: str, device: str, precision: str) -> onnx.ModelProto:
+    """Check the precision and the device (a missing CUDA is refused before a large file is
+    read), then read the graph."""
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+    torch_device(device)
+    return load_onnx(path, role)
+
+
 class TorchGraph:
     """An ONNX graph converted to a ``torch.nn.Module`` by onnx2torch, on one device.
 
@@ -285,11 +294,8 @@ class TorchRecognizer:
         *,
         channels_last: bool | None = None,
     ) -> None:
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
-        torch_device(device)  # refuse a missing CUDA before reading a large file
         self.onnx_path = Path(onnx_path)
-        model = load_onnx(self.onnx_path, "recognizer")
+        model = _read_for_torch(self.onnx_path, "recognizer", device, precision)
         self.signature = RecognizerSignature(model, self.onnx_path)
         self._graph = TorchGraph(
             model,
@@ -408,11 +414,8 @@ class TorchSession:
         *,
         channels_last: bool | None = None,
     ) -> None:
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
-        torch_device(device)  # refuse a missing CUDA before reading a large file
         self.onnx_path = Path(onnx_path)
-        model = load_onnx(self.onnx_path, role)
+        model = _read_for_torch(self.onnx_path, role, device, precision)
         initializers = {init.name for init in model.graph.initializer}
         self._inputs = _graph_values([v for v in model.graph.input if v.name not in initializers])
         self._outputs = _graph_values(list(model.graph.output))
