@@ -10,7 +10,9 @@ worker, as in the app. The process is pinned to ``--cores`` CPU cores (default 2
 Reported:
 
 - ``displayed_fps``: frames through the callback per second of wall time (at most the source
-  rate; lower means the video thread could not keep up);
+  rate; lower means the video thread could not keep up: as a camera does, the loop then takes
+  the newest frame and the ones it missed are dropped, ``source_frames_dropped``, so scene time
+  stays wall time);
 - ``frame_latency_ms`` p50/p95/max: time in the callback per frame;
 - ``time_to_alert_s`` median/p95/max: from the frame in which a listed face first appears to its
   alert, over every appearance of a listed person; ``missed_alerts`` counts appearances with no
@@ -21,10 +23,22 @@ Reported:
   (flicker, what the tracker's hold is for);
 - ``box_coverage``: share of frames-with-a-face (face mostly inside the frame, ground truth from
   :meth:`SceneScript.placements`) in which a box is drawn on that face;
+- ``uncovered``: where the face-frames without a box went, as shares of all face-frames
+  (they sum to ``1 - box_coverage``), judged from the detection steps done before each frame
+  was drawn (:data:`UNCOVERED_REASONS`): no step yet since the face entered (scheduling), the
+  detector never found it or missed it in the latest step (recall), or found it and no box was
+  drawn (tracking);
 - ``alerts_per_passage``: alerts per appearance of a listed person (1 is right: one passage,
-  one alert);
+  one alert), attributed by ``lfr_eval.live._scene.alerts_per_passage`` (the browser
+  benchmark's rule): an alert belongs to the latest passage of its subject begun before it, up
+  to 3 s after the face left (``late_alerts`` counts those after it left); ``split_passages``
+  counts passages with more than one alert, ``false_alerts`` alerts belonging to no passage;
 - recognition steps per second, faces embedded per second (re-checks, not every frame), faces
   seen (tracks) against faces shown.
+
+``--deterministic`` runs recognition inline on every frame on the scene's clock (every frame
+detected, no worker, no wall clock): box coverage there is what the detector and the tracker
+give by themselves; the difference to the real-time run is scheduling.
 
 Targets (issue 4): at least 15 displayed fps and an alert within 0.5 s, default engine (dlib,
 CPU) on 2 cores. The WebRTC video codec (aiortc's VP8 encoder and decoder) runs on the same cores
@@ -89,7 +103,8 @@ from lfr_eval.live import (
     WatchlistHolder,
 )
 from lfr_eval.live._duty import LIVE_RECOGNITION_THREADS
-from lfr_eval.live._scene import SHOWN_FRACTION
+from lfr_eval.live._scene import SHOWN_FRACTION, Passage, alerts_per_passage
+from lfr_eval.live._tracker import FaceTracker
 from lfr_eval.watchlist import SubjectInfo, Watchlist
 
 #: Listed people (enrolled from image 1, shown with image 2) and strangers, from LFW.
@@ -121,11 +136,13 @@ class People:
 
 @dataclass(frozen=True)
 class Result:
+    mode: str
     source_fps: float
     frame_size: str
     duration_s: float
     cores: int | None
     displayed_fps: float
+    source_frames_dropped: int
     frame_latency_ms_p50: float
     frame_latency_ms_p95: float
     frame_latency_ms_max: float
@@ -143,10 +160,14 @@ class Result:
     uncovered_after_first_box: float
     false_box_rate: float
     empty_space_box_frames: float
+    uncovered: dict[str, float]
+    detection_steps: int
     listed_appearances: int
     alerts_per_passage: float
     alerts: int
     missed_alerts: int
+    split_passages: int
+    late_alerts: int
     false_alerts: int
     time_to_alert_s_median: float | None
     time_to_alert_s_p95: float | None
@@ -275,18 +296,100 @@ def camera(scene: SceneScript, ahead: int = 30) -> queue.Queue:
 class TimedSession(LiveSession):
     """Records the clock time of every alert (the benchmark's ground truth needs it)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, clock=time.monotonic, **kwargs) -> None:
+        super().__init__(*args, clock=clock, **kwargs)
+        self.clock = clock
         self.raised: list[tuple[float, str]] = []
         self.steps = 0
 
     def on_alert(self, alert: LiveAlert):
-        self.raised.append((time.monotonic(), alert.subject_id))
+        self.raised.append((self.clock(), alert.subject_id))
         return super().on_alert(alert)
 
     def on_recognition(self, *args, **kwargs):
         self.steps += 1  # over the whole run (the session's own rate is of the last seconds)
         return super().on_recognition(*args, **kwargs)
+
+
+class SceneClock:
+    """The deterministic mode's clock: scene time, set frame by frame (recognition takes no
+    time on it, so every frame is detected before the next one is shown)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingTracker(FaceTracker):
+    """The pipeline's tracker, keeping what every detection step found: ``(t, boxes)`` of each
+    step, appended when the tracks are updated, and how many steps were in when the tracks were
+    last read to draw a frame (both under the pipeline's lock: exactly the steps that frame's
+    boxes come from)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.steps: list[tuple[float, np.ndarray]] = []
+        self.steps_drawn = 0
+
+    @property
+    def tracks(self):
+        self.steps_drawn = len(self.steps)
+        return super().tracks
+
+    def update(self, boxes, t):
+        update = super().update(boxes, t)
+        self.steps.append((float(t), np.asarray(boxes, dtype=float).reshape(-1, 4).copy()))
+        return update
+
+
+#: Why a shown face had no box on a frame (``uncovered`` in the results), decided from the
+#: detection steps done before the frame was drawn:
+#: - ``no_step_since_entry``: no step has yet run on a frame showing the face (real-time
+#:   scheduling: the first box is on its way);
+#: - ``never_detected``: steps ran on frames showing it, none found it (detector recall);
+#: - ``missed_by_latest_step``: found before, not by the latest step, and the hold window did
+#:   not bridge the gap (detector recall, or steps too far apart for the hold);
+#: - ``detected_not_drawn``: the latest step found it, yet no box was drawn on it (tracking:
+#:   association, the drawing rule, a prediction off the face).
+UNCOVERED_REASONS = (
+    "no_step_since_entry",
+    "never_detected",
+    "missed_by_latest_step",
+    "detected_not_drawn",
+)
+
+
+def _face_rect(scene: SceneScript, index: int, t: float) -> np.ndarray | None:
+    for k, rect in scene.placements(t):
+        if k == index:
+            return rect
+    return None
+
+
+def _found(scene: SceneScript, index: int, t: float, boxes: np.ndarray) -> bool:
+    """Whether one of ``boxes`` (a step on the frame at scene time ``t``) is centred on face
+    ``index`` (the scene's ground truth, as box coverage counts)."""
+    rect = _face_rect(scene, index, t)
+    if rect is None or not len(boxes):
+        return False
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    return bool(((cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])).any())
+
+
+def uncovered_reason(scene: SceneScript, index: int, steps: list[tuple[float, np.ndarray]]) -> str:
+    """One of :data:`UNCOVERED_REASONS` for face ``index`` without a box on a frame, from the
+    detection steps ``(scene time, boxes)`` completed before that frame was drawn."""
+    start = scene.appearances[index].start_s
+    seen = [(t, boxes) for t, boxes in steps if t >= start - 1e-9]
+    if not seen:
+        return "no_step_since_entry"
+    if _found(scene, index, *seen[-1]):
+        return "detected_not_drawn"
+    if any(_found(scene, index, t, boxes) for t, boxes in seen[:-1]):
+        return "missed_by_latest_step"
+    return "never_detected"
 
 
 class EmbedCounter:
@@ -316,9 +419,7 @@ def detector_where(engine) -> str:
     return "dlib HOG on the CPU"
 
 
-def run(args: argparse.Namespace) -> Result:
-    if args.cores and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))
+def _load_engine(args: argparse.Namespace):
     choice = EngineChoice(
         backend=args.engine,
         detector=args.dlib_detector,
@@ -334,6 +435,24 @@ def run(args: argparse.Namespace) -> Result:
         )
     else:
         engine = choice.load()  # refuses a GPU asked for and absent
+    return choice, engine
+
+
+def _live_detector(args: argparse.Namespace, engine):
+    """The detector the pipeline runs (``None``: the engine's) and how the results name it."""
+    if not args.detector.startswith("blazeface"):
+        return None, f"engine ({detector_where(engine)})"
+    from lfr_eval.faces import BlazeFaceDetector
+
+    model, _, tiles = args.detector.removeprefix("blazeface-").partition("-tiles")
+    detector = BlazeFaceDetector(model, tiles=int(tiles or 1), threads=1)
+    return detector, detector.describe()
+
+
+def run(args: argparse.Namespace) -> Result:
+    if args.cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))
+    choice, engine = _load_engine(args)
     people = load_people(engine)
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         watchlist = Watchlist.open(workspace=tmp)
@@ -352,7 +471,10 @@ def run(args: argparse.Namespace) -> Result:
         people, args.duration, args.fps, args.group_size, (args.width, args.height)
     )
     counter = EmbedCounter(engine)
-    session = TimedSession()
+    # deterministic: recognition inline on every frame, on the scene's clock (detector and
+    # tracker alone, no scheduling); real time: the app's worker thread on the wall clock
+    clock = SceneClock() if args.deterministic else time.monotonic
+    session = TimedSession(clock=clock)
     width = None if args.detection_width == 0 else args.detection_width
     settings = LiveSettings(
         threshold=args.threshold,
@@ -361,43 +483,65 @@ def run(args: argparse.Namespace) -> Result:
         recognition_cpu_share=args.cpu_share,
         min_detection_interval_s=args.min_detection_interval,
     )
-    detector = None
-    detector_label = f"engine ({detector_where(engine)})"
-    if args.detector.startswith("blazeface"):
-        from lfr_eval.faces import BlazeFaceDetector
-
-        model, _, tiles = args.detector.removeprefix("blazeface-").partition("-tiles")
-        detector = BlazeFaceDetector(model, tiles=int(tiles or 1), threads=1)
-        detector_label = detector.describe()
+    detector, detector_label = _live_detector(args, engine)
     pipeline = LivePipeline(
-        counter, WatchlistHolder(live_watchlist), settings, session=session, detector=detector
+        counter,
+        WatchlistHolder(live_watchlist),
+        settings,
+        session=session,
+        detector=detector,
+        background=not args.deterministic,
+        clock=clock,
     )
+    # before the first frame (the worker has nothing to track yet)
+    tracker = pipeline._tracker = RecordingTracker(max_missing_s=settings.snapshot().max_missing_s)
     busy = [_spin_core() for _ in range(args.busy_cores)]
     load_before = os.getloadavg()[0]
 
     latencies = []
     covered = shown = drawn = false_boxes = empty_frames = lost_after_first = 0
     first_box: dict[int, float] = {}  # appearance -> seconds from entering to its first box
+    # (frame, appearance, detection steps done by then) of every shown face without a box
+    uncovered: list[tuple[int, int, int]] = []
     frames = None
     if args.width * args.height > 640 * 480:
         # a 1080p scene with 10 faces takes tens of ms to draw: a camera thread draws it ahead
         # (640x480 is drawn in the loop's idle time, as in the figures of RESULTS.md)
         frames = camera(scene)
         time.sleep(min(2.0, 0.02 * frames.maxsize))  # let it fill its queue
-    start = time.monotonic() + 0.5
-    for i in range(scene.n_frames):
+    start = 0.0 if args.deterministic else time.monotonic() + 0.5
+    wall_start = time.monotonic()
+    frame_time: dict[float, float] = {}  # pipeline time of each frame handed over -> scene time
+    next_frame = dropped = 0
+    while next_frame < scene.n_frames:
+        i, next_frame = next_frame, next_frame + 1
+        if not args.deterministic:
+            # A camera does not wait: when the loop is late (a starved video thread), the
+            # frames it missed are gone and it takes the newest, so scene time stays wall time.
+            newest = int((time.monotonic() - start) * scene.fps)
+            if newest > i:
+                skip = min(newest, scene.n_frames - 1) - i
+                for _ in range(skip if frames is not None else 0):
+                    frames.get()
+                dropped, i, next_frame = dropped + skip, i + skip, i + skip + 1
         due = start + scene.frame_time(i)
         # the camera's work, not timed
         frame_rgb = frames.get() if frames is not None else scene.render(scene.frame_time(i))
-        wait = due - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        if args.deterministic:
+            clock.now = due
+        else:
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
         incoming = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
         t0 = time.monotonic()
         # what the page's frame callback does
-        annotated, result = pipeline.render(incoming.to_ndarray(format="rgb24"))
+        t_frame = clock()
+        frame_time[t_frame] = scene.frame_time(i)
+        annotated, result = pipeline.render(incoming.to_ndarray(format="rgb24"), t_frame)
         av.VideoFrame.from_ndarray(annotated, format="rgb24")
         latencies.append(time.monotonic() - t0)
+        n_steps = tracker.steps_drawn
         # box coverage: a face shown (mostly inside the frame) with a drawn box on it
         boxes = np.array([tr.box for tr in result.tracks], float).reshape(-1, 4)
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
@@ -405,11 +549,13 @@ def run(args: argparse.Namespace) -> Result:
         lost_after_first += lost
         s, c = scene.box_coverage(scene.frame_time(i), boxes)  # the one definition
         shown, covered = shown + s, covered + c
+        if c < s:
+            uncovered += [(i, k, n_steps) for k in _faces_without_box(scene, i, cx, cy)]
         # a box drawn where no face is (lingering after the face left, or a false detection)
         drawn += len(boxes)
         false_boxes += int((~on_a_face).sum())
         empty_frames += bool((~on_a_face).any())
-    wall = time.monotonic() - start
+    wall = time.monotonic() - wall_start - (0.0 if args.deterministic else 0.5)
     load_after = os.getloadavg()[0]
     for process in busy:
         process.terminate()
@@ -420,38 +566,26 @@ def run(args: argparse.Namespace) -> Result:
     steps = [st for st in pipeline.duty_cycle.recent_steps() if st[0] >= start]
     busy_used = sum(end - begin for begin, end, _ in steps) / wall
     cpu_used = sum(cpu for _, _, cpu in steps) / wall
-    pipeline.close()
+    pipeline.close()  # joins the worker: every alert that will come is in
 
-    delays, missed, per_passage = [], 0, []
-    for subject, enter, leave in truth:
-        hits = [
-            t - (start + enter)
-            for t, s in session.raised
-            if s == subject and start + enter <= t <= start + leave + 0.5
-        ]
-        per_passage.append(len(hits))
-        if hits:
-            delays.append(min(hits))
-        else:
-            missed += 1
-        if args.verbose:
-            size = sum(1 for a in scene.appearances if a.start_s == enter)
-            print(
-                f"  {subject} with {size - 1} stranger(s), entering at {enter:.1f} s: "
-                + (f"alert after {min(hits):.3f} s" if hits else "no alert")
-            )
-    false_alerts = sum(
-        1
-        for t, s in session.raised
-        if not any(s == subj and start + e <= t <= start + leave + 0.5 for subj, e, leave in truth)
-    )
+    # what each detection step found, at the scene time of its frame
+    detections = [(frame_time[t], boxes) for t, boxes in tracker.steps]
+    reasons = _uncovered_reasons(scene, detections, uncovered, verbose=args.verbose)
+    passages = [Passage(subject, enter, leave) for subject, enter, leave in truth]
+    # scene time; every alert is in (until=None): the pipeline has stopped
+    attributed = alerts_per_passage(passages, [(t - start, s) for t, s in session.raised])
+    delays = list(attributed.time_to_alert_s)
+    if args.verbose:
+        _print_passages(scene, passages, attributed)
     lat_ms = np.array(latencies) * 1000
     return Result(
+        mode="deterministic" if args.deterministic else "real time",
         source_fps=args.fps,
         frame_size=f"{args.width}x{args.height}",
         duration_s=round(wall, 2),
         cores=args.cores,
         displayed_fps=round(len(latencies) / wall, 2),
+        source_frames_dropped=dropped,
         frame_latency_ms_p50=round(float(np.percentile(lat_ms, 50)), 2),
         frame_latency_ms_p95=round(float(np.percentile(lat_ms, 95)), 2),
         frame_latency_ms_max=round(float(lat_ms.max()), 2),
@@ -471,11 +605,15 @@ def run(args: argparse.Namespace) -> Result:
         uncovered_after_first_box=round(lost_after_first / max(1, shown), 4),
         false_box_rate=round(false_boxes / max(1, drawn), 4),
         empty_space_box_frames=round(empty_frames / max(1, len(latencies)), 4),
-        listed_appearances=len(truth),
-        alerts_per_passage=round(float(np.mean(per_passage)) if per_passage else 0.0, 3),
+        uncovered={k: round(v / max(1, shown), 4) for k, v in reasons.items()},
+        detection_steps=len(detections),
+        listed_appearances=attributed.passages,
+        alerts_per_passage=round(attributed.alerts_per_passage, 3),
         alerts=len(session.raised),
-        missed_alerts=missed,
-        false_alerts=false_alerts,
+        missed_alerts=attributed.missed,
+        split_passages=attributed.split,
+        late_alerts=attributed.late_alerts,
+        false_alerts=attributed.unattributed_alerts,
         time_to_alert_s_median=None if not delays else round(float(np.median(delays)), 3),
         time_to_alert_s_p95=None if not delays else round(float(np.percentile(delays, 95)), 3),
         time_to_alert_s_max=None if not delays else round(max(delays), 3),
@@ -514,6 +652,50 @@ def _boxes_on_faces(
         elif index in first_box:
             lost += 1
     return on_a_face, lost
+
+
+def _uncovered_reasons(
+    scene: SceneScript,
+    steps: list[tuple[float, np.ndarray]],
+    uncovered: list[tuple[int, int, int]],
+    *,
+    verbose: bool = False,
+) -> dict[str, int]:
+    """Face-frames without a box, counted by :data:`UNCOVERED_REASONS`."""
+    reasons = dict.fromkeys(UNCOVERED_REASONS, 0)
+    for i, index, n_steps in uncovered:
+        reason = uncovered_reason(scene, index, steps[:n_steps])
+        reasons[reason] += 1
+        if verbose and reason == "detected_not_drawn":
+            t, found = steps[n_steps - 1]
+            print(
+                f"  frame {i} ({scene.frame_time(i):.3f} s): face {index} found by the step on "
+                f"the frame at {t:.3f} s ({len(found)} boxes), not drawn"
+            )
+    return reasons
+
+
+def _print_passages(scene: SceneScript, passages: list[Passage], attributed) -> None:
+    alerted = iter(attributed.time_to_alert_s)
+    for passage, n in zip(passages, attributed.alerts, strict=True):
+        size = sum(1 for a in scene.appearances if a.start_s == passage.start_s)
+        print(
+            f"  {passage.subject_id} with {size - 1} stranger(s), entering at "
+            f"{passage.start_s:.1f} s: "
+            + (f"{n} alert(s), first after {next(alerted):.3f} s" if n else "no alert")
+        )
+
+
+def _faces_without_box(scene: SceneScript, i: int, cx: np.ndarray, cy: np.ndarray) -> list[int]:
+    """Appearances shown on frame ``i`` (:meth:`SceneScript.box_coverage`'s rule) with no drawn
+    box centred on them."""
+    out = []
+    for index, rect in scene.placements(scene.frame_time(i)):
+        if rect[2] - rect[0] < SHOWN_FRACTION * scene.appearances[index].width:
+            continue
+        if not ((cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])).any():
+            out.append(index)
+    return out
 
 
 def _spin_core():
@@ -595,6 +777,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the GPU live path's scene: 1920x1080, 10 faces, full-frame detection, "
         "no pause between detection steps, 20 s",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="recognition inline on every frame on the scene's clock: what detector and tracker "
+        "give without real-time scheduling (fps and latencies then mean nothing)",
     )
     parser.add_argument("--quick", action="store_true", help="a 9 s scene, to check the script")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")

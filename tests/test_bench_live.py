@@ -62,3 +62,20 @@ def test_models_that_find_no_real_face_are_refused_clearly(capsys, tmp_path) -> 
     assert code == 2
     err = capsys.readouterr().err
     assert "finds no face" in err and "test-built InsightFace pack" in err, err
+
+
+def test_uncovered_face_frames_are_told_apart_by_the_steps_before_them() -> None:
+    """The box-coverage breakdown: a face without a box is waiting for its first detection
+    step, missed by the detector (never, or in the latest step), or found and not drawn."""
+    photo = np.full((100, 100, 3), 128, np.uint8)
+    scene = bench_live.SceneScript(
+        (bench_live.FaceAppearance(photo, 1.0, 3.0, 100, 100, width=100),),
+        duration_s=3.0,
+        fps=10,
+    )
+    on_face, elsewhere = np.array([[120, 120, 180, 180.0]]), np.array([[400, 300, 460, 360.0]])
+    reason = bench_live.uncovered_reason
+    assert reason(scene, 0, [(0.5, on_face)]) == "no_step_since_entry"  # before it entered
+    assert reason(scene, 0, [(1.0, elsewhere), (1.1, np.zeros((0, 4)))]) == "never_detected"
+    assert reason(scene, 0, [(1.0, on_face), (1.1, elsewhere)]) == "missed_by_latest_step"
+    assert reason(scene, 0, [(1.0, elsewhere), (1.1, on_face)]) == "detected_not_drawn"

@@ -71,7 +71,8 @@ def test_browser_figures_from_a_log() -> None:
             )
             t += 0.1
     first_listed = frames[5].t  # frame 5 = 0.5 s, the passage's first frame
-    figures = browser_figures(frames, scene, [first_listed + 0.3])
+    # the alerts were collected well after the log's last frame (1003.9 s)
+    figures = browser_figures(frames, scene, [first_listed + 0.3], until=1010.0)
     assert figures.frames == 40 and figures.unstamped == 0
     assert figures.received_size == (320, 240)
     assert figures.callback_fps == pytest.approx(10.0)
@@ -80,6 +81,13 @@ def test_browser_figures_from_a_log() -> None:
     assert figures.passages == 2 and figures.missed_passages == 1
     assert figures.alerts_per_passage == 0.5
     assert figures.time_to_alert_s == pytest.approx((0.3,))
+    # collected at 1004.5 s: loop 2's passage ended 1.1 s before, too soon to say its alert
+    # will not come, so it is not judged (a run's last passage is not a miss); loop 1's is
+    now = browser_figures(frames, scene, [first_listed + 0.3], until=1004.5)
+    assert now.passages == 1 and now.missed_passages == 0 and now.alerts_per_passage == 1.0
+    # collected at the last frame: neither passage ended 3 s before
+    assert browser_figures(frames, scene, [first_listed + 0.3]).passages == 0
     # until: only what came before (the first loop)
     early = browser_figures(frames, scene, [first_listed + 0.3], until=frames[19].t)
-    assert early.passages == 1 and early.box_coverage == 1.0
+    assert early.box_coverage == 1.0
+    assert early.passages == 0  # its passage ended 0.5 s before: too soon to judge

@@ -91,3 +91,50 @@ def test_a_face_hidden_longer_than_the_window_comes_back_as_a_new_face() -> None
         tracker.update(NONE, t)
     assert tracker.get(1) is None
     assert tracker.update(_box(100, 100)[None], 1.0).new_track_ids == (2,)
+
+
+def test_a_jittering_face_keeps_one_track_at_thirty_steps_a_second() -> None:
+    """A detector's boxes wobble by a few pixels and a few percent in size from frame to frame
+    (BlazeFace's anchors, HOG's pyramid): one face, one track, never a duplicate."""
+    rng = np.random.default_rng(7)
+    tracker = FaceTracker(max_missing_s=0.7)
+    for step in range(90):
+        t = step / 30
+        size = 100 * (1 + rng.uniform(-0.06, 0.06))
+        box = _box(200 + 8 * t + rng.uniform(-5, 5), 120 + rng.uniform(-5, 5), size)
+        update = tracker.update(box[None], t)
+        assert update.track_ids == (1,) and update.new_track_ids == (() if step else (1,))
+    assert tracker.n_started == 1 and len(tracker.tracks) == 1
+
+
+def test_neighbours_are_assigned_by_overlap_not_by_order() -> None:
+    """Two faces side by side, detected in either order and one of them missed now and then:
+    each detection goes to its own face's track (optimal assignment over IoU), so neither face
+    takes the other's track and no extra track starts."""
+    tracker = FaceTracker(max_missing_s=0.7)
+    left, right = _box(100, 100), _box(230, 100)
+    first = tracker.update(np.stack([left, right]), 0.0).track_ids
+    for step in range(1, 30):
+        t = step * 0.05
+        found = [(left, first[0]), (right, first[1])]
+        if step % 7 == 0:
+            found = found[1:]  # the left face missed in this step
+        if step % 2:
+            found = found[::-1]
+        update = tracker.update(np.stack([b for b, _ in found]), t)
+        assert update.track_ids == tuple(tid for _, tid in found)
+    assert tracker.n_started == 2
+
+
+def test_a_face_found_again_reports_how_long_it_was_unseen() -> None:
+    tracker = FaceTracker(max_missing_s=0.7)
+    tracker.update(_box(100, 100)[None], 0.0)
+    tracker.update(_box(100, 100)[None], 0.1)
+    assert not tracker.get(1).reacquired and tracker.get(1).unseen_before_s == 0.0
+    for t in (0.2, 0.3, 0.4, 0.5):
+        tracker.update(NONE, t)
+    tracker.update(_box(100, 100)[None], 0.6)
+    track = tracker.get(1)
+    assert track.reacquired and abs(track.unseen_before_s - 0.5) < 1e-9
+    tracker.update(_box(100, 100)[None], 0.7)  # consecutive again
+    assert not tracker.get(1).reacquired and tracker.get(1).unseen_before_s == 0.0

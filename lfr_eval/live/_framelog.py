@@ -27,6 +27,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lfr_eval.live._scene import ALERT_GRACE_S as _ALERT_GRACE_S
+from lfr_eval.live._scene import Passage, alerts_per_passage
+
 if TYPE_CHECKING:
     from lfr_eval.live._scene import SceneScript
 
@@ -182,8 +185,9 @@ def read_frame_log(path: str | os.PathLike[str]) -> list[LoggedFrame]:
     return frames
 
 
-#: Seconds after a passage's last frame in which an alert still counts for it.
-ALERT_GRACE_S = 3.0
+#: Seconds after a passage's last frame in which an alert still counts for it (the rule is
+#: :func:`lfr_eval.live._scene.alerts_per_passage`, shared with ``bench_live.py``).
+ALERT_GRACE_S = _ALERT_GRACE_S
 
 
 @dataclass(frozen=True)
@@ -204,10 +208,12 @@ class BrowserFigures:
         Face-frames with a drawn box on the face, of face-frames shown
         (:meth:`SceneScript.box_coverage`), in [0, 1].
     passages : int
-        Complete passages of a listed person in the log.
+        Passages of a listed person seen whole in the log and ended at least
+        :data:`ALERT_GRACE_S` before the alerts were collected.
     alerts_per_passage : float
         Alerts per passage (an alert counts for the latest passage begun before it, up to
-        :data:`ALERT_GRACE_S` after its end); 1 is right.
+        :data:`ALERT_GRACE_S` after its end: :func:`lfr_eval.live._scene.alerts_per_passage`);
+        1 is right.
     missed_passages : int
         Passages without an alert.
     time_to_alert_s : tuple of float
@@ -272,7 +278,6 @@ def browser_figures(
         s, c = scene.box_coverage(at(frame), frame.boxes * scale)
         shown, covered = shown + s, covered + c
     listed = [a for a in scene.appearances if a.label == listed_label]
-    passages, per_passage, delays = 0, [], []
     spans = []  # (first frame's arrival, last frame's arrival) of every passage seen whole
     for n in range(loop + 1):
         in_loop = [f for f, k in zip(stamped, loops, strict=True) if k == n]
@@ -285,20 +290,15 @@ def browser_figures(
             if at(during[0]) > face.start_s + 0.25:
                 continue
             spans.append((during[0].t, during[-1].t))
-    # Each alert belongs to the latest passage that began before it, if raised no later than
-    # ALERT_GRACE_S after that passage's last frame (on a loaded machine recognition can finish
-    # a second or two after the person left the picture).
-    owner = [
-        max((k for k, (start, _) in enumerate(spans) if start <= t), default=None)
-        for t in alert_times
-    ]
-    for k, (start, end) in enumerate(spans):
-        hits = [t for t, o in zip(alert_times, owner, strict=True) if o == k]
-        hits = [t for t in hits if t <= end + ALERT_GRACE_S]
-        passages += 1
-        per_passage.append(len(hits))
-        if hits:
-            delays.append(round(min(hits) - start, 3))
+    # One rule for every benchmark: an alert belongs to the latest passage begun before it, up
+    # to ALERT_GRACE_S after that passage's last frame; a passage that ended less than that
+    # before the alerts were collected is not judged (its alert may still have been coming).
+    attributed = alerts_per_passage(
+        [Passage(listed_label, start, end) for start, end in spans],
+        [(t, listed_label) for t in alert_times],
+        grace_s=ALERT_GRACE_S,
+        until=until if until is not None else (window[-1].t if window else None),
+    )
     wall = stamped[-1].t - stamped[0].t if len(stamped) > 1 else 0.0
     return BrowserFigures(
         frames=len(stamped),
@@ -306,8 +306,8 @@ def browser_figures(
         callback_fps=round((len(stamped) - 1) / wall, 2) if wall > 0 else 0.0,
         received_size=max(sizes, key=lambda k: sizes[k]) if sizes else (0, 0),
         box_coverage=round(covered / shown, 4) if shown else 0.0,
-        passages=passages,
-        alerts_per_passage=round(float(np.mean(per_passage)), 3) if per_passage else 0.0,
-        missed_passages=sum(1 for k in per_passage if k == 0),
-        time_to_alert_s=tuple(delays),
+        passages=attributed.passages,
+        alerts_per_passage=round(attributed.alerts_per_passage, 3),
+        missed_passages=attributed.missed,
+        time_to_alert_s=attributed.time_to_alert_s,
     )

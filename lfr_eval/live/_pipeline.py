@@ -214,6 +214,9 @@ class _Recognition:
     capture: np.ndarray | None = None
     embedding: np.ndarray | None = None
     alerted_subjects: set[str] = field(default_factory=set)
+    #: the track was found again after its box had been hidden: who it shows is unknown (not
+    #: drawn as the person last checked) until it is checked again
+    pending: bool = False
 
 
 def _as_live_watchlist(value: LiveWatchlist | SearchIndex | None) -> LiveWatchlist | None:
@@ -413,6 +416,8 @@ class LivePipeline:
                 if not _drawn(track, t, config):
                     continue  # kept a little longer for association, but not drawn
                 rec = self._recognition.get(track.track_id)
+                if rec is not None and rec.pending:
+                    rec = None  # drawn as "checking", not as whoever stood there before
                 score = None if rec is None else rec.score
                 views.append(
                     TrackView(
@@ -561,7 +566,7 @@ class LivePipeline:
         config: LiveConfig,
         watchlist: LiveWatchlist | None,
     ) -> bool:
-        if rec is None or rec.checked_t is None or rec.watchlist is not watchlist:
+        if rec is None or rec.pending or rec.checked_t is None or rec.watchlist is not watchlist:
             return True
         if track.reacquired:
             return True  # hidden for a moment: is it still the same person?
@@ -593,6 +598,11 @@ class LivePipeline:
                 self._recognition.pop(track_id, None)  # its capture is dropped from memory
             tracks = {tid: self._tracker.get(tid) for tid in update.track_ids}
             recs = {tid: self._recognition.get(tid) for tid in update.track_ids}
+            for tid, rec in recs.items():
+                # hidden longer than the hold window, then found in its place: maybe someone
+                # else (another group stepping in); until checked it shows nobody's name
+                if rec is not None and tracks[tid].unseen_before_s > config.hold_unseen_s:
+                    rec.pending = True
             self._watchlist_size = 0 if watchlist is None else watchlist.size
         for track_id in update.new_track_ids:
             self.session.on_new_face(track_id, t)
@@ -602,15 +612,15 @@ class LivePipeline:
             for i, tid in enumerate(update.track_ids)
             if self._needs_check(recs[tid], tracks[tid], t, config, watchlist)
         ]
+
         # Faces never checked go first, then faces seen again after a gap, then routine
         # re-checks; each face is searched and can alert before the next one is embedded, so a
         # listed person entering with strangers is not kept waiting for their embeddings.
-        due.sort(
-            key=lambda i: (
-                recs[update.track_ids[i]] is not None,
-                not tracks[update.track_ids[i]].reacquired,
-            )
-        )
+        def urgency(i: int) -> tuple[bool, bool]:
+            rec, track = recs[update.track_ids[i]], tracks[update.track_ids[i]]
+            return rec is not None, not (track.reacquired or (rec is not None and rec.pending))
+
+        due.sort(key=urgency)
         searchable = watchlist is not None and watchlist.size > 0
         if searchable:
             # A few faces per step, most urgent first; the rest stay due for the next step. A
@@ -690,7 +700,12 @@ class LivePipeline:
         due: list[tuple[int, _Recognition, TrackState]] = []
         with self._state_lock:
             for track_id, rec in self._recognition.items():
-                if rec.score is None or rec.score < config.threshold or rec.subject_id is None:
+                if (
+                    rec.pending  # who stands there now is not known yet
+                    or rec.score is None
+                    or rec.score < config.threshold
+                    or rec.subject_id is None
+                ):
                     continue
                 subject = rec.subject_id
                 seen = rec.checked_t if rec.checked_t is not None else t

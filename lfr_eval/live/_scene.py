@@ -10,7 +10,7 @@ known exactly, so the time from a face entering to its alert can be measured.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,6 +162,120 @@ class SceneScript:
     def entries(self, label: str | None = None) -> list[float]:
         """Start times of the appearances (of one label if given), sorted, seconds."""
         return sorted(a.start_s for a in self.appearances if label is None or a.label == label)
+
+
+#: Seconds after a passage's end in which an alert for its person still counts for it: on a
+#: busy machine recognition can finish a second or two after the person left the picture.
+ALERT_GRACE_S = 3.0
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One passage of a listed person through the scene (ground truth).
+
+    Attributes
+    ----------
+    subject_id : str
+        Who (the watchlist subject the alert should name).
+    start_s, end_s : float
+        First and last moment the person is in the picture, seconds on the caller's clock (the
+        same clock as the alert times given to :func:`alerts_per_passage`).
+    """
+
+    subject_id: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class PassageAlerts:
+    """Alerts attributed to passages: what "one passage, one alert" measured.
+
+    Attributes
+    ----------
+    passages : int
+        Passages judged (ended at least ``grace_s`` before the alerts were collected).
+    alerts : tuple of int
+        Alerts counted for each judged passage, in passage order (1 is right; 0 is a missed
+        passage, 2 or more a passage split into several alerts).
+    time_to_alert_s : tuple of float
+        For each alerted passage, seconds from its start to its first alert.
+    late_alerts : int
+        First alerts raised after their person had left the picture (within ``grace_s``).
+    unattributed_alerts : int
+        Alerts naming a subject with no passage of theirs begun before it, or raised more than
+        ``grace_s`` after that passage ended: false alerts.
+    """
+
+    passages: int
+    alerts: tuple[int, ...]
+    time_to_alert_s: tuple[float, ...]
+    late_alerts: int
+    unattributed_alerts: int
+
+    @property
+    def alerts_per_passage(self) -> float:
+        """Mean alerts per judged passage (0.0 when none was judged)."""
+        return float(np.mean(self.alerts)) if self.alerts else 0.0
+
+    @property
+    def missed(self) -> int:
+        """Judged passages without an alert."""
+        return sum(1 for n in self.alerts if n == 0)
+
+    @property
+    def split(self) -> int:
+        """Judged passages with more than one alert."""
+        return sum(1 for n in self.alerts if n > 1)
+
+
+def alerts_per_passage(
+    passages: Sequence[Passage],
+    alerts: Sequence[tuple[float, str]],
+    *,
+    grace_s: float = ALERT_GRACE_S,
+    until: float | None = None,
+) -> PassageAlerts:
+    """Attribute alerts to the passages of listed people (the one rule for every benchmark).
+
+    An alert ``(t, subject_id)`` belongs to the latest passage of that subject begun at or
+    before ``t``, if ``t`` is no later than ``grace_s`` after that passage's end. A passage
+    that ended less than ``grace_s`` before ``until`` (when the alerts were collected) is not
+    judged, and neither are its alerts: its alert may simply not have come yet.
+
+    Parameters
+    ----------
+    passages : sequence of Passage
+    alerts : sequence of (float, str)
+        Time each alert was raised (the passages' clock) and the subject it names.
+    grace_s : float
+        See :data:`ALERT_GRACE_S` (>= 0).
+    until : float, optional
+        When the alerts were collected; ``None`` when every alert that will ever come is in
+        (the pipeline has stopped).
+    """
+    order = sorted(range(len(passages)), key=lambda k: passages[k].start_s)
+    judged = [until is None or passages[k].end_s + grace_s <= until for k in range(len(passages))]
+    hits: dict[int, list[float]] = {k: [] for k in range(len(passages))}
+    unattributed = 0
+    for t, subject in alerts:
+        owner = None
+        for k in order:
+            if passages[k].subject_id == subject and passages[k].start_s <= t:
+                owner = k
+        if owner is None or t > passages[owner].end_s + grace_s:
+            unattributed += 1
+        elif judged[owner]:
+            hits[owner].append(t)
+    counted = [k for k in order if judged[k]]
+    alerted = [k for k in counted if hits[k]]
+    return PassageAlerts(
+        passages=len(counted),
+        alerts=tuple(len(hits[k]) for k in counted),
+        time_to_alert_s=tuple(round(min(hits[k]) - passages[k].start_s, 3) for k in alerted),
+        late_alerts=sum(1 for k in alerted if min(hits[k]) > passages[k].end_s),
+        unattributed_alerts=unattributed,
+    )
 
 
 def write_y4m(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float) -> Path:

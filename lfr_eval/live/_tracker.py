@@ -82,6 +82,9 @@ class TrackState:
     reacquired : bool
         Matched in the latest step after being missed in the steps before: the face may have
         been hidden, or someone else may have stepped into its place.
+    unseen_before_s : float
+        When ``reacquired``: how long the track had gone undetected before this match, seconds
+        (0 otherwise).
     """
 
     track_id: int
@@ -92,6 +95,7 @@ class TrackState:
     hits: int
     misses: int = 0
     reacquired: bool = False
+    unseen_before_s: float = 0.0
 
     def predict(self, t: float, *, max_extrapolation_s: float = 0.7) -> np.ndarray:
         """Box expected at stream time ``t``, moving at the track's velocity.
@@ -287,4 +291,5 @@ class FaceTracker:
             hits=track.hits + 1,
             misses=0,
             reacquired=track.misses > 0,
+            unseen_before_s=float(dt) if track.misses > 0 else 0.0,
         )
