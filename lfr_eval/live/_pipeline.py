@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import cv2
 import numpy as np
@@ -43,6 +43,9 @@ from lfr_eval.live._session import LiveSession
 from lfr_eval.live._settings import LiveConfig, LiveSettings, default_same_face_similarity
 from lfr_eval.live._tracker import FaceTracker, TrackState, box_iou
 from lfr_eval.search import SearchIndex
+
+if TYPE_CHECKING:
+    from lfr_eval.watchlist import Watchlist
 
 LOGGER = logging.getLogger("lfr_eval.live")
 
@@ -97,7 +100,7 @@ class LiveWatchlist:
         return self.names.get(subject_id, subject_id)
 
     @classmethod
-    def from_watchlist(cls, watchlist, engine: FaceEngine) -> LiveWatchlist:
+    def from_watchlist(cls, watchlist: Watchlist, engine: FaceEngine) -> LiveWatchlist:
         """Snapshot a :class:`lfr_eval.watchlist.Watchlist` for ``engine``'s embedding space.
 
         Expired subjects are left out (they are not searched).
@@ -265,7 +268,7 @@ def crop_capture(
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     left, top = int(max(0, np.floor(x1 - mx))), int(max(0, np.floor(y1 - my)))
     right, bottom = int(min(width, np.ceil(x2 + mx))), int(min(height, np.ceil(y2 + my)))
-    capture = np.ascontiguousarray(frame[top:bottom, left:right]).copy()
+    capture: np.ndarray = np.ascontiguousarray(frame[top:bottom, left:right]).copy()
     if others is None or len(others) == 0:
         return capture
     for ox1, oy1, ox2, oy2 in np.asarray(others, dtype=float).reshape(-1, 4):
@@ -566,7 +569,13 @@ class LivePipeline:
         config: LiveConfig,
         watchlist: LiveWatchlist | None,
     ) -> bool:
-        if rec is None or rec.pending or rec.checked_t is None or rec.watchlist is not watchlist:
+        if (
+            rec is None
+            or rec.pending
+            or rec.checked_t is None
+            or rec.checked_box is None
+            or rec.watchlist is not watchlist
+        ):
             return True
         if track.reacquired:
             return True  # hidden for a moment: is it still the same person?
@@ -596,7 +605,8 @@ class LivePipeline:
             update = self._tracker.update(boxes, t)
             for track_id in update.ended_track_ids:
                 self._recognition.pop(track_id, None)  # its capture is dropped from memory
-            tracks = {tid: self._tracker.get(tid) for tid in update.track_ids}
+            # every id in the update is a live track of the tracker's
+            tracks = {tid: cast(TrackState, self._tracker.get(tid)) for tid in update.track_ids}
             recs = {tid: self._recognition.get(tid) for tid in update.track_ids}
             for tid, rec in recs.items():
                 # hidden longer than the hold window, then found in its place: maybe someone
@@ -629,7 +639,7 @@ class LivePipeline:
             due = due[: config.max_faces_per_step]
         for i in due:
             track_id = update.track_ids[i]
-            if not searchable:
+            if not searchable or watchlist is None:
                 # Nothing to search: remember the check so the face is not embedded again.
                 rec = _Recognition(
                     checked_t=t, checked_box=tracks[track_id].box.copy(), watchlist=watchlist
@@ -674,6 +684,8 @@ class LivePipeline:
                 old is not None
                 and old.subject_id is not None
                 and old.subject_id == rec.subject_id
+                and old.score is not None
+                and rec.score is not None
                 and min(old.score, rec.score) >= config.threshold
             )
             if (
@@ -697,7 +709,7 @@ class LivePipeline:
     def _raise_alerts(self, config: LiveConfig, t: float, arrival: float) -> None:
         """Alert once per passage: once per track and subject, and not again for a subject
         matched within ``alert_cooldown_s`` (the same person on a new track after a miss)."""
-        due: list[tuple[int, _Recognition, TrackState]] = []
+        due: list[tuple[int, _Recognition, str, float, TrackState]] = []
         with self._state_lock:
             for track_id, rec in self._recognition.items():
                 if (
@@ -713,22 +725,25 @@ class LivePipeline:
                 if subject not in rec.alerted_subjects:
                     rec.alerted_subjects.add(subject)
                     if last is None or seen - last > config.alert_cooldown_s:
-                        due.append((track_id, rec, self._tracker.get(track_id)))
+                        # a recognition entry belongs to a live track (ended ones are dropped)
+                        track = cast(TrackState, self._tracker.get(track_id))
+                        due.append((track_id, rec, subject, rec.score, track))
                 self._subject_matched_t[subject] = seen if last is None else max(last, seen)
         # stream time now: the frame's time plus how long it has been in the pipeline
         now = t + (self._clock() - arrival)
-        for track_id, rec, track in due:
+        for track_id, rec, subject, score, track in due:
             alert = LiveAlert(
                 alert_id=uuid.uuid4().hex,
                 session_id=self.session.session_id,
                 track_id=track_id,
-                subject_id=rec.subject_id,
-                subject_name=rec.subject_name or rec.subject_id,
-                score=float(rec.score),
+                subject_id=subject,
+                subject_name=rec.subject_name or subject,
+                score=float(score),
                 threshold=float(config.threshold),
                 raised_at=datetime.now(timezone.utc),
                 time_to_alert_s=max(0.0, now - track.first_seen_t),
-                capture=rec.capture,
+                # a match (score set) always comes with its capture (see _recognise)
+                capture=cast(np.ndarray, rec.capture),
             )
             self.session.on_alert(alert)
 

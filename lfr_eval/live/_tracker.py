@@ -52,7 +52,8 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
     area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    iou: np.ndarray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return iou
 
 
 #: Shortest gap between two detections from which a speed is measured, seconds.
@@ -211,8 +212,8 @@ class FaceTracker:
 
         new_ids: list[int] = []
         out_ids: list[int] = []
-        for box, track_id in zip(boxes, assigned, strict=True):
-            if track_id < 0:
+        for box, assigned_id in zip(boxes, assigned, strict=True):
+            if assigned_id < 0:
                 track_id = self._next_id
                 self._next_id += 1
                 self._tracks[track_id] = TrackState(
@@ -223,10 +224,11 @@ class FaceTracker:
                     last_seen_t=float(t),
                     hits=1,
                 )
-                new_ids.append(int(track_id))
+                new_ids.append(track_id)
             else:
-                self._tracks[int(track_id)] = self._advance(self._tracks[int(track_id)], box, t)
-            out_ids.append(int(track_id))
+                track_id = int(assigned_id)
+                self._tracks[track_id] = self._advance(self._tracks[track_id], box, t)
+            out_ids.append(track_id)
 
         matched = set(out_ids)
         ended = []
