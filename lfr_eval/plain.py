@@ -288,12 +288,8 @@ def rate_cell(
 ) -> str:
     """One table cell for a rate and its interval, by this module's rules (the report's and the
     app's tables): ``"–"`` without a rate, else :func:`plain_rate` with ``style="number"``."""
-    if value is None or not math.isfinite(float(value)):
-        return "–"
-    return plain_rate(
-        float(value), float(low), float(high), errors=int(errors), confidence=confidence,
-        style="number",
-    ).text  # fmt: skip
+    figure = _table_figure(value, low, high, errors, confidence)
+    return "–" if figure is None else figure.text
 
 
 def interval_cell(
@@ -302,12 +298,19 @@ def interval_cell(
     """The interval part of :func:`rate_cell`, for a table that shows the rate in its own
     column ("95% CI 5.4e-05–0.00039", "upper end of the 95% CI; none seen", "these data
     cannot bound it")."""
+    figure = _table_figure(value, low, high, errors, confidence)
+    return "–" if figure is None else figure.interval_text
+
+
+def _table_figure(
+    value: float, low: float, high: float, errors: float, confidence: float
+) -> PlainFigure | None:
     if value is None or not math.isfinite(float(value)):
-        return "–"
+        return None
     return plain_rate(
         float(value), float(low), float(high), errors=int(errors), confidence=confidence,
         style="number",
-    ).interval_text  # fmt: skip
+    )  # fmt: skip
 
 
 def _percent(value: float) -> str:
