@@ -203,6 +203,15 @@ class ThresholdExplanation:
         return self.watchlist_size != self.evaluated_watchlist_size
 
     @property
+    def fpir_errors(self) -> int:
+        """The false positives the FPIR at the deployed N rests on, for the plain-language
+        rules (0: the figure is an upper bound): as measured at the evaluated N; for a
+        filler-gallery figure, none exactly when no search met a filler (its FPIR is 0)."""
+        if self.scaled_fpir is None:
+            return self.fpir_measured.errors
+        return 0 if self.fpir == 0 else max(self.fpir_measured.errors, 1)
+
+    @property
     def label(self) -> str:
         return "everyone" if self.attribute == ALL else f"{self.attribute} = {self.group}"
 
@@ -264,7 +273,7 @@ class ThresholdExplanation:
             self.expected_ci_low,
             self.expected_ci_high,
             total=non_mated,
-            errors=self.fpir_measured.errors,
+            errors=self.fpir_errors,
             confidence=self.fpir_measured.confidence,
             needs=needs,
         )
@@ -275,7 +284,7 @@ class ThresholdExplanation:
             self.fpir,
             self.fpir_ci_low,
             self.fpir_ci_high,
-            errors=self.fpir_measured.errors,
+            errors=self.fpir_errors,
             confidence=self.fpir_measured.confidence,
             needs=self.false_alerts_figure().needs,
         )
@@ -299,7 +308,7 @@ class ThresholdExplanation:
         # intervals by lfr_eval.plain's rules, as the report's tables write them
         fpir_ci = interval_cell(
             self.fpir, self.fpir_ci_low, self.fpir_ci_high,
-            errors=self.fpir_measured.errors, confidence=confidence,
+            errors=self.fpir_errors, confidence=confidence,
         )  # fmt: skip
         tpir_ci = interval_cell(
             self.tpir.rate, self.tpir.ci_low, self.tpir.ci_high,

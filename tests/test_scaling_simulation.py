@@ -20,6 +20,7 @@ WITHIN = [
     (50, 20, 200, 200, 1e-3, 1.5, 1.0),  # every search of a person alike, few people
     (2000, 1, 1000, 1000, 1e-4, 1.0, 0.0),  # independent searches
     (100, 10, 1000, 1000, 1e-5, 1.0, 0.8),  # rare false matches, strong clustering
+    (100, 50, 1000, 100, 1e-4, 1.0, 1.0),  # few people carry the false matches (see below)
 ]
 
 
@@ -59,3 +60,14 @@ def test_the_percentile_bootstrap_under_covers_where_people_are_few() -> None:
     bootstrap = float(np.mean((low <= truth) & (truth <= high)))
     ours = scaled_fpir_coverage(design, n_datasets=300, seed=0)
     assert bootstrap < 0.92 < ours.two_sided, (bootstrap, ours)
+
+
+def test_one_sided_bound_holds_where_few_people_carry_the_false_matches() -> None:
+    """The grid's worst cell for the beta bound alone (one-sided 0.928 with 4,000 data sets,
+    ``benchmarks/results/scaling_grid_worst_beta_only.md``): 100 people whose 50 searches share
+    one rate, N = F / 10. A sample that missed the heaviest people looks low and precise; the
+    bound with one more person as large as the largest seen (Fay & Feuer) keeps it >= 0.94."""
+    r = scaled_fpir_coverage(
+        ScalingDesign(100, 50, 1000, 100, 1e-4, 1.0, 1.0), n_datasets=1000, seed=5
+    )
+    assert r.upper >= 0.945, r  # 0.966 measured with 4,000 data sets (s.e. 0.003)

@@ -114,3 +114,33 @@ def test_sparse_bootstrap_equals_the_dense_product() -> None:
                        seed=7).table  # fmt: skip
     np.testing.assert_allclose(table["lower"], np.where(values.sum(0) > 0, dense[0], 0.0),
                                rtol=1e-10, atol=1e-14)  # fmt: skip
+
+
+def test_composite_summary_over_blocks_of_people_equals_the_dense_one() -> None:
+    """Beyond F the pooled model's interval rests on each person's composite FMR, summarised
+    a block of whole people at a time: the same statistics as from the dense sums."""
+    from lfr_eval.metrics import summarise_clusters
+    from lfr_eval.protocols._npl import _composite_summaries
+    from lfr_eval.protocols._scaling import SearchClusters, composite_fmr, person_sums
+
+    fc = _counts()
+    index = np.arange(len(THRESHOLDS))
+    counts, sizes, _ = fc.false_match_counts(THRESHOLDS, "ethnicity")
+    shares = np.array([0.3, 0.7])
+    values = composite_fmr(counts, sizes, shares)
+    female = fc.search_groups["sex"].to_numpy() == "female"
+    clusters = SearchClusters.of(fc.search_subjects, np.where(female, 0, 1))
+    subjects = np.asarray(fc.search_subjects)
+    masks = [np.ones(fc.n_searches, bool), female, ~female]
+    rates = np.stack([values[mask].mean(axis=0) for mask in masks])
+    for block in (7, 4096):  # many blocks (cut where a person ends), and one
+        got = _composite_summaries(fc, "ethnicity", index, sizes, shares, clusters, rates, block)
+        for (summary, largest), mask in zip(got, masks):
+            sums, trials = person_sums(values[mask], subjects[mask])
+            dense = summarise_clusters(sums, trials)
+            np.testing.assert_allclose(summary.errors, dense.errors, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(summary.variance, dense.variance, rtol=1e-9, atol=1e-20)
+            np.testing.assert_allclose(summary.df, dense.df, rtol=1e-9)
+            assert summary.n_subjects == dense.n_subjects
+            assert summary.effective_people == pytest.approx(dense.effective_people)
+            np.testing.assert_allclose(largest, sums.max(axis=0), rtol=1e-12)

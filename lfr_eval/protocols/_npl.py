@@ -69,6 +69,7 @@ from lfr_eval.protocols._scaling import (
     effective_people,
     extrapolation_range,
     interval_from_summary,
+    largest_person_sum,
     per_search_fpir,
     per_search_fpir_model,
     pooled_interval_from_rate,
@@ -83,6 +84,8 @@ from lfr_eval.wording import plural
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+
+    from lfr_eval.metrics import ClusterSummary
 
 MSG_TOO_FEW_SUBJECTS = (
     "the NPL design needs volunteers (subjects with {needed}+ images), fillers and strangers; "
@@ -475,6 +478,22 @@ class FillerCounts:
             for g, cells in enumerate(members):
                 out[:, g, :] = chunk[:, cells][:, :, index].sum(axis=1)
             yield a, out
+
+    def group_counts_of(
+        self, attribute: str | None, index: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        """Counts per label of ``attribute`` at thresholds ``index`` for the searches ``rows``
+        (ascending), shape (len(rows), n_labels, len(index)) int64: one block, read directly."""
+        cell_labels = self._cell_labels(attribute)
+        members = [np.flatnonzero(cell_labels == label) for label in sorted(set(cell_labels))]
+        path = getattr(self.counts, "filename", None)
+        source = self.counts if path is None else np.load(path, mmap_mode="r")
+        chunk = np.asarray(source[rows])
+        del source
+        out = np.empty((len(rows), len(members), len(index)), np.int64)
+        for g, cells in enumerate(members):
+            out[:, g, :] = chunk[:, cells][:, :, index].sum(axis=1)
+        return out
 
     def row_chunks(self, rows: int = 4096) -> Iterator[tuple[int, np.ndarray]]:
         """``(first row, counts[first : first + rows])`` over all searches.
@@ -909,6 +928,89 @@ def _bootstrap_interval(
     )
 
 
+def _composite_summaries(
+    filler_counts: FillerCounts,
+    attribute: str | None,
+    index: np.ndarray,
+    sizes: np.ndarray,
+    shares: np.ndarray,
+    clusters: SearchClusters,
+    rates: np.ndarray,
+    block: int = HISTOGRAM_ROWS,
+) -> list[tuple[ClusterSummary, np.ndarray]]:
+    """The clustered summary and largest per-person sum of each search's composite FMR
+    (:func:`composite_fmr`), for everyone and each group, over blocks of whole people.
+
+    The composite FMR changes at almost every threshold below a search's best score, so a
+    histogram of it would be about searches x thresholds; its summary needs only each person's
+    sums, one block of people at a time, and the rates (``rates``, (sets, m): each set's pooled
+    composite FMR, known from the counts' sums) to centre them.
+    """
+    from lfr_eval.metrics import ClusterSummary
+
+    order = np.argsort(clusters.clusters, kind="stable")  # rows of a person are consecutive
+    owner = clusters.person[clusters.clusters[order]]
+    # where each person starts; blocks of about ``block`` searches end where a person does
+    person_starts = np.concatenate([[0], np.flatnonzero(np.diff(owner)) + 1, [len(order)]])
+    ends = person_starts[np.searchsorted(person_starts, np.arange(block, len(order), block))]
+    starts = np.unique(np.concatenate([[0], ends, [len(order)]]))
+    n_sets = 1 + clusters.n_labels
+    m = rates.shape[1]
+    u2, u4, largest = (np.zeros((n_sets, m)) for _ in range(3))
+    n2 = np.zeros(n_sets)
+    people = np.zeros(n_sets, np.int64)
+    searches = np.zeros(n_sets)
+    for a, b in zip(starts[:-1], starts[1:]):
+        rows = np.sort(order[a:b])
+        values = composite_fmr(
+            filler_counts.group_counts_of(attribute, index, rows), sizes, shares
+        )
+        row_cluster = clusters.clusters[rows]
+        first = int(row_cluster.min())
+        local = row_cluster - first
+        span = int(row_cluster.max()) - first + 1
+        sums = np.zeros((span, m))
+        np.add.at(sums, local, values)
+        trials = np.bincount(local, minlength=span).astype(np.float64)
+        person = clusters.person[first : first + span]
+        label = clusters.label[first : first + span]
+        merged = np.zeros((int(person.max()) - int(person.min()) + 1, m))
+        np.add.at(merged, person - person.min(), sums)
+        merged_n = np.bincount(person - person.min(), weights=trials)
+        sets = [(merged, merged_n, 0)] + [
+            (sums[label == g], trials[label == g], g + 1) for g in range(clusters.n_labels)
+        ]
+        for v, n, k in sets:
+            keep = n > 0
+            v, n = v[keep], n[keep]
+            resid = v - rates[k][None, :] * n[:, None]
+            sq = resid * resid
+            u2[k] += sq.sum(axis=0)
+            u4[k] += (sq * sq).sum(axis=0)
+            if len(v):
+                largest[k] = np.maximum(largest[k], v.max(axis=0))
+            n2[k] += float((n * n).sum())
+            people[k] += len(n)
+            searches[k] += float(n.sum())
+    out = []
+    for k in range(n_sets):
+        s, total = int(people[k]), max(float(searches[k]), 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = (s / (s - 1) if s > 1 else 0.0) * u2[k] / total**2
+            df = u2[k] ** 2 / u4[k] - 1.0
+        df = np.clip(np.where(np.isfinite(df), df, s - 1.0), 1.0, max(s - 1.0, 1.0))
+        summary = ClusterSummary(
+            errors=rates[k] * searches[k],
+            trials=float(searches[k]),
+            n_subjects=s,
+            variance=np.where(np.isfinite(variance), variance, 0.0),
+            df=df if s > 1 else np.full(m, np.nan),
+            effective_people=float(searches[k]) ** 2 / max(n2[k], 1.0),
+        )
+        out.append((summary, largest[k]))
+    return out
+
+
 def _alert_probability(
     chunk: np.ndarray, *, sizes: np.ndarray, shares: np.ndarray, n: int
 ) -> np.ndarray:
@@ -918,7 +1020,7 @@ def _alert_probability(
 
 def _scaled_figures(
     histogram: SearchValueHistogram,
-    composite: SearchValueHistogram | None,
+    composite: tuple[ClusterSummary, np.ndarray] | None,
     n: int,
     fmr_g: np.ndarray,
     shares: np.ndarray,
@@ -931,7 +1033,8 @@ def _scaled_figures(
     exponent: float,
 ) -> tuple[np.ndarray, ScaledInterval | None, np.ndarray | None, ScaledInterval | None]:
     """One N and search set at the sorted thresholds, from the set's histograms of P(alert) at
-    N and (beyond F) of the composite FMR: (FPIR, its interval, and beyond F the pooled
+    N and (beyond F) the composite FMR's summary and largest person: (FPIR, its interval, and
+    beyond F the pooled
     model's FPIR and interval); intervals None with ``interval="none"``."""
     summary = summarise_subjects(histogram)
     fpir = summary.errors / max(summary.trials, 1.0)
@@ -939,14 +1042,14 @@ def _scaled_figures(
         rates = (shares @ fmr_g)[None, :]
         high = None if within else pooled_map_from_rates(fmr_g, shares, n, rates)[0]
         return fpir, None, high, None
-    main = interval_from_summary(summary, exponent, confidence)
+    main = interval_from_summary(summary, exponent, confidence, largest_person_sum(histogram))
     if interval == "subject-bootstrap":
         main = _bootstrap_interval(histogram, n_boot, confidence, rng, main)
     if within:
         return fpir, main, None, None
     if composite is None:
         raise ProtocolError("beyond the fillers the pooled model needs the composite FMR")
-    rate = interval_from_summary(summarise_subjects(composite), 1.0, confidence)
+    rate = interval_from_summary(composite[0], 1.0, confidence, composite[1])
     pooled = pooled_interval_from_rate(rate, fmr_g, shares, n, exponent)
     return fpir, extrapolation_range(main, pooled), pooled.fpir, pooled
 
@@ -985,8 +1088,10 @@ def scale_fpir(
     interval : {"korn-graubard", "subject-bootstrap", "none"}
         ``"korn-graubard"`` (default): the design-effect beta interval of the mean of
         per-search alert probabilities, clustered by person
-        (:func:`~lfr_eval.protocols._scaling.interval_from_person_sums`; coverage measured in
-        ``benchmarks/bench_scaling_grid.py``). ``"subject-bootstrap"``: the percentile
+        (:func:`~lfr_eval.protocols._scaling.interval_from_person_sums`; the one-sided bound
+        also allows one more person as large as the largest seen, Fay & Feuer; coverage
+        measured in ``benchmarks/bench_scaling_grid.py``). ``"subject-bootstrap"``: the
+        percentile
         bootstrap over people, kept by name for comparison (it under-covers when searches
         correlate within a person). ``"none"``: no interval.
     n_boot : int
@@ -1005,6 +1110,17 @@ def scale_fpir(
         beyond F also ``method == "analytic-pooled"`` rows (one pooled rate, the high end) with
         their own clustered interval. Where no search met any filler FPIR is 0 and the rows
         carry ``lower = 0`` and the exact bound counted by people.
+
+    Notes
+    -----
+    Memory does not grow with searches x thresholds: the counts are read a block of searches
+    at a time, once per N, into one sparse histogram per N over (person, group) rows
+    (:class:`~lfr_eval.protocols._scaling.SearchValueHistogram`: a search adds entries only
+    where its P(alert) changes with the threshold, typically 10–40 of 401); everyone's figures
+    merge the rows by person, each group's is a subset. Beyond F the pooled model's interval
+    needs each search's composite false-match rate, which changes at almost every threshold
+    below the search's best score; it is summarised over blocks of whole people instead
+    (no histogram, no bootstrap).
     """
     thresholds = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     if interval not in SCALING_INTERVALS:
@@ -1055,7 +1171,7 @@ def scale_fpir(
     for a, chunk in chunks():
         for k, (_, _, mask) in enumerate(search_sets):
             group_sums[k] += chunk[mask[a : a + len(chunk)]].sum(axis=0)
-    composite: list[SearchValueHistogram] | None = None
+    composite: list[tuple[ClusterSummary, np.ndarray]] | None = None
     rows: list[tuple[Any, ...]] = []
     for n in sizes_n:
         within = within_fillers(n, sizes, shares)
@@ -1063,7 +1179,12 @@ def scale_fpir(
         exponent = zero_exponent(n, sizes, shares)
         alerts = per_set(partial(_alert_probability, sizes=sizes, shares=shares, n=n))
         if not within and composite is None and interval != "none":
-            composite = per_set(lambda chunk: composite_fmr(chunk, sizes, shares))
+            set_sizes = np.array([mask.sum() for _, _, mask in search_sets], np.float64)
+            rates = np.einsum("kgt,g->kt", group_sums / sizes[None, :, None], shares)
+            composite = _composite_summaries(
+                filler_counts, attribute, chunk_index, sizes, shares, clusters,
+                rates / set_sizes[:, None],
+            )  # fmt: skip
         for k, (attr_name, label, mask) in enumerate(search_sets):
             fmr_g = group_sums[k] / (int(mask.sum()) * sizes.astype(np.float64)[:, None])
             fpir, main, high, pooled = _scaled_figures(

@@ -138,8 +138,12 @@ def per_search_fpir_model(n: int, sizes: np.ndarray, shares: np.ndarray) -> str:
 # --------------------------------------------------------------------------------------------
 
 #: Interval of a scaled FPIR: the design-effect (Korn–Graubard) beta interval of the mean of
-#: per-search alert probabilities, with the cluster-robust variance over people.
-SCALED_KORN_GRAUBARD = "korn-graubard (per-search P(alert), clustered by person)"
+#: per-search alert probabilities, with the cluster-robust variance over people; the one-sided
+#: bound also allows one more person as large as the largest seen (Fay & Feuer 1997).
+SCALED_KORN_GRAUBARD = (
+    "korn-graubard (per-search P(alert), clustered by person; one-sided bound with one more "
+    "largest person, Fay-Feuer)"
+)
 #: Interval where no search met any filler: the exact bound counted by people.
 SCALED_ZERO = "exact one-sided, counted by people (no false matches)"
 #: Interval beyond F: from the per-person model's lower end to the pooled model's upper end.
@@ -229,6 +233,15 @@ def interval_from_person_sums(
     Bernoulli draw), so ``n_eff`` is not truncated at n. The beta form keeps the interval
     inside [0, 1] and skewed away from 0 when the rate is small.
 
+    The one-sided upper bound is the larger of that beta bound and Fay & Feuer's (1997): the
+    same beta with one more person as large as the largest seen (``largest``), see
+    :func:`_one_more_person_upper`. A sample that missed the few people who carry most false
+    matches has a low mean *and* a low variance, and the beta bound alone then covered only
+    93% in simulation (20–100 people whose searches share one rate, N = F / 10); with the
+    extra person it covers at least 96% there (``benchmarks/results/scaling_grid_worst.md``).
+    The two-sided interval is the beta interval, its upper end raised to the one-sided bound
+    where that is higher.
+
     Where every value is 0 (no search met any filler) the variance says nothing: the bound is
     ``1 - alpha ** (exponent / s_eff)`` with ``s_eff`` the effective number of people, the
     zero-false-match bound of :func:`lfr_eval.protocols.zero_false_match_upper` counted by
@@ -240,15 +253,21 @@ def interval_from_person_sums(
     trials = np.asarray(person_searches, dtype=np.float64)
     # values may exceed their searches by rounding only
     sums = np.clip(sums, 0.0, trials[:, None])
-    return interval_from_summary(summarise_clusters(sums, trials), exponent, confidence)
+    return interval_from_summary(
+        summarise_clusters(sums, trials), exponent, confidence, largest_person_sum(sums)
+    )
 
 
 def interval_from_summary(
-    summary: ClusterSummary, exponent: float, confidence: float = 0.95
+    summary: ClusterSummary,
+    exponent: float,
+    confidence: float = 0.95,
+    largest: np.ndarray | None = None,
 ) -> ScaledInterval:
     """:func:`interval_from_person_sums` from the sums' :class:`~lfr_eval.metrics.ClusterSummary`
     (made in bounded memory from a :class:`SearchValueHistogram` by
-    :func:`~lfr_eval.metrics.summarise_subjects`)."""
+    :func:`~lfr_eval.metrics.summarise_subjects`) and the largest person's sum at each
+    threshold (``largest``, shape (m,); see :func:`largest_person_sum`)."""
     from scipy import stats
 
     from lfr_eval.metrics._clustered import fractional_clopper_pearson
@@ -273,13 +292,21 @@ def interval_from_summary(
         n_t = np.where(np.isfinite(n_t) & (n_t > 0) & (summary.n_subjects > 1), n_t, people)
         n_t = np.minimum(n_t, 1e15)
         a_low = tail if sided == "two-sided" else 0.0
-        ends[sided] = fractional_clopper_pearson(rate * n_t, n_t, a_low, tail)
+        low_end, high_end = fractional_clopper_pearson(rate * n_t, n_t, a_low, tail)
+        if largest is not None and sided == "upper":
+            # the bound a claim is checked against: one more person as large as the largest
+            high_end = np.maximum(high_end, _one_more_person_upper(
+                rate, summary.variance, np.asarray(largest) / total, n_t / n_eff, tail
+            ))  # fmt: skip
+        ends[sided] = (low_end, high_end)
     zero = summary.errors <= 0
     with np.errstate(over="ignore", invalid="ignore"):
         zero_two = float(-np.expm1(exponent / people * np.log(alpha / 2)))
         zero_one = float(-np.expm1(exponent / people * np.log(alpha)))
     method = np.where(zero, SCALED_ZERO, SCALED_KORN_GRAUBARD).astype(object)
     low, high = ends["two-sided"]
+    # the two-sided upper end is never below the one-sided bound at the same confidence
+    high = np.maximum(high, ends["upper"][1])
     return ScaledInterval(
         fpir=rate,
         lower=np.where(zero, 0.0, np.minimum(low, rate)),
@@ -292,6 +319,49 @@ def interval_from_summary(
         design_effect=np.where(zero, np.nan, deff),
         confidence=float(confidence),
     )
+
+
+def _one_more_person_upper(
+    rate: np.ndarray, variance: np.ndarray, weight: np.ndarray, widen: np.ndarray, tail: float
+) -> np.ndarray:
+    """Upper end with one more person as large as the largest seen (Fay & Feuer 1997).
+
+    Clopper–Pearson's upper end adds one event of weight ``1 / n_eff`` to the x observed
+    (``Beta(x + 1, n - x)``). When a few people carry the false matches, their per-person
+    sums are skewed and a sample that missed the heaviest people has both a low mean and a low
+    variance: the upper end is then too low (one-sided coverage 0.93 measured with 20–100
+    people whose searches share one rate, ``benchmarks/results/scaling_grid_worst.md``). Fay
+    and Feuer's gamma interval for weighted sums of counts (directly standardised rates) adds
+    instead the largest weight: mean ``p + w`` and variance ``V + w^2`` with ``w`` the largest
+    person's share of the total, here carried by the same beta (``Beta(x_u, n_u - x_u + 1)``,
+    ``n_u`` the effective searches of that mean and variance, ``x_u = (p + w) n_u``). With one
+    error per person and independent searches it is Clopper–Pearson's upper end again; with
+    many people the added weight is negligible.
+    """
+    from scipy import stats
+
+    p_u = np.minimum(rate + weight, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_u = p_u * (1 - p_u) / (variance + weight**2) * widen
+        x_u = p_u * n_u
+        high = stats.beta.ppf(1 - tail, np.maximum(x_u, 1e-300), np.maximum(n_u - x_u + 1, 1e-300))
+    ok = np.isfinite(high) & (weight > 0) & (p_u < 1)
+    return np.where(ok, high, np.where(p_u >= 1, 1.0, 0.0))
+
+
+def largest_person_sum(counts: SubjectHistogram | np.ndarray) -> np.ndarray:
+    """The largest per-person sum at each threshold, shape (m,): from per-person sums (s, m) or
+    a (sparse) histogram, a block of people at a time."""
+    if isinstance(counts, np.ndarray):
+        return counts.max(axis=0) if counts.shape[0] else np.zeros(counts.shape[1])
+    from lfr_eval.metrics._intervals import SUMMARY_CHUNK_CELLS
+
+    m = counts.thresholds.shape[0]
+    out = np.zeros(m)
+    for sums, _ in counts.dense_chunks(max(1, SUMMARY_CHUNK_CELLS // max(1, m))):
+        if len(sums):
+            out = np.maximum(out, sums.max(axis=0))
+    return out
 
 
 def person_sums(values: np.ndarray, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
