@@ -286,7 +286,8 @@ def interval_from_summary(
     ends = {}
     for sided, tail in (("two-sided", alpha / 2), ("upper", alpha)):
         # few people carry the variance: widen as a t statistic would
-        n_t = n_eff * (stats.norm.ppf(1 - tail) / stats.t.ppf(1 - tail, df)) ** 2
+        widen = (stats.norm.ppf(1 - tail) / stats.t.ppf(1 - tail, df)) ** 2
+        n_t = n_eff * widen
         # one person, or a variance of 0 with values inside (0, 1): nothing is known about
         # the spread between people; count people
         n_t = np.where(np.isfinite(n_t) & (n_t > 0) & (summary.n_subjects > 1), n_t, people)
@@ -296,7 +297,7 @@ def interval_from_summary(
         if largest is not None and sided == "upper":
             # the bound a claim is checked against: one more person as large as the largest
             high_end = np.maximum(high_end, _one_more_person_upper(
-                rate, summary.variance, np.asarray(largest) / total, n_t / n_eff, tail
+                rate, summary.variance, np.asarray(largest) / total, widen, tail
             ))  # fmt: skip
         ends[sided] = (low_end, high_end)
     zero = summary.errors <= 0
