@@ -300,9 +300,14 @@ def _start_server(root: Path, port: int, engine_env: dict[str, str]) -> subproce
     ring = KeyRing()
     if not ring.has_signing_key():
         ring.generate("Browser test")
+    from lfr_eval.workspace import models_dir
+
     env = {
         **os.environ,
         **engine_env,
+        # the models installed for this user (scripts/install.sh: BlazeFace, the page's live
+        # detector): without this the fresh workspace has none and the page detects with HOG
+        "LFR_MODELS": str(models_dir()),
         "LFR_WORKSPACE": str(root / "workspace"),
         # everything the server writes outside the workspace lands here, to be checked after
         "TMPDIR": str(root / "server-tmp"),
