@@ -361,21 +361,10 @@ UNCOVERED_REASONS = (
 )
 
 
-def _face_rect(scene: SceneScript, index: int, t: float) -> np.ndarray | None:
-    for k, rect in scene.placements(t):
-        if k == index:
-            return rect
-    return None
-
-
 def _found(scene: SceneScript, index: int, t: float, boxes: np.ndarray) -> bool:
     """Whether one of ``boxes`` (a step on the frame at scene time ``t``) is centred on face
     ``index`` (the scene's ground truth, as box coverage counts)."""
-    rect = _face_rect(scene, index, t)
-    if rect is None or not len(boxes):
-        return False
-    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    return bool(((cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])).any())
+    return scene.shown_faces(t, boxes).get(index, False)
 
 
 def uncovered_reason(scene: SceneScript, index: int, steps: list[tuple[float, np.ndarray]]) -> str:
@@ -547,10 +536,9 @@ def run(args: argparse.Namespace) -> Result:
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         on_a_face, lost = _boxes_on_faces(scene, scene.frame_time(i), cx, cy, first_box)
         lost_after_first += lost
-        s, c = scene.box_coverage(scene.frame_time(i), boxes)  # the one definition
-        shown, covered = shown + s, covered + c
-        if c < s:
-            uncovered += [(i, k, n_steps) for k in _faces_without_box(scene, i, cx, cy)]
+        faces = scene.shown_faces(scene.frame_time(i), boxes)  # the one definition
+        shown, covered = shown + len(faces), covered + sum(faces.values())
+        uncovered += [(i, k, n_steps) for k, boxed in faces.items() if not boxed]
         # a box drawn where no face is (lingering after the face left, or a false detection)
         drawn += len(boxes)
         false_boxes += int((~on_a_face).sum())
@@ -684,18 +672,6 @@ def _print_passages(scene: SceneScript, passages: list[Passage], attributed) -> 
             f"{passage.start_s:.1f} s: "
             + (f"{n} alert(s), first after {next(alerted):.3f} s" if n else "no alert")
         )
-
-
-def _faces_without_box(scene: SceneScript, i: int, cx: np.ndarray, cy: np.ndarray) -> list[int]:
-    """Appearances shown on frame ``i`` (:meth:`SceneScript.box_coverage`'s rule) with no drawn
-    box centred on them."""
-    out = []
-    for index, rect in scene.placements(scene.frame_time(i)):
-        if rect[2] - rect[0] < SHOWN_FRACTION * scene.appearances[index].width:
-            continue
-        if not ((cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])).any():
-            out.append(index)
-    return out
 
 
 def _spin_core():

@@ -143,16 +143,21 @@ class SceneScript:
         (int, int)
             ``(shown, covered)``.
         """
+        faces = self.shown_faces(t, boxes)
+        return len(faces), sum(faces.values())
+
+    def shown_faces(self, t: float, boxes: np.ndarray) -> dict[int, bool]:
+        """The faces shown at scene time ``t`` (:meth:`box_coverage`'s rule): appearance index
+        -> whether one of ``boxes`` (``(n, 4)``, scene pixels) is centred on its photo."""
         boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-        shown = covered = 0
+        out = {}
         for index, rect in self.placements(t):
             if rect[2] - rect[0] < SHOWN_FRACTION * self.appearances[index].width:
                 continue
-            shown += 1
             on_face = (cx >= rect[0]) & (cx <= rect[2]) & (cy >= rect[1]) & (cy <= rect[3])
-            covered += bool(on_face.any())
-        return shown, covered
+            out[index] = bool(on_face.any())
+        return out
 
     def frames(self) -> Iterator[np.ndarray]:
         """Every frame of the scene in order."""
