@@ -32,12 +32,14 @@ as one process, bit for bit on the numpy backend.
 
 Backends
 --------
-``"numpy"``: chunks of 128 probe rows go to one thread per core; each thread multiplies its chunk
-by one tile of about 2,048 templates (1 MiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
-BLAS and reduces the product with a compiled (numba, ``_kernel_numba``) pass while it is still
-in the core's cache: subject maxima, the top-k, the mate's ``higher`` and the threshold
-histogram (bins by arithmetic on a uniform grid, a look-up table otherwise, exact either way);
-each probe's histogram becomes its counts by one reverse cumulative sum. ``"torch"``: the
+``"numpy"``: chunks of 256 probe rows go to one thread per core; each thread multiplies its chunk
+by one tile of about 512 templates (512 KiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
+BLAS and reduces the product with compiled (numba, ``_kernel_numba``) passes while it is still
+in the core's cache: subject maxima, the top-k, the mate's ``higher`` and a uint16 threshold
+histogram (one vector pass gives each subject its bin by arithmetic on a uniform grid, one
+scalar pass makes one increment per pair; near a threshold, on other grids and for top-k
+candidates an exact look-up-table path); each probe's histogram becomes its counts by one
+reverse cumulative sum. ``"torch"``: the
 same on a torch device (``"cpu"`` or ``"cuda"``) in fp32 or fp16 (products in fp16,
 reductions in fp32; fp16 scores agree to about 1e-3, not to float32 rounding). torch is
 imported only when chosen. faiss serves top-k-only searches (the live page,
@@ -475,7 +477,7 @@ class _NumpyKernel:
         time with a single-threaded BLAS and reduces the product while it is in cache, so
         the two cores never wait for each other inside a product (on a loaded machine a
         multi-threaded BLAS spends more time at its barriers than computing)."""
-        from lfr_eval.search._kernel_numba import reduce_rows
+        from lfr_eval.search._kernel_numba import add_reverse_sums, reduce_rows
 
         n = probes.shape[0]
         tiles = _tile_runs(gallery, s0, s1, numpy_tile_width(n, tile_bytes))
@@ -499,37 +501,44 @@ class _NumpyKernel:
         widest = max(t1 - t0 for t0, t1, _, _, _ in tiles)
         single = gallery.max_templates <= 1
 
+        # per-tile arguments, sliced once for every chunk
+        tile_args = [
+            (t0, t1, sa, sb, local, gbase[sa:sb], gbase_f[sa:sb]) for t0, t1, sa, sb, local in tiles
+        ]
+        no_total = np.zeros((0, 0), np.int32)
+
         def chunk(a: int, e: int) -> None:
             rows = e - a
             buf = np.empty(rows * widest, np.float32)
             hist = np.zeros((rows, hist_cols), np.uint16)
             total: np.ndarray | None = None  # int32 sums of flushed uint16 histograms
             pending = 0  # subjects added to ``hist`` since it was last flushed
-            best = np.empty(0 if single else widest, np.float32)
+            best = np.empty((1, 0 if single else widest), np.float32)
             arg = np.empty(0 if single else widest, np.int64)
             code = np.empty(widest if n_thr else 0, np.int32)
-            for t0, t1, sa, sb, local in tiles:
+            p_rows, m_codes, m_scores = probes[a:e], mates[a:e], mate_sc[a:e]
+            top_s, top_j = part.top_scores[a:e], part.top_subjects[a:e]
+            top_r, higher = part.top_rows[a:e], part.higher[a:e]
+            for t0, t1, sa, sb, local, g_int, g_float in tile_args:
                 if n_thr and pending + (sb - sa) > _HIST_LIMIT:
                     # each slot gains at most one per subject: flush before it could wrap
                     total = hist.astype(np.int32) if total is None else total + hist
                     hist[:] = 0
                     pending = 0
                 sims = buf[: rows * (t1 - t0)].reshape(rows, t1 - t0)
-                np.matmul(probes[a:e], gallery.matrix[t0:t1].T, out=sims)
+                np.matmul(p_rows, gallery.matrix[t0:t1].T, out=sims)
                 reduce_rows(
-                    sims, single, local, sa, t0, gbase[sa:sb], gbase_f[sa:sb], mates[a:e],
-                    mate_sc[a:e], grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
+                    sims, single, local, sa, t0, g_int, g_float, m_codes, m_scores,
+                    grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
                     grid.uniform, grid.shift, grid.inv_step, grid.delta,
-                    part.top_scores[a:e], part.top_subjects[a:e], part.top_rows[a:e],
-                    part.higher[a:e], hist, best, arg, code,
+                    top_s, top_j, top_r, higher, hist, best, arg, code,
                 )  # fmt: skip
                 pending += sb - sa
             if n_thr and part.counts is not None:
-                acc = hist.astype(np.int32) if total is None else total + hist
                 # bin b holds subjects at or above thresholds[:b]: counts are reverse sums
-                h = acc.reshape(rows, gallery.n_groups + 1, n_thr + 1)[:, :-1]
-                above = np.cumsum(h[:, :, :0:-1], axis=2, dtype=np.int32)[:, :, ::-1]
-                np.add(part.counts[a:e], above, out=part.counts[a:e])
+                add_reverse_sums(
+                    hist, no_total if total is None else total, part.counts[a:e], n_thr
+                )
 
         chunks = list(probe_blocks(n, _CHUNK_ROWS))
         threads = min(self.threads or default_threads(), len(chunks))

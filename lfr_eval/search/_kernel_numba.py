@@ -15,6 +15,9 @@ Per probe row it makes two passes over the tile's subjects:
 2. a scalar pass that adds one to the slot of every subject (one increment per pair) and, for
    the rare slow ones, computes the exact bin and tries the top-k insertion.
 
+Until a row's top-k is full (its first tile) the top-k is made by a plain scalar pass first,
+so that the vector pass then flags only what is near a threshold.
+
 Threshold bins are exact: a score ``x`` goes to bin ``b = #{t : thr32[t] <= x}`` (``thr32`` is
 the grid rounded up to float32, so the comparison is the float64 one). On a uniform grid the
 bin is ``floor(x / step + 1 - thr32[0] / step)``, trusted only when that position lies more
@@ -82,7 +85,7 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     top_r,  # (n, k) int64, in/out
     higher,  # (n,) int64, in/out
     hist,  # (n, H) uint16, in/out: per group (gbase) T + 1 bins
-    best_buf,  # (>= n_sub,) float32 scratch
+    best_buf,  # (1, >= n_sub) float32 scratch (several templates per subject)
     arg_buf,  # (>= n_sub,) int64 scratch
     code_buf,  # (>= n_sub,) int32 scratch
 ):
@@ -94,13 +97,16 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     hi_pos = np.float32(n_thr) + np.float32(0.5)
     # on a non-uniform grid no position is trusted: every subject takes the exact path
     half = np.float32(0.5) - u_delta if uniform else np.float32(-1.0)
-    code = code_buf[:n_sub]
+    code = code_buf
     for i in range(n):
-        # each subject's best template
+        # each subject's best template: row r of ``scores`` (2-D indexing throughout, no
+        # per-row array views: their reference counting costs more than a short row's work)
         if single:
-            best = sims[i, :n_sub]
+            scores = sims
+            r = i
         else:
-            best = best_buf[:n_sub]
+            scores = best_buf
+            r = 0
             for s in range(n_sub):
                 a = local_starts[s]
                 v_best = sims[i, a]
@@ -110,7 +116,7 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
                     if v > v_best:
                         v_best = v
                         a_best = t
-                best[s] = v_best
+                best_buf[0, s] = v_best
                 arg_buf[s] = a_best
         mate = mates[i] - subject_offset  # local index of the mate (may be outside)
         ms = mate_sc[i]
@@ -122,39 +128,60 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
         else:
             above = 0
             for s in range(n_sub):
-                above += best[s] > ms
-        if 0 <= mate < n_sub and best[mate] > ms:
+                above += scores[r, s] > ms
+        if 0 <= mate < n_sub and scores[r, mate] > ms:
             above -= 1  # the mate is not above itself (its score may round differently)
         higher[i] += above
-        if n_thr <= 0:
-            # no counts: only the top-k
+        # the top-k in a plain scalar pass when there are no counts, and while the row's
+        # top-k is not full (its first tile): there the vector pass would flag every subject
+        # as a candidate and send it down the slow path
+        scan = n_thr <= 0 or kth == -np.inf
+        if scan:
             for s in range(n_sub):
-                v = best[s]
+                v = scores[r, s]
                 if v > kth:
                     kth = _insert(
                         i, v, subject_offset + s, row_offset + (s if single else arg_buf[s]),
                         top_s, top_j, top_r,
                     )  # fmt: skip
+        if n_thr <= 0:
             continue
         # 1. vector pass: histogram slot, or -1 for the exact path / a top-k candidate
         for s in range(n_sub):
-            v = best[s]
+            v = scores[r, s]
             y = min(max(v * u_inv_step + u_shift, lo_pos), hi_pos)
             f = np.floor(y)
             fast = (abs(y - f - np.float32(0.5)) < half) & (v <= kth)
             code[s] = np.int32(gbase_f[s] + f if fast else np.float32(-1.0))
         # 2. scalar pass: one increment per subject (increments cannot be vectorised)
-        h = hist[i]
         for s in range(n_sub):
             c = code[s]
             if c < 0:
-                v = best[s]
+                v = scores[r, s]
                 c = gbase[s] + _exact_bin(v, thr, lut, lut_lo, lut_inv_h)
-                if v > kth:
+                if v > kth and not scan:
                     kth = _insert(
                         i, v, subject_offset + s, row_offset + (s if single else arg_buf[s]),
                         top_s, top_j, top_r,
                     )  # fmt: skip
-            h[np.uint32(c)] += 1
+            hist[i, np.uint32(c)] += 1
         if 0 <= mate < n_sub:
-            h[gbase[mate] + _exact_bin(best[mate], thr, lut, lut_lo, lut_inv_h)] -= 1
+            c = gbase[mate] + _exact_bin(scores[r, mate], thr, lut, lut_lo, lut_inv_h)
+            hist[i, np.uint32(c)] -= 1
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def add_reverse_sums(hist, total, counts, n_thr):  # type: ignore[no-untyped-def]
+    """``counts[i, g, t] += sum(bins t + 1 … T of group g)``: the subjects at or above each
+    threshold, from one chunk's histograms (uint16 ``hist`` plus the int32 ``total`` of its
+    flushes, or an empty ``total``); the last group of a row (the uncounted) is skipped."""
+    flushed = total.shape[0] > 0
+    for i in range(counts.shape[0]):
+        for g in range(counts.shape[1]):
+            base = g * (n_thr + 1)
+            run = 0
+            for b in range(n_thr, 0, -1):
+                run += hist[i, base + b]
+                if flushed:
+                    run += total[i, base + b]
+                counts[i, g, b - 1] += run
