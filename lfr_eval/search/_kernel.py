@@ -65,8 +65,8 @@ Precision = Literal["fp32", "fp16"]
 
 #: Default memory for one similarity tile of the numpy backend, bytes (float32): one thread's
 #: (probe chunk × templates) product; with the chunk's histograms it stays in a core's L2
-#: cache (2 MiB here) between the BLAS product and the reduction (measured in
-#: ``benchmarks/bench_scale.py ratio``: 256 × 512 beat 128 × 2,048 and 256 × 1,024).
+#: cache (2 MiB here) between the BLAS product and the reduction (measured single-threaded at
+#: 128-d, see benchmarks/RESULTS.md: 256 × 512 beat 128 × 2,048 and 256 × 1,024).
 DEFAULT_TILE_BYTES = 2**19
 
 #: Default memory for one (probe block × tile) similarity matrix of the torch backend, bytes:
