@@ -42,7 +42,6 @@ from live_support import (
 )
 
 from lfr_eval.faces import load_engine
-from lfr_eval.faces._blazeface import blazeface_model_path
 from lfr_eval.live import (
     ALERTS_DB,
     AlertStore,
@@ -51,7 +50,6 @@ from lfr_eval.live import (
     recognition_share_from_env,
     write_y4m,
 )
-from lfr_eval.live._detector import LIVE_BLAZEFACE_MODEL
 from lfr_eval.live._framelog import (
     ENV_FRAME_LOG,
     browser_figures,
@@ -205,12 +203,6 @@ def test_live_page_in_a_real_browser(
         frames = (stamp_frame_index(f, i) for i, f in enumerate(frames))
         server_env[ENV_FRAME_LOG] = str(tmp_path / "frames.jsonl")
     write_y4m(tmp_path / "camera.y4m", frames, scene.fps)
-    # The page's detector as installed here (``scripts/install.sh app`` installs BlazeFace, which
-    # the page then uses for the dlib engines): the server's fresh workspace gets the installed
-    # model files (weights only), else the page says it detects with the engine's detector.
-    installed = blazeface_model_path(LIVE_BLAZEFACE_MODEL).parent
-    if installed.is_dir():
-        shutil.copytree(installed, tmp_path / "workspace" / "models" / installed.name)
     photo = tmp_path / ("enrol.png" if engine_name == "insightface" else "enrol.jpg")
     cv2.imwrite(str(photo), cv2.cvtColor(people.enrol_photo, cv2.COLOR_RGB2BGR))
     np.save(tmp_path / "listed.npy", best_face_embedding(engine, people.enrol_photo))
@@ -807,12 +799,9 @@ def test_inner_live_page_in_namespace(artifacts_dir: Path, dlib_engine) -> None:
         f in ("watchlist.sqlite", "live/alerts.sqlite", "purge-log.jsonl")
         or f.startswith("exports/")
         and f.endswith(".json")
-        # the default engine's converted ResNet and the BlazeFace detector (model weights, no
-        # face data)
+        # the default engine's converted ResNet (model weights, no face data)
         or f.startswith("models/dlib-onnx/")
         and f.endswith((".onnx", ".json"))
-        or f.startswith("models/blazeface/")
-        and f.endswith(".tflite")
         for f in files
     ), files
     # encrypted at rest: no face can be decoded from any file the server wrote, raw
