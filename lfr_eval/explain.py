@@ -514,17 +514,21 @@ def explain_by_group(
     listed_passers_by: int = 0,
 ) -> list[ThresholdExplanation]:
     """:func:`explain_threshold` for everyone, then for each group of ``attribute``."""
-    options = {
-        "watchlist_size": watchlist_size,
-        "faces_scanned": faces_scanned,
-        "listed_passers_by": listed_passers_by,
-    }
-    out = [explain_threshold(agg, threshold, **options)]
+
+    def explain(of_attribute: str = ALL, of_group: str = ALL) -> ThresholdExplanation:
+        return explain_threshold(
+            agg,
+            threshold,
+            attribute=of_attribute,
+            group=of_group,
+            watchlist_size=watchlist_size,
+            faces_scanned=faces_scanned,
+            listed_passers_by=listed_passers_by,
+        )
+
+    out = [explain()]
     if attribute is not None and attribute != ALL:
-        out += [
-            explain_threshold(agg, threshold, attribute=attribute, group=g, **options)
-            for g in agg.groups(attribute)
-        ]
+        out += [explain(attribute, g) for g in agg.groups(attribute)]
     return out
 
 
@@ -541,8 +545,9 @@ def false_alert_rates_table(explanation: ThresholdExplanation) -> pd.DataFrame:
     share of alerts that are false needs listed passers-by and a TPIR).
     """
     r = explanation.rates
-    per_face = r.per_face_scanned if r else math.nan
-    fpir = r.fpir if r else math.nan
+    # rates built without a prevalence have no per-face figure (None): shown as NaN / "—"
+    per_face = r.per_face_scanned if r and r.per_face_scanned is not None else math.nan
+    fpir = r.fpir if r and r.fpir is not None else math.nan
     fdr = r.false_discovery if r and r.false_discovery is not None else math.nan
     rows = [
         ("false alerts ÷ faces scanned", "the forces' published figure", per_face),

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,9 @@ from lfr_eval.metrics import SearchSet
 from lfr_eval.protocols._enrolment import EnrolmentOutcome
 from lfr_eval.protocols._npl import WatchlistComposition
 from lfr_eval.wording import plural
+
+if TYPE_CHECKING:
+    from lfr_eval.metrics._group_frame import IdentificationFrame
 
 #: Version of the results folder layout. Bump on an incompatible change.
 #: 2: searches that failed to acquire are stored (NIST convention; mate score -inf, rank N + 1,
@@ -167,7 +170,7 @@ class DatasetInfo:
     n_subjects: int
     attributes: tuple[str, ...]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "sha256": self.sha256,
@@ -177,7 +180,7 @@ class DatasetInfo:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> DatasetInfo:
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetInfo:
         return cls(
             name=data["name"],
             sha256=data["sha256"],
@@ -213,8 +216,8 @@ class ProtocolInfo:
     """
 
     kind: str
-    params: dict
-    counts: dict
+    params: dict[str, Any]
+    counts: dict[str, Any]
     top_k: int
     failed_to_enrol: int = 0
     failures: str = "nist"
@@ -236,7 +239,7 @@ class ProtocolInfo:
             "left out: results made before failures to enrol were counted)"
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "params": dict(self.params),
@@ -248,7 +251,7 @@ class ProtocolInfo:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> ProtocolInfo:
+    def from_dict(cls, data: Mapping[str, Any]) -> ProtocolInfo:
         return cls(
             kind=data["kind"],
             params=dict(data["params"]),
@@ -518,7 +521,7 @@ class EvaluationResult:
         thresholds: Sequence[float] | np.ndarray,
         sensitive_features: Sequence[str] = (),
         **options: Any,
-    ):
+    ) -> IdentificationFrame:
         """Per-group FPIR/FNIR with intervals (:class:`lfr_eval.metrics.IdentificationFrame`)."""
         from lfr_eval.metrics._group_frame import IdentificationFrame
 
@@ -561,7 +564,7 @@ class EvaluationResult:
             )
         return pd.concat([mated, non_mated], ignore_index=True)
 
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         """The JSON-able part of the result (without file hashes)."""
         return {
             "schema_version": self.schema_version,
@@ -685,7 +688,9 @@ def load_result(directory: str | os.PathLike[str]) -> EvaluationResult:
         raise ResultError(MSG_CORRUPT.format(path=directory, reason=exc)) from exc
 
 
-def _from_parts(meta: dict, frame: pd.DataFrame, scaling: pd.DataFrame | None) -> EvaluationResult:
+def _from_parts(
+    meta: Mapping[str, Any], frame: pd.DataFrame, scaling: pd.DataFrame | None
+) -> EvaluationResult:
     attributes = list(meta["attributes"])
     mated = frame[frame["kind"] == "mated"].reset_index(drop=True)
     non_mated = frame[frame["kind"] == "non_mated"].reset_index(drop=True)

@@ -21,11 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lfr_eval.errors import AccessError
 from lfr_eval.limits import load_json
 from lfr_eval.workspace import config_dir, write_private_file
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 ENV_USERS_FILE = "LFR_USERS_FILE"
 USERS_FILE = "users.json"
@@ -97,7 +100,7 @@ class User:
         }
 
 
-def _hasher():
+def _hasher() -> PasswordHasher:
     from argon2 import PasswordHasher
 
     return PasswordHasher()

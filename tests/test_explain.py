@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -20,6 +21,7 @@ from lfr_eval.explain import (
 )
 from lfr_eval.faces import EngineId, ModelFile, RuntimeInfo
 from lfr_eval.metrics import clopper_pearson
+from lfr_eval.operational import FalseAlertRates
 from lfr_eval.report import RATE_COLUMNS, AggregateResult
 from lfr_eval.results import DatasetInfo, IntervalSettings, ProtocolInfo, Provenance
 
@@ -135,6 +137,18 @@ def test_listed_passers_by_give_the_three_false_alert_rates(agg) -> None:
         explain_threshold(agg, 0.6, watchlist_size=10_000, faces_scanned=30_000)
     ).set_index("rate")["value"]
     assert none_listed["false alerts ÷ all alerts"] == pytest.approx(1.0)
+
+
+def test_rates_without_a_prevalence_show_no_per_face_figure(agg) -> None:
+    # FalseAlertRates.from_fpir without a prevalence leaves the per-face rate None: the table
+    # shows it as unknown (it raised TypeError in math.isfinite before)
+    e = explain_threshold(agg, 0.6, watchlist_size=10_000, faces_scanned=30_000)
+    assert e.rates is not None
+    bare = dataclasses.replace(e, rates=FalseAlertRates.from_fpir(e.rates.fpir or 0.0))
+    table = false_alert_rates_table(bare).set_index("rate")
+    assert math.isnan(table.loc["false alerts ÷ faces scanned", "value"])
+    assert table.loc["false alerts ÷ faces scanned", "as 1 in N"] == "—"
+    assert table.loc["FPIR at N = 10,000", "value"] == pytest.approx(e.fpir)
 
 
 def test_per_group_sentences_and_small_groups(agg) -> None:

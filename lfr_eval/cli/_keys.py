@@ -15,9 +15,9 @@ from lfr_eval.errors import SignatureError
 
 def keys_group(cli: click.Group) -> click.Group:
     """The ``keys`` group, created if no other module made it yet."""
-    group = cli.commands.get("keys")
-    if isinstance(group, click.Group):
-        return group
+    existing = cli.commands.get("keys")
+    if isinstance(existing, click.Group):
+        return existing
 
     @cli.group("keys")
     def group() -> None:

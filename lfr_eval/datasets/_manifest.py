@@ -175,7 +175,8 @@ def _roles(values: pd.Series, subjects: pd.Series, source: str) -> np.ndarray:
                 examples=_examples(mixed),
             )
         )
-    return text.to_numpy(dtype=object)
+    normalised: np.ndarray = text.to_numpy(dtype=object)  # pandas ships no type information
+    return normalised
 
 
 def _examples(values: Sequence[str], limit: int = 3) -> str:
@@ -355,16 +356,19 @@ class Manifest:
         """Each image's role (:data:`ROLES`), ``""`` where none was given, shape (n_images,)."""
         if not self.has_roles:
             return np.full(len(self), "", dtype=object)
-        return self.frame[ROLE_COLUMN].to_numpy(dtype=object)
+        column: np.ndarray = self.frame[ROLE_COLUMN].to_numpy(dtype=object)
+        return column
 
     @property
     def paths(self) -> np.ndarray:
         """Relative (or absolute) POSIX paths as stored, shape (n_images,)."""
-        return self.frame["path"].to_numpy(dtype=object)
+        column: np.ndarray = self.frame["path"].to_numpy(dtype=object)
+        return column
 
     @property
     def subject_ids(self) -> np.ndarray:
-        return self.frame["subject_id"].to_numpy(dtype=object)
+        column: np.ndarray = self.frame["subject_id"].to_numpy(dtype=object)
+        return column
 
     def absolute_paths(self) -> list[Path]:
         """Each image's path resolved against :attr:`root`."""

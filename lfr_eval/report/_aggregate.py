@@ -26,18 +26,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from lfr_eval.errors import ResultError
 from lfr_eval.metrics import IdentificationFrame, SearchSet
 from lfr_eval.metrics._clustered import ClusterSummary
+from lfr_eval.metrics._group_frame import CiMethod
 from lfr_eval.results import (
     EvaluationResult,
     IntervalSettings,
     Provenance,
-    ResultError,
     runtime_from_dict,
 )
 
@@ -56,7 +57,7 @@ ACQUISITION_FILE = "acquisition.csv"
 RANKS_FILE = "ranks.csv"
 
 #: Interval method of aggregates unless asked otherwise (clustered by person).
-DEFAULT_CI_METHOD = "design-effect-jeffreys"
+DEFAULT_CI_METHOD: CiMethod = "design-effect-jeffreys"
 
 #: Default deepest rank of the rank table (CMC).
 DEFAULT_MAX_RANK = 10
@@ -129,7 +130,7 @@ def _useful_range(result: EvaluationResult, grid: np.ndarray) -> np.ndarray:
     return grid[max(low, 0) : min(high, len(grid))]
 
 
-def cluster_summary(row: pd.Series | dict) -> ClusterSummary | None:
+def cluster_summary(row: pd.Series | Mapping[str, Any]) -> ClusterSummary | None:
     """The Korn–Graubard sufficient statistics of one ``rates`` row (None in old aggregates)."""
     try:
         values = [float(row[c]) for c in ("rate_variance", "variance_df", "effective_people")]
@@ -513,7 +514,7 @@ class AggregateResult:
         *,
         thresholds: Sequence[float] | np.ndarray | None = None,
         attributes: Sequence[str] | None = None,
-        ci_method: str = DEFAULT_CI_METHOD,
+        ci_method: CiMethod = DEFAULT_CI_METHOD,
         n_boot: int = 1000,
         confidence: float = 0.95,
         rank: int = 1,
@@ -550,23 +551,37 @@ class AggregateResult:
             if thresholds is None
             else np.unique(np.asarray(thresholds, dtype=np.float64))
         )
-        options = {
-            "confidence": confidence,
-            "ci_method": ci_method,
-            "n_boot": n_boot,
-            "seed": seed,
-        }
-        overall = IdentificationFrame(result.searches, grid, [], rank=rank, **options)
+
+        def frame(sensitive: list[str]) -> IdentificationFrame:
+            return IdentificationFrame(
+                result.searches,
+                grid,
+                sensitive,
+                rank=rank,
+                confidence=confidence,
+                ci_method=ci_method,
+                n_boot=n_boot,
+                seed=seed,
+            )
+
+        overall = frame([])
         parts = [_rates_long(overall, None)]
         for attribute in attributes:
-            frame = IdentificationFrame(result.searches, grid, [attribute], rank=rank, **options)
-            parts.append(_rates_long(frame, attribute))
+            parts.append(_rates_long(frame([attribute]), attribute))
         keys = _selection_keys(result.searches, attributes)
         rates = _share_intervals(pd.concat(parts, ignore_index=True), keys, None, "threshold")
         depth = min(DEFAULT_MAX_RANK, result.watchlist_size) if max_rank is None else max_rank
         ranks = None
         if depth > 0 and result.searches.n_mated:
-            ranks = cmc_table(result.searches, attributes, depth, **options)
+            ranks = cmc_table(
+                result.searches,
+                attributes,
+                depth,
+                confidence=confidence,
+                ci_method=ci_method,
+                n_boot=n_boot,
+                seed=seed,
+            )
         histograms = _histograms(result, attributes)
         acquisition = result.acquisition.copy()
         withheld: list[WithheldGroup] = []
@@ -715,10 +730,25 @@ class AggregateResult:
             raise ResultError(
                 f"{path} lacks or garbles a field ({exc}); re-make the aggregate"
             ) from exc
-        return cls(**tables, **fields)
+        return cls(
+            rates=tables.rates,
+            histograms=tables.histograms,
+            acquisition=tables.acquisition,
+            scaling=tables.scaling,
+            ranks=tables.ranks,
+            **fields,
+        )
 
 
-def _read_tables(directory: Path, files: Mapping[str, str]) -> dict[str, pd.DataFrame | None]:
+class _Tables(NamedTuple):
+    rates: pd.DataFrame
+    histograms: pd.DataFrame
+    acquisition: pd.DataFrame
+    scaling: pd.DataFrame | None
+    ranks: pd.DataFrame | None
+
+
+def _read_tables(directory: Path, files: Mapping[str, str]) -> _Tables:
     """The CSV tables of an aggregate folder (hashes already checked), labels as text."""
 
     def read(name: str) -> pd.DataFrame | None:
@@ -730,16 +760,14 @@ def _read_tables(directory: Path, files: Mapping[str, str]) -> dict[str, pd.Data
                 table[column] = table[column].astype(str)
         return table
 
-    tables = {
-        "rates": read(RATES_FILE),
-        "histograms": read(HISTOGRAMS_FILE),
-        "acquisition": read(ACQUISITION_FILE),
-    }
-    if any(table is None for table in tables.values()):
+    rates, histograms, acquisition = (
+        read(RATES_FILE),
+        read(HISTOGRAMS_FILE),
+        read(ACQUISITION_FILE),
+    )
+    if rates is None or histograms is None or acquisition is None:
         raise ResultError(f"aggregate results in {directory} lack a table")
-    tables["scaling"] = read(SCALING_FILE)
-    tables["ranks"] = read(RANKS_FILE)
-    return tables
+    return _Tables(rates, histograms, acquisition, read(SCALING_FILE), read(RANKS_FILE))
 
 
 def _fields_v2(meta: Mapping[str, Any]) -> dict[str, Any]:

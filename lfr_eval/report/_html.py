@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypedDict
 
 import jinja2
 import numpy as np
@@ -48,13 +49,14 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
             return float_format.format(value)
         return str(value)
 
-    return frame.to_html(
+    page: str = frame.to_html(
         index=False,
         escape=True,
         na_rep="–",
         formatters={c: fmt for c in frame.columns if frame[c].dtype.kind == "f"},
         border=0,
     )
+    return page
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:
@@ -151,17 +153,16 @@ def _env() -> jinja2.Environment:
 
 
 def _interval_cell(
-    rate: object, low: object, high: object, errors: object, confidence: float
+    rate: float | None, low: float, high: float, errors: float | None, confidence: float
 ) -> str:
     """A rate with its interval by :mod:`lfr_eval.plain`'s rules, as the app's tables show it:
     no lower end of 0 when errors were seen, an upper bound when none were, and "not bounded
     by these data" instead of an interval that bounds nothing."""
-    if rate is None or pd.isna(rate) or errors is None or pd.isna(errors):  # type: ignore[arg-type]
+    if rate is None or pd.isna(rate) or errors is None or pd.isna(errors):
         return "–"
     return rate_cell(
-        float(rate), float(low), float(high), errors=float(errors),  # type: ignore[arg-type]
-        confidence=confidence,
-    )  # fmt: skip
+        float(rate), float(low), float(high), errors=float(errors), confidence=confidence
+    )
 
 
 def _count_cell(errors: object, searches: object, people: object) -> str:
@@ -225,7 +226,7 @@ def build_html_report(
     *,
     title: str | None = None,
     claim_summaries: Sequence[object] = (),
-    aggregate_options: dict | None = None,
+    aggregate_options: Mapping[str, Any] | None = None,
     plotlyjs: str = "inline",
 ) -> str:
     """The evaluation report as one HTML page (template ``templates/report.html``).
@@ -292,7 +293,7 @@ def build_html_report(
             "operating points, not a threshold chosen on a separate split)."
         )
     )
-    sections = [
+    sections: list[_Section] = [
         {
             "title": "DET",
             "intro": "",
@@ -442,7 +443,17 @@ def _fta_policy(agg: AggregateResult) -> str:
     )
 
 
-def _rank_section(agg: AggregateResult, attributes: Sequence[str], figure) -> dict:
+class _Section(TypedDict):
+    """One section of the report's details (template ``report.html``)."""
+
+    title: str
+    intro: str
+    parts: list[str]
+
+
+def _rank_section(
+    agg: AggregateResult, attributes: Sequence[str], figure: Callable[[go.Figure], str]
+) -> _Section:
     if agg.ranks is None or agg.ranks.empty:
         return {
             "title": "Rank-based identification (CMC)",
@@ -464,8 +475,11 @@ def _rank_section(agg: AggregateResult, attributes: Sequence[str], figure) -> di
 
 
 def _scaling_section(
-    agg: AggregateResult, attributes: Sequence[str], chosen: Sequence[float], figure
-) -> dict:
+    agg: AggregateResult,
+    attributes: Sequence[str],
+    chosen: Sequence[float],
+    figure: Callable[[go.Figure], str],
+) -> _Section:
     if agg.scaling is None or not chosen:
         return {"title": "Watchlist size", "intro": "No watchlist-size scaling in these results.",
                 "parts": []}  # fmt: skip
@@ -518,23 +532,27 @@ def write_report(
     directory: str | os.PathLike[str],
     thresholds: Sequence[float] | None = None,
     groups: Sequence[str] | None = None,
-    **options: object,
+    *,
+    title: str | None = None,
+    claim_summaries: Sequence[object] = (),
+    aggregate_options: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``report.html`` and its tables as CSV (``rates.csv``, ``summary.csv``,
     ``scaling.csv``, ``acquisition.csv``, ``histograms.csv``) into ``directory``.
 
-    Returns the path of ``report.html``.
+    ``title``, ``claim_summaries`` and ``aggregate_options`` are those of
+    :func:`build_html_report`. Returns the path of ``report.html``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    aggregate_options = options.pop("aggregate_options", None) or {}
-    agg = as_aggregate(result, **aggregate_options)  # type: ignore[arg-type]
+    agg = as_aggregate(result, **(aggregate_options or {}))
     page = build_html_report(
         agg,
         thresholds,
         groups,
+        title=title,
+        claim_summaries=claim_summaries,
         plotlyjs="directory",
-        **options,  # type: ignore[arg-type]
     )
     script = get_plotlyjs()
     target = directory / PLOTLY_FILE
