@@ -38,7 +38,9 @@ from lfr_eval.protocols import (
     FailurePolicy,
     FillerCounts,
     NplParams,
+    NplProtocol,
     OpenSetParams,
+    OpenSetProtocol,
     ProtocolError,
     ProtocolRun,
     ScoringScale,
@@ -77,7 +79,8 @@ class ScalingSkipped(UserWarning):
 
 def default_thresholds() -> np.ndarray:
     """The threshold grid used for stored tables: [-1, 1] in steps of 0.005."""
-    return DEFAULT_SCALING_THRESHOLDS.copy()
+    thresholds: np.ndarray = DEFAULT_SCALING_THRESHOLDS.copy()
+    return thresholds
 
 
 def _expand(part: ImageEmbeddings, rows: np.ndarray, n: int) -> ImageEmbeddings:
@@ -121,22 +124,37 @@ def _scaling_table(
         )
         warnings.warn(MSG_NO_SCALING.format(why=why), ScalingSkipped, stacklevel=3)
         return None
-    weighting = (
-        {}
-        if composition is None
-        else {"attribute": composition.attribute, "composition": composition.shares}
-    )
-    tables = [scale_fpir(fillers, sizes, thresholds, n_boot=200, seed=seed, **weighting).table]
+    # the deployed watchlist's make-up, if given, weights every figure (none: the measured mix)
+    over = None if composition is None else composition.attribute
+    shares = None if composition is None else composition.shares
+    tables = [
+        scale_fpir(
+            fillers, sizes, thresholds, n_boot=200, seed=seed, attribute=over, composition=shares
+        ).table
+    ]
     for attribute in attributes:
         by = scale_fpir(
-            fillers, sizes, thresholds, by=attribute, n_boot=200, seed=seed, **weighting
+            fillers,
+            sizes,
+            thresholds,
+            by=attribute,
+            n_boot=200,
+            seed=seed,
+            attribute=over,
+            composition=shares,
         ).table
         tables.append(by[by["group_attribute"] == attribute])
-    small = resample_sizes(fillers, sizes, **weighting)
+    small = resample_sizes(fillers, sizes, attribute=over, composition=shares)
     if small and n_resamples > 0:
         tables.append(
             resample_fpir(
-                fillers, small, thresholds, n_resamples=n_resamples, seed=seed, **weighting
+                fillers,
+                small,
+                thresholds,
+                n_resamples=n_resamples,
+                seed=seed,
+                attribute=over,
+                composition=shares,
             ).table
         )
     if tail_model:
@@ -316,6 +334,7 @@ def evaluate(
     )
     timings["hashing_s"] = time.perf_counter() - start
 
+    built: OpenSetProtocol | NplProtocol
     if isinstance(protocol, OpenSetParams):
         built = build_open_set_protocol(manifest, protocol)
         kind, counts = "open_set", built.counts().to_dict()
@@ -361,7 +380,7 @@ def evaluate(
     with warnings.catch_warnings():
         # inconsistent per-subject labels were already reported when the manifest was read
         warnings.simplefilter("ignore", ManifestWarning)
-        if kind == "open_set":
+        if isinstance(built, OpenSetProtocol):
             run = run_protocol(
                 built,
                 embeddings,

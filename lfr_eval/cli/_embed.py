@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,10 +18,14 @@ from lfr_eval.faces import EngineChoice, FaceEngine
 from lfr_eval.wording import plural
 
 if TYPE_CHECKING:
+    from lfr_eval.datasets import Manifest
     from lfr_eval.distributed import ClusterSpec
 
+#: A click command function the option decorators return unchanged in type.
+CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
 
-def dataset_options(func):
+
+def dataset_options(func: CommandFunction) -> CommandFunction:
     """``SOURCE`` argument plus ``--layout``, ``--labels``, ``--attributes``, ``--limit``."""
     options = [
         click.argument("source", type=click.Path(exists=True)),
@@ -69,7 +73,7 @@ def dataset_options(func):
     return func
 
 
-def cache_options(func):
+def cache_options(func: CommandFunction) -> CommandFunction:
     """``--cache``, ``--no-cache``, ``--workers``, ``--scheduler``, ``--face``."""
     options = [
         click.option(
@@ -117,7 +121,7 @@ def open_dataset(
     attributes: str | None,
     limit: int | None,
     seed: int = 0,
-):
+) -> tuple[Manifest, str]:
     """Load the dataset (:func:`lfr_eval.datasets.open_dataset`) and report it on stderr."""
     from lfr_eval.datasets import open_dataset as open_source
 
@@ -163,11 +167,11 @@ def cluster_spec(workers: int, scheduler: str | None) -> ClusterSpec | None:
     return spec
 
 
-def default_face_choice(face_choice: str | None, layout: str) -> FaceChoice:
+def default_face_choice(face_choice: FaceChoice | None, layout: str) -> FaceChoice:
     """:func:`lfr_eval.datasets.default_face_choice` (the CLI's argument order)."""
     from lfr_eval.datasets import default_face_choice as rule
 
-    return rule(layout, face_choice)  # type: ignore[arg-type]
+    return rule(layout, face_choice)
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,7 @@ def embedding_setup(
     scheduler: str | None,
     cache_path: str | None,
     no_cache: bool,
-    face_choice: str | None,
+    face_choice: FaceChoice | None,
     workspace: str | None,
 ) -> Iterator[EmbeddingSetup]:
     """Open the engine, cluster and cache the options name for a dataset of ``layout``; the
@@ -256,7 +260,7 @@ def embed_command(
     no_cache: bool,
     workers: int,
     scheduler: str | None,
-    face_choice: str | None,
+    face_choice: FaceChoice | None,  # click.Choice(["largest", "central"])
     engine_backend: str,
     detector: str,
     model_pack: str | None,

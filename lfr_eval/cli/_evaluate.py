@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from lfr_eval.cli._common import engine_options, open_results, workspace_option
 from lfr_eval.cli._embed import cache_options, dataset_options, embedding_setup, open_dataset
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lfr_eval.claims import Claim
+    from lfr_eval.datasets._embedding import FaceChoice
+    from lfr_eval.protocols import EnrolmentFailurePolicy, FailurePolicy, ScaledFpir
 
 
 @click.command("evaluate")
@@ -188,8 +196,8 @@ def evaluate_command(
     watchlist_sizes: tuple[int, ...],
     thresholds: tuple[float, ...],
     report: bool,
-    failures: str,
-    enrolment_failures: str,
+    failures: FailurePolicy,  # click.Choice of the policies
+    enrolment_failures: EnrolmentFailurePolicy,
     enrolment_next_image: bool,
     enrolment_min_face: float | None,
     composition: str | None,
@@ -201,7 +209,7 @@ def evaluate_command(
     no_cache: bool,
     workers: int,
     scheduler: str | None,
-    face_choice: str | None,
+    face_choice: FaceChoice | None,
     engine_backend: str,
     detector: str,
     model_pack: str | None,
@@ -228,6 +236,7 @@ def evaluate_command(
 
     weighting = None if composition is None else WatchlistComposition.from_option(composition)
     manifest, chosen = open_dataset(source, layout, labels, attributes, limit, seed)
+    params: OpenSetParams | NplParams
     if protocol_kind == "open-set":
         params = OpenSetParams(
             seed=seed,
@@ -280,11 +289,11 @@ def evaluate_command(
                 work_dir=scoring_work_dir,
                 progress=True,
             ),
-            failures=failures,  # type: ignore[arg-type]
+            failures=failures,
             composition=weighting,
             tail_model=tail_model,
             enrolment=EnrolmentSettings(
-                failures=enrolment_failures,  # type: ignore[arg-type]
+                failures=enrolment_failures,
                 next_image=enrolment_next_image,
                 min_face_px=enrolment_min_face,
             ),
@@ -483,17 +492,15 @@ def claim_command(
     )
     from lfr_eval.results import load_result
 
-    if (one_in is None) == (bound is None):
-        raise click.UsageError("give the claimed rate once: --one-in X or --fpir RATE")
+    claimed = _claimed_rate(one_in, bound)
     result = load_result(results)
     claim = Claim(
-        bound=bound if bound is not None else 1.0 / float(one_in),  # type: ignore[arg-type]
+        bound=claimed,
         watchlist_size=watchlist_size,
         threshold=threshold,
         confidence=confidence,
         source=claim_source,
     )
-    options = {"scale_watchlist": scale_watchlist, "scale_option": SCALE_OPTION_CLI}
     click.echo(f"claim: {claim.describe()}" + (f" ({claim_source})" if claim_source else ""))
     # another N: the results' filler-gallery scaling (the report's scaling table) when it has
     # the claimed N, read through the same function as the report and the explorer
@@ -503,7 +510,8 @@ def claim_command(
             claim,
             result.searches,
             scaled_fpir=_claim_figure(table, claim, result.searches.watchlist_size),
-            **options,  # type: ignore[arg-type]
+            scale_watchlist=scale_watchlist,
+            scale_option=SCALE_OPTION_CLI,
         )
         click.echo(check.summary())
         supported = check.supported
@@ -515,7 +523,12 @@ def claim_command(
                 param_hint="--by",
             )
         checks = check_fpir_claim_by_group(
-            claim, result.searches, by, scaling_table=table, **options  # type: ignore[arg-type]
+            claim,
+            result.searches,
+            by,
+            scaling_table=table,
+            scale_watchlist=scale_watchlist,
+            scale_option=SCALE_OPTION_CLI,
         )
         click.echo(checks.summary())
         # the claim stands only if it holds overall and in every group reported
@@ -523,14 +536,25 @@ def claim_command(
     sys.exit(0 if supported else 1)
 
 
-def _claim_figure(table: object, claim: object, measured_size: int) -> object:
+def _claimed_rate(one_in: float | None, bound: float | None) -> float:
+    """The claimed FPIR from ``--one-in`` or ``--fpir``, exactly one of which is given."""
+    if one_in is not None and bound is None:
+        return 1.0 / float(one_in)
+    if bound is not None and one_in is None:
+        return bound
+    raise click.UsageError("give the claimed rate once: --one-in X or --fpir RATE")
+
+
+def _claim_figure(
+    table: pd.DataFrame | None, claim: Claim, measured_size: int
+) -> ScaledFpir | None:
     """The scaling table's figure at the claim's N and threshold, or None (see claim_command)."""
     from lfr_eval.claims import claim_scaled_fpir
 
-    size = getattr(claim, "watchlist_size", None)
+    size = claim.watchlist_size
     if table is None or size is None or size == measured_size:
         return None
-    return claim_scaled_fpir(table, claim, "all", "all")  # type: ignore[arg-type]
+    return claim_scaled_fpir(table, claim, "all", "all")
 
 
 def register(cli: click.Group) -> None:

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -37,6 +37,9 @@ from lfr_eval.watchlist._enrol import (
 )
 from lfr_eval.watchlist._identify import identify_images
 from lfr_eval.wording import plural
+
+if TYPE_CHECKING:
+    from lfr_eval.search._index import Backend, Device
 
 watchlist_path_option = click.option(
     "--watchlist",
@@ -667,8 +670,8 @@ def _identify_command(cli: click.Group) -> None:
         images: tuple[str, ...],
         threshold: float,
         top_k: int,
-        search_backend: str,
-        search_device: str,
+        search_backend: Backend,  # click.Choice of the backends
+        search_device: Device,
         include_expired: bool,
         watchlist_path: str | None,
         workspace: str | None,

@@ -155,7 +155,9 @@ def _embed_in_worker(job: tuple[str, str]) -> CachedEmbedding:
     return embed_image_file(_worker_engine, job[0], job[1], _worker_choice)
 
 
-def _report(progress: bool | ProgressCallback | None, total: int, initial: int):
+def _report(
+    progress: bool | ProgressCallback | None, total: int, initial: int
+) -> tuple[Callable[[int], None], Callable[[], None]]:
     """A ``update(n)``/``close()`` pair for a tqdm bar, a callback or nothing."""
     if progress is True:
         from tqdm import tqdm
@@ -251,9 +253,10 @@ def embed_manifest(
                 cluster, jobs, engine_factory, key, face_choice, cache, known, update
             )
         elif workers == 1 or len(jobs) < 2 * workers:
-            for path, sha in jobs:
-                keep(embed_image_file(engine, path, sha, face_choice))
+            for job_path, sha in jobs:
+                keep(embed_image_file(engine, job_path, sha, face_choice))
         else:
+            assert engine_factory is not None  # refused above: workers > 1 needs a factory
             # spawn, not fork: dlib and BLAS hold threads and locks a forked child must not copy
             context = multiprocessing.get_context("spawn")
             pool = ProcessPoolExecutor(
@@ -337,8 +340,8 @@ def _embed_on_cluster(
     temporary = cache is None
     root = (
         Path(tempfile.mkdtemp(prefix="lfr-shards-"))
-        if temporary
-        else cache.path.parent / "embedding-shards"  # type: ignore[union-attr]
+        if cache is None
+        else cache.path.parent / "embedding-shards"
     )
     resumed = 0
     try:

@@ -21,13 +21,19 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lfr_eval.datasets._cache import CachedEmbedding, engine_cache_key
 from lfr_eval.errors import LfrError
 from lfr_eval.faces import FaceEngine
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from lfr_eval.datasets._embedding import FaceChoice
 
 MSG_DASK_MISSING = (
     "running on a Dask cluster needs the distributed extra: pip install "
@@ -52,7 +58,9 @@ DEFAULT_SHARD_SIZE = 64
 
 
 #: ``(spec, client)`` of the cluster :func:`~lfr_eval.distributed.using_cluster` holds open.
-active_client: contextvars.ContextVar = contextvars.ContextVar("lfr_active_client", default=None)
+active_client: contextvars.ContextVar[tuple[ClusterSpec, Client] | None] = contextvars.ContextVar(
+    "lfr_active_client", default=None
+)
 
 
 class ClusterError(LfrError):
@@ -153,14 +161,16 @@ def describe_gpu_plan(plan: Sequence[str | None]) -> str:
     return "CUDA_VISIBLE_DEVICES per worker: " + ", ".join(map(str, plan)) + shared
 
 
-def gpu_worker_specs(base: dict, plan: Sequence[str | None]) -> dict[int, dict]:
+def gpu_worker_specs(
+    base: Mapping[str, Any], plan: Sequence[str | None]
+) -> dict[int, dict[str, Any]]:
     """Dask worker specs (``SpecCluster.worker_spec``) of a local cluster, one GPU each.
 
     ``base`` is the local cluster's own spec (``{"cls": Nanny, "options": {...}}``); each
     worker gets ``env={"CUDA_VISIBLE_DEVICES": device}`` (set before the worker process starts
     CUDA, so its ``cuda:0`` is that GPU) and ``resources={"GPU": 1}``.
     """
-    specs = {}
+    specs: dict[int, dict[str, Any]] = {}
     for i, device in enumerate(plan):
         options = dict(base.get("options", {}))
         if device is not None:
@@ -186,7 +196,7 @@ def dask_available() -> bool:
 
 
 @contextlib.contextmanager
-def open_client(spec: ClusterSpec) -> Iterator:
+def open_client(spec: ClusterSpec) -> Iterator[Client]:
     """A ``distributed.Client`` on the spec's cluster, closed (local cluster stopped) on exit.
 
     Raises
@@ -253,7 +263,7 @@ _engines_lock = threading.Lock()
 
 
 def worker_engine(
-    factory: Callable[[], FaceEngine], key: str, face_choice: str, threads: int
+    factory: Callable[[], FaceEngine], key: str, face_choice: FaceChoice, threads: int
 ) -> FaceEngine:
     """This worker process's engine for ``key``, built on first use.
 
@@ -293,18 +303,18 @@ def embed_shard(
     jobs: Sequence[tuple[str, str]],
     factory: Callable[[], FaceEngine],
     key: str,
-    face_choice: str,
+    face_choice: FaceChoice,
     slots_by_host: dict[str, int],
 ) -> list[CachedEmbedding]:
     """A task: embed ``(path, sha256)`` pairs on this worker (failures become entries)."""
     from lfr_eval.datasets._embedding import embed_image_file
 
     engine = worker_engine(factory, key, face_choice, _threads_here(slots_by_host))
-    return [embed_image_file(engine, path, sha, face_choice) for path, sha in jobs]  # type: ignore[arg-type]
+    return [embed_image_file(engine, path, sha, face_choice) for path, sha in jobs]
 
 
 # ------------------------------------------------------------------------ driver side
-def _slots_by_host(client) -> dict[str, int]:
+def _slots_by_host(client: Client) -> dict[str, int]:
     slots: dict[str, int] = {}
     for info in client.scheduler_info(n_workers=-1)["workers"].values():
         host = str(info.get("host", ""))
@@ -318,7 +328,7 @@ def embed_on_cluster(
     *,
     engine_factory: Callable[[], FaceEngine],
     engine_key: str,
-    face_choice: str,
+    face_choice: FaceChoice,
     shard_root: Path,
 ) -> Iterator[tuple[Path, list[CachedEmbedding], bool]]:
     """Embed ``(path, sha256)`` jobs on a cluster, one Parquet shard per task.

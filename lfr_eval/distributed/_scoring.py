@@ -29,16 +29,22 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lfr_eval.distributed._cluster import ClusterSpec, active_client, open_client
 
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from lfr_eval.search._kernel import Gallery, Partial
+
 
 def score_all_on_cluster(
-    client,
+    client: Client,
     probes: np.ndarray,
-    gallery,
+    gallery: Gallery,
     *,
     k: int,
     thresholds: np.ndarray | None = None,
@@ -46,7 +52,7 @@ def score_all_on_cluster(
     block: int = 1024,
     tile_bytes: int | None = None,
     n_shards: int | None = None,
-):
+) -> Partial:
     """:func:`~lfr_eval.search._kernel.score_all` with its blocks as tasks on ``client``.
 
     Parameters are those of ``score_all`` (numpy backend); ``n_shards`` is the number of
@@ -71,8 +77,7 @@ def score_all_on_cluster(
         n_shards = sum(client.nthreads().values()) or 1
     tile_bytes = tile_bytes or DEFAULT_TILE_BYTES
     remote_gallery = client.scatter(gallery, broadcast=True, hash=False)
-    options = {"k": k, "thresholds": thresholds, "tile_bytes": tile_bytes}
-    merged = []
+    merged: list[Future[Partial]] = []
     for a, b in probe_blocks(len(probes), block):
         shards = tile_aligned_shards(gallery, b - a, tile_bytes, n_shards)
         parts = [
@@ -84,7 +89,9 @@ def score_all_on_cluster(
                 mate_score=None if ms is None else ms[a:b],
                 subjects=shard,
                 pure=False,
-                **options,
+                k=k,
+                thresholds=thresholds,
+                tile_bytes=tile_bytes,
             )
             for shard in shards
         ]
@@ -95,7 +102,7 @@ def score_all_on_cluster(
         client.cancel(merged)
 
 
-_aligned: dict[int, tuple[object, object]] = {}
+_aligned: dict[int, tuple[Gallery, Gallery]] = {}
 _aligned_lock = threading.Lock()
 
 
@@ -107,12 +114,13 @@ def _aligned_array(array: np.ndarray) -> np.ndarray:
     return out
 
 
-def _aligned_gallery(gallery):
+def _aligned_gallery(gallery: Gallery) -> Gallery:
     """The gallery with its arrays in aligned memory, made once per worker process."""
     with _aligned_lock:
         held = _aligned.get(id(gallery))
         if held is None or held[0] is not gallery:
-            fields = {
+            # the gallery's fields, its numeric arrays copied to aligned memory
+            fields: dict[str, Any] = {
                 f.name: _aligned_array(v) if isinstance(v, np.ndarray) and v.dtype != object else v
                 for f in dataclasses.fields(gallery)
                 for v in [getattr(gallery, f.name)]
@@ -124,15 +132,34 @@ def _aligned_gallery(gallery):
         return held[1]
 
 
-def score_block_task(probes: np.ndarray, gallery, **kwargs):
+def score_block_task(
+    probes: np.ndarray,
+    gallery: Gallery,
+    *,
+    k: int,
+    thresholds: np.ndarray | None = None,
+    mate_codes: np.ndarray | None = None,
+    mate_score: np.ndarray | None = None,
+    subjects: tuple[int, int] | None = None,
+    tile_bytes: int | None = None,
+) -> Partial:
     """A task: :func:`~lfr_eval.search._kernel.score_block` on aligned copies of its inputs."""
     from lfr_eval.search._kernel import score_block
 
-    return score_block(_aligned_array(probes), _aligned_gallery(gallery), **kwargs)
+    return score_block(
+        _aligned_array(probes),
+        _aligned_gallery(gallery),
+        k=k,
+        thresholds=thresholds,
+        mate_codes=mate_codes,
+        mate_score=mate_score,
+        subjects=subjects,
+        tile_bytes=tile_bytes,
+    )
 
 
 def tile_aligned_shards(
-    gallery, n_probes: int, tile_bytes: int, n_shards: int
+    gallery: Gallery, n_probes: int, tile_bytes: int, n_shards: int
 ) -> list[tuple[int, int]]:
     """Subject ranges made of whole tiles of the numpy kernel's pass over ``n_probes`` probes
     (its tile width rule, ``_NumpyKernel.run``), about ``n_shards`` of them."""
@@ -148,7 +175,7 @@ def tile_aligned_shards(
 
 
 @contextlib.contextmanager
-def using_cluster(spec: ClusterSpec) -> Iterator:
+def using_cluster(spec: ClusterSpec) -> Iterator[Client]:
     """Open the cluster once for everything inside: embedding tasks reuse the client and the
     kernel's ``score_all`` (numpy backend) runs its blocks there."""
     from lfr_eval.search import _kernel
@@ -156,8 +183,26 @@ def using_cluster(spec: ClusterSpec) -> Iterator:
     with open_client(spec) as client:
         token = active_client.set((spec, client))
 
-        def executor(probes, gallery, **kwargs):
-            return score_all_on_cluster(client, probes, gallery, **kwargs)
+        def executor(
+            probes: np.ndarray,
+            gallery: Gallery,
+            *,
+            k: int,
+            thresholds: np.ndarray | None = None,
+            mate_codes: np.ndarray | None = None,
+            block: int = 1024,
+            tile_bytes: int | None = None,
+        ) -> Partial:
+            return score_all_on_cluster(
+                client,
+                probes,
+                gallery,
+                k=k,
+                thresholds=thresholds,
+                mate_codes=mate_codes,
+                block=block,
+                tile_bytes=tile_bytes,
+            )
 
         kernel_token = _kernel.block_executor.set(executor)
         try:

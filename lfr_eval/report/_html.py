@@ -165,16 +165,14 @@ def _interval_cell(
     )
 
 
-def _count_cell(errors: object, searches: object, people: object) -> str:
+def _count_cell(errors: float, searches: float | None, people: float) -> str:
+    """Counts from a summary row (NaN where the table has none)."""
     if searches is None or (isinstance(searches, float) and not np.isfinite(searches)):
         return "–"
-    if int(searches) == 0:  # type: ignore[call-overload]
+    if int(searches) == 0:
         return "no searches"
-    n_people = int(people)  # type: ignore[call-overload]
-    return (
-        f"{int(errors):,} of {int(searches):,} "  # type: ignore[call-overload]
-        f"({plural(n_people, 'person')})"
-    )
+    n_people = int(people)
+    return f"{int(errors):,} of {int(searches):,} ({plural(n_people, 'person')})"
 
 
 def _compact(summary: pd.DataFrame, with_group: bool, confidence: float) -> pd.DataFrame:

@@ -67,6 +67,7 @@ from lfr_eval.atrest import (
 from lfr_eval.errors import WatchlistError
 from lfr_eval.faces._types import EngineId, Face, FaceEngine, FaceQuality
 from lfr_eval.search import SearchIndex
+from lfr_eval.search._index import Backend, Device
 from lfr_eval.watchlist import _hashing
 from lfr_eval.watchlist._types import (
     AuditEntry,
@@ -1125,8 +1126,8 @@ class Watchlist:
         self,
         engine_id: EngineId,
         *,
-        backend: str = "auto",
-        device: str = "auto",
+        backend: Backend = "auto",
+        device: Device = "auto",
         include_expired: bool = False,
         at: datetime | None = None,
     ) -> SearchIndex:
@@ -1141,9 +1142,8 @@ class Watchlist:
             matrix,
             subjects,
             template_ids=ids,
-            # plain str from the CLI's choices; SearchIndex refuses unknown names (ValueError)
-            backend=backend,  # type: ignore[arg-type]
-            device=device,  # type: ignore[arg-type]
+            backend=backend,
+            device=device,
             embedding_space=space,
             copy=False,  # the matrix was just read from the store; nothing else holds it
         )
