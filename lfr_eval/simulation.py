@@ -297,8 +297,9 @@ def group_test_rejection(
     5% level (10 / 200) at a fraction of the default's cost. ``ratios``: also measure the
     simultaneous ratio-to-lowest intervals.
     """
-    from lfr_eval.metrics._clustered import ClusterSummary, summarise_clusters
+    from lfr_eval.metrics._clustered import summarise_clusters
     from lfr_eval.metrics._group_tests import (
+        _summary_column,
         compare_group_rates,
         permutation_compare_groups,
         simultaneous_ratio_intervals,
@@ -316,13 +317,7 @@ def group_test_rejection(
         summaries.append(summarise_clusters(errors, trials))
     any_pair = extreme = ratio_out = overall_out = 0
     for r in range(n_datasets):
-        groups = {
-            f"g{g}": ClusterSummary(
-                s.errors[r : r + 1], s.trials, s.n_subjects, s.variance[r : r + 1],
-                s.df[r : r + 1], s.effective_people,
-            )
-            for g, s in enumerate(summaries)
-        }
+        groups = {f"g{g}": _summary_column(s, r) for g, s in enumerate(summaries)}
         if test == "permutation":
             result = permutation_compare_groups(
                 {f"g{g}": e[:, r] for g, (_, e) in enumerate(per_person)},

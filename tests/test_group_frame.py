@@ -442,3 +442,25 @@ def test_ratio_to_overall_is_clustered_and_simultaneous() -> None:
     overall = frame.overall.xs(("fpir", 0.5))["rate"]
     assert direct.overall_rate == pytest.approx(overall)
     assert np.all(direct.low < direct.ratio) and np.all(direct.ratio < direct.high)
+
+
+def test_ratio_to_lowest_is_the_aggregates_function() -> None:
+    """The frame and the demographic page (ratio_to_lowest on the aggregate's statistics)
+    give the same intervals for the same family: small and unknown groups left out."""
+    from lfr_eval.metrics import ratio_to_lowest
+    from lfr_eval.simulation import ClusterDesign
+
+    rng = np.random.default_rng(8)
+    designs = [ClusterDesign(100, m, 0.2, 0.04, True) for m in (3, 6, 12)]
+    designs += [ClusterDesign(100, 5, 0.2, 0.04, True), ClusterDesign(4, 3, 0.2, 0.04)]
+    labels = ["A", "B", "C", "unknown", "E"]
+    frame = IdentificationFrame(_frame_from_designs(designs, rng, labels), [0.5], ["g"])
+    table = frame.ratio("fpir", include_small=False, include_unknown=False).xs(
+        0.5, level="threshold"
+    )
+    assert list(table.index) == ["A", "B", "C"]
+    summaries = {g: frame._summary_at("fpir", frame._code(g), 0) for g in ("A", "B", "C")}
+    page = ratio_to_lowest(summaries, 0.95)
+    np.testing.assert_allclose(table["ratio_ci_low"].to_numpy(), page.ratio_low[:, 0])
+    np.testing.assert_allclose(table["ratio_ci_high"].to_numpy(), page.ratio_high[:, 0])
+    assert (table["ratio_ci_method"] == page.method).all()

@@ -46,6 +46,20 @@ def test_default_interval_coverage(cell: tuple) -> None:
         assert result.two_sided <= 0.975, result  # not needlessly wide where data suffice
 
 
+#: A cell where the exact ends (Korn–Graubard) covered 0.98 two-sided: 20 expected errors,
+#: independent searches.
+WIDE_CELLS = [(2000, 1, 0.0, 0.01, False)]
+
+
+@pytest.mark.parametrize("cell", WIDE_CELLS, ids=lambda c: "-".join(map(str, c)))
+def test_default_interval_is_not_needlessly_wide(cell: tuple) -> None:
+    """Fails if the default drifts back to the exact ends' 0.98-0.99 where 0.95 is reachable."""
+    design = ClusterDesign(*cell)
+    result = interval_coverage(design, n_datasets=N_DATASETS, seed=13)
+    assert 0.93 <= result.two_sided <= 0.972, result
+    assert result.upper >= 0.935, result
+
+
 def test_exact_clustered_bound_keeps_its_guarantee() -> None:
     """The exact variant (Korn–Graubard), which claim verdicts use, where few people carry
     every error."""

@@ -30,6 +30,8 @@ from lfr_eval.metrics._clustered import (
     korn_graubard_from_summary,
 )
 from lfr_eval.metrics._group_tests import (
+    SIMULTANEOUS_RATIO,
+    SIMULTANEOUS_RATIO_TO_OVERALL,
     Alternative,
     GroupRatesComparison,
     GroupTestResult,
@@ -462,11 +464,17 @@ class IdentificationFrame:
             raise MetricInputError(MSG_UNKNOWN_METRIC.format(choices=list(METRICS), value=metric))
         return metric
 
-    def _table(self, metric: str, include_small: bool) -> pd.DataFrame:
+    def _table(
+        self, metric: str, include_small: bool, include_unknown: bool = True
+    ) -> pd.DataFrame:
         table = self._by_group.xs(self._metric(metric), level="metric")
         keep = ~table["insufficient_data"]
         if not include_small:
             keep &= ~table["small_group"]
+        if not include_unknown:
+            labels = table.index.droplevel("threshold")
+            rows = labels if isinstance(labels, pd.MultiIndex) else [(v,) for v in labels]
+            keep &= np.array(["unknown" not in tuple(map(str, r)) for r in rows], dtype=bool)
         return table[keep]
 
     def rates(self, metric: Metric = "fpir") -> pd.DataFrame:
@@ -486,6 +494,7 @@ class IdentificationFrame:
         reference: str | tuple[str, ...] | None = "lowest",
         *,
         include_small: bool = True,
+        include_unknown: bool = True,
         ci: bool = True,
     ) -> pd.DataFrame:
         """Each group's rate divided by a reference rate, at every threshold.
@@ -498,7 +507,11 @@ class IdentificationFrame:
             ``None``: the overall rate; a group label (tuple for intersections): that group.
         include_small : bool
             Whether small groups take part (they are always listed when included).
-
+        include_unknown : bool
+            Whether the ``"unknown"`` label takes part. With ``include_small=False,
+            include_unknown=False`` the family is the demographic page's, and the ratio-to-lowest
+            intervals are the same numbers as :func:`~lfr_eval.metrics.ratio_to_lowest` gives
+            from the aggregate.
         ci : bool
             Also give an interval of each ratio (``ratio_ci_low``, ``ratio_ci_high``). To the
             lowest or a named group: clustered by person and **simultaneous** over the
@@ -515,12 +528,12 @@ class IdentificationFrame:
         -------
         DataFrame
             Index ``(threshold, *features)``; columns ``rate``, ``reference_rate``, ``ratio``,
-            ``small_group`` and, with ``ci``, ``ratio_ci_low``, ``ratio_ci_high``. ``ratio``
-            is ``inf`` when the reference rate is 0 and the group's is not, NaN when both are
-            0 (replicates where that happens are left out of the interval; it is NaN when all
-            are). Groups without searches are left out.
+            ``small_group`` and, with ``ci``, ``ratio_ci_low``, ``ratio_ci_high`` and
+            ``ratio_ci_method`` (the method's name). ``ratio`` is ``inf`` when the reference
+            rate is 0 and the group's is not, NaN when both are 0 (its interval is then
+            unbounded or NaN). Groups without searches are left out.
         """
-        table = self._table(metric, include_small)
+        table = self._table(metric, include_small, include_unknown)
         rate = table["rate"]
         thr_level = table.index.get_level_values("threshold")
         if isinstance(reference, str) and reference == "lowest":
@@ -547,10 +560,13 @@ class IdentificationFrame:
             index=rate.index,
         )
         if ci:
-            low, high = self._ratio_interval(metric, reference, include_small)
+            low, high = self._ratio_interval(metric, reference, include_small, include_unknown)
             codes, t_index = self._locate(rate.index)
             out["ratio_ci_low"] = low[codes, t_index]
             out["ratio_ci_high"] = high[codes, t_index]
+            out["ratio_ci_method"] = (
+                SIMULTANEOUS_RATIO_TO_OVERALL if reference is None else SIMULTANEOUS_RATIO
+            )
         return out
 
     def _locate(self, index: pd.MultiIndex) -> tuple[np.ndarray, np.ndarray]:
@@ -564,7 +580,11 @@ class IdentificationFrame:
         return codes.astype(np.int64), positions.astype(np.int64)
 
     def _ratio_interval(
-        self, metric: str, reference: str | tuple[str, ...] | None, include_small: bool
+        self,
+        metric: str,
+        reference: str | tuple[str, ...] | None,
+        include_small: bool,
+        include_unknown: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Interval of each group's ratio, shape (G, m) each (NaN for groups left out), clustered
         and simultaneous over the included groups: to the lowest or a named group
@@ -573,7 +593,7 @@ class IdentificationFrame:
         n_groups, m = len(self._group_keys), len(self._thresholds)
         low = np.full((n_groups, m), np.nan)
         high = np.full((n_groups, m), np.nan)
-        table = self._table(metric, include_small)  # the groups ratio() reports
+        table = self._table(metric, include_small, include_unknown)  # the groups ratio() reports
         codes, t_index = self._locate(table.index)
         if reference is None:
             for t in np.unique(t_index):
@@ -760,11 +780,12 @@ class IdentificationFrame:
     ) -> GroupTestResult:
         """Test equal ``metric`` rates in two groups at one threshold of this frame.
 
-        ``test="clustered"`` (default): the pair's cluster-robust studentized statistic with
-        its p-value adjusted for every pair of the compared groups (:meth:`compare_groups`;
-        the two named groups always in the family, small and ``unknown`` groups otherwise only
-        when asked); ``p_value`` is the adjusted one, ``p_unadjusted`` the pair's own; it
-        keeps its size when groups differ in searches per person; two-sided only.
+        ``test="clustered"`` (default): the pair's cluster-robust studentized statistic in the
+        studentized permutation test over people of :meth:`compare_groups`, its p-value
+        adjusted for every pair of the compared groups (the two named groups always in the
+        family, small and ``unknown`` groups otherwise only when asked; ``n_permutations``
+        relabellings); ``p_value`` is the adjusted one, ``p_unadjusted`` the pair's own; its
+        size stays near 5% when groups differ in searches per person; two-sided only.
         ``test="permutation"`` permutes group labels between subjects on the raw difference of
         pooled rates (no multiplicity control); ``test="fisher"`` treats searches as
         independent.

@@ -455,6 +455,20 @@ def compare_group_rates(
         null_max.sort()
         exceed = n_draws - np.searchsorted(null_max, z_equivalent - 1e-12, side="left")
         adjusted = np.maximum((1 + exceed) / (1 + n_draws), raw)
+    return _comparison(names, rates, statistic, raw, adjusted, MAX_Z_TEST)
+
+
+def _comparison(
+    names: list[str],
+    rates: np.ndarray,
+    statistic: np.ndarray,
+    raw: np.ndarray,
+    adjusted: np.ndarray,
+    method: str,
+) -> GroupRatesComparison:
+    """Every pair (in ``np.triu_indices`` order) as a :class:`PairComparison`, sorted by
+    adjusted p-value; the higher-rate group first in each pair."""
+    i_idx, j_idx = np.triu_indices(len(names), 1)
     pairs = []
     for t, (i, j) in enumerate(zip(i_idx, j_idx, strict=True)):
         a, b = (i, j) if rates[i] >= rates[j] else (j, i)
@@ -465,7 +479,7 @@ def compare_group_rates(
             )
         )  # fmt: skip
     pairs.sort(key=lambda p: (p.p_adjusted, p.p_value))
-    return GroupRatesComparison(tuple(pairs), MAX_Z_TEST, tuple(names))
+    return GroupRatesComparison(tuple(pairs), method, tuple(names))
 
 
 #: Method label of :func:`ratio_to_lowest` and :func:`simultaneous_ratio_intervals`.
@@ -1058,14 +1072,4 @@ def permutation_compare_groups(
             done += size
         raw = (1 + exceed_pair) / (1 + n_permutations)
         adjusted = np.maximum((1 + exceed_max) / (1 + n_permutations), raw)
-    pairs = []
-    for t, (i, j) in enumerate(zip(i_idx, j_idx, strict=True)):
-        a, b = (i, j) if rates[i] >= rates[j] else (j, i)
-        pairs.append(
-            PairComparison(
-                names[a], names[b], float(rates[a]), float(rates[b]),
-                float(observed[t]), float(raw[t]), float(min(1.0, adjusted[t])),
-            )
-        )  # fmt: skip
-    pairs.sort(key=lambda p: (p.p_adjusted, p.p_value))
-    return GroupRatesComparison(tuple(pairs), STUDENTIZED_PERMUTATION_TEST, tuple(names))
+    return _comparison(names, rates, observed, raw, adjusted, STUDENTIZED_PERMUTATION_TEST)

@@ -524,7 +524,11 @@ def group_ratio_figure(
     title += view.where(attribute)
     confidence = view.confidence
     if view.frame is not None and view.frame.sensitive_features == [attribute]:
-        table = view.frame.ratio(metric, include_small=include_small).reset_index()  # type: ignore[arg-type]
+        table = view.frame.ratio(
+            metric,  # type: ignore[arg-type]
+            include_small=include_small,
+            include_unknown=include_unknown,
+        ).reset_index()
         table = table.rename(
             columns={attribute: "group", "ratio_ci_low": "low", "ratio_ci_high": "high"}
         )
