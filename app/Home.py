@@ -3,8 +3,42 @@
 from __future__ import annotations
 
 import _shared
-import pandas as pd
 import streamlit as st
+
+from lfr_eval.errors import LfrError
+from lfr_eval.faces import EngineLoading, FaceEngine
+
+
+def show_engine(engine: FaceEngine, elapsed_s: float) -> None:
+    """Backend, device, runtime and the model files with their hashes."""
+    runtime = engine.runtime
+    cols = st.columns(4)
+    cols[0].metric("Backend", engine.engine_id.backend)
+    cols[1].metric("Runs on", "GPU" if runtime.gpu_active else "CPU")
+    cols[2].metric("Runtime", f"{runtime.name} {runtime.version}".strip())
+    cols[3].metric("Embedding size", engine.engine_id.embedding_dim)
+    st.caption(
+        f"Started with: {_shared.engine_choice().describe()}. Runtime providers: "
+        f"{', '.join(runtime.providers)} ({runtime.precision}); loaded in "
+        f"{elapsed_s:.1f} s."
+    )
+    st.dataframe(
+        [{"role": m.role, "file": m.name, "sha256": m.sha256} for m in engine.engine_id.models],
+        hide_index=True,
+    )
+
+
+@st.fragment(run_every=1.0)
+def engine_status(loading: EngineLoading) -> None:
+    """While the engine loads: say so, look again every second, redraw the page once done."""
+    if loading.done:
+        st.rerun()
+    st.info(
+        f"Loading the face engine ({loading.choice.describe()}) in the background: "
+        f"{loading.elapsed_s:.0f} s so far. The pages that need it (Live, Watchlist, Evaluate, "
+        "Export) wait for it; the results pages do not."
+    )
+
 
 st.set_page_config(page_title="LFR Workbench", page_icon="🎯", layout="wide")
 _shared.require_role()
@@ -17,23 +51,10 @@ st.write(
 )
 
 st.header("Engine in use")
-engine = _shared.engine_or_stop()
-runtime = engine.runtime
-cols = st.columns(4)
-cols[0].metric("Backend", engine.engine_id.backend)
-cols[1].metric("Runs on", "GPU" if runtime.gpu_active else "CPU")
-cols[2].metric("Runtime", f"{runtime.name} {runtime.version}".strip())
-cols[3].metric("Embedding size", engine.engine_id.embedding_dim)
-st.caption(
-    f"Started with: {_shared.engine_choice().describe()}. Runtime providers: "
-    f"{', '.join(runtime.providers)} ({runtime.precision})."
-)
-st.dataframe(
-    pd.DataFrame(
-        [{"role": m.role, "file": m.name, "sha256": m.sha256} for m in engine.engine_id.models]
-    ),
-    hide_index=True,
-)
+# Filled last: the engine's load starts once the rest of the page is drawn (it would otherwise
+# compete with drawing it for the interpreter), in a background thread; meanwhile this section
+# says so and looks again every second.
+engine_section = st.container()
 
 st.header("Watchlist in use")
 _shared.show_watchlist_summary()
@@ -63,3 +84,13 @@ st.markdown(
     "- **Export** — the chosen threshold, engine and watchlist as a verified deployment "
     "configuration."
 )
+
+loading = _shared.engine_loading()
+with engine_section:
+    if loading.done:
+        try:
+            show_engine(_shared.get_engine(), loading.elapsed_s)
+        except LfrError as exc:  # the rest of Home works without an engine
+            _shared.show_engine_error(exc)
+    else:
+        engine_status(loading)

@@ -39,7 +39,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from lfr_eval.deployment import RetentionPolicy
 from lfr_eval.errors import ConfigError, LfrError, ResultError
-from lfr_eval.faces import EngineChoice, FaceEngine
+from lfr_eval.faces import EngineChoice, EngineLoading, FaceEngine
 from lfr_eval.faces import default_threshold as engine_default_threshold
 from lfr_eval.users import MSG_EXPOSED_WITHOUT_USERS, Role, UserStore, is_loopback
 from lfr_eval.watchlist import Watchlist
@@ -169,6 +169,7 @@ def require_role(*roles: Role) -> SignedInUser | None:
     user = current_user()
     if user is None:
         _sign_in(store)
+        engine_loading()  # the engine loads while the user signs in
         st.stop()
         raise AssertionError  # st.stop() raises
     with st.sidebar:
@@ -220,9 +221,9 @@ def workspace() -> Path:
     return root
 
 
-@st.cache_resource(show_spinner="Loading the face engine…")
-def _load_engine(choice: EngineChoice, workspace: Path) -> FaceEngine:
-    return choice.load(workspace)
+@st.cache_resource(show_spinner=False)
+def _engine_loading(choice: EngineChoice, workspace: Path) -> EngineLoading:
+    return choice.load_in_background(workspace)
 
 
 def engine_choice() -> EngineChoice:
@@ -230,13 +231,33 @@ def engine_choice() -> EngineChoice:
     return EngineChoice.from_env()
 
 
+def engine_loading() -> EngineLoading:
+    """The face engine's load, once per process and shared by every page and session, started in
+    a background thread by the first page that asks (Home once it has drawn the rest of its page;
+    the sign-in form once drawn). ``.done`` says whether it finished; :func:`get_engine` waits
+    for it."""
+    return _engine_loading(engine_choice(), workspace())
+
+
 def get_engine() -> FaceEngine:
-    """The face engine, loaded once per process and shared by every page and session.
+    """The face engine, waiting for its load (with a spinner saying so) if it is still running.
 
     Raises :class:`~lfr_eval.errors.LfrError` (missing model, GPU unavailable…); pages show it
-    with :func:`show_error` and stop.
+    with :func:`show_error` and stop. A failed load is forgotten, so the next page run tries
+    again (model files put in place meanwhile are found).
     """
-    return _load_engine(engine_choice(), workspace())
+    loading = engine_loading()
+    try:
+        if loading.done:
+            return loading.wait()
+        with st.spinner(
+            f"Loading the face engine ({loading.choice.describe()}): "
+            f"{loading.elapsed_s:.0f} s so far…"
+        ):
+            return loading.wait()
+    except Exception:
+        _engine_loading.clear()
+        raise
 
 
 # ---------------------------------------------------------------------- errors
@@ -247,16 +268,22 @@ def show_error(exc: LfrError) -> None:
     st.error(f"**{type(exc).__name__}**: {exc}")
 
 
+def show_engine_error(exc: LfrError) -> None:
+    """Why the engine could not be loaded, and what to do about it."""
+    show_error(exc)
+    st.info(
+        "Start the app with another engine, e.g. `lfr-eval app --engine dlib`, or put the "
+        "model files where the message says and reload the page."
+    )
+
+
 def engine_or_stop() -> FaceEngine:
-    """The engine, or an error box and ``st.stop()`` when it cannot be loaded."""
+    """The engine (waiting for its load), or an error box and ``st.stop()`` when it cannot be
+    loaded."""
     try:
         return get_engine()
     except LfrError as exc:
-        show_error(exc)
-        st.info(
-            "Start the app with another engine, e.g. `lfr-eval app --engine dlib`, or put the "
-            "model files where the message says."
-        )
+        show_engine_error(exc)
         st.stop()
         raise  # st.stop() raises; this keeps type checkers content
 

@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # runs from a bare checkout too (no pip install -e .)
     sys.path.insert(0, str(REPO))
 
-from lfr_eval.faces.dlib_convert import (
+from lfr_eval.faces.dlib_convert import (  # noqa: E402 - after the sys.path set-up above
     DescriptorRunner,
     MmodRunner,
     convert_dlib_model,

@@ -164,7 +164,11 @@ def bench_dlib_lfw(lfw_dir: Path, n_images: int) -> list[Measurement]:
     ]
 
 
-def _time_embed(run, blob: np.ndarray, repeats: int, sync=lambda: None) -> float:
+def _nothing_to_wait_for() -> None:
+    """The CPU's stand-in for ``torch.cuda.synchronize``: CPU work is done when it returns."""
+
+
+def _time_embed(run, blob: np.ndarray, repeats: int, sync=_nothing_to_wait_for) -> float:
     run(blob)  # warm up (cudnn autotune, allocator)
     sync()
     start = time.perf_counter()
@@ -197,7 +201,7 @@ def bench_recognizer(
     else:
         device = "cpu"
         configs = [("fp32", (1, 8) if not quick else (1,))]
-        sync = lambda: None
+        sync = _nothing_to_wait_for
         name = platform.processor() or "cpu"
     for precision, sizes in configs:
         rec = TorchRecognizer(path, device=device, precision=precision, channels_last=channels_last)

@@ -1,11 +1,12 @@
-"""Benchmark the live pipeline: displayed frames per second and time from a face entering to its alert.
+"""Benchmark the live pipeline: displayed frames per second, time from a face entering to its alert.
 
 A 640x480 camera scene is played in real time (default 30 fps) from real face photos (LFW, or
 insightface's bundled images when LFW is absent): groups of 1, 2 and 3 faces enter, stay and
 leave in turn; each group holds one person on the watchlist and strangers. Every frame goes
-through what the Live page's frame callback does (``av.VideoFrame`` to RGB, :meth:`LivePipeline.render`,
-back to ``av.VideoFrame``) on the "video thread", while recognition runs on the pipeline's
-worker, as in the app. The process is pinned to ``--cores`` CPU cores (default 2).
+through what the Live page's frame callback does (``av.VideoFrame`` to RGB,
+:meth:`LivePipeline.render`, back to ``av.VideoFrame``) on the "video thread", while
+recognition runs on the pipeline's worker, as in the app. The process is pinned to ``--cores``
+CPU cores (default 2).
 
 Reported:
 

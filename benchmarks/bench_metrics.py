@@ -112,7 +112,8 @@ def main() -> None:
     t4 = time.perf_counter()
 
     print(
-        f"searches: {ss.n_non_mated:,} non-mated, {ss.n_mated:,} mated; runtime {res.runtime.describe()}"
+        f"searches: {ss.n_non_mated:,} non-mated, {ss.n_mated:,} mated; "
+        f"runtime {res.runtime.describe()}"
     )
     print(f"score + summarise            {t1 - t0:7.2f} s")
     print(f"FPIR+FNIR, {args.thresholds} thresholds   {t2 - t1:7.3f} s")

@@ -18,7 +18,7 @@ Quick check that the script works (seconds)::
 
     python benchmarks/bench_search.py --quick
 
-The figures for benchmarks/RESULTS.md, on 2 cores (needs about 8 GiB of memory for 1,000,000 x 512)::
+The figures for benchmarks/RESULTS.md, on 2 cores (about 8 GiB of memory for 1,000,000 x 512)::
 
     python benchmarks/bench_search.py --threads 2 --json search-results.json
 """

@@ -218,8 +218,8 @@ class ThresholdExplanation:
     def sentence(self) -> str:
         """The plain-language summary, e.g. "At 0.60 with a 10,000-person watchlist …"."""
         lead = (
-            f"At {_threshold_text(self.threshold)} with a {self.watchlist_size:,}-person watchlist and "
-            f"{self.faces_scanned:,} faces per deployment"
+            f"At {_threshold_text(self.threshold)} with a {self.watchlist_size:,}-person watchlist "
+            f"and {self.faces_scanned:,} faces per deployment"
         )
         if self.attribute != ALL:
             lead = f"If every face scanned were of {self.label}: at" + lead[2:]
@@ -380,7 +380,8 @@ def explain_threshold(
 
     Examples
     --------
-    >>> e = explain_threshold(agg, 0.6, watchlist_size=10_000, faces_scanned=30_000)  # doctest: +SKIP
+    >>> e = explain_threshold(agg, 0.6, watchlist_size=10_000,
+    ...                       faces_scanned=30_000)  # doctest: +SKIP
     >>> e.sentence()  # doctest: +SKIP
     'At 0.60 with a 10,000-person watchlist and 30,000 faces per deployment, expect 4.2 ...'
     """

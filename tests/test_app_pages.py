@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from app_support import run_until_engine_shown
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = streamlit_testing.AppTest
@@ -102,7 +103,9 @@ def _face_jpeg(insightface_images: Path) -> bytes:
 
 
 def test_home_loads_on_a_fresh_workspace(workspace: Path) -> None:
-    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=TIMEOUT).run()
+    at = run_until_engine_shown(
+        AppTest.from_file(str(APP / "Home.py"), default_timeout=TIMEOUT).run()
+    )
     _no_exceptions(at)
     labels = {m.label: m.value for m in at.metric}
     assert labels["Backend"] == "dlib"

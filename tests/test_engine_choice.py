@@ -28,6 +28,24 @@ def test_impossible_combinations_are_refused_before_loading() -> None:
         EngineChoice("insightface", runtime="dlib").load()
 
 
+def test_a_background_load_gives_the_engine_or_its_error() -> None:
+    """The app's Home page draws while the engine loads (EngineLoading); a page that waits gets
+    the same engine as a direct load, or the load's own error, never nothing."""
+    loading = EngineChoice("dlib").load_in_background()
+    engine = loading.wait(timeout=300)
+    assert loading.done and not loading.failed
+    assert engine.engine_id == EngineChoice("dlib").load().engine_id
+    assert loading.wait(timeout=0) is engine  # loaded once: later waits return at once
+    assert loading.elapsed_s == loading.elapsed_s > 0  # frozen once done
+
+    refused = EngineChoice("dlib", device="cuda").load_in_background()
+    with pytest.raises(RuntimeUnavailableError, match="CPU only"):
+        refused.wait(timeout=60)
+    assert refused.done and refused.failed
+    with pytest.raises(RuntimeUnavailableError):  # kept, not lost after the first wait
+        refused.wait(timeout=0)
+
+
 def test_one_default_threshold(dlib_engine) -> None:
     from lfr_eval.live import default_threshold as live_default
 

@@ -95,6 +95,80 @@ def test_app_shared_helpers_load_no_science_stack() -> None:
     assert not loaded & {"scipy.stats", "pandas", "cv2", "torch", "onnxruntime"}
 
 
+#: What loading the face engine imports: Home's first run must leave it to the loader thread.
+ENGINE_MODULES = {"dlib", "onnxruntime", "onnx", "cv2", "torch", "insightface"}
+#: Seconds the test holds the engine's load back (Home's first run takes a few).
+HOLD_S = 120
+
+
+def test_home_draws_while_the_engine_loads_in_the_background(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Home's first run finishes with the engine's load still held back, and imports none of the
+    engine's modules itself; once the load is let go, a rerun shows the engine.
+
+    The load is held (the real :meth:`EngineChoice.load`, started only when the test says, or
+    after :data:`HOLD_S` seconds) so the check does not depend on which thread wins a race: a
+    Home page that waited for the engine would show the engine, not its loading status, at the
+    end of its first run.
+    """
+    pytest.importorskip("streamlit")
+    code = f"""
+import json, os, sys, threading, traceback
+from streamlit.testing.v1 import AppTest
+from lfr_eval.faces import EngineChoice
+
+release = threading.Event()
+real_load = EngineChoice.load
+def held_load(self, workspace=None):
+    # held until Home's first run is over, for {HOLD_S} s at most: a Home page that waited for
+    # the engine then finishes its run showing the engine, which fails the check below
+    release.wait({HOLD_S})
+    return real_load(self, workspace)
+EngineChoice.load = held_load
+
+def check():
+    at = AppTest.from_file({str(REPO / "app" / "Home.py")!r}, default_timeout=2 * {HOLD_S})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Loading the face engine" in i.value for i in at.info), [i.value for i in at.info]
+    assert any("never stored" in m.value for m in at.markdown), "Home did not draw to its end"
+    loaded = sorted(m for m in {sorted(ENGINE_MODULES)!r} if m in sys.modules)
+    print("HOME-IMPORTED", json.dumps(loaded))
+    release.set()
+    for _ in range(600):
+        at.run()
+        if {{m.label for m in at.metric}} >= {{"Backend", "Runs on"}}:
+            break
+        threading.Event().wait(0.5)
+    assert not at.exception, [e.value for e in at.exception]
+    assert {{m.label: m.value for m in at.metric}}["Backend"] == "dlib"
+    assert not any("Loading the face engine" in i.value for i in at.info)
+
+try:
+    check()
+except BaseException:
+    traceback.print_exc()
+    code = 1
+else:
+    code = 0
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code)  # without waiting for Streamlit's threads
+"""
+    monkeypatch.setenv("LFR_WORKSPACE", str(workspace))
+    for name in ("LFR_ENGINE", "LFR_DETECTOR", "LFR_RUNTIME", "LFR_DEVICE", "LFR_MODEL_PACK"):
+        monkeypatch.delenv(name, raising=False)  # the default engine, dlib
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "app")])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    marked = [line for line in proc.stdout.splitlines() if line.startswith("HOME-IMPORTED ")]
+    imported_by_home = set(json.loads(marked[0].split(" ", 1)[1]))
+    assert imported_by_home == set(), f"Home's first run imported {imported_by_home} itself"
+
+
 def test_lazy_command_table_matches_the_modules() -> None:
     """Every command a module registers is in ``COMMANDS`` under that module, and back."""
     import importlib

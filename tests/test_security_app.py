@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from app_support import engine_shown, run_until_engine_shown
 from click.testing import CliRunner
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
@@ -179,7 +180,7 @@ def test_sign_in_form_wrong_then_right_password(users) -> None:
     at.text_input(key="signin_password").input(PASSWORD)
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any(m.label == "Backend" for m in at.metric)
+    assert engine_shown(run_until_engine_shown(at))
     assert any("Signed in as **admin1**" in c.value for c in at.sidebar.caption)
 
 
@@ -201,8 +202,8 @@ def test_each_page_gates_by_role(users, page: str, allowed: str, refused: str) -
 
 
 def test_a_removed_user_is_signed_out_at_the_next_run(users) -> None:
-    at = _signed_in("Home.py", "trainer1", users).run()
-    assert any(m.label == "Backend" for m in at.metric)
+    at = run_until_engine_shown(_signed_in("Home.py", "trainer1", users).run())
+    assert engine_shown(at)
     users.remove("trainer1")
     at.run()
     assert at.title[0].value == "Sign in"

@@ -264,6 +264,18 @@ def _watchlist_group(cli: click.Group) -> None:
     def watchlist_group() -> None:
         """Inspect and manage a watchlist: list, export, import, remove, audit."""
 
+    for add in (
+        _add_list_command,
+        _add_export_command,
+        _add_import_command,
+        _add_remove_command,
+        _add_verify_command,
+        _add_audit_command,
+    ):
+        add(watchlist_group)
+
+
+def _add_list_command(watchlist_group: click.Group) -> None:
     @watchlist_group.command("list")
     @watchlist_path_option
     @workspace_option
@@ -310,8 +322,7 @@ def _watchlist_group(cli: click.Group) -> None:
                 f"id          {document['watchlist_id']}",
                 f"version     {content}",
                 f"embeddings  {space or '(no templates yet)'}",
-                f"subjects    {document['n_subjects']} "
-                f"({plural(n_templates, 'template')})",
+                f"subjects    {document['n_subjects']} ({plural(n_templates, 'template')})",
             ]
             if subjects:
                 header = ("SUBJECT", "NAME", "CATEGORY", "TEMPLATES", "EXPIRES", "STATUS")
@@ -334,6 +345,8 @@ def _watchlist_group(cli: click.Group) -> None:
 
         _emit(as_json, document, lines)
 
+
+def _add_export_command(watchlist_group: click.Group) -> None:
     @watchlist_group.command("export")
     @click.argument("destination", type=click.Path())
     @click.option(
@@ -393,6 +406,8 @@ def _watchlist_group(cli: click.Group) -> None:
             ],
         )
 
+
+def _add_import_command(watchlist_group: click.Group) -> None:
     @watchlist_group.command("import")
     @click.argument("bundle", type=click.Path())
     @click.option(
@@ -477,6 +492,8 @@ def _watchlist_group(cli: click.Group) -> None:
             ],
         )
 
+
+def _add_remove_command(watchlist_group: click.Group) -> None:
     @watchlist_group.command("remove")
     @click.argument("subject_ids", nargs=-1)
     @click.option(
@@ -528,6 +545,8 @@ def _watchlist_group(cli: click.Group) -> None:
             ],
         )
 
+
+def _add_verify_command(watchlist_group: click.Group) -> None:
     @watchlist_group.command("verify")
     @watchlist_path_option
     @workspace_option
@@ -557,6 +576,8 @@ def _watchlist_group(cli: click.Group) -> None:
             ],
         )
 
+
+def _add_audit_command(watchlist_group: click.Group) -> None:
     @watchlist_group.command("audit")
     @click.option("--limit", type=int, default=None, help="Show only the last N entries.")
     @click.option(

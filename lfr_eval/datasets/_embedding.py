@@ -280,7 +280,26 @@ def embed_manifest(
             cache.put_many(pending, key)
         close()
 
-    dim = engine.engine_id.embedding_dim
+    return _assembled(
+        hashes,
+        known,
+        key,
+        engine.engine_id.embedding_dim,
+        n_computed=len(jobs) - n_from_shards,
+        n_from_shards=n_from_shards,
+    )
+
+
+def _assembled(
+    hashes: np.ndarray,
+    known: dict[str, CachedEmbedding],
+    key: str,
+    dim: int,
+    *,
+    n_computed: int,
+    n_from_shards: int,
+) -> ImageEmbeddings:
+    """The embeddings of ``hashes`` (one per manifest row, repeats included) from ``known``."""
     n = len(hashes)
     vectors = np.zeros((n, dim), np.float32)
     ok = np.zeros(n, bool)
@@ -311,7 +330,7 @@ def embed_manifest(
         failure=failure,
         det_score=det_score,
         face_size_px=face_size,
-        n_computed=len(jobs) - n_from_shards,
+        n_computed=n_computed,
         n_from_shards=n_from_shards,
     )
 

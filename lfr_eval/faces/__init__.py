@@ -18,7 +18,12 @@ Similarity between two embeddings is always their cosine similarity, in ``[-1, 1
 from __future__ import annotations
 
 from lfr_eval.faces._blazeface import BLAZEFACE_MODELS, BlazeFaceDetector
-from lfr_eval.faces._choice import DEFAULT_THRESHOLDS, EngineChoice, default_threshold
+from lfr_eval.faces._choice import (
+    DEFAULT_THRESHOLDS,
+    EngineChoice,
+    EngineLoading,
+    default_threshold,
+)
 from lfr_eval.faces._engine import BACKENDS, embed_faces, load_engine, select_one_face
 from lfr_eval.faces._image import decode_image, ensure_rgb_uint8, load_image
 from lfr_eval.faces._types import (
@@ -40,6 +45,7 @@ __all__ = [
     "Detections",
     "EngineChoice",
     "EngineId",
+    "EngineLoading",
     "Face",
     "FaceEngine",
     "FaceQuality",

@@ -8,6 +8,8 @@ same combinations with the same messages.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -145,6 +147,90 @@ class EngineChoice:
             workspace=workspace,
             **dlib_options,
         )
+
+    def load_in_background(self, workspace: str | os.PathLike[str] | None = None) -> EngineLoading:
+        """Start :meth:`load` in a background thread and return at once (see
+        :class:`EngineLoading`): a page can draw while the engine loads."""
+        return EngineLoading(self, workspace)
+
+
+#: Name of the thread :class:`EngineLoading` loads in (tests check what it alone imports).
+LOADER_THREAD = "lfr-engine-load"
+
+
+class EngineLoading:
+    """A face engine being loaded in a background thread (:meth:`EngineChoice.load`).
+
+    Loading imports the runtimes (dlib, onnxruntime, PyTorch…) and builds their sessions, several
+    seconds on a small machine; the app's Home page draws meanwhile and pages that need the
+    engine :meth:`wait` for it. The load starts when the object is made; a failure is kept and
+    raised by :meth:`wait` (never dropped).
+
+    Parameters
+    ----------
+    choice : EngineChoice
+    workspace : path or None
+        As for :meth:`EngineChoice.load`.
+    """
+
+    def __init__(
+        self, choice: EngineChoice, workspace: str | os.PathLike[str] | None = None
+    ) -> None:
+        self.choice = choice
+        self._workspace = workspace
+        self._done = threading.Event()
+        self._engine: FaceEngine | None = None
+        self._error: Exception | None = None
+        self._started = time.monotonic()
+        self._finished: float | None = None
+        self._thread = threading.Thread(target=self._run, name=LOADER_THREAD, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._engine = self.choice.load(self._workspace)
+        except Exception as exc:  # kept for wait(), which raises it in the caller's thread
+            self._error = exc
+        finally:
+            self._finished = time.monotonic()
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        """True once the load has finished, loaded or failed."""
+        return self._done.is_set()
+
+    @property
+    def failed(self) -> bool:
+        """True when the load finished with an error (:meth:`wait` raises it)."""
+        return self._done.is_set() and self._error is not None
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the load started, or how long it took once done."""
+        end = self._finished if self._finished is not None else time.monotonic()
+        return end - self._started
+
+    def wait(self, timeout: float | None = None) -> FaceEngine:
+        """The loaded engine, waiting for it up to ``timeout`` seconds (None: as long as it takes).
+
+        Raises
+        ------
+        TimeoutError
+            Still loading after ``timeout`` seconds.
+        LfrError
+            The load failed (missing model, GPU unavailable…): the error :meth:`EngineChoice.load`
+            raised, as any other exception it raised.
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError(
+                f"the face engine ({self.choice.describe()}) is still loading after "
+                f"{self.elapsed_s:.0f} s"
+            )
+        if self._error is not None:
+            raise self._error
+        assert self._engine is not None  # set whenever no error was
+        return self._engine
 
 
 def default_threshold(engine: str | FaceEngine) -> float:

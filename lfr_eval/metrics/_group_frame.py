@@ -1,4 +1,5 @@
-"""Per-group FPIR and FNIR with intervals, ratios and tests: one object, like fairlearn's MetricFrame.
+"""Per-group FPIR and FNIR with intervals, ratios and tests: one object, like fairlearn's
+MetricFrame.
 
 :class:`IdentificationFrame` takes a :class:`~lfr_eval.metrics.SearchSet`, thresholds and the names
 of sensitive features (columns of the SearchSet's group tables). Groups are the intersections of

@@ -1,4 +1,5 @@
-"""Tests of whether two groups' error rates differ: Fisher's exact test and a subject permutation test.
+"""Tests of whether two groups' error rates differ: Fisher's exact test and a subject permutation
+test.
 
 Fisher's exact test treats every search as an independent trial. When people appear in several
 searches (repeat passes, several images) their searches are correlated and Fisher's test is too
@@ -412,11 +413,12 @@ def compare_group_rates(
     -----
     Each pair's statistic is the difference of rates over its standard error under equal rates,
     with each group's binomial variance at the pooled rate multiplied by its design effect
-    (Rao & Scott's correction of tests for clustered proportions; see :func:`_null_variances`); a group without errors never gets a variance of 0. Each
-    statistic is referred to Student's t with the smaller of its two groups' degrees of freedom
-    (the people carrying the variance, minus one, as in the clustered intervals). The adjusted p-value of a pair is the
-    chance, under equal rates in every group, that the largest of **all** pairwise statistics
-    is at least as large as this pair's (the single-step max-|z| adjustment of Westfall & Young
+    (Rao & Scott's correction of tests for clustered proportions; see :func:`_null_variances`);
+    a group without errors never gets a variance of 0. Each statistic is referred to Student's t
+    with the smaller of its two groups' degrees of freedom (the people carrying the variance,
+    minus one, as in the clustered intervals). The adjusted p-value of a pair is the chance, under
+    equal rates in every group, that the largest of **all** pairwise statistics is at least as
+    large as this pair's (the single-step max-|z| adjustment of Westfall & Young
     1993 and Hothorn, Bretz & Westfall 2008), computed from the joint normal distribution of
     the group rates. It controls the family-wise error rate and accounts for the correlation
     between pairs sharing a group, so it is less conservative than Holm's or Bonferroni's; the

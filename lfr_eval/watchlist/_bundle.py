@@ -194,42 +194,54 @@ def _bundle_member_name(name: str) -> bool:
     return len(parts) == 2 and parts[0] == _IMAGE_DIR and parts[1][:1].isdigit()
 
 
+def _folder_listing(dest: Path) -> tuple[list[str], bytes] | str:
+    """A bundle folder's file names and manifest bytes, or why it cannot be one of ours."""
+    names = []
+    for file in dest.rglob("*"):
+        if file.is_symlink():
+            return f"it holds a symbolic link {file.relative_to(dest)}"
+        if file.is_file():
+            names.append(file.relative_to(dest).as_posix())
+        elif file.is_dir() and file.relative_to(dest).as_posix() != _IMAGE_DIR:
+            return f"it holds a folder {file.relative_to(dest)}"
+    manifest_path = dest / MANIFEST_NAME
+    if not manifest_path.is_file():
+        return f"no {MANIFEST_NAME}"
+    if manifest_path.stat().st_size > DEFAULT_LIMITS.max_manifest_bytes:
+        return f"{MANIFEST_NAME} is too large"
+    return names, manifest_path.read_bytes()
+
+
+def _zip_listing(dest: Path) -> tuple[list[str], bytes] | str:
+    """A bundle zip's file names and manifest bytes, or why it cannot be one of ours."""
+    if not zipfile.is_zipfile(dest):
+        return "a file that is not a zip"
+    with zipfile.ZipFile(dest) as archive:
+        names = [i.filename for i in archive.infolist() if not i.is_dir()]
+        if MANIFEST_NAME not in names:
+            return f"no {MANIFEST_NAME}"
+        info = archive.getinfo(MANIFEST_NAME)
+        if info.file_size > DEFAULT_LIMITS.max_manifest_bytes:
+            return f"{MANIFEST_NAME} is too large"
+        return names, archive.read(info)
+
+
 def _why_not_a_bundle(dest: Path) -> str | None:
     """None when ``dest`` is a bundle this module wrote; else why it is not."""
     try:
         if dest.is_symlink():
             return "a symbolic link"
         if dest.is_dir():
-            names = []
-            for file in dest.rglob("*"):
-                if file.is_symlink():
-                    return f"it holds a symbolic link {file.relative_to(dest)}"
-                if file.is_file():
-                    names.append(file.relative_to(dest).as_posix())
-                elif file.is_dir() and file.relative_to(dest).as_posix() != _IMAGE_DIR:
-                    return f"it holds a folder {file.relative_to(dest)}"
-            manifest_path = dest / MANIFEST_NAME
-            if not manifest_path.is_file():
-                return f"no {MANIFEST_NAME}"
-            if manifest_path.stat().st_size > DEFAULT_LIMITS.max_manifest_bytes:
-                return f"{MANIFEST_NAME} is too large"
-            manifest_bytes = manifest_path.read_bytes()
+            listing = _folder_listing(dest)
         elif dest.is_file():
-            if not zipfile.is_zipfile(dest):
-                return "a file that is not a zip"
-            with zipfile.ZipFile(dest) as archive:
-                infos = archive.infolist()
-                names = [i.filename for i in infos if not i.is_dir()]
-                if MANIFEST_NAME not in names:
-                    return f"no {MANIFEST_NAME}"
-                info = archive.getinfo(MANIFEST_NAME)
-                if info.file_size > DEFAULT_LIMITS.max_manifest_bytes:
-                    return f"{MANIFEST_NAME} is too large"
-                manifest_bytes = archive.read(info)
+            listing = _zip_listing(dest)
         else:
             return "not a file or folder"
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, zipfile.error) as exc:
         return f"unreadable: {exc}"
+    if isinstance(listing, str):
+        return listing
+    names, manifest_bytes = listing
     strangers = sorted(n for n in names if not _bundle_member_name(n))
     if strangers:
         shown = ", ".join(strangers[:3]) + (" …" if len(strangers) > 3 else "")
@@ -596,6 +608,21 @@ def _verify(
     allow_unsigned: bool,
     limits: BundleLimits,
 ) -> Bundle:
+    # Each stage refuses the whole bundle (WatchlistError) before the next reads anything more.
+    manifest_bytes, manifest = _verified_manifest(listing, label, limits)
+    _check_listing(listing, manifest, label)
+    check = _checked_signature(listing, manifest_bytes, label, keyring, allow_unsigned)
+    members = _verified_members(listing, manifest, label)
+    embeddings, engines = _verified_embeddings(members, manifest, label)
+    images = _verified_templates(manifest, members, engines, label)
+    _check_content_hash(manifest, embeddings, engines, label)
+    return Bundle(label, manifest, engines, embeddings, images, check)
+
+
+def _verified_manifest(
+    listing: _Members, label: str, limits: BundleLimits
+) -> tuple[bytes, dict[str, Any]]:
+    """The manifest's bytes and document, within the size limit and valid under the schema."""
     if MANIFEST_NAME not in listing.sizes:
         raise _refuse(label, f"no {MANIFEST_NAME}")
     if listing.sizes[MANIFEST_NAME] > limits.max_manifest_bytes:
@@ -611,9 +638,13 @@ def _verify(
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
         raise _refuse(label, f"{MANIFEST_NAME} is malformed at {where}: {exc.message}") from None
+    return manifest_bytes, manifest
 
+
+def _check_listing(listing: _Members, manifest: dict[str, Any], label: str) -> None:
+    """Refuse anything the manifest does not name, before reading it, and any name our exports
+    never write."""
     listed = manifest["files"]
-    # Refuse anything the manifest does not name before reading it.
     unlisted = sorted(set(listing.sizes) - set(listed) - {MANIFEST_NAME, SIGNATURE_NAME})
     if unlisted:
         files = plural(len(unlisted), "file", number=False)
@@ -621,6 +652,16 @@ def _verify(
     for name in sorted(listed):
         if name in (MANIFEST_NAME, SIGNATURE_NAME) or not _bundle_member_name(name):
             raise _refuse(label, f"the manifest lists an unexpected file {name!r}")
+
+
+def _checked_signature(
+    listing: _Members,
+    manifest_bytes: bytes,
+    label: str,
+    keyring: KeyRing | None,
+    allow_unsigned: bool,
+) -> SignatureCheck:
+    """The signature over the manifest, checked against the trusted keys."""
     signature = None
     if SIGNATURE_NAME in listing.sizes:
         if listing.sizes[SIGNATURE_NAME] > 4096:
@@ -631,7 +672,7 @@ def _verify(
         except SignatureError as exc:
             raise _refuse(label, str(exc)) from None
     try:
-        check = (keyring if keyring is not None else KeyRing()).check(
+        return (keyring if keyring is not None else KeyRing()).check(
             signature,
             purpose=PURPOSE_BUNDLE,
             sha256=_sha256(manifest_bytes),
@@ -642,6 +683,11 @@ def _verify(
         raise WatchlistError(
             f"bundle {label} refused: {exc}; the watchlist was not changed"
         ) from None
+
+
+def _verified_members(listing: _Members, manifest: dict[str, Any], label: str) -> dict[str, bytes]:
+    """Every listed file, read once its size is plausible, with the sha256 the manifest gives."""
+    listed = manifest["files"]
     if EMBEDDINGS_NAME not in listed:
         raise _refuse(label, f"no {EMBEDDINGS_NAME}")
     n_templates, dim = len(manifest["templates"]), manifest["embedding_dim"] or 0
@@ -652,25 +698,25 @@ def _verify(
             f"{dim}",
         )
     members: dict[str, bytes] = {}
-    listed = manifest["files"]
-    unlisted = sorted(set(members) - set(listed))
-    if unlisted:
-        raise _refuse(
-            label, f"unlisted {plural(len(unlisted), 'file', number=False)} {', '.join(unlisted)}"
-        )
     for name, expected in sorted(listed.items()):
         if name not in listing.sizes:
             raise _refuse(label, f"file {name} is missing")
         members[name] = listing.read(name)
         if _sha256(members[name]) != expected:
             raise _refuse(label, f"sha256 of {name} does not match the manifest (tampered?)")
+    return members
 
+
+def _verified_embeddings(
+    members: dict[str, bytes], manifest: dict[str, Any], label: str
+) -> tuple[np.ndarray, tuple[EngineId, ...]]:
+    """The embeddings array and the engines, the array's shape matching the templates and the
+    engines sharing one embedding space."""
     try:
         embeddings = np.load(io.BytesIO(members[EMBEDDINGS_NAME]), allow_pickle=False)
     except ValueError as exc:
         raise _refuse(label, f"{EMBEDDINGS_NAME} is not a numpy array file ({exc})") from exc
     templates = manifest["templates"]
-    subjects = manifest["subjects"]
     engines = tuple(EngineId.from_dict(e) for e in manifest["engines"])
     dim = manifest["embedding_dim"]
     if embeddings.dtype != np.dtype("<f4") or embeddings.ndim != 2:
@@ -690,11 +736,21 @@ def _verify(
         raise _refuse(label, "embedding_space does not match the engines' recognizer")
     if any(e.embedding_dim != dim for e in engines):
         raise _refuse(label, "an engine's embedding_dim differs from the bundle's")
+    return embeddings, engines
 
-    subject_ids = [s["id"] for s in subjects]
+
+def _verified_templates(
+    manifest: dict[str, Any],
+    members: dict[str, bytes],
+    engines: tuple[EngineId, ...],
+    label: str,
+) -> dict[str, bytes]:
+    """Check subjects and templates against each other; returns the templates' images."""
+    subject_ids = [s["id"] for s in manifest["subjects"]]
     if len(set(subject_ids)) != len(subject_ids):
         raise _refuse(label, "a subject id appears twice")
     known = set(subject_ids)
+    templates = manifest["templates"]
     rows = sorted(t["row"] for t in templates)
     if rows != list(range(len(templates))):
         raise _refuse(label, "template rows must number the embeddings 0..n-1 once each")
@@ -715,8 +771,18 @@ def _verify(
                 FaceQuality(**t["quality"])
             except TypeError:
                 raise _refuse(label, f"template row {t['row']} has a malformed quality") from None
+    return images
 
-    # The content hash is recomputed from the data itself, never taken from the manifest.
+
+def _check_content_hash(
+    manifest: dict[str, Any],
+    embeddings: np.ndarray,
+    engines: tuple[EngineId, ...],
+    label: str,
+) -> None:
+    """The content hash recomputed from the data itself (never taken from the manifest) must be
+    the manifest's."""
+    subjects, templates = manifest["subjects"], manifest["templates"]
     try:
         subject_digests = [
             _hashing.subject_digest(
@@ -757,7 +823,6 @@ def _verify(
             f"its content does not match its content hash (manifest says "
             f"{manifest['content_hash'][:16]}…, data gives {recomputed[:16]}…)",
         )
-    return Bundle(label, manifest, engines, embeddings, images, check)
 
 
 # ---------------------------------------------------------------------- import
@@ -819,11 +884,7 @@ def import_bundle(
                 watchlist._check_space(tx.con, bundle.engines[0])
             except WatchlistError as exc:
                 raise _refuse(label, str(exc)) from None
-        clashes = [
-            s["id"]
-            for s in manifest["subjects"]
-            if watchlist._has_subject(tx.con, s["id"])
-        ]
+        clashes = [s["id"] for s in manifest["subjects"] if watchlist._has_subject(tx.con, s["id"])]
         if clashes:
             shown = ", ".join(repr(c) for c in clashes[:5])
             more = f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""

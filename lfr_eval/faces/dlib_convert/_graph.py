@@ -39,10 +39,7 @@ class Affine(nn.Module):
     def __init__(self, layer: AffineLayer) -> None:
         super().__init__()
         self.disabled = layer.disabled
-        if layer.mode == "conv":
-            shape = (1, -1, 1, 1)
-        else:
-            shape = (1, *layer.gamma.shape)
+        shape = (1, -1, 1, 1) if layer.mode == "conv" else (1, *layer.gamma.shape)
         self.register_buffer("gamma", _tensor(layer.gamma).reshape(shape))
         self.register_buffer("beta", _tensor(layer.beta).reshape(shape))
 
