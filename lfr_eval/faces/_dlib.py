@@ -27,7 +27,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dlib
 import numpy as np
@@ -52,6 +52,9 @@ from lfr_eval.faces._types import (
     RuntimeInfo,
 )
 
+if TYPE_CHECKING:
+    from lfr_eval.faces._dlib_onnx import OnnxResNet
+
 #: The chip dlib's ResNet was trained on: 150x150, 25 % padding (``dlib.get_face_chip``'s
 #: defaults, and what ``compute_face_descriptor(img, shape)`` uses internally).
 DESCRIPTOR_CHIP_SIZE = 150
@@ -70,7 +73,8 @@ MSG_DLIB_CPU_ONLY = (
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
 
 
 def _estimate_mouth_corners(eyes_nose: np.ndarray) -> np.ndarray:
@@ -117,7 +121,8 @@ def landmarks_from_shape(shape: dlib.full_object_detection) -> np.ndarray:
 def _rect_to_box(rect: dlib.rectangle, width: int, height: int) -> np.ndarray:
     # dlib rectangles are inclusive; clip because upsampled detections can overhang the frame
     box = np.array([rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1], float)
-    return np.clip(box, 0, [width, height, width, height])
+    clipped: np.ndarray = np.clip(box, 0, [width, height, width, height])
+    return clipped
 
 
 def _largest_first(boxes: np.ndarray, scores: np.ndarray) -> Detections:
@@ -175,7 +180,7 @@ def frontal_face_detector(cache_dir: str | os.PathLike[str] | None = None) -> An
     return detector
 
 
-def _load(loader: type, path: os.PathLike[str], role: str, expected: str):
+def _load(loader: type, path: os.PathLike[str], role: str, expected: str) -> Any:
     try:
         return loader(str(path))
     except RuntimeError as exc:
@@ -334,7 +339,7 @@ class DlibEngine:
             version=str(dlib.__version__),
         )
         self.embedder = embedder
-        self._onnx = None
+        self._onnx: OnnxResNet | None = None
         if embedder == "onnxruntime":
             self._use_onnx(paths.recognizer, threads)
 
@@ -343,8 +348,9 @@ class DlibEngine:
         recognizer's key stays the ``.dat`` file's, the converted graph is listed beside it)."""
         from lfr_eval.faces._dlib_onnx import OnnxResNet, resnet_onnx
 
-        self._onnx = OnnxResNet(resnet_onnx(recognizer), threads=threads)
-        model = self._onnx.model
+        resnet = OnnxResNet(resnet_onnx(recognizer), threads=threads)
+        self._onnx = resnet
+        model = resnet.model
         self.engine_id = EngineId(
             backend=self.backend,
             models=(
@@ -354,7 +360,7 @@ class DlibEngine:
             embedding_dim=EMBEDDING_DIM,
         )
         self.model_paths["recognizer_onnx"] = str(model.path)
-        ort_info = self._onnx.runtime_info
+        ort_info = resnet.runtime_info
         # dlib still detects, finds landmarks and cuts the chips; onnxruntime runs the ResNet
         self.runtime = RuntimeInfo(
             name="onnxruntime",

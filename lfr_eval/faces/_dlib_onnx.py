@@ -30,11 +30,18 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lfr_eval.errors import ImageError, ModelError
 from lfr_eval.faces._types import RuntimeInfo, sha256_file
+
+if TYPE_CHECKING:
+    import onnx
+
+    from lfr_eval.faces.dlib_convert import DlibNetwork
+    from lfr_eval.faces.dlib_convert._serialize import PoolLayer
 
 #: Bump when :func:`build_resnet_onnx` writes a different graph: old cache entries are rebuilt.
 BUILDER_VERSION = 1
@@ -89,8 +96,8 @@ class _GraphWriter:
     """Appends ONNX nodes for dlib layers and tracks the (channels, rows, cols) shape."""
 
     def __init__(self) -> None:
-        self.nodes: list = []
-        self.initializers: list = []
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
         self._count = 0
 
     def name(self, stem: str) -> str:
@@ -104,7 +111,7 @@ class _GraphWriter:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def node(self, op: str, inputs: Sequence[str], **attributes: object) -> str:
+    def node(self, op: str, inputs: Sequence[str], **attributes: Any) -> str:
         from onnx import helper
 
         out = self.name(op.lower())
@@ -117,7 +124,7 @@ def _out_size(size: int, kernel: int, stride: int, pad: int) -> int:
     return 1 + (size + 2 * pad - kernel) // stride
 
 
-def build_resnet_onnx(network) -> object:
+def build_resnet_onnx(network: DlibNetwork) -> onnx.ModelProto:
     """ONNX model of dlib's face recognition ResNet from its parsed layers.
 
     Parameters
@@ -214,7 +221,7 @@ def _emit(g: _GraphWriter, layer: object, x: str, shape: Shape) -> tuple[str, Sh
     raise TypeError(f"no ONNX form for dlib layer {type(layer).__name__}")
 
 
-def _emit_pool(g: _GraphWriter, layer, x: str, shape: Shape) -> tuple[str, Shape]:
+def _emit_pool(g: _GraphWriter, layer: PoolLayer, x: str, shape: Shape) -> tuple[str, Shape]:
     if layer.size == (0, 0):
         return g.node("GlobalAveragePool", [x]), (shape[0], 1, 1)
     (kh, kw), (sh, sw), (ph, pw) = layer.size, layer.stride, layer.padding

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -34,13 +35,17 @@ from lfr_eval.faces.dlib_convert import (
     convert_dlib_model,
 )
 
+if TYPE_CHECKING:
+    from lfr_eval.faces.dlib_convert import ConvertedModel
+
 
 def rects_to_boxes(rects: np.ndarray, width: int, height: int) -> np.ndarray:
     """dlib's inclusive rectangles to our ``(x1, y1, x2, y2)`` boxes, clipped to the image
     (the same rule as the dlib engine)."""
     boxes = rects.astype(np.float64).reshape(-1, 4).copy()
     boxes[:, 2:] += 1
-    return np.clip(boxes, 0, [width, height, width, height])
+    clipped: np.ndarray = np.clip(boxes, 0, [width, height, width, height])
+    return clipped
 
 
 class DlibTorchEngine(DlibEngine):
@@ -125,10 +130,8 @@ class DlibTorchEngine(DlibEngine):
         models = [
             ModelFile.from_path("landmarks", paths.shape_predictor),
             ModelFile.from_path("recognizer", paths.recognizer),
-            ModelFile(
-                "recognizer_converted",
-                self._descriptor.model_file.name,
-                _sha_of(converted_recognizer, self._descriptor.model_file),
+            _converted_file(
+                "recognizer_converted", converted_recognizer, self._descriptor.model_file
             ),
         ]
         self.model_paths["recognizer_converted"] = str(self._descriptor.model_file)
@@ -140,11 +143,7 @@ class DlibTorchEngine(DlibEngine):
             )
             models[:0] = [
                 ModelFile.from_path("detector", paths.cnn_detector),
-                ModelFile(
-                    "detector_converted",
-                    self._mmod.model_file.name,
-                    _sha_of(converted_detector, self._mmod.model_file),
-                ),
+                _converted_file("detector_converted", converted_detector, self._mmod.model_file),
             ]
             self.model_paths["detector"] = str(paths.cnn_detector)
             self.model_paths["detector_converted"] = str(self._mmod.model_file)
@@ -203,5 +202,10 @@ class DlibTorchEngine(DlibEngine):
         return self._descriptor(crops, batch_size=batch_size).astype(np.float64)
 
 
-def _sha_of(converted, path) -> str:
-    return converted.onnx_sha256 if path == converted.onnx_path else converted.torch_sha256
+def _converted_file(role: str, converted: ConvertedModel, path: Path | None) -> ModelFile:
+    """The converted file a runner runs (ONNX graph or PyTorch weights), with the hash the
+    conversion cache recorded for it."""
+    if path is None:  # runners made from a module or network, never from the cache, have none
+        raise ValueError(f"the {role} runner was not made from a converted model")
+    sha = converted.onnx_sha256 if path == converted.onnx_path else converted.torch_sha256
+    return ModelFile(role, path.name, str(sha))

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class EngineId:
         """Short human-readable id: ``"dlib:dlib_face_recognition_resnet_model_v1.dat@1a2b…"``."""
         return f"{self.backend}:{self.recognizer_key}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "backend": self.backend,
             "embedding_dim": self.embedding_dim,
@@ -113,7 +113,7 @@ class EngineId:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> EngineId:
+    def from_dict(cls, data: dict[str, Any]) -> EngineId:
         return cls(
             backend=data["backend"],
             embedding_dim=int(data["embedding_dim"]),
@@ -156,7 +156,7 @@ class RuntimeInfo:
             f"{self.name} {self.version} on {where} ({', '.join(self.providers)}, {self.precision})"
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "providers": list(self.providers),

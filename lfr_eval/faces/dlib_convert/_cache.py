@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -133,14 +133,15 @@ def _export_difference(module: torch.nn.Module, onnx_path: Path, kind: ModelKind
     return float(np.max(np.abs(got - expected)))
 
 
-def _read_manifest(folder: Path) -> dict | None:
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((folder / MANIFEST).read_text())
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
+        return manifest
     except (OSError, ValueError):
         return None
 
 
-def _entry_from(folder: Path, manifest: dict, source: Path) -> ConvertedModel:
+def _entry_from(folder: Path, manifest: dict[str, Any], source: Path) -> ConvertedModel:
     files = manifest["files"]
     return ConvertedModel(
         kind=manifest["kind"],

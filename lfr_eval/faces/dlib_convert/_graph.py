@@ -36,6 +36,9 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 class Affine(nn.Module):
     """``y = gamma * x + beta``, per channel (conv mode) or per element (fc mode)."""
 
+    gamma: torch.Tensor
+    beta: torch.Tensor
+
     def __init__(self, layer: AffineLayer) -> None:
         super().__init__()
         self.disabled = layer.disabled
@@ -76,7 +79,7 @@ def _module(layer: Layer) -> nn.Module:
         )
         with torch.no_grad():
             conv.weight.copy_(_tensor(layer.weight))
-            if layer.bias is not None:
+            if layer.bias is not None and conv.bias is not None:
                 conv.bias.copy_(_tensor(layer.bias))
         return nn.Sequential(conv, nn.ReLU()) if layer.relu else conv
     if isinstance(layer, AffineLayer):

@@ -96,7 +96,8 @@ class MmodScoreNet(nn.Module):
 
     def forward(self, canvas: torch.Tensor) -> torch.Tensor:
         dtype = next(self.body.parameters()).dtype
-        return self.body(canvas.to(dtype)).to(torch.float32)
+        scores: torch.Tensor = self.body(canvas.to(dtype)).to(torch.float32)
+        return scores
 
 
 def output_to_input_map(network: DlibNetwork) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +158,7 @@ class PyramidLayout:
 def _running_sum(start: float, step: float, count: int, dtype: type = np.float64) -> np.ndarray:
     """``start + step``, ``start + 2 step``… accumulated one addition at a time in ``dtype``
     (``np.add.accumulate`` is sequential, like dlib's loops, unlike pairwise ``np.sum``)."""
-    terms = np.full(count + 1, step, dtype=dtype)
+    terms: np.ndarray = np.full(count + 1, step, dtype=dtype)
     terms[0] = start
     return np.add.accumulate(terms, dtype=dtype)[1:]
 
@@ -320,7 +321,9 @@ class _DevicePlan:
 _device_plans: dict[tuple[int, int, int, int, str], list[_DevicePlan]] = {}
 
 
-def _plans_on(layout: PyramidLayout, key: tuple[int, int, int, int], device: torch.device):
+def _plans_on(
+    layout: PyramidLayout, key: tuple[int, int, int, int], device: torch.device
+) -> list[_DevicePlan]:
     cache_key = (*key, str(device))
     plans = _device_plans.get(cache_key)
     if plans is None:
@@ -417,7 +420,8 @@ def pyramid_up_rgb(images: torch.Tensor) -> torch.Tensor:
 
 def _lround(x: np.ndarray) -> np.ndarray:
     """C's ``lround``: halves away from zero (numpy's ``round`` goes to even)."""
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+    rounded: np.ndarray = (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+    return rounded
 
 
 def _nearest_tile(rects: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -430,7 +434,8 @@ def _nearest_tile(rects: np.ndarray, points: np.ndarray) -> np.ndarray:
     dist = np.hypot(dx, dy)
     # containing tiles win (distance -1), then the first of equal distances
     dist = np.where(inside, -1.0, dist)
-    return np.argmin(dist, axis=1)
+    nearest: np.ndarray = np.argmin(dist, axis=1)
+    return nearest
 
 
 def _overlaps(kept: np.ndarray, box: np.ndarray, iou: float, covered: float) -> bool:

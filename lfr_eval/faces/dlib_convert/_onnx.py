@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,7 +45,7 @@ def _export(
     with warnings.catch_warnings():
         # the graph is static apart from the batch (and canvas size): shape tests made while
         # tracing, e.g. in dlib's zero-padded add, are constants of the architecture
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
@@ -89,7 +90,7 @@ def export_mmod_onnx(module: torch.nn.Module, path: str | os.PathLike[str]) -> N
     )
 
 
-def ort_session(path: str | os.PathLike[str], device: str, *, threads: int = 0):
+def ort_session(path: str | os.PathLike[str], device: str, *, threads: int = 0) -> Any:
     """An onnxruntime session on ``device`` ("cpu" or "cuda"), checked to really use it.
 
     Raises

@@ -42,6 +42,8 @@ class ResNetDescriptor(nn.Module):
     ``.half()`` for fp16); the input normalisation always runs in fp32.
     """
 
+    mean: torch.Tensor
+
     def __init__(self, network: DlibNetwork) -> None:
         super().__init__()
         if network.spec.name != RESNET_SPEC.name:
@@ -59,7 +61,8 @@ class ResNetDescriptor(nn.Module):
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         x = self.normalise(chips)
         dtype = next(self.body.parameters()).dtype
-        return self.body(x.to(dtype)).to(torch.float32)
+        descriptors: torch.Tensor = self.body(x.to(dtype)).to(torch.float32)
+        return descriptors
 
 
 def load_resnet(path: str | os.PathLike[str]) -> ResNetDescriptor:

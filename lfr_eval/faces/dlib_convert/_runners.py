@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -93,7 +94,7 @@ def _torch_device(choice: RuntimeChoice) -> torch.device:
     )
 
 
-def _runtime_info(choice: RuntimeChoice, session=None) -> RuntimeInfo:
+def _runtime_info(choice: RuntimeChoice, session: Any = None) -> RuntimeInfo:
     if choice.runtime == "onnxruntime":
         import onnxruntime as ort
 
@@ -122,7 +123,10 @@ def _runtime_info(choice: RuntimeChoice, session=None) -> RuntimeInfo:
     )
 
 
-def _prepare_torch(module: torch.nn.Module, choice: RuntimeChoice) -> torch.nn.Module:
+_Module = TypeVar("_Module", bound=torch.nn.Module)
+
+
+def _prepare_torch(module: _Module, choice: RuntimeChoice) -> _Module:
     module = module.to(_torch_device(choice))
     if choice.precision == "fp16":
         module = module.half()
@@ -155,8 +159,9 @@ class DescriptorRunner:
         precision: str = "fp32",
     ) -> None:
         self.choice = RuntimeChoice.check(runtime, device, precision)
-        self.converted = converted
-        self._session = None
+        self.converted: ConvertedModel | None = converted
+        self.model_file: Path | None
+        self._session: Any = None
         self._module: torch.nn.Module | None = None
         if self.choice.runtime == "onnxruntime":
             self._session = ort_session(converted.onnx_path, self.choice.device)
@@ -205,11 +210,13 @@ class DescriptorRunner:
 
     def _run(self, chips: np.ndarray) -> np.ndarray:
         if self._session is not None:
-            return self._session.run(None, {RESNET_INPUT: chips})[0]
+            descriptors: np.ndarray = self._session.run(None, {RESNET_INPUT: chips})[0]
+            return descriptors
         assert self._module is not None
         with torch.inference_mode(), true_fp32(self.choice.device, self.choice.precision):
             x = torch.from_numpy(chips).to(self._device, non_blocking=True)
-            return self._module(x).cpu().numpy()
+            out: np.ndarray = self._module(x).cpu().numpy()
+            return out
 
 
 def _as_chip_array(chips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -258,9 +265,10 @@ class MmodRunner:
         precision: str = "fp32",
     ) -> None:
         self.choice = RuntimeChoice.check(runtime, device, precision)
-        self.converted = converted
+        self.converted: ConvertedModel | None = converted
+        self.model_file: Path | None
         self._use_network(converted.network())
-        self._session = None
+        self._session: Any = None
         self._module: MmodScoreNet | None = None
         if self.choice.runtime == "onnxruntime":
             self._session = ort_session(converted.onnx_path, self.choice.device)
@@ -269,7 +277,7 @@ class MmodRunner:
         else:
             module = converted.torch_module()
             assert isinstance(module, MmodScoreNet)
-            self._module = _prepare_torch(module, self.choice)  # type: ignore[assignment]
+            self._module = _prepare_torch(module, self.choice)
             self._device = _torch_device(self.choice)
             self.model_file = converted.torch_path
         self.runtime_info = _runtime_info(self.choice, self._session)
@@ -355,4 +363,5 @@ class MmodRunner:
             return torch.from_numpy(out)
         assert self._module is not None
         with true_fp32(self.choice.device, self.choice.precision):
-            return self._module(canvas)
+            scores: torch.Tensor = self._module(canvas)
+            return scores

@@ -452,9 +452,9 @@ def _affine_details(r: DlibReader, where: str) -> AffineLayer:
             raise r.error(f"{where}: inconsistent batch-norm parameter sizes")
         gamma = params[:n] / np.sqrt(running_vars + np.float32(eps), dtype=np.float32)
         beta = params[n:] - gamma * running_means
-        mode = "conv" if name == "bn_con2" else "fc"
-        shape = (n,) if mode == "conv" else tuple(gamma_shape[1:])
-        return AffineLayer(gamma.reshape(shape), beta.reshape(shape), mode)
+        bn_mode: Literal["conv", "fc"] = "conv" if name == "bn_con2" else "fc"
+        shape = (n,) if bn_mode == "conv" else tuple(gamma_shape[1:])
+        return AffineLayer(gamma.reshape(shape), beta.reshape(shape), bn_mode)
     params = r.tensor("affine params").reshape(-1)
     gamma_shape, beta_shape = r.alias("affine gamma"), r.alias("affine beta")
     mode_id = r.integer("affine mode")
