@@ -118,6 +118,22 @@ def test_home_loads_on_a_fresh_workspace(workspace: Path) -> None:
     assert any("never stored" in m.value for m in at.markdown)
 
 
+def test_home_shows_why_the_engine_cannot_load_and_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A load that fails in the background is shown on Home as the user's problem to fix; the
+    rest of the page (watchlist, results, retention) is there all the same."""
+    monkeypatch.setenv("LFR_DEVICE", "cuda")  # the dlib engine refuses a GPU
+    at = run_until_engine_shown(
+        AppTest.from_file(str(APP / "Home.py"), default_timeout=TIMEOUT).run()
+    )
+    _no_exceptions(at)
+    assert any("CPU only" in e.value for e in at.error), [e.value for e in at.error]
+    assert not any(m.label == "Backend" for m in at.metric)
+    assert any(m.label == "Subjects" for m in at.metric)
+    assert any("never stored" in m.value for m in at.markdown)
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_loads_on_a_fresh_workspace(page: str) -> None:
     at = _page(page).run()
