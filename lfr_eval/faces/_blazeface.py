@@ -30,6 +30,7 @@ import numpy as np
 
 from lfr_eval.errors import ModelError
 from lfr_eval.faces._types import Detections, ModelFile, sha256_file
+from lfr_eval.wording import plural
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,9 @@ class BlazeFaceDetector:
         if int(tiles) < 1:
             raise ValueError(f"tiles must be >= 1, got {tiles}")
         self.tiles = int(tiles)
-        self.runtime = f"LiteRT {litert_version} on CPU ({self.threads} thread(s), XNNPACK)"
+        self.runtime = (
+            f"LiteRT {litert_version} on CPU ({plural(self.threads, 'thread')}, XNNPACK)"
+        )
         self._interpreter = Interpreter(model_path=str(path), num_threads=self.threads)
         self._interpreter.allocate_tensors()
         inputs = self._interpreter.get_input_details()
