@@ -67,6 +67,7 @@ from lfr_eval.explain import (
     explain_threshold,
     explanation_table,
     false_alert_rates_table,
+    scaling_threshold_floor,
 )
 from lfr_eval.faces import load_engine
 from lfr_eval.metrics import choose_threshold
@@ -157,9 +158,20 @@ pd.DataFrame(
 span = np.round(np.arange(chosen - 16 * GRID, chosen + 16 * GRID + 1e-9, GRID), 4)
 agg = AggregateResult.from_result(result, thresholds=np.union1d(span, [chosen]),
                                   attributes=["sex"], seed=SEED)
+# Another watchlist size has a figure only from the scaling table's lowest threshold up (the
+# app's explorer starts its slider there too); the evaluated size goes down the whole grid.
+floor = scaling_threshold_floor(agg)
+
+
+def _thresholds_for(n):
+    if n == agg.watchlist_size or floor is None:
+        return agg.thresholds
+    return [t for t in agg.thresholds if t >= floor - 1e-9]
+
+
 explorer = {
     n: [explain_threshold(agg, t, watchlist_size=n, faces_scanned=DEPLOY_FACES,
-                          listed_passers_by=LISTED_PASSERS_BY) for t in agg.thresholds]
+                          listed_passers_by=LISTED_PASSERS_BY) for t in _thresholds_for(n)]
     for n in WATCHLIST_SIZES
 }
 fig = make_subplots(specs=[[{"secondary_y": True}]])
