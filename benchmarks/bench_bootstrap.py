@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import finish_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,11 +142,7 @@ def main() -> None:
             report.setdefault("replicates_identical", {})[str(people)] = bool(
                 np.array_equal(saved["dense"], saved["sparse"])
             )
-    report["load_average_end"] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    finish_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import platform
 import sys
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import finish_report
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -115,11 +115,7 @@ def main() -> None:
     base = report["one_process"]["seconds"]
     for label in ("process_pool_2", "dask_local_2_with_startup", "dask_running_2"):
         report[label]["ratio_to_one_process"] = report[label]["seconds"] / base
-    report["load_average_end"] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    finish_report(report, args.json)
 
 
 if __name__ == "__main__":

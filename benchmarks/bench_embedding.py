@@ -19,7 +19,6 @@ Figures go to stdout as JSON and, with ``--json``, to a file. Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import finish_report
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -253,11 +253,7 @@ def main() -> None:
         run.pop("_vectors")
         run.pop("_ok")
     report["end_to_end"] = runs
-    report["load_average_end"] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    finish_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model
+
 
 def _pin(cores: int) -> list[int] | None:
     """Restrict this process (and the workers it spawns) to the first ``cores`` CPUs."""
@@ -46,14 +48,6 @@ def _pin(cores: int) -> list[int] | None:
     return chosen
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -157,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     figures = {
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpus_visible": os.cpu_count(),
             "pinned_to": pinned,
             "platform": platform.platform(),
@@ -184,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     cold, warm = runs["cold"], runs["warm"]
     print(
         f"LFW evaluation, dlib {args.detector}, {args.workers} workers, "
-        f"pinned to {pinned or 'all'} CPUs ({_cpu_model()})"
+        f"pinned to {pinned or 'all'} CPUs ({cpu_model()})"
     )
     print(
         f"  {manifest.n_images:,} images of {manifest.n_subjects:,} people; watchlist N = "
