@@ -329,11 +329,13 @@ def test_counts_exact_at_and_beside_every_threshold(grid: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("tile_bytes", [None, 4 * 2 * 9_000])
-def test_counts_past_the_uint16_histogram(tile_bytes: int | None) -> None:
-    """70,000 subjects in one histogram bin: more than a uint16 slot holds, so the kernel must
-    flush its histogram into int32 between tiles (one tile of the default size, or several)."""
+def test_counts_past_a_histogram_cell(tile_bytes: int | None) -> None:
+    """70,000 subjects in two histogram bins: far more than a uint8 cell holds, so the counts
+    come from the int32 carries (one tile of the default size, or several), for scores on a
+    threshold (0.5: the exact path) and between thresholds (0.51: the arithmetic path)."""
     n = 70_000
     values = np.full(n, 0.5, np.float32)
+    values[n // 2 :] = 0.51
     values[:100] = np.linspace(-0.9, 0.9, 100, dtype=np.float32)
     templates = np.zeros((n, 3), np.float32)
     templates[:, 0] = values
@@ -346,6 +348,67 @@ def test_counts_past_the_uint16_histogram(tile_bytes: int | None) -> None:
     expected = (values.astype(np.float64)[:, None] >= grid).sum(axis=0)
     assert part.counts is not None and expected.max() > 2**16
     for row in (0, 1):
+        np.testing.assert_array_equal(part.counts[row, 0], expected)
+
+
+@pytest.mark.parametrize("tile_bytes", [None, 4 * 4 * 100, 4 * 4 * 256])
+def test_counts_at_the_carry_of_a_histogram_cell(tile_bytes: int | None) -> None:
+    """Bins holding 255, 256, 257, 511, 512, 513 and 768 subjects (a uint8 cell wraps at 256
+    and carries one), with the mate in a bin whose count is a multiple of 256 (taking it out
+    borrows from the carry), in one tile and split over tiles of 100 and 256 templates."""
+    sizes = [255, 256, 257, 511, 512, 513, 768]
+    grid = np.round(np.linspace(-1.0, 1.0, 101), 6)  # bins 0.02 wide
+    centres = np.round(np.linspace(-0.79, 0.71, len(sizes)), 2)  # bin centres
+    values = np.repeat(centres, sizes).astype(np.float32)
+    rng = np.random.default_rng(11)
+    order = rng.permutation(len(values))  # the bins' subjects interleaved
+    values = values[order]
+    templates = np.zeros((len(values), 3), np.float32)
+    templates[:, 0] = values
+    templates[:, 1] = np.sqrt(1 - values.astype(np.float64) ** 2)
+    groups = np.where(rng.random(len(values)) < 0.25, 1, 0)
+    groups[np.isin(values, centres[[1, 4]].astype(np.float32))] = 0  # 256 and 512 whole
+    names = np.array([f"t{i:05d}" for i in range(len(values))])
+    gal = Gallery.build(templates, names, subject_groups=groups, n_groups=2)
+    probes = np.zeros((4, 3), np.float32)
+    probes[:, 0] = 1.0
+    in_bin = [np.flatnonzero(values == np.float32(centres[b])) for b in range(len(sizes))]
+    # no mate; a mate in the 256 bin, in the 512 bin (both multiples of 256), in the 257 bin
+    mates = np.array([-1, in_bin[1][0], in_bin[4][7], in_bin[2][3]])
+    part = score_block(probes, gal, k=3, thresholds=grid, mate_codes=mates, tile_bytes=tile_bytes)
+    assert part.counts is not None
+    for row, mate in enumerate(mates):
+        keep = np.arange(len(values)) != mate
+        expected = np.stack(
+            [
+                (values[keep & (groups == g)].astype(np.float64)[:, None] >= grid).sum(axis=0)
+                for g in (0, 1)
+            ]
+        )
+        np.testing.assert_array_equal(part.counts[row], expected)
+    assert part.counts[0, 0].max() > 256 * 4  # several carries in one cell's reverse sum
+
+
+def test_carry_when_a_cell_wraps_inside_a_group_of_four() -> None:
+    """The increments go four at a time: a cell hit by three of four can wrap on the first
+    and end at 2, so a wrap is found from the number of hits (one carry per 256 all the same).
+    Subject 1 lies in another bin, so the one bin's count is 3 + 4 j after each group of four
+    and every wrap happens inside a group."""
+    n = 1_030
+    values = np.full(n, 0.51, np.float32)  # bin centres: the arithmetic (fast) path
+    values[1] = -0.51
+    templates = np.zeros((n, 3), np.float32)
+    templates[:, 0] = values
+    templates[:, 1] = np.sqrt(1 - values.astype(np.float64) ** 2)
+    gal = Gallery.build(templates, np.array([f"t{i:05d}" for i in range(n)]))
+    probes = np.zeros((2, 3), np.float32)
+    probes[:, 0] = 1.0
+    grid = np.round(np.linspace(-1.0, 1.0, 101), 6)
+    part = score_block(probes, gal, k=2, thresholds=grid, mate_codes=np.array([-1, 7]))
+    assert part.counts is not None
+    for row, mate in enumerate((-1, 7)):
+        keep = np.arange(n) != mate
+        expected = (values[keep].astype(np.float64)[:, None] >= grid).sum(axis=0)
         np.testing.assert_array_equal(part.counts[row, 0], expected)
 
 

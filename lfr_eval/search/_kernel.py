@@ -35,11 +35,11 @@ Backends
 ``"numpy"``: chunks of 256 probe rows go to one thread per core; each thread multiplies its chunk
 by one tile of about 512 templates (512 KiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
 BLAS and reduces the product with compiled (numba, ``_kernel_numba``) passes while it is still
-in the core's cache: subject maxima, the top-k, the mate's ``higher`` and a uint16 threshold
-histogram (one vector pass gives each subject its bin by arithmetic on a uniform grid, one
-scalar pass makes one increment per pair; near a threshold, on other grids and for top-k
-candidates an exact look-up-table path); each probe's histogram becomes its counts by one
-reverse cumulative sum. ``"torch"``: the
+in the core's cache: subject maxima, the top-k, the mate's ``higher`` and a uint8 threshold
+histogram with int32 carries (one vector pass gives each subject its bin by arithmetic on a
+uniform grid, one scalar pass makes one increment per pair; near a threshold, on other grids
+and for top-k candidates an exact look-up-table path); each probe's histogram becomes its
+counts by one reverse cumulative sum. ``"torch"``: the
 same on a torch device (``"cpu"`` or ``"cuda"``) in fp32 or fp16 (products in fp16,
 reductions in fp32; fp16 scores agree to about 1e-3, not to float32 rounding). torch is
 imported only when chosen. faiss serves top-k-only searches (the live page,
@@ -400,11 +400,17 @@ class _Grid:
             inv_step = np.float32((len(t) - 1) / (t[-1] - t[0]))
             shift = np.float32(1.0 - t[0] * float(inv_step))
             pos = t * float(inv_step) + float(shift)
-            # the grid's deviation from uniform with the float32 constants the kernel uses,
-            # plus four times the bound on its two float32 roundings
+            # a bin is trusted when the float32 position y lies more than d from an integer m:
+            # then the exact position P(x) = x * inv_step + shift (the same float32 constants,
+            # monotone) is within m + (d - err, 1 - d + err), and P at threshold m - 1 or m lies
+            # within dev of m or m + 1, so d >= dev + err puts x between those two thresholds.
+            # err bounds the two float32 roundings of y, 2**-24 * (|x inv| + |y|), for every x
+            # whose y is not clamped (|x| <= reach: a step past the grid; farther scores clamp
+            # to bin 0 or T whatever the rounding); twice that is kept as a margin
             dev = float(np.max(np.abs(pos - np.arange(1, len(t) + 1))))
-            reach = 2.02 * float(inv_step) + abs(float(shift)) + 2.0
-            d = dev + 2.0**-21 * reach + 1e-6
+            reach = max(1.01, abs(t[0]), abs(t[-1])) + (t[-1] - t[0]) / (len(t) - 1)
+            err = 2.0**-24 * (2.0 * reach * abs(float(inv_step)) + abs(float(shift)) + 1.0)
+            d = dev + 2.0 * err + 1e-6
             if d < 0.25:
                 uniform, delta = True, np.float32(d)
         return cls(thr32, lut, lo, inv_h, uniform, shift, inv_step, delta)
@@ -414,10 +420,6 @@ class _Grid:
 #: histogram rows stay in the core's cache between the BLAS product and the reduction. 256
 #: rows: single-threaded OpenBLAS sgemm at 128-d reached 2.4 ns per pair against 2.9 with 128.
 _CHUNK_ROWS = 256
-
-#: Subjects added to the reduction's uint16 histogram before it is flushed into int32 (a slot
-#: gains at most one per subject, so it cannot wrap).
-_HIST_LIMIT = 2**16 - 1
 
 #: Histogram cells per probe row the reduction can address: slots are made in float32 lanes,
 #: exact below 2**24.
@@ -432,11 +434,9 @@ MSG_TOO_MANY_CELLS = (
 
 def numpy_tile_width(n_probes: int, tile_bytes: int | None = None) -> int:
     """Templates per tile of the numpy backend for a block of ``n_probes`` probes (its threads
-    take chunks of at most ``_CHUNK_ROWS`` rows, each tile ``tile_bytes`` of float32), at most
-    ``_HIST_LIMIT`` (what one reduction call may add to a uint16 histogram)."""
+    take chunks of at most ``_CHUNK_ROWS`` rows, each tile ``tile_bytes`` of float32)."""
     tile = DEFAULT_TILE_BYTES if tile_bytes is None else int(tile_bytes)
-    width = tile // (4 * max(1, min(int(n_probes), _CHUNK_ROWS)))
-    return max(1, min(width, _HIST_LIMIT))
+    return max(1, tile // (4 * max(1, min(int(n_probes), _CHUNK_ROWS))))
 
 
 def _tile_runs(
@@ -505,40 +505,33 @@ class _NumpyKernel:
         tile_args = [
             (t0, t1, sa, sb, local, gbase[sa:sb], gbase_f[sa:sb]) for t0, t1, sa, sb, local in tiles
         ]
-        no_total = np.zeros((0, 0), np.int32)
 
         def chunk(a: int, e: int) -> None:
             rows = e - a
             buf = np.empty(rows * widest, np.float32)
-            hist = np.zeros((rows, hist_cols), np.uint16)
-            total: np.ndarray | None = None  # int32 sums of flushed uint16 histograms
-            pending = 0  # subjects added to ``hist`` since it was last flushed
+            # uint8 cells (the smallest cache footprint) and their int32 carries, touched once
+            # per 256 increments of a cell (np.zeros: pages are mapped only where touched)
+            hist = np.zeros((rows, hist_cols), np.uint8)
+            hist_hi = np.zeros((rows, hist_cols), np.int32)
             best = np.empty((1, 0 if single else widest), np.float32)
             arg = np.empty(0 if single else widest, np.int64)
             code = np.empty(widest if n_thr else 0, np.int32)
+            flags = np.empty(widest // 4 + 1 if n_thr else 0, np.uint64)
             p_rows, m_codes, m_scores = probes[a:e], mates[a:e], mate_sc[a:e]
             top_s, top_j = part.top_scores[a:e], part.top_subjects[a:e]
             top_r, higher = part.top_rows[a:e], part.higher[a:e]
-            for t0, t1, sa, sb, local, g_int, g_float in tile_args:
-                if n_thr and pending + (sb - sa) > _HIST_LIMIT:
-                    # each slot gains at most one per subject: flush before it could wrap
-                    total = hist.astype(np.int32) if total is None else total + hist
-                    hist[:] = 0
-                    pending = 0
+            for t0, t1, sa, _sb, local, g_int, g_float in tile_args:
                 sims = buf[: rows * (t1 - t0)].reshape(rows, t1 - t0)
                 np.matmul(p_rows, gallery.matrix[t0:t1].T, out=sims)
                 reduce_rows(
                     sims, single, local, sa, t0, g_int, g_float, m_codes, m_scores,
                     grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
                     grid.uniform, grid.shift, grid.inv_step, grid.delta,
-                    top_s, top_j, top_r, higher, hist, best, arg, code,
+                    top_s, top_j, top_r, higher, hist, hist_hi, best, arg, code, flags,
                 )  # fmt: skip
-                pending += sb - sa
             if n_thr and part.counts is not None:
                 # bin b holds subjects at or above thresholds[:b]: counts are reverse sums
-                add_reverse_sums(
-                    hist, no_total if total is None else total, part.counts[a:e], n_thr
-                )
+                add_reverse_sums(hist, hist_hi, part.counts[a:e], n_thr)
 
         chunks = list(probe_blocks(n, _CHUNK_ROWS))
         threads = min(self.threads or default_threads(), len(chunks))

@@ -12,8 +12,10 @@ Per probe row it makes two passes over the tile's subjects:
    subject its histogram slot ``group offset + bin`` on a uniform grid, or ``-1`` ("slow") where
    the arithmetic bin is too close to a threshold to be trusted, where the grid is not uniform,
    or where the score could enter the top-k (above the k-th best so far);
-2. a scalar pass that adds one to the slot of every subject (one increment per pair) and, for
-   the rare slow ones, computes the exact bin and tries the top-k insertion.
+2. a scalar pass that adds one to the slot of every subject (one increment per pair), four
+   subjects at a time with one sign test and one wrap test for the four (a branch per
+   increment cost as much as the increment itself); groups with a slow subject are only noted,
+   and a third pass computes their exact bins and tries the top-k insertions.
 
 Until a row's top-k is full (its first tile) the top-k is made by a plain scalar pass first,
 so that the vector pass then flags only what is near a threshold.
@@ -23,8 +25,12 @@ the grid rounded up to float32, so the comparison is the float64 one). On a unif
 bin is ``floor(x / step + 1 - thr32[0] / step)``, trusted only when that position lies more
 than ``delta`` (the grid's deviation from uniform plus the float32 rounding bound) from an
 integer; otherwise the bin comes from a look-up table and a forward step over the sorted
-thresholds. The histogram is uint16 (half the cache footprint of int32): the caller adds it
-into int32 before any slot could pass 65,535 (at most one increment per subject and row).
+thresholds.
+
+The histogram cells are uint8 (a quarter of int32's cache footprint: the histogram rows of a
+probe chunk are what the reduction misses in cache): a cell that wraps from 255 to 0 carries
+one into the same cell of an int32 array (``hist_hi``), touched once per 256 increments, so a
+cell's count is ``hist + 256 * hist_hi`` at any size and nothing has to be flushed.
 """
 
 from __future__ import annotations
@@ -61,6 +67,42 @@ def _insert(i, v, subject, row, top_s, top_j, top_r):  # type: ignore[no-untyped
     return top_s[i, k - 1]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _increment(hist, hist_hi, i, c):  # type: ignore[no-untyped-def]
+    """Add one to row ``i``'s uint8 cell ``c``, carrying into ``hist_hi`` when it wraps."""
+    h = np.uint8(hist[i, c] + np.uint8(1))
+    hist[i, c] = h
+    if h == 0:
+        hist_hi[i, c] += 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bump(hist, i, c):  # type: ignore[no-untyped-def]
+    """Add one to row ``i``'s uint8 cell ``c`` (one ``inc`` of the byte in memory); True when
+    it wrapped to 0. The caller carries (``_carry4``): no branch per increment."""
+    h = np.uint8(hist[i, c] + np.uint8(1))
+    hist[i, c] = h
+    return h == 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _carry4(hist, hist_hi, i, c0, c1, c2, c3):  # type: ignore[no-untyped-def]
+    """After four increments of which one or more wrapped a cell (rare): a cell that got m of
+    the four (1 to 4) wrapped iff its value is now below m; carry one for each such cell."""
+    cells = (c0, c1, c2, c3)
+    for q in range(4):
+        c = cells[q]
+        first = True
+        m = 0
+        for p in range(4):
+            if cells[p] == c:
+                m += 1
+                if p < q:
+                    first = False
+        if first and np.int64(hist[i, c]) < m:
+            hist_hi[i, c] += 1
+
+
 @numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
 def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass, kept together
     sims,  # (n, w) float32: probes × the tile's templates
@@ -84,10 +126,12 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     top_j,  # (n, k) int64, in/out
     top_r,  # (n, k) int64, in/out
     higher,  # (n,) int64, in/out
-    hist,  # (n, H) uint16, in/out: per group (gbase) T + 1 bins
+    hist,  # (n, H) uint8, in/out: per group (gbase) T + 1 bins, modulo 256
+    hist_hi,  # (n, H) int32, in/out: carries of ``hist`` (a cell counts hist + 256 hist_hi)
     best_buf,  # (1, >= n_sub) float32 scratch (several templates per subject)
     arg_buf,  # (>= n_sub,) int64 scratch
     code_buf,  # (>= n_sub,) int32 scratch
+    flag_buf,  # (>= n_sub // 4 + 1,) uint64 scratch
 ):
     n = sims.shape[0]
     n_sub = local_starts.shape[0] - 1
@@ -98,6 +142,7 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     # on a non-uniform grid no position is trusted: every subject takes the exact path
     half = np.float32(0.5) - u_delta if uniform else np.float32(-1.0)
     code = code_buf
+    n4 = np.uint64(n_sub - (n_sub & 3))
     for i in range(n):
         # each subject's best template: row r of ``scores`` (2-D indexing throughout, no
         # per-row array views: their reference counting costs more than a short row's work)
@@ -153,35 +198,63 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
             f = np.floor(y)
             fast = (abs(y - f - np.float32(0.5)) < half) & (v <= kth)
             code[s] = np.int32(gbase_f[s] + f if fast else np.float32(-1.0))
-        # 2. scalar pass: one increment per subject (increments cannot be vectorised)
-        for s in range(n_sub):
-            c = code[s]
-            if c < 0:
-                v = scores[r, s]
-                c = gbase[s] + _exact_bin(v, thr, lut, lut_lo, lut_inv_h)
-                if v > kth and not scan:
-                    kth = _insert(
-                        i, v, subject_offset + s, row_offset + (s if single else arg_buf[s]),
-                        top_s, top_j, top_r,
-                    )  # fmt: skip
-            hist[i, np.uint32(c)] += 1
+        # 2. scalar pass: one increment per subject, four at a time (one sign test for the
+        # four slots); a group of four with a flagged subject is only noted here, so the hot
+        # loop keeps its few values in registers (unsigned indices: no negative-index code)
+        n_flag = 0
+        s4 = np.uint64(0)
+        while s4 < n4:
+            c0 = code[s4]
+            c1 = code[s4 + np.uint64(1)]
+            c2 = code[s4 + np.uint64(2)]
+            c3 = code[s4 + np.uint64(3)]
+            if (c0 | c1 | c2 | c3) >= 0:
+                u0, u1, u2, u3 = np.uint32(c0), np.uint32(c1), np.uint32(c2), np.uint32(c3)
+                # bitwise or: one branch for the four (a wrap is once in 256 increments)
+                if (
+                    _bump(hist, i, u0)
+                    | _bump(hist, i, u1)
+                    | _bump(hist, i, u2)
+                    | _bump(hist, i, u3)
+                ):
+                    _carry4(hist, hist_hi, i, u0, u1, u2, u3)
+            else:
+                flag_buf[n_flag] = s4
+                n_flag += 1
+            s4 += np.uint64(4)
+        # 3. the noted groups and the last n_sub % 4 subjects, flagged ones exactly
+        for g4 in range(n_flag + 1):
+            first = np.int64(flag_buf[g4]) if g4 < n_flag else np.int64(n4)
+            stop = first + 4 if g4 < n_flag else n_sub
+            for s in range(first, stop):
+                c = code[s]
+                if c < 0:
+                    v = scores[r, s]
+                    c = gbase[s] + _exact_bin(v, thr, lut, lut_lo, lut_inv_h)
+                    if v > kth and not scan:
+                        kth = _insert(
+                            i, v, subject_offset + s, row_offset + (s if single else arg_buf[s]),
+                            top_s, top_j, top_r,
+                        )  # fmt: skip
+                _increment(hist, hist_hi, i, np.uint32(c))
         if 0 <= mate < n_sub:
-            c = gbase[mate] + _exact_bin(scores[r, mate], thr, lut, lut_lo, lut_inv_h)
-            hist[i, np.uint32(c)] -= 1
+            # the mate was counted above: take it back out (borrowing from ``hist_hi``)
+            c = np.uint32(gbase[mate] + _exact_bin(scores[r, mate], thr, lut, lut_lo, lut_inv_h))
+            h = np.int32(hist[i, c]) - 1
+            hist[i, c] = h  # stored modulo 256
+            if h < 0:
+                hist_hi[i, c] -= 1
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def add_reverse_sums(hist, total, counts, n_thr):  # type: ignore[no-untyped-def]
+def add_reverse_sums(hist, hist_hi, counts, n_thr):  # type: ignore[no-untyped-def]
     """``counts[i, g, t] += sum(bins t + 1 … T of group g)``: the subjects at or above each
-    threshold, from one chunk's histograms (uint16 ``hist`` plus the int32 ``total`` of its
-    flushes, or an empty ``total``); the last group of a row (the uncounted) is skipped."""
-    flushed = total.shape[0] > 0
+    threshold, from one chunk's histograms (uint8 ``hist`` plus 256 times its int32 carries
+    ``hist_hi``); the last group of a row (the uncounted) is skipped."""
     for i in range(counts.shape[0]):
         for g in range(counts.shape[1]):
             base = g * (n_thr + 1)
             run = 0
             for b in range(n_thr, 0, -1):
-                run += hist[i, base + b]
-                if flushed:
-                    run += total[i, base + b]
+                run += np.int64(hist[i, base + b]) + 256 * np.int64(hist_hi[i, base + b])
                 counts[i, g, b - 1] += run
