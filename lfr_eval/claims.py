@@ -219,6 +219,16 @@ class ClaimCheck:
     def clustered(self) -> bool:
         return self.method != INDEPENDENT_BOUND
 
+    def supported_claim_text(self, symbol: str = "<=") -> str:
+        """The smallest claim these data support, in words ("FPIR <= 1 in 3,100"), or that they
+        support no useful bound when the upper bound reaches one half (:mod:`lfr_eval.plain`'s
+        rule: such a bound bounds nothing; "FPIR <= every one" would mean nothing)."""
+        from lfr_eval.plain import UNBOUNDED_SHARE
+
+        if self.upper_bound < UNBOUNDED_SHARE:
+            return f"FPIR {symbol} {one_in_n(self.upper_bound)}"
+        return "no useful bound (FPIR could be near or above one half)"
+
     def summary(self) -> str:
         """A few plain sentences for a report."""
         pct = f"{self.claim.confidence:.0%}"
@@ -241,12 +251,8 @@ class ClaimCheck:
             ),
             (
                 f"One-sided {pct} upper bound, {how}: {one_in_n(self.upper_bound)} "
-                f"({self.upper_bound:.3g}); the data {verdict} the claim; "
-                + (
-                    f"they support FPIR <= {one_in_n(self.upper_bound)}."
-                    if self.upper_bound < 0.5
-                    else "they support no useful bound (FPIR could be near or above one half)."
-                )
+                f"({self.upper_bound:.3g}); the data {verdict} the claim; they support "
+                f"{self.supported_claim_text()}."
             ),
         ]
         if not self.supported:

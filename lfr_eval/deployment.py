@@ -275,6 +275,26 @@ class ScaledFpirEvidence:
             else 0.0,
         )
 
+    def describe(self) -> str:
+        """The figure in plain language (:mod:`lfr_eval.plain`: an upper bound when no search
+        met a filler, "not bounded" when the data cannot bound it), with how it was made."""
+        from lfr_eval.plain import plain_rate
+
+        figure = plain_rate(
+            self.value, self.ci_low, self.ci_high, errors=0 if self.value == 0 else 1,
+            confidence=self.confidence,
+        )  # fmt: skip
+        beyond = (
+            f", extrapolated x{self.extrapolation:.3g} beyond the fillers measured"
+            if self.extrapolation > 0
+            else ""
+        )
+        return (
+            f"scaled to the deployed watchlist of {self.watchlist_size:,}: FPIR "
+            f"{figure.text} ({self.estimator}{beyond}; {self.interval_method}; read at the "
+            f"counts' threshold {self.grid_threshold:g})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "watchlist_size": int(self.watchlist_size),
@@ -354,7 +374,8 @@ class EvaluationEvidence:
     def describe(self) -> str:
         """The evidence in plain language (:mod:`lfr_eval.plain`), as the export page shows it:
         FPIR as "1 in N" with its interval (an upper bound when no false positive was seen, "not
-        bounded" when the data cannot bound it), TPIR as a percentage, each with its counts."""
+        bounded" when the data cannot bound it), TPIR as a percentage, each with its counts;
+        then the figure at the deployed watchlist's size when the evidence holds one."""
         from lfr_eval.plain import plain_rate
 
         fpir = plain_rate(
@@ -365,11 +386,14 @@ class EvaluationEvidence:
             self.tpir.value, self.tpir.ci_low, self.tpir.ci_high,
             errors=self.tpir.count, confidence=self.confidence, style="percent",
         )  # fmt: skip
-        return (
+        text = (
             f"measured with a {self.watchlist_size:,}-person watchlist: FPIR {fpir.text}; "
             f"{self.fpir.count:,} of {self.fpir.trials:,} non-mated searches; TPIR {tpir.text}; "
             f"{self.tpir.count:,} of {self.tpir.trials:,} mated searches ({self.interval_method})"
         )
+        if self.scaled_fpir is not None:
+            text += "; " + self.scaled_fpir.describe()
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.scaled_fpir is None else {"scaled_fpir": self.scaled_fpir.to_dict()}
@@ -682,10 +706,19 @@ def evidence_from_results(
 
         # the full results' table: an aggregate at one threshold keeps only that row
         table = agg.scaling if isinstance(results, AggregateResult) else results.scaling
-        try:
-            figure = scaled_fpir(table, int(deployed_watchlist_size), float(threshold))
-        except ProtocolError as exc:
-            raise ConfigError(f"cannot attach evaluation evidence: {exc}") from None
+        held = (
+            set()
+            if table is None or table.empty
+            else {int(n) for n in table["watchlist_size"].unique()}
+        )
+        figure = None
+        # a size the table does not hold has no figure at any threshold (the evidence then
+        # records the measured one only); one it holds must be readable at this threshold
+        if int(deployed_watchlist_size) in held:
+            try:
+                figure = scaled_fpir(table, int(deployed_watchlist_size), float(threshold))
+            except ProtocolError as exc:
+                raise ConfigError(f"cannot attach evaluation evidence: {exc}") from None
         scaled = None if figure is None else ScaledFpirEvidence.from_figure(figure)
     return EvaluationEvidence(
         results_sha256=provenance.result_sha256,

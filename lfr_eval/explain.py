@@ -302,7 +302,8 @@ class ThresholdExplanation:
 
     def to_row(self) -> dict[str, object]:
         """A flat record for tables that fit a page: rates as fractions, each interval in one
-        cell next to its rate, counts as "errors / searches"."""
+        cell next to its rate, counts as "errors / searches". A figure the data cannot bound
+        (:mod:`lfr_eval.plain`) is NaN, its interval cell "these data cannot bound it"."""
         confidence = self.fpir_measured.confidence
         pct = f"{confidence:.0%}"
         # intervals by lfr_eval.plain's rules, as the report's tables write them
@@ -314,9 +315,12 @@ class ThresholdExplanation:
             self.tpir.rate, self.tpir.ci_low, self.tpir.ci_high,
             errors=self.tpir.errors, confidence=confidence,
         )  # fmt: skip
+        alerts = self.false_alerts_figure()
+        # a figure these data cannot bound is no number (its interval cell says why)
+        fpir = self.fpir if self.fpir_figure().bounded else math.nan
         return {
             "group": self.label,
-            "FPIR at N": self.fpir,
+            "FPIR at N": fpir,
             f"FPIR {pct} CI": fpir_ci,
             "false positives / non-mated": (
                 f"{self.fpir_measured.errors:,} / {self.fpir_measured.trials:,}"
@@ -324,8 +328,8 @@ class ThresholdExplanation:
             "TPIR": self.tpir.rate,
             f"TPIR {pct} CI": tpir_ci,
             "hits / mated": f"{self.tpir.errors:,} / {self.tpir.trials:,}",
-            "expected false alerts": self.expected_false_alerts,
-            f"expected {pct} CI": self.false_alerts_figure().interval_text,
+            "expected false alerts": self.expected_false_alerts if alerts.bounded else math.nan,
+            f"expected {pct} CI": alerts.interval_text,
             "small group": self.small_group,
         }
 

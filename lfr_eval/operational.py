@@ -331,7 +331,8 @@ class DeploymentExpectation:
     non_mated_faces : float
         ``faces_scanned * (1 - prevalence)``: faces of people not on the watchlist.
     fpir : RateEstimate
-        The measured FPIR the expectation rests on (its interval is the data's uncertainty).
+        The measured FPIR the expectation rests on (its interval is the data's uncertainty:
+        the one given, e.g. clustered by person, or Clopper–Pearson from bare counts).
     expected_false_alerts : float
         ``non_mated_faces * FPIR``.
     expected_ci_low, expected_ci_high : float
@@ -347,6 +348,8 @@ class DeploymentExpectation:
         The three false alert rates this implies, each labelled.
     watchlist_size, threshold : int or None, float or None
     confidence : float
+    interval_method : str
+        How the expected count's interval was made (the FPIR estimate's method).
     """
 
     faces_scanned: int
@@ -363,6 +366,7 @@ class DeploymentExpectation:
     watchlist_size: int | None
     threshold: float | None
     confidence: float
+    interval_method: str = "clopper-pearson"
 
     def false_alerts_figure(self) -> PlainFigure:
         """The expected false alerts in plain language (:func:`lfr_eval.plain.plain_count`)."""
@@ -427,7 +431,12 @@ def expected_false_alerts(
     fpir : RateEstimate or (false_positives, non_mated_searches)
         Measured FPIR at the deployment's threshold and watchlist size (scale it first with
         :func:`scale_fpir` if the watchlist differs). Counts are needed, not just a rate: the
-        interval comes from how many searches the rate rests on.
+        interval comes from how many searches the rate rests on. An estimate with an interval
+        that is not a search-level binomial one (e.g. clustered by person, as
+        :class:`~lfr_eval.metrics.IdentificationFrame` and the aggregate's rows give) keeps it:
+        the expected count's interval is that one scaled, and the prediction interval uses the
+        effective number of searches it implies (never a narrower search-level interval
+        recomputed from the counts).
     faces_scanned : int
         Faces the deployment will scan.
     prevalence : float
@@ -457,13 +466,27 @@ def expected_false_alerts(
     p = check_rate(prevalence, "prevalence")
     if p >= 1:
         raise MetricInputError("prevalence must be below 1: some scanned faces are not listed")
-    estimate = estimate_rate(errors, trials, conf)
     t = tpir.rate if isinstance(tpir, RateEstimate) else tpir
     if t is not None:
         t = check_rate(t, "tpir")
     non_mated = faces_scanned * (1 - p)
-    low, high = clopper_pearson(errors, trials, conf)
-    pred_low, pred_high = _prediction_interval(errors, trials, round(non_mated), conf)
+    if isinstance(fpir, RateEstimate) and fpir.method not in INDEPENDENT_METHODS:
+        if abs(fpir.confidence - conf) > 1e-9:
+            raise MetricInputError(
+                f"the FPIR estimate's interval is at {fpir.confidence:.0%} but {conf:.0%} was "
+                "asked; compute the estimate at that confidence"
+            )
+        estimate = fpir
+        low, high = fpir.ci_low, fpir.ci_high
+        n_eff = _effective_trials(fpir, conf)
+        pred_low, pred_high = _prediction_interval(
+            fpir.rate * n_eff, n_eff, round(non_mated), conf
+        )
+    else:
+        estimate = estimate_rate(errors, trials, conf)
+        cp_low, cp_high = clopper_pearson(errors, trials, conf)
+        low, high = float(cp_low), float(cp_high)
+        pred_low, pred_high = _prediction_interval(errors, trials, round(non_mated), conf)
     return DeploymentExpectation(
         faces_scanned=int(faces_scanned),
         non_mated_faces=float(non_mated),
@@ -481,7 +504,38 @@ def expected_false_alerts(
         watchlist_size=watchlist_size,
         threshold=threshold,
         confidence=conf,
+        interval_method=estimate.method,
     )
+
+
+#: Interval methods of a :class:`RateEstimate` that treat searches as independent: bare counts
+#: fix them, so :func:`expected_false_alerts` may recompute them.
+INDEPENDENT_METHODS = ("clopper-pearson", "wilson")
+
+
+def _effective_trials(estimate: RateEstimate, confidence: float) -> float:
+    """Independent searches whose Jeffreys interval at the estimate's rate is as wide as the
+    estimate's interval (with no error: whose upper end is the same), in [1, trials]: the
+    effective sample size a clustered interval implies, for the prediction interval."""
+    tail = (1 - confidence) / 2
+    p, n_max = estimate.rate, float(max(estimate.trials, 1))
+
+    def gap(n: float) -> float:  # decreasing in n
+        a, b = p * n + 0.5, n - p * n + 0.5
+        if estimate.errors == 0:
+            return float(stats.beta.ppf(1 - tail, a, b)) - estimate.ci_high
+        width = float(stats.beta.ppf(1 - tail, a, b) - stats.beta.ppf(tail, a, b))
+        return width - (estimate.ci_high - estimate.ci_low)
+
+    lo, hi = 1.0, n_max
+    if gap(hi) >= 0:
+        return hi
+    if gap(lo) <= 0:
+        return lo
+    for _ in range(60):  # bisection on log n: 60 halvings are far below one search
+        mid = float(np.sqrt(lo * hi))
+        lo, hi = (mid, hi) if gap(mid) > 0 else (lo, mid)
+    return hi
 
 
 #: above this many non-mated faces the beta-binomial is replaced by its Poisson-gamma limit
@@ -489,9 +543,10 @@ _BETABINOM_MAX_N = 200_000
 
 
 def _prediction_interval(
-    errors: int, trials: int, faces: int, confidence: float
+    errors: float, trials: float, faces: int, confidence: float
 ) -> tuple[int, int]:
-    """Equal-tailed prediction interval of false alerts among ``faces`` non-mated faces."""
+    """Equal-tailed prediction interval of false alerts among ``faces`` non-mated faces
+    (``errors`` and ``trials`` may be effective, fractional counts)."""
     if faces == 0:
         return 0, 0
     tail = (1 - confidence) / 2

@@ -168,6 +168,80 @@ def test_results_pages_render_real_results(page: str, results_dir: Path) -> None
     assert at.metric and at.metric[0].label == "Watchlist size N"
 
 
+def test_evaluate_page_summary_is_the_reports_first_table(results_dir: Path) -> None:
+    """The Evaluate page's summary is the report's headline table (one function), rates
+    with their interval in one cell by lfr_eval.plain's rules, not bare ci_low/ci_high
+    columns ("0 (CI 0-x)") without the method named."""
+    from lfr_eval.report import headline_table, operating_thresholds
+
+    at = _page("3_Evaluate.py")
+    _use_results(at, results_dir)
+    at.run()
+    _no_exceptions(at)
+    agg = at.session_state["lfr_results"].aggregate
+    shown = _frame(at, "FPIR (interval)", "FNIR (interval)")
+    expected = headline_table(agg, operating_thresholds(agg))
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected, check_dtype=False)
+    assert not any("ci_low" in c for c in shown.columns)
+    assert any(agg.intervals.describe() in c.value for c in at.caption)
+
+
+@pytest.mark.lfw
+def test_evaluate_page_offers_the_failure_to_enrol_options(
+    lfw_dir: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listed person whose enrolment image holds no face: the page reports the failure to
+    enrol and counts that person's searches as misses, leaves them out, or enrols the person
+    from their next image, as `lfr-eval evaluate` does (the options were CLI-only)."""
+    from test_cli_evaluate import _write_noise_jpeg
+    from test_evaluate_lfw import small_lfw
+
+    from lfr_eval.results import load_result
+
+    monkeypatch.setenv("LFR_ALLOWED_ROOTS", str(lfw_dir))
+    manifest = small_lfw(lfw_dir)
+    frame = manifest.to_frame()
+    frame["path"] = [str(p) for p in manifest.absolute_paths()]
+    counts = frame.groupby("subject_id").size()
+    listed = sorted(counts[counts >= 3].index)[:4]
+    strangers = sorted(counts[counts == 1].index)[:8]
+    noise = workspace / "noise.jpg"
+    _write_noise_jpeg(noise, 5)
+    rows = []
+    for n, subject in enumerate(listed):
+        images = frame[frame["subject_id"] == subject]["path"].tolist()[:3]
+        if n == 0:  # its enrolment image is noise; its two real images are searches
+            images = [str(noise), *images[:2]]
+        rows += [(images[0], subject, "enrol")] + [(p, subject, "mated") for p in images[1:]]
+    rows += [(frame[frame["subject_id"] == s]["path"].iloc[0], s, "non_mated") for s in strangers]
+    csv = workspace / "fte.csv"
+    pd.DataFrame(rows, columns=["path", "subject_id", "role"]).to_csv(csv, index=False)
+
+    def evaluate_with(failures: str, next_image: bool):
+        at = _page("3_Evaluate.py").run()
+        at.text_input(key="eval_source").input(str(csv))
+        at.number_input(key="eval_limit").set_value(0)
+        at.selectbox(key="eval_enrolment_failures").set_value(failures)
+        if next_image:
+            at.checkbox(key="eval_enrolment_next_image").check()
+        at.button(key="FormSubmitter:evaluate-Run evaluation").click().run()
+        _no_exceptions(at)
+        assert not at.error, [e.value for e in at.error]
+        loaded = at.session_state["lfr_results"]
+        assert loaded.path is not None
+        return load_result(loaded.path), at
+
+    nist, at = evaluate_with("nist", False)
+    assert nist.protocol.enrolment is not None and nist.protocol.enrolment.failed == 1
+    assert any("count as misses" in s.value for s in at.success)
+    excluded, _ = evaluate_with("exclude", False)
+    assert excluded.protocol.enrolment.policy == "exclude"
+    assert excluded.searches.n_mated == nist.searches.n_mated - 2
+    rescued, _ = evaluate_with("nist", True)
+    assert (rescued.protocol.enrolment.failed, rescued.protocol.enrolment.next_image) == (0, 1)
+    assert rescued.watchlist_size == nist.watchlist_size + 1
+
+
 # ---------------------------------------------------------------------- watchlist
 
 

@@ -92,3 +92,24 @@ def test_ties_rank_in_the_mates_favour() -> None:
     scored = score_searches(np.array([[1.0, 0.0]]), np.array(["a"]), gallery, subjects, k=2)
     assert scored.searches.mate_ranks.tolist() == [1]
     assert bob_recognition_rate([(np.array([1.0, 0.0]), 1.0)], rank=1) == 0.0
+
+
+def test_command_line_summary_follows_the_plain_language_rules() -> None:
+    """`lfr-eval evaluate`/`report` print the rank table by lfr_eval.plain's rules, as the
+    report's table: one mate found in 400 searches is not "0.2% (0.0%-1.4%)"."""
+    from lfr_eval.report._text import rank_summary_lines
+
+    ranks = pd.DataFrame(
+        {
+            "rank": [1, 1], "attribute": ["all", "sex"], "group": ["all", "female"],
+            "n_searches": [400, 400], "n_subjects": [40, 40], "hits": [1, 0],
+            "rate": [1 / 400, 0.0], "ci_low": [0.0000633, 0.0], "ci_high": [0.0138, 0.0092],
+            "ci_method": "design-effect-jeffreys", "small_group": False,
+            "insufficient_data": False,
+        }
+    )  # fmt: skip
+    lines = rank_summary_lines(ranks, "95% design-effect-jeffreys intervals", shown=(1,))
+    text = "\n".join(lines)
+    assert "0.0%" not in text
+    assert "0.25% (95% CI 0.0063%–1%)" in text
+    assert "at most 1% (upper end of the 95% CI; none seen)" in text

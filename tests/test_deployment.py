@@ -345,7 +345,9 @@ def test_make_config_refuses_evidence_from_another_recognizer(dlib_engine, enrol
         make_config(threshold=0.6, engine=other, watchlist=enrolled_watchlist)
 
 
-def test_cli_config_export_and_verify(dlib_engine, enrolled_watchlist, workspace, tmp_path) -> None:
+def test_cli_config_export_and_verify(
+    dlib_engine, enrolled_watchlist, workspace, tmp_path, capsys
+) -> None:
     from lfr_eval.cli import main
 
     results = _aggregate(dlib_engine.engine_id).save(tmp_path / "agg")
@@ -365,8 +367,16 @@ def test_cli_config_export_and_verify(dlib_engine, enrolled_watchlist, workspace
         main(["keys", "generate", "--name", "Evaluation team"])
         raise SystemExit(0)
     assert generated.value.code in (0, None)
+    capsys.readouterr()
     assert run("config", "export", "--threshold", "0.6", "--results", str(results),
                 "--bundle", "--out", str(out)) == 0  # fmt: skip
+    # the evidence in the plain-language rules the Export page uses, with its method, and a
+    # note that the deployed watchlist's size has no scaled figure (FPIR changes with N)
+    printed = capsys.readouterr()
+    assert "evidence measured with a 500-person watchlist: FPIR 1 in 250 (95% CI" in printed.out
+    assert "4 of 1,000 non-mated searches" in printed.out and "(clopper-pearson)" in printed.out
+    assert "0.004 (0.002-0.008)" not in printed.out
+    assert "holds no FPIR for N = " in printed.err
     assert (tmp_path / "cfg" / "deploy.watchlist.zip").is_file()
     assert run("config", "verify", str(out), "--results", str(results)) == 0
     assert run("config", "export", "--threshold", "0.61", "--results", str(results),

@@ -15,6 +15,7 @@ from lfr_eval.metrics import (
     MetricInputError,
     SearchSet,
     choose_threshold,
+    clopper_pearson,
     cmc_curve,
     fnir,
     fnir_estimate,
@@ -169,6 +170,68 @@ def test_choose_threshold_on_dev_report_on_eval(small: SearchSet) -> None:
     assert eer.target is None and eer.threshold == identification_eer(small).threshold
     with pytest.raises(MetricInputError, match="needs a target"):
         choose_threshold("fpir", small)
+
+
+def _clustered_searches() -> SearchSet:
+    """Two of 20 strangers draw every false match, each in all 10 of their searches; one of
+    each volunteer's five mated searches is missed."""
+    people = np.repeat(np.arange(20), 10).astype(str)
+    best = np.where(np.isin(people, ["0", "1"]), 0.97, 0.1)  # above every mate's score
+    mates = np.tile([0.95, 0.95, 0.95, 0.95, 0.2], 8)
+    return SearchSet(
+        watchlist_size=50,
+        mate_scores=mates,
+        mate_ranks=np.ones(40, int),
+        mated_subjects=np.repeat(np.arange(8), 5).astype(str),
+        non_mated_topk=best[:, None],
+        non_mated_subjects=people,
+    )
+
+
+def test_estimates_of_a_search_set_are_clustered_by_person_unless_named() -> None:
+    """Subject ids known: the default interval is the IdentificationFrame's (clustered);
+    search-level Clopper-Pearson only by name, or for bare scores (no subject ids)."""
+    clustered = _clustered_searches()
+    frame = IdentificationFrame(clustered, [0.5, 0.99]).overall
+    curve = fpir_estimate(clustered, [0.99, 0.5])  # any order: rows follow the thresholds
+    for i, t in enumerate([0.99, 0.5]):
+        row = frame.loc[("fpir", t)]
+        assert curve[i].method == row["ci_method"] != "clopper-pearson"
+        assert (curve[i].ci_low, curve[i].ci_high) == pytest.approx((row["ci_low"], row["ci_high"]))
+    assert "people" in curve[0].method  # no false positive at 0.99: counted by people
+    assert list(curve.to_frame()["ci_method"]) == [curve[0].method, curve[1].method]
+    tp = fnir_estimate(clustered, [0.5])[0]
+    assert tp.method == frame.loc[("fnir", 0.5), "ci_method"]
+    low, high = clopper_pearson(20, 200)
+    by_name = fpir_estimate(clustered, [0.5], method="clopper-pearson")[0]
+    assert by_name.method == "clopper-pearson"
+    assert (by_name.ci_low, by_name.ci_high) == pytest.approx((low, high))
+    bare = fpir_estimate(clustered.non_mated_topk, [0.5])[0]
+    assert bare.method == "clopper-pearson" and bare.ci_high == pytest.approx(high)
+    with pytest.raises(MetricInputError, match="one-sided bound clustered by person"):
+        fpir_estimate(clustered, [0.5], sided="upper")
+
+
+def test_chosen_threshold_is_reported_with_intervals_clustered_by_person() -> None:
+    """The held-out figures are as uncertain as 20 people make them, not 200 independent
+    searches (notebook 02's threshold table showed search-level Clopper-Pearson, unnamed)."""
+    clustered = _clustered_searches()
+    choice = choose_threshold("tpir", clustered, clustered, target=0.8)
+    point = choice.eval
+    assert point is not None and (point.fpir.errors, point.fpir.trials) == (20, 200)
+    frame = IdentificationFrame(clustered, [choice.threshold]).overall
+    for metric, estimate in (("fpir", point.fpir), ("fnir", point.fnir)):
+        row = frame.loc[(metric, choice.threshold)]
+        assert estimate.method == row["ci_method"] != "clopper-pearson"
+        assert (estimate.ci_low, estimate.ci_high) == pytest.approx(
+            (row["ci_low"], row["ci_high"])
+        )
+    low, high = clopper_pearson(20, 200)
+    assert point.fpir.ci_high - point.fpir.ci_low > 1.5 * (high - low)
+    # searches treated as independent only by name
+    by_name = choose_threshold("tpir", clustered, target=0.8, ci_method="clopper-pearson")
+    assert by_name.dev.fpir.method == "clopper-pearson"
+    assert (by_name.dev.fpir.ci_low, by_name.dev.fpir.ci_high) == pytest.approx((low, high))
 
 
 def test_identification_eer_hand_case(small: SearchSet) -> None:

@@ -73,6 +73,41 @@ def test_expected_false_alerts_with_intervals() -> None:
         expected_false_alerts((0, 0), 100)
 
 
+def test_expected_false_alerts_keep_an_interval_clustered_by_person() -> None:
+    """An estimate clustered by person (here: 40 false positives among 2,000 searches, all
+    from two of 100 people) keeps its own, wider interval; the counts' search-level
+    Clopper-Pearson interval is not silently put in its place."""
+    from lfr_eval.metrics import IdentificationFrame, RateEstimate, SearchSet
+
+    people = np.repeat(np.arange(100), 20).astype(str)
+    best = np.where(np.isin(people, ["3", "7"]), 0.9, 0.1)  # two people, all 20 searches each
+    searches = SearchSet(
+        watchlist_size=1_000,
+        mate_scores=np.array([0.9]),
+        mate_ranks=np.array([1]),
+        mated_subjects=np.array(["m"]),
+        non_mated_topk=best[:, None],
+        non_mated_subjects=people,
+    )
+    row = IdentificationFrame(searches, [0.5]).overall.loc[("fpir", 0.5)]
+    clustered = RateEstimate(
+        errors=40, trials=2_000, rate=0.02, ci_low=float(row["ci_low"]),
+        ci_high=float(row["ci_high"]), method=str(row["ci_method"]), confidence=0.95,
+    )  # fmt: skip
+    e = expected_false_alerts(clustered, 30_000)
+    assert e.interval_method == str(row["ci_method"]) != "clopper-pearson"
+    assert (e.expected_ci_low, e.expected_ci_high) == pytest.approx(
+        (30_000 * row["ci_low"], 30_000 * row["ci_high"])
+    )
+    independent = expected_false_alerts((40, 2_000), 30_000)
+    assert independent.interval_method == "clopper-pearson"
+    assert e.expected_ci_high > 1.5 * independent.expected_ci_high
+    # one deployment's count varies at least as much as the clustered expectation
+    assert e.predicted_high >= e.expected_ci_high > independent.predicted_high
+    with pytest.raises(MetricInputError, match="at 95% but 90% was asked"):
+        expected_false_alerts(clustered, 30_000, confidence=0.9)
+
+
 def test_prediction_interval_covers_simulated_deployments() -> None:
     # FPIR measured as 30 / 100,000; deployments of 50,000 faces at the true rate 3e-4
     rng = np.random.default_rng(4)

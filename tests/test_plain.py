@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pandas as pd
 import pytest
@@ -74,6 +75,10 @@ def test_a_figure_the_data_cannot_bound_is_not_printed() -> None:
     assert figure.needs.searches == figure.needs.people > 300
     assert "filler gallery of at least 10,000 people (this one had 30)" in sentence
     assert not e.fpir_figure().bounded
+    # the explorer's table shows no number for it either, only why
+    row = e.to_row()
+    assert math.isnan(row["expected false alerts"]) and math.isnan(row["FPIR at N"])
+    assert row["expected 95% CI"] == row["FPIR 95% CI"] == "these data cannot bound it"
 
 
 def test_bounded_figures_keep_their_numbers_and_zero_errors_give_an_upper_bound() -> None:

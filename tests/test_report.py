@@ -193,3 +193,25 @@ def test_html_report_is_self_contained_and_parseable(
     assert {"rates.csv", "scaling.csv", "acquisition.csv", "histograms.csv"} <= {
         p.name for p in tmp_path.iterdir()
     }
+
+
+def test_report_refuses_interval_options_an_aggregate_cannot_take(
+    aggregate: AggregateResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An aggregate keeps the intervals it was made with: asking `lfr-eval report` for
+    another method or confidence on one is a usage error naming why, never silently the
+    aggregate's own intervals under a report the user thinks has the others."""
+    from tests.cli_support import run
+
+    folder = aggregate.save(tmp_path / "agg")
+    assert aggregate.intervals.method == "design-effect-jeffreys"
+    code, _, err = run(capsys, "report", folder, "--ci-method", "wilson", "--out", tmp_path / "w")
+    assert code == 2 and "--ci-method wilson cannot apply to an aggregate folder" in err
+    assert "design-effect-jeffreys" in err and not (tmp_path / "w").exists()
+    code, _, err = run(capsys, "report", folder, "--confidence", "0.9", "--out", tmp_path / "c")
+    assert code == 2 and "--confidence 0.9" in err
+    # the aggregate's own settings, given or left out, are fine (replicates mean nothing here)
+    for extra in ([], ["--ci-method", "design-effect-jeffreys"], ["--n-boot", "50"]):
+        code, out, err = run(capsys, "report", folder, *extra, "--out", tmp_path / "ok")
+        assert code == 0, err
+        assert "report:" in out

@@ -119,3 +119,27 @@ def test_the_explorer_offers_only_sizes_scaled_fpir_computes() -> None:
         explain_threshold(agg, 0.575, watchlist_size=300, faces_scanned=10_000)
     # the measured size needs no table, so it still works below the table's grid
     assert not explain_threshold(agg, 0.575, watchlist_size=100, faces_scanned=10_000).scaled
+
+
+def test_config_evidence_states_the_scaled_figure_and_needs_it_only_where_the_table_has_one():
+    """The evidence's plain description carries the scaled FPIR it records (the Export page
+    and `config export` print it); a deployed size the table does not hold has no figure at
+    any threshold, so a threshold below the table's grid does not refuse the export then."""
+    from lfr_eval.errors import ConfigError
+
+    fc = _filler_counts()
+    table = scale_fpir(fc, [300, 4000], fc.thresholds[fc.thresholds >= 0.6]).table
+    result = with_scaling(synthetic_result(with_scaling=False), table)  # evaluated at N = 100
+    agg = AggregateResult.from_result(result, thresholds=np.round(np.arange(0.55, 0.75, 0.0025), 4))
+    evidence = evidence_from_results(agg, 0.65, deployed_watchlist_size=4000)
+    assert evidence.scaled_fpir is not None and evidence.scaled_fpir.extrapolation > 1
+    text = evidence.describe()
+    assert "measured with a 100-person watchlist" in text
+    assert "scaled to the deployed watchlist of 4,000: FPIR " in text
+    assert "extrapolated x10 beyond the fillers measured" in text
+    # N = 50 is not in the table: below its grid (0.6) the measured figures still attach
+    low = evidence_from_results(agg, 0.575, deployed_watchlist_size=50)
+    assert low.scaled_fpir is None and "scaled to" not in low.describe()
+    # N = 300 is: below its grid there is no figure for it, a clear refusal
+    with pytest.raises(ConfigError, match="below the lowest threshold"):
+        evidence_from_results(agg, 0.575, deployed_watchlist_size=300)

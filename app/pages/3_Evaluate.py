@@ -10,8 +10,8 @@ import streamlit as st
 from lfr_eval.datasets import EmbeddingCache, open_dataset
 from lfr_eval.errors import LfrError
 from lfr_eval.evaluation import evaluate
-from lfr_eval.protocols import NplParams, OpenSetParams
-from lfr_eval.report import ALL, operating_thresholds, summary_table
+from lfr_eval.protocols import EnrolmentSettings, NplParams, OpenSetParams
+from lfr_eval.report import headline_table, operating_thresholds
 from lfr_eval.wording import plural
 
 st.set_page_config(page_title="Evaluate · LFR Workbench", page_icon="🧪", layout="wide")
@@ -119,6 +119,24 @@ with run_tab:
             0.05,
             key="eval_fraction",
         )
+        c1, c2 = st.columns(2)
+        enrolment_failures = c1.selectbox(
+            "A listed person whose enrolment images hold no usable face (failure to enrol)",
+            ["nist", "exclude"],
+            key="eval_enrolment_failures",
+            format_func={
+                "nist": "keep their searches, counted as misses (ISO/IEC 19795-1)",
+                "exclude": "leave their searches out of FNIR",
+            }.get,
+            help="The failure-to-enrol rate, with its interval, is reported either way "
+            "(lfr-eval evaluate --enrolment-failures).",
+        )
+        next_image = c2.checkbox(
+            "Enrol such a person from their next usable image instead",
+            key="eval_enrolment_next_image",
+            help="That image then becomes their template, no longer a search "
+            "(lfr-eval evaluate --enrolment-next-image).",
+        )
         run = st.form_submit_button("Run evaluation", type="primary")
     if run:
         try:
@@ -161,6 +179,9 @@ with run_tab:
                     cache=cache,
                     progress=progress,
                     face_choice=opened.face_choice,
+                    enrolment=EnrolmentSettings(
+                        failures=enrolment_failures, next_image=bool(next_image)
+                    ),
                 )
             finally:
                 cache.close()
@@ -186,11 +207,12 @@ if current is not None:
     if thresholds:
         st.caption(
             "Thresholds where overall FPIR first falls to 1 in 100 and 1 in 1,000 on these data "
-            "(descriptive: chosen on the same data they describe)."
+            "(descriptive: chosen on the same data they describe); "
+            f"{current.aggregate.intervals.describe()}, as in the report's first table."
         )
-        table = summary_table(current.aggregate, thresholds)
-        overall = table[table["attribute"] == ALL].drop(columns=["attribute", "group"])
-        st.dataframe(overall, hide_index=True, key="eval_summary")
+        # the report's own table (lfr_eval.plain's rules: no "0 (CI 0-x)", no unbounded number)
+        st.dataframe(headline_table(current.aggregate, thresholds), hide_index=True,
+                     key="eval_summary")
         st.caption("By group: see the **Demographic report** page.")
     else:
         st.caption("FPIR never falls to 1 in 100 on these data.")

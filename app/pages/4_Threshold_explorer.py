@@ -323,6 +323,6 @@ else:
     verdict(
         f"The data {'support' if check.supported else 'do not support'} "
         f"“FPIR ≤ {one_in_n(check.claim.bound)} at N = {int(claimed_size):,}”. They support "
-        f"FPIR ≤ {one_in_n(check.upper_bound)}."
+        f"{check.supported_claim_text('≤')}."
     )
     st.write(check.summary())

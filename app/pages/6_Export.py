@@ -109,16 +109,24 @@ with export_tab:
         st.warning("No evaluation results: the threshold would be exported without evidence.")
     elif attach_evidence:
         try:
-            evidence = evidence_from_results(loaded.aggregate, float(threshold))
+            # what the exported config will record (make_config passes the watchlist's size)
+            evidence = evidence_from_results(
+                loaded.aggregate, float(threshold), deployed_watchlist_size=len(watchlist) or None
+            )
         except LfrError as exc:
             st.warning(str(exc))
         else:
             st.markdown(f"**Evidence at {threshold:.4f}** ({loaded.label}), {evidence.describe()}.")
-            if len(watchlist) and len(watchlist) != evidence.watchlist_size:
+            if (
+                len(watchlist)
+                and len(watchlist) != evidence.watchlist_size
+                and evidence.scaled_fpir is None
+            ):
                 st.caption(
                     f"The watchlist holds {plural(len(watchlist), 'person')}, the evaluation "
-                    f"{evidence.watchlist_size:,}: FPIR changes with N (see the Threshold "
-                    "explorer for the scaled figures). The evidence records the measured ones."
+                    f"{evidence.watchlist_size:,}, and the results' scaling table holds no FPIR "
+                    f"for N = {len(watchlist):,}: FPIR changes with N. The evidence records the "
+                    "measured figures only."
                 )
 
     try:

@@ -150,13 +150,18 @@ def register(cli: click.Group) -> None:
         if config.evidence is None:
             click.echo("warning: no evaluation evidence attached (use --results)", err=True)
         else:
+            # the same plain-language figures as the app's Export page (lfr_eval.plain)
             ev = config.evidence
-            click.echo(
-                f"evidence at N = {ev.watchlist_size:,}: FPIR {ev.fpir.value:.3g} "
-                f"({ev.fpir.ci_low:.3g}-{ev.fpir.ci_high:.3g}), TPIR {ev.tpir.value:.3g} "
-                f"({ev.tpir.ci_low:.3g}-{ev.tpir.ci_high:.3g}), {ev.confidence:.0%} "
-                f"{ev.interval_method}"
-            )
+            click.echo(f"evidence {ev.describe()}")
+            deployed = config.watchlist.subject_count
+            if ev.scaled_fpir is None and deployed != ev.watchlist_size:
+                click.echo(
+                    f"note: the watchlist holds {plural(deployed, 'subject')} but the evidence "
+                    f"was measured at N = {ev.watchlist_size:,} and the results' scaling table "
+                    f"holds no FPIR for N = {deployed:,}: FPIR changes with N (lfr-eval "
+                    f"evaluate --watchlist-size {deployed})",
+                    err=True,
+                )
 
     @config_group.command("verify")
     @click.argument("config_path", type=click.Path(dir_okay=False))

@@ -399,6 +399,7 @@ def report_command(
     from lfr_eval.report._text import rank_summary_lines
 
     loaded = open_results(results)
+    _refuse_settings_an_aggregate_cannot_take(loaded, ci_method, n_boot, confidence)
     unknown = [g for g in groups if g not in loaded.attributes]
     if unknown:
         raise click.BadParameter(
@@ -418,6 +419,43 @@ def report_command(
             click.echo(line)
     path = write_report(agg, out_dir or results, list(thresholds) or None, list(groups) or None)
     click.echo(f"report: {path}")
+
+
+def _refuse_settings_an_aggregate_cannot_take(
+    loaded: object, ci_method: str, n_boot: int, confidence: float
+) -> None:
+    """An aggregate folder keeps the intervals it was made with (no per-person counts to
+    recompute them): interval options given on the command line for one are an error, never
+    silently ignored."""
+    from click.core import ParameterSource
+
+    from lfr_eval.report import AggregateResult
+
+    if not isinstance(loaded, AggregateResult):
+        return
+    ctx = click.get_current_context()
+    recorded = loaded.intervals
+    asked = {
+        "--ci-method": (ci_method, recorded.method, ci_method == recorded.method),
+        "--confidence": (
+            confidence, recorded.confidence, abs(confidence - recorded.confidence) < 1e-9
+        ),
+        # replicates matter only to a bootstrap aggregate
+        "--n-boot": (
+            n_boot, recorded.n_boot, not recorded.bootstrapped or n_boot == recorded.n_boot
+        ),
+    }
+    names = {"--ci-method": "ci_method", "--confidence": "confidence", "--n-boot": "n_boot"}
+    for option, (value, kept, same) in asked.items():
+        source = ctx.get_parameter_source(names[option])
+        if source not in (None, ParameterSource.DEFAULT) and not same:
+            raise click.UsageError(
+                f"{option} {value} cannot apply to an aggregate folder: its intervals were "
+                f"computed before aggregation ({recorded.describe()}) and it keeps no "
+                "per-person counts to recompute them. Run 'lfr-eval report' on the full "
+                f"results folder (result.json) for {option} {value}, or leave the option out"
+                + (f" (this aggregate's: {kept})" if kept is not None else "")
+            )
 
 
 @click.command("claim")

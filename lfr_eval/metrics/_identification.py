@@ -238,22 +238,75 @@ def cmc_curve(searches: SearchSet | ArrayLike, max_rank: int = 20) -> np.ndarray
     return rank_k_identification_rate(searches, np.arange(1, max_rank + 1))
 
 
+#: Interval of :func:`fpir_estimate` / :func:`fnir_estimate` for a SearchSet unless named: the
+#: :class:`~lfr_eval.metrics.IdentificationFrame` default, clustered by person.
+CLUSTERED_DEFAULT = "design-effect-jeffreys"
+
+
+def _estimate(
+    metric: str,
+    searches: SearchSet | ArrayLike,
+    thr: np.ndarray,
+    errors: np.ndarray,
+    n: int,
+    confidence: float,
+    method: IntervalMethod | None,
+    sided: Sided,
+    rank: int,
+) -> RateCurve:
+    """A search-level binomial curve when the method is named or no subject ids are known,
+    else the IdentificationFrame's clustered interval (one function per figure)."""
+    if method is not None or not isinstance(searches, SearchSet):
+        return rate_curve(
+            metric, thr, errors, n, confidence, method=method or "clopper-pearson", sided=sided
+        )
+    if sided != "two-sided":
+        raise MetricInputError(
+            "a one-sided bound clustered by person comes from lfr_eval.claims.fpir_upper_bound "
+            "(or lfr_eval.metrics.korn_graubard); name method='clopper-pearson' or 'wilson' "
+            "for a search-level one"
+        )
+    from lfr_eval.metrics._group_frame import IdentificationFrame
+
+    frame = IdentificationFrame(searches, thr, rank=rank, confidence=confidence)
+    table = frame.overall.xs(metric, level="metric")
+    rows = np.searchsorted(frame.thresholds, thr)  # the frame sorts and de-duplicates them
+    labels = table["ci_method"].to_numpy(dtype=object)[rows]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = errors / n if n else np.full(errors.shape, np.nan)
+    return RateCurve(
+        metric=metric,
+        thresholds=thr.astype(np.float64),
+        errors=np.asarray(errors, dtype=np.int64),
+        trials=int(n),
+        rate=np.asarray(rate, dtype=np.float64),
+        ci_low=table["ci_low"].to_numpy(np.float64)[rows],
+        ci_high=table["ci_high"].to_numpy(np.float64)[rows],
+        method=CLUSTERED_DEFAULT,
+        confidence=float(confidence),
+        row_methods=labels,
+    )
+
+
 def fpir_estimate(
     searches: SearchSet | ArrayLike,
     thresholds: ArrayLike,
     confidence: float = 0.95,
     *,
-    method: IntervalMethod = "clopper-pearson",
+    method: IntervalMethod | None = None,
     sided: Sided = "two-sided",
 ) -> RateCurve:
-    """FPIR at each threshold with counts and binomial intervals (searches independent).
+    """FPIR at each threshold with counts and intervals.
 
-    For intervals clustered by subject use :class:`~lfr_eval.metrics.IdentificationFrame`
-    with ``ci_method="subject-bootstrap"``.
+    For a :class:`~lfr_eval.metrics.SearchSet` (subject ids known) the intervals are clustered
+    by person by default: :class:`~lfr_eval.metrics.IdentificationFrame`'s
+    (``"design-effect-jeffreys"``; each row's method in ``row_methods``). Search-level binomial
+    intervals (``method="clopper-pearson"`` or ``"wilson"``) treat searches as independent and
+    come only by name, or for bare score arrays, which carry no subject ids.
     """
     thr = np.atleast_1d(as_thresholds(thresholds)).ravel()
     errors, n = fpir_errors(searches, thr)
-    return rate_curve("fpir", thr, errors, n, confidence, method=method, sided=sided)
+    return _estimate("fpir", searches, thr, errors, n, confidence, method, sided, 1)
 
 
 def fnir_estimate(
@@ -263,16 +316,17 @@ def fnir_estimate(
     *,
     rank: int = 1,
     ranks: ArrayLike | None = None,
-    method: IntervalMethod = "clopper-pearson",
+    method: IntervalMethod | None = None,
     sided: Sided = "two-sided",
 ) -> RateCurve:
-    """FNIR(N, R, T) at each threshold with counts and binomial intervals.
+    """FNIR(N, R, T) at each threshold with counts and intervals (clustered by person for a
+    SearchSet unless ``method`` names a search-level one, as :func:`fpir_estimate`).
 
     TPIR's estimate at threshold ``i`` is ``fnir_estimate(...)[i].complement()``.
     """
     thr = np.atleast_1d(as_thresholds(thresholds)).ravel()
     errors, n = fnir_errors(searches, thr, rank=rank, ranks=ranks)
-    return rate_curve("fnir", thr, errors, n, confidence, method=method, sided=sided)
+    return _estimate("fnir", searches, thr, errors, n, confidence, method, sided, rank)
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,9 @@ class RateCurve:
     rate, ci_low, ci_high : ndarray of float, shape (m,)
     method, confidence, sided :
         As in :class:`RateEstimate`.
+    row_methods : ndarray of str, shape (m,), or None
+        Each threshold's interval method where they differ (a clustered interval names its
+        edge cases, e.g. "counted by people" where no error was seen); None: ``method``.
     """
 
     metric: str
@@ -280,6 +283,7 @@ class RateCurve:
     method: str
     confidence: float
     sided: str = "two-sided"
+    row_methods: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.thresholds.shape[0])
@@ -295,7 +299,7 @@ class RateCurve:
             rate=float(self.rate[index]),
             ci_low=float(self.ci_low[index]),
             ci_high=float(self.ci_high[index]),
-            method=self.method,
+            method=self.method if self.row_methods is None else str(self.row_methods[index]),
             confidence=self.confidence,
             sided=self.sided,
             insufficient_data=self.trials == 0,
@@ -319,7 +323,7 @@ class RateCurve:
         return RateCurveDisplay(self, self.metric).plot(**kwargs)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per threshold: threshold, errors, trials, rate, ci_low, ci_high."""
+        """One row per threshold: threshold, errors, trials, rate, ci_low, ci_high, ci_method."""
         return pd.DataFrame(
             {
                 "threshold": self.thresholds,
@@ -328,6 +332,7 @@ class RateCurve:
                 "rate": self.rate,
                 "ci_low": self.ci_low,
                 "ci_high": self.ci_high,
+                "ci_method": self.method if self.row_methods is None else self.row_methods,
             }
         )
 

@@ -17,18 +17,14 @@ Rules (similarities in [-1, 1], an alert when score >= T):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lfr_eval.metrics._identification import (
-    _mated_hit_scores,
-    _non_mated_topk,
-    fnir_errors,
-    fpir_errors,
-)
-from lfr_eval.metrics._intervals import RateEstimate, estimate_rate
+from lfr_eval.metrics._group_frame import CiMethod, IdentificationFrame
+from lfr_eval.metrics._identification import _mated_hit_scores, _non_mated_topk
+from lfr_eval.metrics._intervals import RateEstimate
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, check_confidence, check_rate
 from lfr_eval.metrics._verification import EqualErrorRate, _eer_from_scores
@@ -133,7 +129,9 @@ class OperatingPoint:
     threshold : float
         Similarity in [-1, 1].
     fpir, fnir : RateEstimate
-        With two-sided Clopper–Pearson intervals (searches independent).
+        With two-sided intervals clustered by person by default (each estimate's ``method``
+        names how its interval was made: :class:`~lfr_eval.metrics.IdentificationFrame`'s
+        ``ci_method``).
     rank : int
         R of FNIR.
     watchlist_size : int
@@ -151,16 +149,44 @@ class OperatingPoint:
         return self.fnir.complement()
 
 
+def _overall_estimate(frame: IdentificationFrame, metric: str) -> RateEstimate:
+    """The frame's overall row for ``metric`` (one threshold) as a :class:`RateEstimate`."""
+    row = frame.overall.xs(metric, level="metric").iloc[0]
+    return RateEstimate(
+        errors=int(row["errors"]),
+        trials=int(row["n_searches"]),
+        rate=float(row["rate"]),
+        ci_low=float(row["ci_low"]),
+        ci_high=float(row["ci_high"]),
+        method=str(row["ci_method"]),
+        confidence=frame.confidence,
+        insufficient_data=bool(row["insufficient_data"]),
+    )
+
+
 def operating_point(
-    searches: SearchSet, threshold: float, *, rank: int = 1, confidence: float = 0.95
+    searches: SearchSet,
+    threshold: float,
+    *,
+    rank: int = 1,
+    confidence: float = 0.95,
+    ci_method: CiMethod = "design-effect-jeffreys",
+    seed: int = 0,
 ) -> OperatingPoint:
-    """FPIR and FNIR, with counts and intervals, at one threshold."""
-    fp, n_nm = fpir_errors(searches, [threshold])
-    fn, n_m = fnir_errors(searches, [threshold], rank=rank)
+    """FPIR and FNIR, with counts and intervals, at one threshold.
+
+    The intervals are those of :class:`~lfr_eval.metrics.IdentificationFrame` (one function
+    per figure): clustered by person by default, because a person's repeat searches are not
+    independent; ``ci_method="clopper-pearson"`` or ``"wilson"`` treat searches as independent
+    (by name only). ``seed`` is the subject bootstrap's.
+    """
+    frame = IdentificationFrame(
+        searches, [threshold], rank=rank, confidence=confidence, ci_method=ci_method, seed=seed
+    )
     return OperatingPoint(
         threshold=float(threshold),
-        fpir=estimate_rate(int(fp[0]), n_nm, confidence),
-        fnir=estimate_rate(int(fn[0]), n_m, confidence),
+        fpir=_overall_estimate(frame, "fpir"),
+        fnir=_overall_estimate(frame, "fnir"),
         rank=rank,
         watchlist_size=int(searches.watchlist_size),
     )
@@ -214,6 +240,7 @@ def choose_threshold(
     target: float | None = None,
     rank: int = 1,
     confidence: float = 0.95,
+    ci_method: CiMethod = "design-effect-jeffreys",
 ) -> ThresholdChoice:
     """Choose a threshold on ``dev`` by ``rule`` and report it on ``eval``.
 
@@ -230,6 +257,8 @@ def choose_threshold(
         R for FNIR/TPIR.
     confidence : float
         Coverage of the reported intervals.
+    ci_method : str
+        How they are made (:func:`operating_point`): clustered by person by default.
     """
     check_confidence(confidence)
     if rule not in RULES:
@@ -243,12 +272,11 @@ def choose_threshold(
     else:
         threshold = identification_eer(dev, rank=rank).threshold
         target = None
+    options: dict[str, Any] = {"rank": rank, "confidence": confidence, "ci_method": ci_method}
     return ThresholdChoice(
         rule=rule,
         target=None if target is None else float(target),
         threshold=threshold,
-        dev=operating_point(dev, threshold, rank=rank, confidence=confidence),
-        eval=None
-        if eval is None
-        else operating_point(eval, threshold, rank=rank, confidence=confidence),
+        dev=operating_point(dev, threshold, **options),
+        eval=None if eval is None else operating_point(eval, threshold, **options),
     )

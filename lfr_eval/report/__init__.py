@@ -45,7 +45,13 @@ from lfr_eval.report._figures import (
     summary_table,
     watchlist_scaling_figure,
 )
-from lfr_eval.report._html import PLOTLY_FILE, REPORT_FILE, build_html_report, write_report
+from lfr_eval.report._html import (
+    PLOTLY_FILE,
+    REPORT_FILE,
+    build_html_report,
+    headline_table,
+    write_report,
+)
 
 __all__ = [
     "AGGREGATE_SCHEMA_VERSION",
@@ -73,6 +79,7 @@ __all__ = [
     "operating_thresholds",
     "rate_vs_threshold_figure",
     "score_histogram_figure",
+    "headline_table",
     "summary_table",
     "threshold_grid",
     "watchlist_scaling_figure",

@@ -175,7 +175,7 @@ def _curve_rows(curve: RateCurve) -> pd.DataFrame:
             "rate": curve.rate,
             "ci_low": curve.ci_low,
             "ci_high": curve.ci_high,
-            "ci_method": curve.method,
+            "ci_method": curve.method if curve.row_methods is None else curve.row_methods,
             "small_group": False,
             "insufficient_data": curve.insufficient_data,
         }

@@ -205,6 +205,23 @@ def _compact(summary: pd.DataFrame, with_group: bool, confidence: float) -> pd.D
     return pd.DataFrame(rows)
 
 
+def headline_table(
+    result: ResultLike, thresholds: Sequence[float], attribute: str | None = None
+) -> pd.DataFrame:
+    """The report's summary table at the grid thresholds nearest ``thresholds``: each rate
+    with its interval in one cell by :mod:`lfr_eval.plain`'s rules (no lower end of 0 when
+    errors were seen, an upper bound when none were, "not bounded by these data" where the
+    interval bounds nothing) and the counts behind it; the whole population, or the groups of
+    ``attribute``. The report's first page and the app's Evaluate page show this table (one
+    function for both); the interval method is the aggregate's (``intervals.describe()``)."""
+    agg = as_aggregate(result)
+    confidence = agg.intervals.confidence
+    if attribute is None:
+        return _compact(agg.summary(thresholds, []), False, confidence)
+    table = agg.summary(thresholds, [attribute])
+    return _compact(table[table["attribute"] == attribute], True, confidence)
+
+
 def _verdicts(claims: Sequence[object]) -> list[dict[str, object]]:
     out = []
     for claim in claims:
@@ -273,13 +290,10 @@ def build_html_report(
     headline = ""
     group_tables = []
     if chosen:
-        confidence = agg.intervals.confidence
-        headline = _table(_compact(agg.summary(chosen, []), False, confidence))
+        headline = _table(headline_table(agg, chosen))
         for attribute in attributes:
-            table = agg.summary(chosen, [attribute])
-            table = table[table["attribute"] == attribute]
             group_tables.append(
-                {"attribute": attribute, "table": _table(_compact(table, True, confidence))}
+                {"attribute": attribute, "table": _table(headline_table(agg, chosen, attribute))}
             )
     threshold_note = (
         "Thresholds: "

@@ -17,6 +17,20 @@ def _label(attribute: str, group: str) -> str:
     return "all mated searches" if attribute == ALL else f"{attribute} = {group}"
 
 
+def _rank_cell(row: pd.Series) -> str:
+    """A rank's rate and interval by :mod:`lfr_eval.plain`'s rules, as the report's rank table
+    writes them (no lower end of "0.0%" when mates were found, an upper bound when none
+    were), in percent: "89% (95% CI 85%–92%)"."""
+    from lfr_eval.plain import plain_rate
+
+    hits = row["hits"] if "hits" in row.index else round(row["rate"] * row["n_searches"])
+    figure = plain_rate(
+        float(row["rate"]), float(row["ci_low"]), float(row["ci_high"]), errors=int(hits),
+        style="percent",
+    )  # fmt: skip
+    return figure.text
+
+
 def rank_summary_lines(
     ranks: pd.DataFrame, interval: str, shown: Sequence[int] = SUMMARY_RANKS
 ) -> list[str]:
@@ -51,11 +65,7 @@ def rank_summary_lines(
         cells = []
         for r in columns:
             row = part.loc[r]
-            cells.append(
-                f"{row['rate']:.1%} ({row['ci_low']:.1%}–{row['ci_high']:.1%})"
-                if n
-                else "no searches"
-            )
+            cells.append(_rank_cell(row) if n else "no searches")
         rows.append((label, cells))
     width = max(len(label) for label, _ in rows)
     cell_width = max(len(c) for _, cells in rows for c in cells)

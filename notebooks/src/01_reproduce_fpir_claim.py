@@ -70,12 +70,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from IPython.display import display
 
-from lfr_eval.claims import Claim, check_fpir_claim, searches_needed
+from lfr_eval.claims import Claim, check_fpir_claim, claim_scaled_fpir, searches_needed
 from lfr_eval.datasets import EmbeddingCache, embed_manifest, load_dataset_subset
 from lfr_eval.faces import load_engine
 from lfr_eval.metrics import (
     IdentificationFrame,
-    clopper_pearson,
     fnir_estimate,
     fpir_estimate,
     threshold_at_tpir,
@@ -215,8 +214,8 @@ display(fig)
 # rate FMR_p(T). For a watchlist of N people, FPIR(N, T) = mean over searches of
 # 1 − (1 − FMR_p(T))^N, which is about N·FMR for small rates. Keeping the rate **per probe**
 # matters: a few faces draw most false matches, and a single pooled FMR would overstate how
-# fast FPIR grows with N. Intervals are a bootstrap over **people** (a stranger with several
-# images is one cluster).
+# fast FPIR grows with N. Intervals are clustered by **people** (a stranger with several
+# images is one cluster; the `interval` column names the method).
 
 # %%
 counts, sizes, _ = fillers.false_match_counts(thresholds)
@@ -278,8 +277,9 @@ table[["watchlist_size", "threshold", "fpir", "lower", "upper", "interval", "1 i
 # uses the exact variant, `korn-graubard`, whose bound is never below 95%.)
 
 # %%
-fpir_curve = fpir_estimate(searches, thresholds)
-tpir_curve = fnir_estimate(searches, thresholds)
+# search-level Clopper-Pearson only by name, beside the default clustered by person
+fpir_curve = fpir_estimate(searches, thresholds, method="clopper-pearson")
+tpir_curve = fnir_estimate(searches, thresholds, method="clopper-pearson")
 frame = IdentificationFrame(searches, thresholds, ci_method="design-effect-jeffreys", seed=SEED)
 boot = frame.overall.reset_index()
 rows = []
@@ -306,12 +306,16 @@ pd.DataFrame(rows).set_index("threshold")
 # %% [markdown]
 # ## 7. The claim checker: "1 in 6,000 at N = 10,000"
 #
-# A claim "FPIR ≤ b" is **supported** at 95% when the one-sided Clopper–Pearson upper bound of
-# the measured FPIR is at or below b; **refuted** when the lower bound is above it; otherwise
-# the data are **undecided**. Our searches ran against a smaller watchlist, so the bounds are
-# scaled to N = 10,000 with FPIR(N) = 1 − (1 − FMR)^N: "supported" and "refuted" hold under
-# that independence model, which grows less exact the further N is from the size measured. The checker also says how many
-# non-mated searches would be needed for the claim to be supported.
+# A claim "FPIR ≤ b" is **supported** at 95% when a one-sided 95% upper bound of FPIR at the
+# claimed watchlist size is at or below b. The bound is **clustered by person** (a stranger's
+# repeat searches are not independent). Our searches ran against a smaller watchlist, so the
+# figure at N = 10,000 is the filler-gallery scaling of section 5 (the same function,
+# `lfr_eval.protocols.scaled_fpir`, as `lfr-eval claim --scale-watchlist`, the report and the
+# app; beyond the fillers measured its bound is the high end of the extrapolation range). The
+# claim is **refuted** when even the low end of the two-sided 95% interval at N = 10,000 lies
+# above b; otherwise the data are **undecided**. The checker also says how much more data a
+# firm answer would take — counted in **people**, since more searches of the same people add
+# little when their searches hang together.
 
 # %%
 verdicts = []
@@ -319,11 +323,11 @@ checks = {}
 for name, t in named.items():
     claim = Claim.one_in(CLAIM_ONE_IN, watchlist_size=CLAIM_WATCHLIST, threshold=round(t, 4),
                          source="NPL MS 43 via the Met")
-    check = check_fpir_claim(claim, searches, scale_watchlist=True)
+    # the scaled figure at the claimed N: the same one the CLI's claim checker uses
+    figure = claim_scaled_fpir(scaling.table, claim)
+    check = check_fpir_claim(claim, searches, scale_watchlist=True, scaled_fpir=figure)
     checks[name] = check
-    low, _ = clopper_pearson(check.false_positives, check.non_mated_searches, 0.95,
-                             sided="lower")
-    low_at_claim = float(scale_fpir(low, searches.watchlist_size, CLAIM_WATCHLIST))
+    low_at_claim = figure.lower if figure is not None else float("nan")
     verdict = ("supported" if check.supported
                else "refuted" if low_at_claim > claim.bound else "undecided")
     verdicts.append({
@@ -331,13 +335,15 @@ for name, t in named.items():
         "T": round(t, 4),
         "false positives": check.false_positives,
         "non-mated searches": check.non_mated_searches,
+        "people": check.n_subjects,
         "95% upper bound at N=10,000": one_in_n(check.upper_bound),
-        "95% lower bound at N=10,000": one_in_n(low_at_claim),
+        "95% interval's low end at N=10,000": one_in_n(low_at_claim),
         "verdict": verdict,
-        "searches needed (no more errors)": check.searches_needed_if_no_more_errors,
-        "more searches needed": check.additional_searches_needed,
-        "needed at observed rate": check.searches_needed_at_observed_rate
+        "people needed (no more false positives)": check.people_needed_if_no_more_errors,
+        "more people needed": check.additional_people_needed,
+        "people needed at observed rate": check.people_needed_at_observed_rate
         or "never: observed rate above the claim",
+        "bound from": check.scaling,
     })
 pd.DataFrame(verdicts).set_index("threshold")
 
@@ -348,10 +354,13 @@ print(headline.summary())
 # %% [markdown]
 # ### How many non-mated searches would a firm answer take?
 #
-# With zero false positives, supporting "1 in 6,000" at 95% needs about 18,000 independent
+# With zero false positives, supporting "1 in 6,000" at 95% needs about 18,000 *independent*
 # non-mated searches *at N = 10,000*; NPL's 7 false positives need about 79,000 (domain brief,
-# section 5). Measured against a smaller watchlist, the claim translates into a smaller FPIR
-# bound, so more searches are needed — which is why NPL scaled from a large filler set.
+# section 5). With repeat searches of one person they are not independent: with no false
+# positive at all the bound is counted by people, so it takes about 18,000 *people* (the
+# verdict table above counts people). Measured against a smaller watchlist, the claim
+# translates into a smaller FPIR bound, so more are needed — which is why NPL scaled from a
+# large filler set.
 
 # %%
 need = pd.DataFrame(
@@ -371,13 +380,13 @@ display(need)
 #
 # * The **method** reproduces: a filler gallery, mated and non-mated searches split by person,
 #   per-probe false-match rates scaled to the deployed watchlist size, and a claim tested with
-#   an exact binomial bound.
+#   a one-sided bound clustered by person.
 # * The **number** does not transfer: a different algorithm with a different score scale, on
 #   still press photographs rather than video of crowds, with far fewer and less diverse
 #   subjects. A threshold here is comparable to NPL's only through what it does (its TPIR,
 #   its FPIR), never through its value.
 # * The verdict table says whether *this* data set can decide the claim at each threshold.
-#   Where it is "undecided", the "more searches needed" column is the honest answer: LFW has
+#   Where it is "undecided", the "more people needed" column is the honest answer: LFW has
 #   too few strangers to confirm a rate of 1 in 6,000 at N = 10,000, and a CI subset has far
 #   fewer. Intervals that resample people are the ones to quote when people repeat.
 # * Scaling to N assumes a watchlist drawn like the fillers. NPL also scaled to the
