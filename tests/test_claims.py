@@ -213,3 +213,22 @@ def test_scaling_down_is_conservative_unless_asked() -> None:
     )
     assert pooled.upper_bound == pytest.approx(c.optimistic_upper_bound)
     assert "WARNING" in pooled.summary() and pooled.conservative_upper_bound == c.upper_bound
+
+
+def test_cli_claim_by_exits_non_zero_when_only_a_group_fails(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lfr-eval claim --by`: supported overall and in group a, not in group b (which draws
+    more false matches) -> exit 1, naming the failing group; without --by -> exit 0."""
+    from tests.cli_support import run
+    from tests.test_results import synthetic_result
+
+    folder = tmp_path / "res"
+    synthetic_result().save(folder)
+    argv = ["claim", folder, "--fpir", "0.1", "--threshold", "0.76"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "the data support the claim" in out
+    code, out, _ = run(capsys, *argv, "--by", "ethnicity")
+    assert code == 1, out
+    assert "ethnicity = a:" in out and "ethnicity = b:" in out
+    assert out.count("NOT supported.") == 1 and "not supported for every group: b." in out
