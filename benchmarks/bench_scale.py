@@ -353,7 +353,13 @@ def _floor_runs(
                     g = gallery[t : t + width]
                     np.matmul(p, g.T, out=out[: len(p), : len(g)])
 
-    layouts = {(_CHUNK_ROWS, numpy_tile_width(len(probes))), (128, 2048), (256, 1024), (512, 1024)}
+    layouts = {
+        (_CHUNK_ROWS, numpy_tile_width(len(probes))),
+        (128, 2048),
+        (256, 1024),
+        (512, 512),
+        (512, 1024),
+    }
     runs: dict[str, Callable[[], None]] = {
         f"chunk {r}x{w}": functools.partial(chunked, r, w) for r, w in sorted(layouts)
     }
