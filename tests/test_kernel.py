@@ -313,7 +313,7 @@ def test_counts_exact_at_and_beside_every_threshold(grid: np.ndarray) -> None:
     names = np.array([f"t{i:05d}" for i in range(len(values))])
     groups = rng.integers(-1, 2, len(values))
     gal = Gallery.build(templates, names, subject_groups=groups, n_groups=2)
-    probes = np.zeros((300, 3), np.float32)  # 300 rows: several thread chunks
+    probes = np.zeros((1100, 3), np.float32)  # 1,100 rows: several thread chunks
     probes[:, 0] = 1.0
     from lfr_eval.search._kernel import _Grid
 
@@ -323,7 +323,7 @@ def test_counts_exact_at_and_beside_every_threshold(grid: np.ndarray) -> None:
         [(values[groups == g].astype(np.float64)[:, None] >= grid).sum(axis=0) for g in (0, 1)]
     )
     assert part.counts is not None
-    for row in (0, 127, 128, 299):
+    for row in (0, 511, 512, 1023, 1024, 1099):
         np.testing.assert_array_equal(part.counts[row], expected)
     np.testing.assert_array_equal(part.top_scores[0], -np.sort(-values)[:3])
 

@@ -32,8 +32,8 @@ as one process, bit for bit on the numpy backend.
 
 Backends
 --------
-``"numpy"``: chunks of 256 probe rows go to one thread per core; each thread multiplies its chunk
-by one tile of about 512 templates (512 KiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
+``"numpy"``: chunks of 512 probe rows go to one thread per core; each thread multiplies its chunk
+by one tile of about 512 templates (1 MiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
 BLAS and reduces the product with compiled (numba, ``_kernel_numba``) passes while it is still
 in the core's cache: subject maxima, the top-k, the mate's ``higher`` and a uint8 threshold
 histogram with int32 carries (one vector pass gives each subject its bin by arithmetic on a
@@ -64,10 +64,10 @@ KernelBackend = Literal["numpy", "torch"]
 Precision = Literal["fp32", "fp16"]
 
 #: Default memory for one similarity tile of the numpy backend, bytes (float32): one thread's
-#: (probe chunk × templates) product; with the chunk's histograms it stays in a core's L2
-#: cache (2 MiB here) between the BLAS product and the reduction (measured single-threaded at
-#: 128-d, see benchmarks/RESULTS.md: 256 × 512 beat 128 × 2,048 and 256 × 1,024).
-DEFAULT_TILE_BYTES = 2**19
+#: (probe chunk × templates) product, reduced while it is in the core's L2 cache (2 MiB here);
+#: 512 × 512 was the fastest single-threaded sgemm layout at 128-d here, and with the
+#: histogram prefetch the fastest kernel layout too (see benchmarks/RESULTS.md).
+DEFAULT_TILE_BYTES = 2**20
 
 #: Default memory for one (probe block × tile) similarity matrix of the torch backend, bytes:
 #: large products keep a GPU busy.
@@ -416,10 +416,11 @@ class _Grid:
         return cls(thr32, lut, lo, inv_h, uniform, shift, inv_step, delta)
 
 
-#: Probe rows one thread scores at a time: its similarity tile (``DEFAULT_TILE_BYTES``) and
-#: histogram rows stay in the core's cache between the BLAS product and the reduction. 256
-#: rows: single-threaded OpenBLAS sgemm at 128-d reached 2.4 ns per pair against 2.9 with 128.
-_CHUNK_ROWS = 256
+#: Probe rows one thread scores at a time (one BLAS product per tile). Single-threaded
+#: OpenBLAS sgemm at 128-d: about 2.1 ns per pair for 512-row products, 2.35 for 256 and 2.8
+#: for 128 (the gallery tile is re-packed for every product); the reduction's histogram rows
+#: (uint8, about 5 KB per probe at 1,000 thresholds and 4 groups) are prefetched a row ahead.
+_CHUNK_ROWS = 512
 
 #: Histogram cells per probe row the reduction can address: slots are made in float32 lanes,
 #: exact below 2**24.
