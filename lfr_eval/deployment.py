@@ -278,22 +278,24 @@ class ScaledFpirEvidence:
     def describe(self) -> str:
         """The figure in plain language (:mod:`lfr_eval.plain`: an upper bound when no search
         met a filler, "not bounded" when the data cannot bound it), with how it was made."""
+        from lfr_eval.operational import one_in_n
         from lfr_eval.plain import plain_rate
 
         figure = plain_rate(
             self.value, self.ci_low, self.ci_high, errors=0 if self.value == 0 else 1,
             confidence=self.confidence,
         )  # fmt: skip
-        beyond = (
-            f", extrapolated x{self.extrapolation:.3g} beyond the fillers measured"
-            if self.extrapolation > 0
-            else ""
-        )
-        return (
-            f"scaled to the deployed watchlist of {self.watchlist_size:,}: FPIR "
-            f"{figure.text} ({self.estimator}{beyond}; {self.interval_method}; read at the "
-            f"counts' threshold {self.grid_threshold:g})"
-        )
+        where = f"scaled to the deployed watchlist of {self.watchlist_size:,}: FPIR"
+        how = f"{self.interval_method}; read at the counts' threshold {self.grid_threshold:g}"
+        if self.extrapolation > 1 and figure.bounded and not figure.upper_only:
+            # beyond the fillers a range, not an estimate: its low end is no expected value
+            return (
+                f"{where} {one_in_n(self.ci_low)} to {one_in_n(self.ci_high)}: a range from the "
+                f"per-person to the pooled model with their {self.confidence:.0%} interval, "
+                f"extrapolated x{self.extrapolation:.3g} beyond the fillers measured, which "
+                f"these data cannot narrow ({how})"
+            )
+        return f"{where} {figure.text} ({self.estimator}; {how})"
 
     def to_dict(self) -> dict[str, Any]:
         return {

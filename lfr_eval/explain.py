@@ -20,7 +20,9 @@ never a number from another formula. TPIR is reported as measured: it changes li
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -268,7 +270,7 @@ class ThresholdExplanation:
                 watchlist_size=self.watchlist_size,
                 target=f"to at most about {format_number(target_count)} false alerts",
             )
-        return plain_count(
+        figure = plain_count(
             self.expected_false_alerts,
             self.expected_ci_low,
             self.expected_ci_high,
@@ -277,16 +279,46 @@ class ThresholdExplanation:
             confidence=self.fpir_measured.confidence,
             needs=needs,
         )
+        return self._as_range(figure, format_number)
 
     def fpir_figure(self) -> PlainFigure:
         """FPIR at the deployed watchlist size in plain language ("1 in N", :func:`plain_rate`)."""
-        return plain_rate(
+        figure = plain_rate(
             self.fpir,
             self.fpir_ci_low,
             self.fpir_ci_high,
             errors=self.fpir_errors,
             confidence=self.fpir_measured.confidence,
             needs=self.false_alerts_figure().needs,
+        )
+        return self._as_range(figure, one_in_n)
+
+    @property
+    def extrapolated(self) -> bool:
+        """The deployed N lies beyond the fillers measured: the figure is a model range."""
+        return self.scaled_fpir is not None and self.scaled_fpir.extrapolated
+
+    def _ranged(self, figure: PlainFigure) -> bool:
+        """Whether ``figure`` is shown as a model range (:meth:`_as_range`)."""
+        return self.extrapolated and figure.bounded and not figure.upper_only
+
+    def _as_range(self, figure: PlainFigure, fmt: Callable[[float], str]) -> PlainFigure:
+        """Beyond the fillers measured the figure is a range, not a number: its low end is
+        the per-person model (FPIR cannot fall as N grows), its high end the pooled model's
+        upper end, and the data cannot tell where in it the truth lies. So a bounded figure
+        there reads "a–b" with that said, never the low end alone as "expect a"."""
+        if not self._ranged(figure):
+            return figure
+        assert self.scaled_fpir is not None
+        fillers = round(self.watchlist_size / self.scaled_fpir.extrapolation)
+        value = f"{fmt(figure.low)}–{fmt(figure.high)}"
+        interval = (
+            f"a range, not an estimate: from the per-person to the pooled model, with their "
+            f"{figure.confidence:.0%} interval, extrapolated x{self.scaled_fpir.extrapolation:.3g} "
+            f"beyond the {fillers:,} fillers measured; these data cannot tell where in it"
+        )
+        return dataclasses.replace(
+            figure, value_text=value, interval_text=interval, text=f"{value} ({interval})"
         )
 
     def tpir_figure(self) -> PlainFigure:
@@ -315,9 +347,15 @@ class ThresholdExplanation:
             self.tpir.rate, self.tpir.ci_low, self.tpir.ci_high,
             errors=self.tpir.errors, confidence=confidence,
         )  # fmt: skip
-        alerts = self.false_alerts_figure()
-        # a figure these data cannot bound is no number (its interval cell says why)
-        fpir = self.fpir if self.fpir_figure().bounded else math.nan
+        alerts, rate = self.false_alerts_figure(), self.fpir_figure()
+        # a figure these data cannot bound is no number (its interval cell says why), nor is
+        # a range beyond the fillers measured (its low end is no estimate)
+        fpir = self.fpir if rate.bounded and not self._ranged(rate) else math.nan
+        expected_ci = alerts.interval_text
+        if self._ranged(rate):
+            fpir_ci = f"range {self.fpir_ci_low:.3g}–{self.fpir_ci_high:.3g} (extrapolated)"
+        if self._ranged(alerts):
+            expected_ci = f"range {alerts.value_text} (extrapolated)"
         return {
             "group": self.label,
             "FPIR at N": fpir,
@@ -328,8 +366,12 @@ class ThresholdExplanation:
             "TPIR": self.tpir.rate,
             f"TPIR {pct} CI": tpir_ci,
             "hits / mated": f"{self.tpir.errors:,} / {self.tpir.trials:,}",
-            "expected false alerts": self.expected_false_alerts if alerts.bounded else math.nan,
-            f"expected {pct} CI": alerts.interval_text,
+            "expected false alerts": (
+                self.expected_false_alerts
+                if alerts.bounded and not self._ranged(alerts)
+                else math.nan
+            ),
+            f"expected {pct} CI": expected_ci,
             "small group": self.small_group,
         }
 

@@ -136,7 +136,20 @@ def test_config_evidence_states_the_scaled_figure_and_needs_it_only_where_the_ta
     text = evidence.describe()
     assert "measured with a 100-person watchlist" in text
     assert "scaled to the deployed watchlist of 4,000: FPIR " in text
+    # beyond the fillers a range, not the per-person model's low end as an estimate
+    assert "a range from the per-person to the pooled model" in text
     assert "extrapolated x10 beyond the fillers measured" in text
+    within = evidence_from_results(agg, 0.65, deployed_watchlist_size=300).describe()
+    assert "scaled to the deployed watchlist of 300: FPIR " in within and "range" not in within
+    # the explorer says the same
+    explained = explain_threshold(agg, 0.65, watchlist_size=4000, faces_scanned=10_000)
+    sentence = explained.sentence()
+    assert "false alerts (a range, not an estimate" in sentence
+    assert f"expect {explained.false_alerts_figure().value_text} false alerts" in sentence
+    assert "–" in explained.false_alerts_figure().value_text
+    row = explained.to_row()
+    assert np.isnan(row["expected false alerts"]) and np.isnan(row["FPIR at N"])
+    assert row["FPIR 95% CI"].startswith("range ")
     # N = 50 is not in the table: below its grid (0.6) the measured figures still attach
     low = evidence_from_results(agg, 0.575, deployed_watchlist_size=50)
     assert low.scaled_fpir is None and "scaled to" not in low.describe()
