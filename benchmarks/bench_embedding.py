@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import finish_report
+from _machine import LoadSampler, finish_report
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -119,45 +119,6 @@ def _live_frame_recall() -> dict:
     return out
 
 
-class _LoadSampler:
-    """Samples the 1-minute load average every ``period`` seconds while a run is timed.
-
-    The benchmark machine is shared (other jobs run beside it); the samples say how loaded it
-    was during the figure, not only before and after.
-    """
-
-    def __init__(self, period: float = 5.0) -> None:
-        import threading
-
-        self.period = period
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append(os.getloadavg()[0])
-            self._stop.wait(self.period)
-
-    def __enter__(self) -> _LoadSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> dict:
-        values = np.asarray(self.samples or [os.getloadavg()[0]])
-        return {
-            "period_s": self.period,
-            "samples": len(values),
-            "min": float(values.min()),
-            "mean": float(values.mean()),
-            "max": float(values.max()),
-        }
-
-
 def _end_to_end(manifest, embedder: str, upsample: int, workers: int) -> dict:
     import functools
 
@@ -168,7 +129,7 @@ def _end_to_end(manifest, embedder: str, upsample: int, workers: int) -> dict:
     engine = factory()
     manifest.image_hashes()  # hashing is not embedding: done before the clock starts
     cpu_before = _cpu_seconds()
-    with _LoadSampler() as load:
+    with LoadSampler() as load:
         start = time.perf_counter()
         result = embed_manifest(
             manifest,

@@ -12,7 +12,10 @@ Cases (each runs in a fresh child process, so its peak RSS is its own):
   on all). Recorded: wall and CPU seconds of both, their ratios, the load average sampled
   every 5 s during each, peak RSS.
 - ``growth``: the kernel alone (:func:`lfr_eval.search._blocks.score_probes`) for probes
-  10k → 100k → 1M against 1,000 templates and gallery 1k → 10k → 100k for 10,000 probes.
+  10k → 100k → 1M against 1,000 templates and gallery 1k → 10k → 100k for 10,000 probes,
+  each case in a fresh process (wall and CPU seconds, peak RSS after the inputs and after
+  scoring, load sampled every 5 s), then the raw matmul of the same size; the summary fits
+  time = a · probes + b · probes · gallery and gives the kernel's memory above its inputs.
 - ``ratio``: the kernel (:func:`lfr_eval.search._kernel.score_block`, 1,000 thresholds, 4
   groups, k = 20, one probe in 40 mated) against the raw matmul of the same size in several
   layouts, with 1 thread and with 2, repeated and interleaved in one process; the minimum CPU
@@ -21,7 +24,7 @@ Cases (each runs in a fresh child process, so its peak RSS is its own):
 Usage::
 
     python benchmarks/bench_scale.py npl --out benchmarks/results/bench_scale_npl_full.json
-    python benchmarks/bench_scale.py growth
+    python benchmarks/bench_scale.py growth --out benchmarks/results/bench_scale_growth.json
     python benchmarks/bench_scale.py ratio --probes 4096 --gallery 200000 --repeats 3
     python benchmarks/bench_scale.py all --out benchmarks/results/bench_scale.json
 
@@ -250,21 +253,27 @@ def case_kernel(args: argparse.Namespace) -> dict:
     thresholds = np.linspace(-1.0, 1.0, args.thresholds)
     work = tempfile.mkdtemp(prefix="bench-kernel-")
     setup = _peak_rss_gib()
-    start, cpu = time.perf_counter(), time.process_time()
-    part = score_probes(
-        probes,
-        gal,
-        k=20,
-        thresholds=thresholds,
-        memory_bytes=int(args.memory_gib * 2**30),
-        work_dir=work,
-    )
-    kernel_s = time.perf_counter() - start
-    kernel_cpu = time.process_time() - cpu
-    assert part.counts is not None
-    del part
-    shutil.rmtree(work, ignore_errors=True)
-    floor = _matmul_floor(probes, gal.matrix, share=1.0)
+    try:
+        with _load_sampler() as load_kernel:
+            start, cpu = time.perf_counter(), time.process_time()
+            part = score_probes(
+                probes,
+                gal,
+                k=20,
+                thresholds=thresholds,
+                memory_bytes=int(args.memory_gib * 2**30),
+                work_dir=work,
+            )
+            kernel_s = time.perf_counter() - start
+            kernel_cpu = time.process_time() - cpu
+        assert part.counts is not None
+        after_kernel = _peak_rss_gib()
+        del part
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the counts file: 4 GB at 1M probes
+    _quiet_blas()
+    with _load_sampler() as load_floor:
+        floor = _matmul_floor(probes, gal.matrix, share=1.0)
     matmul_s = floor["wall_s"]
     return {
         "case": "kernel",
@@ -278,9 +287,59 @@ def case_kernel(args: argparse.Namespace) -> dict:
         "ratio": round(kernel_s / matmul_s, 2),
         "ratio_cpu_time": round(kernel_cpu / floor["cpu_s"], 2),
         "ns_per_pair": round(kernel_s / (args.probes * args.gallery) * 1e9, 3),
+        "cpu_ns_per_pair": round(kernel_cpu / (args.probes * args.gallery) * 1e9, 3),
         "peak_rss_after_setup_gib": round(setup, 3),
+        "peak_rss_after_kernel_gib": round(after_kernel, 3),
         "peak_rss_gib": round(_peak_rss_gib(), 3),
+        "load_average_during_kernel": load_kernel,
+        "load_average_during_floor": load_floor,
     }
+
+
+#: The growth series: probes 10k → 1M at a 1,000-template gallery, then the gallery 1k → 100k
+#: at 10,000 probes (the issue's "Growth" benchmark).
+GROWTH_CASES = [
+    (10_000, 1_000),
+    (100_000, 1_000),
+    (1_000_000, 1_000),
+    (10_000, 10_000),
+    (10_000, 100_000),
+]
+
+
+def growth_summary(cases: list[dict]) -> dict:
+    """How the kernel's time and memory grow over the series.
+
+    Time is fitted as ``a * probes + b * probes * gallery`` (least squares, CPU and wall
+    seconds): ``a`` is the per-probe cost that does not depend on the gallery (turning each
+    probe's threshold histogram into counts at every threshold and writing them, the first
+    k insertions of its top-k), ``b`` the cost per score. The kernel's own memory is its peak
+    RSS above what the inputs took (``peak_rss_after_kernel - peak_rss_after_setup``).
+    """
+    done = [c for c in cases if "error" not in c]
+    if len(done) < 2:
+        return {}
+    p = np.array([c["probes"] for c in done], float)
+    g = np.array([c["gallery"] for c in done], float)
+    design = np.column_stack([p, p * g])
+    out: dict = {"cases": len(done)}
+    for name, key in (("wall", "kernel_s"), ("cpu", "kernel_cpu_s")):
+        t = np.array([c[key] for c in done], float)
+        (a, b), *_ = np.linalg.lstsq(design, t, rcond=None)
+        fitted = design @ np.array([a, b])
+        out[name] = {
+            "per_probe_us": round(a * 1e6, 3),
+            "per_pair_ns": round(b * 1e9, 3),
+            "worst_relative_residual": round(float(np.max(np.abs(fitted - t) / t)), 3),
+        }
+    out["kernel_memory_above_inputs_gib"] = {
+        f"{c['probes']}x{c['gallery']}": round(
+            c.get("peak_rss_after_kernel_gib", c["peak_rss_gib"]) - c["peak_rss_after_setup_gib"],
+            3,
+        )
+        for c in done
+    }
+    return out
 
 
 @contextmanager
@@ -473,6 +532,12 @@ def main() -> None:
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument(
+        "--growth-cases",
+        type=int,
+        default=len(GROWTH_CASES),
+        help="growth: run only the first N cases of the series (a quick check)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.what == "_case":
@@ -504,16 +569,14 @@ def main() -> None:
         results["cases"].append(_child([*argv, "--repeats", str(args.repeats)], args.timeout))
         print(json.dumps(results["cases"][-1]), flush=True)
     if args.what in ("growth", "all"):
-        for probes, gallery in [
-            (10_000, 1_000),
-            (100_000, 1_000),
-            (1_000_000, 1_000),
-            (10_000, 10_000),
-            (10_000, 100_000),
-        ]:
+        growth = []
+        for probes, gallery in GROWTH_CASES[: args.growth_cases]:
             argv = ["kernel", *common, "--probes", str(probes), "--gallery", str(gallery)]
-            results["cases"].append(_child(argv, args.timeout))
-            print(json.dumps(results["cases"][-1]), flush=True)
+            growth.append(_child(argv, args.timeout))
+            print(json.dumps(growth[-1]), flush=True)
+        results["cases"].extend(growth)
+        results["growth_summary"] = growth_summary(growth)
+        print(json.dumps(results["growth_summary"]), flush=True)
     results["machine_after"] = _machine()
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -158,6 +158,96 @@ def test_dead_worker_loses_only_its_task(tmp_path, manifest, engine, single, spe
     _assert_same(result, single)
 
 
+@pytest.mark.lfw
+def test_dead_worker_does_not_recompute_received_shards(tmp_path, manifest, engine, spec, cluster):
+    """Shards whose results the driver already has are not computed again when a worker dies
+    (Dask recomputes a lost result while a client still holds its future)."""
+    import time
+
+    from lfr_eval.distributed import using_cluster
+
+    key = engine_cache_key(engine, "central")
+    pairs = zip(manifest.absolute_paths(), manifest.image_hashes(), strict=True)
+    jobs = list({sha: (str(path), sha) for path, sha in pairs}.values())
+    n_shards = -(-len(jobs) // spec.shard_size)
+    # one client for the run and for watching it (embed_on_cluster uses the one held open)
+    with using_cluster(spec) as client:
+        client.wait_for_workers(2, timeout=120)  # a worker killed by a test before restarts
+        pids = client.run(os.getpid)
+        client.get_task_stream()  # starts recording which worker ran which task
+        start = time.time()
+        run = embed_on_cluster(
+            spec,
+            jobs,
+            engine_factory=FACTORY,
+            engine_key=key,
+            face_choice="central",
+            shard_root=tmp_path / "shards",
+        )
+        received: list[str] = []
+        embedded: set[str] = set()
+        before: set[str] = set()
+        victim_did: set[str] = set()
+        for path, entries, _ in run:
+            received.append(f"lfr-embed-{path.stem}")
+            embedded.update(e.image_sha256 for e in entries)
+            if len(received) == max(2, n_shards // 2):
+                before = set(received)
+                by_worker: dict[str, set[str]] = {}
+                for task in client.get_task_stream(start=start):
+                    if task["key"] in before:
+                        by_worker.setdefault(task["worker"], set()).add(task["key"])
+                victim = max(by_worker, key=lambda w: len(by_worker[w]))
+                victim_did = by_worker[victim]
+                os.kill(pids[victim], signal.SIGKILL)  # its nanny starts a new one
+        assert embedded == {sha for _, sha in jobs}
+        assert victim_did  # the killed worker had finished shards the driver had received
+
+        def into_memory(dask_scheduler, since=start):
+            return [
+                str(t.key)
+                for t in dask_scheduler.transition_log
+                if t.finish == "memory" and t.timestamp >= since
+            ]
+
+        done = client.run_on_scheduler(into_memory)
+    again = sorted(k for k in before if done.count(k) > 1)
+    assert not again, f"{len(again)} received shards computed again after the worker died"
+
+
+def test_dask_worker_engine_has_its_share_of_threads_and_no_spinning(cluster):
+    """Each Dask worker builds its engine (the embedding task's own path) with cores / workers
+    on its machine onnxruntime intra-op threads, one inter-op thread and spinning off, as the
+    worker's session really reports; 2 workers on one machine then share its cores."""
+    from distributed import Client
+
+    from lfr_eval.distributed._cluster import _slots_by_host
+    from lfr_eval.faces._dlib_onnx import available_cpus
+
+    key = engine_cache_key(FACTORY(), "central")
+    with Client(cluster.scheduler_address) as client:
+        client.wait_for_workers(2, timeout=120)  # a worker killed by a test before restarts
+        slots = _slots_by_host(client)
+
+        def session_options(slots=slots, key=key):
+            from lfr_eval.distributed import _cluster
+
+            threads = _cluster._threads_here(slots)
+            engine = _cluster.worker_engine(FACTORY, key, "central", threads)
+            options = engine._onnx._session.get_session_options()
+            return (
+                options.intra_op_num_threads,
+                options.inter_op_num_threads,
+                options.get_session_config_entry("session.intra_op.allow_spinning"),
+                options.get_session_config_entry("session.inter_op.allow_spinning"),
+            )
+
+        workers = list(client.scheduler_info(n_workers=-1)["workers"])
+        got = [client.submit(session_options, workers=[w], pure=False).result() for w in workers]
+    assert len(workers) == 2 and sum(slots.values()) == 2
+    assert got == [(max(1, available_cpus() // 2), 1, "0", "0")] * 2
+
+
 def test_unreachable_scheduler_is_a_clear_error():
     spec = ClusterSpec(scheduler="tcp://127.0.0.1:9", connect_timeout_s=2)
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"), open_client(spec):
@@ -235,6 +325,38 @@ def test_scoring_tasks_merge_exactly(spec, cluster):
             n_shards=5,
             **tiles,
         )
+    for name in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+def test_cluster_scoring_in_kept_blocks_sends_the_gallery_once(spec, tmp_path, monkeypatch):
+    """With a work folder (or counts too large for memory) score_probes calls the cluster once
+    per probe block: the gallery still reaches the workers once, and the numbers are the
+    single process's, bit for bit."""
+    from lfr_eval.distributed import using_cluster
+    from lfr_eval.search._blocks import score_probes
+    from lfr_eval.search._kernel import Gallery
+
+    rng = np.random.default_rng(12)
+    vectors, subjects = _random_gallery(rng, n_subjects=200)
+    gallery = Gallery.build(vectors, subjects)
+    probes = rng.normal(size=(320, vectors.shape[1])).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    mates = np.where(rng.random(320) < 0.3, rng.integers(0, gallery.n_subjects, 320), -1)
+    thresholds = np.linspace(-0.2, 1.0, 25)
+    options = {"k": 5, "thresholds": thresholds, "mate_codes": mates, "rows_per_block": 64}
+    expected = score_probes(probes, gallery, **options)
+    with using_cluster(spec) as client:
+        sent: list[str] = []
+        scatter = client.scatter
+
+        def counting(data, *args, **kwargs):
+            sent.append(type(data).__name__)
+            return scatter(data, *args, **kwargs)
+
+        monkeypatch.setattr(client, "scatter", counting)
+        got = score_probes(probes, gallery, work_dir=tmp_path, **options)
+    assert sent == ["Gallery"], f"the gallery was sent {sent.count('Gallery')} times for 5 blocks"
     for name in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
 

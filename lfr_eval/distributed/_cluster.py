@@ -111,6 +111,7 @@ class ClusterSpec:
 #: Seconds a local cluster's workers may take to start before the run is refused.
 WORKER_START_TIMEOUT_S = 120.0
 
+
 def visible_gpus() -> list[str]:
     """GPUs local workers may use: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s.
 
@@ -375,8 +376,13 @@ def embed_on_cluster(
         by_key = {
             f.key: (chunk, name) for f, chunk, name in zip(futures, chunks, names, strict=True)
         }
+        # Only the futures not yet received are held: a task whose result the driver has is
+        # released at once, so a worker that dies later loses only its unfinished tasks (the
+        # scheduler recomputes every lost result a client still holds a future for).
+        pending = {f.key: f for f in futures}
+        del futures
         try:
-            for future in as_completed(futures):
+            for future in as_completed(list(pending.values())):
                 chunk, name = by_key[future.key]
                 try:
                     entries = future.result()
@@ -384,7 +390,9 @@ def embed_on_cluster(
                     raise ClusterError(
                         MSG_TASK_KILLED.format(times="several", n=len(chunk), first=chunk[0][0])
                     ) from exc
+                del pending[future.key]
+                future.release()
                 path = write_shard(folder / f"{name}.parquet", entries, engine_key)
                 yield path, entries, False
         finally:
-            client.cancel([f for f in futures if not f.done()])
+            client.cancel([f for f in pending.values() if not f.done()])

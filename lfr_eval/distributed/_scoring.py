@@ -52,11 +52,15 @@ def score_all_on_cluster(
     block: int = 1024,
     tile_bytes: int | None = None,
     n_shards: int | None = None,
+    remote_gallery: Future[Gallery] | None = None,
 ) -> Partial:
     """:func:`~lfr_eval.search._kernel.score_all` with its blocks as tasks on ``client``.
 
     Parameters are those of ``score_all`` (numpy backend); ``n_shards`` is the number of
-    gallery shards (default: the cluster's worker threads). Returns the same ``Partial``.
+    gallery shards (default: the cluster's worker threads); ``remote_gallery`` is ``gallery``
+    already on the workers (``client.scatter(gallery, broadcast=True)``), so that calls for
+    successive probe blocks send it only once (default: scattered here). Returns the same
+    ``Partial``.
     """
     from lfr_eval.search._kernel import (
         DEFAULT_TILE_BYTES,
@@ -76,7 +80,8 @@ def score_all_on_cluster(
     if n_shards is None:
         n_shards = sum(client.nthreads().values()) or 1
     tile_bytes = tile_bytes or DEFAULT_TILE_BYTES
-    remote_gallery = client.scatter(gallery, broadcast=True, hash=False)
+    if remote_gallery is None:
+        remote_gallery = client.scatter(gallery, broadcast=True, hash=False)
     merged: list[Future[Partial]] = []
     for a, b in probe_blocks(len(probes), block):
         shards = tile_aligned_shards(gallery, b - a, tile_bytes, n_shards)
@@ -182,6 +187,16 @@ def using_cluster(spec: ClusterSpec) -> Iterator[Client]:
 
     with open_client(spec) as client:
         token = active_client.set((spec, client))
+        # the gallery last scattered, and its future: score_probes calls the executor once
+        # per probe block when it keeps finished blocks (a work folder, or counts too large
+        # for memory), and the gallery must reach the workers once, not once per block
+        held: list[tuple[Gallery, Future[Gallery]]] = []
+
+        def remote(gallery: Gallery) -> Future[Gallery]:
+            if not held or held[0][0] is not gallery:
+                held.clear()
+                held.append((gallery, client.scatter(gallery, broadcast=True, hash=False)))
+            return held[0][1]
 
         def executor(
             probes: np.ndarray,
@@ -202,11 +217,13 @@ def using_cluster(spec: ClusterSpec) -> Iterator[Client]:
                 mate_codes=mate_codes,
                 block=block,
                 tile_bytes=tile_bytes,
+                remote_gallery=remote(gallery),
             )
 
         kernel_token = _kernel.block_executor.set(executor)
         try:
             yield client
         finally:
+            held.clear()
             _kernel.block_executor.reset(kernel_token)
             active_client.reset(token)
