@@ -156,6 +156,12 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     """
     be = backend if backend is not None else _NumpyKernel()
     probes = np.ascontiguousarray(probes, dtype=np.float32)
+    if np.may_share_memory(probes, gallery.matrix):
+        # A self-search (the templates searched against themselves): numpy multiplies a matrix
+        # by its own transpose with BLAS syrk instead of gemm wherever a probe chunk and a tile
+        # are the same memory, and syrk rounds differently in the last bit -- the scores would
+        # then differ from any other layout and from a cluster's workers (which get copies).
+        probes = probes.copy()
     n = probes.shape[0]
     thr = None if thresholds is None else check_thresholds(thresholds)
     n_thr = 0 if thr is None else len(thr)
