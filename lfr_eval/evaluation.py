@@ -56,6 +56,7 @@ from lfr_eval.protocols import (
 )
 from lfr_eval.protocols._run import DEFAULT_THRESHOLDS, DEFAULT_TOP_K
 from lfr_eval.results import DatasetInfo, EvaluationResult, ProtocolInfo
+from lfr_eval.search._blocks import temporary_blocks_removed_on_success
 
 #: ``progress(stage, done, total)``; stages are "hashing", "embedding", "scoring", "scaling".
 StageProgress = Callable[[str, int, int], None]
@@ -376,43 +377,52 @@ def evaluate(
     )
     if scoring_scale is None:
         scoring_scale = ScoringScale(progress=progress is True)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        # inconsistent per-subject labels were already reported when the manifest was read
-        warnings.simplefilter("ignore", ManifestWarning)
-        if isinstance(built, OpenSetProtocol):
-            run = run_protocol(
-                built,
-                embeddings,
-                top_k=top_k,
-                backend=scoring_backend,
-                device=scoring_device,
-                failures=failures,
-                thresholds=thresholds,
-                scale=scoring_scale,
-                enrolment=enrolment,
-            )
-        else:
-            run = run_npl_protocol(
-                built,
-                embeddings,
-                top_k=top_k,
-                backend=scoring_backend,
-                device=scoring_device,
-                failures=failures,
-                thresholds=thresholds,
-                scale=scoring_scale,
-                enrolment=enrolment,
-            )
-    timings["scoring_s"] = time.perf_counter() - start
+    # counts memory-mapped from a temporary folder (no work folder given) are deleted once the
+    # scaling table is made; an interrupted run keeps them and the same run resumes from them
+    with temporary_blocks_removed_on_success():
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            # inconsistent per-subject labels were already reported when the manifest was read
+            warnings.simplefilter("ignore", ManifestWarning)
+            if isinstance(built, OpenSetProtocol):
+                run = run_protocol(
+                    built,
+                    embeddings,
+                    top_k=top_k,
+                    backend=scoring_backend,
+                    device=scoring_device,
+                    failures=failures,
+                    thresholds=thresholds,
+                    scale=scoring_scale,
+                    enrolment=enrolment,
+                )
+            else:
+                run = run_npl_protocol(
+                    built,
+                    embeddings,
+                    top_k=top_k,
+                    backend=scoring_backend,
+                    device=scoring_device,
+                    failures=failures,
+                    thresholds=thresholds,
+                    scale=scoring_scale,
+                    enrolment=enrolment,
+                )
+        timings["scoring_s"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    sizes = sorted({int(n) for n in watchlist_sizes} | {int(run.filler_counts.n_fillers)} - {0})
-    scaling = _scaling_table(
-        run, sizes, thresholds, manifest.attributes, n_resamples, int(protocol.seed), composition,
-        tail_model,
-    )
-    timings["scaling_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        sizes = sorted({int(n) for n in watchlist_sizes} | {int(run.filler_counts.n_fillers)} - {0})
+        scaling = _scaling_table(
+            run,
+            sizes,
+            thresholds,
+            manifest.attributes,
+            n_resamples,
+            int(protocol.seed),
+            composition,
+            tail_model,
+        )
+        timings["scaling_s"] = time.perf_counter() - start
 
     paths = manifest.paths
     return EvaluationResult(

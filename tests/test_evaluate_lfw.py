@@ -130,6 +130,57 @@ def test_second_run_recomputes_nothing(
     np.testing.assert_array_equal(again.searches.non_mated_topk, lfw_result.searches.non_mated_topk)
 
 
+def test_temporary_scoring_folder_goes_after_success_and_stays_after_ctrl_c(
+    lfw_small: Manifest,
+    dlib_engine,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without --scoring-work-dir, counts too large for the memory setting are memory-mapped
+    from <temp>/lfr-scoring/<key> (GBs at NPL scale): a finished evaluation deletes that folder,
+    an interrupted one keeps it and the same run resumes from it."""
+    import tempfile
+
+    from lfr_eval import evaluation
+    from lfr_eval.protocols import ScoringScale
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    small = ScoringScale(memory_bytes=400_000)  # the counts exceed a quarter of it
+
+    def run(scale: ScoringScale = small):
+        with EmbeddingCache(shared_cache_path(tmp_path_factory)) as cache:
+            return evaluate(
+                lfw_small,
+                dlib_engine,
+                TEST_PARAMS,
+                cache=cache,
+                face_choice="central",
+                n_resamples=0,
+                scoring_scale=scale,
+            )
+
+    real = evaluation._scaling_table
+
+    def interrupted(*args, **kwargs):
+        assert list((tmp_path / "lfr-scoring").glob("*/counts.npy"))  # scored on disk
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "_scaling_table", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    kept = list((tmp_path / "lfr-scoring").glob("*/block_*.npz"))
+    assert kept  # kept for a re-run
+    monkeypatch.setattr(evaluation, "_scaling_table", real)
+    again = run()
+    assert not list((tmp_path / "lfr-scoring").iterdir())  # done: nothing left behind
+    # the resumed run (every block read back) equals one computed afresh with the same blocks
+    fresh = run()
+    assert not list((tmp_path / "lfr-scoring").iterdir())
+    np.testing.assert_array_equal(again.searches.non_mated_topk, fresh.searches.non_mated_topk)
+    pd.testing.assert_frame_equal(again.scaling, fresh.scaling)
+
+
 def test_report_opens_and_claim_check(lfw_result, tmp_path: Path, artifacts_dir: Path) -> None:
     lfw_result.save(tmp_path / "res")
     loaded = load_result(tmp_path / "res")

@@ -19,11 +19,14 @@ many blocks are kept and where.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +63,34 @@ MSG_MEMORY = (
 
 class ScoringInterrupted(KeyboardInterrupt):
     """Ctrl-C during scoring; the message says which finished blocks were kept, and where."""
+
+
+#: Folders :func:`score_probes` made itself (no work folder given, counts too large for memory)
+#: while :func:`temporary_blocks_removed_on_success` is active.
+_made_folders: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar(
+    "lfr_scoring_made_folders", default=None
+)
+
+
+@contextlib.contextmanager
+def temporary_blocks_removed_on_success() -> Iterator[None]:
+    """Delete, when the block ends normally, the folders :func:`score_probes` made itself.
+
+    Without a work folder, counts too large for the memory setting are memory-mapped from
+    ``<temp dir>/lfr-scoring/<key>`` with the finished blocks beside them (GBs at NPL scale).
+    A caller that is done with the counts (an evaluation, once its scaling table is made) wraps
+    the run in this: after success the folders go; after an error or Ctrl-C they stay, so the
+    same run resumes from them. Folders the caller named (``work_dir``) are never deleted.
+    """
+    made: list[Path] = []
+    token = _made_folders.set(made)
+    try:
+        yield
+    finally:
+        _made_folders.reset(token)
+    # only reached without an exception: nothing more will read these counts
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def scoring_key(
@@ -177,6 +208,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
 
     counts_bytes = 4 * n * gallery.n_groups * n_thr
     folder: Path | None = None
+    made_here = False
     if (
         work_dir is None
         and thr is not None
@@ -184,6 +216,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     ):
         # counts too large for the memory setting live on disk even without a work folder
         work_dir = Path(tempfile.gettempdir()) / "lfr-scoring"
+        made_here = True
     if work_dir is not None:
         key = scoring_key(
             probes,
@@ -195,6 +228,9 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         )
         folder = Path(work_dir) / key
         folder.mkdir(parents=True, exist_ok=True)
+        made = _made_folders.get()
+        if made_here and made is not None:
+            made.append(folder)
         info = {
             "n_probes": n,
             "n_subjects": gallery.n_subjects,
