@@ -719,12 +719,19 @@ class GroupClaimChecks:
         for label, check in self.groups.items():
             verdict = "supported" if check.supported else "NOT supported"
             small = " (small group)" if label in self.small_groups else ""
+            from lfr_eval.plain import UNBOUNDED_SHARE
+
+            # an upper bound reaching one half bounds nothing (lfr_eval.plain's rule)
+            bound = (
+                f"upper bound {one_in_n(check.upper_bound)} ({check.upper_bound:.3g})"
+                if check.upper_bound < UNBOUNDED_SHARE
+                else "no useful bound (FPIR could be near or above one half)"
+            )
             lines.append(
                 f"{self.attribute} = {label}{small}: "
                 f"{plural(check.false_positives, 'false positive')} in "
                 f"{plural(check.non_mated_searches, 'search')} from "
-                f"{plural(check.n_subjects or 0, 'person')}; "
-                f"upper bound {one_in_n(check.upper_bound)} ({check.upper_bound:.3g}): {verdict}."
+                f"{plural(check.n_subjects or 0, 'person')}; {bound}: {verdict}."
             )
         if self.failing_groups:
             lines.append(

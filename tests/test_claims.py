@@ -232,3 +232,8 @@ def test_cli_claim_by_exits_non_zero_when_only_a_group_fails(
     assert code == 1, out
     assert "ethnicity = a:" in out and "ethnicity = b:" in out
     assert out.count("NOT supported.") == 1 and "not supported for every group: b." in out
+    # a group whose bound reaches one half: no number that bounds nothing
+    code, out, _ = run(capsys, "claim", folder, "--fpir", "0.1", "--threshold", "0.7", "--by",
+                       "ethnicity")  # fmt: skip
+    line = next(x for x in out.splitlines() if x.startswith("ethnicity = b:"))
+    assert "no useful bound" in line and "in 100" not in line and code == 1
