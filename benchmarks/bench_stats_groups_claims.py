@@ -1,70 +1,96 @@
 """Group-comparison size/power and claim false-support simulation (issue 9).
 
-Prints the markdown tables of ``benchmarks/results/stats_groups_claims.md``::
+Writes the tables of ``benchmarks/results/stats_groups_claims.md``::
 
-    python benchmarks/bench_stats_groups_claims.py --groups-only   # group tests, ~15 CPU min
-    python benchmarks/bench_stats_groups_claims.py --claims-only   # claim checker, ~2 CPU min
+    python benchmarks/bench_stats_groups_claims.py --groups-only --write   # group tests
+    python benchmarks/bench_stats_groups_claims.py --claims-only            # claim checker
+
+``--write`` replaces the "Group comparisons" section of the results file (the claims section is
+kept) and records the CPU seconds and the load average; without it the table is printed.
 
 The group rows compare the studentized permutation test over people
-(:func:`lfr_eval.metrics.permutation_compare_groups`, what ``IdentificationFrame.compare_groups``
-and ``group_test`` run on per-person data) with the Rao-Scott max-|z| test from clustered
-summaries (:func:`lfr_eval.metrics.compare_group_rates`, what the demographic page runs on an
-aggregate). 199 permutations give an exact 5% level (10 / 200).
+(:func:`lfr_eval.metrics.permutation_compare_groups`, what ``IdentificationFrame.compare_groups``,
+``group_test`` and the demographic page on full results run) with the Rao-Scott max-|z| test from
+clustered summaries (:func:`lfr_eval.metrics.compare_group_rates`, what the page runs on an
+aggregate alone). 199 permutations give an exact 5% level (10 / 200). The ratio columns (the
+simultaneous intervals of the ratio to the lowest group and to the overall rate) need no
+permutations and are run on more data sets (``--ratio-datasets``) so that 0.05 and 0.07 can be
+told apart in every cell.
 """
 
 from __future__ import annotations
 
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+from _machine import cpu_model
+
 from lfr_eval.simulation import ClusterDesign, claim_support_rate, group_test_rejection
 
 SEARCHES_PER_PERSON = [5, 10, 20, 40, 2, 8, 15, 30, 3, 50]
+RESULTS = Path(__file__).resolve().parent / "results" / "stats_groups_claims.md"
+SECTION = "## Group comparisons"
+CLAIMS_SECTION = "## Claim checker"
+
+HEADER = (
+    "| groups | icc | rate | people/group | searches/person "
+    "| size: permutation | power 2x: permutation | power 3x: permutation "
+    "| size: Rao-Scott | power 2x: Rao-Scott | power 3x: Rao-Scott "
+    "| ratio to lowest excludes 1 (equal rates) | ratio to lowest power 2x "
+    "| ratio to overall excludes 1 (equal rates) | ratio to overall power 2x |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
-def group_rows(size_sets: int = 400, power_sets: int = 300, permutations: int = 199) -> None:
-    """One row per cell: the studentized permutation test (per-person data, the frame's
-    default) and the Rao-Scott max-|z| test (clustered summaries, the aggregate's)."""
-    print(
-        "| groups | icc | rate | people/group | searches/person "
-        "| size: permutation | power 2x: permutation | power 3x: permutation "
-        "| size: Rao-Scott | power 2x: Rao-Scott | power 3x: Rao-Scott "
-        "| ratio CI excludes 1 (equal rates) | ratio power (2x) | ratio power (3x) "
-        "| ratio to overall excludes 1 (equal rates) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+def _designs(ms: list[int], icc: float, rate: float, people: int, factor: float) -> list:
+    """One group per entry of ``ms``; the first at ``factor`` times the others' rate."""
+    return [
+        ClusterDesign(people, m, icc, rate * (factor if g == 0 else 1), True)
+        for g, m in enumerate(ms)
+    ]
+
+
+def group_rows(
+    size_sets: int = 1000, power_sets: int = 300, ratio_sets: int = 2000, permutations: int = 199
+) -> list[str]:
+    """One markdown row per cell (18 cells: 2 / 4 / 10 groups x ICC 0 / 0.2 / 0.5 x two rates)."""
+    rows = []
     for n_groups in (2, 4, 10):
         for icc in (0.0, 0.2, 0.5):
             for rate, people in ((0.01, 150), (0.001, 1000)):
                 ms = SEARCHES_PER_PERSON[:n_groups]
-
-                def designs(
-                    factor: float, ms: list = ms, icc: float = icc, rate: float = rate,
-                    people: int = people,
-                ) -> list:
-                    return [
-                        ClusterDesign(people, m, icc, rate * (factor if g == 0 else 1), True)
-                        for g, m in enumerate(ms)
-                    ]
-
-                cells = []
+                tests = []
                 runs = ((1, size_sets, 1), (2, power_sets, 2), (3, power_sets, 3))
                 for factor, sets, seed in runs:
+                    designs = _designs(ms, icc, rate, people, factor)
                     perm = group_test_rejection(
-                        designs(factor), n_datasets=sets, seed=seed,
-                        n_permutations=permutations,
-                    )
-                    rs = group_test_rejection(
-                        designs(factor), n_datasets=sets, seed=seed, test="rao-scott",
+                        designs, n_datasets=sets, seed=seed, n_permutations=permutations,
                         ratios=False,
+                    )  # fmt: skip
+                    rs = group_test_rejection(
+                        designs, n_datasets=sets, seed=seed, test="rao-scott", ratios=False
                     )
-                    cells.append((perm, rs))
-                perm_cols = " | ".join(f"{p.any_pair:.3f}" for p, _ in cells)
-                rs_cols = " | ".join(f"{r.any_pair:.3f}" for _, r in cells)
-                ratio_cols = " | ".join(f"{p.ratio_excludes_one:.3f}" for p, _ in cells)
-                print(
+                    tests.append((perm.any_pair, rs.any_pair))
+                ratios = [
+                    group_test_rejection(
+                        _designs(ms, icc, rate, people, factor), n_datasets=ratio_sets,
+                        seed=10 + seed, test=None,
+                    )  # fmt: skip
+                    for factor, seed in ((1, 1), (2, 2))
+                ]
+                cols = [f"{p:.3f}" for p, _ in tests] + [f"{r:.3f}" for _, r in tests]
+                cols += [f"{r.ratio_excludes_one:.3f}" for r in ratios]
+                cols += [f"{r.overall_ratio_excludes_one:.3f}" for r in ratios]
+                row = (
                     f"| {n_groups} | {icc} | {rate} | {people} | {','.join(map(str, ms))} "
-                    f"(unequal) | {perm_cols} | {rs_cols} | {ratio_cols} "
-                    f"| {cells[0][0].overall_ratio_excludes_one:.3f} |",
-                    flush=True,
+                    f"(unequal) | " + " | ".join(cols) + " |"
                 )
+                print(row, flush=True)
+                rows.append(row)
+    return rows
 
 
 def claim_rows() -> None:
@@ -88,18 +114,53 @@ def claim_rows() -> None:
                 )
 
 
+def write_section(rows: list[str], command: str, cpu_s: float, wall_s: float, load: tuple) -> None:
+    """Replace the table of the "Group comparisons" section in the results file (its text
+    before the table, and the claims section, are kept)."""
+    text = RESULTS.read_text()
+    start = text.index(SECTION)
+    end = text.index(CLAIMS_SECTION)
+    section = text[start:end]
+    table_start = section.index("| groups |")
+    table_end = section.index("\n\n", table_start)
+    run = (
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
+        f"({cpu_model()}, {platform.machine()}): {cpu_s:.0f} CPU s, {wall_s:.0f} s wall, load "
+        f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at the end. "
+        f"Command: `{command}`."
+    )
+    before = re.sub(r"<!-- run -->.*?<!-- /run -->", "", section[:table_start], flags=re.S)
+    new_section = (
+        before.rstrip() + f"\n\n<!-- run -->{run}<!-- /run -->\n\n"
+        + "\n".join([HEADER, *rows]) + section[table_end:]
+    )
+    RESULTS.write_text(text[:start] + new_section + text[end:])
+
+
 if __name__ == "__main__":
     import argparse
+    import sys
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups-only", action="store_true")
     parser.add_argument("--claims-only", action="store_true")
-    parser.add_argument("--size-datasets", type=int, default=400)
+    parser.add_argument("--size-datasets", type=int, default=1000)
     parser.add_argument("--power-datasets", type=int, default=300)
+    parser.add_argument("--ratio-datasets", type=int, default=2000)
     parser.add_argument("--permutations", type=int, default=199)
+    parser.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
     args = parser.parse_args()
     if not args.claims_only:
-        group_rows(args.size_datasets, args.power_datasets, args.permutations)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        print(HEADER)
+        table = group_rows(
+            args.size_datasets, args.power_datasets, args.ratio_datasets, args.permutations
+        )
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        print(f"\n{cpu:.0f} CPU s, {wall:.0f} s wall, load {os.getloadavg()}")
+        if args.write:
+            command = "python benchmarks/bench_stats_groups_claims.py " + " ".join(sys.argv[1:])
+            write_section(table, command, cpu, wall, os.getloadavg())
     if not args.groups_only:
         print()
         claim_rows()

@@ -33,6 +33,7 @@ from lfr_eval.errors import LfrError
 from lfr_eval.metrics import (
     GroupRatesComparison,
     GroupTestResult,
+    IdentificationFrame,
     PairComparison,
     RateEstimate,
     compare_group_rates,
@@ -60,6 +61,25 @@ MSG_OFF_GRID = (
     "nearest are {nearest}. Choose one of those"
 )
 MSG_NO_ROW = "the results hold no {metric} figures for {attribute} = {group}"
+MSG_FRAME_MISMATCH = (
+    "the per-person results do not match the aggregate for {attribute} = {group} at "
+    "{threshold:.4f} ({what}): load the evaluation the aggregate was made from"
+)
+
+#: Why :func:`group_comparison` ran the permutation test (per-person counts given).
+WHY_PERMUTATION = (
+    "the full results hold each person's counts, so groups are compared by the studentized "
+    "permutation test over people (whole people relabelled among people with about as many "
+    "searches), the same function as IdentificationFrame.compare_groups"
+)
+#: Why :func:`group_comparison` ran the Rao–Scott test (aggregate only).
+WHY_RAO_SCOTT = (
+    "these are aggregate results: they keep each group's clustered totals but not each "
+    "person's counts, which the permutation test needs, so groups are compared by "
+    "design-effect-adjusted (Rao-Scott) z tests from those totals; that test keeps the 5% "
+    "ceiling but is cautious (it finds fewer real differences; sizes and power in "
+    "benchmarks/results/stats_groups_claims.md)"
+)
 #: No scaled FPIR at a size the results' scaling table does not hold.
 MSG_NO_SCALED = (
     "these results hold no scaled FPIR for a {n:,}-person watchlist{why}; they give FPIR at "
@@ -643,9 +663,12 @@ class GroupComparison:
         only: it treats searches as independent and its p-value is not corrected for picking
         the pair after seeing the data. Never read it as "significant"; use ``pairs``.
     pairs : GroupRatesComparison or None
-        Every pair of compared groups tested with design-effect-adjusted statistics and a
-        max-statistic multiplicity adjustment (:func:`lfr_eval.metrics.compare_group_rates`);
-        None for aggregates made before the clustered statistics were recorded.
+        Every pair of compared groups with a max-statistic multiplicity adjustment over all
+        pairs: with per-person counts (``frame``) the studentized permutation test over people
+        (:meth:`lfr_eval.metrics.IdentificationFrame.compare_groups`), from an aggregate alone
+        the design-effect-adjusted (Rao–Scott) tests (:func:`lfr_eval.metrics.compare_group_rates`);
+        ``pairs.method`` names it. None for aggregates made before the clustered statistics
+        were recorded.
     extreme_pair : PairComparison or None
         The highest-vs-lowest pair out of ``pairs``: its ``p_adjusted`` is valid although the
         pair was chosen after seeing the data.
@@ -653,6 +676,9 @@ class GroupComparison:
         Coverage of the table's ``sim_ci_low``/``sim_ci_high`` (all compared groups at once,
         Bonferroni over groups) and of ``ratio_ci_low``/``ratio_ci_high`` (ratio to the
         lowest group, from the simultaneous rate intervals).
+    test_reason : str or None
+        Why ``pairs`` used the test it did (:data:`WHY_PERMUTATION` or :data:`WHY_RAO_SCOTT`),
+        for the page to say.
     """
 
     metric: str
@@ -666,15 +692,35 @@ class GroupComparison:
     pairs: GroupRatesComparison | None = None
     extreme_pair: PairComparison | None = None
     simultaneous_confidence: float | None = None
+    test_reason: str | None = None
 
 
 def group_comparison(
-    agg: AggregateResult, threshold: float, attribute: str, metric: str = "fpir"
+    agg: AggregateResult,
+    threshold: float,
+    attribute: str,
+    metric: str = "fpir",
+    *,
+    frame: IdentificationFrame | None = None,
+    n_permutations: int = 4999,
+    seed: int = 0,
 ) -> GroupComparison:
     """Compare the groups of ``attribute`` on ``metric`` at ``threshold``.
 
     Small groups (flagged by the evaluation) and the ``unknown`` label are shown but left out
     of the ratios and the test, so a handful of searches cannot drive the headline figure.
+
+    Parameters
+    ----------
+    frame : IdentificationFrame, optional
+        The same evaluation's per-person frame by ``attribute`` at (at least) this threshold,
+        e.g. ``result.identification_frame([threshold], [attribute])`` of the full results
+        the aggregate was made from. Given, the pair tests are the studentized permutation test
+        over people (:meth:`IdentificationFrame.compare_groups`, the frame's and the library's
+        default); without it (aggregate results hold no per-person counts) the Rao–Scott
+        tests from the clustered totals. Its per-group counts must equal the aggregate's.
+    n_permutations, seed : int
+        Of the permutation test (with ``frame``).
     """
     t = grid_threshold(agg, threshold)
     rates = agg.rates
@@ -716,8 +762,14 @@ def group_comparison(
         pairs, extreme, sim_conf = _clustered_comparison(
             agg, t, attribute, metric, table, lowest, highest
         )
+        reason = None if pairs is None else WHY_RAO_SCOTT
+        if frame is not None and pairs is not None:
+            pairs = _permutation_pairs(
+                frame, t, attribute, metric, table, n_permutations=n_permutations, seed=seed
+            )
+            extreme, reason = pairs.pair(highest, lowest), WHY_PERMUTATION
     else:
-        pairs = extreme = sim_conf = None
+        pairs = extreme = sim_conf = reason = None
     return GroupComparison(
         metric=metric,
         threshold=t,
@@ -730,6 +782,55 @@ def group_comparison(
         pairs=pairs,
         extreme_pair=extreme,
         simultaneous_confidence=sim_conf,
+        test_reason=reason,
+    )
+
+
+def _permutation_pairs(
+    frame: IdentificationFrame,
+    threshold: float,
+    attribute: str,
+    metric: str,
+    table: pd.DataFrame,
+    *,
+    n_permutations: int,
+    seed: int,
+) -> GroupRatesComparison:
+    """The frame's permutation test over exactly the aggregate's compared groups, after
+    checking that the frame holds the same counts (so page and frame show one p-value)."""
+    if list(frame.sensitive_features) != [attribute]:
+        raise ExplainError(
+            f"the per-person frame is by {frame.sensitive_features}, not by [{attribute!r}]"
+        )
+    rows = frame.by_group.xs(metric, level="metric")
+    compared = table[table["compared"]]
+    for _, row in compared.iterrows():
+        key = (float(threshold), str(row["group"]))
+        if key not in rows.index:
+            raise ExplainError(
+                MSG_FRAME_MISMATCH.format(
+                    attribute=attribute, group=row["group"], threshold=threshold,
+                    what="the group or threshold is missing from the frame",
+                )
+            )  # fmt: skip
+        mine = rows.loc[key]
+        if (int(mine["errors"]), int(mine["n_searches"])) != (
+            int(row["errors"]),
+            int(row["n_searches"]),
+        ):
+            raise ExplainError(
+                MSG_FRAME_MISMATCH.format(
+                    attribute=attribute, group=row["group"], threshold=threshold,
+                    what=f"{int(mine['errors'])} of {int(mine['n_searches'])} errors in the "
+                    f"frame, {int(row['errors'])} of {int(row['n_searches'])} in the aggregate",
+                )
+            )  # fmt: skip
+    return frame.compare_groups(
+        metric,  # type: ignore[arg-type]
+        threshold,
+        groups=compared["group"].astype(str).tolist(),
+        n_permutations=n_permutations,
+        seed=seed,
     )
 
 

@@ -282,7 +282,7 @@ def group_test_rejection(
     n_datasets: int = 1000,
     alpha: float = 0.05,
     seed: int = 0,
-    test: str = "permutation",
+    test: str | None = "permutation",
     n_permutations: int = 199,
     ratios: bool = True,
 ) -> GroupTestResultSim:
@@ -293,9 +293,10 @@ def group_test_rejection(
     :func:`lfr_eval.metrics.permutation_compare_groups` (the studentized permutation test
     that :meth:`IdentificationFrame.compare_groups` runs on per-person data);
     ``"rao-scott"``: :func:`lfr_eval.metrics.compare_group_rates` (from clustered summaries,
-    as the demographic page runs it on an aggregate). ``n_permutations`` of 199 gives an exact
+    as the demographic page runs it on an aggregate); ``None``: no test, only the ratios
+    (``any_pair`` and ``extreme_pair`` are then NaN). ``n_permutations`` of 199 gives an exact
     5% level (10 / 200) at a fraction of the default's cost. ``ratios``: also measure the
-    simultaneous ratio-to-lowest intervals.
+    simultaneous ratio-to-lowest and ratio-to-overall intervals.
     """
     from lfr_eval.metrics._clustered import summarise_clusters
     from lfr_eval.metrics._group_tests import (
@@ -306,8 +307,10 @@ def group_test_rejection(
         simultaneous_ratio_to_overall,
     )
 
-    if test not in ("permutation", "rao-scott"):
-        raise ValueError(f"test must be 'permutation' or 'rao-scott', got {test!r}")
+    if test not in ("permutation", "rao-scott", None):
+        raise ValueError(f"test must be 'permutation', 'rao-scott' or None, got {test!r}")
+    if test is None and not ratios:
+        raise ValueError("nothing to measure: no test and no ratios")
     rng = np.random.default_rng(seed)
     summaries, per_person = [], []
     for design in designs:
@@ -318,31 +321,33 @@ def group_test_rejection(
     any_pair = extreme = ratio_out = overall_out = 0
     for r in range(n_datasets):
         groups = {f"g{g}": _summary_column(s, r) for g, s in enumerate(summaries)}
-        if test == "permutation":
-            result = permutation_compare_groups(
-                {f"g{g}": e[:, r] for g, (_, e) in enumerate(per_person)},
-                {f"g{g}": t for g, (t, _) in enumerate(per_person)},
-                n_permutations=n_permutations,
-                seed=r,
-            )
-        else:
-            result = compare_group_rates(groups, n_draws=4000, seed=r)
         rates = {name: float(s.errors[0]) / s.trials for name, s in groups.items()}
         high, low = max(rates, key=rates.get), min(rates, key=rates.get)  # type: ignore[arg-type]
-        any_pair += any(p.p_adjusted <= alpha for p in result.pairs)
-        if high != low:
-            extreme += result.pair(high, low).p_adjusted <= alpha
+        if test is not None:
+            if test == "permutation":
+                result = permutation_compare_groups(
+                    {f"g{g}": e[:, r] for g, (_, e) in enumerate(per_person)},
+                    {f"g{g}": t for g, (t, _) in enumerate(per_person)},
+                    n_permutations=n_permutations,
+                    seed=r,
+                )
+            else:
+                result = compare_group_rates(groups, n_draws=4000, seed=r)
+            any_pair += any(p.p_adjusted <= alpha for p in result.pairs)
+            if high != low:
+                extreme += result.pair(high, low).p_adjusted <= alpha
         if ratios:
             intervals = simultaneous_ratio_intervals(groups, 1 - alpha, n_draws=4000, seed=r)
             j = intervals.index(low)
             ratio_out += bool(np.any((intervals.low[:, j] > 1) | (intervals.high[:, j] < 1)))
             overall = simultaneous_ratio_to_overall(groups, 1 - alpha, n_draws=4000, seed=r)
             overall_out += bool(np.any((overall.low > 1) | (overall.high < 1)))
+    tested = test is not None
     return GroupTestResultSim(
         tuple(designs),
         n_datasets,
-        any_pair / n_datasets,
-        extreme / n_datasets,
+        any_pair / n_datasets if tested else float("nan"),
+        extreme / n_datasets if tested else float("nan"),
         ratio_out / n_datasets if ratios else float("nan"),
         overall_out / n_datasets if ratios else float("nan"),
     )

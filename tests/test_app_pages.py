@@ -382,6 +382,46 @@ def test_demographic_report_downloads_html(results_dir: Path) -> None:
     assert html.startswith("<!DOCTYPE html>") or "<html" in html[:500]
 
 
+def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) -> None:
+    """Full results hold each person's counts: the page's p-value is the frame's permutation
+    test over people (one function: group_comparison -> IdentificationFrame.compare_groups),
+    and the page says which test ran; from an aggregate alone it says Rao-Scott and why."""
+    from test_results import synthetic_result
+
+    from lfr_eval.explain import WHY_PERMUTATION, WHY_RAO_SCOTT, group_comparison
+    from lfr_eval.report import as_aggregate
+
+    result = synthetic_result(with_scaling=False)
+    full = result.save(tmp_path / "full")
+    at = _page("5_Demographic_report.py")
+    _use_results(at, full)
+    at.run()
+    _no_exceptions(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert WHY_PERMUTATION in captions and WHY_RAO_SCOTT not in captions
+    agg = at.session_state["lfr_results"].aggregate
+    t = float(at.select_slider(key="report_threshold").value)
+    attribute = str(at.selectbox(key="report_attribute").value)
+    frame = result.identification_frame([t], [attribute])
+    expected = group_comparison(agg, t, attribute, "fpir", frame=frame)
+    assert expected.extreme_pair is not None
+    direct = frame.compare_groups("fpir", t).pair(
+        expected.extreme_pair.group_a, expected.extreme_pair.group_b
+    )
+    assert direct.p_adjusted == expected.extreme_pair.p_adjusted
+    text = " ".join(m.value for m in at.markdown)
+    assert f"p = {direct.p_adjusted:.3g} (permutation test over people" in text
+    assert "family-wise" in text
+
+    only = as_aggregate(result).save(tmp_path / "aggregate-only")
+    at = _page("5_Demographic_report.py")
+    _use_results(at, only)
+    at.run()
+    _no_exceptions(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert WHY_RAO_SCOTT in captions and WHY_PERMUTATION not in captions
+
+
 # ---------------------------------------------------------------------- export and verify
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import _shared
 import pandas as pd
 import streamlit as st
 
 from lfr_eval.errors import LfrError
-from lfr_eval.explain import group_comparison
+from lfr_eval.explain import WHY_PERMUTATION, GroupComparison, group_comparison
+from lfr_eval.metrics import IdentificationFrame
 from lfr_eval.operational import one_in_n
 from lfr_eval.plain import interval_cell
 from lfr_eval.report import (
+    AggregateResult,
     build_html_report,
     group_ratio_figure,
     rate_vs_threshold_figure,
@@ -28,6 +31,43 @@ st.write(
     "picking it after seeing the data. FPIR: people not "
     "on the watchlist wrongly flagged. FNIR: listed people missed."
 )
+
+#: Relabellings of the permutation test (p-values in steps of 1 / 5,000).
+N_PERMUTATIONS = 4999
+
+
+@st.cache_resource(show_spinner="Reading each person's counts…", max_entries=2)
+def _full_result(path: str, result_sha256: str) -> object | None:
+    """The full results behind the aggregate (None when the folder holds only an aggregate).
+    ``result_sha256`` keys the cache: a folder evaluated again is read again."""
+    from lfr_eval.results import RESULT_FILE, load_result
+
+    folder = Path(path)
+    if not (folder / RESULT_FILE).is_file():
+        return None
+    result = load_result(folder)
+    if result.result_hash != result_sha256:
+        raise LfrError(
+            f"the full results in {folder} (sha256 {result.result_hash[:12]}) are not the ones "
+            f"this aggregate was made from ({result_sha256[:12]}): load the folder again"
+        )
+    return result
+
+
+@st.cache_resource(show_spinner="Comparing groups (permutation test over people)…", max_entries=32)
+def _comparison(
+    _agg: AggregateResult, path: str | None, result_sha256: str, threshold: float,
+    attribute: str, metric: str,
+) -> GroupComparison:
+    """:func:`lfr_eval.explain.group_comparison`, with the per-person frame of the full results
+    where the folder has them (the permutation test), else from the aggregate (Rao–Scott)."""
+    result = None if path is None else _full_result(path, result_sha256)
+    frame: IdentificationFrame | None = None
+    if result is not None:
+        frame = result.identification_frame([threshold], [attribute])  # type: ignore[attr-defined]
+    return group_comparison(
+        _agg, threshold, attribute, metric, frame=frame, n_permutations=N_PERMUTATIONS
+    )  # fmt: skip
 
 loaded = _shared.results_or_stop()
 agg = loaded.aggregate
@@ -111,7 +151,10 @@ pct = f"{agg.intervals.confidence:.0%}"
 for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed listed people (FNIR)")):
     st.subheader(f"{title} by {attribute} at {threshold:.4f}")
     try:
-        comparison = group_comparison(agg, threshold, attribute, metric)
+        comparison = _comparison(
+            agg, None if loaded.path is None else str(loaded.path.resolve()),
+            agg.result_sha256, float(threshold), attribute, metric,
+        )  # fmt: skip
     except LfrError as exc:
         _shared.show_error(exc)
         continue
@@ -140,21 +183,30 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
             if math.isnan(comparison.max_min_ratio)
             else f"{comparison.max_min_ratio:.2f}"
         )
+        # "significant" only from the family-wise adjusted p-value (never the pair's own)
         verdict = (
             "a statistically significant difference"
             if pair.significant(0.05)
             else "no significant difference"
         )
+        permutation = comparison.test_reason == WHY_PERMUTATION
+        test_name = (
+            f"permutation test over people, {N_PERMUTATIONS:,} relabellings"
+            if permutation
+            else "Rao–Scott design-effect test from the aggregate"
+        )
+        n_pairs = len(comparison.pairs.pairs)  # type: ignore[union-attr]
         st.markdown(
             f"Highest **{pair.group_a}** ({one_in_n(pair.rate_a)}) vs lowest **{pair.group_b}** "
-            f"({one_in_n(pair.rate_b)}): ratio {ratio}; p = {pair.p_adjusted:.3g} adjusted for "
-            f"comparing all {len(comparison.pairs.pairs)} pairs of groups, {verdict} at the 5% "  # type: ignore[union-attr]
-            "level."
+            f"({one_in_n(pair.rate_b)}): ratio {ratio}; p = {pair.p_adjusted:.3g} ({test_name}) "
+            f"adjusted for comparing all {n_pairs} pairs of groups, {verdict} at the 5% "
+            "family-wise level."
         )
         st.caption(
+            f"Which test: {comparison.test_reason}. "
             "The pair was picked after seeing the data, so its p-value is adjusted for every "
-            "pair that could have been picked (single-step max-statistic adjustment), and each "
-            "pair's test is adjusted for repeat searches of one person (design effect). "
+            "pair that could have been picked (single-step max-statistic adjustment over all "
+            "pairs), and each pair's statistic allows for repeat searches of one person. "
             f"The columns 'all groups at once' give {comparison.simultaneous_confidence:.0%} "
             "intervals that hold for all compared groups together, and the ratio's interval to "
             "the lowest group."

@@ -725,6 +725,7 @@ class IdentificationFrame:
         include_small: bool = False,
         include_unknown: bool = False,
         also: Sequence[str | tuple[str, ...]] = (),
+        groups: Sequence[str | tuple[str, ...]] | None = None,
         test: Literal["permutation", "rao-scott"] = "permutation",
         n_permutations: int = 4999,
         n_draws: int = 20_000,
@@ -742,11 +743,18 @@ class IdentificationFrame:
         run; it keeps the 5% ceiling but is conservative there. Either way a pair is called
         different at ``p_adjusted <= alpha`` with family-wise error at most ``alpha``, also
         the highest-vs-lowest pair picked after seeing the data. Small groups and the
-        ``"unknown"`` label are left out unless asked; ``also`` names groups always in.
+        ``"unknown"`` label are left out unless asked; ``also`` names groups always in;
+        ``groups`` gives the family exactly instead (e.g. the demographic page's compared
+        groups, :func:`lfr_eval.explain.group_comparison`).
         """
         name = self._metric(metric)
         t = self._threshold_index(threshold)
-        family = self._family(name, t, include_small, include_unknown, also)
+        if groups is not None:
+            family = sorted({self._code(g) for g in groups})
+            if len(family) < 2:
+                raise MetricInputError("at least two groups are needed for a comparison")
+        else:
+            family = self._family(name, t, include_small, include_unknown, also)
         summaries = {self._label(c): self._summary_at(name, c, t) for c in family}
         if any(v.trials <= 0 for v in summaries.values()):
             raise MetricInputError("each compared group needs searches")

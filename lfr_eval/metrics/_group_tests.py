@@ -750,9 +750,10 @@ def simultaneous_ratio_intervals(
 
 #: Method label of :func:`simultaneous_ratio_to_overall`.
 SIMULTANEOUS_RATIO_TO_OVERALL = (
-    "log-ratio to the overall rate, cluster-robust (Rao-Scott) variances with the groups as "
-    "strata of the overall, simultaneous over the groups (max-|t|); bounds of simultaneous "
-    "Korn-Graubard intervals where a group's rate is 0"
+    "ratio to the overall rate through the log-ratio of the group to the rest of the people, "
+    "cluster-robust (Rao-Scott) variances with the other groups as strata of the rest, "
+    "simultaneous over the groups (max-|t|); bounds of simultaneous "
+    "Korn-Graubard intervals where the group or the rest has no error"
 )
 
 
@@ -765,8 +766,9 @@ class RatioToOverall:
     groups : tuple of str
         The groups whose ratios were asked for (the ``family``).
     ratio, low, high : ndarray, shape (G,)
-        ``rate_g / overall_rate`` and its interval (``inf`` where unbounded; NaN where the
-        overall rate is 0).
+        ``rate_g / overall_rate`` and its interval (at most ``1 / w_g``, the group's share
+        ``w_g`` of the searches being the largest the ratio can be; NaN where the overall
+        rate is 0).
     overall_rate : float
         Errors over searches of every group in ``summaries`` (the family and the rest).
     confidence : float
@@ -820,6 +822,16 @@ def combine_strata(summaries: list[ClusterSummary]) -> ClusterSummary:
     )
 
 
+def _rest_to_overall(ratio_to_rest: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """``p_g / p_0`` from ``r = p_g / p_rest`` for a group holding ``share`` = n_g / n of the
+    searches: ``r / (share r + 1 - share)``, increasing in r, ``1 / share`` at ``r = inf``."""
+    r = np.asarray(ratio_to_rest, np.float64)
+    w = np.broadcast_to(np.asarray(share, np.float64), r.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: np.ndarray = np.where(np.isinf(r), 1.0 / w, r / (w * r + 1.0 - w))
+    return out
+
+
 def simultaneous_ratio_to_overall(
     summaries: dict[str, ClusterSummary],
     confidence: float = 0.95,
@@ -842,16 +854,29 @@ def simultaneous_ratio_to_overall(
 
     Notes
     -----
-    The overall rate ``p_0 = sum_h w_h p_h`` contains the group itself, so the log ratio
-    ``L_g = log p_g - log p_0`` has the delta-method variance
-    ``sum_h (1[h = g] / p_g - w_h / p_0)^2 V_h`` with each group's cluster-robust variance
-    ``V_h`` (never below its binomial variance; a group without errors takes the others'
-    mean design effect at the overall rate, as in :func:`compare_group_rates`). The critical
-    value is the ``confidence`` quantile of ``max_g |L_g| / se_g`` under the joint normal of
-    the group rates (a max-statistic over the family), carried to Student's t with each
-    contrast's Satterthwaite degrees of freedom. A group with rate 0 gets
-    ``[0, high_g / low_0]`` from Korn–Graubard bounds Bonferroni-adjusted over the family
-    and the overall rate (:func:`ratio_bounds`).
+    The overall rate contains the group itself, ``p_0 = w p_g + (1 - w) p_rest`` with ``w`` the
+    group's share of the searches and ``p_rest`` the rate of everyone else, so the ratio is a
+    fixed increasing function of the ratio to the rest of the people,
+    ``p_g / p_0 = r / (w r + 1 - w)`` with ``r = p_g / p_rest`` (at most ``1 / w``). The
+    interval is made for ``r``, a ratio of two rates over **disjoint** people, and carried
+    through that function. (A delta-method interval on ``log(p_g / p_0)`` directly excluded 1
+    in 7.5–10% of data sets with two groups, equal rates and errors clustered in few people:
+    that log ratio is bounded above by ``log(1 / w)``, its sampling distribution is skewed and
+    the linearised variance mixes the group's own clustering into the reference; see
+    ``benchmarks/results/stats_groups_claims.md``.)
+
+    ``log r`` has the delta-method variance ``V_g / p_g^2 + sum_h u_h^2 V_h / p_rest^2``
+    (``u_h = n_h / n_rest``, the other groups as strata of the rest) with each group's
+    cluster-robust variance ``V_h`` (never below its binomial variance; a group without
+    errors takes the others' mean design effect at the overall rate, as in
+    :func:`compare_group_rates`). The critical value is the ``confidence`` quantile of
+    ``max_g |log r_g| / se_g`` under the joint normal of the group rates (a max-statistic over
+    the family: the rests overlap), carried to Student's t with twice the contrast's
+    Satterthwaite degrees of freedom (each group's own df as in the clustered intervals; the
+    factor 2 as in the pair rule of :func:`simultaneous_ratio_intervals`, calibrated by the
+    simulation in ``benchmarks/bench_stats_groups_claims.py``). Where the group or the rest
+    has no error (``log r`` undefined) the interval comes from Korn–Graubard bounds of both,
+    Bonferroni over the 2 G intervals such members could use (:func:`ratio_bounds`).
     """
     from scipy import stats  # imported here: ~1 s, and not every caller needs it
 
@@ -874,7 +899,11 @@ def simultaneous_ratio_to_overall(
     if not (total > 0 and p0 > 0):
         return RatioToOverall(tuple(wanted), ratio, low, high, p0, float(confidence))
     ratio = rates[fam] / p0
-    w = n / total
+    share = n[fam] / total
+    n_rest = total - n[fam]
+    k_rest = float(k.sum()) - k[fam]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_rest = np.where(n_rest > 0, k_rest / np.where(n_rest > 0, n_rest, 1.0), np.nan)
     shows = (k > 0) & (k < n)
     binomial = np.where(n > 0, rates * (1 - rates) / np.where(n > 0, n, 1.0), 0.0)
     own = np.array([float(g.variance[0]) for g in groups])
@@ -886,41 +915,53 @@ def simultaneous_ratio_to_overall(
         mean_deff = 1.0
     v = np.where(shows | (n <= 0), v, mean_deff * p0 * (1 - p0) / np.where(n > 0, n, 1.0))
     df_groups = _degrees_of_freedom(groups)
-    positive = fam[k[fam] > 0]
-    if positive.size:
-        # coefficients of each contrast on the G group rates: (family members, G)
-        coef = -np.broadcast_to(w / p0, (positive.size, len(names))).copy()
-        coef[np.arange(positive.size), positive] += 1.0 / rates[positive]
-        var_contrast = (coef**2 * v[None, :]).sum(axis=1)
+    both = (k[fam] > 0) & (k_rest > 0)
+    where = np.flatnonzero(both)  # positions in the family with a finite log ratio to the rest
+    if where.size:
+        members = fam[where]
+        # coefficients of each log r_g on the G group rates: (members, G)
+        coef = -(n[None, :] / n_rest[where, None]) / p_rest[where, None]
+        coef[np.arange(where.size), members] = 1.0 / rates[members]
+        parts = coef**2 * v[None, :]
+        var_contrast = parts.sum(axis=1)
         se = np.sqrt(var_contrast)
         rng = np.random.default_rng(seed)
         draws = rng.standard_normal((n_draws, len(names))) * np.sqrt(v)
         null_max = np.max(np.abs(draws @ coef.T) / se, axis=1)
         z_crit = float(np.quantile(null_max, confidence))
-        parts = coef**2 * v[None, :]
+        # Each contrast's critical value is carried to Student's t with twice its
+        # Satterthwaite degrees of freedom. Measured (benchmarks/results/stats_groups_claims.md):
+        # Satterthwaite's own df was far too cautious (size 0.002-0.011 with two groups); the
+        # pair rule of simultaneous_ratio_intervals, 2 (df_g + df_rest), gave size 0.07 with
+        # ten groups at ICC 0.5, where one person carries a low group's few errors.
         with np.errstate(divide="ignore", invalid="ignore"):
-            df = var_contrast**2 / np.sum(parts**2 / df_groups[None, :], axis=1)
-        c = stats.t.isf(float(stats.norm.sf(z_crit)), np.where(np.isfinite(df), df, 1e12))
-        centre = np.log(rates[positive] / p0)
-        where = np.flatnonzero(k[fam] > 0)  # positions of ``positive`` in the family
-        low[where] = np.exp(centre - c * se)
-        high[where] = np.exp(centre + c * se)
-    if np.any(k[fam] == 0):
-        overall = combine_strata(groups)
-        level = 1.0 - (1.0 - float(confidence)) / (fam.shape[0] + 1)
-        ref = korn_graubard_from_summary(overall, level)
-        for i in np.flatnonzero(k[fam] == 0):
-            bound = korn_graubard_from_summary(groups[int(fam[i])], level)
+            df = 2.0 * var_contrast**2 / np.sum(parts**2 / df_groups[None, :], axis=1)
+        df = np.where(np.isfinite(df), np.maximum(df, 1.0), 1e12)
+        c = stats.t.isf(float(stats.norm.sf(z_crit)), df)
+        centre = np.log(rates[members] / p_rest[where])
+        low[where] = _rest_to_overall(np.exp(centre - c * se), share[where])
+        high[where] = _rest_to_overall(np.exp(centre + c * se), share[where])
+    if not both.all():
+        level = 1.0 - (1.0 - float(confidence)) / (2 * fam.shape[0])
+        for i in np.flatnonzero(~both):
+            g = int(fam[i])
+            rest = [groups[h] for h in range(len(names)) if h != g]
+            if not rest:  # one group: it is the overall
+                low[i] = high[i] = 1.0
+                continue
+            bound = korn_graubard_from_summary(groups[g], level)
+            ref = korn_graubard_from_summary(combine_strata(rest), level)
             lo, hi = ratio_bounds(bound, ref)
-            low[i], high[i] = float(lo[0]), float(hi[0])
+            low[i] = float(_rest_to_overall(lo, share[i])[0])
+            high[i] = float(_rest_to_overall(hi, share[i])[0])
     return RatioToOverall(tuple(wanted), ratio, low, high, p0, float(confidence))
 
 
 #: Name of the many-group comparison of :func:`permutation_compare_groups`.
 STUDENTIZED_PERMUTATION_TEST = (
-    "studentized max-|t| permutation test over people (cluster-robust variances, Chung & "
-    "Romano 2013; group labels permuted between people with about as many searches; "
-    "single-step max over all pairs, Westfall-Young)"
+    "studentized max-|t| permutation test over people (design-effect variances at the pooled "
+    "rate, Rao-Scott, Chung & Romano 2013; group labels permuted between people with about as "
+    "many searches; single-step max over all pairs, Westfall-Young)"
 )
 
 #: Permutation weights (people x permutations) handled at a time.
@@ -933,16 +974,22 @@ def _studentized_pairs(
     """|p_i - p_j| / sqrt(V_i + V_j) for every pair, from per-group sums.
 
     ``sums`` has shape (..., 5, G): sums of e, n, e^2, e n, n^2 over each group's people;
-    ``people`` (G,) the people per group. ``V_g`` is the cluster-robust (CR1) variance of the
-    group's rate, never below the binomial variance at the pooled rate (a group without
-    errors would otherwise have variance 0 and any difference an infinite statistic).
+    ``people`` (G,) the people per group. ``V_g = deff_g p0 (1 - p0) / n_g`` is the group's
+    variance under equal rates: the binomial variance at the pooled rate ``p0`` times the
+    group's design effect ``deff_g`` (its cluster-robust CR1 variance over its own binomial
+    variance, at least 1; 1 for a group without errors, which cannot show its clustering), as
+    in Rao & Scott's correction. Measured: studentizing by each group's own CR1 variance
+    (floored at the pooled binomial) lost power where the higher-rate group had the fewest
+    searches (0.31 against 0.395 with four groups, 2x, ICC 0), as the unpooled two-sample
+    z test does; the size stayed 0.04-0.06 either way.
     """
     e, n, ee, en, nn = (sums[..., c, :] for c in range(5))
     with np.errstate(invalid="ignore", divide="ignore"):
         p = e / n
         factor = people / np.maximum(people - 1, 1)
-        v = factor * (ee - 2 * p * en + p**2 * nn) / n**2
-        v = np.maximum(v, pooled * (1 - pooled) / n)
+        cr1 = factor * (ee - 2 * p * en + p**2 * nn) / n**2
+        deff = np.where((e > 0) & (e < n), np.maximum(cr1 / (p * (1 - p) / n), 1.0), 1.0)
+        v = deff * pooled * (1 - pooled) / n
         out: np.ndarray = np.abs(p[..., i_idx] - p[..., j_idx]) / np.sqrt(
             v[..., i_idx] + v[..., j_idx]
         )
@@ -990,8 +1037,9 @@ def permutation_compare_groups(
     Notes
     -----
     Each pair's statistic is the difference of the two groups' rates (errors over searches)
-    over the square root of the sum of their cluster-robust variances (each at least the
-    binomial variance at the pooled rate). People keep all their searches when relabelled, so
+    over the square root of the sum of their variances under equal rates (each group's design
+    effect times the binomial variance at the pooled rate, :func:`_studentized_pairs`). People
+    keep all their searches when relabelled, so
     the correlation between one person's searches is carried along. The null hypothesis is that
     a person's errors, given their number of searches, have the same distribution in every
     group; relabelling within strata of searches per person makes the test exact under it,
