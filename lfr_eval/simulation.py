@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfr_eval.metrics._clustered import design_effect_jeffreys, korn_graubard
+from lfr_eval.metrics._clustered import (
+    SMALL_SAMPLE_RULES_COMPARED,
+    SmallSampleRule,
+    design_effect_jeffreys,
+    design_effect_jeffreys_from_summary,
+    korn_graubard,
+    summarise_clusters,
+)
 from lfr_eval.metrics._intervals import clopper_pearson
 
 
@@ -127,8 +134,26 @@ def independent_clopper_pearson(
     return clopper_pearson(errors.sum(axis=0), trials.sum(), confidence, sided=sided)  # type: ignore[arg-type]
 
 
+def _jeffreys_variant(rule: SmallSampleRule) -> IntervalFunction:
+    """The design-effect Jeffreys interval with another small-sample rule (for the grid)."""
+
+    def interval(
+        errors: np.ndarray, trials: np.ndarray, confidence: float, sided: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        r = design_effect_jeffreys_from_summary(
+            summarise_clusters(errors, trials), confidence, sided=sided, small_sample=rule
+        )
+        return r.ci_low, r.ci_high
+
+    return interval
+
+
 INTERVALS: dict[str, IntervalFunction] = {
     "design-effect-jeffreys": design_effect_jeffreys_interval,
+    **{
+        f"design-effect-jeffreys [{name}]": _jeffreys_variant(rule)
+        for name, rule in SMALL_SAMPLE_RULES_COMPARED.items()
+    },
     "korn-graubard": korn_graubard_interval,
     "clopper-pearson (independence)": independent_clopper_pearson,
 }
@@ -156,6 +181,10 @@ class CoverageResult:
         guarantee must reach above the true rate there (its upper end is then about 3 / people
         or more), so two-sided coverage is at least this share for every such method: above
         0.97 the 0.93-0.97 band is out of reach by discreteness alone.
+    people_with_errors : float
+        Mean number of people with at least one error per data set: the information about
+        the between-person spread (with strong clustering, many errors can sit in very few
+        people, and the interval then rests on those few).
     """
 
     design: ClusterDesign
@@ -167,6 +196,7 @@ class CoverageResult:
     miss_above: float
     median_relative_width: float
     no_errors: float = float("nan")
+    people_with_errors: float = float("nan")
 
     def standard_error(self, coverage: float = 0.95) -> float:
         """Monte-Carlo standard error of a coverage estimate near ``coverage``."""
@@ -188,10 +218,11 @@ def interval_coverage(
     """
     interval = INTERVALS[method]
     rng = np.random.default_rng(seed)
-    inside = upper_ok = below = above = none = 0
+    inside = upper_ok = below = above = none = carriers = 0
     widths = []
     for trials, errors in draw_batches(design, n_datasets, batches, rng):
         none += int(np.count_nonzero(errors.sum(axis=0) == 0))
+        carriers += int(np.count_nonzero(errors))
         low, high = interval(errors, trials, confidence, "two-sided")
         _, ub = interval(errors, trials, confidence, "upper")
         p = design.rate
@@ -210,6 +241,7 @@ def interval_coverage(
         miss_above=above / n_datasets,
         median_relative_width=float(np.median(np.concatenate(widths))),
         no_errors=none / n_datasets,
+        people_with_errors=carriers / n_datasets,
     )
 
 

@@ -89,25 +89,67 @@ def test_bad_counts_are_refused() -> None:
 
 
 def test_design_effect_jeffreys_hand_cases() -> None:
-    """The default interval: Jeffreys' beta quantiles for the same effective sample size as
-    Korn–Graubard, inside the exact interval, and the exact bound counted by people at 0."""
+    """The default interval by hand: Jeffreys' beta quantiles; the upper end's effective sample
+    size reduces only the excess of the design effect over 1 by (t / z)^2, the lower end's is
+    n / deff; inside the exact interval; the exact bound counted by people at 0."""
     from lfr_eval.metrics import DESIGN_EFFECT_JEFFREYS, design_effect_jeffreys
 
-    errors = np.array([0, 1, 3, 0, 0, 2, 0, 1, 0, 0])
-    trials = np.full(10, 20)
+    errors = np.array([0, 3, 0, 4, 0, 2, 1, 3, 0, 4, 0, 3, 0, 2, 0, 5, 0, 3, 1, 4])
+    trials = np.full(20, 20)
     exact = korn_graubard(errors, trials)
     jeff = design_effect_jeffreys(errors, trials)
     assert jeff.method[0] == DESIGN_EFFECT_JEFFREYS
-    assert jeff.effective_trials[0] == pytest.approx(exact.effective_trials[0])
-    n, x = jeff.effective_trials[0], jeff.rate[0] * jeff.effective_trials[0]
-    assert jeff.ci_low[0] == pytest.approx(stats.beta.ppf(0.025, x + 0.5, n - x + 0.5))
-    assert jeff.ci_high[0] == pytest.approx(stats.beta.ppf(0.975, x + 0.5, n - x + 0.5))
+    n, p = trials.sum(), errors.sum() / trials.sum()
+    _, variance = cluster_robust_variance(errors[:, None], trials)
+    deff = float(variance[0]) / (p * (1 - p) / n)
+    u2 = (errors - p * trials) ** 2
+    df = u2.sum() ** 2 / (u2**2).sum() - 1  # people carrying the variance, minus one
+    assert df + 1 >= 5 and deff > 1
+    widen = (stats.t.ppf(0.975, df) / stats.norm.ppf(0.975)) ** 2
+    n_high = n / (1 + (deff - 1) * widen)
+    n_low = n / deff
+    assert exact.effective_trials[0] == pytest.approx(n / (deff * widen))
+    assert jeff.effective_trials[0] == pytest.approx(n_high)
+    assert jeff.ci_low[0] == pytest.approx(
+        stats.beta.ppf(0.025, p * n_low + 0.5, n_low * (1 - p) + 0.5)
+    )
+    assert jeff.ci_high[0] == pytest.approx(
+        stats.beta.ppf(0.975, p * n_high + 0.5, n_high * (1 - p) + 0.5)
+    )
     assert exact.ci_low[0] < jeff.ci_low[0] < jeff.rate[0] < jeff.ci_high[0] < exact.ci_high[0]
     none = design_effect_jeffreys(np.zeros(20), np.full(20, 50), sided="upper")
     assert none.method[0] == KORN_GRAUBARD_NO_ERRORS
     assert none.ci_high[0] == pytest.approx(
         korn_graubard(np.zeros(20), np.full(20, 50), sided="upper").ci_high[0]
     )
+
+
+def test_design_effect_jeffreys_few_people_keep_the_whole_t_factor() -> None:
+    """Errors in only two people: the between-person spread rests on them, so both ends keep
+    Korn–Graubard's reduction of the whole variance (the effective sample size is the exact
+    interval's)."""
+    from lfr_eval.metrics import design_effect_jeffreys
+
+    errors = np.zeros(40)
+    errors[[3, 17]] = [6, 9]
+    trials = np.full(40, 30)
+    exact = korn_graubard(errors, trials)
+    jeff = design_effect_jeffreys(errors, trials)
+    assert jeff.effective_trials[0] == pytest.approx(exact.effective_trials[0])
+    n, x = exact.effective_trials[0], exact.rate[0] * exact.effective_trials[0]
+    assert jeff.ci_low[0] == pytest.approx(stats.beta.ppf(0.025, x + 0.5, n - x + 0.5))
+    assert jeff.ci_high[0] == pytest.approx(stats.beta.ppf(0.975, x + 0.5, n - x + 0.5))
+
+
+def test_design_effect_jeffreys_one_sided_is_exact() -> None:
+    from lfr_eval.metrics import design_effect_jeffreys
+
+    errors, trials = np.array([0, 1, 3, 0, 0, 2, 0, 1, 0, 0]), np.full(10, 20)
+    for sided in ("upper", "lower"):
+        one = design_effect_jeffreys(errors, trials, sided=sided)
+        exact = korn_graubard(errors, trials, sided=sided)
+        assert one.ci_low[0] == exact.ci_low[0] and one.ci_high[0] == exact.ci_high[0]
+        assert one.method[0] == KORN_GRAUBARD
 
 
 def test_clustered_interval_by_name() -> None:

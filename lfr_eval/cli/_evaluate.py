@@ -373,8 +373,9 @@ def evaluate_command(
     default="design-effect-jeffreys",
     show_default=True,
     help="Intervals: design-effect-jeffreys = Jeffreys interval for the effective number of "
-    "searches clustered by person (repeat images of a person are not independent; the "
-    "default); korn-graubard = the same with exact Clopper-Pearson ends (conservative); "
+    "searches clustered by person (repeat images of a person are not independent; only the "
+    "between-person part of the variance is widened for few people; the default); "
+    "korn-graubard = the same with exact Clopper-Pearson ends (conservative); "
     "subject-bootstrap = percentile bootstrap over people; clopper-pearson / wilson treat "
     "searches as independent.",
 )

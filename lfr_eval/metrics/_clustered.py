@@ -27,6 +27,14 @@ It is valid whatever the correlation: a person with rate ``p_i`` shows no error 
 searches with probability at most ``1 - p_i``. The same holds, mirrored, when every search is
 an error. An interval never has zero width.
 
+The workbench's **default** two-sided interval for rates is the design-effect Jeffreys interval
+(:func:`design_effect_jeffreys`): the same effective sample size with Jeffreys ends, and the
+``(z / t)^2`` reduction applied at the upper end only to the between-person excess of the design
+effect over 1 (the binomial part of the variance follows from the rate and needs no t quantile)
+and not at all at the lower end, each where enough people carry the variance (3 / 5; with
+fewer, the whole variance is reduced as above). Its one-sided bounds are the exact
+Korn–Graubard ones.
+
 Coverage of these intervals has been measured by seeded simulation with known truth across
 people 20–2,000, searches per person 1–100, intra-person correlation 0–0.5 and rates
 1e-4–0.3: see ``benchmarks/bench_stats_grid.py`` and :mod:`lfr_eval.simulation`.
@@ -46,6 +54,12 @@ from lfr_eval.metrics._validation import MetricInputError, check_confidence, che
 IntervalEnd = Literal["exact", "mid-p", "jeffreys"]
 #: Degrees-of-freedom rule of the small-sample reduction of the effective sample size.
 DfRule = Literal["people", "satterthwaite"]
+#: What the small-sample ``(t / z)^2`` factor applies to (see :func:`design_effect_interval`).
+SmallSample = Literal["variance", "excess", "none"]
+SMALL_SAMPLE_RULES: tuple[str, ...] = ("variance", "excess", "none")
+#: Fewest people carrying the variance (``df + 1``) for the "excess" / "none" rules; with fewer,
+#: the whole variance gets the small-sample factor (calibrated on the simulation grid).
+MIN_PEOPLE_FOR_EXCESS = 3.0
 
 #: Method label of the design-effect interval (Korn & Graubard 1998).
 KORN_GRAUBARD = "korn-graubard"
@@ -357,6 +371,10 @@ def design_effect_interval(
     lower_end: IntervalEnd = "exact",
     upper_end: IntervalEnd = "exact",
     df_rule: DfRule = "people",
+    lower_small_sample: SmallSample = "variance",
+    upper_small_sample: SmallSample = "variance",
+    lower_min_people: float = MIN_PEOPLE_FOR_EXCESS,
+    upper_min_people: float = MIN_PEOPLE_FOR_EXCESS,
     label: str = KORN_GRAUBARD,
 ) -> ClusteredRate:
     """A design-effect interval from clustered sufficient statistics.
@@ -368,6 +386,15 @@ def design_effect_interval(
     the variance minus one (:func:`effective_degrees_of_freedom`), ``"satterthwaite"`` that
     number divided by the squared share of the variance beyond the binomial (only the excess
     over the binomial variance is estimated from so few people: Satterthwaite 1946).
+
+    ``lower_small_sample`` / ``upper_small_sample`` say what that reduction applies to at each
+    end (:data:`SmallSample`): ``"variance"`` (Korn–Graubard) the whole design effect,
+    ``n_eff = n / (deff (t / z)^2)``; ``"excess"`` only the between-person excess over the
+    binomial variance, ``n_eff = n / (1 + (deff - 1) (t / z)^2)``; ``"none"`` no reduction,
+    ``n_eff = n / deff``. The last two apply only where at least ``lower_min_people`` /
+    ``upper_min_people`` people carry the variance (``df + 1``); with fewer, the whole variance
+    is reduced as Korn–Graubard do.
+    With the default ``"variance"`` at both ends this is the Korn–Graubard interval.
     """
     from scipy import stats  # imported here: ~1 s, and not every caller needs it
 
@@ -392,41 +419,73 @@ def design_effect_interval(
             float(confidence),
             sided,
         )
+    for rule in (lower_small_sample, upper_small_sample):
+        if rule not in SMALL_SAMPLE_RULES:
+            raise MetricInputError(f"small-sample rule must be one of {SMALL_SAMPLE_RULES}")
     variance = np.atleast_1d(np.asarray(summary.variance, dtype=np.float64))
     rate = k / total
     with np.errstate(invalid="ignore", divide="ignore"):
         binomial = rate * (1 - rate) / total
         deff = variance / binomial
-        n_eff = np.minimum(total, rate * (1 - rate) / variance)
-    # Small-sample correction: the variance rests on few people, so scale n_eff by (z / t)^2.
-    tail = max(a_low, a_high)
+        # truncated at 1 (Korn & Graubard): a design effect below 1 is noise, not information
+        n_design = np.minimum(total, rate * (1 - rate) / variance)
+    # Small-sample correction: the variance rests on few people, so scale by (t / z)^2.
+    inflation = np.ones(m)
+    carriers = np.full(m, float(s))
     if s > 1:
         df = np.atleast_1d(np.asarray(summary.df, dtype=np.float64))
         df = np.where(np.isfinite(df), df, s - 1.0)
+        carriers = df + 1.0
         if df_rule == "satterthwaite":
             with np.errstate(invalid="ignore", divide="ignore"):
                 excess = np.clip(1.0 - 1.0 / deff, 0.0, 1.0)
                 df = np.where(excess > 0, df / excess**2, np.inf)
         elif df_rule != "people":
             raise MetricInputError(f"unknown df_rule {df_rule!r}")
+        tail = max(a_low, a_high)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = stats.norm.ppf(1 - tail)
             t_quantile = np.where(np.isfinite(df), stats.t.ppf(1 - tail, np.minimum(df, 1e12)), z)
-        n_eff = n_eff * (stats.norm.ppf(1 - tail) / t_quantile) ** 2
+        inflation = (t_quantile / z) ** 2
+
+    def effective(rule: SmallSample, min_people: float) -> np.ndarray:
+        whole = n_design / inflation
+        if rule == "variance" or s < 2:
+            return whole
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if rule == "excess":
+                part = total / (1.0 + np.maximum(deff - 1.0, 0.0) * inflation)
+            else:
+                part = n_design
+        return np.where(carriers >= min_people, part, whole)
+
     people = float(summary.effective_people)
     none = k == 0
     every = k == total
     one = (s == 1) & ~none & ~every
-    n_eff = np.where(none | every, min(total, people), n_eff)
-    n_eff = np.where(one, 1.0, n_eff)
-    n_eff = np.where(np.isfinite(n_eff) & (n_eff > 0), n_eff, min(total, people))
-    x = rate * n_eff
+
+    def finish(n_eff: np.ndarray) -> np.ndarray:
+        n_eff = np.where(none | every, min(total, people), n_eff)
+        n_eff = np.where(one, 1.0, n_eff)
+        return np.where(np.isfinite(n_eff) & (n_eff > 0), n_eff, min(total, people))
+
+    n_low = finish(effective(lower_small_sample, lower_min_people))
+    n_high = finish(effective(upper_small_sample, upper_min_people))
     # With no errors (or only errors) the bound is counted by people and stays exact whatever
     # the form: it is the one guarantee the data give there.
     edge = none | every
-    low_exact, high_exact = fractional_clopper_pearson(x, n_eff, a_low, a_high)
-    low, _ = _ends(x, n_eff, a_low, a_high, lower_end) if lower_end != "exact" else (low_exact, 0)
-    _, high = _ends(x, n_eff, a_low, a_high, upper_end) if upper_end != "exact" else (0, high_exact)
+    low_exact, _ = fractional_clopper_pearson(rate * n_low, n_low, a_low, a_high)
+    _, high_exact = fractional_clopper_pearson(rate * n_high, n_high, a_low, a_high)
+    low = (
+        _ends(rate * n_low, n_low, a_low, a_high, lower_end)[0]
+        if lower_end != "exact"
+        else low_exact
+    )
+    high = (
+        _ends(rate * n_high, n_high, a_low, a_high, upper_end)[1]
+        if upper_end != "exact"
+        else high_exact
+    )
     low = np.where(edge, low_exact, low)
     high = np.where(edge, high_exact, high)
     method = np.select(
@@ -434,6 +493,8 @@ def design_effect_interval(
         [KORN_GRAUBARD_NO_ERRORS, KORN_GRAUBARD_ALL_ERRORS, KORN_GRAUBARD_ONE_PERSON],
         label,
     ).astype(object)
+    # effective_trials reports the n_eff of the end that a one-sided bound would use (the
+    # upper end; the lower end for sided="lower")
     return ClusteredRate(
         errors=np.round(k).astype(np.int64),
         trials=int(round(total)),
@@ -441,7 +502,7 @@ def design_effect_interval(
         rate=rate,
         variance=variance,
         design_effect=np.where(none | every, np.nan, deff),
-        effective_trials=n_eff,
+        effective_trials=n_low if sided == "lower" else n_high,
         ci_low=np.asarray(low, dtype=np.float64),
         ci_high=np.asarray(high, dtype=np.float64),
         method=method,
@@ -456,6 +517,39 @@ DESIGN_EFFECT_JEFFREYS = "design-effect-jeffreys"
 CLUSTERED_METHODS: tuple[str, ...] = (DESIGN_EFFECT_JEFFREYS, KORN_GRAUBARD)
 
 
+@dataclass(frozen=True)
+class SmallSampleRule:
+    """Where a two-sided design-effect interval applies the small-sample ``(t / z)^2`` factor.
+
+    Attributes
+    ----------
+    lower, upper : {"variance", "excess", "none"}
+        The rule at each end (:func:`design_effect_interval`).
+    lower_min_people, upper_min_people : float
+        Fewest people carrying the variance for that rule; with fewer, the whole variance.
+    """
+
+    lower: SmallSample
+    upper: SmallSample
+    lower_min_people: float = MIN_PEOPLE_FOR_EXCESS
+    upper_min_people: float = MIN_PEOPLE_FOR_EXCESS
+
+
+#: The default: the upper end reduces only the between-person excess over the binomial
+#: variance (with at least 3 people carrying the variance), the lower end gets no reduction
+#: (with at least 5). Chosen on the simulation grid (``benchmarks/results/stats_grid.md``).
+DEFAULT_SMALL_SAMPLE = SmallSampleRule("none", "excess", 5.0, 3.0)
+#: The rules compared on the grid, by name (the simulation's method names add them in brackets).
+SMALL_SAMPLE_RULES_COMPARED: dict[str, SmallSampleRule] = {
+    "t on the whole variance": SmallSampleRule("variance", "variance"),
+    "t on the excess": SmallSampleRule("excess", "excess", 3.0, 3.0),
+    "t on the excess, none at the lower end": DEFAULT_SMALL_SAMPLE,
+    # the default without its floor on the people carrying the variance: it shows why the
+    # floor is there (coverage falls far below 0.93 where 1-2 people carry every error)
+    "no floor on people": SmallSampleRule("none", "excess", 0.0, 0.0),
+}
+
+
 def design_effect_jeffreys(
     errors: ArrayLike,
     trials: ArrayLike,
@@ -465,21 +559,30 @@ def design_effect_jeffreys(
 ) -> ClusteredRate:
     """Design-effect Jeffreys interval from per-person counts: the default interval for rates.
 
-    The effective number of searches is that of :func:`korn_graubard` (cluster-robust
-    design effect, truncated at 1, reduced by ``(z / t)^2`` with the degrees of freedom of the
-    people carrying the variance); the interval is then the Jeffreys interval, quantiles of
-    ``Beta(x + 1/2, n_eff - x + 1/2)`` for ``x = rate * n_eff`` (the "modified Jeffreys"
-    interval for survey proportions compared by Franco, Little, Louis & Slud 2019, *Journal of
-    Survey Statistics and Methodology* 7; Brown, Cai & DasGupta 2001 for the binomial case).
-    Clopper–Pearson's exact ends are conservative by construction (coverage at least 95% at
-    every rate, so well above it on average); Jeffreys' ends are centred on the nominal level.
+    Two-sided: the Jeffreys interval, quantiles of ``Beta(x + 1/2, n_eff - x + 1/2)`` for
+    ``x = rate * n_eff`` (the "modified Jeffreys" interval for survey proportions compared by
+    Franco, Little, Louis & Slud 2019, *Journal of Survey Statistics and Methodology* 7;
+    Brown, Cai & DasGupta 2001 for the binomial case), for the effective number of searches
+    ``n_eff`` of :func:`korn_graubard` (cluster-robust design effect, truncated at 1) with a
+    small-sample correction that differs by end (:data:`DEFAULT_SMALL_SAMPLE`):
+
+    * **upper end**: ``n_eff = n / (1 + (deff - 1) (t / z)^2)``. Only the between-person part
+      of the variance (the excess of the design effect over 1) is estimated from few people
+      and needs the t quantile; the binomial part ``p (1 - p) / n`` follows from the rate.
+      Where fewer than 3 people carry the variance, the whole variance gets the t factor, as
+      in Korn & Graubard 1998.
+    * **lower end**: ``n_eff = n / deff`` where at least 5 people carry the variance, else as
+      Korn–Graubard. With skewed counts an overestimated rate comes with an overestimated
+      spread, so the lower end needs no t factor; the t factor with 1–4 people is kept.
+
     With no errors (or errors only) the bound is the exact one counted by people, as in
-    :func:`korn_graubard` (Brown, Cai & DasGupta's own correction at ``x = 0``). One-sided
-    bounds (``sided="upper"`` / ``"lower"``) are the exact Korn–Graubard ones.
+    :func:`korn_graubard`. One-sided bounds (``sided="upper"`` / ``"lower"``) are the exact
+    Korn–Graubard ones.
 
     Coverage by simulation (``benchmarks/results/stats_grid.md``): two-sided closer to 0.95
-    than Korn–Graubard's exact ends; one-sided upper bounds at or above 0.94. Claim verdicts
-    use the exact bound (:func:`korn_graubard`).
+    than Korn–Graubard's exact ends and than the Jeffreys ends with the t factor on the whole
+    variance; one-sided upper bounds at or above 0.94. Claim verdicts use the exact bound
+    (:func:`korn_graubard`).
 
     Examples
     --------
@@ -493,14 +596,21 @@ def design_effect_jeffreys(
 
 
 def design_effect_jeffreys_from_summary(
-    summary: ClusterSummary, confidence: float = 0.95, *, sided: str = "two-sided"
+    summary: ClusterSummary,
+    confidence: float = 0.95,
+    *,
+    sided: str = "two-sided",
+    small_sample: SmallSampleRule = DEFAULT_SMALL_SAMPLE,
 ) -> ClusteredRate:
     """The design-effect Jeffreys interval from clustered sufficient statistics.
 
-    Two-sided: Jeffreys ends. One-sided (``sided="upper"`` or ``"lower"``): the exact
-    Korn–Graubard bound, labelled so; a one-sided bound is what a claim or a worst case rests
-    on, and Jeffreys' one-sided upper bound fell to 0.92–0.94 in a few skewed cells of the grid
-    (100 searches per person, unequal, correlated), where the exact one stays >= 0.94.
+    Two-sided: Jeffreys ends with the small-sample rule ``small_sample`` (the default is
+    described in :func:`design_effect_jeffreys`; the others are the variants compared on the
+    grid, :data:`SMALL_SAMPLE_RULES_COMPARED`). One-sided (``sided="upper"`` or ``"lower"``):
+    the exact Korn–Graubard bound, labelled so; a one-sided bound is what a claim or a worst
+    case rests on, and Jeffreys' one-sided upper bound fell to 0.92–0.94 in a few skewed cells
+    of the grid (100 searches per person, unequal, correlated), where the exact one stays
+    >= 0.94.
     """
     if sided != "two-sided":
         return korn_graubard_from_summary(summary, confidence, sided=sided)
@@ -510,6 +620,10 @@ def design_effect_jeffreys_from_summary(
         sided=sided,
         lower_end="jeffreys",
         upper_end="jeffreys",
+        lower_small_sample=small_sample.lower,
+        upper_small_sample=small_sample.upper,
+        lower_min_people=small_sample.lower_min_people,
+        upper_min_people=small_sample.upper_min_people,
         label=DESIGN_EFFECT_JEFFREYS,
     )
 

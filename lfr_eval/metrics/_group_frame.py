@@ -159,10 +159,11 @@ class IdentificationFrame:
     ci_method : str
         One of :data:`CI_METHODS`.
         ``"design-effect-jeffreys"`` (default): the Jeffreys interval for the effective number
-        of searches clustered by subject (:func:`~lfr_eval.metrics.design_effect_jeffreys`),
-        closer to 95% than the exact ends and with one-sided upper bounds still >= 0.94 by
-        simulation. ``"korn-graubard"``: the same effective number with exact Clopper–Pearson
-        ends (:func:`~lfr_eval.metrics.korn_graubard`; conservative). With no errors the bound
+        of searches clustered by subject (:func:`~lfr_eval.metrics.design_effect_jeffreys`:
+        the small-sample t factor only on the between-person part of the variance), closer to
+        95% than the exact ends and with one-sided upper bounds still >= 0.94 by simulation.
+        ``"korn-graubard"``: the same effective number with exact Clopper–Pearson ends
+        (:func:`~lfr_eval.metrics.korn_graubard`; conservative). With no errors the bound
         is counted by people, not searches. ``"subject-bootstrap"``: percentile bootstrap over
         subjects within each group (it under-covers with strong clustering; where every replicate is
         identical the Korn–Graubard interval is used and ``ci_method`` says so). The binomial

@@ -273,7 +273,9 @@ table[["watchlist_size", "threshold", "fpir", "lower", "upper", "interval", "1 i
 # treat searches as independent. The clustered intervals (design-effect Jeffreys, the workbench
 # default) allow for repeated images of one person: the spread of errors *between people* says
 # how many independent searches the data are worth, and a binomial interval aimed at 95% is
-# computed for that number; with no errors the bound is counted by people. (The claim check
+# computed for that number. Only the between-person part of the spread is guessed from the people
+# seen, so only that part is widened for having few people (unless one to four people carry every
+# error: then all of it is); with no errors the bound is counted by people. (The claim check
 # uses the exact variant, `korn-graubard`, whose bound is never below 95%.)
 
 # %%
