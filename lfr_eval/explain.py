@@ -616,6 +616,7 @@ def false_alert_rates_table(explanation: ThresholdExplanation) -> pd.DataFrame:
     per_face = r.per_face_scanned if r and r.per_face_scanned is not None else math.nan
     fpir = r.fpir if r and r.fpir is not None else math.nan
     fdr = r.false_discovery if r and r.false_discovery is not None else math.nan
+    ranges = _rate_ranges(explanation)
     rows = [
         ("false alerts ÷ faces scanned", "the forces' published figure", per_face),
         (
@@ -625,6 +626,21 @@ def false_alert_rates_table(explanation: ThresholdExplanation) -> pd.DataFrame:
         ),
         ("false alerts ÷ all alerts", "1 − precision; depends on how many listed people pass", fdr),
     ]
+    if ranges is not None:
+        # beyond the fillers measured each rate is a range, not a number (see _as_range)
+        return pd.DataFrame(
+            [
+                {
+                    "rate": name,
+                    "what it divides": what,
+                    "value": math.nan,
+                    "as 1 in N": "—"
+                    if span is None
+                    else f"{one_in_n(span[0])} – {one_in_n(span[1])} (extrapolated range)",
+                }
+                for (name, what, _), span in zip(rows, ranges, strict=True)
+            ]
+        )
     return pd.DataFrame(
         [
             {
@@ -636,6 +652,28 @@ def false_alert_rates_table(explanation: ThresholdExplanation) -> pd.DataFrame:
             for name, what, value in rows
         ]
     )
+
+
+def _rate_ranges(
+    explanation: ThresholdExplanation,
+) -> list[tuple[float, float] | None] | None:
+    """Beyond the fillers measured: (low, high) of the three rates from the ends of the scaled
+    FPIR's range (None where a rate needs more inputs); None within them."""
+    r = explanation.rates
+    if r is None or not explanation._ranged(explanation.fpir_figure()):
+        return None
+    ends = [
+        FalseAlertRates.from_fpir(
+            v, prevalence=r.prevalence, tpir=r.tpir, watchlist_size=r.watchlist_size,
+            threshold=r.threshold,
+        )  # fmt: skip
+        for v in (explanation.fpir_ci_low, explanation.fpir_ci_high)
+    ]
+    out: list[tuple[float, float] | None] = []
+    for name in ("per_face_scanned", "fpir", "false_discovery"):
+        low, high = (getattr(e, name) for e in ends)
+        out.append(None if low is None or high is None or high <= 0 else (low, high))
+    return out
 
 
 @dataclass(frozen=True)

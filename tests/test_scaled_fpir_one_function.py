@@ -150,6 +150,19 @@ def test_config_evidence_states_the_scaled_figure_and_needs_it_only_where_the_ta
     row = explained.to_row()
     assert np.isnan(row["expected false alerts"]) and np.isnan(row["FPIR at N"])
     assert row["FPIR 95% CI"].startswith("range ")
+    # the three false alert rates too: ranges, not the per-person low end as a number
+    from lfr_eval.explain import false_alert_rates_table
+
+    listed = explain_threshold(
+        agg, 0.65, watchlist_size=4000, faces_scanned=10_000, listed_passers_by=10
+    )
+    rates = false_alert_rates_table(listed).set_index("rate")
+    assert rates["value"].isna().all()
+    assert all("(extrapolated range)" in v for v in rates["as 1 in N"])
+    measured = false_alert_rates_table(
+        explain_threshold(agg, 0.65, watchlist_size=300, faces_scanned=10_000, listed_passers_by=10)
+    )
+    assert measured["value"].notna().all() and not measured["as 1 in N"].str.contains("range").any()
     # N = 50 is not in the table: below its grid (0.6) the measured figures still attach
     low = evidence_from_results(agg, 0.575, deployed_watchlist_size=50)
     assert low.scaled_fpir is None and "scaled to" not in low.describe()

@@ -190,7 +190,8 @@ rates = false_alert_rates_table(overall)
 cols = st.columns(3)
 for col, (_, row) in zip(cols, rates.iterrows()):
     value = row["value"]
-    col.metric(row["rate"], row["as 1 in N"] if not math.isnan(value) else "needs more inputs")
+    # "—": the inputs do not fix it; beyond the fillers a range (no single value)
+    col.metric(row["rate"], row["as 1 in N"] if row["as 1 in N"] != "—" else "needs more inputs")
     col.caption(row["what it divides"] + ("" if math.isnan(value) else f" · {value:.3g}"))
 
 st.subheader("Overall and by group")

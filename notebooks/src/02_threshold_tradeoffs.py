@@ -263,11 +263,15 @@ side_by_side = {}
 for listed in (0, LISTED_PASSERS_BY, 30):
     e = explain_threshold(agg, chosen, watchlist_size=DEPLOY_WATCHLIST,
                           faces_scanned=DEPLOY_FACES, listed_passers_by=listed)
-    values = false_alert_rates_table(e).set_index("rate")["value"]
-    side_by_side[f"this engine at {chosen}, {listed} listed passers-by"] = values.map(
-        lambda v: "undefined (no alerts)" if not np.isfinite(v)
-        else "0 observed" if v == 0 else f"{one_in_n(v)} ({v:.2g})"
-    )
+    rates = false_alert_rates_table(e).set_index("rate")
+    # "as 1 in N" is a range beyond the fillers measured (no single value), "—" where the
+    # inputs do not fix the rate
+    side_by_side[f"this engine at {chosen}, {listed} listed passers-by"] = pd.Series({
+        name: (row["as 1 in N"] if np.isnan(row["value"]) else
+               f"{row['as 1 in N']} ({row['value']:.2g})") if row["as 1 in N"] != "—"
+        else "0 observed" if row["value"] == 0 else "undefined (no alerts)"
+        for name, row in rates.iterrows()
+    })
 met = FalseAlertRates.from_deployment_counts(3_147_436, 2_077, 10)
 side_by_side["Met, Sep 2024–Sep 2025 (published counts)"] = pd.Series(
     [f"{one_in_n(met.per_face_scanned)} ({met.per_face_scanned:.2g})", "unknown: listed passers-by not published",
