@@ -361,6 +361,30 @@ def test_cluster_scoring_in_kept_blocks_sends_the_gallery_once(spec, tmp_path, m
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
 
 
+def test_cluster_scoring_reports_progress(spec):
+    """Scoring as cluster tasks moves the progress bar (a callback here) block by block."""
+    from lfr_eval.distributed import using_cluster
+    from lfr_eval.search._blocks import score_probes
+    from lfr_eval.search._kernel import Gallery
+
+    rng = np.random.default_rng(13)
+    vectors, subjects = _random_gallery(rng, n_subjects=80)
+    gallery = Gallery.build(vectors, subjects)
+    probes = rng.normal(size=(300, vectors.shape[1])).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    seen: list[tuple[int, int]] = []
+    with using_cluster(spec):
+        score_probes(
+            probes,
+            gallery,
+            k=3,
+            thresholds=np.linspace(0.0, 1.0, 11),
+            rows_per_block=64,
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    assert seen == [(i, 5) for i in range(1, 6)]
+
+
 @pytest.mark.lfw
 def test_evaluation_on_cluster_equals_one_process(manifest, engine, spec):
     from lfr_eval.distributed import using_cluster

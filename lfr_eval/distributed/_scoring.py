@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,13 +53,15 @@ def score_all_on_cluster(
     tile_bytes: int | None = None,
     n_shards: int | None = None,
     remote_gallery: Future[Gallery] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Partial:
     """:func:`~lfr_eval.search._kernel.score_all` with its blocks as tasks on ``client``.
 
     Parameters are those of ``score_all`` (numpy backend); ``n_shards`` is the number of
     gallery shards (default: the cluster's worker threads); ``remote_gallery`` is ``gallery``
     already on the workers (``client.scatter(gallery, broadcast=True)``), so that calls for
-    successive probe blocks send it only once (default: scattered here). Returns the same
+    successive probe blocks send it only once (default: scattered here); ``progress`` gets
+    ``(blocks done, blocks in all)`` as the blocks' merged results arrive. Returns the same
     ``Partial``.
     """
     from lfr_eval.search._kernel import (
@@ -102,6 +104,11 @@ def score_all_on_cluster(
         ]
         merged.append(client.submit(merge_partials, parts, pure=False))
     try:
+        if progress is not None:
+            from distributed import as_completed
+
+            for done, _ in enumerate(as_completed(merged), start=1):
+                progress(done, len(merged))
         return concat_partials(client.gather(merged))
     finally:
         client.cancel(merged)
@@ -207,6 +214,7 @@ def using_cluster(spec: ClusterSpec) -> Iterator[Client]:
             mate_codes: np.ndarray | None = None,
             block: int = 1024,
             tile_bytes: int | None = None,
+            progress: Callable[[int, int], None] | None = None,
         ) -> Partial:
             return score_all_on_cluster(
                 client,
@@ -218,6 +226,7 @@ def using_cluster(spec: ClusterSpec) -> Iterator[Client]:
                 block=block,
                 tile_bytes=tile_bytes,
                 remote_gallery=remote(gallery),
+                progress=progress,
             )
 
         kernel_token = _kernel.block_executor.set(executor)

@@ -263,21 +263,38 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     # the cluster's tasks; without a work folder the whole run is one call (the gallery is sent
     # to the workers once), with one the blocks go one by one so finished ones are kept.
     executor = block_executor.get() if isinstance(be, _NumpyKernel) else None
-    if executor is not None and folder is None:
-        return executor(
-            probes, gallery, k=k, thresholds=thr, mate_codes=mates, block=rows, tile_bytes=tile
-        )
-
-    top_s = np.full((n, k), -np.inf, np.float32)
-    top_j = np.full((n, k), -1, np.int64)
-    top_r = np.full((n, k), -1, np.int64)
-    higher = np.zeros(n, np.int64)
-
     bar = None
     if progress is True:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_blocks, desc=desc, unit="block")
+    if executor is not None and folder is None:
+        # the blocks run as the cluster's tasks, all at once: the bar moves as they finish
+        def advance(done: int, total: int) -> None:
+            if bar is not None:
+                bar.update(done - bar.n)
+            elif callable(progress):
+                progress(done, total)
+
+        try:
+            return executor(
+                probes,
+                gallery,
+                k=k,
+                thresholds=thr,
+                mate_codes=mates,
+                block=rows,
+                tile_bytes=tile,
+                progress=advance,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+
+    top_s = np.full((n, k), -np.inf, np.float32)
+    top_j = np.full((n, k), -1, np.int64)
+    top_r = np.full((n, k), -1, np.int64)
+    higher = np.zeros(n, np.int64)
     done = 0
     try:
         for b in range(n_blocks):
