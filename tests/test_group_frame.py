@@ -464,3 +464,40 @@ def test_ratio_to_lowest_is_the_aggregates_function() -> None:
     np.testing.assert_allclose(table["ratio_ci_low"].to_numpy(), page.ratio_low[:, 0])
     np.testing.assert_allclose(table["ratio_ci_high"].to_numpy(), page.ratio_high[:, 0])
     assert (table["ratio_ci_method"] == page.method).all()
+
+
+def test_typed_relabelling_draws_the_permutation_distribution() -> None:
+    """The typed path (hypergeometric numbers of each (errors, searches) type per group) draws
+    exactly the distribution of relabelling every person: checked against the full enumeration
+    of one small stratum, and against the per-person path's p-values on clustered data."""
+    from itertools import combinations
+
+    from lfr_eval.metrics import permutation_compare_groups
+    from lfr_eval.metrics._group_tests import _allocation_sums, _stratum_types
+    from lfr_eval.simulation import ClusterDesign, draw_errors, draw_trials
+
+    errors = np.array([0, 0, 0, 1, 1, 2, 3, 0], np.float64)
+    trials = np.full(8, 3.0)
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    typed, fixed = _stratum_types(errors, trials, labels, np.zeros(8, np.int64), 2)
+    sums = _allocation_sums(typed, fixed, 40_000, np.random.default_rng(1))
+    drawn = sums[:, 0, 0]  # group 0's errors in each relabelling
+    exact = np.array([errors[list(c)].sum() for c in combinations(range(8), 3)])
+    for value in np.unique(exact):
+        p = float(np.mean(exact == value))
+        assert abs(float(np.mean(drawn == value)) - p) < 4 * np.sqrt(p * (1 - p) / 40_000)
+    np.testing.assert_allclose(sums[:, 1, :], [[9.0, 15.0]] * 40_000)  # searches never move
+    np.testing.assert_allclose(sums[:, 0, :].sum(axis=1), errors.sum())
+
+    rng = np.random.default_rng(5)
+    e, t = {}, {}
+    for g, m in enumerate((5, 10, 20)):
+        design = ClusterDesign(300, m, 0.2, 0.02 * (1.5 if g == 0 else 1), True)
+        t[f"g{g}"] = draw_trials(design, rng)
+        e[f"g{g}"] = draw_errors(design, t[f"g{g}"], 1, rng)[:, 0]
+    by_person = permutation_compare_groups(e, t, n_permutations=19_999, engine="people")
+    by_type = permutation_compare_groups(e, t, n_permutations=19_999, engine="types")
+    for pair in by_person.pairs:
+        other = by_type.pair(pair.group_a, pair.group_b)
+        assert abs(other.p_adjusted - pair.p_adjusted) < 0.012, (pair, other)
+        assert other.statistic == pytest.approx(pair.statistic)

@@ -1005,6 +1005,95 @@ def searches_stratum(trials: np.ndarray) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class _Stratum:
+    """People who may swap group labels (about as many searches), reduced to their types.
+
+    Attributes
+    ----------
+    slots : ndarray of int, shape (G,)
+        People of each group in the stratum (kept by every relabelling).
+    weights : ndarray, shape (T, 5)
+        ``e, n, e^2, e n, n^2`` of each distinct (errors, searches) type.
+    counts : ndarray of int, shape (T,)
+        People of each type, ascending (the commonest type is placed last, by subtraction).
+    """
+
+    slots: np.ndarray
+    weights: np.ndarray
+    counts: np.ndarray
+
+
+def _stratum_types(
+    errors: np.ndarray, trials: np.ndarray, labels: np.ndarray, strata: np.ndarray, n_groups: int
+) -> tuple[list[_Stratum], np.ndarray]:
+    """The strata that relabelling can change, and the (5, G) group sums of the others (one
+    group only, or one type only: every relabelling leaves their sums as they are)."""
+    order = np.lexsort((labels, trials, errors, strata))
+    e, n, g, h = errors[order], trials[order], labels[order], strata[order]
+    cuts = np.flatnonzero(np.diff(h)) + 1
+    still = np.zeros(h.shape[0], bool)
+    out = []
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, h.shape[0]], strict=True):
+        slots = np.bincount(g[a:b], minlength=n_groups)
+        types, counts = np.unique(np.stack([e[a:b], n[a:b]], axis=1), axis=0, return_counts=True)
+        te, tn = types[:, 0], types[:, 1]
+        weights = np.stack([te, tn, te * te, te * tn, tn * tn], axis=1)
+        if np.count_nonzero(slots) == 1 or counts.shape[0] == 1:
+            still[a:b] = True
+            continue
+        by_count = np.argsort(counts, kind="stable")
+        out.append(_Stratum(slots, weights[by_count], counts[by_count]))
+    e, n, g = e[still], n[still], g[still]
+    fixed: np.ndarray = np.stack(
+        [np.bincount(g, weights=w, minlength=n_groups) for w in (e, n, e * e, e * n, n * n)]
+    ).astype(np.float64)
+    return out, fixed
+
+
+def _allocation_sums(
+    strata: list[_Stratum], fixed: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(size, 5, G) group sums of ``size`` random relabellings within strata.
+
+    A uniform relabelling of a stratum's people, keeping each group's number of people, puts
+    a multivariate hypergeometric number of each type's people in each group; drawing those
+    numbers type by type (sequential hypergeometric draws) gives exactly the distribution of
+    the group sums that permuting every person's label gives, at a cost that grows with the
+    number of distinct (errors, searches) types, not with the number of people.
+    """
+    n_groups = fixed.shape[1]
+    sums: np.ndarray = np.broadcast_to(fixed, (size, 5, n_groups)).copy()
+    rows = np.arange(size)
+    for stratum in strata:
+        remaining = np.broadcast_to(stratum.slots, (size, n_groups)).copy()
+        total = np.full(size, int(stratum.slots.sum()), np.int64)
+        for weight, count in zip(stratum.weights[:-1], stratum.counts[:-1], strict=True):
+            alloc = np.zeros((size, n_groups), np.int64)
+            if count == 1:  # one person: a slot drawn uniformly
+                u = rng.integers(0, total)
+                alloc[rows, np.argmax(np.cumsum(remaining, axis=1) > u[:, None], axis=1)] = 1
+            else:
+                left = np.full(size, int(count), np.int64)
+                pool = total.copy()
+                for g in range(n_groups - 1):
+                    good = remaining[:, g]
+                    pool = pool - good
+                    x = rng.hypergeometric(good, pool, left) if good.any() else 0 * left
+                    alloc[:, g] = x
+                    left = left - x
+                alloc[:, n_groups - 1] = left
+            remaining -= alloc
+            total -= int(count)
+            sums += alloc[:, None, :] * weight[None, :, None]
+        sums += remaining[:, None, :] * stratum.weights[-1][None, :, None]
+    return sums
+
+
+#: Relabellings drawn at a time by the typed path.
+TYPED_CHUNK = 1000
+
+
 def permutation_compare_groups(
     subject_errors: dict[str, ArrayLike],
     subject_trials: dict[str, ArrayLike],
@@ -1012,6 +1101,7 @@ def permutation_compare_groups(
     n_permutations: int = 4999,
     seed: int | np.random.Generator | None = 0,
     stratify: bool = True,
+    engine: Literal["auto", "types", "people"] = "auto",
 ) -> GroupRatesComparison:
     """Every pair of groups compared by a studentized max-|t| permutation test over people.
 
@@ -1027,6 +1117,13 @@ def permutation_compare_groups(
         Relabel people only among people with about as many searches (:func:`searches_stratum`:
         the same number up to 10, bins 10 % wide above). Default True; without it the test's
         size reached 0.15 with ten groups of 2–50 searches per person and strong clustering.
+    engine : {"auto", "types", "people"}
+        How relabellings are drawn; both give the same permutation distribution.
+        ``"people"`` permutes every person's label (cost people x permutations);
+        ``"types"`` draws, stratum by stratum, how many people of each distinct (errors,
+        searches) type land in each group (sequential hypergeometric draws: cost by types x
+        groups x permutations, whatever the number of people; most people of a crowd share a
+        few types, e.g. no error in 10 searches). ``"auto"`` takes the cheaper by that count.
 
     Returns
     -------
@@ -1069,16 +1166,16 @@ def permutation_compare_groups(
     labels = np.concatenate([np.full(x.shape[0], g) for g, x in enumerate(e_parts)])
     people = np.array([x.shape[0] for x in e_parts], np.float64)
     n_groups, s = len(names), e.shape[0]
-    if stratify:
-        # people are relabelled only among people with (about) as many searches: under equal
-        # rates a person's errors depend on the group only through the searches
-        order = np.argsort(searches_stratum(n), kind="stable")
-        e, n, labels = e[order], n[order], labels[order]
-        bounds = np.flatnonzero(np.diff(searches_stratum(n))) + 1
-        starts, ends = np.r_[0, bounds], np.r_[bounds, s]
-        blocks = [(a, b) for a, b in zip(starts, ends, strict=True) if b - a > 1]
-    else:
-        blocks = [(0, s)]
+    if engine not in ("auto", "types", "people"):
+        raise MetricInputError(f"engine must be 'auto', 'types' or 'people', got {engine!r}")
+    # people are relabelled only among people with (about) as many searches: under equal rates
+    # a person's errors depend on the group only through the searches
+    strata = searches_stratum(n) if stratify else np.zeros(s, np.int64)
+    order = np.argsort(strata, kind="stable")
+    e, n, labels, strata = e[order], n[order], labels[order], strata[order]
+    bounds = np.flatnonzero(np.diff(strata)) + 1
+    starts, ends = np.r_[0, bounds], np.r_[bounds, s]
+    blocks = [(a, b) for a, b in zip(starts, ends, strict=True) if b - a > 1]
     weights = np.stack([e, n, e * e, e * n, n * n])  # (5, s)
     pooled = float(e.sum() / n.sum())
     i_idx, j_idx = np.triu_indices(n_groups, 1)
@@ -1103,18 +1200,30 @@ def permutation_compare_groups(
     if pooled in (0.0, 1.0):
         raw = adjusted = np.ones(i_idx.shape[0])
     else:
+        typed: list[_Stratum] = []
+        fixed = np.zeros((5, n_groups))
+        if engine != "people":
+            typed, fixed = _stratum_types(e, n, labels, strata, n_groups)
+        # draws per relabelling: about one per (type, group) against one per person
+        typed_cost = sum(int(t.counts.shape[0]) * n_groups for t in typed)
+        use_types = engine == "types" or (engine == "auto" and 4 * typed_cost < s)
         rng = np.random.default_rng(seed)
         exceed_pair = np.zeros(i_idx.shape[0], np.int64)
         exceed_max = np.zeros(i_idx.shape[0], np.int64)
-        chunk = max(1, min(n_permutations, PERMUTATION_CHUNK // max(s, 1)))
+        per_person = max(1, min(n_permutations, PERMUTATION_CHUNK // max(s, 1)))
+        chunk = min(n_permutations, TYPED_CHUNK) if use_types else per_person
         done = 0
         tol = 1e-12  # floating-point ties count as "as extreme"
         while done < n_permutations:
             size = min(chunk, n_permutations - done)
-            codes = np.broadcast_to(labels, (size, s)).copy()
-            for a, b in blocks:
-                codes[:, a:b] = rng.permuted(codes[:, a:b], axis=1)
-            null = _studentized_pairs(group_sums(codes), people, pooled, i_idx, j_idx)
+            if use_types:
+                sums = _allocation_sums(typed, fixed, size, rng)
+            else:
+                codes = np.broadcast_to(labels, (size, s)).copy()
+                for a, b in blocks:
+                    codes[:, a:b] = rng.permuted(codes[:, a:b], axis=1)
+                sums = group_sums(codes)
+            null = _studentized_pairs(sums, people, pooled, i_idx, j_idx)
             exceed_pair += np.count_nonzero(null >= observed[None, :] - tol, axis=0)
             exceed_max += np.count_nonzero(
                 null.max(axis=1)[:, None] >= observed[None, :] - tol, axis=0
