@@ -89,8 +89,10 @@ class ClusteredRate:
     design_effect : ndarray of float, shape (m,)
         ``variance / (rate (1 - rate) / trials)``; NaN where the rate is 0 or 1.
     effective_trials : ndarray of float, shape (m,)
-        The n of the Clopper–Pearson interval actually computed (after truncation, the
-        small-sample t adjustment, or the count of people with no errors).
+        The n of the binomial interval actually computed (after truncation, the
+        small-sample t adjustment, or the count of people with no errors). Where the two ends
+        use different small-sample rules (the default two-sided interval), the upper end's
+        (the lower end's for ``sided="lower"``).
     ci_low, ci_high : ndarray of float, shape (m,)
         Interval ends in [0, 1].
     method : ndarray of str, shape (m,)
