@@ -53,14 +53,25 @@ def _designs(ms: list[int], icc: float, rate: float, people: int, factor: float)
     ]
 
 
+GROUP_COUNTS = (2, 4, 10)
+#: (rate, people per group) of the cells
+RATES = ((0.01, 150), (0.001, 1000))
+
+
 def group_rows(
-    size_sets: int = 1000, power_sets: int = 300, ratio_sets: int = 2000, permutations: int = 199
+    size_sets: int = 1000,
+    power_sets: int = 300,
+    ratio_sets: int = 2000,
+    permutations: int = 199,
+    group_counts: tuple[int, ...] = GROUP_COUNTS,
+    rates: tuple[float, ...] = (0.01, 0.001),
 ) -> list[str]:
-    """One markdown row per cell (18 cells: 2 / 4 / 10 groups x ICC 0 / 0.2 / 0.5 x two rates)."""
+    """One markdown row per cell (18 cells: 2 / 4 / 10 groups x ICC 0 / 0.2 / 0.5 x two rates;
+    ``group_counts`` and ``rates`` select some)."""
     rows = []
-    for n_groups in (2, 4, 10):
+    for n_groups in group_counts:
         for icc in (0.0, 0.2, 0.5):
-            for rate, people in ((0.01, 150), (0.001, 1000)):
+            for rate, people in ((r, p) for r, p in RATES if r in rates):
                 ms = SEARCHES_PER_PERSON[:n_groups]
                 tests = []
                 runs = ((1, size_sets, 1), (2, power_sets, 2), (3, power_sets, 3))
@@ -114,27 +125,52 @@ def claim_rows() -> None:
                 )
 
 
+def _cell(row: str) -> tuple[int, float, float]:
+    """(groups, icc, rate) of a table row, for its place in the table."""
+    parts = [c.strip() for c in row.strip().strip("|").split("|")]
+    return int(parts[0]), float(parts[1]), float(parts[2])
+
+
 def write_section(rows: list[str], command: str, cpu_s: float, wall_s: float, load: tuple) -> None:
-    """Replace the table of the "Group comparisons" section in the results file (its text
-    before the table, and the claims section, are kept)."""
+    """Put ``rows`` into the table of the "Group comparisons" section of the results file:
+    they replace the rows of the same cells, the others are kept (so the table can be made by
+    several runs, each recorded in a line above the table); the claims section is kept."""
     text = RESULTS.read_text()
-    start = text.index(SECTION)
-    end = text.index(CLAIMS_SECTION)
+    start, end = text.index(SECTION), text.index(CLAIMS_SECTION)
     section = text[start:end]
     table_start = section.index("| groups |")
     table_end = section.index("\n\n", table_start)
+    old_rows = [r for r in section[table_start:table_end].splitlines()[2:] if r.startswith("|")]
+    header_lines = section[table_start:table_end].splitlines()[:2]
+    by_cell = {} if header_lines != HEADER.splitlines() else {_cell(r): r for r in old_rows}
+    by_cell.update({_cell(r): r for r in rows})
+    cells = [c for c in by_cell]
+    order = {
+        (g, icc, rate): i
+        for i, (g, icc, rate) in enumerate(
+            (g, icc, r) for g in GROUP_COUNTS for icc in (0.0, 0.2, 0.5) for r, _ in RATES
+        )
+    }
+    cells.sort(key=lambda c: order.get(c, len(order)))
+    groups = ",".join(sorted({str(_cell(r)[0]) for r in rows}, key=int))
+    rate_list = ",".join(sorted({str(_cell(r)[2]) for r in rows}))
     run = (
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
-        f"({cpu_model()}, {platform.machine()}): {cpu_s:.0f} CPU s, {wall_s:.0f} s wall, load "
-        f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at the end. "
-        f"Command: `{command}`."
+        f"<!-- run {groups} {rate_list} -->groups {groups}, rates {rate_list}: run "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
+        f"({cpu_model()}, {platform.machine()}), {cpu_s:.0f} CPU s, {wall_s:.0f} s wall, load "
+        f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at the end; "
+        f"`{command}`<!-- /run -->"
     )
-    before = re.sub(r"<!-- run -->.*?<!-- /run -->", "", section[:table_start], flags=re.S)
-    new_section = (
-        before.rstrip() + f"\n\n<!-- run -->{run}<!-- /run -->\n\n"
-        + "\n".join([HEADER, *rows]) + section[table_end:]
-    )
-    RESULTS.write_text(text[:start] + new_section + text[end:])
+    before = section[:table_start]
+    if by_cell.keys() == {_cell(r) for r in rows}:  # a new table: earlier run lines go
+        before = re.sub(r"<!-- run .*?<!-- /run -->\n*", "", before, flags=re.S)
+    before = re.sub(
+        rf"<!-- run {re.escape(groups)} {re.escape(rate_list)} -->.*?<!-- /run -->\n*", "",
+        before, flags=re.S,
+    )  # fmt: skip
+    before = before.rstrip() + "\n\n" + run + "\n\n"
+    table = "\n".join([HEADER, *(by_cell[c] for c in cells)])
+    RESULTS.write_text(text[:start] + before + table + section[table_end:] + text[end:])
 
 
 if __name__ == "__main__":
@@ -148,14 +184,20 @@ if __name__ == "__main__":
     parser.add_argument("--power-datasets", type=int, default=300)
     parser.add_argument("--ratio-datasets", type=int, default=2000)
     parser.add_argument("--permutations", type=int, default=199)
+    parser.add_argument(
+        "--groups", default="2,4,10", help="group counts of the cells to run (2, 4, 10)"
+    )
+    parser.add_argument("--rates", default="0.01,0.001", help="rates of the cells to run")
     parser.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
     args = parser.parse_args()
     if not args.claims_only:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         print(HEADER)
         table = group_rows(
-            args.size_datasets, args.power_datasets, args.ratio_datasets, args.permutations
-        )
+            args.size_datasets, args.power_datasets, args.ratio_datasets, args.permutations,
+            tuple(int(g) for g in args.groups.split(",")),
+            tuple(float(r) for r in args.rates.split(",")),
+        )  # fmt: skip
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         print(f"\n{cpu:.0f} CPU s, {wall:.0f} s wall, load {os.getloadavg()}")
         if args.write:
