@@ -20,6 +20,7 @@ told apart in every cell.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import re
@@ -134,8 +135,20 @@ def _cell(row: str) -> tuple[int, float, float]:
 def write_section(rows: list[str], command: str, cpu_s: float, wall_s: float, load: tuple) -> None:
     """Put ``rows`` into the table of the "Group comparisons" section of the results file:
     they replace the rows of the same cells, the others are kept (so the table can be made by
-    several runs, each recorded in a line above the table); the claims section is kept."""
-    text = RESULTS.read_text()
+    several runs, each recorded in a line above the table); the claims section is kept. The
+    file is locked while it is read and rewritten, so runs of different cells may run at once."""
+    with open(RESULTS, "r+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        text = handle.read()
+        handle.seek(0)
+        handle.write(_merged(text, rows, command, cpu_s, wall_s, load))
+        handle.truncate()
+
+
+def _merged(
+    text: str, rows: list[str], command: str, cpu_s: float, wall_s: float, load: tuple
+) -> str:
+    """The results file's text with ``rows`` merged into the group table (see write_section)."""
     start, end = text.index(SECTION), text.index(CLAIMS_SECTION)
     section = text[start:end]
     table_start = section.index("| groups |")
@@ -170,7 +183,7 @@ def write_section(rows: list[str], command: str, cpu_s: float, wall_s: float, lo
     )  # fmt: skip
     before = before.rstrip() + "\n\n" + run + "\n\n"
     table = "\n".join([HEADER, *(by_cell[c] for c in cells)])
-    RESULTS.write_text(text[:start] + before + table + section[table_end:] + text[end:])
+    return text[:start] + before + table + section[table_end:] + text[end:]
 
 
 if __name__ == "__main__":
