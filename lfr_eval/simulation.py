@@ -483,9 +483,16 @@ class ScalingCoverageResult:
         Two-sided misses with the truth below / above the interval.
     relative_bias : float
         Mean estimate / truth - 1 (the per-person model's beyond F).
+    relative_bias_se : float
+        Monte-Carlo standard error of ``relative_bias``: the estimates' standard deviation over
+        data sets / sqrt(n_datasets) / truth. An unbiased estimator shows ``|relative_bias|``
+        of about this size; a real bias is one many of these beyond 0.
     pooled_relative_bias : float
         The pooled model's, beyond F (NaN within).
     median_relative_width : float
+    matching_people : float
+        Mean over data sets of the people with at least one search meeting at least one filler
+        (the information behind the figure: at N <= F a search's P(alert) is 0 without one).
     """
 
     design: ScalingDesign
@@ -497,8 +504,19 @@ class ScalingCoverageResult:
     miss_below: float
     miss_above: float
     relative_bias: float
+    relative_bias_se: float
     pooled_relative_bias: float
     median_relative_width: float
+    matching_people: float
+
+    def bias_z(self) -> float:
+        """``relative_bias / relative_bias_se``: beyond about 3.5 in a handful of cells, real."""
+        return self.relative_bias / self.relative_bias_se if self.relative_bias_se > 0 else 0.0
+
+
+#: Searches x data sets drawn at a time by :func:`scaled_fpir_coverage` (memory: a few arrays
+#: of this many float64).
+SCALING_BATCH_CELLS = 2_000_000
 
 
 def scaled_fpir_coverage(
@@ -525,11 +543,19 @@ def scaled_fpir_coverage(
     subjects = np.repeat(np.arange(design.n_people), design.searches_per_person)
     exponent = zero_exponent(n, sizes, shares)
     inside = upper_ok = below = above = 0
-    estimates, pooled_estimates, widths, methods = [], [], [], set()
+    estimates, pooled_estimates, widths, methods, matching = [], [], [], set(), []
+    n_searches = design.n_people * design.searches_per_person
+    batches = max(batches, -(-n_searches * n_datasets // SCALING_BATCH_CELLS))
     for size in np.diff(np.linspace(0, n_datasets, batches + 1).astype(int)):
         if size == 0:
             continue
         counts = draw_filler_counts(design, int(size), rng)[:, None, :]  # (n, 1 group, R)
+        matching.append(
+            (counts[:, 0, :] > 0)
+            .reshape(design.n_people, design.searches_per_person, int(size))
+            .any(axis=1)
+            .sum(axis=0)
+        )
         values, _ = per_search_fpir(counts, sizes, shares, n)
         interval = clustered_scaled_interval(values, subjects, exponent, confidence)
         if design.watchlist_size > design.n_fillers:
@@ -548,6 +574,8 @@ def scaled_fpir_coverage(
         if pooled_estimates
         else float("nan")
     )
+    estimate = np.concatenate(estimates)
+    spread = float(np.std(estimate, ddof=1)) if len(estimate) > 1 else float("nan")
     return ScalingCoverageResult(
         design=design,
         method=" / ".join(sorted(methods)),
@@ -557,9 +585,11 @@ def scaled_fpir_coverage(
         upper=upper_ok / n_datasets,
         miss_below=below / n_datasets,
         miss_above=above / n_datasets,
-        relative_bias=float(np.mean(np.concatenate(estimates)) / truth - 1),
+        relative_bias=float(np.mean(estimate) / truth - 1),
+        relative_bias_se=spread / np.sqrt(len(estimate)) / truth,
         pooled_relative_bias=pooled_bias,
         median_relative_width=float(np.median(np.concatenate(widths))),
+        matching_people=float(np.mean(np.concatenate(matching))),
     )
 
 

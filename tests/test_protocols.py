@@ -271,7 +271,9 @@ def test_zero_false_matches_give_an_exact_upper_bound_not_zero_width() -> None:
     )
     busy = analytic[analytic["threshold"] == 0.6]
     assert busy["interval"].str.startswith("korn-graubard").all()
-    assert (busy["upper"] > busy["fpir"]).all() and (busy["upper_bound"] <= busy["upper"]).all()
+    # the one-sided bound (exact, one more largest person) may pass the two-sided upper end
+    # (Jeffreys): both are above the estimate
+    assert (busy["upper"] > busy["fpir"]).all() and (busy["upper_bound"] > busy["fpir"]).all()
     # per-group rows use their own people
     by_sex = scale_fpir(fs, [f], [0.99], by="sex").table.set_index("group")
     female = fs.search_subjects[fs.search_groups["sex"].to_numpy() == "female"]

@@ -10,6 +10,7 @@ import pytest
 
 from lfr_eval.protocols import ProtocolError
 from lfr_eval.protocols._scaling import (
+    draws_per_group,
     hypergeometric_fpir,
     per_search_fpir,
     plug_in_fpir,
@@ -86,3 +87,30 @@ def test_scaled_fpir_is_read_from_the_scaling_table() -> None:
     assert scaled_fpir(None, 5000, 0.6) is None
     with pytest.raises(ProtocolError, match="below the lowest"):
         scaled_fpir(table, 1000, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("n", "shares", "expected"),
+    [
+        (100, [1 / 3, 1 / 3, 1 / 3], [34, 33, 33]),  # rounding each: 33 + 33 + 33 = 99
+        (101, [0.5, 0.5], [51, 50]),  # rounding each (half to even): 50 + 50 = 100
+        (1000, [0.2, 0.3, 0.5], [200, 300, 500]),
+        (7, [0.0, 1.0], [0, 7]),
+        (10, [0.25, 0.25, 0.5], [3, 2, 5]),  # a tie of remainders goes to the earlier group
+    ],
+)
+def test_draws_per_group_adds_up_to_the_watchlist_size(
+    n: int, shares: list[float], expected: list[int]
+) -> None:
+    draws = draws_per_group(n, np.array(shares))
+    assert draws.tolist() == expected
+    assert draws.sum() == n
+
+
+def test_draws_per_group_adds_up_for_random_compositions() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        shares = rng.dirichlet(np.ones(rng.integers(1, 8)))
+        n = int(rng.integers(1, 100_000))
+        draws = draws_per_group(n, shares)
+        assert draws.sum() == n and np.all(np.abs(draws - n * shares) < 1.0)

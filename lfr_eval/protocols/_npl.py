@@ -66,6 +66,7 @@ from lfr_eval.protocols._scaling import (
     SearchValue,
     SearchValueHistogram,
     composite_fmr,
+    draws_per_group,
     effective_people,
     extrapolation_range,
     interval_from_summary,
@@ -701,7 +702,7 @@ def resample_sizes(
     available = np.array([(labels_per_filler == label).sum() for label in labels])
     sizes = []
     for n in watchlist_sizes:
-        need = np.round(int(n) * shares).astype(int)
+        need = draws_per_group(n, shares)
         # a gallery of every filler is the same in every draw: nothing to resample
         if np.all(need <= available) and not np.all(need == available):
             sizes.append(int(n))
@@ -1088,10 +1089,10 @@ def scale_fpir(
     interval : {"korn-graubard", "subject-bootstrap", "none"}
         ``"korn-graubard"`` (default): the design-effect beta interval of the mean of
         per-search alert probabilities, clustered by person
-        (:func:`~lfr_eval.protocols._scaling.interval_from_person_sums`; the one-sided bound
-        also allows one more person as large as the largest seen, Fay & Feuer; coverage
-        measured in ``benchmarks/bench_scaling_grid.py``). ``"subject-bootstrap"``: the
-        percentile
+        (:func:`~lfr_eval.protocols._scaling.interval_from_person_sums`: two-sided with
+        Jeffreys ends; the one-sided bound exact and allowing one more person as large as
+        the largest seen, Fay & Feuer; coverage measured in
+        ``benchmarks/bench_scaling_grid.py``). ``"subject-bootstrap"``: the percentile
         bootstrap over people, kept by name for comparison (it under-covers when searches
         correlate within a person). ``"none"``: no interval.
     n_boot : int
@@ -1349,7 +1350,7 @@ def resample_fpir(
     people = max(effective_people(filler_counts.search_subjects), 1.0)
     alpha = (1.0 - confidence) / 2.0
     for n in watchlist_sizes:
-        per_group = np.round(int(n) * shares).astype(int)
+        per_group = draws_per_group(n, shares)
         for label, need, pool in zip(labels, per_group, members):
             if need > len(pool):
                 where = "" if attribute is None else f" labelled {attribute}={label!r}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -25,6 +25,13 @@ from lfr_eval.metrics._intervals import SubjectHistogram
 
 if TYPE_CHECKING:
     from lfr_eval.metrics import ClusterSummary
+    from lfr_eval.metrics._clustered import IntervalEnd
+
+#: Degrees of freedom of the two-sided ends' t widening (:func:`interval_from_summary`):
+#: ``"people"`` those of the people carrying the variance, ``"satterthwaite"`` those divided by
+#: the squared share of the variance beyond the binomial, ``"satterthwaite-lower"`` that for
+#: the lower end only.
+ScaledDfRule = Literal["people", "satterthwaite", "satterthwaite-lower"]
 
 #: ``method`` of the per-search (hypergeometric, N <= F; plug-in beyond) rows
 ANALYTIC = "analytic"
@@ -33,8 +40,21 @@ POOLED = "analytic-pooled"
 
 
 def draws_per_group(n: int, shares: np.ndarray) -> np.ndarray:
-    """Fillers of each group in a watchlist of ``n``: ``round(n * w_g)``."""
-    return np.round(int(n) * np.asarray(shares, dtype=np.float64)).astype(np.int64)
+    """Fillers of each group in a watchlist of ``n``: ``n * w_g`` apportioned to whole fillers
+    by largest remainder (Hamilton), so they add up to ``round(n * sum(w))`` (= n for shares
+    summing to 1).
+
+    Rounding each group on its own can lose or add fillers (three equal groups of a watchlist
+    of 100 gave 99; two halves of 101 gave 100), and the figure is then FPIR at that other
+    size, biased against the N it is labelled with. Ties go to the earlier group.
+    """
+    quota = int(n) * np.asarray(shares, dtype=np.float64)
+    base = np.floor(quota + 1e-9).astype(np.int64)
+    left = int(round(float(quota.sum()))) - int(base.sum())
+    if left > 0:
+        order = np.argsort(-(quota - base), kind="stable")
+        base[order[:left]] += 1
+    return base
 
 
 def within_fillers(n: int, sizes: np.ndarray, shares: np.ndarray) -> bool:
@@ -138,11 +158,13 @@ def per_search_fpir_model(n: int, sizes: np.ndarray, shares: np.ndarray) -> str:
 # --------------------------------------------------------------------------------------------
 
 #: Interval of a scaled FPIR: the design-effect (Korn–Graubard) beta interval of the mean of
-#: per-search alert probabilities, with the cluster-robust variance over people; the one-sided
-#: bound also allows one more person as large as the largest seen (Fay & Feuer 1997).
+#: per-search alert probabilities, with the cluster-robust variance over people; two-sided with
+#: Jeffreys ends, the one-sided bound exact and allowing one more person as large as the
+#: largest seen (Fay & Feuer 1997). See :func:`interval_from_person_sums`.
 SCALED_KORN_GRAUBARD = (
-    "korn-graubard (per-search P(alert), clustered by person; one-sided bound with one more "
-    "largest person, Fay-Feuer)"
+    "korn-graubard (per-search P(alert), clustered by person; two-sided: Jeffreys ends, "
+    "Satterthwaite df at the lower end; one-sided bound: exact, with one more largest person, "
+    "Fay-Feuer)"
 )
 #: Interval where no search met any filler: the exact bound counted by people.
 SCALED_ZERO = "exact one-sided, counted by people (no false matches)"
@@ -222,25 +244,41 @@ def interval_from_person_sums(
 
     Notes
     -----
-    The estimate is the ratio ``sum_i V_i / sum_i n_i`` over people; the interval is the
-    Korn–Graubard design-effect beta interval of :func:`lfr_eval.metrics.korn_graubard` with
-    ``V_i`` in place of error counts: the cluster-robust (linearisation) variance over people
-    gives an effective number of searches ``p (1 - p) / V``, reduced by ``(z / t_df)^2`` with
-    ``df`` from the people who carry the variance, and the Clopper–Pearson (beta) quantiles of
-    ``p n_eff`` in ``n_eff`` give the ends. A per-search value in [0, 1] with mean p has
-    variance at most ``p (1 - p)``, so the binomial form is the right scale; unlike 0/1
+    The estimate is the ratio ``sum_i V_i / sum_i n_i`` over people; the interval is a
+    Korn–Graubard-style design-effect beta interval (:func:`lfr_eval.metrics.korn_graubard`)
+    with ``V_i`` in place of error counts: the cluster-robust (linearisation) variance over
+    people gives an effective number of searches ``n_eff = p (1 - p) / V``, reduced by
+    ``(z / t_df)^2`` with ``df`` from the people who carry the variance, and beta quantiles of
+    ``p n_eff`` "errors" in ``n_eff`` give the ends. A per-search value in [0, 1] with mean p
+    has variance at most ``p (1 - p)``, so the binomial form is the right scale; unlike 0/1
     errors, a design effect below 1 is real here (a probability carries more than one
     Bernoulli draw), so ``n_eff`` is not truncated at n. The beta form keeps the interval
     inside [0, 1] and skewed away from 0 when the rate is small.
 
-    The one-sided upper bound is the larger of that beta bound and Fay & Feuer's (1997): the
-    same beta with one more person as large as the largest seen (``largest``), see
-    :func:`_one_more_person_upper`. A sample that missed the few people who carry most false
-    matches has a low mean *and* a low variance, and the beta bound alone then covered only
-    93% in simulation (20–100 people whose searches share one rate, N = F / 10); with the
-    extra person it covers at least 96% there (``benchmarks/results/scaling_grid_worst.md``).
-    The two-sided interval is the beta interval, its upper end raised to the one-sided bound
-    where that is higher.
+    **One-sided upper bound** (what a claim is checked against): the larger of the exact
+    (Clopper–Pearson) beta bound and Fay & Feuer's (1997): the same beta with one more person
+    as large as the largest seen (``largest``), see :func:`_one_more_person_upper`. A sample
+    that missed the few people who carry most false matches has a low mean *and* a low
+    variance, and the beta bound alone then covered only 93% in simulation (20–100 people
+    whose searches share one rate, N = F / 10); with the extra person it covers at least 96%
+    there (``benchmarks/results/scaling_grid_worst.md``).
+
+    **Two-sided interval**: Jeffreys ends (quantiles of ``Beta(x + 1/2, n - x + 1/2)``, the
+    design-effect Jeffreys form of the plain rates' default,
+    :func:`lfr_eval.metrics.design_effect_jeffreys`), the upper end with the t widening above,
+    the lower end with Satterthwaite's degrees of freedom for the part of the variance beyond
+    the binomial (``df / (1 - 1/deff)^2``): only that excess is estimated from the few people
+    who carry it. A mean of skewed per-person sums errs on the upper side when people are
+    few (the misses were almost all there), so the upper end keeps the full widening, while
+    the full widening on the lower end made it needlessly low. Measured on the grid's 150
+    N <= F cells with the same data sets (``benchmarks/bench_scaling_two_sided.py``,
+    ``benchmarks/results/scaling_two_sided.md``): 91% of cells inside 0.93–0.97 and none
+    below (min 0.938), where the exact ends with the upper end raised to the one-sided bound
+    (the rule before) had 53%, 70 cells above 0.97. The cells still above 0.97 have under
+    about 10 false-matching people per data set, where a discrete count cannot be tight. The
+    two-sided upper end is *not* raised to the one-sided bound: the one-sided bound carries the
+    extra person's guard and is often (about half the data sets) the higher of the two, by
+    design; a claim uses the one-sided bound, a "95% CI" the two-sided interval.
 
     Where every value is 0 (no search met any filler) the variance says nothing: the bound is
     ``1 - alpha ** (exponent / s_eff)`` with ``s_eff`` the effective number of people, the
@@ -263,14 +301,26 @@ def interval_from_summary(
     exponent: float,
     confidence: float = 0.95,
     largest: np.ndarray | None = None,
+    *,
+    two_sided_ends: IntervalEnd = "jeffreys",
+    two_sided_df: ScaledDfRule = "satterthwaite-lower",
+    raise_two_sided: bool = False,
 ) -> ScaledInterval:
     """:func:`interval_from_person_sums` from the sums' :class:`~lfr_eval.metrics.ClusterSummary`
     (made in bounded memory from a :class:`SearchValueHistogram` by
     :func:`~lfr_eval.metrics.summarise_subjects`) and the largest person's sum at each
-    threshold (``largest``, shape (m,); see :func:`largest_person_sum`)."""
+    threshold (``largest``, shape (m,); see :func:`largest_person_sum`).
+
+    ``two_sided_ends``, ``two_sided_df`` and ``raise_two_sided`` choose the two-sided rule
+    (the ends' form, see :func:`lfr_eval.metrics._clustered._ends`; the degrees of freedom
+    of the t widening, ``"satterthwaite"``: only the variance beyond the binomial counts;
+    whether the upper end is raised to the one-sided bound). The defaults are the scaling
+    table's; the others are there for ``benchmarks/bench_scaling_two_sided.py``, which
+    compares the rules by simulation. The one-sided bound does not depend on them.
+    """
     from scipy import stats
 
-    from lfr_eval.metrics._clustered import fractional_clopper_pearson
+    from lfr_eval.metrics._clustered import _ends, fractional_clopper_pearson
 
     total = max(float(summary.trials), 1.0)
     rate = summary.errors / total
@@ -282,18 +332,34 @@ def interval_from_summary(
         # Unlike 0/1 errors, a mean of probabilities can carry more information than its
         # searches (deff < 1 is real, not noise), so n_eff is not truncated at n.
         n_eff = rate * (1 - rate) / summary.variance
-    df = np.where(np.isfinite(summary.df), summary.df, 1.0)
-    ends = {}
-    for sided, tail in (("two-sided", alpha / 2), ("upper", alpha)):
+    df_people = np.where(np.isfinite(summary.df), summary.df, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # only the variance beyond the binomial rests on few people (Satterthwaite 1946)
+        excess = np.clip(1.0 - 1.0 / deff, 0.0, 1.0)
+        df_excess = np.where(excess > 0, df_people / excess**2, 1e12)
+    df_excess = np.minimum(np.where(np.isfinite(df_excess), df_excess, df_people), 1e12)
+
+    def effective(tail: float, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # few people carry the variance: widen as a t statistic would
         widen = (stats.norm.ppf(1 - tail) / stats.t.ppf(1 - tail, df)) ** 2
         n_t = n_eff * widen
         # one person, or a variance of 0 with values inside (0, 1): nothing is known about
         # the spread between people; count people
         n_t = np.where(np.isfinite(n_t) & (n_t > 0) & (summary.n_subjects > 1), n_t, people)
-        n_t = np.minimum(n_t, 1e15)
-        a_low = tail if sided == "two-sided" else 0.0
-        low_end, high_end = fractional_clopper_pearson(rate * n_t, n_t, a_low, tail)
+        return np.minimum(n_t, 1e15), widen
+
+    ends = {}
+    for sided, tail in (("two-sided", alpha / 2), ("upper", alpha)):
+        if sided == "two-sided":
+            df_low = df_people if two_sided_df == "people" else df_excess
+            df_high = df_excess if two_sided_df == "satterthwaite" else df_people
+            n_low, _ = effective(tail, df_low)
+            n_t, widen = effective(tail, df_high)
+            low_end, _ = _ends(rate * n_low, n_low, tail, tail, two_sided_ends)
+            _, high_end = _ends(rate * n_t, n_t, tail, tail, two_sided_ends)
+        else:
+            n_t, widen = effective(tail, df_people)
+            low_end, high_end = fractional_clopper_pearson(rate * n_t, n_t, 0.0, tail)
         if largest is not None and sided == "upper":
             # the bound a claim is checked against: one more person as large as the largest
             high_end = np.maximum(high_end, _one_more_person_upper(
@@ -306,8 +372,9 @@ def interval_from_summary(
         zero_one = float(-np.expm1(exponent / people * np.log(alpha)))
     method = np.where(zero, SCALED_ZERO, SCALED_KORN_GRAUBARD).astype(object)
     low, high = ends["two-sided"]
-    # the two-sided upper end is never below the one-sided bound at the same confidence
-    high = np.maximum(high, ends["upper"][1])
+    if raise_two_sided:
+        # the two-sided upper end is never below the one-sided bound at the same confidence
+        high = np.maximum(high, ends["upper"][1])
     return ScaledInterval(
         fpir=rate,
         lower=np.where(zero, 0.0, np.minimum(low, rate)),
