@@ -332,7 +332,7 @@ def rerun_table(table: pd.DataFrame) -> str:
     shown["upper_se"] = np.sqrt(table["upper"] * (1 - table["upper"]) / n)
     beyond = (table["relative_bias"].abs() - 2 * table["relative_bias_se"] > 0.05).sum()
     note = (
-        f"\nCells whose |bias| is more than 2 s.e. beyond ±5% (a real bias): {int(beyond)}; "
+        f"\n\nCells whose |bias| is more than 2 s.e. beyond ±5% (a real bias): {int(beyond)}; "
         f"max |bias| {table['relative_bias'].abs().max():.4f}, max |z| "
         f"{table['bias_z'].abs().max():.2f}.\n"
     )
