@@ -21,6 +21,7 @@ from lfr_eval.report import (
     rate_vs_threshold_figure,
     score_histogram_figure,
 )
+from lfr_eval.results import RESULT_FILE, EvaluationResult, load_result
 
 st.set_page_config(page_title="Demographic report · LFR Workbench", page_icon="📊", layout="wide")
 _shared.require_role(*_shared.ROLES_RESULTS)
@@ -37,11 +38,9 @@ N_PERMUTATIONS = 4999
 
 
 @st.cache_resource(show_spinner="Reading each person's counts…", max_entries=2)
-def _full_result(path: str, result_sha256: str) -> object | None:
+def _full_result(path: str, result_sha256: str) -> EvaluationResult | None:
     """The full results behind the aggregate (None when the folder holds only an aggregate).
     ``result_sha256`` keys the cache: a folder evaluated again is read again."""
-    from lfr_eval.results import RESULT_FILE, load_result
-
     folder = Path(path)
     if not (folder / RESULT_FILE).is_file():
         return None
@@ -54,20 +53,28 @@ def _full_result(path: str, result_sha256: str) -> object | None:
     return result
 
 
-@st.cache_resource(show_spinner="Comparing groups (permutation test over people)…", max_entries=32)
+@st.cache_resource(show_spinner="Counting errors person by person…", max_entries=8)
+def _frame_at(
+    path: str, result_sha256: str, threshold: float, attribute: str
+) -> IdentificationFrame | None:
+    """The per-person frame by ``attribute`` at one threshold (None without full results);
+    one for both metrics."""
+    result = _full_result(path, result_sha256)
+    return None if result is None else result.identification_frame([threshold], [attribute])
+
+
+@st.cache_resource(show_spinner="Comparing groups…", max_entries=32)
 def _comparison(
     _agg: AggregateResult, path: str | None, result_sha256: str, threshold: float,
     attribute: str, metric: str,
 ) -> GroupComparison:
     """:func:`lfr_eval.explain.group_comparison`, with the per-person frame of the full results
     where the folder has them (the permutation test), else from the aggregate (Rao–Scott)."""
-    result = None if path is None else _full_result(path, result_sha256)
-    frame: IdentificationFrame | None = None
-    if result is not None:
-        frame = result.identification_frame([threshold], [attribute])  # type: ignore[attr-defined]
+    frame = None if path is None else _frame_at(path, result_sha256, threshold, attribute)
     return group_comparison(
         _agg, threshold, attribute, metric, frame=frame, n_permutations=N_PERMUTATIONS
     )  # fmt: skip
+
 
 loaded = _shared.results_or_stop()
 agg = loaded.aggregate
