@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -384,30 +385,19 @@ def evaluate(
         with warnings.catch_warnings():
             # inconsistent per-subject labels were already reported when the manifest was read
             warnings.simplefilter("ignore", ManifestWarning)
+            options: dict[str, Any] = dict(
+                top_k=top_k,
+                backend=scoring_backend,
+                device=scoring_device,
+                failures=failures,
+                thresholds=thresholds,
+                scale=scoring_scale,
+                enrolment=enrolment,
+            )
             if isinstance(built, OpenSetProtocol):
-                run = run_protocol(
-                    built,
-                    embeddings,
-                    top_k=top_k,
-                    backend=scoring_backend,
-                    device=scoring_device,
-                    failures=failures,
-                    thresholds=thresholds,
-                    scale=scoring_scale,
-                    enrolment=enrolment,
-                )
+                run = run_protocol(built, embeddings, **options)
             else:
-                run = run_npl_protocol(
-                    built,
-                    embeddings,
-                    top_k=top_k,
-                    backend=scoring_backend,
-                    device=scoring_device,
-                    failures=failures,
-                    thresholds=thresholds,
-                    scale=scoring_scale,
-                    enrolment=enrolment,
-                )
+                run = run_npl_protocol(built, embeddings, **options)
         timings["scoring_s"] = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -140,17 +140,7 @@ def rate_at(
     ]
     if part.empty:
         raise ExplainError(MSG_NO_ROW.format(metric=metric, attribute=attribute, group=group))
-    row = part.iloc[0]
-    return RateEstimate(
-        errors=int(row["errors"]),
-        trials=int(row["n_searches"]),
-        rate=float(row["rate"]),
-        ci_low=float(row["ci_low"]),
-        ci_high=float(row["ci_high"]),
-        method=str(row["ci_method"]),
-        confidence=agg.intervals.confidence,
-        insufficient_data=bool(row["insufficient_data"]),
-    )
+    return RateEstimate.from_row(part.iloc[0], agg.intervals.confidence)
 
 
 @dataclass(frozen=True)

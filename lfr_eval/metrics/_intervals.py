@@ -206,6 +206,22 @@ class RateEstimate:
     sided: str = "two-sided"
     insufficient_data: bool = False
 
+    @classmethod
+    def from_row(cls, row: Any, confidence: float) -> RateEstimate:
+        """The estimate of one rates-table row (columns ``errors``, ``n_searches``, ``rate``,
+        ``ci_low``, ``ci_high``, ``ci_method``, ``insufficient_data``), as a frame's table or an
+        aggregate's ``rates`` hold it."""
+        return cls(
+            errors=int(row["errors"]),
+            trials=int(row["n_searches"]),
+            rate=float(row["rate"]),
+            ci_low=float(row["ci_low"]),
+            ci_high=float(row["ci_high"]),
+            method=str(row["ci_method"]),
+            confidence=float(confidence),
+            insufficient_data=bool(row["insufficient_data"]),
+        )
+
     def complement(self) -> RateEstimate:
         """The complementary rate (e.g. TPIR from FNIR): ``1 - rate`` with the interval flipped."""
         return RateEstimate(

@@ -152,16 +152,7 @@ class OperatingPoint:
 def _overall_estimate(frame: IdentificationFrame, metric: str) -> RateEstimate:
     """The frame's overall row for ``metric`` (one threshold) as a :class:`RateEstimate`."""
     row = frame.overall.xs(metric, level="metric").iloc[0]
-    return RateEstimate(
-        errors=int(row["errors"]),
-        trials=int(row["n_searches"]),
-        rate=float(row["rate"]),
-        ci_low=float(row["ci_low"]),
-        ci_high=float(row["ci_high"]),
-        method=str(row["ci_method"]),
-        confidence=frame.confidence,
-        insufficient_data=bool(row["insufficient_data"]),
-    )
+    return RateEstimate.from_row(row, frame.confidence)
 
 
 def operating_point(
