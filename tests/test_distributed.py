@@ -35,12 +35,15 @@ def cluster():
 
     from lfr_eval.datasets._embedding import _workers_skip_main_script
 
-    # earlier tests (Streamlit's AppTest) can leave a page script as __main__
-    with _workers_skip_main_script(None):
-        local = LocalCluster(
+    # earlier tests (Streamlit's AppTest) can leave a page script as __main__; it stays hidden
+    # for the cluster's whole life, since a worker that a test kills is restarted by its nanny
+    # (spawned again, re-importing __main__) while the tests run
+    with (
+        _workers_skip_main_script(None),
+        LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-    with local:
+        ) as local,
+    ):
         yield local
 
 
