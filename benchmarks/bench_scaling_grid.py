@@ -221,15 +221,22 @@ def out_of_reach(people: int, matching_people: float) -> bool:
     return True
 
 
-def information_bands(within: pd.DataFrame) -> str:
-    """The two-sided band by expected false-matching people per data set (N <= F)."""
-    t = within.copy()
+def with_information_bands(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its cells' band of false-matching people per data set (``band``) and
+    whether the two-sided coverage is inside 0.93-0.97 (``in_band``)."""
+    t = table.copy()
     labels = [
         f"{lo:g}–{hi:g}" for lo, hi in zip(INFORMATION_BANDS[:-1], INFORMATION_BANDS[1:],
                                          strict=True)
     ]  # fmt: skip
     t["band"] = pd.cut(t["matching_people"], list(INFORMATION_BANDS), right=False, labels=labels)
     t["in_band"] = (t["two_sided"] >= 0.93) & (t["two_sided"] <= 0.97)
+    return t
+
+
+def information_bands(within: pd.DataFrame) -> str:
+    """The two-sided band by expected false-matching people per data set (N <= F)."""
+    t = with_information_bands(within)
     t["reach"] = [
         not out_of_reach(int(p), float(k))
         for p, k in zip(t["people"], t["matching_people"], strict=True)
@@ -243,7 +250,7 @@ def information_bands(within: pd.DataFrame) -> str:
         "in 0.93–0.97 | above 0.97 | below 0.93 | in band of those in reach | one-sided min |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for band in labels:
+    for band in t["band"].cat.categories:
         part = t[t["band"] == band]
         if part.empty:
             continue

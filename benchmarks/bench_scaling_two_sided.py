@@ -49,7 +49,12 @@ from lfr_eval.protocols._scaling import (
 from lfr_eval.simulation import SCALING_BATCH_CELLS, ScalingDesign, draw_filler_counts
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_scaling_grid import FILLERS, INFORMATION_BANDS, all_cells, out_of_reach  # noqa: E402
+from bench_scaling_grid import (  # noqa: E402
+    FILLERS,
+    all_cells,
+    out_of_reach,
+    with_information_bands,
+)
 from bench_stats_grid import markdown  # noqa: E402
 
 #: name -> (two-sided ends, degrees-of-freedom rule, raise to the one-sided bound)
@@ -158,13 +163,7 @@ def summary_table(table: pd.DataFrame) -> str:
 
 def band_table(table: pd.DataFrame) -> str:
     """Share in 0.93–0.97 by false-matching people per data set, per rule."""
-    t = table.copy()
-    labels = [
-        f"{lo:g}–{hi:g}" for lo, hi in zip(INFORMATION_BANDS[:-1], INFORMATION_BANDS[1:],
-                                         strict=True)
-    ]  # fmt: skip
-    t["band"] = pd.cut(t["matching_people"], list(INFORMATION_BANDS), right=False, labels=labels)
-    t["in_band"] = (t["two_sided"] >= 0.93) & (t["two_sided"] <= 0.97)
+    t = with_information_bands(table)
     first = next(iter(RULES))
     lines = [
         "| false-matching people | cells | out of reach | "
@@ -172,7 +171,7 @@ def band_table(table: pd.DataFrame) -> str:
         + " |",
         "|" + "---|" * (3 + len(RULES)),
     ]
-    for band in labels:
+    for band in t["band"].cat.categories:
         part = t[t["band"] == band]
         if part.empty:
             continue
