@@ -37,6 +37,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from lfr_eval.metrics._clustered import (
+    KORN_GRAUBARD_MONOTONE,
+    KORN_GRAUBARD_NOT_MONOTONE,
     ClusteredRate,
     ClusterSummary,
     korn_graubard,
@@ -237,8 +239,7 @@ class ClaimCheck:
         people = f" from {plural(self.n_subjects, 'person')}" if self.n_subjects is not None else ""
         how = (
             "clustered by person (Korn–Graubard design-effect Clopper–Pearson"
-            + (", counted by people as no false positive was seen" if "people" in self.method
-               else "")
+            + _bound_note(self.method)
             + ")"
             if self.clustered
             else "Clopper–Pearson, treating searches as independent (no subject ids given)"
@@ -426,7 +427,8 @@ def fpir_upper_bound(
     Returns
     -------
     ClusteredRate
-        ``ci_high`` is the bound (Korn–Graubard, ``sided="upper"``).
+        ``ci_high`` is the bound (Korn–Graubard, ``sided="upper"``, monotone in the errors:
+        :func:`lfr_eval.metrics.monotone_upper_bound`).
     """
     return korn_graubard(subject_false_positives, subject_searches, confidence, sided="upper")
 
@@ -682,6 +684,24 @@ def check_fpir_claim(
         measured_upper_bound=measured,
         scaled_fpir=figure,
     )
+
+
+def _bound_note(method: str) -> str:
+    """What the summary adds about the clustered bound's variant (``ClaimCheck.method``)."""
+    if "people" in method:
+        return ", counted by people as no false positive was seen"
+    if method == KORN_GRAUBARD_MONOTONE:
+        return (
+            ", monotone in the false positives: never below the bound of the same data with "
+            "fewer of them"
+        )
+    if method == KORN_GRAUBARD_NOT_MONOTONE:
+        return (
+            "; NOT monotone in the false positives: these results keep no per-person top "
+            "counts, and with one or two people holding them, one more false positive can "
+            "lower this bound"
+        )
+    return ""
 
 
 @dataclass(frozen=True)

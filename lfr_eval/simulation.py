@@ -24,6 +24,7 @@ import numpy as np
 from lfr_eval.metrics._clustered import (
     SMALL_SAMPLE_RULES_COMPARED,
     SmallSampleRule,
+    design_effect_interval,
     design_effect_jeffreys,
     design_effect_jeffreys_from_summary,
     korn_graubard,
@@ -148,13 +149,39 @@ def _jeffreys_variant(rule: SmallSampleRule) -> IntervalFunction:
     return interval
 
 
+def _plain_korn_graubard(
+    errors: np.ndarray, trials: np.ndarray, confidence: float, sided: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Korn–Graubard with the one-sided bound *not* made monotone in the errors (the bound
+    before :func:`lfr_eval.metrics.monotone_upper_bound`), for comparison on the grid."""
+    r = design_effect_interval(summarise_clusters(errors, trials), confidence, sided=sided)
+    return r.ci_low, r.ci_high
+
+
+def _jeffreys_monotone_upper(
+    errors: np.ndarray, trials: np.ndarray, confidence: float, sided: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The default with its two-sided upper end monotone in the errors (compared on the grid)."""
+    r = design_effect_jeffreys_from_summary(
+        summarise_clusters(errors, trials), confidence, sided=sided, monotone_upper=True
+    )
+    return r.ci_low, r.ci_high
+
+
+#: Name of the default with a monotone two-sided upper end, on the grid.
+MONOTONE_UPPER_END = "design-effect-jeffreys [monotone upper end]"
+#: Name of the plain (not monotone) Korn–Graubard one-sided bound, on the grid.
+PLAIN_KORN_GRAUBARD = "korn-graubard [not monotone]"
+
 INTERVALS: dict[str, IntervalFunction] = {
     "design-effect-jeffreys": design_effect_jeffreys_interval,
     **{
         f"design-effect-jeffreys [{name}]": _jeffreys_variant(rule)
         for name, rule in SMALL_SAMPLE_RULES_COMPARED.items()
     },
+    MONOTONE_UPPER_END: _jeffreys_monotone_upper,
     "korn-graubard": korn_graubard_interval,
+    PLAIN_KORN_GRAUBARD: _plain_korn_graubard,
     "clopper-pearson (independence)": independent_clopper_pearson,
 }
 

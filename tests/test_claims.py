@@ -84,7 +84,7 @@ def test_claim_from_search_set_counts_at_threshold() -> None:
     # all three false positives come from one person (searches 0-2 are subject "0"): the
     # clustered bound is far wider than the 3-in-30,000 of independent searches
     independent = float(clopper_pearson(3, 30_000, sided="upper")[1])
-    assert c.method == "korn-graubard" and c.upper_bound > 5 * independent
+    assert c.method == "korn-graubard, monotone in errors" and c.upper_bound > 5 * independent
     # spread over three people, the clustered bound is close to the independent one
     spread = best.copy()
     spread[:3] = 0.0
@@ -99,8 +99,25 @@ def test_claim_from_search_set_counts_at_threshold() -> None:
     )
     c2 = check_fpir_claim(CLAIM, ss2)
     assert c2.false_positives == 3
-    # (the t adjustment for a variance resting on three people still widens it, up to ~2x)
-    assert independent <= c2.upper_bound < min(2.5 * independent, c.upper_bound)
+    # but not below the bound with only two of those people's false positives: the bound is
+    # monotone in the errors, and with two people carrying them the t adjustment is large
+    # (the plain bound, 0.00049, would support more with three false positives than with two)
+    two = best.copy()
+    two[:3] = 0.0
+    two[[0, 10]] = [0.6, 0.7]
+    c_two = check_fpir_claim(
+        CLAIM,
+        SearchSet(
+            watchlist_size=10_000,
+            mate_scores=np.array([]),
+            mate_ranks=np.array([], int),
+            mated_subjects=np.array([], str),
+            non_mated_topk=two[:, None],
+            non_mated_subjects=ss.non_mated_subjects,
+        ),
+    )
+    assert c2.upper_bound == pytest.approx(c_two.upper_bound, rel=1e-12)
+    assert 2.5 * independent < c2.upper_bound < c.upper_bound
     assert c2.people_needed_if_no_more_errors is not None
 
 

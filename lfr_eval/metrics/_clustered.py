@@ -42,8 +42,9 @@ people 20–2,000, searches per person 1–100, intra-person correlation 0–0.5
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -68,6 +69,21 @@ KORN_GRAUBARD_NO_ERRORS = "korn-graubard (no errors: counted by people)"
 KORN_GRAUBARD_ALL_ERRORS = "korn-graubard (all errors: counted by people)"
 #: Label where only one person was searched: nothing is known about between-person spread.
 KORN_GRAUBARD_ONE_PERSON = "korn-graubard (one person: n_eff = 1)"
+#: Label of the one-sided bound made monotone in the errors (:func:`monotone_upper_bound`).
+KORN_GRAUBARD_MONOTONE = "korn-graubard, monotone in errors"
+#: Label of a one-sided bound from a summary without the top people's counts (an aggregate
+#: written before they were recorded): the plain bound, which can fall when an error is added.
+KORN_GRAUBARD_NOT_MONOTONE = (
+    "korn-graubard (NOT monotone in errors: this summary keeps no per-person top counts)"
+)
+#: What a monotone upper end appends to another interval's label (and its "not" twin).
+MONOTONE_SUFFIX = ", monotone in errors"
+NOT_MONOTONE_SUFFIX = " (upper end NOT monotone in errors: no per-person top counts)"
+#: The monotone envelope's family keeps the errors of the top 1..M people (by errors) besides
+#: no errors and the data themselves (:func:`monotone_upper_bound`). On the simulation grid's
+#: data sets a larger M never changed a bound (``benchmarks/bench_monotone_envelope.py``,
+#: ``benchmarks/results/monotone_envelope.md``).
+MONOTONE_TOP_PEOPLE = 8
 
 
 @dataclass(frozen=True)
@@ -268,6 +284,16 @@ class ClusterSummary:
         Degrees of freedom (:func:`effective_degrees_of_freedom`); NaN with one person.
     effective_people : float
         Kish's effective number of people ``(sum n_i)^2 / sum n_i^2``.
+    top_errors, top_trials : ndarray of float, shape (k, m), or None
+        At each threshold, the errors and searches of the ``k <= MONOTONE_TOP_PEOPLE`` people
+        with the most errors (ties: the higher rate ``e_i / n_i`` first), most first; a slot
+        with no such person holds 0 and 0. What the bound monotone in the errors needs
+        (:func:`monotone_upper_bound`); None where the summary was made without it (an
+        aggregate written before it was recorded), and the one-sided bound then says it is
+        not monotone.
+    trials_fourth_moment : float or None
+        ``sum n_i^4`` over all people (with ``effective_people``, what the variance and degrees
+        of freedom of the data with only the top people's errors follow from); None as above.
     """
 
     errors: np.ndarray
@@ -276,6 +302,193 @@ class ClusterSummary:
     variance: np.ndarray
     df: np.ndarray
     effective_people: float
+    top_errors: np.ndarray | None = None
+    top_trials: np.ndarray | None = None
+    trials_fourth_moment: float | None = None
+
+    @property
+    def keeps_top_people(self) -> bool:
+        """Whether it holds what the monotone bound needs (:func:`monotone_upper_bound`)."""
+        return (
+            self.top_errors is not None
+            and self.top_trials is not None
+            and self.trials_fourth_moment is not None
+        )
+
+    def column(self, t: int) -> ClusterSummary:
+        """The one-threshold summary at column ``t``."""
+        sl = slice(t, t + 1)
+        return ClusterSummary(
+            errors=np.atleast_1d(self.errors)[sl],
+            trials=self.trials,
+            n_subjects=self.n_subjects,
+            variance=np.atleast_1d(self.variance)[sl],
+            df=np.atleast_1d(self.df)[sl],
+            effective_people=self.effective_people,
+            top_errors=None if self.top_errors is None else self.top_errors[:, sl],
+            top_trials=None if self.top_trials is None else self.top_trials[:, sl],
+            trials_fourth_moment=self.trials_fourth_moment,
+        )
+
+
+def top_people(
+    errors: np.ndarray, trials: np.ndarray, k: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The errors and searches of the ``k`` people with the most errors at each threshold.
+
+    Parameters
+    ----------
+    errors : ndarray, shape (s, m)
+        Errors of each person at each threshold.
+    trials : ndarray, shape (s,)
+        Searches of each person (all > 0).
+    k : int
+        How many (0: :data:`MONOTONE_TOP_PEOPLE`).
+
+    Returns
+    -------
+    top_errors, top_trials : ndarray of float, shape (k, m)
+        Most errors first; ties by the higher rate ``e_i / n_i`` (the fewer searches). Slots
+        beyond the people with errors hold 0 errors in 0 searches (a person without errors
+        adds nothing to the envelope's family).
+    """
+    k = k or MONOTONE_TOP_PEOPLE
+    e = np.asarray(errors)  # no float copy: this runs on blocks of up to millions of cells
+    n = np.asarray(trials, dtype=np.float64)
+    s, m = e.shape
+    top_e = np.zeros((k, m))
+    top_n = np.zeros((k, m))
+    if s == 0:
+        return top_e, top_n
+    # errors are whole numbers and e / n <= 1, so this key orders by errors, then rate
+    with np.errstate(invalid="ignore", divide="ignore"):
+        key = e / np.where(n > 0, n, np.inf)[:, None]
+    key *= 0.5
+    key += e
+    take = min(k, s)
+    if s > take:
+        part = np.argpartition(key, s - take, axis=0)[s - take :]
+    else:
+        part = np.broadcast_to(np.arange(s)[:, None], (s, m))
+    del key
+    part_key = np.take_along_axis(e, part, axis=0) + 0.5 * (
+        np.take_along_axis(e, part, axis=0) / np.where(n > 0, n, np.inf)[part]
+    )
+    order = np.take_along_axis(part, np.argsort(-part_key, axis=0, kind="stable"), axis=0)
+    chosen_e = np.take_along_axis(e, order, axis=0).astype(np.float64)
+    chosen_n = n[order]
+    has = chosen_e > 0
+    top_e[:take] = np.where(has, chosen_e, 0.0)
+    top_n[:take] = np.where(has, chosen_n, 0.0)
+    return top_e, top_n
+
+
+def format_top_people(top_errors: np.ndarray, top_trials: np.ndarray) -> np.ndarray:
+    """The top people of each threshold as text for a table cell, shape (m,).
+
+    ``"5/10 3/10 1/9"``: errors / searches of each person with errors, most first (no person
+    and no name: counts only); ``""`` where no one has an error. :func:`parse_top_people`
+    reads it back.
+    """
+    e = np.asarray(top_errors, dtype=np.float64)
+    n = np.asarray(top_trials, dtype=np.float64)
+    cells = []
+    for t in range(e.shape[1]):
+        keep = e[:, t] > 0
+        cells.append(
+            " ".join(f"{int(a)}/{int(b)}" for a, b in zip(e[keep, t], n[keep, t], strict=True))
+        )
+    return np.array(cells, dtype=object)
+
+
+def parse_top_people(cell: object, k: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Read one :func:`format_top_people` cell: (errors, searches), each shape (k, 1).
+
+    An empty cell (read back from CSV as NaN) means no one has an error.
+
+    Raises
+    ------
+    MetricInputError
+        The cell is not of the form ``"e/n e/n ..."``.
+    """
+    k = k or MONOTONE_TOP_PEOPLE
+    text = "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell)
+    e = np.zeros((k, 1))
+    n = np.zeros((k, 1))
+    try:
+        pairs = [tuple(int(v) for v in part.split("/")) for part in text.split()]
+        if any(len(pair) != 2 for pair in pairs) or len(pairs) > k:
+            raise ValueError(text)
+    except ValueError:
+        raise MetricInputError(
+            f"top_people cell {text!r} is not of the form 'errors/searches ...' "
+            f"(at most {k} people)"
+        ) from None
+    for i, (a, b) in enumerate(pairs):
+        e[i, 0], n[i, 0] = a, b
+    return e, n
+
+
+def summary_of_row(row: Mapping[str, Any]) -> ClusterSummary | None:
+    """The :class:`ClusterSummary` of one rates row (a frame's or an aggregate's), or None.
+
+    The row has ``errors``, ``n_searches``, ``n_subjects``, ``rate_variance``,
+    ``variance_df``, ``effective_people`` and, since the bound monotone in the errors,
+    ``top_people`` (:func:`format_top_people`) and ``searches_fourth_moment``. None where the
+    clustered statistics are missing (an aggregate written before they were recorded); without
+    the last two the summary has no top people, and a one-sided bound from it says it is not
+    monotone (:data:`KORN_GRAUBARD_NOT_MONOTONE`).
+    """
+    try:
+        values = [float(row[c]) for c in ("rate_variance", "variance_df", "effective_people")]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not np.isfinite(values[0]) or not np.isfinite(values[2]):
+        return None
+    top_e = top_n = None
+    fourth: float | None = None
+    try:
+        fourth = float(row["searches_fourth_moment"])
+    except (KeyError, TypeError, ValueError):
+        fourth = None
+    if fourth is not None and np.isfinite(fourth):
+        top_e, top_n = parse_top_people(row.get("top_people"))
+    else:
+        fourth = None
+    return ClusterSummary(
+        errors=np.array([float(row["errors"])]),
+        trials=float(row["n_searches"]),
+        n_subjects=int(row["n_subjects"]),
+        variance=np.array([values[0]]),
+        df=np.array([values[1]]),
+        effective_people=values[2],
+        top_errors=top_e,
+        top_trials=top_n,
+        trials_fourth_moment=fourth,
+    )
+
+
+def merge_top_people(
+    parts: list[tuple[np.ndarray, np.ndarray]], k: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` people of disjoint sets of people from each set's own top ``k``."""
+    e = np.concatenate([p[0] for p in parts], axis=0)
+    n = np.concatenate([p[1] for p in parts], axis=0)
+    m = e.shape[1]
+    k = k or MONOTONE_TOP_PEOPLE
+    if e.shape[0] == 0:
+        return np.zeros((k, m)), np.zeros((k, m))
+    # top_people takes one trials vector; the slots' searches differ by column, so order each
+    # column's candidates by the same key here
+    with np.errstate(invalid="ignore", divide="ignore"):
+        key = e + 0.5 * np.where(n > 0, e / n, 0.0)
+    order = np.argsort(-key, axis=0, kind="stable")[:k]
+    top_e = np.zeros((k, m))
+    top_n = np.zeros((k, m))
+    rows = order.shape[0]
+    top_e[:rows] = np.take_along_axis(e, order, axis=0)
+    top_n[:rows] = np.take_along_axis(n, order, axis=0)
+    return top_e, top_n
 
 
 def summarise_clusters(errors: ArrayLike, trials: ArrayLike) -> ClusterSummary:
@@ -296,10 +509,15 @@ def summarise_clusters(errors: ArrayLike, trials: ArrayLike) -> ClusterSummary:
     s = int(n.shape[0])
     m = e.shape[1]
     if s == 0:
-        return ClusterSummary(np.zeros(m), 0.0, 0, np.zeros(m), np.full(m, np.nan), 0.0)
+        k = MONOTONE_TOP_PEOPLE
+        return ClusterSummary(
+            np.zeros(m), 0.0, 0, np.zeros(m), np.full(m, np.nan), 0.0,
+            np.zeros((k, m)), np.zeros((k, m)), 0.0,
+        )
     rate, variance = cluster_robust_variance(e, n)
     df = effective_degrees_of_freedom(e, n, rate) if s > 1 else np.full(m, np.nan)
     total = float(n.sum())
+    top_e, top_n = top_people(e, n)
     return ClusterSummary(
         errors=e.sum(axis=0),
         trials=total,
@@ -307,6 +525,9 @@ def summarise_clusters(errors: ArrayLike, trials: ArrayLike) -> ClusterSummary:
         variance=np.where(np.isfinite(variance), variance, 0.0),
         df=df,
         effective_people=total**2 / float((n**2).sum()),
+        top_errors=top_e,
+        top_trials=top_n,
+        trials_fourth_moment=float((n**4).sum()),
     )
 
 
@@ -361,8 +582,164 @@ def _ends(
 def korn_graubard_from_summary(
     summary: ClusterSummary, confidence: float = 0.95, *, sided: str = "two-sided"
 ) -> ClusteredRate:
-    """The Korn–Graubard interval from its sufficient statistics (see :func:`korn_graubard`)."""
+    """The Korn–Graubard interval from its sufficient statistics (see :func:`korn_graubard`).
+
+    ``sided="upper"``: the one-sided upper bound made monotone in the errors
+    (:func:`monotone_upper_bound`), what every claim verdict and worst case rests on.
+    """
+    if sided == "upper":
+        return monotone_upper_bound(summary, confidence)
     return design_effect_interval(summary, confidence, sided=sided)
+
+
+def _top_family(summary: ClusterSummary) -> ClusterSummary:
+    """Summaries of the data sets that keep only the top j people's errors, j = 0..k.
+
+    Columns ``j * m + t`` (member j at threshold t; j = 0 is the data set with no error).
+    Their variance and degrees of freedom follow from the top people's counts and the sums of
+    ``n_i^2`` and ``n_i^4`` over all people: with the rate ``p_j = E_j / N`` of member j,
+    ``sum_i (y_i - p_j n_i)^2 = sum_top e^2 - 2 p_j sum_top e n + p_j^2 sum_all n^2`` and
+    likewise for the fourth power, so the full data and an aggregate give the same bound.
+    """
+    assert summary.top_errors is not None and summary.top_trials is not None
+    e = np.asarray(summary.top_errors, dtype=np.float64)
+    n = np.asarray(summary.top_trials, dtype=np.float64)
+    k, m = e.shape
+    total = float(summary.trials)
+    s = int(summary.n_subjects)
+    s2 = total**2 / max(float(summary.effective_people), 1e-300)
+    s4 = float(summary.trials_fourth_moment or 0.0)
+    zero = np.zeros((1, m))
+
+    def cum(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([zero, np.cumsum(a, axis=0)], axis=0)  # (k + 1, m)
+
+    errors = cum(e)
+    p = errors / total
+    a2, b = cum(e * e), cum(e * n)
+    u2 = a2 - 2 * p * b + p * p * s2
+    u4 = (
+        cum(e**4)
+        - 4 * p * cum(e**3 * n)
+        + 6 * p**2 * cum(e**2 * n**2)
+        - 4 * p**3 * cum(e * n**3)
+        + p**4 * s4
+    )
+    # rounding in the expansion can leave a hair below 0 where the residuals cancel
+    scale_2 = a2 + p * p * s2
+    u2 = np.where(u2 > 1e-12 * scale_2, u2, 0.0)
+    u4 = np.maximum(u4, 0.0)
+    if s > 1:
+        variance = s / (s - 1) * u2 / total**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            df = u2 * u2 / u4 - 1.0
+        df = np.clip(np.where(np.isfinite(df), df, s - 1.0), 1.0, max(s - 1.0, 1.0))
+    else:
+        variance = np.zeros_like(u2)
+        df = np.full_like(u2, np.nan)
+    return ClusterSummary(
+        errors=errors.ravel(),
+        trials=total,
+        n_subjects=s,
+        variance=variance.ravel(),
+        df=df.ravel(),
+        effective_people=float(summary.effective_people),
+    )
+
+
+def _equivalent_trials(
+    rate: np.ndarray, bound: np.ndarray, a_high: float, start: np.ndarray
+) -> np.ndarray:
+    """The ``n`` whose one-sided Clopper–Pearson bound for ``rate * n`` errors is ``bound``.
+
+    The bound falls as n grows at a fixed rate, and ``bound > rate``; bisection on log n
+    below ``start`` (an n whose bound is at most ``bound``).
+    """
+    lo = np.full_like(rate, -30.0)
+    hi = np.log(np.maximum(start, 1e-12))
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        nm = np.exp(mid)
+        _, high = fractional_clopper_pearson(rate * nm, nm, 0.0, a_high)
+        above = high > bound
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    out: np.ndarray = np.exp(hi)
+    return out
+
+
+def monotone_upper_bound(summary: ClusterSummary, confidence: float = 0.95) -> ClusteredRate:
+    """One-sided Korn–Graubard upper bound made monotone in the errors.
+
+    The plain bound ``U(x)`` (:func:`design_effect_interval`, ``sided="upper"``) is valid but
+    can *fall* when an error is added: where one or two people carry the errors, its
+    degrees of freedom are about 1 and ``(t / z)^2`` shrinks the effective sample about 25×;
+    a third person with an error lifts them and the bound drops (2,000 people × 10 searches,
+    each error in another person: 0.0015 with no error, 0.0023 with one, 0.0024 with two,
+    0.00073 with three). So "≤ 1 in 1,000" would be supported with five false positives but
+    not with one.
+
+    This bound is the envelope ``E(x) = max U(y)`` over data sets ``y`` with fewer errors:
+    no error at all, and the top j people (most errors; ties: the higher rate) keeping all
+    their errors, j = 1..:data:`MONOTONE_TOP_PEOPLE`, and ``x`` itself. ``E(x) >= U(x)``, so
+    its coverage is at least that of ``U`` (it can only rise). The maximum over *every*
+    ``y <= x`` (per person) would be monotone by construction; this family gave the same
+    maximum in every exhaustive check (``tests/test_monotone_bound.py``,
+    ``benchmarks/bench_monotone_envelope.py``), so adding an error never lowers the bound.
+
+    Returns
+    -------
+    ClusteredRate
+        ``sided="upper"``; ``method`` :data:`KORN_GRAUBARD_MONOTONE` (or an edge-case label:
+        no error, one person); ``effective_trials`` the n whose Clopper–Pearson bound at the
+        observed rate equals the envelope. A summary without the top people's counts gives
+        the plain bound labelled :data:`KORN_GRAUBARD_NOT_MONOTONE`, never silently.
+    """
+    return monotone_high(
+        summary, lambda part: design_effect_interval(part, confidence, sided="upper"), confidence
+    )
+
+
+def monotone_high(
+    summary: ClusterSummary,
+    interval: Callable[[ClusterSummary], ClusteredRate],
+    confidence: float | None = None,
+) -> ClusteredRate:
+    """``interval(summary)`` with its upper end raised to the envelope over fewer errors.
+
+    The family is that of :func:`monotone_upper_bound`; ``interval`` is any design-effect
+    interval of a summary (vectorised over its columns). With ``confidence`` (one-sided
+    bounds) ``effective_trials`` becomes the n whose one-sided Clopper–Pearson bound at the
+    observed rate is the raised end. Plain labels become :data:`KORN_GRAUBARD_MONOTONE`
+    (``korn-graubard``) or get ``", monotone in errors"`` appended; a summary without the top
+    people's counts keeps the plain end, labelled "NOT monotone".
+    """
+    own = interval(summary)
+    plain = (own.method == KORN_GRAUBARD) | (own.method == DESIGN_EFFECT_JEFFREYS)
+    if not summary.keeps_top_people:
+        label = np.where(
+            own.method == KORN_GRAUBARD,
+            KORN_GRAUBARD_NOT_MONOTONE,
+            own.method.astype(str) + NOT_MONOTONE_SUFFIX,
+        )
+        return replace(own, method=np.where(plain, label, own.method).astype(object))
+    if own.trials == 0:
+        return own
+    m = own.rate.shape[0]
+    family = interval(_top_family(summary))
+    highs = family.ci_high.reshape(-1, m)
+    envelope = np.maximum(own.ci_high, highs.max(axis=0))
+    raised = envelope > own.ci_high * (1 + 1e-12)
+    n_eff = own.effective_trials.copy()
+    if raised.any() and confidence is not None:
+        _, a_high = _tails(confidence, "upper")
+        n_eff[raised] = _equivalent_trials(
+            own.rate[raised], envelope[raised], a_high, own.effective_trials[raised]
+        )
+    suffixed = own.method.astype(str) + MONOTONE_SUFFIX
+    label = np.where(own.method == KORN_GRAUBARD, KORN_GRAUBARD_MONOTONE, suffixed)
+    method = np.where(plain, label, own.method).astype(object)
+    return replace(own, ci_high=envelope, effective_trials=n_eff, method=method)
 
 
 def design_effect_interval(
@@ -603,8 +980,12 @@ def design_effect_jeffreys_from_summary(
     *,
     sided: str = "two-sided",
     small_sample: SmallSampleRule = DEFAULT_SMALL_SAMPLE,
+    monotone_upper: bool = False,
 ) -> ClusteredRate:
     """The design-effect Jeffreys interval from clustered sufficient statistics.
+
+    ``monotone_upper``: raise the two-sided upper end to its envelope over data sets with
+    fewer errors (:func:`monotone_high`), as the one-sided bound always is.
 
     Two-sided: Jeffreys ends with the small-sample rule ``small_sample`` (the default is
     described in :func:`design_effect_jeffreys`; the others are the variants compared on the
@@ -616,18 +997,22 @@ def design_effect_jeffreys_from_summary(
     """
     if sided != "two-sided":
         return korn_graubard_from_summary(summary, confidence, sided=sided)
-    return design_effect_interval(
-        summary,
-        confidence,
-        sided=sided,
-        lower_end="jeffreys",
-        upper_end="jeffreys",
-        lower_small_sample=small_sample.lower,
-        upper_small_sample=small_sample.upper,
-        lower_min_people=small_sample.lower_min_people,
-        upper_min_people=small_sample.upper_min_people,
-        label=DESIGN_EFFECT_JEFFREYS,
-    )
+
+    def interval(part: ClusterSummary) -> ClusteredRate:
+        return design_effect_interval(
+            part,
+            confidence,
+            sided=sided,
+            lower_end="jeffreys",
+            upper_end="jeffreys",
+            lower_small_sample=small_sample.lower,
+            upper_small_sample=small_sample.upper,
+            lower_min_people=small_sample.lower_min_people,
+            upper_min_people=small_sample.upper_min_people,
+            label=DESIGN_EFFECT_JEFFREYS,
+        )
+
+    return monotone_high(summary, interval) if monotone_upper else interval(summary)
 
 
 def clustered_interval(

@@ -28,7 +28,9 @@ from lfr_eval.metrics._clustered import (
     CLUSTERED_METHODS,
     ClusterSummary,
     clustered_interval,
+    format_top_people,
     korn_graubard_from_summary,
+    summary_of_row,
 )
 from lfr_eval.metrics._group_tests import (
     SIMULTANEOUS_RATIO,
@@ -85,6 +87,8 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "rate_variance",
     "variance_df",
     "effective_people",
+    "top_people",
+    "searches_fourth_moment",
 )
 
 MSG_MISSING_FEATURE = (
@@ -331,6 +335,8 @@ class IdentificationFrame:
         # The clustered interval's sufficient statistics (nothing per person): an aggregate
         # keeps them so claims checked from it match those checked from the full data.
         summary = summarise_subjects(counts)
+        top_errors, top_trials = summary.top_errors, summary.top_trials
+        assert top_errors is not None and top_trials is not None  # summarise_subjects keeps them
         low, high, method = self._interval(errors, trials, counts, summary)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = errors / trials if trials else np.full(m, np.nan)
@@ -348,6 +354,9 @@ class IdentificationFrame:
             "rate_variance": summary.variance,
             "variance_df": summary.df,
             "effective_people": np.full(m, summary.effective_people),
+            # what the one-sided bound monotone in the errors needs (no person named)
+            "top_people": format_top_people(top_errors, top_trials),
+            "searches_fourth_moment": np.full(m, summary.trials_fourth_moment, np.float64),
         }
 
     def _overall_table(self, metric: str) -> pd.DataFrame:
@@ -687,14 +696,10 @@ class IdentificationFrame:
         row = table.loc[(self._thresholds[t],) + key]
         if isinstance(row, pd.DataFrame):  # pragma: no cover - pandas shape quirk
             row = row.iloc[0]
-        return ClusterSummary(
-            errors=np.array([float(row["errors"])]),
-            trials=float(row["n_searches"]),
-            n_subjects=int(row["n_subjects"]),
-            variance=np.array([float(row["rate_variance"])]),
-            df=np.array([float(row["variance_df"])]),
-            effective_people=float(row["effective_people"]),
-        )
+        summary = summary_of_row(row)
+        if summary is None:  # pragma: no cover - the frame always records them
+            raise MetricInputError("this frame's table lacks the clustered statistics")
+        return summary
 
     def _family(
         self,

@@ -28,7 +28,9 @@ from numpy.typing import ArrayLike
 from lfr_eval.metrics._clustered import (
     ClusterSummary,
     korn_graubard_from_summary,
+    merge_top_people,
     summarise_clusters,
+    top_people,
 )
 from lfr_eval.metrics._validation import (
     MetricInputError,
@@ -604,12 +606,16 @@ def summarise_subjects(counts: SubjectTable) -> ClusterSummary:
     rate = counts.error_totals().astype(np.float64) / total
     u2_sum = np.zeros(m)
     u4_sum = np.zeros(m)
+    tops = [top_people(np.zeros((0, m)), np.zeros(0))]
     for errors, trials in counts.dense_chunks(rows):
         use = trials > 0
         resid = errors[use].astype(np.float64) - rate[None, :] * trials[use, None]
         u2 = resid * resid
         u2_sum += u2.sum(axis=0)
         u4_sum += (u2 * u2).sum(axis=0)
+        del resid, u2  # the block's top people below need the room
+        # the top people of the whole are among each block's top people
+        tops = [merge_top_people([*tops, top_people(errors[use], trials[use])])]
     with np.errstate(invalid="ignore", divide="ignore"):
         variance = s / (s - 1) * u2_sum / total**2
         df = u2_sum**2 / u4_sum - 1.0
@@ -621,6 +627,9 @@ def summarise_subjects(counts: SubjectTable) -> ClusterSummary:
         variance=np.where(np.isfinite(variance), variance, 0.0),
         df=df,
         effective_people=total**2 / float((n_all**2).sum()),
+        top_errors=tops[0][0],
+        top_trials=tops[0][1],
+        trials_fourth_moment=float((n_all**4).sum()),
     )
 
 

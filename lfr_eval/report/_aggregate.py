@@ -33,7 +33,7 @@ import pandas as pd
 
 from lfr_eval.errors import ResultError
 from lfr_eval.metrics import IdentificationFrame, SearchSet
-from lfr_eval.metrics._clustered import ClusterSummary
+from lfr_eval.metrics._clustered import ClusterSummary, summary_of_row
 from lfr_eval.metrics._group_frame import CiMethod
 from lfr_eval.results import (
     EvaluationResult,
@@ -85,6 +85,8 @@ RATE_COLUMNS = (
     "rate_variance",
     "variance_df",
     "effective_people",
+    "top_people",
+    "searches_fourth_moment",
 )
 
 #: Columns of :attr:`AggregateResult.ranks`: the identification rate at rank r (share of mated
@@ -108,7 +110,13 @@ RANK_COLUMNS = (
 _INTERVAL_COLUMNS = ("ci_low", "ci_high", "ci_method")
 
 #: The clustered interval's sufficient statistics, shared the same way.
-_CLUSTER_COLUMNS = ("rate_variance", "variance_df", "effective_people")
+_CLUSTER_COLUMNS = (
+    "rate_variance",
+    "variance_df",
+    "effective_people",
+    "top_people",
+    "searches_fourth_moment",
+)
 
 
 def threshold_grid(step: float = 0.0025) -> np.ndarray:
@@ -131,21 +139,10 @@ def _useful_range(result: EvaluationResult, grid: np.ndarray) -> np.ndarray:
 
 
 def cluster_summary(row: pd.Series | Mapping[str, Any]) -> ClusterSummary | None:
-    """The Korn–Graubard sufficient statistics of one ``rates`` row (None in old aggregates)."""
-    try:
-        values = [float(row[c]) for c in ("rate_variance", "variance_df", "effective_people")]
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not np.isfinite(values[0]) or not np.isfinite(values[2]):
-        return None
-    return ClusterSummary(
-        errors=np.array([float(row["errors"])]),
-        trials=float(row["n_searches"]),
-        n_subjects=int(row["n_subjects"]),
-        variance=np.array([values[0]]),
-        df=np.array([values[1]]),
-        effective_people=values[2],
-    )
+    """The Korn–Graubard sufficient statistics of one ``rates`` row (None in old aggregates;
+    without the top people's counts in aggregates written before the monotone bound:
+    :func:`lfr_eval.metrics.summary_of_row`)."""
+    return summary_of_row(row)
 
 
 def _rates_long(frame: IdentificationFrame, attribute: str | None) -> pd.DataFrame:
@@ -758,6 +755,9 @@ def _read_tables(directory: Path, files: Mapping[str, str]) -> _Tables:
         for column in ("group", "attribute"):
             if column in table.columns:
                 table[column] = table[column].astype(str)
+        if "top_people" in table.columns:
+            # an empty cell (no one with an error) reads back as NaN
+            table["top_people"] = table["top_people"].fillna("").astype(str)
         return table
 
     rates, histograms, acquisition = (
