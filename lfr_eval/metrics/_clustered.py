@@ -27,13 +27,27 @@ It is valid whatever the correlation: a person with rate ``p_i`` shows no error 
 searches with probability at most ``1 - p_i``. The same holds, mirrored, when every search is
 an error. An interval never has zero width.
 
+**One-sided upper bounds are monotone in the errors** (:func:`monotone_upper_bound`, label
+:data:`KORN_GRAUBARD_MONOTONE`). Where one or two people carry the errors the degrees of
+freedom are about 1 and the t factor shrinks ``n_eff`` about 25×, so the plain bound can *fall*
+as errors are added (2,000 people × 10 searches, each error in another person: 0.0015 with none,
+0.0023 with one, 0.0024 with two, 0.00073 with three), and a claim would be supported with five
+false positives but not with one. Every one-sided upper bound (claims, worst cases) is therefore
+the largest plain bound over data sets with fewer errors: none, the top 1..8 people keeping
+their errors, and the data themselves. It is never below the plain bound, so its coverage can
+only rise; the family reproduced the maximum over *every* data set with fewer errors per person
+in every exhaustive check (``benchmarks/results/monotone_envelope.md``). What it needs beyond
+the sums above (the top people's counts and ``sum n_i^4``) is kept by :class:`ClusterSummary`
+and by the rates tables of frames and aggregates; a summary without them (an aggregate written
+before) gives the plain bound, labelled :data:`KORN_GRAUBARD_NOT_MONOTONE`.
+
 The workbench's **default** two-sided interval for rates is the design-effect Jeffreys interval
 (:func:`design_effect_jeffreys`): the same effective sample size with Jeffreys ends, and the
 ``(z / t)^2`` reduction applied at the upper end only to the between-person excess of the design
 effect over 1 (the binomial part of the variance follows from the rate and needs no t quantile)
 and not at all at the lower end, each where enough people carry the variance (3 / 5; with
 fewer, the whole variance is reduced as above). Its one-sided bounds are the exact
-Korn–Graubard ones.
+Korn–Graubard ones, monotone as above.
 
 Coverage of these intervals has been measured by seeded simulation with known truth across
 people 20–2,000, searches per person 1–100, intra-person correlation 0–0.5 and rates
