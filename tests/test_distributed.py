@@ -332,6 +332,36 @@ def test_scoring_tasks_merge_exactly(spec, cluster):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
 
 
+def test_cluster_scoring_equals_one_process_whatever_the_memory_setting(spec, tmp_path):
+    """Scoring on the cluster under a tiny and the default memory setting gives the single
+    process's arrays bit for bit: a block's whole 512-row chunks and its short last chunk use
+    tiles of different widths, so each goes to its own tile-aligned shards (one shard set for
+    the whole block left a 76 × 6 product in the last shard, which BLAS rounds differently)."""
+    from lfr_eval.distributed import using_cluster
+    from lfr_eval.search._blocks import score_probes
+    from lfr_eval.search._kernel import Gallery
+
+    rng = np.random.default_rng(14)
+    # 1,030 one-template subjects: 512-wide tiles leave a last tile of 6 templates
+    templates = rng.normal(size=(1030, 128)).astype(np.float32)
+    templates /= np.linalg.norm(templates, axis=1, keepdims=True)
+    gallery = Gallery.build(templates, [f"s{i:04d}" for i in range(1030)])
+    probes = templates[rng.integers(0, 1030, 1100)] + 0.05 * rng.normal(size=(1100, 128))
+    probes = (probes / np.linalg.norm(probes, axis=1, keepdims=True)).astype(np.float32)
+    mates = np.where(rng.random(1100) < 0.3, rng.integers(0, 1030, 1100), -1)
+    options = {"k": 5, "thresholds": np.linspace(-0.2, 1.0, 61), "mate_codes": mates}
+    expected = score_probes(probes, gallery, **options)
+    tiny = gallery.matrix.nbytes + probes.nbytes + 10_000  # 512-row blocks, kept on disk
+    with using_cluster(spec):
+        runs = [
+            score_probes(probes, gallery, memory_bytes=tiny, work_dir=tmp_path, **options),
+            score_probes(probes, gallery, **options),  # one block: 1,024 + 76 rows
+        ]
+    for got in runs:
+        for name in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
+            assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+
+
 def test_cluster_scoring_in_kept_blocks_sends_the_gallery_once(spec, tmp_path, monkeypatch):
     """With a work folder (or counts too large for memory) score_probes calls the cluster once
     per probe block: the gallery still reaches the workers once, and the numbers are the

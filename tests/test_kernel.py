@@ -209,12 +209,17 @@ def test_resumable_blocks_equal_an_uninterrupted_run(data, tmp_path, monkeypatch
     np.testing.assert_array_equal(other.counts, reference.counts[::-1])
 
 
-def test_large_counts_are_memory_mapped(data) -> None:
+def test_large_counts_are_memory_mapped(data, tmp_path, monkeypatch) -> None:
+    import tempfile
+
     templates, subj, probes, _, _ = data
     gal = Gallery.build(templates, subj)
     small = score_probes(probes, gal, k=3, thresholds=THRESHOLDS)
+    # without a work folder the map lives in the temp dir (here the test's own)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     mapped = score_probes(probes, gal, k=3, thresholds=THRESHOLDS, memory_bytes=100_000)
     assert isinstance(mapped.counts, np.memmap) and not isinstance(small.counts, np.memmap)
+    assert len(list((tmp_path / "lfr-scoring").glob("*/counts.npy"))) == 1
     np.testing.assert_array_equal(mapped.counts, small.counts)
 
 

@@ -10,14 +10,16 @@ scores are computed on the driver first, as the kernel requires, so every shard 
 subjects above the mate.
 
 Bit for bit: a BLAS matrix product's float32 rounding depends on the matrices' shapes (the
-same dot product can come out 1.0 or 0.9999999 in tiles of different widths), so shards are
+same dot product can come out 1.0 or 0.9999999 in products of different sizes), so shards are
 made of whole *tiles* of the single-process pass -- the kernel's tiling from a tile boundary
 reproduces the same tiles -- and every similarity is computed by the same product as in one
-process. A gallery that fits in one tile (``tile_bytes``) is therefore one shard, and the
-parallelism is over probe blocks. Arrays arrive on a worker in unaligned network buffers,
-where numpy's matrix product skips BLAS and rounds differently; :func:`score_block_task`
-copies them to aligned memory first (the gallery once per worker). ``tests/test_distributed.py``
-checks equality.
+process. A block's whole 512-row chunks and its shorter last chunk have tiles of different
+widths, so they are scored as two pieces with their own shards
+(:func:`~lfr_eval.search._kernel.chunk_layout`). A gallery that fits in one tile
+(``tile_bytes``) is therefore one shard, and the parallelism is over probe blocks. Arrays
+arrive on a worker in unaligned network buffers, where numpy's matrix product skips BLAS and
+rounds differently; :func:`score_block_task` copies them to aligned memory first (the gallery
+once per worker). ``tests/test_distributed.py`` checks equality, also across memory settings.
 
 Scoring goes to the cluster while :func:`using_cluster` is active, for the numpy backend (a
 torch/CUDA backend keeps scoring on the driver's device).
@@ -86,23 +88,28 @@ def score_all_on_cluster(
         remote_gallery = client.scatter(gallery, broadcast=True, hash=False)
     merged: list[Future[Partial]] = []
     for a, b in probe_blocks(len(probes), block):
-        shards = tile_aligned_shards(gallery, b - a, tile_bytes, n_shards)
-        parts = [
-            client.submit(
-                score_block_task,
-                probes[a:b],
-                remote_gallery,
-                mate_codes=None if mates is None else mates[a:b],
-                mate_score=None if ms is None else ms[a:b],
-                subjects=shard,
-                pure=False,
-                k=k,
-                thresholds=thresholds,
-                tile_bytes=tile_bytes,
-            )
-            for shard in shards
-        ]
-        merged.append(client.submit(merge_partials, parts, pure=False))
+        pieces = []
+        for pa, pb in _same_width_pieces(a, b):
+            shards = tile_aligned_shards(gallery, pb - pa, tile_bytes, n_shards)
+            parts = [
+                client.submit(
+                    score_block_task,
+                    probes[pa:pb],
+                    remote_gallery,
+                    mate_codes=None if mates is None else mates[pa:pb],
+                    mate_score=None if ms is None else ms[pa:pb],
+                    subjects=shard,
+                    pure=False,
+                    k=k,
+                    thresholds=thresholds,
+                    tile_bytes=tile_bytes,
+                )
+                for shard in shards
+            ]
+            pieces.append(client.submit(merge_partials, parts, pure=False))
+        merged.append(
+            pieces[0] if len(pieces) == 1 else client.submit(concat_partials, pieces, pure=False)
+        )
     try:
         if progress is not None:
             from distributed import as_completed
@@ -170,11 +177,22 @@ def score_block_task(
     )
 
 
+def _same_width_pieces(a: int, b: int) -> list[tuple[int, int]]:
+    """Block ``a:b`` split where the kernel's tile width changes: its whole chunks, then the
+    shorter last chunk (whose tiles are wider, :func:`~lfr_eval.search._kernel.chunk_layout`),
+    so that each piece's gallery shards are whole tiles of every chunk in it."""
+    from lfr_eval.search._kernel import _CHUNK_ROWS
+
+    whole = a + (b - a) // _CHUNK_ROWS * _CHUNK_ROWS
+    return [(x, y) for x, y in ((a, whole), (whole, b)) if y > x]
+
+
 def tile_aligned_shards(
     gallery: Gallery, n_probes: int, tile_bytes: int, n_shards: int
 ) -> list[tuple[int, int]]:
-    """Subject ranges made of whole tiles of the numpy kernel's pass over ``n_probes`` probes
-    (its tile width rule, ``_NumpyKernel.run``), about ``n_shards`` of them."""
+    """Subject ranges made of whole tiles of the numpy kernel's pass over a chunk of
+    ``n_probes`` probe rows (its tile width rule, ``numpy_tile_width``), about ``n_shards`` of
+    them."""
     from lfr_eval.search._kernel import _tiles, numpy_tile_width
 
     width = numpy_tile_width(n_probes, tile_bytes)

@@ -32,12 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from lfr_eval.search._kernel import (
+    _CHUNK_ROWS,
+    DEFAULT_TILE_BYTES,
     Gallery,
     Partial,
     _NumpyKernel,
     _TorchKernel,
     block_executor,
     check_thresholds,
+    default_threads,
     empty_partial,
     mate_scores,
     score_block,
@@ -119,18 +122,33 @@ def scoring_key(
     return h.hexdigest()
 
 
-def _rows_per_block(n_probes: int, gallery: Gallery, k: int, n_thr: int, memory: int) -> int:
-    """Probe rows per block: the block's tile and partials take about a quarter of the
-    memory setting, so that the gallery, the probes and the result have the rest."""
+def _rows_per_block(
+    n_probes: int,
+    gallery: Gallery,
+    k: int,
+    n_thr: int,
+    memory: int,
+    threads: int | None = None,
+) -> int:
+    """Probe rows per block: the block's partial results and the kernel's working memory take
+    about a quarter of the memory setting, so that the gallery, the probes and the result have
+    the rest.
+
+    Always a whole number of the kernel's chunks (:data:`~lfr_eval.search._kernel._CHUNK_ROWS`
+    rows, at least one, at most four): the chunks, and so every BLAS product's shape, are then
+    the same for every memory setting, and so are the numbers (see
+    :func:`~lfr_eval.search._kernel.chunk_layout`). The kernel's working memory does not grow
+    with the block: each thread holds one chunk's similarity tile (1 MiB) and threshold
+    histogram (5 bytes per cell)."""
     gallery_bytes = gallery.matrix.nbytes
     spare = memory - gallery_bytes - 4 * int(np.prod(gallery.matrix.shape[1:])) * n_probes
     if spare <= 0:
         raise MemoryError(MSG_MEMORY.format(setting=memory / 2**30, gallery=gallery_bytes / 2**30))
     per_row = 4 * gallery.n_groups * n_thr + 24 * k + 16
-    # a tile of 2**16 templates per row keeps BLAS efficient; fewer when memory is tight
-    per_row += 4 * min(gallery.n_templates, 1 << 16)
-    rows = (spare // 4) // max(per_row, 1)
-    return int(max(16, min(2048, rows)))
+    cells = (gallery.n_groups + 1) * (n_thr + 1) if n_thr else 0
+    working = (threads or default_threads()) * (DEFAULT_TILE_BYTES + 5 * _CHUNK_ROWS * cells)
+    rows = int(min(4 * _CHUNK_ROWS, (spare // 4 - working) // max(per_row, 1)))
+    return max(_CHUNK_ROWS, rows - rows % _CHUNK_ROWS)
 
 
 def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
@@ -160,6 +178,8 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         Memory setting for the run (gallery, probes, one block's tile and partials, and the
         counts when they are small; larger counts are memory-mapped from ``work_dir``, or
         without one from ``<temp dir>/lfr-scoring/<key>``, which a re-run also resumes from).
+        It only chooses how many of the kernel's fixed-shape chunks a block holds (at least
+        one), so the numbers are bit-identical whatever the setting.
     work_dir : path, optional
         Folder for finished blocks (resume). Without it nothing is kept after the run.
     progress : bool or callable, optional
@@ -170,7 +190,10 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         Memory of one similarity tile (default: the backend's, e.g. 1 MiB per thread chunk
         for numpy).
     rows_per_block : int, optional
-        Probe rows per block (default: sized from ``memory_bytes``).
+        Probe rows per block (default: sized from ``memory_bytes``, a multiple of the kernel's
+        512-row chunk). Any multiple of 512 gives the same numbers, bit for bit, as every
+        memory setting; other sizes change the BLAS products' shapes and so the float32
+        rounding of the scores (up to about 5e-7).
 
     Returns
     -------
@@ -199,7 +222,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     rows = (
         int(rows_per_block)
         if rows_per_block
-        else _rows_per_block(n, gallery, k, n_thr, int(memory_bytes))
+        else _rows_per_block(n, gallery, k, n_thr, int(memory_bytes), getattr(be, "threads", None))
     )
     n_blocks = -(-n // rows) if n else 0
     tile = int(tile_bytes) if tile_bytes else None
@@ -224,7 +247,9 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
             k=k,
             thresholds=thr,
             mate_codes=mates,
-            backend=f"{be.name}:{be.precision}",
+            # the product layout (chunk rows, tile memory) fixes the float32 rounding, so
+            # blocks made with another layout are never reused
+            backend=f"{be.name}:{be.precision};chunks={_CHUNK_ROWS};tile={tile or 'default'}",
         )
         folder = Path(work_dir) / key
         folder.mkdir(parents=True, exist_ok=True)

@@ -434,10 +434,33 @@ MSG_TOO_MANY_CELLS = (
 
 
 def numpy_tile_width(n_probes: int, tile_bytes: int | None = None) -> int:
-    """Templates per tile of the numpy backend for a block of ``n_probes`` probes (its threads
-    take chunks of at most ``_CHUNK_ROWS`` rows, each tile ``tile_bytes`` of float32)."""
+    """Templates per tile of the numpy backend for a chunk of ``n_probes`` probe rows (at most
+    ``_CHUNK_ROWS`` are used: a block's threads take chunks of that many rows, each tile
+    ``tile_bytes`` of float32).
+
+    The width depends on the chunk's own rows only, never on the block it came in, so every
+    product has the same shape whatever the block size (see :func:`chunk_layout`)."""
     tile = DEFAULT_TILE_BYTES if tile_bytes is None else int(tile_bytes)
     return max(1, tile // (4 * max(1, min(int(n_probes), _CHUNK_ROWS))))
+
+
+def chunk_layout(n_probes: int) -> list[tuple[int, int]]:
+    """The numpy backend's probe chunks ``(start, stop)`` for a block of ``n_probes`` rows.
+
+    Why the layout is fixed: a BLAS product's float32 rounding depends on its shape, not only
+    on the two vectors. Measured with OpenBLAS 0.3.31 (SkylakeX kernels, 128-d and 512-d,
+    one thread or two): one- and two-row products and small ones (16 × 64, 3 × 400) round
+    differently from a 512 × 512 product, by up to 5e-7 on a cosine, while larger products
+    agreed whatever their rows, columns or offsets (one-row products go to sgemv, small ones
+    to a small-matrix kernel; other BLAS builds may draw other lines). So every product the
+    kernel makes has a shape that depends only on the probe's position in the whole run:
+    chunks of ``_CHUNK_ROWS`` rows from the block's start (the last one shorter) times tiles
+    whose width depends only on the chunk's rows. Blocks made of whole chunks (any multiple
+    of ``_CHUNK_ROWS`` rows, which is what the memory setting chooses, see
+    :func:`~lfr_eval.search._blocks.score_probes`) therefore give bit-identical scores,
+    counts and ranks for every block size, thread count and Dask task split.
+    """
+    return list(probe_blocks(n_probes, _CHUNK_ROWS))
 
 
 def _tile_runs(
@@ -481,7 +504,7 @@ class _NumpyKernel:
         from lfr_eval.search._kernel_numba import add_reverse_sums, reduce_rows
 
         n = probes.shape[0]
-        tiles = _tile_runs(gallery, s0, s1, numpy_tile_width(n, tile_bytes))
+        chunks = chunk_layout(n)
         n_thr = len(thr)
         hist_cols = (gallery.n_groups + 1) * (n_thr + 1) if n_thr else 0
         if hist_cols >= _MAX_HIST_CELLS:
@@ -499,16 +522,26 @@ class _NumpyKernel:
         # group for the uncounted (-1) subjects
         gbase = (np.where(groups < 0, gallery.n_groups, groups) * (n_thr + 1)).astype(np.int32)
         gbase_f = gbase.astype(np.float32)  # exact below _MAX_HIST_CELLS
-        widest = max(t1 - t0 for t0, t1, _, _, _ in tiles)
         single = gallery.max_templates <= 1
 
-        # per-tile arguments, sliced once for every chunk
-        tile_args = [
-            (t0, t1, sa, sb, local, gbase[sa:sb], gbase_f[sa:sb]) for t0, t1, sa, sb, local in tiles
-        ]
+        # per-tile arguments, sliced once per tile width (a block has at most two chunk sizes:
+        # whole chunks and a shorter last one, whose tiles are wider)
+        layouts: dict[int, tuple[int, list[tuple[Any, ...]]]] = {}
+        for a, e in chunks:
+            width = numpy_tile_width(e - a, tile_bytes)
+            if width not in layouts:
+                tiles = _tile_runs(gallery, s0, s1, width)
+                layouts[width] = (
+                    max(t1 - t0 for t0, t1, _, _, _ in tiles),
+                    [
+                        (t0, t1, sa, sb, local, gbase[sa:sb], gbase_f[sa:sb])
+                        for t0, t1, sa, sb, local in tiles
+                    ],
+                )
 
         def chunk(a: int, e: int) -> None:
             rows = e - a
+            widest, tile_args = layouts[numpy_tile_width(rows, tile_bytes)]
             buf = np.empty(rows * widest, np.float32)
             # uint8 cells (the smallest cache footprint) and their int32 carries, touched once
             # per 256 increments of a cell (np.zeros: pages are mapped only where touched)
@@ -534,7 +567,6 @@ class _NumpyKernel:
                 # bin b holds subjects at or above thresholds[:b]: counts are reverse sums
                 add_reverse_sums(hist, hist_hi, part.counts[a:e], n_thr)
 
-        chunks = list(probe_blocks(n, _CHUNK_ROWS))
         threads = min(self.threads or default_threads(), len(chunks))
         # the products are small (one chunk × one tile): a multi-threaded BLAS would spend
         # more time waking and waiting for its threads than multiplying, so it always runs
