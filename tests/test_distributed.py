@@ -251,6 +251,57 @@ def test_dask_worker_engine_has_its_share_of_threads_and_no_spinning(cluster):
     assert got == [(max(1, available_cpus() // 2), 1, "0", "0")] * 2
 
 
+#: A script that, like a Streamlit page, cannot run anywhere but as the driver's __main__.
+_PAGE_SCRIPT = """
+import os, signal, sys, time
+if __name__ != "__main__":
+    # what a page script does when a spawned worker re-imports it
+    raise SystemExit("the page script was re-imported in a worker process")
+from lfr_eval.distributed import ClusterSpec, open_client
+with open_client(ClusterSpec(workers=2, gpu_per_worker=False)) as client:
+    before = set(client.run(os.getpid).values())
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + float(sys.argv[1])
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            now = set(client.run(os.getpid, wait=True).values())
+        except Exception:  # the dead worker may still be listed for a moment
+            continue
+        if len(now) == 2 and victim not in now:
+            print("recovered:", sorted(before), "->", sorted(now), flush=True)
+            print(sum(client.gather(client.map(lambda x: x * x, range(20)))))
+            break
+    else:
+        print("not recovered", flush=True)
+"""
+
+
+def test_local_cluster_started_from_a_main_script_survives_a_worker_restart(tmp_path):
+    """A local cluster opened by a script that is __main__ (a Streamlit page): a worker killed
+    and restarted by its nanny comes back. The nanny spawns the new worker process, and a
+    spawned process re-imports the starter's __main__: hiding it only while the cluster
+    started left a restarted worker re-running the page script and dying."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "page.py"
+    script.write_text(_PAGE_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, str(script), "60"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "recovered:" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert done.stdout.strip().endswith(str(sum(x * x for x in range(20))))
+
+
 def test_unreachable_scheduler_is_a_clear_error():
     spec = ClusterSpec(scheduler="tcp://127.0.0.1:9", connect_timeout_s=2)
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"), open_client(spec):
@@ -285,6 +336,113 @@ def test_cli_embed_on_scheduler(tmp_path, lfw_dir, cluster, single, capsys):
     np.testing.assert_array_equal(table["image_sha256"].to_numpy(), single.image_sha256)
     np.testing.assert_array_equal(table["ok"].to_numpy(), single.ok)
     np.testing.assert_array_equal(np.stack(table["embedding"].to_numpy()), single.vectors)
+
+
+def _can_hide_folders() -> bool:
+    """Whether a process can get a mount namespace of its own (root, ``unshare -m``)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.lfw
+def test_cli_embed_on_separate_dask_processes_that_cannot_see_the_driver_folder(
+    tmp_path, lfw_dir, single, monkeypatch, capsys
+):
+    """The closest rehearsal of a multi-machine cluster one machine allows: a `dask scheduler`
+    and two `dask worker` processes started from the command line, each worker with its own
+    working directory and home (so its own model cache) and, in a mount namespace of its own,
+    the driver's folder (cache, output, workspace) replaced by an empty one. `lfr-eval embed
+    --scheduler` then gives the single process's embeddings bit for bit, each worker converts
+    the dlib network into its own model cache, and all a worker leaves in its folder is that
+    cache and Dask's scratch space."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+    from distributed import Client
+
+    from lfr_eval.cli import main
+
+    if not _can_hide_folders():
+        pytest.skip("hiding the driver's folder from the workers needs unshare -m (root)")
+    driver, sched = tmp_path / "driver", tmp_path / "scheduler"
+    for folder in (driver, sched):
+        folder.mkdir()
+    (driver / "marker").write_text("the driver's folder")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFR_", "XDG_"))}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    started: list[subprocess.Popen] = []
+    try:
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
+                 "0", "--no-dashboard", "--scheduler-file", str(sched / "scheduler.json")],
+                cwd=sched, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (sched / "scheduler.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)  # written, then read
+        address = json.loads((sched / "scheduler.json").read_text())["address"]
+        for i in range(2):
+            home = tmp_path / f"worker{i}" / "home"
+            home.mkdir(parents=True)
+            hide = 'mount -t tmpfs none "$0" && exec "$@"'
+            started.append(
+                subprocess.Popen(
+                    ["unshare", "-m", "sh", "-c", hide, str(driver), sys.executable, "-m",
+                     "dask", "worker", address, "--nworkers", "1", "--nthreads", "1",
+                     "--no-dashboard", "--name", f"machine-{i}",
+                     "--local-directory", str(tmp_path / f"worker{i}" / "scratch")],
+                    cwd=home.parent, env={**env, "HOME": str(home)},
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=120)
+            seen = client.run(lambda: sorted(os.listdir(driver)))
+            homes = client.run(lambda: os.environ["HOME"])
+        assert all(files == [] for files in seen.values()), seen  # hidden from every worker
+        assert len(set(homes.values())) == 2
+
+        monkeypatch.chdir(driver)
+        monkeypatch.setenv("LFR_WORKSPACE", str(driver / "workspace"))
+        # tasks of 4 images (not 64), so that both workers get some
+        import lfr_eval.distributed
+
+        four = functools.partial(lfr_eval.distributed.ClusterSpec, shard_size=4)
+        monkeypatch.setattr(lfr_eval.distributed, "ClusterSpec", four)
+        args = ["embed", str(lfw_dir), "--layout", "lfw", "--limit", "22", "--scheduler"]
+        main([*args, address, "--cache", "cache.sqlite", "--out", "emb.parquet"])
+        assert f"embedding on a Dask cluster at {address}" in capsys.readouterr().err
+    finally:
+        for proc in reversed(started):
+            proc.terminate()
+        for proc in started:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    table = pd.read_parquet(driver / "emb.parquet")
+    np.testing.assert_array_equal(table["image_sha256"].to_numpy(), single.image_sha256)
+    np.testing.assert_array_equal(table["ok"].to_numpy(), single.ok)
+    np.testing.assert_array_equal(np.stack(table["embedding"].to_numpy()), single.vectors)
+    # a worker wrote only in its own folder: Dask's scratch space and its own model cache
+    for i in range(2):
+        mine = tmp_path / f"worker{i}"
+        written = {p.relative_to(mine).parts[0:2] for p in mine.rglob("*") if p.is_file()}
+        assert all(part[0] in ("scratch", "home") for part in written), written
+        # each "machine" converted the dlib network into its own model cache
+        assert list((mine / "home").rglob("dlib-onnx/*/*.onnx")), "no model of its own"
+    assert (driver / "marker").read_text() == "the driver's folder"
 
 
 def _random_gallery(rng, n_subjects=120, dim=32):

@@ -171,7 +171,9 @@ if TYPE_CHECKING:
     type=click.Path(file_okay=False),
     default=None,
     help="Folder that keeps finished scoring blocks: after an interruption (Ctrl-C, a killed "
-    "process) the same command resumes from them instead of recomputing.",
+    "process) the same command resumes from them instead of recomputing. Large counts are "
+    "memory-mapped there (without it: in the temp dir; where /tmp is a tmpfs that is RAM, so "
+    "name a folder on disk).",
 )
 @cache_options
 @engine_options

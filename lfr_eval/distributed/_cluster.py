@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import logging
 import os
 import shutil
 import subprocess
@@ -210,7 +209,7 @@ def open_client(spec: ClusterSpec) -> Iterator[Client]:
         yield active[1]  # held open by using_cluster, which closes it
         return
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError as exc:
         raise ClusterError(MSG_DASK_MISSING) from exc
     if spec.scheduler:
@@ -225,37 +224,78 @@ def open_client(spec: ClusterSpec) -> Iterator[Client]:
         finally:
             client.close()
         return
-    from lfr_eval.datasets._embedding import _workers_skip_main_script
-
-    # one thread per worker process: dlib and onnxruntime get their threads from
-    # set_cpu_threads (cores / workers), not from Dask's thread pool. Workers are spawned:
-    # under Streamlit __main__ is a page script they must not re-run (see
-    # _workers_skip_main_script); a worker restarted later by its nanny re-imports it.
     plan = worker_gpu_plan(spec.workers, visible_gpus() if spec.gpu_per_worker else [])
-    with _workers_skip_main_script(None):
-        cluster = LocalCluster(
-            n_workers=0 if any(plan) else spec.workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-        if any(plan):
-            # one GPU per worker process: the workers differ only by their environment. They
-            # start asynchronously, so wait for them here, while __main__ is still hidden.
-            cluster.worker_spec.update(gpu_worker_specs(cluster.new_spec, plan))
-            cluster.scale(len(plan))
-            try:
-                cluster.wait_for_workers(len(plan), timeout=WORKER_START_TIMEOUT_S)
-            except TimeoutError as exc:
-                cluster.close()
-                raise ClusterError(
-                    f"the local cluster's {len(plan)} workers did not start within "
-                    f"{WORKER_START_TIMEOUT_S:.0f} s; nothing was computed"
-                ) from exc
-    with cluster, Client(cluster) as client:
+    with _local_cluster(spec.workers, plan) as address, Client(address) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _local_cluster(workers: int, plan: Sequence[str | None]) -> Iterator[str]:
+    """Start a local cluster in a host process of its own; yields the scheduler's address.
+
+    The scheduler and the nannies run in ``python -m lfr_eval.distributed._local_host``, never
+    in the driver: a nanny spawns its worker process (again whenever the worker dies), and a
+    spawned process re-imports the ``__main__`` of the process that spawns it -- under
+    Streamlit the page script, which dies outside the page (see the host module). The host
+    stops the cluster when the driver closes its stdin, or dies.
+
+    Raises
+    ------
+    ClusterError
+        The host could not start the cluster, or its workers did not start in time.
+    """
+    import json
+    import queue
+    import sys
+
+    import lfr_eval
+
+    # the host imports this package from wherever the driver found it
+    root = str(Path(lfr_eval.__file__).resolve().parent.parent)
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+    cmd = [
+        sys.executable,
+        "-m",
+        "lfr_eval.distributed._local_host",
+        "--workers",
+        str(workers),
+        "--gpu-plan",
+        json.dumps(list(plan) if any(plan) else []),
+        "--timeout",
+        str(WORKER_START_TIMEOUT_S),
+    ]
+    # a session of its own: Ctrl-C reaches the driver, which then stops the host in order
+    host = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    assert host.stdout is not None and host.stdin is not None
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = host.stdout
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:
+        try:
+            first = lines.get(timeout=WORKER_START_TIMEOUT_S + 30)
+        except queue.Empty:
+            first = ""
+        message = json.loads(first) if first.strip().startswith("{") else {}
+        if "address" not in message:
+            why = message.get("error") or (
+                f"its process exited with code {host.poll()}"
+                if host.poll() is not None
+                else f"no answer within {WORKER_START_TIMEOUT_S + 30:.0f} s"
+            )
+            raise ClusterError(f"the local Dask cluster did not start: {why}")
+        yield str(message["address"])
+    finally:
+        with contextlib.suppress(OSError):
+            host.stdin.close()  # the host closes the cluster and exits
+        try:
+            host.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            host.kill()
+            host.wait()
 
 
 # ------------------------------------------------------------------------ worker side

@@ -1,0 +1,91 @@
+"""The process that hosts a local Dask cluster (``--workers N``) for a driver.
+
+Why a process of its own: a local cluster's worker processes are *spawned* by their nannies,
+and a spawned process re-imports the ``__main__`` module of the process that started it. Under
+Streamlit ``__main__`` is the page script, which must not run in a worker (it dies there). The
+driver can hide its ``__main__`` while the workers start, but a worker that dies later is
+restarted by its nanny at any time, and Streamlit's own threads set ``__main__`` to the
+running page again. So the scheduler and the nannies live here instead: this module is
+``__main__`` of the host (``python -m lfr_eval.distributed._local_host``), a spawned worker
+re-imports only this module (whose top level does nothing), and the driver never spawns
+anything.
+
+Protocol: the host starts the cluster and writes one JSON line on stdout, ``{"address":
+"tcp://127.0.0.1:PORT"}`` once every worker is up, or ``{"error": "..."}``; it then keeps the
+cluster until its stdin closes (the driver is done, or died), and closes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distributed import LocalCluster
+
+
+def _start(workers: int, plan: list[str | None], timeout_s: float) -> LocalCluster:
+    from distributed import LocalCluster
+
+    from lfr_eval.distributed._cluster import gpu_worker_specs
+
+    # one thread per worker process: dlib and onnxruntime get their threads from
+    # set_cpu_threads (cores / workers), not from Dask's thread pool
+    cluster = LocalCluster(
+        n_workers=0 if any(plan) else workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    if any(plan):
+        # one GPU per worker process: the workers differ only by their environment
+        cluster.worker_spec.update(gpu_worker_specs(cluster.new_spec, plan))
+        cluster.scale(len(plan))
+        try:
+            cluster.wait_for_workers(len(plan), timeout=timeout_s)
+        except TimeoutError:
+            cluster.close()
+            raise TimeoutError(
+                f"the local cluster's {len(plan)} workers did not start within "
+                f"{timeout_s:.0f} s; nothing was computed"
+            ) from None
+    return cluster
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--gpu-plan", default="[]", help="JSON list: CUDA_VISIBLE_DEVICES each")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    plan = json.loads(args.gpu_plan) or [None] * args.workers
+    # stdout is the pipe the driver reads one line from: whatever the host and its workers
+    # print goes to stderr instead (a full pipe nobody reads would block them)
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:
+        cluster = _start(args.workers, plan, args.timeout)
+    except Exception as exc:  # the driver turns this into a ClusterError
+        with channel:
+            channel.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
+        return 1
+    try:
+        with channel:
+            channel.write(json.dumps({"address": cluster.scheduler_address}) + "\n")
+        sys.stdin.read()  # returns when the driver closes the pipe or dies
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
