@@ -3,6 +3,8 @@ merged exactly, resumable blocks, and the same candidates from SearchIndex and s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,6 +223,34 @@ def test_large_counts_are_memory_mapped(data, tmp_path, monkeypatch) -> None:
     assert isinstance(mapped.counts, np.memmap) and not isinstance(small.counts, np.memmap)
     assert len(list((tmp_path / "lfr-scoring").glob("*/counts.npy"))) == 1
     np.testing.assert_array_equal(mapped.counts, small.counts)
+
+
+def test_counts_memory_mapped_on_a_tmpfs_say_they_use_ram(data, tmp_path, monkeypatch) -> None:
+    """Where the temp dir is a tmpfs (RAM), memory-mapped counts use memory, not disk: the run
+    says so, naming the way out; on a disk it says nothing."""
+    import shutil
+    import tempfile
+    import uuid
+    import warnings
+
+    from lfr_eval.search._blocks import CountsInMemoryWarning, filesystem_type
+
+    if filesystem_type("/dev/shm") != "tmpfs":
+        pytest.skip("needs a tmpfs at /dev/shm to put the temp dir on")
+    templates, subj, probes, _, _ = data
+    gal = Gallery.build(templates, subj)
+    ram = Path("/dev/shm") / f"lfr-test-{uuid.uuid4().hex}"
+    ram.mkdir()
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(ram))
+        with pytest.warns(CountsInMemoryWarning, match="tmpfs.*--scoring-work-dir"):
+            score_probes(probes, gal, k=3, thresholds=THRESHOLDS, memory_bytes=100_000)
+    finally:
+        shutil.rmtree(ram)
+    if filesystem_type(tmp_path) not in ("tmpfs", "ramfs"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CountsInMemoryWarning)
+            score_probes(probes, gal, k=3, thresholds=THRESHOLDS, work_dir=tmp_path)
 
 
 def test_search_index_and_score_searches_agree(data) -> None:

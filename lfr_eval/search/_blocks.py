@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -64,8 +65,39 @@ MSG_MEMORY = (
 )
 
 
+MSG_COUNTS_IN_RAM = (
+    "the per-threshold counts of this scoring run ({size:.2f} GB) are memory-mapped under "
+    "{folder}, which is a {fs} (RAM): they count against the machine's memory, not its disk. "
+    "Name a folder on a disk with --scoring-work-dir (work_dir), or set TMPDIR to one"
+)
+
+
 class ScoringInterrupted(KeyboardInterrupt):
     """Ctrl-C during scoring; the message says which finished blocks were kept, and where."""
+
+
+class CountsInMemoryWarning(UserWarning):
+    """Memory-mapped counts live on a RAM file system (a tmpfs ``/tmp``): they use memory."""
+
+
+def filesystem_type(path: str | os.PathLike[str]) -> str | None:
+    """The file system type (``"ext4"``, ``"tmpfs"``…) holding ``path``, from ``/proc/mounts``
+    (the longest mount point above it); None where that table cannot be read (not Linux)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    best, kind = "", None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")  # /proc/mounts escapes spaces
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
 
 
 #: Folders :func:`score_probes` made itself (no work folder given, counts too large for memory)
@@ -253,6 +285,13 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         )
         folder = Path(work_dir) / key
         folder.mkdir(parents=True, exist_ok=True)
+        fs = filesystem_type(folder) if thr is not None else None
+        if fs in ("tmpfs", "ramfs"):
+            warnings.warn(
+                MSG_COUNTS_IN_RAM.format(size=counts_bytes / 1e9, folder=folder.parent, fs=fs),
+                CountsInMemoryWarning,
+                stacklevel=2,
+            )
         made = _made_folders.get()
         if made_here and made is not None:
             made.append(folder)

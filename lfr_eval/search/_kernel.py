@@ -449,10 +449,10 @@ def chunk_layout(n_probes: int) -> list[tuple[int, int]]:
 
     Why the layout is fixed: a BLAS product's float32 rounding depends on its shape, not only
     on the two vectors. Measured with OpenBLAS 0.3.31 (SkylakeX kernels, 128-d and 512-d,
-    one thread or two): one- and two-row products and small ones (16 × 64, 3 × 400) round
-    differently from a 512 × 512 product, by up to 5e-7 on a cosine, while larger products
-    agreed whatever their rows, columns or offsets (one-row products go to sgemv, small ones
-    to a small-matrix kernel; other BLAS builds may draw other lines). So every product the
+    one thread or two; ``benchmarks/bench_scoring_layout.py shapes``): products of one or two
+    rows or columns and small ones (16 × 64, 3 × 400, 256 × 4) round differently from a
+    512 × 512 product, by up to 5e-7 on a cosine, while larger products agreed whatever their
+    rows, columns or offsets (other BLAS builds may draw other lines). So every product the
     kernel makes has a shape that depends only on the probe's position in the whole run:
     chunks of ``_CHUNK_ROWS`` rows from the block's start (the last one shorter) times tiles
     whose width depends only on the chunk's rows. Blocks made of whole chunks (any multiple
