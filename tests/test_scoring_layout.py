@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lfr_eval.search._kernel import Gallery, score_all
 
@@ -99,3 +100,24 @@ def test_scores_and_counts_do_not_depend_on_the_memory_setting(tmp_path) -> None
             assert np.array_equal(getattr(ref.searches, name), getattr(other.searches, name)), name
         assert np.array_equal(ref.non_mated_counts, other.non_mated_counts)
         assert np.array_equal(ref.non_mated_top_rows, other.non_mated_top_rows)
+
+
+def test_torch_backend_numbers_do_not_depend_on_the_block_size() -> None:
+    """The torch backend (CPU here) also multiplies fixed 512-row chunks: with 1,537 probes the
+    last one is a one-row product in every block size the memory setting can choose (before,
+    a block of 2,048 rows multiplied it as one row of 1,537, which rounded differently)."""
+    pytest.importorskip("torch")
+    from lfr_eval.search._blocks import score_probes
+    from lfr_eval.search._kernel import kernel_backend
+
+    templates, subjects, probes, _ = _watchlist_and_probes(11, n_probes=1537)
+    gallery = Gallery.build(templates, subjects)
+    backend = kernel_backend("torch", "cpu", "fp32")
+    grid = np.linspace(-1.0, 1.0, 201)
+    runs = [
+        score_probes(probes, gallery, k=5, thresholds=grid, backend=backend, rows_per_block=r)
+        for r in (512, 1024, 2048)  # blocks of 512 ... 1 row; 1,024 + 513; one block
+    ]
+    for other in runs[1:]:
+        for name in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
+            assert np.array_equal(getattr(runs[0], name), getattr(other, name)), name

@@ -445,7 +445,8 @@ def numpy_tile_width(n_probes: int, tile_bytes: int | None = None) -> int:
 
 
 def chunk_layout(n_probes: int) -> list[tuple[int, int]]:
-    """The numpy backend's probe chunks ``(start, stop)`` for a block of ``n_probes`` rows.
+    """The probe chunks ``(start, stop)`` a block of ``n_probes`` rows is multiplied in (numpy
+    and torch backends alike).
 
     Why the layout is fixed: a BLAS product's float32 rounding depends on its shape, not only
     on the two vectors. Measured with OpenBLAS 0.3.31 (SkylakeX kernels, 128-d and 512-d,
@@ -628,6 +629,33 @@ class _TorchKernel:
         thr: np.ndarray,
         tile_bytes: int | None,
     ) -> None:
+        # chunks of the numpy backend's rows, each with tiles sized from its own rows: the
+        # products' shapes, and so their rounding, do not depend on the block size (the
+        # memory setting); see chunk_layout
+        for a, e in chunk_layout(probes.shape[0]):
+            view = Partial(
+                part.top_scores[a:e],
+                part.top_subjects[a:e],
+                part.top_rows[a:e],
+                part.higher[a:e],
+                None if part.counts is None else part.counts[a:e],
+            )
+            self._run_chunk(
+                probes[a:e], gallery, s0, s1, view, mates[a:e], mate_sc[a:e], thr, tile_bytes
+            )
+
+    def _run_chunk(
+        self,
+        probes: np.ndarray,
+        gallery: Gallery,
+        s0: int,
+        s1: int,
+        part: Partial,
+        mates: np.ndarray,
+        mate_sc: np.ndarray,
+        thr: np.ndarray,
+        tile_bytes: int | None,
+    ) -> None:
         torch = self.torch
         n = probes.shape[0]
         k = part.top_scores.shape[1]
@@ -636,8 +664,8 @@ class _TorchKernel:
         # float32 sims plus int64 bins per element
         tile = TORCH_TILE_BYTES if tile_bytes is None else int(tile_bytes)
         width = max(1, tile // (12 * max(1, n)))
-        mates_t = torch.from_numpy(mates).to(self.dev)
-        mate_t = torch.from_numpy(mate_sc).to(self.dev)
+        mates_t = torch.from_numpy(np.ascontiguousarray(mates)).to(self.dev)
+        mate_t = torch.from_numpy(np.ascontiguousarray(mate_sc)).to(self.dev)
         thr_t = torch.from_numpy(thr).to(self.dev)
         n_thr = len(thr)
         for t0, t1, a, b, local in _tile_runs(gallery, s0, s1, width):
