@@ -179,6 +179,24 @@ def test_shards_merge_exactly_in_any_order(data) -> None:
         np.testing.assert_array_equal(merged.counts, whole.counts)
 
 
+def _block_files(folder) -> list[str]:
+    return sorted(f.name for f in folder.glob("block_*.npz"))
+
+
+class _CountingScoreBlock:
+    """``score_block`` counting its calls (blocks are scored on two threads at once)."""
+
+    def __init__(self, real) -> None:
+        import threading
+
+        self.real, self.n, self.lock = real, 0, threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        with self.lock:
+            self.n += 1
+        return self.real(*args, **kwargs)
+
+
 def test_resumable_blocks_equal_an_uninterrupted_run(data, tmp_path, monkeypatch) -> None:
     from lfr_eval.search import _blocks
 
@@ -186,29 +204,136 @@ def test_resumable_blocks_equal_an_uninterrupted_run(data, tmp_path, monkeypatch
     gal = Gallery.build(templates, subj, subject_groups=groups)
     reference = score_probes(probes, gal, k=5, thresholds=THRESHOLDS)
     monkeypatch.setattr(_blocks, "_rows_per_block", lambda *a, **k: 16)
-    calls = {"n": 0}
-    real = _blocks.score_block
+    counted = _CountingScoreBlock(_blocks.score_block)
+    monkeypatch.setattr(_blocks, "score_block", counted)
 
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
+    def ctrl_c(done: int, total: int) -> None:
+        # Ctrl-C reaches the calling thread, here once three blocks are kept
+        if done == 3:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(_blocks, "score_block", interrupted)
-    with pytest.raises(ScoringInterrupted, match="3 of 10 blocks"):
-        score_probes(probes, gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
+    with pytest.raises(ScoringInterrupted, match=r"after (\d+) of 10 blocks") as stopped:
+        score_probes(probes, gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path, progress=ctrl_c)
     (folder,) = tmp_path.iterdir()
-    assert len(list(folder.glob("block_*.npz"))) == 3
-    calls["n"] = -100  # no more interruptions
+    kept = int(str(stopped.value).split("after ")[1].split(" of")[0])
+    # the message counts what is on disk, and no block scored to the end was dropped (the
+    # blocks in flight at the Ctrl-C may have finished too)
+    assert kept == len(_block_files(folder)) and 3 <= kept < 10
+    assert not list(folder.glob("*.tmp.*"))
+    counted.n = 0
     resumed = score_probes(probes, gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
-    assert calls["n"] == -100 + 7  # only the 7 unfinished blocks were scored
+    assert counted.n == 10 - kept  # only the unfinished blocks were scored
     for name in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(reference, name))
     # other inputs never reuse those blocks
     other = score_probes(probes[::-1], gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
     np.testing.assert_array_equal(other.counts, reference.counts[::-1])
+
+
+def test_resume_overwrites_counts_rows_a_killed_run_left_half_written(data, tmp_path, monkeypatch):
+    # a killed run leaves the counts rows of the blocks it was scoring with whatever had been
+    # written there; the scoring threads write a block's counts in place, so a re-run must
+    # overwrite every count of a block, never add to it
+    from lfr_eval.search import _blocks
+
+    templates, subj, probes, _, groups = data
+    gal = Gallery.build(templates, subj, subject_groups=groups)
+    reference = score_probes(probes, gal, k=5, thresholds=THRESHOLDS)
+    monkeypatch.setattr(_blocks, "_rows_per_block", lambda *a, **k: 32)
+    real = _blocks.score_block
+
+    def dies_after_block_2(block, *args, **kwargs):
+        part = real(block, *args, **kwargs)
+        if np.array_equal(block, probes[64:96]):
+            raise KeyboardInterrupt  # after this block's counts were written in place
+        return part
+
+    monkeypatch.setattr(_blocks, "score_block", dies_after_block_2)
+    with pytest.raises(ScoringInterrupted):
+        score_probes(probes, gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    files = _block_files(folder)
+    assert "block_000002.npz" not in files
+    counts = np.load(folder / "counts.npy", mmap_mode="r+")
+    assert counts[64:96].any()  # block 2's counts are there, its block file is not
+    rng = np.random.default_rng(0)
+    for b in range(5):
+        if f"block_{b:06d}.npz" not in files:
+            rows = counts[32 * b : 32 * (b + 1)]
+            rows[:] = rng.integers(0, 1000, rows.shape)
+    counts.flush()
+    del counts
+    monkeypatch.setattr(_blocks, "score_block", real)
+    resumed = score_probes(probes, gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
+    np.testing.assert_array_equal(resumed.counts, reference.counts)
+    np.testing.assert_array_equal(resumed.top_scores, reference.top_scores)
+
+
+@pytest.mark.parametrize("name", _backends())
+def test_counts_out_is_overwritten_whatever_it_held(data, name) -> None:
+    templates, subj, probes, mates, groups = data
+    gal = Gallery.build(templates, subj, subject_groups=groups)
+    be = _backend(name)
+    codes = gal.codes_of(mates)
+    plain = score_block(probes, gal, k=4, thresholds=THRESHOLDS, mate_codes=codes, backend=be)
+    out = np.full(plain.counts.shape, 7_777, np.int32)
+    into = score_block(
+        probes, gal, k=4, thresholds=THRESHOLDS, mate_codes=codes, backend=be, counts_out=out
+    )
+    assert into.counts is out
+    np.testing.assert_array_equal(out, plain.counts)
+    # an empty subject range counts nothing: zeros, not what the array held
+    out[:] = 5
+    score_block(probes, gal, k=4, thresholds=THRESHOLDS, subjects=(3, 3), counts_out=out)
+    assert not out.any()
+    with pytest.raises(ValueError, match="counts_out must be"):
+        score_block(probes, gal, k=4, thresholds=THRESHOLDS, counts_out=out[:, :, :-1])
+
+
+def test_a_block_that_cannot_be_kept_stops_the_run_with_its_error(data, tmp_path, monkeypatch):
+    # blocks are kept on a thread of their own: its error reaches the caller, and the blocks
+    # kept before it stay
+    from lfr_eval.search import _blocks
+
+    templates, subj, probes, _, _ = data
+    gal = Gallery.build(templates, subj)
+    monkeypatch.setattr(_blocks, "_rows_per_block", lambda *a, **k: 16)
+    real = np.savez
+    saved = {"n": 0}
+
+    def full_disk(*args, **kwargs):
+        saved["n"] += 1
+        if saved["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_blocks.np, "savez", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        score_probes(probes, gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    assert sorted(f.name for f in folder.glob("block_*.npz")) == [
+        "block_000000.npz",
+        "block_000001.npz",
+    ]
+
+
+def test_progress_of_kept_blocks_is_reported_in_order_on_the_calling_thread(data, tmp_path):
+    import threading
+
+    templates, subj, probes, _, _ = data
+    gal = Gallery.build(templates, subj)
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total, threading.current_thread() is threading.main_thread()))
+
+    kwargs = {"k": 3, "thresholds": THRESHOLDS, "rows_per_block": 40, "progress": progress}
+    score_probes(probes, gal, work_dir=tmp_path, **kwargs)
+    assert seen == [(i, 4, True) for i in range(1, 5)]
+    seen.clear()
+    score_probes(probes, gal, work_dir=tmp_path, **kwargs)  # all four found on disk
+    assert seen == [(i, 4, True) for i in range(1, 5)]
 
 
 def test_large_counts_are_memory_mapped(data, tmp_path, monkeypatch) -> None:

@@ -19,15 +19,20 @@ many blocks are kept and where.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import hashlib
 import json
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +50,7 @@ from lfr_eval.search._kernel import (
     empty_partial,
     mate_scores,
     score_block,
+    shared_chunk_pool,
 )
 
 #: Default memory setting for one scoring run (bytes): fits a 4 GB machine with room to spare.
@@ -181,6 +187,122 @@ def _rows_per_block(
     working = (threads or default_threads()) * (DEFAULT_TILE_BYTES + 5 * _CHUNK_ROWS * cells)
     rows = int(min(4 * _CHUNK_ROWS, (spare // 4 - working) // max(per_row, 1)))
     return max(_CHUNK_ROWS, rows - rows % _CHUNK_ROWS)
+
+
+def _counts_rows(path: Path, a: int, e: int) -> np.memmap:
+    """Rows ``a:e`` of the counts file ``path`` (a ``.npy`` of int32), mapped read-write on
+    their own."""
+    head = np.load(path, mmap_mode="r")
+    shape, offset = head.shape, head.offset
+    del head
+    row_bytes = 4 * int(np.prod(shape[1:]))
+    return np.memmap(
+        path, np.int32, mode="r+", offset=offset + a * row_bytes, shape=(e - a, *shape[1:])
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _Finished:
+    """A scored block waiting to be kept: its results and its counts rows (when mapped)."""
+
+    block_file: Path
+    top_scores: np.ndarray
+    top_subjects: np.ndarray
+    top_rows: np.ndarray
+    higher: np.ndarray
+    counts_rows: np.memmap | None
+
+    def keep(self) -> None:
+        """Flush the counts rows, then write the block file atomically (temporary file, then
+        rename): a block file's presence means its block is complete."""
+        if self.counts_rows is not None:
+            self.counts_rows.flush()
+        tmp = self.block_file.with_name(self.block_file.stem + ".tmp.npz")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(
+                    fh,
+                    top_scores=self.top_scores,
+                    top_subjects=self.top_subjects,
+                    top_rows=self.top_rows,
+                    higher=self.higher,
+                )
+            os.replace(tmp, self.block_file)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # no half-written file is left behind
+            raise
+
+
+@dataclass(eq=False)
+class _InFlight:
+    """A block being scored: its probe rows, its block file and counts rows (when kept on
+    disk), and the scoring task when blocks overlap."""
+
+    rows: tuple[int, int]
+    block_file: Path | None
+    counts_rows: np.memmap | None
+    future: Future[Partial] | None = None
+    handed: bool = False  # its results are in place (and with the keeper)
+
+    def result(self) -> Partial:
+        assert self.future is not None
+        return self.future.result()
+
+    def succeeded(self) -> bool:
+        """Scored to the end (only asked once no task runs any more)."""
+        return (
+            self.future is not None
+            and self.future.done()
+            and not self.future.cancelled()
+            and self.future.exception() is None
+        )
+
+
+class _BlockKeeper:
+    """Keeps finished blocks (:meth:`_Finished.keep`) on a thread of its own, in order.
+
+    The flush of a block's counts rows (disk I/O) and its block file used to run between two
+    blocks with both scoring threads idle; here they overlap the next block's scoring. At
+    most one block waits (the queue holds one), so memory stays bounded.
+    """
+
+    def __init__(self) -> None:
+        self.kept = 0
+        self._error: BaseException | None = None
+        self._closed = False
+        self._queue: queue.Queue[_Finished | None] = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="lfr-keep-blocks", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    item.keep()
+                    self.kept += 1
+                except BaseException as exc:  # noqa: BLE001 - raised in the scoring thread
+                    self._error = exc
+            del item  # unmaps the block's counts rows
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, item: _Finished) -> None:
+        """Hand over a finished block (waits while another one is waiting)."""
+        self._raise()
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Wait until every block handed over is kept; raise the first error keeping one."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
 
 
 def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
@@ -359,70 +481,141 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     top_j = np.full((n, k), -1, np.int64)
     top_r = np.full((n, k), -1, np.int64)
     higher = np.zeros(n, np.int64)
-    done = 0
-    try:
-        for b in range(n_blocks):
-            a, e = b * rows, min(n, (b + 1) * rows)
-            block_file = None if folder is None else folder / f"block_{b:06d}.npz"
-            if block_file is not None and block_file.exists():
-                with np.load(block_file) as kept:
-                    top_s[a:e], top_j[a:e] = kept["top_scores"], kept["top_subjects"]
-                    top_r[a:e], higher[a:e] = kept["top_rows"], kept["higher"]
-            else:
-                if executor is not None:
-                    part = executor(
-                        probes[a:e],
-                        gallery,
-                        k=k,
-                        thresholds=thr,
-                        mate_codes=None if mates is None else mates[a:e],
-                        block=rows,
-                        tile_bytes=tile,
-                    )
-                else:
-                    part = score_block(
-                        probes[a:e],
-                        gallery,
-                        k=k,
-                        thresholds=thr,
-                        mate_codes=None if mates is None else mates[a:e],
-                        mate_score=None if ms is None else ms[a:e],
-                        backend=be,
-                        tile_bytes=tile,
-                    )
-                top_s[a:e], top_j[a:e] = part.top_scores, part.top_subjects
-                top_r[a:e], higher[a:e] = part.top_rows, part.higher
-                if part.counts is not None:
-                    if counts_mem is not None:
-                        counts_mem[a:e] = part.counts
-                    else:
-                        assert counts_path is not None
-                        out = np.load(counts_path, mmap_mode="r+")
-                        out[a:e] = part.counts
-                        out.flush()
-                        del out  # unmap: finished rows leave this process's memory
-                if block_file is not None:
-                    tmp = block_file.with_name(block_file.stem + ".tmp.npz")
-                    with open(tmp, "wb") as fh:
-                        np.savez(
-                            fh,
-                            top_scores=part.top_scores,
-                            top_subjects=part.top_subjects,
-                            top_rows=part.top_rows,
-                            higher=part.higher,
-                        )
-                    os.replace(tmp, block_file)
-            done += 1
+    # finished blocks are kept on disk by a thread of their own while the next block is scored
+    keeper = None if folder is None else _BlockKeeper()
+    reused = 0  # blocks found on disk
+    reported = 0
+
+    def report(kept: int) -> None:
+        nonlocal reported
+        while reported < kept:
+            reported += 1
             if bar is not None:
                 bar.update(1)
             elif callable(progress):
-                progress(done, n_blocks)
+                progress(reported, n_blocks)
+
+    def score(
+        kernel: _NumpyKernel | _TorchKernel, a: int, e: int, out: np.ndarray | None
+    ) -> Partial:
+        if executor is not None:
+            part = executor(
+                probes[a:e],
+                gallery,
+                k=k,
+                thresholds=thr,
+                mate_codes=None if mates is None else mates[a:e],
+                block=rows,
+                tile_bytes=tile,
+            )
+            if part.counts is not None and out is not None:
+                out[...] = part.counts
+            return part
+        # the counts go straight to their place (``out``): this block's rows of the counts in
+        # memory, or of the counts file, written by the scoring threads themselves
+        return score_block(
+            probes[a:e],
+            gallery,
+            k=k,
+            thresholds=thr,
+            mate_codes=None if mates is None else mates[a:e],
+            mate_score=None if ms is None else ms[a:e],
+            backend=kernel,
+            tile_bytes=tile,
+            counts_out=out,
+        )
+
+    def finish(block: _InFlight, part: Partial) -> None:
+        a, e = block.rows
+        top_s[a:e], top_j[a:e] = part.top_scores, part.top_subjects
+        top_r[a:e], higher[a:e] = part.top_rows, part.higher
+        if keeper is not None:
+            keeper.put(
+                _Finished(
+                    block.block_file,
+                    part.top_scores,
+                    part.top_subjects,
+                    part.top_rows,
+                    part.higher,
+                    block.counts_rows,
+                )
+            )
+        block.handed = True
+
+    def done_now() -> int:
+        return reused + (keeper.kept if keeper is not None else finished)
+
+    # The numpy kernel scores two blocks at once (the second one's chunks queued behind the
+    # first one's in one pool of threads): the cores then never wait at a block boundary
+    # while one thread finishes the block's last chunk, or while the block is handed over.
+    overlap = executor is None and isinstance(be, _NumpyKernel) and n_blocks > 1
+    inflight: collections.deque[_InFlight] = collections.deque()
+    finished = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            kernel: _NumpyKernel | _TorchKernel = be
+            drivers = None
+            if overlap:
+                assert isinstance(be, _NumpyKernel)
+                kernel = stack.enter_context(shared_chunk_pool(be.threads))
+                drivers = stack.enter_context(ThreadPoolExecutor(2, thread_name_prefix="lfr-block"))
+            try:
+                for b in range(n_blocks):
+                    a, e = b * rows, min(n, (b + 1) * rows)
+                    block_file = None if folder is None else folder / f"block_{b:06d}.npz"
+                    if block_file is not None and block_file.exists():
+                        with np.load(block_file) as kept:
+                            top_s[a:e], top_j[a:e] = kept["top_scores"], kept["top_subjects"]
+                            top_r[a:e], higher[a:e] = kept["top_rows"], kept["higher"]
+                        reused += 1
+                        report(done_now())
+                        continue
+                    # a mapping of just this block's rows: once kept, they leave this
+                    # process's memory
+                    rows_map = None if counts_path is None else _counts_rows(counts_path, a, e)
+                    out = counts_mem[a:e] if counts_mem is not None else None
+                    if rows_map is not None:
+                        out = np.asarray(rows_map)
+                    block = _InFlight((a, e), block_file, rows_map)
+                    if drivers is None:
+                        finish(block, score(kernel, a, e, out))
+                        finished += 1
+                    else:
+                        if len(inflight) == 2:
+                            finish(inflight[0], inflight[0].result())
+                            inflight.popleft()
+                            finished += 1
+                        block.future = drivers.submit(score, kernel, a, e, out)
+                        inflight.append(block)
+                    del block, rows_map, out
+                    report(done_now())
+                while inflight:
+                    finish(inflight[0], inflight[0].result())
+                    inflight.popleft()
+                    finished += 1
+                    report(done_now())
+            except BaseException:
+                if isinstance(kernel, _NumpyKernel):
+                    kernel.cancel_queued()  # the blocks in flight stop after their running chunks
+                raise
+        if keeper is not None:
+            keeper.close()
+        report(n_blocks)
     except KeyboardInterrupt:
+        # every block that was scored to the end is kept before saying how many are
+        for block in inflight:
+            if block.succeeded() and not block.handed:
+                finish(block, block.result())
+        if keeper is not None:
+            keeper.close()
         where = "memory only (no work folder)" if folder is None else str(folder)
         raise ScoringInterrupted(
-            MSG_INTERRUPTED.format(done=done, total=n_blocks, folder=where)
+            MSG_INTERRUPTED.format(done=done_now(), total=n_blocks, folder=where)
         ) from None
     finally:
+        inflight.clear()
+        if keeper is not None:
+            keeper.close()
         if bar is not None:
             bar.close()
 

@@ -48,11 +48,13 @@ imported only when chosen. faiss serves top-k-only searches (the live page,
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -479,12 +481,20 @@ class _NumpyKernel:
     device = "cpu"
     precision: Precision = "fp32"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, pool: Executor | None = None) -> None:
         self.threads = threads
+        # see shared_chunk_pool: the chunks of every block in flight go to this one pool
+        self._pool = pool
 
     @property
     def version(self) -> str:
         return str(np.__version__)
+
+    def cancel_queued(self) -> None:
+        """Drop the chunks still waiting in the shared pool (after an error or Ctrl-C); the
+        blocks they belong to then fail with ``CancelledError``."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run(
         self,
@@ -501,8 +511,9 @@ class _NumpyKernel:
         """Chunks of probe rows go to threads; each thread multiplies its chunk by one tile at a
         time with a single-threaded BLAS and reduces the product while it is in cache, so
         the two cores never wait for each other inside a product (on a loaded machine a
-        multi-threaded BLAS spends more time at its barriers than computing)."""
-        from lfr_eval.search._kernel_numba import add_reverse_sums, reduce_rows
+        multi-threaded BLAS spends more time at its barriers than computing). Every element
+        of ``part.counts`` is assigned (it may come uninitialised, see ``score_block``)."""
+        from lfr_eval.search._kernel_numba import reduce_rows, set_reverse_sums
 
         n = probes.shape[0]
         chunks = chunk_layout(n)
@@ -565,9 +576,15 @@ class _NumpyKernel:
                     top_s, top_j, top_r, higher, hist, hist_hi, best, arg, code, flags,
                 )  # fmt: skip
             if n_thr and part.counts is not None:
-                # bin b holds subjects at or above thresholds[:b]: counts are reverse sums
-                add_reverse_sums(hist, hist_hi, part.counts[a:e], n_thr)
+                # bin b holds subjects at or above thresholds[:b]: counts are reverse sums,
+                # assigned (score_block's counts may be uninitialised output rows)
+                set_reverse_sums(hist, hist_hi, part.counts[a:e], n_thr)
 
+        if self._pool is not None:
+            # the owner of the shared pool holds the single-threaded BLAS limits
+            for done in [self._pool.submit(chunk, a, e) for a, e in chunks]:
+                done.result()
+            return
         threads = min(self.threads or default_threads(), len(chunks))
         # the products are small (one chunk × one tile): a multi-threaded BLAS would spend
         # more time waking and waiting for its threads than multiplying, so it always runs
@@ -577,11 +594,26 @@ class _NumpyKernel:
                 for a, e in chunks:
                     chunk(a, e)
                 return
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(threads) as pool:
                 for done in [pool.submit(chunk, a, e) for a, e in chunks]:
                     done.result()
+
+
+@contextlib.contextmanager
+def shared_chunk_pool(threads: int | None = None) -> Iterator[_NumpyKernel]:
+    """A numpy backend whose chunks, from however many blocks are scored at once, all go to
+    one pool of ``threads`` threads (default: one per core), first come first served.
+
+    Two blocks in flight then keep the cores busy across block boundaries: the threads go
+    from one block's last chunks straight to the next block's first ones, instead of one
+    waiting while the other finishes (see :func:`~lfr_eval.search._blocks.score_probes`).
+    BLAS is limited to one thread for the whole ``with`` block (the limits are process-wide,
+    so they cannot be entered and left per block when blocks overlap). Results are the same
+    bit for bit: every chunk computes exactly what it computes alone.
+    """
+    n = max(1, int(threads or default_threads()))
+    with single_thread_limits(), ThreadPoolExecutor(n, thread_name_prefix="lfr-score") as pool:
+        yield _NumpyKernel(n, pool=pool)
 
 
 class _TorchKernel:
@@ -763,11 +795,13 @@ def score_block(
     subjects: tuple[int, int] | None = None,
     backend: _NumpyKernel | _TorchKernel | None = None,
     tile_bytes: int | None = None,
+    counts_out: np.ndarray | None = None,
 ) -> Partial:
     """Score one block of probes against a range of whole subjects of the gallery.
 
-    Pure: the result depends only on the arguments, so blocks can run anywhere (threads,
-    processes, Dask tasks) and be merged with :func:`merge_partials`.
+    Pure: the result depends only on the arguments (and, given ``counts_out``, is written
+    there), so blocks can run anywhere (threads, processes, Dask tasks) and be merged with
+    :func:`merge_partials`.
 
     Parameters
     ----------
@@ -787,13 +821,32 @@ def score_block(
     tile_bytes : int, optional
         Memory of one similarity tile (float32), bytes (default :data:`DEFAULT_TILE_BYTES`
         for numpy, :data:`TORCH_TILE_BYTES` for torch).
+    counts_out : ndarray of shape (n, n_groups, T), int32, C-contiguous, optional
+        Where the counts go (every element is overwritten; it need not be initialised), e.g.
+        this block's rows of a memory-mapped counts file: the numpy backend's scoring threads
+        then write them in parallel instead of the caller copying them afterwards. It is the
+        returned :attr:`Partial.counts`. Default: a new array.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1; got {k}")
     probes = np.ascontiguousarray(probes, dtype=np.float32)
     n = probes.shape[0]
     thr = np.empty(0) if thresholds is None else check_thresholds(thresholds)
-    part = empty_partial(n, k, gallery.n_groups, None if thresholds is None else len(thr))
+    if counts_out is None:
+        part = empty_partial(n, k, gallery.n_groups, None if thresholds is None else len(thr))
+    else:
+        if (
+            thresholds is None
+            or counts_out.shape != (n, gallery.n_groups, len(thr))
+            or counts_out.dtype != np.int32
+            or not counts_out.flags.c_contiguous
+            or not counts_out.flags.writeable
+        ):
+            raise ValueError(
+                f"counts_out must be a writeable C-contiguous int32 array of shape "
+                f"({n}, {gallery.n_groups}, {len(thr)}), given thresholds"
+            )
+        part = replace(empty_partial(n, k), counts=counts_out)
     mates = np.full(n, -1, np.int64) if mate_codes is None else np.asarray(mate_codes, np.int64)
     if mate_codes is not None and mate_score is None:
         mate_score = mate_scores(probes, gallery, mates)
@@ -803,9 +856,12 @@ def score_block(
         else np.asarray(mate_score, np.float32)
     )
     s0, s1 = (0, gallery.n_subjects) if subjects is None else subjects
+    be = backend if backend is not None else _NumpyKernel()
+    if counts_out is not None and (n == 0 or s1 <= s0 or not isinstance(be, _NumpyKernel)):
+        # the numpy backend assigns every count; the torch one adds into them
+        counts_out[...] = 0
     if n == 0 or s1 <= s0:
         return part
-    be = backend if backend is not None else _NumpyKernel()
     be.run(probes, gallery, s0, s1, part, mates, np.ascontiguousarray(ms), thr, tile_bytes)
     return part
 

@@ -297,14 +297,16 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def add_reverse_sums(hist, hist_hi, counts, n_thr):  # type: ignore[no-untyped-def]
-    """``counts[i, g, t] += sum(bins t + 1 … T of group g)``: the subjects at or above each
+def set_reverse_sums(hist, hist_hi, counts, n_thr):  # type: ignore[no-untyped-def]
+    """``counts[i, g, t] = sum(bins t + 1 … T of group g)``: the subjects at or above each
     threshold, from one chunk's histograms (uint8 ``hist`` plus 256 times its int32 carries
-    ``hist_hi``); the last group of a row (the uncounted) is skipped."""
+    ``hist_hi``); the last group of a row (the uncounted) is skipped. Every element of
+    ``counts`` is written (assigned, not added: it may be uninitialised rows of a memory-mapped
+    file, filled by the scoring threads in parallel)."""
     for i in range(counts.shape[0]):
         for g in range(counts.shape[1]):
             base = g * (n_thr + 1)
             run = 0
             for b in range(n_thr, 0, -1):
                 run += np.int64(hist[i, base + b]) + 256 * np.int64(hist_hi[i, base + b])
-                counts[i, g, b - 1] += run
+                counts[i, g, b - 1] = run
