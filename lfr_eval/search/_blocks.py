@@ -530,6 +530,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         top_s[a:e], top_j[a:e] = part.top_scores, part.top_subjects
         top_r[a:e], higher[a:e] = part.top_rows, part.higher
         if keeper is not None:
+            assert block.block_file is not None  # a keeper means a work folder
             keeper.put(
                 _Finished(
                     block.block_file,
