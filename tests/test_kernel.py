@@ -318,6 +318,63 @@ def test_a_block_that_cannot_be_kept_stops_the_run_with_its_error(data, tmp_path
     ]
 
 
+@pytest.mark.parametrize("kept", [False, True])
+def test_blocks_scored_two_at_a_time_land_in_their_rows(data, tmp_path, kept) -> None:
+    # two blocks are in flight at once (their chunks share one pool): each block's top-k,
+    # ranks and counts must land in its own rows, as block-by-block calls give them
+    from lfr_eval.search._kernel import concat_partials
+
+    templates, subj, probes, mates, groups = data
+    gal = Gallery.build(templates, subj, subject_groups=groups)
+    codes = gal.codes_of(mates)
+    ms = mate_scores(probes, gal, codes)
+    one_by_one = concat_partials(
+        [
+            score_block(
+                probes[a : a + 16],
+                gal,
+                k=6,
+                thresholds=THRESHOLDS,
+                mate_codes=codes[a : a + 16],
+                mate_score=ms[a : a + 16],
+            )
+            for a in range(0, len(probes), 16)
+        ]
+    )
+    run = score_probes(
+        probes,
+        gal,
+        k=6,
+        thresholds=THRESHOLDS,
+        mate_codes=codes,
+        rows_per_block=16,
+        work_dir=tmp_path if kept else None,
+    )
+    for name in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
+        np.testing.assert_array_equal(getattr(run, name), getattr(one_by_one, name))
+
+
+def test_a_failing_block_stops_the_run_with_its_error(data, tmp_path, monkeypatch) -> None:
+    from lfr_eval.search import _blocks
+
+    templates, subj, probes, _, _ = data
+    gal = Gallery.build(templates, subj)
+    real = _blocks.score_block
+
+    def fails_on_block_3(block, *args, **kwargs):
+        if np.array_equal(block, probes[48:64]):
+            raise MemoryError("no room for block 3")
+        return real(block, *args, **kwargs)
+
+    monkeypatch.setattr(_blocks, "score_block", fails_on_block_3)
+    with pytest.raises(MemoryError, match="block 3"):
+        score_probes(probes, gal, k=3, thresholds=THRESHOLDS, rows_per_block=16, work_dir=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    kept = _block_files(folder)
+    assert {"block_000000.npz", "block_000001.npz", "block_000002.npz"} <= set(kept)
+    assert "block_000003.npz" not in kept and not list(folder.glob("*.tmp.*"))
+
+
 def test_progress_of_kept_blocks_is_reported_in_order_on_the_calling_thread(data, tmp_path):
     import threading
 
