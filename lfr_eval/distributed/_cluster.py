@@ -233,7 +233,7 @@ def open_client(spec: ClusterSpec) -> Iterator[Client]:
 def _local_cluster(workers: int, plan: Sequence[str | None]) -> Iterator[str]:
     """Start a local cluster in a host process of its own; yields the scheduler's address.
 
-    The scheduler and the nannies run in ``python -m lfr_eval.distributed._local_host``, never
+    The scheduler and the nannies run in ``python -m lfr_eval._dask_host``, never
     in the driver: a nanny spawns its worker process (again whenever the worker dies), and a
     spawned process re-imports the ``__main__`` of the process that spawns it -- under
     Streamlit the page script, which dies outside the page (see the host module). The host
@@ -257,7 +257,7 @@ def _local_cluster(workers: int, plan: Sequence[str | None]) -> Iterator[str]:
     cmd = [
         sys.executable,
         "-m",
-        "lfr_eval.distributed._local_host",
+        "lfr_eval._dask_host",
         "--workers",
         str(workers),
         "--gpu-plan",

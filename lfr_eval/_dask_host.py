@@ -6,9 +6,11 @@ Streamlit ``__main__`` is the page script, which must not run in a worker (it di
 driver can hide its ``__main__`` while the workers start, but a worker that dies later is
 restarted by its nanny at any time, and Streamlit's own threads set ``__main__`` to the
 running page again. So the scheduler and the nannies live here instead: this module is
-``__main__`` of the host (``python -m lfr_eval.distributed._local_host``), a spawned worker
-re-imports only this module (whose top level does nothing), and the driver never spawns
-anything.
+``__main__`` of the host (``python -m lfr_eval._dask_host``), which replaces
+itself in ``sys.modules`` by a bare module for its whole life (nothing else runs here), so a
+spawned worker imports nothing of the host's, and the driver never spawns anything. It lives
+outside :mod:`lfr_eval.distributed` so that starting it does not import that package (pandas
+and the embedding code: a second on a small machine) unless GPUs are planned.
 
 Protocol: the host starts the cluster and writes one JSON line on stdout, ``{"address":
 "tcp://127.0.0.1:PORT"}`` once every worker is up, or ``{"error": "..."}``; it then keeps the
@@ -22,6 +24,7 @@ import json
 import logging
 import os
 import sys
+import types
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,8 +33,6 @@ if TYPE_CHECKING:
 
 def _start(workers: int, plan: list[str | None], timeout_s: float) -> LocalCluster:
     from distributed import LocalCluster
-
-    from lfr_eval.distributed._cluster import gpu_worker_specs
 
     # one thread per worker process: dlib and onnxruntime get their threads from
     # set_cpu_threads (cores / workers), not from Dask's thread pool
@@ -44,6 +45,8 @@ def _start(workers: int, plan: list[str | None], timeout_s: float) -> LocalClust
         silence_logs=logging.ERROR,
     )
     if any(plan):
+        from lfr_eval.distributed._cluster import gpu_worker_specs
+
         # one GPU per worker process: the workers differ only by their environment
         cluster.worker_spec.update(gpu_worker_specs(cluster.new_spec, plan))
         cluster.scale(len(plan))
@@ -65,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     plan = json.loads(args.gpu_plan) or [None] * args.workers
+    # the spawned workers re-import __main__ (this module) unless it is bare; nothing here
+    # needs it
+    sys.modules["__main__"] = types.ModuleType("__main__")
     # stdout is the pipe the driver reads one line from: whatever the host and its workers
     # print goes to stderr instead (a full pipe nobody reads would block them)
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w")
