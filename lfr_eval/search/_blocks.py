@@ -15,6 +15,13 @@ subjects, count groups, thresholds, k, mates, backend and precision), so a chang
 reuses stale blocks, and an interrupted run (Ctrl-C, a killed process) resumes from its
 finished blocks. Ctrl-C raises :class:`ScoringInterrupted` (a ``KeyboardInterrupt``) saying how
 many blocks are kept and where.
+
+Keeping both cores busy (numpy backend): two blocks are in flight at once, their chunks queued
+in one pool of scoring threads, so no thread waits at a block boundary; the scoring threads
+write each block's counts straight into its rows of the counts (in memory, or of the file),
+and a keeper thread flushes a finished block's rows and writes its block file while the next
+block is scored. Every chunk computes exactly what it computes alone, so the numbers do not
+depend on this overlap. Ctrl-C waits for the keeper, so every block scored to the end is kept.
 """
 
 from __future__ import annotations
