@@ -31,6 +31,7 @@ import pandas as pd
 from lfr_eval.datasets import UNKNOWN
 from lfr_eval.errors import LfrError
 from lfr_eval.metrics import (
+    DEFAULT_ADJUSTMENT,
     GroupRatesComparison,
     GroupTestResult,
     IdentificationFrame,
@@ -40,6 +41,7 @@ from lfr_eval.metrics import (
     fisher_exact_test,
     ratio_to_lowest,
 )
+from lfr_eval.metrics._group_tests import Adjustment
 from lfr_eval.operational import FalseAlertRates, one_in_n
 from lfr_eval.plain import (
     PlainFigure,
@@ -170,7 +172,11 @@ class ThresholdExplanation:
         Share of mated searches whose mate is returned at rank 1 at or above the threshold.
     expected_false_alerts, expected_ci_low, expected_ci_high : float
         False alerts expected among the ``faces_scanned - listed_passers_by`` faces of people
-        not listed, with the interval.
+        not listed, with a confidence interval for that **expected** number (the long-run
+        mean per deployment: the FPIR interval times the faces), not a prediction interval
+        for the count one deployment will see, which varies more
+        (:func:`lfr_eval.operational.expected_false_alerts` gives that one). Coverage of the
+        expected count checked by simulation (``tests/test_operational.py``).
     expected_true_alerts : float
         ``listed_passers_by * TPIR``.
     rates : FalseAlertRates
@@ -732,6 +738,7 @@ def group_comparison(
     frame: IdentificationFrame | None = None,
     n_permutations: int = 4999,
     seed: int = 0,
+    adjustment: Adjustment = DEFAULT_ADJUSTMENT,
 ) -> GroupComparison:
     """Compare the groups of ``attribute`` on ``metric`` at ``threshold``.
 
@@ -749,6 +756,9 @@ def group_comparison(
         tests from the clustered totals. Its per-group counts must equal the aggregate's.
     n_permutations, seed : int
         Of the permutation test (with ``frame``).
+    adjustment : {"step-down", "single-step"}
+        The max-statistic multiplicity adjustment over all pairs of either test (default
+        step-down); ``pairs.adjustment`` and ``pairs.adjustment_text`` say which was used.
     """
     t = grid_threshold(agg, threshold)
     rates = agg.rates
@@ -788,13 +798,14 @@ def group_comparison(
             group_b=lowest,
         )
         pairs, extreme, sim_conf = _clustered_comparison(
-            agg, t, attribute, metric, table, lowest, highest
+            agg, t, attribute, metric, table, lowest, highest, adjustment
         )
         reason = None if pairs is None else WHY_RAO_SCOTT
         if frame is not None and pairs is not None:
             pairs = _permutation_pairs(
-                frame, t, attribute, metric, table, n_permutations=n_permutations, seed=seed
-            )
+                frame, t, attribute, metric, table, n_permutations=n_permutations, seed=seed,
+                adjustment=adjustment,
+            )  # fmt: skip
             extreme, reason = pairs.pair(highest, lowest), WHY_PERMUTATION
     else:
         pairs = extreme = sim_conf = reason = None
@@ -823,6 +834,7 @@ def _permutation_pairs(
     *,
     n_permutations: int,
     seed: int,
+    adjustment: Adjustment = DEFAULT_ADJUSTMENT,
 ) -> GroupRatesComparison:
     """The frame's permutation test over exactly the aggregate's compared groups, after
     checking that the frame holds the same counts (so page and frame show one p-value)."""
@@ -859,6 +871,7 @@ def _permutation_pairs(
         groups=compared["group"].astype(str).tolist(),
         n_permutations=n_permutations,
         seed=seed,
+        adjustment=adjustment,
     )
 
 
@@ -870,6 +883,7 @@ def _clustered_comparison(
     table: pd.DataFrame,
     lowest: str,
     highest: str,
+    adjustment: Adjustment = DEFAULT_ADJUSTMENT,
 ) -> tuple[GroupRatesComparison | None, PairComparison | None, float | None]:
     """Multiplicity-adjusted pair tests and simultaneous intervals (columns added to ``table``)."""
     compared = table[table["compared"]]["group"].astype(str).tolist()
@@ -879,7 +893,7 @@ def _clustered_comparison(
     if any(v is None for v in summaries.values()):
         return None, None, None
     clean = {g: v for g, v in summaries.items() if v is not None}
-    pairs = compare_group_rates(clean)
+    pairs = compare_group_rates(clean, adjustment=adjustment)
     confidence = float(agg.intervals.confidence)
     bounds = ratio_to_lowest(clean, confidence)
     rows = table["group"].astype(str)

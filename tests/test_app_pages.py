@@ -412,6 +412,9 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     text = " ".join(m.value for m in at.markdown)
     assert f"p = {direct.p_adjusted:.3g} (permutation test over people" in text
     assert "family-wise" in text
+    # the page names the adjustment that produced the p-value (step-down by default)
+    assert expected.pairs is not None and expected.pairs.adjustment == "step-down"
+    assert "(step-down)" in text and expected.pairs.adjustment_text in captions
 
     only = as_aggregate(result).save(tmp_path / "aggregate-only")
     at = _page("5_Demographic_report.py")
@@ -420,6 +423,7 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     _no_exceptions(at)
     captions = " ".join(c.value for c in at.caption)
     assert WHY_RAO_SCOTT in captions and WHY_PERMUTATION not in captions
+    assert "step-down max-statistic adjustment" in captions
 
 
 # ---------------------------------------------------------------------- export and verify

@@ -202,18 +202,23 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
             if permutation
             else "Rao–Scott design-effect test from the aggregate"
         )
-        n_pairs = len(comparison.pairs.pairs)  # type: ignore[union-attr]
+        pairs = comparison.pairs  # never None with an extreme pair (group_comparison)
+        n_pairs = 0 if pairs is None else len(pairs.pairs)
+        adjustment, adjustment_text = (
+            ("", "") if pairs is None else (pairs.adjustment, pairs.adjustment_text)
+        )
+        family = "the one pair" if n_pairs == 1 else f"all {n_pairs} pairs"
         st.markdown(
             f"Highest **{pair.group_a}** ({one_in_n(pair.rate_a)}) vs lowest **{pair.group_b}** "
             f"({one_in_n(pair.rate_b)}): ratio {ratio}; p = {pair.p_adjusted:.3g} ({test_name}) "
-            f"adjusted for comparing all {n_pairs} pairs of groups, {verdict} at the 5% "
-            "family-wise level."
+            f"adjusted for comparing {family} of groups ({adjustment}), {verdict} at "
+            "the 5% family-wise level."
         )
         st.caption(
             f"Which test: {comparison.test_reason}. "
             "The pair was picked after seeing the data, so its p-value is adjusted for every "
-            "pair that could have been picked (single-step max-statistic adjustment over all "
-            "pairs), and each pair's statistic allows for repeat searches of one person. "
+            f"pair that could have been picked ({adjustment_text}), and each pair's "
+            "statistic allows for repeat searches of one person. "
             f"The columns 'all groups at once' give {comparison.simultaneous_confidence:.0%} "
             "intervals that hold for all compared groups together, and the ratio's interval to "
             "the lowest group."

@@ -33,8 +33,10 @@ from lfr_eval.metrics._clustered import (
     summary_of_row,
 )
 from lfr_eval.metrics._group_tests import (
+    DEFAULT_ADJUSTMENT,
     SIMULTANEOUS_RATIO,
     SIMULTANEOUS_RATIO_TO_OVERALL,
+    Adjustment,
     Alternative,
     GroupRatesComparison,
     GroupTestResult,
@@ -736,12 +738,13 @@ class IdentificationFrame:
         n_permutations: int = 4999,
         n_draws: int = 20_000,
         seed: int = 0,
+        adjustment: Adjustment = DEFAULT_ADJUSTMENT,
     ) -> GroupRatesComparison:
         """Every pair of groups compared at one threshold, with multiplicity control.
 
         ``test="permutation"`` (default): the studentized max-|t| permutation test over people
         (:func:`~lfr_eval.metrics.permutation_compare_groups`: cluster-robust studentized pair
-        statistics, group labels permuted between people, single-step max over all pairs);
+        statistics, group labels permuted between people, max over all pairs);
         its size stays near the nominal 5% when groups differ in searches per person and
         errors cluster in few people (``benchmarks/results/stats_groups_claims.md``).
         ``test="rao-scott"``: :func:`~lfr_eval.metrics.compare_group_rates`, the design-effect
@@ -751,7 +754,10 @@ class IdentificationFrame:
         the highest-vs-lowest pair picked after seeing the data. Small groups and the
         ``"unknown"`` label are left out unless asked; ``also`` names groups always in;
         ``groups`` gives the family exactly instead (e.g. the demographic page's compared
-        groups, :func:`lfr_eval.explain.group_comparison`).
+        groups, :func:`lfr_eval.explain.group_comparison`). ``adjustment``: the max-statistic
+        adjustment over all pairs, ``"step-down"`` (default: at least as powerful, the same
+        family-wise control) or ``"single-step"``; the result's ``method`` and ``adjustment``
+        say which produced ``p_adjusted``.
         """
         name = self._metric(metric)
         t = self._threshold_index(threshold)
@@ -765,7 +771,9 @@ class IdentificationFrame:
         if any(v.trials <= 0 for v in summaries.values()):
             raise MetricInputError("each compared group needs searches")
         if test == "rao-scott":
-            return compare_group_rates(summaries, n_draws=n_draws, seed=seed)
+            return compare_group_rates(
+                summaries, n_draws=n_draws, seed=seed, adjustment=adjustment
+            )
         if test != "permutation":
             raise MetricInputError(f"test must be 'permutation' or 'rao-scott', got {test!r}")
         side = self._sides[name]
@@ -776,7 +784,7 @@ class IdentificationFrame:
             errors[self._label(c)] = counts.errors_at(t)
             trials[self._label(c)] = counts.trials
         return permutation_compare_groups(
-            errors, trials, n_permutations=n_permutations, seed=seed
+            errors, trials, n_permutations=n_permutations, seed=seed, adjustment=adjustment
         )
 
     def group_test(
