@@ -412,6 +412,171 @@ def group_test_rejection(
     )
 
 
+@dataclass(frozen=True)
+class MultiplicityResultSim:
+    """Step-down against single-step max-|t| on the same relabellings, with known truth.
+
+    Per adjustment (``"step-down"``, ``"single-step"``), shares of the ``n_datasets`` data sets:
+
+    Attributes
+    ----------
+    designs : tuple of ClusterDesign
+        One per group; pairs whose true rates are equal are true nulls.
+    n_datasets : int
+    n_true_null, n_false_null : int
+        Pairs with equal / different true rates.
+    family_wise_error : dict of str to float
+        Some pair with equal true rates called different (the family-wise error; with all
+        rates equal it is the size, with some unequal it checks strong control).
+    any_pair : dict of str to float
+        Some pair called different.
+    found : dict of str to float
+        Mean share of the pairs with different true rates called different (average power;
+        NaN when every rate is equal).
+    all_found : dict of str to float
+        All pairs with different true rates called different (NaN when every rate is equal).
+    """
+
+    designs: tuple[ClusterDesign, ...]
+    n_datasets: int
+    n_true_null: int
+    n_false_null: int
+    family_wise_error: dict[str, float]
+    any_pair: dict[str, float]
+    found: dict[str, float]
+    all_found: dict[str, float]
+
+
+def multiplicity_rejection(
+    designs: list[ClusterDesign],
+    *,
+    n_datasets: int = 500,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_permutations: int = 199,
+) -> MultiplicityResultSim:
+    """Family-wise error and power of the step-down and the single-step adjustments of
+    :func:`lfr_eval.metrics.permutation_compare_groups`, both from one run of relabellings
+    per data set (so the two columns differ by the adjustment alone).
+
+    Each design is one group, as in :func:`group_test_rejection`; groups drawn with the same
+    true rate make the true null pairs.
+    """
+    from lfr_eval.metrics._group_tests import _permutation_p_values
+
+    rng = np.random.default_rng(seed)
+    per_person = []
+    for design in designs:
+        trials = draw_trials(design, rng)
+        per_person.append((trials, draw_errors(design, trials, n_datasets, rng)))
+    names = [f"g{g:02d}" for g in range(len(designs))]  # sorted as the test sorts them
+    i_idx, j_idx = np.triu_indices(len(designs), 1)
+    truth = np.array([d.rate for d in designs])
+    null_pair = np.isclose(truth[i_idx], truth[j_idx], rtol=1e-12, atol=0)
+    kinds = ("step-down", "single-step")
+    fwe = dict.fromkeys(kinds, 0)
+    anyp = dict.fromkeys(kinds, 0)
+    found = dict.fromkeys(kinds, 0.0)
+    every = dict.fromkeys(kinds, 0)
+    for r in range(n_datasets):
+        p = _permutation_p_values(
+            {n: e[:, r] for n, (_, e) in zip(names, per_person, strict=True)},
+            {n: t for n, (t, _) in zip(names, per_person, strict=True)},
+            n_permutations=n_permutations, seed=r, stratify=True, engine="auto",
+        )  # fmt: skip
+        for kind, adjusted in (("step-down", p.step_down), ("single-step", p.single)):
+            called = adjusted <= alpha
+            fwe[kind] += bool(np.any(called & null_pair))
+            anyp[kind] += bool(np.any(called))
+            if (~null_pair).any():
+                found[kind] += float(np.mean(called[~null_pair]))
+                every[kind] += bool(np.all(called[~null_pair]))
+    alternatives = bool((~null_pair).any())
+    return MultiplicityResultSim(
+        designs=tuple(designs),
+        n_datasets=n_datasets,
+        n_true_null=int(null_pair.sum()),
+        n_false_null=int((~null_pair).sum()),
+        family_wise_error={k: fwe[k] / n_datasets for k in kinds},
+        any_pair={k: anyp[k] / n_datasets for k in kinds},
+        found={k: found[k] / n_datasets if alternatives else float("nan") for k in kinds},
+        all_found={k: every[k] / n_datasets if alternatives else float("nan") for k in kinds},
+    )
+
+
+@dataclass(frozen=True)
+class FalseAlertCoverage:
+    """How often :func:`lfr_eval.operational.expected_false_alerts`' intervals hold the truth.
+
+    Attributes
+    ----------
+    evaluation, deployment : ClusterDesign
+        The evaluation's non-mated searches and one deployment's non-mated faces, drawn from
+        the same model (same rate and clustering, fresh people).
+    n_datasets : int
+    expected : float
+        Share of data sets whose interval for the expected count holds ``F * rate`` (F: the
+        deployment's faces).
+    predicted : float
+        Share whose prediction interval holds the count the fresh deployment realized.
+    median_predicted_width : float
+        Median of ``predicted_high - predicted_low`` (alerts).
+    """
+
+    evaluation: ClusterDesign
+    deployment: ClusterDesign
+    n_datasets: int
+    expected: float
+    predicted: float
+    median_predicted_width: float
+
+
+def false_alert_coverage(
+    evaluation: ClusterDesign,
+    deployment: ClusterDesign,
+    *,
+    n_datasets: int = 500,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> FalseAlertCoverage:
+    """Coverage of both intervals of ``expected_false_alerts`` with known truth.
+
+    Each data set draws an evaluation (per-person errors and searches), makes its FPIR
+    estimate with the workbench's default clustered interval (design-effect Jeffreys, as the
+    frames and aggregates give it), and a fresh deployment of other people from the same
+    model; the expected count's interval should hold ``F * rate`` and the prediction interval
+    the deployment's realized count, each in about ``confidence`` of the data sets.
+    """
+    from lfr_eval.metrics._intervals import RateEstimate
+    from lfr_eval.operational import expected_false_alerts
+
+    if evaluation.rate != deployment.rate or evaluation.icc != deployment.icc:
+        raise ValueError("the evaluation and the deployment must share the rate and the ICC")
+    rng = np.random.default_rng(seed)
+    expected = predicted = 0
+    widths = []
+    for _ in range(n_datasets):
+        trials = draw_trials(evaluation, rng)
+        errors = draw_errors(evaluation, trials, 1, rng)
+        r = design_effect_jeffreys(errors, trials, confidence)
+        k, n = int(errors.sum()), int(trials.sum())
+        estimate = RateEstimate(
+            k, n, k / n, float(r.ci_low[0]), float(r.ci_high[0]), "design-effect-jeffreys",
+            confidence,
+        )  # fmt: skip
+        faces = draw_trials(deployment, rng)
+        seen = int(draw_errors(deployment, faces, 1, rng).sum())
+        total = int(faces.sum())
+        e = expected_false_alerts(estimate, total, confidence=confidence)
+        expected += e.expected_ci_low <= total * deployment.rate <= e.expected_ci_high
+        predicted += e.predicted_low <= seen <= e.predicted_high
+        widths.append(e.predicted_high - e.predicted_low)
+    return FalseAlertCoverage(
+        evaluation, deployment, n_datasets, expected / n_datasets, predicted / n_datasets,
+        float(np.median(widths)),
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------
 # Watchlist-size scaling: scaled FPIR from filler counts, with known truth
 # --------------------------------------------------------------------------------------------
