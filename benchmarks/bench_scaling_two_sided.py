@@ -46,7 +46,7 @@ from lfr_eval.protocols._scaling import (
     person_sums,
     zero_exponent,
 )
-from lfr_eval.simulation import SCALING_BATCH_CELLS, ScalingDesign, draw_filler_counts
+from lfr_eval.simulation import ScalingDesign, scaling_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_scaling_grid import (  # noqa: E402
@@ -79,21 +79,11 @@ def cell_rules(design: ScalingDesign, n_datasets: int, seed: int) -> list[dict]:
     sizes, shares, n = np.array([design.n_fillers]), np.array([1.0]), design.watchlist_size
     subjects = np.repeat(np.arange(design.n_people), design.searches_per_person)
     exponent = zero_exponent(n, sizes, shares)
-    n_searches = design.n_people * design.searches_per_person
-    batches = max(4, -(-n_searches * n_datasets // SCALING_BATCH_CELLS))
     hits = {name: np.zeros(4) for name in RULES}  # inside, below, above, upper < bound
     upper_ok = 0
     matching = []
-    for size in np.diff(np.linspace(0, n_datasets, batches + 1).astype(int)):
-        if size == 0:
-            continue
-        counts = draw_filler_counts(design, int(size), rng)[:, None, :]
-        matching.append(
-            (counts[:, 0, :] > 0)
-            .reshape(design.n_people, design.searches_per_person, int(size))
-            .any(axis=1)
-            .sum(axis=0)
-        )
+    for counts, matched in scaling_batches(design, n_datasets, rng):
+        matching.append(matched)
         values, _ = per_search_fpir(counts, sizes, shares, n)
         sums, trials = person_sums(values, subjects)
         sums = np.clip(sums, 0.0, trials[:, None])

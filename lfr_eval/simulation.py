@@ -711,6 +711,29 @@ class ScalingCoverageResult:
 SCALING_BATCH_CELLS = 2_000_000
 
 
+def scaling_batches(
+    design: ScalingDesign, n_datasets: int, rng: np.random.Generator, batches: int = 4
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``n_datasets`` seeded data sets of filler counts, in batches of at most
+    :data:`SCALING_BATCH_CELLS` counts (at least ``batches`` batches): for each batch
+    ``(counts (n_searches, 1 group, size), matching (size,))``, ``matching`` the people with a
+    search that met some filler in each data set. One loop for :func:`scaled_fpir_coverage`
+    and the benchmarks that compare interval rules on the same data sets."""
+    n_searches = design.n_people * design.searches_per_person
+    batches = max(batches, -(-n_searches * n_datasets // SCALING_BATCH_CELLS))
+    for size in np.diff(np.linspace(0, n_datasets, batches + 1).astype(int)):
+        if size == 0:
+            continue
+        counts = draw_filler_counts(design, int(size), rng)[:, None, :]  # (n, 1 group, R)
+        matching = (
+            (counts[:, 0, :] > 0)
+            .reshape(design.n_people, design.searches_per_person, int(size))
+            .any(axis=1)
+            .sum(axis=0)
+        )
+        yield counts, matching
+
+
 def scaled_fpir_coverage(
     design: ScalingDesign,
     *,
@@ -736,18 +759,8 @@ def scaled_fpir_coverage(
     exponent = zero_exponent(n, sizes, shares)
     inside = upper_ok = below = above = 0
     estimates, pooled_estimates, widths, methods, matching = [], [], [], set(), []
-    n_searches = design.n_people * design.searches_per_person
-    batches = max(batches, -(-n_searches * n_datasets // SCALING_BATCH_CELLS))
-    for size in np.diff(np.linspace(0, n_datasets, batches + 1).astype(int)):
-        if size == 0:
-            continue
-        counts = draw_filler_counts(design, int(size), rng)[:, None, :]  # (n, 1 group, R)
-        matching.append(
-            (counts[:, 0, :] > 0)
-            .reshape(design.n_people, design.searches_per_person, int(size))
-            .any(axis=1)
-            .sum(axis=0)
-        )
+    for counts, matched in scaling_batches(design, n_datasets, rng, batches):
+        matching.append(matched)
         values, _ = per_search_fpir(counts, sizes, shares, n)
         interval = clustered_scaled_interval(values, subjects, exponent, confidence)
         if design.watchlist_size > design.n_fillers:
