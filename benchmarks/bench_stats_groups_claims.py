@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _machine import cpu_model
@@ -326,6 +327,21 @@ def _merged(
     return text[:start] + before + table + section[table_end:] + text[end:]
 
 
+def _run_table(header: str, make_rows: Callable[[], list[str]], write: Callable | None) -> None:
+    """Print ``header`` and the rows ``make_rows`` makes, with their CPU seconds; with
+    ``write``, merge them into the results file with the command line and the load."""
+    import sys
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    print(header)
+    rows = make_rows()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    print(f"\n{cpu:.0f} CPU s, {wall:.0f} s wall, load {os.getloadavg()}")
+    if write is not None:
+        command = "python benchmarks/bench_stats_groups_claims.py " + " ".join(sys.argv[1:])
+        write(rows, command, cpu, wall, os.getloadavg())
+
+
 if __name__ == "__main__":
     import argparse
     import sys
@@ -348,33 +364,27 @@ if __name__ == "__main__":
     parser.add_argument("--rates", default="0.01,0.001", help="rates of the cells to run")
     parser.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
     args = parser.parse_args()
+    groups = tuple(int(g) for g in args.groups.split(","))
+    rates = tuple(float(r) for r in args.rates.split(","))
     if args.step_down_only:
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        print(STEP_HEADER)
-        step_table = step_down_rows(
-            args.step_down_datasets, args.permutations,
-            tuple(int(g) for g in args.groups.split(",") if int(g) > 2),
-            tuple(float(r) for r in args.rates.split(",")),
+        _run_table(
+            STEP_HEADER,
+            lambda: step_down_rows(
+                args.step_down_datasets, args.permutations, tuple(g for g in groups if g > 2),
+                rates,
+            ),
+            write_step_down if args.write else None,
         )  # fmt: skip
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        print(f"\n{cpu:.0f} CPU s, {wall:.0f} s wall, load {os.getloadavg()}")
-        if args.write:
-            command = "python benchmarks/bench_stats_groups_claims.py " + " ".join(sys.argv[1:])
-            write_step_down(step_table, command, cpu, wall, os.getloadavg())
         sys.exit(0)
     if not args.claims_only:
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        print(HEADER)
-        table = group_rows(
-            args.size_datasets, args.power_datasets, args.ratio_datasets, args.permutations,
-            tuple(int(g) for g in args.groups.split(",")),
-            tuple(float(r) for r in args.rates.split(",")),
+        _run_table(
+            HEADER,
+            lambda: group_rows(
+                args.size_datasets, args.power_datasets, args.ratio_datasets, args.permutations,
+                groups, rates,
+            ),
+            write_section if args.write else None,
         )  # fmt: skip
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        print(f"\n{cpu:.0f} CPU s, {wall:.0f} s wall, load {os.getloadavg()}")
-        if args.write:
-            command = "python benchmarks/bench_stats_groups_claims.py " + " ".join(sys.argv[1:])
-            write_section(table, command, cpu, wall, os.getloadavg())
     if not args.groups_only:
         print()
         claim_rows()
