@@ -501,3 +501,24 @@ def test_typed_relabelling_draws_the_permutation_distribution() -> None:
         other = by_type.pair(pair.group_a, pair.group_b)
         assert abs(other.p_adjusted - pair.p_adjusted) < 0.012, (pair, other)
         assert other.statistic == pytest.approx(pair.statistic)
+
+
+def test_subject_codes_are_the_string_unique_whatever_the_subject_type() -> None:
+    """The frame's subject coding without a string per search (integers) gives exactly the
+    arrays of ``np.unique(subjects.astype(str))``: the same labels in string order ("10"
+    before "9") and the same codes, so every table is unchanged."""
+    from lfr_eval.metrics._group_frame import _subject_codes
+
+    rng = np.random.default_rng(0)
+    cases = [
+        rng.integers(-50, 2_000, 5_000),
+        rng.integers(0, 2_000, 5_000).astype(np.uint32),
+        np.array([9, 10, 100, 9, -1, 0, 10]),
+        rng.integers(0, 300, 1_000).astype(str),
+        np.array(["b", "a", 3, 3.0, None], dtype=object),
+    ]
+    for subjects in cases:
+        labels, codes = _subject_codes(subjects)
+        want_labels, want_codes = np.unique(subjects.astype(str), return_inverse=True)
+        assert labels.dtype.kind == "U" and np.array_equal(labels, want_labels)
+        assert np.array_equal(codes, want_codes.ravel())

@@ -1059,9 +1059,9 @@ def simultaneous_ratio_to_overall(
 #: Name of the many-group comparison of :func:`permutation_compare_groups`.
 #: The test of :func:`permutation_compare_groups`, without its adjustment.
 STUDENTIZED_PERMUTATION = (
-    "studentized max-|t| permutation test over people (design-effect variances at the pooled "
-    "rate, Rao-Scott, Chung & Romano 2013; group labels permuted between people with about as "
-    "many searches)"
+    "studentized max-|t| permutation test over people (design-effect variances at each "
+    "pair's pooled rate, Rao-Scott, Chung & Romano 2013; group labels permuted between people "
+    "with about as many searches)"
 )
 #: Name of the many-group comparison of :func:`permutation_compare_groups` (default adjustment).
 STUDENTIZED_PERMUTATION_TEST = comparison_method(STUDENTIZED_PERMUTATION, DEFAULT_ADJUSTMENT)
@@ -1076,14 +1076,18 @@ def _studentized_pairs(
     """|p_i - p_j| / sqrt(V_i + V_j) for every pair, from per-group sums.
 
     ``sums`` has shape (..., 5, G): sums of e, n, e^2, e n, n^2 over each group's people;
-    ``people`` (G,) the people per group. ``V_g = deff_g p0 (1 - p0) / n_g`` is the group's
-    variance under equal rates: the binomial variance at the pooled rate ``p0`` times the
-    group's design effect ``deff_g`` (its cluster-robust CR1 variance over its own binomial
-    variance, at least 1; 1 for a group without errors, which cannot show its clustering), as
-    in Rao & Scott's correction. Measured: studentizing by each group's own CR1 variance
-    (floored at the pooled binomial) lost power where the higher-rate group had the fewest
-    searches (0.31 against 0.395 with four groups, 2x, ICC 0), as the unpooled two-sample
-    z test does; the size stayed 0.04-0.06 either way.
+    ``people`` (G,) the people per group. The pair's variance under equal rates is
+    ``p_ij (1 - p_ij) (deff_i / n_i + deff_j / n_j)``: the binomial variance at the **pair's**
+    pooled rate ``p_ij`` (the two groups' errors over their searches) times each group's
+    design effect ``deff_g`` (its cluster-robust CR1 variance over its own binomial variance,
+    at least 1; 1 for a group without errors, which cannot show its clustering), as in Rao &
+    Scott's correction. Measured: studentizing by each group's own CR1 variance (floored at
+    the pooled binomial) lost power where the higher-rate group had the fewest searches (0.31
+    against 0.395 with four groups, 2x, ICC 0), as the unpooled two-sample z test does. The
+    rate of all groups (used before) kept the size under equal rates but not the family-wise
+    error when some groups differ (0.078 with ten groups, half at 3x, ICC 0.2, 1e-3; 0.032
+    at the pair's rate, same data sets), at some cost in power where one group is high
+    (``benchmarks/results/stats_groups_claims.md``). ``pooled`` is unused (kept for callers).
     """
     e, n, ee, en, nn = (sums[..., c, :] for c in range(5))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -1091,10 +1095,14 @@ def _studentized_pairs(
         factor = people / np.maximum(people - 1, 1)
         cr1 = factor * (ee - 2 * p * en + p**2 * nn) / n**2
         deff = np.where((e > 0) & (e < n), np.maximum(cr1 / (p * (1 - p) / n), 1.0), 1.0)
-        v = deff * pooled * (1 - pooled) / n
-        out: np.ndarray = np.abs(p[..., i_idx] - p[..., j_idx]) / np.sqrt(
-            v[..., i_idx] + v[..., j_idx]
-        )
+        # each pair at its own pooled rate, not all groups': a truly equal pair's statistic
+        # then does not depend on the other groups' rates (subset pivotality, which strong
+        # family-wise control needs); at the rate of all groups, two equal groups at 3x the
+        # others got too small a variance and were called different in 0.078 of data sets
+        rate = (e[..., i_idx] + e[..., j_idx]) / (n[..., i_idx] + n[..., j_idx])
+        spread = deff / n
+        var = rate * (1 - rate) * (spread[..., i_idx] + spread[..., j_idx])
+        out: np.ndarray = np.abs(p[..., i_idx] - p[..., j_idx]) / np.sqrt(var)
     finite: np.ndarray = np.nan_to_num(out, nan=0.0, posinf=0.0)
     return finite
 
@@ -1242,9 +1250,9 @@ def permutation_compare_groups(
     -----
     Each pair's statistic is the difference of the two groups' rates (errors over searches)
     over the square root of the sum of their variances under equal rates (each group's design
-    effect times the binomial variance at the pooled rate, :func:`_studentized_pairs`). People
-    keep all their searches when relabelled, so
-    the correlation between one person's searches is carried along. The null hypothesis is that
+    effect times the binomial variance at the pair's pooled rate, :func:`_studentized_pairs`).
+    People keep all their searches when relabelled, so the correlation between one person's
+    searches is carried along. The null hypothesis is that
     a person's errors, given their number of searches, have the same distribution in every
     group; relabelling within strata of searches per person makes the test exact under it,
     whatever the groups' mix of searches per person. Studentizing keeps it robust where the
