@@ -20,12 +20,13 @@ cluster until its stdin closes (the driver is done, or died), and closes it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import types
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
@@ -61,6 +62,23 @@ def _start(workers: int, plan: list[str | None], timeout_s: float) -> LocalClust
     return cluster
 
 
+def _tell(channel: TextIO, message: dict[str, str]) -> bool:
+    """Write the one JSON line to the driver; False when it is gone (its pipe closed).
+
+    A driver killed while the cluster started (SIGTERM, SIGKILL: no clean-up of its own)
+    leaves the pipe closed; the host then closes the cluster and exits quietly, not with a
+    traceback on the user's terminal.
+    """
+    try:
+        with channel:
+            channel.write(json.dumps(message) + "\n")
+    except OSError:  # BrokenPipeError, raised by the write or by the flush on close
+        with contextlib.suppress(OSError):
+            channel.close()
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, required=True)
@@ -79,12 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster = _start(args.workers, plan, args.timeout)
     except Exception as exc:  # the driver turns this into a ClusterError
-        with channel:
-            channel.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
+        _tell(channel, {"error": f"{type(exc).__name__}: {exc}"})
         return 1
     try:
-        with channel:
-            channel.write(json.dumps({"address": cluster.scheduler_address}) + "\n")
+        if not _tell(channel, {"address": cluster.scheduler_address}):
+            return 1  # the driver died while the cluster started: nobody will use it
         sys.stdin.read()  # returns when the driver closes the pipe or dies
     except KeyboardInterrupt:
         pass
