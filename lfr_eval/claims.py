@@ -4,7 +4,11 @@ A claim such as "FPIR is at most 1 in 6,000 with a 10,000-person watchlist at th
 supported at confidence ``c`` when a one-sided upper confidence bound of the measured FPIR is at
 or below the claimed bound. The bound is **clustered by person** whenever subject ids are known
 (the Korn–Graubard design-effect Clopper–Pearson bound of :func:`lfr_eval.metrics.korn_graubard`:
-repeat passes of one person are not independent); only bare counts without subjects get the
+repeat passes of one person are not independent), made **monotone in the false positives**
+(:func:`lfr_eval.metrics.monotone_upper_bound`: never below the bound of the same data with fewer
+of them, so one more false positive can never turn "not supported" into "supported"; from an
+aggregate written before that, the verdict says its bound is not monotone); only bare counts
+without subjects get the
 search-level Clopper–Pearson bound, and the verdict says so. Measured by seeded simulation
 (``benchmarks/bench_stats_grid.py``), a false claim is called "supported" at most about 5% of the
 time across clustering levels (a search-level bound did so in up to 77% of data sets).

@@ -48,10 +48,10 @@ def _steps(s: int, order: list[int]) -> np.ndarray:
     return out
 
 
-def _assert_never_falls(bounds: np.ndarray, what: str) -> None:
+def _assert_never_falls(bounds: np.ndarray, what: str, rel: float = 1e-9) -> None:
     # 1e-9 relative: the same data set's bound from its own sums and from the top people's
     # expansion differ in the last digits (rounding); a real fall is 3x (0.0024 -> 0.00073)
-    falls = np.flatnonzero(bounds[1:] < bounds[:-1] * (1 - 1e-9))
+    falls = np.flatnonzero(bounds[1:] < bounds[:-1] * (1 - rel))
     assert falls.size == 0, (
         f"{what}: the bound falls when error {falls[0] + 1} is added "
         f"({bounds[falls[0]]:.6g} -> {bounds[falls[0] + 1]:.6g}); bounds {np.round(bounds, 6)}"
@@ -77,8 +77,13 @@ def test_adding_an_error_never_lowers_the_one_sided_bound(people: int, searches:
         data = np.minimum(data, unequal[:, None])  # no one has more errors than searches
         # keep a true one-error-at-a-time path: drop steps that a capped person did not take
         keep = np.r_[True, np.any(np.diff(data, axis=1) > 0, axis=0)]
+        # With unequal searches, people tied in errors are ordered by rate; the largest bound
+        # can come from another choice among them, a relative 1e-5 or so higher
+        # (benchmarks/results/monotone_envelope.md), far below the falls this removes
         _assert_never_falls(
-            _bounds(data[:, keep], unequal), f"{people} people, unequal searches, random order"
+            _bounds(data[:, keep], unequal),
+            f"{people} people, unequal searches, random order",
+            rel=1e-4,
         )
 
 
