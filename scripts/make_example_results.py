@@ -41,7 +41,10 @@ Files (load them with `lfr_eval.report.AggregateResult.load(folder)`):
 
 - `rates.csv` — FPIR and FNIR per threshold, overall (`attribute = all`) and per group of
   `sex` and `ethnicity`: errors, searches, subjects, rate and {confidence:.0%} {ci_method}
-  interval;
+  interval, with the clustered interval's sufficient statistics (`rate_variance`,
+  `variance_df`, `effective_people`, and for the one-sided bound monotone in the errors
+  `top_people` — errors/searches of the 8 people with the most errors, no ids — and
+  `searches_fourth_moment`);
 - `histograms.csv` — mate scores and best non-mated scores, binned (0.01), per group;
 - `scaling.csv` — FPIR predicted for other watchlist sizes;
 - `ranks.csv` — rank-1…k identification rates and the CMC, overall and per group;
