@@ -84,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--gpu-plan", default="[]", help="JSON list: CUDA_VISIBLE_DEVICES each")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--sys-path", default=None, help="JSON list: the driver's sys.path")
     args = parser.parse_args(argv)
+    if args.sys_path:
+        # what a process the driver spawned would have had: its workers import the tasks'
+        # code (an engine factory in the driver's own modules) from where the driver did
+        sys.path[:] = json.loads(args.sys_path)
     plan = json.loads(args.gpu_plan) or [None] * args.workers
     # the spawned workers re-import __main__ (this module) unless it is bare; nothing here
     # needs it

@@ -302,6 +302,18 @@ def test_local_cluster_started_from_a_main_script_survives_a_worker_restart(tmp_
     assert done.stdout.strip().endswith(str(sum(x * x for x in range(20))))
 
 
+def test_local_cluster_workers_import_from_the_drivers_sys_path(tmp_path, monkeypatch):
+    """A local cluster's workers import task code from where the driver did, as processes the
+    driver spawned would (the cluster's host process is given the driver's sys.path): here a
+    module only reachable through a folder the driver put on sys.path at run time."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "lfr_user_tasks.py").write_text("def square(x):\n    return x * x\n")
+    import lfr_user_tasks
+
+    with open_client(ClusterSpec(workers=1, gpu_per_worker=False)) as client:
+        assert client.submit(lfr_user_tasks.square, 7).result(timeout=60) == 49
+
+
 def test_unreachable_scheduler_is_a_clear_error():
     spec = ClusterSpec(scheduler="tcp://127.0.0.1:9", connect_timeout_s=2)
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"), open_client(spec):

@@ -264,6 +264,8 @@ def _local_cluster(workers: int, plan: Sequence[str | None]) -> Iterator[str]:
         json.dumps(list(plan) if any(plan) else []),
         "--timeout",
         str(WORKER_START_TIMEOUT_S),
+        "--sys-path",
+        json.dumps(sys.path),
     ]
     # a session of its own: Ctrl-C reaches the driver, which then stops the host in order
     host = subprocess.Popen(

@@ -122,8 +122,9 @@ def score_searches(
     precision : {"fp32", "fp16"}
         fp16 (torch only): products in half precision, about 1e-3 from fp32.
     chunk_bytes : int, optional
-        Memory of one tile of the score matrix (float32), in bytes (default: from
-        ``memory_bytes``).
+        Memory of one tile of the score matrix (float32), in bytes (default: the backend's,
+        1 MiB per 512-probe chunk for numpy). It sets the matrix products' shapes, and so their
+        float32 rounding; ``memory_bytes`` does not.
     thresholds : array_like, optional
         Ascending similarity grid: each non-mated search's subjects at or above every
         threshold are counted (:attr:`ScoringResult.non_mated_counts`).
@@ -135,7 +136,8 @@ def score_searches(
         are searched but not counted.
     memory_bytes : int, optional
         Memory setting of the run (default 3 GiB: fits a 4 GB machine); probe blocks are sized
-        from it and large counts are memory-mapped (see :mod:`lfr_eval.search._blocks`).
+        from it and large counts are memory-mapped (see :mod:`lfr_eval.search._blocks`). The
+        numbers are bit-identical whatever it is.
     work_dir : path, optional
         Keep finished blocks there (resume after Ctrl-C or a crash; inputs are hashed, so
         changed inputs never reuse them).
