@@ -257,3 +257,25 @@ def test_top_people_order_by_errors_then_rate() -> None:
     assert e.shape == (MONOTONE_TOP_PEOPLE, 1)
     assert e[:5, 0].tolist() == [5, 2, 2, 1, 0]
     assert n[:5, 0].tolist() == [20, 9, 13, 1, 0]  # the tie goes to the higher rate, 2/9
+
+
+def test_two_sided_default_keeps_its_plain_upper_end_and_the_monotone_one_is_by_name() -> None:
+    """The grid rejected a monotone two-sided upper end (cells in 0.93-0.97: 0.57 -> 0.16), so
+    the default's upper end stays plain (and can fall); the variant compared exists by name."""
+    from lfr_eval.metrics import design_effect_jeffreys
+    from lfr_eval.metrics._clustered import (
+        DESIGN_EFFECT_JEFFREYS,
+        design_effect_jeffreys_from_summary,
+    )
+
+    trials = np.full(2000, 10)
+    spread = _steps(2000, list(range(6)))
+    default = design_effect_jeffreys(spread, trials)
+    assert set(default.method[1:]) == {DESIGN_EFFECT_JEFFREYS}
+    assert np.any(default.ci_high[1:] < default.ci_high[:-1] * 0.5)  # the plain upper end falls
+    variant = design_effect_jeffreys_from_summary(
+        summarise_clusters(spread, trials), monotone_upper=True
+    )
+    _assert_never_falls(variant.ci_high, "monotone two-sided upper end")
+    np.testing.assert_array_equal(variant.ci_low, default.ci_low)
+    assert variant.method[2] == DESIGN_EFFECT_JEFFREYS + ", monotone in errors"
