@@ -43,6 +43,10 @@ def _start(workers: int, plan: list[str | None], timeout_s: float) -> LocalClust
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        # Dask starts the scheduler's HTTP server (health, metrics) even without a dashboard,
+        # by default on 8787: a free port instead, so that a second cluster (the app's, the
+        # user's own) neither loses its port to it nor makes it warn on the terminal
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         silence_logs=logging.ERROR,
     )
     if any(plan):

@@ -71,3 +71,42 @@ def test_host_whose_driver_died_while_it_started_exits_without_a_traceback() -> 
     assert workers, "the host started no process: the test checked nothing"
     time.sleep(2)
     assert not [p for p in workers if _alive(p)], "worker processes outlived their host"
+
+
+def test_host_takes_no_fixed_port() -> None:
+    """With Dask's usual port 8787 taken (the user's own cluster, the app's cluster) the host
+    neither takes it nor warns "Port 8787 is already in use. Perhaps you already have a
+    cluster running?" on the user's terminal: its scheduler's HTTP server (Dask starts one
+    even without a dashboard) listens on a free port of 127.0.0.1."""
+    import socket
+
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", 8787))
+        held.listen()
+    except OSError:
+        held.close()  # someone else holds it: the port is taken all the same
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    host = subprocess.Popen(
+        [sys.executable, "-m", "lfr_eval._dask_host", "--workers", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert host.stdout is not None and host.stdin is not None
+    try:
+        line = host.stdout.readline().decode()
+        assert '"address"' in line, line
+        host.stdin.close()  # the driver is done: the host closes the cluster
+        host.wait(timeout=60)
+        assert host.stderr is not None
+        err = host.stderr.read()
+    finally:
+        held.close()
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+    text = err.decode(errors="replace")
+    assert host.returncode == 0, text[-3000:]
+    assert "already in use" not in text, text[-3000:]
