@@ -119,6 +119,23 @@ _CLUSTER_COLUMNS = (
 )
 
 
+#: Columns written with every digit (17 significant): a bound computed from an aggregate read
+#: back must be the full data's, not one from statistics rounded to the tables' 8 digits.
+_EXACT_COLUMNS = ("rate_variance", "variance_df", "effective_people", "searches_fourth_moment")
+
+
+def _exact_floats(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``table`` with its float ``columns`` as shortest round-trip text (NaN stays empty)."""
+    present = [c for c in columns if c in table.columns]
+    if not present:
+        return table
+    out = table.copy()
+    for column in present:
+        values = pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=np.float64)
+        out[column] = [None if np.isnan(v) else repr(float(v)) for v in values]
+    return out
+
+
 def threshold_grid(step: float = 0.0025) -> np.ndarray:
     """Regular similarity thresholds over [-1, 1] (rounded so they print cleanly)."""
     n = round(2.0 / step) + 1
@@ -671,7 +688,7 @@ class AggregateResult:
         files = {}
         for name, table in tables.items():
             tmp = directory / (name + ".tmp")
-            table.to_csv(tmp, index=False, float_format="%.8g")
+            _exact_floats(table, _EXACT_COLUMNS).to_csv(tmp, index=False, float_format="%.8g")
             os.replace(tmp, directory / name)
             files[name] = _sha256(directory / name)
         for stale in (SCALING_FILE, RANKS_FILE):
