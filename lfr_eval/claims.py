@@ -4,11 +4,11 @@ A claim such as "FPIR is at most 1 in 6,000 with a 10,000-person watchlist at th
 supported at confidence ``c`` when a one-sided upper confidence bound of the measured FPIR is at
 or below the claimed bound. The bound is **clustered by person** whenever subject ids are known
 (the Korn–Graubard design-effect Clopper–Pearson bound of :func:`lfr_eval.metrics.korn_graubard`:
-repeat passes of one person are not independent), made **monotone in the false positives**
-(:func:`lfr_eval.metrics.monotone_upper_bound`: never below the bound of the same data with fewer
-of them, so one more false positive can never turn "not supported" into "supported"; from an
-aggregate written before that, the verdict says its bound is not monotone); only bare counts
-without subjects get the
+repeat passes of one person are not independent), raised to its **envelope over fewer false
+positives** (:func:`lfr_eval.metrics.monotone_upper_bound`: the largest plain bound over the same
+data with fewer of them among the people with the most, so one more false positive rarely lowers
+it, and then slightly, where the plain bound could fall 3×; from an aggregate written before
+that, the verdict says its bound is not monotone); only bare counts without subjects get the
 search-level Clopper–Pearson bound, and the verdict says so. Measured by seeded simulation
 (``benchmarks/bench_stats_grid.py``), a false claim is called "supported" at most about 5% of the
 time across clustering levels (a search-level bound did so in up to 77% of data sets).
@@ -431,8 +431,8 @@ def fpir_upper_bound(
     Returns
     -------
     ClusteredRate
-        ``ci_high`` is the bound (Korn–Graubard, ``sided="upper"``, monotone in the errors:
-        :func:`lfr_eval.metrics.monotone_upper_bound`).
+        ``ci_high`` is the bound (Korn–Graubard, ``sided="upper"``, raised to its envelope over
+        fewer errors: :func:`lfr_eval.metrics.monotone_upper_bound`).
     """
     return korn_graubard(subject_false_positives, subject_searches, confidence, sided="upper")
 
@@ -696,8 +696,8 @@ def _bound_note(method: str) -> str:
         return ", counted by people as no false positive was seen"
     if method == KORN_GRAUBARD_MONOTONE:
         return (
-            ", monotone in the false positives: never below the bound of the same data with "
-            "fewer of them"
+            ", the largest over the same data with fewer false positives among the people with "
+            "the most: one more false positive rarely lowers it, and then slightly"
         )
     if method == KORN_GRAUBARD_NOT_MONOTONE:
         return (

@@ -13,7 +13,7 @@ from lfr_eval.claims import (
     searches_needed,
     searches_needed_at_rate,
 )
-from lfr_eval.metrics import MetricInputError, SearchSet, clopper_pearson
+from lfr_eval.metrics import KORN_GRAUBARD_MONOTONE, MetricInputError, SearchSet, clopper_pearson
 
 CLAIM = Claim.one_in(6000, watchlist_size=10_000, threshold=0.60, source="NPL via Met")
 
@@ -84,7 +84,7 @@ def test_claim_from_search_set_counts_at_threshold() -> None:
     # all three false positives come from one person (searches 0-2 are subject "0"): the
     # clustered bound is far wider than the 3-in-30,000 of independent searches
     independent = float(clopper_pearson(3, 30_000, sided="upper")[1])
-    assert c.method == "korn-graubard, monotone in errors" and c.upper_bound > 5 * independent
+    assert c.method == KORN_GRAUBARD_MONOTONE and c.upper_bound > 5 * independent
     # spread over three people, the clustered bound is close to the independent one
     spread = best.copy()
     spread[:3] = 0.0

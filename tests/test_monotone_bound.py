@@ -250,13 +250,18 @@ def test_block_summary_keeps_the_same_top_people(monkeypatch: pytest.MonkeyPatch
     )
 
 
-def test_top_people_order_by_errors_then_rate() -> None:
-    errors = np.array([[2], [0], [2], [5], [1]])
-    trials = np.array([13, 4, 9, 20, 1])
+def test_top_people_are_the_top_by_errors_and_by_rate() -> None:
+    rng = np.random.default_rng(5)
+    trials = rng.integers(1, 40, 300)
+    errors = np.minimum(trials, rng.poisson(0.3, 300))[:, None]
     e, n = top_people(errors, trials)
-    assert e.shape == (MONOTONE_TOP_PEOPLE, 1)
-    assert e[:5, 0].tolist() == [5, 2, 2, 1, 0]
-    assert n[:5, 0].tolist() == [20, 9, 13, 1, 0]  # the tie goes to the higher rate, 2/9
+    assert e.shape == (2 * MONOTONE_TOP_PEOPLE, 1)
+    stored = {(int(a), int(b)) for a, b in zip(e[:, 0], n[:, 0], strict=True) if a > 0}
+    people = [(int(a), int(b)) for a, b in zip(errors[:, 0], trials, strict=True) if a > 0]
+    by_errors = sorted(people, key=lambda p: (-p[0], p[1]))[:MONOTONE_TOP_PEOPLE]
+    by_rate = sorted(people, key=lambda p: (-p[0] / p[1], -p[0]))[:MONOTONE_TOP_PEOPLE]
+    assert set(by_errors) <= stored and set(by_rate) <= stored
+    assert len(stored) <= 2 * MONOTONE_TOP_PEOPLE
 
 
 def test_two_sided_default_keeps_its_plain_upper_end_and_the_monotone_one_is_by_name() -> None:
@@ -265,6 +270,7 @@ def test_two_sided_default_keeps_its_plain_upper_end_and_the_monotone_one_is_by_
     from lfr_eval.metrics import design_effect_jeffreys
     from lfr_eval.metrics._clustered import (
         DESIGN_EFFECT_JEFFREYS,
+        MONOTONE_SUFFIX,
         design_effect_jeffreys_from_summary,
     )
 
@@ -278,4 +284,4 @@ def test_two_sided_default_keeps_its_plain_upper_end_and_the_monotone_one_is_by_
     )
     _assert_never_falls(variant.ci_high, "monotone two-sided upper end")
     np.testing.assert_array_equal(variant.ci_low, default.ci_low)
-    assert variant.method[2] == DESIGN_EFFECT_JEFFREYS + ", monotone in errors"
+    assert variant.method[2] == DESIGN_EFFECT_JEFFREYS + MONOTONE_SUFFIX

@@ -276,10 +276,11 @@ table[["watchlist_size", "threshold", "fpir", "lower", "upper", "interval", "1 i
 # computed for that number. Only the between-person part of the spread is guessed from the people
 # seen, so only that part is widened for having few people (unless one to four people carry every
 # error: then all of it is); with no errors the bound is counted by people. (The claim check
-# uses the exact variant, `korn-graubard`, whose bound is never below 95%, made **monotone in
-# the errors**: where one or two people carry the errors the plain bound is so wide that a third
-# person with an error would *lower* it, so the bound is never below that of the same data with
-# fewer errors — one more false positive can never turn "not supported" into "supported".)
+# uses the exact variant, `korn-graubard`, whose bound is never below 95%, raised to its
+# **envelope over fewer errors**: where one or two people carry the errors the plain bound is so
+# wide that a third person with an error would *lower* it, so the bound is the largest over the
+# same data with fewer errors among the people with the most — one more false positive rarely
+# lowers it, and then slightly.)
 
 # %%
 # search-level Clopper-Pearson only by name, beside the default clustered by person
