@@ -93,7 +93,11 @@ def shapes(args: argparse.Namespace) -> dict:
 
 
 def memory(args: argparse.Namespace) -> dict:
-    from lfr_eval.search._blocks import _rows_per_block, score_probes
+    from lfr_eval.search._blocks import (
+        _rows_per_block,
+        score_probes,
+        temporary_blocks_removed_on_success,
+    )
     from lfr_eval.search._kernel import Gallery, warm_up
 
     warm_up()
@@ -113,9 +117,16 @@ def memory(args: argparse.Namespace) -> dict:
         for gib in order:
             memory_bytes = int(gib * 2**30)
             c0, t0 = time.process_time(), time.perf_counter()
-            part = score_probes(
-                probes, gallery, k=20, thresholds=thresholds, memory_bytes=memory_bytes
-            )
+            # counts memory-mapped in the temp dir are deleted after each run: a repeat must
+            # not resume from the previous run's blocks
+            with temporary_blocks_removed_on_success():
+                part = score_probes(
+                    probes, gallery, k=20, thresholds=thresholds, memory_bytes=memory_bytes
+                )
+                arrays = tuple(
+                    np.array(a)
+                    for a in (part.top_scores, part.top_subjects, part.top_rows, part.higher)
+                ) + (np.array(part.counts),)
             runs[gib].append(
                 {
                     "wall_s": time.perf_counter() - t0,
@@ -123,7 +134,6 @@ def memory(args: argparse.Namespace) -> dict:
                     "load_1min": os.getloadavg()[0],
                 }
             )
-            arrays = (part.top_scores, part.top_subjects, part.top_rows, part.higher, part.counts)
             if first is None:
                 first = [np.array(a) for a in arrays]
             else:
