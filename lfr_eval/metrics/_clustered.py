@@ -615,8 +615,9 @@ def korn_graubard_from_summary(
 ) -> ClusteredRate:
     """The Korn–Graubard interval from its sufficient statistics (see :func:`korn_graubard`).
 
-    ``sided="upper"``: the one-sided upper bound made monotone in the errors
-    (:func:`monotone_upper_bound`), what every claim verdict and worst case rests on.
+    ``sided="upper"``: the one-sided upper bound raised to its envelope over fewer errors,
+    nearly monotone in the errors (:func:`monotone_upper_bound`), what every claim verdict and
+    worst case rests on; the plain bound is ``design_effect_interval(summary, sided="upper")``.
     """
     if sided == "upper":
         return monotone_upper_bound(summary, confidence)
