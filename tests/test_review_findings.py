@@ -12,6 +12,7 @@ holds both (the 1-D scan of the last person kept, the top people by rate).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lfr_eval.metrics import korn_graubard, summarise_clusters
 from lfr_eval.metrics._clustered import design_effect_interval
@@ -59,3 +60,32 @@ def test_a_change_of_the_top_person_never_lowers_the_bound() -> None:
     searches[0], searches[1] = 15, 100
     bounds = _before_after({0: 15, 1: 15}, searches, person=1)
     assert bounds[1] >= bounds[0] * (1 - 1e-9), bounds
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 10: the live/identify alert decision at a threshold equal to a score (review, session 20)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "SearchResult.alerts compares with np.float32(threshold), which rounds 0.7 DOWN to "
+        "0.69999999: a score of exactly float32(0.7) alerts in identify but is not counted at "
+        "0.7 by the evaluation (count_at_or_above / the kernel's counts compare in float64)"
+    ),
+)
+def test_identify_alert_decision_equals_the_evaluation_count_at_the_same_threshold() -> None:
+    from lfr_eval.metrics import count_at_or_above, score_searches
+    from lfr_eval.search import SearchIndex
+
+    threshold = 0.7  # float32(0.7) = 0.699999988 < 0.7
+    a = np.float32(threshold)
+    b = np.float32(np.sqrt(1.0 - np.float64(a) ** 2))
+    templates = np.array([[a, b], [0.0, -1.0]], np.float32)
+    probe = np.array([[1.0, 0.0]], np.float32)
+    found = SearchIndex(templates, ["s1", "s2"], backend="numpy").search(probe, k=1)
+    assert float(found.scores[0, 0]) == float(a)  # the probe's best score is float32(0.7)
+    scored = score_searches(probe, ["x"], templates, ["s1", "s2"], k=1, thresholds=[threshold])
+    counted = int(scored.non_mated_counts[0, 0, 0])
+    assert counted == int(count_at_or_above(scored.searches.non_mated_topk[:, 0], [threshold])[0])
+    assert bool(found.alerts(threshold)[0]) == bool(counted)
