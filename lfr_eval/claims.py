@@ -34,13 +34,14 @@ is optimistic, next to the conservative one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from lfr_eval.metrics._clustered import (
+    KORN_GRAUBARD_ALL_ERRORS,
     KORN_GRAUBARD_MONOTONE,
     KORN_GRAUBARD_NOT_MONOTONE,
     ClusteredRate,
@@ -235,19 +236,52 @@ class ClaimCheck:
             return f"FPIR {symbol} {one_in_n(self.upper_bound)}"
         return "no useful bound (FPIR could be near or above one half)"
 
-    def summary(self) -> str:
-        """A few plain sentences for a report."""
+    def bound_method(self, *, explain: bool = True) -> str:
+        """How :attr:`upper_bound` was made, in words: the one name every output of the bound
+        uses (:meth:`summary`, the ``claim --by`` group lines of
+        :meth:`GroupClaimChecks.summary`, the report and the explorer).
+
+        ``"one-sided 95% upper bound, clustered by person (Korn–Graubard design-effect
+        Clopper–Pearson, envelope over fewer false positives)"`` and its variants: counted by
+        people where no false positive was seen, NOT monotone from an old aggregate,
+        Clopper–Pearson with searches independent without subject ids; where the bound was
+        scaled to the claim's watchlist size, how (the filler-gallery scaling's one-sided
+        bound and its method, or the pooled-FMR map). ``explain=False`` leaves out the
+        envelope's explanation (for one line per group).
+        """
         pct = f"{self.claim.confidence:.0%}"
-        verdict = "support" if self.supported else "do not support"
-        observed = f" ({one_in_n(self.observed_rate)})" if self.false_positives else ""
-        people = f" from {plural(self.n_subjects, 'person')}" if self.n_subjects is not None else ""
         how = (
             "clustered by person (Korn–Graubard design-effect Clopper–Pearson"
-            + _bound_note(self.method)
+            + _bound_note(self.method, explain=explain)
             + ")"
             if self.clustered
             else "Clopper–Pearson, treating searches as independent (no subject ids given)"
         )
+        text = f"one-sided {pct} upper bound, {how}"
+        if self.scaling.startswith(SCALED_FILLER) and self.scaled_fpir is not None:
+            return (
+                f"one-sided {pct} upper bound of the filler-gallery scaling to "
+                f"N = {self.scaled_fpir.watchlist_size:,} ({self.scaled_fpir.interval})"
+            )
+        if self.scaling.startswith("up"):
+            return f"{text}, scaled up from N = {self.tested_watchlist_size:,} (pooled FMR)"
+        if self.scaling.startswith("down: bound"):
+            return f"{text}, at the N = {self.tested_watchlist_size:,} measured"
+        if self.scaling.startswith("down: pooled"):
+            return (
+                f"{text}, scaled down from N = {self.tested_watchlist_size:,} (pooled FMR, "
+                "optimistic)"
+            )
+        return text
+
+    def summary(self) -> str:
+        """A few plain sentences for a report."""
+        verdict = "support" if self.supported else "do not support"
+        observed = f" ({one_in_n(self.observed_rate)})" if self.false_positives else ""
+        people = f" from {plural(self.n_subjects, 'person')}" if self.n_subjects is not None else ""
+        # the measured bound's method; how it was scaled follows in its own sentence below
+        measured = replace(self, scaling="none", scaled_fpir=None)
+        method = measured.bound_method()
         lines = [
             f"Claim: {self.claim.describe()}.",
             (
@@ -255,7 +289,7 @@ class ClaimCheck:
                 f"non-mated searches{people}{observed}."
             ),
             (
-                f"One-sided {pct} upper bound, {how}: {one_in_n(self.upper_bound)} "
+                f"{method[0].upper()}{method[1:]}: {one_in_n(self.upper_bound)} "
                 f"({self.upper_bound:.3g}); the data {verdict} the claim; they support "
                 f"{self.supported_claim_text()}."
             ),
@@ -690,16 +724,25 @@ def check_fpir_claim(
     )
 
 
-def _bound_note(method: str) -> str:
-    """What the summary adds about the clustered bound's variant (``ClaimCheck.method``)."""
-    if "people" in method:
+def _bound_note(method: str, *, explain: bool = True) -> str:
+    """What the bound's name adds about the clustered bound's variant (``ClaimCheck.method``);
+    ``explain=False``: the name without the explanation."""
+    # not "people" alone: the envelope's own label ends "(top people)"
+    if method == KORN_GRAUBARD_ALL_ERRORS:
+        return ", counted by people as every search was a false positive"
+    if "counted by people" in method:
         return ", counted by people as no false positive was seen"
     if method == KORN_GRAUBARD_MONOTONE:
+        if not explain:
+            return ", envelope over fewer false positives"
         return (
-            ", the largest over the same data with fewer false positives among the people with "
-            "the most: one more false positive rarely lowers it, and then slightly"
+            ", envelope over fewer false positives: the largest over the same data with fewer "
+            "of them among the people with the most, so one more false positive rarely lowers "
+            "it, and then slightly"
         )
     if method == KORN_GRAUBARD_NOT_MONOTONE:
+        if not explain:
+            return "; NOT monotone in the false positives"
         return (
             "; NOT monotone in the false positives: these results keep no per-person top "
             "counts, and with one or two people holding them, one more false positive can "
@@ -745,12 +788,14 @@ class GroupClaimChecks:
             small = " (small group)" if label in self.small_groups else ""
             from lfr_eval.plain import UNBOUNDED_SHARE
 
-            # an upper bound reaching one half bounds nothing (lfr_eval.plain's rule)
-            bound = (
-                f"upper bound {one_in_n(check.upper_bound)} ({check.upper_bound:.3g})"
+            # an upper bound reaching one half bounds nothing (lfr_eval.plain's rule); the
+            # bound is named as the overall summary names it (counted by people, envelope, ...)
+            value = (
+                f"{one_in_n(check.upper_bound)} ({check.upper_bound:.3g})"
                 if check.upper_bound < UNBOUNDED_SHARE
                 else "no useful bound (FPIR could be near or above one half)"
             )
+            bound = f"{check.bound_method(explain=False)}: {value}"
             lines.append(
                 f"{self.attribute} = {label}{small}: "
                 f"{plural(check.false_positives, 'false positive')} in "

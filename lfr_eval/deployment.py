@@ -222,6 +222,11 @@ class RateEvidence:
         )
 
 
+#: Appended to :attr:`ScaledFpirEvidence.interval_method` where the scaling table recorded no
+#: one-sided bound and ``upper_bound`` is the two-sided upper end instead.
+NO_ONE_SIDED = " [no one-sided bound recorded: upper_bound is the two-sided upper end]"
+
+
 @dataclass(frozen=True)
 class ScaledFpirEvidence:
     """FPIR at the deployed watchlist's size, from the evaluation's filler-gallery scaling.
@@ -236,8 +241,10 @@ class ScaledFpirEvidence:
     grid_threshold : float
         The counts' grid threshold the figure was read at (at or below the config's).
     value, ci_low, ci_high, upper_bound : float
-        FPIR(N), its two-sided interval and one-sided upper bound, in [0, 1] (upper_bound
-        NaN-free: the two-sided upper end when the table holds no one-sided bound).
+        FPIR(N), its two-sided interval and one-sided upper bound, in [0, 1]. The bound is the
+        scaling's own (:func:`lfr_eval.protocols._scaled.one_sided_method` names it;
+        :meth:`describe` prints it); NaN-free: the two-sided upper end when the table holds no
+        one-sided bound, and ``interval_method`` then ends with :data:`NO_ONE_SIDED`.
     confidence : float
     interval_method, estimator : str
         How the interval and the point were made.
@@ -258,7 +265,8 @@ class ScaledFpirEvidence:
 
     @classmethod
     def from_figure(cls, figure: ScaledFpir) -> ScaledFpirEvidence:
-        bound = figure.upper_bound if math.isfinite(figure.upper_bound) else figure.upper
+        recorded = math.isfinite(figure.upper_bound)
+        bound = figure.upper_bound if recorded else figure.upper
         conf = figure.confidence if math.isfinite(figure.confidence) else 0.95
         return cls(
             watchlist_size=int(figure.watchlist_size),
@@ -268,7 +276,8 @@ class ScaledFpirEvidence:
             ci_high=float(figure.upper),
             upper_bound=float(bound),
             confidence=float(conf),
-            interval_method=figure.interval,
+            # said where the bound is the two-sided upper end (describe names it from this)
+            interval_method=figure.interval if recorded else figure.interval + NO_ONE_SIDED,
             estimator=figure.estimator,
             extrapolation=float(figure.extrapolation)
             if math.isfinite(figure.extrapolation)
@@ -280,6 +289,7 @@ class ScaledFpirEvidence:
         met a filler, "not bounded" when the data cannot bound it), with how it was made."""
         from lfr_eval.operational import one_in_n
         from lfr_eval.plain import plain_rate
+        from lfr_eval.protocols._scaled import one_sided_bound_text
 
         figure = plain_rate(
             self.value, self.ci_low, self.ci_high, errors=0 if self.value == 0 else 1,
@@ -287,15 +297,26 @@ class ScaledFpirEvidence:
         )  # fmt: skip
         where = f"scaled to the deployed watchlist of {self.watchlist_size:,}: FPIR"
         how = f"{self.interval_method}; read at the counts' threshold {self.grid_threshold:g}"
+        # the bound a claim at this N is checked against, named (the scaling's own one-sided
+        # bound, in the words ScaledFpir.describe uses)
+        if self.interval_method.endswith(NO_ONE_SIDED):
+            bound = (
+                f"; no one-sided bound recorded: {self.confidence:.0%} two-sided upper end "
+                f"{one_in_n(self.upper_bound)} ({self.upper_bound:.3g}), conservative"
+            )
+        else:
+            bound = "; " + one_sided_bound_text(
+                self.upper_bound, self.confidence, self.interval_method
+            )
         if self.extrapolation > 1 and figure.bounded and not figure.upper_only:
             # beyond the fillers a range, not an estimate: its low end is no expected value
             return (
                 f"{where} {one_in_n(self.ci_low)} to {one_in_n(self.ci_high)}: a range from the "
                 f"per-person to the pooled model with their {self.confidence:.0%} interval, "
                 f"extrapolated x{self.extrapolation:.3g} beyond the fillers measured, which "
-                f"these data cannot narrow ({how})"
+                f"these data cannot narrow ({how}){bound}"
             )
-        return f"{where} {figure.text} ({self.estimator}; {how})"
+        return f"{where} {figure.text} ({self.estimator}; {how}){bound}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,8 @@ from lfr_eval.claims import (
     searches_needed_at_rate,
 )
 from lfr_eval.metrics import KORN_GRAUBARD_MONOTONE, MetricInputError, SearchSet, clopper_pearson
+from lfr_eval.metrics._clustered import KORN_GRAUBARD_NO_ERRORS
+from lfr_eval.operational import one_in_n
 
 CLAIM = Claim.one_in(6000, watchlist_size=10_000, threshold=0.60, source="NPL via Met")
 
@@ -205,6 +207,32 @@ def test_claim_by_group_fails_when_any_group_fails() -> None:
         check_fpir_claim_by_group(strict, _grouped_searches(), "sex")
 
 
+def test_claim_by_group_lines_name_each_bound_method() -> None:
+    """Each group line names how its bound was made, as the overall summary does: group A (no
+    false positive) counted by people, group B (12 spread) the envelope; the same words as
+    ``ClaimCheck.bound_method`` (one name per figure)."""
+    checks = check_fpir_claim_by_group(
+        Claim(bound=1 / 1000, watchlist_size=1000, threshold=0.6), _grouped_searches(), "ethnicity"
+    )
+    lines = {line.split(":")[0]: line for line in checks.summary().splitlines()[1:]}
+    a, b = lines["ethnicity = A"], lines["ethnicity = B"]
+    assert checks.groups["A"].method == KORN_GRAUBARD_NO_ERRORS
+    assert "one-sided 95% upper bound, clustered by person" in a
+    assert "counted by people as no false positive was seen" in a
+    assert checks.groups["B"].method == KORN_GRAUBARD_MONOTONE
+    assert "envelope over fewer false positives" in b and "counted by people" not in b
+    for label, line in (("A", a), ("B", b)):
+        check = checks.groups[label]
+        assert f"{check.bound_method(explain=False)}: {one_in_n(check.upper_bound)}" in line
+    # the overall summary names the same method, with its explanation
+    overall = checks.overall
+    assert overall.bound_method(explain=False).split(" (")[0] in overall.summary().lower()
+    assert "envelope over fewer false positives: the largest" in overall.summary()
+    # with 12 false positives the envelope is never described as the zero-error bound (the
+    # envelope's label ends "(top people)", which an earlier test for "people" matched)
+    assert "no false positive was seen" not in overall.summary()
+
+
 def test_zero_false_positives_clustered_counts_people() -> None:
     # 400 people x 10 searches, no false positive: the bound is counted by people (~3/400),
     # and the extra data needed is counted in people
@@ -249,6 +277,9 @@ def test_cli_claim_by_exits_non_zero_when_only_a_group_fails(
     assert code == 1, out
     assert "ethnicity = a:" in out and "ethnicity = b:" in out
     assert out.count("NOT supported.") == 1 and "not supported for every group: b." in out
+    # every group line names its bound's method (the CLI prints GroupClaimChecks.summary)
+    for line in (x for x in out.splitlines() if x.startswith("ethnicity = ")):
+        assert "one-sided 95% upper bound, clustered by person (Korn–Graubard" in line, line
     # a group whose bound reaches one half: no number that bounds nothing
     code, out, _ = run(capsys, "claim", folder, "--fpir", "0.1", "--threshold", "0.7", "--by",
                        "ethnicity")  # fmt: skip

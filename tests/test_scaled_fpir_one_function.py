@@ -141,6 +141,18 @@ def test_config_evidence_states_the_scaled_figure_and_needs_it_only_where_the_ta
     assert "extrapolated x10 beyond the fillers measured" in text
     within = evidence_from_results(agg, 0.65, deployed_watchlist_size=300).describe()
     assert "scaled to the deployed watchlist of 300: FPIR " in within and "range" not in within
+    # the one-sided bound a claim at N uses is printed and named, in the words of the
+    # figure's own description (one text for both), beyond the fillers and within them
+    from lfr_eval.protocols._scaled import one_sided_bound_text
+
+    for n, described in ((4000, text), (300, within)):
+        figure = scaled_fpir(table, n, 0.65)
+        assert figure is not None and np.isfinite(figure.upper_bound)
+        bound = one_sided_bound_text(figure.upper_bound, figure.confidence, figure.interval)
+        assert bound.startswith("one-sided 95% upper bound") and "the scaling's own" in bound
+        assert bound in described and bound in figure.describe()
+    assert "higher of the per-person and the pooled model" in text
+    assert "higher of the per-person" not in within
     # the explorer says the same
     explained = explain_threshold(agg, 0.65, watchlist_size=4000, faces_scanned=10_000)
     sentence = explained.sentence()
@@ -169,3 +181,23 @@ def test_config_evidence_states_the_scaled_figure_and_needs_it_only_where_the_ta
     # N = 300 is: below its grid there is no figure for it, a clear refusal
     with pytest.raises(ConfigError, match="below the lowest threshold"):
         evidence_from_results(agg, 0.575, deployed_watchlist_size=300)
+
+
+def test_evidence_from_a_table_without_one_sided_bounds_says_its_bound_is_two_sided() -> None:
+    """A scaling table made before one-sided bounds were stored: the evidence keeps the
+    two-sided upper end as its bound (conservative) and says so, never "one-sided"."""
+    from lfr_eval.deployment import NO_ONE_SIDED, ScaledFpirEvidence
+    from lfr_eval.protocols import ScaledFpir
+
+    old = ScaledFpir(
+        watchlist_size=300, threshold=0.65, grid_threshold=0.65, fpir=0.001, lower=0.0004,
+        upper=0.003, upper_bound=float("nan"), confidence=0.95, estimator="", interval="x",
+        extrapolation=0.0, pooled_fpir=None, n_searches=5000, n_subjects=500,
+    )  # fmt: skip
+    evidence = ScaledFpirEvidence.from_figure(old)
+    assert evidence.upper_bound == 0.003 and evidence.interval_method.endswith(NO_ONE_SIDED)
+    text = evidence.describe()
+    assert "no one-sided bound recorded: 95% two-sided upper end 1 in 330" in text
+    assert "one-sided 95% upper bound" not in text
+    assert ScaledFpirEvidence.from_dict(evidence.to_dict()).describe() == text
+    assert "no one-sided 95% upper bound recorded" in old.describe()

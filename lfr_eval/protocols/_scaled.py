@@ -45,6 +45,57 @@ MSG_CONFIDENCE = (
 )
 
 
+#: What a stored interval label's one-sided part starts with (:data:`SCALED_KORN_GRAUBARD`).
+_ONE_SIDED_PART = "one-sided bound: "
+
+
+def one_sided_method(interval: str) -> str:
+    """The method of a scaled FPIR's one-sided upper bound, from its interval label.
+
+    It is the scaling's own bound (:func:`~lfr_eval.protocols._scaling.interval_from_summary`),
+    not the claim checker's envelope of the plain rates: the label's one-sided part where it
+    has one, the zero-false-match bound counted by people, or beyond the fillers the higher of
+    the per-person and the pooled model's bounds; an older label is named as it stands.
+    """
+    from lfr_eval.protocols._scaling import SCALED_KORN_GRAUBARD, SCALED_RANGE, SCALED_ZERO
+
+    if interval == SCALED_ZERO:
+        return SCALED_ZERO
+    base = SCALED_KORN_GRAUBARD if interval == SCALED_RANGE else interval
+    if _ONE_SIDED_PART in base:
+        part = base.split(_ONE_SIDED_PART, 1)[1].rstrip(")")
+        own = f"the scaling's own, clustered by person: {part}"
+        if interval == SCALED_RANGE:
+            return f"{own}; the higher of the per-person and the pooled model's bounds"
+        return own
+    return f"the scaling's own ({interval})"
+
+
+def one_sided_bound_text(upper_bound: float, confidence: float, interval: str) -> str:
+    """A scaled FPIR's one-sided upper bound in words, with its method: the one text that
+    :meth:`ScaledFpir.describe` and the config evidence
+    (:meth:`lfr_eval.deployment.ScaledFpirEvidence.describe`) print.
+
+    ``"one-sided 95% upper bound 1 in 420 (0.00238; the scaling's own, ...)"``; a bound at or
+    above one half is given as a number said to bound nothing (:mod:`lfr_eval.plain`'s rule:
+    no "1 in 1"), and NaN means the table recorded none.
+    """
+    from lfr_eval.operational import one_in_n
+    from lfr_eval.plain import UNBOUNDED_SHARE
+
+    conf = "" if math.isnan(confidence) else f"{confidence:.0%} "
+    if math.isnan(upper_bound):
+        return f"no one-sided {conf}upper bound recorded (a scaling table made before it was)"
+    method = one_sided_method(interval)
+    if upper_bound >= UNBOUNDED_SHARE:
+        # no "1 in 1": the value only, said to bound nothing
+        return (
+            f"one-sided {conf}upper bound {upper_bound:.3g} (no useful bound: near or above "
+            f"one half; {method})"
+        )
+    return f"one-sided {conf}upper bound {one_in_n(upper_bound)} ({upper_bound:.3g}; {method})"
+
+
 @dataclass(frozen=True)
 class ScaledFpir:
     """FPIR at a deployed watchlist size N and threshold T, scaled from the filler gallery.
@@ -116,7 +167,9 @@ class ScaledFpir:
         text = (
             f"FPIR at N = {self.watchlist_size:,}, T = {self.grid_threshold:g}: "
             f"{self.fpir:.3g} ({one_in_n(self.fpir)}), {conf}interval {self.lower:.3g}–"
-            f"{self.upper:.3g} [{self.interval}]; estimator: "
+            f"{self.upper:.3g} [{self.interval}]; "
+            + one_sided_bound_text(self.upper_bound, self.confidence, self.interval)
+            + "; estimator: "
             f"{self.estimator or 'not recorded (a scaling table made before it was)'}"
         )
         if self.extrapolated and self.pooled_fpir is not None:

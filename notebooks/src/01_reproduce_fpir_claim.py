@@ -349,7 +349,8 @@ for name, t in named.items():
         "more people needed": check.additional_people_needed,
         "people needed at observed rate": check.people_needed_at_observed_rate
         or "never: observed rate above the claim",
-        "bound from": check.scaling,
+        # how the bound was made, in the words of the CLI, the report and the explorer
+        "upper bound's method": check.bound_method(explain=False),
     })
 pd.DataFrame(verdicts).set_index("threshold")
 
