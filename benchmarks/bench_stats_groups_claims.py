@@ -240,12 +240,12 @@ STEP_INTRO = (
 
 
 def claim_rows() -> None:
-    """The claim table: the verdict's bound (Korn–Graubard, monotone in the errors), the plain
+    """The claim table: the verdict's bound (Korn–Graubard, envelope over fewer errors), the plain
     Korn–Graubard bound it replaced (same data sets: what the envelope costs in power) and the
     search-level Clopper–Pearson bound."""
     print(
         "| people x searches | icc | true FPIR | claimed bound | supported: korn-graubard, "
-        "monotone in errors | supported: korn-graubard [not monotone] "
+        "envelope over fewer errors | supported: korn-graubard [not monotone] "
         "| supported: search-level CP |"
     )
     print("|---|---|---|---|---|---|---|")
