@@ -44,6 +44,7 @@ from lfr_eval.metrics._clustered import (
     KORN_GRAUBARD_ALL_ERRORS,
     KORN_GRAUBARD_MONOTONE,
     KORN_GRAUBARD_NOT_MONOTONE,
+    KORN_GRAUBARD_ONE_PERSON,
     ClusteredRate,
     ClusterSummary,
     korn_graubard,
@@ -732,6 +733,9 @@ def _bound_note(method: str, *, explain: bool = True) -> str:
         return ", counted by people as every search was a false positive"
     if "counted by people" in method:
         return ", counted by people as no false positive was seen"
+    if method == KORN_GRAUBARD_ONE_PERSON:
+        # one person's searches are one cluster: they count as one independent search
+        return ", one person: the searches count as one"
     if method == KORN_GRAUBARD_MONOTONE:
         if not explain:
             return ", envelope over fewer false positives"

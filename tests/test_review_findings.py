@@ -134,3 +134,34 @@ def test_korn_graubard_covers_the_same_lambs_design() -> None:
     # impossible, as it would be with 20 people, where a third of data sets have no lamb)
     coverage = _lambs_coverage("korn-graubard", 50, 20, 0.02, 4000, seed=11)
     assert coverage >= 0.93, coverage
+
+
+def test_a_claim_from_one_person_names_its_bound_as_one_person() -> None:
+    """Found by review (session 20): with one person the bound is the n_eff = 1 edge case
+    (``korn-graubard (one person: n_eff = 1)``), but the summary and the ``claim --by`` group
+    line named it as the plain Korn–Graubard bound."""
+    import pandas as pd
+
+    from lfr_eval.claims import Claim, check_fpir_claim_by_group
+    from lfr_eval.metrics import SearchSet
+    from lfr_eval.metrics._clustered import KORN_GRAUBARD_ONE_PERSON
+
+    people = np.array(["a"] * 10 + [f"b{i}" for i in range(50)])
+    best = np.where(np.arange(60) < 3, 0.9, 0.1)  # 3 false positives, all of person "a"
+    searches = SearchSet(
+        watchlist_size=1000,
+        mate_scores=np.array([]),
+        mate_ranks=np.array([], int),
+        mated_subjects=np.array([], str),
+        non_mated_topk=best[:, None],
+        non_mated_subjects=people,
+        non_mated_groups=pd.DataFrame({"g": np.where(people == "a", "one", "many")}),
+    )
+    checks = check_fpir_claim_by_group(
+        Claim(bound=1 / 100, watchlist_size=1000, threshold=0.6), searches, "g"
+    )
+    one = checks.groups["one"]
+    assert one.method == KORN_GRAUBARD_ONE_PERSON
+    line = next(x for x in checks.summary().splitlines() if x.startswith("g = one"))
+    assert "one person: the searches count as one" in line, line
+    assert "one person: the searches count as one" in one.summary()
