@@ -95,7 +95,9 @@ def test_identify_alert_decision_equals_the_evaluation_count_at_the_same_thresho
 # Issue 9: the two-sided default's coverage when a few people carry the errors (review, session 20)
 
 
-def _lambs_coverage(method: str, people: int, searches: int, rate: float, n: int, seed: int) -> float:
+def _lambs_coverage(
+    method: str, people: int, searches: int, rate: float, n: int, seed: int
+) -> float:
     """Two-sided 95% coverage of ``method`` when 5% of people ("lambs", Doddington et al. 1998)
     draw false matches 20 times as often as the others; mean rate ``rate``, searches per person
     1 + Poisson(Gamma(2, (searches - 1) / 2)) redrawn for each of 8 batches (as the grid's
