@@ -8,8 +8,9 @@ matrix never exceeds a memory budget, which lets 100,000 probes x 10,000 templat
 
 The scores come from the project's one scoring kernel (:mod:`lfr_eval.search._kernel`), the
 same code the live page's :class:`~lfr_eval.search.SearchIndex` runs. Backends: ``"numpy"``
-(CPU, BLAS) and ``"torch"`` (CPU or CUDA, fp32 or fp16). fp32 backends give the same numbers to
-float32 rounding; a GPU that was asked for but is not usable raises
+(CPU, BLAS) and ``"torch"`` (CPU or CUDA, fp32 or fp16). numpy gives the live search's
+scores bit for bit (each probe/template pair one float32, whatever the batch); torch fp32
+agrees to float32 rounding; a GPU that was asked for but is not usable raises
 :class:`~lfr_eval.errors.RuntimeUnavailableError`, never a silent CPU fallback.
 
 Given a threshold grid, each non-mated search also gets, in the same pass, the number of
@@ -123,8 +124,8 @@ def score_searches(
         fp16 (torch only): products in half precision, about 1e-3 from fp32.
     chunk_bytes : int, optional
         Memory of one tile of the score matrix (float32), in bytes (default: the backend's,
-        1 MiB per 512-probe chunk for numpy). It sets the matrix products' shapes, and so their
-        float32 rounding; ``memory_bytes`` does not.
+        1 MiB per 512-probe chunk for numpy). It sets the matrix products' shapes (not the
+        numpy backend's scores: every product is padded to a shape BLAS rounds alike).
     thresholds : array_like, optional
         Ascending similarity grid: each non-mated search's subjects at or above every
         threshold are counted (:attr:`ScoringResult.non_mated_counts`).

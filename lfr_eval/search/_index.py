@@ -19,8 +19,10 @@ import numpy as np
 
 from lfr_eval.errors import RuntimeUnavailableError, WatchlistError
 from lfr_eval.search._kernel import (
+    _MIN_PRODUCT_ROWS,
     Gallery,
     faiss_top_k,
+    regular_matmul,
     score_all,
     score_block,
     single_thread_limits,
@@ -176,8 +178,13 @@ class SearchIndex:
     backend : {"auto", "numpy", "faiss"}
         ``"auto"``: a faiss GPU index when the device allows it and a GPU really is available,
         otherwise numpy (on the CPU numpy is as fast as faiss-cpu's flat index, see
-        ``benchmarks/bench_search.py``). Both are exact and return the same candidates (up to
-        float rounding, about 1e-6, which only matters for exact ties).
+        ``benchmarks/bench_search.py``). Both are exact searches. numpy gives the scoring
+        kernel's float32 scores bit for bit (those of :func:`~lfr_eval.metrics.score_searches`
+        and the NPL design on the same vectors, whatever the batch), so an alert at a
+        threshold is decided as the evaluation counts it. faiss computes its own products (its
+        BLAS calls and SIMD loops): scores within float32 rounding of numpy's (at most
+        ``2 * float32_dot_error(d)``, about 1.5e-5 at 128-d and 6e-5 at 512-d, typically
+        1e-7), so candidates may differ where two subjects score that close.
     device : {"auto", "cpu", "gpu"}
         ``"gpu"`` raises :class:`RuntimeUnavailableError` unless :func:`faiss_gpu_available`
         (never a silent fall-back); ``"auto"`` uses a GPU only when one really is available;
@@ -375,11 +382,10 @@ class SearchIndex:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # One probe is a matrix-vector product: one BLAS thread does it faster than a pool that
         # must wake up (and, on a loaded machine, wait for cores); see benchmarks/bench_search.py.
-        if queries.shape[0] <= _SINGLE_THREAD_PROBES:
+        if queries.shape[0] <= _SCREENED_PROBES:
             with single_thread_limits():
-                part = score_block(queries, self._gallery, k=k)
-        else:
-            part = score_all(queries, self._gallery, k=k, block=_PROBE_BLOCK)
+                return screened_top_k(queries, self._gallery, k)
+        part = score_all(queries, self._gallery, k=k, block=_PROBE_BLOCK)
         return part.top_scores, part.top_subjects, part.top_rows
 
     def _search_faiss(
@@ -400,6 +406,77 @@ class SearchIndex:
 
 #: Searches of at most this many probes run with one BLAS/OpenMP thread.
 _SINGLE_THREAD_PROBES = 1
+
+#: Searches of at most this many probes (the live page's one face) take the numpy backend's
+#: screened path (:func:`screened_top_k`); larger ones the scoring kernel. Both give the same
+#: bits: the kernel pads products of fewer rows to this + 1 anyway.
+_SCREENED_PROBES = _MIN_PRODUCT_ROWS - 1
+
+
+def float32_dot_error(dim: int, norm_tolerance: float = _NORM_TOLERANCE) -> float:
+    """A bound on how far any float32 evaluation of a dot product of two ``dim``-d vectors of
+    norm at most ``1 + norm_tolerance`` lies from the exact dot product (whatever the order of
+    the sum, with or without fused multiply-adds): ``gamma_dim * |p| |t|`` with
+    ``gamma_n = n u / (1 - n u)``, ``u = 2**-24`` (Higham, *Accuracy and Stability of
+    Numerical Algorithms*, 2nd ed., eq. 3.5 with Cauchy-Schwarz)."""
+    nu = dim * 2.0**-24
+    return nu / (1.0 - nu) * (1.0 + norm_tolerance) ** 2
+
+
+def screened_top_k(
+    queries: np.ndarray, gallery: Gallery, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scoring kernel's top-k for a few probes, bit for bit, at matrix-vector speed.
+
+    One probe × the gallery is a matrix-vector product (BLAS gemv, memory-bound), which
+    rounds differently from the kernel's large products by up to about 5e-7; padding it to
+    a product the kernel would make costs 3× more for a large watchlist (measured:
+    ``benchmarks/bench_live_search.py``). So the gemv scores only *screen*: each float32
+    evaluation of a dot product lies within ``e = float32_dot_error(d)`` of the exact value,
+    so the gemv and kernel scores of a pair differ by at most ``2 e``; a subject of the
+    kernel's top-k then has a gemv score at least the k-th best gemv score minus ``4 e``
+    (order statistics move by at most ``2 e``). Every template of those subjects is rescored
+    with :func:`~lfr_eval.search._kernel.regular_matmul` (the kernel's rounding) and the top-k
+    is made from those scores as the kernel makes it: a subject's first best template, ties
+    by the lower subject code. The screen keeps about k subjects (a few more within ``4 e``
+    of the k-th: 3e-5 at 128-d, 1.2e-4 at 512-d); should it keep more than an eighth of the
+    templates (near-copies), the probe goes through
+    :func:`~lfr_eval.search._kernel.score_block` instead.
+
+    Returns top scores (float32), subject codes and gallery rows, each of shape (n, k).
+    """
+    n = queries.shape[0]
+    n_sub, starts = gallery.n_subjects, gallery.starts
+    single = gallery.max_templates <= 1
+    scores = np.full((n, k), -np.inf, np.float32)
+    subjects = np.full((n, k), -1, np.int64)
+    rows = np.full((n, k), -1, np.int64)
+    approx = queries @ gallery.matrix.T
+    best = approx if single else np.maximum.reduceat(approx, starts[:-1], axis=1)
+    kth = np.partition(best, n_sub - k, axis=1)[:, n_sub - k]
+    margin = 4.0 * float32_dot_error(gallery.dim)
+    for i in range(n):
+        cand = np.flatnonzero(best[i] >= kth[i] - margin)
+        lo, widths = starts[cand], np.diff(starts)[cand]
+        total = int(widths.sum())
+        if total > max(64, gallery.n_templates // 8):
+            part = score_block(queries[i : i + 1], gallery, k=k)
+            scores[i], subjects[i], rows[i] = part.top_scores, part.top_subjects, part.top_rows
+            continue
+        run = np.cumsum(widths) - widths  # where each candidate's templates start
+        t_rows = np.repeat(lo - run, widths) + np.arange(total)
+        exact = regular_matmul(queries[i : i + 1], gallery.matrix[t_rows])[0]
+        if single:
+            s_best, s_row = exact, t_rows
+        else:
+            s_best = np.maximum.reduceat(exact, run)
+            # the first template at the subject's best, as the kernel takes it
+            at_best = np.where(exact == np.repeat(s_best, widths), np.arange(total), total)
+            s_row = t_rows[np.minimum.reduceat(at_best, run)]
+        order = np.lexsort((cand, -s_best))[:k]
+        scores[i], subjects[i], rows[i] = s_best[order], cand[order], s_row[order]
+    return scores, subjects, rows
+
 
 #: Probes scored together by the numpy backend (one pass over the templates per block).
 _PROBE_BLOCK = 1024

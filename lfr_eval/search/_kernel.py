@@ -44,6 +44,13 @@ same on a torch device (``"cpu"`` or ``"cuda"``) in fp32 or fp16 (products in fp
 reductions in fp32; fp16 scores agree to about 1e-3, not to float32 rounding). torch is
 imported only when chosen. faiss serves top-k-only searches (the live page,
 :class:`~lfr_eval.search.SearchIndex`), see :func:`faiss_top_k`.
+
+Same bits everywhere (numpy backend): every BLAS product is padded to a shape BLAS rounds as
+it rounds large products (:func:`regular_matmul`), mates' scores are made the same way
+(:func:`pair_dots`) and the live page's one-probe search rescores its candidates with it, so
+a probe/template pair has one float32 score in the live page, the evaluation and the NPL
+counts, for any batch size, position, block, tile or shard (``tests/test_exact_scores.py``).
+torch (its own BLAS, cuBLAS) and faiss agree with it to float32 rounding, not bit for bit.
 """
 
 from __future__ import annotations
@@ -355,8 +362,10 @@ def _bin_table(thr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.float32, np.
 def mate_scores(probes: np.ndarray, gallery: Gallery, mate_codes: np.ndarray) -> np.ndarray:
     """Each probe's score against its mate (best of the mate's templates), float32.
 
-    ``-inf`` where ``mate_codes`` is -1 (no mate in the gallery). Computed in float64 from the
-    float32 inputs and rounded to float32 (BLAS tiles agree with it to float32 rounding).
+    ``-inf`` where ``mate_codes`` is -1 (no mate in the gallery). Each template's score is
+    rounded exactly as the kernel's products round it (:func:`pair_dots`), so a mate's score
+    here is the very float32 the top-k, the ranks and the live page's search give that
+    probe/template pair (a mated search at a threshold equal to a score decides alike).
     """
     probes = np.asarray(probes, dtype=np.float32)
     codes = np.asarray(mate_codes, dtype=np.int64)
@@ -369,11 +378,7 @@ def mate_scores(probes: np.ndarray, gallery: Gallery, mate_codes: np.ndarray) ->
     for m in range(int(width.max())):
         use = width > m
         rows = first[use] + m
-        dots = np.einsum(
-            "ij,ij->i",
-            probes[has[use]].astype(np.float64),
-            gallery.matrix[rows].astype(np.float64),
-        ).astype(np.float32)
+        dots = pair_dots(probes[has[use]], gallery.matrix[rows])
         out[has[use]] = np.maximum(out[has[use]], dots)
     return out
 
@@ -443,27 +448,119 @@ def numpy_tile_width(n_probes: int, tile_bytes: int | None = None) -> int:
     The width depends on the chunk's own rows only, never on the block it came in, so every
     product has the same shape whatever the block size (see :func:`chunk_layout`)."""
     tile = DEFAULT_TILE_BYTES if tile_bytes is None else int(tile_bytes)
-    return max(1, tile // (4 * max(1, min(int(n_probes), _CHUNK_ROWS))))
+    # a chunk of fewer rows is multiplied padded to _MIN_PRODUCT_ROWS (see regular_shape)
+    rows = min(max(int(n_probes), _MIN_PRODUCT_ROWS), _CHUNK_ROWS)
+    return max(1, tile // (4 * rows))
 
 
 def chunk_layout(n_probes: int) -> list[tuple[int, int]]:
     """The probe chunks ``(start, stop)`` a block of ``n_probes`` rows is multiplied in (numpy
     and torch backends alike).
 
-    Why the layout is fixed: a BLAS product's float32 rounding depends on its shape, not only
-    on the two vectors. Measured with OpenBLAS 0.3.31 (SkylakeX kernels, 128-d and 512-d,
-    one thread or two; ``benchmarks/bench_scoring_layout.py shapes``): products of one or two
-    rows or columns and small ones (16 × 64, 3 × 400, 256 × 4) round differently from a
-    512 × 512 product, by up to 5e-7 on a cosine, while larger products agreed whatever their
+    Why the layout was fixed (before :func:`regular_matmul` padded every product, which makes
+    the scores independent of any layout): a BLAS product's float32 rounding depends on its
+    shape, not only on the two vectors. Measured with OpenBLAS 0.3.31 (SkylakeX kernels, 128-d
+    and 512-d, one thread or two; ``benchmarks/bench_scoring_layout.py shapes``): products of
+    one or two rows or columns and small ones (16 × 64, 3 × 400, 256 × 4) round differently from
+    a 512 × 512 product, by up to 5e-7 on a cosine, while larger products agreed whatever their
     rows, columns or offsets (other BLAS builds may draw other lines). So every product the
-    kernel makes has a shape that depends only on the probe's position in the whole run:
-    chunks of ``_CHUNK_ROWS`` rows from the block's start (the last one shorter) times tiles
-    whose width depends only on the chunk's rows. Blocks made of whole chunks (any multiple
-    of ``_CHUNK_ROWS`` rows, which is what the memory setting chooses, see
-    :func:`~lfr_eval.search._blocks.score_probes`) therefore give bit-identical scores,
-    counts and ranks for every block size, thread count and Dask task split.
+    kernel makes has a shape that depends only on the probe's position in the whole run: chunks
+    of ``_CHUNK_ROWS`` rows from the block's start (the last one shorter) times tiles whose
+    width depends only on the chunk's rows. Blocks made of whole chunks (any multiple of
+    ``_CHUNK_ROWS`` rows, which is what the memory setting chooses, see
+    :func:`~lfr_eval.search._blocks.score_probes`) therefore give bit-identical scores, counts
+    and ranks for every block size, thread count and Dask task split.
     """
     return list(probe_blocks(n_probes, _CHUNK_ROWS))
+
+
+#: The smallest BLAS product the kernel makes: every product is padded (zero rows) to at
+#: least this many rows and columns and :data:`_MIN_PRODUCT_CELLS` cells (rows × columns).
+#: Why: BLAS rounds small and thin products differently from large ones. Measured with
+#: OpenBLAS 0.3.31 (SkylakeX kernels, 128-d and 512-d; ``tests/test_exact_scores.py``,
+#: ``benchmarks/bench_scoring_layout.py shapes``): numpy sends a product with one row or column
+#: to gemv, and OpenBLAS sends one of at most 1,200 cells (for the kernel's ``A @ B.T``) to its
+#: "small matrix" kernel; each rounds differently, by up to 5e-7 on a cosine. Every larger
+#: product gives each element the same float32 whatever its shape, its other rows and columns
+#: and its position (here one fused multiply-add chain per 256 dimensions, the partial sums
+#: added). Padded past both lines with a margin, a probe/template score is one number wherever
+#: it is computed: one probe or a batch, any batch size, position, block, tile or shard (what
+#: ``tests/test_exact_scores.py`` pins down; another BLAS may draw other lines: run it).
+_MIN_PRODUCT_ROWS = 4
+_MIN_PRODUCT_COLS = 4
+_MIN_PRODUCT_CELLS = 4096
+#: Side of the square a product with too few cells is grown towards (cheapest padding).
+_MIN_PRODUCT_SIDE = 64
+
+
+def regular_shape(rows: int, cols: int) -> tuple[int, int]:
+    """The (rows, columns) a ``rows × cols`` product is padded to (at least its own), so that
+    BLAS rounds it as it rounds large products; see :data:`_MIN_PRODUCT_ROWS`."""
+    r = max(int(rows), _MIN_PRODUCT_ROWS)
+    c = max(int(cols), _MIN_PRODUCT_COLS)
+    if r * c < _MIN_PRODUCT_CELLS and r < _MIN_PRODUCT_SIDE:
+        # grow the short side first: 1 × 3 becomes 64 × 64, not 4 × 1,024
+        r = max(r, min(_MIN_PRODUCT_SIDE, -(-_MIN_PRODUCT_CELLS // c)))
+    c = max(c, -(-_MIN_PRODUCT_CELLS // r))
+    return r, c
+
+
+def _padded(rows: np.ndarray, n: int) -> np.ndarray:
+    if rows.shape[0] == n:
+        return rows
+    out = np.zeros((n, rows.shape[1]), np.float32)
+    out[: rows.shape[0]] = rows
+    return out
+
+
+def regular_matmul(
+    left: np.ndarray, right: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``left @ right.T`` in float32, every element rounded as a large BLAS product rounds it.
+
+    Parameters
+    ----------
+    left : ndarray of shape (m, d), float32
+    right : ndarray of shape (n, d), float32 (e.g. a tile of :attr:`Gallery.matrix`)
+    out : ndarray of shape (m, n), float32, optional
+        Written in place (C-contiguous).
+
+    Notes
+    -----
+    Products smaller than :func:`regular_shape` are computed with zero rows appended to
+    ``left`` and/or ``right`` and cut back: the padding costs about 10 microseconds for one
+    probe against a few templates and nothing for the kernel's 512 × 512 tiles.
+    """
+    m, n = left.shape[0], right.shape[0]
+    r, c = regular_shape(m, n)
+    if r == m and c == n:
+        if np.may_share_memory(left, right):
+            # a matrix times its own transpose goes to BLAS syrk, which rounds otherwise
+            left = left.copy()
+        return np.matmul(left, right.T, out=out)
+    full = np.matmul(_padded(left, r), _padded(right, c).T)
+    if out is None:
+        return np.ascontiguousarray(full[:m, :n])
+    out[...] = full[:m, :n]
+    return out
+
+
+def pair_dots(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left[i] @ right[i]`` for every i, float32, with the same rounding as the kernel's
+    products (:func:`regular_matmul`): e.g. each probe's score against its mate's template.
+
+    Pairs go in groups of 64 (``64 × 64`` products, so a pair costs 64 multiply-adds per
+    dimension); each group's diagonal is its pairs' scores.
+    """
+    n = left.shape[0]
+    out = np.empty(n, np.float32)
+    g = _MIN_PRODUCT_SIDE  # g × g = _MIN_PRODUCT_CELLS: no padding
+    # one BLAS thread: the products are small, and a pool's wake-ups cost more than them
+    with single_thread_limits():
+        for a in range(0, n, g):
+            e = min(n, a + g)
+            out[a:e] = np.diagonal(regular_matmul(left[a:e], right[a:e]))
+    return out
 
 
 def _tile_runs(
@@ -513,7 +610,7 @@ class _NumpyKernel:
         the two cores never wait for each other inside a product (on a loaded machine a
         multi-threaded BLAS spends more time at its barriers than computing). Every element
         of ``part.counts`` is assigned (it may come uninitialised, see ``score_block``)."""
-        from lfr_eval.search._kernel_numba import reduce_rows, set_reverse_sums
+        from lfr_eval.search._kernel_numba import PREFETCH, reduce_rows, set_reverse_sums
 
         n = probes.shape[0]
         chunks = chunk_layout(n)
@@ -568,12 +665,13 @@ class _NumpyKernel:
             top_r, higher = part.top_rows[a:e], part.higher[a:e]
             for t0, t1, sa, _sb, local, g_int, g_float in tile_args:
                 sims = buf[: rows * (t1 - t0)].reshape(rows, t1 - t0)
-                np.matmul(p_rows, gallery.matrix[t0:t1].T, out=sims)
+                regular_matmul(p_rows, gallery.matrix[t0:t1], out=sims)
                 reduce_rows(
                     sims, single, local, sa, t0, g_int, g_float, m_codes, m_scores,
                     grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
                     grid.uniform, grid.shift, grid.inv_step, grid.delta,
                     top_s, top_j, top_r, higher, hist, hist_hi, best, arg, code, flags,
+                    PREFETCH,
                 )  # fmt: skip
             if n_thr and part.counts is not None:
                 # bin b holds subjects at or above thresholds[:b]: counts are reverse sums,

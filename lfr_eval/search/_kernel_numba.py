@@ -17,7 +17,10 @@ Per probe row it makes two passes over the tile's subjects:
    increment cost as much as the increment itself); groups with a slow subject are only noted,
    and a third pass computes their exact bins and tries the top-k insertions. While a row is
    counted, the histogram cells it touches are prefetched in the row two ahead (same
-   subjects, similar scores): those cache misses cost as much as the increments.
+   subjects, similar scores): those cache misses cost as much as the increments. The
+   prefetch is a hand-declared LLVM intrinsic: where a numba/llvmlite cannot compile it
+   (checked once per process at import, :data:`PREFETCH`), the kernel runs the same loop
+   without it, after one :class:`PrefetchUnavailableWarning` line, with the same numbers.
 
 Until a row's top-k is full (its first tile) the top-k is made by a plain scalar pass first,
 so that the vector pass then flags only what is near a threshold.
@@ -37,13 +40,15 @@ cell's count is ``hist + 256 * hist_hi`` at any size and nothing has to be flush
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+import llvmlite
 import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 
 def _prefetch_typing(typingctx, arr, i, j):  # type: ignore[no-untyped-def]
@@ -82,6 +87,57 @@ def _prefetch_typing(typingctx, arr, i, j):  # type: ignore[no-untyped-def]
 
 #: ``_prefetch_for_write(arr, i, j)`` inside compiled code
 _prefetch_for_write: Any = intrinsic(_prefetch_typing)
+
+
+class PrefetchUnavailableWarning(RuntimeWarning):
+    """This numba/llvmlite cannot compile the histogram prefetch; the kernel runs without it
+    (the same numbers, somewhat slower)."""
+
+
+def _maybe_prefetch(flag: bool | None, arr: np.ndarray, i: Any, j: Any) -> None:
+    """``_prefetch_for_write(arr, i, j)`` when ``flag`` is True, nothing when it is None: the
+    two are two compiled versions of :func:`reduce_rows` (distinct argument types, so numba
+    caches them apart), and the plain one never touches the intrinsic."""
+
+
+@overload(_maybe_prefetch, inline="always")
+def _maybe_prefetch_impl(flag, arr, i, j):  # type: ignore[no-untyped-def]
+    if isinstance(flag, types.NoneType):
+        return lambda flag, arr, i, j: None
+    return lambda flag, arr, i, j: _prefetch_for_write(arr, i, j)
+
+
+@numba.njit(cache=True, nogil=True)
+def _prefetch_probe(flag, arr):  # type: ignore[no-untyped-def]
+    _maybe_prefetch(flag, arr, 0, 0)
+    return arr[0, 0]
+
+
+def _prefetch_flag() -> bool | None:
+    """True when this numba/llvmlite compiles the prefetch intrinsic (a one-line check, cached
+    on disk like the kernel); None, with one :class:`PrefetchUnavailableWarning`, when it does
+    not. Written for numba 0.68.1 / llvmlite 0.50: the intrinsic declares ``llvm.prefetch``
+    by hand, which another LLVM may reject."""
+    try:
+        _prefetch_probe(True, np.zeros((1, 1), np.uint8))
+    except Exception as exc:  # noqa: BLE001 - any compile failure means: run without it
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        # line 0: the warning prints as one line (no source line under it)
+        warnings.warn_explicit(
+            f"numba {numba.__version__} / llvmlite {llvmlite.__version__} cannot compile the "
+            f"scoring kernel's histogram prefetch ({type(exc).__name__}: {reason}); the kernel "
+            "runs without it: the same numbers, somewhat slower",
+            PrefetchUnavailableWarning,
+            __file__,
+            0,
+            module=__name__,
+        )
+        return None
+    return True
+
+
+#: Passed as :func:`reduce_rows`'s ``prefetch`` argument: True, or None without the intrinsic.
+PREFETCH: bool | None = _prefetch_flag()
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -177,6 +233,7 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     arg_buf,  # (>= n_sub,) int64 scratch
     code_buf,  # (>= n_sub,) int32 scratch
     flag_buf,  # (>= n_sub // 4 + 1,) uint64 scratch
+    prefetch,  # True: prefetch histogram rows (PREFETCH); None: the plain loop
 ):
     n = sims.shape[0]
     n_sub = local_starts.shape[0] - 1
@@ -259,7 +316,7 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
             c3 = code[s4 + np.uint64(3)]
             if (c0 | c1 | c2 | c3) >= 0:
                 u0, u1, u2, u3 = np.uint32(c0), np.uint32(c1), np.uint32(c2), np.uint32(c3)
-                _prefetch_for_write(hist, ahead, u0)
+                _maybe_prefetch(prefetch, hist, ahead, u0)
                 # bitwise or: one branch for the four (a wrap is once in 256 increments)
                 if (
                     _bump(hist, i, u0)
