@@ -12,7 +12,6 @@ holds both (the 1-D scan of the last person kept, the top people by rate).
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from lfr_eval.metrics import korn_graubard, summarise_clusters
 from lfr_eval.metrics._clustered import design_effect_interval
@@ -66,14 +65,6 @@ def test_a_change_of_the_top_person_never_lowers_the_bound() -> None:
 # Issue 10: the live/identify alert decision at a threshold equal to a score (review, session 20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SearchResult.alerts compares with np.float32(threshold), which rounds 0.7 DOWN to "
-        "0.69999999: a score of exactly float32(0.7) alerts in identify but is not counted at "
-        "0.7 by the evaluation (count_at_or_above / the kernel's counts compare in float64)"
-    ),
-)
 def test_identify_alert_decision_equals_the_evaluation_count_at_the_same_threshold() -> None:
     from lfr_eval.metrics import count_at_or_above, score_searches
     from lfr_eval.search import SearchIndex

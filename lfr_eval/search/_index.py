@@ -117,9 +117,15 @@ class SearchResult:
     def alerts(self, threshold: float) -> np.ndarray:
         """Whether each probe raises an alert: best similarity ``>=`` threshold (cosine).
 
+        The comparison is made in float64, as the evaluation counts a score at a threshold
+        (:func:`~lfr_eval.metrics.count_at_or_above`, the kernel's counts): rounding the
+        threshold to float32 first would move 0.7 down to 0.69999999 and alert on a score
+        the evaluation does not count at 0.7.
+
         Returns a bool array of shape (n_probes,).
         """
-        return np.asarray(self.best_scores >= np.float32(threshold), dtype=bool)
+        best = np.asarray(self.best_scores, dtype=np.float64)
+        return np.asarray(best >= float(threshold), dtype=bool)
 
     def rank_of(self, subject_ids: Sequence[str]) -> np.ndarray:
         """1-based rank of a given subject among each probe's candidates; 0 if not in the top k.

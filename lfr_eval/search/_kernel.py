@@ -530,6 +530,10 @@ def regular_matmul(
     Products smaller than :func:`regular_shape` are computed with zero rows appended to
     ``left`` and/or ``right`` and cut back: the padding costs about 10 microseconds for one
     probe against a few templates and nothing for the kernel's 512 × 512 tiles.
+
+    The caller holds :func:`single_thread_limits` (every kernel path does): a BLAS running
+    two threads may split a large product's sums otherwise (OpenBLAS 0.3.31 rounded a
+    600 × 900 product at d = 513 and 1,000 differently with two threads than with one).
     """
     m, n = left.shape[0], right.shape[0]
     r, c = regular_shape(m, n)
