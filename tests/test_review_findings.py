@@ -12,6 +12,7 @@ holds both (the 1-D scan of the last person kept, the top people by rate).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lfr_eval.metrics import korn_graubard, summarise_clusters
 from lfr_eval.metrics._clustered import design_effect_interval
