@@ -159,3 +159,65 @@ def test_a_claim_from_one_person_names_its_bound_as_one_person() -> None:
     line = next(x for x in checks.summary().splitlines() if x.startswith("g = one"))
     assert "one person: the searches count as one" in line, line
     assert "one person: the searches count as one" in one.summary()
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 9: the scaled FPIR's interval when every person has the same sum (review, session 20)
+
+
+def _scaled(people: int, searches: int, sums: np.ndarray, fillers: int, n: int):  # type: ignore[no-untyped-def]
+    from lfr_eval.protocols._scaling import interval_from_summary, largest_person_sum
+
+    column = np.asarray(sums, dtype=np.float64)[:, None]
+    summary = summarise_clusters(column, np.full(people, float(searches)))
+    return interval_from_summary(summary, n / fillers, 0.95, largest_person_sum(column))
+
+
+def _p_alert(fillers: int, n: int, matches: int) -> float:
+    """P(alert) at N of a search meeting ``matches`` of ``fillers`` (hypergeometric)."""
+    import math
+
+    return 1.0 - math.comb(fillers - matches, n) / math.comb(fillers, n)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "30 people x 2 searches, one false match each (F = 1,000, N = 100): the between-person "
+        "variance is 6.6e-36 (round-off, not 0), n_eff about 1e15, and the scaled two-sided "
+        "interval is 0.04999999-0.05000001 (width 5e-7 of the rate, errors observed); with a "
+        "variance of exactly 0 (e.g. 200 x 10) the same pattern counts people instead "
+        "([0.0021, 0.0317])"
+    ),
+)
+def test_scaled_interval_has_width_when_every_person_has_the_same_sum() -> None:
+    pa = _p_alert(1000, 100, 1)
+    r = _scaled(30, 2, np.full(30, pa), 1000, 100)
+    rate = float(r.fpir[0])
+    # 3 false matches' worth from 60 searches of 30 people cannot pin the rate to 1e-6
+    assert r.upper[0] - r.lower[0] > 0.01 * rate, (r.lower[0], rate, r.upper[0])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "every person with one false match, then one more for the first: the scaled one-sided "
+        "bound falls 0.0311 -> 0.0109 (200 x 10, F = 1,000, N = 100) and 0.0849 -> 0.00088 "
+        "(34 x 35, F = 5,000, N = 50): a variance of exactly 0 sends n_eff to the people "
+        "count, which the data with one more false match do not get; the envelope's family "
+        "does not hold the equal-sums data set"
+    ),
+)
+@pytest.mark.parametrize(
+    ("people", "searches", "fillers", "n"), [(200, 10, 1000, 100), (34, 35, 5000, 50)]
+)
+def test_scaled_bound_does_not_fall_after_every_person_has_one_false_match(
+    people: int, searches: int, fillers: int, n: int
+) -> None:
+    pa = _p_alert(fillers, n, 1)
+    before = np.full(people, pa)
+    after = before.copy()
+    after[0] += pa  # a second false match in another search of the first person
+    b0 = float(_scaled(people, searches, before, fillers, n).upper_bound[0])
+    b1 = float(_scaled(people, searches, after, fillers, n).upper_bound[0])
+    assert b1 >= b0 * (1 - 1e-9), (b0, b1)
