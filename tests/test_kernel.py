@@ -547,8 +547,9 @@ def test_counts_exact_at_and_beside_every_threshold(grid: np.ndarray) -> None:
 
 @pytest.mark.parametrize("tile_bytes", [None, 4 * 2 * 9_000])
 def test_counts_past_a_histogram_cell(tile_bytes: int | None) -> None:
-    """70,000 subjects in two histogram bins: far more than a uint8 cell holds, so the counts
-    come from the int32 carries (one tile of the default size, or several), for scores on a
+    """70,000 subjects in two histogram bins: more than a uint16 cell holds, so the counts
+    come from the flushed int32 cells (one tile of the default size, reduced in windows, or
+    several tiles), for scores on a
     threshold (0.5: the exact path) and between thresholds (0.51: the arithmetic path)."""
     n = 70_000
     values = np.full(n, 0.5, np.float32)
@@ -568,11 +569,42 @@ def test_counts_past_a_histogram_cell(tile_bytes: int | None) -> None:
         np.testing.assert_array_equal(part.counts[row, 0], expected)
 
 
+@pytest.mark.parametrize("tile_bytes", [None, 4 * 4 * 30_000, 4 * 4 * 65_536])
+def test_counts_at_the_flush_of_a_uint16_cell(tile_bytes: int | None) -> None:
+    """Bins holding 65,535, 65,536 and 65,537 subjects (a uint16 cell's range ends at 65,535,
+    so they are flushed into int32 cells), with mates in the 65,536 bin and in the 65,535 bin
+    (taken out of the int32 cells): in tiles of up to 262,144 templates (reduced in windows of
+    32,768 subjects), of 30,000 (a flush every two or three tiles) and of 65,536 (a flush
+    before every tile); 4 probe rows."""
+    sizes = [65_535, 65_536, 65_537]
+    grid = np.round(np.linspace(-1.0, 1.0, 101), 6)  # bins 0.02 wide
+    centres = np.array([-0.31, 0.11, 0.51])  # bin centres: the arithmetic path
+    values = np.repeat(centres, sizes).astype(np.float32)
+    values = values[np.random.default_rng(12).permutation(len(values))]
+    templates = np.zeros((len(values), 3), np.float32)
+    templates[:, 0] = values
+    templates[:, 1] = np.sqrt(1 - values.astype(np.float64) ** 2)
+    names = np.array([f"t{i:06d}" for i in range(len(values))])
+    gal = Gallery.build(templates, names)
+    probes = np.zeros((4, 3), np.float32)
+    probes[:, 0] = 1.0
+    in_bin = [np.flatnonzero(values == np.float32(c)) for c in centres]
+    mates = np.array([-1, in_bin[1][0], in_bin[0][-1], -1])
+    part = score_block(probes, gal, k=2, thresholds=grid, mate_codes=mates, tile_bytes=tile_bytes)
+    assert part.counts is not None
+    for row, mate in enumerate(mates):
+        keep = np.arange(len(values)) != mate
+        expected = (values[keep].astype(np.float64)[:, None] >= grid).sum(axis=0)
+        np.testing.assert_array_equal(part.counts[row, 0], expected)
+    everyone = len(values)  # a probe without a mate has every subject above it
+    assert part.higher.tolist() == [everyone, 65_537, 65_536 + 65_537, everyone]
+
+
 @pytest.mark.parametrize("tile_bytes", [None, 4 * 4 * 100, 4 * 4 * 256])
 def test_counts_at_the_carry_of_a_histogram_cell(tile_bytes: int | None) -> None:
-    """Bins holding 255, 256, 257, 511, 512, 513 and 768 subjects (a uint8 cell wraps at 256
-    and carries one), with the mate in a bin whose count is a multiple of 256 (taking it out
-    borrows from the carry), in one tile and split over tiles of 100 and 256 templates."""
+    """Bins holding 255, 256, 257, 511, 512, 513 and 768 subjects (where the kernel's earlier
+    uint8 cells wrapped and carried), with the mate in a bin whose count is a multiple of 256,
+    in one tile and split over tiles of 100 and 256 templates."""
     sizes = [255, 256, 257, 511, 512, 513, 768]
     grid = np.round(np.linspace(-1.0, 1.0, 101), 6)  # bins 0.02 wide
     centres = np.round(np.linspace(-0.79, 0.71, len(sizes)), 2)  # bin centres
@@ -607,10 +639,9 @@ def test_counts_at_the_carry_of_a_histogram_cell(tile_bytes: int | None) -> None
 
 
 def test_carry_when_a_cell_wraps_inside_a_group_of_four() -> None:
-    """The increments go four at a time: a cell hit by three of four can wrap on the first
-    and end at 2, so a wrap is found from the number of hits (one carry per 256 all the same).
-    Subject 1 lies in another bin, so the one bin's count is 3 + 4 j after each group of four
-    and every wrap happens inside a group."""
+    """The increments go four at a time: one bin hit by three of every four subjects (subject
+    1 lies in another bin, so the bin's count is 3 + 4 j after each group of four), past 256
+    (where the earlier uint8 cells wrapped inside a group)."""
     n = 1_030
     values = np.full(n, 0.51, np.float32)  # bin centres: the arithmetic (fast) path
     values[1] = -0.51

@@ -35,8 +35,8 @@ Backends
 ``"numpy"``: chunks of 512 probe rows go to one thread per core; each thread multiplies its chunk
 by one tile of about 512 templates (1 MiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
 BLAS and reduces the product with compiled (numba, ``_kernel_numba``) passes while it is still
-in the core's cache: subject maxima, the top-k, the mate's ``higher`` and a uint8 threshold
-histogram with int32 carries (one vector pass gives each subject its bin by arithmetic on a
+in the core's cache: subject maxima, the top-k, the mate's ``higher`` and a uint16 threshold
+histogram flushed into int32 cells (one vector pass gives each subject its bin by arithmetic on a
 uniform grid, one scalar pass makes one increment per pair; near a threshold, on other grids
 and for top-k candidates an exact look-up-table path); each probe's histogram becomes its
 counts by one reverse cumulative sum. ``"torch"``: the
@@ -426,7 +426,8 @@ class _Grid:
 #: Probe rows one thread scores at a time (one BLAS product per tile). Single-threaded
 #: OpenBLAS sgemm at 128-d: about 2.1 ns per pair for 512-row products, 2.35 for 256 and 2.8
 #: for 128 (the gallery tile is re-packed for every product); the reduction's histogram rows
-#: (uint8, about 5 KB per probe at 1,000 thresholds and 4 groups) are prefetched a row ahead.
+#: (uint16, about 10 KB per probe at 1,000 thresholds and 4 groups, of which about 2 KB are
+#: touched on random data) are prefetched two rows ahead.
 _CHUNK_ROWS = 512
 
 #: Histogram cells per probe row the reduction can address: slots are made in float32 lanes,
@@ -577,6 +578,38 @@ def _tile_runs(
     ]
 
 
+#: Most subjects one call of the compiled reduction takes when it counts: its uint16
+#: histogram cells are flushed between calls, so no call may add more than 65,535 to a cell.
+#: Tiles of more subjects (a chunk of one to three probe rows has tiles of 87,000 to 262,000
+#: templates) are reduced in windows of this many subjects, in order, which gives the same
+#: top-k, ranks and counts as one pass.
+_WINDOW_SUBJECTS = 32768
+
+
+def _reduction_windows(
+    local: np.ndarray, first: int, gbase: np.ndarray, gbase_f: np.ndarray, counting: bool
+) -> list[tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray]]:
+    """One tile's calls of the reduction: ``(first column, end column, first subject code,
+    subject runs from the first column, group offsets, the same as floats)``."""
+    n_sub = len(local) - 1
+    step = _WINDOW_SUBJECTS if counting else max(1, n_sub)
+    out = []
+    for j0 in range(0, n_sub, step):
+        j1 = min(n_sub, j0 + step)
+        c0, c1 = int(local[j0]), int(local[j1])
+        out.append(
+            (
+                c0,
+                c1,
+                first + j0,
+                local[j0 : j1 + 1] - c0,
+                gbase[first + j0 : first + j1],
+                gbase_f[first + j0 : first + j1],
+            )
+        )
+    return out
+
+
 class _NumpyKernel:
     name = "numpy"
     device = "cpu"
@@ -647,8 +680,8 @@ class _NumpyKernel:
                 layouts[width] = (
                     max(t1 - t0 for t0, t1, _, _, _ in tiles),
                     [
-                        (t0, t1, sa, sb, local, gbase[sa:sb], gbase_f[sa:sb])
-                        for t0, t1, sa, sb, local in tiles
+                        (t0, t1, _reduction_windows(local, sa, gbase, gbase_f, bool(n_thr)))
+                        for t0, t1, sa, _sb, local in tiles
                     ],
                 )
 
@@ -656,10 +689,12 @@ class _NumpyKernel:
             rows = e - a
             widest, tile_args = layouts[numpy_tile_width(rows, tile_bytes)]
             buf = np.empty(rows * widest, np.float32)
-            # uint8 cells (the smallest cache footprint) and their int32 carries, touched once
-            # per 256 increments of a cell (np.zeros: pages are mapped only where touched)
-            hist = np.zeros((rows, hist_cols), np.uint8)
-            hist_hi = np.zeros((rows, hist_cols), np.int32)
+            # uint16 cells (half of int32's cache footprint, no wrap test per increment) and
+            # the int32 cells they are flushed into once per 65,535 subjects (np.zeros: pages
+            # are mapped only where touched)
+            hist = np.zeros((rows, hist_cols), np.uint16)
+            hist_wide = np.zeros((rows, hist_cols), np.int32)
+            pending = np.zeros(1, np.int64)
             best = np.empty((1, 0 if single else widest), np.float32)
             arg = np.empty(0 if single else widest, np.int64)
             code = np.empty(widest if n_thr else 0, np.int32)
@@ -667,20 +702,24 @@ class _NumpyKernel:
             p_rows, m_codes, m_scores = probes[a:e], mates[a:e], mate_sc[a:e]
             top_s, top_j = part.top_scores[a:e], part.top_subjects[a:e]
             top_r, higher = part.top_rows[a:e], part.higher[a:e]
-            for t0, t1, sa, _sb, local, g_int, g_float in tile_args:
+            for t0, t1, windows in tile_args:
                 sims = buf[: rows * (t1 - t0)].reshape(rows, t1 - t0)
                 regular_matmul(p_rows, gallery.matrix[t0:t1], out=sims)
-                reduce_rows(
-                    sims, single, local, sa, t0, g_int, g_float, m_codes, m_scores,
-                    grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
-                    grid.uniform, grid.shift, grid.inv_step, grid.delta,
-                    top_s, top_j, top_r, higher, hist, hist_hi, best, arg, code, flags,
-                    PREFETCH,
-                )  # fmt: skip
+                for c0, c1, sa, local, g_int, g_float in windows:
+                    # a window of a wide tile is copied out (contiguous rows for the vector
+                    # pass); the kernel's own tiles are one window, reduced in place
+                    part_sims = sims if c1 - c0 == t1 - t0 else sims[:, c0:c1].copy()
+                    reduce_rows(
+                        part_sims, single, local, sa, t0 + c0, g_int, g_float, m_codes,
+                        m_scores, grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
+                        grid.uniform, grid.shift, grid.inv_step, grid.delta,
+                        top_s, top_j, top_r, higher, hist, hist_wide, pending,
+                        best, arg, code, flags, PREFETCH,
+                    )  # fmt: skip
             if n_thr and part.counts is not None:
                 # bin b holds subjects at or above thresholds[:b]: counts are reverse sums,
                 # assigned (score_block's counts may be uninitialised output rows)
-                set_reverse_sums(hist, hist_hi, part.counts[a:e], n_thr)
+                set_reverse_sums(hist, hist_wide, part.counts[a:e], n_thr)
 
         if self._pool is not None:
             # the owner of the shared pool holds the single-threaded BLAS limits

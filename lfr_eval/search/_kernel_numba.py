@@ -13,7 +13,7 @@ Per probe row it makes two passes over the tile's subjects:
    the arithmetic bin is too close to a threshold to be trusted, where the grid is not uniform,
    or where the score could enter the top-k (above the k-th best so far);
 2. a scalar pass that adds one to the slot of every subject (one increment per pair), four
-   subjects at a time with one sign test and one wrap test for the four (a branch per
+   subjects at a time with one sign test for the four and no other test (a branch per
    increment cost as much as the increment itself); groups with a slow subject are only noted,
    and a third pass computes their exact bins and tries the top-k insertions. While a row is
    counted, the histogram cells it touches are prefetched in the row two ahead (same
@@ -32,10 +32,13 @@ than ``delta`` (the grid's deviation from uniform plus the float32 rounding boun
 integer; otherwise the bin comes from a look-up table and a forward step over the sorted
 thresholds.
 
-The histogram cells are uint8 (a quarter of int32's cache footprint: the histogram rows of a
-probe chunk are what the reduction misses in cache): a cell that wraps from 255 to 0 carries
-one into the same cell of an int32 array (``hist_hi``), touched once per 256 increments, so a
-cell's count is ``hist + 256 * hist_hi`` at any size and nothing has to be flushed.
+The histogram cells are uint16 (half of int32's cache footprint: the histogram rows of a
+probe chunk are what the reduction misses in cache), flushed into int32 cells (``hist_wide``)
+before any cell could wrap: a row adds at most one per subject, so the increment loop needs no
+wrap test, and a flush comes once per 65,535 subjects (127 of the kernel's 512-template tiles;
+wider tiles are reduced in windows of 32,768 subjects). A cell's count is
+``hist + hist_wide``. The uint8 cells with int32 carries used before needed a wrap test per
+increment; without it the reduction costs 12–20% less (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ def _prefetch_flag() -> bool | None:
     not. Written for numba 0.68.1 / llvmlite 0.50: the intrinsic declares ``llvm.prefetch``
     by hand, which another LLVM may reject."""
     try:
-        _prefetch_probe(True, np.zeros((1, 1), np.uint8))
+        _prefetch_probe(True, np.zeros((1, 1), np.uint16))
     except Exception as exc:  # noqa: BLE001 - any compile failure means: run without it
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         # line 0: the warning prints as one line (no source line under it)
@@ -168,40 +171,17 @@ def _insert(i, v, subject, row, top_s, top_j, top_r):  # type: ignore[no-untyped
     return top_s[i, k - 1]
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _increment(hist, hist_hi, i, c):  # type: ignore[no-untyped-def]
-    """Add one to row ``i``'s uint8 cell ``c``, carrying into ``hist_hi`` when it wraps."""
-    h = np.uint8(hist[i, c] + np.uint8(1))
-    hist[i, c] = h
-    if h == 0:
-        hist_hi[i, c] += 1
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _bump(hist, i, c):  # type: ignore[no-untyped-def]
-    """Add one to row ``i``'s uint8 cell ``c`` (one ``inc`` of the byte in memory); True when
-    it wrapped to 0. The caller carries (``_carry4``): no branch per increment."""
-    h = np.uint8(hist[i, c] + np.uint8(1))
-    hist[i, c] = h
-    return h == 0
+#: Most increments a uint16 histogram cell takes between two flushes into the int32 cells.
+_CELL_MAX = 65535
 
 
 @numba.njit(cache=True, nogil=True)
-def _carry4(hist, hist_hi, i, c0, c1, c2, c3):  # type: ignore[no-untyped-def]
-    """After four increments of which one or more wrapped a cell (rare): a cell that got m of
-    the four (1 to 4) wrapped iff its value is now below m; carry one for each such cell."""
-    cells = (c0, c1, c2, c3)
-    for q in range(4):
-        c = cells[q]
-        first = True
-        m = 0
-        for p in range(4):
-            if cells[p] == c:
-                m += 1
-                if p < q:
-                    first = False
-        if first and np.int64(hist[i, c]) < m:
-            hist_hi[i, c] += 1
+def _flush(hist, hist_wide):  # type: ignore[no-untyped-def]
+    """Move every row's uint16 counts into its int32 cells (``hist`` is zero afterwards)."""
+    for i in range(hist.shape[0]):
+        for c in range(hist.shape[1]):
+            hist_wide[i, c] += np.int32(hist[i, c])
+            hist[i, c] = 0
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
@@ -227,8 +207,9 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     top_j,  # (n, k) int64, in/out
     top_r,  # (n, k) int64, in/out
     higher,  # (n,) int64, in/out
-    hist,  # (n, H) uint8, in/out: per group (gbase) T + 1 bins, modulo 256
-    hist_hi,  # (n, H) int32, in/out: carries of ``hist`` (a cell counts hist + 256 hist_hi)
+    hist,  # (n, H) uint16, in/out: per group (gbase) T + 1 bins, since the last flush
+    hist_wide,  # (n, H) int32, in/out: the flushed counts (a cell counts hist + hist_wide)
+    pending,  # (1,) int64, in/out: increments per row since the last flush (same for all rows)
     best_buf,  # (1, >= n_sub) float32 scratch (several templates per subject)
     arg_buf,  # (>= n_sub,) int64 scratch
     code_buf,  # (>= n_sub,) int32 scratch
@@ -236,7 +217,6 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     prefetch,  # True: prefetch histogram rows (PREFETCH); None: the plain loop
 ):
     n = sims.shape[0]
-    n_sub = local_starts.shape[0] - 1
     k = top_s.shape[1]
     n_thr = thr.shape[0] - 1
     lo_pos = np.float32(0.5)
@@ -244,6 +224,17 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     # on a non-uniform grid no position is trusted: every subject takes the exact path
     half = np.float32(0.5) - u_delta if uniform else np.float32(-1.0)
     code = code_buf
+    n_sub = local_starts.shape[0] - 1
+    if n_thr > 0:
+        # each row adds at most one to one cell per subject: flushing whenever this tile
+        # could take a cell past _CELL_MAX keeps every uint16 cell exact with no test in the
+        # increment loop (the caller cuts wider tiles into windows, see _kernel)
+        if n_sub > _CELL_MAX:
+            raise ValueError("reduce_rows: more than 65,535 subjects in one call")
+        if pending[0] + n_sub > _CELL_MAX:
+            _flush(hist, hist_wide)
+            pending[0] = 0
+        pending[0] += n_sub
     n4 = np.uint64(n_sub - (n_sub & 3))
     for i in range(n):
         # each subject's best template: row r of ``scores`` (2-D indexing throughout, no
@@ -268,8 +259,8 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
         mate = mates[i] - subject_offset  # local index of the mate (may be outside)
         ms = mate_sc[i]
         kth = top_s[i, k - 1]
-        # subjects above the mate: every (finite) score is above -inf, so a probe without a
-        # mate needs no pass
+        # subjects above the mate: every (finite) score is above -inf, so a probe without
+        # a mate needs no pass
         if ms == -np.inf:
             above = n_sub
         else:
@@ -280,8 +271,8 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
             above -= 1  # the mate is not above itself (its score may round differently)
         higher[i] += above
         # the top-k in a plain scalar pass when there are no counts, and while the row's
-        # top-k is not full (its first tile): there the vector pass would flag every subject
-        # as a candidate and send it down the slow path
+        # top-k is not full (its first tile): there the vector pass would flag every
+        # subject as a candidate and send it down the slow path
         scan = n_thr <= 0 or kth == -np.inf
         if scan:
             for s in range(n_sub):
@@ -301,8 +292,9 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
             fast = (abs(y - f - np.float32(0.5)) < half) & (v <= kth)
             code[s] = np.int32(gbase_f[s] + f if fast else np.float32(-1.0))
         # 2. scalar pass: one increment per subject, four at a time (one sign test for the
-        # four slots); a group of four with a flagged subject is only noted here, so the hot
-        # loop keeps its few values in registers (unsigned indices: no negative-index code)
+        # four slots, no wrap test: see the flush above); a group of four with a flagged
+        # subject is only noted here, so the hot loop keeps its few values in registers
+        # (unsigned indices: no negative-index code)
         n_flag = 0
         s4 = np.uint64(0)
         # the row two ahead will mostly touch the same histogram cells as this one (the
@@ -315,16 +307,12 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
             c2 = code[s4 + np.uint64(2)]
             c3 = code[s4 + np.uint64(3)]
             if (c0 | c1 | c2 | c3) >= 0:
-                u0, u1, u2, u3 = np.uint32(c0), np.uint32(c1), np.uint32(c2), np.uint32(c3)
+                u0 = np.uint32(c0)
                 _maybe_prefetch(prefetch, hist, ahead, u0)
-                # bitwise or: one branch for the four (a wrap is once in 256 increments)
-                if (
-                    _bump(hist, i, u0)
-                    | _bump(hist, i, u1)
-                    | _bump(hist, i, u2)
-                    | _bump(hist, i, u3)
-                ):
-                    _carry4(hist, hist_hi, i, u0, u1, u2, u3)
+                hist[i, u0] += np.uint16(1)
+                hist[i, np.uint32(c1)] += np.uint16(1)
+                hist[i, np.uint32(c2)] += np.uint16(1)
+                hist[i, np.uint32(c3)] += np.uint16(1)
             else:
                 flag_buf[n_flag] = s4
                 n_flag += 1
@@ -340,24 +328,23 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
                     c = gbase[s] + _exact_bin(v, thr, lut, lut_lo, lut_inv_h)
                     if v > kth and not scan:
                         kth = _insert(
-                            i, v, subject_offset + s, row_offset + (s if single else arg_buf[s]),
+                            i, v, subject_offset + s,
+                            row_offset + (s if single else arg_buf[s]),
                             top_s, top_j, top_r,
                         )  # fmt: skip
-                _increment(hist, hist_hi, i, np.uint32(c))
+                hist[i, np.uint32(c)] += np.uint16(1)
         if 0 <= mate < n_sub:
-            # the mate was counted above: take it back out (borrowing from ``hist_hi``)
+            # the mate was counted above: take it back out of its int32 cell (a cell's
+            # count is the sum of both, so the int32 part may go below zero meanwhile)
             c = np.uint32(gbase[mate] + _exact_bin(scores[r, mate], thr, lut, lut_lo, lut_inv_h))
-            h = np.int32(hist[i, c]) - 1
-            hist[i, c] = h  # stored modulo 256
-            if h < 0:
-                hist_hi[i, c] -= 1
+            hist_wide[i, c] -= 1
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def set_reverse_sums(hist, hist_hi, counts, n_thr):  # type: ignore[no-untyped-def]
+def set_reverse_sums(hist, hist_wide, counts, n_thr):  # type: ignore[no-untyped-def]
     """``counts[i, g, t] = sum(bins t + 1 … T of group g)``: the subjects at or above each
-    threshold, from one chunk's histograms (uint8 ``hist`` plus 256 times its int32 carries
-    ``hist_hi``); the last group of a row (the uncounted) is skipped. Every element of
+    threshold, from one chunk's histograms (uint16 ``hist`` plus its flushed int32 cells
+    ``hist_wide``); the last group of a row (the uncounted) is skipped. Every element of
     ``counts`` is written (assigned, not added: it may be uninitialised rows of a memory-mapped
     file, filled by the scoring threads in parallel)."""
     for i in range(counts.shape[0]):
@@ -365,5 +352,5 @@ def set_reverse_sums(hist, hist_hi, counts, n_thr):  # type: ignore[no-untyped-d
             base = g * (n_thr + 1)
             run = 0
             for b in range(n_thr, 0, -1):
-                run += np.int64(hist[i, base + b]) + 256 * np.int64(hist_hi[i, base + b])
+                run += np.int64(hist[i, base + b]) + np.int64(hist_wide[i, base + b])
                 counts[i, g, b - 1] = run
