@@ -347,3 +347,27 @@ def test_other_backends_agree_to_float32_rounding(backend: str) -> None:
         [np.ones((len(probes), 1), bool), gaps], axis=1
     )
     assert (got_ids == want.subject_ids)[clear].all()
+
+
+def test_vectors_a_little_off_unit_norm_score_alike_live_and_in_the_evaluation() -> None:
+    """SearchIndex accepts norms within 1e-3 of 1 and score_searches any norm: both normalise
+    each such row the same way (unit_rows), so the same vectors give the same scores; and a
+    probe's scores never depend on the other probes of the batch (before, one row off unit
+    norm made score_searches divide every row by its float32 norm)."""
+    rng = np.random.default_rng(12)
+    templates, subjects = _watchlist(rng, 300, 3, 128)
+    probes = _near(rng, templates, 200, 0.5)
+    scale = np.where(rng.random((len(templates), 1)) < 0.5, 1.0, 1.0 + 4e-4)
+    off_templates = (templates * scale).astype(np.float32)
+    off_probes = probes.copy()
+    off_probes[::3] *= np.float32(1.0 - 3e-4)
+    strangers = [f"x{i}" for i in range(len(probes))]
+    index = SearchIndex(off_templates, subjects)
+    live = np.vstack([index.search(p, 3).scores for p in off_probes])
+    evaluation = score_searches(off_probes, strangers, off_templates, subjects, k=3)
+    np.testing.assert_array_equal(evaluation.searches.non_mated_topk, np.clip(live, -1, 1))
+    unit_batch = score_searches(probes, strangers, templates, subjects, k=3).searches
+    one_off = probes.copy()
+    one_off[0] *= np.float32(1.0 + 5e-4)
+    mixed = score_searches(one_off, strangers, templates, subjects, k=3).searches
+    np.testing.assert_array_equal(mixed.non_mated_topk[1:], unit_batch.non_mated_topk[1:])

@@ -73,13 +73,14 @@ def _normalise(x: ArrayLike, what: str) -> np.ndarray:
         raise MetricInputError(f"{what} must be a non-empty 2-D array (n, dim), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise MetricInputError(f"{what} contains NaN or infinite values")
-    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
+    from lfr_eval.search._kernel import row_norms, unit_rows
+
+    norms = row_norms(arr)
     if np.any(norms == 0):
         raise MetricInputError(f"{what} has an all-zero embedding; it has no direction to compare")
-    if np.abs(norms - 1.0).max() <= 1e-6:
-        return np.ascontiguousarray(arr)  # already unit rows: no copy of a large gallery
-    out: np.ndarray = arr / norms
-    return out
+    # row by row, as the live page's SearchIndex does: a probe's scores never depend on the
+    # other probes (or templates) it came with; unit rows are not copied (a large gallery)
+    return unit_rows(arr, norms)
 
 
 def score_searches(

@@ -408,9 +408,12 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
             k=k,
             thresholds=thr,
             mate_codes=mates,
-            # the product layout (chunk rows, tile memory) fixes the float32 rounding, so
-            # blocks made with another layout are never reused
-            backend=f"{be.name}:{be.precision};chunks={_CHUNK_ROWS};tile={tile or 'default'}",
+            # the product layout (chunk rows, tile memory) fixed the float32 rounding before
+            # every product was padded ("regular"): blocks made otherwise are never reused
+            backend=(
+                f"{be.name}:{be.precision};chunks={_CHUNK_ROWS};tile={tile or 'default'};"
+                "products=regular"
+            ),
         )
         folder = Path(work_dir) / key
         folder.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,52 @@ MSG_NO_TORCH = (
 MSG_THRESHOLDS = "thresholds must be a 1-D ascending array of finite or infinite numbers"
 
 
+# ---------------------------------------------------------------------------------- unit rows
+#: Rows whose L2 norm lies within this of 1 are used as they are (engines return unit float32
+#: vectors, within about 1e-7); others are divided by their norm (see :func:`unit_rows`).
+UNIT_TOLERANCE = 1e-6
+
+
+def row_norms(matrix: np.ndarray, rows_per_chunk: int = 16_384) -> np.ndarray:
+    """L2 norm of each row, float64, from that row alone (chunks of rows in float64: the same
+    value whatever matrix the row sits in; memory one chunk)."""
+    out = np.empty(matrix.shape[0], np.float64)
+    for a in range(0, matrix.shape[0], rows_per_chunk):
+        chunk = matrix[a : a + rows_per_chunk].astype(np.float64)
+        out[a : a + len(chunk)] = np.sqrt(np.square(chunk).sum(axis=1))
+    return out
+
+
+def unit_rows(matrix: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+    """``matrix`` as float32 C-contiguous unit rows, each row's bits fixed by that row alone.
+
+    The live page (:class:`~lfr_eval.search.SearchIndex`) and the evaluation
+    (:func:`~lfr_eval.metrics.score_searches`) both normalise with this, so the same vectors
+    give the same scores in both: a row within :data:`UNIT_TOLERANCE` of unit norm is kept as
+    it is, any other row is divided by its norm (in float64, rounded once to float32). No copy
+    when every row is kept and the input is already float32 and C-contiguous; never changes
+    the caller's array.
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (n, d), finite, no all-zero row (checked by the callers)
+    norms : ndarray of shape (n,), float64, optional
+        :func:`row_norms` of ``matrix``, when the caller already has them.
+    """
+    given = matrix
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    if matrix.size == 0:
+        return matrix
+    norms = row_norms(matrix) if norms is None else norms
+    off = np.flatnonzero(np.abs(norms - 1.0) > UNIT_TOLERANCE)
+    if off.size == 0:
+        return matrix
+    if matrix is given or np.may_share_memory(matrix, given):
+        matrix = matrix.copy()
+    matrix[off] = (matrix[off].astype(np.float64) / norms[off, None]).astype(np.float32)
+    return matrix
+
+
 # ---------------------------------------------------------------------------------- gallery
 @dataclass(frozen=True, eq=False)
 class Gallery:
