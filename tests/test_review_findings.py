@@ -227,15 +227,6 @@ def test_scaled_bound_does_not_fall_after_every_person_has_one_false_match(
 # Issue 10: live search and evaluation on the same not-quite-unit embeddings (review, session 20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SearchIndex accepts templates/probes with |norm - 1| <= 1e-3 as they are, "
-        "score_searches divides by the norm when it is more than 1e-6 from 1: on templates "
-        "that went through float16 (norms within 1.1e-4 of 1) every one of 50 probes' best "
-        "score differs, by up to 1.9e-5 (up to 1.8e-4 at norm 1.0005)"
-    ),
-)
 def test_live_search_equals_evaluation_on_embeddings_stored_in_half_precision() -> None:
     from lfr_eval.metrics import score_searches
     from lfr_eval.search import SearchIndex
