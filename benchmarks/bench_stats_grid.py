@@ -4,9 +4,11 @@ Grid: people 20–2,000 × searches per person 1–100 (equal and unequal betwee
 correlation 0–0.5 × rates 1e-4–0.3. For each cell, ``--datasets`` seeded data sets are drawn from
 the beta-binomial person model of :mod:`lfr_eval.simulation`; the table gives how often each
 interval holds the true rate: the default (design-effect Jeffreys, clustered by person), the same
-ends with the other small-sample rules compared for it (``[t on the whole variance]``: the
-previous default; ``[t on the excess]`` at both ends; ``[no floor on people]``: the default
-without its floor on the people carrying the variance), the exact Korn–Graubard design-effect
+ends with the other small-sample rules compared for it (``[without the few-errors rule]``: the
+default until 2026-12-02, whose lower end kept the whole t factor where 1–4 people carry the
+variance even with a handful of errors; ``[t on the whole variance]``: the default before that;
+``[t on the excess]`` at both ends; ``[no floor on people]``: the previous default without its
+floor on the people carrying the variance), the exact Korn–Graubard design-effect
 Clopper–Pearson (what claim verdicts use) and, for contrast, Clopper–Pearson over searches. The
 one-sided column of every design-effect method is the Korn–Graubard bound made monotone in the
 errors (:func:`lfr_eval.metrics.monotone_upper_bound`); ``--methods`` can add the methods of
@@ -14,7 +16,10 @@ errors (:func:`lfr_eval.metrics.monotone_upper_bound`); ``--methods`` can add th
 
 Acceptance (issue 9): two-sided 95% coverage 0.93–0.97, one-sided 95% upper-bound coverage
 >= 0.94. Cells with few expected errors, or errors in few people, are conservative by necessity;
-the summary separates them by expected errors and by people with errors.
+the summary separates them by expected errors and by people with errors, and says which cells
+no interval can bring into 0.93–0.97 (:mod:`lfr_eval.attainable_coverage`: the column
+``attainable_lowest`` is the lowest two-sided coverage any interval can have in the cell while
+keeping every cell of the same people, searches and rate at >= 0.93).
 
 Usage::
 
@@ -38,16 +43,18 @@ import numpy as np
 import pandas as pd
 from _machine import cpu_model
 
+from lfr_eval.attainable_coverage import lowest_attainable_coverage
 from lfr_eval.simulation import ClusterDesign, interval_coverage
 
 PEOPLE = (20, 100, 500, 2000)
 SEARCHES = (1, 10, 100)
 ICC = (0.0, 0.1, 0.3, 0.5)
 RATES = (1e-4, 1e-3, 1e-2, 0.1, 0.3)
-#: The default, the two other small-sample rules compared (the previous default first), the
+#: The default, the other small-sample rules compared (the previous defaults first), the
 #: exact interval of claim verdicts and the independence interval.
 METHODS = (
     "design-effect-jeffreys",
+    "design-effect-jeffreys [without the few-errors rule]",
     "design-effect-jeffreys [t on the whole variance]",
     "design-effect-jeffreys [t on the excess]",
     "design-effect-jeffreys [no floor on people]",
@@ -75,6 +82,7 @@ def coverage_grid(
         if m == 1 and (icc > 0 or unequal):
             continue  # one search per person: no clustering to vary
         design = ClusterDesign(people, m, icc, rate, unequal)
+        reach = lowest_attainable_coverage(design)
         for method in methods:
             r = interval_coverage(design, method, n_datasets=n_datasets, seed=seed + i)
             rows.append(
@@ -93,6 +101,8 @@ def coverage_grid(
                     "median_relative_width": r.median_relative_width,
                     "no_errors": r.no_errors,
                     "people_with_errors": r.people_with_errors,
+                    "attainable_lowest": reach.lowest,
+                    "attainable_basis": reach.basis,
                     "n_datasets": n_datasets,
                 }
             )
@@ -131,6 +141,9 @@ def bands(table: pd.DataFrame, column: str = "expected_errors", edges: tuple = B
     t["band"] = pd.cut(t[column], list(edges), right=False, labels=labels)
     t["in_band"] = (t["two_sided"] >= 0.93) & (t["two_sided"] <= 0.97)
     t["forced"] = t["no_errors"] > 0.97
+    # proved out of reach: every interval that keeps the cells of the same design and rate at
+    # >= 0.93 covers more than 0.97 here (lfr_eval.attainable_coverage)
+    t["proved"] = t["attainable_lowest"] > 0.97 if "attainable_lowest" in t else False
     what = {
         "expected_errors": "expected errors per data set",
         "people_with_errors": "mean number of people with at least one error per data set",
@@ -170,16 +183,21 @@ def bands(table: pd.DataFrame, column: str = "expected_errors", edges: tuple = B
             "'forced above 0.97': cells where more than 97% of data sets show no error at all; "
             "every interval that keeps the one-sided guarantee covers the truth in those data "
             "sets (its upper end with no errors is about 3 / people), so 0.93–0.97 is out of "
-            "reach for any such method by discreteness alone.\n"
+            "reach for any such method by discreteness alone. 'proved out of reach': cells "
+            "where every interval that keeps each cell of the same people, searches and rate "
+            "(ICC 0–0.5) at >= 0.93 covers more than 0.97 "
+            "(`lfr_eval.attainable_coverage.lowest_attainable_coverage`: exact pattern "
+            "probabilities and a 0–1 knapsack; with unequal searches per person it uses the "
+            "no-error share only, so it proves less there).\n"
         )
     lines.append(
-        f"| band | cells | forced above 0.97 | {methods[0]}: lowest | "
+        f"| band | cells | forced above 0.97 | proved out of reach | {methods[0]}: lowest | "
         + " | ".join(f"{m}: in band" for m in methods)
         + " | "
         + " | ".join(f"{m}: median" for m in methods)
         + " |"
     )
-    lines.append("|" + "---|" * (4 + 2 * len(methods)))
+    lines.append("|" + "---|" * (5 + 2 * len(methods)))
     for band in labels:
         part = t[t["band"] == band]
         if part.empty:
@@ -189,6 +207,7 @@ def bands(table: pd.DataFrame, column: str = "expected_errors", edges: tuple = B
         medians = [f"{part[part['method'] == m]['two_sided'].median():.3f}" for m in methods]
         lines.append(
             f"| {band} | {len(first)} | {int(first['forced'].sum())} | "
+            f"{int(first['proved'].sum())} | "
             f"{first['two_sided'].min():.3f} | "
             + " | ".join(shares)
             + " | "

@@ -126,10 +126,13 @@ def test_design_effect_jeffreys_hand_cases() -> None:
 
 
 def test_design_effect_jeffreys_few_people_keep_the_whole_t_factor() -> None:
-    """Errors in only two people: the between-person spread rests on them, so both ends keep
-    Korn–Graubard's reduction of the whole variance (the effective sample size is the exact
-    interval's)."""
+    """Errors in only two people: the between-person spread rests on them, so the upper end
+    keeps Korn–Graubard's reduction of the whole variance (the effective sample size is the
+    exact interval's). The lower end does not where the data hold at most 5 effective errors
+    (here 15 errors, design effect 7.7: about 2): it is Jeffreys' at ``n / deff``, no t factor
+    (before, the 42-fold cut left it at 0.00024 for a rate of 0.0125)."""
     from lfr_eval.metrics import design_effect_jeffreys
+    from lfr_eval.metrics._clustered import LOWER_FEW_ERRORS
 
     errors = np.zeros(40)
     errors[[3, 17]] = [6, 9]
@@ -138,8 +141,40 @@ def test_design_effect_jeffreys_few_people_keep_the_whole_t_factor() -> None:
     jeff = design_effect_jeffreys(errors, trials)
     assert jeff.effective_trials[0] == pytest.approx(exact.effective_trials[0])
     n, x = exact.effective_trials[0], exact.rate[0] * exact.effective_trials[0]
-    assert jeff.ci_low[0] == pytest.approx(stats.beta.ppf(0.025, x + 0.5, n - x + 0.5))
     assert jeff.ci_high[0] == pytest.approx(stats.beta.ppf(0.975, x + 0.5, n - x + 0.5))
+    p = errors.sum() / trials.sum()
+    n_low = p * (1 - p) / float(exact.variance[0])  # n / deff
+    assert 1 < p * n_low <= LOWER_FEW_ERRORS
+    assert jeff.ci_low[0] == pytest.approx(
+        stats.beta.ppf(0.025, p * n_low + 0.5, n_low - p * n_low + 0.5)
+    )
+    assert 0.0015 < jeff.ci_low[0] < 0.004 < p  # was 0.00024 with the whole t factor
+    # many effective errors (about 12) but the variance on 2 people (three heavy searchers
+    # among light ones): the lower end keeps the whole t factor, as Korn–Graubard
+    heavy_trials = np.array([100, 100, 100] + [10] * 17)
+    heavy_errors = np.array([60, 10, 35] + [3] * 17)
+    heavy = design_effect_jeffreys(heavy_errors, heavy_trials)
+    kg = korn_graubard(heavy_errors, heavy_trials)
+    n_kg, x_kg = kg.effective_trials[0], kg.rate[0] * kg.effective_trials[0]
+    assert kg.rate[0] * kg.rate[0] * (1 - kg.rate[0]) / float(kg.variance[0]) > LOWER_FEW_ERRORS
+    assert heavy.ci_low[0] == pytest.approx(stats.beta.ppf(0.025, x_kg + 0.5, n_kg - x_kg + 0.5))
+
+
+def test_design_effect_jeffreys_one_effective_error_has_the_exact_lower_end() -> None:
+    """One error in 2,000 people × 10 searches: one effective error, where the Jeffreys lower end
+    is too high (it missed a true rate of 1e-3 in 9.5% of data sets with 100 people × 1 search);
+    the lower end is the exact Clopper–Pearson one of that count, the upper end unchanged."""
+    from lfr_eval.metrics import design_effect_jeffreys
+
+    errors = np.zeros(2000)
+    errors[7] = 1
+    trials = np.full(2000, 10)
+    jeff = design_effect_jeffreys(errors, trials)
+    p = 1 / 20000
+    n_low = p * (1 - p) / float(jeff.variance[0])
+    assert p * n_low <= 1.0
+    assert jeff.ci_low[0] == pytest.approx(stats.beta.ppf(0.025, p * n_low, n_low - p * n_low + 1))
+    assert jeff.ci_low[0] < stats.beta.ppf(0.025, p * n_low + 0.5, n_low - p * n_low + 0.5)
 
 
 def test_design_effect_jeffreys_one_sided_is_exact() -> None:

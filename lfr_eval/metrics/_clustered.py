@@ -47,7 +47,9 @@ The workbench's **default** two-sided interval for rates is the design-effect Je
 ``(z / t)^2`` reduction applied at the upper end only to the between-person excess of the design
 effect over 1 (the binomial part of the variance follows from the rate and needs no t quantile)
 and not at all at the lower end, each where enough people carry the variance (3 / 5; with
-fewer, the whole variance is reduced as above). Its one-sided bounds are the exact
+fewer, the whole variance is reduced as above, except at the lower end where the data hold at
+most 5 effective errors: no reduction there, and the exact lower end at 1 effective error or
+fewer). Its one-sided bounds are the exact
 Korn–Graubard ones, raised to the envelope as above.
 
 Coverage of these intervals has been measured by seeded simulation with known truth across
@@ -839,6 +841,7 @@ def design_effect_interval(
     upper_small_sample: SmallSample = "variance",
     lower_min_people: float = MIN_PEOPLE_FOR_EXCESS,
     upper_min_people: float = MIN_PEOPLE_FOR_EXCESS,
+    lower_few_errors: float = 0.0,
     label: str = KORN_GRAUBARD,
 ) -> ClusteredRate:
     """A design-effect interval from clustered sufficient statistics.
@@ -858,6 +861,13 @@ def design_effect_interval(
     ``n_eff = n / deff``. The last two apply only where at least ``lower_min_people`` /
     ``upper_min_people`` people carry the variance (``df + 1``); with fewer, the whole variance
     is reduced as Korn–Graubard do.
+
+    ``lower_few_errors``: where the effective number of errors with no reduction,
+    ``x = rate * n / deff``, is at most this, the lower end takes no reduction whatever the
+    people carrying the variance (``n_eff = n / deff``), and where ``x <= 1`` it is the exact
+    (Clopper–Pearson) lower end of that count whatever ``lower_end`` says: one effective error is
+    where the Jeffreys lower end is too high (a beta quantile of ``x + 1/2``). 0 (the default):
+    no such rule.
     With the default ``"variance"`` at both ends this is the Korn–Graubard interval.
     """
     from scipy import stats  # imported here: ~1 s, and not every caller needs it
@@ -935,6 +945,16 @@ def design_effect_interval(
 
     n_low = finish(effective(lower_small_sample, lower_min_people))
     n_high = finish(effective(upper_small_sample, upper_min_people))
+    # Few effective errors: the lower end's width comes from the count's discreteness (the
+    # beta quantile of a handful of errors), so no t factor; at one effective error the exact
+    # end (see the docstring). Calibrated on the grid (benchmarks/results/stats_grid.md).
+    few = np.zeros(m, dtype=bool)
+    exact_low = np.zeros(m, dtype=bool)
+    if lower_few_errors > 0:
+        n_plain = finish(effective("none", 0.0))
+        few = rate * n_plain <= lower_few_errors
+        n_low = np.where(few, n_plain, n_low)
+        exact_low = few & (rate * n_plain <= 1.0)
     # With no errors (or only errors) the bound is counted by people and stays exact whatever
     # the form: it is the one guarantee the data give there.
     edge = none | every
@@ -950,7 +970,7 @@ def design_effect_interval(
         if upper_end != "exact"
         else high_exact
     )
-    low = np.where(edge, low_exact, low)
+    low = np.where(edge | exact_low, low_exact, low)
     high = np.where(edge, high_exact, high)
     method = np.select(
         [none, every, one],
@@ -991,23 +1011,40 @@ class SmallSampleRule:
         The rule at each end (:func:`design_effect_interval`).
     lower_min_people, upper_min_people : float
         Fewest people carrying the variance for that rule; with fewer, the whole variance.
+    lower_few_errors : float
+        Effective number of errors (``rate * n / deff``) at or below which the lower end takes
+        no t factor whatever the people carrying the variance, with the exact lower end at one
+        effective error or less (:func:`design_effect_interval`); 0: no such rule.
     """
 
     lower: SmallSample
     upper: SmallSample
     lower_min_people: float = MIN_PEOPLE_FOR_EXCESS
     upper_min_people: float = MIN_PEOPLE_FOR_EXCESS
+    lower_few_errors: float = 0.0
 
 
+#: Effective errors at or below which the default's lower end takes no t factor (see
+#: :class:`SmallSampleRule`). Chosen on a tuning run of the grid (seed 7, 1,000 data sets per
+#: cell: 3, 5, 10 and 20 tried; 10 and 20 let a 20-person cell fall to 0.922-0.924) and
+#: confirmed on the committed seed (``benchmarks/results/stats_grid.md``).
+LOWER_FEW_ERRORS = 5.0
 #: The default: the upper end reduces only the between-person excess over the binomial
-#: variance (with at least 3 people carrying the variance), the lower end gets no reduction
-#: (with at least 5). Chosen on the simulation grid (``benchmarks/results/stats_grid.md``).
-DEFAULT_SMALL_SAMPLE = SmallSampleRule("none", "excess", 5.0, 3.0)
+#: variance (with at least 3 people carrying the variance); the lower end gets no reduction
+#: where at least 5 people carry the variance or where the data hold at most 5 effective
+#: errors (exact at 1 or fewer). Chosen on the simulation grid
+#: (``benchmarks/results/stats_grid.md``).
+DEFAULT_SMALL_SAMPLE = SmallSampleRule("none", "excess", 5.0, 3.0, LOWER_FEW_ERRORS)
+#: The default before the few-errors rule at the lower end (until 2026-12-02): with 1-4
+#: people carrying the variance the lower end kept Korn–Graubard's whole t factor.
+PREVIOUS_SMALL_SAMPLE = SmallSampleRule("none", "excess", 5.0, 3.0)
 #: The rules compared on the grid, by name (the simulation's method names add them in brackets).
 SMALL_SAMPLE_RULES_COMPARED: dict[str, SmallSampleRule] = {
     "t on the whole variance": SmallSampleRule("variance", "variance"),
     "t on the excess": SmallSampleRule("excess", "excess", 3.0, 3.0),
-    "t on the excess, none at the lower end": DEFAULT_SMALL_SAMPLE,
+    # the default until 2026-12-02: t on the excess at the upper end, none at the lower end
+    # (with 1-4 people carrying the variance the whole t factor at both ends)
+    "without the few-errors rule": PREVIOUS_SMALL_SAMPLE,
     # the default without its floor on the people carrying the variance: it shows why the
     # floor is there (coverage falls far below 0.93 where 1-2 people carry every error)
     "no floor on people": SmallSampleRule("none", "excess", 0.0, 0.0),
@@ -1037,15 +1074,25 @@ def design_effect_jeffreys(
       in Korn & Graubard 1998.
     * **lower end**: ``n_eff = n / deff`` where at least 5 people carry the variance, else as
       Korn–Graubard. With skewed counts an overestimated rate comes with an overestimated
-      spread, so the lower end needs no t factor; the t factor with 1–4 people is kept.
+      spread, so the lower end needs no t factor; the t factor with 1–4 people is kept, except
+      where the data hold at most 5 effective errors (``rate * n / deff <= 5``,
+      :data:`LOWER_FEW_ERRORS`): there the lower end is ``n / deff`` too, and the exact
+      Clopper–Pearson lower end at 1 effective error or fewer. With a handful of errors the
+      beta quantile of the count already puts the lower end far below the rate (a third of it
+      at 5 errors, a fortieth at 1), and the t factor with 1 degree of freedom (a 42-fold cut of
+      ``n_eff``) left that end at about 0: where one or two people carry every error the
+      interval never missed below, and covered 0.98–1.00 (see
+      ``benchmarks/results/stats_grid.md``).
 
     With no errors (or errors only) the bound is the exact one counted by people, as in
     :func:`korn_graubard`. One-sided bounds (``sided="upper"`` / ``"lower"``) are the exact
     Korn–Graubard ones.
 
     Coverage by simulation (``benchmarks/results/stats_grid.md``): two-sided closer to 0.95
-    than Korn–Graubard's exact ends and than the Jeffreys ends with the t factor on the whole
-    variance; one-sided upper bounds at or above 0.94. Claim verdicts use the exact bound
+    than Korn–Graubard's exact ends, than the Jeffreys ends with the t factor on the whole
+    variance and than the same rule without the few-errors rule at the lower end; one-sided
+    upper bounds at or above 0.94. Cells where no interval can reach 0.93–0.97 are identified
+    exactly by :func:`lfr_eval.attainable_coverage.lowest_attainable_coverage`. Claim verdicts use the exact bound
     (:func:`korn_graubard`).
 
     Examples
@@ -1094,6 +1141,7 @@ def design_effect_jeffreys_from_summary(
             upper_small_sample=small_sample.upper,
             lower_min_people=small_sample.lower_min_people,
             upper_min_people=small_sample.upper_min_people,
+            lower_few_errors=small_sample.lower_few_errors,
             label=DESIGN_EFFECT_JEFFREYS,
         )
 
