@@ -110,7 +110,7 @@ def pattern_probabilities(
             carriers = len(pattern)
             if carriers > people:
                 continue
-            counts = np.bincount(np.asarray(pattern, dtype=np.int64)) if pattern else []
+            counts: np.ndarray = np.bincount(np.asarray(pattern, dtype=np.int64), minlength=1)
             # people choose which carries which count: s! / ((s - c)! prod(multiplicity!))
             log_ways = (
                 math.lgamma(people + 1)

@@ -1092,8 +1092,8 @@ def design_effect_jeffreys(
     than Korn–Graubard's exact ends, than the Jeffreys ends with the t factor on the whole
     variance and than the same rule without the few-errors rule at the lower end; one-sided
     upper bounds at or above 0.94. Cells where no interval can reach 0.93–0.97 are identified
-    exactly by :func:`lfr_eval.attainable_coverage.lowest_attainable_coverage`. Claim verdicts use the exact bound
-    (:func:`korn_graubard`).
+    exactly by :func:`lfr_eval.attainable_coverage.lowest_attainable_coverage`. Claim verdicts
+    use the exact bound (:func:`korn_graubard`).
 
     Examples
     --------
