@@ -465,11 +465,13 @@ def screened_top_k(
     rows = np.full((n, k), -1, np.int64)
     approx = queries @ gallery.matrix.T
     best = approx if single else np.maximum.reduceat(approx, starts[:-1], axis=1)
-    kth = np.partition(best, n_sub - k, axis=1)[:, n_sub - k]
+    # the k-th best screening score of each probe
+    kth = best.max(axis=1) if k == 1 else np.partition(best, n_sub - k, axis=1)[:, n_sub - k]
     margin = 4.0 * float32_dot_error(gallery.dim)
     for i in range(n):
         cand = np.flatnonzero(best[i] >= kth[i] - margin)
-        lo, widths = starts[cand], np.diff(starts)[cand]
+        lo = starts[cand]
+        widths = starts[cand + 1] - lo
         total = int(widths.sum())
         if total > max(64, gallery.n_templates // 8):
             part = score_block(queries[i : i + 1], gallery, k=k)

@@ -59,6 +59,7 @@ import contextlib
 import contextvars
 import functools
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -552,12 +553,30 @@ def regular_shape(rows: int, cols: int) -> tuple[int, int]:
     return r, c
 
 
-def _padded(rows: np.ndarray, n: int) -> np.ndarray:
+#: Each thread's zero-padded operands of small products, one 64-row buffer per operand and
+#: dimension (reused: a fresh 128 KiB array per call is mapped and faulted in by the OS,
+#: which cost more than the product).
+_PAD_BUFFERS = threading.local()
+
+
+def _padded(rows: np.ndarray, n: int, side: int) -> np.ndarray:
+    """``rows`` followed by zero rows up to ``n``: for ``n <= _MIN_PRODUCT_SIDE`` the first
+    ``n`` rows of a per-thread buffer (see ``_PAD_BUFFERS``; ``side`` tells the two operands'
+    buffers apart), else a new array."""
     if rows.shape[0] == n:
         return rows
-    out = np.zeros((n, rows.shape[1]), np.float32)
-    out[: rows.shape[0]] = rows
-    return out
+    dim = rows.shape[1]
+    if n > _MIN_PRODUCT_SIDE:
+        out = np.zeros((n, dim), np.float32)
+        out[: rows.shape[0]] = rows
+        return out
+    cache: dict[tuple[int, int], np.ndarray] = _PAD_BUFFERS.__dict__.setdefault("buffers", {})
+    buf = cache.get((side, dim))
+    if buf is None:
+        buf = cache[(side, dim)] = np.zeros((_MIN_PRODUCT_SIDE, dim), np.float32)
+    buf[: rows.shape[0]] = rows
+    buf[rows.shape[0] : n] = 0.0  # rows a previous call filled
+    return buf[:n]
 
 
 def regular_matmul(
@@ -589,7 +608,7 @@ def regular_matmul(
             # a matrix times its own transpose goes to BLAS syrk, which rounds otherwise
             left = left.copy()
         return np.matmul(left, right.T, out=out)
-    full = np.matmul(_padded(left, r), _padded(right, c).T)
+    full = np.matmul(_padded(left, r, 0), _padded(right, c, 1).T)
     if out is None:
         return np.ascontiguousarray(full[:m, :n])
     out[...] = full[:m, :n]
