@@ -951,6 +951,7 @@ def _composite_summaries(
     composite FMR, known from the counts' sums) to centre them.
     """
     from lfr_eval.metrics import ClusterSummary
+    from lfr_eval.metrics._clustered import merge_top_people, top_people
 
     order = np.argsort(clusters.clusters, kind="stable")  # rows of a person are consecutive
     owner = clusters.person[clusters.clusters[order]]
@@ -962,6 +963,10 @@ def _composite_summaries(
     m = rates.shape[1]
     u2, u4, largest = (np.zeros((n_sets, m)) for _ in range(3))
     n2 = np.zeros(n_sets)
+    n4 = np.zeros(n_sets)
+    # the one-sided bound's envelope needs the top people (a person lies in one block, so the
+    # top people of a set are among its blocks' own)
+    tops = [top_people(np.zeros((0, m)), np.zeros(0)) for _ in range(n_sets)]
     people = np.zeros(n_sets, np.int64)
     searches = np.zeros(n_sets)
     for a, b in zip(starts[:-1], starts[1:]):
@@ -994,6 +999,8 @@ def _composite_summaries(
             if len(v):
                 largest[k] = np.maximum(largest[k], v.max(axis=0))
             n2[k] += float((n * n).sum())
+            n4[k] += float((n**4).sum())
+            tops[k] = merge_top_people([tops[k], top_people(v, n)])
             people[k] += len(n)
             searches[k] += float(n.sum())
     out = []
@@ -1010,6 +1017,9 @@ def _composite_summaries(
             variance=np.where(np.isfinite(variance), variance, 0.0),
             df=df if s > 1 else np.full(m, np.nan),
             effective_people=float(searches[k]) ** 2 / max(n2[k], 1.0),
+            top_errors=tops[k][0],
+            top_trials=tops[k][1],
+            trials_fourth_moment=float(n4[k]),
         )
         out.append((summary, largest[k]))
     return out

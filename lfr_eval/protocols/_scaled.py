@@ -63,7 +63,8 @@ def one_sided_method(interval: str) -> str:
         return SCALED_ZERO
     base = SCALED_KORN_GRAUBARD if interval == SCALED_RANGE else interval
     if _ONE_SIDED_PART in base:
-        part = base.split(_ONE_SIDED_PART, 1)[1].rstrip(")")
+        part = base.split(_ONE_SIDED_PART, 1)[1]
+        part = part[:-1] if part.endswith(")") else part  # the label's own closing bracket
         own = f"the scaling's own, clustered by person: {part}"
         if interval == SCALED_RANGE:
             return f"{own}; the higher of the per-person and the pooled model's bounds"

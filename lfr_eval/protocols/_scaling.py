@@ -164,7 +164,14 @@ def per_search_fpir_model(n: int, sizes: np.ndarray, shares: np.ndarray) -> str:
 SCALED_KORN_GRAUBARD = (
     "korn-graubard (per-search P(alert), clustered by person; two-sided: Jeffreys ends, "
     "Satterthwaite df at the lower end; one-sided bound: exact, with one more largest person, "
-    "Fay-Feuer)"
+    "Fay-Feuer, envelope over fewer false matches (top people))"
+)
+#: The same where the summary keeps no per-person top sums, or the envelope was turned off:
+#: the one-sided bound can then fall when a false match is added.
+SCALED_KORN_GRAUBARD_NOT_MONOTONE = (
+    "korn-graubard (per-search P(alert), clustered by person; two-sided: Jeffreys ends, "
+    "Satterthwaite df at the lower end; one-sided bound: exact, with one more largest person, "
+    "Fay-Feuer; NOT monotone in the false matches: no per-person top sums)"
 )
 #: Interval where no search met any filler: the exact bound counted by people.
 SCALED_ZERO = "exact one-sided, counted by people (no false matches)"
@@ -305,6 +312,7 @@ def interval_from_summary(
     two_sided_ends: IntervalEnd = "jeffreys",
     two_sided_df: ScaledDfRule = "satterthwaite-lower",
     raise_two_sided: bool = False,
+    envelope: bool = True,
 ) -> ScaledInterval:
     """:func:`interval_from_person_sums` from the sums' :class:`~lfr_eval.metrics.ClusterSummary`
     (made in bounded memory from a :class:`SearchValueHistogram` by
@@ -317,7 +325,80 @@ def interval_from_summary(
     whether the upper end is raised to the one-sided bound). The defaults are the scaling
     table's; the others are there for ``benchmarks/bench_scaling_two_sided.py``, which
     compares the rules by simulation. The one-sided bound does not depend on them.
+
+    **The one-sided bound is an envelope over fewer false matches** (``envelope=True``, the
+    default; the claim checker's construction, :func:`lfr_eval.metrics.monotone_upper_bound`):
+    the largest of this bound over the data and a family of data sets with smaller per-person
+    sums (none; the top people by sum and by rate, with all of theirs; the last of them with
+    less), each with its own largest person for the Fay–Feuer term. Here a person's "errors"
+    are the sum of their searches' P(alert), which a further false match among the fillers can
+    only raise; the plain bound can fall when it does (the few people carrying the sums set
+    about 1 degree of freedom, a third lifts them), the envelope does not on the hand cases
+    of ``tests/test_scaled_envelope.py``. It is never below the plain bound, so its coverage
+    can only rise. It needs the summary's top people (:attr:`ClusterSummary.keeps_top_people`);
+    without them, or with ``envelope=False`` (comparisons only), the bound is the plain one and
+    the label says :data:`SCALED_KORN_GRAUBARD_NOT_MONOTONE`.
     """
+    total = max(float(summary.trials), 1.0)
+    rate = summary.errors / total
+    alpha = 1.0 - float(confidence)
+    people = max(float(summary.effective_people), 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        zero_two = float(-np.expm1(exponent / people * np.log(alpha / 2)))
+    low, high, one_sided = _scaled_ends(
+        summary, exponent, confidence, largest, two_sided_ends, two_sided_df, raise_two_sided
+    )
+    enveloped = envelope and summary.keeps_top_people
+    if enveloped and summary.trials > 0:
+        from lfr_eval.metrics._clustered import _family_keeps, _top_family
+
+        family = _top_family(summary)
+        m = rate.shape[0]
+        family_largest = None
+        if largest is not None:
+            # each member's largest person is the largest sum it keeps (the same family as
+            # _top_family's: the stored people are the top M by each ranking)
+            e = np.asarray(summary.top_errors, dtype=np.float64)
+            n = np.asarray(summary.top_trials, dtype=np.float64)
+            family_largest = _family_keeps(e, n, max(1, e.shape[0] // 2)).max(axis=1).ravel()
+        members = _scaled_ends(
+            family, exponent, confidence, family_largest, one_sided_only=True
+        )[2]
+        one_sided = np.maximum(one_sided, members.reshape(-1, m).max(axis=0))
+    zero = summary.errors <= 0
+    label = SCALED_KORN_GRAUBARD if enveloped else SCALED_KORN_GRAUBARD_NOT_MONOTONE
+    method = np.where(zero, SCALED_ZERO, label).astype(object)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deff = summary.variance / (rate * (1 - rate) / total)
+    return ScaledInterval(
+        fpir=rate,
+        lower=np.where(zero, 0.0, np.minimum(low, rate)),
+        upper=np.where(zero, min(zero_two, 1.0), np.maximum(high, rate)),
+        upper_bound=one_sided,
+        method=method,
+        n_searches=int(round(summary.trials)),
+        n_subjects=summary.n_subjects,
+        effective_people=float(summary.effective_people),
+        design_effect=np.where(zero, np.nan, deff),
+        confidence=float(confidence),
+    )
+
+
+def _scaled_ends(
+    summary: ClusterSummary,
+    exponent: float,
+    confidence: float,
+    largest: np.ndarray | None,
+    two_sided_ends: IntervalEnd = "jeffreys",
+    two_sided_df: ScaledDfRule = "satterthwaite-lower",
+    raise_two_sided: bool = False,
+    *,
+    one_sided_only: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(two-sided low, two-sided high, plain one-sided bound) of :func:`interval_from_summary`
+    at each column of ``summary``; the one-sided bound is already the zero-false-match bound
+    where a column has no false match, and never below the rate. ``one_sided_only``: the
+    two-sided ends are left out (NaN; the envelope's family needs only the bound)."""
     from scipy import stats
 
     from lfr_eval.metrics._clustered import _ends, fractional_clopper_pearson
@@ -348,8 +429,10 @@ def interval_from_summary(
         n_t = np.where(np.isfinite(n_t) & (n_t > 0) & (summary.n_subjects > 1), n_t, people)
         return np.minimum(n_t, 1e15), widen
 
-    ends = {}
+    ends = {"two-sided": (np.full_like(rate, np.nan), np.full_like(rate, np.nan))}
     for sided, tail in (("two-sided", alpha / 2), ("upper", alpha)):
+        if sided == "two-sided" and one_sided_only:
+            continue
         if sided == "two-sided":
             df_low = df_people if two_sided_df == "people" else df_excess
             df_high = df_excess if two_sided_df == "satterthwaite" else df_people
@@ -368,25 +451,13 @@ def interval_from_summary(
         ends[sided] = (low_end, high_end)
     zero = summary.errors <= 0
     with np.errstate(over="ignore", invalid="ignore"):
-        zero_two = float(-np.expm1(exponent / people * np.log(alpha / 2)))
         zero_one = float(-np.expm1(exponent / people * np.log(alpha)))
-    method = np.where(zero, SCALED_ZERO, SCALED_KORN_GRAUBARD).astype(object)
     low, high = ends["two-sided"]
     if raise_two_sided:
         # the two-sided upper end is never below the one-sided bound at the same confidence
         high = np.maximum(high, ends["upper"][1])
-    return ScaledInterval(
-        fpir=rate,
-        lower=np.where(zero, 0.0, np.minimum(low, rate)),
-        upper=np.where(zero, min(zero_two, 1.0), np.maximum(high, rate)),
-        upper_bound=np.where(zero, min(zero_one, 1.0), np.maximum(ends["upper"][1], rate)),
-        method=method,
-        n_searches=int(round(summary.trials)),
-        n_subjects=summary.n_subjects,
-        effective_people=float(summary.effective_people),
-        design_effect=np.where(zero, np.nan, deff),
-        confidence=float(confidence),
-    )
+    one_sided = np.where(zero, min(zero_one, 1.0), np.maximum(ends["upper"][1], rate))
+    return low, high, one_sided
 
 
 def _one_more_person_upper(
