@@ -863,7 +863,8 @@ def design_effect_interval(
     is reduced as Korn–Graubard do.
 
     ``lower_few_errors``: where the effective number of errors with no reduction,
-    ``x = rate * n / deff``, is at most this, the lower end takes no reduction whatever the
+    ``x = rate * n / deff``, is at most this (and the rate at most 1/2), the lower end takes no
+    reduction whatever the
     people carrying the variance (``n_eff = n / deff``), and where ``x <= 1`` it is the exact
     (Clopper–Pearson) lower end of that count whatever ``lower_end`` says: one effective error is
     where the Jeffreys lower end is too high (a beta quantile of ``x + 1/2``). 0 (the default):
@@ -952,7 +953,10 @@ def design_effect_interval(
     exact_low = np.zeros(m, dtype=bool)
     if lower_few_errors > 0:
         n_plain = finish(effective("none", 0.0))
-        few = rate * n_plain <= lower_few_errors
+        # only where errors are the rarer outcome (rate <= 1/2): there the lower end's
+        # discreteness is the error count; near a rate of 1 it is the count of non-errors, and
+        # the rule was never calibrated there (the grid's rates are 1e-4 to 0.3)
+        few = (rate * n_plain <= lower_few_errors) & (rate <= 0.5)
         n_low = np.where(few, n_plain, n_low)
         exact_low = few & (rate * n_plain <= 1.0)
     # With no errors (or only errors) the bound is counted by people and stays exact whatever
