@@ -288,8 +288,9 @@ def test_screened_search_keeps_exact_ties_and_falls_back_on_near_copies() -> Non
 
 
 def test_padded_products_and_pair_dots_round_like_a_large_product() -> None:
-    """regular_matmul on 1..12 × 1..40 shapes and pair_dots on 1..300 pairs equal the same
-    elements of one large product (which gemv and the small-matrix kernel did not)."""
+    """regular_matmul on 1..12 × 1..40 shapes (and a misaligned operand) and pair_dots on
+    1..300 pairs equal the same elements of one large product (which gemv and the
+    small-matrix kernel did not)."""
     rng = np.random.default_rng(1)
     for dim in (128, 512):
         left, right = _unit(rng, 300, dim), _unit(rng, 1100, dim)
@@ -300,6 +301,13 @@ def test_padded_products_and_pair_dots_round_like_a_large_product() -> None:
                 np.testing.assert_array_equal(regular_matmul(left[:m], right[:n]), full[:m, :n])
         for n in (1, 2, 63, 64, 65, 129, 300):
             np.testing.assert_array_equal(pair_dots(left[:n], right[:n]), np.diagonal(full)[:n])
+        # an operand in misaligned memory (as a network buffer arrives): numpy would multiply
+        # it without BLAS, which rounds otherwise
+        raw = np.zeros(4 * 7 * dim + 1, np.uint8)[1:].view(np.float32).reshape(7, dim)
+        raw[:] = left[:7]
+        assert not raw.flags.aligned
+        np.testing.assert_array_equal(regular_matmul(raw, right[:50]), full[:7, :50])
+        np.testing.assert_array_equal(regular_matmul(raw, right), full[:7])
 
 
 def test_float32_dot_error_bounds_every_evaluation() -> None:

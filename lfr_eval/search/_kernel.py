@@ -579,6 +579,12 @@ def _padded(rows: np.ndarray, n: int, side: int) -> np.ndarray:
     return buf[:n]
 
 
+def _blas_operand(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.float32 and a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.array(a, dtype=np.float32, order="C")
+
+
 def regular_matmul(
     left: np.ndarray, right: np.ndarray, out: np.ndarray | None = None
 ) -> np.ndarray:
@@ -601,6 +607,9 @@ def regular_matmul(
     two threads may split a large product's sums otherwise (OpenBLAS 0.3.31 rounded a
     600 × 900 product at d = 513 and 1,000 differently with two threads than with one).
     """
+    # numpy multiplies misaligned or strided operands (e.g. a network buffer) without BLAS,
+    # which rounds otherwise: such operands are copied (fresh numpy memory is aligned)
+    left, right = _blas_operand(left), _blas_operand(right)
     m, n = left.shape[0], right.shape[0]
     r, c = regular_shape(m, n)
     if r == m and c == n:
