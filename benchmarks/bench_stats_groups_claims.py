@@ -5,6 +5,7 @@ Writes the tables of ``benchmarks/results/stats_groups_claims.md``::
     python benchmarks/bench_stats_groups_claims.py --groups-only --write   # group tests
     python benchmarks/bench_stats_groups_claims.py --claims-only            # claim checker
     python benchmarks/bench_stats_groups_claims.py --step-down-only --groups 4 --write
+    python benchmarks/bench_stats_groups_claims.py --rao-scott-only --write  # its columns only
 
 ``--write`` replaces the "Group comparisons" section of the results file (the claims section is
 kept) and records the CPU seconds and the load average; without it the table is printed.
@@ -110,6 +111,91 @@ def group_rows(
                 print(row, flush=True)
                 rows.append(row)
     return rows
+
+
+#: Cells (0-based, between the pipes) of the Rao–Scott columns: size, power 2x, power 3x.
+RAO_SCOTT_CELLS = (8, 9, 10)
+
+
+def rao_scott_rows(
+    size_sets: int = 1000,
+    power_sets: int = 300,
+    group_counts: tuple[int, ...] = GROUP_COUNTS,
+    rates: tuple[float, ...] = (0.01, 0.001),
+    pooled_rate: str = "all",
+) -> list[str]:
+    """The committed table's rows of these cells with only the Rao–Scott columns re-run (same
+    designs, data sets and seeds as :func:`group_rows`; the other columns are kept as they
+    are): the columns cost seconds, the permutation test's minutes."""
+    old = {_cell(r): r for r in _table_rows(RESULTS.read_text(encoding="utf-8"))}
+    rows = []
+    for n_groups in group_counts:
+        for icc in (0.0, 0.2, 0.5):
+            for rate, people in ((r, p) for r, p in RATES if r in rates):
+                if (n_groups, icc, rate) not in old:
+                    raise SystemExit(
+                        f"no row for {n_groups} groups, ICC {icc}, rate {rate} in "
+                        f"{RESULTS.name}: run --groups-only for it first"
+                    )
+                ms = SEARCHES_PER_PERSON[:n_groups]
+                cols = [
+                    group_test_rejection(
+                        _designs(ms, icc, rate, people, factor), n_datasets=sets, seed=seed,
+                        test="rao-scott", ratios=False, pooled_rate=pooled_rate,
+                    ).any_pair
+                    for factor, sets, seed in ((1, size_sets, 1), (2, power_sets, 2),
+                                               (3, power_sets, 3))
+                ]  # fmt: skip
+                kept = old[(n_groups, icc, rate)]
+                parts = [c.strip() for c in kept.strip().strip("|").split("|")]
+                for index, value in zip(RAO_SCOTT_CELLS, cols, strict=True):
+                    parts[index] = f"{value:.3f}"
+                row = "| " + " | ".join(parts) + " |"
+                print(row, flush=True)
+                rows.append(row)
+    return rows
+
+
+def _table_rows(text: str) -> list[str]:
+    """The group table's rows in the results file's text."""
+    section = text[text.index(SECTION) : text.index(CLAIMS_SECTION)]
+    table_start = section.index("| groups |")
+    table_end = section.index("\n\n", table_start)
+    return [r for r in section[table_start:table_end].splitlines()[2:] if r.startswith("|")]
+
+
+def write_rao_scott(
+    rows: list[str], command: str, cpu_s: float, wall_s: float, load: tuple
+) -> None:
+    """Put rows with re-run Rao–Scott columns into the group table (as :func:`write_section`),
+    recorded in their own run line (which a full re-run of the table removes)."""
+    with open(RESULTS, "r+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        text = handle.read()
+        start = text.index(SECTION)
+        section = text[start : text.index(CLAIMS_SECTION)]
+        table_start = start + section.index("| groups |")
+        table_end = text.index("\n\n", table_start)
+        by_cell = {_cell(r): r for r in _table_rows(text)}
+        by_cell.update({_cell(r): r for r in rows})
+        lines = text[table_start:table_end].splitlines()[:2] + list(by_cell.values())
+        groups = ",".join(sorted({str(_cell(r)[0]) for r in rows}, key=int))
+        rate_list = ",".join(sorted({str(_cell(r)[2]) for r in rows}))
+        key = f"rao-scott {groups} {rate_list}"
+        run = (
+            f"<!-- run {key} -->Rao–Scott columns only, groups {groups}, rates {rate_list}: run "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
+            f"({cpu_model()}, {platform.machine()}), {cpu_s:.0f} CPU s, {wall_s:.0f} s wall, "
+            f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at "
+            f"the end; `{command}`<!-- /run -->"
+        )
+        before = re.sub(
+            rf"<!-- run {re.escape(key)} -->.*?<!-- /run -->\n*", "", text[:table_start],
+            flags=re.S,
+        ).rstrip() + "\n\n" + run + "\n\n"  # fmt: skip
+        handle.seek(0)
+        handle.write(before + "\n".join(lines) + text[table_end:])
+        handle.truncate()
 
 
 STEP_SECTION = "## Multiplicity: step-down against single-step"
@@ -364,6 +450,14 @@ if __name__ == "__main__":
         "--step-down-only", action="store_true",
         help="only the step-down against single-step table (4 and 10 groups)",
     )  # fmt: skip
+    parser.add_argument(
+        "--rao-scott-only", action="store_true",
+        help="re-run only the group table's Rao-Scott columns (seconds), keeping the others",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pooled-rate", choices=("all", "pair"), default="all",
+        help="with --rao-scott-only: the test's pooled_rate ('pair' is printed, never written)",
+    )  # fmt: skip
     parser.add_argument("--step-down-datasets", type=int, default=1000)
     parser.add_argument("--size-datasets", type=int, default=1000)
     parser.add_argument("--power-datasets", type=int, default=300)
@@ -377,6 +471,16 @@ if __name__ == "__main__":
     args = parser.parse_args()
     groups = tuple(int(g) for g in args.groups.split(","))
     rates = tuple(float(r) for r in args.rates.split(","))
+    if args.rao_scott_only:
+        _run_table(
+            HEADER,
+            lambda: rao_scott_rows(
+                args.size_datasets, args.power_datasets, groups, rates, args.pooled_rate
+            ),
+            # the table holds the default test; the by-name variant is printed only
+            write_rao_scott if args.write and args.pooled_rate == "all" else None,
+        )
+        sys.exit(0)
     if args.step_down_only:
         _run_table(
             STEP_HEADER,

@@ -344,6 +344,7 @@ def group_test_rejection(
     test: str | None = "permutation",
     n_permutations: int = 199,
     ratios: bool = True,
+    pooled_rate: str = "all",
 ) -> GroupTestResultSim:
     """Rejection rates of a many-group comparison over simulated groups.
 
@@ -355,7 +356,8 @@ def group_test_rejection(
     as the demographic page runs it on an aggregate); ``None``: no test, only the ratios
     (``any_pair`` and ``extreme_pair`` are then NaN). ``n_permutations`` of 199 gives an exact
     5% level (10 / 200) at a fraction of the default's cost. ``ratios``: also measure the
-    simultaneous ratio-to-lowest and ratio-to-overall intervals.
+    simultaneous ratio-to-lowest and ratio-to-overall intervals. ``pooled_rate``: the Rao–Scott
+    test's ``pooled_rate`` (``"all"``, its default, or ``"pair"``).
     """
     from lfr_eval.metrics._clustered import summarise_clusters
     from lfr_eval.metrics._group_tests import (
@@ -391,7 +393,9 @@ def group_test_rejection(
                     seed=r,
                 )
             else:
-                result = compare_group_rates(groups, n_draws=4000, seed=r)
+                result = compare_group_rates(
+                    groups, n_draws=4000, seed=r, pooled_rate=pooled_rate  # type: ignore[arg-type]
+                )
             any_pair += any(p.p_adjusted <= alpha for p in result.pairs)
             if high != low:
                 extreme += result.pair(high, low).p_adjusted <= alpha
