@@ -341,9 +341,10 @@ def interval_from_summary(
     fall a lot (0.0311 -> 0.0109 with 200 people x 10 searches, F = 1,000, N = 100), as the
     family holds no equal-sums data set; review's randomized search (549 paths, 11,766 added
     false matches) found 104 falls, 95 of them right after such a state, the other 9 up to 24%
-    with 2 people, 4.1% with 127 people (bound 0.0145) and 3.3% with 53. It needs the summary's top people (:attr:`ClusterSummary.keeps_top_people`);
-    without them, or with ``envelope=False`` (comparisons only), the bound is the plain one and
-    the label says :data:`SCALED_KORN_GRAUBARD_NOT_MONOTONE`.
+    with 2 people, 4.1% with 127 people (bound 0.0145) and 3.3% with 53. It needs the
+    summary's top people (:attr:`ClusterSummary.keeps_top_people`); without them, or with
+    ``envelope=False`` (comparisons only), the bound is the plain one and the label says
+    :data:`SCALED_KORN_GRAUBARD_NOT_MONOTONE`.
     """
     total = max(float(summary.trials), 1.0)
     rate = summary.errors / total
