@@ -125,7 +125,7 @@ def score_searches(
         fp16 (torch only): products in half precision, about 1e-3 from fp32.
     chunk_bytes : int, optional
         Memory of one tile of the score matrix (float32), in bytes (default: the backend's,
-        1 MiB per 512-probe chunk for numpy). It sets the matrix products' shapes (not the
+        2 MiB per 512-probe chunk for numpy). It sets the matrix products' shapes (not the
         numpy backend's scores: every product is padded to a shape BLAS rounds alike).
     thresholds : array_like, optional
         Ascending similarity grid: each non-mated search's subjects at or above every

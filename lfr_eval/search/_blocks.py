@@ -183,15 +183,15 @@ def _rows_per_block(
     rows, at least one, at most four): the chunks, and so every BLAS product's shape, are then
     the same for every memory setting, and so are the numbers (see
     :func:`~lfr_eval.search._kernel.chunk_layout`). The kernel's working memory does not grow
-    with the block: each thread holds one chunk's similarity tile (1 MiB) and threshold
-    histogram (5 bytes per cell)."""
+    with the block: each thread holds one chunk's similarity tile (2 MiB) and threshold
+    histogram (6 bytes per cell: uint16 cells and the int32 cells they are flushed into)."""
     gallery_bytes = gallery.matrix.nbytes
     spare = memory - gallery_bytes - 4 * int(np.prod(gallery.matrix.shape[1:])) * n_probes
     if spare <= 0:
         raise MemoryError(MSG_MEMORY.format(setting=memory / 2**30, gallery=gallery_bytes / 2**30))
     per_row = 4 * gallery.n_groups * n_thr + 24 * k + 16
     cells = (gallery.n_groups + 1) * (n_thr + 1) if n_thr else 0
-    working = (threads or default_threads()) * (DEFAULT_TILE_BYTES + 5 * _CHUNK_ROWS * cells)
+    working = (threads or default_threads()) * (DEFAULT_TILE_BYTES + 6 * _CHUNK_ROWS * cells)
     rows = int(min(4 * _CHUNK_ROWS, (spare // 4 - working) // max(per_row, 1)))
     return max(_CHUNK_ROWS, rows - rows % _CHUNK_ROWS)
 
@@ -348,7 +348,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     desc : str
         Label of the progress bar.
     tile_bytes : int, optional
-        Memory of one similarity tile (default: the backend's, e.g. 1 MiB per thread chunk
+        Memory of one similarity tile (default: the backend's, e.g. 2 MiB per thread chunk
         for numpy).
     rows_per_block : int, optional
         Probe rows per block (default: sized from ``memory_bytes``, a multiple of the kernel's

@@ -33,7 +33,7 @@ as one process, bit for bit on the numpy backend.
 Backends
 --------
 ``"numpy"``: chunks of 512 probe rows go to one thread per core; each thread multiplies its chunk
-by one tile of about 512 templates (1 MiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
+by one tile of about 1,024 templates (2 MiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
 BLAS and reduces the product with compiled (numba, ``_kernel_numba``) passes while it is still
 in the core's cache: subject maxima, the top-k, the mate's ``higher`` and a uint16 threshold
 histogram flushed into int32 cells (one vector pass gives each subject its bin by arithmetic on a
@@ -74,10 +74,12 @@ KernelBackend = Literal["numpy", "torch"]
 Precision = Literal["fp32", "fp16"]
 
 #: Default memory for one similarity tile of the numpy backend, bytes (float32): one thread's
-#: (probe chunk × templates) product, reduced while it is in the core's L2 cache (2 MiB here);
-#: 512 × 512 was the fastest single-threaded sgemm layout at 128-d here, and with the
-#: histogram prefetch the fastest kernel layout too (see benchmarks/RESULTS.md).
-DEFAULT_TILE_BYTES = 2**20
+#: (probe chunk × templates) product, reduced right after it is made: 512 probes × 1,024
+#: templates. Measured here (2 MiB L2 per core, benchmarks/RESULTS.md): the product costs
+#: about the same per pair as 512 × 512, and the reduction less (each probe row's histogram
+#: lines are fetched once per tile, so a wider tile fetches them half as often): the kernel
+#: took 1-16% less CPU than with 512 × 512 tiles, on 1 and 2 threads.
+DEFAULT_TILE_BYTES = 2**21
 
 #: Default memory for one (probe block × tile) similarity matrix of the torch backend, bytes:
 #: large products keep a GPU busy.
@@ -601,7 +603,7 @@ def regular_matmul(
     -----
     Products smaller than :func:`regular_shape` are computed with zero rows appended to
     ``left`` and/or ``right`` and cut back: the padding costs about 10 microseconds for one
-    probe against a few templates and nothing for the kernel's 512 × 512 tiles.
+    probe against a few templates and nothing for the kernel's 512 × 1,024 tiles.
 
     The caller holds :func:`single_thread_limits` (every kernel path does): a BLAS running
     two threads may split a large product's sums otherwise (OpenBLAS 0.3.31 rounded a
