@@ -573,9 +573,9 @@ def test_counts_past_a_histogram_cell(tile_bytes: int | None) -> None:
 def test_counts_at_the_flush_of_a_uint16_cell(tile_bytes: int | None) -> None:
     """Bins holding 65,535, 65,536 and 65,537 subjects (a uint16 cell's range ends at 65,535,
     so they are flushed into int32 cells), with mates in the 65,536 bin and in the 65,535 bin
-    (taken out of the int32 cells): in tiles of up to 262,144 templates (reduced in windows of
-    32,768 subjects), of 30,000 (a flush every two or three tiles) and of 65,536 (a flush
-    before every tile); 4 probe rows."""
+    (taken out of the int32 cells): in tiles of 131,072 templates (the default for 4 rows,
+    reduced in windows of 32,768 subjects), of 30,000 (a flush every two or three tiles) and
+    of 65,536 (a flush before every tile); 4 probe rows."""
     sizes = [65_535, 65_536, 65_537]
     grid = np.round(np.linspace(-1.0, 1.0, 101), 6)  # bins 0.02 wide
     centres = np.array([-0.31, 0.11, 0.51])  # bin centres: the arithmetic path

@@ -656,9 +656,9 @@ def _tile_runs(
 
 #: Most subjects one call of the compiled reduction takes when it counts: its uint16
 #: histogram cells are flushed between calls, so no call may add more than 65,535 to a cell.
-#: Tiles of more subjects (a chunk of one to three probe rows has tiles of 87,000 to 262,000
-#: templates) are reduced in windows of this many subjects, in order, which gives the same
-#: top-k, ranks and counts as one pass.
+#: Tiles of more subjects (a chunk of fewer than 16 probe rows has wider tiles: 524,288
+#: templates for one row) are reduced in windows of this many subjects, in order, which gives
+#: the same top-k, ranks and counts as one pass.
 _WINDOW_SUBJECTS = 32768
 
 
