@@ -3,9 +3,9 @@
 The grid (``benchmarks/bench_stats_grid.py``) draws person rates from a beta distribution. Here 5%
 of people (Doddington et al. 1998's "lambs") have 20 times the others' rate, mean rate ``rate``;
 searches per person ``1 + Poisson(Gamma(2, (m - 1) / 2))`` redrawn for each of 8 batches, as the
-grid's unequal designs. The generator is review's ``_lambs_coverage`` in
-``tests/test_review_findings.py`` (same draws for the same seed), so a rule tuned on the beta
-model is also checked on a two-point mixture. Table in ``benchmarks/results/stats_grid.md``.
+grid's unequal designs. The generator is ``lfr_eval.simulation.lambs_coverage``, which
+``tests/test_review_findings.py`` uses too (same draws for the same seed), so a rule tuned on
+the beta model is also checked on a two-point mixture. Table in ``benchmarks/results/stats_grid.md``.
 
 Usage::
 
@@ -19,9 +19,7 @@ import itertools
 import os
 import time
 
-import numpy as np
-
-from lfr_eval.simulation import INTERVALS
+from lfr_eval.simulation import lambs_coverage
 
 METHODS = (
     "design-effect-jeffreys",
@@ -32,22 +30,6 @@ METHODS = (
 CELLS = [(50, 20, 0.02), (20, 50, 0.01), (100, 10, 0.05)] + list(
     itertools.product((100, 500, 2000), (10, 100), (1e-4, 1e-3, 1e-2))
 )
-
-
-def lambs_coverage(
-    method: str, people: int, searches: int, rate: float, n: int, seed: int
-) -> float:
-    """Two-sided 95% coverage of ``method`` in the lambs model (see the module docstring)."""
-    rng = np.random.default_rng(seed)
-    base = rate / (0.95 + 0.05 * 20)
-    inside = 0
-    for _ in range(8):
-        trials = 1 + rng.poisson(rng.gamma(2.0, (searches - 1) / 2.0, people))
-        lamb = rng.random((people, n // 8)) < 0.05
-        errors = rng.binomial(trials[:, None], np.where(lamb, 20 * base, base))
-        low, high = INTERVALS[method](errors, trials, 0.95, "two-sided")
-        inside += int(np.count_nonzero((low <= rate) & (rate <= high)))
-    return inside / (n // 8 * 8)
 
 
 def main() -> None:

@@ -230,6 +230,26 @@ class CoverageResult:
         return float(np.sqrt(coverage * (1 - coverage) / self.n_datasets))
 
 
+def lambs_coverage(
+    method: str, people: int, searches: int, rate: float, n: int, seed: int
+) -> float:
+    """Two-sided 95% coverage of the interval ``method`` (a key of :data:`INTERVALS`) when 5% of
+    people ("lambs", Doddington et al. 1998) draw false matches 20 times as often as the others:
+    a two-point person model off the beta-binomial grid. Mean rate ``rate`` (0-1); searches per
+    person 1 + Poisson(Gamma(2, (searches - 1) / 2)), redrawn for each of 8 batches of
+    ``n // 8`` data sets (as the grid's unequal designs). Returns a share in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    base = rate / (0.95 + 0.05 * 20)
+    inside = 0
+    for _ in range(8):
+        trials = 1 + rng.poisson(rng.gamma(2.0, (searches - 1) / 2.0, people))
+        lamb = rng.random((people, n // 8)) < 0.05
+        errors = rng.binomial(trials[:, None], np.where(lamb, 20 * base, base))
+        low, high = INTERVALS[method](errors, trials, 0.95, "two-sided")
+        inside += int(np.count_nonzero((low <= rate) & (rate <= high)))
+    return inside / (n // 8 * 8)
+
+
 def interval_coverage(
     design: ClusterDesign,
     method: str = "design-effect-jeffreys",
@@ -394,7 +414,10 @@ def group_test_rejection(
                 )
             else:
                 result = compare_group_rates(
-                    groups, n_draws=4000, seed=r, pooled_rate=pooled_rate  # type: ignore[arg-type]
+                    groups,
+                    n_draws=4000,
+                    seed=r,
+                    pooled_rate=pooled_rate,  # type: ignore[arg-type]
                 )
             any_pair += any(p.p_adjusted <= alpha for p in result.pairs)
             if high != low:
@@ -652,9 +675,7 @@ def draw_filler_counts(
     s, m = design.n_people, design.searches_per_person
     mu = np.log(design.median_fmr / (1 - design.median_fmr))
     person = rng.normal(0.0, design.spread * np.sqrt(design.person_share), (s, n_datasets))
-    search = rng.normal(
-        0.0, design.spread * np.sqrt(1 - design.person_share), (s * m, n_datasets)
-    )
+    search = rng.normal(0.0, design.spread * np.sqrt(1 - design.person_share), (s * m, n_datasets))
     logit = mu + np.repeat(person, m, axis=0) + search
     counts: np.ndarray = rng.binomial(design.n_fillers, 1.0 / (1.0 + np.exp(-logit)))
     return counts

@@ -16,6 +16,7 @@ import pytest
 
 from lfr_eval.metrics import korn_graubard, summarise_clusters
 from lfr_eval.metrics._clustered import design_effect_interval
+from lfr_eval.simulation import lambs_coverage
 
 
 def _before_after(errors: dict[int, int], searches: np.ndarray, person: int) -> np.ndarray:
@@ -87,27 +88,6 @@ def test_identify_alert_decision_equals_the_evaluation_count_at_the_same_thresho
 # Issue 9: the two-sided default's coverage when a few people carry the errors (review, session 20)
 
 
-def _lambs_coverage(
-    method: str, people: int, searches: int, rate: float, n: int, seed: int
-) -> float:
-    """Two-sided 95% coverage of ``method`` when 5% of people ("lambs", Doddington et al. 1998)
-    draw false matches 20 times as often as the others; mean rate ``rate``, searches per person
-    1 + Poisson(Gamma(2, (searches - 1) / 2)) redrawn for each of 8 batches (as the grid's
-    unequal designs)."""
-    from lfr_eval.simulation import INTERVALS
-
-    rng = np.random.default_rng(seed)
-    base = rate / (0.95 + 0.05 * 20)
-    inside = 0
-    for _ in range(8):
-        trials = 1 + rng.poisson(rng.gamma(2.0, (searches - 1) / 2.0, people))
-        lamb = rng.random((people, n // 8)) < 0.05
-        errors = rng.binomial(trials[:, None], np.where(lamb, 20 * base, base))
-        low, high = INTERVALS[method](errors, trials, 0.95, "two-sided")
-        inside += int(np.count_nonzero((low <= rate) & (rate <= high)))
-    return inside / (n // 8 * 8)
-
-
 @pytest.mark.xfail(
     strict=True,
     reason=(
@@ -119,14 +99,14 @@ def _lambs_coverage(
 )
 def test_two_sided_default_covers_when_a_few_people_draw_most_false_matches() -> None:
     # 4,000 data sets: standard error 0.004 at 0.93; 1-2 CPU s
-    coverage = _lambs_coverage("design-effect-jeffreys", 50, 20, 0.02, 4000, seed=11)
+    coverage = lambs_coverage("design-effect-jeffreys", 50, 20, 0.02, 4000, seed=11)
     assert coverage >= 0.93 - 2 * np.sqrt(0.93 * 0.07 / 4000), coverage
 
 
 def test_korn_graubard_covers_the_same_lambs_design() -> None:
     # the same data sets: an interval CAN cover there (so the test above is not asking for the
     # impossible, as it would be with 20 people, where a third of data sets have no lamb)
-    coverage = _lambs_coverage("korn-graubard", 50, 20, 0.02, 4000, seed=11)
+    coverage = lambs_coverage("korn-graubard", 50, 20, 0.02, 4000, seed=11)
     assert coverage >= 0.93, coverage
 
 
