@@ -5,7 +5,8 @@ of people (Doddington et al. 1998's "lambs") have 20 times the others' rate, mea
 searches per person ``1 + Poisson(Gamma(2, (m - 1) / 2))`` redrawn for each of 8 batches, as the
 grid's unequal designs. The generator is ``lfr_eval.simulation.lambs_coverage``, which
 ``tests/test_review_findings.py`` uses too (same draws for the same seed), so a rule tuned on
-the beta model is also checked on a two-point mixture. Table in ``benchmarks/results/stats_grid.md``.
+the beta model is also checked on a two-point mixture. Table in
+``benchmarks/results/stats_grid.md``.
 
 Usage::
 
