@@ -94,12 +94,14 @@ def test_ratios_and_fairness_discrepancy_rate(searches: SearchSet) -> None:
     # at 0.64: A 2/4, B 0/6 -> ratio to lowest is inf, 0/0 is NaN
     r64 = frame.ratio("fpir").xs(0.64, level="threshold")["ratio"]
     assert np.isinf(r64["A"]) and np.isnan(r64["B"])
-    mm = frame.max_min_ratio("fpir")
+    every = {"include_small": True, "include_unknown": True}  # all groups here are small
+    mm = frame.max_min_ratio("fpir", **every)
     assert mm[0.6] == pytest.approx(6.0) and np.isinf(mm[0.64])
+    assert frame.max_min_ratio("fpir").isna().all()  # by default small groups are left out
     # FDR at 0.6: A(FPIR) = 1 - 1/6 ; B(FNIR) = |2/4 - 1/2| = 0 (unknown has no mated searches)
-    fdr = frame.fairness_discrepancy_rate(alpha=0.5)
+    fdr = frame.fairness_discrepancy_rate(alpha=0.5, **every)
     assert fdr[0.6] == pytest.approx(1 - 0.5 * (5 / 6))
-    fdr_b = frame.fairness_discrepancy_rate(alpha=0.0)
+    fdr_b = frame.fairness_discrepancy_rate(alpha=0.0, **every)
     assert fdr_b[0.6] == pytest.approx(1.0)
     with pytest.raises(MetricInputError, match="sum"):
         frame.fairness_discrepancy_rate(alpha=0.5, beta=0.2)
@@ -234,8 +236,10 @@ def test_missing_side_is_insufficient_not_fair() -> None:
     )
     frame = IdentificationFrame(ss, [0.5], ["sex"])
     assert frame.by_group.xs("fnir", level="metric")["insufficient_data"].all()
-    assert np.isnan(frame.fairness_discrepancy_rate()[0.5])  # no FNIR data: unknown
-    assert frame.fairness_discrepancy_rate(alpha=1.0)[0.5] == pytest.approx(1.0)
+    # 20 searches a group: small (min_searches=100), so named in
+    fdr = frame.fairness_discrepancy_rate(include_small=True)
+    assert np.isnan(fdr[0.5])  # no FNIR data: unknown
+    assert frame.fairness_discrepancy_rate(alpha=1.0, include_small=True)[0.5] == pytest.approx(1.0)
 
 
 def test_search_set_refuses_inconsistent_lengths() -> None:

@@ -24,15 +24,6 @@ def _summary(errors: list[int], trials: list[int]):  # type: ignore[no-untyped-d
 # Issue 9: simultaneous ratio intervals when two groups show nothing but errors (review, s. 21)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "simultaneous_ratio_intervals: two groups with every search an error (e.g. FNIR at a "
-        "high threshold) have variance 0, their pair's se is 0, |0 / 0| is NaN and np.max "
-        "over pairs makes the max-|t| critical value NaN, so EVERY pair's interval is NaN, "
-        "also c/d whose rates are 0.45 and 0.2 (RuntimeWarning: invalid value in divide)"
-    ),
-)
 def test_ratio_intervals_of_other_groups_survive_two_groups_with_only_errors() -> None:
     from lfr_eval.metrics._group_tests import simultaneous_ratio_intervals
 
@@ -82,17 +73,6 @@ def _frame_with_a_small_and_an_unknown_group() -> IdentificationFrame:
     return IdentificationFrame(searches, [0.5], ["g"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "IdentificationFrame.max_min_ratio / difference / fairness_discrepancy_rate include "
-        "small groups and the 'unknown' label by default (include_small=True, and no "
-        "include_unknown at all), so the library's max/min FPIR ratio is 15.0 (small group C: "
-        "3 of 4 searches, over B's 0.05) where the demographic page (explain."
-        "group_comparison, which leaves both out) gives 2.0; issue 9 item 4 asks for small and "
-        "unknown groups out of max/min and FDR unless asked"
-    ),
-)
 def test_frame_summary_measures_leave_out_small_and_unknown_groups_by_default() -> None:
     frame = _frame_with_a_small_and_an_unknown_group()
     by_group = frame.by_group.xs(("fpir", 0.5), level=["metric", "threshold"])

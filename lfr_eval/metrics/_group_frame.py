@@ -659,26 +659,50 @@ class IdentificationFrame:
                 low[c, t], high[c, t] = ratios.low[i, j], ratios.high[i, j]
         return low, high
 
-    def difference(self, metric: Metric = "fpir", *, include_small: bool = True) -> pd.Series:
-        """Highest minus lowest group rate at each threshold."""
-        rate = self._table(metric, include_small)["rate"].groupby(level="threshold")
-        return (rate.max() - rate.min()).rename(f"{metric}_difference")
+    def difference(
+        self, metric: Metric = "fpir", *, include_small: bool = False, include_unknown: bool = False
+    ) -> pd.Series:
+        """Highest minus lowest group rate at each threshold.
 
-    def max_min_ratio(self, metric: Metric = "fpir", *, include_small: bool = True) -> pd.Series:
-        """Highest group rate over lowest group rate at each threshold (inf if the lowest is 0)."""
-        rate = self._table(metric, include_small)["rate"].groupby(level="threshold")
+        Small groups (``small_group``) and the ``"unknown"`` label are left out unless asked
+        (``include_small``, ``include_unknown``), as on the demographic page
+        (:func:`lfr_eval.explain.group_comparison`): a group of two people is not evidence of
+        a difference. NaN where fewer than one group is left.
+        """
+        table = self._table(metric, include_small, include_unknown)
+        rate = table["rate"].groupby(level="threshold")
+        out = (rate.max() - rate.min()).reindex(pd.Index(self._thresholds, name="threshold"))
+        return out.rename(f"{metric}_difference")
+
+    def max_min_ratio(
+        self, metric: Metric = "fpir", *, include_small: bool = False, include_unknown: bool = False
+    ) -> pd.Series:
+        """Highest group rate over lowest group rate at each threshold (inf if the lowest is 0).
+
+        The same groups as :meth:`difference` (small groups and ``"unknown"`` out unless
+        asked).
+        """
+        table = self._table(metric, include_small, include_unknown)
+        rate = table["rate"].groupby(level="threshold")
         with np.errstate(invalid="ignore", divide="ignore"):
             out = rate.max() / rate.min()
+        out = out.reindex(pd.Index(self._thresholds, name="threshold"))
         return out.rename(f"{metric}_max_min_ratio")
 
     def fairness_discrepancy_rate(
-        self, alpha: float = 0.5, beta: float | None = None, *, include_small: bool = True
+        self,
+        alpha: float = 0.5,
+        beta: float | None = None,
+        *,
+        include_small: bool = False,
+        include_unknown: bool = False,
     ) -> pd.Series:
         """Fairness Discrepancy Rate (de Freitas Pereira & Marcel, 2021) at each threshold.
 
         ``FDR(T) = 1 - (alpha * A(T) + beta * B(T))`` where ``A`` is the largest difference in
         FPIR between two groups and ``B`` the largest difference in FNIR. 1 is perfectly fair,
-        0 maximally unfair. ``alpha + beta = 1``; ``beta`` defaults to ``1 - alpha``.
+        0 maximally unfair. ``alpha + beta = 1``; ``beta`` defaults to ``1 - alpha``. The
+        groups of :meth:`difference` (small groups and ``"unknown"`` out unless asked).
         """
         beta = 1.0 - alpha if beta is None else beta
         if not (0 <= alpha <= 1 and 0 <= beta <= 1 and abs(alpha + beta - 1) < 1e-9):
@@ -688,7 +712,11 @@ class IdentificationFrame:
         total = pd.Series(0.0, index=pd.Index(self._thresholds, name="threshold"))
         for metric, weight in (("fpir", alpha), ("fnir", beta)):
             if weight > 0:  # a metric without data leaves FDR undefined (NaN), not "fair"
-                diff = self.difference(metric, include_small=include_small)  # type: ignore[arg-type]
+                diff = self.difference(
+                    metric,  # type: ignore[arg-type]
+                    include_small=include_small,
+                    include_unknown=include_unknown,
+                )
                 total = total + weight * diff.reindex(self._thresholds).to_numpy()
         return (1.0 - total).rename("fairness_discrepancy_rate")
 

@@ -835,8 +835,10 @@ def simultaneous_ratio_intervals(
     max-statistic critical value), carried to Student's t with ``2 (df_i + df_j)`` degrees of
     freedom as :func:`compare_group_rates` does; so all G(G-1)/2 ratios are covered together,
     including the ratio to the lowest group picked after seeing the data. A pair in which a
-    rate is 0 (its log is undefined) gets the ratio of simultaneous Korn–Graubard bounds
-    instead (:func:`ratio_bounds`), which is valid but wider.
+    rate is 0 (its log is undefined) or 1 (every search an error: its cluster-robust and
+    binomial variances are both 0, and a variance of 0 would make the pair's statistic 0 / 0
+    and, through the maximum, every pair's critical value NaN) gets the ratio of simultaneous
+    Korn–Graubard bounds instead (:func:`ratio_bounds`), which is valid but wider.
     """
     names = sorted(summaries)
     groups = [summaries[g] for g in names]
@@ -848,7 +850,8 @@ def simultaneous_ratio_intervals(
         ratio = rates[:, None] / rates[None, :]
     low = np.full((n_groups, n_groups), np.nan)
     high = np.full((n_groups, n_groups), np.nan)
-    positive = (k > 0) & (n > 0)
+    # groups whose log rate has a cluster-robust variance > 0: some errors, not all
+    positive = (k > 0) & (n > 0) & (k < n)
     if n_groups >= 2 and positive.sum() >= 2:
         binomial = rates * (1 - rates) / n
         variance = np.array([float(g.variance[0]) for g in groups])

@@ -159,7 +159,7 @@ pd.concat(
         attribute: pd.DataFrame({
             "FPIR max/min": frame.max_min_ratio("fpir", include_small=False),
             "FNIR max/min": frame.max_min_ratio("fnir", include_small=False),
-            "FPIR max/min (small groups too)": frame.max_min_ratio("fpir"),
+            "FPIR max/min (small groups too)": frame.max_min_ratio("fpir", include_small=True),
             "FDR (1 = fair)": frame.fairness_discrepancy_rate(),
         })
         for attribute, frame in frames.items()
