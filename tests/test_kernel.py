@@ -667,3 +667,87 @@ def test_too_many_histogram_cells_is_refused() -> None:
     gal = Gallery.build(templates, ["a", "b", "c"], subject_groups=np.zeros(3), n_groups=4096)
     with pytest.raises(ValueError, match="histogram cells per probe"):
         score_block(templates, gal, k=1, thresholds=np.linspace(-1, 1, 4096))
+
+
+def _partials_equal(a, b) -> None:
+    for field in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+
+
+def test_group_order_visit_gives_the_code_order_results(data, monkeypatch) -> None:
+    """Counting by group, the numpy kernel visits the subjects group by group (a permuted copy
+    of the templates): scores, codes, template rows, ranks and counts are bit-identical to a
+    visit in code order (forced here), over many tiles, windows, blocks and gallery shards."""
+    from lfr_eval.search import _kernel
+
+    templates, subj, probes, mates, groups = data
+    gal = Gallery.build(templates, subj, subject_groups=groups)
+    codes = gal.codes_of(mates)
+    visit = _kernel._visit(gal, 0, gal.n_subjects, True)
+    assert visit.positions is not None  # the groups are interleaved: a real permutation
+    sections = np.where(gal.subject_groups < 0, gal.n_groups, gal.subject_groups)
+    assert np.all(np.diff(sections[visit.codes]) >= 0)
+    np.testing.assert_array_equal(visit.matrix, gal.matrix[visit.rows])
+    runs = {}
+    for order in ("group", "code"):
+        if order == "code":
+            monkeypatch.setattr(_kernel, "_in_group_order", lambda *args: True)
+        runs[order] = [
+            score_block(probes, gal, k=7, thresholds=THRESHOLDS, mate_codes=codes, tile_bytes=tb)
+            for tb in (None, 4 * 40 * 9)
+        ] + [
+            merge_partials(
+                [
+                    score_block(
+                        probes,
+                        gal,
+                        k=7,
+                        thresholds=THRESHOLDS,
+                        mate_codes=codes,
+                        subjects=shard,
+                        tile_bytes=4 * 40 * 9,
+                    )
+                    for shard in ((0, 17), (17, 41), (41, gal.n_subjects))
+                ]
+            )
+        ]
+    for group_order, code_order in zip(runs["group"], runs["code"], strict=True):
+        _partials_equal(group_order, code_order)
+
+
+def test_equal_scores_visited_out_of_code_order_keep_the_lower_code_first() -> None:
+    """Tied scores across interleaved groups: the group-order visit meets a lower subject code
+    after the top-k is full of higher ones (a score equal to the k-th best must then enter),
+    in the first tile and in later ones; k cuts through the tie."""
+    n = 48
+    templates = np.zeros((n, 4), np.float32)
+    templates[:, 0] = 1.0  # every subject scores exactly 1.0 ...
+    templates[n // 2 :, 0] = 0.5  # ... or 0.5
+    templates[n // 2 :, 1] = np.sqrt(0.75)
+    ids = np.array([f"s{i:03d}" for i in range(n)])
+    shuffle = np.random.default_rng(1).permutation(n)
+    groups = (np.arange(n) % 3)[shuffle]  # interleaved in code order
+    groups[5] = -1
+    gal = Gallery.build(templates, ids, subject_groups=groups)
+    probes = np.zeros((5, 4), np.float32)
+    probes[:, 0] = 1.0
+    mates = np.array([-1, 3, 30, 0, 47])
+    for tile_bytes in (None, 4 * 4 * 3, 4 * 4 * 7):
+        for k in (1, 7, 24, 30):
+            part = score_block(
+                probes, gal, k=k, thresholds=[0.5, 1.0], mate_codes=mates, tile_bytes=tile_bytes
+            )
+            # order: score descending, then code ascending
+            expected = np.arange(n)[:k]
+            np.testing.assert_array_equal(part.top_subjects, np.tile(expected, (5, 1)))
+            np.testing.assert_array_equal(part.top_rows, gal.starts[part.top_subjects])
+            # no mate: every subject counts as above; mates 30 and 47 score 0.5
+            np.testing.assert_array_equal(part.higher, [n, 0, n // 2, 0, n // 2])
+            assert part.counts is not None
+            for row, mate in enumerate(mates):
+                keep = (np.arange(n) != mate) & (groups >= 0)
+                for g in range(3):
+                    in_g = keep & (groups == g)
+                    np.testing.assert_array_equal(
+                        part.counts[row, g], [in_g.sum(), (in_g & (np.arange(n) < n // 2)).sum()]
+                    )

@@ -58,6 +58,7 @@ from lfr_eval.search._kernel import (
     mate_scores,
     score_block,
     shared_chunk_pool,
+    visit_copy_bytes,
 )
 
 #: Default memory setting for one scoring run (bytes): fits a 4 GB machine with room to spare.
@@ -74,7 +75,8 @@ MSG_INTERRUPTED = (
 )
 MSG_MEMORY = (
     "the memory setting ({setting:.2f} GiB) is too small for this scoring run: the gallery "
-    "alone takes {gallery:.2f} GiB; raise it (--scoring-memory / memory_bytes)"
+    "alone takes {gallery:.2f} GiB (twice its templates when counting by group: one copy in "
+    "group order); raise it (--scoring-memory / memory_bytes)"
 )
 
 
@@ -184,8 +186,10 @@ def _rows_per_block(
     the same for every memory setting, and so are the numbers (see
     :func:`~lfr_eval.search._kernel.chunk_layout`). The kernel's working memory does not grow
     with the block: each thread holds one chunk's similarity tile (2 MiB) and threshold
-    histogram (6 bytes per cell: uint16 cells and the int32 cells they are flushed into)."""
-    gallery_bytes = gallery.matrix.nbytes
+    histogram (6 bytes per cell: uint16 cells and the int32 cells they are flushed into).
+    With counts by group the gallery may be held twice (its templates in group order, see
+    :func:`~lfr_eval.search._kernel.visit_copy_bytes`)."""
+    gallery_bytes = gallery.matrix.nbytes + visit_copy_bytes(gallery, n_thr > 0)
     spare = memory - gallery_bytes - 4 * int(np.prod(gallery.matrix.shape[1:])) * n_probes
     if spare <= 0:
         raise MemoryError(MSG_MEMORY.format(setting=memory / 2**30, gallery=gallery_bytes / 2**30))
