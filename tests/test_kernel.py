@@ -751,3 +751,29 @@ def test_equal_scores_visited_out_of_code_order_keep_the_lower_code_first() -> N
                     np.testing.assert_array_equal(
                         part.counts[row, g], [in_g.sum(), (in_g & (np.arange(n) < n // 2)).sum()]
                     )
+
+
+def test_default_tile_is_one_cores_l2_cache(tmp_path) -> None:
+    """The numpy kernel's default tile is the size of a core's L2 cache, read from sysfs;
+    2 MiB where it cannot be read."""
+    from lfr_eval.search._kernel import _core_l2_bytes
+
+    def cache(name: str, level: int, kind: str, size: str) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        for field, value in (("level", level), ("type", kind), ("size", size)):
+            (folder / field).write_text(f"{value}\n")
+
+    assert _core_l2_bytes(caches=str(tmp_path)) == 2**21  # nothing there
+    cache("index0", 1, "Data", "32K")
+    cache("index1", 1, "Instruction", "32K")
+    cache("index3", 3, "Unified", "32768K")
+    assert _core_l2_bytes(caches=str(tmp_path)) == 2**21  # no L2 listed
+    cache("index2", 2, "Unified", "1024K")
+    assert _core_l2_bytes(caches=str(tmp_path)) == 2**20
+    (tmp_path / "index2" / "size").write_text("2M\n")
+    assert _core_l2_bytes(caches=str(tmp_path)) == 2**21
+    (tmp_path / "index2" / "size").write_text("64M\n")
+    assert _core_l2_bytes(caches=str(tmp_path)) == 2**22  # at most 4 MiB
+    (tmp_path / "index2" / "size").write_text("garbled\n")
+    assert _core_l2_bytes(caches=str(tmp_path)) == 2**21

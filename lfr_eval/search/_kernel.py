@@ -33,14 +33,15 @@ as one process, bit for bit on the numpy backend.
 Backends
 --------
 ``"numpy"``: chunks of 512 probe rows go to one thread per core; each thread multiplies its chunk
-by one tile of about 1,024 templates (2 MiB, :data:`DEFAULT_TILE_BYTES`) with a single-threaded
-BLAS and reduces the product with compiled (numba, ``_kernel_numba``) passes while it is still
-in the core's cache: subject maxima, the top-k, the mate's ``higher`` and a uint16 threshold
-histogram flushed into int32 cells (one vector pass gives each subject its bin by arithmetic on a
-uniform grid, one scalar pass makes one increment per pair; near a threshold, on other grids
-and for top-k candidates an exact look-up-table path); each probe's histogram becomes its
-counts by one reverse cumulative sum. ``"torch"``: the
-same on a torch device (``"cpu"`` or ``"cuda"``) in fp32 or fp16 (products in fp16,
+by one tile of templates the size of a core's L2 cache (:data:`DEFAULT_TILE_BYTES`: 512 or
+1,024 templates) with a single-threaded BLAS and reduces the product with compiled (numba,
+``_kernel_numba``) passes while it is still in the core's cache (when counting by group, the
+subjects are visited group by group, see ``_Visit``): subject maxima, the top-k, the mate's
+``higher`` and a uint16 threshold histogram flushed into int32 cells (one vector pass gives
+each subject its bin by arithmetic on a uniform grid, one scalar pass makes one increment per
+pair; near a threshold, on other grids and for top-k candidates an exact look-up-table path);
+each probe's histogram becomes its counts by one reverse cumulative sum. ``"torch"``: the same
+on a torch device (``"cpu"`` or ``"cuda"``) in fp32 or fp16 (products in fp16,
 reductions in fp32; fp16 scores agree to about 1e-3, not to float32 rounding). torch is
 imported only when chosen. faiss serves top-k-only searches (the live page,
 :class:`~lfr_eval.search.SearchIndex`), see :func:`faiss_top_k`.
@@ -65,6 +66,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -74,13 +76,33 @@ from lfr_eval.errors import RuntimeUnavailableError
 KernelBackend = Literal["numpy", "torch"]
 Precision = Literal["fp32", "fp16"]
 
+
+def _core_l2_bytes(default: int = 2**21, caches: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
+    """Size of one core's level-2 cache, bytes, from Linux's sysfs (``default`` where it
+    cannot be read), within 256 KiB-4 MiB."""
+    try:
+        for index in sorted(Path(caches).glob("index*")):
+            if (index / "level").read_text().strip() != "2":
+                continue
+            if (index / "type").read_text().strip() not in ("Unified", "Data"):
+                continue
+            text = (index / "size").read_text().strip().upper()
+            scale = {"K": 2**10, "M": 2**20}.get(text[-1:], 1)
+            size = int(text.rstrip("KM")) * scale
+            return min(max(size, 2**18), 2**22)
+    except (OSError, ValueError):
+        pass
+    return default
+
+
 #: Default memory for one similarity tile of the numpy backend, bytes (float32): one thread's
-#: (probe chunk × templates) product, reduced right after it is made: 512 probes × 1,024
-#: templates. Measured here (2 MiB L2 per core, benchmarks/RESULTS.md): the product costs
-#: about the same per pair as 512 × 512, and the reduction less (each probe row's histogram
-#: lines are fetched once per tile, so a wider tile fetches them half as often): the kernel
-#: took 1-16% less CPU than with 512 × 512 tiles, on 1 and 2 threads.
-DEFAULT_TILE_BYTES = 2**21
+#: (probe chunk × templates) product, reduced right after it is made: one core's L2 cache
+#: (2 MiB where it cannot be read). Measured (benchmarks/RESULTS.md): with 2 MiB of L2 per
+#: core (Intel Xeon, Sapphire Rapids) 512 probes × 1,024 templates took 1-16% less CPU than
+#: 512 × 512 (the product costs about the same per pair, and each probe row's histogram lines
+#: are fetched once per tile); with 1 MiB (AMD EPYC, Zen 4) 512 × 512 took less than
+#: 512 × 1,024 (the product itself 9-12% less per pair, the reduction about the same).
+DEFAULT_TILE_BYTES = _core_l2_bytes()
 
 #: Default memory for one (probe block × tile) similarity matrix of the torch backend, bytes:
 #: large products keep a GPU busy.
@@ -604,7 +626,7 @@ def regular_matmul(
     -----
     Products smaller than :func:`regular_shape` are computed with zero rows appended to
     ``left`` and/or ``right`` and cut back: the padding costs about 10 microseconds for one
-    probe against a few templates and nothing for the kernel's 512 × 1,024 tiles.
+    probe against a few templates and nothing for the kernel's 512-row tiles.
 
     The caller holds :func:`single_thread_limits` (every kernel path does): a BLAS running
     two threads may split a large product's sums otherwise (OpenBLAS 0.3.31 rounded a

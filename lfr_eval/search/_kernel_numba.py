@@ -42,7 +42,7 @@ thresholds.
 The histogram cells are uint16 (half of int32's cache footprint: the histogram rows of a
 probe chunk are what the reduction misses in cache), flushed into int32 cells (``hist_wide``)
 before any cell could wrap: a row adds at most one per subject, so the increment loop needs no
-wrap test, and a flush comes once per 65,535 subjects (63 of the kernel's 1,024-template tiles;
+wrap test, and a flush comes once per 65,535 subjects (every 63 tiles of 1,024 templates;
 wider tiles are reduced in windows of 32,768 subjects). A cell's count is
 ``hist + hist_wide``. The uint8 cells with int32 carries used before needed a wrap test per
 increment; without it the reduction costs 12–20% less (``benchmarks/RESULTS.md``).
