@@ -674,10 +674,10 @@ def _partials_equal(a, b) -> None:
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
 
 
-def test_group_order_visit_gives_the_code_order_results(data, monkeypatch) -> None:
+def test_group_order_visit_gives_the_code_order_results(data) -> None:
     """Counting by group, the numpy kernel visits the subjects group by group (a permuted copy
     of the templates): scores, codes, template rows, ranks and counts are bit-identical to a
-    visit in code order (forced here), over many tiles, windows, blocks and gallery shards."""
+    visit in code order (``group_order=False``), over many tiles, blocks and gallery shards."""
     from lfr_eval.search import _kernel
 
     templates, subj, probes, mates, groups = data
@@ -689,30 +689,57 @@ def test_group_order_visit_gives_the_code_order_results(data, monkeypatch) -> No
     assert np.all(np.diff(sections[visit.codes]) >= 0)
     np.testing.assert_array_equal(visit.matrix, gal.matrix[visit.rows])
     runs = {}
-    for order in ("group", "code"):
-        if order == "code":
-            monkeypatch.setattr(_kernel, "_in_group_order", lambda *args: True)
+    for order in (True, False):
+        opts = {"k": 7, "thresholds": THRESHOLDS, "mate_codes": codes, "group_order": order}
         runs[order] = [
-            score_block(probes, gal, k=7, thresholds=THRESHOLDS, mate_codes=codes, tile_bytes=tb)
-            for tb in (None, 4 * 40 * 9)
+            score_block(probes, gal, tile_bytes=tb, **opts) for tb in (None, 4 * 40 * 9)
         ] + [
             merge_partials(
                 [
-                    score_block(
-                        probes,
-                        gal,
-                        k=7,
-                        thresholds=THRESHOLDS,
-                        mate_codes=codes,
-                        subjects=shard,
-                        tile_bytes=4 * 40 * 9,
-                    )
+                    score_block(probes, gal, subjects=shard, tile_bytes=4 * 40 * 9, **opts)
                     for shard in ((0, 17), (17, 41), (41, gal.n_subjects))
                 ]
             )
         ]
-    for group_order, code_order in zip(runs["group"], runs["code"], strict=True):
+    for group_order, code_order in zip(runs[True], runs[False], strict=True):
         _partials_equal(group_order, code_order)
+
+
+def test_group_order_copy_only_from_memory_the_blocks_leave(data) -> None:
+    """The group-order copy of the templates is made only where the memory setting holds it
+    beside the blocks it chose; a setting that only just holds the run scores in code order
+    (no copy), with the same numbers."""
+    from lfr_eval.search import _blocks, _kernel
+
+    templates, subj, probes, mates, groups = data
+    gal = Gallery.build(templates, subj, subject_groups=groups)
+    n_thr, k = len(THRESHOLDS), 7
+    assert _kernel.visit_copy_bytes(gal, True) == gal.matrix.nbytes
+    assert _kernel.visit_copy_bytes(gal, False) == 0
+    n = len(probes)
+
+    def rows(memory: int) -> int:
+        try:
+            return _blocks._rows_that_fit(n, gal, k, n_thr, memory)
+        except MemoryError:
+            return 0
+
+    # the least memory (in 4 KiB steps) that holds one 512-row block
+    tight = next(m for m in range(4096, 2**31, 4096) if rows(m) >= 512)
+    roomy = tight + 8 * gal.matrix.nbytes
+    assert not _blocks._group_order_fits(512, n, gal, k, n_thr, tight)
+    assert _blocks._group_order_fits(512, n, gal, k, n_thr, roomy)
+    runs = []
+    for memory in (tight, roomy):
+        _kernel._VISITS.pop(gal, None)
+        runs.append(
+            score_probes(
+                probes, gal, k=k, thresholds=THRESHOLDS, mate_codes=gal.codes_of(mates),
+                memory_bytes=memory,
+            )
+        )  # fmt: skip
+        assert (gal in _kernel._VISITS) == (memory == roomy)
+    _partials_equal(runs[0], runs[1])
 
 
 def test_equal_scores_visited_out_of_code_order_keep_the_lower_code_first() -> None:

@@ -75,8 +75,7 @@ MSG_INTERRUPTED = (
 )
 MSG_MEMORY = (
     "the memory setting ({setting:.2f} GiB) is too small for this scoring run: the gallery "
-    "alone takes {gallery:.2f} GiB (twice its templates when counting by group: one copy in "
-    "group order); raise it (--scoring-memory / memory_bytes)"
+    "alone takes {gallery:.2f} GiB; raise it (--scoring-memory / memory_bytes)"
 )
 
 
@@ -186,18 +185,49 @@ def _rows_per_block(
     the same for every memory setting, and so are the numbers (see
     :func:`~lfr_eval.search._kernel.chunk_layout`). The kernel's working memory does not grow
     with the block: each thread holds one chunk's similarity tile (2 MiB) and threshold
-    histogram (6 bytes per cell: uint16 cells and the int32 cells they are flushed into).
-    With counts by group the gallery may be held twice (its templates in group order, see
-    :func:`~lfr_eval.search._kernel.visit_copy_bytes`)."""
-    gallery_bytes = gallery.matrix.nbytes + visit_copy_bytes(gallery, n_thr > 0)
+    histogram (6 bytes per cell: uint16 cells and the int32 cells they are flushed into)."""
+    rows = _rows_that_fit(n_probes, gallery, k, n_thr, memory, threads)
+    return max(_CHUNK_ROWS, rows - rows % _CHUNK_ROWS)
+
+
+def _rows_that_fit(
+    n_probes: int,
+    gallery: Gallery,
+    k: int,
+    n_thr: int,
+    memory: int,
+    threads: int | None = None,
+) -> int:
+    """:func:`_rows_per_block` before it is made a whole number of chunks (at least one)."""
+    gallery_bytes = gallery.matrix.nbytes
     spare = memory - gallery_bytes - 4 * int(np.prod(gallery.matrix.shape[1:])) * n_probes
     if spare <= 0:
         raise MemoryError(MSG_MEMORY.format(setting=memory / 2**30, gallery=gallery_bytes / 2**30))
     per_row = 4 * gallery.n_groups * n_thr + 24 * k + 16
     cells = (gallery.n_groups + 1) * (n_thr + 1) if n_thr else 0
     working = (threads or default_threads()) * (DEFAULT_TILE_BYTES + 6 * _CHUNK_ROWS * cells)
-    rows = int(min(4 * _CHUNK_ROWS, (spare // 4 - working) // max(per_row, 1)))
-    return max(_CHUNK_ROWS, rows - rows % _CHUNK_ROWS)
+    return int(min(4 * _CHUNK_ROWS, (spare // 4 - working) // max(per_row, 1)))
+
+
+def _group_order_fits(
+    rows: int,
+    n_probes: int,
+    gallery: Gallery,
+    k: int,
+    n_thr: int,
+    memory: int,
+    threads: int | None = None,
+) -> bool:
+    """Whether the numpy kernel may hold the gallery's templates a second time, in group order
+    (:func:`~lfr_eval.search._kernel.visit_copy_bytes`; faster counts by group): only from
+    memory the blocks of ``rows`` rows would not use, so the setting still bounds the run."""
+    extra = visit_copy_bytes(gallery, n_thr > 0)
+    if extra == 0:
+        return True
+    try:
+        return _rows_that_fit(n_probes, gallery, k, n_thr, memory - extra, threads) >= rows
+    except MemoryError:
+        return False
 
 
 def _counts_rows(path: Path, a: int, e: int) -> np.memmap:
@@ -459,6 +489,11 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         ).flush()
         os.replace(tmp, counts_path)
 
+    # the kernel's copy of the gallery in group order, where the setting leaves room for it
+    group_order = _group_order_fits(
+        rows, n, gallery, k, n_thr, int(memory_bytes), getattr(be, "threads", None)
+    )
+
     # On a Dask cluster (lfr_eval.distributed.using_cluster) the numpy kernel's blocks run as
     # the cluster's tasks; without a work folder the whole run is one call (the gallery is sent
     # to the workers once), with one the blocks go one by one so finished ones are kept.
@@ -537,6 +572,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
             backend=kernel,
             tile_bytes=tile,
             counts_out=out,
+            group_order=group_order,
         )
 
     def finish(block: _InFlight, part: Partial) -> None:

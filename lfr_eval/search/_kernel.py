@@ -871,6 +871,7 @@ class _NumpyKernel:
         mate_sc: np.ndarray,
         thr: np.ndarray,
         tile_bytes: int | None,
+        group_order: bool = True,
     ) -> None:
         """Chunks of probe rows go to threads; each thread multiplies its chunk by one tile at a
         time with a single-threaded BLAS and reduces the product while it is in cache, so
@@ -894,7 +895,7 @@ class _NumpyKernel:
             )
         grid = _Grid.build(thr)
         # subjects group by group when counting (see _Visit), with their mates' positions
-        visit = _visit(gallery, s0, s1, bool(n_thr))
+        visit = _visit(gallery, s0, s1, bool(n_thr) and group_order)
         mates = visit.mate_positions(mates, s0, s1)
         # each subject's offset in a histogram row, by visit position: T + 1 bins per group,
         # then a discard group for the uncounted (-1) subjects
@@ -1045,6 +1046,7 @@ class _TorchKernel:
         mate_sc: np.ndarray,
         thr: np.ndarray,
         tile_bytes: int | None,
+        group_order: bool = True,
     ) -> None:
         # chunks of the numpy backend's rows, each with tiles sized from its own rows: the
         # products' shapes, and so their rounding, do not depend on the block size (the
@@ -1181,6 +1183,7 @@ def score_block(
     backend: _NumpyKernel | _TorchKernel | None = None,
     tile_bytes: int | None = None,
     counts_out: np.ndarray | None = None,
+    group_order: bool = True,
 ) -> Partial:
     """Score one block of probes against a range of whole subjects of the gallery.
 
@@ -1211,6 +1214,10 @@ def score_block(
         this block's rows of a memory-mapped counts file: the numpy backend's scoring threads
         then write them in parallel instead of the caller copying them afterwards. It is the
         returned :attr:`Partial.counts`. Default: a new array.
+    group_order : bool
+        The numpy backend may visit the subjects group by group when it counts by group
+        (``_Visit``: faster, the same numbers; it holds a second copy of the range's
+        templates, kept with the gallery). False: in code order, no copy.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1; got {k}")
@@ -1247,7 +1254,18 @@ def score_block(
         counts_out[...] = 0
     if n == 0 or s1 <= s0:
         return part
-    be.run(probes, gallery, s0, s1, part, mates, np.ascontiguousarray(ms), thr, tile_bytes)
+    be.run(
+        probes,
+        gallery,
+        s0,
+        s1,
+        part,
+        mates,
+        np.ascontiguousarray(ms),
+        thr,
+        tile_bytes,
+        group_order=group_order,
+    )
     return part
 
 
