@@ -55,6 +55,7 @@ def main() -> None:
         _unit(rng.standard_normal((args.gallery, d), dtype=np.float32)),
         np.array([f"g{i:07d}" for i in range(args.gallery)]),
         subject_groups=rng.integers(0, 4, args.gallery),
+        copy=True,  # its own read-only templates: the kernel keeps its group-order copy
     )
     probes = _unit(rng.standard_normal((args.probes, d), dtype=np.float32))
     mates = np.where(

@@ -755,7 +755,7 @@ def test_equal_scores_visited_out_of_code_order_keep_the_lower_code_first() -> N
     shuffle = np.random.default_rng(1).permutation(n)
     groups = (np.arange(n) % 3)[shuffle]  # interleaved in code order
     groups[5] = -1
-    gal = Gallery.build(templates, ids, subject_groups=groups)
+    gal = Gallery.build(templates, ids, subject_groups=groups, copy=True)
     probes = np.zeros((5, 4), np.float32)
     probes[:, 0] = 1.0
     mates = np.array([-1, 3, 30, 0, 47])
@@ -804,3 +804,38 @@ def test_default_tile_is_one_cores_l2_cache(tmp_path) -> None:
     assert _core_l2_bytes(caches=str(tmp_path)) == 2**22  # at most 4 MiB
     (tmp_path / "index2" / "size").write_text("garbled\n")
     assert _core_l2_bytes(caches=str(tmp_path)) == 2**21
+
+
+def test_group_order_copy_never_goes_stale() -> None:
+    """A gallery built without a copy is the caller's own writeable array, which the caller may
+    change between calls: the kernel then keeps no group-order copy beyond one run
+    (``holding_group_order``), so a later call scores the changed templates (review's case)."""
+    from lfr_eval.search import _kernel
+
+    rng = np.random.default_rng(0)
+    t = _unit(rng.standard_normal((400, 16)).astype(np.float32))
+    names = np.array([f"s{i:04d}" for i in range(400)])
+    groups = np.arange(400) % 3 - 1  # interleaved, with -1
+    gal = Gallery.build(t, names, subject_groups=groups, n_groups=2)
+    assert gal.matrix is t and t.flags.writeable
+    probes = t[:5].copy()
+    thr = np.linspace(-1, 1, 21)
+    first = score_block(probes, gal, k=3, thresholds=thr)
+    assert gal not in _kernel._VISITS  # visited in code order: nothing kept
+    with _kernel.holding_group_order(gal):
+        held = score_block(probes, gal, k=3, thresholds=thr)
+        assert gal in _kernel._VISITS
+    assert gal not in _kernel._VISITS  # dropped with the run
+    _partials_equal(held, first)
+    t[:] = -t  # the caller changes its embeddings in place
+    for run in range(2):
+        if run:
+            with _kernel.holding_group_order(gal):
+                again = score_block(probes, gal, k=3, thresholds=thr)
+        else:
+            again = score_block(probes, gal, k=3, thresholds=thr)
+        fresh = score_block(
+            probes, Gallery.build(t.copy(), names, subject_groups=groups, n_groups=2), k=3,
+            thresholds=thr,
+        )  # fmt: skip
+        _partials_equal(again, fresh)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import functools
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -55,6 +57,7 @@ from lfr_eval.search._kernel import (
     check_thresholds,
     default_threads,
     empty_partial,
+    holding_group_order,
     mate_scores,
     score_block,
     shared_chunk_pool,
@@ -346,6 +349,25 @@ class _BlockKeeper:
         self._raise()
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _holding_the_gallery(run: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``run(probes, gallery, ...)`` inside :func:`~lfr_eval.search._kernel.holding_group_order`
+    of its gallery: the kernel may keep its group-order copy for the whole run."""
+
+    @functools.wraps(run)
+    def held(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        gallery = args[1] if len(args) > 1 else kwargs["gallery"]
+        assert isinstance(gallery, Gallery)
+        with holding_group_order(gallery):
+            return run(*args, **kwargs)
+
+    return held
+
+
+@_holding_the_gallery
 def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     probes: np.ndarray,
     gallery: Gallery,

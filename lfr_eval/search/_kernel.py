@@ -729,6 +729,33 @@ _VISITS: weakref.WeakKeyDictionary[Gallery, dict[tuple[int, int], _Visit]] = (
     weakref.WeakKeyDictionary()
 )
 _VISITS_LOCK = threading.Lock()
+#: Galleries whose templates are the caller's own writeable array, held for one scoring run
+#: (:func:`holding_group_order`), with how many runs hold each.
+_HELD: weakref.WeakKeyDictionary[Gallery, int] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def holding_group_order(gallery: Gallery) -> Iterator[None]:
+    """Let the numpy kernel keep a group-order copy (see :class:`_Visit`) of ``gallery``'s
+    templates for the calls made inside, even where its matrix is the caller's own writeable
+    array, and drop it afterwards.
+
+    A copy can go stale: a gallery built without copying (:meth:`Gallery.build`) *is* the
+    caller's array, which the caller may change between two calls. So outside such a block the
+    kernel keeps copies only of read-only matrices (a gallery's own), and visits a writeable
+    one in code order (no copy). :func:`~lfr_eval.search._blocks.score_probes` holds its gallery
+    for the run: the caller does not change it while the run lasts."""
+    with _VISITS_LOCK:
+        _HELD[gallery] = _HELD.get(gallery, 0) + 1
+    try:
+        yield
+    finally:
+        with _VISITS_LOCK:
+            _HELD[gallery] -= 1
+            if _HELD[gallery] == 0:
+                del _HELD[gallery]
+                if gallery.matrix.flags.writeable:
+                    _VISITS.pop(gallery, None)
 
 
 _COUNTING = [np.zeros(0, np.int64)]
@@ -768,9 +795,14 @@ def visit_copy_bytes(gallery: Gallery, counting: bool) -> int:
 
 def _visit(gallery: Gallery, s0: int, s1: int, counting: bool) -> _Visit:
     """How the numpy kernel visits subjects ``s0:s1`` (see :class:`_Visit`): in code order
-    without counts or when their groups are already in order, else group by group (made once
+    without counts, when their groups are already in order, or when the gallery's matrix is a
+    writeable array not held by :func:`holding_group_order`; else group by group (made once
     per gallery and range, then reused)."""
-    if not counting or _in_group_order(gallery, s0, s1):
+    if (
+        not counting
+        or (gallery.matrix.flags.writeable and gallery not in _HELD)
+        or _in_group_order(gallery, s0, s1)
+    ):
         codes = _counting_numbers(gallery.n_subjects)
         rows = _counting_numbers(gallery.n_templates)
         return _Visit(gallery.matrix, gallery.starts, codes, rows, s0, None)
