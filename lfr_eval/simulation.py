@@ -230,24 +230,123 @@ class CoverageResult:
         return float(np.sqrt(coverage * (1 - coverage) / self.n_datasets))
 
 
+#: Share of people who are lambs, and their rate relative to the others (:func:`draw_lambs`).
+LAMB_SHARE, LAMB_FACTOR = 0.05, 20.0
+
+
+def draw_lambs(
+    people: int, searches: int, rate: float, n: int, seed: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Data sets of the "lambs" model (Doddington et al. 1998): 5% of people draw false matches
+    20 times as often as the others, a two-point person model off the beta-binomial grid.
+
+    Mean rate ``rate`` (0-1); searches per person 1 + Poisson(Gamma(2, (searches - 1) / 2)),
+    redrawn for each of 8 batches of ``n // 8`` data sets (as the grid's unequal designs).
+    Yields ``(trials (s,), errors (s, n // 8), lamb (s, n // 8) bool)`` per batch.
+    """
+    rng = np.random.default_rng(seed)
+    base = rate / (1 - LAMB_SHARE + LAMB_SHARE * LAMB_FACTOR)
+    for _ in range(8):
+        trials = 1 + rng.poisson(rng.gamma(2.0, (searches - 1) / 2.0, people))
+        lamb = rng.random((people, n // 8)) < LAMB_SHARE
+        errors = rng.binomial(trials[:, None], np.where(lamb, LAMB_FACTOR * base, base))
+        yield trials, errors, lamb
+
+
 def lambs_coverage(
     method: str, people: int, searches: int, rate: float, n: int, seed: int
 ) -> float:
-    """Two-sided 95% coverage of the interval ``method`` (a key of :data:`INTERVALS`) when 5% of
-    people ("lambs", Doddington et al. 1998) draw false matches 20 times as often as the others:
-    a two-point person model off the beta-binomial grid. Mean rate ``rate`` (0-1); searches per
-    person 1 + Poisson(Gamma(2, (searches - 1) / 2)), redrawn for each of 8 batches of
-    ``n // 8`` data sets (as the grid's unequal designs). Returns a share in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    base = rate / (0.95 + 0.05 * 20)
+    """Two-sided 95% coverage of the interval ``method`` (a key of :data:`INTERVALS`) in the
+    lambs model (:func:`draw_lambs`, whose arguments these are). Returns a share in [0, 1]."""
     inside = 0
-    for _ in range(8):
-        trials = 1 + rng.poisson(rng.gamma(2.0, (searches - 1) / 2.0, people))
-        lamb = rng.random((people, n // 8)) < 0.05
-        errors = rng.binomial(trials[:, None], np.where(lamb, 20 * base, base))
+    for trials, errors, _ in draw_lambs(people, searches, rate, n, seed):
         low, high = INTERVALS[method](errors, trials, 0.95, "two-sided")
         inside += int(np.count_nonzero((low <= rate) & (rate <= high)))
     return inside / (n // 8 * 8)
+
+
+#: The kinds of lambs data set :func:`lambs_misses` splits the misses by.
+LAMB_KINDS = (
+    "no lamb among the people",
+    "lambs, none with 2+ errors",
+    "one lamb with 2+ errors",
+    "two or more lambs with 2+ errors",
+)
+
+
+@dataclass(frozen=True)
+class LambsMisses:
+    """Where a two-sided interval misses in the lambs model, by what the data show of lambs.
+
+    Attributes
+    ----------
+    method : str
+    n_datasets : int
+    coverage, miss_above, miss_below : float
+        Shares of all data sets.
+    share : dict of str to float
+        Share of data sets of each kind (:data:`LAMB_KINDS`): no lamb among the people; lambs
+        but none with 2 or more errors (they look like everyone else); one lamb with 2 or more
+        errors; two or more.
+    miss_above_in : dict of str to float
+        Share of the data sets of that kind whose upper end is below the true rate.
+    median_design_effect, median_carriers : dict of str to float
+        Medians over the data sets of that kind of the estimated design effect and of the
+        number of people carrying the variance (degrees of freedom + 1) the interval uses.
+    """
+
+    method: str
+    n_datasets: int
+    coverage: float
+    miss_above: float
+    miss_below: float
+    share: dict[str, float]
+    miss_above_in: dict[str, float]
+    median_design_effect: dict[str, float]
+    median_carriers: dict[str, float]
+
+
+def lambs_misses(
+    method: str, people: int, searches: int, rate: float, n: int, seed: int
+) -> LambsMisses:
+    """:func:`lambs_coverage`'s data sets (the same draws), with the misses above the upper end
+    split by what the data show of lambs (:class:`LambsMisses`): whether a data-driven upper
+    end *could* see the heterogeneity it misses."""
+    kinds: list[np.ndarray] = []
+    above, below, deff, carriers = [], [], [], []
+    for trials, errors, lamb in draw_lambs(people, searches, rate, n, seed):
+        low, high = INTERVALS[method](errors, trials, 0.95, "two-sided")
+        above.append(high < rate)
+        below.append(low > rate)
+        present = lamb.sum(axis=0)
+        seen = (lamb & (errors >= 2)).sum(axis=0)
+        kinds.append(np.select([present == 0, seen == 0, seen == 1], [0, 1, 2], 3))
+        s = summarise_clusters(errors, trials)
+        r = design_effect_interval(s)
+        deff.append(r.design_effect)
+        carriers.append(s.df + 1.0)
+    kind, up, down = np.concatenate(kinds), np.concatenate(above), np.concatenate(below)
+    d, c = np.concatenate(deff), np.concatenate(carriers)
+    share, miss, med_d, med_c = {}, {}, {}, {}
+    for j, name in enumerate(LAMB_KINDS):
+        sel = kind == j
+        share[name] = float(sel.mean())
+        nan = float("nan")
+        miss[name] = float(up[sel].mean()) if sel.any() else nan
+        finite = sel & np.isfinite(d)
+        med_d[name] = float(np.median(d[finite])) if finite.any() else nan
+        med_c[name] = float(np.median(c[sel])) if sel.any() else nan
+    return LambsMisses(
+        method,
+        int(kind.size),
+        float(1 - up.mean() - down.mean()),
+        float(up.mean()),
+        float(down.mean()),
+        share,
+        miss,
+        med_d,
+        med_c,
+    )
 
 
 def interval_coverage(
