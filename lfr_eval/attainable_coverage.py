@@ -30,6 +30,35 @@ The argument, for a cell of the grid with equal searches per person:
 With unequal searches per person the interval may depend on which person (with how many
 searches) carries an error, so only the no-error pattern is used: when more than ``1 - floor``
 of data sets show no error, the interval must cover there, and coverage is at least that share.
+
+**The joint bound** (:func:`joint_attainable`, equal searches per person). The knapsack above
+treats each cell on its own and each rate on its own. The joint bound asks the question of the
+acceptance directly: for one design (people × searches per person), what is the largest number
+of its grid cells (rates × correlations) that *one* interval can put in 0.93–0.97 at once,
+while keeping every cell of the design at or above 0.93? An interval that is a function of the
+pattern is a 0–1 table ``x[p, r]``: does the interval at pattern ``p`` hold grid rate ``r``?
+Cell ``(r, rho)``'s coverage is ``sum_p P_rho,r(p) x[p, r]``, exact. A mixed-integer programme
+(:func:`scipy.optimize.milp`, HiGHS) maximises the number of in-band indicators ``z_c``
+(``coverage_c <= 0.97`` when ``z_c = 1``, a big-M of 0.03) under:
+
+* every cell >= ``floor`` (0.93);
+* **contiguity** across rates: an interval that holds ``r_a < r_c`` holds every grid rate between
+  (``x[p, b] >= x[p, a] + x[p, c] - 1``). Every interval has this property, so it excludes no
+  interval; it is what couples the rates.
+
+No monotonicity in the errors is imposed: the workbench's own interval is not exactly monotone
+(its t factor with 1–2 people carrying the errors), so a bound for monotone intervals only
+would not bound it. What is left out only *relaxes* the programme, so the optimum stays an upper
+bound for every interval that is a function of the pattern:
+
+* patterns not enumerated (more than ``max_total`` errors *and* more than ``max_carriers``
+  people with errors, or below ``min_probability`` in every cell of the design) are **free in
+  both directions**: each cell gets its own continuous share ``y_c`` in ``[0, free_c]``, where
+  ``free_c`` is that cell's exact probability of the patterns left out (reported per cell). A
+  cell with ``free_c`` of 0.04 or more is never constrained;
+* the reported maximum is HiGHS's *dual* bound rounded down, not the incumbent's value, so it is
+  an upper bound even if the search stopped early; a cell is proved out of reach when the dual
+  bound on its lowest coverage (the same constraints, its coverage minimised) exceeds 0.97.
 """
 
 from __future__ import annotations
@@ -37,6 +66,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -198,15 +228,447 @@ def lowest_attainable_coverage(
         constraints=LinearConstraint(a, lb=floor - free, ub=np.inf),
         integrality=np.ones(len(patterns)),
         bounds=Bounds(0, 1),
+        options={"mip_rel_gap": 1e-7},
     )
     if not result.success:  # pragma: no cover - covering every pattern is always feasible
         raise RuntimeError(f"knapsack for {design} failed: {result.message}")
+    # the dual bound, not the incumbent: a proof needs a lower bound on the minimum
+    dual = getattr(result, "mip_dual_bound", None)
+    lowest = float(result.fun if dual is None or not np.isfinite(dual) else min(dual, result.fun))
     forced = tuple(p for j, p in enumerate(patterns) if a[:, j].max() > 1 - floor)
     return AttainableCoverage(
         design,
-        float(result.fun),
+        lowest,
         probs[design.icc][()],
         forced,
         f"patterns up to {max_errors} errors",
         floor,
+    )
+
+
+#: The grid's rates (``benchmarks/bench_stats_grid.py``).
+GRID_RATES: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 0.3)
+#: The acceptance band of two-sided 95% coverage (issue 9).
+BAND: tuple[float, float] = (0.93, 0.97)
+#: Enumerated patterns: every pattern with at most this many errors ...
+MAX_TOTAL = 30
+#: ... and every pattern with at most this many people with errors (any counts).
+MAX_CARRIERS = 3
+#: Patterns below this probability in every cell of the design are left free.
+MIN_PROBABILITY = 1e-9
+#: Cells whose left-out probability is at least ``BAND[1] - BAND[0]`` are never constrained.
+
+
+@dataclass(frozen=True)
+class PatternSet:
+    """The enumerated patterns of one design with their exact probabilities in its cells.
+
+    Attributes
+    ----------
+    people, searches : int
+    cells : tuple of (rate, icc)
+    patterns : numpy.ndarray
+        (patterns, width) int: each row the sorted nonzero per-person counts, zero-padded.
+    probabilities : numpy.ndarray
+        (cells, patterns): exact probability of each pattern in each cell.
+    free : numpy.ndarray
+        (cells,): probability of the patterns left out (free in both directions).
+    """
+
+    people: int
+    searches: int
+    cells: tuple[tuple[float, float], ...]
+    patterns: np.ndarray
+    probabilities: np.ndarray
+    free: np.ndarray
+
+    def errors(self, columns: np.ndarray | None = None) -> np.ndarray:
+        """Per-person errors (people, patterns) of a data set with each pattern."""
+        a = self.patterns if columns is None else self.patterns[columns]
+        out = np.zeros((self.people, a.shape[0]), np.int64)
+        width = min(a.shape[1], self.people)
+        out[:width] = a[:, :width].T
+        return out
+
+
+def _total_partitions(max_total: int, largest: int, max_parts: int) -> list[tuple[int, ...]]:
+    """Every partition of 0..max_total with parts <= largest and at most max_parts parts."""
+    out: list[tuple[int, ...]] = []
+    current: list[int] = []
+
+    def extend(total: int, top: int) -> None:
+        out.append(tuple(current))
+        if len(current) >= max_parts:
+            return
+        for k in range(min(max_total - total, top), 0, -1):
+            current.append(k)
+            extend(total + k, k)
+            current.pop()
+
+    extend(0, largest)
+    return out
+
+
+def enumerate_patterns(
+    people: int,
+    searches: int,
+    cells: tuple[tuple[float, float], ...],
+    *,
+    max_total: int = MAX_TOTAL,
+    max_carriers: int = MAX_CARRIERS,
+    min_probability: float = MIN_PROBABILITY,
+) -> PatternSet:
+    """Patterns with at most ``max_total`` errors or at most ``max_carriers`` people with
+    errors, kept where some cell gives them at least ``min_probability``; exact
+    probabilities (beta-binomial per person, binomial at ICC 0) in each ``(rate, icc)`` cell."""
+    from itertools import combinations_with_replacement
+
+    from scipy.special import gammaln
+
+    if people < 1 or searches < 1:
+        raise ValueError("a design needs at least one person and one search per person")
+    found = set(_total_partitions(max_total, searches, people))
+    for c in range(1, min(max_carriers, people) + 1):
+        found.update(combinations_with_replacement(range(searches, 0, -1), c))
+    ordered = sorted(found, key=lambda p: (sum(p), p))
+    width = max(1, max(len(p) for p in ordered))
+    a = np.zeros((len(ordered), width), np.int64)
+    for i, p in enumerate(ordered):
+        a[i, : len(p)] = p
+    carriers = np.count_nonzero(a, axis=1)
+    # cell-independent part: people choose who carries which count
+    log_fact = gammaln(np.arange(people + 2, dtype=np.float64) + 1)
+    multiplicity = np.zeros(len(a))
+    rows = np.arange(len(a))
+    for start in range(0, len(a), 20_000):
+        block = a[start : start + 20_000]
+        n = np.zeros((len(block), searches + 1), np.int64)
+        np.add.at(n, (np.repeat(rows[: len(block)], width), block.ravel()), 1)
+        multiplicity[start : start + len(block)] = log_fact[n[:, 1:]].sum(axis=1)
+    log_ways = log_fact[people] - log_fact[people - carriers] - multiplicity
+    probs = np.empty((len(cells), len(a)))
+    for j, (rate, icc) in enumerate(cells):
+        q = person_error_pmf(searches, icc, rate, searches)
+        log_q = np.log(np.maximum(q, 1e-300))
+        log_q_nz = np.concatenate([[0.0], log_q[1:]])
+        probs[j] = np.exp(log_ways + log_q_nz[a].sum(axis=1) + (people - carriers) * log_q[0])
+    keep = probs.max(axis=0) >= min_probability
+    probs = probs[:, keep]
+    free = np.clip(1.0 - probs.sum(axis=1), 0.0, 1.0)
+    a = a[keep]
+    a = a[:, : max(1, int(np.count_nonzero(a, axis=1).max(initial=0)))]
+    return PatternSet(people, searches, tuple(cells), a, probs, free)
+
+
+def design_cells(
+    searches: int, rates: tuple[float, ...] = GRID_RATES, iccs: tuple[float, ...] = GRID_ICC
+) -> tuple[tuple[float, float], ...]:
+    """The grid cells ``(rate, icc)`` of a design; with one search per person only ICC 0."""
+    return tuple((r, i) for r in rates for i in ((0.0,) if searches == 1 else iccs))
+
+
+def interval_table(
+    ps: PatternSet, rates: tuple[float, ...], method: str = "design-effect-jeffreys"
+) -> np.ndarray:
+    """(patterns, rates) bool: does ``method``'s two-sided 95% interval (a key of
+    :data:`lfr_eval.simulation.INTERVALS`) at each pattern hold each rate."""
+    from lfr_eval.simulation import INTERVALS
+
+    interval = INTERVALS[method]
+    trials = np.full(ps.people, ps.searches, np.int64)
+    out = np.zeros((len(ps.patterns), len(rates)), bool)
+    step = max(1, 4_000_000 // ps.people)
+    for start in range(0, len(ps.patterns), step):
+        cols = np.arange(start, min(start + step, len(ps.patterns)))
+        low, high = interval(ps.errors(cols), trials, 0.95, "two-sided")
+        r = np.asarray(rates)[None, :]
+        out[cols] = (low[:, None] <= r) & (r <= high[:, None])
+    return out
+
+
+@dataclass(frozen=True)
+class JointBound:
+    """How many of one design's grid cells any interval can put in the band at once.
+
+    Attributes
+    ----------
+    patterns : PatternSet
+    rates : tuple of float
+    max_in_band : int
+        Upper bound (HiGHS dual bound, rounded down) on the number of cells that any interval,
+        a function of the pattern, puts in the band while keeping every cell >= the floor.
+    attained : int
+        Cells in band in the interval found (``== max_in_band`` when solved to optimality).
+    in_band : numpy.ndarray
+        (cells,) bool: the cells in band in the interval found.
+    coverage : numpy.ndarray
+        (cells,) that interval's coverage: enumerated patterns plus its share of ``free``.
+    covers : numpy.ndarray
+        (patterns, rates) bool: that interval (which grid rates it holds at each pattern).
+    lowest : numpy.ndarray
+        (cells,) lower bound (dual bound) on each cell's coverage over every interval that
+        keeps every cell >= the floor; > ``band[1]``: proved out of reach (0 for a cell
+        left unconstrained).
+    free : numpy.ndarray
+        (cells,) probability left free in each cell (patterns not enumerated and entries
+        below ``min_probability``): the most by which the bound can be loose there. Cells
+        with ``free >= band[1]`` are unconstrained and count as in band.
+    lp_max_in_band : float
+        The LP relaxation's optimum (>= ``max_in_band``), for checking.
+    band : tuple of float
+    contiguous : bool
+    """
+
+    patterns: PatternSet
+    rates: tuple[float, ...]
+    max_in_band: int
+    attained: int
+    in_band: np.ndarray
+    coverage: np.ndarray
+    covers: np.ndarray
+    lowest: np.ndarray
+    free: np.ndarray
+    lp_max_in_band: float
+    band: tuple[float, float]
+    contiguous: bool
+
+    @property
+    def out_of_reach(self) -> np.ndarray:
+        """(cells,) bool: proved out of reach of the band for every such interval."""
+        return np.asarray(self.lowest > self.band[1])
+
+
+@dataclass(frozen=True)
+class _Programme:
+    """The mixed-integer programme of one design (see :func:`joint_attainable`)."""
+
+    matrix: Any  # scipy.sparse matrix of every row
+    lb: np.ndarray
+    ub: np.ndarray
+    pairs: np.ndarray  # (variables, 2): pattern, rate index of each x
+    cells: np.ndarray  # indices of the constrained cells
+    free: np.ndarray  # (constrained cells,) left-out probability
+    cost: np.ndarray  # (constrained cells, x variables): each cell's coverage coefficients
+    integer: np.ndarray  # (x variables,) bool: binary; the rest are relaxed to [0, 1]
+
+    @property
+    def n_x(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def n_var(self) -> int:
+        return self.n_x + 2 * len(self.cells)
+
+
+def _programme(
+    ps: PatternSet,
+    rates: tuple[float, ...],
+    band: tuple[float, float],
+    contiguous: bool,
+    min_probability: float,
+    integer_probability: float,
+) -> _Programme:
+    """Variables ``x`` (one per pattern and rate that some constrained cell gives at least
+    ``min_probability``), then ``z`` and ``y`` per constrained cell. A cell whose left-out
+    probability is at least ``band[1]`` is always in band (its ``y`` fills any gap), so it is
+    left out; every entry not a variable is left out of its cell (added to ``free``)."""
+    from itertools import combinations
+
+    from scipy import sparse
+
+    rate_of = np.array([rates.index(r) for r, _ in ps.cells])
+    probs = ps.probabilities
+    wanted = np.zeros((len(rates), len(ps.patterns)), bool)
+    for j in range(len(ps.cells)):
+        wanted[rate_of[j]] |= probs[j] >= min_probability
+    kept_cells = [
+        j for j in range(len(ps.cells)) if 1.0 - probs[j, wanted[rate_of[j]]].sum() < band[1]
+    ]
+    cells = np.asarray(kept_cells, np.int64)
+    pair_r, pair_p = np.nonzero(wanted)
+    order = np.lexsort((pair_r, pair_p))  # by pattern, then rate
+    pairs = np.stack([pair_p[order], pair_r[order]], axis=1)
+    n_x, n_c = len(pairs), len(cells)
+    n_var = n_x + 2 * n_c
+    cost = np.zeros((n_c, n_x))
+    for k, j in enumerate(cells):
+        at = pairs[:, 1] == rate_of[j]
+        cost[k, at] = probs[j, pairs[at, 0]]
+    free = np.clip(1.0 - cost.sum(axis=1), 0.0, 1.0)
+    integer = cost.max(axis=0, initial=0.0) >= integer_probability
+    eye = sparse.identity(n_c, format="csr")
+    none = sparse.csr_matrix((n_c, n_c))
+    cover = sparse.csr_matrix(cost)
+    blocks = [
+        sparse.hstack([cover, none, eye]),  # coverage >= floor
+        sparse.hstack([cover, (1.0 - band[1]) * eye, eye]),  # coverage + (1 - ceiling) z <= 1
+    ]
+    lb = [np.full(n_c, band[0]), np.full(n_c, -np.inf)]
+    ub = [np.full(n_c, np.inf), np.full(n_c, 1.0 + 1e-9)]
+    if contiguous:
+        rows, cols, vals = [], [], []
+        row = 0
+        starts = np.searchsorted(pairs[:, 0], np.arange(len(ps.patterns) + 1))
+        for p in range(len(ps.patterns)):
+            idx = range(starts[p], starts[p + 1])  # this pattern's variables, by rate
+            for a, b, c in combinations(idx, 3):
+                rows += [row, row, row]
+                cols += [a, b, c]
+                vals += [1.0, -1.0, 1.0]
+                row += 1
+        if row:
+            blocks.append(sparse.csr_matrix((vals, (rows, cols)), shape=(row, n_var)))
+            lb.append(np.full(row, -np.inf))
+            ub.append(np.ones(row))
+    return _Programme(
+        sparse.vstack(blocks, format="csr"),
+        np.concatenate(lb),
+        np.concatenate(ub),
+        pairs,
+        cells,
+        free,
+        cost,
+        integer,
+    )
+
+
+def _fill(pairs: np.ndarray, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(patterns, rates) table from the variables; rates that are no variable of a pattern
+    are held where they lie between rates it holds (what contiguity allows at no cost)."""
+    table = np.zeros(shape, bool)
+    table[pairs[:, 0], pairs[:, 1]] = np.round(x).astype(bool)
+    held = np.nonzero(table.any(axis=1))[0]
+    for p in held:
+        on = np.nonzero(table[p])[0]
+        gap = ~_is_variable(pairs, int(p), shape[1])
+        table[p, on[0] : on[-1] + 1] |= gap[on[0] : on[-1] + 1]
+    return table
+
+
+def _is_variable(pairs: np.ndarray, p: int, n_rates: int) -> np.ndarray:
+    out = np.zeros(n_rates, bool)
+    out[pairs[pairs[:, 0] == p, 1]] = True
+    return out
+
+
+def joint_attainable(
+    people: int,
+    searches: int,
+    *,
+    rates: tuple[float, ...] = GRID_RATES,
+    iccs: tuple[float, ...] = GRID_ICC,
+    band: tuple[float, float] = BAND,
+    contiguous: bool = True,
+    reference: str | np.ndarray | None = "design-effect-jeffreys",
+    patterns: PatternSet | None = None,
+    min_probability: float = 1e-5,
+    integer_probability: float = 1e-2,
+    time_limit: float = 120.0,
+) -> JointBound:
+    """The most cells of one design (``people`` × ``searches`` equal searches per person;
+    cells ``rates`` × ``iccs``) that any interval can put in ``band`` at once, keeping every
+    cell >= ``band[0]`` (see the module text).
+
+    Parameters
+    ----------
+    reference : str, array or None
+        Among the optimal intervals, the one closest to this interval (a method of
+        :data:`lfr_eval.simulation.INTERVALS`, or a (patterns, rates) bool table) is reported,
+        so ``covers`` shows what would have to change (fewest patterns × rates flipped).
+    patterns : PatternSet, optional
+        Enumerated patterns (default :func:`enumerate_patterns` of the design's cells).
+    min_probability : float
+        A pattern's entry at a rate is a variable where some cell at that rate gives the
+        pattern at least this probability; smaller entries are left free (in ``free``).
+    integer_probability : float
+        Entries below this probability in every cell are relaxed to fractions in [0, 1]
+        (an interval holds a rate at a pattern or not; a fraction only widens the choice,
+        so the bound stays valid and the programme is much faster).
+
+    Returns
+    -------
+    JointBound
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    floor, ceiling = band
+    if not 0 < floor < ceiling < 1:
+        raise ValueError(f"band must satisfy 0 < low < high < 1, got {band}")
+    rates = tuple(sorted(rates))
+    ps = patterns or enumerate_patterns(people, searches, design_cells(searches, rates, iccs))
+    if any(r not in rates for r, _ in ps.cells):
+        raise ValueError("every cell's rate must be one of rates")
+    prog = _programme(ps, rates, band, contiguous, min_probability, integer_probability)
+    n_x, n_c, n_var = prog.n_x, len(prog.cells), prog.n_var
+    upper = np.ones(n_var)
+    upper[n_x + n_c :] = prog.free
+    integrality = np.ones(n_var)
+    integrality[:n_x] = prog.integer
+    integrality[n_x + n_c :] = 0
+    bounds = Bounds(np.zeros(n_var), upper)
+
+    def solve(
+        cost: np.ndarray, extra: list[LinearConstraint], integer: bool = True, gap: float = 1e-6
+    ) -> Any:
+        res = milp(
+            cost,
+            constraints=[LinearConstraint(prog.matrix, prog.lb, prog.ub), *extra],
+            integrality=integrality if integer else np.zeros(n_var),
+            bounds=bounds,
+            options={"time_limit": time_limit, "mip_rel_gap": gap},
+        )
+        if res.x is None:  # pragma: no cover - covering every pattern is always feasible
+            raise RuntimeError(f"programme for {people} x {searches} failed: {res.message}")
+        return res
+
+    def dual(res: Any) -> float:
+        bound = getattr(res, "mip_dual_bound", None)
+        return float(res.fun if bound is None or not np.isfinite(bound) else bound)
+
+    # each cell's lowest coverage first: a cell that cannot reach the band has z = 0, which
+    # the count programme then need not find out (its big-M relaxation is weak)
+    low = np.zeros(len(ps.cells))
+    for k, j in enumerate(prog.cells):
+        cost = np.zeros(n_var)
+        cost[:n_x] = prog.cost[k]
+        cost[n_x + n_c + k] = 1.0
+        low[j] = dual(solve(cost, [], gap=1e-4))
+    upper[n_x : n_x + n_c] = low[prog.cells] <= ceiling
+    bounds = Bounds(np.zeros(n_var), upper)
+    count = np.zeros(n_var)
+    count[n_x : n_x + n_c] = -1.0
+    first = solve(count, [], gap=0.5 / (n_c + 1))  # stop once less than one cell apart
+    n_free = len(ps.cells) - n_c  # cells always in band
+    best = n_free + int(math.floor(-dual(first) + 1e-6))
+    lp = solve(count, [], integer=False)
+    x = first.x
+    if reference is not None and n_x:
+        ref = interval_table(ps, rates, reference) if isinstance(reference, str) else reference
+        ref_x = np.asarray(ref, bool)[prog.pairs[:, 0], prog.pairs[:, 1]]
+        flips = np.zeros(n_var)
+        flips[:n_x] = np.where(ref_x, -1.0, 1.0)
+        keep_count = LinearConstraint(-count[None, :], lb=round(-first.fun) - 1e-6, ub=np.inf)
+        second = solve(flips, [keep_count], gap=1e-3)
+        if second.x is not None:
+            x = second.x
+    table = _fill(prog.pairs, x[:n_x], (len(ps.patterns), len(rates)))
+    in_band = np.ones(len(ps.cells), bool)
+    in_band[prog.cells] = np.round(x[n_x : n_x + n_c]).astype(bool)
+    coverage = np.full(len(ps.cells), np.nan)
+    coverage[prog.cells] = prog.cost @ x[:n_x] + x[n_x + n_c :]
+    free = np.ones(len(ps.cells))
+    free[prog.cells] = prog.free
+    return JointBound(
+        ps,
+        rates,
+        best,
+        n_free + int(np.round(x[n_x : n_x + n_c]).sum()),
+        in_band,
+        coverage,
+        table,
+        low,
+        free,
+        n_free - float(lp.fun),
+        band,
+        contiguous,
     )

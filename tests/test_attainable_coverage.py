@@ -73,3 +73,105 @@ def test_unequal_searches_use_the_no_error_share_only() -> None:
 def test_floor_is_checked() -> None:
     with pytest.raises(ValueError, match="floor"):
         lowest_attainable_coverage(ClusterDesign(20, 10, 0.0, 1e-3), floor=1.5)
+
+
+# --- the joint bound: one interval, every cell of a design at once ---------------------------
+
+
+def _brute_force(
+    probs: np.ndarray, rate_of: list[int], n_rates: int, band: tuple[float, float], contiguous: bool
+) -> int:
+    """Most cells in band over every 0-1 table (patterns x rates), all cells >= band[0]."""
+    import itertools
+
+    triples = list(itertools.combinations(range(n_rates), 3))
+    subsets = [
+        s
+        for s in itertools.product((0, 1), repeat=n_rates)
+        if not contiguous or not any(s[a] and not s[b] and s[c] for a, b, c in triples)
+    ]
+    table = np.array(subsets)
+    # every choice of one subset per pattern, at once: (choices, patterns)
+    choice = np.indices((len(table),) * probs.shape[1]).reshape(probs.shape[1], -1).T
+    cov = np.stack(
+        [(probs[j] * table[choice, rate_of[j]]).sum(axis=1) for j in range(len(rate_of))], 1
+    )
+    ok = (cov >= band[0] - 1e-12).all(axis=1)
+    return int(((cov <= band[1] + 1e-12) & ok[:, None]).sum(axis=1)[ok].max(initial=-1))
+
+
+def _joint(people: int, searches: int, rates: tuple[float, ...], iccs: tuple[float, ...], **kw):
+    from lfr_eval.attainable_coverage import design_cells, enumerate_patterns, joint_attainable
+
+    cells = design_cells(searches, rates, iccs)
+    ps = enumerate_patterns(people, searches, cells, max_total=people * searches, min_probability=0)
+    return ps, joint_attainable(
+        people, searches, rates=rates, iccs=iccs, patterns=ps, min_probability=0,
+        integer_probability=0, reference=None, **kw,
+    )
+
+
+def test_joint_bound_by_hand() -> None:
+    """3 people x 1 search, rates 0.3 / 0.5 / 0.7, band 0.80-0.90. The error count is
+    binomial: P(0..3 errors) = .343 .441 .189 .027 at 0.3; .125 .375 .375 .125 at 0.5; .027
+    .189 .441 .343 at 0.7. The only sets of counts in band are {0, 1, 3} (.811) at 0.3,
+    {0, 2, 3} (.811) at 0.7, and {0, 1, 2} or {1, 2, 3} (.875) at 0.5. All three at once:
+    0 and 3 errors would hold 0.3 and 0.7, so (an interval) 0.5 too, and no set in band at
+    0.5 holds both. Two at once is easy (0.3 and 0.7 in band, 0.5 covered always). So 2;
+    without contiguity 3."""
+    rates = (0.3, 0.5, 0.7)
+    band = (0.80, 0.90)
+    _, with_gaps = _joint(3, 1, rates, (0.0,), band=band, contiguous=False)
+    _, joint = _joint(3, 1, rates, (0.0,), band=band)
+    assert with_gaps.max_in_band == with_gaps.attained == 3
+    assert joint.max_in_band == joint.attained == 2
+    # the found interval is one: every count holds a contiguous run of rates
+    for row in joint.covers:
+        on = np.nonzero(row)[0]
+        assert on.size == 0 or row[on[0] : on[-1] + 1].all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_joint_bound_equals_brute_force(seed: int) -> None:
+    """Tiny designs (every pattern, every 0-1 table tried): the programme's optimum is the
+    brute-force optimum, with and without contiguity."""
+    rng = np.random.default_rng(seed)
+    people, searches = (2, 2) if seed % 2 else (3, 1)
+    rates = tuple(sorted(rng.choice([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7], 3, replace=False)))
+    iccs = (0.0, 0.4) if searches > 1 else (0.0,)
+    band = (0.80, 0.90)
+    for contiguous in (True, False):
+        ps, joint = _joint(people, searches, rates, iccs, band=band, contiguous=contiguous)
+        rate_of = [rates.index(r) for r, _ in ps.cells]
+        expected = _brute_force(ps.probabilities, rate_of, len(rates), band, contiguous)
+        assert joint.max_in_band == joint.attained == expected, (seed, contiguous)
+        assert joint.lp_max_in_band >= joint.max_in_band - 1e-9
+
+
+@pytest.mark.parametrize(("people", "most"), [(20, 2), (100, 3)])
+def test_joint_bound_is_above_the_default_and_consistent(people: int, most: int) -> None:
+    """People x 1 search (patterns up to 30 errors, nothing else left out): the default
+    interval's exact coverage keeps every fully enumerated cell >= 0.93, so it is a candidate,
+    and the bound is at least its number of cells in band. The LP relaxation is above the
+    bound, each cell's lowest coverage below the coverage of the interval found, and at least
+    the single-rate knapsack's bound (contiguity and the other cells only add constraints)."""
+    from lfr_eval.attainable_coverage import GRID_RATES, interval_table, joint_attainable
+
+    joint = joint_attainable(people, 1, min_probability=0)
+    ps = joint.patterns
+    table = interval_table(ps, joint.rates)
+    rate_of = [joint.rates.index(r) for r, _ in ps.cells]
+    default = np.array([ps.probabilities[j] @ table[:, rate_of[j]] for j in range(len(ps.cells))])
+    exact = joint.free < 1e-9
+    assert exact[:3].all()
+    assert default[exact].min() >= 0.93
+    in_band = int(((default >= 0.93) & (default + joint.free <= 0.97)).sum())
+    assert joint.max_in_band >= in_band
+    assert joint.lp_max_in_band >= joint.max_in_band >= joint.attained
+    constrained = joint.free < 0.97
+    assert np.all(joint.lowest[constrained] <= joint.coverage[constrained] + 1e-7)
+    assert np.all(joint.coverage[constrained] >= 0.93 - 1e-7)
+    for j, rate in enumerate(GRID_RATES):
+        single = lowest_attainable_coverage(ClusterDesign(people, 1, 0.0, rate)).lowest
+        assert joint.lowest[j] >= single - 1e-6
+    assert joint.max_in_band == most
