@@ -101,3 +101,51 @@ def test_frame_ratio_to_lowest_leaves_out_small_and_unknown_groups_by_default() 
     assert frame.max_min_ratio("fpir")[0.5] == pytest.approx(2.0)  # A 0.10 over B 0.05
     assert ratio.loc["A", "ratio"] == pytest.approx(2.0), ratio["ratio"].to_dict()
     assert ratio.loc["A", "reference_rate"] == pytest.approx(0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 9: the committed grid against the exact coverage of the default (review, session 21)
+
+
+@pytest.mark.parametrize(("people", "searches"), [(20, 10), (100, 10)])
+def test_committed_grid_agrees_with_the_exact_coverage_of_the_default(
+    people: int, searches: int
+) -> None:
+    """With equal searches per person the default's two-sided coverage is an exact sum over
+    error patterns (``lfr_eval.attainable_coverage``: pattern probabilities, the interval at
+    each pattern). Where the patterns enumerated hold all but 1e-4 of the probability, the
+    committed simulation (``benchmarks/results/stats_grid.csv``, 2,000 data sets per cell)
+    must agree with it within 4 standard errors: a stale table (the default changed, the grid
+    not re-run) or a wrong simulation or pattern count fails here. About 1 CPU s per design."""
+    from pathlib import Path
+
+    from lfr_eval.attainable_coverage import (
+        GRID_ICC,
+        GRID_RATES,
+        design_cells,
+        enumerate_patterns,
+        interval_table,
+    )
+
+    grid = pd.read_csv(Path(__file__).parents[1] / "benchmarks/results/stats_grid.csv")
+    grid = grid[
+        (grid["method"] == "design-effect-jeffreys")
+        & ~grid["unequal"]
+        & (grid["people"] == people)
+        & (grid["searches_per_person"] == searches)
+    ]
+    patterns = enumerate_patterns(people, searches, design_cells(searches, GRID_RATES, GRID_ICC))
+    table = interval_table(patterns, GRID_RATES, "design-effect-jeffreys")
+    checked, far = 0, []
+    for j, (rate, icc) in enumerate(patterns.cells):
+        if patterns.free[j] >= 1e-4:
+            continue
+        exact = float(patterns.probabilities[j] @ table[:, GRID_RATES.index(rate)])
+        row = grid[np.isclose(grid["rate"], rate) & np.isclose(grid["icc"], icc)]
+        simulated, n = float(row["two_sided"].iloc[0]), int(row["n_datasets"].iloc[0])
+        se = np.sqrt(max(exact * (1 - exact), 1e-4) / n)
+        checked += 1
+        if abs(simulated - exact) > 4 * se:
+            far.append((rate, icc, exact, simulated))
+    assert checked >= 8, checked
+    assert not far, far
