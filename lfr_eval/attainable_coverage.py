@@ -1,4 +1,4 @@
-"""The lowest two-sided coverage any interval can reach in a cell of the simulation grid.
+"""The lowest two-sided coverage any interval can reach in the simulation grid's cells.
 
 Where errors are rare, a data set holds 0, 1 or 2 errors most of the time, and an interval's
 coverage is a sum of a few large probabilities: the share of data sets with no error, with one,
@@ -30,14 +30,23 @@ The argument, for a cell of the grid with equal searches per person:
 With unequal searches per person the interval may depend on which person (with how many
 searches) carries an error, so only the no-error pattern is used: when more than ``1 - floor``
 of data sets show no error, the interval must cover there, and coverage is at least that share.
+That step assumes the interval's answer at no error (does it hold this rate?) is the same
+whatever the searches per person. The searches are drawn afresh with each data set, so an
+interval whose no-error answer depends on them (the default's no-error bound does, through
+Kish's effective number of people) can cover at some no-error data sets and not at others,
+like a randomised interval, and reach coverages in between. So with unequal searches "proved
+out of reach" holds for intervals whose no-error answer at the rate does not depend on the
+searches per person, not for every interval.
 
 **The joint bound** (:func:`joint_attainable`, equal searches per person). The knapsack above
 treats each cell on its own and each rate on its own. The joint bound asks the question of the
 acceptance directly: for one design (people × searches per person), what is the largest number
 of its grid cells (rates × correlations) that *one* interval can put in 0.93–0.97 at once,
-while keeping every cell of the design at or above 0.93? An interval that is a function of the
-pattern is a 0–1 table ``x[p, r]``: does the interval at pattern ``p`` hold grid rate ``r``?
-Cell ``(r, rho)``'s coverage is ``sum_p P_rho,r(p) x[p, r]``, exact. A mixed-integer programme
+while keeping every cell of the design at or above 0.93? A non-randomised interval that is a
+function of the pattern (and of the design) is a 0–1 table ``x[p, r]``: does the interval at
+pattern ``p`` hold grid rate ``r``? Cell ``(r, rho)``'s coverage is ``sum_p P_rho,r(p) x[p,
+r]``, exact. (A randomised interval, holding a rate at a pattern with some probability, can
+reach any coverage in between; it is not bounded here.) A mixed-integer programme
 (:func:`scipy.optimize.milp`, HiGHS) maximises the number of in-band indicators ``z_c``
 (``coverage_c <= 0.97`` when ``z_c = 1``, a big-M of 0.03) under:
 
@@ -46,19 +55,31 @@ Cell ``(r, rho)``'s coverage is ``sum_p P_rho,r(p) x[p, r]``, exact. A mixed-int
   (``x[p, b] >= x[p, a] + x[p, c] - 1``). Every interval has this property, so it excludes no
   interval; it is what couples the rates.
 
-No monotonicity in the errors is imposed: the workbench's own interval is not exactly monotone
-(its t factor with 1–2 people carrying the errors), so a bound for monotone intervals only
-would not bound it. What is left out only *relaxes* the programme, so the optimum stays an upper
-bound for every interval that is a function of the pattern:
+By default no monotonicity in the errors is imposed: the workbench's own interval is not exactly
+monotone (its t factor with 1–2 people carrying the errors), so a bound for monotone intervals
+only would not bound it. ``monotone=True`` adds it (ends that never fall when an error is added:
+for ``r_i < r_j``, if the pattern with one error more holds ``r_i`` and the pattern holds
+``r_j``, both hold both) and then bounds monotone intervals only. Everything else left out only
+*relaxes* the programme, so the optimum stays an upper bound:
 
-* patterns not enumerated (more than ``max_total`` errors *and* more than ``max_carriers``
-  people with errors, or below ``min_probability`` in every cell of the design) are **free in
-  both directions**: each cell gets its own continuous share ``y_c`` in ``[0, free_c]``, where
-  ``free_c`` is that cell's exact probability of the patterns left out (reported per cell). A
-  cell with ``free_c`` of 0.04 or more is never constrained;
+* patterns not enumerated (more than ``max_total`` = 30 errors *and* more than
+  ``max_carriers`` = 3 people with errors) and entries below ``min_probability`` (1e-5 in every
+  cell of that rate) are **free in both directions**: each cell gets its own continuous share
+  ``y_c`` in ``[0, free_c]``, where ``free_c`` is that cell's exact probability of what was
+  left out (reported per cell). A cell with ``free_c >= 0.97`` is unconstrained and counts as
+  in band: the bound says nothing there (cells with hundreds of expected errors);
+* entries below ``integer_probability`` (0.01) are fractions in [0, 1], not 0 or 1;
 * the reported maximum is HiGHS's *dual* bound rounded down, not the incumbent's value, so it is
   an upper bound even if the search stopped early; a cell is proved out of reach when the dual
   bound on its lowest coverage (the same constraints, its coverage minimised) exceeds 0.97.
+  Each cell's lowest coverage is computed first and a cell above 0.97 gets ``z_c = 0`` (implied
+  by the constraints; the big-M relaxation alone is weak and slow).
+
+K (``max_total``, ``max_carriers``) was chosen from the left-out mass: with 30 errors or 3
+people every cell of the grid with fewer than about 20 expected errors (the cells where
+discreteness can matter) leaves out less than 0.025, most less than 1e-4 (the per-cell
+``free`` column of ``benchmarks/results/attainable_joint.csv``); the rest hold so many patterns
+that no pattern is a large share and the bound is not the point there.
 """
 
 from __future__ import annotations
@@ -395,16 +416,25 @@ class JointBound:
     patterns : PatternSet
     rates : tuple of float
     max_in_band : int
-        Upper bound (HiGHS dual bound, rounded down) on the number of cells that any interval,
-        a function of the pattern, puts in the band while keeping every cell >= the floor.
-    attained : int
-        Cells in band in the interval found (``== max_in_band`` when solved to optimality).
-    in_band : numpy.ndarray
-        (cells,) bool: the cells in band in the interval found.
-    coverage : numpy.ndarray
-        (cells,) that interval's coverage: enumerated patterns plus its share of ``free``.
+        Upper bound (HiGHS dual bound, rounded down) on the number of cells that any
+        non-randomised interval, a function of the pattern, puts in the band while keeping
+        every cell >= the floor (a randomised one, covering at a pattern with some
+        probability, can reach any coverage in between and is not bounded here).
     covers : numpy.ndarray
-        (patterns, rates) bool: that interval (which grid rates it holds at each pattern).
+        (patterns, rates) bool: the interval found (which grid rates it holds at each
+        pattern): the programme's optimum, its fractional entries (``integer_probability``)
+        rounded.
+    coverage : numpy.ndarray
+        (cells,) that table's exact coverage over the enumerated patterns; its true coverage
+        lies in ``[coverage, coverage + free]``. NaN for unconstrained cells.
+    in_band : numpy.ndarray
+        (cells,) bool: cells that table can have in band (``[coverage, coverage + free]``
+        meets the band; unconstrained cells count).
+    attained : int
+        ``in_band.sum()``: equal to ``max_in_band`` when the optimum is integral; rounding
+        fractional entries can lose cells (the bound is unaffected).
+    keeps_floor : bool
+        Whether that table keeps every cell's ``coverage + free`` at or above the floor.
     lowest : numpy.ndarray
         (cells,) lower bound (dual bound) on each cell's coverage over every interval that
         keeps every cell >= the floor; > ``band[1]``: proved out of reach (0 for a cell
@@ -416,7 +446,8 @@ class JointBound:
     lp_max_in_band : float
         The LP relaxation's optimum (>= ``max_in_band``), for checking.
     band : tuple of float
-    contiguous : bool
+    contiguous, monotone : bool
+        The constraints used (see :func:`joint_attainable`).
     """
 
     patterns: PatternSet
@@ -426,11 +457,13 @@ class JointBound:
     in_band: np.ndarray
     coverage: np.ndarray
     covers: np.ndarray
+    keeps_floor: bool
     lowest: np.ndarray
     free: np.ndarray
     lp_max_in_band: float
     band: tuple[float, float]
     contiguous: bool
+    monotone: bool
 
     @property
     def out_of_reach(self) -> np.ndarray:
@@ -467,6 +500,7 @@ def _programme(
     contiguous: bool,
     min_probability: float,
     integer_probability: float,
+    monotone: bool = False,
 ) -> _Programme:
     """Variables ``x`` (one per pattern and rate that some constrained cell gives at least
     ``min_probability``), then ``z`` and ``y`` per constrained cell. A cell whose left-out
@@ -520,6 +554,40 @@ def _programme(
             blocks.append(sparse.csr_matrix((vals, (rows, cols)), shape=(row, n_var)))
             lb.append(np.full(row, -np.inf))
             ub.append(np.ones(row))
+    if monotone:
+        rows, cols, vals = [], [], []
+        row = 0
+        starts = np.searchsorted(pairs[:, 0], np.arange(len(ps.patterns) + 1))
+        var_at = [
+            dict(
+                zip(
+                    pairs[starts[p] : starts[p + 1], 1].tolist(),
+                    range(starts[p], starts[p + 1]),
+                    strict=True,
+                )
+            )
+            for p in range(len(ps.patterns))
+        ]
+        index = {tuple(int(v) for v in r if v): p for p, r in enumerate(ps.patterns)}
+        for p, pattern in enumerate(index):
+            if len(var_at[p]) < 2:
+                continue
+            for q in _one_more_error(pattern, ps.searches, ps.people):
+                nxt = index.get(q)
+                if nxt is None:
+                    continue
+                common = sorted(set(var_at[p]) & set(var_at[nxt]))
+                # i < j, p holds j and q (one error more) holds i: both hold i and j
+                for i, j in combinations(common, 2):
+                    for held in (var_at[p][i], var_at[nxt][j]):
+                        rows += [row, row, row]
+                        cols += [var_at[nxt][i], var_at[p][j], held]
+                        vals += [1.0, 1.0, -1.0]
+                        row += 1
+        if row:
+            blocks.append(sparse.csr_matrix((vals, (rows, cols)), shape=(row, n_var)))
+            lb.append(np.full(row, -np.inf))
+            ub.append(np.ones(row))
     return _Programme(
         sparse.vstack(blocks, format="csr"),
         np.concatenate(lb),
@@ -530,6 +598,17 @@ def _programme(
         cost,
         integer,
     )
+
+
+def _one_more_error(pattern: tuple[int, ...], searches: int, people: int) -> list[tuple[int, ...]]:
+    """The patterns with one error more: one person's count up by one, or one more person."""
+    out = []
+    for i, k in enumerate(pattern):
+        if (i == 0 or pattern[i - 1] != k) and k < searches:  # first of its count: stays sorted
+            out.append((*pattern[:i], k + 1, *pattern[i + 1 :]))
+    if len(pattern) < people:
+        out.append((*pattern, 1))
+    return out
 
 
 def _fill(pairs: np.ndarray, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -559,6 +638,7 @@ def joint_attainable(
     iccs: tuple[float, ...] = GRID_ICC,
     band: tuple[float, float] = BAND,
     contiguous: bool = True,
+    monotone: bool = False,
     reference: str | np.ndarray | None = "design-effect-jeffreys",
     patterns: PatternSet | None = None,
     min_probability: float = 1e-5,
@@ -571,6 +651,12 @@ def joint_attainable(
 
     Parameters
     ----------
+    monotone : bool
+        Only intervals whose ends do not fall when an error is added (one person's count up
+        by one, or one more person with an error): for grid rates ``r_i < r_j``, if the
+        pattern with one error more holds ``r_i`` and the pattern holds ``r_j``, both hold
+        both. This *restricts* the intervals (the default is not exactly monotone), so the
+        result bounds monotone intervals only; off by default.
     reference : str, array or None
         Among the optimal intervals, the one closest to this interval (a method of
         :data:`lfr_eval.simulation.INTERVALS`, or a (patterns, rates) bool table) is reported,
@@ -598,7 +684,7 @@ def joint_attainable(
     ps = patterns or enumerate_patterns(people, searches, design_cells(searches, rates, iccs))
     if any(r not in rates for r, _ in ps.cells):
         raise ValueError("every cell's rate must be one of rates")
-    prog = _programme(ps, rates, band, contiguous, min_probability, integer_probability)
+    prog = _programme(ps, rates, band, contiguous, min_probability, integer_probability, monotone)
     n_x, n_c, n_var = prog.n_x, len(prog.cells), prog.n_var
     upper = np.ones(n_var)
     upper[n_x + n_c :] = prog.free
@@ -651,24 +737,29 @@ def joint_attainable(
         second = solve(flips, [keep_count], gap=1e-3)
         if second.x is not None:
             x = second.x
-    table = _fill(prog.pairs, x[:n_x], (len(ps.patterns), len(rates)))
+    rounded = np.round(x[:n_x])
+    table = _fill(prog.pairs, rounded, (len(ps.patterns), len(rates)))
+    enumerated = prog.cost @ rounded
+    reaches = enumerated + prog.free >= floor - 1e-9
     in_band = np.ones(len(ps.cells), bool)
-    in_band[prog.cells] = np.round(x[n_x : n_x + n_c]).astype(bool)
+    in_band[prog.cells] = (enumerated <= ceiling + 1e-9) & reaches
     coverage = np.full(len(ps.cells), np.nan)
-    coverage[prog.cells] = prog.cost @ x[:n_x] + x[n_x + n_c :]
+    coverage[prog.cells] = enumerated
     free = np.ones(len(ps.cells))
     free[prog.cells] = prog.free
     return JointBound(
         ps,
         rates,
         best,
-        n_free + int(np.round(x[n_x : n_x + n_c]).sum()),
+        int(in_band.sum()),
         in_band,
         coverage,
         table,
+        bool(reaches.all()),
         low,
         free,
         n_free - float(lp.fun),
         band,
         contiguous,
+        monotone,
     )

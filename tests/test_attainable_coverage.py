@@ -79,9 +79,16 @@ def test_floor_is_checked() -> None:
 
 
 def _brute_force(
-    probs: np.ndarray, rate_of: list[int], n_rates: int, band: tuple[float, float], contiguous: bool
+    probs: np.ndarray,
+    rate_of: list[int],
+    n_rates: int,
+    band: tuple[float, float],
+    contiguous: bool,
+    steps: list[tuple[int, int]] | None = None,
 ) -> int:
-    """Most cells in band over every 0-1 table (patterns x rates), all cells >= band[0]."""
+    """Most cells in band over every 0-1 table (patterns x rates), all cells >= band[0];
+    with ``steps`` (pattern, pattern with one error more) only monotone tables: where the
+    second holds r_i and the first r_j > r_i, both hold both."""
     import itertools
 
     triples = list(itertools.combinations(range(n_rates), 3))
@@ -97,6 +104,11 @@ def _brute_force(
         [(probs[j] * table[choice, rate_of[j]]).sum(axis=1) for j in range(len(rate_of))], 1
     )
     ok = (cov >= band[0] - 1e-12).all(axis=1)
+    for p, q in steps or []:
+        for i, j in itertools.combinations(range(n_rates), 2):
+            xp, xq = table[choice[:, p]], table[choice[:, q]]
+            both = xq[:, i] & xp[:, j]
+            ok &= ~both.astype(bool) | ((xp[:, i] & xq[:, j]) > 0)
     return int(((cov <= band[1] + 1e-12) & ok[:, None]).sum(axis=1)[ok].max(initial=-1))
 
 
@@ -106,8 +118,15 @@ def _joint(people: int, searches: int, rates: tuple[float, ...], iccs: tuple[flo
     cells = design_cells(searches, rates, iccs)
     ps = enumerate_patterns(people, searches, cells, max_total=people * searches, min_probability=0)
     return ps, joint_attainable(
-        people, searches, rates=rates, iccs=iccs, patterns=ps, min_probability=0,
-        integer_probability=0, reference=None, **kw,
+        people,
+        searches,
+        rates=rates,
+        iccs=iccs,
+        patterns=ps,
+        min_probability=0,
+        integer_probability=0,
+        reference=None,
+        **kw,
     )
 
 
@@ -129,6 +148,35 @@ def test_joint_bound_by_hand() -> None:
     for row in joint.covers:
         on = np.nonzero(row)[0]
         assert on.size == 0 or row[on[0] : on[-1] + 1].all()
+
+
+def test_monotone_bound_equals_brute_force() -> None:
+    """The monotone restriction on tiny designs: the brute force over monotone tables only,
+    and never above the unrestricted optimum."""
+    from lfr_eval.attainable_coverage import _one_more_error
+
+    found_lower = False
+    for seed in range(6):
+        rng = np.random.default_rng(100 + seed)
+        people, searches = (2, 2) if seed % 2 else (3, 1)
+        rates = tuple(sorted(rng.choice([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7], 3, replace=False)))
+        iccs = (0.0, 0.4) if searches > 1 else (0.0,)
+        band = (0.80, 0.90)
+        ps, mono = _joint(people, searches, rates, iccs, band=band, monotone=True)
+        _, free = _joint(people, searches, rates, iccs, band=band)
+        names = {tuple(int(v) for v in r if v): k for k, r in enumerate(ps.patterns)}
+        steps = [
+            (names[a], names[b])
+            for a in names
+            for b in _one_more_error(a, searches, people)
+            if b in names
+        ]
+        rate_of = [rates.index(r) for r, _ in ps.cells]
+        expected = _brute_force(ps.probabilities, rate_of, len(rates), band, True, steps)
+        assert mono.max_in_band == mono.attained == expected, seed
+        assert mono.max_in_band <= free.max_in_band
+        found_lower |= mono.max_in_band < free.max_in_band
+    assert found_lower  # the restriction bites somewhere, so the test can tell
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -169,8 +217,9 @@ def test_joint_bound_is_above_the_default_and_consistent(people: int, most: int)
     assert joint.max_in_band >= in_band
     assert joint.lp_max_in_band >= joint.max_in_band >= joint.attained
     constrained = joint.free < 0.97
-    assert np.all(joint.lowest[constrained] <= joint.coverage[constrained] + 1e-7)
-    assert np.all(joint.coverage[constrained] >= 0.93 - 1e-7)
+    reach = joint.coverage + joint.free  # the found table's coverage is in [coverage, reach]
+    assert np.all(joint.lowest[constrained] <= reach[constrained] + 1e-7)
+    assert joint.keeps_floor and np.all(reach[constrained] >= 0.93 - 1e-7)
     for j, rate in enumerate(GRID_RATES):
         single = lowest_attainable_coverage(ClusterDesign(people, 1, 0.0, rate)).lowest
         assert joint.lowest[j] >= single - 1e-6
