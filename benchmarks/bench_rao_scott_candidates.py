@@ -19,6 +19,8 @@ script measures, on the same seeded data sets, what was tried to bring both into
 - in the lambs designs only: ``common-leave-out-t`` (``common-leave-out`` with Student's t and
   the Satterthwaite df of the estimated between-person parts), ``common-people-or-own`` (each
   group's variance the larger of ``common-people``'s and its own design-effect one);
+- on the grid also ``oracle`` (size only): the same max-|z| test with each group's true rate
+  variance under the null (beta person rates: known from the rate, the ICC and its searches);
 - in the lambs designs also ``oracle``: the Wald test with each group's true rate variance
   (from 20,000 extra data sets), and ``permutation``: the full-data studentized permutation test
   over people (``permutation_compare_groups``, 199 relabellings), the page's default.
@@ -138,6 +140,33 @@ def common_variance_test(
         pair_df = np.maximum(np.where(den > 0, pair_var**2 / np.maximum(den, 1e-300), 1e12), 1.0)
         raw = np.minimum(2 * stats.t.sf(z, pair_df), 1.0)
     z = stats.norm.isf(raw / 2)  # the max adjustment works on equivalent normal scores
+    draws = np.random.default_rng(seed).standard_normal((n_draws, len(groups))) * np.sqrt(var)
+    null = np.abs(draws[:, i_idx] - draws[:, j_idx]) / np.sqrt(pair_var)
+    _, step_down = max_t_exceedances(z, null)
+    return float(np.maximum(max_t_adjusted(z, step_down, n_draws, "step-down"), raw).min())
+
+
+def oracle_test(
+    summaries: dict[str, ClusterSummary],
+    rate: float,
+    icc: float,
+    n_draws: int = 4000,
+    seed: int = 0,
+) -> float:
+    """The step-down max-|z| test with each group's true rate variance on the grid (beta person
+    rates: ``Var(y_i) = p (1 - p) n_i (1 + (n_i - 1) icc)``, given the group's searches)."""
+    from scipy import stats
+
+    groups = [summaries[g] for g in sorted(summaries)]
+    k = np.array([float(g.errors[0]) for g in groups])
+    n = np.array([float(g.trials) for g in groups])
+    s2 = n**2 / np.array([max(float(g.effective_people), 1e-300) for g in groups])
+    binom = rate * (1 - rate)
+    var = binom * ((1 - icc) * n + icc * s2) / n**2
+    i_idx, j_idx = np.triu_indices(len(groups), 1)
+    pair_var = var[i_idx] + var[j_idx]
+    z = np.abs(k[i_idx] / n[i_idx] - k[j_idx] / n[j_idx]) / np.sqrt(pair_var)
+    raw = np.minimum(2 * stats.norm.sf(z), 1.0)
     draws = np.random.default_rng(seed).standard_normal((n_draws, len(groups))) * np.sqrt(var)
     null = np.abs(draws[:, i_idx] - draws[:, j_idx]) / np.sqrt(pair_var)
     _, step_down = max_t_exceedances(z, null)
@@ -279,7 +308,11 @@ def grid_rows(candidates: list[str], size_sets: int, power_sets: int) -> list[st
                         called = 0
                         for r in range(sets):
                             groups = {f"g{g}": s.column(r) for g, s in enumerate(per_group)}
-                            called += CANDIDATES[name](groups, r) <= 0.05
+                            if name == "oracle":  # size only: the variance at the null's rate
+                                p = oracle_test(groups, rate, icc, seed=r) if factor == 1 else 1.0
+                            else:
+                                p = CANDIDATES[name](groups, r)
+                            called += p <= 0.05
                         out[(name, factor)] = called / sets
                 row = (
                     f"| {n_groups} | {icc} | {rate} | "
@@ -297,7 +330,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["lambs", "breakdown", "grid"], required=True)
     parser.add_argument(
-        "--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES)
+        "--candidates", nargs="+", default=list(CANDIDATES), choices=[*CANDIDATES, "oracle"]
     )
     parser.add_argument("--size-datasets", type=int, default=None)
     parser.add_argument("--power-datasets", type=int, default=None)
