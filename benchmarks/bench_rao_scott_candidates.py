@@ -29,6 +29,7 @@ Usage::
 
     python benchmarks/bench_rao_scott_candidates.py --part lambs
     python benchmarks/bench_rao_scott_candidates.py --part breakdown
+    python benchmarks/bench_rao_scott_candidates.py --part strata
     python benchmarks/bench_rao_scott_candidates.py --part grid --candidates common-people
 
 Prints markdown rows; the committed figures are in ``benchmarks/results/rao_scott_candidates.md``.
@@ -284,6 +285,36 @@ def lambs_rows(size_sets: int, power_sets: int, permutation_sets: int) -> list[s
     return rows
 
 
+def permutation_strata_rows(sets: int = 1000) -> list[str]:
+    """The full-data permutation test in the first two lambs designs, stratified by searches
+    per person (its default) and not, with the share of group a's people in a stratum that
+    group b also has (the people it can relabel)."""
+    from lfr_eval.metrics._group_tests import searches_stratum
+
+    rows = []
+    for design in LAMBS_DESIGNS[:2]:
+        rng = np.random.default_rng(12)
+        called = {True: 0, False: 0}
+        shared = []
+        for r in range(sets):
+            d = _draw_lambs(rng, design)
+            strata_b = np.unique(searches_stratum(d[1][1]))
+            shared.append(float(np.isin(searches_stratum(d[0][1]), strata_b).mean()))
+            for stratify in (True, False):
+                result = permutation_compare_groups(
+                    {"a": d[0][0], "b": d[1][0]}, {"a": d[0][1], "b": d[1][1]},
+                    n_permutations=199, seed=r, stratify=stratify,
+                )  # fmt: skip
+                called[stratify] += result.pairs[0].p_adjusted <= 0.05
+        label = " vs ".join(f"{p} x ~{m}" for p, m in design)
+        rows.append(
+            f"| {label} | {called[True] / sets:.3f} | {called[False] / sets:.3f} "
+            f"| {np.mean(shared):.3f} |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
 def grid_rows(candidates: list[str], size_sets: int, power_sets: int) -> list[str]:
     """Size and power (first group at 2x) on the grid of bench_stats_groups_claims.py: 2 / 4 /
     10 groups with unequal searches per person, ICC 0 / 0.2 / 0.5, rates 0.01 / 0.001."""
@@ -328,7 +359,7 @@ def grid_rows(candidates: list[str], size_sets: int, power_sets: int) -> list[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["lambs", "breakdown", "grid"], required=True)
+    parser.add_argument("--part", choices=["lambs", "breakdown", "strata", "grid"], required=True)
     parser.add_argument(
         "--candidates", nargs="+", default=list(CANDIDATES), choices=[*CANDIDATES, "oracle"]
     )
@@ -346,6 +377,12 @@ def main() -> None:
         lambs_rows(
             args.size_datasets or 2000, args.power_datasets or 500, args.permutation_datasets
         )
+    elif args.part == "strata":
+        print(
+            "| design | permutation, stratified (default): size | unstratified: size "
+            "| group a's people in a stratum group b has |"
+        )
+        permutation_strata_rows(args.permutation_datasets)
     elif args.part == "breakdown":
         print("| heavy people in group a | share of data sets | rao-scott: called different |")
         lambs_breakdown(args.size_datasets or 2000)
