@@ -108,3 +108,32 @@ def test_dense_chunks_are_the_reverse_cumulative_counts() -> None:
             hist = subject_histogram(subjects, scores, thresholds, error_is_hit=error_is_hit)
             got = np.concatenate([e for e, _ in hist.dense_chunks(7)], axis=0)
             np.testing.assert_array_equal(got, want)
+
+
+def test_value_histograms_keep_the_block_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A histogram of per-search values (float sums: P(alert) at N, composite FMRs) is not
+    counted by runs of whole-number errors: its summary is the block path's, and the runs'
+    function refuses it rather than truncating the values."""
+    from scipy.sparse import csr_array
+
+    from lfr_eval.metrics import MetricInputError
+    from lfr_eval.protocols._scaling import SearchValueHistogram
+
+    rng = np.random.default_rng(4)
+    people, m = 60, 6
+    trials = rng.integers(1, 9, people)
+    dense = np.zeros((people, m + 1))
+    dense[:, 1:] = rng.random((people, m)) * (rng.random((people, m)) < 0.3)
+    dense *= trials[:, None] / np.maximum(dense.sum(axis=1, keepdims=True), 1e-9) * 0.7
+    hist = SearchValueHistogram(
+        np.arange(people), trials, csr_array(dense), np.linspace(0.1, 0.6, m), True
+    )
+    for chunk in (intervals.SUMMARY_CHUNK_CELLS, 30):
+        monkeypatch.setattr(intervals, "SUMMARY_CHUNK_CELLS", chunk)
+        got = summarise_subjects(hist)
+        want = summarise_subjects(hist, block_top_people=True)
+        np.testing.assert_array_equal(got.top_errors, want.top_errors)
+        np.testing.assert_array_equal(got.top_trials, want.top_trials)
+        assert np.any((got.top_errors % 1) != 0)  # fractional sums kept, not truncated
+    with pytest.raises(MetricInputError, match="whole-number"):
+        histogram_top_people(hist)

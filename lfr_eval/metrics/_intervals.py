@@ -605,6 +605,13 @@ def subject_histogram(
     return SubjectHistogram(subjects, trials, bins, thr, error_is_hit)
 
 
+def _whole_number_histogram(counts: SubjectTable) -> bool:
+    """A :class:`SubjectHistogram` of 0/1 errors (integer bins). Subclasses holding per-search
+    values (``SearchValueHistogram``: float sums of P(alert) or composite FMRs) are not: their
+    top people are ranked on the dense blocks."""
+    return isinstance(counts, SubjectHistogram) and np.asarray(counts.bins.data).dtype.kind in "iu"
+
+
 def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) -> ClusterSummary:
     """:class:`~lfr_eval.metrics.ClusterSummary` of per-subject counts, in bounded memory.
 
@@ -628,7 +635,7 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
         if errors is None or trials is None:
             return summarise_clusters(np.zeros((0, m)), np.zeros(0))
         small = summarise_clusters(errors, trials)
-        if isinstance(counts, SubjectHistogram) and not block_top_people:
+        if _whole_number_histogram(counts) and not block_top_people:
             # the same top people as the blocks below give
             top_e, top_n = histogram_top_people(counts)
             small = dataclasses.replace(small, top_errors=top_e, top_trials=top_n)
@@ -638,7 +645,7 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
     rate = counts.error_totals().astype(np.float64) / total
     u2_sum = np.zeros(m)
     u4_sum = np.zeros(m)
-    histogram = isinstance(counts, SubjectHistogram) and not block_top_people
+    histogram = _whole_number_histogram(counts) and not block_top_people
     tops = [top_people(np.zeros((0, m)), np.zeros(0))]
     for errors, trials in counts.dense_chunks(rows):
         use = trials > 0

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lfr_eval.metrics._clustered import MONOTONE_TOP_PEOPLE
+from lfr_eval.metrics._validation import MetricInputError
 
 if TYPE_CHECKING:
     from lfr_eval.metrics._intervals import SubjectHistogram
@@ -38,6 +39,11 @@ def _segments(hist: SubjectHistogram) -> tuple[np.ndarray, np.ndarray, np.ndarra
     thresholds, runs with no error left out: the person has ``errors`` errors at every sorted
     threshold ``start <= t < end``."""
     bins = hist.bins
+    if np.asarray(bins.data).dtype.kind not in "iu":
+        raise MetricInputError(
+            "histogram_top_people needs whole-number errors (integer bins); a histogram of "
+            f"per-search values ({np.asarray(bins.data).dtype}) is ranked by top_people"
+        )
     m = int(bins.shape[1]) - 1
     indptr = np.asarray(bins.indptr, dtype=np.int64)
     cols = np.asarray(bins.indices, dtype=np.int64)
