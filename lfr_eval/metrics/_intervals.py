@@ -635,7 +635,11 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
         if errors is None or trials is None:
             return summarise_clusters(np.zeros((0, m)), np.zeros(0))
         small = summarise_clusters(errors, trials)
-        if _whole_number_histogram(counts) and not block_top_people:
+        if (
+            isinstance(counts, SubjectHistogram)
+            and _whole_number_histogram(counts)
+            and not block_top_people
+        ):
             # the same top people as the blocks below give
             top_e, top_n = histogram_top_people(counts)
             small = dataclasses.replace(small, top_errors=top_e, top_trials=top_n)
