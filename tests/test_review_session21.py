@@ -192,3 +192,44 @@ def _permutation_size(n: int, seed: int, permutations: int = 99) -> float:
 def test_permutation_group_test_size_with_unequal_searches_and_a_few_heavy_people() -> None:
     size = _permutation_size(2000, seed=12)  # about 8 CPU s; s.e. 0.005 at 0.05
     assert size >= 0.03 - 2 * np.sqrt(0.05 * 0.95 / 2000), size
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 9: the scaled FPIR's bound from the sparse histogram = from the dense sums (review, s. 21)
+
+
+def test_scaled_bound_from_the_histogram_equals_the_dense_per_person_sums() -> None:
+    """The scaled FPIR's one-sided bound (the claim checker's and the config evidence's) made
+    from the sparse per-search value histogram equals the one made from the same per-person
+    sums held densely (``summarise_clusters``), on random filler counts: every shortcut of
+    ``summarise_subjects`` must keep it. 16bd732 fed these float sums to the whole-number
+    top-people path, which truncated them: this check then failed in 75 of 100 random cases
+    (fixed in a66e2f4)."""
+    from lfr_eval.metrics import summarise_subjects
+    from lfr_eval.protocols._scaling import (
+        interval_from_summary,
+        largest_person_sum,
+        search_value_histogram,
+    )
+
+    rng = np.random.default_rng(3)
+
+    def p_alert(c: np.ndarray) -> np.ndarray:  # N = 100 of F = 1,000 fillers, plug-in form
+        return 1 - (1 - c[:, 0, :] / 1000.0) ** 100
+
+    for _ in range(40):
+        n, s, m = int(rng.integers(5, 400)), int(rng.integers(2, 60)), int(rng.integers(1, 15))
+        clusters = np.sort(rng.integers(0, s, n))
+        thresholds = np.sort(rng.uniform(0, 1, m))
+        base = rng.poisson(rng.uniform(0, 3), n)
+        shape = base[:, None, None] * (1 - thresholds)[None, None, :]
+        counts = (shape * rng.uniform(0.5, 1.5, (n, 1, 1))).astype(np.int64)
+        counts = np.minimum.accumulate(counts, axis=2)  # falls as the threshold rises
+        hist = search_value_histogram(iter([(0, counts)]), clusters, np.arange(s), p_alert,
+                                      thresholds)  # fmt: skip
+        sums = np.concatenate([e for e, _ in hist.dense_chunks(10**6)], axis=0)
+        largest = largest_person_sum(hist)
+        fast = interval_from_summary(summarise_subjects(hist), 1.0, 0.95, largest)
+        dense = interval_from_summary(summarise_clusters(sums, hist.trials), 1.0, 0.95, largest)
+        np.testing.assert_allclose(fast.upper_bound, dense.upper_bound, rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(fast.upper, dense.upper, rtol=1e-9, atol=1e-15)
