@@ -530,7 +530,16 @@ def compare_group_rates(
     groups has a noisy rate of its own, which a t reference does not carry (the permutation
     path may use it because relabelling calibrates it), so it stays available by name only.
     From clustered totals alone the size cannot be brought into 0.03–0.07 this way; full
-    results use the permutation test (size 0.042–0.065). The adjusted p-value of a pair is the
+    results use the permutation test (size 0.042–0.065). Neither could a between-person
+    variance common to the groups (Donner-type), pooled or from the other groups only, with or
+    without a Satterthwaite t (``benchmarks/results/rao_scott_candidates.md``: 0.009–0.155 on
+    the grid, 0.002–0.174 where 5% of people draw 20x the errors): with each group's *true*
+    rate variance a normal max-|z| test is still 0.077–0.094 in 5 of the 18 grid cells (ten or
+    four strongly clustered groups, whose skewed rates put the largest pair statistic in the
+    tail), so a fix needs a reference distribution that carries the skew, not a better
+    variance. Where a few heavy people fall only in some groups (30 people x ~30 searches
+    against 300 x ~2) this test calls equal groups different in 0.15 of data sets: a group
+    whose sample holds none of them looks unclustered. The adjusted p-value of a pair is the
     chance, under equal rates in every group, that the largest of **all** pairwise statistics is
     at least as large as this pair's (the single-step max-|z| adjustment of Westfall & Young
     1993 and Hothorn, Bretz & Westfall 2008), computed from the joint normal distribution of
@@ -1272,6 +1281,10 @@ def permutation_compare_groups(
         Relabel people only among people with about as many searches (:func:`searches_stratum`:
         the same number up to 10, bins 10 % wide above). Default True; without it the test's
         size reached 0.15 with ten groups of 2–50 searches per person and strong clustering.
+        Where the groups' searches per person barely overlap the strata leave little to
+        relabel and the test rarely rejects: size 0.009 and little power with 30 people x ~30
+        searches against 300 x ~2, where 10% of the first group's people share a stratum
+        with the second (``benchmarks/results/rao_scott_candidates.md``).
     engine : {"auto", "types", "people"}
         How relabellings are drawn; both give the same permutation distribution.
         ``"people"`` permutes every person's label (cost people x permutations);
