@@ -243,9 +243,26 @@ def draw_lambs(
     Mean rate ``rate`` (0-1); searches per person 1 + Poisson(Gamma(2, (searches - 1) / 2)),
     redrawn for each of 8 batches of ``n // 8`` data sets (as the grid's unequal designs).
     Yields ``(trials (s,), errors (s, n // 8), lamb (s, n // 8) bool)`` per batch.
+
+    Raises
+    ------
+    ValueError
+        ``rate`` would give the lambs a rate above 1 (``rate > 0.0975``), or is not positive, or
+        ``people``, ``searches`` or ``n // 8`` is below 1.
     """
-    rng = np.random.default_rng(seed)
     base = rate / (1 - LAMB_SHARE + LAMB_SHARE * LAMB_FACTOR)
+    if not rate > 0 or LAMB_FACTOR * base > 1:
+        top = (1 - LAMB_SHARE + LAMB_SHARE * LAMB_FACTOR) / LAMB_FACTOR
+        raise ValueError(
+            f"lambs model: the mean rate must be in (0, {top:g}] so that the lambs' rate "
+            f"({LAMB_FACTOR:g} times the others') is at most 1; got {rate!r}"
+        )
+    if people < 1 or searches < 1 or n // 8 < 1:
+        raise ValueError(
+            f"lambs model needs people >= 1, searches >= 1 and n >= 8 data sets; got "
+            f"people={people}, searches={searches}, n={n}"
+        )
+    rng = np.random.default_rng(seed)
     for _ in range(8):
         trials = 1 + rng.poisson(rng.gamma(2.0, (searches - 1) / 2.0, people))
         lamb = rng.random((people, n // 8)) < LAMB_SHARE

@@ -12,6 +12,7 @@ costs about 1 CPU s.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lfr_eval.simulation import LAMB_KINDS, draw_lambs, lambs_coverage, lambs_misses
 
@@ -51,3 +52,17 @@ def test_default_misses_where_the_data_show_no_lamb() -> None:
     # Korn-Graubard's whole-variance t factor covers half of those homogeneous-looking sets
     kg = lambs_misses("korn-graubard", 50, 20, 0.02, 4000, seed=11)
     assert np.all([kg.miss_above_in[k] < r.miss_above_in[k] for k in hidden]), kg
+
+
+@pytest.mark.parametrize(
+    ("rate", "people", "n"), [(0.1, 50, 800), (0.0, 50, 800), (0.02, 0, 800), (0.02, 50, 7)]
+)
+def test_draw_lambs_refuses_a_model_it_cannot_draw(rate: float, people: int, n: int) -> None:
+    """review: a mean rate above 0.0975 gives the lambs a rate above 1 (numpy's 'p > 1')."""
+    with pytest.raises(ValueError, match="lambs model"):
+        next(draw_lambs(people, 20, rate, n, seed=1))
+
+
+def test_draw_lambs_takes_the_largest_mean_rate_it_can() -> None:
+    trials, errors, lamb = next(draw_lambs(50, 20, 0.0975, 80, seed=1))
+    assert np.all(errors[lamb] == np.broadcast_to(trials[:, None], lamb.shape)[lamb])
