@@ -187,7 +187,7 @@ def _rows_per_block(
     rows, at least one, at most four): the chunks, and so every BLAS product's shape, are then
     the same for every memory setting, and so are the numbers (see
     :func:`~lfr_eval.search._kernel.chunk_layout`). The kernel's working memory does not grow
-    with the block: each thread holds one chunk's similarity tile (2 MiB) and threshold
+    with the block: each thread holds one chunk's similarity tile (a core's L2 cache) and threshold
     histogram (6 bytes per cell: uint16 cells and the int32 cells they are flushed into)."""
     rows = _rows_that_fit(n_probes, gallery, k, n_thr, memory, threads)
     return max(_CHUNK_ROWS, rows - rows % _CHUNK_ROWS)
@@ -404,8 +404,8 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     desc : str
         Label of the progress bar.
     tile_bytes : int, optional
-        Memory of one similarity tile (default: the backend's, e.g. 2 MiB per thread chunk
-        for numpy).
+        Memory of one similarity tile (default: the backend's, e.g. one core's L2 cache per
+        thread chunk for numpy).
     rows_per_block : int, optional
         Probe rows per block (default: sized from ``memory_bytes``, a multiple of the kernel's
         512-row chunk). Any multiple of 512 gives the same numbers, bit for bit, as every
