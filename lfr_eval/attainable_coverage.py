@@ -75,11 +75,12 @@ for ``r_i < r_j``, if the pattern with one error more holds ``r_i`` and the patt
   Each cell's lowest coverage is computed first and a cell above 0.97 gets ``z_c = 0`` (implied
   by the constraints; the big-M relaxation alone is weak and slow).
 
-K (``max_total``, ``max_carriers``) was chosen from the left-out mass: with 30 errors or 3
-people every cell of the grid with fewer than about 20 expected errors (the cells where
-discreteness can matter) leaves out less than 0.025, most less than 1e-4 (the per-cell
-``free`` column of ``benchmarks/results/attainable_joint.csv``); the rest hold so many patterns
-that no pattern is a large share and the bound is not the point there.
+K (``max_total``, ``max_carriers``) was chosen from the left-out mass (the per-cell ``free``
+column of ``benchmarks/results/attainable_joint.csv``): with 30 errors or 3 people every
+constrained grid cell with fewer than 5 expected errors leaves out less than 0.004, and with
+fewer than 20 at most 0.06 (49 of those 70 cells less than 1e-3); cells with more expected errors
+can leave out much more (up to 0.96), and the bound says little there. Raising K grows the
+patterns (and the programme) fast: 30 errors with 10 searches per person is already 20,000.
 """
 
 from __future__ import annotations
