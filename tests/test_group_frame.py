@@ -82,19 +82,19 @@ def test_by_group_counts_and_intervals(searches: SearchSet) -> None:
 
 def test_ratios_and_fairness_discrepancy_rate(searches: SearchSet) -> None:
     frame = IdentificationFrame(searches, [0.6, 0.64], ["ethnicity"])
-    r = frame.ratio("fpir", "lowest").xs(0.6, level="threshold")
+    every = {"include_small": True, "include_unknown": True}  # all groups here are small
+    r = frame.ratio("fpir", "lowest", **every).xs(0.6, level="threshold")
     # rates A 1/2, B 1/6, unknown 1 -> lowest is B
     np.testing.assert_allclose(r["ratio"], [3.0, 1.0, 6.0])
-    r_ref = frame.ratio("fpir", "A").xs(0.6, level="threshold")
+    r_ref = frame.ratio("fpir", "A", **every).xs(0.6, level="threshold")
     np.testing.assert_allclose(r_ref["ratio"], [1.0, 1 / 3, 2.0])
-    r_all = frame.ratio("fpir", None).xs(0.6, level="threshold")
+    r_all = frame.ratio("fpir", None, **every).xs(0.6, level="threshold")
     np.testing.assert_allclose(r_all["reference_rate"], 4 / 11)
-    no_small = frame.ratio("fpir", "lowest", include_small=False)
+    no_small = frame.ratio("fpir", "lowest", include_small=False, include_unknown=True)
     assert "unknown" not in no_small.index.get_level_values("ethnicity")
     # at 0.64: A 2/4, B 0/6 -> ratio to lowest is inf, 0/0 is NaN
-    r64 = frame.ratio("fpir").xs(0.64, level="threshold")["ratio"]
+    r64 = frame.ratio("fpir", **every).xs(0.64, level="threshold")["ratio"]
     assert np.isinf(r64["A"]) and np.isnan(r64["B"])
-    every = {"include_small": True, "include_unknown": True}  # all groups here are small
     mm = frame.max_min_ratio("fpir", **every)
     assert mm[0.6] == pytest.approx(6.0) and np.isinf(mm[0.64])
     assert frame.max_min_ratio("fpir").isna().all()  # by default small groups are left out
@@ -115,7 +115,7 @@ def test_intersections(searches: SearchSet) -> None:
     assert ("A", "f") in frame.groups and ("unknown", "f") in frame.groups
     assert g.loc[("A", "f"), "errors"] == 2 and g.loc[("A", "m"), "errors"] == 0
     assert g.loc[("B", "f"), "n_searches"] == 4
-    r = frame.ratio("fnir", ("A", "f"))
+    r = frame.ratio("fnir", ("A", "f"), include_small=True)
     assert r.loc[(0.6, "A", "m"), "reference_rate"] == pytest.approx(0.5)
     assert frame.rates("fpir").shape == (1, len(frame.groups))
 

@@ -85,16 +85,6 @@ def test_frame_summary_measures_leave_out_small_and_unknown_groups_by_default() 
     assert fdr == pytest.approx(1 - (compared.max() - compared.min()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "IdentificationFrame.ratio(reference='lowest') still takes small groups and 'unknown' "
-        "by default (include_small=True, include_unknown=True): with a 2-person group C at 0 "
-        "of 4 the lowest is C, so A's and B's ratio to the lowest are inf, where the page "
-        "(explain.group_comparison) gives A 2.0 against B; the same family as max_min_ratio "
-        "since 1318567 would make them agree"
-    ),
-)
 def test_frame_ratio_to_lowest_leaves_out_small_and_unknown_groups_by_default() -> None:
     frame = _frame_with_a_small_and_an_unknown_group(c_errors=0)
     ratio = frame.ratio("fpir").xs(0.5, level="threshold")

@@ -524,8 +524,8 @@ class IdentificationFrame:
         metric: Metric = "fpir",
         reference: str | tuple[str, ...] | None = "lowest",
         *,
-        include_small: bool = True,
-        include_unknown: bool = True,
+        include_small: bool = False,
+        include_unknown: bool = False,
         ci: bool = True,
     ) -> pd.DataFrame:
         """Each group's rate divided by a reference rate, at every threshold.
@@ -537,12 +537,14 @@ class IdentificationFrame:
             ``"lowest"``: the lowest group rate at that threshold (NIST's convention);
             ``None``: the overall rate; a group label (tuple for intersections): that group.
         include_small : bool
-            Whether small groups take part (they are always listed when included).
+            Whether small groups take part (default False, as on the demographic page and in
+            :meth:`max_min_ratio`: a two-person group at 0 would make every ratio to the lowest
+            infinite).
         include_unknown : bool
-            Whether the ``"unknown"`` label takes part. With ``include_small=False,
-            include_unknown=False`` the family is the demographic page's, and the ratio-to-lowest
-            intervals are the same numbers as :func:`~lfr_eval.metrics.ratio_to_lowest` gives
-            from the aggregate.
+            Whether the ``"unknown"`` label takes part (default False). With both False (the
+            defaults) the family is the demographic page's, and the ratio-to-lowest intervals
+            are the same numbers as :func:`~lfr_eval.metrics.ratio_to_lowest` gives from the
+            aggregate.
         ci : bool
             Also give an interval of each ratio (``ratio_ci_low``, ``ratio_ci_high``). To the
             lowest or a named group: clustered by person and **simultaneous** over the
