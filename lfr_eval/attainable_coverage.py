@@ -68,7 +68,7 @@ for ``r_i < r_j``, if the pattern with one error more holds ``r_i`` and the patt
   ``y_c`` in ``[0, free_c]``, where ``free_c`` is that cell's exact probability of what was
   left out (reported per cell). A cell with ``free_c >= 0.97`` is unconstrained and counts as
   in band: the bound says nothing there (cells with hundreds of expected errors);
-* entries below ``integer_probability`` (0.01) are fractions in [0, 1], not 0 or 1;
+* entries below ``integer_probability`` (1e-4) are fractions in [0, 1], not 0 or 1;
 * the reported maximum is HiGHS's *dual* bound rounded down, not the incumbent's value, so it is
   an upper bound even if the search stopped early; a cell is proved out of reach when the dual
   bound on its lowest coverage (the same constraints, its coverage minimised) exceeds 0.97.
@@ -643,7 +643,7 @@ def joint_attainable(
     reference: str | np.ndarray | None = "design-effect-jeffreys",
     patterns: PatternSet | None = None,
     min_probability: float = 1e-5,
-    integer_probability: float = 1e-2,
+    integer_probability: float = 1e-4,
     time_limit: float = 120.0,
 ) -> JointBound:
     """The most cells of one design (``people`` × ``searches`` equal searches per person;
