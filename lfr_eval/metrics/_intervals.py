@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -605,7 +605,7 @@ def subject_histogram(
     return SubjectHistogram(subjects, trials, bins, thr, error_is_hit)
 
 
-def _whole_number_histogram(counts: SubjectTable) -> bool:
+def _whole_number_histogram(counts: SubjectTable) -> TypeGuard[SubjectHistogram]:
     """A :class:`SubjectHistogram` of 0/1 errors (integer bins). Subclasses holding per-search
     values (``SearchValueHistogram``: float sums of P(alert) or composite FMRs) are not: their
     top people are ranked on the dense blocks."""
@@ -635,11 +635,7 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
         if errors is None or trials is None:
             return summarise_clusters(np.zeros((0, m)), np.zeros(0))
         small = summarise_clusters(errors, trials)
-        if (
-            isinstance(counts, SubjectHistogram)
-            and _whole_number_histogram(counts)
-            and not block_top_people
-        ):
+        if _whole_number_histogram(counts) and not block_top_people:
             # the same top people as the blocks below give
             top_e, top_n = histogram_top_people(counts)
             small = dataclasses.replace(small, top_errors=top_e, top_trials=top_n)
@@ -666,7 +662,7 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
         if not histogram:
             # the top people of the whole are among each block's top people
             tops = [merge_top_people([*tops, top_people(errors[use], trials[use])])]
-    if isinstance(counts, SubjectHistogram) and histogram:
+    if histogram and _whole_number_histogram(counts):
         # from the histogram's runs of equal errors, O(searches): the per-block argpartition
         # was two thirds of the group frame's time at 1M people (bench_group_frame.py)
         tops = [histogram_top_people(counts)]
