@@ -9,8 +9,7 @@ both the product's speed (OpenBLAS packs both operands for every call) and the r
 128-d random unit vectors — under several layouts, with 1 and 2 threads, repeated and
 interleaved in one process, and reports the minimum and median CPU and wall ns per pair of
 each (load only adds time). It first checks that every layout gives the same scores, top-k,
-ranks and counts as 512 × 512 (large products round alike: ``tests/test_exact_scores.py``),
-and so does 512 × 512 visiting the subjects in code order instead of group by group.
+ranks and counts as 512 × 512 (large products round alike: ``tests/test_exact_scores.py``).
 
     python benchmarks/bench_kernel_layouts.py --probes 4096 --gallery 200000 --repeats 3 \\
         --layouts 512x512,512x1024 --out benchmarks/results/kernel_layouts.json
@@ -55,7 +54,6 @@ def main() -> None:
         _unit(rng.standard_normal((args.gallery, d), dtype=np.float32)),
         np.array([f"g{i:07d}" for i in range(args.gallery)]),
         subject_groups=rng.integers(0, 4, args.gallery),
-        copy=True,  # its own read-only templates: the kernel keeps its group-order copy
     )
     probes = _unit(rng.standard_normal((args.probes, d), dtype=np.float32))
     mates = np.where(
@@ -65,7 +63,7 @@ def main() -> None:
     mate_score = _kernel.mate_scores(probes, gallery, mates)
     default_rows = _kernel._CHUNK_ROWS
 
-    def run(rows: int, width: int, threads: int, group_order: bool = True) -> _kernel.Partial:
+    def run(rows: int, width: int, threads: int) -> _kernel.Partial:
         _kernel._CHUNK_ROWS = rows  # the chunk layout reads it at every call
         try:
             return _kernel.score_block(
@@ -77,7 +75,6 @@ def main() -> None:
                 mate_score=mate_score,
                 backend=_kernel._NumpyKernel(threads=threads),
                 tile_bytes=4 * rows * width,
-                group_order=group_order,
             )
         finally:
             _kernel._CHUNK_ROWS = default_rows
@@ -91,11 +88,6 @@ def main() -> None:
         )
         for r, w in layouts
     }
-    # the subjects visited in code order (no group-order copy) give the same numbers too
-    code_order = run(512, 512, 2, group_order=False)
-    identical["512x512 code order"] = all(
-        np.array_equal(getattr(code_order, f), getattr(reference, f)) for f in fields
-    )
     if not all(identical.values()):
         sys.exit(f"a layout changes the results: {identical}")
     times: dict[str, list[tuple[float, float]]] = {}

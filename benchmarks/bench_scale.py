@@ -488,14 +488,8 @@ def case_ratio(args: argparse.Namespace) -> dict:
     d = 128
     gallery_v = _unit(rng.standard_normal((args.gallery, d), dtype=np.float32))
     groups = rng.integers(0, 4, args.gallery)
-    # copy: the gallery owns its (read-only) templates, so the kernel may keep its group-order
-    # copy across calls (a caller's own writeable array is visited in code order outside
-    # score_probes' runs, see _kernel.holding_group_order)
     gal = Gallery.build(
-        gallery_v,
-        np.array([f"g{i:07d}" for i in range(args.gallery)]),
-        subject_groups=groups,
-        copy=True,
+        gallery_v, np.array([f"g{i:07d}" for i in range(args.gallery)]), subject_groups=groups
     )
     probes = _unit(rng.standard_normal((args.probes, d), dtype=np.float32))
     # one probe in 40 is mated (as in the NPL design): its mate is a gallery subject

@@ -669,83 +669,9 @@ def test_too_many_histogram_cells_is_refused() -> None:
         score_block(templates, gal, k=1, thresholds=np.linspace(-1, 1, 4096))
 
 
-def _partials_equal(a, b) -> None:
-    for field in ("top_scores", "top_subjects", "top_rows", "higher", "counts"):
-        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
-
-
-def test_group_order_visit_gives_the_code_order_results(data) -> None:
-    """Counting by group, the numpy kernel visits the subjects group by group (a permuted copy
-    of the templates): scores, codes, template rows, ranks and counts are bit-identical to a
-    visit in code order (``group_order=False``), over many tiles, blocks and gallery shards."""
-    from lfr_eval.search import _kernel
-
-    templates, subj, probes, mates, groups = data
-    gal = Gallery.build(templates, subj, subject_groups=groups)
-    codes = gal.codes_of(mates)
-    visit = _kernel._visit(gal, 0, gal.n_subjects, True)
-    assert visit.positions is not None  # the groups are interleaved: a real permutation
-    sections = np.where(gal.subject_groups < 0, gal.n_groups, gal.subject_groups)
-    assert np.all(np.diff(sections[visit.codes]) >= 0)
-    np.testing.assert_array_equal(visit.matrix, gal.matrix[visit.rows])
-    runs = {}
-    for order in (True, False):
-        opts = {"k": 7, "thresholds": THRESHOLDS, "mate_codes": codes, "group_order": order}
-        runs[order] = [
-            score_block(probes, gal, tile_bytes=tb, **opts) for tb in (None, 4 * 40 * 9)
-        ] + [
-            merge_partials(
-                [
-                    score_block(probes, gal, subjects=shard, tile_bytes=4 * 40 * 9, **opts)
-                    for shard in ((0, 17), (17, 41), (41, gal.n_subjects))
-                ]
-            )
-        ]
-    for group_order, code_order in zip(runs[True], runs[False], strict=True):
-        _partials_equal(group_order, code_order)
-
-
-def test_group_order_copy_only_from_memory_the_blocks_leave(data) -> None:
-    """The group-order copy of the templates is made only where the memory setting holds it
-    beside the blocks it chose; a setting that only just holds the run scores in code order
-    (no copy), with the same numbers."""
-    from lfr_eval.search import _blocks, _kernel
-
-    templates, subj, probes, mates, groups = data
-    gal = Gallery.build(templates, subj, subject_groups=groups)
-    n_thr, k = len(THRESHOLDS), 7
-    assert _kernel.visit_copy_bytes(gal, True) == gal.matrix.nbytes
-    assert _kernel.visit_copy_bytes(gal, False) == 0
-    n = len(probes)
-
-    def rows(memory: int) -> int:
-        try:
-            return _blocks._rows_that_fit(n, gal, k, n_thr, memory)
-        except MemoryError:
-            return 0
-
-    # the least memory (in 4 KiB steps) that holds one 512-row block
-    tight = next(m for m in range(4096, 2**31, 4096) if rows(m) >= 512)
-    roomy = tight + 8 * gal.matrix.nbytes
-    assert not _blocks._group_order_fits(512, n, gal, k, n_thr, tight)
-    assert _blocks._group_order_fits(512, n, gal, k, n_thr, roomy)
-    runs = []
-    for memory in (tight, roomy):
-        _kernel._VISITS.pop(gal, None)
-        runs.append(
-            score_probes(
-                probes, gal, k=k, thresholds=THRESHOLDS, mate_codes=gal.codes_of(mates),
-                memory_bytes=memory,
-            )
-        )  # fmt: skip
-        assert (gal in _kernel._VISITS) == (memory == roomy)
-    _partials_equal(runs[0], runs[1])
-
-
-def test_equal_scores_visited_out_of_code_order_keep_the_lower_code_first() -> None:
-    """Tied scores across interleaved groups: the group-order visit meets a lower subject code
-    after the top-k is full of higher ones (a score equal to the k-th best must then enter),
-    in the first tile and in later ones; k cuts through the tie."""
+def test_equal_scores_keep_the_lower_code_first() -> None:
+    """Tied scores across interleaved groups, in the first tile and in later ones: the top-k
+    keeps score descending, then the lower subject code first; k cuts through the tie."""
     n = 48
     templates = np.zeros((n, 4), np.float32)
     templates[:, 0] = 1.0  # every subject scores exactly 1.0 ...
@@ -755,7 +681,7 @@ def test_equal_scores_visited_out_of_code_order_keep_the_lower_code_first() -> N
     shuffle = np.random.default_rng(1).permutation(n)
     groups = (np.arange(n) % 3)[shuffle]  # interleaved in code order
     groups[5] = -1
-    gal = Gallery.build(templates, ids, subject_groups=groups, copy=True)
+    gal = Gallery.build(templates, ids, subject_groups=groups)
     probes = np.zeros((5, 4), np.float32)
     probes[:, 0] = 1.0
     mates = np.array([-1, 3, 30, 0, 47])
@@ -804,38 +730,3 @@ def test_default_tile_is_one_cores_l2_cache(tmp_path) -> None:
     assert _core_l2_bytes(caches=str(tmp_path)) == 2**22  # at most 4 MiB
     (tmp_path / "index2" / "size").write_text("garbled\n")
     assert _core_l2_bytes(caches=str(tmp_path)) == 2**21
-
-
-def test_group_order_copy_never_goes_stale() -> None:
-    """A gallery built without a copy is the caller's own writeable array, which the caller may
-    change between calls: the kernel then keeps no group-order copy beyond one run
-    (``holding_group_order``), so a later call scores the changed templates (review's case)."""
-    from lfr_eval.search import _kernel
-
-    rng = np.random.default_rng(0)
-    t = _unit(rng.standard_normal((400, 16)).astype(np.float32))
-    names = np.array([f"s{i:04d}" for i in range(400)])
-    groups = np.arange(400) % 3 - 1  # interleaved, with -1
-    gal = Gallery.build(t, names, subject_groups=groups, n_groups=2)
-    assert gal.matrix is t and t.flags.writeable
-    probes = t[:5].copy()
-    thr = np.linspace(-1, 1, 21)
-    first = score_block(probes, gal, k=3, thresholds=thr)
-    assert gal not in _kernel._VISITS  # visited in code order: nothing kept
-    with _kernel.holding_group_order(gal):
-        held = score_block(probes, gal, k=3, thresholds=thr)
-        assert gal in _kernel._VISITS
-    assert gal not in _kernel._VISITS  # dropped with the run
-    _partials_equal(held, first)
-    t[:] = -t  # the caller changes its embeddings in place
-    for run in range(2):
-        if run:
-            with _kernel.holding_group_order(gal):
-                again = score_block(probes, gal, k=3, thresholds=thr)
-        else:
-            again = score_block(probes, gal, k=3, thresholds=thr)
-        fresh = score_block(
-            probes, Gallery.build(t.copy(), names, subject_groups=groups, n_groups=2), k=3,
-            thresholds=thr,
-        )  # fmt: skip
-        _partials_equal(again, fresh)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
-import functools
 import hashlib
 import json
 import os
@@ -42,7 +41,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -57,11 +55,9 @@ from lfr_eval.search._kernel import (
     check_thresholds,
     default_threads,
     empty_partial,
-    holding_group_order,
     mate_scores,
     score_block,
     shared_chunk_pool,
-    visit_copy_bytes,
 )
 
 #: Default memory setting for one scoring run (bytes): fits a 4 GB machine with room to spare.
@@ -189,19 +185,6 @@ def _rows_per_block(
     :func:`~lfr_eval.search._kernel.chunk_layout`). The kernel's working memory does not grow
     with the block: each thread holds one chunk's similarity tile (a core's L2 cache) and threshold
     histogram (6 bytes per cell: uint16 cells and the int32 cells they are flushed into)."""
-    rows = _rows_that_fit(n_probes, gallery, k, n_thr, memory, threads)
-    return max(_CHUNK_ROWS, rows - rows % _CHUNK_ROWS)
-
-
-def _rows_that_fit(
-    n_probes: int,
-    gallery: Gallery,
-    k: int,
-    n_thr: int,
-    memory: int,
-    threads: int | None = None,
-) -> int:
-    """:func:`_rows_per_block` before it is made a whole number of chunks (at least one)."""
     gallery_bytes = gallery.matrix.nbytes
     spare = memory - gallery_bytes - 4 * int(np.prod(gallery.matrix.shape[1:])) * n_probes
     if spare <= 0:
@@ -209,28 +192,8 @@ def _rows_that_fit(
     per_row = 4 * gallery.n_groups * n_thr + 24 * k + 16
     cells = (gallery.n_groups + 1) * (n_thr + 1) if n_thr else 0
     working = (threads or default_threads()) * (DEFAULT_TILE_BYTES + 6 * _CHUNK_ROWS * cells)
-    return int(min(4 * _CHUNK_ROWS, (spare // 4 - working) // max(per_row, 1)))
-
-
-def _group_order_fits(
-    rows: int,
-    n_probes: int,
-    gallery: Gallery,
-    k: int,
-    n_thr: int,
-    memory: int,
-    threads: int | None = None,
-) -> bool:
-    """Whether the numpy kernel may hold the gallery's templates a second time, in group order
-    (:func:`~lfr_eval.search._kernel.visit_copy_bytes`; faster counts by group): only from
-    memory the blocks of ``rows`` rows would not use, so the setting still bounds the run."""
-    extra = visit_copy_bytes(gallery, n_thr > 0)
-    if extra == 0:
-        return True
-    try:
-        return _rows_that_fit(n_probes, gallery, k, n_thr, memory - extra, threads) >= rows
-    except MemoryError:
-        return False
+    rows = int(min(4 * _CHUNK_ROWS, (spare // 4 - working) // max(per_row, 1)))
+    return max(_CHUNK_ROWS, rows - rows % _CHUNK_ROWS)
 
 
 def _counts_rows(path: Path, a: int, e: int) -> np.memmap:
@@ -349,25 +312,6 @@ class _BlockKeeper:
         self._raise()
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _holding_the_gallery(run: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``run(probes, gallery, ...)`` inside :func:`~lfr_eval.search._kernel.holding_group_order`
-    of its gallery: the kernel may keep its group-order copy for the whole run."""
-
-    @functools.wraps(run)
-    def held(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        gallery = args[1] if len(args) > 1 else kwargs["gallery"]
-        assert isinstance(gallery, Gallery)
-        with holding_group_order(gallery):
-            return run(*args, **kwargs)
-
-    return held
-
-
-@_holding_the_gallery
 def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     probes: np.ndarray,
     gallery: Gallery,
@@ -511,11 +455,6 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         ).flush()
         os.replace(tmp, counts_path)
 
-    # the kernel's copy of the gallery in group order, where the setting leaves room for it
-    group_order = _group_order_fits(
-        rows, n, gallery, k, n_thr, int(memory_bytes), getattr(be, "threads", None)
-    )
-
     # On a Dask cluster (lfr_eval.distributed.using_cluster) the numpy kernel's blocks run as
     # the cluster's tasks; without a work folder the whole run is one call (the gallery is sent
     # to the workers once), with one the blocks go one by one so finished ones are kept.
@@ -594,7 +533,6 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
             backend=kernel,
             tile_bytes=tile,
             counts_out=out,
-            group_order=group_order,
         )
 
     def finish(block: _InFlight, part: Partial) -> None:

@@ -33,10 +33,10 @@ as one process, bit for bit on the numpy backend.
 Backends
 --------
 ``"numpy"``: chunks of 512 probe rows go to one thread per core; each thread multiplies its chunk
-by one tile of templates the size of a core's L2 cache (:data:`DEFAULT_TILE_BYTES`: 512 or
-1,024 templates) with a single-threaded BLAS and reduces the product with compiled (numba,
-``_kernel_numba``) passes while it is still in the core's cache (when counting by group, the
-subjects are visited group by group, see ``_Visit``): subject maxima, the top-k, the mate's
+by one tile of templates the size of a core's L2 cache (:data:`DEFAULT_TILE_BYTES`: 256,
+512 or 1,024 templates for 512 KiB, 1 MiB or 2 MiB) with a single-threaded BLAS and reduces
+the product with compiled (numba, ``_kernel_numba``) passes while it is still in the core's
+cache, subjects in code order: subject maxima, the top-k, the mate's
 ``higher`` and a uint16 threshold histogram flushed into int32 cells (one vector pass gives
 each subject its bin by arithmetic on a uniform grid, one scalar pass makes one increment per
 pair; near a threshold, on other grids and for top-k candidates an exact look-up-table path);
@@ -62,7 +62,6 @@ import functools
 import os
 import threading
 import warnings
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -677,159 +676,6 @@ def _tile_runs(
     ]
 
 
-# ---------------------------------------------------------------------------------- visit order
-@dataclass(frozen=True, eq=False)
-class _Visit:
-    """The order in which the numpy kernel visits subjects ``s0:s1`` of a gallery.
-
-    When it counts by group, the kernel visits the subjects group by group (by count group,
-    the uncounted last; by subject code within a group): a tile then holds one or two groups'
-    subjects, so each probe row's increments fall into one or two groups' sections of its
-    histogram row instead of all of them, and the histograms a chunk of probe rows is adding
-    into take a fraction of the cache. The visit order changes nothing in the results: top-k
-    ties are ordered by subject code (compared, not taken from the visit order), codes and
-    template rows are reported as the gallery's own, counts and ranks do not depend on order.
-
-    Attributes
-    ----------
-    matrix : the templates in visit order (the gallery's own matrix when the order is the
-        code order: no copy)
-    starts : (visited + 1,) rows of ``matrix`` of each visited subject, from position
-        ``first``
-    codes : subject code of each visit position
-    rows : gallery row of each row of ``matrix``
-    first : visit position of the first subject (``s0`` in code order, else 0)
-    positions : (s1 - s0,) visit position of subject code ``s0 + j`` (None in code order)
-    """
-
-    matrix: np.ndarray
-    starts: np.ndarray
-    codes: np.ndarray
-    rows: np.ndarray
-    first: int
-    positions: np.ndarray | None
-
-    @property
-    def end(self) -> int:
-        return len(self.starts) - 1
-
-    def mate_positions(self, mates: np.ndarray, s0: int, s1: int) -> np.ndarray:
-        """Visit position of each probe's mate code (-1: none, or not among ``s0:s1``)."""
-        if self.positions is None:
-            return mates
-        out = np.full(len(mates), -1, np.int64)
-        inside = (mates >= s0) & (mates < s1)
-        out[inside] = self.positions[mates[inside] - s0]
-        return out
-
-
-#: Visit orders made for a gallery, by subject range (a permuted copy of the range's
-#: templates each; the most recent two ranges per gallery are kept, with the gallery).
-_VISITS: weakref.WeakKeyDictionary[Gallery, dict[tuple[int, int], _Visit]] = (
-    weakref.WeakKeyDictionary()
-)
-_VISITS_LOCK = threading.Lock()
-#: Galleries whose templates are the caller's own writeable array, held for one scoring run
-#: (:func:`holding_group_order`), with how many runs hold each.
-_HELD: weakref.WeakKeyDictionary[Gallery, int] = weakref.WeakKeyDictionary()
-
-
-@contextlib.contextmanager
-def holding_group_order(gallery: Gallery) -> Iterator[None]:
-    """Let the numpy kernel keep a group-order copy (see :class:`_Visit`) of ``gallery``'s
-    templates for the calls made inside, even where its matrix is the caller's own writeable
-    array, and drop it afterwards.
-
-    A copy can go stale: a gallery built without copying (:meth:`Gallery.build`) *is* the
-    caller's array, which the caller may change between two calls. So outside such a block the
-    kernel keeps copies only of read-only matrices (a gallery's own), and visits a writeable
-    one in code order (no copy). :func:`~lfr_eval.search._blocks.score_probes` holds its gallery
-    for the run: the caller does not change it while the run lasts."""
-    with _VISITS_LOCK:
-        _HELD[gallery] = _HELD.get(gallery, 0) + 1
-    try:
-        yield
-    finally:
-        with _VISITS_LOCK:
-            _HELD[gallery] -= 1
-            if _HELD[gallery] == 0:
-                del _HELD[gallery]
-                if gallery.matrix.flags.writeable:
-                    _VISITS.pop(gallery, None)
-
-
-_COUNTING = [np.zeros(0, np.int64)]
-
-
-def _counting_numbers(n: int) -> np.ndarray:
-    """``np.arange(n)`` (int64, read-only), a view of one array kept for every gallery (a
-    search in code order is not charged a fresh one per call)."""
-    with _VISITS_LOCK:
-        if len(_COUNTING[0]) < n:
-            numbers = np.arange(max(n, 2 * len(_COUNTING[0])), dtype=np.int64)
-            numbers.setflags(write=False)
-            _COUNTING[0] = numbers
-        return _COUNTING[0][:n]
-
-
-def _histogram_groups(gallery: Gallery) -> np.ndarray:
-    """Each subject's section of a histogram row: its count group, ``n_groups`` for the
-    uncounted (-1)."""
-    groups = gallery.subject_groups
-    return np.where(groups < 0, gallery.n_groups, groups)
-
-
-def _in_group_order(gallery: Gallery, s0: int, s1: int) -> bool:
-    sections = _histogram_groups(gallery)[s0:s1]
-    return bool(np.all(sections[1:] >= sections[:-1]))
-
-
-def visit_copy_bytes(gallery: Gallery, counting: bool) -> int:
-    """Memory the numpy kernel adds to score ``gallery`` (all its subjects): a copy of its
-    templates in group order when it counts and the subjects of different count groups are
-    interleaved in code order (see :class:`_Visit`), else 0."""
-    if not counting or _in_group_order(gallery, 0, gallery.n_subjects):
-        return 0
-    return int(gallery.matrix.nbytes)
-
-
-def _visit(gallery: Gallery, s0: int, s1: int, counting: bool) -> _Visit:
-    """How the numpy kernel visits subjects ``s0:s1`` (see :class:`_Visit`): in code order
-    without counts, when their groups are already in order, or when the gallery's matrix is a
-    writeable array not held by :func:`holding_group_order`; else group by group (made once
-    per gallery and range, then reused)."""
-    if (
-        not counting
-        or (gallery.matrix.flags.writeable and gallery not in _HELD)
-        or _in_group_order(gallery, s0, s1)
-    ):
-        codes = _counting_numbers(gallery.n_subjects)
-        rows = _counting_numbers(gallery.n_templates)
-        return _Visit(gallery.matrix, gallery.starts, codes, rows, s0, None)
-    with _VISITS_LOCK:
-        known = _VISITS.setdefault(gallery, {})
-        found = known.get((s0, s1))
-        if found is not None:
-            return found
-        order = s0 + np.argsort(_histogram_groups(gallery)[s0:s1], kind="stable")
-        widths = np.diff(gallery.starts)[order]
-        starts = np.zeros(len(order) + 1, np.int64)
-        np.cumsum(widths, out=starts[1:])
-        rows = np.repeat(gallery.starts[order] - starts[:-1], widths) + np.arange(
-            starts[-1], dtype=np.int64
-        )
-        positions = np.empty(s1 - s0, np.int64)
-        positions[order - s0] = np.arange(len(order), dtype=np.int64)
-        matrix = gallery.matrix[rows]
-        for array in (matrix, starts, order, rows, positions):
-            array.setflags(write=False)
-        visit = _Visit(matrix, starts, order.astype(np.int64), rows, 0, positions)
-        while len(known) >= 2:
-            known.pop(next(iter(known)))
-        known[(s0, s1)] = visit
-        return visit
-
-
 #: Most subjects one call of the compiled reduction takes when it counts: its uint16
 #: histogram cells are flushed between calls, so no call may add more than 65,535 to a cell.
 #: Tiles of more subjects (a chunk of fewer than 16 probe rows has wider tiles: 524,288
@@ -839,18 +685,10 @@ _WINDOW_SUBJECTS = 32768
 
 
 def _reduction_windows(
-    local: np.ndarray,
-    first: int,
-    t0: int,
-    visit: _Visit,
-    gbase: np.ndarray,
-    gbase_f: np.ndarray,
-    counting: bool,
-) -> list[tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """One tile's calls of the reduction: ``(first column, end column, first subject's visit
-    position, subject runs from the first column, subject codes, gallery rows of the
-    columns, group offsets, the same as floats)``; ``first`` and ``t0`` are the tile's first
-    visit position and row of ``visit.matrix``, ``gbase`` is by visit position."""
+    local: np.ndarray, first: int, gbase: np.ndarray, gbase_f: np.ndarray, counting: bool
+) -> list[tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray]]:
+    """One tile's calls of the reduction: ``(first column, end column, first subject code,
+    subject runs from the first column, group offsets, the same as floats)``."""
     n_sub = len(local) - 1
     step = _WINDOW_SUBJECTS if counting else max(1, n_sub)
     out = []
@@ -863,8 +701,6 @@ def _reduction_windows(
                 c1,
                 first + j0,
                 local[j0 : j1 + 1] - c0,
-                visit.codes[first + j0 : first + j1],
-                visit.rows[t0 + c0 : t0 + c1],
                 gbase[first + j0 : first + j1],
                 gbase_f[first + j0 : first + j1],
             )
@@ -903,7 +739,6 @@ class _NumpyKernel:
         mate_sc: np.ndarray,
         thr: np.ndarray,
         tile_bytes: int | None,
-        group_order: bool = True,
     ) -> None:
         """Chunks of probe rows go to threads; each thread multiplies its chunk by one tile at a
         time with a single-threaded BLAS and reduces the product while it is in cache, so
@@ -926,15 +761,10 @@ class _NumpyKernel:
                 )
             )
         grid = _Grid.build(thr)
-        # subjects group by group when counting (see _Visit), with their mates' positions
-        visit = _visit(gallery, s0, s1, bool(n_thr) and group_order)
-        mates = visit.mate_positions(mates, s0, s1)
-        # each subject's offset in a histogram row, by visit position: T + 1 bins per group,
-        # then a discard group for the uncounted (-1) subjects
-        sections = _histogram_groups(gallery)
-        if visit.positions is not None:
-            sections = sections[visit.codes]
-        gbase = (sections * (n_thr + 1)).astype(np.int32)
+        groups = gallery.subject_groups
+        # each subject's offset in a histogram row: T + 1 bins per group, then a discard
+        # group for the uncounted (-1) subjects
+        gbase = (np.where(groups < 0, gallery.n_groups, groups) * (n_thr + 1)).astype(np.int32)
         gbase_f = gbase.astype(np.float32)  # exact below _MAX_HIST_CELLS
         single = gallery.max_templates <= 1
 
@@ -944,21 +774,12 @@ class _NumpyKernel:
         for a, e in chunks:
             width = numpy_tile_width(e - a, tile_bytes)
             if width not in layouts:
-                tiles = [
-                    (t0, t1, a, visit.starts[a : b + 1] - t0)
-                    for t0, t1, a, b in _tiles(
-                        visit.starts, visit.first, visit.first + s1 - s0, width
-                    )
-                ]
+                tiles = _tile_runs(gallery, s0, s1, width)
                 layouts[width] = (
-                    max(t1 - t0 for t0, t1, _, _ in tiles),
+                    max(t1 - t0 for t0, t1, _, _, _ in tiles),
                     [
-                        (
-                            t0,
-                            t1,
-                            _reduction_windows(local, sa, t0, visit, gbase, gbase_f, bool(n_thr)),
-                        )
-                        for t0, t1, sa, local in tiles
+                        (t0, t1, _reduction_windows(local, sa, gbase, gbase_f, bool(n_thr)))
+                        for t0, t1, sa, _sb, local in tiles
                     ],
                 )
 
@@ -981,13 +802,13 @@ class _NumpyKernel:
             top_r, higher = part.top_rows[a:e], part.higher[a:e]
             for t0, t1, windows in tile_args:
                 sims = buf[: rows * (t1 - t0)].reshape(rows, t1 - t0)
-                regular_matmul(p_rows, visit.matrix[t0:t1], out=sims)
-                for c0, c1, sa, local, codes, row_ids, g_int, g_float in windows:
+                regular_matmul(p_rows, gallery.matrix[t0:t1], out=sims)
+                for c0, c1, sa, local, g_int, g_float in windows:
                     # a window of a wide tile is copied out (contiguous rows for the vector
                     # pass); the kernel's own tiles are one window, reduced in place
                     part_sims = sims if c1 - c0 == t1 - t0 else sims[:, c0:c1].copy()
                     reduce_rows(
-                        part_sims, single, local, sa, codes, row_ids, g_int, g_float, m_codes,
+                        part_sims, single, local, sa, t0 + c0, g_int, g_float, m_codes,
                         m_scores, grid.thr32, grid.lut, grid.lut_lo, grid.lut_inv_h,
                         grid.uniform, grid.shift, grid.inv_step, grid.delta,
                         top_s, top_j, top_r, higher, hist, hist_wide, pending,
@@ -1078,7 +899,6 @@ class _TorchKernel:
         mate_sc: np.ndarray,
         thr: np.ndarray,
         tile_bytes: int | None,
-        group_order: bool = True,
     ) -> None:
         # chunks of the numpy backend's rows, each with tiles sized from its own rows: the
         # products' shapes, and so their rounding, do not depend on the block size (the
@@ -1215,7 +1035,6 @@ def score_block(
     backend: _NumpyKernel | _TorchKernel | None = None,
     tile_bytes: int | None = None,
     counts_out: np.ndarray | None = None,
-    group_order: bool = True,
 ) -> Partial:
     """Score one block of probes against a range of whole subjects of the gallery.
 
@@ -1246,10 +1065,6 @@ def score_block(
         this block's rows of a memory-mapped counts file: the numpy backend's scoring threads
         then write them in parallel instead of the caller copying them afterwards. It is the
         returned :attr:`Partial.counts`. Default: a new array.
-    group_order : bool
-        The numpy backend may visit the subjects group by group when it counts by group
-        (``_Visit``: faster, the same numbers; it holds a second copy of the range's
-        templates, kept with the gallery). False: in code order, no copy.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1; got {k}")
@@ -1286,18 +1101,7 @@ def score_block(
         counts_out[...] = 0
     if n == 0 or s1 <= s0:
         return part
-    be.run(
-        probes,
-        gallery,
-        s0,
-        s1,
-        part,
-        mates,
-        np.ascontiguousarray(ms),
-        thr,
-        tile_bytes,
-        group_order=group_order,
-    )
+    be.run(probes, gallery, s0, s1, part, mates, np.ascontiguousarray(ms), thr, tile_bytes)
     return part
 
 

@@ -25,13 +25,6 @@ Per probe row it makes two passes over the tile's subjects:
 Until a row's top-k is full (its first tile) the top-k is made by a plain scalar pass first,
 so that the vector pass then flags only what is near a threshold.
 
-The tile's subjects need not come in subject-code order: when it counts by group the caller
-visits them group by group (``_kernel._Visit``: one or two groups' sections of each histogram
-row per tile), and passes each subject's code, each column's gallery row and the mates' visit
-positions. The top-k is ordered by score, then by the lower subject *code* (compared in
-:func:`_enters` and :func:`_insert`, never taken from the visit order): a score equal to the
-k-th best is a top-k candidate (the vector pass flags it), and enters when its code is lower.
-
 Threshold bins are exact: a score ``x`` goes to bin ``b = #{t : thr32[t] <= x}`` (``thr32`` is
 the grid rounded up to float32, so the comparison is the float64 one). On a uniform grid the
 bin is ``floor(x / step + 1 - thr32[0] / step)``, trusted only when that position lies more
@@ -165,8 +158,8 @@ def _exact_bin(x, thr, lut, lut_lo, lut_inv_h):  # type: ignore[no-untyped-def]
 def _enters(i, v, subject, kth, top_j):  # type: ignore[no-untyped-def]
     """True when subject ``subject`` with score ``v`` belongs in row ``i``'s top-k, whose k-th
     best score is ``kth``: the order is score descending, then subject code ascending. The
-    subjects are visited in group order, not code order (see :func:`reduce_rows`), so a score
-    equal to the k-th best enters when its subject's code is the lower one."""
+    rule is stated here rather than left to the visit order (subjects come in code order
+    today), so a score equal to the k-th best enters when its subject's code is the lower one."""
     return v > kth or (v == kth and subject < top_j[i, top_j.shape[1] - 1])
 
 
@@ -208,12 +201,11 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
     sims,  # (n, w) float32: probes × the tile's templates
     single,  # bool: one template per subject (local_starts is then 0..n_sub)
     local_starts,  # (n_sub + 1,) int64: subject runs within the tile
-    subject_offset,  # int: visit position of the tile's first subject
-    sub_codes,  # (n_sub,) int64: subject code of each of the tile's subjects
-    row_ids,  # (w,) int64: gallery row of each of the tile's templates (columns of sims)
+    subject_offset,  # int: code of the tile's first subject
+    row_offset,  # int: gallery row of the tile's first template
     gbase,  # (n_sub,) int32: offset of each subject's group in a histogram row
     gbase_f,  # (n_sub,) float32: the same offsets as floats (the vector pass's lanes)
-    mates,  # (n,) int64: visit position of each probe's mate (-1: none, or not visited)
+    mates,  # (n,) int64: mate code of each probe (-1: none)
     mate_sc,  # (n,) float32: mate score of each probe (-inf: none)
     thr,  # (T + 1,) float32 ascending with a +inf sentinel; T == 0: no counts
     lut,  # (cells + 1,) int32: thresholds at or below each cell's start
@@ -297,9 +289,9 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
         if scan:
             for s in range(n_sub):
                 v = scores[r, s]
-                if _enters(i, v, sub_codes[s], kth, top_j):
+                if _enters(i, v, subject_offset + s, kth, top_j):
                     kth = _insert(
-                        i, v, sub_codes[s], row_ids[s if single else arg_buf[s]],
+                        i, v, subject_offset + s, row_offset + (s if single else arg_buf[s]),
                         top_s, top_j, top_r,
                     )  # fmt: skip
         if n_thr <= 0:
@@ -347,9 +339,10 @@ def reduce_rows(  # type: ignore[no-untyped-def]  # noqa: C901 - one numba pass,
                 if c < 0:
                     v = scores[r, s]
                     c = gbase[s] + _exact_bin(v, thr, lut, lut_lo, lut_inv_h)
-                    if not scan and _enters(i, v, sub_codes[s], kth, top_j):
+                    if not scan and _enters(i, v, subject_offset + s, kth, top_j):
                         kth = _insert(
-                            i, v, sub_codes[s], row_ids[s if single else arg_buf[s]],
+                            i, v, subject_offset + s,
+                            row_offset + (s if single else arg_buf[s]),
                             top_s, top_j, top_r,
                         )  # fmt: skip
                 hist[i, np.uint32(c)] += np.uint16(1)
