@@ -114,7 +114,8 @@ def test_kernel_equals_brute_force(data, backend: str) -> None:
     row_scores = np.einsum("pd,pkd->pk", probes, gal.matrix[part.top_rows])
     np.testing.assert_allclose(row_scores, part.top_scores, atol=2e-6)
     np.testing.assert_array_equal(part.higher, higher)
-    assert part.counts is not None and part.counts.dtype == np.int32
+    # kept in the smallest type that holds them (here at most 60 subjects a group)
+    assert part.counts is not None and part.counts.dtype == gal.counts_dtype() == np.uint8
     np.testing.assert_array_equal(part.counts, counts)
     np.testing.assert_allclose(
         mate_scores(probes, gal, codes),
@@ -401,7 +402,7 @@ def test_large_counts_are_memory_mapped(data, tmp_path, monkeypatch) -> None:
     small = score_probes(probes, gal, k=3, thresholds=THRESHOLDS)
     # without a work folder the map lives in the temp dir (here the test's own)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    mapped = score_probes(probes, gal, k=3, thresholds=THRESHOLDS, memory_bytes=100_000)
+    mapped = score_probes(probes, gal, k=3, thresholds=THRESHOLDS, memory_bytes=40_000)
     assert isinstance(mapped.counts, np.memmap) and not isinstance(small.counts, np.memmap)
     assert len(list((tmp_path / "lfr-scoring").glob("*/counts.npy"))) == 1
     np.testing.assert_array_equal(mapped.counts, small.counts)
@@ -426,7 +427,7 @@ def test_counts_memory_mapped_on_a_tmpfs_say_they_use_ram(data, tmp_path, monkey
     try:
         monkeypatch.setattr(tempfile, "tempdir", str(ram))
         with pytest.warns(CountsInMemoryWarning, match="tmpfs.*--scoring-work-dir"):
-            score_probes(probes, gal, k=3, thresholds=THRESHOLDS, memory_bytes=100_000)
+            score_probes(probes, gal, k=3, thresholds=THRESHOLDS, memory_bytes=40_000)
     finally:
         shutil.rmtree(ram)
     if filesystem_type(tmp_path) not in ("tmpfs", "ramfs"):

@@ -51,9 +51,10 @@ class ScoringResult:
         Row of the probe array each mated / non-mated search came from.
     runtime : RuntimeInfo
         Backend and device actually used (``gpu_active`` is True only on a GPU).
-    non_mated_counts : ndarray of shape (n_non_mated, n_groups, n_thresholds), int32, or None
+    non_mated_counts : ndarray of shape (n_non_mated, n_groups, n_thresholds), or None
         With ``thresholds``: watchlist subjects of each count group whose best score is
-        ``>= thresholds[t]``, per non-mated search.
+        ``>= thresholds[t]``, per non-mated search; in the smallest type that holds the
+        largest group's subjects (uint8, uint16 or int32: widen before summing).
     non_mated_top_rows : ndarray of shape (n_non_mated, k), int64
         Gallery row (of the ``gallery`` argument) of the template behind each of
         ``searches.non_mated_topk``.

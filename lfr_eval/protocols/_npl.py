@@ -293,10 +293,12 @@ class FillerCounts:
     ----------
     thresholds : ndarray of shape (n_thresholds,), float64
         Ascending similarity grid (cosine, in [-1, 1]).
-    counts : ndarray of shape (n_searches, n_cells, n_thresholds), int32
+    counts : ndarray of shape (n_searches, n_cells, n_thresholds), int32, uint16 or uint8
         ``counts[i, c, t]``: distinct fillers of cell ``c`` whose best score against search
         ``i`` is ``>= thresholds[t]``. A search that failed to acquire has a row of zeros (a
-        search with no candidate). May be a read-only memory map of a work folder's file.
+        search with no candidate). May be a read-only memory map of a work folder's file. A
+        scoring run keeps them in the smallest type that holds the largest cell's fillers
+        (uint16 at NPL size): every reader here sums them as int64.
     cell_sizes : ndarray of shape (n_cells,), int64
         F_c, fillers in each cell (sum: F, :attr:`n_fillers`).
     cells : DataFrame
@@ -477,7 +479,7 @@ class FillerCounts:
         for a, chunk in self.row_chunks(rows):
             out = np.empty((len(chunk), len(members), len(index)), np.int64)
             for g, cells in enumerate(members):
-                out[:, g, :] = chunk[:, cells][:, :, index].sum(axis=1)
+                out[:, g, :] = chunk[:, cells][:, :, index].sum(axis=1, dtype=np.int64)
             yield a, out
 
     def group_counts_of(
@@ -493,7 +495,7 @@ class FillerCounts:
         del source
         out = np.empty((len(rows), len(members), len(index)), np.int64)
         for g, cells in enumerate(members):
-            out[:, g, :] = chunk[:, cells][:, :, index].sum(axis=1)
+            out[:, g, :] = chunk[:, cells][:, :, index].sum(axis=1, dtype=np.int64)
         return out
 
     def row_chunks(self, rows: int = 4096) -> Iterator[tuple[int, np.ndarray]]:

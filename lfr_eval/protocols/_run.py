@@ -360,12 +360,15 @@ def _append_zero_rows(counts: np.ndarray, n_rows: int) -> np.ndarray:
     (copied in chunks into a file beside it)."""
     path = getattr(counts, "filename", None)
     if path is None:
-        return np.concatenate([counts, np.zeros((n_rows, *counts.shape[1:]), np.int32)])
+        return np.concatenate([counts, np.zeros((n_rows, *counts.shape[1:]), counts.dtype)])
     target = Path(path).with_name(Path(path).stem + f"_and_{n_rows}_failed.npy")
     if not target.exists():
         tmp = target.with_suffix(".tmp.npy")
         out = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.int32, shape=(counts.shape[0] + n_rows, *counts.shape[1:])
+            tmp,
+            mode="w+",
+            dtype=counts.dtype,  # the scoring run's (uint16 at NPL size)
+            shape=(counts.shape[0] + n_rows, *counts.shape[1:]),
         )
         n = counts.shape[0]
         for a in range(0, n, 4096):

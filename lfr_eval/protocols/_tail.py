@@ -153,7 +153,7 @@ def _total_counts(fc: FillerCounts) -> np.ndarray:
     """Per search, fillers at or above each grid threshold (summed over cells), (n, T)."""
     out = np.zeros((fc.n_searches, fc.n_thresholds), np.int64)
     for a, chunk in fc.row_chunks():
-        out[a : a + len(chunk)] = chunk.sum(axis=1)
+        out[a : a + len(chunk)] = chunk.sum(axis=1, dtype=np.int64)
     return out
 
 

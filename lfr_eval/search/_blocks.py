@@ -4,17 +4,20 @@
 with :func:`~lfr_eval.search._kernel.score_block` and, when given a work folder, keeps every
 finished block on disk:
 
-- ``<work_dir>/<key>/counts.npy``: the (probes × groups × thresholds) int32 counts, written
-  block by block through a memory map (never held in memory whole when it is large);
+- ``<work_dir>/<key>/counts.npy``: the (probes × groups × thresholds) counts in the smallest
+  type that holds them (:meth:`~lfr_eval.search._kernel.Gallery.counts_dtype`: uint16 at NPL
+  size, half of int32's bytes), written block by block through a memory map (never held in
+  memory whole when it is large);
 - ``<work_dir>/<key>/block_000123.npz``: block 123's top-k, ranks (``higher``) — written after
   its counts rows are flushed, atomically (temporary file, then rename), so its presence means
   the block is complete.
 
 ``<key>`` is a SHA-256 of everything that determines the numbers (probe and gallery bytes,
-subjects, count groups, thresholds, k, mates, backend and precision), so a changed input never
-reuses stale blocks, and an interrupted run (Ctrl-C, a killed process) resumes from its
-finished blocks. Ctrl-C raises :class:`ScoringInterrupted` (a ``KeyboardInterrupt``) saying how
-many blocks are kept and where.
+subjects, count groups, thresholds, k, mates, backend and precision) and the counts file's type,
+so a changed input never reuses stale blocks, a file of another type is never misread, and an
+interrupted run (Ctrl-C, a killed process) resumes from its finished blocks. Ctrl-C raises
+:class:`ScoringInterrupted` (a ``KeyboardInterrupt``) saying how many blocks are kept and
+where.
 
 Keeping both cores busy (numpy backend): two blocks are in flight at once, their chunks queued
 in one pool of scoring threads, so no thread waits at a block boundary; the scoring threads
@@ -66,6 +69,11 @@ DEFAULT_MEMORY_BYTES = 3 * 2**30
 #: Counts larger than this share of the memory setting live in a memory-mapped file.
 _COUNTS_IN_MEMORY_SHARE = 0.25
 
+#: How the scoring threads' counts reach the counts file: ``"map"``, written straight into a
+#: shared mapping of the file's rows (flushed by the keeper), or ``"write"``, written into
+#: anonymous memory and put in the file by the keeper (``pwrite`` + ``fdatasync``).
+_COUNTS_WRITES = os.environ.get("LFR_COUNTS_WRITES", "map")
+
 BlockProgress = Callable[[int, int], None]
 
 MSG_INTERRUPTED = (
@@ -77,6 +85,11 @@ MSG_MEMORY = (
     "alone takes {gallery:.2f} GiB; raise it (--scoring-memory / memory_bytes)"
 )
 
+
+MSG_COUNTS_FILE = (
+    "the counts file {path} holds {found} where this run needs {wanted}: it was changed "
+    "after the run made it; delete its folder to score again"
+)
 
 MSG_COUNTS_IN_RAM = (
     "the per-threshold counts of this scoring run ({size:.2f} GB) are memory-mapped under "
@@ -197,20 +210,61 @@ def _rows_per_block(
 
 
 def _counts_rows(path: Path, a: int, e: int) -> np.memmap:
-    """Rows ``a:e`` of the counts file ``path`` (a ``.npy`` of int32), mapped read-write on
-    their own."""
+    """Rows ``a:e`` of the counts file ``path`` (a ``.npy``), mapped read-write on their own."""
     head = np.load(path, mmap_mode="r")
-    shape, offset = head.shape, head.offset
+    shape, offset, dtype = head.shape, head.offset, head.dtype
     del head
-    row_bytes = 4 * int(np.prod(shape[1:]))
+    row_bytes = dtype.itemsize * int(np.prod(shape[1:]))
     return np.memmap(
-        path, np.int32, mode="r+", offset=offset + a * row_bytes, shape=(e - a, *shape[1:])
+        path, dtype, mode="r+", offset=offset + a * row_bytes, shape=(e - a, *shape[1:])
     )
+
+
+class _CountsFile:
+    """The counts file opened for plain writes of whole blocks' rows (see ``_COUNTS_WRITES``)."""
+
+    def __init__(self, path: Path) -> None:
+        head = np.load(path, mmap_mode="r")
+        self.offset = int(head.offset)
+        self.row_bytes = head.dtype.itemsize * int(np.prod(head.shape[1:]))
+        del head
+        self.fd = os.open(path, os.O_RDWR)
+
+    def write_rows(self, first: int, rows: np.ndarray) -> None:
+        """Write ``rows`` (C-contiguous) as rows ``first…`` and wait until they are on disk."""
+        data = np.ascontiguousarray(rows).data.cast("B")
+        at = self.offset + first * self.row_bytes
+        while data:
+            done = os.pwrite(self.fd, data, at)
+            data, at = data[done:], at + done
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _BlockBuffers:
+    """Anonymous memory for the counts rows of the blocks in flight, reused from block to
+    block (a fresh 16 MB array per block would be faulted in page by page by the scoring
+    threads). ``take`` waits while every buffer is out: at most two blocks in flight, one
+    waiting for the keeper and one being kept."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, n: int = 4) -> None:
+        self._free: queue.Queue[np.ndarray] = queue.Queue()
+        for _ in range(n):
+            self._free.put(np.empty(shape, dtype))
+
+    def take(self, rows: int) -> np.ndarray:
+        return self._free.get()[:rows]
+
+    def give(self, rows: np.ndarray) -> None:
+        self._free.put(rows.base if rows.base is not None else rows)
 
 
 @dataclass(frozen=True, eq=False)
 class _Finished:
-    """A scored block waiting to be kept: its results and its counts rows (when mapped)."""
+    """A scored block waiting to be kept: its results and its counts rows (when on disk:
+    mapped rows of the file, or rows in memory with the file to write them to)."""
 
     block_file: Path
     top_scores: np.ndarray
@@ -218,12 +272,19 @@ class _Finished:
     top_rows: np.ndarray
     higher: np.ndarray
     counts_rows: np.memmap | None
+    counts_buffer: np.ndarray | None = None
+    counts_file: _CountsFile | None = None
+    first_row: int = 0
 
     def keep(self) -> None:
-        """Flush the counts rows, then write the block file atomically (temporary file, then
+        """Put the counts rows on disk (flush the mapped rows, or write the rows in memory and
+        wait for the disk), then write the block file atomically (temporary file, then
         rename): a block file's presence means its block is complete."""
         if self.counts_rows is not None:
             self.counts_rows.flush()
+        if self.counts_buffer is not None:
+            assert self.counts_file is not None
+            self.counts_file.write_rows(self.first_row, self.counts_buffer)
         tmp = self.block_file.with_name(self.block_file.stem + ".tmp.npz")
         try:
             with open(tmp, "wb") as fh:
@@ -248,6 +309,7 @@ class _InFlight:
     rows: tuple[int, int]
     block_file: Path | None
     counts_rows: np.memmap | None
+    counts_buffer: np.ndarray | None = None
     future: Future[Partial] | None = None
     handed: bool = False  # its results are in place (and with the keeper)
 
@@ -273,8 +335,9 @@ class _BlockKeeper:
     most one block waits (the queue holds one), so memory stays bounded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, buffers: _BlockBuffers | None = None) -> None:
         self.kept = 0
+        self._buffers = buffers
         self._error: BaseException | None = None
         self._closed = False
         self._queue: queue.Queue[_Finished | None] = queue.Queue(maxsize=1)
@@ -292,6 +355,8 @@ class _BlockKeeper:
                     self.kept += 1
                 except BaseException as exc:  # noqa: BLE001 - raised in the scoring thread
                     self._error = exc
+            if item.counts_buffer is not None and self._buffers is not None:
+                self._buffers.give(item.counts_buffer)
             del item  # unmaps the block's counts rows
 
     def _raise(self) -> None:
@@ -359,8 +424,9 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     Returns
     -------
     Partial
-        One row per probe; ``counts`` may be a read-only memory map of the work folder's
-        ``counts.npy``.
+        One row per probe; ``counts`` (of the gallery's
+        :meth:`~lfr_eval.search._kernel.Gallery.counts_dtype`: uint8, uint16 or int32; widen
+        before summing) may be a read-only memory map of the work folder's ``counts.npy``.
 
     Raises
     ------
@@ -390,7 +456,10 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     mates = None if mate_codes is None else np.asarray(mate_codes, np.int64)
     ms = None if mates is None else mate_scores(probes, gallery, mates)
 
-    counts_bytes = 4 * n * gallery.n_groups * n_thr
+    # the smallest type that holds every count (uint16 at NPL size): half of int32's bytes to
+    # write, on disk or in memory
+    counts_type = gallery.counts_dtype()
+    counts_bytes = counts_type.itemsize * n * gallery.n_groups * n_thr
     folder: Path | None = None
     made_here = False
     if (
@@ -410,9 +479,11 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
             mate_codes=mates,
             # the product layout (chunk rows, tile memory) fixed the float32 rounding before
             # every product was padded ("regular"): blocks made otherwise are never reused
+            # and the counts file's type: a file of another type (int32 before stop 22) is
+            # never read as this one
             backend=(
                 f"{be.name}:{be.precision};chunks={_CHUNK_ROWS};tile={tile or 'default'};"
-                "products=regular"
+                f"products=regular;counts={counts_type.name}"
             ),
         )
         folder = Path(work_dir) / key
@@ -435,6 +506,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
             "n_groups": gallery.n_groups,
             "rows_per_block": rows,
             "backend": be.name,
+            "counts_dtype": counts_type.name,
         }
         info_path = folder / "run.json"
         if info_path.exists():
@@ -446,14 +518,24 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
 
     counts_path = None if folder is None or thr is None else folder / "counts.npy"
     counts_mem: np.ndarray | None = None
+    counts_shape = (n, gallery.n_groups, n_thr)
     if thr is not None and counts_path is None:
-        counts_mem = np.zeros((n, gallery.n_groups, n_thr), np.int32)
+        counts_mem = np.zeros(counts_shape, counts_type)
     elif counts_path is not None and not counts_path.exists():
         tmp = counts_path.with_suffix(".tmp.npy")
-        np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.int32, shape=(n, gallery.n_groups, n_thr)
-        ).flush()
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=counts_type, shape=counts_shape).flush()
         os.replace(tmp, counts_path)
+    elif counts_path is not None:
+        head = np.load(counts_path, mmap_mode="r")
+        found = (head.dtype, head.shape)
+        del head
+        if found != (counts_type, counts_shape):
+            # the key names both, so only a file changed by hand gets here: never misread
+            raise ValueError(
+                MSG_COUNTS_FILE.format(
+                    path=counts_path, found=found, wanted=(counts_type, counts_shape)
+                )
+            )
 
     # On a Dask cluster (lfr_eval.distributed.using_cluster) the numpy kernel's blocks run as
     # the cluster's tasks; without a work folder the whole run is one call (the gallery is sent
@@ -473,7 +555,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
                 progress(done, total)
 
         try:
-            return executor(
+            whole = executor(
                 probes,
                 gallery,
                 k=k,
@@ -482,6 +564,16 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
                 block=rows,
                 tile_bytes=tile,
                 progress=advance,
+            )
+            if whole.counts is None:
+                return whole
+            # the same type as every other path (the tasks' blocks come back as int32)
+            return Partial(
+                whole.top_scores,
+                whole.top_subjects,
+                whole.top_rows,
+                whole.higher,
+                whole.counts.astype(counts_type, copy=False),
             )
         finally:
             if bar is not None:
@@ -492,7 +584,11 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     top_r = np.full((n, k), -1, np.int64)
     higher = np.zeros(n, np.int64)
     # finished blocks are kept on disk by a thread of their own while the next block is scored
-    keeper = None if folder is None else _BlockKeeper()
+    buffers, counts_file = None, None
+    if counts_path is not None and _COUNTS_WRITES == "write":
+        buffers = _BlockBuffers((rows, gallery.n_groups, n_thr), counts_type)
+        counts_file = _CountsFile(counts_path)
+    keeper = None if folder is None else _BlockKeeper(buffers)
     reused = 0  # blocks found on disk
     reported = 0
 
@@ -549,6 +645,9 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
                     part.top_rows,
                     part.higher,
                     block.counts_rows,
+                    block.counts_buffer,
+                    counts_file,
+                    a,
                 )
             )
         block.handed = True
@@ -581,13 +680,20 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
                         reused += 1
                         report(done_now())
                         continue
-                    # a mapping of just this block's rows: once kept, they leave this
-                    # process's memory
-                    rows_map = None if counts_path is None else _counts_rows(counts_path, a, e)
+                    rows_map, buffer = None, None
+                    if buffers is not None:
+                        # rows in memory of this process, written to the file by the keeper
+                        buffer = buffers.take(e - a)
+                    elif counts_path is not None:
+                        # a mapping of just this block's rows: once kept, they leave this
+                        # process's memory
+                        rows_map = _counts_rows(counts_path, a, e)
                     out = counts_mem[a:e] if counts_mem is not None else None
                     if rows_map is not None:
                         out = np.asarray(rows_map)
-                    block = _InFlight((a, e), block_file, rows_map)
+                    elif buffer is not None:
+                        out = buffer
+                    block = _InFlight((a, e), block_file, rows_map, buffer)
                     if drivers is None:
                         finish(block, score(kernel, a, e, out))
                         finished += 1
@@ -598,7 +704,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
                             finished += 1
                         block.future = drivers.submit(score, kernel, a, e, out)
                         inflight.append(block)
-                    del block, rows_map, out
+                    del block, rows_map, buffer, out
                     report(done_now())
                 while inflight:
                     finish(inflight[0], inflight[0].result())
@@ -627,6 +733,8 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         inflight.clear()
         if keeper is not None:
             keeper.close()
+        if counts_file is not None:
+            counts_file.close()
         if bar is not None:
             bar.close()
 

@@ -282,8 +282,18 @@ class Gallery:
         return np.repeat(np.arange(self.n_subjects, dtype=np.int64), np.diff(self.starts))
 
     def group_sizes(self) -> np.ndarray:
-        """Subjects in each count group, shape (n_groups,)."""
-        return np.bincount(self.subject_groups, minlength=self.n_groups).astype(np.int64)
+        """Subjects in each count group, shape (n_groups,) (uncounted subjects, group -1, in
+        none)."""
+        groups = self.subject_groups
+        return np.bincount(groups[groups >= 0], minlength=self.n_groups).astype(np.int64)
+
+    def counts_dtype(self) -> np.dtype:
+        """The smallest integer type that holds every count of this gallery: a count is at
+        most its group's number of subjects, so ``uint8`` up to 255 subjects in the largest
+        count group, ``uint16`` up to 65,535, else ``int32``. The counts of a scoring run
+        (:func:`~lfr_eval.search._blocks.score_probes`, in memory or on disk) are of this
+        type; readers widen them (e.g. ``sum(dtype=np.int64)``) before adding them up."""
+        return counts_dtype_for(int(self.group_sizes().max(initial=0)))
 
     def codes_of(self, subject_ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """Subject code of each id; -1 for an id not in the gallery."""
@@ -320,6 +330,19 @@ def _tiles(starts: np.ndarray, s0: int, s1: int, width: int) -> list[tuple[int, 
     return out
 
 
+#: Integer types the counts may be kept in, smallest first (see :meth:`Gallery.counts_dtype`).
+COUNT_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int32))
+
+
+def counts_dtype_for(largest_group: int) -> np.dtype:
+    """The smallest of :data:`COUNT_DTYPES` holding counts up to ``largest_group`` (subjects
+    in the largest count group, >= 0)."""
+    for dtype in COUNT_DTYPES:
+        if largest_group <= np.iinfo(dtype).max:
+            return dtype
+    raise ValueError(f"a count group of {largest_group:,} subjects is more than int32 holds")
+
+
 # ---------------------------------------------------------------------------------- partials
 @dataclass(frozen=True, eq=False)
 class Partial:
@@ -335,7 +358,8 @@ class Partial:
         Row of :attr:`Gallery.matrix` of the template that gave each score (-1 in padding).
     higher : ndarray of shape (n,), int64
         Subjects other than the mate scoring strictly above the mate's score (0 without one).
-    counts : ndarray of shape (n, n_groups, n_thresholds), int32, or None
+    counts : ndarray of shape (n, n_groups, n_thresholds), int32 (or the gallery's
+        :meth:`~Gallery.counts_dtype`, uint8/uint16, from a scoring run), or None
         Subjects (mate excluded) of each count group with best score ``>= thresholds[t]``.
     """
 
@@ -384,7 +408,10 @@ def merge_partials(parts: Sequence[Partial]) -> Partial:
     order = np.lexsort((tie_key, -scores.astype(np.float64)), axis=1)[:, :k]
     counts = None
     if parts[0].counts is not None:
-        counts = parts[0].counts.copy()
+        blocks = [p.counts for p in parts]
+        assert all(c is not None for c in blocks)
+        # shards' counts add up to at most the whole gallery's, which the widest type holds
+        counts = parts[0].counts.astype(np.result_type(*blocks))
         for p in parts[1:]:
             assert p.counts is not None
             counts += p.counts
@@ -980,7 +1007,11 @@ class _TorchKernel:
                 hist.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.int32))
                 hist = hist.view(n, n_groups, n_thr + 1)
                 above = hist.flip(2).cumsum(2).flip(2)[:, :, 1:]
-                part.counts[:] += above.to(torch.int32).cpu().numpy()
+                # a count fits the counts' type (see score_block), whatever it is
+                np.add(
+                    part.counts, above.to(torch.int32).cpu().numpy(), out=part.counts,
+                    casting="unsafe",
+                )  # fmt: skip
 
 
 def _as_top(part: Partial) -> Partial:
@@ -1007,6 +1038,12 @@ def kernel_backend(
 
 
 # ---------------------------------------------------------------------------------- entry points
+MSG_COUNTS_DTYPE = (
+    "counts_out of type {dtype} cannot hold the counts of a count group of {largest:,} "
+    "subjects; use Gallery.counts_dtype() (or int32)"
+)
+
+
 @functools.lru_cache(maxsize=1)
 def warm_up() -> None:
     """Compile the numpy backend's reduction now, once per process.
@@ -1021,6 +1058,12 @@ def warm_up() -> None:
     templates /= np.linalg.norm(templates, axis=1, keepdims=True)
     gallery = Gallery.build(templates, ["a", "b"])
     score_block(templates[:1], gallery, k=1)
+    from lfr_eval.search._kernel_numba import set_reverse_sums
+
+    # the counts' reverse sums, once per type the counts are kept in (Gallery.counts_dtype)
+    hist = np.zeros((1, 4), np.uint16)
+    for dtype in COUNT_DTYPES:
+        set_reverse_sums(hist, hist.astype(np.int32), np.empty((1, 1, 3), dtype), 3)
 
 
 def score_block(
@@ -1060,11 +1103,13 @@ def score_block(
     tile_bytes : int, optional
         Memory of one similarity tile (float32), bytes (default :data:`DEFAULT_TILE_BYTES`
         for numpy, :data:`TORCH_TILE_BYTES` for torch).
-    counts_out : ndarray of shape (n, n_groups, T), int32, C-contiguous, optional
+    counts_out : ndarray of shape (n, n_groups, T), C-contiguous, optional
         Where the counts go (every element is overwritten; it need not be initialised), e.g.
         this block's rows of a memory-mapped counts file: the numpy backend's scoring threads
         then write them in parallel instead of the caller copying them afterwards. It is the
-        returned :attr:`Partial.counts`. Default: a new array.
+        returned :attr:`Partial.counts`. Its type is one of :data:`COUNT_DTYPES` that holds
+        the largest count group's subjects in ``subjects`` (uint8, uint16 or int32). Default:
+        a new int32 array.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1; got {k}")
@@ -1077,14 +1122,20 @@ def score_block(
         if (
             thresholds is None
             or counts_out.shape != (n, gallery.n_groups, len(thr))
-            or counts_out.dtype != np.int32
+            or counts_out.dtype not in COUNT_DTYPES
             or not counts_out.flags.c_contiguous
             or not counts_out.flags.writeable
         ):
             raise ValueError(
-                f"counts_out must be a writeable C-contiguous int32 array of shape "
-                f"({n}, {gallery.n_groups}, {len(thr)}), given thresholds"
+                f"counts_out must be a writeable C-contiguous uint8, uint16 or int32 array of "
+                f"shape ({n}, {gallery.n_groups}, {len(thr)}), given thresholds"
             )
+        r0, r1 = (0, gallery.n_subjects) if subjects is None else subjects
+        shard_groups = gallery.subject_groups[r0:r1]
+        largest = int(np.bincount(shard_groups[shard_groups >= 0], minlength=1).max(initial=0))
+        if largest > np.iinfo(counts_out.dtype).max:
+            # a narrower type would wrap silently: refused
+            raise ValueError(MSG_COUNTS_DTYPE.format(dtype=counts_out.dtype, largest=largest))
         part = replace(empty_partial(n, k), counts=counts_out)
     mates = np.full(n, -1, np.int64) if mate_codes is None else np.asarray(mate_codes, np.int64)
     if mate_codes is not None and mate_score is None:
