@@ -208,6 +208,7 @@ def case_npl(args: argparse.Namespace) -> dict:
         floor = _matmul_floor(probes, gallery)
     matmul_s = floor["wall_s"]
     counts_gib = fc.counts.nbytes / 2**30
+    counts_dtype = str(fc.counts.dtype)
     del run, fc, table
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)  # the blocks and the counts file (GBs)
@@ -237,9 +238,18 @@ def case_npl(args: argparse.Namespace) -> dict:
         "peak_rss_after_scoring_gib": round(scoring_rss, 3),
         "peak_rss_gib": round(_peak_rss_gib(), 3),
         "counts_on_disk_gib": round(counts_gib, 3),
+        "counts_dtype": counts_dtype,
+        # how the scoring threads' counts reach the file (lfr_eval.search._blocks)
+        "counts_writes": getattr(_blocks_module(), "_COUNTS_WRITES", "map"),
         "work_dir": str(work),
         "fpir_1k_at_0.5": fpir_1k,
     }
+
+
+def _blocks_module():  # type: ignore[no-untyped-def]
+    from lfr_eval.search import _blocks
+
+    return _blocks
 
 
 def _warm_up_with_counts() -> None:
