@@ -693,6 +693,69 @@ def pair_dots(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class BlasRounding:
+    """How this process's BLAS rounds the numpy kernel's float32 products.
+
+    Attributes
+    ----------
+    library : str
+        The BLAS numpy calls, as threadpoolctl names it, e.g. ``"openblas 0.3.31 (Haswell)"``.
+    shape_stable : bool
+        Whether a score is one float32 wherever it is computed (one probe or a batch, any
+        block, tile or shard): what makes the live search and the evaluation bit-identical.
+        OpenBLAS's SkylakeX kernels (AVX-512 CPUs) are, past :func:`regular_shape`'s lines;
+        its Haswell kernels (AVX2 CPUs without AVX-512, e.g. AMD Zen 2: measured 2026-12-02)
+        are not: there an element's last bit depends on its row's and its column's place in
+        the kernel's register tile (two classes each way), which no padding removes. Scores
+        then agree across layouts to float32 rounding (a cosine to about 1e-7), and a count
+        or a rank can differ where a score sits that close to a threshold or a tie.
+    """
+
+    library: str
+    shape_stable: bool
+
+    def describe(self) -> str:
+        """One line for reports and runtime descriptions."""
+        if self.shape_stable:
+            return f"{self.library}: scores bit-identical whatever the batch, block or shard"
+        return (
+            f"{self.library}: a score's last bit depends on its place in the BLAS product "
+            "(batches, blocks and shards agree to float32 rounding, not bit for bit)"
+        )
+
+
+def _blas_library() -> str:
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            core = info.get("architecture")
+            name = f"{info.get('internal_api', 'blas')} {info.get('version', '')}".strip()
+            return f"{name} ({core})" if core else name
+    return "unknown BLAS"
+
+
+@functools.lru_cache(maxsize=1)
+def blas_rounding() -> BlasRounding:
+    """Probe, once per process, whether the BLAS rounds the kernel's products shape-stably
+    (see :class:`BlasRounding`): a seeded 96 × 320 product at 128 and 512 dimensions against
+    its single rows, an offset sub-block and a shifted one, through :func:`regular_matmul`
+    with one BLAS thread, as the kernel multiplies (about a millisecond)."""
+    rng = np.random.default_rng(20261202)
+    stable = True
+    with single_thread_limits():
+        for dim in (128, 512):
+            left = rng.standard_normal((96, dim)).astype(np.float32)
+            right = rng.standard_normal((320, dim)).astype(np.float32)
+            full = regular_matmul(left, right)
+            parts = [(regular_matmul(left[i : i + 1], right), full[i : i + 1]) for i in (0, 7, 50)]
+            parts.append((regular_matmul(left[5:70], right[13:250]), full[5:70, 13:250]))
+            parts.append((regular_matmul(left[1:], right[1:]), full[1:, 1:]))
+            stable = stable and all(np.array_equal(a, b) for a, b in parts)
+    return BlasRounding(_blas_library(), stable)
+
+
 def _tile_runs(
     gallery: Gallery, s0: int, s1: int, width: int
 ) -> list[tuple[int, int, int, int, np.ndarray]]:
@@ -747,7 +810,9 @@ class _NumpyKernel:
 
     @property
     def version(self) -> str:
-        return str(np.__version__)
+        # the BLAS and whether it rounds shape-stably: what "the same numbers live and in the
+        # evaluation" rests on (see BlasRounding)
+        return f"{np.__version__}; {blas_rounding().describe()}"
 
     def cancel_queued(self) -> None:
         """Drop the chunks still waiting in the shared pool (after an error or Ctrl-C); the
