@@ -410,8 +410,9 @@ def merge_partials(parts: Sequence[Partial]) -> Partial:
     if parts[0].counts is not None:
         blocks = [p.counts for p in parts]
         assert all(c is not None for c in blocks)
-        # shards' counts add up to at most the whole gallery's, which the widest type holds
-        counts = parts[0].counts.astype(np.result_type(*blocks))
+        # shards' counts add up past what each shard's narrow type holds (two uint8 shards of
+        # 200 subjects of one group sum to 400): the sum is kept in int32 at least
+        counts = parts[0].counts.astype(np.result_type(np.int32, *blocks))
         for p in parts[1:]:
             assert p.counts is not None
             counts += p.counts
