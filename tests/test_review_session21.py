@@ -45,22 +45,24 @@ def test_ratio_intervals_of_other_groups_survive_two_groups_with_only_errors() -
 # Issue 9 item 4: small and unknown groups out of summary measures unless asked (review, s. 21)
 
 
-def _frame_with_a_small_and_an_unknown_group(c_errors: int = 3) -> IdentificationFrame:
-    """Groups A and B: 40 people x 5 searches each, FPIR 0.10 and 0.05 at T = 0.5; group C:
-    2 people x 2 searches, ``c_errors`` false positives (small); 3 searches without a label,
-    2 false positives."""
+def group_frame(
+    cells: list[tuple[str, int, int, int]], unlabelled: tuple[float, ...] = ()
+) -> IdentificationFrame:
+    """A frame at T = 0.5 from ``(group, people, searches each, false positives)`` cells
+    (the errors drawn at random, seed 0, cell by cell) and searches without a group label
+    with the given best scores; the first two cells' groups hold the two mated searches."""
     rng = np.random.default_rng(0)
     subjects, groups, best = [], [], []
-    for g, people, per, errors in (("A", 40, 5, 20), ("B", 40, 5, 10), ("C", 2, 2, c_errors)):
+    for g, people, per, errors in cells:
         n = people * per
         hit = np.zeros(n, bool)
         hit[rng.choice(n, errors, replace=False)] = True
         subjects += [f"{g}{i // per}" for i in range(n)]
         groups += [g] * n
         best += list(np.where(hit, 0.8, 0.2))
-    subjects += ["u0", "u1", "u2"]
-    groups += [None, None, None]
-    best += [0.8, 0.8, 0.2]
+    subjects += [f"u{i}" for i in range(len(unlabelled))]
+    groups += [None] * len(unlabelled)
+    best += list(unlabelled)
     searches = SearchSet(
         watchlist_size=1000,
         mate_scores=np.array([0.9, 0.9]),
@@ -68,10 +70,19 @@ def _frame_with_a_small_and_an_unknown_group(c_errors: int = 3) -> Identificatio
         mated_subjects=np.array(["m0", "m1"]),
         non_mated_topk=np.asarray(best)[:, None],
         non_mated_subjects=np.asarray(subjects),
-        mated_groups=pd.DataFrame({"g": ["A", "B"]}),
+        mated_groups=pd.DataFrame({"g": [cells[0][0], cells[1][0]]}),
         non_mated_groups=pd.DataFrame({"g": groups}),
     )
     return IdentificationFrame(searches, [0.5], ["g"])
+
+
+def _frame_with_a_small_and_an_unknown_group(c_errors: int = 3) -> IdentificationFrame:
+    """Groups A and B: 40 people x 5 searches each, FPIR 0.10 and 0.05 at T = 0.5; group C:
+    2 people x 2 searches, ``c_errors`` false positives (small); 3 searches without a label,
+    2 false positives."""
+    return group_frame(
+        [("A", 40, 5, 20), ("B", 40, 5, 10), ("C", 2, 2, c_errors)], unlabelled=(0.8, 0.8, 0.2)
+    )
 
 
 def test_frame_summary_measures_leave_out_small_and_unknown_groups_by_default() -> None:

@@ -8,10 +8,10 @@ test) as soon as the defect is fixed.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+from test_review_session21 import group_frame
 
-from lfr_eval.metrics import IdentificationFrame, SearchSet
+from lfr_eval.metrics import IdentificationFrame
 
 # ---------------------------------------------------------------------------------------------
 # Issue 9 item 4 / 6: a summary measure over groups from a single comparable group (review, s. 22)
@@ -20,26 +20,7 @@ from lfr_eval.metrics import IdentificationFrame, SearchSet
 def _frame_with_one_comparable_group() -> IdentificationFrame:
     """Group A: 40 people x 5 searches, FPIR 0.10 at T = 0.5; group C: 2 people x 2 searches
     with 3 false positives (small, left out by default). One group is left to compare."""
-    rng = np.random.default_rng(0)
-    subjects, groups, best = [], [], []
-    for g, people, per, errors in (("A", 40, 5, 20), ("C", 2, 2, 3)):
-        n = people * per
-        hit = np.zeros(n, bool)
-        hit[rng.choice(n, errors, replace=False)] = True
-        subjects += [f"{g}{i // per}" for i in range(n)]
-        groups += [g] * n
-        best += list(np.where(hit, 0.8, 0.2))
-    searches = SearchSet(
-        watchlist_size=1000,
-        mate_scores=np.array([0.9, 0.9]),
-        mate_ranks=np.array([1, 1]),
-        mated_subjects=np.array(["m0", "m1"]),
-        non_mated_topk=np.asarray(best)[:, None],
-        non_mated_subjects=np.asarray(subjects),
-        mated_groups=pd.DataFrame({"g": ["A", "C"]}),
-        non_mated_groups=pd.DataFrame({"g": groups}),
-    )
-    return IdentificationFrame(searches, [0.5], ["g"])
+    return group_frame([("A", 40, 5, 20), ("C", 2, 2, 3)])
 
 
 @pytest.mark.xfail(
