@@ -239,17 +239,9 @@ def case_npl(args: argparse.Namespace) -> dict:
         "peak_rss_gib": round(_peak_rss_gib(), 3),
         "counts_on_disk_gib": round(counts_gib, 3),
         "counts_dtype": counts_dtype,
-        # how the scoring threads' counts reach the file (lfr_eval.search._blocks)
-        "counts_writes": getattr(_blocks_module(), "_COUNTS_WRITES", "map"),
         "work_dir": str(work),
         "fpir_1k_at_0.5": fpir_1k,
     }
-
-
-def _blocks_module():  # type: ignore[no-untyped-def]
-    from lfr_eval.search import _blocks
-
-    return _blocks
 
 
 def _warm_up_with_counts() -> None:

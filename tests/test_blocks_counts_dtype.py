@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lfr_eval.search import _blocks
 from lfr_eval.search._blocks import score_probes, scoring_key
 from lfr_eval.search._kernel import Gallery, _NumpyKernel, counts_dtype_for, score_block
 
@@ -225,19 +224,13 @@ def test_npl_results_with_narrow_counts_equal_the_int32_ones(tmp_path, monkeypat
     )
 
 
-def test_counts_written_by_the_keeper_equal_the_mapped_ones(tmp_path, monkeypatch) -> None:
-    """Both ways of putting the counts in the file (see ``_blocks._COUNTS_WRITES``) give the
-    same file, and a re-run resumes from either."""
+def test_counts_in_the_file_equal_the_counts_in_memory_and_resume(tmp_path) -> None:
+    """The counts the scoring threads write into the mapped counts file equal the counts of a
+    run in memory, and a re-run resumes from the file."""
     gal, probes = _run_inputs()
     reference = score_probes(probes, gal, k=2, thresholds=THRESHOLDS, rows_per_block=16)
-    for mode in ("map", "write"):
-        monkeypatch.setattr(_blocks, "_COUNTS_WRITES", mode)
-        where = tmp_path / mode
-        part = score_probes(
-            probes, gal, k=2, thresholds=THRESHOLDS, rows_per_block=16, work_dir=where
-        )
-        np.testing.assert_array_equal(part.counts, reference.counts)
-        again = score_probes(
-            probes, gal, k=2, thresholds=THRESHOLDS, rows_per_block=16, work_dir=where
-        )
-        np.testing.assert_array_equal(again.counts, reference.counts)
+    where = tmp_path / "work"
+    part = score_probes(probes, gal, k=2, thresholds=THRESHOLDS, rows_per_block=16, work_dir=where)
+    np.testing.assert_array_equal(part.counts, reference.counts)
+    again = score_probes(probes, gal, k=2, thresholds=THRESHOLDS, rows_per_block=16, work_dir=where)
+    np.testing.assert_array_equal(again.counts, reference.counts)

@@ -69,11 +69,6 @@ DEFAULT_MEMORY_BYTES = 3 * 2**30
 #: Counts larger than this share of the memory setting live in a memory-mapped file.
 _COUNTS_IN_MEMORY_SHARE = 0.25
 
-#: How the scoring threads' counts reach the counts file: ``"map"``, written straight into a
-#: shared mapping of the file's rows (flushed by the keeper), or ``"write"``, written into
-#: anonymous memory and put in the file by the keeper (``pwrite`` + ``fdatasync``).
-_COUNTS_WRITES = os.environ.get("LFR_COUNTS_WRITES", "map")
-
 BlockProgress = Callable[[int, int], None]
 
 MSG_INTERRUPTED = (
@@ -220,51 +215,10 @@ def _counts_rows(path: Path, a: int, e: int) -> np.memmap:
     )
 
 
-class _CountsFile:
-    """The counts file opened for plain writes of whole blocks' rows (see ``_COUNTS_WRITES``)."""
-
-    def __init__(self, path: Path) -> None:
-        head = np.load(path, mmap_mode="r")
-        self.offset = int(head.offset)
-        self.row_bytes = head.dtype.itemsize * int(np.prod(head.shape[1:]))
-        del head
-        self.fd = os.open(path, os.O_RDWR)
-
-    def write_rows(self, first: int, rows: np.ndarray) -> None:
-        """Write ``rows`` (C-contiguous) as rows ``first…`` and wait until they are on disk."""
-        data = np.ascontiguousarray(rows).data.cast("B")
-        at = self.offset + first * self.row_bytes
-        while data:
-            done = os.pwrite(self.fd, data, at)
-            data, at = data[done:], at + done
-        os.fdatasync(self.fd)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-class _BlockBuffers:
-    """Anonymous memory for the counts rows of the blocks in flight, reused from block to
-    block (a fresh 16 MB array per block would be faulted in page by page by the scoring
-    threads). ``take`` waits while every buffer is out: at most two blocks in flight, one
-    waiting for the keeper and one being kept."""
-
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, n: int = 4) -> None:
-        self._free: queue.Queue[np.ndarray] = queue.Queue()
-        for _ in range(n):
-            self._free.put(np.empty(shape, dtype))
-
-    def take(self, rows: int) -> np.ndarray:
-        return self._free.get()[:rows]
-
-    def give(self, rows: np.ndarray) -> None:
-        self._free.put(rows.base if rows.base is not None else rows)
-
-
 @dataclass(frozen=True, eq=False)
 class _Finished:
-    """A scored block waiting to be kept: its results and its counts rows (when on disk:
-    mapped rows of the file, or rows in memory with the file to write them to)."""
+    """A scored block waiting to be kept: its results and, when on disk, its mapped counts
+    rows."""
 
     block_file: Path
     top_scores: np.ndarray
@@ -272,19 +226,12 @@ class _Finished:
     top_rows: np.ndarray
     higher: np.ndarray
     counts_rows: np.memmap | None
-    counts_buffer: np.ndarray | None = None
-    counts_file: _CountsFile | None = None
-    first_row: int = 0
 
     def keep(self) -> None:
-        """Put the counts rows on disk (flush the mapped rows, or write the rows in memory and
-        wait for the disk), then write the block file atomically (temporary file, then
-        rename): a block file's presence means its block is complete."""
+        """Flush the mapped counts rows, then write the block file atomically (temporary
+        file, then rename): a block file's presence means its block is complete."""
         if self.counts_rows is not None:
             self.counts_rows.flush()
-        if self.counts_buffer is not None:
-            assert self.counts_file is not None
-            self.counts_file.write_rows(self.first_row, self.counts_buffer)
         tmp = self.block_file.with_name(self.block_file.stem + ".tmp.npz")
         try:
             with open(tmp, "wb") as fh:
@@ -309,7 +256,6 @@ class _InFlight:
     rows: tuple[int, int]
     block_file: Path | None
     counts_rows: np.memmap | None
-    counts_buffer: np.ndarray | None = None
     future: Future[Partial] | None = None
     handed: bool = False  # its results are in place (and with the keeper)
 
@@ -335,9 +281,8 @@ class _BlockKeeper:
     most one block waits (the queue holds one), so memory stays bounded.
     """
 
-    def __init__(self, buffers: _BlockBuffers | None = None) -> None:
+    def __init__(self) -> None:
         self.kept = 0
-        self._buffers = buffers
         self._error: BaseException | None = None
         self._closed = False
         self._queue: queue.Queue[_Finished | None] = queue.Queue(maxsize=1)
@@ -355,8 +300,6 @@ class _BlockKeeper:
                     self.kept += 1
                 except BaseException as exc:  # noqa: BLE001 - raised in the scoring thread
                     self._error = exc
-            if item.counts_buffer is not None and self._buffers is not None:
-                self._buffers.give(item.counts_buffer)
             del item  # unmaps the block's counts rows
 
     def _raise(self) -> None:
@@ -584,11 +527,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
     top_r = np.full((n, k), -1, np.int64)
     higher = np.zeros(n, np.int64)
     # finished blocks are kept on disk by a thread of their own while the next block is scored
-    buffers, counts_file = None, None
-    if counts_path is not None and _COUNTS_WRITES == "write":
-        buffers = _BlockBuffers((rows, gallery.n_groups, n_thr), counts_type)
-        counts_file = _CountsFile(counts_path)
-    keeper = None if folder is None else _BlockKeeper(buffers)
+    keeper = None if folder is None else _BlockKeeper()
     reused = 0  # blocks found on disk
     reported = 0
 
@@ -645,9 +584,6 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
                     part.top_rows,
                     part.higher,
                     block.counts_rows,
-                    block.counts_buffer,
-                    counts_file,
-                    a,
                 )
             )
         block.handed = True
@@ -680,20 +616,15 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
                         reused += 1
                         report(done_now())
                         continue
-                    rows_map, buffer = None, None
-                    if buffers is not None:
-                        # rows in memory of this process, written to the file by the keeper
-                        buffer = buffers.take(e - a)
-                    elif counts_path is not None:
+                    rows_map = None
+                    if counts_path is not None:
                         # a mapping of just this block's rows: once kept, they leave this
                         # process's memory
                         rows_map = _counts_rows(counts_path, a, e)
                     out = counts_mem[a:e] if counts_mem is not None else None
                     if rows_map is not None:
                         out = np.asarray(rows_map)
-                    elif buffer is not None:
-                        out = buffer
-                    block = _InFlight((a, e), block_file, rows_map, buffer)
+                    block = _InFlight((a, e), block_file, rows_map)
                     if drivers is None:
                         finish(block, score(kernel, a, e, out))
                         finished += 1
@@ -704,7 +635,7 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
                             finished += 1
                         block.future = drivers.submit(score, kernel, a, e, out)
                         inflight.append(block)
-                    del block, rows_map, buffer, out
+                    del block, rows_map, out
                     report(done_now())
                 while inflight:
                     finish(inflight[0], inflight[0].result())
@@ -733,8 +664,6 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
         inflight.clear()
         if keeper is not None:
             keeper.close()
-        if counts_file is not None:
-            counts_file.close()
         if bar is not None:
             bar.close()
 
