@@ -144,3 +144,6 @@ def test_composite_summary_over_blocks_of_people_equals_the_dense_one() -> None:
             assert summary.n_subjects == dense.n_subjects
             assert summary.effective_people == pytest.approx(dense.effective_people)
             np.testing.assert_allclose(largest, sums.max(axis=0), rtol=1e-12)
+            # the scaled envelope's floor: the lowest per-person composite FMR
+            assert summary.lowest_rate is not None
+            np.testing.assert_allclose(summary.lowest_rate, dense.lowest_rate, rtol=1e-12)

@@ -313,6 +313,13 @@ class ClusterSummary:
     trials_fourth_moment : float or None
         ``sum n_i^4`` over all people (with ``effective_people``, what the variance and degrees
         of freedom of the data with only the top people's errors follow from); None as above.
+    lowest_rate : ndarray of float, shape (m,), or None
+        At each threshold, the lowest per-person rate ``min_i e_i / n_i`` over people with a
+        search, in [0, 1] (0 wherever someone has no error). The floor of the scaled FPIR's
+        envelope (:func:`lfr_eval.protocols._scaling._floor_envelope`): every person at this
+        rate is a data set with fewer false matches than the data. None where the summary was
+        made without it (a rates row written before it was recorded, or a summary built by
+        hand); the scaled bound then says it has no floor, never silently.
     """
 
     errors: np.ndarray
@@ -324,6 +331,7 @@ class ClusterSummary:
     top_errors: np.ndarray | None = None
     top_trials: np.ndarray | None = None
     trials_fourth_moment: float | None = None
+    lowest_rate: np.ndarray | None = None
 
     @property
     def keeps_top_people(self) -> bool:
@@ -336,17 +344,21 @@ class ClusterSummary:
 
     def column(self, t: int) -> ClusterSummary:
         """The one-threshold summary at column ``t``."""
-        sl = slice(t, t + 1)
+        return self.columns(slice(t, t + 1))
+
+    def columns(self, index: slice | np.ndarray) -> ClusterSummary:
+        """The summary at the thresholds ``index`` selects (a slice or integer indices)."""
         return ClusterSummary(
-            errors=np.atleast_1d(self.errors)[sl],
+            errors=np.atleast_1d(self.errors)[index],
             trials=self.trials,
             n_subjects=self.n_subjects,
-            variance=np.atleast_1d(self.variance)[sl],
-            df=np.atleast_1d(self.df)[sl],
+            variance=np.atleast_1d(self.variance)[index],
+            df=np.atleast_1d(self.df)[index],
             effective_people=self.effective_people,
-            top_errors=None if self.top_errors is None else self.top_errors[:, sl],
-            top_trials=None if self.top_trials is None else self.top_trials[:, sl],
+            top_errors=None if self.top_errors is None else self.top_errors[:, index],
+            top_trials=None if self.top_trials is None else self.top_trials[:, index],
             trials_fourth_moment=self.trials_fourth_moment,
+            lowest_rate=None if self.lowest_rate is None else self.lowest_rate[index],
         )
 
 
@@ -483,7 +495,9 @@ def summary_of_row(row: Mapping[str, Any]) -> ClusterSummary | None:
     ``top_people`` (:func:`format_top_people`) and ``searches_fourth_moment``. None where the
     clustered statistics are missing (an aggregate written before they were recorded); without
     the last two the summary has no top people, and a one-sided bound from it says it is not
-    monotone (:data:`KORN_GRAUBARD_NOT_MONOTONE`).
+    monotone (:data:`KORN_GRAUBARD_NOT_MONOTONE`). A ``lowest_rate`` column, where a table
+    has one, becomes :attr:`ClusterSummary.lowest_rate`; without it that stays None (the count
+    bound does not use it; a scaled bound from such a summary says it has no floor).
     """
     try:
         values = [float(row[c]) for c in ("rate_variance", "variance_df", "effective_people")]
@@ -501,6 +515,13 @@ def summary_of_row(row: Mapping[str, Any]) -> ClusterSummary | None:
         top_e, top_n = parse_top_people(row.get("top_people"))
     else:
         fourth = None
+    lowest: np.ndarray | None = None
+    try:
+        floor = float(row["lowest_rate"])
+    except (KeyError, TypeError, ValueError):
+        floor = float("nan")
+    if np.isfinite(floor):
+        lowest = np.array([floor])
     return ClusterSummary(
         errors=np.array([float(row["errors"])]),
         trials=float(row["n_searches"]),
@@ -511,6 +532,7 @@ def summary_of_row(row: Mapping[str, Any]) -> ClusterSummary | None:
         top_errors=top_e,
         top_trials=top_n,
         trials_fourth_moment=fourth,
+        lowest_rate=lowest,
     )
 
 
@@ -545,7 +567,7 @@ def summarise_clusters(errors: ArrayLike, trials: ArrayLike) -> ClusterSummary:
         k = 2 * MONOTONE_TOP_PEOPLE
         return ClusterSummary(
             np.zeros(m), 0.0, 0, np.zeros(m), np.full(m, np.nan), 0.0,
-            np.zeros((k, m)), np.zeros((k, m)), 0.0,
+            np.zeros((k, m)), np.zeros((k, m)), 0.0, np.zeros(m),
         )
     rate, variance = cluster_robust_variance(e, n)
     df = effective_degrees_of_freedom(e, n, rate) if s > 1 else np.full(m, np.nan)
@@ -561,6 +583,7 @@ def summarise_clusters(errors: ArrayLike, trials: ArrayLike) -> ClusterSummary:
         top_errors=top_e,
         top_trials=top_n,
         trials_fourth_moment=float((n**4).sum()),
+        lowest_rate=(e / n[:, None]).min(axis=0),
     )
 
 
@@ -634,10 +657,22 @@ SCAN_NEAR, SCAN_SPREAD = 8, 8
 def _family_keeps(e: np.ndarray, n: np.ndarray, top: int) -> np.ndarray:
     """Errors each family member keeps of each stored person: shape (members, k, m).
 
-    Members: no error; for j = 1..M the top j people by errors and the top j by rate, with all
-    their errors; and for j = 1..M the top j - 1 by errors with all theirs plus the j-th with
-    fewer (the counts just below its own, and counts spread down to 0). The data themselves
-    are evaluated apart.
+    Members, in this order (``benchmarks/bench_monotone_envelope.py`` names them by index):
+
+    1. no error (1);
+    2. for j = 1..M the top j people by errors, then the top j by rate, with all their
+       errors (2M);
+    3. for j = 1..M the top j - 1 by errors with all theirs plus the j-th with fewer (the
+       counts just below its own, and counts spread down to 0) (M (SCAN_NEAR + SCAN_SPREAD));
+    4. each stored person alone ("singletons", k);
+    5. every stored person with all their errors ("all", 1);
+    6. every stored person, one of them with one error fewer ("one fewer", k);
+    7. every stored person but one ("dropped", k).
+
+    Groups 4–7 do not depend on how the stored people rank, so they hold the data sets that
+    the rankings of the data *with one more error* lose when that error reorders people (the
+    top-j sets of the data before are then no longer top-j sets): the person who got it with
+    one fewer, or left out. The data themselves are evaluated apart.
     """
     k, m = e.shape
     pos = {}
@@ -666,11 +701,19 @@ def _family_keeps(e: np.ndarray, n: np.ndarray, top: int) -> np.ndarray:
         pos["errors"][None, None] == (j - 1)[:, :, :, None], tries[:, :, None, :], kept
     )  # (M, S, k, m)
     members.append(scan.reshape(-1, k, m))
+    # rank-free members: member i of each block changes stored person i only
+    alone = np.eye(k)[:, :, None]  # (k, k, 1)
+    members.append(alone * e[None])  # singletons
+    members.append(e[None])  # all
+    # one fewer: a person's errors less 1 (a per-search P(alert) sum that is below 1 drops to
+    # 0, the person left out)
+    members.append(np.maximum(e[None] - alone, 0.0))
+    members.append((1.0 - alone) * e[None])  # dropped
     out: np.ndarray = np.concatenate(members, axis=0)
     return out
 
 
-def _top_family(summary: ClusterSummary) -> ClusterSummary:
+def _top_family(summary: ClusterSummary, floor: np.ndarray | None = None) -> ClusterSummary:
     """Summaries of the family's data sets (:func:`_family_keeps`), columns ``j * m + t``.
 
     Each keeps some errors of the stored top people and none of anyone else. Their variance
@@ -678,6 +721,12 @@ def _top_family(summary: ClusterSummary) -> ClusterSummary:
     and ``n_i^4`` over all people: with the rate ``p_j = E_j / N`` of member j,
     ``sum_i (y_i - p_j n_i)^2 = sum_kept y^2 - 2 p_j sum_kept y n + p_j^2 sum_all n^2`` and
     likewise for the fourth power, so the full data and an aggregate give the same bound.
+
+    ``floor`` (shape (m,), rates in [0, 1], at most each person's own rate: the summary's
+    :attr:`~ClusterSummary.lowest_rate`): everyone a member does not keep is at ``floor * n_i``
+    instead of 0, and a kept person at no less (still a data set with no more errors than the
+    data, person by person). The same expansion holds for ``z_i = y_i - floor n_i`` (0 for
+    everyone not stored) at the rate ``p_j - floor``: the residuals are those of ``z``.
     """
     assert summary.top_errors is not None and summary.top_trials is not None
     e = np.asarray(summary.top_errors, dtype=np.float64)
@@ -689,13 +738,22 @@ def _top_family(summary: ClusterSummary) -> ClusterSummary:
     s2 = total**2 / max(float(summary.effective_people), 1e-300)
     s4 = float(summary.trials_fourth_moment or 0.0)
     nn = n[None]
+    base = np.zeros(e.shape[1]) if floor is None else np.asarray(floor, dtype=np.float64)
+    if floor is not None:
+        # slots without a person (n = 0) stay 0; a kept count below the floor is raised to it
+        level = base[None, None, :] * nn
+        keep = np.where(nn > 0, np.maximum(keep, level) - level, 0.0)
 
     def total_of(a: np.ndarray) -> np.ndarray:
         out: np.ndarray = a.sum(axis=1)  # (J, m)
         return out
 
-    errors = total_of(keep)
-    p = errors / total
+    above = total_of(keep)
+    errors = above + base[None, :] * total
+    # the residuals' rate, ``p_j - floor``, from the stored part alone: exactly 0 for the
+    # member with everyone at the floor (a difference of two rates would leave round-off,
+    # and a variance of 1e-34 instead of 0 would not count people in the scaled bound)
+    p = above / total
     a2, b = total_of(keep * keep), total_of(keep * nn)
     u2 = a2 - 2 * p * b + p * p * s2
     u4 = (

@@ -647,18 +647,24 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
     u4_sum = np.zeros(m)
     histogram = _whole_number_histogram(counts) and not block_top_people
     tops = [top_people(np.zeros((0, m)), np.zeros(0))]
+    lowest = np.ones(m)  # the scaled envelope's floor (ClusterSummary.lowest_rate)
     for errors, trials in counts.dense_chunks(rows):
         use = trials > 0
         every = bool(use.all())
+        mine = errors if every else errors[use]
+        # each person's rate first, in the buffer the residuals reuse (no extra block)
+        resid = np.divide(mine, (trials if every else trials[use])[:, None], dtype=np.float64)
+        if len(resid):
+            np.minimum(lowest, resid.min(axis=0), out=lowest)
         # in place, the same operations in the same order as
         # u2 = (errors - rate * trials) ** 2; u2_sum += u2.sum(0); u4_sum += (u2 * u2).sum(0)
-        resid = np.multiply(rate[None, :], (trials if every else trials[use])[:, None])
-        np.subtract(errors if every else errors[use], resid, out=resid)
+        np.multiply(rate[None, :], (trials if every else trials[use])[:, None], out=resid)
+        np.subtract(mine, resid, out=resid)
         np.multiply(resid, resid, out=resid)
         u2_sum += resid.sum(axis=0)
         np.multiply(resid, resid, out=resid)
         u4_sum += resid.sum(axis=0)
-        del resid  # the block's top people below need the room
+        del resid, mine  # the block's top people below need the room
         if not histogram:
             # the top people of the whole are among each block's top people
             tops = [merge_top_people([*tops, top_people(errors[use], trials[use])])]
@@ -680,6 +686,7 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
         top_errors=tops[0][0],
         top_trials=tops[0][1],
         trials_fourth_moment=float((n_all**4).sum()),
+        lowest_rate=lowest,
     )
 
 

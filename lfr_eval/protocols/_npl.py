@@ -969,6 +969,9 @@ def _composite_summaries(
     # the one-sided bound's envelope needs the top people (a person lies in one block, so the
     # top people of a set are among its blocks' own)
     tops = [top_people(np.zeros((0, m)), np.zeros(0)) for _ in range(n_sets)]
+    # and its floor, the lowest per-person composite FMR (ClusterSummary.lowest_rate): near
+    # the lowest thresholds every person meets some filler and it is above 0
+    lowest = np.ones((n_sets, m))
     people = np.zeros(n_sets, np.int64)
     searches = np.zeros(n_sets)
     for a, b in zip(starts[:-1], starts[1:]):
@@ -1000,6 +1003,7 @@ def _composite_summaries(
             u4[k] += (sq * sq).sum(axis=0)
             if len(v):
                 largest[k] = np.maximum(largest[k], v.max(axis=0))
+                lowest[k] = np.minimum(lowest[k], (v / n[:, None]).min(axis=0))
             n2[k] += float((n * n).sum())
             n4[k] += float((n**4).sum())
             tops[k] = merge_top_people([tops[k], top_people(v, n)])
@@ -1022,6 +1026,7 @@ def _composite_summaries(
             top_errors=tops[k][0],
             top_trials=tops[k][1],
             trials_fourth_moment=float(n4[k]),
+            lowest_rate=lowest[k] if s > 0 else np.zeros(m),
         )
         out.append((summary, largest[k]))
     return out

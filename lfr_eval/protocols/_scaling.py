@@ -173,6 +173,16 @@ SCALED_KORN_GRAUBARD_NOT_MONOTONE = (
     "Satterthwaite df at the lower end; one-sided bound: exact, with one more largest person, "
     "Fay-Feuer; NOT monotone in the false matches: no per-person top sums)"
 )
+#: The envelope without its floor (every person at the lowest per-person rate): the summary
+#: keeps no :attr:`~lfr_eval.metrics.ClusterSummary.lowest_rate` (one made by hand, or read
+#: from a table written before it was recorded). The bound can then fall a lot right after
+#: every person had the same sum (see :func:`interval_from_summary`).
+SCALED_KORN_GRAUBARD_NO_FLOOR = (
+    "korn-graubard (per-search P(alert), clustered by person; two-sided: Jeffreys ends, "
+    "Satterthwaite df at the lower end; one-sided bound: exact, with one more largest person, "
+    "Fay-Feuer, envelope over fewer false matches (top people; NO equal-rate floor: no "
+    "lowest per-person rate kept))"
+)
 #: Interval where no search met any filler: the exact bound counted by people.
 SCALED_ZERO = "exact one-sided, counted by people (no false matches)"
 #: Interval beyond F: from the per-person model's lower end to the pooled model's upper end.
@@ -330,21 +340,26 @@ def interval_from_summary(
     default; the claim checker's construction, :func:`lfr_eval.metrics.monotone_upper_bound`):
     the largest of this bound over the data and a family of data sets with smaller per-person
     sums (none; the top people by sum and by rate, with all of theirs; the last of them with
-    less), each with its own largest person for the Fay–Feuer term. Here a person's "errors"
-    are the sum of their searches' P(alert), which a further false match among the fillers can
-    only raise; the plain bound can fall when it does (the few people carrying the sums set
-    about 1 degree of freedom, a third lifts them), the envelope does not on the hand cases
-    of ``tests/test_scaled_envelope.py``. It is never below the plain bound, so its coverage
-    can only rise. It is **nearly**, not exactly, monotone: right after a state where every
-    person has the same sum (variance 0: nothing is known about the spread between people, so
-    the bound counts people) one more false match gives a variance again and the bound can
-    fall a lot (0.0311 -> 0.0109 with 200 people x 10 searches, F = 1,000, N = 100), as the
-    family holds no equal-sums data set; review's randomized search (549 paths, 11,766 added
-    false matches) found 104 falls, 95 of them right after such a state, the other 9 up to 24%
-    with 2 people, 4.1% with 127 people (bound 0.0145) and 3.3% with 53. It needs the
+    less; each stored person alone, all of them, all with one of them one fewer or left out),
+    each with its own largest person for the Fay–Feuer term, and the same family with everyone
+    else at the **floor**, the lowest per-person rate (:func:`_floor_envelope`). Here a
+    person's "errors" are the sum of their searches' P(alert), which a further false match
+    among the fillers can only raise; the plain bound can fall when it does (the few people
+    carrying the sums set about 1 degree of freedom, a third lifts them). The floor is for the
+    state where every person has the same sum: the variance is then 0, nothing is known about
+    the spread between people and the bound counts people, while one more false match gives a
+    variance again and the plain bound falls a lot (0.0311 -> 0.0109 with 200 people x 10
+    searches, F = 1,000, N = 100; 0.0849 -> 0.00088 with 34 x 35, F = 5,000, N = 50); every
+    person at the lowest rate of the data after is that equal-sums data set, so the envelope
+    keeps its bound. It is never below the plain bound, so its coverage can only rise. It is
+    **nearly**, not exactly, monotone (the family is not every data set with smaller sums):
+    the falls left are measured by ``benchmarks/bench_monotone_falls.py --scaled``
+    (``benchmarks/results/monotone_falls_scaled.md``). The top-people part needs the
     summary's top people (:attr:`ClusterSummary.keeps_top_people`); without them, or with
     ``envelope=False`` (comparisons only), the bound is the plain one and the label says
-    :data:`SCALED_KORN_GRAUBARD_NOT_MONOTONE`.
+    :data:`SCALED_KORN_GRAUBARD_NOT_MONOTONE`. The floor needs the summary's
+    :attr:`~lfr_eval.metrics.ClusterSummary.lowest_rate`; without it the label says
+    :data:`SCALED_KORN_GRAUBARD_NO_FLOOR`.
     """
     total = max(float(summary.trials), 1.0)
     rate = summary.errors / total
@@ -372,8 +387,17 @@ def interval_from_summary(
             family, exponent, confidence, family_largest, one_sided_only=True
         )[2]
         one_sided = np.maximum(one_sided, members.reshape(-1, m).max(axis=0))
+        if summary.lowest_rate is not None:
+            one_sided = np.maximum(
+                one_sided, _floor_envelope(summary, exponent, confidence, largest)
+            )
     zero = summary.errors <= 0
-    label = SCALED_KORN_GRAUBARD if enveloped else SCALED_KORN_GRAUBARD_NOT_MONOTONE
+    label = (
+        SCALED_KORN_GRAUBARD_NOT_MONOTONE
+        if not enveloped
+        else SCALED_KORN_GRAUBARD if summary.lowest_rate is not None
+        else SCALED_KORN_GRAUBARD_NO_FLOOR
+    )
     method = np.where(zero, SCALED_ZERO, label).astype(object)
     with np.errstate(invalid="ignore", divide="ignore"):
         binomial = rate * (1 - rate) / total
@@ -390,6 +414,41 @@ def interval_from_summary(
         design_effect=np.where(zero, np.nan, deff),
         confidence=float(confidence),
     )
+
+
+def _floor_envelope(
+    summary: ClusterSummary, exponent: float, confidence: float, largest: np.ndarray | None
+) -> np.ndarray:
+    """The largest plain one-sided bound over the envelope's family with everyone at the floor,
+    shape (m,); 0 where the floor is 0 (someone has no false match: the family is then the
+    one without a floor, already in the envelope).
+
+    The floor is the summary's lowest per-person rate r (``lowest_rate``, needed, as are the
+    top people): every person at ``r n_i`` is a data set with smaller (or equal) sums than
+    the data, person by person, and so is each member of :func:`_family_keeps` with everyone
+    it does not keep at the floor rather than 0 (:func:`~lfr_eval.metrics._clustered._top_family`
+    with ``floor``). With all at the floor the variance is 0 and the bound counts people, as
+    it did for the equal-sums data set that one more false match leaves behind. Each member's
+    largest person for the Fay–Feuer term is taken as the data's (``largest``): a member's own
+    is at most that (no person's sum is above the data's), and a larger one only raises the
+    bound, never below the plain one.
+    """
+    from lfr_eval.metrics._clustered import _top_family
+
+    assert summary.lowest_rate is not None
+    floor = np.asarray(summary.lowest_rate, dtype=np.float64)
+    out = np.zeros(floor.shape[0])
+    # only where everyone has a false match: elsewhere the floor is 0 and costs nothing
+    use = np.flatnonzero((floor > 0) & (np.asarray(summary.errors) > 0))
+    if use.size == 0:
+        return out
+    part = summary.columns(use)
+    family = _top_family(part, floor=floor[use])
+    members = family.errors.shape[0] // use.size
+    member_largest = None if largest is None else np.tile(np.asarray(largest)[use], members)
+    bounds = _scaled_ends(family, exponent, confidence, member_largest, one_sided_only=True)[2]
+    out[use] = bounds.reshape(members, use.size).max(axis=0)
+    return out
 
 
 def _scaled_ends(
