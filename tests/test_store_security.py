@@ -177,6 +177,28 @@ def test_files_and_folders_are_private(two_people) -> None:
     assert stat.S_IMODE(os.stat(wl.path).st_mode) == 0o600
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX only")
+def test_a_journal_that_vanishes_while_the_store_is_made_private_is_not_an_error(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # the live page failed once (stop 23) when another connection's transaction ended and
+    # SQLite deleted its journal between the existence check and the chmod
+    from lfr_eval.atrest import _files
+
+    db = tmp_path / "alerts.sqlite"
+    db.write_bytes(b"")
+    os.chmod(db, 0o644)
+    journal = tmp_path / "alerts.sqlite-journal"
+    real_exists = Path.exists
+    # the journal is there when looked for and gone when its mode is read
+    monkeypatch.setattr(Path, "exists", lambda p: p == journal or real_exists(p))
+    _files.private_file(db)
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+    # the store's own file missing is still an error
+    with pytest.raises(FileNotFoundError):
+        _files.private_file(tmp_path / "gone.sqlite")
+
+
 def test_lost_key_says_what_it_means(two_people, tmp_path: Path, monkeypatch) -> None:
     wl, _ = two_people
     monkeypatch.setenv(ENV_KEY_FILE, str(tmp_path / "elsewhere" / "data-keys.json"))

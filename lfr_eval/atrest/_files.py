@@ -30,8 +30,10 @@ def private_file(path: Path) -> None:
     _chmod(path, FILE_MODE)
     for suffix in _SQLITE_SIDE_FILES:
         side = path.with_name(path.name + suffix)
+        # another connection's transaction may end and delete its journal at any moment, even
+        # between this check and the chmod; a side file that is gone holds nothing to protect
         if side.exists():
-            _chmod(side, FILE_MODE)
+            _chmod(side, FILE_MODE, missing_ok=True)
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -56,7 +58,7 @@ def is_private(path: Path) -> bool:
     return not stat.S_IMODE(path.stat().st_mode) & 0o077
 
 
-def _chmod(path: Path, mode: int) -> None:
+def _chmod(path: Path, mode: int, *, missing_ok: bool = False) -> None:
     if os.name != "posix":
         return
     try:
@@ -65,3 +67,6 @@ def _chmod(path: Path, mode: int) -> None:
     except PermissionError:
         # someone else's file (a shared read-only watchlist): reading it is still allowed
         pass
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
