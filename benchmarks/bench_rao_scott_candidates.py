@@ -25,8 +25,16 @@ script measures, on the same seeded data sets, what was tried to bring both into
   (from 20,000 extra data sets), and ``permutation``: the full-data studentized permutation test
   over people (``permutation_compare_groups``, 199 relabellings), the page's default.
 
+The test adopted instead, on per-person counts, is the parametric null bootstrap-t over people
+(``bootstrap_compare_groups``): ``--part bootstrap`` measures its size and power in the lambs
+designs (each group's intra-person correlation from the other groups, the default, and from
+all groups), ``--part bootstrap-cost`` its time on large crowds; the figures are in
+``benchmarks/results/null_bootstrap_groups.md``.
+
 Usage::
 
+    python benchmarks/bench_rao_scott_candidates.py --part bootstrap --replicates 199
+    python benchmarks/bench_rao_scott_candidates.py --part bootstrap-cost
     python benchmarks/bench_rao_scott_candidates.py --part lambs
     python benchmarks/bench_rao_scott_candidates.py --part breakdown
     python benchmarks/bench_rao_scott_candidates.py --part strata
@@ -48,6 +56,7 @@ from _machine import cpu_model
 
 from lfr_eval.metrics import ClusterSummary, summarise_clusters
 from lfr_eval.metrics._group_tests import (
+    bootstrap_compare_groups,
     compare_group_rates,
     max_t_adjusted,
     max_t_exceedances,
@@ -357,9 +366,82 @@ def grid_rows(candidates: list[str], size_sets: int, power_sets: int) -> list[st
     return rows
 
 
+def bootstrap_rows(
+    size_sets: int, power_sets: int, replicates: int, seeds: tuple[int, int] = (5, 6)
+) -> list[str]:
+    """Size (equal rates) and power (group a at 2x) of the null bootstrap-t in each lambs
+    design, each group's correlation from the other groups (default) and from all groups;
+    the same data sets for both (seeds 5 / 6 by default, as ``lambs_rows``)."""
+    rows = []
+    for design in LAMBS_DESIGNS:
+        label = " vs ".join(f"{p} x ~{m}" for p, m in design)
+        out = {}
+        for factor, sets, seed in ((1.0, size_sets, seeds[0]), (2.0, power_sets, seeds[1])):
+            rng = np.random.default_rng(seed)
+            called = {"other-groups": 0, "all-groups": 0}
+            for r in range(sets):
+                d = _draw_lambs(rng, design, factor)
+                errors, trials = {"a": d[0][0], "b": d[1][0]}, {"a": d[0][1], "b": d[1][1]}
+                for source in called:
+                    result = bootstrap_compare_groups(
+                        errors, trials, n_replicates=replicates, seed=r, icc_from=source
+                    )
+                    called[source] += result.pairs[0].p_adjusted <= 0.05
+            for source, count in called.items():
+                out[(source, factor)] = (count / sets, sets)
+        row = (
+            f"| {label} | "
+            + " | ".join(
+                f"{out[(s, 1.0)][0]:.4f} ({out[(s, 1.0)][1]}) / {out[(s, 2.0)][0]:.3f} "
+                f"({out[(s, 2.0)][1]})"
+                for s in ("other-groups", "all-groups")
+            )
+            + " |"
+        )
+        print(row, flush=True)
+        rows.append(row)
+    return rows
+
+
+def bootstrap_cost_rows(replicates: int = 999) -> list[str]:
+    """Seconds of one ``bootstrap_compare_groups`` call on crowds of 100k and 1M people in 4
+    groups (searches per person 1 + Poisson(Gamma(2, 4.5)): mean 10; ICC about 0.2, rate
+    0.01), by engine; the per-person engine only at 100k (it costs a beta and a binomial
+    draw per person and replicate)."""
+    rows = []
+    for people in (100_000, 1_000_000):
+        rng = np.random.default_rng(1)
+        errors, trials = {}, {}
+        for g in range(4):
+            t = 1 + rng.poisson(rng.gamma(2.0, 4.5, people // 4))
+            p = rng.beta(0.01 * 4.0, 0.99 * 4.0, people // 4)
+            errors[f"g{g}"], trials[f"g{g}"] = rng.binomial(t, p), t
+        for engine in ("auto", "people"):
+            if engine == "people" and people > 100_000:
+                continue
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            result = bootstrap_compare_groups(
+                errors, trials, n_replicates=replicates, engine=engine  # type: ignore[arg-type]
+            )
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            row = (
+                f"| {people:,} | 4 | {replicates} | {engine} | {wall:.1f} | {cpu:.1f} "
+                f"| {min(p.p_adjusted for p in result.pairs):.3f} |"
+            )
+            print(row, flush=True)
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["lambs", "breakdown", "strata", "grid"], required=True)
+    parser.add_argument(
+        "--part",
+        choices=["lambs", "breakdown", "strata", "grid", "bootstrap", "bootstrap-cost"],
+        required=True,
+    )
+    parser.add_argument("--replicates", type=int, default=199, help="bootstrap replicates")
+    parser.add_argument("--seeds", default="5,6", help="--part bootstrap: size,power seeds")
     parser.add_argument(
         "--candidates", nargs="+", default=list(CANDIDATES), choices=[*CANDIDATES, "oracle"]
     )
@@ -368,7 +450,23 @@ def main() -> None:
     parser.add_argument("--permutation-datasets", type=int, default=1000)
     args = parser.parse_args()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    if args.part == "lambs":
+    if args.part == "bootstrap":
+        print(
+            "| design | null bootstrap, ICC from the other groups (default): size (data sets) "
+            "/ power 2x (data sets) | ICC from all groups: size / power 2x |\n|---|---|---|"
+        )
+        seeds = tuple(int(x) for x in args.seeds.split(","))
+        bootstrap_rows(
+            args.size_datasets or 2000, args.power_datasets or 500, args.replicates,
+            (seeds[0], seeds[1]),
+        )  # fmt: skip
+    elif args.part == "bootstrap-cost":
+        print(
+            "| people | groups | replicates | engine | s wall | CPU s | smallest p_adjusted |"
+            "\n|---|---|---|---|---|---|---|"
+        )
+        bootstrap_cost_rows(args.replicates if args.replicates != 199 else 999)
+    elif args.part == "lambs":
         print(
             "| design | "
             + " | ".join(f"{c}: size / power 2x" for c in {**CANDIDATES, **LAMBS_ONLY})

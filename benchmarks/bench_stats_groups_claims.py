@@ -7,6 +7,13 @@ Writes the tables of ``benchmarks/results/stats_groups_claims.md``::
     python benchmarks/bench_stats_groups_claims.py --step-down-only --groups 4 --write
     python benchmarks/bench_stats_groups_claims.py --rao-scott-only --write  # its columns only
 
+    python benchmarks/bench_stats_groups_claims.py --bootstrap-only --size-datasets 400  # printed
+
+``--bootstrap-only`` prints the size and power (first group at 2x) of the default test on
+per-person counts, the parametric null bootstrap-t over people
+(:func:`lfr_eval.metrics.bootstrap_compare_groups`, ``--permutations`` replicates), on the
+same cells; its committed figures are in ``benchmarks/results/null_bootstrap_groups.md``.
+
 ``--write`` replaces the "Group comparisons" section of the results file (the claims section is
 kept) and records the CPU seconds and the load average; without it the table is printed.
 
@@ -88,7 +95,7 @@ def group_rows(
                     designs = _designs(ms, icc, rate, people, factor)
                     perm = group_test_rejection(
                         designs, n_datasets=sets, seed=seed, n_permutations=permutations,
-                        ratios=False,
+                        ratios=False, test="permutation",
                     )  # fmt: skip
                     rs = group_test_rejection(
                         designs, n_datasets=sets, seed=seed, test="rao-scott", ratios=False
@@ -107,6 +114,42 @@ def group_rows(
                 row = (
                     f"| {n_groups} | {icc} | {rate} | {people} | {','.join(map(str, ms))} "
                     f"(unequal) | " + " | ".join(cols) + " |"
+                )
+                print(row, flush=True)
+                rows.append(row)
+    return rows
+
+
+BOOTSTRAP_HEADER = (
+    "| groups | icc | rate | people/group | searches/person | size: null bootstrap "
+    "| power 2x: null bootstrap | data sets (size / power) |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def bootstrap_rows(
+    size_sets: int = 1000,
+    power_sets: int = 300,
+    replicates: int = 199,
+    group_counts: tuple[int, ...] = GROUP_COUNTS,
+    rates: tuple[float, ...] = (0.01, 0.001),
+) -> list[str]:
+    """One markdown row per cell: size and power 2x of the null bootstrap-t (the same designs
+    and seeds as :func:`group_rows`' size and 2x columns)."""
+    rows = []
+    for n_groups in group_counts:
+        for icc in (0.0, 0.2, 0.5):
+            for rate, people in ((r, p) for r, p in RATES if r in rates):
+                ms = SEARCHES_PER_PERSON[:n_groups]
+                cols = [
+                    group_test_rejection(
+                        _designs(ms, icc, rate, people, factor), n_datasets=sets, seed=seed,
+                        test="bootstrap", n_replicates=replicates, ratios=False,
+                    ).any_pair
+                    for factor, sets, seed in ((1, size_sets, 1), (2, power_sets, 2))
+                ]  # fmt: skip
+                row = (
+                    f"| {n_groups} | {icc} | {rate} | {people} | {','.join(map(str, ms))} "
+                    f"(unequal) | {cols[0]:.3f} | {cols[1]:.3f} | {size_sets} / {power_sets} |"
                 )
                 print(row, flush=True)
                 rows.append(row)
@@ -455,6 +498,10 @@ if __name__ == "__main__":
         help="re-run only the group table's Rao-Scott columns (seconds), keeping the others",
     )  # fmt: skip
     parser.add_argument(
+        "--bootstrap-only", action="store_true",
+        help="print the null bootstrap test's size and power 2x on the cells (not written)",
+    )  # fmt: skip
+    parser.add_argument(
         "--pooled-rate", choices=("all", "pair"), default="all",
         help="with --rao-scott-only: the test's pooled_rate ('pair' is printed, never written)",
     )  # fmt: skip
@@ -479,6 +526,15 @@ if __name__ == "__main__":
             ),
             # the table holds the default test; the by-name variant is printed only
             write_rao_scott if args.write and args.pooled_rate == "all" else None,
+        )
+        sys.exit(0)
+    if args.bootstrap_only:
+        _run_table(
+            BOOTSTRAP_HEADER,
+            lambda: bootstrap_rows(
+                args.size_datasets, args.power_datasets, args.permutations, groups, rates
+            ),
+            None,
         )
         sys.exit(0)
     if args.step_down_only:

@@ -24,6 +24,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -68,16 +69,25 @@ MSG_FRAME_MISMATCH = (
     "{threshold:.4f} ({what}): load the evaluation the aggregate was made from"
 )
 
-#: Why :func:`group_comparison` ran the permutation test (per-person counts given).
+#: Why :func:`group_comparison` ran the null bootstrap test (per-person counts given; default).
+WHY_NULL_BOOTSTRAP = (
+    "the full results hold each person's counts, so groups are compared by the parametric "
+    "null bootstrap-t over people (data sets drawn under equal rates, person by person with "
+    "each group's own searches per person and the clustering seen in the other groups), the "
+    "same function as IdentificationFrame.compare_groups; its size was measured at 0.03-0.07 "
+    "where groups differ in searches per person and a few people carry most errors"
+)
+#: Why :func:`group_comparison` ran the permutation test (per-person counts, asked by name).
 WHY_PERMUTATION = (
-    "the full results hold each person's counts, so groups are compared by the studentized "
-    "permutation test over people (whole people relabelled among people with about as many "
-    "searches), the same function as IdentificationFrame.compare_groups"
+    "the full results hold each person's counts and the permutation test was asked for, so "
+    "groups are compared by the studentized permutation test over people (whole people "
+    "relabelled among people with about as many searches), the same function as "
+    "IdentificationFrame.compare_groups(test='permutation')"
 )
 #: Why :func:`group_comparison` ran the Rao–Scott test (aggregate only).
 WHY_RAO_SCOTT = (
     "these are aggregate results: they keep each group's clustered totals but not each "
-    "person's counts, which the permutation test needs, so groups are compared by "
+    "person's counts, which the null bootstrap test needs, so groups are compared by "
     "design-effect-adjusted (Rao-Scott) z tests from those totals; that test keeps the 5% "
     "ceiling but is cautious (it finds fewer real differences; sizes and power in "
     "benchmarks/results/stats_groups_claims.md)"
@@ -698,8 +708,9 @@ class GroupComparison:
         the pair after seeing the data. Never read it as "significant"; use ``pairs``.
     pairs : GroupRatesComparison or None
         Every pair of compared groups with a max-statistic multiplicity adjustment over all
-        pairs: with per-person counts (``frame``) the studentized permutation test over people
-        (:meth:`lfr_eval.metrics.IdentificationFrame.compare_groups`), from an aggregate alone
+        pairs: with per-person counts (``frame``) the parametric null bootstrap-t over people
+        (:meth:`lfr_eval.metrics.IdentificationFrame.compare_groups`; the permutation test
+        over people by name), from an aggregate alone
         the design-effect-adjusted (Rao–Scott) tests (:func:`lfr_eval.metrics.compare_group_rates`);
         ``pairs.method`` names it. None for aggregates made before the clustered statistics
         were recorded.
@@ -711,7 +722,8 @@ class GroupComparison:
         Bonferroni over groups) and of ``ratio_ci_low``/``ratio_ci_high`` (ratio to the
         lowest group, from the simultaneous rate intervals).
     test_reason : str or None
-        Why ``pairs`` used the test it did (:data:`WHY_PERMUTATION` or :data:`WHY_RAO_SCOTT`),
+        Why ``pairs`` used the test it did (:data:`WHY_NULL_BOOTSTRAP`,
+        :data:`WHY_PERMUTATION` or :data:`WHY_RAO_SCOTT`),
         for the page to say.
     """
 
@@ -739,6 +751,8 @@ def group_comparison(
     n_permutations: int = 4999,
     seed: int = 0,
     adjustment: Adjustment = DEFAULT_ADJUSTMENT,
+    test: Literal["bootstrap", "permutation"] = "bootstrap",
+    n_replicates: int = 4999,
 ) -> GroupComparison:
     """Compare the groups of ``attribute`` on ``metric`` at ``threshold``.
 
@@ -750,12 +764,17 @@ def group_comparison(
     frame : IdentificationFrame, optional
         The same evaluation's per-person frame by ``attribute`` at (at least) this threshold,
         e.g. ``result.identification_frame([threshold], [attribute])`` of the full results
-        the aggregate was made from. Given, the pair tests are the studentized permutation test
-        over people (:meth:`IdentificationFrame.compare_groups`, the frame's and the library's
-        default); without it (aggregate results hold no per-person counts) the Rao–Scott
-        tests from the clustered totals. Its per-group counts must equal the aggregate's.
-    n_permutations, seed : int
-        Of the permutation test (with ``frame``).
+        the aggregate was made from. Given, the pair tests are ``test`` over people
+        (:meth:`IdentificationFrame.compare_groups`); without it (aggregate results hold no
+        per-person counts) the Rao–Scott tests from the clustered totals. Its per-group
+        counts must equal the aggregate's.
+    test : {"bootstrap", "permutation"}
+        With ``frame``: the parametric null bootstrap-t over people (default, the frame's and
+        the library's; :func:`lfr_eval.metrics.bootstrap_compare_groups`) or, by name, the
+        studentized permutation test over people.
+    n_replicates, n_permutations, seed : int
+        Bootstrap replicates, relabellings of the permutation test, and their seed (with
+        ``frame``).
     adjustment : {"step-down", "single-step"}
         The max-statistic multiplicity adjustment over all pairs of either test (default
         step-down); ``pairs.adjustment`` and ``pairs.adjustment_text`` say which was used.
@@ -779,7 +798,7 @@ def group_comparison(
     compared = table[table["compared"]].sort_values("rate", kind="stable")
     lowest = highest = None
     ratio = math.nan
-    test = None
+    fisher = None
     table["ratio_to_lowest"] = math.nan
     if len(compared) >= 2:
         low_row, high_row = compared.iloc[0], compared.iloc[-1]
@@ -789,7 +808,7 @@ def group_comparison(
                 table.loc[table["compared"], "rate"] / low_row["rate"]
             )
             ratio = float(high_row["rate"] / low_row["rate"])
-        test = fisher_exact_test(
+        fisher = fisher_exact_test(
             int(high_row["errors"]),
             int(high_row["n_searches"]),
             int(low_row["errors"]),
@@ -802,11 +821,12 @@ def group_comparison(
         )
         reason = None if pairs is None else WHY_RAO_SCOTT
         if frame is not None and pairs is not None:
-            pairs = _permutation_pairs(
+            pairs = _per_person_pairs(
                 frame, t, attribute, metric, table, n_permutations=n_permutations, seed=seed,
-                adjustment=adjustment,
+                adjustment=adjustment, test=test, n_replicates=n_replicates,
             )  # fmt: skip
-            extreme, reason = pairs.pair(highest, lowest), WHY_PERMUTATION
+            reason = WHY_NULL_BOOTSTRAP if test == "bootstrap" else WHY_PERMUTATION
+            extreme = pairs.pair(highest, lowest)
     else:
         pairs = extreme = sim_conf = reason = None
     return GroupComparison(
@@ -817,7 +837,7 @@ def group_comparison(
         lowest_group=lowest,
         highest_group=highest,
         max_min_ratio=ratio,
-        test=test,
+        test=fisher,
         pairs=pairs,
         extreme_pair=extreme,
         simultaneous_confidence=sim_conf,
@@ -825,7 +845,7 @@ def group_comparison(
     )
 
 
-def _permutation_pairs(
+def _per_person_pairs(
     frame: IdentificationFrame,
     threshold: float,
     attribute: str,
@@ -835,9 +855,14 @@ def _permutation_pairs(
     n_permutations: int,
     seed: int,
     adjustment: Adjustment = DEFAULT_ADJUSTMENT,
+    test: str = "bootstrap",
+    n_replicates: int = 4999,
 ) -> GroupRatesComparison:
-    """The frame's permutation test over exactly the aggregate's compared groups, after
-    checking that the frame holds the same counts (so page and frame show one p-value)."""
+    """The frame's test on per-person counts (``test``) over exactly the aggregate's compared
+    groups, after checking that the frame holds the same counts (so page and frame show one
+    p-value)."""
+    if test not in ("bootstrap", "permutation"):
+        raise ExplainError(f"test must be 'bootstrap' or 'permutation', got {test!r}")
     if list(frame.sensitive_features) != [attribute]:
         raise ExplainError(
             f"the per-person frame is by {frame.sensitive_features}, not by [{attribute!r}]"
@@ -869,7 +894,9 @@ def _permutation_pairs(
         metric,  # type: ignore[arg-type]
         threshold,
         groups=compared["group"].astype(str).tolist(),
+        test=test,  # type: ignore[arg-type]
         n_permutations=n_permutations,
+        n_replicates=n_replicates,
         seed=seed,
         adjustment=adjustment,
     )

@@ -471,41 +471,51 @@ class GroupTestResultSim:
     overall_ratio_excludes_one: float = float("nan")
 
 
+#: The group tests :func:`group_test_rejection` runs by name (the first is its default).
+GROUP_TESTS = ("bootstrap", "permutation", "rao-scott")
+
+
 def group_test_rejection(
     designs: list[ClusterDesign],
     *,
     n_datasets: int = 1000,
     alpha: float = 0.05,
     seed: int = 0,
-    test: str | None = "permutation",
+    test: str | None = "bootstrap",
     n_permutations: int = 199,
     ratios: bool = True,
     pooled_rate: str = "all",
+    n_replicates: int | None = None,
 ) -> GroupTestResultSim:
     """Rejection rates of a many-group comparison over simulated groups.
 
     Each design is one group (its own people, searches per person, clustering and rate), so
-    groups can differ in searches per person, as crowd captures do. ``test="permutation"``:
-    :func:`lfr_eval.metrics.permutation_compare_groups` (the studentized permutation test
-    that :meth:`IdentificationFrame.compare_groups` runs on per-person data);
-    ``"rao-scott"``: :func:`lfr_eval.metrics.compare_group_rates` (from clustered summaries,
-    as the demographic page runs it on an aggregate); ``None``: no test, only the ratios
-    (``any_pair`` and ``extreme_pair`` are then NaN). ``n_permutations`` of 199 gives an exact
-    5% level (10 / 200) at a fraction of the default's cost. ``ratios``: also measure the
+    groups can differ in searches per person, as crowd captures do. The tests by name
+    (:data:`GROUP_TESTS`): ``"bootstrap"`` (default):
+    :func:`lfr_eval.metrics.bootstrap_compare_groups` (the parametric null bootstrap-t over
+    people that :meth:`IdentificationFrame.compare_groups` and the demographic page run on
+    per-person data); ``"permutation"``: :func:`lfr_eval.metrics.permutation_compare_groups`
+    (the studentized permutation test over people, by name); ``"rao-scott"``:
+    :func:`lfr_eval.metrics.compare_group_rates` (from clustered summaries, as the
+    demographic page runs it on an aggregate); ``None``: no test, only the ratios
+    (``any_pair`` and ``extreme_pair`` are then NaN). ``n_permutations`` (relabellings) and
+    ``n_replicates`` (bootstrap replicates, default ``n_permutations``) of 199 give an exact
+    5% level (10 / 200) at a fraction of the defaults' cost. ``ratios``: also measure the
     simultaneous ratio-to-lowest and ratio-to-overall intervals. ``pooled_rate``: the Rao–Scott
     test's ``pooled_rate`` (``"all"``, its default, or ``"pair"``).
     """
     from lfr_eval.metrics._clustered import summarise_clusters
     from lfr_eval.metrics._group_tests import (
         _summary_column,
+        bootstrap_compare_groups,
         compare_group_rates,
         permutation_compare_groups,
         simultaneous_ratio_intervals,
         simultaneous_ratio_to_overall,
     )
 
-    if test not in ("permutation", "rao-scott", None):
-        raise ValueError(f"test must be 'permutation', 'rao-scott' or None, got {test!r}")
+    if test not in (*GROUP_TESTS, None):
+        raise ValueError(f"test must be one of {GROUP_TESTS} or None, got {test!r}")
     if test is None and not ratios:
         raise ValueError("nothing to measure: no test and no ratios")
     rng = np.random.default_rng(seed)
@@ -521,7 +531,14 @@ def group_test_rejection(
         rates = {name: float(s.errors[0]) / s.trials for name, s in groups.items()}
         high, low = max(rates, key=rates.get), min(rates, key=rates.get)  # type: ignore[arg-type]
         if test is not None:
-            if test == "permutation":
+            if test == "bootstrap":
+                result = bootstrap_compare_groups(
+                    {f"g{g}": e[:, r] for g, (_, e) in enumerate(per_person)},
+                    {f"g{g}": t for g, (t, _) in enumerate(per_person)},
+                    n_replicates=n_permutations if n_replicates is None else n_replicates,
+                    seed=r,
+                )
+            elif test == "permutation":
                 result = permutation_compare_groups(
                     {f"g{g}": e[:, r] for g, (_, e) in enumerate(per_person)},
                     {f"g{g}": t for g, (t, _) in enumerate(per_person)},

@@ -383,12 +383,13 @@ def test_demographic_report_downloads_html(results_dir: Path) -> None:
 
 
 def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) -> None:
-    """Full results hold each person's counts: the page's p-value is the frame's permutation
-    test over people (one function: group_comparison -> IdentificationFrame.compare_groups),
-    and the page says which test ran; from an aggregate alone it says Rao-Scott and why."""
+    """Full results hold each person's counts: the page's p-value is the frame's null
+    bootstrap test over people (one function: group_comparison ->
+    IdentificationFrame.compare_groups), and the page says which test ran; from an aggregate
+    alone it says Rao-Scott and why."""
     from test_results import synthetic_result
 
-    from lfr_eval.explain import WHY_PERMUTATION, WHY_RAO_SCOTT, group_comparison
+    from lfr_eval.explain import WHY_NULL_BOOTSTRAP, WHY_RAO_SCOTT, group_comparison
     from lfr_eval.report import as_aggregate
 
     result = synthetic_result(with_scaling=False)
@@ -398,7 +399,7 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     at.run()
     _no_exceptions(at)
     captions = " ".join(c.value for c in at.caption)
-    assert WHY_PERMUTATION in captions and WHY_RAO_SCOTT not in captions
+    assert WHY_NULL_BOOTSTRAP in captions and WHY_RAO_SCOTT not in captions
     agg = at.session_state["lfr_results"].aggregate
     t = float(at.select_slider(key="report_threshold").value)
     attribute = str(at.selectbox(key="report_attribute").value)
@@ -410,7 +411,7 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     )
     assert direct.p_adjusted == expected.extreme_pair.p_adjusted
     text = " ".join(m.value for m in at.markdown)
-    assert f"p = {direct.p_adjusted:.3g} (permutation test over people" in text
+    assert f"p = {direct.p_adjusted:.3g} (null bootstrap test over people" in text
     assert "family-wise" in text
     # the page names the adjustment that produced the p-value (step-down by default)
     assert expected.pairs is not None and expected.pairs.adjustment == "step-down"
@@ -422,7 +423,7 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     at.run()
     _no_exceptions(at)
     captions = " ".join(c.value for c in at.caption)
-    assert WHY_RAO_SCOTT in captions and WHY_PERMUTATION not in captions
+    assert WHY_RAO_SCOTT in captions and WHY_NULL_BOOTSTRAP not in captions
     assert "step-down max-statistic adjustment" in captions
 
 

@@ -96,7 +96,8 @@ def test_ratios_and_fairness_discrepancy_rate(searches: SearchSet) -> None:
     r64 = frame.ratio("fpir", **every).xs(0.64, level="threshold")["ratio"]
     assert np.isinf(r64["A"]) and np.isnan(r64["B"])
     mm = frame.max_min_ratio("fpir", **every)
-    assert mm[0.6] == pytest.approx(6.0) and np.isinf(mm[0.64])
+    # the lowest rate 0: max/min is undefined (NaN), as on the demographic page
+    assert mm[0.6] == pytest.approx(6.0) and np.isnan(mm[0.64])
     assert frame.max_min_ratio("fpir").isna().all()  # by default small groups are left out
     # FDR at 0.6: A(FPIR) = 1 - 1/6 ; B(FNIR) = |2/4 - 1/2| = 0 (unknown has no mated searches)
     fdr = frame.fairness_discrepancy_rate(alpha=0.5, **every)
@@ -364,7 +365,9 @@ def _frame_from_designs(designs, rng, labels=None) -> SearchSet:
 def test_clustered_group_test_is_the_default_with_multiplicity_control() -> None:
     from lfr_eval.metrics import (
         MAX_Z_TEST,
+        NULL_BOOTSTRAP_TEST,
         STUDENTIZED_PERMUTATION_TEST,
+        bootstrap_compare_groups,
         compare_group_rates,
         permutation_compare_groups,
     )
@@ -375,8 +378,8 @@ def test_clustered_group_test_is_the_default_with_multiplicity_control() -> None
     designs.append(ClusterDesign(5, 3, 0.2, 0.02))  # a small group
     s = _frame_from_designs(designs, rng, ["A", "B", "C", "unknown"])
     frame = IdentificationFrame(s, [0.5], ["g"])
-    res = frame.group_test("fpir", 0.5, "A", "C", n_permutations=999)
-    assert res.test == STUDENTIZED_PERMUTATION_TEST and not res.independence_assumed
+    res = frame.group_test("fpir", 0.5, "A", "C", n_replicates=999)
+    assert res.test == NULL_BOOTSTRAP_TEST and not res.independence_assumed
     assert res.family == ("A", "B", "C")  # small and unknown groups left out of the family
     assert res.p_unadjusted is not None and res.p_value >= res.p_unadjusted
     # the frame's test is the library function on each person's counts (same seed, same p)
@@ -385,9 +388,15 @@ def test_clustered_group_test_is_the_default_with_multiplicity_control() -> None
     for g in ("A", "B", "C"):
         counts = side.clusters.subset(side.cluster_group == frame._code(g))
         errors[g], trials[g] = counts.errors_at(0), counts.trials
-    direct = permutation_compare_groups(errors, trials, n_permutations=999).pair("A", "C")
+    direct = bootstrap_compare_groups(errors, trials, n_replicates=999).pair("A", "C")
     assert res.p_value == pytest.approx(direct.p_adjusted)
     assert abs(res.statistic) == pytest.approx(direct.statistic)
+    # the permutation test over people stays available by name, with the same statistic
+    by_permutation = frame.compare_groups("fpir", 0.5, test="permutation", n_permutations=999)
+    assert by_permutation.method == STUDENTIZED_PERMUTATION_TEST
+    same = permutation_compare_groups(errors, trials, n_permutations=999).pair("A", "C")
+    assert by_permutation.pair("A", "C").p_adjusted == pytest.approx(same.p_adjusted)
+    assert by_permutation.pair("A", "C").statistic == pytest.approx(direct.statistic)
     # the aggregate's test (clustered summaries only) stays available by name
     by_name = frame.compare_groups("fpir", 0.5, test="rao-scott")
     assert by_name.method == MAX_Z_TEST
@@ -395,7 +404,7 @@ def test_clustered_group_test_is_the_default_with_multiplicity_control() -> None
     assert by_name.pair("A", "C").p_adjusted == pytest.approx(
         compare_group_rates(summaries).pair("A", "C").p_adjusted
     )
-    asked = frame.group_test("fpir", 0.5, "A", "unknown", n_permutations=199)
+    asked = frame.group_test("fpir", 0.5, "A", "unknown", n_replicates=199)
     assert asked.family is not None and "unknown" in asked.family
     with pytest.raises(MetricInputError, match="two-sided"):
         frame.group_test("fpir", 0.5, "A", "B", alternative="greater")
@@ -417,7 +426,7 @@ def test_frame_group_test_and_ratio_keep_their_size() -> None:
         rates = frame.by_group.xs(("fpir", 0.5), level=("metric", "threshold"))["rate"]
         high, low = rates.idxmax(), rates.idxmin()
         test_rej += frame.group_test(
-            "fpir", 0.5, high, low, seed=r, n_permutations=199
+            "fpir", 0.5, high, low, seed=r, n_replicates=199
         ).significant()
         ratio = frame.ratio("fpir").xs(0.5, level="threshold")
         ratio_rej += bool(((ratio["ratio_ci_low"] > 1) | (ratio["ratio_ci_high"] < 1)).any())

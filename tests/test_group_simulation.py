@@ -28,7 +28,7 @@ def test_group_comparison_size_with_unequal_searches_per_person(cell: tuple) -> 
     nor too rarely (a conservative test wastes power). Monte-Carlo error ~0.009."""
     searches, icc, rate = cell
     designs = [ClusterDesign(150, m, icc, rate, True) for m in searches]
-    result = group_test_rejection(designs, n_datasets=600, seed=4)
+    result = group_test_rejection(designs, n_datasets=600, seed=4, test="permutation")
     assert 0.02 <= result.any_pair <= 0.08, result
     # the simultaneous ratio intervals (to the lowest, to the overall rate) exclude 1 no more
     # often (was 16% with the percentile bootstrap)
@@ -38,7 +38,7 @@ def test_group_comparison_size_with_unequal_searches_per_person(cell: tuple) -> 
 
 def test_group_comparison_has_power() -> None:
     designs = [ClusterDesign(300, 10, 0.0, 0.01 * (3 if g == 0 else 1), True) for g in range(4)]
-    result = group_test_rejection(designs, n_datasets=200, seed=6)
+    result = group_test_rejection(designs, n_datasets=200, seed=6, test="permutation")
     assert result.extreme_pair >= 0.8, result
     assert result.ratio_excludes_one >= 0.7, result
     assert result.overall_ratio_excludes_one >= 0.7, result

@@ -182,8 +182,9 @@ def _permutation_size(n: int, seed: int, permutations: int = 99) -> float:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "the page's default group test on full results (studentized permutation over people, "
-        "relabelled within strata of searches per person) calls two groups with equal rates "
+        "the studentized permutation test over people (by name; since stop 24 the page's "
+        "default is the null bootstrap, tests/test_group_bootstrap.py), relabelled within "
+        "strata of searches per person, calls two groups with equal rates "
         "different in 0.010 / 0.0095 / 0.0125 of 2,000 data sets (seeds 12-14, 99 "
         "relabellings; 0.009 with 199 in groups' bench_rao_scott_candidates.py) with 30 "
         "people x ~30 searches against 300 x ~2, 5% of people at 20x: below the 0.03-0.07 "

@@ -23,14 +23,6 @@ def _frame_with_one_comparable_group() -> IdentificationFrame:
     return group_frame([("A", 40, 5, 20), ("C", 2, 2, 3)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "IdentificationFrame with one comparable group (the others small or unknown, left out "
-        "by default): difference 0.0, max_min_ratio 1.0, fairness_discrepancy_rate 1.0 "
-        "('perfectly fair') where the page says fewer than two groups and gives NaN (gtest)"
-    ),
-)
 def test_summary_measures_from_one_comparable_group_are_not_a_verdict_of_fairness() -> None:
     """With small and unknown groups left out (the default) only group A remains. The
     demographic page (``explain.group_comparison``) then says "fewer than two groups are

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from lfr_eval.errors import LfrError
-from lfr_eval.explain import WHY_PERMUTATION, GroupComparison, group_comparison
+from lfr_eval.explain import WHY_NULL_BOOTSTRAP, GroupComparison, group_comparison
 from lfr_eval.metrics import IdentificationFrame
 from lfr_eval.operational import one_in_n
 from lfr_eval.plain import interval_cell
@@ -33,8 +33,8 @@ st.write(
     "on the watchlist wrongly flagged. FNIR: listed people missed."
 )
 
-#: Relabellings of the permutation test (p-values in steps of 1 / 5,000).
-N_PERMUTATIONS = 4999
+#: Replicates of the null bootstrap test (p-values in steps of 1 / 5,000).
+N_REPLICATES = 4999
 
 
 @st.cache_resource(show_spinner="Reading each person's counts…", max_entries=2)
@@ -69,10 +69,11 @@ def _comparison(
     attribute: str, metric: str,
 ) -> GroupComparison:
     """:func:`lfr_eval.explain.group_comparison`, with the per-person frame of the full results
-    where the folder has them (the permutation test), else from the aggregate (Rao–Scott)."""
+    where the folder has them (the null bootstrap test over people, the library's default),
+    else from the aggregate (Rao–Scott)."""
     frame = None if path is None else _frame_at(path, result_sha256, threshold, attribute)
     return group_comparison(
-        _agg, threshold, attribute, metric, frame=frame, n_permutations=N_PERMUTATIONS
+        _agg, threshold, attribute, metric, frame=frame, n_replicates=N_REPLICATES
     )  # fmt: skip
 
 
@@ -196,10 +197,10 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
             if pair.significant(0.05)
             else "no significant difference"
         )
-        permutation = comparison.test_reason == WHY_PERMUTATION
+        by_person = comparison.test_reason == WHY_NULL_BOOTSTRAP
         test_name = (
-            f"permutation test over people, {N_PERMUTATIONS:,} relabellings"
-            if permutation
+            f"null bootstrap test over people, {N_REPLICATES:,} replicates"
+            if by_person
             else "Rao–Scott design-effect test from the aggregate"
         )
         pairs = comparison.pairs  # never None with an extreme pair (group_comparison)

@@ -40,6 +40,7 @@ from lfr_eval.metrics._group_tests import (
     Alternative,
     GroupRatesComparison,
     GroupTestResult,
+    bootstrap_compare_groups,
     compare_group_rates,
     fisher_exact_test,
     permutation_compare_groups,
@@ -661,34 +662,46 @@ class IdentificationFrame:
                 low[c, t], high[c, t] = ratios.low[i, j], ratios.high[i, j]
         return low, high
 
+    def _extremes(
+        self, metric: str, include_small: bool, include_unknown: bool
+    ) -> tuple[pd.Series, pd.Series]:
+        """(highest, lowest) compared rate at each threshold, both NaN where fewer than two
+        groups are compared: one group is not a comparison, and a summary measure over it
+        (difference 0, ratio 1, FDR 1) would read as "perfectly fair"."""
+        table = self._table(metric, include_small, include_unknown)
+        rate = table["rate"].groupby(level="threshold")
+        enough = rate.count() >= 2
+        index = pd.Index(self._thresholds, name="threshold")
+        return rate.max().where(enough).reindex(index), rate.min().where(enough).reindex(index)
+
     def difference(
         self, metric: Metric = "fpir", *, include_small: bool = False, include_unknown: bool = False
     ) -> pd.Series:
-        """Highest minus lowest group rate at each threshold.
+        """Highest minus lowest group rate at each threshold, in [0, 1].
 
         Small groups (``small_group``) and the ``"unknown"`` label are left out unless asked
         (``include_small``, ``include_unknown``), as on the demographic page
         (:func:`lfr_eval.explain.group_comparison`): a group of two people is not evidence of
-        a difference. NaN where fewer than one group is left.
+        a difference. NaN where fewer than two groups are left (the page then says "fewer
+        than two groups are large enough to compare").
         """
-        table = self._table(metric, include_small, include_unknown)
-        rate = table["rate"].groupby(level="threshold")
-        out = (rate.max() - rate.min()).reindex(pd.Index(self._thresholds, name="threshold"))
-        return out.rename(f"{metric}_difference")
+        high, low = self._extremes(metric, include_small, include_unknown)
+        return (high - low).rename(f"{metric}_difference")
 
     def max_min_ratio(
         self, metric: Metric = "fpir", *, include_small: bool = False, include_unknown: bool = False
     ) -> pd.Series:
-        """Highest group rate over lowest group rate at each threshold (inf if the lowest is 0).
+        """Highest group rate over lowest group rate at each threshold, >= 1.
 
         The same groups as :meth:`difference` (small groups and ``"unknown"`` out unless
-        asked).
+        asked). NaN where fewer than two groups are left and where the lowest rate is 0: the
+        ratio is then undefined, not infinite, as the demographic page and
+        :class:`lfr_eval.explain.GroupComparison` give it (one answer for one figure; a
+        lowest group without errors says nothing about how many times higher the others are).
         """
-        table = self._table(metric, include_small, include_unknown)
-        rate = table["rate"].groupby(level="threshold")
+        high, low = self._extremes(metric, include_small, include_unknown)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = rate.max() / rate.min()
-        out = out.reindex(pd.Index(self._thresholds, name="threshold"))
+            out = high / low.where(low > 0)
         return out.rename(f"{metric}_max_min_ratio")
 
     def fairness_discrepancy_rate(
@@ -704,7 +717,9 @@ class IdentificationFrame:
         ``FDR(T) = 1 - (alpha * A(T) + beta * B(T))`` where ``A`` is the largest difference in
         FPIR between two groups and ``B`` the largest difference in FNIR. 1 is perfectly fair,
         0 maximally unfair. ``alpha + beta = 1``; ``beta`` defaults to ``1 - alpha``. The
-        groups of :meth:`difference` (small groups and ``"unknown"`` out unless asked).
+        groups of :meth:`difference` (small groups and ``"unknown"`` out unless asked); NaN
+        where fewer than two groups are left for a metric with a weight above 0 (one group is
+        no evidence of fairness).
         """
         beta = 1.0 - alpha if beta is None else beta
         if not (0 <= alpha <= 1 and 0 <= beta <= 1 and abs(alpha + beta - 1) < 1e-9):
@@ -782,22 +797,27 @@ class IdentificationFrame:
         include_unknown: bool = False,
         also: Sequence[str | tuple[str, ...]] = (),
         groups: Sequence[str | tuple[str, ...]] | None = None,
-        test: Literal["permutation", "rao-scott"] = "permutation",
+        test: Literal["bootstrap", "permutation", "rao-scott"] = "bootstrap",
         n_permutations: int = 4999,
         n_draws: int = 20_000,
         seed: int = 0,
         adjustment: Adjustment = DEFAULT_ADJUSTMENT,
+        n_replicates: int = 4999,
     ) -> GroupRatesComparison:
         """Every pair of groups compared at one threshold, with multiplicity control.
 
-        ``test="permutation"`` (default): the studentized max-|t| permutation test over people
-        (:func:`~lfr_eval.metrics.permutation_compare_groups`: cluster-robust studentized pair
-        statistics, group labels permuted between people, max over all pairs);
-        its size stays near the nominal 5% when groups differ in searches per person and
-        errors cluster in few people (``benchmarks/results/stats_groups_claims.md``).
-        ``test="rao-scott"``: :func:`~lfr_eval.metrics.compare_group_rates`, the design-effect
-        z tests with a max-|z| adjustment that an aggregate (clustered summaries only) can
-        run; it keeps the 5% ceiling but is conservative there. Either way a pair is called
+        ``test="bootstrap"`` (default): the parametric null bootstrap-t over people
+        (:func:`~lfr_eval.metrics.bootstrap_compare_groups`: cluster-robust studentized pair
+        statistics, their null distribution drawn from a beta-binomial model fitted under
+        equal rates that keeps each group's searches per person, ``n_replicates`` replicates,
+        max over all pairs); its size stays within 0.03–0.07 also where groups differ in
+        searches per person and a few people carry most errors (README, group tests).
+        ``test="permutation"``: the studentized max-|t| permutation test over people
+        (:func:`~lfr_eval.metrics.permutation_compare_groups`, ``n_permutations``
+        relabellings), by name: it rarely rejects (size 0.01) where the groups' searches per
+        person barely overlap. ``test="rao-scott"``: :func:`~lfr_eval.metrics.compare_group_rates`,
+        the design-effect z tests with a max-|z| adjustment that an aggregate (clustered
+        summaries only) can run, by name. Either way a pair is called
         different at ``p_adjusted <= alpha`` with family-wise error at most ``alpha``, also
         the highest-vs-lowest pair picked after seeing the data. Small groups and the
         ``"unknown"`` label are left out unless asked; ``also`` names groups always in;
@@ -822,8 +842,10 @@ class IdentificationFrame:
             return compare_group_rates(
                 summaries, n_draws=n_draws, seed=seed, adjustment=adjustment
             )
-        if test != "permutation":
-            raise MetricInputError(f"test must be 'permutation' or 'rao-scott', got {test!r}")
+        if test not in ("bootstrap", "permutation"):
+            raise MetricInputError(
+                f"test must be 'bootstrap', 'permutation' or 'rao-scott', got {test!r}"
+            )
         side = self._sides[name]
         errors: dict[str, ArrayLike] = {}
         trials: dict[str, ArrayLike] = {}
@@ -831,6 +853,10 @@ class IdentificationFrame:
             counts = side.clusters.subset(side.cluster_group == c)
             errors[self._label(c)] = counts.errors_at(t)
             trials[self._label(c)] = counts.trials
+        if test == "bootstrap":
+            return bootstrap_compare_groups(
+                errors, trials, n_replicates=n_replicates, seed=seed, adjustment=adjustment
+            )
         return permutation_compare_groups(
             errors, trials, n_permutations=n_permutations, seed=seed, adjustment=adjustment
         )
@@ -848,15 +874,17 @@ class IdentificationFrame:
         seed: int = 0,
         include_small: bool = False,
         include_unknown: bool = False,
+        n_replicates: int = 4999,
     ) -> GroupTestResult:
         """Test equal ``metric`` rates in two groups at one threshold of this frame.
 
-        ``test="clustered"`` (default): the pair's cluster-robust studentized statistic in the
-        studentized permutation test over people of :meth:`compare_groups`, its p-value
-        adjusted for every pair of the compared groups (the two named groups always in the
-        family, small and ``unknown`` groups otherwise only when asked; ``n_permutations``
-        relabellings); ``p_value`` is the adjusted one, ``p_unadjusted`` the pair's own; its
-        size stays near 5% when groups differ in searches per person; two-sided only.
+        ``test="clustered"`` (default): the pair's cluster-robust studentized statistic in
+        :meth:`compare_groups`' default test (the parametric null bootstrap-t over people,
+        ``n_replicates`` replicates), its p-value adjusted for every pair of the compared
+        groups (the two named groups always in the family, small and ``unknown`` groups
+        otherwise only when asked); ``p_value`` is the adjusted one, ``p_unadjusted`` the
+        pair's own, ``test`` the method label; its size stays within 0.03–0.07 when groups
+        differ in searches per person; two-sided only.
         ``test="permutation"`` permutes group labels between subjects on the raw difference of
         pooled rates (no multiplicity control); ``test="fisher"`` treats searches as
         independent.
@@ -881,7 +909,7 @@ class IdentificationFrame:
             comparison = self.compare_groups(
                 metric, threshold, include_small=include_small,
                 include_unknown=include_unknown, also=(group_a, group_b), seed=seed,
-                n_permutations=n_permutations,
+                n_replicates=n_replicates,
             )  # fmt: skip
             pair = comparison.pair(self._label(codes[0]), self._label(codes[1]))
             rate_a, rate_b = float(e_a.sum() / n_a.sum()), float(e_b.sum() / n_b.sum())

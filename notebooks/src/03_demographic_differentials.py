@@ -13,9 +13,9 @@
 #   design-effect Jeffreys: the between-person spread of errors gives the effective number of
 #   independent searches, and the interval is computed for that number);
 # * **ratios** to the lowest group, the max/min ratio and the Fairness Discrepancy Rate;
-# * **tests**: a permutation test that moves whole people between groups (studentized, adjusted
-#   over all pairs), and Fisher's exact test (which treats images as independent, so its
-#   p-values are optimistic);
+# * **tests**: a null bootstrap test over people (studentized, adjusted over all pairs), a
+#   permutation test that moves whole people between groups, and Fisher's exact test (which
+#   treats images as independent, so its p-values are optimistic);
 # * **what the group sizes allow one to conclude.**
 #
 # **LFW's ethnicity labels are thin.** They cover 866 of 5,749 people, and among people with
@@ -177,10 +177,12 @@ frames["ethnicity"].ratio("fpir", reference="lowest")
 #
 # For each pair compared, the **clustered test** (the default of `group_test`) divides the
 # difference of rates by its standard error clustered by person, and finds how unusual that is
-# by moving whole people between the groups (only among people with about as many searches)
-# thousands of times; its p-value is adjusted for every pair of the groups compared
-# (max-statistic, Westfall–Young), so it keeps its size when groups differ in searches per
-# person and when the pair was picked after seeing the data; read that adjusted p-value. The
+# by drawing thousands of data sets in which every group has the same rate (each person's
+# errors drawn from a model fitted to the data under that hypothesis, keeping each group's
+# searches per person and the clustering seen in the other groups: a parametric null
+# bootstrap); its p-value is adjusted for every pair of the groups compared (max-statistic,
+# Westfall–Young), so it keeps its size when groups differ in searches per person and when the
+# pair was picked after seeing the data; read that adjusted p-value. The
 # **raw permutation test** (people moved between the two groups, raw difference of rates) and
 # **Fisher's exact test** (searches independent) are shown for comparison only. Ethnic groups are each compared with the
 # largest labelled group.
@@ -274,8 +276,9 @@ pd.DataFrame(rows).set_index(["threshold", "group"])
 # ## Reading these results
 #
 # * **Sex**: both groups have many people, so the intervals are narrow enough to compare; the
-#   permutation test says whether the gap is larger than moving people between groups at
-#   random would give.
+#   clustered test says whether the gap is larger than data sets with equal rates would give,
+#   the permutation test whether it is larger than moving people between groups at random
+#   would give.
 # * **Ethnicity**: outside the largest group, LFW has tens of people or fewer per label. The
 #   widths above, and the ranges of ratios left open, are the honest result: a two- or
 #   three-fold difference could go undetected. A demographic claim needs evaluation data
