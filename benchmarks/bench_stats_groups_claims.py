@@ -18,8 +18,9 @@ same cells; its committed figures are in ``benchmarks/results/null_bootstrap_gro
 kept) and records the CPU seconds and the load average; without it the table is printed.
 
 The group rows compare the studentized permutation test over people
-(:func:`lfr_eval.metrics.permutation_compare_groups`, what ``IdentificationFrame.compare_groups``,
-``group_test`` and the demographic page on full results run) with the Rao-Scott max-|z| test from
+(:func:`lfr_eval.metrics.permutation_compare_groups`, by name since stop 24: the default of
+``IdentificationFrame.compare_groups``, ``group_test`` and the demographic page on full results is
+the null bootstrap of ``--bootstrap-only``) with the Rao-Scott max-|z| test from
 clustered summaries (:func:`lfr_eval.metrics.compare_group_rates`, what the page runs on an
 aggregate alone). 199 permutations give an exact 5% level (10 / 200). The ratio columns (the
 simultaneous intervals of the ratio to the lowest group and to the overall rate) need no
