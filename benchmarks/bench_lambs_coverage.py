@@ -24,6 +24,8 @@ from lfr_eval.simulation import lambs_coverage
 
 METHODS = (
     "design-effect-jeffreys",
+    # the default through stop 23 (no floor at Kish's people, exact at one effective error)
+    "design-effect-jeffreys [no Kish floor; exact at <= 1 effective error]",
     "design-effect-jeffreys [without the few-errors rule]",
     "korn-graubard",
 )

@@ -4,15 +4,21 @@ Grid: people 20–2,000 × searches per person 1–100 (equal and unequal betwee
 correlation 0–0.5 × rates 1e-4–0.3. For each cell, ``--datasets`` seeded data sets are drawn from
 the beta-binomial person model of :mod:`lfr_eval.simulation`; the table gives how often each
 interval holds the true rate: the default (design-effect Jeffreys, clustered by person), the same
-ends with the other small-sample rules compared for it (``[without the few-errors rule]``: the
-default until 2026-12-02, whose lower end kept the whole t factor where 1–4 people carry the
-variance even with a handful of errors; ``[t on the whole variance]``: the default before that;
-``[t on the excess]`` at both ends; ``[no floor on people]``: the previous default without its
-floor on the people carrying the variance), the exact Korn–Graubard design-effect
-Clopper–Pearson (what claim verdicts use) and, for contrast, Clopper–Pearson over searches. The
-one-sided column of every design-effect method is the Korn–Graubard bound made monotone in the
-errors (:func:`lfr_eval.metrics.monotone_upper_bound`); ``--methods`` can add the methods of
-:data:`COMPARED_MONOTONE` (the plain bound, and the default with a monotone two-sided upper end).
+ends with the other small-sample rules compared for it (``[no Kish floor; exact at <= 1
+effective error]``: the default through stop 23, without the floor at Kish's effective number of
+people and with the exact lower end at one *effective* error instead of one observed error;
+``[Kish floor only]`` / ``[exact at one error only]``: each half of that change alone;
+``[without the few-errors rule]``: the default until 2026-12-02, whose lower end kept the whole t
+factor where 1–4 people carry the variance even with a handful of errors; ``[t on the whole
+variance]``: the default before that; ``[t on the excess]`` at both ends; ``[no floor on
+people]``: the rule before the few-errors rule without its floor on the people carrying the
+variance), the exact Korn–Graubard design-effect Clopper–Pearson (what claim verdicts use) and,
+for contrast, Clopper–Pearson over searches. The one-sided column of every design-effect method
+is the Korn–Graubard bound made monotone in the errors
+(:func:`lfr_eval.metrics.monotone_upper_bound`), computed once per cell for all of them
+(:func:`lfr_eval.simulation.interval_coverages`; every method sees the same data sets);
+``--methods`` can add the methods of :data:`COMPARED_MONOTONE` (the plain bound, and the
+default with a monotone two-sided upper end).
 
 Acceptance (issue 9): two-sided 95% coverage 0.93–0.97, one-sided 95% upper-bound coverage
 >= 0.94. Some cells with few expected errors are conservative by necessity, many more only by
@@ -26,8 +32,9 @@ put in the band).
 
 Usage::
 
-    python benchmarks/bench_stats_grid.py                      # full grid, ~20-30 CPU min
+    python benchmarks/bench_stats_grid.py                      # full grid, 2,000 data sets per cell
     python benchmarks/bench_stats_grid.py --datasets 300       # quick look
+    python benchmarks/bench_stats_grid.py --two-sided-only     # no one-sided column (cheap)
     python benchmarks/bench_stats_grid.py --methods design-effect-jeffreys,korn-graubard
     python benchmarks/bench_stats_grid.py --summary-only       # re-summarise the committed CSV
 
@@ -40,6 +47,9 @@ import argparse
 import itertools
 import os
 import platform
+import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,16 +58,24 @@ import pandas as pd
 from _machine import cpu_model
 
 from lfr_eval.attainable_coverage import lowest_attainable_coverage
-from lfr_eval.simulation import ClusterDesign, interval_coverage
+from lfr_eval.metrics._clustered import PREVIOUS_RULE_NAME
+from lfr_eval.simulation import ClusterDesign, interval_coverages
 
 PEOPLE = (20, 100, 500, 2000)
 SEARCHES = (1, 10, 100)
 ICC = (0.0, 0.1, 0.3, 0.5)
 RATES = (1e-4, 1e-3, 1e-2, 0.1, 0.3)
-#: The default, the other small-sample rules compared (the previous defaults first), the
-#: exact interval of claim verdicts and the independence interval.
+#: The default's method name, and the default through stop 23 (what the summary sets it against).
+DEFAULT = "design-effect-jeffreys"
+PREVIOUS = f"design-effect-jeffreys [{PREVIOUS_RULE_NAME}]"
+#: The default, the other small-sample rules compared (the previous defaults first, then the
+#: two halves of the stop-24 change alone), the exact interval of claim verdicts and the
+#: independence interval.
 METHODS = (
-    "design-effect-jeffreys",
+    DEFAULT,
+    PREVIOUS,
+    "design-effect-jeffreys [Kish floor only]",
+    "design-effect-jeffreys [exact at one error only]",
     "design-effect-jeffreys [without the few-errors rule]",
     "design-effect-jeffreys [t on the whole variance]",
     "design-effect-jeffreys [t on the excess]",
@@ -77,25 +95,43 @@ COMPARED_MONOTONE = (
 INFORMATIVE_ERRORS = 20
 
 
-def coverage_grid(
-    n_datasets: int, seed: int, methods: tuple[str, ...] = METHODS
-) -> pd.DataFrame:
-    rows = []
+def grid_cells() -> list[tuple[int, ClusterDesign]]:
+    """The grid's 340 cells with their seed offsets (the index in the full product, so a cell's
+    data sets do not depend on which other cells are run)."""
+    out = []
     cells = itertools.product(PEOPLE, SEARCHES, ICC, RATES, (False, True))
     for i, (people, m, icc, rate, unequal) in enumerate(cells):
         if m == 1 and (icc > 0 or unequal):
             continue  # one search per person: no clustering to vary
-        design = ClusterDesign(people, m, icc, rate, unequal)
+        out.append((i, ClusterDesign(people, m, icc, rate, unequal)))
+    return out
+
+
+def coverage_grid(
+    n_datasets: int,
+    seed: int,
+    methods: tuple[str, ...] = METHODS,
+    *,
+    two_sided_only: bool = False,
+) -> pd.DataFrame:
+    """One row per cell and method: coverage over ``n_datasets`` data sets drawn with seed
+    ``seed + i`` for cell ``i`` (the same data sets for every method of a cell).
+    ``two_sided_only``: no one-sided bound is computed (the ``upper`` column is NaN)."""
+    rows = []
+    for i, design in grid_cells():
         reach = lowest_attainable_coverage(design)
+        results = interval_coverages(
+            design, methods, n_datasets=n_datasets, seed=seed + i, upper=not two_sided_only
+        )
         for method in methods:
-            r = interval_coverage(design, method, n_datasets=n_datasets, seed=seed + i)
+            r = results[method]
             rows.append(
                 {
-                    "people": people,
-                    "searches_per_person": m,
-                    "unequal": unequal,
-                    "icc": icc,
-                    "rate": rate,
+                    "people": design.n_people,
+                    "searches_per_person": int(design.searches_per_person),
+                    "unequal": design.unequal,
+                    "icc": design.icc,
+                    "rate": design.rate,
                     "expected_errors": design.expected_errors,
                     "method": method,
                     "two_sided": r.two_sided,
@@ -183,8 +219,10 @@ def bands(table: pd.DataFrame, column: str = "expected_errors", edges: tuple = B
             "error, not in the error count: with strong clustering ten expected errors can sit "
             "in 0.1 expected people. Where fewer than "
             f"{FEW_PEOPLE:g} people carry the errors (on average), the interval rests on 0–2 "
-            "people's counts, and the default keeps Korn–Graubard's t factor with 1–2 degrees "
-            "of freedom there and covers nearly always. That is a choice, not a necessity: "
+            "people's counts: Korn–Graubard's t factor with 1–2 degrees of freedom, which the "
+            "rules through stop 23 kept there and so covered nearly always (the default floors "
+            "it at Kish's effective number of people). Covering nearly always there is a "
+            "choice, not a necessity: "
             "with equal searches per person the exact joint bound "
             "(`lfr_eval.attainable_coverage.joint_attainable`, 'at most in band') shows that "
             "every such cell not proved out of reach can be in 0.93–0.97 *together with* every "
@@ -250,8 +288,60 @@ def bands(table: pd.DataFrame, column: str = "expected_errors", edges: tuple = B
     return "\n".join(lines) + "\n"
 
 
+def in_band(coverage: pd.Series) -> pd.Series:
+    """Whether each two-sided coverage is in the acceptance band 0.93–0.97 (inclusive)."""
+    return (coverage >= 0.93) & (coverage <= 0.97)
+
+
+def against_previous(table: pd.DataFrame, new: str = DEFAULT, old: str = PREVIOUS) -> str:
+    """The default set against the default through stop 23 on the same data sets: cells in band,
+    cells moved into and out of it, lowest coverage, and the moved cells listed. Empty when the
+    table lacks either method."""
+    keys = ["people", "searches_per_person", "unequal", "icc", "rate"]
+    a = table[table["method"] == new].set_index(keys)
+    b = table[table["method"] == old].set_index(keys)
+    if a.empty or b.empty:
+        return ""
+    b = b.loc[a.index]
+    ia, ib = in_band(a["two_sided"]), in_band(b["two_sided"])
+    into, out_of = ia & ~ib, ~ia & ib
+    lines = [
+        f"### {new} against {old} (the default through stop 23), the same data sets\n",
+        f"- In 0.93–0.97: **{int(ia.sum())} of {len(a)}** cells (previous {int(ib.sum())}); "
+        f"{int(into.sum())} moved into the band, {int(out_of.sum())} out of it.",
+        f"- Lowest two-sided coverage {a['two_sided'].min():.4f} (previous "
+        f"{b['two_sided'].min():.4f}); cells below 0.93: {int((a['two_sided'] < 0.93).sum())} "
+        f"(previous {int((b['two_sided'] < 0.93).sum())}); above 0.97: "
+        f"{int((a['two_sided'] > 0.97).sum())} (previous {int((b['two_sided'] > 0.97).sum())}).",
+    ]
+    if a["upper"].notna().any():
+        lines.append(
+            f"- One-sided (the same exact bound for both): min {a['upper'].min():.4f}, "
+            f"cells >= 0.94: {int((a['upper'] >= 0.94).sum())} of {len(a)}."
+        )
+    moved = into | out_of | ((a["two_sided"] - b["two_sided"]).abs() >= 0.01)
+    if moved.any():
+        shown = pd.DataFrame(
+            {
+                "expected_errors": a["expected_errors"],
+                "people_with_errors": a["people_with_errors"],
+                "previous": b["two_sided"],
+                "new": a["two_sided"],
+                "new miss below": a["miss_below"],
+                "new miss above": a["miss_above"],
+                "move": np.select([into, out_of], ["into band", "OUT of band"], ""),
+            }
+        )[moved]
+        lines.append(
+            f"\nCells that moved into or out of the band or changed by 0.01 or more "
+            f"({int(moved.sum())}):\n"
+        )
+        lines.append(markdown(shown.reset_index()))
+    return "\n".join(lines) + "\n"
+
+
 def summarise(table: pd.DataFrame) -> str:
-    lines = []
+    lines = [against_previous(table)]
     for method, part in table.groupby("method", sort=False):
         informative = part[part["expected_errors"] >= INFORMATIVE_ERRORS]
         low_info = part[part["expected_errors"] < INFORMATIVE_ERRORS]
@@ -268,12 +358,15 @@ def summarise(table: pd.DataFrame) -> str:
         ):
             if sub.empty:
                 continue
-            inside = ((sub["two_sided"] >= 0.93) & (sub["two_sided"] <= 0.97)).mean()
+            inside = in_band(sub["two_sided"]).mean()
             lines.append(
                 f"| {name} | {len(sub)} | {sub['two_sided'].min():.3f} | "
                 f"{sub['two_sided'].median():.3f} | {sub['two_sided'].max():.3f} | "
                 f"{inside:.2f} | {sub['upper'].min():.3f} | {(sub['upper'] >= 0.94).mean():.2f} |"
             )
+        if part["upper"].isna().all():
+            lines.append("\n(two-sided only: no one-sided column in this run)\n")
+            continue
         worst = part.nsmallest(5, "upper")[
             [
                 "people",
@@ -301,6 +394,22 @@ def summarise(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def code_version() -> str:
+    """``git describe --always --dirty`` of the checkout that ran (``-dirty``: not committed
+    code), or "unknown" outside a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=2000, help="data sets per cell")
@@ -310,6 +419,12 @@ def main() -> None:
         "--methods",
         default=",".join(METHODS),
         help="comma-separated interval methods (keys of lfr_eval.simulation.INTERVALS)",
+    )
+    parser.add_argument(
+        "--two-sided-only",
+        action="store_true",
+        help="skip the one-sided bounds (the 'upper' column is empty): the two-sided columns "
+        "cost a small part of a cell",
     )
     parser.add_argument(
         "--summary-only",
@@ -324,15 +439,18 @@ def main() -> None:
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     load_start = os.getloadavg()[0]
     start, cpu_start = time.perf_counter(), time.process_time()
-    table = coverage_grid(args.datasets, args.seed, methods)
+    table = coverage_grid(args.datasets, args.seed, methods, two_sided_only=args.two_sided_only)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     load_end = os.getloadavg()[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False, float_format="%.5g")
+    command = "python " + shlex.join(["benchmarks/bench_stats_grid.py", *sys.argv[1:]])
     header = (
         f"# Simulation grid: interval coverage (issue 9)\n\n"
-        f"{args.datasets} data sets per cell, seed {args.seed}; {len(table)} rows; "
+        f"Command: `{command}` (code: {code_version()}).\n"
+        f"{args.datasets} data sets per cell, seed {args.seed}"
+        f"{', two-sided only' if args.two_sided_only else ''}; {len(table)} rows; "
         f"{cpu:.0f} CPU s ({elapsed:.0f} s wall) on {cpu_model()} ({platform.machine()}, "
         f"{os.cpu_count()} CPUs; 1-minute load average {load_start:.1f} at the start, "
         f"{load_end:.1f} at the end; numpy {np.__version__}). Coverage is a count over seeded "

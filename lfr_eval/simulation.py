@@ -23,11 +23,13 @@ import numpy as np
 
 from lfr_eval.metrics._clustered import (
     SMALL_SAMPLE_RULES_COMPARED,
+    ClusterSummary,
     SmallSampleRule,
     design_effect_interval,
     design_effect_jeffreys,
     design_effect_jeffreys_from_summary,
     korn_graubard,
+    korn_graubard_from_summary,
     summarise_clusters,
 )
 from lfr_eval.metrics._intervals import clopper_pearson
@@ -183,6 +185,74 @@ INTERVALS: dict[str, IntervalFunction] = {
     "korn-graubard": korn_graubard_interval,
     PLAIN_KORN_GRAUBARD: _plain_korn_graubard,
     "clopper-pearson (independence)": independent_clopper_pearson,
+}
+
+
+#: ``interval(summary, confidence, sided) -> (low (R,), high (R,))``: the same interval as the
+#: method of :data:`INTERVALS` with that name, from the clustered sufficient statistics of R data
+#: sets (:func:`lfr_eval.metrics.summarise_clusters`), so a summary is made once per batch.
+SummaryInterval = Callable[[ClusterSummary, float, str], tuple[np.ndarray, np.ndarray]]
+
+
+def _jeffreys_from_summary(
+    rule: SmallSampleRule | None = None, *, monotone_upper: bool = False
+) -> SummaryInterval:
+    def interval(
+        summary: ClusterSummary, confidence: float, sided: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if rule is None:
+            r = design_effect_jeffreys_from_summary(
+                summary, confidence, sided=sided, monotone_upper=monotone_upper
+            )
+        else:
+            r = design_effect_jeffreys_from_summary(
+                summary, confidence, sided=sided, small_sample=rule, monotone_upper=monotone_upper
+            )
+        return r.ci_low, r.ci_high
+
+    return interval
+
+
+def _korn_graubard_from_summary(
+    summary: ClusterSummary, confidence: float, sided: str
+) -> tuple[np.ndarray, np.ndarray]:
+    r = korn_graubard_from_summary(summary, confidence, sided=sided)
+    return r.ci_low, r.ci_high
+
+
+def _plain_korn_graubard_from_summary(
+    summary: ClusterSummary, confidence: float, sided: str
+) -> tuple[np.ndarray, np.ndarray]:
+    r = design_effect_interval(summary, confidence, sided=sided)
+    return r.ci_low, r.ci_high
+
+
+def _independent_from_summary(
+    summary: ClusterSummary, confidence: float, sided: str
+) -> tuple[np.ndarray, np.ndarray]:
+    # the summary's error sums are float64 sums of integers: exact, so the counts are the same
+    errors = np.rint(summary.errors).astype(np.int64)
+    return clopper_pearson(errors, int(round(summary.trials)), confidence, sided=sided)  # type: ignore[arg-type]
+
+
+#: The methods of :data:`INTERVALS` from clustered summaries, by the same names.
+SUMMARY_INTERVALS: dict[str, SummaryInterval] = {
+    "design-effect-jeffreys": _jeffreys_from_summary(),
+    **{
+        f"design-effect-jeffreys [{name}]": _jeffreys_from_summary(rule)
+        for name, rule in SMALL_SAMPLE_RULES_COMPARED.items()
+    },
+    MONOTONE_UPPER_END: _jeffreys_from_summary(monotone_upper=True),
+    "korn-graubard": _korn_graubard_from_summary,
+    PLAIN_KORN_GRAUBARD: _plain_korn_graubard_from_summary,
+    "clopper-pearson (independence)": _independent_from_summary,
+}
+#: Methods whose one-sided upper bound *is* another method's, by that method's name: every
+#: design-effect Jeffreys variant's one-sided bound is the exact Korn–Graubard envelope
+#: (:func:`lfr_eval.metrics.design_effect_jeffreys_from_summary`), the costly part of a grid
+#: cell, so :func:`interval_coverages` computes it once per batch for all of them.
+SHARED_UPPER_BOUND: dict[str, str] = {
+    name: "korn-graubard" for name in SUMMARY_INTERVALS if name.startswith("design-effect-")
 }
 
 
@@ -406,6 +476,72 @@ def interval_coverage(
         no_errors=none / n_datasets,
         people_with_errors=carriers / n_datasets,
     )
+
+
+def interval_coverages(
+    design: ClusterDesign,
+    methods: tuple[str, ...] = ("design-effect-jeffreys",),
+    *,
+    n_datasets: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batches: int = 8,
+    upper: bool = True,
+) -> dict[str, CoverageResult]:
+    """:func:`interval_coverage` of several methods on the same data sets, by method name.
+
+    The data sets are those :func:`interval_coverage` draws with the same ``seed`` and
+    ``batches``, and each method's result equals its result there. What is shared is computed
+    once per batch: the clustered summary of the data sets and each one-sided upper bound that
+    several methods have in common (:data:`SHARED_UPPER_BOUND`: the Korn–Graubard envelope of
+    every design-effect Jeffreys variant), so a grid cell costs one envelope, not one per
+    method. ``methods`` are keys of :data:`SUMMARY_INTERVALS` (all of :data:`INTERVALS`).
+    ``upper=False``: no one-sided bound is computed and ``CoverageResult.upper`` is NaN (the
+    two-sided columns cost a small part of a cell).
+    """
+    unknown = [m for m in methods if m not in SUMMARY_INTERVALS]
+    if unknown:
+        raise KeyError(f"unknown interval methods {unknown}; known: {sorted(SUMMARY_INTERVALS)}")
+    rng = np.random.default_rng(seed)
+    p = design.rate
+    counts = {m: np.zeros(4, np.int64) for m in methods}  # inside, below, above, upper_ok
+    widths: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    none = carriers = 0
+    for trials, errors in draw_batches(design, n_datasets, batches, rng):
+        none += int(np.count_nonzero(errors.sum(axis=0) == 0))
+        carriers += int(np.count_nonzero(errors))
+        summary = summarise_clusters(errors, trials)
+        uppers: dict[str, np.ndarray] = {}
+        for method in methods:
+            low, high = SUMMARY_INTERVALS[method](summary, confidence, "two-sided")
+            key = SHARED_UPPER_BOUND.get(method, method)
+            if upper and key not in uppers:
+                uppers[key] = SUMMARY_INTERVALS[key](summary, confidence, "upper")[1]
+            counts[method] += np.array(
+                [
+                    np.count_nonzero((low <= p) & (p <= high)),
+                    np.count_nonzero(p < low),
+                    np.count_nonzero(p > high),
+                    np.count_nonzero(p <= uppers[key]) if upper else 0,
+                ],
+                dtype=np.int64,
+            )
+            widths[method].append((high - low) / p)
+    return {
+        method: CoverageResult(
+            design=design,
+            method=method,
+            n_datasets=n_datasets,
+            two_sided=int(c[0]) / n_datasets,
+            upper=int(c[3]) / n_datasets if upper else float("nan"),
+            miss_below=int(c[1]) / n_datasets,
+            miss_above=int(c[2]) / n_datasets,
+            median_relative_width=float(np.median(np.concatenate(widths[method]))),
+            no_errors=none / n_datasets,
+            people_with_errors=carriers / n_datasets,
+        )
+        for method, c in counts.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -125,39 +125,117 @@ def test_design_effect_jeffreys_hand_cases() -> None:
     )
 
 
-def test_design_effect_jeffreys_few_people_keep_the_whole_t_factor() -> None:
-    """Errors in only two people: the between-person spread rests on them, so the upper end
-    keeps Korn–Graubard's reduction of the whole variance (the effective sample size is the
-    exact interval's). The lower end does not where the data hold at most 5 effective errors
-    (here 15 errors, design effect 7.7: about 2): it is Jeffreys' at ``n / deff``, no t factor
-    (before, the 42-fold cut left it at 0.00024 for a rate of 0.0125)."""
+def _jeffreys(x: float, n: float) -> tuple[float, float]:
+    """Jeffreys' two-sided 95% ends for ``x`` (fractional) errors in ``n`` trials."""
+    return (
+        float(stats.beta.ppf(0.025, x + 0.5, n - x + 0.5)),
+        float(stats.beta.ppf(0.975, x + 0.5, n - x + 0.5)),
+    )
+
+
+def test_design_effect_jeffreys_few_people_t_factor_floored_at_the_people() -> None:
+    """Errors in only two people: the between-person spread rests on them, so the ends keep
+    Korn–Graubard's reduction of the whole variance, but never below Kish's effective number of
+    people (no model of independent people has a variance above ``p (1 - p) / people`` with
+    equal searches). Through stop 23 the reduction went on below it: 3.7 effective searches for
+    40 people, an upper end of 0.49 for a rate of 0.0125."""
     from lfr_eval.metrics import design_effect_jeffreys
-    from lfr_eval.metrics._clustered import LOWER_FEW_ERRORS
+    from lfr_eval.metrics._clustered import (
+        LOWER_FEW_ERRORS,
+        PREVIOUS_SMALL_SAMPLE,
+        design_effect_jeffreys_from_summary,
+        summarise_clusters,
+    )
 
     errors = np.zeros(40)
     errors[[3, 17]] = [6, 9]
     trials = np.full(40, 30)
     exact = korn_graubard(errors, trials)
     jeff = design_effect_jeffreys(errors, trials)
-    assert jeff.effective_trials[0] == pytest.approx(exact.effective_trials[0])
-    n, x = exact.effective_trials[0], exact.rate[0] * exact.effective_trials[0]
-    assert jeff.ci_high[0] == pytest.approx(stats.beta.ppf(0.975, x + 0.5, n - x + 0.5))
     p = errors.sum() / trials.sum()
-    n_low = p * (1 - p) / float(exact.variance[0])  # n / deff
-    assert 1 < p * n_low <= LOWER_FEW_ERRORS
-    assert jeff.ci_low[0] == pytest.approx(
-        stats.beta.ppf(0.025, p * n_low + 0.5, n_low - p * n_low + 0.5)
+    # Korn–Graubard's whole t factor (1 degree of freedom) would leave 3.7 of 40 people
+    assert exact.effective_trials[0] < 4 < 40
+    assert jeff.effective_trials[0] == pytest.approx(40.0)  # Kish = 40 with equal searches
+    assert jeff.ci_high[0] == pytest.approx(_jeffreys(p * 40, 40)[1])
+    # the lower end: at most 5 effective errors (15 errors, design effect 7.7), so n / deff
+    # (156, above the floor) with no t factor, as before
+    n_low = p * (1 - p) / float(exact.variance[0])
+    assert n_low > 40 and 1 < p * n_low <= LOWER_FEW_ERRORS
+    assert jeff.ci_low[0] == pytest.approx(_jeffreys(p * n_low, n_low)[0])
+    assert 0.0015 < jeff.ci_low[0] < 0.004 < p < 0.05 < jeff.ci_high[0] < 0.1
+    previous = design_effect_jeffreys_from_summary(
+        summarise_clusters(errors, trials), small_sample=PREVIOUS_SMALL_SAMPLE
     )
-    assert 0.0015 < jeff.ci_low[0] < 0.004 < p  # was 0.00024 with the whole t factor
+    assert previous.effective_trials[0] == pytest.approx(exact.effective_trials[0])
+    assert previous.ci_high[0] > 0.45 and previous.ci_low[0] == pytest.approx(jeff.ci_low[0])
+
     # many effective errors (about 12) but the variance on 2 people (three heavy searchers
-    # among light ones): the lower end keeps the whole t factor, as Korn–Graubard
+    # among light ones): the lower end takes the whole t factor (fewer than 5 people carry
+    # the variance), which would leave 0.88 effective searches for 20 people who all show
+    # errors (lower end 0.0086 for a rate of 0.33); the floor is Kish's 6.97 people
     heavy_trials = np.array([100, 100, 100] + [10] * 17)
     heavy_errors = np.array([60, 10, 35] + [3] * 17)
     heavy = design_effect_jeffreys(heavy_errors, heavy_trials)
     kg = korn_graubard(heavy_errors, heavy_trials)
-    n_kg, x_kg = kg.effective_trials[0], kg.rate[0] * kg.effective_trials[0]
-    assert kg.rate[0] * kg.rate[0] * (1 - kg.rate[0]) / float(kg.variance[0]) > LOWER_FEW_ERRORS
-    assert heavy.ci_low[0] == pytest.approx(stats.beta.ppf(0.025, x_kg + 0.5, n_kg - x_kg + 0.5))
+    kish = heavy_trials.sum() ** 2 / (heavy_trials**2).sum()
+    q = kg.rate[0]
+    assert q * q * (1 - q) / float(kg.variance[0]) > LOWER_FEW_ERRORS  # not the few-errors rule
+    assert kg.effective_trials[0] < 1 < kish < 7
+    assert heavy.ci_low[0] == pytest.approx(_jeffreys(q * kish, kish)[0])
+    old = design_effect_jeffreys_from_summary(
+        summarise_clusters(heavy_errors, heavy_trials), small_sample=PREVIOUS_SMALL_SAMPLE
+    )
+    n_kg = kg.effective_trials[0]
+    assert old.ci_low[0] == pytest.approx(_jeffreys(q * n_kg, n_kg)[0])
+    assert old.ci_low[0] < 0.01 < 0.08 < heavy.ci_low[0] < q
+
+
+def test_design_effect_jeffreys_keeps_the_t_factor_above_the_floor() -> None:
+    """Errors in two of 10 people with 1,000 searches each: the whole t factor leaves about
+    430 effective searches, far above the 10 people, so the floor changes nothing."""
+    from lfr_eval.metrics import design_effect_jeffreys
+
+    errors = np.zeros(10)
+    errors[[2, 5]] = [3, 2]
+    trials = np.full(10, 1000)
+    exact = korn_graubard(errors, trials)
+    jeff = design_effect_jeffreys(errors, trials)
+    assert 100 < exact.effective_trials[0] < trials.sum() / 2
+    assert jeff.effective_trials[0] == pytest.approx(exact.effective_trials[0])
+
+
+def test_design_effect_jeffreys_one_search_per_person_is_the_binomial_interval() -> None:
+    """One search per person cannot cluster: the floor makes the effective number of searches
+    the searches themselves (through stop 23 one error in 100 people got 2.4 of them, an upper
+    end of 0.63). The lower end at one error is the exact one (Jeffreys' is too high there)."""
+    from lfr_eval.metrics import design_effect_jeffreys
+
+    errors = np.zeros(100)
+    errors[40] = 1
+    r = design_effect_jeffreys(errors, np.ones(100))
+    assert r.effective_trials[0] == pytest.approx(100.0)
+    low, _ = clopper_pearson(1, 100)
+    assert r.ci_low[0] == pytest.approx(float(low))
+    assert r.ci_high[0] == pytest.approx(_jeffreys(1, 100)[1])
+    assert r.ci_high[0] < 0.05
+    # three errors: Jeffreys' ends of 3 in 100 at both ends
+    errors[[3, 9]] = 1
+    r3 = design_effect_jeffreys(errors, np.ones(100))
+    assert (r3.ci_low[0], r3.ci_high[0]) == pytest.approx(_jeffreys(3, 100))
+
+
+def test_design_effect_jeffreys_floor_is_kish_people_with_unequal_searches() -> None:
+    """Unequal searches: the floor is Kish's ``(sum n)^2 / sum n^2``, not the head count."""
+    from lfr_eval.metrics import design_effect_jeffreys
+
+    trials = np.array([1] * 10 + [50] + [1] * 20)
+    errors = np.zeros(31)
+    errors[10] = 10  # every error in the heavy searcher
+    r = design_effect_jeffreys(errors, trials)
+    kish = trials.sum() ** 2 / (trials**2).sum()
+    assert 2.5 < kish < 2.6  # of 31 people
+    assert korn_graubard(errors, trials).effective_trials[0] < 1.5
+    assert r.effective_trials[0] == pytest.approx(kish)
 
 
 def test_design_effect_jeffreys_one_effective_error_has_the_exact_lower_end() -> None:
@@ -175,6 +253,33 @@ def test_design_effect_jeffreys_one_effective_error_has_the_exact_lower_end() ->
     assert p * n_low <= 1.0
     assert jeff.ci_low[0] == pytest.approx(stats.beta.ppf(0.025, p * n_low, n_low - p * n_low + 1))
     assert jeff.ci_low[0] < stats.beta.ppf(0.025, p * n_low + 0.5, n_low - p * n_low + 0.5)
+
+
+def test_design_effect_jeffreys_several_errors_in_one_person_take_jeffreys_lower_end() -> None:
+    """Three errors, all in one of 2,000 people × 10 searches: about one *effective* error
+    (design effect about 3). The exact end of that fractional count (the rule through stop 23)
+    sat at a fortieth of the rate; there are three errors, and the lower end is Jeffreys'."""
+    from lfr_eval.metrics import design_effect_jeffreys
+    from lfr_eval.metrics._clustered import (
+        PREVIOUS_SMALL_SAMPLE,
+        design_effect_jeffreys_from_summary,
+        summarise_clusters,
+    )
+
+    errors = np.zeros(2000)
+    errors[7] = 3
+    trials = np.full(2000, 10)
+    jeff = design_effect_jeffreys(errors, trials)
+    p = 3 / 20000
+    n_low = p * (1 - p) / float(jeff.variance[0])
+    x = p * n_low
+    assert 0.9 < x <= 1.0
+    assert jeff.ci_low[0] == pytest.approx(_jeffreys(x, n_low)[0])
+    old = design_effect_jeffreys_from_summary(
+        summarise_clusters(errors, trials), small_sample=PREVIOUS_SMALL_SAMPLE
+    )
+    assert old.ci_low[0] == pytest.approx(stats.beta.ppf(0.025, x, n_low - x + 1))
+    assert old.ci_low[0] < p / 35 and jeff.ci_low[0] > p / 15
 
 
 def test_design_effect_jeffreys_one_sided_is_exact() -> None:

@@ -48,9 +48,11 @@ The workbench's **default** two-sided interval for rates is the design-effect Je
 effect over 1 (the binomial part of the variance follows from the rate and needs no t quantile)
 and not at all at the lower end, each where enough people carry the variance (3 / 5; with
 fewer, the whole variance is reduced as above, except at the lower end where the data hold at
-most 5 effective errors: no reduction there, and the exact lower end at 1 effective error or
-fewer). Its one-sided bounds are the exact
-Korn–Graubard ones, raised to the envelope as above.
+most 5 effective errors: no reduction there), the exact lower end at exactly one error, and at
+both ends an effective number of searches never below Kish's effective number of people
+(independent people cannot make the rate vary more than people who each answer all their
+searches alike). Its one-sided bounds are the exact Korn–Graubard ones, raised to the envelope
+as above.
 
 Coverage of these intervals has been measured by seeded simulation with known truth across
 people 20–2,000, searches per person 1–100, intra-person correlation 0–0.5 and rates
@@ -900,6 +902,8 @@ def design_effect_interval(
     lower_min_people: float = MIN_PEOPLE_FOR_EXCESS,
     upper_min_people: float = MIN_PEOPLE_FOR_EXCESS,
     lower_few_errors: float = 0.0,
+    exact_at_one_error: bool = False,
+    people_floor: bool = False,
     label: str = KORN_GRAUBARD,
 ) -> ClusteredRate:
     """A design-effect interval from clustered sufficient statistics.
@@ -927,7 +931,27 @@ def design_effect_interval(
     (Clopper–Pearson) lower end of that count whatever ``lower_end`` says: one effective error is
     where the Jeffreys lower end is too high (a beta quantile of ``x + 1/2``). 0 (the default):
     no such rule.
-    With the default ``"variance"`` at both ends this is the Korn–Graubard interval.
+
+    ``exact_at_one_error``: the exact lower end is taken where exactly **one error** is observed
+    (``errors == 1``), and no longer where ``x <= 1`` with more errors (the few-errors rule's
+    own exact end). One error is a count of one whatever the design effect, and there the
+    Jeffreys lower end (a beta quantile of 1.5 errors) is too high; several errors in one
+    person make ``x <= 1`` through a large design effect, and there the exact end of a
+    fractional count below 1 put the lower end at about a fortieth of the rate, so it never
+    missed.
+
+    ``people_floor``: the effective number of searches at each end is never below Kish's
+    effective number of people ``(sum n_i)^2 / sum n_i^2`` (at most ``n``). People are
+    independent, so the variance of the rate is at most ``sum_i n_i^2 p_i (1 - p_i) / n^2``,
+    the value when each person's searches all agree; with equal searches per person that is
+    at most ``p (1 - p) / people`` (``p_i (1 - p_i)`` is concave), whatever the correlation
+    or the spread of the person rates. A small-sample t factor that cuts ``n_eff`` below the
+    people claims more uncertainty than any model of independent people allows (with one
+    search per person, any reduction of ``n`` at all). With unequal searches Kish's number is
+    the equal-rates value of that bound, not a bound for every spread of person rates.
+
+    With the default ``"variance"`` at both ends (and no rule switched on) this is the
+    Korn–Graubard interval.
     """
     from scipy import stats  # imported here: ~1 s, and not every caller needs it
 
@@ -1002,21 +1026,29 @@ def design_effect_interval(
         n_eff = np.where(one, 1.0, n_eff)
         return np.where(np.isfinite(n_eff) & (n_eff > 0), n_eff, min(total, people))
 
-    n_low = finish(effective(lower_small_sample, lower_min_people))
-    n_high = finish(effective(upper_small_sample, upper_min_people))
+    # the floor at Kish's people (see the docstring): applied before the few-errors rule reads
+    # n_low / n_plain, so that rule counts effective errors on the floored n as well
+    floor = min(total, people) if people_floor else 0.0
+    n_low = np.maximum(finish(effective(lower_small_sample, lower_min_people)), floor)
+    n_high = np.maximum(finish(effective(upper_small_sample, upper_min_people)), floor)
     # Few effective errors: the lower end's width comes from the count's discreteness (the
     # beta quantile of a handful of errors), so no t factor; at one effective error the exact
     # end (see the docstring). Calibrated on the grid (benchmarks/results/stats_grid.md).
     few = np.zeros(m, dtype=bool)
     exact_low = np.zeros(m, dtype=bool)
     if lower_few_errors > 0:
-        n_plain = finish(effective("none", 0.0))
+        n_plain = np.maximum(finish(effective("none", 0.0)), floor)
         # only where errors are the rarer outcome (rate <= 1/2): there the lower end's
         # discreteness is the error count; near a rate of 1 it is the count of non-errors, and
         # the rule was never calibrated there (the grid's rates are 1e-4 to 0.3)
         few = (rate * n_plain <= lower_few_errors) & (rate <= 0.5)
         n_low = np.where(few, n_plain, n_low)
-        exact_low = few & (rate * n_plain <= 1.0)
+        if not exact_at_one_error:
+            exact_low = few & (rate * n_plain <= 1.0)
+    if exact_at_one_error:
+        # one observed error, whatever the design effect (see the docstring); rate <= 1/2
+        # holds there unless every search is an error, which is an edge case below
+        exact_low = k == 1
     # With no errors (or only errors) the bound is counted by people and stays exact whatever
     # the form: it is the one guarantee the data give there.
     edge = none | every
@@ -1077,6 +1109,12 @@ class SmallSampleRule:
         Effective number of errors (``rate * n / deff``) at or below which the lower end takes
         no t factor whatever the people carrying the variance, with the exact lower end at one
         effective error or less (:func:`design_effect_interval`); 0: no such rule.
+    exact_at_one_error : bool
+        The exact (Clopper–Pearson) lower end at exactly one observed error, instead of at one
+        effective error or less (:func:`design_effect_interval`).
+    people_floor : bool
+        Neither end's effective number of searches falls below Kish's effective number of
+        people (:func:`design_effect_interval`).
     """
 
     lower: SmallSample
@@ -1084,6 +1122,8 @@ class SmallSampleRule:
     lower_min_people: float = MIN_PEOPLE_FOR_EXCESS
     upper_min_people: float = MIN_PEOPLE_FOR_EXCESS
     lower_few_errors: float = 0.0
+    exact_at_one_error: bool = False
+    people_floor: bool = False
 
 
 #: Effective errors at or below which the default's lower end takes no t factor (see
@@ -1091,24 +1131,38 @@ class SmallSampleRule:
 #: cell: 3, 5, 10 and 20 tried; 10 and 20 let a 20-person cell fall to 0.922-0.924) and
 #: confirmed on the committed seed (``benchmarks/results/stats_grid.md``).
 LOWER_FEW_ERRORS = 5.0
-#: The default: the upper end reduces only the between-person excess over the binomial
-#: variance (with at least 3 people carrying the variance); the lower end gets no reduction
-#: where at least 5 people carry the variance or where the data hold at most 5 effective
-#: errors (exact at 1 or fewer). Chosen on the simulation grid
-#: (``benchmarks/results/stats_grid.md``).
-DEFAULT_SMALL_SAMPLE = SmallSampleRule("none", "excess", 5.0, 3.0, LOWER_FEW_ERRORS)
-#: The default before the few-errors rule at the lower end (until 2026-12-02): with 1-4
-#: people carrying the variance the lower end kept Korn–Graubard's whole t factor.
-PREVIOUS_SMALL_SAMPLE = SmallSampleRule("none", "excess", 5.0, 3.0)
+#: The default (stop 24): the previous default (:data:`PREVIOUS_SMALL_SAMPLE`) with the exact
+#: lower end at exactly one observed error (not at one effective error or less) and the
+#: effective number of searches floored at Kish's effective number of people at both ends.
+#: Chosen on the simulation grid (tuning seed 7) and confirmed on a fresh seed, the same data
+#: sets for both rules (``benchmarks/results/stats_grid_s24.md``).
+DEFAULT_SMALL_SAMPLE = SmallSampleRule(
+    "none", "excess", 5.0, 3.0, LOWER_FEW_ERRORS, exact_at_one_error=True, people_floor=True
+)
+#: The default through stop 23 (from 2026-12-02): the upper end reduces only the between-person
+#: excess over the binomial variance (with at least 3 people carrying the variance); the lower
+#: end gets no reduction where at least 5 people carry the variance or where the data hold at
+#: most 5 effective errors (exact at 1 effective error or fewer); no floor at the people.
+PREVIOUS_SMALL_SAMPLE = SmallSampleRule("none", "excess", 5.0, 3.0, LOWER_FEW_ERRORS)
+#: The default before the few-errors rule at the lower end (until 2026-12-02): with 1-4 people
+#: carrying the variance the lower end kept Korn–Graubard's whole t factor.
+SMALL_SAMPLE_BEFORE_FEW_ERRORS = SmallSampleRule("none", "excess", 5.0, 3.0)
+#: Grid name of :data:`PREVIOUS_SMALL_SAMPLE` (the simulation's method names add it in brackets).
+PREVIOUS_RULE_NAME = "no Kish floor; exact at <= 1 effective error"
 #: The rules compared on the grid, by name (the simulation's method names add them in brackets).
 SMALL_SAMPLE_RULES_COMPARED: dict[str, SmallSampleRule] = {
+    # the default through stop 23, and the two halves of the change on their own
+    PREVIOUS_RULE_NAME: PREVIOUS_SMALL_SAMPLE,
+    "Kish floor only": replace(PREVIOUS_SMALL_SAMPLE, people_floor=True),
+    "exact at one error only": replace(PREVIOUS_SMALL_SAMPLE, exact_at_one_error=True),
     "t on the whole variance": SmallSampleRule("variance", "variance"),
     "t on the excess": SmallSampleRule("excess", "excess", 3.0, 3.0),
     # the default until 2026-12-02: t on the excess at the upper end, none at the lower end
     # (with 1-4 people carrying the variance the whole t factor at both ends)
-    "without the few-errors rule": PREVIOUS_SMALL_SAMPLE,
-    # the default without its floor on the people carrying the variance: it shows why the
-    # floor is there (coverage falls far below 0.93 where 1-2 people carry every error)
+    "without the few-errors rule": SMALL_SAMPLE_BEFORE_FEW_ERRORS,
+    # the rule before the few-errors rule without its floor on the people carrying the
+    # variance (no Kish floor either): it shows why that floor is there (coverage falls far
+    # below 0.93 where 1-2 people carry every error)
     "no floor on people": SmallSampleRule("none", "excess", 0.0, 0.0),
 }
 
@@ -1138,22 +1192,41 @@ def design_effect_jeffreys(
       Korn–Graubard. With skewed counts an overestimated rate comes with an overestimated
       spread, so the lower end needs no t factor; the t factor with 1–4 people is kept, except
       where the data hold at most 5 effective errors (``rate * n / deff <= 5``,
-      :data:`LOWER_FEW_ERRORS`): there the lower end is ``n / deff`` too, and the exact
-      Clopper–Pearson lower end at 1 effective error or fewer. With a handful of errors the
-      beta quantile of the count already puts the lower end far below the rate (a third of it
-      at 5 errors, a fortieth at 1), and the t factor with 1 degree of freedom (a 42-fold cut of
+      :data:`LOWER_FEW_ERRORS`): there the lower end is ``n / deff`` too. With a handful of
+      errors the beta quantile of the count already puts the lower end far below the rate (a
+      third of it at 5 errors), and the t factor with 1 degree of freedom (a 42-fold cut of
       ``n_eff``) left that end at about 0: where one or two people carry every error the
       interval never missed below, and covered 0.98–1.00 (see
       ``benchmarks/results/stats_grid.md``).
+    * **one error**: the exact Clopper–Pearson lower end (Jeffreys' lower end, a beta quantile
+      of 1.5 errors, is too high at a count of one: it missed a true 1e-3 in 9.5% of data sets
+      of 100 people × 1 search). Only at one *observed* error: several errors in one person
+      make about one *effective* error through their design effect, and the exact end of that
+      fractional count (the rule through stop 23) sat at a fortieth of the rate.
+    * **floor at the people** (both ends): ``n_eff`` is never below Kish's effective number of
+      people ``(sum n_i)^2 / sum n_i^2`` (at most ``n``). People are independent, so the
+      variance of the rate is at most its value when each person's searches all agree,
+      ``p (1 - p) / people`` with equal searches, whatever the correlation or the spread of
+      person rates (``p_i (1 - p_i)`` is concave); a t factor that cuts ``n_eff`` below that
+      claims more uncertainty than any such model allows. It binds where one or two people
+      carry the variance and searches per person are few: one error in 100 people × 1 search
+      (no clustering possible) had an upper end of 0.63 before, 0.046 now (the binomial
+      interval of 100 searches). It binds at the lower end too, where the whole t factor of
+      1–4 people carrying the variance is kept: 20 people who all show errors (three heavy
+      searchers, rate 0.33) had 0.88 effective searches and a lower end of 0.0086; the floor,
+      Kish's 6.97 people, gives 0.086 (the worst case of independent people, each person's
+      searches all alike, is what that end then claims, not less).
 
     With no errors (or errors only) the bound is the exact one counted by people, as in
     :func:`korn_graubard`. One-sided bounds (``sided="upper"`` / ``"lower"``) are the exact
     Korn–Graubard ones.
 
-    Coverage by simulation (``benchmarks/results/stats_grid.md``): two-sided closer to 0.95
+    Coverage by simulation (``benchmarks/results/stats_grid.md``; this rule against the one
+    before it on a fresh seed: ``benchmarks/results/stats_grid_s24.md``): two-sided closer to 0.95
     than Korn–Graubard's exact ends, than the Jeffreys ends with the t factor on the whole
-    variance and than the same rule without the few-errors rule at the lower end; one-sided
-    upper bounds at or above 0.94. Cells where no interval can reach 0.93–0.97 are identified
+    variance and than the earlier rules (:data:`SMALL_SAMPLE_RULES_COMPARED`; the default
+    through stop 23 is :data:`PREVIOUS_SMALL_SAMPLE`); one-sided upper bounds at or above
+    0.94. Cells where no interval can reach 0.93–0.97 are identified
     exactly by :func:`lfr_eval.attainable_coverage.lowest_attainable_coverage`. Claim verdicts
     use the exact bound (:func:`korn_graubard`).
 
@@ -1204,6 +1277,8 @@ def design_effect_jeffreys_from_summary(
             lower_min_people=small_sample.lower_min_people,
             upper_min_people=small_sample.upper_min_people,
             lower_few_errors=small_sample.lower_few_errors,
+            exact_at_one_error=small_sample.exact_at_one_error,
+            people_floor=small_sample.people_floor,
             label=DESIGN_EFFECT_JEFFREYS,
         )
 
