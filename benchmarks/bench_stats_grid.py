@@ -7,7 +7,9 @@ interval holds the true rate: the default (design-effect Jeffreys, clustered by 
 ends with the other small-sample rules compared for it (``[no Kish floor; exact at <= 1
 effective error]``: the default through stop 23, without the floor at Kish's effective number of
 people and with the exact lower end at one *effective* error instead of one observed error;
-``[Kish floor only]`` / ``[exact at one error only]``: each half of that change alone;
+``[Kish floor only]`` / ``[exact at one error only]``: each half of that change alone (the
+latter at the lower end only); ``[exact lower end only at one error]``: the default with
+Jeffreys' upper end at one error;
 ``[without the few-errors rule]``: the default until 2026-12-02, whose lower end kept the whole t
 factor where 1–4 people carry the variance even with a handful of errors; ``[t on the whole
 variance]``: the default before that; ``[t on the excess]`` at both ends; ``[no floor on
@@ -76,6 +78,7 @@ METHODS = (
     PREVIOUS,
     "design-effect-jeffreys [Kish floor only]",
     "design-effect-jeffreys [exact at one error only]",
+    "design-effect-jeffreys [exact lower end only at one error]",
     "design-effect-jeffreys [without the few-errors rule]",
     "design-effect-jeffreys [t on the whole variance]",
     "design-effect-jeffreys [t on the excess]",

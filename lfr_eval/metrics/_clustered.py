@@ -903,6 +903,7 @@ def design_effect_interval(
     upper_min_people: float = MIN_PEOPLE_FOR_EXCESS,
     lower_few_errors: float = 0.0,
     exact_at_one_error: bool = False,
+    exact_upper_at_one_error: bool = False,
     people_floor: bool = False,
     label: str = KORN_GRAUBARD,
 ) -> ClusteredRate:
@@ -939,6 +940,11 @@ def design_effect_interval(
     person make ``x <= 1`` through a large design effect, and there the exact end of a
     fractional count below 1 put the lower end at about a fortieth of the rate, so it never
     missed.
+
+    ``exact_upper_at_one_error``: the exact (Clopper–Pearson) upper end too at exactly one
+    observed error. Jeffreys' upper end of one error is too low for a true rate just above it
+    (0.0093 of 500 searches against a true 0.01: every data set with one error missed, the
+    binomial coverage 0.929 exactly); the exact end, 0.0111, holds it.
 
     ``people_floor``: the effective number of searches at each end is never below Kish's
     effective number of people ``(sum n_i)^2 / sum n_i^2`` (at most ``n``). People are
@@ -1049,6 +1055,7 @@ def design_effect_interval(
         # one observed error, whatever the design effect (see the docstring); rate <= 1/2
         # holds there unless every search is an error, which is an edge case below
         exact_low = k == 1
+    exact_high = (k == 1) if exact_upper_at_one_error else np.zeros(m, dtype=bool)
     # With no errors (or only errors) the bound is counted by people and stays exact whatever
     # the form: it is the one guarantee the data give there.
     edge = none | every
@@ -1065,7 +1072,7 @@ def design_effect_interval(
         else high_exact
     )
     low = np.where(edge | exact_low, low_exact, low)
-    high = np.where(edge, high_exact, high)
+    high = np.where(edge | exact_high, high_exact, high)
     method = np.select(
         [none, every, one],
         [KORN_GRAUBARD_NO_ERRORS, KORN_GRAUBARD_ALL_ERRORS, KORN_GRAUBARD_ONE_PERSON],
@@ -1115,6 +1122,8 @@ class SmallSampleRule:
     people_floor : bool
         Neither end's effective number of searches falls below Kish's effective number of
         people (:func:`design_effect_interval`).
+    exact_upper_at_one_error : bool
+        The exact upper end too at exactly one observed error (:func:`design_effect_interval`).
     """
 
     lower: SmallSample
@@ -1124,6 +1133,7 @@ class SmallSampleRule:
     lower_few_errors: float = 0.0
     exact_at_one_error: bool = False
     people_floor: bool = False
+    exact_upper_at_one_error: bool = False
 
 
 #: Effective errors at or below which the default's lower end takes no t factor (see
@@ -1132,12 +1142,20 @@ class SmallSampleRule:
 #: confirmed on the committed seed (``benchmarks/results/stats_grid.md``).
 LOWER_FEW_ERRORS = 5.0
 #: The default (stop 24): the previous default (:data:`PREVIOUS_SMALL_SAMPLE`) with the exact
-#: lower end at exactly one observed error (not at one effective error or less) and the
-#: effective number of searches floored at Kish's effective number of people at both ends.
+#: (Clopper–Pearson) interval at exactly one observed error, both ends (the exact lower end no
+#: longer at one *effective* error or less), and the effective number of searches floored at
+#: Kish's effective number of people at both ends.
 #: Chosen on the simulation grid (tuning seed 7) and confirmed on a fresh seed, the same data
 #: sets for both rules (``benchmarks/results/stats_grid_s24.md``).
 DEFAULT_SMALL_SAMPLE = SmallSampleRule(
-    "none", "excess", 5.0, 3.0, LOWER_FEW_ERRORS, exact_at_one_error=True, people_floor=True
+    "none",
+    "excess",
+    5.0,
+    3.0,
+    LOWER_FEW_ERRORS,
+    exact_at_one_error=True,
+    people_floor=True,
+    exact_upper_at_one_error=True,
 )
 #: The default through stop 23 (from 2026-12-02): the upper end reduces only the between-person
 #: excess over the binomial variance (with at least 3 people carrying the variance); the lower
@@ -1155,6 +1173,12 @@ SMALL_SAMPLE_RULES_COMPARED: dict[str, SmallSampleRule] = {
     PREVIOUS_RULE_NAME: PREVIOUS_SMALL_SAMPLE,
     "Kish floor only": replace(PREVIOUS_SMALL_SAMPLE, people_floor=True),
     "exact at one error only": replace(PREVIOUS_SMALL_SAMPLE, exact_at_one_error=True),
+    # the default with the exact end at one error at the lower end only (the stop-24 rule as
+    # first rebuilt: Jeffreys' upper end of one error in 500 single searches, 0.0093, missed a
+    # true 0.01 in every data set with one error, coverage 0.929 exactly)
+    "exact lower end only at one error": replace(
+        DEFAULT_SMALL_SAMPLE, exact_upper_at_one_error=False
+    ),
     "t on the whole variance": SmallSampleRule("variance", "variance"),
     "t on the excess": SmallSampleRule("excess", "excess", 3.0, 3.0),
     # the default until 2026-12-02: t on the excess at the upper end, none at the lower end
@@ -1198,11 +1222,14 @@ def design_effect_jeffreys(
       ``n_eff``) left that end at about 0: where one or two people carry every error the
       interval never missed below, and covered 0.98–1.00 (see
       ``benchmarks/results/stats_grid.md``).
-    * **one error**: the exact Clopper–Pearson lower end (Jeffreys' lower end, a beta quantile
-      of 1.5 errors, is too high at a count of one: it missed a true 1e-3 in 9.5% of data sets
-      of 100 people × 1 search). Only at one *observed* error: several errors in one person
-      make about one *effective* error through their design effect, and the exact end of that
-      fractional count (the rule through stop 23) sat at a fortieth of the rate.
+    * **one error**: the exact Clopper–Pearson interval of the effective count, both ends.
+      Jeffreys' lower end, a beta quantile of 1.5 errors, is too high at a count of one (it
+      missed a true 1e-3 in 9.5% of data sets of 100 people × 1 search), and its upper end too
+      low for a rate just above it (one error in 500 single searches: 0.0093 against a true
+      0.01, coverage 0.929 exactly; the exact end is 0.0111). Only at one *observed* error:
+      several errors in one person make about one *effective* error through their design
+      effect, and the exact lower end of that fractional count (the rule through stop 23) sat
+      at a fortieth of the rate.
     * **floor at the people** (both ends): ``n_eff`` is never below Kish's effective number of
       people ``(sum n_i)^2 / sum n_i^2`` (at most ``n``). People are independent, so the
       variance of the rate is at most its value when each person's searches all agree,
@@ -1210,7 +1237,7 @@ def design_effect_jeffreys(
       person rates (``p_i (1 - p_i)`` is concave); a t factor that cuts ``n_eff`` below that
       claims more uncertainty than any such model allows. It binds where one or two people
       carry the variance and searches per person are few: one error in 100 people × 1 search
-      (no clustering possible) had an upper end of 0.63 before, 0.046 now (the binomial
+      (no clustering possible) had an upper end of 0.63 before, 0.054 now (the exact binomial
       interval of 100 searches). It binds at the lower end too, where the whole t factor of
       1–4 people carrying the variance is kept: 20 people who all show errors (three heavy
       searchers, rate 0.33) had 0.88 effective searches and a lower end of 0.0086; the floor,
@@ -1278,6 +1305,7 @@ def design_effect_jeffreys_from_summary(
             upper_min_people=small_sample.upper_min_people,
             lower_few_errors=small_sample.lower_few_errors,
             exact_at_one_error=small_sample.exact_at_one_error,
+            exact_upper_at_one_error=small_sample.exact_upper_at_one_error,
             people_floor=small_sample.people_floor,
             label=DESIGN_EFFECT_JEFFREYS,
         )
