@@ -225,6 +225,34 @@ def test_design_effect_jeffreys_one_search_per_person_is_the_binomial_interval()
     assert (r3.ci_low[0], r3.ci_high[0]) == pytest.approx(_jeffreys(3, 100))
 
 
+def test_design_effect_jeffreys_one_error_upper_end_is_exact() -> None:
+    """One error in 500 single searches: Jeffreys' upper end (0.0093) is below a true rate of
+    0.01 in every such data set, which put the binomial coverage at 0.929 exactly; the default's
+    upper end at one error is the exact one (0.0111). Two errors: Jeffreys' again."""
+    from lfr_eval.metrics import design_effect_jeffreys
+    from lfr_eval.metrics._clustered import (
+        SMALL_SAMPLE_RULES_COMPARED,
+        design_effect_jeffreys_from_summary,
+        summarise_clusters,
+    )
+
+    errors = np.zeros(500)
+    errors[7] = 1
+    r = design_effect_jeffreys(errors, np.ones(500))
+    low, high = clopper_pearson(1, 500)
+    assert (r.ci_low[0], r.ci_high[0]) == pytest.approx((float(low), float(high)))
+    assert r.ci_high[0] > 0.011 > 0.01 > _jeffreys(1, 500)[1] > 0.009
+    lower_only = design_effect_jeffreys_from_summary(
+        summarise_clusters(errors, np.ones(500)),
+        small_sample=SMALL_SAMPLE_RULES_COMPARED["exact lower end only at one error"],
+    )
+    assert lower_only.ci_high[0] == pytest.approx(_jeffreys(1, 500)[1])
+    assert lower_only.ci_low[0] == pytest.approx(float(low))
+    errors[9] = 1
+    r2 = design_effect_jeffreys(errors, np.ones(500))
+    assert (r2.ci_low[0], r2.ci_high[0]) == pytest.approx(_jeffreys(2, 500))
+
+
 def test_design_effect_jeffreys_floor_is_kish_people_with_unequal_searches() -> None:
     """Unequal searches: the floor is Kish's ``(sum n)^2 / sum n^2``, not the head count."""
     from lfr_eval.metrics import design_effect_jeffreys
