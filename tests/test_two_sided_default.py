@@ -6,8 +6,8 @@ give exactly what the slow path, :func:`~lfr_eval.simulation.interval_coverage` 
 method on the raw counts, gives on the same seed.
 
 The discriminating cells are grid cells that the stop-24 rule (the floor at Kish's effective
-number of people, the exact lower end at exactly one error) moved into 0.93–0.97 on the tuning
-seed and the confirmation seed (``benchmarks/results/stats_grid.md``, "Stop 24"); the check
+number of people, the exact interval at exactly one error) moved into 0.93–0.97 on the tuning
+seed 7 and the confirmation seed 2425 (``benchmarks/results/stats_grid_s24.md``); the check
 fails when the default's coverage there leaves the band, and it shows on the same data sets
 that the previous rule is outside it, so the check can tell the two apart.
 """
