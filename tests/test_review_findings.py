@@ -215,16 +215,6 @@ def test_live_search_equals_evaluation_on_embeddings_stored_in_half_precision() 
 # Issue 9: the shipped example evaluation after a change of the default interval (review, s. 20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "stop 24 changed the two-sided default (exact interval at one error, n_eff floored at "
-        "Kish's people): 129 of the 688 design-effect-jeffreys rows of the shipped example's "
-        "rates.csv hold the stop-23 rule's ends until scripts/make_example_results.py is run "
-        "again (no embedding cache on the helper's machine: a full dlib run of ~3,800 LFW "
-        "images was over its CPU budget); remove this mark when it is regenerated"
-    ),
-)
 def test_shipped_example_intervals_are_the_current_default() -> None:
     """The shipped example's stored intervals are what the default gives on its own stored
     statistics (review: after da0b4f6, 94 of 688 rows held the previous rule's lower ends until
