@@ -1562,28 +1562,41 @@ def _icc_moments(e: np.ndarray, n: np.ndarray) -> tuple[float, float]:
     """(numerator, denominator) of one group's moment estimate of the intra-person
     correlation, relative to the group's **own** rate.
 
-    With ``Var(e_i) = p (1 - p) [n_i + icc (n_i^2 - n_i)]`` (beta-binomial) the residuals at
-    the group's own rate ``p_g`` have ``E[sum (e_i - n_i p_g)^2] = p (1 - p) [c1 + icc (c2 -
-    c1)]``, ``c1 = N - S2 / N``, ``c2 = S2 - 2 S3 / N + S2^2 / N^2`` (``S_k = sum n_i^k``);
-    solved with ``b = p_g (1 - p_g)``: ``icc = (u2 - b c1) / (b (c2 - c1))``. Both the
-    residuals and ``b`` are at the group's own rate, so the estimate is a ratio that does not
-    grow with the group's rate: the people who raise a group's rate raise its between-person
-    variance too, and measured against the pooled rate instead, a group whose few heavy
-    people happened to raise its rate gave a larger correlation exactly when the observed
-    difference was large (size 0.01 in the review's design, see
-    :func:`bootstrap_compare_groups`). People with one search, a group of one person and a
-    group without errors (``b = 0``) carry no information on it (their terms are 0).
+    Each person's squared residual at the group's own rate ``p_g`` is weighted by ``1 / n_i``
+    (an ANOVA-type weighting: the between-person sum of squares of the person rates, ``n_i
+    (e_i / n_i - p_g)^2``). With ``Var(e_i) = p (1 - p) [n_i + icc (n_i^2 - n_i)]``
+    (beta-binomial) and ``p_g`` the group's own errors over its searches,
+    ``E[sum (e_i - n_i p_g)^2 / n_i] = p (1 - p) [(s - 1) + icc (N - s - S2 / N + 1)]``
+    (``s`` people, ``N`` searches, ``S2 = sum n_i^2``; exact, the ``-1`` and ``+1`` from
+    estimating ``p_g``), solved with ``b = p_g (1 - p_g)``:
+    ``icc = (u - b (s - 1)) / (b (N - s - S2 / N + 1))``. Both the residuals and ``b`` are at
+    the group's own rate, so the estimate is a ratio that does not grow with the group's rate:
+    the people who raise a group's rate raise its between-person variance too, and measured
+    against the pooled rate instead, a group whose few heavy people happened to raise its rate
+    gave a larger correlation exactly when the observed difference was large (size 0.01 in the
+    review's design, see :func:`bootstrap_compare_groups`).
+
+    Why ``1 / n_i``: unweighted squared residuals (used before) give a person with errors a
+    weight growing as ``n_i^2``, so where a few people carry every error (rare errors, strong
+    clustering) the estimate followed those few people's searches: with 10 groups, ICC 0.5,
+    rate 0.001, 1,000 people per group (``bench_stats_groups_claims.py`` grid; 1,000 data
+    sets, seed 1) it had mean 0.417, 5-95% range 0.17-0.84 and 2.4% clipped at
+    :data:`ICC_MAX`, and the test's size was 0.085; weighted, a heavy person counts by its
+    observed rate (mean 0.476, range 0.29-0.66, size 0.055 on the same data sets; with the
+    true 0.5 plugged in, 0.051). People with one search, a group of one person and a group
+    without errors (``b = 0``) carry no information on it (their terms are 0).
     """
     total = float(n.sum())
-    if total <= 0:
+    people = float(np.count_nonzero(n > 0))  # people without searches carry nothing
+    if total <= 0 or people < 2:
         return 0.0, 0.0
     rate = float(e.sum()) / total
     binomial = rate * (1.0 - rate)
-    u2 = float(np.sum((e - n * rate) ** 2))
-    s2, s3 = float(np.sum(n * n)), float(np.sum(n**3))
-    c1 = total - s2 / total
-    c2 = s2 - 2.0 * s3 / total + s2 * s2 / total**2
-    return u2 - binomial * c1, binomial * (c2 - c1)
+    # 0 / 0 would be NaN for a person without searches
+    safe = np.where(n > 0, n, 1.0)
+    u = float(np.sum(np.where(n > 0, (e - n * rate) ** 2 / safe, 0.0)))
+    s2 = float(np.sum(n * n))
+    return u - binomial * (people - 1.0), binomial * (total - people - s2 / total + 1.0)
 
 
 def null_bootstrap_model(
