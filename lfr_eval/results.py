@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from lfr_eval.atrest import write_private
 from lfr_eval.errors import ResultError
 from lfr_eval.faces import EngineId, RuntimeInfo
 from lfr_eval.metrics import SearchSet
@@ -637,9 +638,8 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def _atomic_bytes(data: bytes, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    # one row per search names the image and the subject: owner-only, like the stores
+    write_private(path, data)
 
 
 def load_result(directory: str | os.PathLike[str]) -> EvaluationResult:

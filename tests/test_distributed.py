@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("distributed", reason="needs the distributed extra (dask)")
 
+from lfr_eval.atrest import Sealer
 from lfr_eval.datasets import EmbeddingCache, embed_manifest, engine_cache_key, load_dataset
 from lfr_eval.distributed import (
     ClusterError,
@@ -106,9 +107,18 @@ def test_rerun_resumes_from_shards(tmp_path, manifest, engine, single, spec):
     root = tmp_path / "embedding-shards"
     pairs = zip(manifest.absolute_paths(), manifest.image_hashes(), strict=True)
     jobs = list({sha: (str(path), sha) for path, sha in pairs}.values())
-    # a driver that dies after two shards were written and before merging them
+    # a driver that dies after two shards were written and before merging them (the shards
+    # are sealed under the cache's key, so the run below can open them)
+    with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
+        sealer = cache.shard_sealer()
     run = embed_on_cluster(
-        spec, jobs, engine_factory=FACTORY, engine_key=key, face_choice="central", shard_root=root
+        spec,
+        jobs,
+        engine_factory=FACTORY,
+        engine_key=key,
+        face_choice="central",
+        shard_root=root,
+        sealer=sealer,
     )
     written = [next(run), next(run)]
     run.close()  # cancels the unfinished tasks
@@ -116,12 +126,18 @@ def test_rerun_resumes_from_shards(tmp_path, manifest, engine, single, spec):
     folder = shard_folder(root, key)
     done = {e.image_sha256 for _, entries, _ in written for e in entries}
     assert len(done) == 8 and len(list(folder.glob("*.parquet"))) >= 2
+    # templates at rest are sealed: no embedding's bytes and no image hash in the shard
+    first_path, first_entries, _ = written[0]
+    raw = first_path.read_bytes()
+    ok = next(e for e in first_entries if e.embedding is not None)
+    assert ok.embedding.tobytes()[:16] not in raw and ok.image_sha256.encode() not in raw
+    assert os.stat(first_path).st_mode & 0o077 == 0
     # damage that must be ignored: a half-written temporary file and a corrupt shard
     (folder / ".half.parquet.123.tmp").write_bytes(b"PAR1")
     (folder / "corrupt.parquet").write_bytes(b"not parquet")
-    first_path, first_entries, _ = written[0]
-    assert read_shard(first_path, key)[0].image_sha256 == first_entries[0].image_sha256
-    assert read_shard(first_path, "another engine") is None
+    assert read_shard(first_path, key, sealer)[0].image_sha256 == first_entries[0].image_sha256
+    assert read_shard(first_path, "another engine", sealer) is None
+    assert read_shard(first_path, key, Sealer(bytes(32))) is None  # another key: not opened
     with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
         resumed = embed_manifest(
             manifest, engine, cache, face_choice="central", cluster=spec, engine_factory=FACTORY
@@ -186,6 +202,7 @@ def test_dead_worker_does_not_recompute_received_shards(tmp_path, manifest, engi
             engine_key=key,
             face_choice="central",
             shard_root=tmp_path / "shards",
+            sealer=Sealer(os.urandom(32)),
         )
         received: list[str] = []
         embedded: set[str] = set()

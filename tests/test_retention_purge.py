@@ -136,7 +136,7 @@ def test_rotate_data_key_re_encrypts_and_can_forget_the_old_key(
         assert code == 0, err
         result = json.loads(out)
         assert result["old_key"] == old_key and result["new_key"] != old_key
-        assert result["re_encrypted"] == {"watchlist": 2, "alert store": 1}
+        assert result["re_encrypted"] == {"watchlist": 2, "alert store": 1, "embedding cache": 1}
         ring = load_key_ring()
         assert list(ring.keys) == [result["new_key"]]  # the old key is gone
         again = Watchlist.open(workspace=workspace)
@@ -161,6 +161,12 @@ def test_rotate_data_key_re_encrypts_and_can_forget_the_old_key(
         assert status["stores"] == {
             "watchlist": result["new_key"],
             "alert store": result["new_key"],
+            "embedding cache": result["new_key"],
         }
+        # the cache's entries open under the new key alone, found by their re-derived refs
+        with EmbeddingCache.in_workspace(workspace) as cache:
+            assert cache.key_id == result["new_key"]
+            entry = cache.get_many(["f" * 64], "engine-k")["f" * 64]
+            np.testing.assert_array_equal(entry.embedding, unit(3))
     finally:
         clear_cache()

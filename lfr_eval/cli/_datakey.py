@@ -106,16 +106,19 @@ def register(cli: click.Group) -> None:
         --forget-old is given.
         """
         from lfr_eval.atrest import forget_retired, rotate_key_ring
+        from lfr_eval.datasets._cache import EmbeddingCache
         from lfr_eval.live._alerts import AlertStore
         from lfr_eval.watchlist._store import Watchlist
 
         stores = [(label, path) for label, path in _default_stores(workspace) if path.is_file()]
         stores += [(f"watchlist {p}", p) for p in watchlists]
         # open everything with the old key first: a store that cannot be read stops the rotation
-        opened: list[tuple[str, Watchlist | AlertStore]] = []
+        opened: list[tuple[str, Watchlist | AlertStore | EmbeddingCache]] = []
         for label, path in stores:
             if label == "alert store":
                 opened.append((label, AlertStore(path)))
+            elif label == "embedding cache":
+                opened.append((label, EmbeddingCache(path)))
             else:
                 opened.append((label, Watchlist(path, create=False)))
         ring, old = rotate_key_ring()
@@ -135,12 +138,17 @@ def register(cli: click.Group) -> None:
 
 
 def _default_stores(workspace: str | None) -> list[tuple[str, Path]]:
+    from lfr_eval.datasets._cache import CACHE_FILE_NAME
     from lfr_eval.live._alerts import ALERTS_DB
     from lfr_eval.watchlist._store import DEFAULT_WATCHLIST_NAME
     from lfr_eval.workspace import workspace_dir
 
     root = workspace_dir(workspace)
-    return [("watchlist", root / DEFAULT_WATCHLIST_NAME), ("alert store", root / ALERTS_DB)]
+    return [
+        ("watchlist", root / DEFAULT_WATCHLIST_NAME),
+        ("alert store", root / ALERTS_DB),
+        ("embedding cache", root / "cache" / CACHE_FILE_NAME),
+    ]
 
 
 def _store_key(label: str, path: Path) -> str | None:

@@ -8,6 +8,14 @@ reason, so a resumed run does not retry them.
 
 The store is one SQLite file; every batch is committed in a transaction, so an interrupted run
 loses at most the batch in flight and never leaves a half-written row.
+
+Embeddings of face images are biometric templates, so the cache keeps them as the watchlist
+keeps its templates (:mod:`lfr_eval.atrest`): each entry's embedding and failure reason are
+sealed with AES-256-GCM under a key derived for this file from the installation's key ring,
+bound to the entry's clear columns (engine key, face count, detector score, face size, time),
+and rows are found by a keyed hash of the image's sha256, so the file alone tells neither the
+templates nor whether a given image was embedded. A layout-1 cache (embeddings in clear) is
+sealed in place and vacuumed the first time it is opened.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,18 +33,38 @@ from pathlib import Path
 import numpy as np
 from typing_extensions import Self
 
-from lfr_eval.atrest import private_dir, private_file
+from lfr_eval.atrest import (
+    DataKeyError,
+    FileKeys,
+    Sealer,
+    SealError,
+    associated_data,
+    file_keys,
+    load_key_ring,
+    private_dir,
+    private_file,
+)
 from lfr_eval.errors import CacheError
 from lfr_eval.faces import FaceEngine
 
-#: Version of the cache's table layout; a file with another version is refused, not migrated.
-CACHE_SCHEMA_VERSION = 1
+#: Version of the cache's table layout: 2 seals the entries; a layout-1 file (entries in clear)
+#: is sealed in place on open; any other version is refused, not migrated.
+CACHE_SCHEMA_VERSION = 2
 
 #: File name of the cache inside a workspace's ``cache`` folder.
 CACHE_FILE_NAME = "embeddings.sqlite"
 
 MSG_CACHE_UNREADABLE = (
     "embedding cache {path} is not readable ({reason}); delete it to start a fresh cache"
+)
+MSG_CACHE_SEALED = (
+    "embedding cache {path}: entry {why}; the file was edited or damaged, or its key is not "
+    "in this key ring: delete it (embeddings will be recomputed) or use another --cache"
+)
+MSG_CACHE_KEY = (
+    "embedding cache {path} is sealed with data key {key}, which is not in this installation's "
+    "key ring: restore that key (LFR_EVAL_DATA_KEY_FILE), or delete the cache (embeddings will "
+    "be recomputed) or use another --cache"
 )
 MSG_CACHE_VERSION = (
     "embedding cache {path} has layout version {found}, this version of lfr-eval uses "
@@ -106,17 +135,20 @@ class CachedEmbedding:
 
 
 class EmbeddingCache:
-    """SQLite store of embeddings keyed by (image sha256, engine cache key).
+    """SQLite store of embeddings keyed by (image sha256, engine cache key), sealed at rest.
 
     Parameters
     ----------
     path : path-like
-        The SQLite file (created with its folder if missing).
+        The SQLite file (created with its folder if missing; 0600 in a 0700 folder).
 
     Raises
     ------
     CacheError
-        The file is not a cache this version can use.
+        The file is not a cache this version can use, or an entry does not open (edited,
+        damaged, or sealed under a key this key ring does not hold).
+    DataKeyError
+        The key ring cannot be read.
 
     Examples
     --------
@@ -153,15 +185,14 @@ class EmbeddingCache:
     def _create(self) -> None:
         with self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self._db.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(CACHE_SCHEMA_VERSION),)
-                )
-            elif int(row[0]) != CACHE_SCHEMA_VERSION:
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            found = meta.get("schema_version")
+            if found is None:
+                meta = self._new_meta()
+            elif found not in ("1", str(CACHE_SCHEMA_VERSION)):
                 raise CacheError(
                     MSG_CACHE_VERSION.format(
-                        path=self.path, found=row[0], expected=CACHE_SCHEMA_VERSION
+                        path=self.path, found=found, expected=CACHE_SCHEMA_VERSION
                     )
                 )
             self._db.execute(
@@ -170,18 +201,91 @@ class EmbeddingCache:
                     engine_json TEXT NOT NULL,
                     created TEXT NOT NULL)"""
             )
-            self._db.execute(
-                """CREATE TABLE IF NOT EXISTS embeddings (
-                    image_sha256 TEXT NOT NULL,
-                    engine_key TEXT NOT NULL,
-                    n_faces INTEGER NOT NULL,
-                    embedding BLOB,
-                    failure TEXT,
-                    det_score REAL,
-                    face_size_px REAL,
-                    created TEXT NOT NULL,
-                    PRIMARY KEY (image_sha256, engine_key))"""
+        if found == "1":
+            self._seal_layout_1()
+            return
+        self._use_keys(meta["cache_id"], meta["key_id"])
+        with self._db:
+            self._db.execute(_EMBEDDINGS_TABLE)
+
+    def _new_meta(self) -> dict[str, str]:
+        meta = {
+            "schema_version": str(CACHE_SCHEMA_VERSION),
+            "cache_id": uuid.uuid4().hex,
+            "key_id": load_key_ring().current,
+        }
+        self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+        return meta
+
+    def _use_keys(self, cache_id: str, key_id: str) -> None:
+        self._cache_id = cache_id
+        try:
+            self._keys: FileKeys = file_keys(cache_id, key_id, what=f"embedding cache {self.path}")
+        except DataKeyError:
+            if key_id in load_key_ring().keys:
+                raise  # the ring itself is the problem: its own message says what to do
+            # unlike a watchlist, a cache is recomputable: say so rather than "re-enrol"
+            raise CacheError(MSG_CACHE_KEY.format(path=self.path, key=key_id)) from None
+        self._sealer = Sealer(self._keys.seal)
+
+    def _seal_layout_1(self) -> None:
+        """Seal a layout-1 cache (embeddings and image hashes in clear) in place, then vacuum
+        it so no clear template stays in the file's free pages."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # all or nothing (see rekey)
+            meta = self._new_meta()
+            self._use_keys(meta["cache_id"], meta["key_id"])
+            self._db.execute("ALTER TABLE embeddings RENAME TO embeddings_v1")
+            self._db.execute(_EMBEDDINGS_TABLE)
+            rows = self._db.execute(
+                "SELECT image_sha256, engine_key, n_faces, embedding, failure, det_score, "
+                "face_size_px, created FROM embeddings_v1"
             )
+            for sha, key, n_faces, blob, failure, det, size, created in rows.fetchall():
+                vector = None if blob is None else np.frombuffer(blob, dtype="<f4")
+                self._db.execute(
+                    "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    self._row(sha, key, int(n_faces), vector, failure, det, size, created),
+                )
+            self._db.execute("DROP TABLE embeddings_v1")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("VACUUM")
+
+    # ------------------------------------------------------------------ sealing
+    def _ref(self, image_sha256: str) -> str:
+        return self._keys.pseudonym("image", image_sha256)
+
+    def _row(
+        self,
+        image_sha256: str,
+        engine_key: str,
+        n_faces: int,
+        embedding: np.ndarray | None,
+        failure: str | None,
+        det_score: float | None,
+        face_size_px: float | None,
+        created: str,
+        *,
+        keys: FileKeys | None = None,
+        sealer: Sealer | None = None,
+    ) -> tuple[object, ...]:
+        """A table row: the ref and the sealed payload under this file's keys (or others')."""
+        keys, sealer = keys or self._keys, sealer or self._sealer
+        ref = keys.pseudonym("image", image_sha256)
+        clear = (ref, engine_key, n_faces, det_score, face_size_px, created)
+        sealed = sealer.seal(pack_entry(image_sha256, embedding, failure), _entry_ad(*clear))
+        return (ref, engine_key, n_faces, sealed, det_score, face_size_px, created)
+
+    def _open(
+        self, sealer: Sealer, row: Sequence[object]
+    ) -> tuple[str, np.ndarray | None, str | None]:
+        """``(image sha256, embedding, failure)`` of a table row in column order."""
+        ref, key, n_faces, sealed, det, size, created = row
+        ad = _entry_ad(ref, key, n_faces, det, size, created)
+        try:
+            return unpack_entry(sealer.open(sealed, ad))  # type: ignore[arg-type]
+        except (SealError, ValueError) as exc:
+            raise CacheError(MSG_CACHE_SEALED.format(path=self.path, why=exc)) from None
 
     # ------------------------------------------------------------------ context manager
     def close(self) -> None:
@@ -194,6 +298,16 @@ class EmbeddingCache:
         self.close()
 
     # ------------------------------------------------------------------ access
+    def shard_sealer(self) -> Sealer:
+        """The sealer of the Parquet shards a cluster run hands over to this cache
+        (:mod:`lfr_eval.distributed`): this file's key, so a resumed run can open them."""
+        return self._sealer
+
+    @property
+    def key_id(self) -> str:
+        """Id of the data key the entries are sealed under (see ``lfr-eval keys data-status``)."""
+        return self._keys.key_id
+
     def register_engine(self, engine_key: str, engine: FaceEngine) -> None:
         """Record which engine (models with hashes, runtime) a key stands for."""
         payload = json.dumps(
@@ -207,20 +321,33 @@ class EmbeddingCache:
             )
 
     def get_many(self, hashes: Iterable[str], engine_key: str) -> dict[str, CachedEmbedding]:
-        """Cached entries for these images under ``engine_key`` (missing ones are left out)."""
-        wanted = list(dict.fromkeys(hashes))
+        """Cached entries for these images under ``engine_key`` (missing ones are left out).
+
+        Raises
+        ------
+        CacheError
+            An entry does not open (the file was edited or damaged).
+        """
+        by_ref = {self._ref(sha): sha for sha in dict.fromkeys(hashes)}
+        wanted = list(by_ref)
         found: dict[str, CachedEmbedding] = {}
         # SQLite limits bound parameters per statement; 900 stays under every default.
         for start in range(0, len(wanted), 900):
             chunk = wanted[start : start + 900]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                "SELECT image_sha256, n_faces, embedding, failure, det_score, face_size_px "
-                f"FROM embeddings WHERE engine_key = ? AND image_sha256 IN ({marks})",
+                f"SELECT {_COLUMNS} FROM embeddings "
+                f"WHERE engine_key = ? AND image_ref IN ({marks})",
                 (engine_key, *chunk),
             ).fetchall()
-            for sha, n_faces, blob, failure, det_score, size in rows:
-                vector = None if blob is None else np.frombuffer(blob, dtype="<f4").copy()
+            for row in rows:
+                sha, vector, failure = self._open(self._sealer, row)
+                if sha != by_ref[row[0]]:
+                    # a ref is a keyed hash of the sha: a mismatch is an edited file
+                    raise CacheError(
+                        MSG_CACHE_SEALED.format(path=self.path, why="belongs to another image")
+                    )
+                _, _, n_faces, _, det_score, size, _ = row
                 found[sha] = CachedEmbedding(
                     image_sha256=sha,
                     n_faces=int(n_faces),
@@ -232,14 +359,14 @@ class EmbeddingCache:
         return found
 
     def put_many(self, entries: Sequence[CachedEmbedding], engine_key: str) -> None:
-        """Store entries in one transaction (all or none)."""
+        """Store entries in one transaction (all or none), each sealed."""
         now = datetime.now(timezone.utc).isoformat()
         rows = [
-            (
+            self._row(
                 e.image_sha256,
                 engine_key,
                 int(e.n_faces),
-                None if e.embedding is None else np.asarray(e.embedding, "<f4").tobytes(),
+                e.embedding,
                 e.failure,
                 None if np.isnan(e.det_score) else float(e.det_score),
                 None if np.isnan(e.face_size_px) else float(e.face_size_px),
@@ -249,8 +376,41 @@ class EmbeddingCache:
         ]
         with self._db:
             self._db.executemany(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             )
+
+    def rekey(self) -> int:
+        """Re-seal every entry under the installation's current data key (``lfr-eval keys
+        rotate-data``), image refs re-derived; returns how many entries (0: already current)."""
+        ring = load_key_ring()
+        if self._keys.key_id == ring.current:
+            return 0
+        new_keys = file_keys(self._cache_id, ring.current, what=f"embedding cache {self.path}")
+        new_sealer = Sealer(new_keys.seal)
+        n = 0
+        with self._db:
+            # DDL does not open a transaction by itself: one is opened, so a failure part-way
+            # leaves the file as it was
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE embeddings RENAME TO embeddings_old")
+            self._db.execute(_EMBEDDINGS_TABLE)
+            for row in self._db.execute(f"SELECT {_COLUMNS} FROM embeddings_old").fetchall():
+                sha, vector, failure = self._open(self._sealer, row)
+                _, key, n_faces, _, det, size, created = row
+                self._db.execute(
+                    "INSERT INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    self._row(
+                        sha, key, n_faces, vector, failure, det, size, created,
+                        keys=new_keys, sealer=new_sealer,
+                    ),
+                )  # fmt: skip
+                n += 1
+            self._db.execute("DROP TABLE embeddings_old")
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'key_id'", (new_keys.key_id,))
+        self._keys, self._sealer = new_keys, new_sealer
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("VACUUM")
+        return n
 
     def count(self, engine_key: str | None = None) -> int:
         """Number of cached entries (for one engine key, or all)."""
@@ -285,3 +445,52 @@ class EmbeddingCache:
         """Engine keys with at least one cached entry."""
         rows = self._db.execute("SELECT DISTINCT engine_key FROM embeddings ORDER BY 1").fetchall()
         return [r[0] for r in rows]
+
+
+#: The embeddings table of layout 2 (values sealed, rows found by keyed image refs).
+_EMBEDDINGS_TABLE = """CREATE TABLE IF NOT EXISTS embeddings (
+    image_ref TEXT NOT NULL,
+    engine_key TEXT NOT NULL,
+    n_faces INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    det_score REAL,
+    face_size_px REAL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (image_ref, engine_key))"""
+_COLUMNS = "image_ref, engine_key, n_faces, sealed, det_score, face_size_px, created"
+
+
+def _entry_ad(
+    ref: object, engine_key: object, n_faces: object, det: object, size: object, created: object
+) -> bytes:
+    """Associated data of an entry: its clear columns, so none can be edited or swapped."""
+    return associated_data("embedding", ref, engine_key, n_faces, det, size, created)
+
+
+def pack_entry(image_sha256: str, embedding: np.ndarray | None, failure: str | None) -> bytes:
+    """``sha length (2) | sha (utf-8) | has embedding (1) | dim (4) | float32s | failure``
+    (integers little-endian; the failure is ``0`` for none or ``1`` and its utf-8 text)."""
+    sha = image_sha256.encode("utf-8")
+    if embedding is None:
+        head, vector = b"\x00" + (0).to_bytes(4, "little"), b""
+    else:
+        flat = np.ascontiguousarray(embedding, "<f4").ravel()
+        head, vector = b"\x01" + flat.size.to_bytes(4, "little"), flat.tobytes()
+    tail = b"\x00" if failure is None else b"\x01" + failure.encode("utf-8")
+    return len(sha).to_bytes(2, "little") + sha + head + vector + tail
+
+
+def unpack_entry(data: bytes) -> tuple[str, np.ndarray | None, str | None]:
+    """Inverse of :func:`pack_entry`; ValueError on a malformed payload."""
+    n = int.from_bytes(data[:2], "little")
+    at = 2 + n
+    if len(data) < at + 6:
+        raise ValueError("is malformed")
+    sha = data[2:at].decode("utf-8")
+    has, dim = data[at], int.from_bytes(data[at + 1 : at + 5], "little")
+    start, end = at + 5, at + 5 + 4 * dim
+    if len(data) < end + 1 or has not in (0, 1) or (has == 0 and dim):
+        raise ValueError("is malformed")
+    vector = np.frombuffer(data[start:end], dtype="<f4").copy() if has else None
+    failure = None if data[end] == 0 else data[end + 1 :].decode("utf-8")
+    return sha, vector, failure

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import multiprocessing
+import os
 import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from lfr_eval.atrest import Sealer
 from lfr_eval.datasets._cache import CachedEmbedding, EmbeddingCache, engine_cache_key
 from lfr_eval.datasets._manifest import Manifest
 from lfr_eval.errors import ImageError
@@ -362,6 +364,9 @@ def _embed_on_cluster(
         if cache is None
         else cache.path.parent / "embedding-shards"
     )
+    # a cache's shards are sealed under its key (a later run resumes from them); temporary
+    # ones under a key that never leaves this process
+    sealer = Sealer(os.urandom(32)) if cache is None else cache.shard_sealer()
     resumed = 0
     try:
         for path, entries, from_earlier in embed_on_cluster(
@@ -371,6 +376,7 @@ def _embed_on_cluster(
             engine_key=key,
             face_choice=face_choice,
             shard_root=root,
+            sealer=sealer,
         ):
             useful = [e for e in entries if e.image_sha256 in wanted]
             if cache is not None:
@@ -431,10 +437,11 @@ def save_embeddings(
     The file holds, per image: ``path``, ``subject_id``, the attributes, ``image_sha256``,
     ``ok``, ``failure``, ``n_faces``, ``det_score``, ``face_size_px`` and the unit-norm
     embedding (zeros where ``ok`` is False); and the engine's models (with hashes), runtime and
-    cache key, so the file says what made it.
+    cache key, so the file says what made it. It is an export: the embeddings are in clear
+    (whoever receives the file needs them), so the file is made 0600 and protecting it further
+    is the user's part (README, "What is not protected").
     """
     import json
-    import os
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -461,6 +468,8 @@ def save_embeddings(
     table["face_size_px"] = embeddings.face_size_px
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp" + suffix)
+    # the file holds templates in clear (the user asked for them): owner-only from the start
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     if suffix == ".npz":
         arrays = {
             column: table[column].to_numpy(dtype=object if table[column].dtype == object else None)

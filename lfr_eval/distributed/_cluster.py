@@ -7,9 +7,9 @@ pairs and a picklable recipe for the engine; a worker builds the engine once per
 (:func:`worker_engine`, checked against the driver's engine cache key), reads the images
 **from its own filesystem** (the paths must resolve on every worker: a shared filesystem, or
 the same copy of the data set on each machine) and returns the embeddings (128 or 512 floats
-and a few numbers per image). The driver writes each finished task as a Parquet shard, merges
-it into the embedding cache and deletes it. Images never travel; embeddings never leave the
-driver's disk except as task results.
+and a few numbers per image). The driver writes each finished task as a Parquet shard, sealed
+under the cache's key, merges it into the embedding cache and deletes it. Images never travel;
+embeddings never leave the driver's disk except as task results.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lfr_eval.atrest import Sealer
 from lfr_eval.datasets._cache import CachedEmbedding, engine_cache_key
 from lfr_eval.errors import LfrError
 from lfr_eval.faces import FaceEngine
@@ -373,8 +374,10 @@ def embed_on_cluster(
     engine_key: str,
     face_choice: FaceChoice,
     shard_root: Path,
+    sealer: Sealer,
 ) -> Iterator[tuple[Path, list[CachedEmbedding], bool]]:
-    """Embed ``(path, sha256)`` jobs on a cluster, one Parquet shard per task.
+    """Embed ``(path, sha256)`` jobs on a cluster, one Parquet shard per task, sealed with
+    ``sealer`` (the embedding cache's :meth:`~lfr_eval.datasets.EmbeddingCache.shard_sealer`).
 
     Yields ``(shard path, entries, resumed)`` as shards finish: first the whole shards an
     earlier run left under ``shard_root`` (``resumed=True``, nothing recomputed), then the new
@@ -385,7 +388,7 @@ def embed_on_cluster(
     from lfr_eval.distributed._shards import finished_shards, shard_folder, shard_id, write_shard
 
     done: set[str] = set()
-    for path, entries in finished_shards(shard_root, engine_key):
+    for path, entries in finished_shards(shard_root, engine_key, sealer):
         done.update(e.image_sha256 for e in entries)
         yield path, entries, True
     remaining = sorted((sha, path) for path, sha in jobs if sha not in done)
@@ -434,7 +437,7 @@ def embed_on_cluster(
                     ) from exc
                 del pending[future.key]
                 future.release()
-                path = write_shard(folder / f"{name}.parquet", entries, engine_key)
+                path = write_shard(folder / f"{name}.parquet", entries, engine_key, sealer)
                 yield path, entries, False
         finally:
             client.cancel([f for f in pending.values() if not f.done()])

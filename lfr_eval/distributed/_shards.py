@@ -1,8 +1,13 @@
 """Parquet shards of embeddings, keyed by image sha256 and engine cache key.
 
-A shard holds what one task embedded: one row per image (``image_sha256``, ``n_faces``,
-``embedding`` or null, ``failure``, ``det_score``, ``face_size_px``) and, in the file's
-metadata, the engine cache key and the shard layout version. Shards live under
+A shard holds what one task embedded: one row per image (``n_faces``, ``det_score``,
+``face_size_px`` and ``sealed``: the image's sha256, its embedding or none, and the failure
+reason, sealed with AES-256-GCM as the embedding cache seals its entries, bound to the row's
+clear columns, its position and the shard's name) and, in the file's metadata, the engine cache
+key and the shard layout version. The driver seals with the key of the cache the shards merge
+into (:meth:`~lfr_eval.datasets.EmbeddingCache.shard_sealer`), so a run resumed later can open
+them; without a cache, with a key that lives in memory only (its shards are temporary anyway).
+A shard that does not open (another key, edited) counts as damaged. Shards live under
 ``<shard root>/<sha256 of the engine key>[:32]/<shard id>.parquet`` and are written to a
 temporary name then renamed, so a shard on disk is always whole. They are the hand-over from
 the cluster to the embedding cache: each is merged into the cache and then deleted; a run that
@@ -17,12 +22,12 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from lfr_eval.datasets._cache import CachedEmbedding
+from lfr_eval.atrest import Sealer, SealError, associated_data, private_dir
+from lfr_eval.datasets._cache import CachedEmbedding, pack_entry, unpack_entry
 
 #: Version of the shard layout; shards of another version are ignored (and recomputed).
-SHARD_VERSION = 1
+#: 2: entries sealed (1 held them in clear).
+SHARD_VERSION = 2
 _META_KEY = b"lfr_eval_shard"
 
 
@@ -37,8 +42,14 @@ def shard_id(image_hashes: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(image_hashes).encode()).hexdigest()[:32]
 
 
-def write_shard(path: Path, entries: Sequence[CachedEmbedding], engine_key: str) -> Path:
-    """Write entries as one Parquet shard, atomically (temporary file, then rename)."""
+def _row_ad(engine_key: str, name: str, i: int, n_faces: int, det: float, size: float) -> bytes:
+    return associated_data("shard", engine_key, name, i, n_faces, det, size)
+
+
+def write_shard(
+    path: Path, entries: Sequence[CachedEmbedding], engine_key: str, sealer: Sealer
+) -> Path:
+    """Write entries, sealed, as one Parquet shard, atomically (temporary file, then rename)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -46,34 +57,38 @@ def write_shard(path: Path, entries: Sequence[CachedEmbedding], engine_key: str)
     if len(dims) > 1:
         raise ValueError(f"embeddings of different lengths in one shard: {sorted(dims)}")
     dim = dims.pop() if dims else 0
-    flat = np.zeros((len(entries), dim), np.float32)
-    valid = np.zeros(len(entries), bool)
-    for i, entry in enumerate(entries):
-        if entry.embedding is not None:
-            flat[i], valid[i] = entry.embedding, True
-    values = pa.array(flat.ravel(), pa.float32())
-    embedding = pa.FixedSizeListArray.from_arrays(values, dim, mask=pa.array(~valid))
+    n_faces = [int(e.n_faces) for e in entries]
+    det = [float(e.det_score) for e in entries]
+    size = [float(e.face_size_px) for e in entries]
+    sealed = [
+        sealer.seal(
+            pack_entry(e.image_sha256, e.embedding, e.failure),
+            _row_ad(engine_key, path.stem, i, n_faces[i], det[i], size[i]),
+        )
+        for i, e in enumerate(entries)
+    ]
     table = pa.table(
         {
-            "image_sha256": pa.array([e.image_sha256 for e in entries], pa.string()),
-            "n_faces": pa.array([int(e.n_faces) for e in entries], pa.int64()),
-            "embedding": embedding,
-            "failure": pa.array([e.failure for e in entries], pa.string()),
-            "det_score": pa.array([float(e.det_score) for e in entries], pa.float64()),
-            "face_size_px": pa.array([float(e.face_size_px) for e in entries], pa.float64()),
+            "n_faces": pa.array(n_faces, pa.int64()),
+            "det_score": pa.array(det, pa.float64()),
+            "face_size_px": pa.array(size, pa.float64()),
+            "sealed": pa.array(sealed, pa.binary()),
         }
     )
     meta = json.dumps({"version": SHARD_VERSION, "engine_key": engine_key, "dim": dim})
     table = table.replace_schema_metadata({_META_KEY: meta.encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # owner-only from the start, like every file holding templates
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     pq.write_table(table, tmp)
     os.replace(tmp, path)
     return path
 
 
-def read_shard(path: Path, engine_key: str) -> list[CachedEmbedding] | None:
-    """A shard's entries, or None if it is unreadable or belongs to another engine/version."""
+def read_shard(path: Path, engine_key: str, sealer: Sealer) -> list[CachedEmbedding] | None:
+    """A shard's entries, or None if it is unreadable, belongs to another engine/version, or
+    does not open with ``sealer`` (another key, or edited)."""
     import pyarrow.parquet as pq
 
     try:
@@ -83,33 +98,23 @@ def read_shard(path: Path, engine_key: str) -> list[CachedEmbedding] | None:
         return None
     if meta.get("version") != SHARD_VERSION or meta.get("engine_key") != engine_key:
         return None
-    dim = int(meta["dim"])
-    column = table.column("embedding").combine_chunks()
-    valid = np.asarray(column.is_valid())
-    # .values keeps the slots under null rows (flatten() would drop them)
-    start = column.offset * dim
-    flat = column.values.to_numpy(zero_copy_only=False)[start : start + len(table) * dim]
-    vectors = flat.reshape(len(table), dim) if dim else np.zeros((len(table), 0), np.float32)
-    shas = table.column("image_sha256").to_pylist()
-    n_faces = table.column("n_faces").to_pylist()
-    failures = table.column("failure").to_pylist()
-    det = table.column("det_score").to_pylist()
-    size = table.column("face_size_px").to_pylist()
-    return [
-        CachedEmbedding(
-            image_sha256=shas[i],
-            n_faces=int(n_faces[i]),
-            embedding=vectors[i].copy() if valid[i] else None,
-            failure=failures[i],
-            det_score=float(det[i]),
-            face_size_px=float(size[i]),
-        )
-        for i in range(len(table))
-    ]
+    try:
+        n_faces = [int(x) for x in table.column("n_faces").to_pylist()]
+        det = [float(x) for x in table.column("det_score").to_pylist()]
+        size = [float(x) for x in table.column("face_size_px").to_pylist()]
+        sealed = table.column("sealed").to_pylist()
+        entries = []
+        for i, blob in enumerate(sealed):
+            ad = _row_ad(engine_key, path.stem, i, n_faces[i], det[i], size[i])
+            sha, vector, failure = unpack_entry(sealer.open(blob, ad))
+            entries.append(CachedEmbedding(sha, n_faces[i], vector, failure, det[i], size[i]))
+    except (KeyError, TypeError, ValueError, SealError):
+        return None
+    return entries
 
 
 def finished_shards(
-    root: str | os.PathLike[str], engine_key: str
+    root: str | os.PathLike[str], engine_key: str, sealer: Sealer
 ) -> Iterator[tuple[Path, list[CachedEmbedding]]]:
     """Every whole shard of ``engine_key`` under ``root`` (left by an earlier run).
 
@@ -121,7 +126,7 @@ def finished_shards(
     if not folder.is_dir():
         return
     for path in sorted(folder.glob("*.parquet")):
-        entries = read_shard(path, engine_key)
+        entries = read_shard(path, engine_key, sealer)
         if entries is None:
             path.unlink(missing_ok=True)
         else:
