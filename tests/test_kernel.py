@@ -3,6 +3,7 @@ merged exactly, resumable blocks, and the same candidates from SearchIndex and s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +225,7 @@ def test_resumable_blocks_equal_an_uninterrupted_run(data, tmp_path, monkeypatch
     # blocks in flight at the Ctrl-C may have finished too)
     assert kept == len(_block_files(folder)) and 3 <= kept < 10
     assert not list(folder.glob("*.tmp.*"))
+    assert os.stat(folder).st_mode & 0o077 == 0  # who each search found: owner-only
     counted.n = 0
     resumed = score_probes(probes, gal, k=5, thresholds=THRESHOLDS, work_dir=tmp_path)
     assert counted.n == 10 - kept  # only the unfinished blocks were scored

@@ -430,7 +430,11 @@ def score_probes(  # noqa: C901 - one loop with resume, memory map and Ctrl-C
             ),
         )
         folder = Path(work_dir) / key
-        folder.mkdir(parents=True, exist_ok=True)
+        # the blocks hold who each search found (subject codes, scores): owner-only (imported
+        # here: the live page's search path never loads the at-rest module)
+        from lfr_eval.atrest import private_dir
+
+        private_dir(folder)
         fs = filesystem_type(folder) if thr is not None else None
         if fs in ("tmpfs", "ramfs"):
             warnings.warn(
