@@ -2,7 +2,8 @@
 
 Repeat passes of one person are not independent: a person who draws false matches tends to draw
 them again. Treating n searches of s people as n independent trials makes intervals too short
-(the NPL design has about 400 people × 10 passes). The default interval of the workbench is the
+(the NPL design has about 400 people × 10 passes). The exact interval of the workbench (its
+one-sided bounds and claim verdicts; the two-sided default is below) is the
 **Korn–Graubard design-effect Clopper–Pearson interval** (Korn & Graubard 1998, "Confidence
 intervals for proportions with small expected number of positive counts estimated from survey
 data", *Survey Methodology* 24; the ``method="beta"`` interval of R's ``survey::svyciprop``):
@@ -48,11 +49,11 @@ The workbench's **default** two-sided interval for rates is the design-effect Je
 effect over 1 (the binomial part of the variance follows from the rate and needs no t quantile)
 and not at all at the lower end, each where enough people carry the variance (3 / 5; with
 fewer, the whole variance is reduced as above, except at the lower end where the data hold at
-most 5 effective errors: no reduction there), the exact lower end at exactly one error, and at
-both ends an effective number of searches never below Kish's effective number of people
-(independent people cannot make the rate vary more than people who each answer all their
-searches alike). Its one-sided bounds are the exact Korn–Graubard ones, raised to the envelope
-as above.
+most 5 effective errors: no reduction there), the exact (Clopper–Pearson) interval at exactly
+one observed error, both ends, and at both ends an effective number of searches never below
+Kish's effective number of people (independent people cannot make the rate vary more than
+people who each answer all their searches alike). Its one-sided bounds are the exact
+Korn–Graubard ones, raised to the envelope as above.
 
 Coverage of these intervals has been measured by seeded simulation with known truth across
 people 20–2,000, searches per person 1–100, intra-person correlation 0–0.5 and rates

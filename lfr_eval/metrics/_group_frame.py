@@ -185,8 +185,10 @@ class IdentificationFrame:
         One of :data:`CI_METHODS`.
         ``"design-effect-jeffreys"`` (default): the Jeffreys interval for the effective number
         of searches clustered by subject (:func:`~lfr_eval.metrics.design_effect_jeffreys`:
-        the small-sample t factor only on the between-person part of the variance), closer to
-        95% than the exact ends and with one-sided upper bounds still >= 0.94 by simulation.
+        the small-sample t factor only on the between-person part of the variance, the
+        effective number never below Kish's effective number of people, the exact interval at
+        exactly one error), closer to 95% than the exact ends and with one-sided upper bounds
+        still >= 0.94 by simulation.
         ``"korn-graubard"``: the same effective number with exact Clopper–Pearson ends
         (:func:`~lfr_eval.metrics.korn_graubard`; conservative). With no errors the bound
         is counted by people, not searches. ``"subject-bootstrap"``: percentile bootstrap over

@@ -537,8 +537,10 @@ def compare_group_rates(
     groups has a noisy rate of its own, which a t reference does not carry (the permutation
     path may use it because relabelling calibrates it), so it stays available by name only.
     From clustered totals alone the size cannot be brought into 0.03–0.07 this way; full
-    results use the permutation test (size 0.042–0.065). Neither could a between-person
-    variance common to the groups (Donner-type), pooled or from the other groups only, with or
+    results use the null bootstrap test over people (:func:`bootstrap_compare_groups`: size
+    0.031–0.058 on the same grid, ``benchmarks/results/null_bootstrap_groups.md``; the
+    permutation test by name: 0.042–0.065). Neither could a between-person variance common
+    to the groups (Donner-type), pooled or from the other groups only, with or
     without a Satterthwaite t (``benchmarks/results/rao_scott_candidates.md``: 0.009–0.155 on
     the grid, 0.002–0.174 where 5% of people draw 20x the errors): with each group's *true*
     rate variance a normal max-|z| test is still 0.077–0.094 in 5 of the 18 grid cells (ten or

@@ -5,8 +5,8 @@ An :class:`AggregateResult` holds, per threshold and per group, the counts behin
 watchlist-size scaling table; and failures to acquire per group. It holds no embeddings, no
 image names, no subject ids and no individual scores, so it can be shared or shipped as an
 example (``datasets/examples/``) even when the evaluation ran on real people's faces. Intervals
-are computed (clustered by subject: Korn–Graubard by default) *before* aggregation, so they stay
-clustered by subject without keeping the subjects.
+are computed (clustered by subject: design-effect Jeffreys by default) *before* aggregation, so
+they stay clustered by subject without keeping the subjects.
 
 Groups with fewer than ``min_subjects`` subjects can be withheld entirely
 (:meth:`AggregateResult.from_result`); :attr:`AggregateResult.withheld` lists what was withheld,
