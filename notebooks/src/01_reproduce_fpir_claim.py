@@ -276,8 +276,10 @@ table[["watchlist_size", "threshold", "fpir", "lower", "upper", "interval", "1 i
 # computed for that number. Only the between-person part of the spread is guessed from the people
 # seen, so only that part is widened for having few people (unless one to four people carry every
 # error: then all of it is, except the lower end where the data hold at most five *effective*
-# errors, errors ÷ design effect, whose count already puts it far below the rate); with no errors
-# the bound is counted by people. (The claim check
+# errors, errors ÷ design effect, whose count already puts it far below the rate). However much
+# it is widened, the effective number of searches is never below the effective number of
+# people, and at exactly one error the interval is the exact Clopper–Pearson one; with no
+# errors the bound is counted by people. (The claim check
 # uses the exact variant, `korn-graubard`, whose bound is never below 95%, raised to its
 # **envelope over fewer errors**: where one or two people carry the errors the plain bound is so
 # wide that a third person with an error would *lower* it, so the bound is the largest over the
