@@ -613,9 +613,8 @@ class EvaluationResult:
         meta["result_sha256"] = result_sha256(meta)
         if self.stored_sha256 is None:
             object.__setattr__(self, "_memo_sha256", meta["result_sha256"])
-        tmp = directory / (RESULT_FILE + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default))
-        os.replace(tmp, directory / RESULT_FILE)
+        text = json.dumps(meta, indent=2, sort_keys=True, default=_json_default)
+        _atomic_bytes(text.encode("utf-8"), directory / RESULT_FILE)
         return directory
 
     @property

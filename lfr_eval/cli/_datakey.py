@@ -118,7 +118,9 @@ def register(cli: click.Group) -> None:
             if label == "alert store":
                 opened.append((label, AlertStore(path)))
             elif label == "embedding cache":
-                opened.append((label, EmbeddingCache(path)))
+                cache = EmbeddingCache(path)
+                cache.verify()  # opening reads no entry: an edited one must stop it here too
+                opened.append((label, cache))
             else:
                 opened.append((label, Watchlist(path, create=False)))
         ring, old = rotate_key_ring()

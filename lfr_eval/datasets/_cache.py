@@ -21,14 +21,16 @@ sealed in place and vacuumed the first time it is opened.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 from typing_extensions import Self
@@ -66,10 +68,48 @@ MSG_CACHE_KEY = (
     "key ring: restore that key (LFR_EVAL_DATA_KEY_FILE), or delete the cache (embeddings will "
     "be recomputed) or use another --cache"
 )
+MSG_CACHE_META = (
+    "embedding cache {path} has no {what} in its meta table; the file was edited or damaged: "
+    "delete it (embeddings will be recomputed) or use another --cache"
+)
+MSG_CACHE_BUSY = (
+    "embedding cache {path} is in use by another process ({reason}) for longer than "
+    "{timeout:g} s, e.g. an evaluation or the app writing to it; try again when it is done"
+)
 MSG_CACHE_VERSION = (
     "embedding cache {path} has layout version {found}, this version of lfr-eval uses "
     "{expected}; delete the file (embeddings will be recomputed) or use another --cache"
 )
+
+
+#: Seconds a connection waits for another process's write (a batch, a migration, a vacuum).
+BUSY_TIMEOUT_S = 30.0
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _cache_error(path: Path, exc: sqlite3.DatabaseError) -> CacheError:
+    """The one-line error of an SQLite failure: busy (wait and retry) or unreadable (delete)."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return CacheError(MSG_CACHE_BUSY.format(path=path, reason=text, timeout=BUSY_TIMEOUT_S))
+    return CacheError(MSG_CACHE_UNREADABLE.format(path=path, reason=text))
+
+
+def _sqlite_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn an SQLite error of a cache method into a one-line :class:`CacheError`."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            cache = args[0]
+            assert isinstance(cache, EmbeddingCache)
+            raise _cache_error(cache.path, exc) from exc
+
+    return wrapper
 
 
 #: Engine attributes that change the embedding an image gets, beyond the model files.
@@ -167,13 +207,13 @@ class EmbeddingCache:
                 with contextlib.suppress(FileExistsError):
                     os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             private_file(self.path)
-            self._db = sqlite3.connect(self.path)
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA journal_mode=WAL")
             # purged entries are overwritten, not just unlinked
             self._db.execute("PRAGMA secure_delete = ON")
             self._create()
         except sqlite3.DatabaseError as exc:
-            raise CacheError(MSG_CACHE_UNREADABLE.format(path=self.path, reason=exc)) from exc
+            raise _cache_error(self.path, exc) from exc
 
     @classmethod
     def in_workspace(cls, workspace: str | os.PathLike[str] | None = None) -> EmbeddingCache:
@@ -202,20 +242,38 @@ class EmbeddingCache:
                     created TEXT NOT NULL)"""
             )
         if found == "1":
-            self._seal_layout_1()
-            return
-        self._use_keys(meta["cache_id"], meta["key_id"])
+            if self._seal_layout_1():
+                return
+            # another opener sealed it meanwhile (the app and the CLI starting together)
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        self._use_meta(meta)
         with self._db:
             self._db.execute(_EMBEDDINGS_TABLE)
 
-    def _new_meta(self) -> dict[str, str]:
+    def _new_meta(self, *, replace: bool = False) -> dict[str, str]:
+        """Write a new file's ids; without ``replace``, ids another opener has just written
+        win (both openers then use the same), and the meta as committed is returned."""
         meta = {
             "schema_version": str(CACHE_SCHEMA_VERSION),
             "cache_id": uuid.uuid4().hex,
             "key_id": load_key_ring().current,
         }
-        self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
-        return meta
+        verb = "REPLACE" if replace else "IGNORE"
+        self._db.executemany(f"INSERT OR {verb} INTO meta VALUES (?, ?)", list(meta.items()))
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def _use_meta(self, meta: dict[str, str]) -> None:
+        for what in ("cache_id", "key_id"):
+            if not meta.get(what):
+                raise CacheError(MSG_CACHE_META.format(path=self.path, what=what))
+        self._use_keys(meta["cache_id"], meta["key_id"])
+
+    def _refresh_keys(self) -> None:
+        """Follow a re-keying by another process (``keys rotate-data`` while this one holds
+        the file open): entries are then sealed and found under the file's current key."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'key_id'").fetchone()
+        if row is not None and row[0] != self._keys.key_id:
+            self._use_keys(self._cache_id, str(row[0]))
 
     def _use_keys(self, cache_id: str, key_id: str) -> None:
         self._cache_id = cache_id
@@ -228,13 +286,16 @@ class EmbeddingCache:
             raise CacheError(MSG_CACHE_KEY.format(path=self.path, key=key_id)) from None
         self._sealer = Sealer(self._keys.seal)
 
-    def _seal_layout_1(self) -> None:
+    def _seal_layout_1(self) -> bool:
         """Seal a layout-1 cache (embeddings and image hashes in clear) in place, then vacuum
-        it so no clear template stays in the file's free pages."""
+        it so no clear template stays in the file's free pages. False if another opener
+        sealed it between this one reading its layout and taking the write lock."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")  # all or nothing (see rekey)
-            meta = self._new_meta()
-            self._use_keys(meta["cache_id"], meta["key_id"])
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None or row[0] != "1":
+                return False
+            self._use_meta(self._new_meta(replace=True))
             self._db.execute("ALTER TABLE embeddings RENAME TO embeddings_v1")
             self._db.execute(_EMBEDDINGS_TABLE)
             rows = self._db.execute(
@@ -250,6 +311,7 @@ class EmbeddingCache:
             self._db.execute("DROP TABLE embeddings_v1")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.execute("VACUUM")
+        return True
 
     # ------------------------------------------------------------------ sealing
     def _ref(self, image_sha256: str) -> str:
@@ -281,9 +343,12 @@ class EmbeddingCache:
     ) -> tuple[str, np.ndarray | None, str | None]:
         """``(image sha256, embedding, failure)`` of a table row in column order."""
         ref, key, n_faces, sealed, det, size, created = row
+        if not isinstance(sealed, bytes):
+            # an edited column type (bytes(n) of an integer would allocate n bytes)
+            raise CacheError(MSG_CACHE_SEALED.format(path=self.path, why="is not a sealed value"))
         ad = _entry_ad(ref, key, n_faces, det, size, created)
         try:
-            return unpack_entry(sealer.open(sealed, ad))  # type: ignore[arg-type]
+            return unpack_entry(sealer.open(sealed, ad))
         except (SealError, ValueError) as exc:
             raise CacheError(MSG_CACHE_SEALED.format(path=self.path, why=exc)) from None
 
@@ -308,6 +373,7 @@ class EmbeddingCache:
         """Id of the data key the entries are sealed under (see ``lfr-eval keys data-status``)."""
         return self._keys.key_id
 
+    @_sqlite_errors
     def register_engine(self, engine_key: str, engine: FaceEngine) -> None:
         """Record which engine (models with hashes, runtime) a key stands for."""
         payload = json.dumps(
@@ -320,6 +386,7 @@ class EmbeddingCache:
                 (engine_key, payload, datetime.now(timezone.utc).isoformat()),
             )
 
+    @_sqlite_errors
     def get_many(self, hashes: Iterable[str], engine_key: str) -> dict[str, CachedEmbedding]:
         """Cached entries for these images under ``engine_key`` (missing ones are left out).
 
@@ -328,6 +395,7 @@ class EmbeddingCache:
         CacheError
             An entry does not open (the file was edited or damaged).
         """
+        self._refresh_keys()
         by_ref = {self._ref(sha): sha for sha in dict.fromkeys(hashes)}
         wanted = list(by_ref)
         found: dict[str, CachedEmbedding] = {}
@@ -358,27 +426,47 @@ class EmbeddingCache:
                 )
         return found
 
+    @_sqlite_errors
     def put_many(self, entries: Sequence[CachedEmbedding], engine_key: str) -> None:
         """Store entries in one transaction (all or none), each sealed."""
         now = datetime.now(timezone.utc).isoformat()
-        rows = [
-            self._row(
-                e.image_sha256,
-                engine_key,
-                int(e.n_faces),
-                e.embedding,
-                e.failure,
-                None if np.isnan(e.det_score) else float(e.det_score),
-                None if np.isnan(e.face_size_px) else float(e.face_size_px),
-                now,
-            )
-            for e in entries
-        ]
         with self._db:
+            # sealed under the file's key as of the write lock (another process may re-key)
+            self._db.execute("BEGIN IMMEDIATE")
+            self._refresh_keys()
+            rows = [
+                self._row(
+                    e.image_sha256,
+                    engine_key,
+                    int(e.n_faces),
+                    e.embedding,
+                    e.failure,
+                    None if np.isnan(e.det_score) else float(e.det_score),
+                    None if np.isnan(e.face_size_px) else float(e.face_size_px),
+                    now,
+                )
+                for e in entries
+            ]
             self._db.executemany(
                 "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             )
 
+    @_sqlite_errors
+    def verify(self) -> int:
+        """Open every entry; returns how many. Raises :class:`CacheError` at the first that
+        does not (edited, damaged, or under another key)."""
+        self._refresh_keys()
+        n = 0
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM embeddings"):
+            sha, _, _ = self._open(self._sealer, row)
+            if self._ref(sha) != row[0]:
+                raise CacheError(
+                    MSG_CACHE_SEALED.format(path=self.path, why="belongs to another image")
+                )
+            n += 1
+        return n
+
+    @_sqlite_errors
     def rekey(self) -> int:
         """Re-seal every entry under the installation's current data key (``lfr-eval keys
         rotate-data``), image refs re-derived; returns how many entries (0: already current)."""
@@ -392,6 +480,9 @@ class EmbeddingCache:
             # DDL does not open a transaction by itself: one is opened, so a failure part-way
             # leaves the file as it was
             self._db.execute("BEGIN IMMEDIATE")
+            self._refresh_keys()  # another process may have re-keyed it since it was opened
+            if self._keys.key_id == new_keys.key_id:
+                return 0
             self._db.execute("ALTER TABLE embeddings RENAME TO embeddings_old")
             self._db.execute(_EMBEDDINGS_TABLE)
             for row in self._db.execute(f"SELECT {_COLUMNS} FROM embeddings_old").fetchall():
@@ -412,6 +503,7 @@ class EmbeddingCache:
         self._db.execute("VACUUM")
         return n
 
+    @_sqlite_errors
     def count(self, engine_key: str | None = None) -> int:
         """Number of cached entries (for one engine key, or all)."""
         if engine_key is None:
@@ -422,11 +514,14 @@ class EmbeddingCache:
             ).fetchone()[0]
         )
 
+    @_sqlite_errors
     def purge_older_than(self, cutoff: datetime) -> int:
         """Delete entries computed before ``cutoff`` (aware datetime); returns how many.
 
         The cache has its own retention (see :mod:`lfr_eval.retention`): an evaluation's
-        embeddings are biometric data and are not kept for ever.
+        embeddings are biometric data and are not kept for ever. The entries kept are then
+        opened (:meth:`verify`), so one whose time was edited to outlive its retention is
+        reported (:class:`CacheError`), not kept unnoticed.
         """
         if cutoff.tzinfo is None:
             raise CacheError(f"cutoff {cutoff!r} has no time zone; give an aware datetime")
@@ -439,8 +534,10 @@ class EmbeddingCache:
         if removed:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.execute("VACUUM")
+        self.verify()
         return removed
 
+    @_sqlite_errors
     def engine_keys(self) -> list[str]:
         """Engine keys with at least one cached entry."""
         rows = self._db.execute("SELECT DISTINCT engine_key FROM embeddings ORDER BY 1").fetchall()
@@ -464,7 +561,12 @@ def _entry_ad(
     ref: object, engine_key: object, n_faces: object, det: object, size: object, created: object
 ) -> bytes:
     """Associated data of an entry: its clear columns, so none can be edited or swapped."""
-    return associated_data("embedding", ref, engine_key, n_faces, det, size, created)
+    return associated_data("embedding", ref, engine_key, n_faces, _real(det), _real(size), created)
+
+
+def _real(value: object) -> object:
+    """A REAL column's value as SQLite gives it back: it stores ``-0.0`` as the integer 0."""
+    return 0.0 if isinstance(value, float) and value == 0.0 else value
 
 
 def pack_entry(image_sha256: str, embedding: np.ndarray | None, failure: str | None) -> bytes:
