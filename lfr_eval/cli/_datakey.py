@@ -160,9 +160,12 @@ def _store_key(label: str, path: Path) -> str | None:
         return None
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        row = con.execute("SELECT value FROM meta WHERE key = 'key_id'").fetchone()
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.Error:
         return None
     finally:
         con.close()
-    return None if row is None else str(row[0])
+    if "key_id" not in meta and meta.get("schema_version") == "1":
+        # written by a version that kept it in clear: say so, not "no store"
+        return "not sealed (older layout; sealed when next opened)"
+    return None if "key_id" not in meta else str(meta["key_id"])
