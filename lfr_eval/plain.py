@@ -279,8 +279,17 @@ def plain_rate(
 
 
 def _significant(value: float) -> str:
-    """Three significant figures, so a positive number never reads 0 (``"1.23e-05"``)."""
-    return "0" if value == 0 else f"{value:.3g}"
+    """Three significant figures, so a positive number never reads 0 (``"1.23e-05"``) and a
+    share below 1 never reads 1 (``"0.9996"``: an identification rate's upper end with
+    misses seen is not "1")."""
+    if value == 0:
+        return "0"
+    text = f"{value:.3g}"
+    digits = 3
+    while text == "1" and value < 1 and digits < 8:
+        digits += 1
+        text = f"{value:.{digits}g}"
+    return "more than 0.9999999" if text == "1" and value < 1 else text
 
 
 def rate_cell(

@@ -165,18 +165,22 @@ class ScaledFpir:
         """One line naming the estimator, the interval method and any extrapolation."""
         from lfr_eval.operational import one_in_n  # imported here: it loads scipy.stats
         conf = "" if math.isnan(self.confidence) else f"{self.confidence:.0%} "
+        # "+ 0.0": a table written before the pooled map returned +0.0 holds -0.0 ("-0")
+        fpir, pooled = self.fpir + 0.0, None if self.pooled_fpir is None else self.pooled_fpir + 0.0
+        # no false match: "0 (none)" once, not "0 (0 (none))"
+        point = one_in_n(fpir) if fpir == 0 else f"{fpir:.3g} ({one_in_n(fpir)})"
         text = (
             f"FPIR at N = {self.watchlist_size:,}, T = {self.grid_threshold:g}: "
-            f"{self.fpir:.3g} ({one_in_n(self.fpir)}), {conf}interval {self.lower:.3g}–"
+            f"{point}, {conf}interval {self.lower:.3g}–"
             f"{self.upper:.3g} [{self.interval}]; "
             + one_sided_bound_text(self.upper_bound, self.confidence, self.interval)
             + "; estimator: "
             f"{self.estimator or 'not recorded (a scaling table made before it was)'}"
         )
-        if self.extrapolated and self.pooled_fpir is not None:
+        if self.extrapolated and pooled is not None:
             text += (
                 f"; EXTRAPOLATION x{self.extrapolation:.3g} beyond the fillers measured: "
-                f"per-person model {self.fpir:.3g}, pooled model {self.pooled_fpir:.3g}"
+                f"per-person model {fpir:.3g}, pooled model {pooled:.3g}"
             )
         if self.off_grid:
             text += f"; threshold {self.threshold:g} {OFF_GRID_RULE}"

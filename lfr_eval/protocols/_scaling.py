@@ -104,7 +104,7 @@ def hypergeometric_fpir(
     logs = _log_choose_ratio(
         total[None, :, None], np.asarray(counts, dtype=np.float64), draws[None, :, None]
     )
-    out: np.ndarray = -np.expm1(logs.sum(axis=1))
+    out: np.ndarray = 0.0 - np.expm1(logs.sum(axis=1))
     return out
 
 
@@ -115,7 +115,7 @@ def plug_in_fpir(counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray, n: i
         log_no_match = np.log1p(-np.minimum(fmr, 1.0))
     exponent = (int(n) * np.asarray(shares, dtype=np.float64))[None, :, None]
     total = np.where(exponent > 0, exponent * log_no_match, 0.0).sum(axis=1)
-    out: np.ndarray = -np.expm1(total)
+    out: np.ndarray = 0.0 - np.expm1(total)
     return out
 
 
@@ -126,7 +126,8 @@ def pooled_fpir(counts: np.ndarray, sizes: np.ndarray, shares: np.ndarray, n: in
     with np.errstate(divide="ignore"):
         log_no_match = np.log1p(-np.minimum(fmr, 1.0))
     exponent = (int(n) * np.asarray(shares, dtype=np.float64))[:, None]
-    out: np.ndarray = -np.expm1(np.where(exponent > 0, exponent * log_no_match, 0.0).sum(axis=0))
+    total = np.where(exponent > 0, exponent * log_no_match, 0.0).sum(axis=0)
+    out: np.ndarray = 0.0 - np.expm1(total)
     return out
 
 
@@ -636,7 +637,8 @@ def pooled_map_from_rates(
     with np.errstate(divide="ignore"):
         log_none = np.log1p(-scaled)
     exponent = (int(n) * w)[None, :, None]
-    out: np.ndarray = -np.expm1(np.where(exponent > 0, exponent * log_none, 0.0).sum(axis=1))
+    # 0.0 - expm1: no FMR at all gives +0.0, not -0.0 (printed "-0" in scaling.csv and claims)
+    out: np.ndarray = 0.0 - np.expm1(np.where(exponent > 0, exponent * log_none, 0.0).sum(axis=1))
     return out
 
 
