@@ -63,7 +63,8 @@ if TYPE_CHECKING:
 
 MSG_WATCHLIST_MISMATCH = (
     "the claim is about a watchlist of {claim:,} but the searches ran against {data:,}; pass "
-    "{option} to scale the bound with FPIR(N) = 1 - (1 - FMR)^N, or measure at the claimed size"
+    "{option} to scale the bound (the results' filler-gallery scaling at that N where they hold "
+    "it, else FPIR(N) = 1 - (1 - FMR)^N with one pooled rate), or measure at the claimed size"
 )
 #: How the Python API names the switch that allows scaling (the CLI names its flag instead).
 SCALE_OPTION_API = "scale_watchlist=True"

@@ -161,3 +161,26 @@ def test_claim_bound_with_one_person_carrying_the_errors_respects_independent_pe
     bound = float(fpir_upper_bound(errors, searches).ci_high[0])
     assert math.isfinite(bound)
     assert bound <= 2 * float(worst[0]), (bound, float(worst[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The watchlist-mismatch hint named a formula the CLI does not use
+
+
+def test_watchlist_mismatch_hint_names_the_filler_gallery_scaling() -> None:
+    """``claim --watchlist-size 10000`` without ``--scale-watchlist`` (LFW subset, N = 94)
+    exited 14 saying "pass --scale-watchlist to scale the bound with FPIR(N) = 1 - (1 -
+    FMR)^N"; with the flag the CLI reads the results' filler-gallery scaling at that N (the
+    report's scaling table) and uses the pooled formula only where the table lacks the N."""
+    from lfr_eval.claims import Claim, check_fpir_claim
+    from lfr_eval.errors import MetricInputError
+
+    claim = Claim.one_in(6000, watchlist_size=10_000, threshold=0.6)
+    with pytest.raises(MetricInputError) as info:
+        check_fpir_claim(
+            claim, false_positives=0, non_mated_searches=500, watchlist_size=94,
+            scale_option="--scale-watchlist",
+        )  # fmt: skip
+    message = str(info.value)
+    assert "--scale-watchlist" in message
+    assert "filler-gallery scaling" in message, message
