@@ -8,7 +8,11 @@ repeat passes of one person are not independent), raised to its **envelope over 
 positives** (:func:`lfr_eval.metrics.monotone_upper_bound`: the largest plain bound over the same
 data with fewer of them among the people with the most, so one more false positive rarely lowers
 it, and then slightly, where the plain bound could fall 3×; from an aggregate written before
-that, the verdict says its bound is not monotone); only bare counts without subjects get the
+that, the verdict says its bound is not monotone) and **capped at the bound counted by people**
+(:func:`lfr_eval.metrics._clustered.capped_by_people`: the bound if each person answered all
+their searches alike, which no data of independent people can exceed; without it one person
+with several false positives put the bound at "1 in 2" where the two-sided interval's upper
+end was 1 in 29); only bare counts without subjects get the
 search-level Clopper–Pearson bound, and the verdict says so. Measured by seeded simulation
 (``benchmarks/bench_stats_grid.py``), a false claim is called "supported" at most about 5% of the
 time across clustering levels (a search-level bound did so in up to 77% of data sets).
@@ -45,6 +49,7 @@ from lfr_eval.metrics._clustered import (
     KORN_GRAUBARD_MONOTONE,
     KORN_GRAUBARD_NOT_MONOTONE,
     KORN_GRAUBARD_ONE_PERSON,
+    PEOPLE_CAP_SUFFIX,
     ClusteredRate,
     ClusterSummary,
     korn_graubard,
@@ -729,6 +734,15 @@ def check_fpir_claim(
 def _bound_note(method: str, *, explain: bool = True) -> str:
     """What the bound's name adds about the clustered bound's variant (``ClaimCheck.method``);
     ``explain=False``: the name without the explanation."""
+    if method.endswith(PEOPLE_CAP_SUFFIX):
+        # before "counted by people" below: this bound saw false positives
+        base = _bound_note(method[: -len(PEOPLE_CAP_SUFFIX)], explain=explain)
+        if not explain:
+            return base + ", at most the bound counted by people"
+        return base + (
+            ", at most the bound if each person's searches all agreed (Kish's effective "
+            "number of people): independent people cannot make the rate vary more"
+        )
     # not "people" alone: the envelope's own label ends "(top people)"
     if method == KORN_GRAUBARD_ALL_ERRORS:
         return ", counted by people as every search was a false positive"

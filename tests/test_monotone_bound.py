@@ -24,7 +24,12 @@ from lfr_eval.metrics import (
     korn_graubard,
     summarise_clusters,
 )
-from lfr_eval.metrics._clustered import design_effect_interval, top_people
+from lfr_eval.metrics._clustered import (
+    PEOPLE_CAP_SUFFIX,
+    design_effect_interval,
+    fractional_clopper_pearson,
+    top_people,
+)
 
 DESIGNS = [(2000, 10), (200, 3), (50, 20)]
 
@@ -37,6 +42,15 @@ def _bounds(errors: np.ndarray, trials: np.ndarray) -> np.ndarray:
 def _plain(errors: np.ndarray, trials: np.ndarray) -> np.ndarray:
     """The plain Korn–Graubard one-sided bound (no envelope) of each column."""
     return design_effect_interval(summarise_clusters(errors, trials), sided="upper").ci_high
+
+
+def _people_cap(errors: np.ndarray, trials: np.ndarray) -> float:
+    """The one-sided 95% bound counted by people (:func:`~lfr_eval.metrics.capped_by_people`):
+    the rate's errors over Kish's effective number of people, as if each answered alike."""
+    total = float(trials.sum())
+    k = min(total, total**2 / float((trials.astype(float) ** 2).sum()))
+    rate = float(errors.sum()) / total
+    return float(fractional_clopper_pearson(np.array([rate * k]), np.array([k]), 0.0, 0.05)[1][0])
 
 
 def _steps(s: int, order: list[int]) -> np.ndarray:
@@ -104,7 +118,8 @@ def test_envelope_equals_the_exhaustive_maximum(
     people: int, searches: int, errors: list[int], unequal: list[int] | None
 ) -> None:
     """The bound is the max of the plain bound over *every* data set with fewer errors per
-    person (which is monotone by construction), computed here by brute force."""
+    person (which is monotone by construction), computed here by brute force, capped at the
+    bound counted by people (itself monotone: it grows with the errors)."""
     trials = np.full(people, searches)
     if unequal is not None:
         trials[: len(unequal)] = unequal
@@ -114,19 +129,23 @@ def test_envelope_equals_the_exhaustive_maximum(
     every = np.zeros((people, subsets.shape[1]))
     every[: len(errors)] = subsets
     exhaustive = float(_plain(every, trials).max())
+    cap = _people_cap(x, trials)
     bound = korn_graubard(x, trials, sided="upper")
-    assert bound.ci_high[0] == pytest.approx(exhaustive, rel=1e-9)
-    assert bound.method[0] == KORN_GRAUBARD_MONOTONE
-    # it only ever raises the plain bound, so its coverage is at least the plain bound's
-    assert bound.ci_high[0] >= float(_plain(x[:, None], trials)[0])
+    assert bound.ci_high[0] == pytest.approx(min(exhaustive, cap), rel=1e-9)
+    capped = KORN_GRAUBARD_MONOTONE + PEOPLE_CAP_SUFFIX
+    assert bound.method[0] == (capped if cap < exhaustive else KORN_GRAUBARD_MONOTONE)
+    # it only ever raises the plain bound, unless the cap (itself a bound) is lower
+    assert bound.ci_high[0] >= min(float(_plain(x[:, None], trials)[0]), cap) * (1 - 1e-12)
 
 
 def test_hand_example_no_claim_is_supported_by_more_spread_false_positives() -> None:
     """2,000 people x 10 searches, each false positive in another person: the plain bound was
     0.0015 / 0.0023 / 0.0024 / 0.00073 / 0.00065 with 0 / 1 / 2 / 3 / 5, so "<= 1 in 1,000"
-    was supported with 5 false positives and not with 1. The monotone truth: from two people
-    on the bound stays at the two-person bound (about 0.0024) until the data's own bound
-    exceeds it, and "<= 1 in 1,000" is supported with neither."""
+    was supported with 5 false positives and not with 1. The envelope holds the two-person
+    bound (about 0.0024) from two people on; the cap at the bound counted by people (each
+    person answering all ten searches alike: k / 10 errors in 2,000) is lower from one false
+    positive on and grows with each: 0.00159, 0.00168, ... 0.00212 with 7. "<= 1 in 1,000" is
+    supported with none of them."""
     people, searches = 2000, 10
     subjects = np.repeat(np.arange(people), searches).astype(str)
 
@@ -147,12 +166,18 @@ def test_hand_example_no_claim_is_supported_by_more_spread_false_positives() -> 
     bounds = [check(k, 1000)[1] for k in range(8)]
     _assert_never_falls(np.array(bounds), "hand example")
     assert bounds[0] == pytest.approx(0.0015, abs=5e-5)
-    assert bounds[1] == pytest.approx(0.0023, abs=5e-5)
-    assert bounds[5] == pytest.approx(bounds[2], rel=1e-9) == pytest.approx(0.00237, abs=5e-5)
+    trials = np.full(people, searches)
+    for k in range(1, 8):
+        spread = np.zeros(people)
+        spread[:k] = 1
+        assert bounds[k] == pytest.approx(_people_cap(spread, trials), rel=1e-9)
+        assert bounds[k] < 0.0024  # below the envelope's two-person bound
+    assert bounds[1] == pytest.approx(0.00159, abs=5e-6)
+    assert bounds[7] == pytest.approx(0.00212, abs=5e-6)
     for k in (1, 5):
         supported, _, method = check(k, 1000)
-        assert not supported and method == KORN_GRAUBARD_MONOTONE
-    # a claim the two-person bound meets is supported with every count up to 7
+        assert not supported and method == KORN_GRAUBARD_MONOTONE + PEOPLE_CAP_SUFFIX
+    # a claim the capped bound meets is supported with every count up to 7
     assert all(check(k, 400)[0] for k in range(8))
 
 

@@ -129,20 +129,6 @@ def test_cli_claim_checks_a_claim_on_the_shipped_aggregate(
 # The claim's one-sided bound far above what independent people allow
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the claim bound (korn_graubard sided='upper', envelope over fewer errors) has no floor "
-        "at Kish's effective number of people, unlike the two-sided default: on the LFW subset "
-        "(40 false positives in 811 searches from 520 people at T = 0.93, 12 of them in one "
-        "person's 33 searches) claim printed a one-sided 95% bound of 0.476 ('1 in 2.1') "
-        "against the two-sided 95% interval 0.0251-0.0871 of the same report; the envelope "
-        "member 'that person alone' gives it. Here, one person of 520 with 12 of 33: bound "
-        "0.476, while every person's searches all alike (Kish's 275.8 people) gives 0.033 and "
-        "the two-sided default 0.0345; a floor changes every claim verdict's coverage figures, "
-        "so it is for the review board"
-    ),
-)
 def test_claim_bound_with_one_person_carrying_the_errors_respects_independent_people() -> None:
     """One person of 520 has 12 false positives in 33 searches; 519 others (778 searches) have
     none. People are independent, so the rate's variance is at most its value when each

@@ -43,6 +43,18 @@ measured in ``benchmarks/results/monotone_envelope.md``. What it needs beyond th
 tables of frames and aggregates; a summary without them (an aggregate written before) gives the
 plain bound, labelled :data:`KORN_GRAUBARD_NOT_MONOTONE`.
 
+**The cap counted by people** (:func:`capped_by_people`, since stop 25): every one-sided bound
+is at most the exact bound of the same rate over Kish's effective number of people, the bound
+if each person answered all their searches alike: independent people cannot make the rate vary
+more than that. Where one or two people carry the errors the envelope took the bound of those
+people alone with about 1 degree of freedom (one person of 520 with 12 of 33 searches: 0.476,
+"1 in 2.1", against a two-sided upper end of 0.035 on the same data); the cap puts it at
+0.033. The cap grows with the errors, so the bound stays nearly monotone; its label says so
+(:data:`PEOPLE_CAP_SUFFIX`). Measured: claim false support unchanged (at most 0.053), power at
+a reachable claim 0.11–0.26 where it was 0.006–0.026 under clustering
+(``benchmarks/results/stats_groups_claims.md``); one-sided grid coverage in
+``benchmarks/results/stats_grid.md``.
+
 The workbench's **default** two-sided interval for rates is the design-effect Jeffreys interval
 (:func:`design_effect_jeffreys`): the same effective sample size with Jeffreys ends, and the
 ``(z / t)^2`` reduction applied at the upper end only to the between-person excess of the design
@@ -84,6 +96,12 @@ MIN_PEOPLE_FOR_EXCESS = 3.0
 
 #: Method label of the design-effect interval (Korn & Graubard 1998).
 KORN_GRAUBARD = "korn-graubard"
+#: One-sided bounds are never above the bound counted by Kish's effective number of people
+#: (:func:`capped_by_people`), the two-sided default's floor (``people_floor`` of
+#: :func:`design_effect_interval`) at the one-sided bound.
+ONE_SIDED_PEOPLE_CAP = True
+#: What a one-sided bound lowered to that cap appends to its label.
+PEOPLE_CAP_SUFFIX = ", at most the bound counted by people (Kish)"
 #: Label where no search (or every search) is an error: the bound is counted by people.
 KORN_GRAUBARD_NO_ERRORS = "korn-graubard (no errors: counted by people)"
 KORN_GRAUBARD_ALL_ERRORS = "korn-graubard (all errors: counted by people)"
@@ -843,8 +861,54 @@ def monotone_upper_bound(summary: ClusterSummary, confidence: float = 0.95) -> C
         observed rate equals the envelope. A summary without the top people's counts gives
         the plain bound labelled :data:`KORN_GRAUBARD_NOT_MONOTONE`, never silently.
     """
-    return monotone_high(
+    raised = monotone_high(
         summary, lambda part: design_effect_interval(part, confidence, sided="upper"), confidence
+    )
+    return capped_by_people(summary, raised, confidence) if ONE_SIDED_PEOPLE_CAP else raised
+
+
+def capped_by_people(
+    summary: ClusterSummary, bound: ClusteredRate, confidence: float = 0.95
+) -> ClusteredRate:
+    """A one-sided upper bound lowered, where above it, to the bound counted by people.
+
+    The cap is the one-sided Clopper–Pearson bound of ``p K`` errors in ``K`` trials, with
+    ``K = min(n, (sum n_i)^2 / sum n_i^2)`` (Kish's effective number of people): the bound if
+    every person answered all their searches alike. People are independent, so the rate's
+    variance is at most ``sum_i n_i^2 p_i (1 - p_i) / n^2``, at most ``p (1 - p) / K`` when the
+    searches per person do not depend on the person's rate; no data set of independent people
+    varies more than that, and with equal searches per person it is the exact bound of a
+    binomial count of people. A design-effect bound above the cap rests on a variance that
+    the data cannot have: one or two people carrying the errors leave it about 1 degree of
+    freedom, and the ``(t / z)^2`` factor then shrinks ``n_eff`` up to 25×, far below the
+    people (one person of 520 with 12 of their 33 searches false matches: 0.476, where the cap
+    is 0.033; the two-sided default's upper end, which takes the same floor, 0.035).
+
+    The cap grows with the errors at a fixed ``K``, so a nearly monotone bound stays nearly
+    monotone; it is never above the bound, so it is taken only where the bound is higher.
+    Entries it lowers get :data:`PEOPLE_CAP_SUFFIX` on their label and ``effective_trials``
+    ``K``. Calibration: one-sided coverage on the grid and the lambs designs, claim false
+    support and power (``benchmarks/results/stats_grid.md``, ``stats_groups_claims.md``,
+    ``upper_end_onesided.md``).
+    """
+    total = float(bound.trials)
+    people = float(summary.effective_people)
+    if total <= 0 or bound.n_subjects == 0 or not np.isfinite(people) or people <= 0:
+        return bound
+    _, a_high = _tails(confidence, "upper")
+    k = min(total, people)
+    rate = np.asarray(bound.rate, dtype=np.float64)
+    _, cap = fractional_clopper_pearson(rate * k, np.full_like(rate, k), 0.0, a_high)
+    lowered = np.isfinite(cap) & (cap < bound.ci_high * (1 - 1e-12))
+    if not lowered.any():
+        return bound
+    method = bound.method.astype(object).copy()
+    method[lowered] = [str(name) + PEOPLE_CAP_SUFFIX for name in method[lowered]]
+    return replace(
+        bound,
+        ci_high=np.where(lowered, cap, bound.ci_high),
+        effective_trials=np.where(lowered, k, bound.effective_trials),
+        method=method,
     )
 
 

@@ -284,7 +284,8 @@ table[["watchlist_size", "threshold", "fpir", "lower", "upper", "interval", "1 i
 # **envelope over fewer errors**: where one or two people carry the errors the plain bound is so
 # wide that a third person with an error would *lower* it, so the bound is the largest over the
 # same data with fewer errors among the people with the most — one more false positive rarely
-# lowers it, and then slightly.)
+# lowers it, and then slightly — and never above the bound counted by people, as if each person
+# answered all their searches alike, which independent people cannot exceed.)
 
 # %%
 # search-level Clopper-Pearson only by name, beside the default clustered by person
