@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from lfr_eval.protocols import ScaledFpir
+    from lfr_eval.report import AggregateResult
 
 MSG_WATCHLIST_MISMATCH = (
     "the claim is about a watchlist of {claim:,} but the searches ran against {data:,}; pass "
@@ -880,6 +881,101 @@ def check_fpir_claim_by_group(
         if (checks[label].n_subjects or 0) < min_subjects:
             small.append(label)
     return GroupClaimChecks(overall, attribute, checks, tuple(small))
+
+
+def aggregate_claim_threshold(claim: Claim, grid: ArrayLike) -> float:
+    """The threshold of an aggregate's grid a claim is checked at: the claim's own when the grid
+    holds it, else the nearest grid value **below** it. An aggregate keeps counts at its grid
+    only, and a lower threshold can only add false positives, so the check is conservative
+    (never the value above, which would drop some).
+
+    Raises
+    ------
+    MetricInputError
+        The claim names no threshold, or it lies below the grid's lowest threshold.
+    """
+    if claim.threshold is None:
+        raise MetricInputError("the claim names no threshold to count false positives at")
+    values = np.sort(np.asarray(grid, dtype=np.float64))
+    at_or_below = values[values <= float(claim.threshold) + 1e-9]
+    if at_or_below.size == 0:
+        raise MetricInputError(
+            f"the claim's threshold {claim.threshold:g} is below the aggregate's lowest "
+            f"threshold {values[0]:g}: it holds no count there (aggregate the results again "
+            "with a wider grid)"
+        )
+    return float(at_or_below[-1])
+
+
+def check_fpir_claim_on_aggregate(
+    claim: Claim,
+    aggregate: AggregateResult,
+    *,
+    attribute: str | None = None,
+    scale_watchlist: bool = False,
+    scale_option: str = SCALE_OPTION_API,
+) -> ClaimCheck | GroupClaimChecks:
+    """Check a claim against an aggregate's figures alone (no per-person data), overall or, with
+    ``attribute``, overall and within each of its groups (as :func:`check_fpir_claim_by_group`).
+
+    The bound is clustered by person from each rates row's sufficient statistics (variance,
+    degrees of freedom, Kish's effective people, the top people's counts), so it equals the
+    bound checked from the full results at the same threshold; an aggregate written before they
+    were recorded gives the bound for independent searches, and the check says so. The
+    threshold is :func:`aggregate_claim_threshold` (the claim's, or the grid value just below);
+    a claim about another N reads the aggregate's scaling table at that N
+    (:func:`claim_scaled_fpir`). Groups the aggregate withheld (too few people) cannot be
+    checked; :attr:`AggregateResult.withheld` names them.
+
+    Raises
+    ------
+    MetricInputError
+        No threshold, one below the grid, an attribute the aggregate does not hold, or the
+        checks' own errors (another N without ``scale_watchlist``).
+    """
+    from dataclasses import replace as _replace
+
+    from lfr_eval.report import ALL
+
+    at = aggregate_claim_threshold(claim, aggregate.thresholds)
+    claim = _replace(claim, threshold=at)
+    if attribute is not None and attribute not in aggregate.attributes:
+        raise MetricInputError(
+            f"no attribute {attribute!r} in this aggregate; it has {list(aggregate.attributes)}"
+        )
+    same_n = claim.watchlist_size is None or claim.watchlist_size == aggregate.watchlist_size
+    # another N only when allowed, as check_fpir_claim asks of the full results
+    table = aggregate.scaling if scale_watchlist and not same_n else None
+
+    def one(attr: str, group: str) -> ClaimCheck:
+        rows = aggregate.at_threshold(at)
+        row = rows[
+            (rows["metric"] == "fpir") & (rows["attribute"] == attr) & (rows["group"] == group)
+        ]
+        if not len(row):
+            raise MetricInputError(f"the aggregate holds no FPIR row for {attr} = {group}")
+        r = row.iloc[0]
+        return check_fpir_claim(
+            claim,
+            false_positives=int(r["errors"]),
+            non_mated_searches=int(r["n_searches"]),
+            watchlist_size=int(aggregate.watchlist_size),
+            n_subjects=int(r["n_subjects"]),
+            cluster_summary=aggregate.cluster_summary(at, "fpir", attr, group),
+            scale_watchlist=scale_watchlist,
+            scale_option=scale_option,
+            scaled_fpir=claim_scaled_fpir(table, claim, attr, group),
+        )
+
+    overall = one(ALL, ALL)
+    if attribute is None:
+        return overall
+    rates = aggregate.rates
+    labels = rates[(rates["metric"] == "fpir") & (rates["attribute"] == attribute)]["group"]
+    checks = {str(g): one(attribute, str(g)) for g in sorted(set(labels.astype(str)))}
+    # the same rule as check_fpir_claim_by_group's default
+    small = tuple(g for g, c in checks.items() if (c.n_subjects or 0) < 20)
+    return GroupClaimChecks(overall, attribute, checks, small)
 
 
 def claim_scaled_fpir(

@@ -105,24 +105,60 @@ def test_table_cell_upper_end_below_one_does_not_read_one() -> None:
 # The CLI claim refuses the shipped aggregate
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "lfr-eval claim reads only full results (load_result): on the shipped aggregate "
-        "datasets/examples/lfw_dlib_example it exits 11 'not an evaluation results folder (no "
-        "result.json); run lfr-eval evaluate', although lfr-eval report accepts that folder, the "
-        "README says a claim checked from an aggregate equals one from the full results "
-        "(top_people kept) and the threshold explorer checks claims on aggregates "
-        "(check_fpir_claim(cluster_summary=...)); the CLI needs the same path, with the "
-        "threshold read at the grid value at or below it and --by over the aggregate's groups"
-    ),
-)
 def test_cli_claim_checks_a_claim_on_the_shipped_aggregate(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """``lfr-eval claim`` on the shipped aggregate exited 11 ("not an evaluation results
+    folder"), although ``report`` accepts it and the explorer checks claims on aggregates. It
+    now checks it from the aggregate's figures (clustered by person from each rates row), the
+    verdict the library gives (:func:`lfr_eval.claims.check_fpir_claim_on_aggregate`)."""
+    from lfr_eval.claims import Claim, check_fpir_claim_on_aggregate
+    from lfr_eval.report import AggregateResult
+
     code, out, err = run(capsys, "claim", EXAMPLE, "--one-in", "100", "--threshold", "0.945")
-    assert code == 0, (code, out, err)
-    assert "13 false positives in 2,299 non-mated searches" in out, out
+    assert "13 false positives in 2,299 non-mated searches" in out, (out, err)
+    agg = AggregateResult.load(EXAMPLE)
+    check = check_fpir_claim_on_aggregate(Claim.one_in(100, threshold=0.945), agg)
+    assert code == (0 if check.supported else 1), (code, out, err)
+    assert f"{check.upper_bound:.3g}" in out
+    # a threshold between grid values is read at the one below (more false positives), said so
+    code, out, _ = run(capsys, "claim", EXAMPLE, "--one-in", "100", "--threshold", "0.946")
+    assert "checked at 0.945" in out and code in (0, 1)
+    # --by checks every group the aggregate holds and names the ones it withheld
+    code, out, _ = run(
+        capsys, "claim", EXAMPLE, "--one-in", "100", "--threshold", "0.945", "--by", "ethnicity"
+    )
+    assert code == 1 and "ethnicity = caucasian" in out and "withheld from the aggregate" in out
+    # below the grid: no count there, a one-line refusal
+    code, _, err = run(capsys, "claim", EXAMPLE, "--one-in", "100", "--threshold", "0.5")
+    assert code != 0 and "below the aggregate's lowest threshold" in err
+    # another N needs consent here too
+    code, _, err = run(
+        capsys, "claim", EXAMPLE, "--one-in", "6000", "--threshold", "0.99",
+        "--watchlist-size", "10000",
+    )  # fmt: skip
+    assert code == 14 and "--scale-watchlist" in err
+
+
+def test_aggregate_claim_equals_the_full_results_claim() -> None:
+    """The aggregate's claim check is the full results' check at a grid threshold (the README's
+    promise), overall and by group."""
+    from lfr_eval.claims import Claim, check_fpir_claim, check_fpir_claim_on_aggregate
+    from lfr_eval.report import AggregateResult
+    from tests.test_results import synthetic_result
+
+    result = synthetic_result()
+    thresholds = np.round(np.arange(0.6, 0.86, 0.02), 4)
+    attrs = list(result.searches.non_mated_groups.columns)
+    agg = AggregateResult.from_result(result, thresholds=thresholds, attributes=attrs)
+    for t in (0.6, 0.7, 0.8):
+        claim = Claim.one_in(50, threshold=t)
+        full = check_fpir_claim(claim, result.searches)
+        fromagg = check_fpir_claim_on_aggregate(claim, agg)
+        assert fromagg.upper_bound == pytest.approx(full.upper_bound, rel=1e-9)
+        assert fromagg.false_positives == full.false_positives
+        assert fromagg.supported == full.supported
+        assert fromagg.method == full.method
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from lfr_eval.claims import Claim
     from lfr_eval.datasets._embedding import FaceChoice
     from lfr_eval.protocols import EnrolmentFailurePolicy, FailurePolicy, ScaledFpir
+    from lfr_eval.report import AggregateResult
 
 
 @click.command("evaluate")
@@ -531,10 +533,10 @@ def claim_command(
         check_fpir_claim,
         check_fpir_claim_by_group,
     )
-    from lfr_eval.results import load_result
+    from lfr_eval.report import AggregateResult
 
     claimed = _claimed_rate(one_in, bound)
-    result = load_result(results)
+    result = open_results(results)
     claim = Claim(
         bound=claimed,
         watchlist_size=watchlist_size,
@@ -543,6 +545,8 @@ def claim_command(
         source=claim_source,
     )
     click.echo(f"claim: {claim.describe()}" + (f" ({claim_source})" if claim_source else ""))
+    if isinstance(result, AggregateResult):
+        sys.exit(0 if _claim_on_aggregate(claim, result, by, scale_watchlist) else 1)
     # another N: the results' filler-gallery scaling (the report's scaling table) when it has
     # the claimed N, read through the same function as the report and the explorer
     table = result.scaling if scale_watchlist else None
@@ -575,6 +579,40 @@ def claim_command(
         # the claim stands only if it holds overall and in every group reported
         supported = checks.supported
     sys.exit(0 if supported else 1)
+
+
+def _claim_on_aggregate(
+    claim: Claim, agg: AggregateResult, by: str | None, scale_watchlist: bool
+) -> bool:
+    """``claim`` on an aggregate folder (its figures alone); prints the verdict, returns it."""
+    from lfr_eval.claims import (
+        SCALE_OPTION_CLI,
+        aggregate_claim_threshold,
+        check_fpir_claim_on_aggregate,
+    )
+
+    if by is not None and by not in agg.attributes:
+        raise click.BadParameter(
+            f"no attribute {by!r}; the aggregate has {list(agg.attributes)}", param_hint="--by"
+        )
+    at = aggregate_claim_threshold(claim, agg.thresholds)
+    if claim.threshold is not None and not math.isclose(at, claim.threshold, abs_tol=1e-9):
+        click.echo(
+            f"checked at {at:g}, the aggregate's grid threshold just below {claim.threshold:g}: "
+            "it holds counts at its grid only, and a lower threshold can only add false "
+            "positives"
+        )
+    check = check_fpir_claim_on_aggregate(
+        claim, agg, attribute=by, scale_watchlist=scale_watchlist, scale_option=SCALE_OPTION_CLI
+    )
+    click.echo(check.summary())
+    withheld = [w.describe() for w in agg.withheld if by is not None and w.attribute == by]
+    if withheld:
+        click.echo(
+            f"not checked: {', '.join(withheld)} (withheld from the aggregate: fewer than "
+            f"{agg.min_subjects} people)"
+        )
+    return check.supported
 
 
 def _claimed_rate(one_in: float | None, bound: float | None) -> float:
