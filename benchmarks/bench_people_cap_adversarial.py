@@ -5,7 +5,9 @@ people) holds when the searches per person do not depend on the person's rate. T
 simulations of known truth try designs where that fails or is strained, and compare, on the
 SAME data sets, the one-sided 95% coverage of the shipped bound
 (``korn_graubard(errors, trials, sided="upper")``, capped) with the same bound with
-``lfr_eval.metrics._clustered.ONE_SIDED_PEOPLE_CAP = False``.
+``lfr_eval.metrics._clustered.ONE_SIDED_PEOPLE_CAP = False``. (Written against the first cap,
+at Kish's number, which the doppelganger rows broke; the shipped cap, in ``n / M`` trials, is
+valid for any rates: ``results/people_cap_adversarial.md``, last section.)
 
 The truth is the search-weighted rate ``E[sum e_i] / E[sum n_i]`` (what FPIR over searches
 means); where searches do not depend on the rate it is the mean person rate.

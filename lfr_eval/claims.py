@@ -9,10 +9,10 @@ positives** (:func:`lfr_eval.metrics.monotone_upper_bound`: the largest plain bo
 data with fewer of them among the people with the most, so one more false positive rarely lowers
 it, and then slightly, where the plain bound could fall 3×; from an aggregate written before
 that, the verdict says its bound is not monotone) and **capped at the bound counted by people**
-(:func:`lfr_eval.metrics._clustered.capped_by_people`: the bound if each person answered all
-their searches alike, which no data of independent people can exceed; without it one person
-with several false positives put the bound at "1 in 2" where the two-sided interval's upper
-end was 1 in 29); only bare counts without subjects get the
+(:func:`lfr_eval.metrics._clustered.capped_by_people`: the bound in as many trials as the
+searches over the most searches one person has, which no data of independent people can
+exceed; without it one person with several false positives put the bound at "1 in 2" where
+the two-sided interval's upper end was 1 in 11); only bare counts without subjects get the
 search-level Clopper–Pearson bound, and the verdict says so. Measured by seeded simulation
 (``benchmarks/bench_stats_grid.py``), a false claim is called "supported" at most about 5% of the
 time across clustering levels (a search-level bound did so in up to 77% of data sets).
@@ -741,8 +741,8 @@ def _bound_note(method: str, *, explain: bool = True) -> str:
         if not explain:
             return base + ", at most the bound counted by people"
         return base + (
-            ", at most the bound if each person's searches all agreed (Kish's effective "
-            "number of people): independent people cannot make the rate vary more"
+            ", at most the bound counted by people (as many trials as the searches over the "
+            "most searches of one person): independent people cannot make the rate vary more"
         )
     # not "people" alone: the envelope's own label ends "(top people)"
     if method == KORN_GRAUBARD_ALL_ERRORS:

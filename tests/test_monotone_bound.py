@@ -28,6 +28,7 @@ from lfr_eval.metrics._clustered import (
     PEOPLE_CAP_SUFFIX,
     design_effect_interval,
     fractional_clopper_pearson,
+    largest_searches_bound,
     top_people,
 )
 
@@ -46,9 +47,11 @@ def _plain(errors: np.ndarray, trials: np.ndarray) -> np.ndarray:
 
 def _people_cap(errors: np.ndarray, trials: np.ndarray) -> float:
     """The one-sided 95% bound counted by people (:func:`~lfr_eval.metrics.capped_by_people`):
-    the rate's errors over Kish's effective number of people, as if each answered alike."""
+    the rate's errors over ``n / M`` trials, M the most searches one person has (bounded from
+    the summary's moments: exactly M when everyone has the same searches)."""
+    summary = summarise_clusters(errors, trials)
     total = float(trials.sum())
-    k = min(total, total**2 / float((trials.astype(float) ** 2).sum()))
+    k = min(total, total / largest_searches_bound(summary))
     rate = float(errors.sum()) / total
     return float(fractional_clopper_pearson(np.array([rate * k]), np.array([k]), 0.0, 0.05)[1][0])
 

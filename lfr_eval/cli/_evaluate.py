@@ -590,6 +590,7 @@ def _claim_on_aggregate(
         aggregate_claim_threshold,
         check_fpir_claim_on_aggregate,
     )
+    from lfr_eval.wording import plural
 
     if by is not None and by not in agg.attributes:
         raise click.BadParameter(
@@ -610,7 +611,7 @@ def _claim_on_aggregate(
     if withheld:
         click.echo(
             f"not checked: {', '.join(withheld)} (withheld from the aggregate: fewer than "
-            f"{agg.min_subjects} people)"
+            f"{plural(agg.min_subjects, 'person')})"
         )
     return check.supported
 

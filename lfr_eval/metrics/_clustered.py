@@ -44,16 +44,16 @@ tables of frames and aggregates; a summary without them (an aggregate written be
 plain bound, labelled :data:`KORN_GRAUBARD_NOT_MONOTONE`.
 
 **The cap counted by people** (:func:`capped_by_people`, since stop 25): every one-sided bound
-is at most the exact bound of the same rate over Kish's effective number of people, the bound
-if each person answered all their searches alike: independent people cannot make the rate vary
-more than that. Where one or two people carry the errors the envelope took the bound of those
-people alone with about 1 degree of freedom (one person of 520 with 12 of 33 searches: 0.476,
-"1 in 2.1", against a two-sided upper end of 0.035 on the same data); the cap puts it at
-0.033. The cap grows with the errors, so the bound stays nearly monotone; its label says so
-(:data:`PEOPLE_CAP_SUFFIX`). Measured: claim false support unchanged (at most 0.053), power at
-a reachable claim 0.11–0.26 where it was 0.006–0.026 under clustering
-(``benchmarks/results/stats_groups_claims.md``); one-sided grid coverage in
-``benchmarks/results/stats_grid.md``.
+is at most the exact bound of the same rate in ``n / M`` trials, ``M`` the most searches one
+person has: people are independent and each rate lies in [0, 1], so the rate cannot vary more
+than that, whatever the rates and whoever is searched most (with equal searches it is the
+bound of a count of people). Where one or two people carry the errors the envelope took the
+bound of those people alone with about 1 degree of freedom (one person of 520 with 12 of 33
+searches: 0.476, "1 in 2.1", against a two-sided upper end of 0.035 on the same data); the cap
+puts it at 0.14. A tighter cap at Kish's effective number of people failed where the people
+searched most have the highest rates (coverage 0.77). The cap grows with the errors, so the
+bound stays nearly monotone; its label says so (:data:`PEOPLE_CAP_SUFFIX`). Measured in
+``benchmarks/RESULTS.md``.
 
 The workbench's **default** two-sided interval for rates is the design-effect Jeffreys interval
 (:func:`design_effect_jeffreys`): the same effective sample size with Jeffreys ends, and the
@@ -96,12 +96,11 @@ MIN_PEOPLE_FOR_EXCESS = 3.0
 
 #: Method label of the design-effect interval (Korn & Graubard 1998).
 KORN_GRAUBARD = "korn-graubard"
-#: One-sided bounds are never above the bound counted by Kish's effective number of people
-#: (:func:`capped_by_people`), the two-sided default's floor (``people_floor`` of
-#: :func:`design_effect_interval`) at the one-sided bound.
+#: One-sided bounds are never above the bound counted by people (:func:`capped_by_people`:
+#: the searches over the most searches one person has, a number of people valid for any rates).
 ONE_SIDED_PEOPLE_CAP = True
 #: What a one-sided bound lowered to that cap appends to its label.
-PEOPLE_CAP_SUFFIX = ", at most the bound counted by people (Kish)"
+PEOPLE_CAP_SUFFIX = ", at most the bound counted by people"
 #: Label where no search (or every search) is an error: the bound is counted by people.
 KORN_GRAUBARD_NO_ERRORS = "korn-graubard (no errors: counted by people)"
 KORN_GRAUBARD_ALL_ERRORS = "korn-graubard (all errors: counted by people)"
@@ -867,36 +866,61 @@ def monotone_upper_bound(summary: ClusterSummary, confidence: float = 0.95) -> C
     return capped_by_people(summary, raised, confidence) if ONE_SIDED_PEOPLE_CAP else raised
 
 
+def largest_searches_bound(summary: ClusterSummary) -> float:
+    """An upper bound on the most searches one person has, from the summary's moments.
+
+    With ``S2 = sum n_i^2`` (from Kish's number), ``S4 = sum n_i^4`` and ``s`` people, the
+    largest ``M`` obeys ``M^4 + (S2 - M^2)^2 / (s - 1) <= S4`` (Cauchy–Schwarz over the
+    others), so ``M^2 <= (S2 + sqrt((s - 1) (s S4 - S2^2))) / s``: exactly the common value
+    when everyone has the same searches, close to the true largest when one person stands
+    out. Without ``S4`` (a summary written before it was kept): ``sqrt(S2)``.
+    """
+    total = float(summary.trials)
+    s = int(summary.n_subjects)
+    s2 = total**2 / float(summary.effective_people)
+    s4 = summary.trials_fourth_moment
+    if s4 is None or s < 2:
+        return float(np.sqrt(s2))
+    spread = max((s - 1) * (s * float(s4) - s2 * s2), 0.0)
+    return float(np.sqrt(min(s2, (s2 + np.sqrt(spread)) / s)))
+
+
 def capped_by_people(
     summary: ClusterSummary, bound: ClusteredRate, confidence: float = 0.95
 ) -> ClusteredRate:
     """A one-sided upper bound lowered, where above it, to the bound counted by people.
 
-    The cap is the one-sided Clopper–Pearson bound of ``p K`` errors in ``K`` trials, with
-    ``K = min(n, (sum n_i)^2 / sum n_i^2)`` (Kish's effective number of people): the bound if
-    every person answered all their searches alike. People are independent, so the rate's
-    variance is at most ``sum_i n_i^2 p_i (1 - p_i) / n^2``, at most ``p (1 - p) / K`` when the
-    searches per person do not depend on the person's rate; no data set of independent people
-    varies more than that, and with equal searches per person it is the exact bound of a
-    binomial count of people. A design-effect bound above the cap rests on a variance that
-    the data cannot have: one or two people carrying the errors leave it about 1 degree of
-    freedom, and the ``(t / z)^2`` factor then shrinks ``n_eff`` up to 25×, far below the
-    people (one person of 520 with 12 of their 33 searches false matches: 0.476, where the cap
-    is 0.033; the two-sided default's upper end, which takes the same floor, 0.035).
+    The cap is the one-sided Clopper–Pearson bound of ``p K`` errors in ``K`` trials with
+    ``K = n / M``: the searches over the most searches one person has
+    (:func:`largest_searches_bound`; ``K`` is the number of people when everyone has the
+    same searches). People are independent and each person's rate ``p_i`` lies in [0, 1], so
+    the rate's variance is at most ``sum_i n_i^2 p_i (1 - p_i) / n^2 <= M sum_i n_i p_i
+    (1 - p_i) / n^2 <= M p (1 - p) / n = p (1 - p) / K`` (the last step: ``x (1 - x)`` is
+    concave and ``p`` is the search-weighted mean of the ``p_i``), whatever the correlation
+    within a person and whether or not the people searched most are the ones with the highest
+    rates. With equal searches per person it is the exact bound of a binomial count of people.
+    A design-effect bound above the cap rests on a variance the data cannot have: one or two
+    people carrying the errors leave it about 1 degree of freedom, and the ``(t / z)^2``
+    factor then shrinks ``n_eff`` up to 25× (one person of 520 with 12 of their 33 searches
+    false matches: 0.476; the cap, with ``K = 811 / 33``, 0.14; with all 40 false positives of
+    that data set 0.19 against 0.476).
+
+    Kish's effective number of people ``n^2 / sum n_i^2`` (the two-sided default's floor) gave
+    a tighter cap but holds only where the searches per person do not depend on the person's
+    rate: 1% of people at a rate near one half searched 10× more put its coverage at 0.77
+    (``benchmarks/results/people_cap_adversarial.md``); this one is proved for any rates.
 
     The cap grows with the errors at a fixed ``K``, so a nearly monotone bound stays nearly
     monotone; it is never above the bound, so it is taken only where the bound is higher.
     Entries it lowers get :data:`PEOPLE_CAP_SUFFIX` on their label and ``effective_trials``
-    ``K``. Calibration: one-sided coverage on the grid and the lambs designs, claim false
-    support and power (``benchmarks/results/stats_grid.md``, ``stats_groups_claims.md``,
-    ``upper_end_onesided.md``).
+    ``K``. Measured: ``benchmarks/RESULTS.md`` ("One-sided bounds capped ...").
     """
     total = float(bound.trials)
     people = float(summary.effective_people)
     if total <= 0 or bound.n_subjects == 0 or not np.isfinite(people) or people <= 0:
         return bound
     _, a_high = _tails(confidence, "upper")
-    k = min(total, people)
+    k = min(total, total / max(largest_searches_bound(summary), 1.0))
     rate = np.asarray(bound.rate, dtype=np.float64)
     _, cap = fractional_clopper_pearson(rate * k, np.full_like(rate, k), 0.0, a_high)
     lowered = np.isfinite(cap) & (cap < bound.ci_high * (1 - 1e-12))
