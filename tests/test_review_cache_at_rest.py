@@ -27,24 +27,13 @@ from lfr_eval.errors import CacheError
 from lfr_eval.faces import EngineId, ModelFile
 from lfr_eval.retention import purge_workspace
 from lfr_eval.watchlist import SubjectInfo, Watchlist
-
-KEY = "dlib|recognizer=r@0123|fp32|face=largest"
-
-
-def unit(seed: int, dim: int = 16) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
-    return x / np.linalg.norm(x)
+from tests.test_cache_at_rest import KEY, _edit, sha
+from tests.test_cache_at_rest import unit as _unit
 
 
-def sha(i: int) -> str:
-    return f"{i:064x}"
-
-
-def _edit(path: Path, sql: str, *args: object) -> None:
-    db = sqlite3.connect(path)
-    with db:
-        db.execute(sql, args)
-    db.close()
+def unit(seed: int) -> np.ndarray:
+    """16-d, as the fake watchlist engine below produces."""
+    return _unit(seed, 16)
 
 
 def _one_line(exc: BaseException, path: Path) -> str:
