@@ -382,6 +382,30 @@ class ClusterSummary:
         )
 
 
+def distinct_columns(*arrays: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the distinct threshold columns of ``arrays`` and each column's distinct one.
+
+    Every array is (m,) or (r, m) over the same m thresholds (None is skipped). Two columns
+    are the same when every array holds the same bytes there (so NaNs match, and 0.0 and -0.0
+    do not: never a false match). Returns ``(keep, inverse)``: ``keep`` (d,) the first column
+    of each distinct one, ascending; ``inverse`` (m,) with ``keep[inverse[t]]`` equal to
+    column t. A function computed column by column is then ``f(columns(keep))[inverse]``.
+    """
+    rows = [np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in arrays if a is not None]
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    key = np.ascontiguousarray(np.concatenate(rows, axis=0).T)  # (m, r)
+    if key.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    packed = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
+    _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+    # np.unique orders by bytes; renumber by first appearance so ``keep`` ascends
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    return first[order].astype(np.int64), rank[inverse.ravel()].astype(np.int64)
+
+
 def _ranked(e: np.ndarray, n: np.ndarray, k: int, by: str) -> np.ndarray:
     """Indices of the ``k`` people ranked first at each threshold, shape (k, m), first first.
 
