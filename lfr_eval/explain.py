@@ -38,6 +38,7 @@ from lfr_eval.metrics import (
     IdentificationFrame,
     PairComparison,
     RateEstimate,
+    bootstrap_compare_groups_from_sums,
     compare_group_rates,
     fisher_exact_test,
     ratio_to_lowest,
@@ -84,13 +85,23 @@ WHY_PERMUTATION = (
     "relabelled among people with about as many searches), the same function as "
     "IdentificationFrame.compare_groups(test='permutation')"
 )
-#: Why :func:`group_comparison` ran the Rao–Scott test (aggregate only).
+#: Why :func:`group_comparison` ran the null bootstrap test on an aggregate's sums.
+WHY_NULL_BOOTSTRAP_AGGREGATE = (
+    "these are aggregate results; they keep each group's sums over people and its "
+    "searches-per-person histogram (nothing per person), which is all the null bootstrap "
+    "test needs, so groups are compared by the same parametric null bootstrap-t over people "
+    "as the full results, with the same p-values; its size was measured at 0.03-0.07 where "
+    "groups differ in searches per person and a few people carry most errors"
+)
+#: Why :func:`group_comparison` ran the Rao–Scott test (an aggregate without those sums).
 WHY_RAO_SCOTT = (
-    "these are aggregate results: they keep each group's clustered totals but not each "
-    "person's counts, which the null bootstrap test needs, so groups are compared by "
-    "design-effect-adjusted (Rao-Scott) z tests from those totals; that test keeps the 5% "
-    "ceiling but is cautious (it finds fewer real differences; sizes and power in "
-    "benchmarks/results/stats_groups_claims.md)"
+    "these aggregate results were written before each group's sums over people were kept, "
+    "so groups are compared by design-effect-adjusted (Rao-Scott) z tests from the clustered "
+    "totals; measured, that test calls equal groups different in 0.009-0.041 of data sets on "
+    "the grid but in about 0.15 where a few heavy people fall in a group of few people with "
+    "many searches each (benchmarks/results/stats_groups_claims.md, "
+    "null_bootstrap_groups.md); re-make the aggregate (lfr-eval report) for the null "
+    "bootstrap test"
 )
 #: No scaled FPIR at a size the results' scaling table does not hold.
 MSG_NO_SCALED = (
@@ -816,10 +827,10 @@ def group_comparison(
             group_a=highest,
             group_b=lowest,
         )
-        pairs, extreme, sim_conf = _clustered_comparison(
-            agg, t, attribute, metric, table, lowest, highest, adjustment
-        )
-        reason = None if pairs is None else WHY_RAO_SCOTT
+        pairs, extreme, sim_conf, reason = _clustered_comparison(
+            agg, t, attribute, metric, table, lowest, highest, adjustment,
+            n_replicates=n_replicates, seed=seed,
+        )  # fmt: skip
         if frame is not None and pairs is not None:
             pairs = _per_person_pairs(
                 frame, t, attribute, metric, table, n_permutations=n_permutations, seed=seed,
@@ -911,16 +922,30 @@ def _clustered_comparison(
     lowest: str,
     highest: str,
     adjustment: Adjustment = DEFAULT_ADJUSTMENT,
-) -> tuple[GroupRatesComparison | None, PairComparison | None, float | None]:
-    """Multiplicity-adjusted pair tests and simultaneous intervals (columns added to ``table``)."""
+    *,
+    n_replicates: int = 4999,
+    seed: int = 0,
+) -> tuple[GroupRatesComparison | None, PairComparison | None, float | None, str | None]:
+    """Multiplicity-adjusted pair tests, simultaneous intervals (columns added to ``table``)
+    and why that test: the null bootstrap from each group's sums over people where the
+    aggregate keeps them (the full results' test and p-values), else Rao–Scott."""
     compared = table[table["compared"]]["group"].astype(str).tolist()
     summaries = {g: agg.cluster_summary(threshold, metric, attribute, g) for g in compared}
     for column in ("sim_ci_low", "sim_ci_high", "ratio_ci_low", "ratio_ci_high"):
         table[column] = math.nan
     if any(v is None for v in summaries.values()):
-        return None, None, None
+        return None, None, None, None
     clean = {g: v for g, v in summaries.items() if v is not None}
-    pairs = compare_group_rates(clean, adjustment=adjustment)
+    sums = {g: agg.people_sums(threshold, metric, attribute, g) for g in compared}
+    if all(v is not None for v in sums.values()):
+        pairs = bootstrap_compare_groups_from_sums(
+            {g: v for g, v in sums.items() if v is not None},
+            n_replicates=n_replicates, seed=seed, adjustment=adjustment,
+        )  # fmt: skip
+        reason = WHY_NULL_BOOTSTRAP_AGGREGATE
+    else:
+        pairs = compare_group_rates(clean, adjustment=adjustment)
+        reason = WHY_RAO_SCOTT
     confidence = float(agg.intervals.confidence)
     bounds = ratio_to_lowest(clean, confidence)
     rows = table["group"].astype(str)
@@ -929,4 +954,4 @@ def _clustered_comparison(
         table.loc[rows == g, "sim_ci_high"] = float(bounds.rate_high[i, 0])
         table.loc[rows == g, "ratio_ci_low"] = float(bounds.ratio_low[i, 0])
         table.loc[rows == g, "ratio_ci_high"] = float(bounds.ratio_high[i, 0])
-    return pairs, pairs.pair(highest, lowest), confidence
+    return pairs, pairs.pair(highest, lowest), confidence, reason

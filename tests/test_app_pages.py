@@ -386,10 +386,19 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     """Full results hold each person's counts: the page's p-value is the frame's null
     bootstrap test over people (one function: group_comparison ->
     IdentificationFrame.compare_groups), and the page says which test ran; from an aggregate
-    alone it says Rao-Scott and why."""
+    alone the same test from its sums over people (same p-value), and Rao-Scott, saying why,
+    from an aggregate written before those sums were kept."""
+    import dataclasses
+
     from test_results import synthetic_result
 
-    from lfr_eval.explain import WHY_NULL_BOOTSTRAP, WHY_RAO_SCOTT, group_comparison
+    from lfr_eval.explain import (
+        WHY_NULL_BOOTSTRAP,
+        WHY_NULL_BOOTSTRAP_AGGREGATE,
+        WHY_RAO_SCOTT,
+        group_comparison,
+    )
+    from lfr_eval.metrics._people_sums import PEOPLE_SUMS_COLUMNS
     from lfr_eval.report import as_aggregate
 
     result = synthetic_result(with_scaling=False)
@@ -417,14 +426,33 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     assert expected.pairs is not None and expected.pairs.adjustment == "step-down"
     assert "(step-down)" in text and expected.pairs.adjustment_text in captions
 
+    # from the aggregate alone: the same test from its sums over people, the same p-value
     only = as_aggregate(result).save(tmp_path / "aggregate-only")
     at = _page("5_Demographic_report.py")
     _use_results(at, only)
     at.run()
     _no_exceptions(at)
     captions = " ".join(c.value for c in at.caption)
-    assert WHY_RAO_SCOTT in captions and WHY_NULL_BOOTSTRAP not in captions
+    assert WHY_NULL_BOOTSTRAP_AGGREGATE in captions and WHY_RAO_SCOTT not in captions
     assert "step-down max-statistic adjustment" in captions
+    text = " ".join(m.value for m in at.markdown)
+    assert f"p = {direct.p_adjusted:.3g} (null bootstrap test over people" in text
+    assert "from the aggregate's sums" in text
+
+    # an aggregate written before the sums were kept: Rao-Scott, and the page says why
+    old = tmp_path / "aggregate-old"
+    stale = as_aggregate(result)
+    kept = [c for c in stale.rates.columns if c not in PEOPLE_SUMS_COLUMNS]
+    dataclasses.replace(stale, rates=stale.rates[kept]).save(old)
+    at = _page("5_Demographic_report.py")
+    _use_results(at, old)
+    at.run()
+    _no_exceptions(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert WHY_RAO_SCOTT in captions and WHY_NULL_BOOTSTRAP_AGGREGATE not in captions
+    assert "Rao–Scott design-effect test from the aggregate" in " ".join(
+        m.value for m in at.markdown
+    )
 
 
 # ---------------------------------------------------------------------- export and verify

@@ -10,7 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from lfr_eval.errors import LfrError
-from lfr_eval.explain import WHY_NULL_BOOTSTRAP, GroupComparison, group_comparison
+from lfr_eval.explain import (
+    WHY_NULL_BOOTSTRAP,
+    WHY_NULL_BOOTSTRAP_AGGREGATE,
+    GroupComparison,
+    group_comparison,
+)
 from lfr_eval.metrics import IdentificationFrame
 from lfr_eval.operational import one_in_n
 from lfr_eval.plain import interval_cell
@@ -70,7 +75,8 @@ def _comparison(
 ) -> GroupComparison:
     """:func:`lfr_eval.explain.group_comparison`, with the per-person frame of the full results
     where the folder has them (the null bootstrap test over people, the library's default),
-    else from the aggregate (Rao–Scott)."""
+    else from the aggregate's sums over people (the same test; Rao–Scott in aggregates made
+    before those were kept)."""
     frame = None if path is None else _frame_at(path, result_sha256, threshold, attribute)
     return group_comparison(
         _agg, threshold, attribute, metric, frame=frame, n_replicates=N_REPLICATES
@@ -197,12 +203,13 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
             if pair.significant(0.05)
             else "no significant difference"
         )
-        by_person = comparison.test_reason == WHY_NULL_BOOTSTRAP
-        test_name = (
-            f"null bootstrap test over people, {N_REPLICATES:,} replicates"
-            if by_person
-            else "Rao–Scott design-effect test from the aggregate"
-        )
+        test_name = {
+            WHY_NULL_BOOTSTRAP: f"null bootstrap test over people, {N_REPLICATES:,} replicates",
+            WHY_NULL_BOOTSTRAP_AGGREGATE: (
+                f"null bootstrap test over people, {N_REPLICATES:,} replicates, from the "
+                "aggregate's sums"
+            ),
+        }.get(comparison.test_reason or "", "Rao–Scott design-effect test from the aggregate")
         pairs = comparison.pairs  # never None with an extreme pair (group_comparison)
         n_pairs = 0 if pairs is None else len(pairs.pairs)
         adjustment, adjustment_text = (

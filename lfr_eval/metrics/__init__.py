@@ -48,6 +48,7 @@ from lfr_eval.metrics._group_tests import (
     RatioToLowest,
     RatioToOverall,
     bootstrap_compare_groups,
+    bootstrap_compare_groups_from_sums,
     combine_strata,
     compare_group_rates,
     comparison_method,
@@ -56,6 +57,7 @@ from lfr_eval.metrics._group_tests import (
     max_t_adjusted,
     max_t_exceedances,
     null_bootstrap_model,
+    null_bootstrap_model_from_sums,
     permutation_compare_groups,
     permutation_test_subjects,
     ratio_bounds,
@@ -96,6 +98,7 @@ from lfr_eval.metrics._intervals import (
     summarise_subjects,
     wilson,
 )
+from lfr_eval.metrics._people_sums import PeopleSums, people_sums
 from lfr_eval.metrics._scoring import ScoringResult, score_searches
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._thresholds import (
@@ -163,6 +166,7 @@ __all__ = [
     "ThresholdChoice",
     "binomial_interval",
     "bootstrap_compare_groups",
+    "bootstrap_compare_groups_from_sums",
     "bootstrap_degenerate",
     "bootstrap_rates",
     "choose_threshold",
@@ -202,6 +206,9 @@ __all__ = [
     "max_t_adjusted",
     "max_t_exceedances",
     "null_bootstrap_model",
+    "null_bootstrap_model_from_sums",
+    "PeopleSums",
+    "people_sums",
     "permutation_compare_groups",
     "permutation_test_subjects",
     "ratio_bounds",

@@ -49,6 +49,7 @@ from lfr_eval.metrics._group_tests import (
     simultaneous_ratio_to_overall,
 )
 from lfr_eval.metrics._intervals import (
+    SUMMARY_CHUNK_CELLS,
     SubjectHistogram,
     SubjectTable,
     binomial_interval,
@@ -56,6 +57,11 @@ from lfr_eval.metrics._intervals import (
     subject_bootstrap_interval,
     subject_histogram,
     summarise_subjects,
+)
+from lfr_eval.metrics._people_sums import (
+    PEOPLE_SUMS_COLUMNS,
+    people_sums_columns,
+    people_sums_of_chunks,
 )
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, as_thresholds, check_confidence
@@ -92,6 +98,7 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "effective_people",
     "top_people",
     "searches_fourth_moment",
+    *PEOPLE_SUMS_COLUMNS,
 )
 
 MSG_MISSING_FEATURE = (
@@ -209,6 +216,10 @@ class IdentificationFrame:
         ``variance_df`` and ``effective_people`` are the cluster-robust variance of the rate,
         its degrees of freedom and Kish's effective number of people: the sufficient
         statistics of the Korn–Graubard interval (:class:`~lfr_eval.metrics.ClusterSummary`).
+        ``errors_squared``, ``errors_searches``, ``errors_squared_per_search`` (sums of
+        ``e^2``, ``e n``, ``e^2 / n`` over people) and ``searches_histogram`` (``"1x1200
+        2x80"``: people by searches) are what the null bootstrap group test needs
+        (:class:`~lfr_eval.metrics.PeopleSums`), so an aggregate runs the same test.
     by_group : DataFrame
         Index ``(metric, threshold, *sensitive_features)``; the same columns. ``n_searches``
         counts searches (non-mated for FPIR, mated for FNIR), ``n_subjects`` distinct people.
@@ -380,7 +391,22 @@ class IdentificationFrame:
             # what the one-sided bound monotone in the errors needs (no person named)
             "top_people": format_top_people(top_errors, top_trials),
             "searches_fourth_moment": np.full(m, summary.trials_fourth_moment, np.float64),
+            # what the null bootstrap group test needs (sums and a searches-per-person
+            # histogram, no person named): an aggregate runs the full results' test from them
+            **self._people_sums(counts),
         }
+
+    def _people_sums(self, counts: SubjectTable) -> dict[str, np.ndarray]:
+        m = self._thresholds.shape[0]
+        if not np.any(counts.trials > 0):
+            return {
+                "errors_squared": np.zeros(m, np.int64),
+                "errors_searches": np.zeros(m, np.int64),
+                "errors_squared_per_search": np.zeros(m),
+                "searches_histogram": np.full(m, "", dtype=object),
+            }
+        rows = max(1, SUMMARY_CHUNK_CELLS // max(1, m))
+        return people_sums_columns(people_sums_of_chunks(counts.dense_chunks(rows), counts.trials))
 
     def _overall_table(self, metric: str) -> pd.DataFrame:
         o = self._sides[metric].overall

@@ -23,6 +23,7 @@ from lfr_eval.metrics._clustered import (
     ClusterSummary,
     korn_graubard_from_summary,
 )
+from lfr_eval.metrics._people_sums import PeopleSums, people_sums
 from lfr_eval.metrics._validation import MetricInputError, check_counts
 
 Alternative = Literal["two-sided", "greater", "less"]
@@ -1561,7 +1562,7 @@ class NullBootstrapModel:
     icc_from: str = "other-groups"
 
 
-def _icc_moments(e: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+def _icc_moments(sums: PeopleSums) -> tuple[float, float]:
     """(numerator, denominator) of one group's moment estimate of the intra-person
     correlation, relative to the group's **own** rate.
 
@@ -1589,16 +1590,17 @@ def _icc_moments(e: np.ndarray, n: np.ndarray) -> tuple[float, float]:
     true 0.5 plugged in, 0.051). People with one search, a group of one person and a group
     without errors (``b = 0``) carry no information on it (their terms are 0).
     """
-    total = float(n.sum())
-    people = float(np.count_nonzero(n > 0))  # people without searches carry nothing
+    total = sums.trials
+    people = float(sums.n_people)  # people without searches carry nothing (not counted)
     if total <= 0 or people < 2:
         return 0.0, 0.0
-    rate = float(e.sum()) / total
+    errors = float(sums.errors[0])
+    rate = errors / total
     binomial = rate * (1.0 - rate)
-    # 0 / 0 would be NaN for a person without searches
-    safe = np.where(n > 0, n, 1.0)
-    u = float(np.sum(np.where(n > 0, (e - n * rate) ** 2 / safe, 0.0)))
-    s2 = float(np.sum(n * n))
+    # sum (e_i - n_i p)^2 / n_i expanded: sum e^2 / n - 2 p sum e + p^2 sum n (from the sums
+    # an aggregate keeps; the residual form gives the same to rounding)
+    u = float(sums.squares_per_search[0]) - 2.0 * rate * errors + rate * rate * total
+    s2 = sums.trials_squared
     return u - binomial * (people - 1.0), binomial * (total - people - s2 / total + 1.0)
 
 
@@ -1628,14 +1630,25 @@ def null_bootstrap_model(
         The pooled rate (all errors over all searches) and each group's correlation, clipped
         to [0, :data:`ICC_MAX`] (a negative moment estimate means no visible clustering).
     """
-    names, e_parts, n_parts = _per_person_groups(subject_errors, subject_trials)
+    return null_bootstrap_model_from_sums(
+        _per_person_sums(subject_errors, subject_trials), icc_from=icc_from
+    )
+
+
+def null_bootstrap_model_from_sums(
+    sums: dict[str, PeopleSums], *, icc_from: IccSource = "other-groups"
+) -> NullBootstrapModel:
+    """:func:`null_bootstrap_model` from each group's :class:`PeopleSums` at one threshold
+    (what an aggregate keeps); the same model as from the per-person counts they sum."""
     null_bootstrap_method(icc_from)  # checks the name
-    errors = float(sum(x.sum() for x in e_parts))
-    searches = float(sum(x.sum() for x in n_parts))
+    names = sorted(sums)
+    parts_of = [sums[g] for g in names]
+    errors = float(sum(float(x.errors[0]) for x in parts_of))
+    searches = float(sum(x.trials for x in parts_of))
     rate = errors / searches
     icc = np.zeros(len(names))
     if 0.0 < rate < 1.0:
-        parts = np.array([_icc_moments(e, n) for e, n in zip(e_parts, n_parts, strict=True)])
+        parts = np.array([_icc_moments(x) for x in parts_of])
         num, den = parts[:, 0], parts[:, 1]
         all_num, all_den = float(num.sum()), float(den.sum())
         if icc_from == "other-groups":
@@ -1650,6 +1663,14 @@ def null_bootstrap_model(
             icc = np.where(rest_den > 0, rest_num / rest_den, 0.0)
         icc = np.clip(np.nan_to_num(icc, nan=0.0), 0.0, ICC_MAX)
     return NullBootstrapModel(tuple(names), float(rate), icc, icc_from)
+
+
+def _per_person_sums(
+    subject_errors: dict[str, ArrayLike], subject_trials: dict[str, ArrayLike]
+) -> dict[str, PeopleSums]:
+    """Each group's :class:`PeopleSums` of its per-person counts (checked)."""
+    names, e_parts, n_parts = _per_person_groups(subject_errors, subject_trials)
+    return {g: people_sums(e, n) for g, e, n in zip(names, e_parts, n_parts, strict=True)}
 
 
 def _per_person_groups(
@@ -1695,9 +1716,7 @@ class _GroupDraws:
     constant: tuple[float, float]
 
 
-def _draw_plan(
-    trials: np.ndarray, rate: float, icc: float, engine: str
-) -> _GroupDraws:
+def _draw_plan(sums: PeopleSums, rate: float, icc: float, engine: str) -> _GroupDraws:
     """The cheaper way to draw each searches value of one group's people.
 
     A person costs a beta and a binomial draw per replicate; ``k`` people with the same ``n``
@@ -1710,15 +1729,17 @@ def _draw_plan(
         a, b = rate * scale, (1.0 - rate) * scale
     else:
         a = b = float("inf")
-    values, counts = np.unique(trials.astype(np.int64), return_counts=True)
+    values, counts = sums.searches, sums.people
     by_type = counts > values + 1 if engine == "auto" else np.full(values.shape, engine == "types")
     types = []
     for value, count in zip(values[by_type], counts[by_type], strict=True):
         pmf = _person_errors_pmf(int(value), rate, a, b)
         types.append((int(value), int(count), pmf))
-    people = trials[np.isin(trials.astype(np.int64), values[~by_type])]
+    # one by one in ascending searches (the histogram's order, so that full results and their
+    # aggregate draw the same replicates)
+    people = np.repeat(values[~by_type], counts[~by_type])
     return _GroupDraws(
-        a, b, people.astype(np.int64), types, (float(trials.sum()), float(np.sum(trials**2)))
+        a, b, people.astype(np.int64), types, (sums.trials, sums.trials_squared)
     )
 
 
@@ -1860,18 +1881,41 @@ def bootstrap_compare_groups(
         raise MetricInputError(f"n_replicates must be positive, got {n_replicates}")
     if engine not in ("auto", "types", "people"):
         raise MetricInputError(f"engine must be 'auto', 'types' or 'people', got {engine!r}")
-    names, e_parts, n_parts = _per_person_groups(subject_errors, subject_trials)
-    model = null_bootstrap_model(subject_errors, subject_trials, icc_from=icc_from)
+    return bootstrap_compare_groups_from_sums(
+        _per_person_sums(subject_errors, subject_trials), n_replicates=n_replicates,
+        seed=seed, adjustment=adjustment, icc_from=icc_from, engine=engine,
+    )  # fmt: skip
+
+
+def bootstrap_compare_groups_from_sums(
+    sums: dict[str, PeopleSums],
+    *,
+    n_replicates: int = 4999,
+    seed: int | np.random.Generator | None = 0,
+    adjustment: Adjustment = DEFAULT_ADJUSTMENT,
+    icc_from: IccSource = "other-groups",
+    engine: Literal["auto", "types", "people"] = "auto",
+) -> GroupRatesComparison:
+    """:func:`bootstrap_compare_groups` from each group's :class:`PeopleSums` at one
+    threshold (e.g. an aggregate's rates rows, :func:`lfr_eval.report.people_sums_of_row`):
+    the same test, and with the same seed the same p-values, as on the per-person counts
+    those sums were made from. Arguments as there."""
+    _check_adjustment(adjustment)
+    if n_replicates < 1:
+        raise MetricInputError(f"n_replicates must be positive, got {n_replicates}")
+    if engine not in ("auto", "types", "people"):
+        raise MetricInputError(f"engine must be 'auto', 'types' or 'people', got {engine!r}")
+    names = sorted(sums)
+    if len(names) < 2:
+        raise MetricInputError("at least two groups, with errors and trials for each, are needed")
+    for g in names:
+        if sums[g].trials <= 0:
+            raise MetricInputError(MSG_NO_TRIALS.format(name=g))
+    model = null_bootstrap_model_from_sums(sums, icc_from=icc_from)
     n_groups = len(names)
     i_idx, j_idx = np.triu_indices(n_groups, 1)
-    people = np.array([x.shape[0] for x in e_parts], np.float64)
-    observed_sums = np.stack(
-        [
-            np.array([e.sum(), n.sum(), (e * e).sum(), (e * n).sum(), (n * n).sum()])
-            for e, n in zip(e_parts, n_parts, strict=True)
-        ],
-        axis=1,
-    )  # (5, G)
+    people = np.array([sums[g].n_people for g in names], np.float64)
+    observed_sums = np.stack([sums[g].moments() for g in names], axis=1)  # (5, G)
     rates = observed_sums[0] / observed_sums[1]
     observed = _studentized_pairs(observed_sums, people, model.rate, i_idx, j_idx)
     if model.rate in (0.0, 1.0):
@@ -1879,8 +1923,8 @@ def bootstrap_compare_groups(
         raw = single = step_down = np.ones(i_idx.shape[0])
     else:
         plans = [
-            _draw_plan(n, model.rate, float(icc), engine)
-            for n, icc in zip(n_parts, model.icc, strict=True)
+            _draw_plan(sums[g], model.rate, float(icc), engine)
+            for g, icc in zip(names, model.icc, strict=True)
         ]
         one_by_one = sum(int(p.people.shape[0]) for p in plans)
         chunk = max(1, min(n_replicates, TYPED_CHUNK, BOOTSTRAP_CHUNK // max(one_by_one, 1)))

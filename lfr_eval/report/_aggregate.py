@@ -35,6 +35,7 @@ from lfr_eval.errors import ResultError
 from lfr_eval.metrics import IdentificationFrame, SearchSet
 from lfr_eval.metrics._clustered import ClusterSummary, summary_of_row
 from lfr_eval.metrics._group_frame import CiMethod
+from lfr_eval.metrics._people_sums import PeopleSums, people_sums_of_row
 from lfr_eval.results import (
     EvaluationResult,
     IntervalSettings,
@@ -87,6 +88,10 @@ RATE_COLUMNS = (
     "effective_people",
     "top_people",
     "searches_fourth_moment",
+    "errors_squared",
+    "errors_searches",
+    "errors_squared_per_search",
+    "searches_histogram",
 )
 
 #: Columns of :attr:`AggregateResult.ranks`: the identification rate at rank r (share of mated
@@ -121,7 +126,13 @@ _CLUSTER_COLUMNS = (
 
 #: Columns written with every digit (17 significant): a bound computed from an aggregate read
 #: back must be the full data's, not one from statistics rounded to the tables' 8 digits.
-_EXACT_COLUMNS = ("rate_variance", "variance_df", "effective_people", "searches_fourth_moment")
+_EXACT_COLUMNS = (
+    "rate_variance",
+    "variance_df",
+    "effective_people",
+    "searches_fourth_moment",
+    "errors_squared_per_search",
+)
 
 
 def _exact_floats(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -516,6 +527,19 @@ class AggregateResult:
             (rows["metric"] == metric) & (rows["attribute"] == attribute) & (rows["group"] == group)
         ]
         return cluster_summary(rows.iloc[0]) if len(rows) else None
+
+    def people_sums(
+        self, threshold: float, metric: str = "fpir", attribute: str = ALL, group: str = ALL
+    ) -> PeopleSums | None:
+        """One group's sums over people and searches-per-person histogram at the grid
+        threshold nearest ``threshold``: what the null bootstrap group test needs
+        (:func:`lfr_eval.metrics.bootstrap_compare_groups_from_sums`); None for aggregates
+        made before they were recorded."""
+        rows = self.at_threshold(threshold)
+        rows = rows[
+            (rows["metric"] == metric) & (rows["attribute"] == attribute) & (rows["group"] == group)
+        ]
+        return people_sums_of_row(rows.iloc[0]) if len(rows) else None
 
     def describe_engine(self) -> str:
         return self.provenance.describe_engine()
