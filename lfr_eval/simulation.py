@@ -630,10 +630,13 @@ def group_test_rejection(
     (:data:`GROUP_TESTS`): ``"bootstrap"`` (default):
     :func:`lfr_eval.metrics.bootstrap_compare_groups` (the parametric null bootstrap-t over
     people that :meth:`IdentificationFrame.compare_groups` and the demographic page run on
-    per-person data); ``"permutation"``: :func:`lfr_eval.metrics.permutation_compare_groups`
+    per-person data, and on an aggregate from its sums over people,
+    :func:`lfr_eval.metrics.bootstrap_compare_groups_from_sums`, with the same p-values);
+    ``"permutation"``: :func:`lfr_eval.metrics.permutation_compare_groups`
     (the studentized permutation test over people, by name); ``"rao-scott"``:
-    :func:`lfr_eval.metrics.compare_group_rates` (from clustered summaries, as the
-    demographic page runs it on an aggregate); ``None``: no test, only the ratios
+    :func:`lfr_eval.metrics.compare_group_rates` (from clustered summaries only, as the
+    demographic page runs it on an aggregate written before the sums were kept); ``None``: no
+    test, only the ratios
     (``any_pair`` and ``extreme_pair`` are then NaN). ``n_permutations`` (relabellings) and
     ``n_replicates`` (bootstrap replicates, default ``n_permutations``) of 199 give an exact
     5% level (10 / 200) at a fraction of the defaults' cost. ``ratios``: also measure the

@@ -44,7 +44,9 @@ Files (load them with `lfr_eval.report.AggregateResult.load(folder)`):
   interval, with the clustered interval's sufficient statistics (`rate_variance`,
   `variance_df`, `effective_people`, and for the one-sided bound monotone in the errors
   `top_people` — errors/searches of the 8 people with the most errors, no ids — and
-  `searches_fourth_moment`);
+  `searches_fourth_moment`), and what the group test needs (`errors_squared`,
+  `errors_searches`, `errors_squared_per_search`: sums over people; `searches_histogram`:
+  how many people had 1, 2, … searches);
 - `histograms.csv` — mate scores and best non-mated scores, binned (0.01), per group;
 - `scaling.csv` — FPIR predicted for other watchlist sizes;
 - `ranks.csv` — rank-1…k identification rates and the CMC, overall and per group;
