@@ -401,13 +401,17 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     from lfr_eval.metrics._people_sums import PEOPLE_SUMS_COLUMNS
     from lfr_eval.report import as_aggregate
 
+    def page_on(folder: Path) -> tuple[AppTest, str, str]:
+        """The page run on ``folder``: the app, its captions and its markdown as text."""
+        at = _page("5_Demographic_report.py")
+        _use_results(at, folder)
+        at.run()
+        _no_exceptions(at)
+        captions = " ".join(c.value for c in at.caption)
+        return at, captions, " ".join(m.value for m in at.markdown)
+
     result = synthetic_result(with_scaling=False)
-    full = result.save(tmp_path / "full")
-    at = _page("5_Demographic_report.py")
-    _use_results(at, full)
-    at.run()
-    _no_exceptions(at)
-    captions = " ".join(c.value for c in at.caption)
+    at, captions, text = page_on(result.save(tmp_path / "full"))
     assert WHY_NULL_BOOTSTRAP in captions and WHY_RAO_SCOTT not in captions
     agg = at.session_state["lfr_results"].aggregate
     t = float(at.select_slider(key="report_threshold").value)
@@ -419,7 +423,6 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
         expected.extreme_pair.group_a, expected.extreme_pair.group_b
     )
     assert direct.p_adjusted == expected.extreme_pair.p_adjusted
-    text = " ".join(m.value for m in at.markdown)
     assert f"p = {direct.p_adjusted:.3g} (null bootstrap test over people" in text
     assert "family-wise" in text
     # the page names the adjustment that produced the p-value (step-down by default)
@@ -427,15 +430,9 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     assert "(step-down)" in text and expected.pairs.adjustment_text in captions
 
     # from the aggregate alone: the same test from its sums over people, the same p-value
-    only = as_aggregate(result).save(tmp_path / "aggregate-only")
-    at = _page("5_Demographic_report.py")
-    _use_results(at, only)
-    at.run()
-    _no_exceptions(at)
-    captions = " ".join(c.value for c in at.caption)
+    _, captions, text = page_on(as_aggregate(result).save(tmp_path / "aggregate-only"))
     assert WHY_NULL_BOOTSTRAP_AGGREGATE in captions and WHY_RAO_SCOTT not in captions
     assert "step-down max-statistic adjustment" in captions
-    text = " ".join(m.value for m in at.markdown)
     assert f"p = {direct.p_adjusted:.3g} (null bootstrap test over people" in text
     assert "from the aggregate's sums" in text
 
@@ -443,16 +440,9 @@ def test_demographic_report_tests_groups_on_each_persons_counts(tmp_path: Path) 
     old = tmp_path / "aggregate-old"
     stale = as_aggregate(result)
     kept = [c for c in stale.rates.columns if c not in PEOPLE_SUMS_COLUMNS]
-    dataclasses.replace(stale, rates=stale.rates[kept]).save(old)
-    at = _page("5_Demographic_report.py")
-    _use_results(at, old)
-    at.run()
-    _no_exceptions(at)
-    captions = " ".join(c.value for c in at.caption)
+    _, captions, text = page_on(dataclasses.replace(stale, rates=stale.rates[kept]).save(old))
     assert WHY_RAO_SCOTT in captions and WHY_NULL_BOOTSTRAP_AGGREGATE not in captions
-    assert "Rao–Scott design-effect test from the aggregate" in " ".join(
-        m.value for m in at.markdown
-    )
+    assert "Rao–Scott design-effect test from the aggregate" in text
 
 
 # ---------------------------------------------------------------------- export and verify

@@ -1876,11 +1876,6 @@ def bootstrap_compare_groups(
     in the upper half of the band). Cost: a beta and a binomial draw per person and replicate
     (about 0.1 us), or one multinomial draw per searches value where many people share it.
     """
-    _check_adjustment(adjustment)
-    if n_replicates < 1:
-        raise MetricInputError(f"n_replicates must be positive, got {n_replicates}")
-    if engine not in ("auto", "types", "people"):
-        raise MetricInputError(f"engine must be 'auto', 'types' or 'people', got {engine!r}")
     return bootstrap_compare_groups_from_sums(
         _per_person_sums(subject_errors, subject_trials), n_replicates=n_replicates,
         seed=seed, adjustment=adjustment, icc_from=icc_from, engine=engine,
@@ -1897,7 +1892,7 @@ def bootstrap_compare_groups_from_sums(
     engine: Literal["auto", "types", "people"] = "auto",
 ) -> GroupRatesComparison:
     """:func:`bootstrap_compare_groups` from each group's :class:`PeopleSums` at one
-    threshold (e.g. an aggregate's rates rows, :func:`lfr_eval.report.people_sums_of_row`):
+    threshold (e.g. an aggregate's, :meth:`lfr_eval.report.AggregateResult.people_sums`):
     the same test, and with the same seed the same p-values, as on the per-person counts
     those sums were made from. Arguments as there."""
     _check_adjustment(adjustment)
