@@ -74,6 +74,35 @@ def test_people_without_searches_are_not_people_and_counts_must_be_whole() -> No
         people_sums(np.array([0.5, 1.0]), np.array([2, 2]))
 
 
+@pytest.mark.parametrize("error_is_hit", [True, False])
+def test_the_summary_pass_makes_the_same_sums_as_its_own_pass(
+    error_is_hit: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group frame feeds the clustered summary's blocks to the sums (one pass over the
+    per-person counts, not two): the same bits as the sums' own pass, in one block and in
+    many, and the summary itself unchanged by the feeding."""
+    from lfr_eval.metrics import _intervals
+    from lfr_eval.metrics._people_sums import PeopleSumsBuilder
+
+    rng = np.random.default_rng(11)
+    n = 1 + rng.poisson(2.0, 400)
+    subjects = np.repeat(np.arange(400), n)
+    scores = rng.normal(0.4, 0.1, subjects.shape[0]) + rng.normal(0, 0.05, 400)[subjects]
+    thresholds = rng.permutation(np.linspace(0.2, 0.8, 9))  # any order
+    hist = _intervals.subject_histogram(subjects, scores, thresholds, error_is_hit=error_is_hit)
+    for cells in (_intervals.SUMMARY_CHUNK_CELLS, 37 * thresholds.shape[0]):
+        monkeypatch.setattr(_intervals, "SUMMARY_CHUNK_CELLS", cells)
+        own = people_sums_of_chunks(hist.dense_chunks(cells // 9), hist.trials)
+        builder = PeopleSumsBuilder(hist.trials)
+        fed = _intervals.summarise_subjects(hist, people_sums=builder)
+        plain = _intervals.summarise_subjects(hist)
+        for field in dataclasses.fields(PeopleSums):
+            assert np.array_equal(getattr(builder.result(), field.name), getattr(own, field.name))
+        for field in dataclasses.fields(fed):
+            a, b = getattr(fed, field.name), getattr(plain, field.name)
+            assert np.array_equal(a, b) if a is not None else b is None, field.name
+
+
 @pytest.mark.parametrize("engine", ["auto", "people", "types"])
 def test_the_test_from_sums_is_the_test_on_per_person_counts(engine: str) -> None:
     errors, trials = _lambs(seed=7)

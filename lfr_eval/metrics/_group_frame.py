@@ -49,7 +49,6 @@ from lfr_eval.metrics._group_tests import (
     simultaneous_ratio_to_overall,
 )
 from lfr_eval.metrics._intervals import (
-    SUMMARY_CHUNK_CELLS,
     SubjectHistogram,
     SubjectTable,
     binomial_interval,
@@ -60,8 +59,8 @@ from lfr_eval.metrics._intervals import (
 )
 from lfr_eval.metrics._people_sums import (
     PEOPLE_SUMS_COLUMNS,
+    PeopleSumsBuilder,
     people_sums_columns,
-    people_sums_of_chunks,
 )
 from lfr_eval.metrics._searches import SearchSet
 from lfr_eval.metrics._validation import MetricInputError, as_thresholds, check_confidence
@@ -368,7 +367,9 @@ class IdentificationFrame:
         m = self._thresholds.shape[0]
         # The clustered interval's sufficient statistics (nothing per person): an aggregate
         # keeps them so claims checked from it match those checked from the full data.
-        summary = summarise_subjects(counts)
+        # the group test's sums over people from the same pass over the per-person counts
+        builder = PeopleSumsBuilder(counts.trials) if np.any(counts.trials > 0) else None
+        summary = summarise_subjects(counts, people_sums=builder)
         top_errors, top_trials = summary.top_errors, summary.top_trials
         assert top_errors is not None and top_trials is not None  # summarise_subjects keeps them
         low, high, method = self._interval(errors, trials, counts, summary)
@@ -393,20 +394,19 @@ class IdentificationFrame:
             "searches_fourth_moment": np.full(m, summary.trials_fourth_moment, np.float64),
             # what the null bootstrap group test needs (sums and a searches-per-person
             # histogram, no person named): an aggregate runs the full results' test from them
-            **self._people_sums(counts),
+            **self._people_sums(builder),
         }
 
-    def _people_sums(self, counts: SubjectTable) -> dict[str, np.ndarray]:
+    def _people_sums(self, builder: PeopleSumsBuilder | None) -> dict[str, np.ndarray]:
         m = self._thresholds.shape[0]
-        if not np.any(counts.trials > 0):
+        if builder is None:  # no person searched
             return {
                 "errors_squared": np.zeros(m, np.int64),
                 "errors_searches": np.zeros(m, np.int64),
                 "errors_squared_per_search": np.zeros(m),
                 "searches_histogram": np.full(m, "", dtype=object),
             }
-        rows = max(1, SUMMARY_CHUNK_CELLS // max(1, m))
-        return people_sums_columns(people_sums_of_chunks(counts.dense_chunks(rows), counts.trials))
+        return people_sums_columns(builder.result())
 
     def _overall_table(self, metric: str) -> pd.DataFrame:
         o = self._sides[metric].overall

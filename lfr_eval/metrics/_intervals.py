@@ -33,6 +33,7 @@ from lfr_eval.metrics._clustered import (
     summarise_clusters,
     top_people,
 )
+from lfr_eval.metrics._people_sums import PeopleSumsBuilder
 from lfr_eval.metrics._top_people import histogram_top_people
 from lfr_eval.metrics._validation import (
     MetricInputError,
@@ -50,8 +51,18 @@ if TYPE_CHECKING:
 
 #: Bytes of replicate weights drawn at a time by the subject bootstrap (chunked replicates).
 BOOTSTRAP_CHUNK_BYTES = 64 * 2**20
-#: Subjects densified at a time (x thresholds, float64) for the clustered summary.
+#: Subjects densified at a time (x thresholds, float64) for the clustered summary: up to this
+#: many cells it is :func:`summarise_clusters` of one block, bit for bit.
 SUMMARY_CHUNK_CELLS = 4 * 2**20
+#: Cells of each block beyond that (8 MiB of int64): blocks that stay in cache. The per-block
+#: cumulative sums and residual powers ran 3-4x slower on 32 MiB blocks (the group frame at
+#: 1M people, bench_group_frame.py).
+SUMMARY_BLOCK_CELLS = 2**20
+
+
+def summary_block_rows(m: int) -> int:
+    """People per block (>= 1) of a pass over per-person counts at ``m`` thresholds."""
+    return max(1, min(SUMMARY_CHUNK_CELLS, SUMMARY_BLOCK_CELLS) // max(1, m))
 
 MSG_METHOD = "interval method must be 'clopper-pearson' or 'wilson', got {value!r}"
 
@@ -612,7 +623,12 @@ def _whole_number_histogram(counts: SubjectTable) -> TypeGuard[SubjectHistogram]
     return isinstance(counts, SubjectHistogram) and np.asarray(counts.bins.data).dtype.kind in "iu"
 
 
-def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) -> ClusterSummary:
+def summarise_subjects(
+    counts: SubjectTable,
+    *,
+    block_top_people: bool = False,
+    people_sums: PeopleSumsBuilder | None = None,
+) -> ClusterSummary:
     """:class:`~lfr_eval.metrics.ClusterSummary` of per-subject counts, in bounded memory.
 
     The same statistics as :func:`~lfr_eval.metrics.summarise_clusters` (identical for up to
@@ -625,6 +641,10 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
     (:func:`~lfr_eval.metrics._clustered.top_people`, the path before it: the same people but
     for ties, where it may keep an extra copy of a tied (errors, searches) pair, and about
     two thirds of the group frame's time at 1M people).
+
+    ``people_sums``, when given, is fed every block of whole-number counts this pass expands
+    (:class:`~lfr_eval.metrics._people_sums.PeopleSumsBuilder`), so the group test's sums come
+    from the same pass: expanding the blocks is most of its cost (the group frame at 1M people).
     """
     m = counts.thresholds.shape[0]
     rows = max(1, SUMMARY_CHUNK_CELLS // max(1, m))
@@ -634,6 +654,8 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
         errors, trials = next(counts.dense_chunks(max(1, counts.n_subjects)), (None, None))
         if errors is None or trials is None:
             return summarise_clusters(np.zeros((0, m)), np.zeros(0))
+        if people_sums is not None:
+            people_sums.add(errors, trials)
         small = summarise_clusters(errors, trials)
         if _whole_number_histogram(counts) and not block_top_people:
             # the same top people as the blocks below give
@@ -648,7 +670,9 @@ def summarise_subjects(counts: SubjectTable, *, block_top_people: bool = False) 
     histogram = _whole_number_histogram(counts) and not block_top_people
     tops = [top_people(np.zeros((0, m)), np.zeros(0))]
     lowest = np.ones(m)  # the scaled envelope's floor (ClusterSummary.lowest_rate)
-    for errors, trials in counts.dense_chunks(rows):
+    for errors, trials in counts.dense_chunks(summary_block_rows(m)):
+        if people_sums is not None:
+            people_sums.add(errors, trials)
         use = trials > 0
         every = bool(use.all())
         mine = errors if every else errors[use]

@@ -104,6 +104,75 @@ def _whole(values: np.ndarray) -> np.ndarray:
     return out.astype(np.int64, copy=False)
 
 
+class PeopleSumsBuilder:
+    """Adds up a :class:`PeopleSums` block by block, so a pass over the per-person counts made
+    for something else (:func:`~lfr_eval.metrics._intervals.summarise_subjects`' blocks) makes
+    the sums too, without expanding the counts a second time.
+
+    Parameters
+    ----------
+    searches : array_like of int, shape (s,)
+        Every person's searches (all blocks together): the histogram's values.
+    """
+
+    def __init__(self, searches: ArrayLike) -> None:
+        n_all = _whole(np.asarray(searches).ravel())
+        self._values, self._people = np.unique(n_all[n_all > 0], return_counts=True)
+        self._by_value_e: np.ndarray | None = None  # (k, m) int64: sum of e over n = value
+        self._by_value_ee: np.ndarray | None = None  # (k, m) int64: sum of e^2 over them
+
+    def add(self, errors: ArrayLike, trials: ArrayLike) -> None:
+        """One block: per-person ``errors`` (r, m) (or (r,)) and searches ``trials`` (r,),
+        whole numbers; people without a search are skipped. The block is only read."""
+        from scipy.sparse import csr_array  # imported here: ~1 s, and not every caller needs it
+
+        values = self._values
+        e = _whole(np.asarray(errors))
+        if e.ndim == 1:
+            e = e[:, None]
+        n = _whole(np.asarray(trials).ravel())
+        if self._by_value_e is None:
+            self._by_value_e = np.zeros((values.shape[0], e.shape[1]), np.int64)
+            self._by_value_ee = np.zeros_like(self._by_value_e)
+        assert self._by_value_ee is not None
+        use = n > 0
+        if not use.all():
+            e, n = e[use], n[use]
+        if not n.shape[0]:
+            return
+        slot = np.searchsorted(values, n)
+        found = values[np.minimum(slot, len(values) - 1)]
+        if np.any(slot >= values.shape[0]) or np.any(found != n):
+            raise MetricInputError("a block holds searches the searches histogram does not")
+        # each searches value's sums as a sparse one-hot product (exact in int64; 4x the
+        # sort-and-reduceat it replaced, which copied the block)
+        one_hot = csr_array(
+            (np.ones(n.shape[0], np.int64), (slot, np.arange(n.shape[0]))),
+            shape=(values.shape[0], n.shape[0]),
+        )
+        self._by_value_e += one_hot @ e
+        self._by_value_ee += one_hot @ (e * e)
+
+    def result(self) -> PeopleSums:
+        """The sums of every block added (at least one)."""
+        by_value_e, by_value_ee, values = self._by_value_e, self._by_value_ee, self._values
+        if by_value_e is None or by_value_ee is None:
+            raise MetricInputError("no blocks of per-person counts were given")
+        # ascending searches values, one value at a time: the same bits whatever the people's
+        # order or the number of thresholds
+        per_search = np.zeros(by_value_e.shape[1])
+        for k in range(values.shape[0]):
+            per_search += by_value_ee[k] / float(values[k])
+        return PeopleSums(
+            errors=by_value_e.sum(axis=0).astype(np.float64),
+            squares=by_value_ee.sum(axis=0).astype(np.float64),
+            cross=(values[:, None] * by_value_e).sum(axis=0).astype(np.float64),
+            squares_per_search=per_search,
+            searches=values.astype(np.int64),
+            people=self._people.astype(np.int64),
+        )
+
+
 def people_sums_of_chunks(
     chunks: Iterable[tuple[ArrayLike, ArrayLike]], searches: ArrayLike
 ) -> PeopleSums:
@@ -118,53 +187,10 @@ def people_sums_of_chunks(
     searches : array_like of int, shape (s,)
         Every person's searches (all blocks together): the histogram's values.
     """
-    from scipy.sparse import csr_array  # imported here: ~1 s, and not every caller needs it
-
-    n_all = _whole(np.asarray(searches).ravel())
-    values, people = np.unique(n_all[n_all > 0], return_counts=True)
-    by_value_e: np.ndarray | None = None  # (k, m) int64: sum of e over people with n = value
-    by_value_ee: np.ndarray | None = None  # (k, m) int64: sum of e^2 over them
+    builder = PeopleSumsBuilder(searches)
     for errors, trials in chunks:
-        e = _whole(np.asarray(errors))
-        if e.ndim == 1:
-            e = e[:, None]
-        n = _whole(np.asarray(trials).ravel())
-        if by_value_e is None:
-            by_value_e = np.zeros((values.shape[0], e.shape[1]), np.int64)
-            by_value_ee = np.zeros_like(by_value_e)
-        assert by_value_ee is not None
-        use = n > 0
-        if not use.all():
-            e, n = e[use], n[use]
-        if not n.shape[0]:
-            continue
-        slot = np.searchsorted(values, n)
-        found = values[np.minimum(slot, len(values) - 1)]
-        if np.any(slot >= values.shape[0]) or np.any(found != n):
-            raise MetricInputError("a block holds searches the searches histogram does not")
-        # each searches value's sums as a sparse one-hot product (exact in int64; 4x the
-        # sort-and-reduceat it replaced, which copied the block)
-        one_hot = csr_array(
-            (np.ones(n.shape[0], np.int64), (slot, np.arange(n.shape[0]))),
-            shape=(values.shape[0], n.shape[0]),
-        )
-        by_value_e += one_hot @ e
-        by_value_ee += one_hot @ (e * e)
-    if by_value_e is None or by_value_ee is None:
-        raise MetricInputError("no blocks of per-person counts were given")
-    # ascending searches values, one value at a time: the same bits whatever the people's
-    # order or the number of thresholds
-    per_search = np.zeros(by_value_e.shape[1])
-    for k in range(values.shape[0]):
-        per_search += by_value_ee[k] / float(values[k])
-    return PeopleSums(
-        errors=by_value_e.sum(axis=0).astype(np.float64),
-        squares=by_value_ee.sum(axis=0).astype(np.float64),
-        cross=(values[:, None] * by_value_e).sum(axis=0).astype(np.float64),
-        squares_per_search=per_search,
-        searches=values.astype(np.int64),
-        people=people.astype(np.int64),
-    )
+        builder.add(errors, trials)
+    return builder.result()
 
 
 def people_sums(errors: ArrayLike, trials: ArrayLike) -> PeopleSums:

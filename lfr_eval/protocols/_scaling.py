@@ -615,11 +615,11 @@ def largest_person_sum(counts: SubjectHistogram | np.ndarray) -> np.ndarray:
     a (sparse) histogram, a block of people at a time."""
     if isinstance(counts, np.ndarray):
         return counts.max(axis=0) if counts.shape[0] else np.zeros(counts.shape[1])
-    from lfr_eval.metrics._intervals import SUMMARY_CHUNK_CELLS
+    from lfr_eval.metrics._intervals import summary_block_rows
 
     m = counts.thresholds.shape[0]
     out = np.zeros(m)
-    for sums, _ in counts.dense_chunks(max(1, SUMMARY_CHUNK_CELLS // max(1, m))):
+    for sums, _ in counts.dense_chunks(summary_block_rows(m)):
         if len(sums):
             out = np.maximum(out, sums.max(axis=0))
     return out
