@@ -20,6 +20,7 @@ from lfr_eval.datasets import EmbeddingCache, embed_manifest, engine_cache_key, 
 from lfr_eval.distributed import (
     ClusterError,
     ClusterSpec,
+    ShardKeys,
     embed_on_cluster,
     open_client,
     read_shard,
@@ -110,7 +111,8 @@ def test_rerun_resumes_from_shards(tmp_path, manifest, engine, single, spec):
     # a driver that dies after two shards were written and before merging them (the shards
     # are sealed under the cache's key, so the run below can open them)
     with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
-        sealer = cache.shard_sealer()
+        shard_keys = cache.shard_keys()
+    sealer = shard_keys.sealer
     run = embed_on_cluster(
         spec,
         jobs,
@@ -118,7 +120,7 @@ def test_rerun_resumes_from_shards(tmp_path, manifest, engine, single, spec):
         engine_key=key,
         face_choice="central",
         shard_root=root,
-        sealer=sealer,
+        shard_keys=shard_keys,
     )
     written = [next(run), next(run)]
     run.close()  # cancels the unfinished tasks
@@ -202,7 +204,7 @@ def test_dead_worker_does_not_recompute_received_shards(tmp_path, manifest, engi
             engine_key=key,
             face_choice="central",
             shard_root=tmp_path / "shards",
-            sealer=Sealer(os.urandom(32)),
+            shard_keys=ShardKeys.ephemeral(),
         )
         received: list[str] = []
         embedded: set[str] = set()

@@ -23,6 +23,7 @@ from cli_support import run
 from lfr_eval.atrest import clear_cache, load_key_ring, rotate_key_ring
 from lfr_eval.datasets import _cache
 from lfr_eval.datasets._cache import CachedEmbedding, EmbeddingCache
+from lfr_eval.distributed import ShardKeys
 from lfr_eval.errors import CacheError
 from lfr_eval.faces import EngineId, ModelFile
 from lfr_eval.retention import purge_workspace
@@ -294,21 +295,24 @@ def test_data_status_says_a_layout_1_cache_is_not_sealed(
     assert code == 0 and "embedding cache: not sealed" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a cluster shard's file name (and its dask task key) is the unkeyed sha256 of the "
-    "image hashes it holds: whoever has the images and knows the shard size can confirm that a "
-    "run embedded them from the file names alone; naming shards by a keyed hash needs a ref "
-    "key handed to embed_on_cluster beside the sealer (an API change across _cluster, _shards "
-    "and _embedding)",
-)
-def test_a_shard_name_does_not_tell_which_images_it_holds() -> None:
+def test_a_shard_name_does_not_tell_which_images_it_holds(
+    workspace: Path, own_key_ring
+) -> None:
+    """A shard's file name (and its Dask task key) was the plain sha256 of the image hashes it
+    held: whoever had the images and guessed the shard size could confirm from the names alone
+    that a run embedded them. It is now keyed by the cache's pseudonym key."""
     import hashlib
 
-    from lfr_eval.distributed._shards import shard_id
-
     hashes = [sha(1), sha(2)]
-    assert shard_id(hashes) != hashlib.sha256("\n".join(hashes).encode()).hexdigest()[:32]
+    unkeyed = hashlib.sha256("\n".join(hashes).encode()).hexdigest()[:32]
+    with EmbeddingCache.in_workspace(workspace) as cache:
+        name = cache.shard_keys().shard_id(hashes)
+        assert cache.shard_keys().shard_id(hashes) == name  # a resumed run finds the same name
+    with EmbeddingCache.in_workspace(workspace) as cache:
+        assert cache.shard_keys().shard_id(hashes) == name  # and so does the next process
+        assert cache.shard_keys().shard_id(hashes[::-1]) != name  # order is part of the name
+    assert name != unkeyed and len(name) == 32
+    assert unkeyed not in {ShardKeys.ephemeral().shard_id(hashes) for _ in range(3)}
 
 
 def test_cache_files_are_owner_only(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import numpy as np
 from typing_extensions import Self
@@ -48,6 +48,9 @@ from lfr_eval.atrest import (
 )
 from lfr_eval.errors import CacheError
 from lfr_eval.faces import FaceEngine
+
+if TYPE_CHECKING:
+    from lfr_eval.distributed._shards import ShardKeys
 
 #: Version of the cache's table layout: 2 seals the entries; a layout-1 file (entries in clear)
 #: is sealed in place on open; any other version is refused, not migrated.
@@ -363,10 +366,13 @@ class EmbeddingCache:
         self.close()
 
     # ------------------------------------------------------------------ access
-    def shard_sealer(self) -> Sealer:
-        """The sealer of the Parquet shards a cluster run hands over to this cache
-        (:mod:`lfr_eval.distributed`): this file's key, so a resumed run can open them."""
-        return self._sealer
+    def shard_keys(self) -> ShardKeys:
+        """The keys of the Parquet shards a cluster run hands over to this cache
+        (:mod:`lfr_eval.distributed`): this file's seal and pseudonym keys, so a resumed run
+        can open them, and their names are as opaque as the cache's image refs."""
+        from lfr_eval.distributed._shards import ShardKeys
+
+        return ShardKeys(self._sealer, self._keys.ref)
 
     @property
     def key_id(self) -> str:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from lfr_eval.atrest import Sealer
 from lfr_eval.datasets._cache import CachedEmbedding, EmbeddingCache, engine_cache_key
 from lfr_eval.datasets._manifest import Manifest
 from lfr_eval.errors import ImageError
@@ -352,7 +351,7 @@ def _embed_on_cluster(
     import shutil
     import tempfile
 
-    from lfr_eval.distributed import embed_on_cluster
+    from lfr_eval.distributed import ShardKeys, embed_on_cluster
 
     assert engine_factory is not None
     wanted = {sha for _, sha in jobs}
@@ -364,9 +363,9 @@ def _embed_on_cluster(
         if cache is None
         else cache.path.parent / "embedding-shards"
     )
-    # a cache's shards are sealed under its key (a later run resumes from them); temporary
-    # ones under a key that never leaves this process
-    sealer = Sealer(os.urandom(32)) if cache is None else cache.shard_sealer()
+    # a cache's shards are sealed and named under its keys (a later run resumes from them);
+    # temporary ones under keys that never leave this process
+    shard_keys = ShardKeys.ephemeral() if cache is None else cache.shard_keys()
     resumed = 0
     try:
         for path, entries, from_earlier in embed_on_cluster(
@@ -376,7 +375,7 @@ def _embed_on_cluster(
             engine_key=key,
             face_choice=face_choice,
             shard_root=root,
-            sealer=sealer,
+            shard_keys=shard_keys,
         ):
             useful = [e for e in entries if e.image_sha256 in wanted]
             if cache is not None:

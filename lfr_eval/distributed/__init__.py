@@ -18,12 +18,19 @@ from lfr_eval.distributed._cluster import (
     worker_gpu_plan,
 )
 from lfr_eval.distributed._scoring import score_all_on_cluster, using_cluster
-from lfr_eval.distributed._shards import finished_shards, read_shard, shard_folder, write_shard
+from lfr_eval.distributed._shards import (
+    ShardKeys,
+    finished_shards,
+    read_shard,
+    shard_folder,
+    write_shard,
+)
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
     "ClusterError",
     "ClusterSpec",
+    "ShardKeys",
     "cluster_active",
     "dask_available",
     "embed_on_cluster",

@@ -9,7 +9,9 @@ pairs and a picklable recipe for the engine; a worker builds the engine once per
 the same copy of the data set on each machine) and returns the embeddings (128 or 512 floats
 and a few numbers per image). The driver writes each finished task as a Parquet shard, sealed
 under the cache's key, merges it into the embedding cache and deletes it. Images never travel;
-embeddings never leave the driver's disk except as task results.
+embeddings never leave the driver's disk except as task results. Task keys and shard names are
+keyed hashes of the image hashes (:class:`~lfr_eval.distributed._shards.ShardKeys`), so the
+scheduler's dashboard and the shard folder do not tell which images a run holds.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lfr_eval.atrest import Sealer
 from lfr_eval.datasets._cache import CachedEmbedding, engine_cache_key
 from lfr_eval.errors import LfrError
 from lfr_eval.faces import FaceEngine
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from lfr_eval.datasets._embedding import FaceChoice
+    from lfr_eval.distributed._shards import ShardKeys
 
 MSG_DASK_MISSING = (
     "running on a Dask cluster needs the distributed extra: pip install "
@@ -374,10 +376,11 @@ def embed_on_cluster(
     engine_key: str,
     face_choice: FaceChoice,
     shard_root: Path,
-    sealer: Sealer,
+    shard_keys: ShardKeys,
 ) -> Iterator[tuple[Path, list[CachedEmbedding], bool]]:
-    """Embed ``(path, sha256)`` jobs on a cluster, one Parquet shard per task, sealed with
-    ``sealer`` (the embedding cache's :meth:`~lfr_eval.datasets.EmbeddingCache.shard_sealer`).
+    """Embed ``(path, sha256)`` jobs on a cluster, one Parquet shard per task, sealed and
+    named with ``shard_keys`` (the embedding cache's
+    :meth:`~lfr_eval.datasets.EmbeddingCache.shard_keys`).
 
     Yields ``(shard path, entries, resumed)`` as shards finish: first the whole shards an
     earlier run left under ``shard_root`` (``resumed=True``, nothing recomputed), then the new
@@ -385,8 +388,9 @@ def embed_on_cluster(
     Stopping the generator (an error, Ctrl-C) cancels the tasks not yet finished; finished
     shards stay on disk for the next run.
     """
-    from lfr_eval.distributed._shards import finished_shards, shard_folder, shard_id, write_shard
+    from lfr_eval.distributed._shards import finished_shards, shard_folder, write_shard
 
+    sealer = shard_keys.sealer
     done: set[str] = set()
     for path, entries in finished_shards(shard_root, engine_key, sealer):
         done.update(e.image_sha256 for e in entries)
@@ -398,7 +402,7 @@ def embed_on_cluster(
         [(path, sha) for sha, path in remaining[i : i + spec.shard_size]]
         for i in range(0, len(remaining), spec.shard_size)
     ]
-    names = [shard_id([sha for _, sha in chunk]) for chunk in chunks]
+    names = [shard_keys.shard_id([sha for _, sha in chunk]) for chunk in chunks]
     folder = shard_folder(shard_root, engine_key)
     with open_client(spec) as client:
         from distributed import as_completed

@@ -4,11 +4,12 @@ A shard holds what one task embedded: one row per image (``n_faces``, ``det_scor
 ``face_size_px`` and ``sealed``: the image's sha256, its embedding or none, and the failure
 reason, sealed with AES-256-GCM as the embedding cache seals its entries, bound to the row's
 clear columns, its position and the shard's name) and, in the file's metadata, the engine cache
-key and the shard layout version. The driver seals with the key of the cache the shards merge
-into (:meth:`~lfr_eval.datasets.EmbeddingCache.shard_sealer`), so a run resumed later can open
-them; without a cache, with a key that lives in memory only (its shards are temporary anyway).
-A shard that does not open (another key, edited) counts as damaged. Shards live under
-``<shard root>/<sha256 of the engine key>[:32]/<shard id>.parquet`` and are written to a
+key and the shard layout version. The driver seals and names them with the keys of the cache
+the shards merge into (:meth:`~lfr_eval.datasets.EmbeddingCache.shard_keys`), so a run resumed
+later can open them; without a cache, with keys that live in memory only (its shards are
+temporary anyway). A shard that does not open (another key, edited) counts as damaged. Shards
+live under ``<shard root>/<sha256 of the engine key>[:32]/<shard id>.parquet``, the shard id a
+keyed hash of the image hashes it holds (:meth:`ShardKeys.shard_id`), and are written to a
 temporary name then renamed, so a shard on disk is always whole. They are the hand-over from
 the cluster to the embedding cache: each is merged into the cache and then deleted; a run that
 was interrupted leaves its finished shards, which the next run merges before computing anything.
@@ -17,9 +18,11 @@ was interrupted leaves its finished shards, which the next run merges before com
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lfr_eval.atrest import Sealer, SealError, associated_data, private_dir
@@ -37,9 +40,33 @@ def shard_folder(root: str | os.PathLike[str], engine_key: str) -> Path:
     return Path(root) / digest
 
 
-def shard_id(image_hashes: Sequence[str]) -> str:
-    """A shard's name: the sha256 of the image hashes it holds, in order (first 32 hex)."""
-    return hashlib.sha256("\n".join(image_hashes).encode()).hexdigest()[:32]
+@dataclass(frozen=True)
+class ShardKeys:
+    """What seals a cluster run's shards and what names them.
+
+    Attributes
+    ----------
+    sealer : Sealer
+        Seals each row (AES-256-GCM).
+    ref : bytes
+        HMAC-SHA256 key of the shards' names (the embedding cache's pseudonym key). A name
+        that anyone could compute from the images (a plain sha256 of their hashes) would let
+        whoever holds the images and guesses the shard size confirm, from the file names or
+        the Dask task keys alone, that a run embedded them.
+    """
+
+    sealer: Sealer
+    ref: bytes = field(repr=False)
+
+    @classmethod
+    def ephemeral(cls) -> ShardKeys:
+        """Keys that live in this process only (shards of a run without a cache)."""
+        return cls(Sealer(os.urandom(32)), os.urandom(32))
+
+    def shard_id(self, image_hashes: Sequence[str]) -> str:
+        """A shard's name: keyed hash of the image hashes it holds, in order (32 hex, 128 bits)."""
+        message = b"shard\0" + "\n".join(image_hashes).encode()
+        return hmac.new(self.ref, message, "sha256").hexdigest()[:32]
 
 
 def _row_ad(engine_key: str, name: str, i: int, n_faces: int, det: float, size: float) -> bytes:
