@@ -776,16 +776,23 @@ def group_comparison(
         The same evaluation's per-person frame by ``attribute`` at (at least) this threshold,
         e.g. ``result.identification_frame([threshold], [attribute])`` of the full results
         the aggregate was made from. Given, the pair tests are ``test`` over people
-        (:meth:`IdentificationFrame.compare_groups`); without it (aggregate results hold no
-        per-person counts) the Rao–Scott tests from the clustered totals. Its per-group
-        counts must equal the aggregate's.
+        (:meth:`IdentificationFrame.compare_groups`); without it, the same null bootstrap
+        from each group's sums over people in the aggregate's rates rows
+        (:func:`lfr_eval.metrics.bootstrap_compare_groups_from_sums`), or the Rao–Scott tests
+        from the clustered totals for an aggregate written before those sums were kept (the
+        reason says so). Its per-group counts must equal the aggregate's.
     test : {"bootstrap", "permutation"}
         With ``frame``: the parametric null bootstrap-t over people (default, the frame's and
         the library's; :func:`lfr_eval.metrics.bootstrap_compare_groups`) or, by name, the
         studentized permutation test over people.
     n_replicates, n_permutations, seed : int
-        Bootstrap replicates, relabellings of the permutation test, and their seed (with
-        ``frame``).
+        Bootstrap replicates, relabellings of the permutation test (with ``frame``), and
+        their seed.
+
+    Raises
+    ------
+    ResultError
+        A group's sums over people in the aggregate do not fit together (edited or damaged).
     adjustment : {"step-down", "single-step"}
         The max-statistic multiplicity adjustment over all pairs of either test (default
         step-down); ``pairs.adjustment`` and ``pairs.adjustment_text`` say which was used.

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from lfr_eval.errors import ResultError
 from lfr_eval.metrics import (
     MetricInputError,
     PeopleSums,
@@ -155,15 +156,19 @@ def test_a_rates_row_gives_back_the_sums_and_refuses_garbled_ones() -> None:
     assert back is not None
     for field in ("errors", "squares", "cross", "squares_per_search", "searches", "people"):
         assert np.array_equal(getattr(back, field), getattr(sums, field)), field
-    # written before the sums were kept, or edited: None (the caller falls back and says so)
-    older = {k: v for k, v in _row(sums).items() if k != "errors_squared"}
-    assert people_sums_of_row(older) is None
+    # written before the sums were kept (no histogram): None, the caller falls back and says so
     assert people_sums_of_row(_row(sums, searches_histogram=float("nan"))) is None
-    assert people_sums_of_row(_row(sums, searches_histogram="2x3 1x4")) is None  # not ascending
-    assert people_sums_of_row(_row(sums, searches_histogram="1x0")) is None
-    assert people_sums_of_row(_row(sums, searches_histogram="one")) is None
-    # a histogram that does not add up to the row's searches
-    assert people_sums_of_row(_row(sums, n_searches=sums.trials + 1)) is None
+    # there but edited: a clear error, never a silent fallback or a test on impossible sums
+    older = {k: v for k, v in _row(sums).items() if k != "errors_squared"}
+    for edited in (
+        older,
+        _row(sums, searches_histogram="2x3 1x4"),  # not ascending
+        _row(sums, searches_histogram="1x0"),
+        _row(sums, searches_histogram="one"),
+        _row(sums, n_searches=sums.trials + 1),  # does not add up to the row's searches
+    ):
+        with pytest.raises(ResultError, match="edited or damaged"):
+            people_sums_of_row(edited)
 
 
 def test_frame_columns_are_the_sums_of_each_groups_people() -> None:

@@ -1904,6 +1904,11 @@ def bootstrap_compare_groups_from_sums(
     if len(names) < 2:
         raise MetricInputError("at least two groups, with errors and trials for each, are needed")
     for g in names:
+        if sums[g].errors.shape != (1,):
+            raise MetricInputError(
+                f"group {g!r}: sums over people at one threshold are needed, got "
+                f"{sums[g].errors.shape[0]} thresholds (take one column of people_sums)"
+            )
         if sums[g].trials <= 0:
             raise MetricInputError(MSG_NO_TRIALS.format(name=g))
     model = null_bootstrap_model_from_sums(sums, icc_from=icc_from)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lfr_eval.errors import ResultError
 from lfr_eval.metrics._validation import MetricInputError
 
 MSG_NOT_WHOLE = "per-person errors and searches must be whole numbers"
@@ -207,23 +208,30 @@ def format_searches_histogram(sums: PeopleSums) -> str:
 
 def parse_searches_histogram(text: object) -> tuple[np.ndarray, np.ndarray] | None:
     """(searches, people) from :func:`format_searches_histogram`'s text; None where the text
-    is missing or garbled (an aggregate written before it was recorded, or edited)."""
+    is missing (an aggregate written before it was recorded, or a group without searches).
+
+    Raises
+    ------
+    ValueError
+        The text is there but is not such a histogram (edited or damaged): values and
+        counts must be whole numbers ≥ 1, the values strictly ascending.
+    """
     if not isinstance(text, str) or not text.strip():
         return None
     try:
         pairs = [item.split("x") for item in text.split()]
-        values = np.array([int(v) for v, _ in pairs], np.int64)
-        people = np.array([int(c) for _, c in pairs], np.int64)
+        # Python ints first: a number beyond int64 is refused, not wrapped or overflowed
+        values = [int(v) for v, _ in pairs]
+        people = [int(c) for _, c in pairs]
     except ValueError:
-        return None
-    if (
-        values.shape[0] == 0
-        or np.any(values < 1)
-        or np.any(people < 1)
-        or np.any(np.diff(values) <= 0)
-    ):
-        return None
-    return values, people
+        raise ValueError(f"not a searches-per-person histogram: {text[:60]!r}") from None
+    if not values or min(values) < 1 or min(people) < 1:
+        raise ValueError(f"searches and people must be at least 1: {text[:60]!r}")
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise ValueError(f"searches values must be strictly ascending: {text[:60]!r}")
+    if max(values) >= 2**62 or sum(v * c for v, c in zip(values, people, strict=True)) >= 2**62:
+        raise ValueError(f"searches beyond any data set: {text[:60]!r}")
+    return np.array(values, np.int64), np.array(people, np.int64)
 
 
 #: Rates-table columns that hold a :class:`PeopleSums` (a frame's and an aggregate's rows).
@@ -246,26 +254,86 @@ def people_sums_columns(sums: PeopleSums) -> dict[str, np.ndarray]:
     }
 
 
+MSG_SUMS_DO_NOT_FIT = (
+    "the rates row of {where} holds sums over people that no set of people can have ({why}): "
+    "the aggregate was edited or damaged; make it again from the full results"
+)
+
+
+def _sums_fit(
+    errors: float, squares: float, cross: float, per_search: float,
+    values: np.ndarray, people: np.ndarray,
+) -> str | None:  # fmt: skip
+    """Why these sums cannot come from people with ``0 <= e_i <= n_i``, or None if they can.
+
+    The bounds every real set obeys: 0 <= sum e <= sum e^2 <= sum e n (e_i^2 <= e_i n_i),
+    min(n) sum e <= sum e n <= max(n) sum e, (sum e)^2 / sum n <= sum e^2/n <= sum e
+    (Cauchy-Schwarz; e_i / n_i <= 1) and sum e <= sum n.
+    """
+    if not all(np.isfinite([errors, squares, cross, per_search])):
+        return "a sum is not a finite number"
+    if any(x != round(x) for x in (errors, squares, cross)):
+        return "sums of whole counts that are not whole"
+    total = float(np.dot(values.astype(np.float64), people))
+    tol = 1e-9 * max(1.0, squares)
+    if not 0 <= errors <= squares <= cross:
+        return "not 0 <= errors <= errors_squared <= errors_searches"
+    if errors > total:
+        return "more errors than searches"
+    if not float(values[0]) * errors <= cross <= float(values[-1]) * errors:
+        return "errors_searches outside [fewest, most] searches x errors"
+    if not errors * errors / total - tol <= per_search <= errors + tol:
+        return "errors_squared_per_search outside [errors^2 / searches, errors]"
+    return None
+
+
 def people_sums_of_row(row: Mapping[str, Any]) -> PeopleSums | None:
-    """The one-threshold :class:`PeopleSums` of a rates row, or None where its columns are
-    missing or do not fit together (an aggregate written before they were recorded: the group
-    test then falls back to what the row's clustered totals allow, and says so)."""
-    histogram = parse_searches_histogram(row.get("searches_histogram"))
+    """The one-threshold :class:`PeopleSums` of a rates row, or None where it holds no
+    searches-per-person histogram (an aggregate written before the sums were recorded, or a
+    group without searches: the group test then falls back to what the row's clustered
+    totals allow, and says so).
+
+    Raises
+    ------
+    ResultError
+        The histogram is there but the row's sums do not fit together or with its people
+        and searches (the aggregate was edited or damaged): no test is run on them.
+    """
+    text = row.get("searches_histogram")
+    where = (
+        f"{row.get('metric', '?')} / {row.get('attribute', '?')} = {row.get('group', '?')} "
+        f"at threshold {row.get('threshold', '?')}"
+    )
+
+    def refuse(why: str) -> ResultError:
+        return ResultError(MSG_SUMS_DO_NOT_FIT.format(where=where, why=why))
+
+    try:
+        histogram = parse_searches_histogram(text)
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
     if histogram is None:
         return None
+    values, people = histogram
     try:
         errors = float(row["errors"])
         squares = float(row["errors_squared"])
         cross = float(row["errors_searches"])
         per_search = float(row["errors_squared_per_search"])
         trials = float(row["n_searches"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    values, people = histogram
-    if not all(np.isfinite([errors, squares, cross, per_search])) or float(
-        np.sum(values * people)
-    ) != trials:
-        return None
+    except KeyError as exc:
+        raise refuse(f"no {exc.args[0]} column beside the histogram") from None
+    except (TypeError, ValueError):
+        raise refuse("a sum that is not a number") from None
+    if float(np.dot(values.astype(np.float64), people)) != trials:
+        held = int(np.dot(values, people))
+        raise refuse(f"the histogram holds {held} searches, the row {trials:g}")
+    listed = row.get("n_subjects")
+    if listed is not None and np.isfinite(float(listed)) and int(people.sum()) != float(listed):
+        raise refuse(f"the histogram holds {int(people.sum())} people, the row {listed}")
+    why = _sums_fit(errors, squares, cross, per_search, values, people)
+    if why is not None:
+        raise refuse(why)
     return PeopleSums(
         errors=np.array([errors]),
         squares=np.array([squares]),

@@ -534,7 +534,8 @@ class AggregateResult:
         """One group's sums over people and searches-per-person histogram at the grid
         threshold nearest ``threshold``: what the null bootstrap group test needs
         (:func:`lfr_eval.metrics.bootstrap_compare_groups_from_sums`); None for aggregates
-        made before they were recorded."""
+        made before they were recorded. :class:`~lfr_eval.errors.ResultError` where the row's
+        sums do not fit together (edited or damaged)."""
         rows = self.at_threshold(threshold)
         rows = rows[
             (rows["metric"] == metric) & (rows["attribute"] == attribute) & (rows["group"] == group)
