@@ -33,11 +33,14 @@ from lfr_eval.datasets import UNKNOWN
 from lfr_eval.errors import LfrError
 from lfr_eval.metrics import (
     DEFAULT_ADJUSTMENT,
+    SIMULTANEOUS_KG,
+    SIMULTANEOUS_RATIO,
     GroupRatesComparison,
     GroupTestResult,
     IdentificationFrame,
     PairComparison,
     RateEstimate,
+    RatioToLowest,
     bootstrap_compare_groups_from_sums,
     compare_group_rates,
     fisher_exact_test,
@@ -57,6 +60,11 @@ from lfr_eval.protocols import ProtocolError, ScaledFpir, scaled_fpir
 from lfr_eval.protocols._scaling import ANALYTIC
 from lfr_eval.report import ALL, AggregateResult
 
+#: The methods of a group comparison's "all groups at once" columns (its rates, its ratios).
+SIMULTANEOUS_COLUMNS = (
+    f"rates: {SIMULTANEOUS_KG}, each end within the interval counted by people; "
+    f"ratios to the lowest: {SIMULTANEOUS_RATIO}"
+)
 #: A threshold is "on" an aggregate's grid when it is this close to a grid value.
 GRID_TOLERANCE = 1e-6
 
@@ -731,7 +739,9 @@ class GroupComparison:
     simultaneous_confidence : float or None
         Coverage of the table's ``sim_ci_low``/``sim_ci_high`` (all compared groups at once,
         Bonferroni over groups) and of ``ratio_ci_low``/``ratio_ci_high`` (ratio to the
-        lowest group, from the simultaneous rate intervals).
+        lowest group, simultaneous over every pair: :func:`lfr_eval.metrics.ratio_to_lowest`).
+    simultaneous_method : str or None
+        Which methods made those columns, in words (:data:`SIMULTANEOUS_COLUMNS`).
     test_reason : str or None
         Why ``pairs`` used the test it did (:data:`WHY_NULL_BOOTSTRAP`,
         :data:`WHY_PERMUTATION` or :data:`WHY_RAO_SCOTT`),
@@ -750,6 +760,7 @@ class GroupComparison:
     extreme_pair: PairComparison | None = None
     simultaneous_confidence: float | None = None
     test_reason: str | None = None
+    simultaneous_method: str | None = None
 
 
 def group_comparison(
@@ -836,9 +847,11 @@ def group_comparison(
         )
         pairs, extreme, sim_conf, reason = _clustered_comparison(
             agg, t, attribute, metric, table, lowest, highest, adjustment,
-            n_replicates=n_replicates, seed=seed,
+            n_replicates=n_replicates, seed=seed, test_pairs=frame is None,
         )  # fmt: skip
-        if frame is not None and pairs is not None:
+        # sim_conf is None only for an aggregate without the clustered statistics: then no
+        # clustered test at all, with or without the frame (the page says why)
+        if frame is not None and sim_conf is not None:
             pairs = _per_person_pairs(
                 frame, t, attribute, metric, table, n_permutations=n_permutations, seed=seed,
                 adjustment=adjustment, test=test, n_replicates=n_replicates,
@@ -860,6 +873,7 @@ def group_comparison(
         extreme_pair=extreme,
         simultaneous_confidence=sim_conf,
         test_reason=reason,
+        simultaneous_method=None if sim_conf is None else SIMULTANEOUS_COLUMNS,
     )
 
 
@@ -932,10 +946,13 @@ def _clustered_comparison(
     *,
     n_replicates: int = 4999,
     seed: int = 0,
+    test_pairs: bool = True,
 ) -> tuple[GroupRatesComparison | None, PairComparison | None, float | None, str | None]:
     """Multiplicity-adjusted pair tests, simultaneous intervals (columns added to ``table``)
     and why that test: the null bootstrap from each group's sums over people where the
-    aggregate keeps them (the full results' test and p-values), else Rao–Scott."""
+    aggregate keeps them (the full results' test and p-values), else Rao–Scott.
+    ``test_pairs=False``: the intervals only (pairs, pair and reason None), where the
+    per-person frame's test replaces the aggregate's."""
     compared = table[table["compared"]]["group"].astype(str).tolist()
     summaries = {g: agg.cluster_summary(threshold, metric, attribute, g) for g in compared}
     for column in ("sim_ci_low", "sim_ci_high", "ratio_ci_low", "ratio_ci_high"):
@@ -943,6 +960,10 @@ def _clustered_comparison(
     if any(v is None for v in summaries.values()):
         return None, None, None, None
     clean = {g: v for g, v in summaries.items() if v is not None}
+    confidence = float(agg.intervals.confidence)
+    _simultaneous_columns(table, ratio_to_lowest(clean, confidence))
+    if not test_pairs:
+        return None, None, confidence, None
     sums = {g: agg.people_sums(threshold, metric, attribute, g) for g in compared}
     if all(v is not None for v in sums.values()):
         pairs = bootstrap_compare_groups_from_sums(
@@ -953,12 +974,14 @@ def _clustered_comparison(
     else:
         pairs = compare_group_rates(clean, adjustment=adjustment)
         reason = WHY_RAO_SCOTT
-    confidence = float(agg.intervals.confidence)
-    bounds = ratio_to_lowest(clean, confidence)
+    return pairs, pairs.pair(highest, lowest), confidence, reason
+
+
+def _simultaneous_columns(table: pd.DataFrame, bounds: RatioToLowest) -> None:
+    """Fill ``table``'s simultaneous rate and ratio-to-lowest columns from ``bounds``."""
     rows = table["group"].astype(str)
     for i, g in enumerate(bounds.groups):
         table.loc[rows == g, "sim_ci_low"] = float(bounds.rate_low[i, 0])
         table.loc[rows == g, "sim_ci_high"] = float(bounds.rate_high[i, 0])
         table.loc[rows == g, "ratio_ci_low"] = float(bounds.ratio_low[i, 0])
         table.loc[rows == g, "ratio_ci_high"] = float(bounds.ratio_high[i, 0])
-    return pairs, pairs.pair(highest, lowest), confidence, reason

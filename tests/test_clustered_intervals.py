@@ -12,8 +12,12 @@ from lfr_eval.metrics._clustered import (
     KORN_GRAUBARD_MONOTONE,
     KORN_GRAUBARD_NO_ERRORS,
     KORN_GRAUBARD_ONE_PERSON,
+    MARKOV_FLOOR_SUFFIX,
+    ClusteredRate,
     cluster_robust_variance,
+    design_effect_interval,
     fractional_clopper_pearson,
+    summarise_clusters,
 )
 
 
@@ -75,10 +79,12 @@ def test_fractional_clopper_pearson_matches_integer_case() -> None:
 def test_one_person_and_vectorised_thresholds() -> None:
     r = korn_graubard(np.array([[3, 0, 10]]), [10])
     assert r.method.tolist() == [
-        KORN_GRAUBARD_ONE_PERSON,
+        # one person is one effective search: its lower end is the Markov floor 3 x 0.025 / 10
+        KORN_GRAUBARD_ONE_PERSON + MARKOV_FLOOR_SUFFIX,
         KORN_GRAUBARD_NO_ERRORS,
         "korn-graubard (all errors: counted by people)",
     ]
+    assert r.ci_low[0] == pytest.approx(0.0075)
     assert r.ci_low[0] < 0.3 < r.ci_high[0] and r.ci_high[0] - r.ci_low[0] > 0.5
 
 
@@ -133,6 +139,12 @@ def _jeffreys(x: float, n: float) -> tuple[float, float]:
     )
 
 
+def _plain_korn_graubard(errors: np.ndarray, trials: np.ndarray) -> ClusteredRate:
+    """Korn–Graubard's own interval, with its whole t factor: the ends before the people's
+    interval and the Markov floor (:func:`korn_graubard` since stop 31)."""
+    return design_effect_interval(summarise_clusters(errors, trials))
+
+
 def test_design_effect_jeffreys_few_people_t_factor_floored_at_the_people() -> None:
     """Errors in only two people: the between-person spread rests on them, so the ends keep
     Korn–Graubard's reduction of the whole variance, but never below Kish's effective number of
@@ -150,7 +162,7 @@ def test_design_effect_jeffreys_few_people_t_factor_floored_at_the_people() -> N
     errors = np.zeros(40)
     errors[[3, 17]] = [6, 9]
     trials = np.full(40, 30)
-    exact = korn_graubard(errors, trials)
+    exact = _plain_korn_graubard(errors, trials)
     jeff = design_effect_jeffreys(errors, trials)
     p = errors.sum() / trials.sum()
     # Korn–Graubard's whole t factor (1 degree of freedom) would leave 3.7 of 40 people
@@ -176,7 +188,7 @@ def test_design_effect_jeffreys_few_people_t_factor_floored_at_the_people() -> N
     heavy_trials = np.array([100, 100, 100] + [10] * 17)
     heavy_errors = np.array([60, 10, 35] + [3] * 17)
     heavy = design_effect_jeffreys(heavy_errors, heavy_trials)
-    kg = korn_graubard(heavy_errors, heavy_trials)
+    kg = _plain_korn_graubard(heavy_errors, heavy_trials)
     kish = heavy_trials.sum() ** 2 / (heavy_trials**2).sum()
     q = kg.rate[0]
     assert q * q * (1 - q) / float(kg.variance[0]) > LOWER_FEW_ERRORS  # not the few-errors rule
@@ -263,7 +275,7 @@ def test_design_effect_jeffreys_floor_is_kish_people_with_unequal_searches() -> 
     r = design_effect_jeffreys(errors, trials)
     kish = trials.sum() ** 2 / (trials**2).sum()
     assert 2.5 < kish < 2.6  # of 31 people
-    assert korn_graubard(errors, trials).effective_trials[0] < 1.5
+    assert _plain_korn_graubard(errors, trials).effective_trials[0] < 1.5
     assert r.effective_trials[0] == pytest.approx(kish)
 
 
@@ -330,6 +342,6 @@ def test_clustered_interval_by_name() -> None:
     from lfr_eval.metrics import clustered_interval, summarise_clusters
 
     summary = summarise_clusters([1, 0, 2, 0], [10, 10, 10, 10])
-    assert clustered_interval(summary, method="korn-graubard").method[0] == KORN_GRAUBARD
+    assert clustered_interval(summary, method="korn-graubard").method[0].startswith(KORN_GRAUBARD)
     with pytest.raises(MetricInputError, match="design-effect-jeffreys"):
         clustered_interval(summary, method="bootstrap")

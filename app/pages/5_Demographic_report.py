@@ -229,7 +229,7 @@ for metric, title in (("fpir", "False positives (FPIR)"), ("fnir", "Missed liste
             "statistic allows for repeat searches of one person. "
             f"The columns 'all groups at once' give {comparison.simultaneous_confidence:.0%} "
             "intervals that hold for all compared groups together, and the ratio's interval to "
-            "the lowest group."
+            f"the lowest group ({comparison.simultaneous_method})."
         )
     else:
         test = comparison.test

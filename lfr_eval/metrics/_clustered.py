@@ -55,6 +55,16 @@ searched most have the highest rates (coverage 0.77). The cap grows with the err
 bound stays nearly monotone; its label says so (:data:`PEOPLE_CAP_SUFFIX`). Measured in
 ``benchmarks/RESULTS.md``.
 
+**Two-sided Korn–Graubard within the interval counted by people** (since stop 31): the
+two-sided (and lower) ``korn-graubard`` interval, by name and in the Bonferroni intervals of
+groups "all at once" (:func:`lfr_eval.metrics.simultaneous_rate_bounds`), keeps both ends
+within the Clopper–Pearson interval of the rate in the same ``n / M`` trials, and its lower end
+at least ``errors * a_low / n`` (:func:`markov_floor`: Markov's inequality, valid for any
+dependence). With one false positive in a group's 754 searches of 412 people its 97.5% interval
+was [2e-247, 0.53]; the t factor of one degree of freedom is what made it so. Labels
+:data:`PEOPLE_INTERVAL_SUFFIX` and :data:`MARKOV_FLOOR_SUFFIX` say where an end moved;
+coverage on the same data sets before and after: ``benchmarks/results/kg_two_sided.md``.
+
 The workbench's **default** two-sided interval for rates is the design-effect Jeffreys interval
 (:func:`design_effect_jeffreys`): the same effective sample size with Jeffreys ends, and the
 ``(z / t)^2`` reduction applied at the upper end only to the between-person excess of the design
@@ -99,8 +109,18 @@ KORN_GRAUBARD = "korn-graubard"
 #: One-sided bounds are never above the bound counted by people (:func:`capped_by_people`:
 #: the searches over the most searches one person has, a number of people valid for any rates).
 ONE_SIDED_PEOPLE_CAP = True
+#: Two-sided (and lower) Korn–Graubard intervals keep both ends within the interval counted by
+#: people (:func:`capped_by_people`, since stop 31): with one or two people carrying the
+#: errors the t factor otherwise put a Bonferroni interval at [2e-247, 0.53].
+TWO_SIDED_PEOPLE_BOUND = True
 #: What a one-sided bound lowered to that cap appends to its label.
 PEOPLE_CAP_SUFFIX = ", at most the bound counted by people"
+#: What a two-sided (or lower) Korn–Graubard interval with an end moved within the interval
+#: counted by people appends to its label (:func:`capped_by_people`, since stop 31).
+PEOPLE_INTERVAL_SUFFIX = ", within the interval counted by people"
+#: What such an interval appends where its lower end was raised to the Markov floor
+#: ``errors * a_low / searches``, valid whatever the clustering (:func:`markov_floor`).
+MARKOV_FLOOR_SUFFIX = ", lower end at least errors x alpha / searches (Markov)"
 #: Label where no search (or every search) is an error: the bound is counted by people.
 KORN_GRAUBARD_NO_ERRORS = "korn-graubard (no errors: counted by people)"
 KORN_GRAUBARD_ALL_ERRORS = "korn-graubard (all errors: counted by people)"
@@ -690,7 +710,13 @@ def korn_graubard_from_summary(
     """
     if sided == "upper":
         return monotone_upper_bound(summary, confidence)
-    return design_effect_interval(summary, confidence, sided=sided)
+    plain = design_effect_interval(summary, confidence, sided=sided)
+    if not TWO_SIDED_PEOPLE_BOUND:
+        return plain
+    # The envelope over fewer errors is not taken at the two-sided upper end: it would hold
+    # the heavy-search designs (benchmarks/results/kg_two_sided.md) but lifts ordinary upper
+    # ends to the people's cap (238 errors in 129 of 500 people: 0.070 against 0.058).
+    return markov_floor(capped_by_people(summary, plain, confidence), confidence)
 
 
 #: Errors the family tries for the last person kept in each top-m set (its 1-D scan): the 8
@@ -912,22 +938,28 @@ def largest_searches_bound(summary: ClusterSummary) -> float:
 def capped_by_people(
     summary: ClusterSummary, bound: ClusteredRate, confidence: float = 0.95
 ) -> ClusteredRate:
-    """A one-sided upper bound lowered, where above it, to the bound counted by people.
+    """An interval's ends brought, where outside it, within the interval counted by people.
 
-    The cap is the one-sided Clopper–Pearson bound of ``p K`` errors in ``K`` trials with
-    ``K = n / M``: the searches over the most searches one person has
-    (:func:`largest_searches_bound`; ``K`` is the number of people when everyone has the
-    same searches). People are independent and each person's rate ``p_i`` lies in [0, 1], so
-    the rate's variance is at most ``sum_i n_i^2 p_i (1 - p_i) / n^2 <= M sum_i n_i p_i
-    (1 - p_i) / n^2 <= M p (1 - p) / n = p (1 - p) / K`` (the last step: ``x (1 - x)`` is
+    The interval counted by people is the Clopper–Pearson interval (of ``bound.sided``) of
+    ``p K`` errors in ``K`` trials with ``K = n / M``: the searches over the most searches one
+    person has (:func:`largest_searches_bound`; ``K`` is the number of people when everyone
+    has the same searches). People are independent and each person's rate ``p_i`` lies in
+    [0, 1], so the rate's variance is at most ``sum_i n_i^2 p_i (1 - p_i) / n^2 <= M sum_i n_i
+    p_i (1 - p_i) / n^2 <= M p (1 - p) / n = p (1 - p) / K`` (the last step: ``x (1 - x)`` is
     concave and ``p`` is the search-weighted mean of the ``p_i``), whatever the correlation
     within a person and whether or not the people searched most are the ones with the highest
-    rates. With equal searches per person it is the exact bound of a binomial count of people.
-    A design-effect bound above the cap rests on a variance the data cannot have: one or two
+    rates. With equal searches per person it is the exact interval of a binomial count of
+    people. A design-effect end beyond it rests on a variance the data cannot have: one or two
     people carrying the errors leave it about 1 degree of freedom, and the ``(t / z)^2``
-    factor then shrinks ``n_eff`` up to 25× (one person of 520 with 12 of their 33 searches
-    false matches: 0.476; the cap, with ``K = 811 / 33``, 0.14; with all 40 false positives of
-    that data set 0.19 against 0.476).
+    factor then shrinks ``n_eff`` up to 25× at 95% and about 400× at the 99.4% of a
+    Bonferroni family of 8 (one person of 520 with 12 of their 33 searches false matches:
+    one-sided 0.476; the cap, with ``K = 811 / 33``, 0.14; with all 40 false positives of that
+    data set 0.19 against 0.476. One error in 754 searches of 412 people at 98.75%, two-sided:
+    [2e-247, 0.53] before, [3.3e-06, 0.014] within the people's interval).
+
+    A one-sided upper bound (``sided="upper"``) is lowered to the cap: every one-sided bound of
+    the workbench since stop 25. A two-sided (or lower) interval (since stop 31) also has its
+    lower end raised to the people's lower end, where that is higher.
 
     Kish's effective number of people ``n^2 / sum n_i^2`` (the two-sided default's floor) gave
     a tighter cap but holds only where the searches per person do not depend on the person's
@@ -935,29 +967,60 @@ def capped_by_people(
     (``benchmarks/results/people_cap_adversarial.md``); this one is proved for any rates.
 
     The cap grows with the errors at a fixed ``K``, so a nearly monotone bound stays nearly
-    monotone; it is never above the bound, so it is taken only where the bound is higher.
-    Entries it lowers get :data:`PEOPLE_CAP_SUFFIX` on their label and ``effective_trials``
-    ``K``. Measured: ``benchmarks/RESULTS.md`` ("One-sided bounds capped ...").
+    monotone; each end is moved only where it lies outside. Entries it changes get
+    :data:`PEOPLE_CAP_SUFFIX` (one-sided upper) or :data:`PEOPLE_INTERVAL_SUFFIX` on their
+    label, and ``effective_trials`` ``K`` where the end it reports (the upper end; the lower
+    for ``sided="lower"``) moved. Measured: ``benchmarks/RESULTS.md`` ("One-sided bounds
+    capped ..."; "Two-sided Korn–Graubard within the people's interval").
     """
     total = float(bound.trials)
     people = float(summary.effective_people)
     if total <= 0 or bound.n_subjects == 0 or not np.isfinite(people) or people <= 0:
         return bound
-    _, a_high = _tails(confidence, "upper")
+    a_low, a_high = _tails(confidence, bound.sided)
     k = min(total, total / max(largest_searches_bound(summary), 1.0))
     rate = np.asarray(bound.rate, dtype=np.float64)
-    _, cap = fractional_clopper_pearson(rate * k, np.full_like(rate, k), 0.0, a_high)
+    floor, cap = fractional_clopper_pearson(rate * k, np.full_like(rate, k), a_low, a_high)
     lowered = np.isfinite(cap) & (cap < bound.ci_high * (1 - 1e-12))
-    if not lowered.any():
+    raised = np.isfinite(floor) & (floor > bound.ci_low * (1 + 1e-12))
+    moved = lowered | raised
+    if not moved.any():
         return bound
+    suffix = PEOPLE_CAP_SUFFIX if bound.sided == "upper" else PEOPLE_INTERVAL_SUFFIX
     method = bound.method.astype(object).copy()
-    method[lowered] = [str(name) + PEOPLE_CAP_SUFFIX for name in method[lowered]]
+    method[moved] = [str(name) + suffix for name in method[moved]]
+    reported = raised if bound.sided == "lower" else lowered
     return replace(
         bound,
+        ci_low=np.where(raised, floor, bound.ci_low),
         ci_high=np.where(lowered, cap, bound.ci_high),
-        effective_trials=np.where(lowered, k, bound.effective_trials),
+        effective_trials=np.where(reported, k, bound.effective_trials),
         method=method,
     )
+
+
+def markov_floor(bound: ClusteredRate, confidence: float = 0.95) -> ClusteredRate:
+    """A lower end raised, where below it, to ``errors * a_low / searches`` (Markov).
+
+    For any dependence between searches, ``P(X >= x) <= E[X] / x = n p / x`` (Markov's
+    inequality), so the lower end ``L = X a_low / n`` misses (``p < L``) with probability at
+    most ``a_low``: a floor that needs no model of the clustering at all. It binds only at a
+    handful of errors, where a fractional effective count below one puts the design-effect
+    lower end many orders of magnitude lower (one error in 754 searches of 412 people at
+    97.5% two-sided: 7.6e-13 within the people's interval; the floor 1.7e-05, the exact
+    independent lower end of one error, 1.7e-05). Entries it raises get
+    :data:`MARKOV_FLOOR_SUFFIX`.
+    """
+    a_low, _ = _tails(confidence, bound.sided)
+    if a_low == 0.0 or bound.trials <= 0:
+        return bound
+    floor = np.asarray(bound.errors, np.float64) * a_low / float(bound.trials)
+    raised = floor > bound.ci_low * (1 + 1e-12)
+    if not raised.any():
+        return bound
+    method = bound.method.astype(object).copy()
+    method[raised] = [str(name) + MARKOV_FLOOR_SUFFIX for name in method[raised]]
+    return replace(bound, ci_low=np.where(raised, floor, bound.ci_low), method=method)
 
 
 def monotone_high(

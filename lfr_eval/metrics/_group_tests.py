@@ -675,6 +675,10 @@ class RatioToLowest:
         Each group's own coverage, ``1 - (1 - confidence) / G``.
     method : str
         :data:`SIMULTANEOUS_RATIO`.
+    rate_method : ndarray of shape (G, m), object, or None
+        The label of each group's rate bounds (:func:`simultaneous_rate_bounds`: Korn–Graubard
+        or one of its edge cases, with the suffixes of the ends it moved within the interval
+        counted by people).
     """
 
     groups: tuple[str, ...]
@@ -687,6 +691,7 @@ class RatioToLowest:
     confidence: float
     group_confidence: float
     method: str = SIMULTANEOUS_RATIO
+    rate_method: np.ndarray | None = None
 
 
 def ratio_to_lowest(
@@ -716,13 +721,11 @@ def ratio_to_lowest(
     ``rate_low`` / ``rate_high`` are each group's simultaneous Korn–Graubard bounds
     (Bonferroni over the G groups). Ties for the lowest go to the first group given.
     """
-    from lfr_eval.metrics._clustered import korn_graubard_from_summary
-
     names = list(summaries)
     if not names:
         raise MetricInputError("at least one group is needed for ratios to the lowest")
     group_confidence = 1.0 - (1.0 - float(confidence)) / len(names)
-    bounds = [korn_graubard_from_summary(summaries[g], group_confidence) for g in names]
+    bounds = list(simultaneous_rate_bounds(summaries, confidence).values())
     rate = np.stack([b.rate for b in bounds])  # (G, m)
     low = np.stack([b.ci_low for b in bounds])
     high = np.stack([b.ci_high for b in bounds])
@@ -750,6 +753,7 @@ def ratio_to_lowest(
         lowest=np.array([names[i] for i in ref], dtype=object),
         confidence=float(confidence),
         group_confidence=group_confidence,
+        rate_method=np.stack([b.method for b in bounds]).astype(object),
     )
 
 
@@ -774,7 +778,12 @@ def simultaneous_rate_bounds(
 ) -> dict[str, ClusteredRate]:
     """Korn–Graubard intervals that hold for every group at once.
 
-    Each group's interval is made at ``1 - (1 - confidence) / (G + extra)`` (Bonferroni over
+    Each group's interval is the two-sided Korn–Graubard interval
+    (:func:`lfr_eval.metrics.korn_graubard_from_summary`: exact ends, both within the
+    interval counted by people and the lower end at least the Markov floor ``errors * a_low /
+    searches``, so that one or two people carrying a group's errors cannot put it at
+    [1e-248, 0.53] as Korn–Graubard's t factor alone did before stop 31) made at
+    ``1 - (1 - confidence) / (G + extra)`` (Bonferroni over
     the G groups, plus ``extra`` further intervals of the same family, e.g. the overall rate
     as a reference), so all hold together with probability at least ``confidence`` whatever
     the correlation between groups. Any ratio of two groups' rates then lies within
