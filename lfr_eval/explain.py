@@ -62,7 +62,8 @@ from lfr_eval.report import ALL, AggregateResult
 
 #: The methods of a group comparison's "all groups at once" columns (its rates, its ratios).
 SIMULTANEOUS_COLUMNS = (
-    f"rates: {SIMULTANEOUS_KG}, each end within the interval counted by people; "
+    f"rates: {SIMULTANEOUS_KG}, each end within the interval counted by people and the "
+    "lower end at least errors x alpha / searches (Markov); "
     f"ratios to the lowest: {SIMULTANEOUS_RATIO}"
 )
 #: A threshold is "on" an aggregate's grid when it is this close to a grid value.

@@ -645,7 +645,6 @@ def group_test_rejection(
     """
     from lfr_eval.metrics._clustered import summarise_clusters
     from lfr_eval.metrics._group_tests import (
-        _summary_column,
         bootstrap_compare_groups,
         compare_group_rates,
         permutation_compare_groups,
@@ -666,7 +665,7 @@ def group_test_rejection(
         summaries.append(summarise_clusters(errors, trials))
     any_pair = extreme = ratio_out = overall_out = 0
     for r in range(n_datasets):
-        groups = {f"g{g}": _summary_column(s, r) for g, s in enumerate(summaries)}
+        groups = {f"g{g}": s.column(r) for g, s in enumerate(summaries)}
         rates = {name: float(s.errors[0]) / s.trials for name, s in groups.items()}
         high, low = max(rates, key=rates.get), min(rates, key=rates.get)  # type: ignore[arg-type]
         if test is not None:

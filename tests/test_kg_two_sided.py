@@ -18,6 +18,7 @@ import lfr_eval.metrics._clustered as clustered
 from lfr_eval.metrics import (
     korn_graubard,
     korn_graubard_from_summary,
+    ratio_to_lowest,
     simultaneous_rate_bounds,
     summarise_clusters,
 )
@@ -142,3 +143,31 @@ def test_simultaneous_coverage_of_groups_with_few_errors() -> None:
         highest = max(highest, *(float(b.ci_high[0]) for b in bounds.values()))
     assert all_hold / 600 >= 0.95
     assert highest < 0.2
+
+
+def test_lower_end_raised_to_the_people_interval() -> None:
+    """400 people with one search each, 3 errors: the t factor (the variance on 3 people) puts
+    the plain lower end far down; the people's interval is then the exact binomial one
+    (K = 400), above the Markov floor, and the lower end is raised to it."""
+    errors = np.zeros(400)
+    errors[:3] = 1
+    summary = summarise_clusters(errors, np.ones(400))
+    plain = design_effect_interval(summary)
+    r = korn_graubard_from_summary(summary)
+    exact_low, exact_high = clopper_pearson(np.array([3]), 400, 0.95)
+    assert plain.ci_low[0] < 0.5 * exact_low[0]
+    assert r.ci_low[0] == pytest.approx(exact_low[0]) and r.ci_low[0] > 3 * 0.025 / 400
+    assert r.ci_high[0] == pytest.approx(exact_high[0])
+    assert r.method[0] == KORN_GRAUBARD + PEOPLE_INTERVAL_SUFFIX
+
+
+def test_ratio_to_lowest_names_each_rate_bound() -> None:
+    errors = np.zeros(412)
+    errors[0] = 1
+    summaries = {"a": summarise_clusters(errors, TRIALS), "b": summarise_clusters(errors, TRIALS)}
+    out = ratio_to_lowest(summaries)
+    bounds = simultaneous_rate_bounds(summaries)
+    assert out.rate_method is not None and out.rate_method.shape == (2, 1)
+    assert out.rate_method[0, 0] == bounds["a"].method[0]
+    assert out.rate_method[0, 0].endswith(MARKOV_FLOOR_SUFFIX)
+    np.testing.assert_array_equal(out.rate_low[:, 0], [bounds[g].ci_low[0] for g in "ab"])

@@ -954,8 +954,9 @@ def capped_by_people(
     factor then shrinks ``n_eff`` up to 25× at 95% and about 400× at the 99.4% of a
     Bonferroni family of 8 (one person of 520 with 12 of their 33 searches false matches:
     one-sided 0.476; the cap, with ``K = 811 / 33``, 0.14; with all 40 false positives of that
-    data set 0.19 against 0.476. One error in 754 searches of 412 people at 98.75%, two-sided:
-    [2e-247, 0.53] before, [3.3e-06, 0.014] within the people's interval).
+    data set 0.19 against 0.476. One error in 754 searches of 412 people at 97.5%, two-sided:
+    [2e-247, 0.53] before, [7.6e-13, 0.032] within the people's interval, whose lower end
+    :func:`markov_floor` then raises to 1.7e-05).
 
     A one-sided upper bound (``sided="upper"``) is lowered to the cap: every one-sided bound of
     the workbench since stop 25. A two-sided (or lower) interval (since stop 31) also has its
@@ -1014,7 +1015,8 @@ def markov_floor(bound: ClusteredRate, confidence: float = 0.95) -> ClusteredRat
     a_low, _ = _tails(confidence, bound.sided)
     if a_low == 0.0 or bound.trials <= 0:
         return bound
-    floor = np.asarray(bound.errors, np.float64) * a_low / float(bound.trials)
+    # the rate, not the rounded errors: Markov's bound is for the error sum itself
+    floor = np.asarray(bound.rate, np.float64) * a_low
     raised = floor > bound.ci_low * (1 + 1e-12)
     if not raised.any():
         return bound

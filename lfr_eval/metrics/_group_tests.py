@@ -737,7 +737,8 @@ def ratio_to_lowest(
     ratio_low = np.full_like(rate, np.nan)
     ratio_high = np.full_like(rate, np.nan)
     for t in cols:
-        at_t = {g: _summary_column(summaries[g], int(t)) for g in names}
+        # the whole column (with the fourth moment the people's interval reads), as the frame
+        at_t = {g: summaries[g].column(int(t)) for g in names}
         pairs = simultaneous_ratio_intervals(at_t, confidence)
         j = pairs.index(names[ref[t]])
         for i, g in enumerate(names):
@@ -754,18 +755,6 @@ def ratio_to_lowest(
         confidence=float(confidence),
         group_confidence=group_confidence,
         rate_method=np.stack([b.method for b in bounds]).astype(object),
-    )
-
-
-def _summary_column(summary: ClusterSummary, t: int) -> ClusterSummary:
-    """The one-threshold :class:`ClusterSummary` at column ``t`` of ``summary``."""
-    return ClusterSummary(
-        errors=summary.errors[t : t + 1],
-        trials=summary.trials,
-        n_subjects=summary.n_subjects,
-        variance=summary.variance[t : t + 1],
-        df=summary.df[t : t + 1],
-        effective_people=summary.effective_people,
     )
 
 
