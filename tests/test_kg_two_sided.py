@@ -90,7 +90,10 @@ def test_many_people_with_errors_leave_the_interval_alone() -> None:
 
 def test_lower_sided_bound_is_raised_and_upper_sided_unchanged() -> None:
     low = korn_graubard(_one_error(2), TRIALS, 0.95, sided="lower")
-    assert low.ci_low[0] == pytest.approx(2 * 0.05 / 754) and low.ci_high[0] == 1.0
+    # the people's one-sided lower end in K = 754 / 2 trials, above the Markov floor 2 x 0.05 / 754
+    people_low, _ = clustered.fractional_clopper_pearson(2 / 2, 377.0, 0.05, 0.0)
+    assert low.ci_low[0] == pytest.approx(people_low) and low.ci_low[0] > 2 * 0.05 / 754
+    assert low.ci_high[0] == 1.0 and low.effective_trials[0] == pytest.approx(377.0)
     up = korn_graubard(_one_error(2), TRIALS, 0.95, sided="upper")
     assert up.ci_low[0] == 0.0 and MARKOV_FLOOR_SUFFIX not in up.method[0]
 
@@ -171,3 +174,63 @@ def test_ratio_to_lowest_names_each_rate_bound() -> None:
     assert out.rate_method[0, 0] == bounds["a"].method[0]
     assert out.rate_method[0, 0].endswith(MARKOV_FLOOR_SUFFIX)
     np.testing.assert_array_equal(out.rate_low[:, 0], [bounds[g].ci_low[0] for g in "ab"])
+
+
+def test_the_largest_searches_are_kept_and_used() -> None:
+    """K = n / M takes the most searches one person has (kept since stop 31), not only the
+    moment bound, which is 1.6-3x above it where searches vary (here 2.6x: 5.13 for 2)."""
+    summary = summarise_clusters(_one_error(), TRIALS)
+    assert summary.largest_trials == 2.0
+    assert largest_searches_bound(summary) == 2.0
+    from dataclasses import replace
+
+    old = replace(summary, largest_trials=None)  # a rates row written before stop 31
+    assert 5.0 < largest_searches_bound(old) < 5.2
+    assert korn_graubard_from_summary(old, 0.975).ci_high[0] > (
+        korn_graubard_from_summary(summary, 0.975).ci_high[0]
+    )
+    # an edited value cannot go below what the moments allow (the root mean square, 1.9)
+    edited = replace(summary, largest_trials=0.5)
+    assert largest_searches_bound(edited) == pytest.approx(np.sqrt((TRIALS**2).mean()))
+    # nor above the moment bound
+    assert largest_searches_bound(replace(summary, largest_trials=50.0)) == pytest.approx(
+        largest_searches_bound(old)
+    )
+
+
+def test_rates_rows_carry_the_largest_searches() -> None:
+    """A rates row gives M from ``searches_max``, else from its searches-per-person histogram
+    (aggregates since stop 27, the shipped example among them), else not at all."""
+    from lfr_eval.metrics._clustered import summary_of_row
+
+    row = {
+        "rate_variance": 1e-6, "variance_df": 3.0, "effective_people": 190.9,
+        "errors": 1, "n_searches": 754, "n_subjects": 412, "searches_fourth_moment": 182402.0,
+    }  # fmt: skip
+    assert summary_of_row(row).largest_trials is None
+    assert summary_of_row({**row, "searches_histogram": "1x300 2x100 10x12"}).largest_trials == 10
+    assert summary_of_row({**row, "searches_max": 7.0}).largest_trials == 7.0
+    # a garbled histogram gives no M here (the group test refuses the row with its own error)
+    assert summary_of_row({**row, "searches_histogram": "1x3 zz"}).largest_trials is None
+
+
+def test_frame_rates_table_keeps_searches_max() -> None:
+    import pandas as pd
+
+    from lfr_eval.metrics import IdentificationFrame, SearchSet
+
+    people = np.repeat(np.arange(30), np.arange(1, 31)).astype(str)  # person i searched i+1 times
+    group = np.where(people.astype(int) < 15, "a", "b")
+    searches = SearchSet(
+        watchlist_size=10,
+        mate_scores=np.array([0.9]),
+        mate_ranks=np.array([1]),
+        mated_subjects=np.array(["m"]),
+        non_mated_topk=np.full((people.size, 1), 0.1),
+        non_mated_subjects=people,
+        mated_groups=pd.DataFrame({"g": ["a"]}),
+        non_mated_groups=pd.DataFrame({"g": group}),
+    )
+    rows = IdentificationFrame(searches, [0.5], ["g"]).by_group.xs("fpir", level="metric")
+    assert rows.loc[(0.5, "a"), "searches_max"] == 15
+    assert rows.loc[(0.5, "b"), "searches_max"] == 30

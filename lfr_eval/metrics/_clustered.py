@@ -360,6 +360,12 @@ class ClusterSummary:
         rate is a data set with fewer false matches than the data. None where the summary was
         made without it (a rates row written before it was recorded, or a summary built by
         hand); the scaled bound then says it has no floor, never silently.
+    largest_trials : float or None
+        The most searches one person has (the ``M`` of the bound counted by people,
+        :func:`largest_searches_bound`); None where the summary was made without it (a rates
+        row with neither ``searches_max`` nor a searches-per-person histogram): the bound then
+        follows from ``trials_fourth_moment``, 1.6–3× above the true largest where searches
+        per person vary.
     """
 
     errors: np.ndarray
@@ -372,6 +378,7 @@ class ClusterSummary:
     top_trials: np.ndarray | None = None
     trials_fourth_moment: float | None = None
     lowest_rate: np.ndarray | None = None
+    largest_trials: float | None = None
 
     @property
     def keeps_top_people(self) -> bool:
@@ -399,6 +406,7 @@ class ClusterSummary:
             top_trials=None if self.top_trials is None else self.top_trials[:, index],
             trials_fourth_moment=self.trials_fourth_moment,
             lowest_rate=None if self.lowest_rate is None else self.lowest_rate[index],
+            largest_trials=self.largest_trials,
         )
 
 
@@ -597,7 +605,28 @@ def summary_of_row(row: Mapping[str, Any]) -> ClusterSummary | None:
         top_trials=top_n,
         trials_fourth_moment=fourth,
         lowest_rate=lowest,
+        largest_trials=_largest_of_row(row),
     )
+
+
+def _largest_of_row(row: Mapping[str, Any]) -> float | None:
+    """The most searches one person has, from a rates row: its ``searches_max`` column (since
+    stop 31), else the largest value of its searches-per-person histogram (kept since stop 27
+    for the group test); None where it has neither, or a histogram that does not parse (the
+    group test refuses that row with its own error)."""
+    from lfr_eval.metrics._people_sums import parse_searches_histogram
+
+    try:
+        largest = float(row["searches_max"])
+    except (KeyError, TypeError, ValueError):
+        largest = float("nan")
+    if np.isfinite(largest):
+        return largest
+    try:
+        histogram = parse_searches_histogram(row.get("searches_histogram"))
+    except ValueError:
+        return None
+    return None if histogram is None else float(histogram[0].max())
 
 
 def merge_top_people(
@@ -631,7 +660,7 @@ def summarise_clusters(errors: ArrayLike, trials: ArrayLike) -> ClusterSummary:
         k = 2 * MONOTONE_TOP_PEOPLE
         return ClusterSummary(
             np.zeros(m), 0.0, 0, np.zeros(m), np.full(m, np.nan), 0.0,
-            np.zeros((k, m)), np.zeros((k, m)), 0.0, np.zeros(m),
+            np.zeros((k, m)), np.zeros((k, m)), 0.0, np.zeros(m), 0.0,
         )
     rate, variance = cluster_robust_variance(e, n)
     df = effective_degrees_of_freedom(e, n, rate) if s > 1 else np.full(m, np.nan)
@@ -648,6 +677,7 @@ def summarise_clusters(errors: ArrayLike, trials: ArrayLike) -> ClusterSummary:
         top_trials=top_n,
         trials_fourth_moment=float((n**4).sum()),
         lowest_rate=(e / n[:, None]).min(axis=0),
+        largest_trials=float(n.max()),
     )
 
 
@@ -924,15 +954,25 @@ def largest_searches_bound(summary: ClusterSummary) -> float:
     others), so ``M^2 <= (S2 + sqrt((s - 1) (s S4 - S2^2))) / s``: exactly the common value
     when everyone has the same searches, close to the true largest when one person stands
     out. Without ``S4`` (a summary written before it was kept): ``sqrt(S2)``.
+
+    Where the summary keeps the largest itself (:attr:`ClusterSummary.largest_trials`, since
+    stop 31) that is the answer, kept within what the moments allow (at least the root mean
+    square ``sqrt(S2 / s)``, at most the moment bound), so an edited value cannot narrow an
+    interval below what any people with these moments give.
     """
     total = float(summary.trials)
     s = int(summary.n_subjects)
     s2 = total**2 / float(summary.effective_people)
     s4 = summary.trials_fourth_moment
     if s4 is None or s < 2:
-        return float(np.sqrt(s2))
-    spread = max((s - 1) * (s * float(s4) - s2 * s2), 0.0)
-    return float(np.sqrt(min(s2, (s2 + np.sqrt(spread)) / s)))
+        bound = float(np.sqrt(s2))
+    else:
+        spread = max((s - 1) * (s * float(s4) - s2 * s2), 0.0)
+        bound = float(np.sqrt(min(s2, (s2 + np.sqrt(spread)) / s)))
+    largest = summary.largest_trials
+    if largest is None or not np.isfinite(largest) or s < 1:
+        return bound
+    return float(min(bound, max(float(largest), np.sqrt(s2 / s))))
 
 
 def capped_by_people(

@@ -97,6 +97,7 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "effective_people",
     "top_people",
     "searches_fourth_moment",
+    "searches_max",
     *PEOPLE_SUMS_COLUMNS,
 )
 
@@ -392,6 +393,10 @@ class IdentificationFrame:
             # what the one-sided bound monotone in the errors needs (no person named)
             "top_people": format_top_people(top_errors, top_trials),
             "searches_fourth_moment": np.full(m, summary.trials_fourth_moment, np.float64),
+            # the most searches one person has: the people's interval's M (a count, no name)
+            "searches_max": np.full(
+                m, np.nan if summary.largest_trials is None else summary.largest_trials
+            ),
             # what the null bootstrap group test needs (sums and a searches-per-person
             # histogram, no person named): an aggregate runs the full results' test from them
             **self._people_sums(builder),

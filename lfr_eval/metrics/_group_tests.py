@@ -973,6 +973,9 @@ def combine_strata(summaries: list[ClusterSummary]) -> ClusterSummary:
     eff = np.array([max(float(s.effective_people), 1e-300) for s in summaries])
     searched = n > 0
     people = total**2 / float(np.sum(n[searched] ** 2 / eff[searched])) if searched.any() else 0.0
+    # the strata hold different people: fourth moments add, the largest is the largest's
+    fourths = [s.trials_fourth_moment for s in summaries]
+    largest = [s.largest_trials for s in summaries]
     return ClusterSummary(
         errors=np.array([k.sum()]),
         trials=total,
@@ -980,6 +983,12 @@ def combine_strata(summaries: list[ClusterSummary]) -> ClusterSummary:
         variance=np.array([float(a.sum())]),
         df=np.array([df_total]),
         effective_people=people,
+        trials_fourth_moment=(
+            None if any(v is None for v in fourths) else float(sum(v or 0.0 for v in fourths))
+        ),
+        largest_trials=(
+            None if any(v is None for v in largest) else float(max(v or 0.0 for v in largest))
+        ),
     )
 
 

@@ -711,6 +711,7 @@ def summarise_subjects(
         top_trials=tops[0][1],
         trials_fourth_moment=float((n_all**4).sum()),
         lowest_rate=lowest,
+        largest_trials=float(n_all.max()) if n_all.size else 0.0,
     )
 
 

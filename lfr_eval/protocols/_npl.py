@@ -977,6 +977,7 @@ def _composite_summaries(
     u2, u4, largest = (np.zeros((n_sets, m)) for _ in range(3))
     n2 = np.zeros(n_sets)
     n4 = np.zeros(n_sets)
+    most = np.zeros(n_sets)
     # the one-sided bound's envelope needs the top people (a person lies in one block, so the
     # top people of a set are among its blocks' own)
     tops = [top_people(np.zeros((0, m)), np.zeros(0)) for _ in range(n_sets)]
@@ -1017,6 +1018,7 @@ def _composite_summaries(
                 lowest[k] = np.minimum(lowest[k], (v / n[:, None]).min(axis=0))
             n2[k] += float((n * n).sum())
             n4[k] += float((n**4).sum())
+            most[k] = max(most[k], float(n.max())) if len(n) else most[k]
             tops[k] = merge_top_people([tops[k], top_people(v, n)])
             people[k] += len(n)
             searches[k] += float(n.sum())
@@ -1038,6 +1040,7 @@ def _composite_summaries(
             top_trials=tops[k][1],
             trials_fourth_moment=float(n4[k]),
             lowest_rate=lowest[k] if s > 0 else np.zeros(m),
+            largest_trials=float(most[k]),
         )
         out.append((summary, largest[k]))
     return out

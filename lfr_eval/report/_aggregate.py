@@ -88,6 +88,7 @@ RATE_COLUMNS = (
     "effective_people",
     "top_people",
     "searches_fourth_moment",
+    "searches_max",
     "errors_squared",
     "errors_searches",
     "errors_squared_per_search",
@@ -121,6 +122,7 @@ _CLUSTER_COLUMNS = (
     "effective_people",
     "top_people",
     "searches_fourth_moment",
+    "searches_max",
 )
 
 
@@ -131,6 +133,7 @@ _EXACT_COLUMNS = (
     "variance_df",
     "effective_people",
     "searches_fourth_moment",
+    "searches_max",
     "errors_squared_per_search",
 )
 

@@ -437,6 +437,15 @@ def rate_vs_threshold_figure(
     return fig
 
 
+def _first_finite(rows: pd.DataFrame, column: str) -> float | None:
+    """The column's first value as a float where the table has it and it is finite, else None
+    (a table written before the column was kept)."""
+    if column not in rows.columns:
+        return None
+    value = pd.to_numeric(rows[column], errors="coerce").iloc[0]
+    return float(value) if np.isfinite(value) else None
+
+
 def _ratio_table(
     view: _Rates,
     metric: str,
@@ -477,6 +486,9 @@ def _ratio_table(
             variance=rows["rate_variance"].to_numpy(float),
             df=rows["variance_df"].to_numpy(float),
             effective_people=float(rows["effective_people"].iloc[0]),
+            # what the people's interval reads (K = n / M), where the table keeps it
+            trials_fourth_moment=_first_finite(rows, "searches_fourth_moment"),
+            largest_trials=_first_finite(rows, "searches_max"),
         )
     if len(summaries) < 2:
         return pd.DataFrame(columns=columns), True
