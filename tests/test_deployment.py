@@ -258,7 +258,7 @@ def _aggregate(engine_id: EngineId):
             rows.append(
                 (metric, t, "all", "all", n, 100, errors, errors / n, errors / n / 2,
                  errors / n * 2, "clopper-pearson", False, False, float("nan"), float("nan"),
-                 float("nan"), "", float("nan"), 0, 0, 0.0, "")
+                 float("nan"), "", float("nan"), float("nan"), 0, 0, 0.0, "")
             )  # fmt: skip
     from lfr_eval.faces import RuntimeInfo
     from lfr_eval.results import DatasetInfo, IntervalSettings, ProtocolInfo, Provenance
