@@ -1018,7 +1018,8 @@ def _composite_summaries(
                 lowest[k] = np.minimum(lowest[k], (v / n[:, None]).min(axis=0))
             n2[k] += float((n * n).sum())
             n4[k] += float((n**4).sum())
-            most[k] = max(most[k], float(n.max())) if len(n) else most[k]
+            if len(n):
+                most[k] = max(most[k], float(n.max()))
             tops[k] = merge_top_people([tops[k], top_people(v, n)])
             people[k] += len(n)
             searches[k] += float(n.sum())

@@ -22,7 +22,7 @@ axes are cosine similarities in [-1, 1].
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -30,12 +30,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from lfr_eval.metrics import (
-    ClusterSummary,
     DetCurve,
     IdentificationDet,
     IdentificationFrame,
     RateCurve,
     ratio_to_lowest,
+    summary_of_row,
 )
 from lfr_eval.protocols import WatchlistScaling
 from lfr_eval.report._aggregate import ALL, RATE_COLUMNS, AggregateResult, _rates_long
@@ -437,15 +437,6 @@ def rate_vs_threshold_figure(
     return fig
 
 
-def _first_finite(rows: pd.DataFrame, column: str) -> float | None:
-    """The column's first value as a float where the table has it and it is finite, else None
-    (a table written before the column was kept)."""
-    if column not in rows.columns:
-        return None
-    value = pd.to_numeric(rows[column], errors="coerce").iloc[0]
-    return float(value) if np.isfinite(value) else None
-
-
 def _ratio_table(
     view: _Rates,
     metric: str,
@@ -479,16 +470,19 @@ def _ratio_table(
     summaries = {}
     for g in groups:
         rows = part[part["group"] == g].set_index("threshold").loc[thresholds]
-        summaries[str(g)] = ClusterSummary(
+        # the group's own statistics (searches, people, M, ...) read as the page reads them,
+        # with this chart's thresholds as its columns
+        first = summary_of_row(rows.iloc[0])
+        if first is None:
+            return pd.DataFrame(columns=columns), True
+        summaries[str(g)] = replace(
+            first,
             errors=rows["errors"].to_numpy(float),
-            trials=float(rows["n_searches"].iloc[0]),
-            n_subjects=int(rows["n_subjects"].iloc[0]),
             variance=rows["rate_variance"].to_numpy(float),
             df=rows["variance_df"].to_numpy(float),
-            effective_people=float(rows["effective_people"].iloc[0]),
-            # what the people's interval reads (K = n / M), where the table keeps it
-            trials_fourth_moment=_first_finite(rows, "searches_fourth_moment"),
-            largest_trials=_first_finite(rows, "searches_max"),
+            top_errors=None,
+            top_trials=None,
+            lowest_rate=None,
         )
     if len(summaries) < 2:
         return pd.DataFrame(columns=columns), True
